@@ -1,0 +1,1 @@
+"""Peripheral firmware images: inspect, verify, upload, roll back."""

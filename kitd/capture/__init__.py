@@ -1,0 +1,1 @@
+"""Capture: quality assessment and live capture sessions, per modality."""

@@ -1,0 +1,1 @@
+"""Crypto: keys, sealing (CMS) and the audit chain of the kit."""
