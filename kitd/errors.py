@@ -1,0 +1,39 @@
+"""The kit's own error types: what drivers raise and what the daemon and CLI report.
+
+Callers never see a pyusb, pyserial or termios exception; a driver's transport maps
+them onto these at the edge.
+"""
+
+from __future__ import annotations
+
+
+class KitError(Exception):
+    """Base of every error the kit reports to a person."""
+
+
+class ConfigError(KitError):
+    """A configuration value, argument or device URI is wrong (names what was wrong)."""
+
+
+class DeviceError(KitError):
+    """Something went wrong talking to a device."""
+
+
+class DeviceGone(DeviceError):
+    """The device vanished: unplugged, powered off, or never there (ENODEV)."""
+
+
+class DeviceTimeout(DeviceError):
+    """The device did not answer within the allowed time (ETIMEDOUT)."""
+
+
+class NoFinger(DeviceTimeout):
+    """No finger (or frame) arrived within the capture's timeout."""
+
+
+class ProtocolError(DeviceError):
+    """A malformed reply, an endpoint STALL, or a failed transfer (EIO, EPIPE)."""
+
+
+class DeviceBusy(DeviceError):
+    """The device is held by another capture or by a running daemon."""
