@@ -1,0 +1,57 @@
+"""kitctl: the technician's command line for one-off jobs on a kit.
+
+Each command group lives in its own module under ``kitd.cli`` and offers
+``add_parser(subparsers)``; the parser it adds sets ``func(args) -> int``.
+Exit status: 0 success, 1 the job failed, 2 bad arguments or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from kitd import __version__
+from kitd.errors import ConfigError
+
+# Command-group modules, in the order their help is shown.
+COMMAND_GROUPS = ("devices", "capture", "quality")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line instead of the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"kitctl: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="kitctl", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"kitctl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+    for name in COMMAND_GROUPS:
+        try:
+            module = importlib.import_module(f"kitd.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"kitd.cli.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        sys.stderr.write(f"kitctl: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("kitctl: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
