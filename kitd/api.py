@@ -1,0 +1,118 @@
+"""The daemon's local HTTP API (aiohttp): request parsing and error mapping only.
+
+Handlers call the `Kit` services and translate the kit's errors into HTTP:
+404 unknown device, 409 busy, 503 disconnected, 504 no finger/frame in time,
+502 protocol error, 400 malformed request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from kitd.errors import DeviceBusy, DeviceGone, DeviceTimeout, KitError, NoFinger, ProtocolError
+from kitd.openapi import openapi_document
+
+if TYPE_CHECKING:
+    from kitd.daemon import Kit
+
+KIT_KEY = web.AppKey("kit", object)
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+def kit_error_response(exc: KitError) -> web.Response:
+    if isinstance(exc, DeviceBusy):
+        return error_response(409, "busy", str(exc))
+    if isinstance(exc, DeviceGone):
+        return error_response(503, "disconnected", str(exc))
+    if isinstance(exc, NoFinger):
+        return error_response(504, "no_finger", str(exc))
+    if isinstance(exc, DeviceTimeout):
+        return error_response(504, "timeout", str(exc))
+    if isinstance(exc, ProtocolError):
+        return error_response(502, "protocol_error", str(exc))
+    return error_response(500, "error", str(exc))
+
+
+def _kit(request: web.Request) -> Kit:
+    return request.app[KIT_KEY]  # type: ignore[return-value]
+
+
+async def get_status(request: web.Request) -> web.Response:
+    return web.json_response(_kit(request).status())
+
+
+async def get_devices(request: web.Request) -> web.Response:
+    return web.json_response(_kit(request).devices())
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+CAPTURE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "timeout_s": ((int, float), "a number of seconds above 0"),
+    "raw": (bool, "true or false"),
+    "force": (bool, "true or false"),
+}
+
+
+def parse_capture_request(body: Any) -> dict[str, Any]:
+    """Validate a capture body; ValueError naming the field when it is wrong."""
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    for key, value in body.items():
+        if key not in CAPTURE_FIELDS:
+            raise ValueError(f"unknown field '{key}'")
+        expected, meaning = CAPTURE_FIELDS[key]
+        wrong_type = not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool)
+        if wrong_type or (key == "timeout_s" and not value > 0):
+            raise ValueError(f"field '{key}' must be {meaning}, got {json.dumps(value)}")
+    return body
+
+
+async def post_capture(request: web.Request) -> web.Response:
+    kit = _kit(request)
+    device_id = request.match_info["id"]
+    slot = kit.slot(device_id)
+    if slot is None:
+        return error_response(404, "unknown_device", f"no device '{device_id}'")
+    raw_body = await request.read()
+    try:
+        body = json.loads(raw_body) if raw_body.strip() else None
+        options = parse_capture_request(body)
+    except ValueError as exc:
+        return error_response(400, "bad_request", f"capture request: {exc}")
+    try:
+        capture = await kit.capture(slot, **options)
+    except KitError as exc:
+        return kit_error_response(exc)
+    headers = {"Cache-Control": "no-store", **capture.headers}
+    return web.Response(body=capture.body, content_type=capture.content_type, headers=headers)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+
+
+def make_app(kit: Kit) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[KIT_KEY] = kit
+    app.router.add_get("/api/v1/status", get_status)
+    app.router.add_get("/api/v1/devices", get_devices)
+    app.router.add_post("/api/v1/devices/{id}/capture", post_capture)
+    app.router.add_get("/api/v1/openapi.json", get_openapi)
+    return app

@@ -1,0 +1,180 @@
+"""The kit's configuration: a TOML file, every key with a documented default.
+
+`load_config` reads and validates the file and returns a `KitConfig`; any wrong
+value raises `ConfigError` naming the key. `CONFIG_REFERENCE` is the single source
+of the keys, their types, defaults and meaning (the README's reference is made
+from it).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kitd.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/kitd/kitd.toml")
+
+# (key, type, default, meaning). Nested tables are dotted keys.
+CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
+    ("data_dir", str, "/var/lib/kitd", "Directory for all of the daemon's state."),
+    ("api.host", str, "127.0.0.1", "Address the local HTTP API listens on."),
+    ("api.port", int, 8080, "Port of the HTTP API; 0 picks a free one (written to data_dir/api.port)."),
+    ("log.level", str, "info", "Lowest level logged to stderr: debug, info, warning, error."),
+    (
+        "usb_backend",
+        str,
+        "",
+        "How pyusb reaches USB devices: empty for the system's libusb, "
+        "or usbip://HOST:PORT for a USB/IP server (the simulation rig).",
+    ),
+    ("devices.reconnect_min_s", (int, float), 0.2, "First retry delay for a disconnected device."),
+    ("devices.reconnect_max_s", (int, float), 1.0, "Longest retry delay (backoff doubles up to it)."),
+    (
+        "devices.health_interval_s",
+        (int, float),
+        1.0,
+        "How often a ready device's presence is checked (bus enumeration, no I/O to the device).",
+    ),
+    ("fingerprint.ppi", (int, float), 385, "NB-1010-U resolution from the vendor's datasheet."),
+    ("fingerprint.poll_interval_s", (int, float), 0.1, "Pause between finger-presence polls."),
+    (
+        "fingerprint.capture_timeout_s",
+        (int, float),
+        20.0,
+        "Default time to wait for a finger when a request names none.",
+    ),
+]
+
+# Per-device keys of a [[device]] entry.
+DEVICE_KEYS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
+    "id": (str, None, "Name of the device in the API (default: its kind, numbered if repeated)."),
+    "uri": (str, None, "Where the device is: usb:298d:1010[?serial=...]."),
+}
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass
+class DeviceConfig:
+    """One configured device: its id and URI."""
+
+    id: str
+    uri: str
+
+
+@dataclass
+class KitConfig:
+    """The validated configuration; `values` holds every dotted key."""
+
+    values: dict[str, Any]
+    devices: list[DeviceConfig] = field(default_factory=list)
+    source: Path | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.values["data_dir"])
+
+
+def defaults() -> dict[str, Any]:
+    return {key: default for key, _, default, _ in CONFIG_REFERENCE}
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _check_type(key: str, value: Any, expected: type | tuple[type, ...]) -> None:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    # bool is an int in Python; a config that says `port = true` is still wrong.
+    if isinstance(value, bool) and bool not in types:
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        names = " or ".join("number" if t is float else t.__name__ for t in types)
+        raise ConfigError(f"config key '{key}': expected {names}, got {value!r}")
+
+
+def parse_config(text: str, source: Path | None = None) -> KitConfig:
+    """Validate TOML text into a KitConfig; raise ConfigError naming the bad key."""
+    where = f"{source}: " if source else ""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}not valid TOML: {exc}") from None
+    device_tables = raw.pop("device", [])
+    if not isinstance(device_tables, list):
+        raise ConfigError(f"{where}config key 'device': expected [[device]] tables")
+    values = defaults()
+    reference = {key: expected for key, expected, _, _ in CONFIG_REFERENCE}
+    for key, value in _flatten(raw).items():
+        if key not in reference:
+            raise ConfigError(f"{where}unknown config key '{key}'")
+        _check_type(key, value, reference[key])
+        values[key] = value
+    if values["log.level"] not in LOG_LEVELS:
+        raise ConfigError(f"{where}config key 'log.level': expected one of {', '.join(LOG_LEVELS)}")
+    if not 0 <= values["api.port"] <= 65535:
+        raise ConfigError(f"{where}config key 'api.port': {values['api.port']} is not a port")
+    devices = _parse_devices(device_tables, where)
+    return KitConfig(values=values, devices=devices, source=source)
+
+
+def _parse_devices(tables: list[Any], where: str) -> list[DeviceConfig]:
+    from kitd.drivers.registry import device_kind
+
+    devices: list[DeviceConfig] = []
+    counts: dict[str, int] = {}
+    for index, table in enumerate(tables):
+        label = f"device[{index}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}config key '{label}': expected a table")
+        for key, value in table.items():
+            if key not in DEVICE_KEYS:
+                raise ConfigError(f"{where}unknown config key '{label}.{key}'")
+            _check_type(f"{label}.{key}", value, DEVICE_KEYS[key][0])
+        if "uri" not in table:
+            raise ConfigError(f"{where}config key '{label}.uri' is required")
+        uri = table["uri"]
+        try:
+            kind = device_kind(uri)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}config key '{label}.uri': {exc}") from None
+        device_id = table.get("id")
+        if device_id is None:
+            counts[kind] = counts.get(kind, 0) + 1
+            device_id = kind if counts[kind] == 1 else f"{kind}{counts[kind]}"
+        if any(d.id == device_id for d in devices):
+            raise ConfigError(f"{where}config key '{label}.id': duplicate id '{device_id}'")
+        devices.append(DeviceConfig(id=device_id, uri=uri))
+    return devices
+
+
+def load_config(path: Path | str | None = None) -> KitConfig:
+    """Read the config file (default /etc/kitd/kitd.toml); ConfigError on any problem."""
+    source = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {source} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {source} cannot be read: {exc}") from None
+    return parse_config(text, source)
+
+
+def builtin_config() -> KitConfig:
+    """The built-in defaults, for commands that need no config file."""
+    return KitConfig(values=defaults())

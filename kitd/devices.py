@@ -1,0 +1,200 @@
+"""The daemon's device slots: keep each configured device connected, and use it one job at a time.
+
+A slot owns one driver. Its supervisor opens the device, retries with backoff
+while it is absent, and checks a ready device's presence by bus enumeration; a
+job (a capture) takes the slot exclusively and runs the driver's blocking I/O on
+the slot's own thread, off the event loop. A device that vanishes mid-job makes
+the slot `disconnected`; the daemon itself never stops because of a device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from kitd.claims import ClaimHeld, DeviceClaim, describe_holder
+from kitd.errors import DeviceBusy, DeviceError, DeviceGone, KitError
+
+log = logging.getLogger("kitd.devices")
+
+T = TypeVar("T")
+
+STATUSES = ("ready", "busy", "disconnected", "error")
+
+
+class DeviceSlot:
+    """One configured device as the daemon sees it."""
+
+    def __init__(
+        self,
+        device_id: str,
+        uri: str,
+        kind: str,
+        driver_factory: Callable[[], Any],
+        *,
+        claim_key: str = "",
+        holder: dict | None = None,
+        reconnect_min_s: float = 0.2,
+        reconnect_max_s: float = 1.0,
+        health_interval_s: float = 1.0,
+    ) -> None:
+        self.id = device_id
+        self.uri = uri
+        self.kind = kind
+        self.model: str | None = None
+        self.serial: str | None = None
+        self.firmware: str | None = None
+        self.detail: dict[str, Any] = {}
+        self.status = "disconnected"
+        self.reason = "not opened yet"
+        self.since = time.time()
+        self.cancel = threading.Event()
+        self._driver_factory = driver_factory
+        self._driver: Any = None
+        self._claim_key = claim_key
+        self._holder = holder or {}
+        self._claim: DeviceClaim | None = None
+        self._job_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dev-{device_id}")
+        self._reconnect_min_s = reconnect_min_s
+        self._reconnect_max_s = reconnect_max_s
+        self._health_interval_s = health_interval_s
+
+    def describe(self) -> dict[str, Any]:
+        """The slot in the API's device shape."""
+        detail = dict(self.detail)
+        detail["status_reason"] = self.reason
+        detail["status_since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))
+        return {
+            "id": self.id,
+            "uri": self.uri,
+            "kind": self.kind,
+            "model": self.model,
+            "serial": self.serial,
+            "firmware": self.firmware,
+            "status": self.status,
+            "detail": detail,
+        }
+
+    def _set_status(self, status: str, reason: str) -> None:
+        if status != self.status or reason != self.reason:
+            self.since = time.time()
+            level = logging.INFO if status in ("ready", "busy") else logging.WARNING
+            if not (status == "busy" or self.status == "busy"):
+                log.log(
+                    level,
+                    "device %s is %s: %s",
+                    self.id,
+                    status,
+                    reason,
+                    extra={"device": self.id, "status": status, "reason": reason},
+                )
+        self.status = status
+        self.reason = reason
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def _open_blocking(self) -> Any:
+        if self._claim is None:
+            try:
+                self._claim = DeviceClaim(self.uri, self._claim_key, self._holder)
+            except ClaimHeld as held:
+                raise DeviceBusy(f"held by {describe_holder(held.holder)}") from None
+        if self._driver is None:
+            self._driver = self._driver_factory()
+        facts = self._driver.open()
+        return facts
+
+    def _close_blocking(self) -> None:
+        if self._driver is not None:
+            try:
+                self._driver.close()
+            except Exception:  # noqa: BLE001 - closing a vanished device may fail any way
+                log.debug("closing %s failed", self.id, exc_info=True)
+
+    async def supervise(self) -> None:
+        """Open the device, keep it open, reopen it after it vanishes; runs until cancelled."""
+        delay = self._reconnect_min_s
+        while True:
+            if self.status in ("disconnected", "error"):
+                try:
+                    facts = await self._in_thread(self._open_blocking)
+                except DeviceBusy as exc:
+                    self._set_status("error", str(exc))
+                except DeviceGone as exc:
+                    self._set_status("disconnected", str(exc))
+                except KitError as exc:
+                    self._set_status("error", str(exc))
+                except Exception as exc:  # noqa: BLE001 - a driver bug must not stop the daemon
+                    log.exception("opening %s failed unexpectedly", self.id)
+                    self._set_status("error", f"unexpected error: {exc}")
+                else:
+                    self.model, self.serial, self.firmware = facts.model, facts.serial, facts.firmware
+                    self.detail = dict(facts.detail)
+                    self._set_status("ready", "opened")
+                    delay = self._reconnect_min_s
+                    continue
+                await self._sleep(delay)
+                delay = min(delay * 2, self._reconnect_max_s)
+            else:
+                await self._sleep(self._health_interval_s)
+                if self.status == "ready" and not self._job_lock.locked():
+                    await self._check_presence()
+
+    async def _check_presence(self) -> None:
+        try:
+            present = await self._in_thread(self._driver.is_present)
+        except DeviceError as exc:
+            present, why = False, str(exc)
+        else:
+            why = "device no longer on the bus"
+        if not present and not self._job_lock.locked():
+            await self._lost(why)
+
+    async def _lost(self, reason: str) -> None:
+        await self._in_thread(self._close_blocking)
+        self._set_status("disconnected", reason)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def run_job(self, job: Callable[[Any], T]) -> T:
+        """Run `job(driver)` on the device's thread, exclusively; DeviceBusy if taken."""
+        if self._job_lock.locked():
+            raise DeviceBusy(f"device {self.id} is busy with another capture")
+        async with self._job_lock:
+            if self.status != "ready":
+                raise DeviceGone(f"device {self.id} is {self.status}: {self.reason}")
+            self._set_status("busy", "capturing")
+            try:
+                result = await self._in_thread(job, self._driver)
+            except DeviceGone as exc:
+                await self._lost(str(exc))
+                self._wake.set()
+                raise
+            except BaseException:
+                if self.status == "busy":
+                    self._set_status("ready", "last capture failed")
+                raise
+            self._set_status("ready", "last capture succeeded")
+            return result
+
+    async def shutdown(self) -> None:
+        self.cancel.set()
+        await self._in_thread(self._close_blocking)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None

@@ -1,0 +1,83 @@
+"""Device URIs and the registry that maps a URI to the driver that serves it.
+
+URIs are taken literally (no percent-decoding): `usb:VID:PID[?serial=S]`; later
+families add `serial:` and `camera:`. Nothing here knows about simulators: the
+same URI reaches a real sensor, a replayed trace or a USB/IP simulator, depending
+only on the configured USB backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitd.errors import ConfigError
+
+SCHEMES = ("usb",)
+
+# USB devices the kit has a driver for: (vendor, product) -> kind.
+USB_DRIVERS: dict[tuple[int, int], str] = {(0x298D, 0x1010): "fingerprint"}
+
+
+@dataclass(frozen=True)
+class DeviceUri:
+    """A parsed device URI: scheme, the target (after the scheme) and its parameters."""
+
+    text: str
+    scheme: str
+    target: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def parse_uri(uri: str) -> DeviceUri:
+    scheme, sep, rest = uri.partition(":")
+    if not sep or not scheme:
+        raise ConfigError(f"device URI '{uri}': expected SCHEME:TARGET, e.g. usb:298d:1010")
+    if scheme not in SCHEMES:
+        raise ConfigError(f"device URI '{uri}': unknown scheme '{scheme}' (known: {', '.join(SCHEMES)})")
+    target, _, query = rest.partition("?")
+    params: dict[str, str] = {}
+    for item in filter(None, query.split("&")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"device URI '{uri}': parameter '{item}' is not KEY=VALUE")
+        params[key] = value
+    return DeviceUri(text=uri, scheme=scheme, target=target, params=params)
+
+
+def parse_usb_target(uri: DeviceUri) -> tuple[int, int]:
+    parts = uri.target.split(":")
+    try:
+        if len(parts) != 2 or not all(len(p) == 4 for p in parts):
+            raise ValueError
+        vendor, product = (int(p, 16) for p in parts)
+    except ValueError:
+        raise ConfigError(f"device URI '{uri.text}': expected usb:VVVV:PPPP (hex ids)") from None
+    unknown = set(uri.params) - {"serial"}
+    if unknown:
+        raise ConfigError(f"device URI '{uri.text}': unknown parameter '{sorted(unknown)[0]}'")
+    return vendor, product
+
+
+def device_kind(uri: str) -> str:
+    """The kind of device a URI names, or ConfigError naming the URI."""
+    parsed = parse_uri(uri)
+    vendor, product = parse_usb_target(parsed)
+    kind = USB_DRIVERS.get((vendor, product))
+    if kind is None:
+        raise ConfigError(f"device URI '{uri}': no driver for USB device {vendor:04x}:{product:04x}")
+    return kind
+
+
+def make_driver(uri: str, config: Any) -> Any:
+    """A driver (not yet opened) for `uri`, configured from a KitConfig."""
+    from kitd.drivers.nb1010 import NB1010Reader
+    from kitd.drivers.usb_link import resolve_backend
+
+    parsed = parse_uri(uri)
+    device_kind(uri)
+    return NB1010Reader.over_usb(
+        serial=parsed.params.get("serial"),
+        backend=resolve_backend(config["usb_backend"]),
+        ppi=float(config["fingerprint.ppi"]),
+    )
