@@ -21,21 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 from aiohttp import web
 
 from kitd import __version__, sdnotify
 from kitd.api import make_app
-from kitd.capture.fingerprint import capture_raw_fingerprint
+from kitd.capture.fingerprint import capture_raw_fingerprint, encode_png
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, load_config
 from kitd.devices import STATUSES, DeviceSlot
 from kitd.drivers.registry import device_kind, make_driver
-from kitd.errors import ConfigError, KitError, ProtocolError
+from kitd.errors import ConfigError, KitError
 from kitd.logs import setup_logging
 
 log = logging.getLogger("kitd")
 
 PORT_FILE = "api.port"
+FIRST_LOOK_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -45,13 +45,6 @@ class Capture:
     body: bytes
     content_type: str
     headers: dict[str, str] = field(default_factory=dict)
-
-
-def encode_png(image: Any) -> bytes:
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise ProtocolError("could not encode the frame as PNG")
-    return data.tobytes()
 
 
 class Kit:
@@ -158,6 +151,12 @@ async def serve(config: KitConfig) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     tasks = [asyncio.create_task(slot.supervise(), name=f"slot-{slot.id}") for slot in kit.slots.values()]
+    # READY means the devices have been looked at once, so the first status is informed.
+    looked_at = [asyncio.create_task(slot.looked_at.wait()) for slot in kit.slots.values()]
+    if looked_at:
+        await asyncio.wait(looked_at, timeout=FIRST_LOOK_TIMEOUT_S)
+        for task in looked_at:
+            task.cancel()
     interval = sdnotify.watchdog_interval_s()
     if interval:
         tasks.append(asyncio.create_task(_watchdog(interval), name="watchdog"))

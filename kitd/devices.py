@@ -61,6 +61,7 @@ class DeviceSlot:
         self._claim: DeviceClaim | None = None
         self._job_lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self.looked_at = asyncio.Event()  # set after the first attempt to open
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dev-{device_id}")
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
@@ -140,8 +141,10 @@ class DeviceSlot:
                     self.model, self.serial, self.firmware = facts.model, facts.serial, facts.firmware
                     self.detail = dict(facts.detail)
                     self._set_status("ready", "opened")
+                    self.looked_at.set()
                     delay = self._reconnect_min_s
                     continue
+                self.looked_at.set()
                 await self._sleep(delay)
                 delay = min(delay * 2, self._reconnect_max_s)
             else:

@@ -6,9 +6,10 @@ import threading
 import time
 from typing import Protocol
 
+import cv2
 import numpy as np
 
-from kitd.errors import NoFinger
+from kitd.errors import NoFinger, ProtocolError
 
 
 class FingerprintReader(Protocol):
@@ -41,3 +42,11 @@ def capture_raw_fingerprint(
                 raise NoFinger("capture cancelled before a finger arrived")
         else:
             time.sleep(pause)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """An 8-bit grey frame as PNG bytes (lossless)."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise ProtocolError("could not encode the frame as PNG")
+    return data.tobytes()

@@ -1,0 +1,3 @@
+"""pytest configuration: the rig's fixtures for every test folder."""
+
+pytest_plugins = ["hil.pytest_plugin"]

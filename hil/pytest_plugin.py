@@ -1,0 +1,68 @@
+"""pytest fixtures of the rig: real kitd processes that stop at teardown and show their logs on failure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hil.rig import FIXTURES, KitdProcess
+
+LogSource = Callable[[], str]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+class RigLogs:
+    """Processes a test started; their logs are printed when the test fails."""
+
+    def __init__(self) -> None:
+        self.sources: list[tuple[str, LogSource]] = []
+
+    def add(self, name: str, source: LogSource) -> None:
+        self.sources.append((name, source))
+
+
+@pytest.fixture
+def rig_logs(request: pytest.FixtureRequest) -> Iterator[RigLogs]:
+    logs = RigLogs()
+    yield logs
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for name, source in logs.sources:
+            print(f"\n===== {name} log =====\n{source()}")
+
+
+@pytest.fixture
+def start_kitd(tmp_path: Path, rig_logs: RigLogs) -> Iterator[Callable[..., KitdProcess]]:
+    """Start real kitd processes: `start_kitd(devices=[...], settings={...}, prefix=[...])`."""
+    started: list[KitdProcess] = []
+
+    def start(**kwargs: Any) -> KitdProcess:
+        kitd = KitdProcess(tmp_path / f"kitd{len(started)}", **kwargs)
+        started.append(kitd)
+        rig_logs.add(f"kitd{len(started) - 1}", kitd.logs)
+        return kitd.start()
+
+    yield start
+    for kitd in started:
+        try:
+            kitd.stop()
+        except AssertionError as exc:
+            print(exc)
+
+
+@pytest.fixture
+def nb1010_fixture() -> Path:
+    """The real NB-1010 recording; the test skips when ../shared/fixtures is absent."""
+    path = FIXTURES / "nb1010"
+    if not (path / "capture.ioctl").exists():
+        pytest.skip(f"real-device fixture not found at {path}")
+    return path

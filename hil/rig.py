@@ -1,0 +1,207 @@
+"""The hardware-in-the-loop rig: run the real kitd (and device simulators) as processes.
+
+`KitdProcess` writes a config, starts `kitd` in its own process group with a
+NOTIFY_SOCKET of ours, waits for systemd's READY=1 and the port file, and stops
+it with SIGTERM. Tests talk to it only through its API and `kitctl`. Logs are kept
+in files so that a failing test can show them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kitd.client import DaemonClient
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+NB1010_FIXTURE = FIXTURES / "nb1010"
+
+
+def venv_script(name: str) -> str:
+    """Path of a console script installed beside the running interpreter."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def render_config(values: dict[str, Any], devices: Sequence[dict[str, str]] = ()) -> str:
+    """TOML text for dotted `values` and a list of [[device]] tables."""
+    top: list[str] = []
+    tables: dict[str, list[str]] = {}
+    for key, value in values.items():
+        table, _, name = key.rpartition(".")
+        line = f"{name} = {toml_value(value)}"
+        (tables.setdefault(table, []) if table else top).append(line)
+    parts = top[:]
+    for table, lines in tables.items():
+        parts.append(f"\n[{table}]")
+        parts.extend(lines)
+    for device in devices:
+        parts.append("\n[[device]]")
+        parts.extend(f"{k} = {toml_value(v)}" for k, v in device.items())
+    return "\n".join(parts) + "\n"
+
+
+def umockdev_prefix(fixture: Path = NB1010_FIXTURE) -> list[str]:
+    """The command prefix that replays the recorded NB-1010 under umockdev-run."""
+    return [
+        "umockdev-run",
+        "-d",
+        str(fixture / "device"),
+        "-i",
+        f"/dev/bus/usb/001/003={fixture / 'capture.ioctl'}",
+        "--",
+    ]
+
+
+class KitdProcess:
+    """One real kitd process with its own data dir, config, port and logs."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        devices: Sequence[dict[str, str]] = (),
+        settings: dict[str, Any] | None = None,
+        prefix: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.workdir / "data"
+        values = {
+            "data_dir": str(self.data_dir),
+            "api.port": 0,
+            "log.level": "debug",
+            "devices.reconnect_min_s": 0.1,
+            "devices.reconnect_max_s": 0.5,
+            "devices.health_interval_s": 0.2,
+            "fingerprint.capture_timeout_s": 3.0,
+            "fingerprint.poll_interval_s": 0.05,
+        }
+        values.update(settings or {})
+        self.config_path = self.workdir / "kitd.toml"
+        self.config_path.write_text(render_config(values, devices))
+        self.log_path = self.workdir / "kitd.log"
+        self.prefix = list(prefix)
+        self.env = dict(os.environ, **(env or {}))
+        self.env.setdefault("KITD_LOCK_DIR", str(self.workdir / "locks"))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.notifications: list[str] = []
+
+    def start(self, timeout_s: float = 30.0) -> KitdProcess:
+        sock_dir = tempfile.mkdtemp(prefix="kitd-notify-")
+        notify_path = os.path.join(sock_dir, "notify")
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(notify_path)
+        self._notify.settimeout(0.2)
+        env = dict(self.env, NOTIFY_SOCKET=notify_path)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [*self.prefix, venv_script("kitd"), "--config", str(self.config_path)],
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while "READY=1" not in "\n".join(self.notifications):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"kitd exited with {self.process.returncode}:\n{self.logs()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"kitd not READY within {timeout_s} s:\n{self.logs()}")
+            self.poll_notifications()
+        port = int((self.data_dir / "api.port").read_text())
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def poll_notifications(self) -> list[str]:
+        if self._notify.fileno() < 0:
+            return self.notifications
+        try:
+            while True:
+                self.notifications.append(self._notify.recv(4096).decode())
+                self._notify.settimeout(0.0)
+        except (TimeoutError, BlockingIOError):
+            pass
+        finally:
+            self._notify.settimeout(0.2)
+        return self.notifications
+
+    @property
+    def client(self) -> DaemonClient:
+        return DaemonClient(self.url)
+
+    def devices(self) -> dict[str, dict[str, Any]]:
+        return {d["id"]: d for d in self.client.devices()}
+
+    def wait_for_status(self, device_id: str, status: str, timeout_s: float = 20.0) -> dict:
+        """Wait (generously) until a device reaches `status`; AssertionError with logs if not."""
+        deadline = time.monotonic() + timeout_s
+        seen = None
+        while time.monotonic() < deadline:
+            seen = self.devices().get(device_id)
+            if seen and seen["status"] == status:
+                return seen
+            time.sleep(0.05)
+        raise AssertionError(f"{device_id} not {status} within {timeout_s} s (last {seen}):\n{self.logs()}")
+
+    def kitctl(
+        self, *args: str, timeout_s: float = 60.0, prefix: Sequence[str] = ()
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*prefix, venv_script("kitctl"), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout_s,
+        )
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        """SIGTERM and wait; the exit status (killed after the timeout: AssertionError)."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            # The whole group: under umockdev-run, kitd is the wrapper's child.
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+                raise AssertionError(f"kitd did not stop on SIGTERM:\n{self.logs()}") from None
+        if self._notify.fileno() >= 0:
+            self.poll_notifications()
+            self._notify.close()
+        return self.process.returncode
+
+    def __enter__(self) -> KitdProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,151 @@
+"""kitctl capture: take one capture from a device, directly or through the running daemon."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from kitd.capture.fingerprint import capture_raw_fingerprint, encode_png
+from kitd.claims import ClaimHeld, DeviceClaim, describe_holder
+from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
+from kitd.client import DaemonClient, DaemonError
+from kitd.config import KitConfig
+from kitd.drivers.registry import device_kind, make_driver
+from kitd.drivers.usb_link import USB_BACKEND_ENV
+from kitd.errors import ConfigError, KitError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    capture = subparsers.add_parser("capture", help="take one capture from a device")
+    kinds = capture.add_subparsers(dest="modality", required=True, parser_class=type(capture))
+    finger = kinds.add_parser("fingerprint", help="capture one fingerprint as an 8-bit grey PNG")
+    source = finger.add_mutually_exclusive_group(required=True)
+    source.add_argument("--device", metavar="URI", help="open the reader directly, e.g. usb:298d:1010")
+    source.add_argument(
+        "--daemon",
+        nargs="?",
+        const="",
+        metavar="DEVICE_ID",
+        help="ask the running kitd (no ID: its only fingerprint reader)",
+    )
+    finger.add_argument("--out", required=True, metavar="FILE", help="where to write the PNG")
+    finger.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="wait for a finger this long")
+    finger.add_argument("--raw", action="store_true", help="one frame, no quality gate")
+    finger.add_argument("--force", action="store_true", help="keep the best press even if it fails the gate")
+    where = finger.add_mutually_exclusive_group()
+    add_config_option(where)
+    add_api_option(where)
+    finger.set_defaults(func=run_fingerprint)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write the whole file or nothing: a temporary name in the same folder, then rename."""
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fail(message: str) -> int:
+    sys.stderr.write(f"kitctl: {message}\n")
+    return 1
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(message + "\n")
+
+
+def run_fingerprint(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a directory")
+    if not out.parent.exists() and str(out.parent):
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    if args.device is not None:
+        if args.api:
+            raise ConfigError("--api only goes with --daemon")
+        return _capture_direct(args, config_from_args(args), out)
+    return _capture_through_daemon(args, client_from_args(args), out)
+
+
+def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> int:
+    uri = args.device
+    kind = device_kind(uri)
+    if kind != "fingerprint":
+        raise ConfigError(f"--device {uri}: a {kind} device, not a fingerprint reader")
+    backend = config["usb_backend"] or os.environ.get(USB_BACKEND_ENV, "")
+    try:
+        claim = DeviceClaim(uri, backend, {"program": "kitctl"})
+    except ClaimHeld as held:
+        return fail(
+            f"{uri} is held by {describe_holder(held.holder)}; "
+            "use 'kitctl capture fingerprint --daemon' instead"
+        )
+    timeout = args.timeout or float(config["fingerprint.capture_timeout_s"])
+    driver = make_driver(uri, config)
+    try:
+        driver.open()
+        _progress(f"waiting up to {timeout:g} s for a finger on {uri}")
+        frame = capture_raw_fingerprint(driver, timeout, float(config["fingerprint.poll_interval_s"]))
+    except KitError as exc:
+        return fail(f"fingerprint reader {uri}: {exc}")
+    finally:
+        driver.close()
+        claim.release()
+    write_atomically(out, encode_png(frame))
+    return 0
+
+
+def _pick_fingerprint_device(client: DaemonClient, wanted: str) -> str:
+    devices = client.devices()
+    if wanted:
+        if not any(d["id"] == wanted for d in devices):
+            known = ", ".join(d["id"] for d in devices) or "none"
+            raise KitError(f"the daemon has no device '{wanted}' (it has: {known})")
+        return wanted
+    readers = [d["id"] for d in devices if d["kind"] == "fingerprint"]
+    if not readers:
+        raise KitError("the daemon has no fingerprint reader configured")
+    if len(readers) > 1:
+        raise KitError(f"the daemon has several fingerprint readers ({', '.join(readers)}): name one")
+    return readers[0]
+
+
+def _capture_through_daemon(args: argparse.Namespace, client: DaemonClient, out: Path) -> int:
+    try:
+        device_id = _pick_fingerprint_device(client, args.daemon)
+        body: dict = {"raw": bool(args.raw), "force": bool(args.force)}
+        if args.timeout:
+            body["timeout_s"] = args.timeout
+        _progress(f"waiting for a finger on the daemon's reader '{device_id}'")
+        wait = (args.timeout or 60.0) + 15.0
+        reply = client.checked("POST", f"/api/v1/devices/{device_id}/capture", body, timeout_s=wait)
+    except DaemonError as exc:
+        return fail(f"daemon: {exc} ({exc.code}, HTTP {exc.status})")
+    except KitError as exc:
+        return fail(str(exc))
+    write_atomically(out, reply.body)
+    if reply.headers.get("X-Kit-Forced") == "true":
+        sys.stderr.write("kitctl: forced: the capture did not pass the quality gate\n")
+    return 0

@@ -1,0 +1,126 @@
+"""Configuration: defaults, validation errors that name the key, and kitd's exit status 2."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hil.rig import REPO, venv_script
+from kitd.config import CONFIG_REFERENCE, defaults, load_config, parse_config
+from kitd.errors import ConfigError
+
+
+def test_every_key_has_a_default_and_a_meaning() -> None:
+    for key, expected, default, meaning in CONFIG_REFERENCE:
+        assert meaning, key
+        assert isinstance(default, expected), key
+
+
+def test_empty_config_is_all_defaults() -> None:
+    config = parse_config("")
+    assert config.values == defaults()
+    assert config.devices == []
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    example = REPO / "etc" / "kitd.example.toml"
+    config = load_config(example)
+    text = example.read_text()
+    for key, *_ in CONFIG_REFERENCE:
+        assert key.rpartition(".")[2] in text, key
+    assert [d.uri for d in config.devices] == ["usb:298d:1010"]
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (REPO / "README.md").read_text()
+    for key, *_ in CONFIG_REFERENCE:
+        assert f"`{key}`" in readme, key
+
+
+def test_devices_get_ids_by_kind() -> None:
+    config = parse_config(
+        '[[device]]\nuri = "usb:298d:1010"\n[[device]]\nuri = "usb:298d:1010?serial=B"\n'
+        '[[device]]\nid = "spare"\nuri = "usb:298d:1010?serial=C"\n'
+    )
+    assert [d.id for d in config.devices] == ["fingerprint", "fingerprint2", "spare"]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("data_dir = ", "not valid TOML"),
+        ("colour = 'red'", "unknown config key 'colour'"),
+        ("[api]\nprot = 8080", "unknown config key 'api.prot'"),
+        ("[api]\nport = '8080'", "config key 'api.port': expected int"),
+        ("[api]\nport = true", "config key 'api.port': expected int"),
+        ("[api]\nport = 70000", "config key 'api.port'"),
+        ("[log]\nlevel = 'loud'", "config key 'log.level'"),
+        ("[devices]\nreconnect_max_s = 'soon'", "config key 'devices.reconnect_max_s'"),
+        ("[[device]]\nuri = 'ftp:x'", "device URI 'ftp:x': unknown scheme 'ftp'"),
+        ("[[device]]\nuri = 'usb:1234:5678'", "no driver for USB device 1234:5678"),
+        ("[[device]]\nuri = 'usb:298d'", "expected usb:VVVV:PPPP"),
+        ("[[device]]\nuri = 'usb:298d:1010?colour=red'", "unknown parameter 'colour'"),
+        ("[[device]]\nid = 'x'", "config key 'device[0].uri' is required"),
+        ("[[device]]\nuri = 'usb:298d:1010'\nport = 1", "unknown config key 'device[0].port'"),
+        (
+            "[[device]]\nuri = 'usb:298d:1010'\n[[device]]\nid = 'fingerprint'\nuri = 'usb:298d:1010'",
+            "duplicate id 'fingerprint'",
+        ),
+    ],
+)
+def test_bad_config_names_what_is_wrong(text: str, names: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(names)):
+        parse_config(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("data_dir = [", "not valid TOML"),
+        ("speed = 1", "unknown config key 'speed'"),
+        ("[api]\nport = 'x'", "config key 'api.port'"),
+        ("[[device]]\nuri = 'bogus:thing'", "device URI 'bogus:thing'"),
+    ],
+)
+def test_kitd_rejects_bad_config_with_one_line_and_status_2(tmp_path: Path, text: str, names: str) -> None:
+    path = tmp_path / "kitd.toml"
+    path.write_text(text)
+    result = subprocess.run([venv_script("kitd"), "--config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert names in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_kitd_missing_config_file(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [venv_script("kitd"), "--config", str(tmp_path / "none.toml")], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"kitd: config file {tmp_path / 'none.toml'} not found"
+
+
+def test_kitctl_bad_uri_and_bad_config(tmp_path: Path) -> None:
+    out = tmp_path / "f.png"
+    bad_uri = subprocess.run(
+        [venv_script("kitctl"), "capture", "fingerprint", "--device", "bluetooth:aa", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert bad_uri.returncode == 2
+    assert bad_uri.stderr.strip().splitlines() == [
+        "kitctl: device URI 'bluetooth:aa': unknown scheme 'bluetooth' (known: usb)"
+    ]
+    config = tmp_path / "kitd.toml"
+    config.write_text("[api]\nport = -1\n")
+    bad_config = subprocess.run(
+        [venv_script("kitctl"), "devices", "--config", str(config)], capture_output=True, text=True
+    )
+    assert bad_config.returncode == 2
+    assert len(bad_config.stderr.strip().splitlines()) == 1
+    assert "api.port" in bad_config.stderr
+    assert not out.exists()

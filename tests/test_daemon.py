@@ -1,0 +1,103 @@
+"""The real kitd process with no devices present: API shapes, systemd notify, clean stop."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from hil.rig import KitdProcess, venv_script
+from kitd.openapi import openapi_document
+
+
+def test_kitd_without_devices_serves_and_stops(start_kitd) -> None:
+    kitd = start_kitd(devices=[{"uri": "usb:298d:1010"}])
+    status = kitd.client.checked("GET", "/api/v1/status").json()
+    assert set(status) == {"version", "uptime_s", "devices"}
+    assert isinstance(status["uptime_s"], float | int)
+    assert status["devices"] == {"ready": 0, "busy": 0, "disconnected": 1, "error": 0}
+    (device,) = kitd.client.devices()
+    assert device["id"] == "fingerprint"
+    assert device["kind"] == "fingerprint"
+    assert device["uri"] == "usb:298d:1010"
+    assert device["status"] == "disconnected"
+    assert set(device) == {"id", "uri", "kind", "model", "serial", "firmware", "status", "detail"}
+    assert "not found" in device["detail"]["status_reason"]
+
+    capture = kitd.client.request("POST", "/api/v1/devices/fingerprint/capture", {"timeout_s": 1})
+    assert capture.status == 503
+    assert capture.json()["error"] == "disconnected"
+
+    assert kitd.stop() == 0
+    assert any("READY=1" in n for n in kitd.notifications)
+    assert any("STOPPING=1" in n for n in kitd.notifications)
+    assert not (kitd.data_dir / "api.port").exists()
+    lines = [json.loads(line) for line in kitd.logs().splitlines()]
+    assert {"ts", "level", "logger", "msg"} <= set(lines[0])
+    assert lines[-1]["msg"] == "stopped"
+
+
+def test_capture_request_errors(start_kitd) -> None:
+    kitd = start_kitd(devices=[{"uri": "usb:298d:1010"}])
+    client = kitd.client
+    unknown = client.request("POST", "/api/v1/devices/nothing/capture", {})
+    assert unknown.status == 404 and unknown.json()["error"] == "unknown_device"
+    for body, field in [({"timeout_s": -1}, "timeout_s"), ({"raw": "yes"}, "raw"), ({"speed": 1}, "speed")]:
+        reply = client.request("POST", "/api/v1/devices/fingerprint/capture", body)
+        assert reply.status == 400, body
+        assert field in reply.json()["message"]
+    not_json = client.request("GET", "/api/v1/nowhere")
+    assert not_json.status == 404 and "error" in not_json.json()
+
+
+def test_openapi_document_lists_the_endpoints(start_kitd) -> None:
+    kitd = start_kitd()
+    served = kitd.client.checked("GET", "/api/v1/openapi.json").json()
+    assert served == openapi_document()
+    assert {"/api/v1/status", "/api/v1/devices", "/api/v1/devices/{id}/capture"} <= set(served["paths"])
+    responses = served["paths"]["/api/v1/devices/{id}/capture"]["post"]["responses"]
+    assert {"200", "404", "409", "502", "503", "504"} <= set(responses)
+
+
+def test_two_daemons_side_by_side_get_their_own_ports(start_kitd) -> None:
+    first, second = start_kitd(), start_kitd()
+    assert first.url != second.url
+    assert first.client.checked("GET", "/api/v1/status").status == 200
+    assert second.client.checked("GET", "/api/v1/status").status == 200
+
+
+def test_watchdog_pings_when_systemd_asks(tmp_path: Path) -> None:
+    kitd = KitdProcess(tmp_path, env={"WATCHDOG_USEC": "200000"})
+    with kitd:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if sum("WATCHDOG=1" in n for n in kitd.poll_notifications()) >= 3:
+                break
+        assert sum("WATCHDOG=1" in n for n in kitd.notifications) >= 3
+
+
+def test_sigint_stops_cleanly(tmp_path: Path) -> None:
+    kitd = KitdProcess(tmp_path).start()
+    assert kitd.process is not None
+    kitd.process.send_signal(signal.SIGINT)
+    assert kitd.process.wait(15) == 0
+    kitd.stop()
+
+
+def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "kitd.toml"
+        config.write_text(f'data_dir = "{tmp_path / "data"}"\n[api]\nport = {port}\n')
+        result = subprocess.run(
+            [venv_script("kitd"), "--config", str(config)], capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode == 1
+    messages = [json.loads(line)["msg"] for line in result.stderr.splitlines()]
+    assert any("address already in use" in m and "api.port" in m for m in messages)
+    assert "Traceback" not in result.stderr
