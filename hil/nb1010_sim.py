@@ -1,0 +1,863 @@
+"""Simulated NEXT Biometrics NB-1010-U fingerprint sensor, served over USB/IP on loopback.
+
+A separate process that looks, over USB/IP, like the real sensor: its recorded
+descriptors (VID 298d, PID 1010, bcdDevice 0001, full speed, configuration 1,
+interface 0 with interrupt IN 0x81 and bulk OUT 0x02 / bulk IN 0x83 of 64-byte
+packets, no readable string descriptors) and its protocol, byte for byte as recorded
+in ../shared/fixtures/nb1010/capture.ioctl. kitd reaches it through
+kitd.drivers.usbip_backend (`usb_backend = "usbip://127.0.0.1:PORT"`).
+
+    python -m hil.nb1010_sim [--usbip-port 0] [--control-port 0] [--frame PATH ...]
+                             [--pattern NAME]
+
+Both ports bind 127.0.0.1 (0 = a free port). When both listen, exactly one line goes
+to stdout, `READY usbip=127.0.0.1:PORT control=127.0.0.1:PORT`; logs go to stderr.
+
+Protocol (bulk OUT 0x02 commands, bulk IN 0x83 replies; the tag, byte 2, is echoed):
+
+    check finger  80 38 TT 00 08 00 00 00         -> 80 37 TT 00 10 00 .. byte 12 = coverage
+                  (0xF7 with a finger on the sensor, 0x00 without)
+    pre-capture   80 0d TT 00 0c 00 00 00 00 04 00 00  -> 80 20 TT 00 10 00 .. (zeros)
+    capture       80 12 TT 00 20 00 .. (32 bytes)  -> 80 20 TT 00 10 00 .. byte 12 = 0x03,
+                  then 90 IN transfers of 540 bytes: a 25-byte header
+                  (80 21 00 00 1c 02 00 00 | 00 00 00 00 | MORE 00 00 00 | ROW u32le |
+                  00 01 00 00 01; MORE = 1 except 0 in the last packet, ROW = 2*i+1),
+                  rows 2i and 2i+1 of the 256x180 frame, 3 zero bytes.
+
+A command whose bytes are not one of these three (first byte 0x80, the length field in
+bytes 4-7 equal to the transfer's length, the command's own length) STALLs: the OUT
+transfer fails with EPIPE and endpoint 0x02 stays halted until the host clears it
+(CLEAR_FEATURE(ENDPOINT_HALT), pyusb's `clear_halt`), as a USB halt does. Known
+commands whose other bytes differ from the recording are answered, with a warning in
+the log. A new command discards unread reply data of the previous one. An IN transfer
+with nothing to read waits (NAK) until the host's timeout unlinks it. An IN transfer
+shorter than the pending message gets the first part when its length is a multiple of
+64 (the rest stays for the next read), otherwise it fails with EOVERFLOW. The
+interrupt endpoint 0x81 never has data. Control requests: GET_DESCRIPTOR (device,
+configuration; strings and others STALL, as the recorded sensor gives none),
+GET/SET_CONFIGURATION (1 is active from the start; setting it resets the exchange
+and clears halts), GET_STATUS, CLEAR/SET_FEATURE(ENDPOINT_HALT), GET/SET_INTERFACE
+(0/0 only); vendor and class requests STALL.
+
+Frames: a capture serves the next queued 256x180 8-bit frame (a frame served once
+is dequeued); with the queue empty it serves the "current finger", a swappable frame
+source (a callable returning 46080 bytes): the `--frame` image (several `--frame`s:
+one after the other, in turn), else `--pattern` (default `gradient`). A capture
+serves a frame whether or not a finger is on the sensor; the finger only changes what
+check finger answers.
+
+Control channel: TCP on 127.0.0.1, one command per line (UTF-8), one reply line per
+command, `ok [DETAIL]` or `err REASON`:
+
+    queue PATH                 queue a PNG (256x180, grey, or 3 equal channels)
+    queue-pattern NAME         queue a test pattern (gradient, checker, stripes, rows, blank)
+    current PATH               the current finger becomes this PNG
+    current-pattern NAME       the current finger becomes this pattern
+    condition NAME [SEED]      the current finger becomes a registered generator
+                               (register_condition(); none are built in yet)
+    finger on|off              a finger is on the sensor, or not
+    unplug                     the device vanishes: open connections drop, it is
+                               no longer listed or importable
+    replug                     it comes back (a new device number, a fresh device)
+    fault unplug-mid-frame [N] next capture: the device vanishes after N image
+                               packets (default 45) and stays unplugged until replug
+    fault stall                the next command gets no reply at all
+    fault ep-stall             the next IN transfer on 0x83 STALLs (EPIPE); the
+                               endpoint stays halted until the host clears it
+    fault bad-header           next capture: after the reply, one 17-byte packet with a
+                               corrupted header (80 2e ...) and then nothing
+    fault never-finger         check finger answers "no finger" until fault clear
+    fault clear                disarm every fault and clear endpoint halts
+    status                     ok {JSON: plugged, devnum, finger, queue, served,
+                               commands {check_finger, pre_capture, capture, unknown},
+                               commands_total, faults, halted, connections, current}
+    reset                      back to the start state (queue emptied, faults cleared,
+                               finger on, plugged, the initial current finger)
+    help                       the command names
+    quit                       reply `ok bye` and exit
+
+Faults are instructions to the simulator, not device state: they survive unplug and
+replug. "served" counts captures answered with a frame (the frame is dequeued when the
+capture command arrives, even if a fault then cuts it short).
+
+The device side uses the PyPI `usbip` package's wire codec (usbip.protocol:
+serve_handshake, read_cmd, write_ret) but not its USBDevice/transport layer, which
+cannot drop live imports on unplug, resets the device on every new import, and has no
+per-transfer hook for the faults above.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import signal
+import socket
+import struct
+import sys
+import threading
+from collections import Counter, deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from usbip import core as usbip_core
+from usbip import protocol as usbip_wire
+
+log = logging.getLogger("nb1010_sim")
+
+# ---- the real sensor, transcribed from ../shared/fixtures/nb1010/device --------------
+VENDOR_ID = 0x298D
+PRODUCT_ID = 0x1010
+BCD_DEVICE = 0x0001
+DEVICE_DESCRIPTOR = bytes.fromhex("12010002000000408d29101001000102" "0001")
+CONFIG_DESCRIPTOR = bytes.fromhex(
+    "09022700010100a032"  # configuration 1, 39 bytes, remote wakeup, 100 mA
+    "090400000300000000"  # interface 0, 3 endpoints, class 00/00/00
+    "07058103400005"  # interrupt IN 0x81, 64 bytes, interval 5
+    "07050202400000"  # bulk OUT 0x02, 64 bytes
+    "07058302400000"  # bulk IN 0x83, 64 bytes
+)
+CONFIGURATION_VALUE = 1
+EP_OUT, EP_IN, EP_INTERRUPT = 0x02, 0x83, 0x81
+MAX_PACKET = 64
+
+WIDTH, HEIGHT = 256, 180
+FRAME_BYTES = WIDTH * HEIGHT
+ROWS_PER_PACKET = 2
+IMAGE_PACKETS = HEIGHT // ROWS_PER_PACKET  # 90
+PACKET_HEADER_LEN = 25
+PACKET_LEN = PACKET_HEADER_LEN + ROWS_PER_PACKET * WIDTH + 3  # 540
+REPLY_LEN = 16
+
+CMD_CHECK_FINGER, CMD_PRE_CAPTURE, CMD_CAPTURE = 0x38, 0x0D, 0x12
+REPLY_FINGER, REPLY_OK, IMAGE_DATA = 0x37, 0x20, 0x21
+COVERAGE_PRESENT, COVERAGE_ABSENT = 0xF7, 0x00
+CAPTURE_REPLY_BYTE12 = 0x03
+# The commands as recorded; the tag (byte 2) is echoed whatever it is.
+RECORDED_COMMANDS = {
+    CMD_CHECK_FINGER: bytes.fromhex("8038010008000000"),
+    CMD_PRE_CAPTURE: bytes.fromhex("800d03000c00000000040000"),
+    CMD_CAPTURE: bytes.fromhex("8012040020000000020000000000000000000000000000000000000020000000"),
+}
+COMMAND_NAMES = {CMD_CHECK_FINGER: "check_finger", CMD_PRE_CAPTURE: "pre_capture",
+                 CMD_CAPTURE: "capture"}
+DEFAULT_UNPLUG_AFTER = 45
+
+_EPIPE, _EOVERFLOW, _ECONNRESET = -errno.EPIPE, -errno.EOVERFLOW, -errno.ECONNRESET
+
+
+# ---- the byte protocol ----------------------------------------------------------------
+def reply(code: int, tag: int, byte12: int = 0) -> bytes:
+    """A 16-byte reply: 80 CODE TAG 00, length 16 (u32le), zeros, byte 12 = byte12."""
+    out = bytearray(REPLY_LEN)
+    out[0:4] = bytes((0x80, code, tag, 0))
+    out[4:8] = struct.pack("<I", REPLY_LEN)
+    out[12] = byte12
+    return bytes(out)
+
+
+def image_packets(frame: bytes) -> list[bytes]:
+    """The 90 IN transfers that carry a frame, headers exactly as the real sensor's."""
+    if len(frame) != FRAME_BYTES:
+        raise ValueError(f"a frame is {FRAME_BYTES} bytes, got {len(frame)}")
+    packets = []
+    row_bytes = ROWS_PER_PACKET * WIDTH
+    for i in range(IMAGE_PACKETS):
+        more = 1 if i < IMAGE_PACKETS - 1 else 0
+        header = (bytes((0x80, IMAGE_DATA, 0, 0)) + struct.pack("<III", PACKET_LEN, 0, more)
+                  + struct.pack("<I", ROWS_PER_PACKET * i + 1) + bytes((0, 1, 0, 0, 1)))
+        packets.append(header + frame[i * row_bytes:(i + 1) * row_bytes] + b"\0\0\0")
+    return packets
+
+
+def bad_header_packet(frame: bytes) -> bytes:
+    """The first image packet with its type byte corrupted, cut to 17 bytes."""
+    first = image_packets(frame)[0]
+    return bytes((0x80, 0x2E)) + first[2:17]
+
+
+def classify(data: bytes) -> int | None:
+    """The command byte of a well-formed known command, else None."""
+    if len(data) < 8 or data[0] != 0x80:
+        return None
+    if struct.unpack_from("<I", data, 4)[0] != len(data):
+        return None
+    recorded = RECORDED_COMMANDS.get(data[1])
+    if recorded is None or len(recorded) != len(data):
+        return None
+    return data[1]
+
+
+# ---- frames ---------------------------------------------------------------------------
+FrameSource = Callable[[], bytes]
+
+
+def make_pattern(name: str) -> bytes:
+    """A deterministic 256x180 test pattern: gradient, checker, stripes, rows or blank."""
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.int64)
+    if name == "gradient":  # diagonal ramp 0..255, every row different
+        span = (WIDTH - 1) * HEIGHT + (HEIGHT - 1) * WIDTH
+        image = (x * HEIGHT + y * WIDTH) * 255 // span
+    elif name == "checker":  # 16-pixel squares
+        image = np.where((x // 16 + y // 16) % 2 == 0, 0x20, 0xE0)
+    elif name == "stripes":  # diagonal ridge-like stripes, period 8 pixels
+        image = np.where((x + y) // 4 % 2 == 0, 0x20, 0xE0)
+    elif name == "rows":  # each row holds its own index: row order made visible
+        image = y
+    elif name == "blank":  # an empty sensor, like the recording's background
+        image = np.full((HEIGHT, WIDTH), 0xE5)
+    else:
+        raise ValueError(f"unknown pattern '{name}' (known: {', '.join(PATTERNS)})")
+    return image.astype(np.uint8).tobytes()
+
+
+PATTERNS = ("gradient", "checker", "stripes", "rows", "blank")
+
+
+def load_frame(path: str | Path) -> bytes:
+    """A 256x180 PNG (grey, or three equal channels) as 46080 bytes, top row first."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"cannot read image '{path}'")
+    if image.dtype != np.uint8:
+        raise ValueError(f"'{path}': 8-bit samples expected, got {image.dtype}")
+    if image.ndim == 3:
+        if image.shape[2] != 3 or not (
+            np.array_equal(image[:, :, 0], image[:, :, 1])
+            and np.array_equal(image[:, :, 0], image[:, :, 2])
+        ):
+            raise ValueError(f"'{path}': grey or three equal channels expected")
+        image = image[:, :, 0]
+    if image.shape != (HEIGHT, WIDTH):
+        raise ValueError(f"'{path}': {WIDTH}x{HEIGHT} expected, got {image.shape[1]}x{image.shape[0]}")
+    return np.ascontiguousarray(image).tobytes()
+
+
+def fixed_source(frame: bytes) -> FrameSource:
+    """A finger that always presents the same frame."""
+    return lambda: frame
+
+
+def rotating_source(frames: list[bytes]) -> FrameSource:
+    """A finger that presents these frames one after another, in turn."""
+    state = {"next": 0}
+
+    def source() -> bytes:
+        frame = frames[state["next"] % len(frames)]
+        state["next"] += 1
+        return frame
+
+    return source
+
+
+# Generators of "current finger" frames by name (for example synthetic fingerprints
+# with a skin condition), plugged in by other modules: factory(seed) -> FrameSource.
+CONDITIONS: dict[str, Callable[[int | None], FrameSource]] = {}
+
+
+def register_condition(name: str, factory: Callable[[int | None], FrameSource]) -> None:
+    """Make `condition NAME [SEED]` on the control channel use factory(seed)."""
+    CONDITIONS[name] = factory
+
+
+# ---- the simulated device -------------------------------------------------------------
+class _Connection:
+    """One imported USB/IP connection; replies to it are written under its lock."""
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.lock = threading.Lock()
+
+    def send(self, urb: usbip_core.Urb) -> None:
+        with self.lock:
+            try:
+                usbip_wire.write_ret(self.sock, urb)
+            except OSError:
+                pass  # the host is gone; its reader thread ends on its own
+
+    def send_unlink(self, urb: usbip_core.Urb, status: int) -> None:
+        header = struct.pack(">IIIIIi24x", usbip_wire.RET_UNLINK, urb.seqnum, 0, 0, 0, status)
+        with self.lock:
+            try:
+                self.sock.sendall(header)
+            except OSError:
+                pass
+
+    def drop(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _WireView:
+    """The device as usbip.protocol's handshake describes it (OP_REP_DEVLIST/IMPORT)."""
+
+    vid, pid, bcdDevice = VENDOR_ID, PRODUCT_ID, BCD_DEVICE
+    device_class = device_subclass = device_protocol = 0
+    speed = usbip_core.SPEED_FULL
+    num_interfaces = 1
+    busid = "1-1"
+    busnum = 1
+
+    def __init__(self, devnum: int) -> None:
+        self.devnum = devnum
+
+    def interface_triples(self) -> list[tuple[int, int, int]]:
+        return [(0, 0, 0)]
+
+    def is_iso(self, ep: int, direction: int) -> bool:
+        return False
+
+
+_UNPLUG = object()  # in the IN queue: the device vanishes when a transfer reaches it
+
+
+class NB1010Sim:
+    """The sensor's state, the world around it (finger, frames) and the armed faults."""
+
+    def __init__(self, current: FrameSource, current_name: str) -> None:
+        self.lock = threading.RLock()
+        self._initial = (current, current_name)
+        self.current, self.current_name = current, current_name
+        self.queue: deque[bytes] = deque()
+        self.finger = True
+        self.plugged = True
+        self.devnum = 2
+        self.frames_served = 0
+        self.commands: Counter[str] = Counter()
+        self.connections: set[_Connection] = set()
+        self._reset_faults()
+        self._reset_device()
+
+    # -- state --
+    def _reset_faults(self) -> None:
+        self.fault_stall = False
+        self.fault_ep_stall = False
+        self.fault_bad_header = False
+        self.fault_never_finger = False
+        self.unplug_after: int | None = None
+
+    def _reset_device(self) -> None:
+        self.configuration = CONFIGURATION_VALUE
+        self.halted: set[int] = set()
+        self.in_data: deque[Any] = deque()
+        self.parked: list[tuple[_Connection, usbip_core.Urb]] = []
+
+    def set_current(self, source: FrameSource, name: str) -> None:
+        """Swap the current finger's frame source (used when the queue is empty)."""
+        with self.lock:
+            self.current, self.current_name = source, name
+
+    def queue_frame(self, frame: bytes) -> int:
+        if len(frame) != FRAME_BYTES:
+            raise ValueError(f"a frame is {FRAME_BYTES} bytes, got {len(frame)}")
+        with self.lock:
+            self.queue.append(frame)
+            return len(self.queue)
+
+    def next_frame(self) -> bytes:
+        with self.lock:
+            frame = self.queue.popleft() if self.queue else self.current()
+            if len(frame) != FRAME_BYTES:
+                raise ValueError(f"frame source gave {len(frame)} bytes")
+            self.frames_served += 1
+            return frame
+
+    def faults(self) -> list[str]:
+        armed = []
+        if self.unplug_after is not None:
+            armed.append(f"unplug-mid-frame {self.unplug_after}")
+        for flag, name in ((self.fault_stall, "stall"), (self.fault_ep_stall, "ep-stall"),
+                           (self.fault_bad_header, "bad-header"),
+                           (self.fault_never_finger, "never-finger")):
+            if flag:
+                armed.append(name)
+        return armed
+
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            commands = {name: self.commands[name] for name in
+                        ("check_finger", "pre_capture", "capture", "unknown")}
+            return {
+                "plugged": self.plugged,
+                "devnum": self.devnum,
+                "finger": self.finger,
+                "queue": len(self.queue),
+                "served": self.frames_served,
+                "commands": commands,
+                "commands_total": sum(commands.values()),
+                "faults": self.faults(),
+                "halted": [f"0x{ep:02x}" for ep in sorted(self.halted)],
+                "connections": len(self.connections),
+                "current": self.current_name,
+            }
+
+    def reset(self) -> None:
+        with self.lock:
+            self.queue.clear()
+            self.finger = True
+            self.current, self.current_name = self._initial
+            self._reset_faults()
+            if self.plugged:
+                self._reset_device()
+            else:
+                self.replug()
+
+    # -- plugging --
+    def wire_view(self) -> list[_WireView]:
+        with self.lock:
+            return [_WireView(self.devnum)] if self.plugged else []
+
+    def attach(self, conn: _Connection, devnum: int) -> bool:
+        """Register an imported connection; False if the device went away meanwhile."""
+        with self.lock:
+            if not self.plugged or devnum != self.devnum:
+                return False
+            self.connections.add(conn)
+            return True
+
+    def detach(self, conn: _Connection) -> None:
+        with self.lock:
+            self.connections.discard(conn)
+            self.parked = [(c, u) for c, u in self.parked if c is not conn]
+
+    def unplug(self, why: str = "unplug") -> bool:
+        with self.lock:
+            if not self.plugged:
+                return False
+            self.plugged = False
+            connections, self.connections = self.connections, set()
+            self._reset_device()
+        log.info("unplugged (%s); dropping %d connection(s)", why, len(connections))
+        for conn in connections:
+            conn.drop()
+        return True
+
+    def replug(self) -> int:
+        with self.lock:
+            if not self.plugged:
+                self.plugged = True
+                self.devnum = self.devnum % 126 + 2  # a new address, 2..127
+                self._reset_device()
+                log.info("replugged as devnum %d", self.devnum)
+            return self.devnum
+
+    # -- URBs --
+    def handle(self, conn: _Connection, urb: usbip_core.Urb) -> usbip_core.Urb | None:
+        """Answer one CMD_SUBMIT now (the URB), or later / never (None)."""
+        completions: list[tuple[_Connection, usbip_core.Urb]] = []
+        with self.lock:
+            if urb.ep == 0:
+                result = self._control(urb)
+            elif urb.ep == EP_OUT & 0x0F and urb.direction == usbip_core.OUT:
+                result = self._command(urb, completions)
+            elif urb.ep == EP_IN & 0x0F and urb.direction == usbip_core.IN:
+                result = self._bulk_in(conn, urb)
+            elif urb.ep == EP_INTERRUPT & 0x0F and urb.direction == usbip_core.IN:
+                self.parked.append((conn, urb))  # never any data: NAK until unlinked
+                result = None
+            else:
+                result = _fail(urb, _EPIPE)
+        for other, done in completions:
+            other.send(done)
+        return result
+
+    def unlink(self, conn: _Connection, seqnum: int) -> int:
+        """RET_UNLINK status: -ECONNRESET if the URB was still pending, else 0."""
+        with self.lock:
+            for i, (c, u) in enumerate(self.parked):
+                if c is conn and u.seqnum == seqnum:
+                    del self.parked[i]
+                    return _ECONNRESET
+        return 0
+
+    def _control(self, urb: usbip_core.Urb) -> usbip_core.Urb:
+        setup = usbip_core.Setup.parse(urb.setup)
+        kind, recipient, request = setup.type, setup.recipient, setup.bRequest
+        data: bytes | None = None
+        if kind != usbip_core.STANDARD:
+            data = None
+        elif request == 0x06 and setup.direction == usbip_core.IN:  # GET_DESCRIPTOR
+            dtype, index = setup.wValue >> 8, setup.wValue & 0xFF
+            if dtype == 0x01:
+                data = DEVICE_DESCRIPTOR
+            elif dtype == 0x02 and index == 0:
+                data = CONFIG_DESCRIPTOR
+        elif request == 0x08 and setup.direction == usbip_core.IN:  # GET_CONFIGURATION
+            data = bytes((self.configuration,))
+        elif request == 0x09 and recipient == 0:  # SET_CONFIGURATION
+            if setup.wValue in (0, CONFIGURATION_VALUE):
+                self._reset_device()
+                self.configuration = setup.wValue
+                data = b""
+        elif request == 0x00 and setup.direction == usbip_core.IN:  # GET_STATUS
+            halted = recipient == 2 and (setup.wIndex & 0xFF) in self.halted
+            data = b"\x01\x00" if halted else b"\x00\x00"
+        elif request in (0x01, 0x03):  # CLEAR_FEATURE / SET_FEATURE
+            if recipient == 2 and setup.wValue == 0:  # ENDPOINT_HALT
+                ep = setup.wIndex & 0xFF
+                if ep in (EP_OUT, EP_IN, EP_INTERRUPT):
+                    (self.halted.discard if request == 0x01 else self.halted.add)(ep)
+                    log.info("%s halt on 0x%02x", "cleared" if request == 0x01 else "set", ep)
+                    data = b""
+            elif recipient == 0:
+                data = b""  # DEVICE_REMOTE_WAKEUP
+        elif request == 0x0A and setup.direction == usbip_core.IN:  # GET_INTERFACE
+            data = b"\x00" if setup.wIndex == 0 else None
+        elif request == 0x0B:  # SET_INTERFACE
+            if setup.wIndex == 0 and setup.wValue == 0:
+                self.halted.clear()
+                data = b""
+        if data is None:
+            log.debug("control %02x %02x %04x %04x: STALL", setup.bmRequestType, request,
+                      setup.wValue, setup.wIndex)
+            return _fail(urb, _EPIPE)
+        if setup.direction == usbip_core.IN:
+            data = data[:setup.wLength]
+            urb.buffer, urb.actual = data, len(data)
+        else:
+            urb.buffer, urb.actual = b"", setup.wLength
+        urb.status = 0
+        return urb
+
+    def _command(self, urb: usbip_core.Urb,
+                 completions: list[tuple[_Connection, usbip_core.Urb]]) -> usbip_core.Urb:
+        if self.configuration == 0 or EP_OUT in self.halted:
+            return _fail(urb, _EPIPE)
+        data = bytes(urb.buffer[:urb.length])
+        command = classify(data)
+        self.commands[COMMAND_NAMES.get(command or -1, "unknown")] += 1
+        if command is None:
+            log.warning("unknown command %s: STALL, 0x02 halted", data.hex())
+            self.halted.add(EP_OUT)
+            return _fail(urb, _EPIPE)
+        recorded = RECORDED_COMMANDS[command]
+        if data[:2] + data[3:] != recorded[:2] + recorded[3:]:
+            log.warning("%s differs from the recorded command: %s", COMMAND_NAMES[command],
+                        data.hex())
+        self.in_data.clear()  # a new exchange: unread replies of the last one are gone
+        tag = data[2]
+        if self.fault_stall:
+            self.fault_stall = False
+            log.info("fault stall: no reply to %s", COMMAND_NAMES[command])
+        elif command == CMD_CHECK_FINGER:
+            present = self.finger and not self.fault_never_finger
+            coverage = COVERAGE_PRESENT if present else COVERAGE_ABSENT
+            self.in_data.append(reply(REPLY_FINGER, tag, coverage))
+        elif command == CMD_PRE_CAPTURE:
+            self.in_data.append(reply(REPLY_OK, tag))
+        else:
+            frame = self.next_frame()
+            self.in_data.append(reply(REPLY_OK, tag, CAPTURE_REPLY_BYTE12))
+            if self.fault_bad_header:
+                self.fault_bad_header = False
+                self.in_data.append(bad_header_packet(frame))
+                log.info("fault bad-header: one corrupted short packet, then nothing")
+            elif self.unplug_after is not None:
+                n, self.unplug_after = self.unplug_after, None
+                self.in_data.extend(image_packets(frame)[:n])
+                self.in_data.append(_UNPLUG)
+                log.info("fault unplug-mid-frame: vanishing after %d image packets", n)
+            else:
+                self.in_data.extend(image_packets(frame))
+        urb.buffer, urb.actual, urb.status = b"", len(data), 0
+        # Hand new data to IN transfers that were already waiting for it.
+        still = []
+        for conn, waiting in self.parked:
+            if waiting.ep == EP_IN & 0x0F and self.in_data and self.in_data[0] is not _UNPLUG:
+                self._deliver(waiting)
+                completions.append((conn, waiting))
+            else:
+                still.append((conn, waiting))
+        self.parked = still
+        return urb
+
+    def _bulk_in(self, conn: _Connection, urb: usbip_core.Urb) -> usbip_core.Urb | None:
+        if self.configuration == 0 or EP_IN in self.halted:
+            return _fail(urb, _EPIPE)
+        if self.fault_ep_stall:
+            self.fault_ep_stall = False
+            self.halted.add(EP_IN)
+            log.info("fault ep-stall: 0x83 STALLs and stays halted until cleared")
+            return _fail(urb, _EPIPE)
+        if not self.in_data:
+            self.parked.append((conn, urb))
+            return None
+        if self.in_data[0] is _UNPLUG:
+            self.unplug("fault unplug-mid-frame")  # drops this connection too: no reply
+            return None
+        return self._deliver(urb)
+
+    def _deliver(self, urb: usbip_core.Urb) -> usbip_core.Urb:
+        message = self.in_data[0]
+        want = urb.length
+        if want >= len(message):
+            self.in_data.popleft()
+            chunk = message
+        elif want > 0 and want % MAX_PACKET == 0:
+            chunk, self.in_data[0] = message[:want], message[want:]
+        else:
+            self.in_data.popleft()
+            return _fail(urb, _EOVERFLOW)
+        urb.buffer, urb.actual, urb.status = chunk, len(chunk), 0
+        return urb
+
+
+def _fail(urb: usbip_core.Urb, status: int) -> usbip_core.Urb:
+    urb.buffer, urb.actual, urb.status = b"", 0, status
+    return urb
+
+
+# ---- servers --------------------------------------------------------------------------
+class UsbipServer:
+    """Accepts USB/IP connections for the simulated device on 127.0.0.1."""
+
+    def __init__(self, sim: NB1010Sim, port: int) -> None:
+        self.sim = sim
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+
+    def start(self) -> None:
+        threading.Thread(target=self._accept, name="usbip-accept", daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, addr = self.sock.accept()
+            except OSError:
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._serve, args=(sock, f"{addr[0]}:{addr[1]}"),
+                             daemon=True).start()
+
+    def _serve(self, sock: socket.socket, peer: str) -> None:
+        conn = _Connection(sock, peer)
+        try:
+            sock.settimeout(5.0)
+            view = usbip_wire.serve_handshake(sock, self.sim.wire_view())
+            if view is None or not self.sim.attach(conn, view.devnum):
+                return  # a device list, a refused import, or unplugged meanwhile
+            sock.settimeout(None)
+            log.info("imported by %s", peer)
+            while True:
+                urb = usbip_wire.read_cmd(sock, view)
+                if urb is None:
+                    break
+                if urb.command == usbip_wire.CMD_UNLINK:
+                    conn.send_unlink(urb, self.sim.unlink(conn, urb.flags))
+                elif urb.command == usbip_wire.CMD_SUBMIT:
+                    result = self.sim.handle(conn, urb)
+                    if result is not None:
+                        conn.send(result)
+                else:
+                    log.warning("unknown USB/IP command %d from %s", urb.command, peer)
+                    break
+        except OSError:
+            pass
+        finally:
+            self.sim.detach(conn)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+class ControlServer:
+    """The line protocol on 127.0.0.1 that steers the simulator (see the module doc)."""
+
+    def __init__(self, sim: NB1010Sim, port: int, stop: threading.Event) -> None:
+        self.sim = sim
+        self.stop = stop
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+
+    def start(self) -> None:
+        threading.Thread(target=self._accept, name="control-accept", daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _addr = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        with sock, sock.makefile("rwb") as stream:
+            for raw in stream:
+                line = raw.decode("utf-8", "replace").strip()
+                if not line:
+                    continue
+                answer = self.execute(line)
+                stream.write((answer.replace("\n", " ") + "\n").encode())
+                stream.flush()
+                if line == "quit":
+                    self.stop.set()
+                    return
+
+    def execute(self, line: str) -> str:
+        """One command line -> one reply line (`ok ...` or `err ...`)."""
+        words = line.split()
+        name, args = words[0], words[1:]
+        try:
+            handler = getattr(self, "_cmd_" + name.replace("-", "_"), None)
+            if handler is None:
+                return f"err unknown command '{name}' (try help)"
+            return handler(args)
+        except (ValueError, OSError) as exc:
+            return f"err {exc}"
+
+    # -- commands --
+    def _cmd_help(self, args: list[str]) -> str:
+        names = sorted(n[5:].replace("_", "-") for n in dir(self) if n.startswith("_cmd_"))
+        return "ok " + " ".join(names)
+
+    def _cmd_queue(self, args: list[str]) -> str:
+        if len(args) != 1:
+            raise ValueError("usage: queue PATH")
+        return f"ok queued {self.sim.queue_frame(load_frame(args[0]))}"
+
+    def _cmd_queue_pattern(self, args: list[str]) -> str:
+        if len(args) != 1:
+            raise ValueError("usage: queue-pattern NAME")
+        return f"ok queued {self.sim.queue_frame(make_pattern(args[0]))}"
+
+    def _cmd_current(self, args: list[str]) -> str:
+        if len(args) != 1:
+            raise ValueError("usage: current PATH")
+        self.sim.set_current(fixed_source(load_frame(args[0])), f"file {args[0]}")
+        return "ok"
+
+    def _cmd_current_pattern(self, args: list[str]) -> str:
+        if len(args) != 1:
+            raise ValueError("usage: current-pattern NAME")
+        self.sim.set_current(fixed_source(make_pattern(args[0])), f"pattern {args[0]}")
+        return "ok"
+
+    def _cmd_condition(self, args: list[str]) -> str:
+        if len(args) not in (1, 2):
+            raise ValueError("usage: condition NAME [SEED]")
+        factory = CONDITIONS.get(args[0])
+        if factory is None:
+            known = ", ".join(sorted(CONDITIONS)) or "none registered"
+            return f"err unknown condition '{args[0]}' ({known})"
+        seed = int(args[1]) if len(args) == 2 else None
+        self.sim.set_current(factory(seed), f"condition {' '.join(args)}")
+        return "ok"
+
+    def _cmd_finger(self, args: list[str]) -> str:
+        if args not in (["on"], ["off"]):
+            raise ValueError("usage: finger on|off")
+        with self.sim.lock:
+            self.sim.finger = args[0] == "on"
+        return f"ok finger {args[0]}"
+
+    def _cmd_unplug(self, args: list[str]) -> str:
+        return "ok unplugged" if self.sim.unplug("control channel") else "ok already unplugged"
+
+    def _cmd_replug(self, args: list[str]) -> str:
+        return f"ok plugged devnum={self.sim.replug()}"
+
+    def _cmd_fault(self, args: list[str]) -> str:
+        usage = ("usage: fault unplug-mid-frame [N] | stall | ep-stall | bad-header | "
+                 "never-finger | clear")
+        if not args:
+            raise ValueError(usage)
+        kind, rest = args[0], args[1:]
+        sim = self.sim
+        with sim.lock:
+            if kind == "unplug-mid-frame" and len(rest) <= 1:
+                n = int(rest[0]) if rest else DEFAULT_UNPLUG_AFTER
+                if not 0 <= n < IMAGE_PACKETS:
+                    raise ValueError(f"N must be 0..{IMAGE_PACKETS - 1}")
+                sim.unplug_after = n
+            elif rest:
+                raise ValueError(usage)
+            elif kind == "stall":
+                sim.fault_stall = True
+            elif kind == "ep-stall":
+                sim.fault_ep_stall = True
+            elif kind == "bad-header":
+                sim.fault_bad_header = True
+            elif kind == "never-finger":
+                sim.fault_never_finger = True
+            elif kind == "clear":
+                sim._reset_faults()
+                sim.halted.clear()
+            else:
+                raise ValueError(usage)
+            armed = sim.faults()
+        return "ok faults: " + (", ".join(armed) or "none")
+
+    def _cmd_status(self, args: list[str]) -> str:
+        return "ok " + json.dumps(self.sim.status(), separators=(",", ":"))
+
+    def _cmd_reset(self, args: list[str]) -> str:
+        self.sim.reset()
+        return "ok"
+
+    def _cmd_quit(self, args: list[str]) -> str:
+        return "ok bye"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hil.nb1010_sim", description=__doc__.split(
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--usbip-port", type=int, default=0, help="USB/IP port (0: a free one)")
+    parser.add_argument("--control-port", type=int, default=0,
+                        help="control channel port (0: a free one)")
+    parser.add_argument("--frame", action="append", default=[], metavar="PATH",
+                        help="PNG of the current finger (repeat: served in turn)")
+    parser.add_argument("--pattern", default="gradient", choices=PATTERNS,
+                        help="current finger when no --frame is given (default gradient)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every control STALL")
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="nb1010_sim: %(message)s")
+    try:
+        if args.frame:
+            frames = [load_frame(path) for path in args.frame]
+            source = fixed_source(frames[0]) if len(frames) == 1 else rotating_source(frames)
+            name = "file " + " ".join(args.frame)
+        else:
+            source, name = fixed_source(make_pattern(args.pattern)), f"pattern {args.pattern}"
+    except ValueError as exc:
+        parser.error(str(exc))
+    sim = NB1010Sim(source, name)
+    stop = threading.Event()
+    try:
+        usbip_server = UsbipServer(sim, args.usbip_port)
+        control = ControlServer(sim, args.control_port, stop)
+    except OSError as exc:
+        print(f"nb1010_sim: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    usbip_server.start()
+    control.start()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"READY usbip=127.0.0.1:{usbip_server.port} control=127.0.0.1:{control.port}",
+          flush=True)
+    log.info("serving %04x:%04x, current finger: %s", VENDOR_ID, PRODUCT_ID, name)
+    stop.wait()
+    log.info("stopping")
+    usbip_server.close()
+    control.close()
+    sim.unplug("exit")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
