@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from kitd.capture_service import CAPTURE_KINDS, validate_request
 from kitd.errors import DeviceBusy, DeviceGone, DeviceTimeout, KitError, NoFinger, ProtocolError
 from kitd.openapi import openapi_document
 
@@ -55,29 +56,6 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-CAPTURE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "timeout_s": ((int, float), "a number of seconds above 0"),
-    "raw": (bool, "true or false"),
-    "force": (bool, "true or false"),
-}
-
-
-def parse_capture_request(body: Any) -> dict[str, Any]:
-    """Validate a capture body; ValueError naming the field when it is wrong."""
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object")
-    for key, value in body.items():
-        if key not in CAPTURE_FIELDS:
-            raise ValueError(f"unknown field '{key}'")
-        expected, meaning = CAPTURE_FIELDS[key]
-        wrong_type = not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool)
-        if wrong_type or (key == "timeout_s" and not value > 0):
-            raise ValueError(f"field '{key}' must be {meaning}, got {json.dumps(value)}")
-    return body
-
-
 async def post_capture(request: web.Request) -> web.Response:
     kit = _kit(request)
     device_id = request.match_info["id"]
@@ -87,11 +65,11 @@ async def post_capture(request: web.Request) -> web.Response:
     raw_body = await request.read()
     try:
         body = json.loads(raw_body) if raw_body.strip() else None
-        options = parse_capture_request(body)
+        options = validate_request(CAPTURE_KINDS[slot.kind], body)
     except ValueError as exc:
         return error_response(400, "bad_request", f"capture request: {exc}")
     try:
-        capture = await kit.capture(slot, **options)
+        capture = await kit.capture(slot, options)
     except KitError as exc:
         return kit_error_response(exc)
     headers = {"Cache-Control": "no-store", **capture.headers}

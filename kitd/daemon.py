@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from aiohttp import web
 
 from kitd import __version__, sdnotify
 from kitd.api import make_app
-from kitd.capture.fingerprint import capture_raw_fingerprint, encode_png
+from kitd.capture_service import CAPTURE_KINDS, Capture
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, load_config
 from kitd.devices import STATUSES, DeviceSlot
 from kitd.drivers.registry import device_kind, make_driver
@@ -36,15 +35,6 @@ log = logging.getLogger("kitd")
 
 PORT_FILE = "api.port"
 FIRST_LOOK_TIMEOUT_S = 5.0
-
-
-@dataclass
-class Capture:
-    """A finished capture as the API returns it."""
-
-    body: bytes
-    content_type: str
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Kit:
@@ -84,24 +74,9 @@ class Kit:
     def devices(self) -> list[dict[str, Any]]:
         return [slot.describe() for slot in self.slots.values()]
 
-    async def capture(
-        self,
-        slot: DeviceSlot,
-        *,
-        timeout_s: float | None = None,
-        raw: bool = False,
-        force: bool = False,
-    ) -> Capture:
-        """Capture from a device. Until the quality gate exists, every capture is raw."""
-        timeout = float(timeout_s or self.config["fingerprint.capture_timeout_s"])
-        poll = float(self.config["fingerprint.poll_interval_s"])
-
-        def job(driver: Any) -> Any:
-            return capture_raw_fingerprint(driver, timeout, poll, slot.cancel)
-
-        frame = await slot.run_job(job)
-        log.info("captured from %s", slot.id, extra={"device": slot.id, "raw": True})
-        return Capture(body=encode_png(frame), content_type="image/png")
+    async def capture(self, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
+        """One capture on `slot`, done the way its kind does it."""
+        return await CAPTURE_KINDS[slot.kind].run(self.config, slot, options)
 
 
 def write_port_file(data_dir: Path, port: int) -> Path:

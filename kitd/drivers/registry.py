@@ -8,12 +8,11 @@ only on the configured USB backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kitd.errors import ConfigError
-
-SCHEMES = ("usb",)
 
 # USB devices the kit has a driver for: (vendor, product) -> kind.
 USB_DRIVERS: dict[tuple[int, int], str] = {(0x298D, 0x1010): "fingerprint"}
@@ -33,8 +32,8 @@ def parse_uri(uri: str) -> DeviceUri:
     scheme, sep, rest = uri.partition(":")
     if not sep or not scheme:
         raise ConfigError(f"device URI '{uri}': expected SCHEME:TARGET, e.g. usb:298d:1010")
-    if scheme not in SCHEMES:
-        raise ConfigError(f"device URI '{uri}': unknown scheme '{scheme}' (known: {', '.join(SCHEMES)})")
+    if scheme not in FAMILIES:
+        raise ConfigError(f"device URI '{uri}': unknown scheme '{scheme}' (known: {', '.join(FAMILIES)})")
     target, _, query = rest.partition("?")
     params: dict[str, str] = {}
     for item in filter(None, query.split("&")):
@@ -45,7 +44,13 @@ def parse_uri(uri: str) -> DeviceUri:
     return DeviceUri(text=uri, scheme=scheme, target=target, params=params)
 
 
-def parse_usb_target(uri: DeviceUri) -> tuple[int, int]:
+def check_params(uri: DeviceUri, allowed: set[str]) -> None:
+    unknown = set(uri.params) - allowed
+    if unknown:
+        raise ConfigError(f"device URI '{uri.text}': unknown parameter '{sorted(unknown)[0]}'")
+
+
+def usb_kind(uri: DeviceUri) -> str:
     parts = uri.target.split(":")
     try:
         if len(parts) != 2 or not all(len(p) == 4 for p in parts):
@@ -53,31 +58,47 @@ def parse_usb_target(uri: DeviceUri) -> tuple[int, int]:
         vendor, product = (int(p, 16) for p in parts)
     except ValueError:
         raise ConfigError(f"device URI '{uri.text}': expected usb:VVVV:PPPP (hex ids)") from None
-    unknown = set(uri.params) - {"serial"}
-    if unknown:
-        raise ConfigError(f"device URI '{uri.text}': unknown parameter '{sorted(unknown)[0]}'")
-    return vendor, product
+    check_params(uri, {"serial"})
+    kind = USB_DRIVERS.get((vendor, product))
+    if kind is None:
+        raise ConfigError(f"device URI '{uri.text}': no driver for USB device {vendor:04x}:{product:04x}")
+    return kind
+
+
+def make_usb_driver(uri: DeviceUri, config: Any) -> Any:
+    from kitd.drivers.nb1010 import NB1010Reader
+    from kitd.drivers.usb_link import resolve_backend
+
+    return NB1010Reader.over_usb(
+        serial=uri.params.get("serial"),
+        backend=resolve_backend(config["usb_backend"]),
+        ppi=float(config["fingerprint.ppi"]),
+    )
+
+
+@dataclass(frozen=True)
+class DriverFamily:
+    """A URI scheme: how to tell the kind of device it names, and how to build its driver."""
+
+    kind_of: Callable[[DeviceUri], str]
+    make: Callable[[DeviceUri, Any], Any]
+
+
+# One entry per URI scheme; a new device family adds its own.
+FAMILIES: dict[str, DriverFamily] = {
+    "usb": DriverFamily(kind_of=usb_kind, make=make_usb_driver),
+}
 
 
 def device_kind(uri: str) -> str:
     """The kind of device a URI names, or ConfigError naming the URI."""
     parsed = parse_uri(uri)
-    vendor, product = parse_usb_target(parsed)
-    kind = USB_DRIVERS.get((vendor, product))
-    if kind is None:
-        raise ConfigError(f"device URI '{uri}': no driver for USB device {vendor:04x}:{product:04x}")
-    return kind
+    return FAMILIES[parsed.scheme].kind_of(parsed)
 
 
 def make_driver(uri: str, config: Any) -> Any:
     """A driver (not yet opened) for `uri`, configured from a KitConfig."""
-    from kitd.drivers.nb1010 import NB1010Reader
-    from kitd.drivers.usb_link import resolve_backend
-
     parsed = parse_uri(uri)
-    device_kind(uri)
-    return NB1010Reader.over_usb(
-        serial=parsed.params.get("serial"),
-        backend=resolve_backend(config["usb_backend"]),
-        ppi=float(config["fingerprint.ppi"]),
-    )
+    family = FAMILIES[parsed.scheme]
+    family.kind_of(parsed)
+    return family.make(parsed, config)

@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make run` (a working kit) and `make test`.
+# Both install the Debian packages and the virtual environment at .venv/ first.
+
+VENV := .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-system-packages
+	sh scripts/install-system-packages
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "kitd needs Python 3.11 or newer"'
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/kitd --config etc/kitd.example.toml
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q -ra
+	$(VENV)/bin/python -m bench --smoke
+
+bench: setup
+	$(VENV)/bin/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts

@@ -1,0 +1,1 @@
+"""Benchmarks of the kit: `python -m bench [NAME ...] [--smoke]`; each prints figures and ratios."""
