@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hil.rig import FIXTURES, KitdProcess
+from hil.rig import FIXTURES, KitdProcess, SimulatorProcess
 
 LogSource = Callable[[], str]
 
@@ -57,6 +57,22 @@ def start_kitd(tmp_path: Path, rig_logs: RigLogs) -> Iterator[Callable[..., Kitd
             kitd.stop()
         except AssertionError as exc:
             print(exc)
+
+
+@pytest.fixture
+def start_simulator(tmp_path: Path, rig_logs: RigLogs) -> Iterator[Callable[..., SimulatorProcess]]:
+    """Start simulator processes: `start_simulator("hil.nb1010_sim", ["--frame", path])`."""
+    started: list[SimulatorProcess] = []
+
+    def start(module: str, args: list[str] | None = None) -> SimulatorProcess:
+        sim = SimulatorProcess(module, args or [], tmp_path / f"sim{len(started)}")
+        started.append(sim)
+        rig_logs.add(sim.name, sim.logs)
+        return sim.start()
+
+    yield start
+    for sim in started:
+        sim.stop()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,6 +71,87 @@ def umockdev_prefix(fixture: Path = NB1010_FIXTURE) -> list[str]:
         f"/dev/bus/usb/001/003={fixture / 'capture.ioctl'}",
         "--",
     ]
+
+
+class SimulatorProcess:
+    """A device simulator in its own process: `python -m MODULE ARGS`.
+
+    Every simulator prints one line `READY key=HOST:PORT ...` on stdout when it
+    listens (it must include `control=`), logs to stderr, and takes one-line
+    commands on its control channel, answering one line `ok ...` or `err ...`.
+    """
+
+    def __init__(self, module: str, args: Sequence[str] = (), workdir: Path | None = None) -> None:
+        self.module = module
+        self.args = list(args)
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kitd-sim-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.name = module.rpartition(".")[2]
+        self.log_path = self.workdir / f"{self.name}.log"
+        self.process: subprocess.Popen[str] | None = None
+        self.addresses: dict[str, str] = {}
+
+    def start(self, timeout_s: float = 30.0) -> SimulatorProcess:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module, *self.args],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                cwd=REPO,
+                start_new_session=True,
+            )
+        assert self.process.stdout is not None
+        ready: list[str] = []
+        reader = threading.Thread(target=lambda: ready.append(self.process.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout_s)
+        line = ready[0] if ready else ""
+        if not line.startswith("READY"):
+            self.stop()
+            raise RuntimeError(f"{self.module} did not print READY within {timeout_s} s:\n{self.logs()}")
+        self.addresses = dict(item.split("=", 1) for item in line.split()[1:])
+        return self
+
+    def control(self, command: str, timeout_s: float = 10.0) -> str:
+        """Send one control command; the reply after `ok` (RuntimeError on `err`)."""
+        host, _, port = self.addresses["control"].rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+            sock.sendall(command.encode() + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        text = reply.decode().strip()
+        if not text.startswith("ok"):
+            raise RuntimeError(f"{self.name} control '{command}': {text or 'no reply'}")
+        return text[2:].strip()
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> SimulatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class KitdProcess:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -17,10 +18,19 @@ from kitd.drivers.registry import device_kind, make_driver
 from kitd.drivers.usb_link import USB_BACKEND_ENV
 from kitd.errors import ConfigError, KitError
 
+# Other modalities live in kitd.cli.capture_<name> modules offering add_modality(kinds).
+OTHER_MODALITIES: tuple[str, ...] = ()
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     capture = subparsers.add_parser("capture", help="take one capture from a device")
     kinds = capture.add_subparsers(dest="modality", required=True, parser_class=type(capture))
+    add_fingerprint(kinds)
+    for name in OTHER_MODALITIES:
+        importlib.import_module(f"kitd.cli.capture_{name}").add_modality(kinds)
+
+
+def add_fingerprint(kinds: argparse._SubParsersAction) -> None:
     finger = kinds.add_parser("fingerprint", help="capture one fingerprint as an 8-bit grey PNG")
     source = finger.add_mutually_exclusive_group(required=True)
     source.add_argument("--device", metavar="URI", help="open the reader directly, e.g. usb:298d:1010")
