@@ -72,7 +72,8 @@ command, `ok [DETAIL]` or `err REASON`:
                                commands {check_finger, pre_capture, capture, unknown},
                                commands_total, faults, halted, connections, current}
     reset                      back to the start state (queue emptied, faults cleared,
-                               finger on, plugged, the initial current finger)
+                               counters zeroed, finger on, plugged, the initial
+                               current finger)
     help                       the command names
     quit                       reply `ok bye` and exit
 
@@ -403,6 +404,8 @@ class NB1010Sim:
         with self.lock:
             self.queue.clear()
             self.finger = True
+            self.frames_served = 0
+            self.commands.clear()
             self.current, self.current_name = self._initial
             self._reset_faults()
             if self.plugged:
