@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml scripts/install-system-packages
 	touch $(STAMP)
 
 run: setup
-	$(VENV)/bin/kitd --config etc/kitd.example.toml
+	$(VENV)/bin/kit-sim --port 8080
 
 test: setup
 	$(VENV)/bin/ruff check .

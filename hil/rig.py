@@ -73,6 +73,17 @@ def umockdev_prefix(fixture: Path = NB1010_FIXTURE) -> list[str]:
     ]
 
 
+# Short timeouts so that failure paths in tests do not wait long.
+TEST_SETTINGS: dict[str, Any] = {
+    "log.level": "debug",
+    "devices.reconnect_min_s": 0.1,
+    "devices.reconnect_max_s": 0.5,
+    "devices.health_interval_s": 0.2,
+    "fingerprint.capture_timeout_s": 3.0,
+    "fingerprint.poll_interval_s": 0.05,
+}
+
+
 class SimulatorProcess:
     """A device simulator in its own process: `python -m MODULE ARGS`.
 
@@ -164,27 +175,23 @@ class KitdProcess:
         settings: dict[str, Any] | None = None,
         prefix: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        for_tests: bool = True,
     ) -> None:
+        """`for_tests`: short timeouts, debug logs and a lock directory of its own."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
-        values = {
-            "data_dir": str(self.data_dir),
-            "api.port": 0,
-            "log.level": "debug",
-            "devices.reconnect_min_s": 0.1,
-            "devices.reconnect_max_s": 0.5,
-            "devices.health_interval_s": 0.2,
-            "fingerprint.capture_timeout_s": 3.0,
-            "fingerprint.poll_interval_s": 0.05,
-        }
+        values: dict[str, Any] = {"data_dir": str(self.data_dir), "api.port": 0}
+        if for_tests:
+            values.update(TEST_SETTINGS)
         values.update(settings or {})
         self.config_path = self.workdir / "kitd.toml"
         self.config_path.write_text(render_config(values, devices))
         self.log_path = self.workdir / "kitd.log"
         self.prefix = list(prefix)
         self.env = dict(os.environ, **(env or {}))
-        self.env.setdefault("KITD_LOCK_DIR", str(self.workdir / "locks"))
+        if for_tests:
+            self.env.setdefault("KITD_LOCK_DIR", str(self.workdir / "locks"))
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.notifications: list[str] = []

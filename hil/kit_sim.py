@@ -1,0 +1,106 @@
+"""kit-sim: a whole kit with no hardware — every simulator, then the real kitd against them.
+
+    kit-sim [--port 8080] [--workdir DIR]
+
+Starts each simulator in its own process, writes a kitd config pointing at them,
+starts the real `kitd`, prints the API's URL and every control channel, and stops
+them all on Ctrl-C or SIGTERM. A device family adds its simulator to SIMULATORS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hil.rig import KitdProcess, SimulatorProcess
+
+
+@dataclass
+class SimulatedDevice:
+    """A running simulator and what kitd's config needs to reach it."""
+
+    simulator: SimulatorProcess
+    settings: dict[str, Any] = field(default_factory=dict)
+    devices: list[dict[str, str]] = field(default_factory=list)
+
+
+def start_fingerprint_reader(workdir: Path) -> SimulatedDevice:
+    sim = SimulatorProcess("hil.nb1010_sim", [], workdir / "nb1010").start()
+    return SimulatedDevice(
+        simulator=sim,
+        settings={"usb_backend": f"usbip://{sim.addresses['usbip']}"},
+        devices=[{"id": "fingerprint", "uri": "usb:298d:1010"}],
+    )
+
+
+# Every simulator the kit has, in start order.
+SIMULATORS: dict[str, Callable[[Path], SimulatedDevice]] = {
+    "fingerprint": start_fingerprint_reader,
+}
+
+
+def start_kit(workdir: Path, port: int, log_level: str = "info") -> tuple[KitdProcess, list[SimulatedDevice]]:
+    """Start every simulator, then kitd; on any failure stop what was started and re-raise."""
+    started: list[SimulatedDevice] = []
+    try:
+        for start in SIMULATORS.values():
+            started.append(start(workdir))
+        settings: dict[str, Any] = {"api.port": port, "log.level": log_level}
+        devices: list[dict[str, str]] = []
+        for device in started:
+            settings.update(device.settings)
+            devices.extend(device.devices)
+        kitd = KitdProcess(workdir / "kitd", devices=devices, settings=settings, for_tests=False)
+        kitd.start()
+    except BaseException:
+        for device in started:
+            device.simulator.stop()
+        raise
+    return kitd, started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kit-sim", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8080, help="kitd API port (0: any free port)")
+    parser.add_argument("--workdir", type=Path, help="where configs, data and logs go (default: a temp dir)")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kit-sim-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        kitd, simulated = start_kit(workdir, args.port, args.log_level)
+    except (RuntimeError, OSError) as exc:
+        print(f"kit-sim: could not start the kit: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"kit-sim: kitd serving on {kitd.url}  (logs: {kitd.log_path})")
+    for device in simulated:
+        sim = device.simulator
+        channels = "  ".join(f"{k}={v}" for k, v in sim.addresses.items())
+        print(f"kit-sim: {sim.name}: {channels}  (logs: {sim.log_path})")
+    print(f"kit-sim: config {kitd.config_path}; Ctrl-C stops everything", flush=True)
+    try:
+        while not stop.wait(0.5):
+            if kitd.process is not None and kitd.process.poll() is not None:
+                print(f"kit-sim: kitd exited with status {kitd.process.returncode}", file=sys.stderr)
+                break
+    finally:
+        kitd.stop()
+        for device in simulated:
+            device.simulator.stop()
+        print("kit-sim: stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
