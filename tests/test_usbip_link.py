@@ -169,6 +169,16 @@ def test_find_sees_the_sensor_with_its_real_descriptors(sim: Sim, dev: usb.core.
         _ = dev.manufacturer
 
 
+def test_unconfigured_device_is_configured_again(dev: usb.core.Device, ctl: Control) -> None:
+    dev.set_configuration(0)
+    usb.util.dispose_resources(dev)  # forget the cached configuration
+    with pytest.raises(usb.core.USBError, match="Configuration not set"):
+        dev.get_active_configuration()
+    dev.set_configuration()
+    assert dev.get_active_configuration().bConfigurationValue == 1
+    assert exchange(dev, CHECK_FINGER)[12] == 0xF7
+
+
 def test_find_gives_none_for_another_device(sim: Sim, ctl: Control) -> None:
     assert usb.core.find(idVendor=0x1234, idProduct=0x5678, backend=sim.backend) is None
     assert len(list(usb.core.find(find_all=True, backend=sim.backend))) == 1
