@@ -64,8 +64,9 @@ command, `ok [DETAIL]` or `err REASON`:
     fault stall                the next command gets no reply at all
     fault ep-stall             the next IN transfer on 0x83 STALLs (EPIPE); the
                                endpoint stays halted until the host clears it
-    fault bad-header           next capture: after the reply, one 17-byte packet with a
-                               corrupted header (80 2e ...) and then nothing
+    fault bad-header           next capture: the first image packet is cut to 17 bytes
+                               and its header corrupted (80 2e ...); the other 89
+                               follow as usual
     fault never-finger         check finger answers "no finger" until fault clear
     fault clear                disarm every fault and clear endpoint halts
     status                     ok {JSON: plugged, devnum, finger, queue, served,
@@ -562,7 +563,8 @@ class NB1010Sim:
             if self.fault_bad_header:
                 self.fault_bad_header = False
                 self.in_data.append(bad_header_packet(frame))
-                log.info("fault bad-header: one corrupted short packet, then nothing")
+                self.in_data.extend(image_packets(frame)[1:])
+                log.info("fault bad-header: image packet 0 corrupted and short")
             elif self.unplug_after is not None:
                 n, self.unplug_after = self.unplug_after, None
                 self.in_data.extend(image_packets(frame)[:n])
