@@ -9,7 +9,7 @@ import pytest
 
 from kitd.capture.fingerprint import capture_raw_fingerprint
 from kitd.drivers import nb1010
-from kitd.errors import NoFinger, ProtocolError
+from kitd.errors import DeviceTimeout, NoFinger, ProtocolError
 
 
 def reply(code: int, tag: int, coverage: int = 0) -> bytes:
@@ -43,7 +43,9 @@ class FakeLink:
     def write(self, data: bytes, what: str = "") -> None:
         self.writes.append(bytes(data))
 
-    def read(self, length: int, what: str = "") -> bytes:
+    def read(self, length: int, what: str = "", timeout_ms: int | None = None) -> bytes:
+        if not self.reads:
+            raise DeviceTimeout(f"{what}: nothing to read")  # as a device with nothing to send
         data = self.reads.pop(0)
         assert len(data) <= length
         return data
@@ -139,6 +141,14 @@ def test_capture_with_short_image_packet_raises_protocol_error() -> None:
     frame = np.zeros((180, 256), np.uint8)
     packets = frame_packets(frame)
     packets[40] = packets[40][:100]
-    link = FakeLink([reply(0x37, 1, 0xF7), reply(0x20, 3), reply(0x20, 4), *packets])
-    with pytest.raises(ProtocolError):
+    link = FakeLink([reply(0x20, 3), reply(0x20, 4), *packets, b"stale"])
+    with pytest.raises(ProtocolError, match="image packet 40: 100 bytes"):
+        nb1010.NB1010Reader(link).capture_frame()
+    assert link.reads == []  # what was left of the broken frame was drained
+
+
+def test_capture_that_stops_mid_frame_times_out_and_drains() -> None:
+    packets = frame_packets(np.zeros((180, 256), np.uint8))
+    link = FakeLink([reply(0x20, 3), reply(0x20, 4), *packets[:30]])
+    with pytest.raises(DeviceTimeout, match="image packet 30"):
         nb1010.NB1010Reader(link).capture_frame()

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from kitd.drivers.usb_link import UsbBulkLink, UsbFacts
-from kitd.errors import ProtocolError
+from kitd.errors import DeviceError, DeviceTimeout, ProtocolError
 
 VENDOR_ID = 0x298D
 PRODUCT_ID = 0x1010
@@ -36,6 +36,7 @@ PACKET_HEADER = 25
 ROWS_PER_PACKET = 2
 PACKET_COUNT = HEIGHT // ROWS_PER_PACKET
 FINGER_PRESENT_ABOVE = 0x30
+DRAIN_TIMEOUT_MS = 50
 
 LEAD = 0x80
 CHECK_FINGER = 0x38
@@ -98,8 +99,12 @@ def assemble_frame(packets: Sequence[bytes]) -> np.ndarray:
     """The 180 x 256 8-bit frame from the 90 image packets, top row first."""
     if len(packets) != PACKET_COUNT:
         raise ProtocolError(f"NB-1010 frame: {len(packets)} image packets, expected {PACKET_COUNT}")
-    rows = b"".join(parse_image_packet(i, p) for i, p in enumerate(packets))
-    return np.frombuffer(rows, dtype=np.uint8).reshape(HEIGHT, WIDTH).copy()
+    return frame_from_rows([parse_image_packet(i, p) for i, p in enumerate(packets)])
+
+
+def frame_from_rows(row_pairs: Sequence[bytes]) -> np.ndarray:
+    """The frame from the validated row pairs of the 90 packets, in order."""
+    return np.frombuffer(b"".join(row_pairs), dtype=np.uint8).reshape(HEIGHT, WIDTH).copy()
 
 
 class BulkLink(Protocol):
@@ -113,7 +118,7 @@ class BulkLink(Protocol):
 
     def write(self, data: bytes, what: str = ...) -> None: ...
 
-    def read(self, length: int, what: str = ...) -> bytes: ...
+    def read(self, length: int, what: str = ..., timeout_ms: int | None = ...) -> bytes: ...
 
 
 @dataclass
@@ -187,5 +192,25 @@ class NB1010Reader:
         """Pre-capture, capture, then read and assemble the 90 image packets."""
         self.command(PRE_CAPTURE_COMMAND)
         self.command(CAPTURE_COMMAND)
-        packets = [self.link.read(PACKET_LENGTH, f"NB-1010 image packet {i}") for i in range(PACKET_COUNT)]
-        return assemble_frame(packets)
+        try:
+            # Each packet is checked as it arrives: a broken frame fails at once,
+            # not after 89 more transfer timeouts.
+            row_pairs = [
+                parse_image_packet(i, self.link.read(PACKET_LENGTH, f"NB-1010 image packet {i}"))
+                for i in range(PACKET_COUNT)
+            ]
+        except (ProtocolError, DeviceTimeout):
+            self.drain()
+            raise
+        return frame_from_rows(row_pairs)
+
+    def drain(self) -> int:
+        """Read and drop what is left of a broken frame, so that it cannot leak into the next one."""
+        dropped = 0
+        for _ in range(PACKET_COUNT + 1):
+            try:
+                self.link.read(PACKET_LENGTH, "NB-1010 drain", timeout_ms=DRAIN_TIMEOUT_MS)
+            except DeviceError:
+                break
+            dropped += 1
+        return dropped

@@ -183,18 +183,28 @@ class UsbBulkLink:
             raise DeviceGone("USB device is not open")
         return self._device
 
+    def _failed(self, device: usb.core.Device, endpoint: int, exc: BaseException, what: str) -> Exception:
+        error = map_usb_error(exc, what)
+        if getattr(exc, "errno", None) == errno.EPIPE:
+            # A halted endpoint stays halted until the host clears it (USB 2.0 9.4.5).
+            try:
+                device.clear_halt(endpoint)
+            except (usb.core.USBError, OSError):
+                pass
+        return error
+
     def write(self, data: bytes, what: str = "bulk write") -> None:
         device = self._require()
         try:
             written = device.write(self.endpoint_out, data, self.timeout_ms)
         except (usb.core.USBError, OSError) as exc:
-            raise map_usb_error(exc, what) from None
+            raise self._failed(device, self.endpoint_out, exc, what) from None
         if written != len(data):
             raise ProtocolError(f"{what}: short write ({written} of {len(data)} bytes)")
 
-    def read(self, length: int, what: str = "bulk read") -> bytes:
+    def read(self, length: int, what: str = "bulk read", timeout_ms: int | None = None) -> bytes:
         device = self._require()
         try:
-            return bytes(device.read(self.endpoint_in, length, self.timeout_ms))
+            return bytes(device.read(self.endpoint_in, length, timeout_ms or self.timeout_ms))
         except (usb.core.USBError, OSError) as exc:
-            raise map_usb_error(exc, what) from None
+            raise self._failed(device, self.endpoint_in, exc, what) from None
