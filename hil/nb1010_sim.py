@@ -53,8 +53,8 @@ command, `ok [DETAIL]` or `err REASON`:
     queue-pattern NAME         queue a test pattern (gradient, checker, stripes, rows, blank)
     current PATH               the current finger becomes this PNG
     current-pattern NAME       the current finger becomes this pattern
-    condition NAME [SEED]      the current finger becomes a registered generator
-                               (register_condition(); none are built in yet)
+    condition NAME [SEED]      the current finger becomes factory(SEED) of a registered
+                               generator (register_condition(); none built in yet)
     finger on|off              a finger is on the sensor, or not
     unplug                     the device vanishes: open connections drop, it is
                                no longer listed or importable
@@ -194,7 +194,21 @@ def classify(data: bytes) -> int | None:
 
 
 # ---- frames ---------------------------------------------------------------------------
-FrameSource = Callable[[], bytes]
+# A frame source returns the next frame: 46080 bytes, or a 180x256 uint8 array.
+FrameSource = Callable[[], Any]
+
+
+def as_frame(frame: Any) -> bytes:
+    """46080 bytes, top row first, from bytes or a 180x256 uint8 array; else ValueError."""
+    if isinstance(frame, np.ndarray):
+        if frame.shape != (HEIGHT, WIDTH) or frame.dtype != np.uint8:
+            raise ValueError(f"a frame is a {HEIGHT}x{WIDTH} uint8 array, got "
+                             f"{frame.shape} {frame.dtype}")
+        return np.ascontiguousarray(frame).tobytes()
+    frame = bytes(frame)
+    if len(frame) != FRAME_BYTES:
+        raise ValueError(f"a frame is {FRAME_BYTES} bytes, got {len(frame)}")
+    return frame
 
 
 def make_pattern(name: str) -> bytes:
@@ -240,8 +254,9 @@ def load_frame(path: str | Path) -> bytes:
     return np.ascontiguousarray(image).tobytes()
 
 
-def fixed_source(frame: bytes) -> FrameSource:
+def fixed_source(frame: Any) -> FrameSource:
     """A finger that always presents the same frame."""
+    frame = as_frame(frame)
     return lambda: frame
 
 
@@ -357,18 +372,15 @@ class NB1010Sim:
         with self.lock:
             self.current, self.current_name = source, name
 
-    def queue_frame(self, frame: bytes) -> int:
-        if len(frame) != FRAME_BYTES:
-            raise ValueError(f"a frame is {FRAME_BYTES} bytes, got {len(frame)}")
+    def queue_frame(self, frame: Any) -> int:
+        frame = as_frame(frame)
         with self.lock:
             self.queue.append(frame)
             return len(self.queue)
 
     def next_frame(self) -> bytes:
         with self.lock:
-            frame = self.queue.popleft() if self.queue else self.current()
-            if len(frame) != FRAME_BYTES:
-                raise ValueError(f"frame source gave {len(frame)} bytes")
+            frame = self.queue.popleft() if self.queue else as_frame(self.current())
             self.frames_served += 1
             return frame
 
@@ -661,7 +673,11 @@ class UsbipServer:
                 if urb.command == usbip_wire.CMD_UNLINK:
                     conn.send_unlink(urb, self.sim.unlink(conn, urb.flags))
                 elif urb.command == usbip_wire.CMD_SUBMIT:
-                    result = self.sim.handle(conn, urb)
+                    try:
+                        result = self.sim.handle(conn, urb)
+                    except Exception:  # e.g. a frame source that failed: EIO, keep serving
+                        log.exception("URB on ep %d failed", urb.ep)
+                        result = _fail(urb, -errno.EIO)
                     if result is not None:
                         conn.send(result)
                 else:
