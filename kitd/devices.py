@@ -25,6 +25,7 @@ log = logging.getLogger("kitd.devices")
 T = TypeVar("T")
 
 STATUSES = ("ready", "busy", "disconnected", "error")
+NOT_OPENED = "not opened yet"
 
 
 class DeviceSlot:
@@ -51,7 +52,7 @@ class DeviceSlot:
         self.firmware: str | None = None
         self.detail: dict[str, Any] = {}
         self.status = "disconnected"
-        self.reason = "not opened yet"
+        self.reason = NOT_OPENED
         self.since = time.time()
         self.cancel = threading.Event()
         self._driver_factory = driver_factory
@@ -131,7 +132,9 @@ class DeviceSlot:
                 except DeviceBusy as exc:
                     self._set_status("error", str(exc))
                 except DeviceGone as exc:
-                    self._set_status("disconnected", str(exc))
+                    # Keep why it went away (e.g. unplugged mid-capture) while retrying.
+                    if self.status != "disconnected" or self.reason == NOT_OPENED:
+                        self._set_status("disconnected", str(exc))
                 except KitError as exc:
                     self._set_status("error", str(exc))
                 except Exception as exc:  # noqa: BLE001 - a driver bug must not stop the daemon
