@@ -67,6 +67,7 @@ _RET_SUBMIT = struct.Struct(">iiiii8x")  # status, actual_length, start_frame, n
 _CMD_UNLINK = struct.Struct(">I24x")  # seqnum of the URB to unlink
 _RET_UNLINK = struct.Struct(">i24x")  # status
 _HEADER_LEN = 48
+_NOT_ISO = -1  # number_of_packets of a non-isochronous CMD_SUBMIT (0xffffffff on the wire)
 
 # Linux errno values as the server reports URB status (negative on the wire).
 _ECONNRESET = 104
@@ -446,7 +447,7 @@ class _Connection:
                 raise _usb_error(errno.ENODEV)
             seqnum = self._next_seqnum()
             header = _BASIC.pack(CMD_SUBMIT, seqnum, self.devid, direction, ep)
-            header += _CMD_SUBMIT.pack(0, length, 0, 0, 0, setup)
+            header += _CMD_SUBMIT.pack(0, length, 0, _NOT_ISO, 0, setup)
             self._send(header + (payload if direction == DIR_OUT else b""))
             deadline = None if timeout_ms <= 0 else time.monotonic() + timeout_ms / 1000.0
             try:
