@@ -50,13 +50,11 @@ print(json.dumps({**figures, "shape": list(frame.shape)}))
 """
 
 
-def run(smoke: bool) -> None:
-    from bench.stats import summary_ms
-
+def replay_figures(repeat: int) -> dict[str, list[float]] | None:
+    """Seconds per raw capture, driver capture and decode under the replay; None when unavailable."""
     if shutil.which("umockdev-run") is None or not (NB1010_FIXTURE / "capture.ioctl").exists():
         print("   skipped: needs umockdev-run and ../shared/fixtures/nb1010")
-        return
-    repeat = 5 if smoke else 50
+        return None
     result = subprocess.run(
         [*umockdev_prefix(), sys.executable, "-c", CHILD, str(repeat)],
         capture_output=True,
@@ -64,9 +62,17 @@ def run(smoke: bool) -> None:
         timeout=600,
     )
     if result.returncode != 0:
-        print(f"   failed: {result.stderr.strip().splitlines()[-1:]}")
+        print(f"   replay failed: {result.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(result.stdout)
+
+
+def run(smoke: bool) -> None:
+    from bench.stats import summary_ms
+
+    figures = replay_figures(5 if smoke else 50)
+    if figures is None:
         return
-    figures = json.loads(result.stdout)
     median = {k: sorted(v)[len(v) // 2] for k, v in figures.items() if k != "shape"}
     print(f"   raw pyusb transfers (reference): {summary_ms(figures['raw'])}")
     print(f"   driver capture (poll+capture+decode): {summary_ms(figures['driver'])}")
