@@ -83,11 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, OSError) as exc:
         print(f"kit-sim: could not start the kit: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
-    print(f"kit-sim: kitd serving on {kitd.url}  (logs: {kitd.log_path})")
+    assert kitd.process is not None
+    print(f"kit-sim: kitd serving on {kitd.url}  (pid {kitd.process.pid}, logs: {kitd.log_path})")
     for device in simulated:
         sim = device.simulator
         channels = "  ".join(f"{k}={v}" for k, v in sim.addresses.items())
-        print(f"kit-sim: {sim.name}: {channels}  (logs: {sim.log_path})")
+        pid = sim.process.pid if sim.process else "?"
+        print(f"kit-sim: {sim.name}: {channels}  (pid {pid}, logs: {sim.log_path})")
     print(f"kit-sim: config {kitd.config_path}; Ctrl-C stops everything", flush=True)
     try:
         while not stop.wait(0.5):

@@ -1,0 +1,73 @@
+"""kit-sim: one command gives a working kit with no hardware, and Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import cv2
+
+from hil.rig import venv_script
+from kitd.client import DaemonClient
+
+
+def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [venv_script("kit-sim"), "--port", "0", "--workdir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(60), "".join(lines)
+        url = re.search(r"kitd serving on (http://\S+)", "".join(lines)).group(1)
+        assert re.search(r"nb1010_sim: usbip=127\.0\.0\.1:\d+ +control=127\.0\.0\.1:\d+", "".join(lines))
+        client = DaemonClient(url)
+        devices = {d["id"]: d for d in client.devices()}
+        assert devices["fingerprint"]["status"] == "ready"
+        out = tmp_path / "finger.png"
+        result = subprocess.run(
+            [
+                venv_script("kitctl"),
+                "capture",
+                "fingerprint",
+                "--daemon",
+                "--raw",
+                "--api",
+                url,
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (180, 256)
+        pids = [int(p) for p in re.findall(r"pid (\d+)", "".join(lines))]
+        assert len(pids) >= 2  # kitd and the reader's simulator
+    finally:
+        os.killpg(process.pid, signal.SIGINT) if process.poll() is None else None
+        process.wait(30)
+        reader.join(5)
+    assert process.returncode == 0, "".join(lines)
+    assert "kit-sim: stopped" in "".join(lines)
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists()
