@@ -32,7 +32,7 @@ class SimulatedDevice:
 
 
 def start_fingerprint_reader(workdir: Path) -> SimulatedDevice:
-    sim = SimulatorProcess("hil.nb1010_sim", [], workdir / "nb1010").start()
+    sim = SimulatorProcess("hil.nb1010_sim", ["--condition", "good"], workdir / "nb1010").start()
     return SimulatedDevice(
         simulator=sim,
         settings={"usb_backend": f"usbip://{sim.addresses['usbip']}"},

@@ -8,7 +8,7 @@ in ../shared/fixtures/nb1010/capture.ioctl. kitd reaches it through
 kitd.drivers.usbip_backend (`usb_backend = "usbip://127.0.0.1:PORT"`).
 
     python -m hil.nb1010_sim [--usbip-port 0] [--control-port 0] [--frame PATH ...]
-                             [--pattern NAME]
+                             [--pattern NAME] [--condition NAME [--seed N]]
 
 Both ports bind 127.0.0.1 (0 = a free port). When both listen, exactly one line goes
 to stdout, `READY usbip=127.0.0.1:PORT control=127.0.0.1:PORT`; logs go to stderr.
@@ -54,7 +54,10 @@ command, `ok [DETAIL]` or `err REASON`:
     current PATH               the current finger becomes this PNG
     current-pattern NAME       the current finger becomes this pattern
     condition NAME [SEED]      the current finger becomes factory(SEED) of a registered
-                               generator (register_condition(); none built in yet)
+                               generator: the synthetic fingers of
+                               hil.synthetic_finger (good, light, wet, dry, partial,
+                               off_center, smudged, dirty_sensor, no_finger), SEED
+                               picks the finger (default 1)
     finger on|off              a finger is on the sensor, or not
     unplug                     the device vanishes: open connections drop, it is
                                no longer listed or importable
@@ -280,6 +283,31 @@ CONDITIONS: dict[str, Callable[[int | None], FrameSource]] = {}
 def register_condition(name: str, factory: Callable[[int | None], FrameSource]) -> None:
     """Make `condition NAME [SEED]` on the control channel use factory(seed)."""
     CONDITIONS[name] = factory
+
+
+SENSOR_PPI = 385.0  # the NB-1010-U datasheet's resolution
+DEFAULT_FINGER_SEED = 1
+
+
+def register_synthetic_fingers() -> None:
+    """Every condition of hil.synthetic_finger, rendered at the sensor's size and resolution."""
+    from hil import synthetic_finger
+
+    def factory_for(condition: str) -> Callable[[int | None], FrameSource]:
+        def factory(seed: int | None) -> FrameSource:
+            frame = synthetic_finger.render_finger(
+                DEFAULT_FINGER_SEED if seed is None else seed,
+                condition,
+                width=WIDTH,
+                height=HEIGHT,
+                ppi=SENSOR_PPI,
+            )
+            return fixed_source(frame.tobytes())
+
+        return factory
+
+    for condition in synthetic_finger.CONDITIONS:
+        register_condition(condition, factory_for(condition))
 
 
 # ---- the simulated device -------------------------------------------------------------
@@ -844,12 +872,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="PNG of the current finger (repeat: served in turn)")
     parser.add_argument("--pattern", default="gradient", choices=PATTERNS,
                         help="current finger when no --frame is given (default gradient)")
+    parser.add_argument("--condition", metavar="NAME",
+                        help="current finger: a synthetic finger in this condition (e.g. good, light)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_FINGER_SEED, help="which synthetic finger")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every control STALL")
     args = parser.parse_args(argv)
+    register_synthetic_fingers()
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
                         format="nb1010_sim: %(message)s")
     try:
-        if args.frame:
+        if args.condition:
+            if args.condition not in CONDITIONS:
+                raise ValueError(f"unknown condition '{args.condition}' ({', '.join(CONDITIONS)})")
+            source = CONDITIONS[args.condition](args.seed)
+            name = f"condition {args.condition} {args.seed}"
+        elif args.frame:
             frames = [load_frame(path) for path in args.frame]
             source = fixed_source(frames[0]) if len(frames) == 1 else rotating_source(frames)
             name = "file " + " ".join(args.frame)
