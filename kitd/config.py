@@ -8,6 +8,7 @@ from it).
 
 from __future__ import annotations
 
+import importlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,18 @@ DEVICE_KEYS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+# Quality thresholds: `[quality.MODALITY]` tables whose key names and defaults belong
+# to the assessor (module, constant), so that they are written down once.
+THRESHOLD_TABLES: dict[str, tuple[str, str]] = {
+    "fingerprint": ("kitd.capture.fingerprint_quality", "DEFAULT_THRESHOLDS"),
+}
+
+
+def threshold_defaults(modality: str) -> dict[str, float]:
+    """The built-in thresholds of a modality's assessor."""
+    module_name, constant = THRESHOLD_TABLES[modality]
+    return dict(getattr(importlib.import_module(module_name), constant))
+
 
 @dataclass
 class DeviceConfig:
@@ -75,6 +88,11 @@ class KitConfig:
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
+
+    def thresholds(self, modality: str) -> dict[str, float]:
+        """The `[quality.MODALITY]` thresholds this config overrides (the rest stay built in)."""
+        prefix = f"quality.{modality}."
+        return {k.removeprefix(prefix): v for k, v in self.values.items() if k.startswith(prefix)}
 
     @property
     def data_dir(self) -> Path:
@@ -121,6 +139,10 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
     values = defaults()
     reference = {key: expected for key, expected, _, _ in CONFIG_REFERENCE}
     for key, value in _flatten(raw).items():
+        if key.startswith("quality."):
+            _check_threshold(f"{where}", key, value)
+            values[key] = value
+            continue
         if key not in reference:
             raise ConfigError(f"{where}unknown config key '{key}'")
         _check_type(key, value, reference[key])
@@ -131,6 +153,18 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         raise ConfigError(f"{where}config key 'api.port': {values['api.port']} is not a port")
     devices = _parse_devices(device_tables, where)
     return KitConfig(values=values, devices=devices, source=source)
+
+
+def _check_threshold(where: str, key: str, value: Any) -> None:
+    _, modality, name = (key.split(".", 2) + ["", ""])[:3]
+    if modality not in THRESHOLD_TABLES or not name:
+        raise ConfigError(
+            f"{where}unknown config key '{key}' (quality tables: {', '.join(THRESHOLD_TABLES)})"
+        )
+    known = threshold_defaults(modality)
+    if name not in known:
+        raise ConfigError(f"{where}unknown config key '{key}' (thresholds: {', '.join(known)})")
+    _check_type(key, value, (int, float))
 
 
 def _parse_devices(tables: list[Any], where: str) -> list[DeviceConfig]:

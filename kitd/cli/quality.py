@@ -1,0 +1,132 @@
+"""kitctl quality: assess captures already on disk, one report per input.
+
+    kitctl quality fingerprint IMAGE... [--ppi N] [--config PATH] [--json]
+
+With --json, one JSON object per line in input order:
+`{"file", "score", "passed", "metrics", "feedback"}`, or `{"file", "error"}` for an
+input that cannot be read (the others are still assessed). Exit 1 when any input
+could not be read (not when a capture fails the gate), 2 for bad arguments.
+A modality adds one QualityCommand to QUALITY_COMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from kitd.cli.options import add_config_option, config_from_args
+
+
+class InputUnreadable(Exception):
+    """The input file is missing, unreadable or not of the expected kind (says why)."""
+
+
+def read_grey_image(path: Path) -> np.ndarray:
+    """Any PNG, TIFF, BMP or JPEG as an 8-bit grey array (colour converted)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise InputUnreadable("no such file") from None
+    except IsADirectoryError:
+        raise InputUnreadable("is a directory") from None
+    except OSError as exc:
+        raise InputUnreadable(exc.strerror or str(exc)) from None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise InputUnreadable("not a readable image (PNG, TIFF, BMP or JPEG)")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise InputUnreadable(f"unsupported pixel type {image.dtype}")
+    if image.ndim == 3:
+        code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+        image = cv2.cvtColor(image, code)
+    return image
+
+
+@dataclass(frozen=True)
+class QualityCommand:
+    """How one modality's inputs are read and assessed."""
+
+    help: str
+    load: Callable[[Path], Any]
+    assess: Callable[[Any, argparse.Namespace, dict[str, float]], Any]
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+
+
+def _ppi(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 50 <= value <= 5000:
+        raise argparse.ArgumentTypeError(f"{text} ppi is not a plausible sensor resolution")
+    return value
+
+
+def _fingerprint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ppi", type=_ppi, default=500.0, help="resolution of the images (default 500)")
+
+
+def _assess_fingerprint(image: np.ndarray, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
+    from kitd.capture.fingerprint_quality import assess_fingerprint
+
+    return assess_fingerprint(image, args.ppi, thresholds or None)
+
+
+QUALITY_COMMANDS: dict[str, QualityCommand] = {
+    "fingerprint": QualityCommand(
+        help="fingerprint images: an NFIQ 2-class score with feedback",
+        load=read_grey_image,
+        assess=_assess_fingerprint,
+        add_arguments=_fingerprint_arguments,
+    ),
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    quality = subparsers.add_parser("quality", help="assess captures on disk")
+    kinds = quality.add_subparsers(dest="modality", required=True, parser_class=type(quality))
+    for name, command in QUALITY_COMMANDS.items():
+        parser = kinds.add_parser(name, help=command.help)
+        parser.add_argument("inputs", nargs="+", metavar="FILE")
+        command.add_arguments(parser)
+        add_config_option(parser)
+        parser.add_argument("--json", action="store_true", help="one JSON object per line")
+        parser.set_defaults(func=run, quality=command)
+
+
+def _human_line(entry: dict[str, Any]) -> str:
+    if "error" in entry:
+        return f"{entry['file']}: cannot read: {entry['error']}"
+    verdict = "pass" if entry["passed"] else "FAIL"
+    feedback = ", ".join(entry["feedback"]) or "-"
+    return f"{entry['file']}: score {entry['score']:.0f} {verdict}; feedback: {feedback}"
+
+
+def run(args: argparse.Namespace) -> int:
+    command: QualityCommand = args.quality
+    thresholds = config_from_args(args).thresholds(args.modality)
+    unreadable = 0
+    for name in args.inputs:
+        entry: dict[str, Any] = {"file": name}
+        try:
+            report = command.assess(command.load(Path(name)), args, thresholds)
+        except InputUnreadable as exc:
+            unreadable += 1
+            entry["error"] = str(exc)
+        else:
+            entry.update(report.to_json())
+        print(json.dumps(entry) if args.json else _human_line(entry), flush=True)
+    if unreadable:
+        print(f"kitctl: {unreadable} of {len(args.inputs)} inputs could not be read", file=sys.stderr)
+        return 1
+    return 0
