@@ -1,0 +1,103 @@
+"""The capture session's logic with scripted scores and a scripted clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from kitd.capture.session import CaptureSession, SessionPolicy
+
+
+@dataclass
+class Report:
+    score: float
+    passed: bool
+    failed_checks: list[str] = field(default_factory=list)
+    feedback: list[str] = field(default_factory=list)
+
+
+def scripted(scores: list[float], threshold: float = 50) -> list[Report]:
+    return [Report(s, s >= threshold, [] if s >= threshold else ["contrast"]) for s in scores]
+
+
+def run(policy: SessionPolicy, reports: list[Report], step_s: float = 1.0) -> CaptureSession:
+    session = CaptureSession(policy, started_at=0.0)
+    for i, report in enumerate(reports):
+        session.offer(report, payload=f"frame{i + 1}", now=(i + 1) * step_s)
+        if session.ended:
+            break
+    return session
+
+
+def test_auto_capture_exactly_at_the_kth_consecutive_pass() -> None:
+    policy = SessionPolicy(consecutive_passes=3, keep_best=5, timeout_s=100)
+    session = run(policy, scripted([60, 70, 20, 55, 65, 58, 90]))
+    assert session.state == "captured"
+    assert session.attempts == 6  # passes at 4, 5, 6 (the pass streak at 1-2 was broken by 3)
+    assert session.result is not None and session.result.payload == "frame2"  # best passing kept
+    assert not session.forced
+
+
+def test_first_pass_ends_with_k_of_one() -> None:
+    session = run(SessionPolicy(consecutive_passes=1), scripted([10, 30, 51, 99]))
+    assert session.state == "captured" and session.attempts == 3
+    assert session.result.payload == "frame3"
+
+
+def test_best_of_n_keeps_the_n_best_in_order() -> None:
+    session = run(
+        SessionPolicy(consecutive_passes=99, keep_best=3, timeout_s=100), scripted([10, 40, 30, 45, 5, 45])
+    )
+    assert [c.score for c in session.best] == [45, 45, 40]
+    assert [c.payload for c in session.best] == ["frame4", "frame6", "frame2"]  # ties: earlier first
+
+
+def test_forced_on_timeout_with_reasons() -> None:
+    policy = SessionPolicy(consecutive_passes=2, keep_best=2, timeout_s=3.5)
+    session = run(policy, scripted([10, 40, 30, 20, 45]))
+    assert session.state == "forced" and session.forced
+    assert session.attempts == 4  # the frame at t=4 s found the time run out
+    assert session.result.payload == "frame2"
+    assert session.reasons[0] == "no capture passed within 3.5 s"
+    assert "contrast" in session.reasons
+
+
+def test_timeout_without_frames_fails_and_tick_ends_it() -> None:
+    session = CaptureSession(SessionPolicy(timeout_s=2), started_at=10.0)
+    assert session.tick(11.0) == "running"
+    assert session.tick(12.0) == "failed"
+    assert session.result is None and session.reasons == ["no capture passed within 2 s"]
+
+
+def test_forced_on_attempt_limit() -> None:
+    session = run(
+        SessionPolicy(consecutive_passes=1, max_attempts=3, timeout_s=100), scripted([10, 20, 15, 90])
+    )
+    assert session.state == "forced" and session.attempts == 3
+    assert session.result.payload == "frame2"
+    assert session.reasons[0] == "no capture passed in 3 attempts"
+
+
+def test_confirm_takes_the_best_and_is_honest_when_it_fails() -> None:
+    passing = run(SessionPolicy(consecutive_passes=5, timeout_s=100), scripted([60, 20]))
+    assert passing.confirm() == "confirmed" and passing.result.payload == "frame1"
+    failing = run(SessionPolicy(consecutive_passes=5, timeout_s=100), scripted([30, 20]))
+    assert failing.confirm() == "forced" and failing.result.payload == "frame1"
+    assert failing.reasons == ["accepted by the officer without passing", "contrast"]
+    with pytest.raises(ValueError):
+        CaptureSession(SessionPolicy(), started_at=0).confirm()
+
+
+def test_cancel_ends_without_result_and_later_frames_are_ignored() -> None:
+    session = CaptureSession(SessionPolicy(timeout_s=100), started_at=0)
+    session.offer(Report(20, False), "frame1", now=1)
+    assert session.cancel() == "cancelled"
+    assert session.offer(Report(99, True), "frame2", now=2) == "cancelled"
+    assert session.result is None and session.attempts == 1
+
+
+def test_policy_rejects_nonsense() -> None:
+    for bad in ({"consecutive_passes": 0}, {"keep_best": 0}, {"timeout_s": 0}, {"max_attempts": 0}):
+        with pytest.raises(ValueError):
+            SessionPolicy(**bad)
