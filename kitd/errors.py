@@ -37,3 +37,17 @@ class ProtocolError(DeviceError):
 
 class DeviceBusy(DeviceError):
     """The device is held by another capture or by a running daemon."""
+
+
+class QualityGateFailed(KitError):
+    """No capture passed the quality gate; carries the best one's score and failing checks."""
+
+    def __init__(self, message: str, *, score: float, failed_checks: list[str], feedback: list[str]) -> None:
+        super().__init__(message)
+        self.score = score
+        self.failed_checks = failed_checks
+        self.feedback = feedback
+
+
+class EndOfStream(DeviceError):
+    """A replayed file or image sequence has no more frames (not a fault: nothing to reopen)."""
