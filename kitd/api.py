@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from kitd.capture_service import CAPTURE_KINDS, validate_request
-from kitd.errors import DeviceBusy, DeviceGone, DeviceTimeout, KitError, NoFinger, ProtocolError
+from kitd.errors import DeviceBusy, DeviceGone, DeviceTimeout, KitError, NoFinger, NoPenInput, ProtocolError
 from kitd.openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ def kit_error_response(exc: KitError) -> web.Response:
         return error_response(503, "disconnected", str(exc))
     if isinstance(exc, NoFinger):
         return error_response(504, "no_finger", str(exc))
+    if isinstance(exc, NoPenInput):
+        return error_response(504, "no_pen_input", str(exc))
     if isinstance(exc, DeviceTimeout):
         return error_response(504, "timeout", str(exc))
     if isinstance(exc, ProtocolError):

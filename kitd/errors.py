@@ -31,6 +31,10 @@ class NoFinger(DeviceTimeout):
     """No finger (or frame) arrived within the capture's timeout."""
 
 
+class NoPenInput(DeviceTimeout):
+    """No pen packet arrived from the signature pad within the recording's time."""
+
+
 class ProtocolError(DeviceError):
     """A malformed reply, an endpoint STALL, or a failed transfer (EIO, EPIPE)."""
 
