@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from kitd.capture_service import CAPTURE_KINDS, validate_request
-from kitd.errors import DeviceBusy, DeviceGone, DeviceTimeout, KitError, NoFinger, NoPenInput, ProtocolError
+from kitd.errors import (
+    DeviceBusy,
+    DeviceGone,
+    DeviceTimeout,
+    KitError,
+    NoFinger,
+    NoPenInput,
+    ProtocolError,
+    QualityGateFailed,
+)
 from kitd.openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -27,6 +36,17 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 
 
 def kit_error_response(exc: KitError) -> web.Response:
+    if isinstance(exc, QualityGateFailed):
+        return web.json_response(
+            {
+                "error": "quality_gate",
+                "message": str(exc),
+                "score": round(exc.score, 1),
+                "failed_checks": exc.failed_checks,
+                "feedback": exc.feedback,
+            },
+            status=422,
+        )
     if isinstance(exc, DeviceBusy):
         return error_response(409, "busy", str(exc))
     if isinstance(exc, DeviceGone):

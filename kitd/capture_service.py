@@ -13,7 +13,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitd.capture.fingerprint import capture_raw_fingerprint, encode_png
+from kitd.capture.fingerprint import (
+    GatedCapture,
+    capture_raw_fingerprint,
+    encode_png,
+    fingerprint_assessor,
+    fingerprint_policy,
+    gate_outcome,
+    run_fingerprint_session,
+)
 from kitd.config import KitConfig
 from kitd.devices import DeviceSlot
 
@@ -59,17 +67,53 @@ def validate_request(kind: CaptureKind, body: Any) -> dict[str, Any]:
     return dict(body)
 
 
+def quality_headers(report: Any, forced: bool = False) -> dict[str, str]:
+    headers = {
+        "X-Kit-Quality": f"{report.score:.1f}",
+        "X-Kit-Feedback": ",".join(report.feedback),
+    }
+    if forced:
+        headers["X-Kit-Forced"] = "true"
+    return headers
+
+
 async def capture_fingerprint(config: KitConfig, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
-    """Wait for a finger and take one frame (every capture is raw until the quality gate lands)."""
+    """Raw: one frame once a finger is on. Gated: presses through a session until one passes."""
     timeout = float(options.get("timeout_s") or config["fingerprint.capture_timeout_s"])
     poll = float(config["fingerprint.poll_interval_s"])
+    assess = fingerprint_assessor(config)
 
-    def job(driver: Any) -> Any:
-        return capture_raw_fingerprint(driver, timeout, poll, slot.cancel)
+    if options.get("raw"):
 
-    frame = await slot.run_job(job)
-    log.info("captured from %s", slot.id, extra={"device": slot.id, "raw": True})
-    return Capture(body=encode_png(frame), content_type="image/png")
+        def raw_job(driver: Any) -> Any:
+            frame = capture_raw_fingerprint(driver, timeout, poll, slot.cancel)
+            return GatedCapture(frame, assess(frame), forced=False, reasons=[])
+
+        result = await slot.run_job(raw_job)
+    else:
+        policy = fingerprint_policy(config, timeout)
+
+        def gated_job(driver: Any) -> Any:
+            return run_fingerprint_session(driver, policy, assess, poll, slot.cancel)
+
+        session = await slot.run_job(gated_job)
+        result = gate_outcome(session, bool(options.get("force")))
+    log.info(
+        "captured from %s",
+        slot.id,
+        extra={
+            "device": slot.id,
+            "raw": bool(options.get("raw")),
+            "score": round(float(result.report.score), 1),
+            "forced": result.forced,
+            "reasons": result.reasons,
+        },
+    )
+    return Capture(
+        body=encode_png(result.frame),
+        content_type="image/png",
+        headers=quality_headers(result.report, result.forced),
+    )
 
 
 SECONDS = RequestField((int, float), "a number of seconds above 0", positive=True)

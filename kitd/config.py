@@ -47,7 +47,50 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         20.0,
         "Default time to wait for a finger when a request names none.",
     ),
+    (
+        "fingerprint.consecutive_passes",
+        int,
+        1,
+        "A gated capture ends after this many passing presses in a row.",
+    ),
+    ("fingerprint.keep_best", int, 3, "How many of the best presses a capture keeps."),
+    (
+        "fingerprint.max_attempts",
+        int,
+        0,
+        "Presses before a gated capture gives up with its best (forced); 0: only the timeout limits it.",
+    ),
+    ("iris.width", int, 640, "Frame width asked of a V4L2 iris camera and expected from an HTTP stream."),
+    ("iris.height", int, 480, "Frame height asked of a V4L2 iris camera and expected from an HTTP stream."),
+    (
+        "iris.fps",
+        (int, float),
+        30,
+        "Nominal frame rate: asked of a V4L2 camera; estimates frames missed by a live stream; "
+        "paces image-sequence replay.",
+    ),
+    ("iris.open_timeout_s", (int, float), 2.0, "How long opening a camera stream may take."),
+    (
+        "iris.read_timeout_s",
+        (int, float),
+        1.0,
+        "A live stream with no new frame (or only identical ones) for this long is stalled: "
+        "released and reopened with backoff (devices.reconnect_min_s .. reconnect_max_s).",
+    ),
+    ("iris.capture_timeout_s", (int, float), 10.0, "Default time a capture waits for an intact frame."),
+    ("iris.preview_width", int, 480, "Width of the live preview in pixels (frames are scaled down, never up)."),
+    ("iris.preview_quality", int, 80, "JPEG quality of the live preview, 1-100."),
 ]
+
+POSITIVE_KEYS = (
+    "iris.width",
+    "iris.height",
+    "iris.fps",
+    "iris.open_timeout_s",
+    "iris.read_timeout_s",
+    "iris.capture_timeout_s",
+    "iris.preview_width",
+)
 
 # Per-device keys of a [[device]] entry.
 DEVICE_KEYS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
@@ -151,6 +194,11 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         raise ConfigError(f"{where}config key 'log.level': expected one of {', '.join(LOG_LEVELS)}")
     if not 0 <= values["api.port"] <= 65535:
         raise ConfigError(f"{where}config key 'api.port': {values['api.port']} is not a port")
+    for key in POSITIVE_KEYS:
+        if not values[key] > 0:
+            raise ConfigError(f"{where}config key '{key}': must be above 0, got {values[key]!r}")
+    if not 1 <= values["iris.preview_quality"] <= 100:
+        raise ConfigError(f"{where}config key 'iris.preview_quality': expected 1-100")
     devices = _parse_devices(device_tables, where)
     return KitConfig(values=values, devices=devices, source=source)
 

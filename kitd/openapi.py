@@ -79,6 +79,14 @@ def openapi_document() -> dict[str, Any]:
                         "200": {
                             "description": "The capture; an 8-bit grey PNG for image devices.",
                             "headers": {
+                                "X-Kit-Quality": {
+                                    "description": "Quality score 0-100 of the returned capture",
+                                    "schema": {"type": "string"},
+                                },
+                                "X-Kit-Feedback": {
+                                    "description": "Feedback codes, most important first, comma-separated",
+                                    "schema": {"type": "string"},
+                                },
                                 "X-Kit-Forced": {
                                     "description": "true when the capture did not pass the gate",
                                     "schema": {"type": "string"},
@@ -89,6 +97,14 @@ def openapi_document() -> dict[str, Any]:
                         "400": _error("Malformed request body"),
                         "404": _error("Unknown device"),
                         "409": _error("Device busy"),
+                        "422": {
+                            "description": "No capture passed the quality gate (and force was not set)",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/QualityGateError"}
+                                }
+                            },
+                        },
                         "502": _error("Protocol error talking to the device"),
                         "503": _error("Device disconnected"),
                         "504": _error("No finger or frame within the timeout"),
@@ -105,6 +121,17 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Error": _ERROR,
+                "QualityGateError": {
+                    "type": "object",
+                    "required": ["error", "message", "score", "failed_checks", "feedback"],
+                    "properties": {
+                        "error": {"const": "quality_gate"},
+                        "message": {"type": "string"},
+                        "score": {"type": "number", "description": "The best capture's score"},
+                        "failed_checks": {"type": "array", "items": {"type": "string"}},
+                        "feedback": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
                 "Status": {
                     "type": "object",
                     "required": ["version", "uptime_s", "devices"],

@@ -36,6 +36,8 @@ def read_png(path: Path) -> np.ndarray:
 
 
 def capture(kitd: KitdProcess, **body: object):
+    """A raw capture: these scenarios serve test patterns, which no quality gate would pass."""
+    body.setdefault("raw", True)
     return kitd.client.request("POST", "/api/v1/devices/fingerprint/capture", body, timeout_s=60)
 
 

@@ -1,15 +1,19 @@
-"""Fingerprint capture: wait for a finger on the reader, then take one frame."""
+"""Fingerprint capture: wait for a finger on the reader, then take one frame (raw) or
+run presses through a capture session until one passes the quality gate (gated)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from kitd.errors import NoFinger, ProtocolError
+from kitd.capture.session import FAILED, FORCED, CaptureSession, SessionPolicy
+from kitd.errors import NoFinger, ProtocolError, QualityGateFailed
 
 
 class FingerprintReader(Protocol):
@@ -50,3 +54,71 @@ def encode_png(image: np.ndarray) -> bytes:
     if not ok:
         raise ProtocolError("could not encode the frame as PNG")
     return data.tobytes()
+
+
+def fingerprint_policy(config: Any, timeout_s: float | None = None) -> SessionPolicy:
+    """The session policy for a fingerprint capture from the config (0 attempts: no limit)."""
+    attempts = int(config["fingerprint.max_attempts"])
+    return SessionPolicy(
+        consecutive_passes=int(config["fingerprint.consecutive_passes"]),
+        keep_best=int(config["fingerprint.keep_best"]),
+        timeout_s=float(timeout_s or config["fingerprint.capture_timeout_s"]),
+        max_attempts=attempts or None,
+    )
+
+
+def fingerprint_assessor(config: Any) -> Callable[[np.ndarray], Any]:
+    """assess(frame) with the configured resolution and thresholds."""
+    from kitd.capture.fingerprint_quality import assess_fingerprint
+
+    ppi = float(config["fingerprint.ppi"])
+    thresholds = config.thresholds("fingerprint") or None
+    return lambda frame: assess_fingerprint(frame, ppi, thresholds)
+
+
+def run_fingerprint_session(
+    reader: FingerprintReader,
+    policy: SessionPolicy,
+    assess: Callable[[np.ndarray], Any],
+    poll_interval_s: float = 0.1,
+    cancel: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> CaptureSession:
+    """Capture and assess presses while a finger is on the reader, until the session ends."""
+    session = CaptureSession(policy, started_at=clock())
+    while not session.ended:
+        if cancel is not None and cancel.is_set():
+            session.cancel()
+            break
+        if reader.finger_present():
+            frame = reader.capture_frame()
+            session.offer(assess(frame), frame, clock())
+        elif session.tick(clock()) == "running":
+            time.sleep(poll_interval_s)
+    return session
+
+
+@dataclass
+class GatedCapture:
+    """The frame a gated capture returns, its report, and whether it was forced."""
+
+    frame: np.ndarray
+    report: Any
+    forced: bool
+    reasons: list[str]
+
+
+def gate_outcome(session: CaptureSession, force: bool) -> GatedCapture:
+    """What an ended session gives the caller: the capture, or the reason there is none."""
+    if session.state == FAILED or session.result is None:
+        raise NoFinger(session.reasons[0] if session.reasons else "capture cancelled")
+    best = session.result
+    if session.state == FORCED and not force:
+        checks = ", ".join(best.report.failed_checks) or "score"
+        raise QualityGateFailed(
+            f"no press passed the quality gate (best score {best.score:.0f}; failing: {checks})",
+            score=best.score,
+            failed_checks=list(best.report.failed_checks),
+            feedback=list(best.report.feedback),
+        )
+    return GatedCapture(best.payload, best.report, session.state == FORCED, list(session.reasons))

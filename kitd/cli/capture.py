@@ -9,14 +9,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kitd.capture.fingerprint import capture_raw_fingerprint, encode_png
+from kitd.capture.fingerprint import (
+    capture_raw_fingerprint,
+    encode_png,
+    fingerprint_assessor,
+    fingerprint_policy,
+    gate_outcome,
+    run_fingerprint_session,
+)
 from kitd.claims import ClaimHeld, DeviceClaim, describe_holder
 from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
 from kitd.client import DaemonClient, DaemonError
 from kitd.config import KitConfig
 from kitd.drivers.registry import device_kind, make_driver
 from kitd.drivers.usb_link import USB_BACKEND_ENV
-from kitd.errors import ConfigError, KitError
+from kitd.errors import ConfigError, KitError, QualityGateFailed
 
 # Other modalities live in kitd.cli.capture_<name> modules offering add_modality(kinds).
 OTHER_MODALITIES: tuple[str, ...] = ()
@@ -113,18 +120,33 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
             "use 'kitctl capture fingerprint --daemon' instead"
         )
     timeout = args.timeout or float(config["fingerprint.capture_timeout_s"])
+    poll = float(config["fingerprint.poll_interval_s"])
     driver = make_driver(uri, config)
     try:
         driver.open()
         _progress(f"waiting up to {timeout:g} s for a finger on {uri}")
-        frame = capture_raw_fingerprint(driver, timeout, float(config["fingerprint.poll_interval_s"]))
+        if args.raw:
+            frame, forced = capture_raw_fingerprint(driver, timeout, poll), False
+        else:
+            policy = fingerprint_policy(config, timeout)
+            session = run_fingerprint_session(driver, policy, fingerprint_assessor(config), poll)
+            result = gate_outcome(session, args.force)
+            frame, forced = result.frame, result.forced
+    except QualityGateFailed as exc:
+        return fail(f"fingerprint reader {uri}: {exc}")
     except KitError as exc:
         return fail(f"fingerprint reader {uri}: {exc}")
     finally:
         driver.close()
         claim.release()
     write_atomically(out, encode_png(frame))
+    if forced:
+        _say_forced(f"score {result.report.score:.0f}; failing: {', '.join(result.report.failed_checks)}")
     return 0
+
+
+def _say_forced(detail: str) -> None:
+    sys.stderr.write(f"kitctl: forced: the capture did not pass the quality gate ({detail})\n")
 
 
 def _pick_fingerprint_device(client: DaemonClient, wanted: str) -> str:
@@ -157,5 +179,6 @@ def _capture_through_daemon(args: argparse.Namespace, client: DaemonClient, out:
         return fail(str(exc))
     write_atomically(out, reply.body)
     if reply.headers.get("X-Kit-Forced") == "true":
-        sys.stderr.write("kitctl: forced: the capture did not pass the quality gate\n")
+        feedback = reply.headers.get("X-Kit-Feedback") or "none"
+        _say_forced(f"score {reply.headers.get('X-Kit-Quality', '?')}; feedback: {feedback}")
     return 0
