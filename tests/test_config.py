@@ -10,6 +10,7 @@ import pytest
 
 from hil.rig import REPO, venv_script
 from kitd.config import CONFIG_REFERENCE, defaults, load_config, parse_config
+from kitd.drivers.registry import FAMILIES
 from kitd.errors import ConfigError
 
 
@@ -113,7 +114,7 @@ def test_kitctl_bad_uri_and_bad_config(tmp_path: Path) -> None:
     )
     assert bad_uri.returncode == 2
     assert bad_uri.stderr.strip().splitlines() == [
-        "kitctl: device URI 'bluetooth:aa': unknown scheme 'bluetooth' (known: usb)"
+        f"kitctl: device URI 'bluetooth:aa': unknown scheme 'bluetooth' (known: {', '.join(FAMILIES)})"
     ]
     config = tmp_path / "kitd.toml"
     config.write_text("[api]\nport = -1\n")

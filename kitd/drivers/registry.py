@@ -76,6 +76,27 @@ def make_usb_driver(uri: DeviceUri, config: Any) -> Any:
     )
 
 
+def camera_kind(uri: DeviceUri) -> str:
+    from kitd.drivers.uvc_camera import parse_camera_target
+
+    parse_camera_target(uri.text, uri.target, uri.params)
+    return "iris_camera"
+
+
+def make_camera_driver(uri: DeviceUri, config: Any) -> Any:
+    from kitd.drivers.uvc_camera import make_camera, parse_camera_target
+
+    return make_camera(
+        parse_camera_target(uri.text, uri.target, uri.params),
+        size=(int(config["iris.width"]), int(config["iris.height"])),
+        fps=float(config["iris.fps"]),
+        open_timeout_s=float(config["iris.open_timeout_s"]),
+        read_timeout_s=float(config["iris.read_timeout_s"]),
+        reconnect_min_s=float(config["devices.reconnect_min_s"]),
+        reconnect_max_s=float(config["devices.reconnect_max_s"]),
+    )
+
+
 @dataclass(frozen=True)
 class DriverFamily:
     """A URI scheme: how to tell the kind of device it names, and how to build its driver."""
@@ -87,6 +108,7 @@ class DriverFamily:
 # One entry per URI scheme; a new device family adds its own.
 FAMILIES: dict[str, DriverFamily] = {
     "usb": DriverFamily(kind_of=usb_kind, make=make_usb_driver),
+    "camera": DriverFamily(kind_of=camera_kind, make=make_camera_driver),
 }
 
 
