@@ -64,7 +64,7 @@ class Kit:
     def status(self) -> dict[str, Any]:
         counts = dict.fromkeys(STATUSES, 0)
         for slot in self.slots.values():
-            counts[slot.status] += 1
+            counts[slot.current()[0]] += 1
         return {
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started, 3),

@@ -68,11 +68,26 @@ class DeviceSlot:
         self._reconnect_max_s = reconnect_max_s
         self._health_interval_s = health_interval_s
 
+    @property
+    def driver(self) -> Any:
+        """The slot's driver once made (None before the first open), for services that read a stream."""
+        return self._driver
+
+    def current(self) -> tuple[str, str, float]:
+        """(status, reason, since). A ready driver that keeps its own stream alive (a camera that
+        reopens itself) reports its state through `live_status()`."""
+        live = getattr(self._driver, "live_status", None) if self.status == "ready" else None
+        return live() if live is not None else (self.status, self.reason, self.since)
+
     def describe(self) -> dict[str, Any]:
         """The slot in the API's device shape."""
+        status, reason, since = self.current()
         detail = dict(self.detail)
-        detail["status_reason"] = self.reason
-        detail["status_since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))
+        live_detail = getattr(self._driver, "live_detail", None) if self.status == "ready" else None
+        if live_detail is not None:
+            detail.update(live_detail())
+        detail["status_reason"] = reason
+        detail["status_since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
         return {
             "id": self.id,
             "uri": self.uri,
@@ -80,7 +95,7 @@ class DeviceSlot:
             "model": self.model,
             "serial": self.serial,
             "firmware": self.firmware,
-            "status": self.status,
+            "status": status,
             "detail": detail,
         }
 
