@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from kitd.capture.iris import close_feeds, stream_preview
 from kitd.capture_service import CAPTURE_KINDS, validate_request
 from kitd.errors import (
     DeviceBusy,
     DeviceGone,
     DeviceTimeout,
+    EndOfStream,
     KitError,
     NoFinger,
     NoPenInput,
@@ -49,6 +51,8 @@ def kit_error_response(exc: KitError) -> web.Response:
         )
     if isinstance(exc, DeviceBusy):
         return error_response(409, "busy", str(exc))
+    if isinstance(exc, EndOfStream):
+        return error_response(503, "end_of_stream", str(exc))
     if isinstance(exc, DeviceGone):
         return error_response(503, "disconnected", str(exc))
     if isinstance(exc, NoFinger):
@@ -98,6 +102,29 @@ async def post_capture(request: web.Request) -> web.Response:
     return web.Response(body=capture.body, content_type=capture.content_type, headers=headers)
 
 
+async def get_iris_stream(request: web.Request) -> web.StreamResponse:
+    kit = _kit(request)
+    wanted = request.query.get("device")
+    cameras = [slot for slot in kit.slots.values() if slot.kind == "iris_camera"]
+    if wanted:
+        slot = kit.slot(wanted)
+        if slot is None or slot.kind != "iris_camera":
+            return error_response(404, "unknown_device", f"no iris camera '{wanted}'")
+    elif not cameras:
+        return error_response(404, "unknown_device", "no iris camera configured")
+    elif len(cameras) > 1:
+        names = ", ".join(slot.id for slot in cameras)
+        return error_response(400, "bad_request", f"several iris cameras ({names}): name one with ?device=ID")
+    else:
+        slot = cameras[0]
+    config = kit.config
+    return await stream_preview(request, slot, config["iris.preview_width"], config["iris.preview_quality"])
+
+
+async def _close_previews(app: web.Application) -> None:
+    close_feeds()
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
@@ -115,4 +142,6 @@ def make_app(kit: Kit) -> web.Application:
     app.router.add_get("/api/v1/devices", get_devices)
     app.router.add_post("/api/v1/devices/{id}/capture", post_capture)
     app.router.add_get("/api/v1/openapi.json", get_openapi)
+    app.router.add_get("/api/v1/stream/iris.mjpg", get_iris_stream)
+    app.on_shutdown.append(_close_previews)
     return app

@@ -22,6 +22,7 @@ from kitd.capture.fingerprint import (
     gate_outcome,
     run_fingerprint_session,
 )
+from kitd.capture.iris import capture_intact_png, frame_headers
 from kitd.config import KitConfig
 from kitd.devices import DeviceSlot
 
@@ -116,6 +117,18 @@ async def capture_fingerprint(config: KitConfig, slot: DeviceSlot, options: dict
     )
 
 
+async def capture_iris(config: KitConfig, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
+    """The next intact frame from the camera (every capture is raw until the iris quality gate lands)."""
+    timeout = float(options.get("timeout_s") or config["iris.capture_timeout_s"])
+    frame, png = await capture_intact_png(slot, timeout)
+    log.info(
+        "captured from %s",
+        slot.id,
+        extra={"device": slot.id, "raw": bool(options.get("raw")), "seq": frame.seq},
+    )
+    return Capture(body=png, content_type="image/png", headers=frame_headers(frame))
+
+
 SECONDS = RequestField((int, float), "a number of seconds above 0", positive=True)
 FLAG = RequestField(bool, "true or false")
 
@@ -124,4 +137,5 @@ CAPTURE_KINDS: dict[str, CaptureKind] = {
         fields={"timeout_s": SECONDS, "raw": FLAG, "force": FLAG},
         run=capture_fingerprint,
     ),
+    "iris_camera": CaptureKind(fields={"timeout_s": SECONDS, "raw": FLAG}, run=capture_iris),
 }

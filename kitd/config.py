@@ -78,7 +78,7 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "released and reopened with backoff (devices.reconnect_min_s .. reconnect_max_s).",
     ),
     ("iris.capture_timeout_s", (int, float), 10.0, "Default time a capture waits for an intact frame."),
-    ("iris.preview_width", int, 480, "Width of the live preview in pixels (frames are scaled down, never up)."),
+    ("iris.preview_width", int, 480, "Width of the live preview in pixels (scaled down, never up)."),
     ("iris.preview_quality", int, 80, "JPEG quality of the live preview, 1-100."),
 ]
 

@@ -111,6 +111,34 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/stream/iris.mjpg": {
+                "get": {
+                    "summary": "Live preview of the iris camera (MJPEG, scaled for the 7-inch screen)",
+                    "description": "multipart/x-mixed-replace of JPEG parts, sent with Cache-Control: "
+                    "no-store. A frame's part carries X-Frame-Seq (the driver's frame number), "
+                    "X-Frame-Time, X-Frame-Missed (frames the camera lost before it, estimated), "
+                    "X-Frame-Missed-Total, X-Frame-Flags and X-Frame-Skipped (frames this viewer "
+                    "did not get because it was slower than the camera). While no frame comes, "
+                    "a card saying why is sent about once a second (no X-Frame-Seq).",
+                    "parameters": [
+                        {
+                            "name": "device",
+                            "in": "query",
+                            "required": False,
+                            "description": "Camera id; needed only when several are configured",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The stream, until the viewer disconnects",
+                            "content": {"multipart/x-mixed-replace": {"schema": {"type": "string"}}},
+                        },
+                        "400": _error("Several iris cameras and no device named"),
+                        "404": _error("No such iris camera"),
+                    },
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -79,6 +79,7 @@ class Frame:
     monotonic: float
     wall: float
     missed: int = 0
+    missed_total: int = 0  # every frame missed since the driver was made, this one's included
     flags: frozenset[str] = frozenset()
     position: int | None = None  # index in a file or sequence; None for live sources
 
@@ -92,6 +93,7 @@ class Frame:
             "seq": self.seq,
             "time": self.wall,
             "missed": self.missed,
+            "missed_total": self.missed_total,
             "flags": sorted(self.flags),
             "position": self.position,
             "width": None if self.image is None else int(self.image.shape[1]),
@@ -193,9 +195,7 @@ def exposure_flags(image: np.ndarray) -> set[str]:
     return flags
 
 
-def frame_flags(
-    image: np.ndarray, expected: tuple[int, int] | None, previous: np.ndarray | None
-) -> set[str]:
+def frame_flags(image: np.ndarray, expected: tuple[int, int] | None, previous: np.ndarray | None) -> set[str]:
     """Integrity flags of a decoded grey frame; `expected` is (width, height)."""
     flags = exposure_flags(image)
     if expected is not None and (image.shape[1], image.shape[0]) != expected:
@@ -492,6 +492,7 @@ class FrameInspector:
     def __init__(self, fps: float) -> None:
         self.clock = FrameClock(fps)
         self.seq = 0
+        self.missed_total = 0
         self.previous: np.ndarray | None = None
         self.first_size: tuple[int, int] | None = None
 
@@ -512,12 +513,15 @@ class FrameInspector:
             flags |= frame_flags(image, expected, self.previous)
             self.previous = image
         self.seq += 1
+        missed = self.clock.missed(now) if live else 0
+        self.missed_total += missed
         return Frame(
             seq=self.seq,
             image=image,
             monotonic=now,
             wall=time.time(),
-            missed=self.clock.missed(now) if live else 0,
+            missed=missed,
+            missed_total=self.missed_total,
             flags=frozenset(flags),
             position=raw.position,
         )
@@ -648,6 +652,11 @@ class IrisCamera:
 
     def latest(self) -> Frame | None:
         return self._latest
+
+    @property
+    def ended(self) -> str | None:
+        """Why a replay ended (None while it runs, and always for a live source)."""
+        return self._ended
 
     def wait_frame(self, after_seq: int, timeout_s: float, cancel: threading.Event | None = None) -> Frame:
         """The newest frame numbered above `after_seq`; DeviceTimeout or EndOfStream if none comes."""
