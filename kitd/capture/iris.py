@@ -281,3 +281,21 @@ async def stream_preview(
             extra={"device": slot.id, "shown": shown, "skipped": skipped},
         )
     return response
+
+
+def take_intact_frame(camera: Any, timeout_s: float) -> Frame:
+    """Without the daemon: the first intact frame of a replayed file, or the next one of a live camera.
+
+    The caller closes the camera. EndOfStream when a file holds no intact frame (saying what
+    its frames were), DeviceTimeout when a live camera sends none in time.
+    """
+    if camera.source.live:
+        camera.open()
+        return camera.next_intact(timeout_s)
+    seen: Counter[str] = Counter()
+    for frame in camera.frames():
+        if frame.intact:
+            return frame
+        seen.update(frame.flags)
+    flags = ", ".join(f"{n} {flag}" for flag, n in seen.most_common()) or "no frames at all"
+    raise EndOfStream(f"{camera.source.label}: no intact frame ({flags})")

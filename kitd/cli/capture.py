@@ -26,7 +26,7 @@ from kitd.drivers.usb_link import USB_BACKEND_ENV
 from kitd.errors import ConfigError, KitError, QualityGateFailed
 
 # Other modalities live in kitd.cli.capture_<name> modules offering add_modality(kinds).
-OTHER_MODALITIES: tuple[str, ...] = ()
+OTHER_MODALITIES: tuple[str, ...] = ("iris",)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,119 @@
+"""kitctl capture iris: one intact frame from the iris camera, directly or through the running daemon."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from kitd.capture.fingerprint import encode_png
+from kitd.capture.iris import take_intact_frame
+from kitd.claims import ClaimHeld, DeviceClaim, describe_holder
+from kitd.cli.capture import _progress, _seconds, fail, write_atomically
+from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
+from kitd.client import DaemonClient, DaemonError
+from kitd.config import KitConfig
+from kitd.drivers.registry import device_kind, make_driver
+from kitd.drivers.usb_link import USB_BACKEND_ENV
+from kitd.errors import ConfigError, KitError
+
+KIND = "iris_camera"
+
+
+def add_modality(kinds: argparse._SubParsersAction) -> None:
+    iris = kinds.add_parser("iris", help="capture one intact iris-camera frame as an 8-bit grey PNG")
+    source = iris.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--device",
+        metavar="URI",
+        help="open the camera directly: camera:/dev/video0, camera:http://HOST:PORT/PATH, camera:file:PATH",
+    )
+    source.add_argument(
+        "--daemon",
+        nargs="?",
+        const="",
+        metavar="DEVICE_ID",
+        help="ask the running kitd (no ID: its only iris camera)",
+    )
+    iris.add_argument(
+        "--out", required=True, metavar="FILE", help="where to write the PNG (whatever its name)"
+    )
+    iris.add_argument(
+        "--timeout", type=_seconds, metavar="SECONDS", help="wait this long for an intact frame"
+    )
+    iris.add_argument("--raw", action="store_true", help="one intact frame, no quality gate")
+    where = iris.add_mutually_exclusive_group()
+    add_config_option(where)
+    add_api_option(where)
+    iris.set_defaults(func=run_iris)
+
+
+def run_iris(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a directory")
+    if not out.parent.exists() and str(out.parent):
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    if args.device is not None:
+        if args.api:
+            raise ConfigError("--api only goes with --daemon")
+        return _capture_direct(args, config_from_args(args), out)
+    return _capture_through_daemon(args, client_from_args(args), out)
+
+
+def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> int:
+    uri = args.device
+    kind = device_kind(uri)
+    if kind != KIND:
+        raise ConfigError(f"--device {uri}: a {kind} device, not an iris camera")
+    backend = config["usb_backend"] or os.environ.get(USB_BACKEND_ENV, "")
+    try:
+        claim = DeviceClaim(uri, backend, {"program": "kitctl"})
+    except ClaimHeld as held:
+        return fail(
+            f"{uri} is held by {describe_holder(held.holder)}; use 'kitctl capture iris --daemon' instead"
+        )
+    timeout = args.timeout or float(config["iris.capture_timeout_s"])
+    camera = make_driver(uri, config)
+    try:
+        _progress(f"waiting up to {timeout:g} s for an intact frame from {uri}")
+        frame = take_intact_frame(camera, timeout)
+    except KitError as exc:
+        return fail(f"iris camera {uri}: {exc}")
+    finally:
+        camera.close()
+        claim.release()
+    write_atomically(out, encode_png(frame.image))
+    return 0
+
+
+def pick_camera(client: DaemonClient, wanted: str) -> str:
+    devices = client.devices()
+    if wanted:
+        if not any(d["id"] == wanted for d in devices):
+            known = ", ".join(d["id"] for d in devices) or "none"
+            raise KitError(f"the daemon has no device '{wanted}' (it has: {known})")
+        return wanted
+    cameras = [d["id"] for d in devices if d["kind"] == KIND]
+    if not cameras:
+        raise KitError("the daemon has no iris camera configured")
+    if len(cameras) > 1:
+        raise KitError(f"the daemon has several iris cameras ({', '.join(cameras)}): name one")
+    return cameras[0]
+
+
+def _capture_through_daemon(args: argparse.Namespace, client: DaemonClient, out: Path) -> int:
+    try:
+        device_id = pick_camera(client, args.daemon)
+        body: dict = {"raw": bool(args.raw)}
+        if args.timeout:
+            body["timeout_s"] = args.timeout
+        _progress(f"waiting for an intact frame from the daemon's camera '{device_id}'")
+        wait = (args.timeout or 60.0) + 15.0
+        reply = client.checked("POST", f"/api/v1/devices/{device_id}/capture", body, timeout_s=wait)
+    except DaemonError as exc:
+        return fail(f"daemon: {exc} ({exc.code}, HTTP {exc.status})")
+    except KitError as exc:
+        return fail(str(exc))
+    write_atomically(out, reply.body)
+    return 0
