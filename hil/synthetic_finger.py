@@ -341,7 +341,7 @@ def render_finger(
         # Low contrast and broken contact: ridges grey, whole patches not touching.
         patches = _smooth_noise(rng, shape, 2.5 * px_per_mm)
         contact *= np.clip((patches + 0.35) / 0.5, 0.0, 1.0)
-        ridge_grey = 150.0
+        ridge_grey = 162.0
         ink_threshold = 0.25
     elif condition == "wet":
         # Water fills the valleys: fat ridges, valleys greyed, merging into dark pools.
@@ -364,14 +364,17 @@ def render_finger(
     if condition == "wet":
         img = cv2.GaussianBlur(img, (0, 0), 0.15 * period)
     elif condition == "smudged":
-        # The finger slid during the exposure: a motion blur over about two ridge
-        # periods plus a faint ghost where it started.
+        # The finger slid during the exposure: a motion blur over two to three ridge
+        # periods, sweat smeared along (a slight all-round blur), and a ghost of
+        # where it started 1.5 periods back (out of phase, so it fills valleys).
         ang = rng.uniform(0, math.pi)
-        length = rng.uniform(1.8, 2.4) * period
+        length = rng.uniform(2.2, 2.8) * period
         img = _motion_blur(img, length, ang)
-        shift = np.float32([[1, 0, length * math.cos(ang)], [0, 1, length * math.sin(ang)]])
+        img = cv2.GaussianBlur(img, (0, 0), 0.2 * period)
+        back = 1.5 * period
+        shift = np.float32([[1, 0, back * math.cos(ang)], [0, 1, back * math.sin(ang)]])
         ghost = cv2.warpAffine(img, shift, (shape[1], shape[0]), borderMode=cv2.BORDER_REPLICATE)
-        img = 0.7 * img + 0.3 * ghost
+        img = 0.65 * img + 0.35 * ghost
     elif condition == "dirty_sensor":
         img = _dirt(img, rng, px_per_mm)
     return _sensor(img, noise_rng)
