@@ -24,6 +24,7 @@ from kitd.capture.fingerprint_quality import (
     DEFAULT_THRESHOLDS,
     FEEDBACK_CODES,
     FEEDBACK_MESSAGES,
+    METRIC_DESCRIPTIONS,
     FingerprintReport,
     assess_fingerprint,
 )
@@ -106,6 +107,7 @@ def test_report_shape_and_json() -> None:
     assert set(data) == {"score", "passed", "metrics", "feedback"}
     assert json.loads(json.dumps(data)) == data  # plain JSON types only
     assert all(isinstance(v, float) for v in report.metrics.values())
+    assert set(report.metrics) == set(METRIC_DESCRIPTIONS)
     for key in (
         "foreground_area_mm2",
         "centroid_offset",
