@@ -395,7 +395,7 @@ class CaptureSource:
         fourcc = int(capture.get(cv2.CAP_PROP_FOURCC))
         return {
             "source": "file",
-            "format": fourcc.to_bytes(4, "little").decode("latin-1").strip("\0 ") or "video",
+            "format": fourcc.to_bytes(4, "little").decode("latin-1").strip("\0 ").upper() or "video",
             "frames": int(capture.get(cv2.CAP_PROP_FRAME_COUNT)),
         }
 
