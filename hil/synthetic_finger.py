@@ -373,7 +373,7 @@ def render_finger(
         img = cv2.GaussianBlur(img, (0, 0), 0.2 * period)
         back = 1.5 * period
         shift = np.float32([[1, 0, back * math.cos(ang)], [0, 1, back * math.sin(ang)]])
-        ghost = cv2.warpAffine(img, shift, (shape[1], shape[0]), borderMode=cv2.BORDER_REPLICATE)
+        ghost = cv2.warpAffine(img, shift, (shape[1], shape[0]), borderMode=cv2.BORDER_REFLECT)
         img = 0.65 * img + 0.35 * ghost
     elif condition == "dirty_sensor":
         img = _dirt(img, rng, px_per_mm)
@@ -393,7 +393,7 @@ def _motion_blur(img: np.ndarray, length: float, angle: float) -> np.ndarray:
         cv2.LINE_AA,
     )
     kernel /= kernel.sum()
-    return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+    return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT)
 
 
 def _dirt(img: np.ndarray, rng: np.random.Generator, px_per_mm: float) -> np.ndarray:
