@@ -15,6 +15,7 @@ from aiohttp import web
 from kitd.capture.iris import close_feeds, stream_preview
 from kitd.capture_service import CAPTURE_KINDS, validate_request
 from kitd.errors import (
+    ConfigError,
     DeviceBusy,
     DeviceGone,
     DeviceTimeout,
@@ -26,6 +27,7 @@ from kitd.errors import (
     QualityGateFailed,
 )
 from kitd.openapi import openapi_document
+from kitd.sessions import SessionConflict, SessionNotFound
 
 if TYPE_CHECKING:
     from kitd.daemon import Kit
@@ -121,6 +123,114 @@ async def get_iris_stream(request: web.Request) -> web.StreamResponse:
     return await stream_preview(request, slot, config["iris.preview_width"], config["iris.preview_quality"])
 
 
+SESSION_FIELDS = {"device_id": str, "modality": str, "label": str, "category": str}
+
+
+async def _json_body(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except ValueError as exc:
+        raise ValueError(f"body is not JSON: {exc}") from None
+
+
+def parse_session_request(body: Any) -> dict[str, str]:
+    """`{"device_id", "modality", "label", "category"}`; ValueError naming the field when wrong."""
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object with device_id, modality, label and category")
+    for key in body:
+        if key not in SESSION_FIELDS:
+            raise ValueError(f"unknown field '{key}'")
+    for key in SESSION_FIELDS:
+        if key not in body:
+            if key == "label":
+                continue
+            raise ValueError(f"field '{key}' is required")
+        if not isinstance(body[key], str):
+            raise ValueError(f"field '{key}' must be a string")
+    return {"label": "", **body}
+
+
+def session_error_response(exc: KitError) -> web.Response:
+    if isinstance(exc, SessionNotFound):
+        return error_response(404, "unknown_session", str(exc))
+    if isinstance(exc, SessionConflict):
+        return error_response(409, "session_state", str(exc))
+    if isinstance(exc, ConfigError):
+        return error_response(400, "bad_request", str(exc))
+    return kit_error_response(exc)
+
+
+async def post_session(request: web.Request) -> web.Response:
+    kit = _kit(request)
+    try:
+        fields = parse_session_request(await _json_body(request))
+    except ValueError as exc:
+        return error_response(400, "bad_request", f"session request: {exc}")
+    slot = kit.slot(fields["device_id"])
+    if slot is None:
+        return error_response(404, "unknown_device", f"no device '{fields['device_id']}'")
+    try:
+        live = kit.sessions.start(slot, fields["modality"], fields["label"], fields["category"])
+    except KitError as exc:
+        return session_error_response(exc)
+    return web.json_response({"id": live.id}, status=201, headers={"Location": f"/api/v1/sessions/{live.id}"})
+
+
+async def get_session(request: web.Request) -> web.Response:
+    try:
+        live = _kit(request).sessions.get(request.match_info["id"])
+    except KitError as exc:
+        return session_error_response(exc)
+    return web.json_response(live.summary(), headers={"Cache-Control": "no-store"})
+
+
+async def post_session_confirm(request: web.Request) -> web.Response:
+    try:
+        live = _kit(request).sessions.confirm(request.match_info["id"])
+    except KitError as exc:
+        return session_error_response(exc)
+    return web.json_response(live.summary())
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    try:
+        live = _kit(request).sessions.cancel(request.match_info["id"])
+    except KitError as exc:
+        return session_error_response(exc)
+    return web.json_response(live.summary(), status=202)
+
+
+async def get_session_capture(request: web.Request) -> web.Response:
+    try:
+        capture = _kit(request).sessions.result(request.match_info["id"])
+    except KitError as exc:
+        return session_error_response(exc)
+    headers = {"Cache-Control": "no-store", **capture.headers}
+    return web.Response(body=capture.body, content_type=capture.content_type, headers=headers)
+
+
+async def get_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: assessment, capture, end and device, in the order they happened."""
+    kit = _kit(request)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    await response.write(b": kitd events\n\n")
+    async for event in kit.events.subscribe():
+        payload = json.dumps(event.data, separators=(",", ":"))
+        try:
+            await response.write(f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n".encode())
+        except (ConnectionResetError, RuntimeError):
+            break
+    return response
+
+
+async def _close_event_streams(app: web.Application) -> None:
+    app[KIT_KEY].events.close()  # type: ignore[attr-defined]
+
+
 async def _close_previews(app: web.Application) -> None:
     close_feeds()
 
@@ -143,5 +253,12 @@ def make_app(kit: Kit) -> web.Application:
     app.router.add_post("/api/v1/devices/{id}/capture", post_capture)
     app.router.add_get("/api/v1/openapi.json", get_openapi)
     app.router.add_get("/api/v1/stream/iris.mjpg", get_iris_stream)
+    app.router.add_post("/api/v1/sessions", post_session)
+    app.router.add_get("/api/v1/sessions/{id}", get_session)
+    app.router.add_post("/api/v1/sessions/{id}/confirm", post_session_confirm)
+    app.router.add_delete("/api/v1/sessions/{id}", delete_session)
+    app.router.add_get("/api/v1/sessions/{id}/capture", get_session_capture)
+    app.router.add_get("/api/v1/events", get_events)
     app.on_shutdown.append(_close_previews)
+    app.on_shutdown.append(_close_event_streams)
     return app

@@ -60,6 +60,25 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         0,
         "Presses before a gated capture gives up with its best (forced); 0: only the timeout limits it.",
     ),
+    # Applicants who need patience get more time and attempts, never lower thresholds.
+    *(
+        entry
+        for category, factor in (("lansia", 2.0), ("disabilitas", 2.0), ("odgj", 3.0), ("lainnya", 1.0))
+        for entry in (
+            (
+                f"categories.{category}.time_factor",
+                (int, float),
+                factor,
+                f"Capture session timeouts are multiplied by this for the '{category}' category.",
+            ),
+            (
+                f"categories.{category}.attempt_factor",
+                (int, float),
+                factor,
+                f"Attempt limits are multiplied by this for the '{category}' category.",
+            ),
+        )
+    ),
     ("iris.width", int, 640, "Frame width asked of a V4L2 iris camera and expected from an HTTP stream."),
     ("iris.height", int, 480, "Frame height asked of a V4L2 iris camera and expected from an HTTP stream."),
     (
@@ -80,6 +99,24 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
     ("iris.capture_timeout_s", (int, float), 10.0, "Default time a capture waits for an intact frame."),
     ("iris.preview_width", int, 480, "Width of the live preview in pixels (scaled down, never up)."),
     ("iris.preview_quality", int, 80, "JPEG quality of the live preview, 1-100."),
+    (
+        "signature.baud",
+        int,
+        38400,
+        "Line rate of a signature pad whose URI names none (ISDV4 pads: 38400, some 19200).",
+    ),
+    (
+        "signature.capture_seconds",
+        (int, float),
+        30.0,
+        "Longest recording when a signature capture request names no seconds.",
+    ),
+    (
+        "signature.pen_lift_stop_s",
+        (int, float),
+        2.0,
+        "A recording ends once no pen packet at all has arrived for this long after the first tip-down.",
+    ),
 ]
 
 POSITIVE_KEYS = (
@@ -90,15 +127,20 @@ POSITIVE_KEYS = (
     "iris.read_timeout_s",
     "iris.capture_timeout_s",
     "iris.preview_width",
+    "signature.capture_seconds",
+    "signature.pen_lift_stop_s",
 )
 
 # Per-device keys of a [[device]] entry.
 DEVICE_KEYS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "id": (str, None, "Name of the device in the API (default: its kind, numbered if repeated)."),
-    "uri": (str, None, "Where the device is: usb:298d:1010[?serial=...]."),
+    "uri": (str, None, "Where the device is: usb:298d:1010[?serial=...], serial:PATH[?baud=38400]."),
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# Line rates a serial device may be given (URI ?baud= or signature.baud).
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+CATEGORIES = ("lansia", "disabilitas", "odgj", "lainnya")
 
 # Quality thresholds: `[quality.MODALITY]` tables whose key names and defaults belong
 # to the assessor (module, constant), so that they are written down once.
@@ -199,6 +241,9 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
             raise ConfigError(f"{where}config key '{key}': must be above 0, got {values[key]!r}")
     if not 1 <= values["iris.preview_quality"] <= 100:
         raise ConfigError(f"{where}config key 'iris.preview_quality': expected 1-100")
+    if values["signature.baud"] not in BAUD_RATES:
+        rates = ", ".join(map(str, BAUD_RATES))
+        raise ConfigError(f"{where}config key 'signature.baud': expected one of {rates}")
     devices = _parse_devices(device_tables, where)
     return KitConfig(values=values, devices=devices, source=source)
 

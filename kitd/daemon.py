@@ -29,7 +29,9 @@ from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, load_config
 from kitd.devices import STATUSES, DeviceSlot
 from kitd.drivers.registry import device_kind, make_driver
 from kitd.errors import ConfigError, KitError
+from kitd.events import EventHub
 from kitd.logs import setup_logging
+from kitd.sessions import LiveSessions
 
 log = logging.getLogger("kitd")
 
@@ -57,6 +59,14 @@ class Kit:
                 reconnect_max_s=float(config["devices.reconnect_max_s"]),
                 health_interval_s=float(config["devices.health_interval_s"]),
             )
+
+        self.events = EventHub()
+        self.sessions = LiveSessions(config, self.events)
+        for slot in self.slots.values():
+            slot.on_status = self._device_changed
+
+    def _device_changed(self, slot: DeviceSlot, status: str, reason: str) -> None:
+        self.events.publish("device", {"device": slot.id, "status": status, "reason": reason})
 
     def slot(self, device_id: str) -> DeviceSlot | None:
         return self.slots.get(device_id)
@@ -103,6 +113,7 @@ async def serve(config: KitConfig) -> int:
 
     host, port = config["api.host"], config["api.port"]
     kit = Kit(config)
+    kit.events.bind(asyncio.get_running_loop())
     runner = web.AppRunner(make_app(kit), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -148,6 +159,8 @@ async def serve(config: KitConfig) -> int:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await kit.sessions.shutdown()
+    kit.events.close()
     for slot in kit.slots.values():
         await slot.shutdown()
     await runner.cleanup()

@@ -62,6 +62,8 @@ class DeviceSlot:
         self._claim: DeviceClaim | None = None
         self._job_lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        # Told of every status change (the daemon's event stream): on_status(slot, status, reason).
+        self.on_status: Callable[[DeviceSlot, str, str], None] | None = None
         self.looked_at = asyncio.Event()  # set after the first attempt to open
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dev-{device_id}")
         self._reconnect_min_s = reconnect_min_s
@@ -102,6 +104,8 @@ class DeviceSlot:
     def _set_status(self, status: str, reason: str) -> None:
         if status != self.status or reason != self.reason:
             self.since = time.time()
+            if self.on_status is not None and status != self.status:
+                self.on_status(self, status, reason)
             level = logging.INFO if status in ("ready", "busy") else logging.WARNING
             if not (status == "busy" or self.status == "busy"):
                 log.log(

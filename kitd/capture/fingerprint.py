@@ -78,24 +78,39 @@ def fingerprint_assessor(config: Any) -> Callable[[np.ndarray], Any]:
 
 def run_fingerprint_session(
     reader: FingerprintReader,
-    policy: SessionPolicy,
+    policy: SessionPolicy | CaptureSession,
     assess: Callable[[np.ndarray], Any],
     poll_interval_s: float = 0.1,
     cancel: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_assessment: Callable[[CaptureSession, Any], None] | None = None,
+    lock: threading.Lock | None = None,
 ) -> CaptureSession:
-    """Capture and assess presses while a finger is on the reader, until the session ends."""
-    session = CaptureSession(policy, started_at=clock())
-    while not session.ended:
-        if cancel is not None and cancel.is_set():
-            session.cancel()
-            break
+    """Capture and assess presses while a finger is on the reader, until the session ends.
+
+    `lock` guards the session against confirm/cancel from another thread;
+    `on_assessment(session, report)` is told of every press as it is judged.
+    """
+    session = policy if isinstance(policy, CaptureSession) else CaptureSession(policy, started_at=clock())
+    guard = lock or threading.Lock()
+    while True:
+        with guard:
+            if cancel is not None and cancel.is_set():
+                session.cancel()
+            if session.ended:
+                return session
         if reader.finger_present():
             frame = reader.capture_frame()
-            session.offer(assess(frame), frame, clock())
-        elif session.tick(clock()) == "running":
-            time.sleep(poll_interval_s)
-    return session
+            report = assess(frame)
+            with guard:
+                session.offer(report, frame, clock())
+            if on_assessment is not None:
+                on_assessment(session, report)
+        else:
+            with guard:
+                running = session.tick(clock()) == "running"
+            if running:
+                time.sleep(poll_interval_s)
 
 
 @dataclass

@@ -1,0 +1,259 @@
+"""Live capture sessions in the daemon: started over the API, run on the device's thread,
+reported as events, kept in memory only (nothing biometric is written to disk).
+
+A session holds its device for its whole life. Each modality says how its
+session runs (SESSION_MODALITIES); the shared gate is kitd.capture.session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitd.capture.fingerprint import (
+    encode_png,
+    fingerprint_assessor,
+    fingerprint_policy,
+    run_fingerprint_session,
+)
+from kitd.capture.session import CaptureSession, SessionPolicy
+from kitd.capture_service import Capture, quality_headers
+from kitd.config import CATEGORIES, KitConfig
+from kitd.devices import DeviceSlot
+from kitd.errors import ConfigError, DeviceBusy, DeviceGone, KitError
+from kitd.events import EventHub
+
+log = logging.getLogger("kitd.sessions")
+
+KEEP_ENDED = 50
+
+
+class SessionNotFound(KitError):
+    pass
+
+
+class SessionConflict(KitError):
+    """The session is not in a state that allows the request (e.g. no capture yet)."""
+
+
+@dataclass
+class LiveSession:
+    """One session as the daemon tracks it."""
+
+    id: str
+    device_id: str
+    modality: str
+    label: str
+    category: str
+    core: CaptureSession
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    created: float = field(default_factory=time.time)
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        with self.lock:
+            core = self.core
+            best = core.best[0] if core.best else None
+            result = core.result
+            return {
+                "id": self.id,
+                "device_id": self.device_id,
+                "modality": self.modality,
+                "label": self.label,
+                "category": self.category,
+                "state": "failed" if self.error else core.state,
+                "attempts": core.attempts,
+                "timeout_s": core.policy.timeout_s,
+                "max_attempts": core.policy.max_attempts,
+                "best_score": None if best is None else round(best.score, 1),
+                "forced": core.forced,
+                "reasons": [self.error] if self.error else list(core.reasons),
+                "result": None
+                if result is None
+                else {
+                    "frame": result.frame,
+                    "score": round(result.score, 1),
+                    "feedback": list(result.report.feedback),
+                },
+            }
+
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class SessionModality:
+    """How one modality's session runs: its device kind, policy, device job and result encoding."""
+
+    kind: str
+    policy: Callable[[KitConfig], SessionPolicy]
+    job: Callable[[KitConfig, LiveSession, Emit], Callable[[Any], Any]]
+    encode: Callable[[Any], Capture]
+
+
+def assessment_event(live: LiveSession, frame: int, report: Any) -> dict[str, Any]:
+    return {
+        "session": live.id,
+        "frame": frame,
+        "score": round(float(report.score), 1),
+        "passed": bool(report.passed),
+        "feedback": list(report.feedback),
+    }
+
+
+def _fingerprint_job(config: KitConfig, live: LiveSession, emit: Emit) -> Callable[[Any], Any]:
+    assess = fingerprint_assessor(config)
+    poll = float(config["fingerprint.poll_interval_s"])
+
+    def told(session: CaptureSession, report: Any) -> None:
+        emit("assessment", assessment_event(live, session.attempts, report))
+
+    def job(driver: Any) -> CaptureSession:
+        return run_fingerprint_session(
+            driver, live.core, assess, poll, live.cancel, on_assessment=told, lock=live.lock
+        )
+
+    return job
+
+
+def _fingerprint_result(candidate: Any) -> Capture:
+    return Capture(encode_png(candidate.payload), "image/png", quality_headers(candidate.report))
+
+
+SESSION_MODALITIES: dict[str, SessionModality] = {
+    "fingerprint": SessionModality(
+        kind="fingerprint",
+        policy=fingerprint_policy,
+        job=_fingerprint_job,
+        encode=_fingerprint_result,
+    ),
+}
+
+
+def category_policy(base: SessionPolicy, config: KitConfig, category: str) -> SessionPolicy:
+    """More time and attempts for the categories that need patience; the same thresholds."""
+    time_factor = float(config[f"categories.{category}.time_factor"])
+    attempt_factor = float(config[f"categories.{category}.attempt_factor"])
+    attempts = base.max_attempts
+    return SessionPolicy(
+        consecutive_passes=base.consecutive_passes,
+        keep_best=base.keep_best,
+        timeout_s=base.timeout_s * time_factor,
+        max_attempts=None if attempts is None else max(1, math.ceil(attempts * attempt_factor)),
+    )
+
+
+class LiveSessions:
+    """The daemon's sessions, by id; ended ones are kept (in memory) for a while."""
+
+    def __init__(self, config: KitConfig, events: EventHub) -> None:
+        self.config = config
+        self.events = events
+        self._sessions: OrderedDict[str, LiveSession] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def get(self, session_id: str) -> LiveSession:
+        live = self._sessions.get(session_id)
+        if live is None:
+            raise SessionNotFound(f"no session '{session_id}'")
+        return live
+
+    def start(self, slot: DeviceSlot, modality: str, label: str, category: str) -> LiveSession:
+        spec = SESSION_MODALITIES.get(modality)
+        if spec is None:
+            raise ConfigError(
+                f"field 'modality': '{modality}' has no session (known: {', '.join(SESSION_MODALITIES)})"
+            )
+        if spec.kind != slot.kind:
+            raise ConfigError(f"field 'modality': device '{slot.id}' is a {slot.kind} device, not {modality}")
+        if category not in CATEGORIES:
+            raise ConfigError(f"field 'category': '{category}' is not one of {', '.join(CATEGORIES)}")
+        if slot.status == "busy":
+            raise DeviceBusy(f"device {slot.id} is busy")
+        if slot.status != "ready":
+            raise DeviceGone(f"device {slot.id} is {slot.status}: {slot.reason}")
+        policy = category_policy(spec.policy(self.config), self.config, category)
+        live = LiveSession(
+            id=uuid.uuid4().hex[:12],
+            device_id=slot.id,
+            modality=modality,
+            label=label,
+            category=category,
+            core=CaptureSession(policy, started_at=time.monotonic()),
+        )
+        self._sessions[live.id] = live
+        self._forget_old()
+        task = asyncio.create_task(self._run(slot, spec, live), name=f"session-{live.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        log.info(
+            "session %s started on %s", live.id, slot.id, extra={"session": live.id, "category": category}
+        )
+        return live
+
+    async def _run(self, slot: DeviceSlot, spec: SessionModality, live: LiveSession) -> None:
+        job = spec.job(self.config, live, self.events.publish_threadsafe)
+        try:
+            await slot.run_job(job)
+        except KitError as exc:
+            live.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a session must end with a reason, whatever happened
+            log.exception("session %s failed", live.id)
+            live.error = f"unexpected error: {exc}"
+        summary = live.summary()
+        if summary["result"] is not None and not live.error:
+            self.events.publish(
+                "capture",
+                {"session": live.id, "score": summary["result"]["score"], "forced": summary["forced"]},
+            )
+        self.events.publish(
+            "end", {"session": live.id, "outcome": summary["state"], "reasons": summary["reasons"]}
+        )
+        log.info("session %s ended %s", live.id, summary["state"], extra={"session": live.id, **summary})
+
+    def confirm(self, session_id: str) -> LiveSession:
+        live = self.get(session_id)
+        with live.lock:
+            if live.core.ended:
+                raise SessionConflict(f"session {session_id} has already ended ({live.core.state})")
+            if not live.core.best:
+                raise SessionConflict(f"session {session_id} has nothing to confirm yet")
+            live.core.confirm()
+        return live
+
+    def cancel(self, session_id: str) -> LiveSession:
+        live = self.get(session_id)
+        live.cancel.set()
+        return live
+
+    def result(self, session_id: str) -> Capture:
+        live = self.get(session_id)
+        with live.lock:
+            candidate = live.core.result
+            forced = live.core.forced
+        if candidate is None:
+            raise SessionConflict(f"session {session_id} has no capture (state {live.summary()['state']})")
+        capture = SESSION_MODALITIES[live.modality].encode(candidate)
+        if forced:
+            capture.headers["X-Kit-Forced"] = "true"
+        return capture
+
+    def _forget_old(self) -> None:
+        ended = [sid for sid, s in self._sessions.items() if s.core.ended or s.error]
+        for sid in ended[: max(0, len(ended) - KEEP_ENDED)]:
+            del self._sessions[sid]
+
+    async def shutdown(self) -> None:
+        for live in self._sessions.values():
+            live.cancel.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)

@@ -1,0 +1,110 @@
+"""HIL: fingerprint capture sessions through the real daemon, its event stream, and the simulator."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from hil.events import EventRecorder
+from hil.synthetic_finger import render_finger
+
+
+@pytest.fixture
+def rig(start_simulator, start_kitd):
+    sim = start_simulator("hil.nb1010_sim", ["--condition", "light", "--seed", "4"])
+    kitd = start_kitd(
+        devices=[{"uri": "usb:298d:1010"}],
+        settings={"usb_backend": f"usbip://{sim.addresses['usbip']}", "fingerprint.capture_timeout_s": 20.0},
+    )
+    kitd.wait_for_status("fingerprint", "ready")
+    events = EventRecorder(kitd.url)
+    yield sim, kitd, events
+    events.close()
+
+
+def start_session(kitd, category: str = "lainnya") -> str:
+    body = {
+        "device_id": "fingerprint",
+        "modality": "fingerprint",
+        "label": "right_thumb",
+        "category": category,
+    }
+    reply = kitd.client.request("POST", "/api/v1/sessions", body)
+    assert reply.status == 201, reply.body
+    return reply.json()["id"]
+
+
+def test_session_goes_from_press_harder_to_a_good_press(rig) -> None:
+    sim, kitd, events = rig
+    sid = start_session(kitd)
+    events.wait_for(lambda e: e["type"] == "assessment" and "press_harder" in e["data"]["feedback"])
+    sim.control("condition good 4")
+    end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid)
+    assert end["data"]["outcome"] == "captured"
+    summary = kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()
+    assert summary["state"] == "captured" and not summary["forced"]
+    capture = kitd.client.checked("GET", f"/api/v1/sessions/{sid}/capture")
+    assert capture.headers["Cache-Control"] == "no-store"
+    frame = cv2.imdecode(np.frombuffer(capture.body, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(frame, render_finger(4, "good", width=256, height=180, ppi=385.0))
+
+    # Every assessment, then the capture, then the end — in order, ids increasing.
+    mine = [e for e in events.events if e["data"].get("session") == sid]
+    kinds = [e["type"] for e in mine]
+    assert kinds[-2:] == ["capture", "end"] and set(kinds[:-2]) == {"assessment"}
+    assert [e["data"]["frame"] for e in mine[:-2]] == list(range(1, summary["attempts"] + 1))
+    assert [e["id"] for e in mine] == sorted(e["id"] for e in mine)
+    assert kitd.devices()["fingerprint"]["status"] == "ready"
+
+
+def test_applicant_who_never_passes_ends_forced_with_reasons(rig, start_kitd) -> None:
+    sim, kitd, events = rig
+    kitd.stop()
+    kitd = start_kitd(
+        devices=[{"uri": "usb:298d:1010"}],
+        settings={"usb_backend": f"usbip://{sim.addresses['usbip']}", "fingerprint.max_attempts": 3},
+    )
+    kitd.wait_for_status("fingerprint", "ready")
+    events = EventRecorder(kitd.url)
+    sid = start_session(kitd, category="lansia")
+    summary = kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()
+    assert summary["max_attempts"] == 6  # lansia: twice the attempts, same thresholds
+    end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid)
+    assert end["data"]["outcome"] == "forced"
+    assert end["data"]["reasons"][0] == "no capture passed in 6 attempts"
+    assert len(end["data"]["reasons"]) > 1  # the failing checks are named
+    assert len(events.of("assessment", sid)) == 6
+    assert events.of("capture", sid)[0]["forced"] is True
+    capture = kitd.client.checked("GET", f"/api/v1/sessions/{sid}/capture")
+    assert capture.headers["X-Kit-Forced"] == "true"
+    events.close()
+
+
+def test_cancel_and_busy_and_bad_requests(rig) -> None:
+    sim, kitd, events = rig
+    sim.control("finger off")
+    sid = start_session(kitd)
+    kitd.wait_for_status("fingerprint", "busy")
+    assert kitd.client.request("POST", "/api/v1/devices/fingerprint/capture", {"raw": True}).status == 409
+    body = {"device_id": "fingerprint", "modality": "fingerprint", "category": "lainnya"}
+    assert kitd.client.request("POST", "/api/v1/sessions", body).status == 409
+    assert kitd.client.request("GET", f"/api/v1/sessions/{sid}/capture").status == 409
+    assert kitd.client.request("DELETE", f"/api/v1/sessions/{sid}").status == 202
+    end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid)
+    assert end["data"]["outcome"] == "cancelled"
+    kitd.wait_for_status("fingerprint", "ready")
+    device_events = events.of("device")
+    assert {"device": "fingerprint", "status": "busy", "reason": "capturing"} in device_events
+
+    for bad, status, words in [
+        ({"device_id": "fingerprint", "modality": "iris", "category": "lainnya"}, 400, "modality"),
+        ({"device_id": "fingerprint", "modality": "fingerprint", "category": "anak"}, 400, "category"),
+        ({"device_id": "nothing", "modality": "fingerprint", "category": "lainnya"}, 404, "nothing"),
+        ({"modality": "fingerprint", "category": "lainnya"}, 400, "device_id"),
+        ({"device_id": "fingerprint", "modality": "fingerprint", "category": "lainnya", "x": 1}, 400, "'x'"),
+    ]:
+        reply = kitd.client.request("POST", "/api/v1/sessions", bad)
+        assert reply.status == status, (bad, reply.body)
+        assert words in reply.json()["message"]
+    assert kitd.client.request("GET", "/api/v1/sessions/nope").status == 404
