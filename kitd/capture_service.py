@@ -8,6 +8,7 @@ adds one entry to CAPTURE_KINDS.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from kitd.capture.fingerprint import (
     run_fingerprint_session,
 )
 from kitd.capture.iris import capture_intact_png, frame_headers
+from kitd.capture.signature import record_signature, signature_facts
 from kitd.config import KitConfig
 from kitd.devices import DeviceSlot
 
@@ -129,6 +131,24 @@ async def capture_iris(config: KitConfig, slot: DeviceSlot, options: dict[str, A
     return Capture(body=png, content_type="image/png", headers=frame_headers(frame))
 
 
+async def capture_signature(config: KitConfig, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
+    """Record one signature: pen packets until `seconds` pass or the pen has been lifted a while."""
+    seconds = float(options.get("seconds") or config["signature.capture_seconds"])
+    quiet = float(config["signature.pen_lift_stop_s"])
+
+    def job(pad: Any) -> Any:
+        return record_signature(pad, seconds, quiet, slot.cancel)
+
+    signature = await slot.run_job(job)
+    facts = signature_facts(signature)
+    log.info(
+        "recorded a signature from %s",
+        slot.id,
+        extra={"device": slot.id, **{k: facts[k] for k in ("strokes", "points", "pen_down_s")}},
+    )
+    return Capture(body=json.dumps(signature.to_json()).encode(), content_type="application/json")
+
+
 SECONDS = RequestField((int, float), "a number of seconds above 0", positive=True)
 FLAG = RequestField(bool, "true or false")
 
@@ -138,4 +158,5 @@ CAPTURE_KINDS: dict[str, CaptureKind] = {
         run=capture_fingerprint,
     ),
     "iris_camera": CaptureKind(fields={"timeout_s": SECONDS, "raw": FLAG}, run=capture_iris),
+    "signature": CaptureKind(fields={"seconds": SECONDS}, run=capture_signature),
 }

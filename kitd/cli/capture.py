@@ -26,7 +26,7 @@ from kitd.drivers.usb_link import USB_BACKEND_ENV
 from kitd.errors import ConfigError, KitError, QualityGateFailed
 
 # Other modalities live in kitd.cli.capture_<name> modules offering add_modality(kinds).
-OTHER_MODALITIES: tuple[str, ...] = ("iris",)
+OTHER_MODALITIES: tuple[str, ...] = ("iris", "signature")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -149,19 +149,24 @@ def _say_forced(detail: str) -> None:
     sys.stderr.write(f"kitctl: forced: the capture did not pass the quality gate ({detail})\n")
 
 
-def _pick_fingerprint_device(client: DaemonClient, wanted: str) -> str:
+def pick_device(client: DaemonClient, wanted: str, kind: str, noun: str) -> str:
+    """The daemon's device to use: `wanted` if it has it, else its only device of `kind`."""
     devices = client.devices()
     if wanted:
         if not any(d["id"] == wanted for d in devices):
             known = ", ".join(d["id"] for d in devices) or "none"
             raise KitError(f"the daemon has no device '{wanted}' (it has: {known})")
         return wanted
-    readers = [d["id"] for d in devices if d["kind"] == "fingerprint"]
-    if not readers:
-        raise KitError("the daemon has no fingerprint reader configured")
-    if len(readers) > 1:
-        raise KitError(f"the daemon has several fingerprint readers ({', '.join(readers)}): name one")
-    return readers[0]
+    found = [d["id"] for d in devices if d["kind"] == kind]
+    if not found:
+        raise KitError(f"the daemon has no {noun} configured")
+    if len(found) > 1:
+        raise KitError(f"the daemon has several {noun}s ({', '.join(found)}): name one")
+    return found[0]
+
+
+def _pick_fingerprint_device(client: DaemonClient, wanted: str) -> str:
+    return pick_device(client, wanted, "fingerprint", "fingerprint reader")
 
 
 def _capture_through_daemon(args: argparse.Namespace, client: DaemonClient, out: Path) -> int:

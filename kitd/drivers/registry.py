@@ -97,6 +97,34 @@ def make_camera_driver(uri: DeviceUri, config: Any) -> Any:
     )
 
 
+def serial_baud(uri: DeviceUri, default: int) -> int:
+    """The line rate a serial URI names (`?baud=`), else `default`."""
+    from kitd.config import BAUD_RATES
+
+    text = uri.params.get("baud")
+    if text is None:
+        return default
+    if not text.isdigit() or int(text) not in BAUD_RATES:
+        rates = ", ".join(map(str, BAUD_RATES))
+        raise ConfigError(f"device URI '{uri.text}': baud '{text}' is not one of {rates}")
+    return int(text)
+
+
+def serial_kind(uri: DeviceUri) -> str:
+    # The kit's one serial device is the signature pad (Wacom ISDV4).
+    if not uri.target.startswith("/"):
+        raise ConfigError(f"device URI '{uri.text}': expected serial:/dev/PATH[?baud=38400]")
+    check_params(uri, {"baud"})
+    serial_baud(uri, 0)
+    return "signature"
+
+
+def make_serial_driver(uri: DeviceUri, config: Any) -> Any:
+    from kitd.drivers.isdv4 import ISDV4Pad
+
+    return ISDV4Pad.over_serial(uri.target, serial_baud(uri, int(config["signature.baud"])))
+
+
 @dataclass(frozen=True)
 class DriverFamily:
     """A URI scheme: how to tell the kind of device it names, and how to build its driver."""
@@ -109,6 +137,7 @@ class DriverFamily:
 FAMILIES: dict[str, DriverFamily] = {
     "usb": DriverFamily(kind_of=usb_kind, make=make_usb_driver),
     "camera": DriverFamily(kind_of=camera_kind, make=make_camera_driver),
+    "serial": DriverFamily(kind_of=serial_kind, make=make_serial_driver),
 }
 
 

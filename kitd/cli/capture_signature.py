@@ -1,0 +1,132 @@
+"""kitctl capture signature: record a signature from the pad, directly or through the running daemon.
+
+Writes the recording as JSON (the shape of `Signature.to_json`, the same the daemon
+returns) and, with --png, the rendered ink. Recording stops after --seconds, or once
+no packet at all has arrived for `signature.pen_lift_stop_s` after the first tip-down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from kitd.capture.signature import (
+    Signature,
+    record_signature,
+    render_png,
+    signature_facts,
+    signature_from_json,
+)
+from kitd.claims import ClaimHeld, DeviceClaim, describe_holder
+from kitd.cli.capture import _progress, _seconds, fail, pick_device, write_atomically
+from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
+from kitd.client import DaemonClient, DaemonError
+from kitd.config import KitConfig
+from kitd.drivers.registry import device_kind, make_driver
+from kitd.drivers.usb_link import USB_BACKEND_ENV
+from kitd.errors import ConfigError, KitError
+
+# How much longer than the recording kitctl waits for the daemon's answer.
+DAEMON_MARGIN_S = 15.0
+
+
+def add_modality(kinds: argparse._SubParsersAction) -> None:
+    pad = kinds.add_parser("signature", help="record a signature from the pad as JSON (and a PNG)")
+    source = pad.add_mutually_exclusive_group(required=True)
+    source.add_argument("--device", metavar="URI", help="open the pad directly, e.g. serial:/dev/ttyUSB0")
+    source.add_argument(
+        "--daemon",
+        nargs="?",
+        const="",
+        metavar="DEVICE_ID",
+        help="ask the running kitd (no ID: its only signature pad)",
+    )
+    pad.add_argument("--seconds", required=True, type=_seconds, metavar="N", help="record at most this long")
+    pad.add_argument("--out", required=True, metavar="FILE", help="where to write the JSON")
+    pad.add_argument("--png", metavar="FILE", help="also write the rendered ink as PNG")
+    where = pad.add_mutually_exclusive_group()
+    add_config_option(where)
+    add_api_option(where)
+    pad.set_defaults(func=run_signature)
+
+
+def _checked_output(option: str, value: str) -> Path:
+    path = Path(value)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory")
+    if str(path.parent) and not path.parent.exists():
+        raise ConfigError(f"{option} {path}: folder {path.parent} does not exist")
+    return path
+
+
+def run_signature(args: argparse.Namespace) -> int:
+    out = _checked_output("--out", args.out)
+    png = _checked_output("--png", args.png) if args.png else None
+    if args.device is not None:
+        if args.api:
+            raise ConfigError("--api only goes with --daemon")
+        signature = _record_direct(args, config_from_args(args))
+    else:
+        signature = _record_through_daemon(args, client_from_args(args))
+    if isinstance(signature, int):
+        return signature
+    write_atomically(out, json.dumps(signature.to_json()).encode())
+    if png is not None:
+        write_atomically(png, render_png(signature))
+    print(describe_facts(signature_facts(signature)))
+    return 0
+
+
+def describe_facts(facts: dict) -> str:
+    """One line for the technician: strokes, points, pen-down time, ink size."""
+    ink = facts["ink_mm"]
+    size = f"ink {ink['width_mm']:.1f} x {ink['height_mm']:.1f} mm" if ink else "no ink"
+    return (
+        f"signature: {facts['strokes']} strokes, {facts['points']} points in {facts['duration_s']:.2f} s, "
+        f"pen down {facts['pen_down_s']:.2f} s, {size}"
+    )
+
+
+def _record_direct(args: argparse.Namespace, config: KitConfig) -> Signature | int:
+    uri = args.device
+    kind = device_kind(uri)
+    if kind != "signature":
+        raise ConfigError(f"--device {uri}: a {kind} device, not a signature pad")
+    backend = config["usb_backend"] or os.environ.get(USB_BACKEND_ENV, "")
+    try:
+        claim = DeviceClaim(uri, backend, {"program": "kitctl"})
+    except ClaimHeld as held:
+        holder = describe_holder(held.holder)
+        return fail(f"{uri} is held by {holder}; use 'kitctl capture signature --daemon' instead")
+    pad = make_driver(uri, config)
+    try:
+        pad.open()
+        _progress(f"recording up to {args.seconds:g} s from {uri}: sign now")
+        return record_signature(pad, args.seconds, float(config["signature.pen_lift_stop_s"]))
+    except KitError as exc:
+        return fail(f"signature pad {uri}: {exc}")
+    finally:
+        pad.close()
+        claim.release()
+
+
+def _record_through_daemon(args: argparse.Namespace, client: DaemonClient) -> Signature | int:
+    try:
+        device_id = pick_device(client, args.daemon, "signature", "signature pad")
+        _progress(f"recording up to {args.seconds:g} s on the daemon's pad '{device_id}': sign now")
+        reply = client.checked(
+            "POST",
+            f"/api/v1/devices/{device_id}/capture",
+            {"seconds": args.seconds},
+            timeout_s=args.seconds + DAEMON_MARGIN_S,
+        )
+    except DaemonError as exc:
+        return fail(f"daemon: {exc} ({exc.code}, HTTP {exc.status})")
+    except KitError as exc:
+        return fail(str(exc))
+    try:
+        return signature_from_json(reply.json())
+    except ValueError as exc:
+        return fail(f"daemon: the reply is {exc}")
