@@ -166,8 +166,9 @@ def decode_frame(data: bytes) -> tuple[np.ndarray | None, str | None]:
         try:
             # strict: libjpeg-turbo's "corrupt data" warnings are errors, not grey garbage.
             image = simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True)
-        except ValueError as exc:
-            return None, "truncated" if "premature end" in str(exc).lower() else "undecodable"
+        except ValueError:
+            # Its end marker is there (checked above), so the data inside is corrupt, not cut short.
+            return None, "undecodable"
         return np.ascontiguousarray(image[:, :, 0]), None
     check = png_problem if data[:4] == b"\x89PNG" else bmp_problem if data[:2] == b"BM" else None
     if check is None:
