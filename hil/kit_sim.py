@@ -40,9 +40,17 @@ def start_fingerprint_reader(workdir: Path) -> SimulatedDevice:
     )
 
 
+def start_signature_pad(workdir: Path) -> SimulatedDevice:
+    folder = workdir / "isdv4"
+    sim = SimulatorProcess("hil.isdv4_sim", ["--link", str(folder / "pad")], folder).start()
+    uri = f"serial:{sim.addresses['serial']}"
+    return SimulatedDevice(simulator=sim, devices=[{"id": "signature", "uri": uri}])
+
+
 # Every simulator the kit has, in start order.
 SIMULATORS: dict[str, Callable[[Path], SimulatedDevice]] = {
     "fingerprint": start_fingerprint_reader,
+    "signature": start_signature_pad,
 }
 
 
