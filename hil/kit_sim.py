@@ -47,9 +47,16 @@ def start_signature_pad(workdir: Path) -> SimulatedDevice:
     return SimulatedDevice(simulator=sim, devices=[{"id": "signature", "uri": uri}])
 
 
+def start_iris_camera(workdir: Path) -> SimulatedDevice:
+    sim = SimulatorProcess("hil.eye_sim", ["--applicant"], workdir / "eye").start()
+    uri = f"camera:{sim.addresses['url']}"
+    return SimulatedDevice(simulator=sim, devices=[{"id": "iris_camera", "uri": uri}])
+
+
 # Every simulator the kit has, in start order.
 SIMULATORS: dict[str, Callable[[Path], SimulatedDevice]] = {
     "fingerprint": start_fingerprint_reader,
+    "iris_camera": start_iris_camera,
     "signature": start_signature_pad,
 }
 

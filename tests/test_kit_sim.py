@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 
+from hil.mjpeg_viewer import decode_code, read_parts
 from hil.rig import venv_script
 from kitd.client import DaemonClient
 
@@ -61,6 +62,11 @@ def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> No
         )
         assert result.returncode == 0, result.stderr
         assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (180, 256)
+        # The iris camera is the simulated eye, and the preview shows it.
+        assert devices["iris_camera"]["status"] == "ready"
+        assert re.search(r"eye_sim: http=127\.0\.0\.1:\d+ +control=127\.0\.0\.1:\d+", "".join(lines))
+        _, part = next(read_parts(url + "/api/v1/stream/iris.mjpg"))
+        assert part.seq is not None and decode_code(part.body) is not None
         pids = [int(p) for p in re.findall(r"pid (\d+)", "".join(lines))]
         assert len(pids) >= 2  # kitd and the reader's simulator
     finally:
