@@ -290,6 +290,8 @@ class PadSim:
         os.symlink(self.pty_name, tmp)
         os.replace(tmp, link)
         log.info("plugged: %s -> %s", link, self.pty_name)
+        if self.faults.wrong_baud:
+            self._start_session(0.0)  # powers up sampling, at a rate the host does not read
         return self.pty_name
 
     def unplug(self, quiet: bool = False) -> bool:

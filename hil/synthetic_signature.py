@@ -92,11 +92,12 @@ def synthetic_signature(
         phase = rng.uniform(0, 2 * math.pi)
         advance = rng.uniform(*spec.advance_mm_s)
         baseline = base_mm + rng.uniform(-2.0, 2.0)
-        # Cursive: a forward drift with loops (x and y a quarter-period apart).
-        x = x_mm + advance * t + 0.3 * height * np.sin(2 * np.pi * loop_hz * t + phase)
-        y = baseline - 0.5 * height * np.cos(2 * np.pi * loop_hz * t + phase) * (
-            0.7 + 0.3 * np.sin(np.pi * t)
-        )
+        # Cursive: a forward drift with loops (x and y a quarter-period apart) whose size and
+        # pace wander, as letters do.
+        size = height * (0.65 + 0.35 * np.sin(2 * np.pi * rng.uniform(0.6, 1.6) * t + rng.uniform(0, 6.3)))
+        turn = 2 * np.pi * loop_hz * t + phase + 0.8 * np.sin(2 * np.pi * rng.uniform(0.5, 1.2) * t)
+        x = x_mm + advance * t + 0.3 * size * np.sin(turn)
+        y = baseline - 0.5 * size * np.cos(turn) + rng.uniform(-1.0, 1.0) * np.sin(np.pi * t / seconds)
         if spec.tremor_mm:
             wobble = 2 * np.pi * spec.tremor_hz * t
             x = x + spec.tremor_mm * np.sin(wobble + rng.uniform(0, 6.3)) + rng.normal(0, 0.03, n)
