@@ -124,8 +124,7 @@ async def serve(config: KitConfig) -> int:
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
         log.error("cannot listen on %s:%s (api.host/api.port): %s", host, port, reason)
         return 1
-    server = site._server  # aiohttp keeps the bound sockets here; port 0 needs the real one
-    bound = server.sockets[0].getsockname()[1] if server and server.sockets else port
+    bound = runner.addresses[0][1]  # the real port, when port 0 asked for any free one
     kit.api_url = f"http://{host}:{bound}"
     for slot in kit.slots.values():
         slot._holder["api"] = kit.api_url
