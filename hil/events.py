@@ -32,6 +32,7 @@ class EventRecorder:
                 line = raw.decode().rstrip("\n")
                 if not line:
                     if "type" in event:
+                        event["received"] = time.perf_counter()  # for latency benchmarks
                         self.events.append(event)
                     event = {}
                 elif line.startswith("event: "):
