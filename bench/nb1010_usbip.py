@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from bench.nb1010_capture import replay_figures
-from bench.stats import summary_ms, time_calls
+from bench.stats import replug_to_ready, summary_ms, time_calls
 from hil.rig import KitdProcess, SimulatorProcess
 
 REPLUG_GOAL_S = 2.0
@@ -42,20 +41,11 @@ def replug_latencies(sim: SimulatorProcess, workdir: Path, repeat: int) -> list[
         settings={"usb_backend": f"usbip://{sim.addresses['usbip']}", "log.level": "warning"},
         for_tests=False,
     ).start()
-    latencies = []
     try:
         kitd.wait_for_status("fingerprint", "ready")
-        for _ in range(repeat):
-            sim.control("unplug")
-            kitd.wait_for_status("fingerprint", "disconnected")
-            time.sleep(3.0)  # long enough for the backoff to reach its ceiling
-            sim.control("replug")
-            started = time.perf_counter()
-            kitd.wait_for_status("fingerprint", "ready", timeout_s=30)
-            latencies.append(time.perf_counter() - started)
+        return replug_to_ready(kitd, sim, "fingerprint", repeat)
     finally:
         kitd.stop()
-    return latencies
 
 
 def run(smoke: bool) -> None:

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.stats import summary_ms
+from bench.stats import replug_to_ready, summary_ms
 from hil.rig import KitdProcess, SimulatorProcess
 from kitd.drivers.isdv4 import ISDV4Pad
 
@@ -41,15 +41,16 @@ def cpu_share(pid: int, seconds: float, during: threading.Thread | None = None) 
     return (cpu_seconds(pid) - before) / (time.monotonic() - started)
 
 
+def field_kitd(workdir: Path, sim: SimulatorProcess) -> KitdProcess:
+    """The real daemon with the field's defaults, configured with the simulated pad."""
+    devices = [{"uri": f"serial:{sim.addresses['serial']}"}]
+    return KitdProcess(workdir, devices=devices, settings={"log.level": "warning"}, for_tests=False).start()
+
+
 def streaming_share(workdir: Path, seconds: float) -> tuple[float, float, int]:
     args = ["--link", str(workdir / "pad"), "--loop"]
     sim = SimulatorProcess("hil.isdv4_sim", args, workdir / "sim").start()
-    kitd = KitdProcess(
-        workdir / "kitd",
-        devices=[{"uri": f"serial:{sim.addresses['serial']}"}],
-        settings={"log.level": "warning"},
-        for_tests=False,
-    ).start()
+    kitd = field_kitd(workdir / "kitd", sim)
     try:
         kitd.wait_for_status("signature", "ready")
         assert kitd.process is not None
@@ -77,23 +78,10 @@ def replug_latencies(workdir: Path, repeat: int) -> tuple[list[float], list[floa
             pad.open()
             opens.append(time.perf_counter() - started)
             pad.close()
-        kitd = KitdProcess(
-            workdir / "kitd2",
-            devices=[{"uri": f"serial:{sim.addresses['serial']}"}],
-            settings={"log.level": "warning"},
-            for_tests=False,
-        ).start()
-        latencies = []
+        kitd = field_kitd(workdir / "kitd2", sim)
         try:
             kitd.wait_for_status("signature", "ready")
-            for _ in range(repeat):
-                sim.control("unplug")
-                kitd.wait_for_status("signature", "disconnected")
-                time.sleep(3.0)  # long enough for the backoff to reach its ceiling
-                sim.control("replug")
-                started = time.perf_counter()
-                kitd.wait_for_status("signature", "ready", timeout_s=30)
-                latencies.append(time.perf_counter() - started)
+            latencies = replug_to_ready(kitd, sim, "signature", repeat)
         finally:
             kitd.stop()
         return latencies, opens

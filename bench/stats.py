@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def time_calls(fn: Callable[[], object], repeat: int) -> list[float]:
@@ -15,6 +16,24 @@ def time_calls(fn: Callable[[], object], repeat: int) -> list[float]:
         fn()
         times.append(time.perf_counter() - started)
     return times
+
+
+def replug_to_ready(kitd: Any, sim: Any, device_id: str, repeat: int, settle_s: float = 3.0) -> list[float]:
+    """Seconds from a simulator's `replug` until the daemon's API says `device_id` is ready.
+
+    Each round unplugs, waits for `disconnected`, then `settle_s` so that the backoff has
+    reached its ceiling (the slowest case), then replugs and times.
+    """
+    latencies = []
+    for _ in range(repeat):
+        sim.control("unplug")
+        kitd.wait_for_status(device_id, "disconnected")
+        time.sleep(settle_s)
+        sim.control("replug")
+        started = time.perf_counter()
+        kitd.wait_for_status(device_id, "ready", timeout_s=30)
+        latencies.append(time.perf_counter() - started)
+    return latencies
 
 
 def summary_ms(times: list[float]) -> str:

@@ -80,7 +80,7 @@ from typing import Any
 
 import numpy as np
 
-from hil.synthetic_signature import STYLES, PenState, synthetic_signature
+from hil.synthetic_signature import STYLES, synthetic_signature
 from kitd.drivers.isdv4 import (
     MAX_COORDINATE,
     PenPacket,
@@ -170,7 +170,7 @@ def corrupt_packet(packet: bytes, variant: int, max_x: int, rng: np.random.Gener
 class Outgoing:
     kind: str  # pen, corrupt, touch, noise, garbled, reply
     data: bytes
-    state: PenState | None = None
+    state: PenPacket | None = None
 
 
 @dataclass
@@ -245,7 +245,7 @@ class PadSim:
         self.loop = self.setup.loop
         self.sampling = False
         self.session = 0
-        self.script: list[PenState] = []
+        self.script: list[PenPacket] = []
         self.tick = 0
         self.next_at = 0.0
         self.pen_count = 0
@@ -387,7 +387,7 @@ class PadSim:
             self.tick += 1
             self.next_at += period
 
-    def _emit(self, state: PenState) -> None:
+    def _emit(self, state: PenPacket) -> None:
         faults, rng = self.faults, self.rng
         if faults.silence:
             return
@@ -399,7 +399,7 @@ class PadSim:
         if faults.noise and rng.random() < 0.5:
             burst = rng.integers(0, 256, int(rng.integers(1, faults.noise + 1)), dtype=np.uint8)
             self._queue(Outgoing("noise", burst.tobytes()))
-        packet = encode_pen_packet(PenPacket(state.x, state.y, state.pressure, state.tip, state.proximity))
+        packet = encode_pen_packet(state)
         if faults.corrupt and self.pen_count % faults.corrupt == 0:
             broken = corrupt_packet(packet, self.corrupt_count, self.setup.query.max_x, rng)
             self.corrupt_count += 1

@@ -18,13 +18,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kitd.client import DaemonClient
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 FIXTURES = REPO.parent / "shared" / "fixtures"
 NB1010_FIXTURE = FIXTURES / "nb1010"
 
@@ -82,6 +83,17 @@ TEST_SETTINGS: dict[str, Any] = {
     "fingerprint.capture_timeout_s": 3.0,
     "fingerprint.poll_interval_s": 0.05,
 }
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout_s: float = 30.0) -> T:
+    """Poll `condition` (generously) until it returns something true; AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
 
 
 class SimulatorProcess:

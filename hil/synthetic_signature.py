@@ -15,19 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kitd.drivers.isdv4 import PenPacket
+
 PACKET_RATE_HZ = 130.0
 POINTS_PER_MM = 100
-
-
-@dataclass(frozen=True)
-class PenState:
-    """What the pad reports in one packet."""
-
-    x: int
-    y: int
-    pressure: int
-    tip: bool
-    proximity: bool
 
 
 @dataclass(frozen=True)
@@ -72,7 +63,7 @@ def synthetic_signature(
     style: str = "steady",
     strokes: int | None = None,
     rate_hz: float = PACKET_RATE_HZ,
-) -> list[PenState]:
+) -> list[PenPacket]:
     """The pen states of one signature, one per packet at `rate_hz`, ending out of proximity."""
     spec = STYLES[style]
     rng = np.random.default_rng(seed)
@@ -121,7 +112,7 @@ def synthetic_signature(
 
 def _quantise(
     segments: list[tuple[np.ndarray, np.ndarray | None]], max_x: int, max_y: int, max_pressure: int
-) -> list[PenState]:
+) -> list[PenPacket]:
     """Device-unit states; a signature wider or taller than 90 % of the pad is shrunk to fit."""
     path = np.concatenate([p for p, _ in segments]) * POINTS_PER_MM
     low, high = path.min(axis=0), path.max(axis=0)
@@ -129,18 +120,18 @@ def _quantise(
     scale = float(min(1.0, *(room / np.maximum(high - low, 1.0))))
     offset = np.array([0.05 * max_x, 0.05 * max_y]) - np.minimum(low * scale, 0.0)
     offset = np.where(high * scale + offset > [max_x, max_y], [max_x, max_y] - high * scale, offset)
-    states: list[PenState] = []
+    states: list[PenPacket] = []
     for points, pressure in segments:
         placed = np.rint(points * POINTS_PER_MM * scale + offset).astype(int)
         for index, (x, y) in enumerate(placed):
             p = 0 if pressure is None else int(round(min(max(pressure[index], 0), max_pressure)))
-            states.append(PenState(int(x), int(y), p, tip=pressure is not None, proximity=True))
+            states.append(PenPacket(int(x), int(y), p, tip=pressure is not None, proximity=True))
     last = states[-1]
-    states.append(PenState(last.x, last.y, 0, tip=False, proximity=False))
+    states.append(PenPacket(last.x, last.y, 0, tip=False, proximity=False))
     return states
 
 
-def speeds_mm_s(states: list[PenState], rate_hz: float = PACKET_RATE_HZ) -> np.ndarray:
+def speeds_mm_s(states: list[PenPacket], rate_hz: float = PACKET_RATE_HZ) -> np.ndarray:
     """Pen speed between consecutive tip-down packets of the same stroke (mm/s)."""
     out = []
     for a, b in zip(states, states[1:], strict=False):

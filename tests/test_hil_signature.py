@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import cv2
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 from hil.ink_path import ink_distances
-from hil.rig import REPO, KitdProcess, SimulatorProcess, venv_script
+from hil.rig import REPO, KitdProcess, SimulatorProcess, venv_script, wait_until
 
 ARTIFACTS = REPO / "artifacts"
 SIM = "hil.isdv4_sim"
@@ -44,14 +43,18 @@ def capture(kitd: KitdProcess, out: Path, *extra: str, seconds: str = "30") -> s
     )
 
 
-def wait_until(predicate, what: str, timeout_s: float = 30.0):  # noqa: ANN001 - a test helper
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not {what} within {timeout_s} s")
+def capture_in_background(kitd: KitdProcess, out: Path, seconds: str) -> subprocess.Popen:
+    command = [
+        venv_script("kitctl"),
+        "capture",
+        "signature",
+        "--daemon",
+        "--seconds",
+        seconds,
+        "--out",
+        str(out),
+    ]
+    return subprocess.Popen([*command, "--api", kitd.url], stderr=subprocess.PIPE, text=True, env=kitd.env)
 
 
 def start_pad(start_simulator, tmp_path: Path, *args: str) -> SimulatorProcess:
@@ -131,17 +134,7 @@ def test_direct_capture_refused_while_the_daemon_holds_the_pad_then_done_without
 def test_unplug_mid_signature_then_replug(rig, tmp_path: Path) -> None:
     sim, kitd = rig
     out = tmp_path / "cut.json"
-    command = [
-        venv_script("kitctl"),
-        "capture",
-        "signature",
-        "--daemon",
-        "--seconds",
-        "30",
-        "--out",
-        str(out),
-    ]
-    running = subprocess.Popen([*command, "--api", kitd.url], stderr=subprocess.PIPE, text=True, env=kitd.env)
+    running = capture_in_background(kitd, out, "30")
     try:
         wait_until(lambda: json.loads(sim.control("status"))["sent"]["pen"] >= 60, "60 packets sent")
         sim.control("unplug")
@@ -219,17 +212,7 @@ def test_touch_packets_are_skipped_by_their_length(start_simulator, start_kitd, 
 def test_silence_after_the_pen_went_down_ends_the_recording(rig, tmp_path: Path) -> None:
     sim, kitd = rig
     out = tmp_path / "silenced.json"
-    command = [
-        venv_script("kitctl"),
-        "capture",
-        "signature",
-        "--daemon",
-        "--seconds",
-        "60",
-        "--out",
-        str(out),
-    ]
-    running = subprocess.Popen([*command, "--api", kitd.url], stderr=subprocess.PIPE, text=True, env=kitd.env)
+    running = capture_in_background(kitd, out, "60")
     try:
         wait_until(lambda: any(p[3] for p in sent(sim)["pen"]), "a tip-down packet sent")
         sim.control("fault silence")

@@ -23,7 +23,7 @@ from kitd.client import DaemonClient, DaemonError
 from kitd.config import KitConfig
 from kitd.drivers.registry import device_kind, make_driver
 from kitd.drivers.usb_link import USB_BACKEND_ENV
-from kitd.errors import ConfigError, KitError, QualityGateFailed
+from kitd.errors import ConfigError, DeviceBusy, KitError, QualityGateFailed
 
 # Other modalities live in kitd.cli.capture_<name> modules offering add_modality(kinds).
 OTHER_MODALITIES: tuple[str, ...] = ("iris", "signature")
@@ -94,11 +94,7 @@ def _progress(message: str) -> None:
 
 
 def run_fingerprint(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.is_dir():
-        raise ConfigError(f"--out {out}: is a directory")
-    if not out.parent.exists() and str(out.parent):
-        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    out = output_path("--out", args.out)
     if args.device is not None:
         if args.api:
             raise ConfigError("--api only goes with --daemon")
@@ -106,19 +102,26 @@ def run_fingerprint(args: argparse.Namespace) -> int:
     return _capture_through_daemon(args, client_from_args(args), out)
 
 
+def claim_for_kitctl(uri: str, config: KitConfig, modality: str) -> DeviceClaim:
+    """kitctl's claim on a device it opens itself; DeviceBusy naming the holder when it is taken."""
+    backend = config["usb_backend"] or os.environ.get(USB_BACKEND_ENV, "")
+    try:
+        return DeviceClaim(uri, backend, {"program": "kitctl"})
+    except ClaimHeld as held:
+        holder = describe_holder(held.holder)
+        instead = f"use 'kitctl capture {modality} --daemon' instead"
+        raise DeviceBusy(f"{uri} is held by {holder}; {instead}") from None
+
+
 def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> int:
     uri = args.device
     kind = device_kind(uri)
     if kind != "fingerprint":
         raise ConfigError(f"--device {uri}: a {kind} device, not a fingerprint reader")
-    backend = config["usb_backend"] or os.environ.get(USB_BACKEND_ENV, "")
     try:
-        claim = DeviceClaim(uri, backend, {"program": "kitctl"})
-    except ClaimHeld as held:
-        return fail(
-            f"{uri} is held by {describe_holder(held.holder)}; "
-            "use 'kitctl capture fingerprint --daemon' instead"
-        )
+        claim = claim_for_kitctl(uri, config, "fingerprint")
+    except DeviceBusy as exc:
+        return fail(str(exc))
     timeout = args.timeout or float(config["fingerprint.capture_timeout_s"])
     poll = float(config["fingerprint.poll_interval_s"])
     driver = make_driver(uri, config)

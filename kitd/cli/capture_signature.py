@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
 from kitd.capture.signature import (
     Signature,
@@ -19,14 +17,21 @@ from kitd.capture.signature import (
     signature_facts,
     signature_from_json,
 )
-from kitd.claims import ClaimHeld, DeviceClaim, describe_holder
-from kitd.cli.capture import _progress, _seconds, fail, pick_device, write_atomically
-from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
+from kitd.cli.capture import (
+    _progress,
+    _seconds,
+    add_source_options,
+    claim_for_kitctl,
+    fail,
+    output_path,
+    pick_device,
+    write_atomically,
+)
+from kitd.cli.options import client_from_args, config_from_args
 from kitd.client import DaemonClient, DaemonError
 from kitd.config import KitConfig
 from kitd.drivers.registry import device_kind, make_driver
-from kitd.drivers.usb_link import USB_BACKEND_ENV
-from kitd.errors import ConfigError, KitError
+from kitd.errors import ConfigError, DeviceBusy, KitError
 
 # How much longer than the recording kitctl waits for the daemon's answer.
 DAEMON_MARGIN_S = 15.0
@@ -34,36 +39,16 @@ DAEMON_MARGIN_S = 15.0
 
 def add_modality(kinds: argparse._SubParsersAction) -> None:
     pad = kinds.add_parser("signature", help="record a signature from the pad as JSON (and a PNG)")
-    source = pad.add_mutually_exclusive_group(required=True)
-    source.add_argument("--device", metavar="URI", help="open the pad directly, e.g. serial:/dev/ttyUSB0")
-    source.add_argument(
-        "--daemon",
-        nargs="?",
-        const="",
-        metavar="DEVICE_ID",
-        help="ask the running kitd (no ID: its only signature pad)",
-    )
+    add_source_options(pad, "signature pad", "serial:/dev/ttyUSB0")
     pad.add_argument("--seconds", required=True, type=_seconds, metavar="N", help="record at most this long")
     pad.add_argument("--out", required=True, metavar="FILE", help="where to write the JSON")
     pad.add_argument("--png", metavar="FILE", help="also write the rendered ink as PNG")
-    where = pad.add_mutually_exclusive_group()
-    add_config_option(where)
-    add_api_option(where)
     pad.set_defaults(func=run_signature)
 
 
-def _checked_output(option: str, value: str) -> Path:
-    path = Path(value)
-    if path.is_dir():
-        raise ConfigError(f"{option} {path}: is a directory")
-    if str(path.parent) and not path.parent.exists():
-        raise ConfigError(f"{option} {path}: folder {path.parent} does not exist")
-    return path
-
-
 def run_signature(args: argparse.Namespace) -> int:
-    out = _checked_output("--out", args.out)
-    png = _checked_output("--png", args.png) if args.png else None
+    out = output_path("--out", args.out)
+    png = output_path("--png", args.png) if args.png else None
     if args.device is not None:
         if args.api:
             raise ConfigError("--api only goes with --daemon")
@@ -94,12 +79,10 @@ def _record_direct(args: argparse.Namespace, config: KitConfig) -> Signature | i
     kind = device_kind(uri)
     if kind != "signature":
         raise ConfigError(f"--device {uri}: a {kind} device, not a signature pad")
-    backend = config["usb_backend"] or os.environ.get(USB_BACKEND_ENV, "")
     try:
-        claim = DeviceClaim(uri, backend, {"program": "kitctl"})
-    except ClaimHeld as held:
-        holder = describe_holder(held.holder)
-        return fail(f"{uri} is held by {holder}; use 'kitctl capture signature --daemon' instead")
+        claim = claim_for_kitctl(uri, config, "signature")
+    except DeviceBusy as exc:
+        return fail(str(exc))
     pad = make_driver(uri, config)
     try:
         pad.open()
