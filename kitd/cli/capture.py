@@ -37,24 +37,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         importlib.import_module(f"kitd.cli.capture_{name}").add_modality(kinds)
 
 
-def add_fingerprint(kinds: argparse._SubParsersAction) -> None:
-    finger = kinds.add_parser("fingerprint", help="capture one fingerprint as an 8-bit grey PNG")
-    source = finger.add_mutually_exclusive_group(required=True)
-    source.add_argument("--device", metavar="URI", help="open the reader directly, e.g. usb:298d:1010")
+def add_source_options(parser: argparse.ArgumentParser, noun: str, example_uri: str) -> None:
+    """What every capture command takes: --device URI or --daemon [DEVICE_ID], and --config or --api."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--device", metavar="URI", help=f"open the {noun} directly, e.g. {example_uri}")
     source.add_argument(
         "--daemon",
         nargs="?",
         const="",
         metavar="DEVICE_ID",
-        help="ask the running kitd (no ID: its only fingerprint reader)",
+        help=f"ask the running kitd (no ID: its only {noun})",
     )
+    where = parser.add_mutually_exclusive_group()
+    add_config_option(where)
+    add_api_option(where)
+
+
+def output_path(option: str, value: str) -> Path:
+    """A file kitctl may write, or ConfigError when it is a folder or its folder is missing."""
+    path = Path(value)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory")
+    if not path.parent.exists() and str(path.parent):
+        raise ConfigError(f"{option} {path}: folder {path.parent} does not exist")
+    return path
+
+
+def add_fingerprint(kinds: argparse._SubParsersAction) -> None:
+    finger = kinds.add_parser("fingerprint", help="capture one fingerprint as an 8-bit grey PNG")
+    add_source_options(finger, "fingerprint reader", "usb:298d:1010")
     finger.add_argument("--out", required=True, metavar="FILE", help="where to write the PNG")
     finger.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="wait for a finger this long")
     finger.add_argument("--raw", action="store_true", help="one frame, no quality gate")
     finger.add_argument("--force", action="store_true", help="keep the best press even if it fails the gate")
-    where = finger.add_mutually_exclusive_group()
-    add_config_option(where)
-    add_api_option(where)
     finger.set_defaults(func=run_fingerprint)
 
 
