@@ -137,6 +137,8 @@ def test_unplug_mid_signature_then_replug(rig, tmp_path: Path) -> None:
     running = capture_in_background(kitd, out, "30")
     try:
         wait_until(lambda: json.loads(sim.control("status"))["sent"]["pen"] >= 60, "60 packets sent")
+        # The recording runs on the pad's thread: the API still answers, and says busy.
+        assert kitd.devices()["signature"]["status"] == "busy"
         sim.control("unplug")
         _, stderr = running.communicate(timeout=60)
     finally:
