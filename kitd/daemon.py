@@ -25,6 +25,7 @@ from aiohttp import web
 from kitd import __version__, sdnotify
 from kitd.api import make_app
 from kitd.capture_service import CAPTURE_KINDS, Capture
+from kitd.claims import claim_scope
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, load_config
 from kitd.devices import STATUSES, DeviceSlot
 from kitd.drivers.registry import device_kind, make_driver
@@ -53,7 +54,7 @@ class Kit:
                 device.uri,
                 device_kind(device.uri),
                 lambda uri=device.uri: make_driver(uri, config),
-                claim_key=config["usb_backend"] or os.environ.get("KITD_USB_BACKEND", ""),
+                claim_key=claim_scope(device.uri, config),
                 holder={"program": "kitd", "api": api_url},
                 reconnect_min_s=float(config["devices.reconnect_min_s"]),
                 reconnect_max_s=float(config["devices.reconnect_max_s"]),

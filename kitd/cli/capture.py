@@ -17,12 +17,11 @@ from kitd.capture.fingerprint import (
     gate_outcome,
     run_fingerprint_session,
 )
-from kitd.claims import ClaimHeld, DeviceClaim, describe_holder
+from kitd.claims import ClaimHeld, DeviceClaim, claim_scope, describe_holder
 from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
 from kitd.client import DaemonClient, DaemonError
 from kitd.config import KitConfig
 from kitd.drivers.registry import device_kind, make_driver
-from kitd.drivers.usb_link import USB_BACKEND_ENV
 from kitd.errors import ConfigError, DeviceBusy, KitError, QualityGateFailed
 
 # Other modalities live in kitd.cli.capture_<name> modules offering add_modality(kinds).
@@ -119,7 +118,7 @@ def run_fingerprint(args: argparse.Namespace) -> int:
 
 def claim_for_kitctl(uri: str, config: KitConfig, modality: str) -> DeviceClaim:
     """kitctl's claim on a device it opens itself; DeviceBusy naming the holder when it is taken."""
-    backend = config["usb_backend"] or os.environ.get(USB_BACKEND_ENV, "")
+    backend = claim_scope(uri, config)
     try:
         return DeviceClaim(uri, backend, {"program": "kitctl"})
     except ClaimHeld as held:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from kitd.capture.fingerprint import encode_png
 from kitd.capture.iris import take_intact_frame
-from kitd.claims import ClaimHeld, DeviceClaim, describe_holder
+from kitd.claims import ClaimHeld, DeviceClaim, claim_scope, describe_holder
 from kitd.cli.capture import _progress, _seconds, fail, write_atomically
 from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
 from kitd.client import DaemonClient, DaemonError
 from kitd.config import KitConfig
 from kitd.drivers.registry import device_kind, make_driver
-from kitd.drivers.usb_link import USB_BACKEND_ENV
 from kitd.errors import ConfigError, KitError
 
 KIND = "iris_camera"
@@ -66,7 +64,7 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
     kind = device_kind(uri)
     if kind != KIND:
         raise ConfigError(f"--device {uri}: a {kind} device, not an iris camera")
-    backend = config["usb_backend"] or os.environ.get(USB_BACKEND_ENV, "")
+    backend = claim_scope(uri, config)
     try:
         claim = DeviceClaim(uri, backend, {"program": "kitctl"})
     except ClaimHeld as held:

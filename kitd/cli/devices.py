@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-from kitd.claims import ClaimHeld, DeviceClaim
+from kitd.claims import ClaimHeld, DeviceClaim, claim_scope
 from kitd.cli.options import add_config_option, config_from_args
 from kitd.client import DaemonClient
 from kitd.config import KitConfig
 from kitd.drivers.registry import USB_DRIVERS, device_kind, make_driver
-from kitd.drivers.usb_link import USB_BACKEND_ENV
 from kitd.errors import DeviceGone, KitError
 
 
@@ -45,7 +43,7 @@ def _entry(device_id: str, uri: str, kind: str, status: str, **facts: Any) -> di
 def probe_device(device_id: str, uri: str, config: KitConfig) -> dict[str, Any]:
     """One device's entry: from the daemon if it holds it, else by opening it."""
     kind = device_kind(uri)
-    backend = config["usb_backend"] or os.environ.get(USB_BACKEND_ENV, "")
+    backend = claim_scope(uri, config)
     try:
         claim = DeviceClaim(uri, backend, {"program": "kitctl"})
     except ClaimHeld as held:
