@@ -1,0 +1,91 @@
+"""What the iris assessor found, drawn on the live preview: circles, eyelids, score and message.
+
+`draw_assessment` draws one report on a BGR image (the preview frame, scaled); the daemon
+registers an `IrisQualityOverlay` in kitd.capture.iris.PREVIEW_OVERLAYS, which assesses each
+previewed frame (once, whatever the number of viewers, on the preview's own thread) and draws
+it. The officer reads the message in Bahasa Indonesia, with the English under it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import cv2
+import numpy as np
+
+from kitd.capture.iris_quality import FEEDBACK_MESSAGES, IrisReport, assess_iris
+
+PASS_COLOUR = (80, 200, 80)  # BGR
+FAIL_COLOUR = (40, 170, 255)
+PUPIL_COLOUR = (255, 200, 0)
+LID_COLOUR = (200, 120, 255)
+
+
+def _text(image: np.ndarray, line: str, origin: tuple[int, int], size: float, colour: tuple[int, int, int]) -> None:
+    # Dark outline first: the message stays readable on bright skin and dark lashes alike.
+    thickness = max(1, round(2 * size))
+    cv2.putText(image, line, origin, cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(image, line, origin, cv2.FONT_HERSHEY_SIMPLEX, size, colour, thickness, cv2.LINE_AA)
+
+
+def draw_assessment(image: np.ndarray, report: IrisReport, scale: float = 1.0) -> None:
+    """Draw `report` on the BGR `image` in place; `scale` is image pixels per frame pixel."""
+    height, width = image.shape[:2]
+    colour = PASS_COLOUR if report.passed else FAIL_COLOUR
+    circles = report.circles()
+    line = max(1, round(2 * width / 640))
+    if circles is not None:
+        (px, py, pr), (ix, iy, ir) = circles
+        cv2.circle(image, (round(px * scale), round(py * scale)), max(1, round(pr * scale)), PUPIL_COLOUR, line)
+        cv2.circle(image, (round(ix * scale), round(iy * scale)), max(1, round(ir * scale)), colour, line)
+        m = report.metrics
+        for key in ("upper_eyelid_y", "lower_eyelid_y"):
+            if key in m:
+                y = round(m[key] * scale)
+                half = round(0.5 * ir * scale)
+                cx = round(ix * scale)
+                cv2.line(image, (cx - half, y), (cx + half, y), LID_COLOUR, line)
+    size = 0.6 * width / 480
+    step = round(28 * width / 480)
+    _text(image, f"{report.score:.0f}", (round(10 * width / 480), height - round(10 * width / 480)), size * 1.4, colour)
+    if report.feedback:
+        indonesian, english = FEEDBACK_MESSAGES[report.feedback[0]]
+        _text(image, indonesian, (round(10 * width / 480), step), size, colour)
+        _text(image, english, (round(10 * width / 480), 2 * step), size * 0.8, colour)
+
+
+class IrisQualityOverlay:
+    """A preview overlay: assess the frame (thresholds from the config) and draw the report.
+
+    Keeps the last report so that other parts of the daemon (a capture session, the events)
+    can show the same judgement without assessing the frame twice.
+    """
+
+    def __init__(self, thresholds: Mapping[str, float] | None = None) -> None:
+        self.thresholds = dict(thresholds or {})
+        self._lock = threading.Lock()
+        self.last: tuple[int, IrisReport] | None = None
+
+    def report_for(self, frame: Any) -> IrisReport:
+        with self._lock:
+            if self.last is not None and self.last[0] == frame.seq:
+                return self.last[1]
+        report = assess_iris(frame.image, self.thresholds or None)
+        with self._lock:
+            self.last = (frame.seq, report)
+        return report
+
+    def __call__(self, image: np.ndarray, frame: Any, scale: float) -> None:
+        if frame.image is None:
+            return
+        draw_assessment(image, self.report_for(frame), scale)
+
+
+def install_preview_overlay(overlays: list[Any], thresholds: Mapping[str, float] | None) -> IrisQualityOverlay:
+    """Put one IrisQualityOverlay in `overlays` (replacing an earlier one) and return it."""
+    overlays[:] = [o for o in overlays if not isinstance(o, IrisQualityOverlay)]
+    overlay = IrisQualityOverlay(thresholds)
+    overlays.append(overlay)
+    return overlay
