@@ -146,6 +146,8 @@ CATEGORIES = ("lansia", "disabilitas", "odgj", "lainnya")
 # to the assessor (module, constant), so that they are written down once.
 THRESHOLD_TABLES: dict[str, tuple[str, str]] = {
     "fingerprint": ("kitd.capture.fingerprint_quality", "DEFAULT_THRESHOLDS"),
+    "iris": ("kitd.capture.iris_quality", "DEFAULT_THRESHOLDS"),
+    "signature": ("kitd.capture.signature_quality", "DEFAULT_THRESHOLDS"),
 }
 
 
