@@ -259,6 +259,18 @@ def _line_fit(
     return spread, extent, breadth
 
 
+def _quantiles(values: np.ndarray, shares: tuple[float, ...]) -> list[float]:
+    """np.percentile's linear quantiles from one sort (np.percentile costs ~0.1 ms a call here)."""
+    ordered = np.sort(values)
+    out = []
+    for share in shares:
+        position = share * (ordered.size - 1)
+        low = int(position)
+        high = min(low + 1, ordered.size - 1)
+        out.append(float(ordered[low] + (ordered[high] - ordered[low]) * (position - low)))
+    return out
+
+
 def _window_speeds(t: np.ndarray, walked: np.ndarray, stroke_of: np.ndarray) -> np.ndarray:
     """Pen speed (mm/s) from each ink point to the first point SPEED_WINDOW_MS later in its stroke."""
     # One sorted key across strokes: stroke number in the high part, time in the low.
@@ -311,12 +323,12 @@ def _measure(signature: Signature) -> dict[str, float]:
     width = float(ix.max() - ix.min())
     height = float(iy.max() - iy.min())
     share = pressure[ink] / max_pressure if max_pressure > 0 else np.zeros(ink.size)
-    low, high = np.percentile(share, [5.0, 95.0])
+    low, high = _quantiles(share, (0.05, 0.95))
     mean_share = float(share.mean())
 
     speeds = _window_speeds(it, walked, stroke_of)
     if speeds.size:
-        speed_median, speed_p95 = np.percentile(speeds, [50.0, 95.0])
+        speed_median, speed_p95 = _quantiles(speeds, (0.5, 0.95))
         speed_mean_w = float(speeds.mean())
         speed_variation = float(speeds.std() / speed_mean_w) if speed_mean_w > 0 else 0.0
     else:
