@@ -217,6 +217,22 @@ def test_two_straight_strokes_are_a_mark_three_are_writing() -> None:
     assert assess_signature(draw_signature(h, hand, PAD), {"mark_max_strokes": 3}).feedback == ["dot_or_line"]
 
 
+@pytest.mark.parametrize("tremor_mm", [0.0, 0.35])
+@pytest.mark.parametrize(
+    "line",
+    [
+        [(20.0, 30.0), (45.0, 30.2), (70.0, 30.0)],
+        [(20.0, 30.0), (45.0, 32.0), (70.0, 30.0)],
+        [(20.0, 30.0), (40.0, 30.5)],
+    ],
+    ids=["straight-50mm", "bowed-50mm", "straight-20mm"],
+)
+def test_a_drawn_line_is_a_line(line: list[tuple[float, float]], tremor_mm: float) -> None:
+    hand = Hand(speed_mm_s=20.0 if tremor_mm else 40.0, tremor_mm=tremor_mm, seed=5)
+    report = assess_signature(draw_signature([line], hand, PAD))
+    assert report.feedback == ["dot_or_line"] and report.score == 0.0
+
+
 # --- degradation ladders -------------------------------------------------------------------
 # Each ladder degrades a full simulated signature step by step. The score must not
 # rise along it (by more than 0.5: a step can round a metric either way) and ends far

@@ -121,8 +121,9 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
 # What a stroke is, for curved_strokes (fixed, so that metrics do not depend on the
 # thresholds). A hand-drawn straight stroke bows by a mm or so over a few cm and a
 # trembling hand adds ~0.2 mm RMS: a stroke is straight when its points lie within
-# 1 mm RMS of a line AND that is under 5 % of its length (so a small letter "o" of
-# 3 mm, RMS 0.7 mm, is still round). A dot: shorter than 2 mm along its line.
+# 1 mm RMS of a line AND that is under 5 % of its length (so a small letter "o"
+# 2.5 mm across, 0.9 mm RMS but 35 % of its length, is still round). A dot: shorter
+# than 2 mm along its line.
 STRAIGHT_SPREAD_MM = 1.0
 STRAIGHT_RATIO = 0.05
 DOT_MM = 2.0
@@ -147,8 +148,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # Ink under small_ink_mm across written in under min_pen_down_small_s is the
     # first letter or two of a signature, not a signature (too_short: "the whole
     # signature"), however carefully drawn. A small ink that took longer is cramped
-    # writing (too_small below 10 mm: "write larger"). Slow, shaky writers put 10 mm
-    # of ink down in 0.5-1.2 s (the simulated pad's shaky style), so 1.5 s.
+    # writing (too_small below 10 mm: "write larger"). The simulated pad's writers
+    # (steady, shaky, halting) take 0.4-1.2 s for their first 10 mm, so 1.5 s.
     "small_ink_mm": 15.0,
     "min_pen_down_small_s": 1.5,
     # The ink's longer side. Only a signature small every way is too small: one cut
@@ -160,10 +161,11 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # The whole ink is a dot when its longer side is under this.
     "max_dot_mm": 2.0,
     # The whole ink is a straight line when its points lie within this RMS distance
-    # of one line AND that is under max_line_ratio of its length. Hand-drawn lines,
-    # bowed or trembling, have 0.2-0.6 mm and 0.01-0.02; signatures of the simulated
-    # pad have 2.3-3 mm and 0.04-0.08 (a small signature keeps its ratio, so the
-    # ratio keeps it from being called a line).
+    # of one line AND that is under max_line_ratio of its length. Lines drawn by the
+    # pen model (hil.hand_drawn: 20-50 mm, straight or bowed 2 mm, steady or with a
+    # 0.35 mm tremor) have 0.07-0.7 mm and 0.001-0.015; the simulated pad's
+    # signatures 2.3-3 mm and 0.04-0.08. A signature written small keeps its ratio,
+    # so the ratio keeps it from being called a line.
     "max_line_spread_mm": 1.0,
     "max_line_ratio": 0.025,
     # A mark of at most this many strokes, none of them curved (a cross, a plus, a
