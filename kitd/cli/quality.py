@@ -1,6 +1,7 @@
 """kitctl quality: assess captures already on disk, one report per input.
 
     kitctl quality fingerprint IMAGE... [--ppi N] [--config PATH] [--json]
+    kitctl quality iris IMAGE... [--config PATH] [--json]
 
 With --json, one JSON object per line in input order:
 `{"file", "score", "passed", "metrics", "feedback"}`, or `{"file", "error"}` for an
@@ -82,12 +83,28 @@ def _assess_fingerprint(image: np.ndarray, args: argparse.Namespace, thresholds:
     return assess_fingerprint(image, args.ppi, thresholds or None)
 
 
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _assess_iris(image: np.ndarray, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
+    from kitd.capture.iris_quality import assess_iris
+
+    return assess_iris(image, thresholds or None)
+
+
 QUALITY_COMMANDS: dict[str, QualityCommand] = {
     "fingerprint": QualityCommand(
         help="fingerprint images: an NFIQ 2-class score with feedback",
         load=read_grey_image,
         assess=_assess_fingerprint,
         add_arguments=_fingerprint_arguments,
+    ),
+    "iris": QualityCommand(
+        help="near-infrared eye images: ISO/IEC 29794-6-style metrics and circles, with feedback",
+        load=read_grey_image,
+        assess=_assess_iris,
+        add_arguments=_no_arguments,
     ),
 }
 
