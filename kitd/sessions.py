@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,11 +92,15 @@ Emit = Callable[[str, dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class SessionModality:
-    """How one modality's session runs: its device kind, policy, device job and result encoding."""
+    """How one modality's session runs: its device kind, policy, runner and result encoding.
+
+    `run(config, slot, live, emit)` feeds `live.core` (under `live.lock`) until it ends,
+    calling `emit("assessment", ...)` for each frame it judges; `emit` is safe from any thread.
+    """
 
     kind: str
     policy: Callable[[KitConfig], SessionPolicy]
-    job: Callable[[KitConfig, LiveSession, Emit], Callable[[Any], Any]]
+    run: Callable[[KitConfig, DeviceSlot, LiveSession, Emit], Awaitable[None]]
     encode: Callable[[Any], Capture]
 
 
@@ -110,7 +114,8 @@ def assessment_event(live: LiveSession, frame: int, report: Any) -> dict[str, An
     }
 
 
-def _fingerprint_job(config: KitConfig, live: LiveSession, emit: Emit) -> Callable[[Any], Any]:
+async def _run_fingerprint(config: KitConfig, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
+    """Presses on the reader's thread, holding the reader for the session's life."""
     assess = fingerprint_assessor(config)
     poll = float(config["fingerprint.poll_interval_s"])
 
@@ -122,7 +127,7 @@ def _fingerprint_job(config: KitConfig, live: LiveSession, emit: Emit) -> Callab
             driver, live.core, assess, poll, live.cancel, on_assessment=told, lock=live.lock
         )
 
-    return job
+    await slot.run_job(job)
 
 
 def _fingerprint_result(candidate: Any) -> Capture:
@@ -133,7 +138,7 @@ SESSION_MODALITIES: dict[str, SessionModality] = {
     "fingerprint": SessionModality(
         kind="fingerprint",
         policy=fingerprint_policy,
-        job=_fingerprint_job,
+        run=_run_fingerprint,
         encode=_fingerprint_result,
     ),
 }
@@ -201,9 +206,8 @@ class LiveSessions:
         return live
 
     async def _run(self, slot: DeviceSlot, spec: SessionModality, live: LiveSession) -> None:
-        job = spec.job(self.config, live, self.events.publish_threadsafe)
         try:
-            await slot.run_job(job)
+            await spec.run(self.config, slot, live, self.events.publish_threadsafe)
         except KitError as exc:
             live.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a session must end with a reason, whatever happened
