@@ -8,6 +8,7 @@ adds one entry to CAPTURE_KINDS.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,10 +24,12 @@ from kitd.capture.fingerprint import (
     gate_outcome,
     run_fingerprint_session,
 )
-from kitd.capture.iris import capture_intact_png, frame_headers
+from kitd.capture.iris import capture_intact_png, feed_for, frame_headers
+from kitd.capture.iris_gate import gate_feed, iris_assessor, iris_policy
 from kitd.capture.signature import record_signature, signature_facts
 from kitd.config import KitConfig
 from kitd.devices import DeviceSlot
+from kitd.errors import DeviceGone, DeviceTimeout
 
 log = logging.getLogger("kitd.capture")
 
@@ -120,15 +123,32 @@ async def capture_fingerprint(config: KitConfig, slot: DeviceSlot, options: dict
 
 
 async def capture_iris(config: KitConfig, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
-    """The next intact frame from the camera (every capture is raw until the iris quality gate lands)."""
+    """Raw: the next intact frame. Gated: live frames through a session until one passes."""
     timeout = float(options.get("timeout_s") or config["iris.capture_timeout_s"])
-    frame, png = await capture_intact_png(slot, timeout)
+    if options.get("raw"):
+        frame, png = await capture_intact_png(slot, timeout)
+        log.info("captured from %s", slot.id, extra={"device": slot.id, "raw": True, "seq": frame.seq})
+        return Capture(body=png, content_type="image/png", headers=frame_headers(frame))
+    if slot.status != "ready":
+        raise DeviceGone(f"device {slot.id} is {slot.status}: {slot.reason}")
+    session = await gate_feed(feed_for(slot), iris_policy(config, timeout), iris_assessor(config))
+    result = gate_outcome(session, bool(options.get("force")), unit="frame", nothing=DeviceTimeout)
+    frame = result.frame
+    png = await asyncio.get_running_loop().run_in_executor(None, encode_png, frame.image)
     log.info(
         "captured from %s",
         slot.id,
-        extra={"device": slot.id, "raw": bool(options.get("raw")), "seq": frame.seq},
+        extra={
+            "device": slot.id,
+            "raw": False,
+            "seq": frame.seq,
+            "score": round(float(result.report.score), 1),
+            "forced": result.forced,
+            "reasons": result.reasons,
+        },
     )
-    return Capture(body=png, content_type="image/png", headers=frame_headers(frame))
+    headers = {**frame_headers(frame), **quality_headers(result.report, result.forced)}
+    return Capture(body=png, content_type="image/png", headers=headers)
 
 
 async def capture_signature(config: KitConfig, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
@@ -157,6 +177,6 @@ CAPTURE_KINDS: dict[str, CaptureKind] = {
         fields={"timeout_s": SECONDS, "raw": FLAG, "force": FLAG},
         run=capture_fingerprint,
     ),
-    "iris_camera": CaptureKind(fields={"timeout_s": SECONDS, "raw": FLAG}, run=capture_iris),
+    "iris_camera": CaptureKind(fields={"timeout_s": SECONDS, "raw": FLAG, "force": FLAG}, run=capture_iris),
     "signature": CaptureKind(fields={"seconds": SECONDS}, run=capture_signature),
 }

@@ -97,6 +97,19 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "released and reopened with backoff (devices.reconnect_min_s .. reconnect_max_s).",
     ),
     ("iris.capture_timeout_s", (int, float), 10.0, "Default time a capture waits for an intact frame."),
+    (
+        "iris.consecutive_passes",
+        int,
+        3,
+        "A gated iris capture ends after this many passing frames in a row (a tenth of a second at 30 fps).",
+    ),
+    ("iris.keep_best", int, 5, "How many of the best frames a gated iris capture keeps."),
+    (
+        "iris.max_attempts",
+        int,
+        0,
+        "Frames judged before a gated iris capture gives up with its best (forced); 0: only the timeout.",
+    ),
     ("iris.preview_width", int, 480, "Width of the live preview in pixels (scaled down, never up)."),
     ("iris.preview_quality", int, 80, "JPEG quality of the live preview, 1-100."),
     (

@@ -24,6 +24,8 @@ from aiohttp import web
 
 from kitd import __version__, sdnotify
 from kitd.api import make_app
+from kitd.capture.iris import PREVIEW_OVERLAYS
+from kitd.capture.iris_overlay import install_preview_overlay
 from kitd.capture_service import CAPTURE_KINDS, Capture
 from kitd.claims import claim_scope
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, load_config
@@ -63,6 +65,8 @@ class Kit:
 
         self.events = EventHub()
         self.sessions = LiveSessions(config, self.events)
+        # The iris preview shows what the quality gate sees: circles, score, first message.
+        self.iris_overlay = install_preview_overlay(PREVIEW_OVERLAYS, config.thresholds("iris"))
         for slot in self.slots.values():
             slot.on_status = self._device_changed
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from kitd.capture.session import FAILED, FORCED, CaptureSession, SessionPolicy
-from kitd.errors import NoFinger, ProtocolError, QualityGateFailed
+from kitd.errors import KitError, NoFinger, ProtocolError, QualityGateFailed
 
 
 class FingerprintReader(Protocol):
@@ -123,15 +123,21 @@ class GatedCapture:
     reasons: list[str]
 
 
-def gate_outcome(session: CaptureSession, force: bool) -> GatedCapture:
-    """What an ended session gives the caller: the capture, or the reason there is none."""
+def gate_outcome(
+    session: CaptureSession, force: bool, unit: str = "press", nothing: type[KitError] = NoFinger
+) -> GatedCapture:
+    """What an ended session gives the caller: the capture, or the reason there is none.
+
+    `unit` names what was judged in the message ("press", "frame"); `nothing` is the error
+    when nothing was judged at all (no finger came; no intact frame came).
+    """
     if session.state == FAILED or session.result is None:
-        raise NoFinger(session.reasons[0] if session.reasons else "capture cancelled")
+        raise nothing(session.reasons[0] if session.reasons else "capture cancelled")
     best = session.result
     if session.state == FORCED and not force:
         checks = ", ".join(best.report.failed_checks) or "score"
         raise QualityGateFailed(
-            f"no press passed the quality gate (best score {best.score:.0f}; failing: {checks})",
+            f"no {unit} passed the quality gate (best score {best.score:.0f}; failing: {checks})",
             score=best.score,
             failed_checks=list(best.report.failed_checks),
             feedback=list(best.report.feedback),

@@ -23,9 +23,11 @@ PUPIL_COLOUR = (255, 200, 0)
 LID_COLOUR = (200, 120, 255)
 
 
-def _text(image: np.ndarray, line: str, origin: tuple[int, int], size: float, colour: tuple[int, int, int]) -> None:
+def _text(
+    image: np.ndarray, line: str, origin: tuple[int, int], size: float, colour: tuple[int, int, int]
+) -> None:
     # Dark outline first: the message stays readable on bright skin and dark lashes alike.
-    thickness = max(1, round(2 * size))
+    thickness = max(1, round(1.6 * size))
     cv2.putText(image, line, origin, cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), thickness + 2, cv2.LINE_AA)
     cv2.putText(image, line, origin, cv2.FONT_HERSHEY_SIMPLEX, size, colour, thickness, cv2.LINE_AA)
 
@@ -38,7 +40,9 @@ def draw_assessment(image: np.ndarray, report: IrisReport, scale: float = 1.0) -
     line = max(1, round(2 * width / 640))
     if circles is not None:
         (px, py, pr), (ix, iy, ir) = circles
-        cv2.circle(image, (round(px * scale), round(py * scale)), max(1, round(pr * scale)), PUPIL_COLOUR, line)
+        cv2.circle(
+            image, (round(px * scale), round(py * scale)), max(1, round(pr * scale)), PUPIL_COLOUR, line
+        )
         cv2.circle(image, (round(ix * scale), round(iy * scale)), max(1, round(ir * scale)), colour, line)
         m = report.metrics
         for key in ("upper_eyelid_y", "lower_eyelid_y"):
@@ -49,11 +53,12 @@ def draw_assessment(image: np.ndarray, report: IrisReport, scale: float = 1.0) -
                 cv2.line(image, (cx - half, y), (cx + half, y), LID_COLOUR, line)
     size = 0.6 * width / 480
     step = round(28 * width / 480)
-    _text(image, f"{report.score:.0f}", (round(10 * width / 480), height - round(10 * width / 480)), size * 1.4, colour)
+    left = round(10 * width / 480)
+    _text(image, f"{report.score:.0f}", (left, height - left), size * 1.4, colour)
     if report.feedback:
         indonesian, english = FEEDBACK_MESSAGES[report.feedback[0]]
-        _text(image, indonesian, (round(10 * width / 480), step), size, colour)
-        _text(image, english, (round(10 * width / 480), 2 * step), size * 0.8, colour)
+        _text(image, indonesian, (left, step), size, colour)
+        _text(image, english, (left, 2 * step), size * 0.8, colour)
 
 
 class IrisQualityOverlay:
@@ -83,7 +88,9 @@ class IrisQualityOverlay:
         draw_assessment(image, self.report_for(frame), scale)
 
 
-def install_preview_overlay(overlays: list[Any], thresholds: Mapping[str, float] | None) -> IrisQualityOverlay:
+def install_preview_overlay(
+    overlays: list[Any], thresholds: Mapping[str, float] | None
+) -> IrisQualityOverlay:
     """Put one IrisQualityOverlay in `overlays` (replacing an earlier one) and return it."""
     overlays[:] = [o for o in overlays if not isinstance(o, IrisQualityOverlay)]
     overlay = IrisQualityOverlay(thresholds)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kitd.capture.fingerprint import encode_png
+from kitd.capture.fingerprint import encode_png, gate_outcome
 from kitd.capture.iris import take_intact_frame
+from kitd.capture.iris_gate import gate_camera, iris_assessor, iris_policy
 from kitd.claims import ClaimHeld, DeviceClaim, claim_scope, describe_holder
-from kitd.cli.capture import _progress, _seconds, fail, write_atomically
+from kitd.cli.capture import _progress, _say_forced, _seconds, fail, write_atomically
 from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
 from kitd.client import DaemonClient, DaemonError
 from kitd.config import KitConfig
 from kitd.drivers.registry import device_kind, make_driver
-from kitd.errors import ConfigError, KitError
+from kitd.errors import ConfigError, DeviceTimeout, KitError, QualityGateFailed
 
 KIND = "iris_camera"
 
@@ -40,6 +41,7 @@ def add_modality(kinds: argparse._SubParsersAction) -> None:
         "--timeout", type=_seconds, metavar="SECONDS", help="wait this long for an intact frame"
     )
     iris.add_argument("--raw", action="store_true", help="one intact frame, no quality gate")
+    iris.add_argument("--force", action="store_true", help="keep the best frame even if none passes the gate")
     where = iris.add_mutually_exclusive_group()
     add_config_option(where)
     add_api_option(where)
@@ -73,15 +75,30 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
         )
     timeout = args.timeout or float(config["iris.capture_timeout_s"])
     camera = make_driver(uri, config)
+    forced = None
     try:
-        _progress(f"waiting up to {timeout:g} s for an intact frame from {uri}")
-        frame = take_intact_frame(camera, timeout)
+        if args.raw:
+            _progress(f"waiting up to {timeout:g} s for an intact frame from {uri}")
+            frame = take_intact_frame(camera, timeout)
+        else:
+            _progress(f"judging frames from {uri} for up to {timeout:g} s until one passes the quality gate")
+            session = gate_camera(camera, iris_policy(config, timeout), iris_assessor(config))
+            result = gate_outcome(session, args.force, unit="frame", nothing=DeviceTimeout)
+            frame = result.frame
+            if result.forced:
+                forced = f"score {result.report.score:.0f}; failing: {', '.join(result.report.failed_checks)}"
+    except QualityGateFailed as exc:
+        return fail(
+            f"iris camera {uri}: {exc}; feedback: {', '.join(exc.feedback) or 'none'} (--force keeps it)"
+        )
     except KitError as exc:
         return fail(f"iris camera {uri}: {exc}")
     finally:
         camera.close()
         claim.release()
     write_atomically(out, encode_png(frame.image))
+    if forced:
+        _say_forced(forced)
     return 0
 
 
@@ -103,7 +120,7 @@ def pick_camera(client: DaemonClient, wanted: str) -> str:
 def _capture_through_daemon(args: argparse.Namespace, client: DaemonClient, out: Path) -> int:
     try:
         device_id = pick_camera(client, args.daemon)
-        body: dict = {"raw": bool(args.raw)}
+        body: dict = {"raw": bool(args.raw), "force": bool(args.force)}
         if args.timeout:
             body["timeout_s"] = args.timeout
         _progress(f"waiting for an intact frame from the daemon's camera '{device_id}'")
@@ -114,4 +131,7 @@ def _capture_through_daemon(args: argparse.Namespace, client: DaemonClient, out:
     except KitError as exc:
         return fail(str(exc))
     write_atomically(out, reply.body)
+    if reply.headers.get("X-Kit-Forced") == "true":
+        feedback = reply.headers.get("X-Kit-Feedback") or "none"
+        _say_forced(f"score {reply.headers.get('X-Kit-Quality', '?')}; feedback: {feedback}")
     return 0
