@@ -2,6 +2,7 @@
 
     kitctl quality fingerprint IMAGE... [--ppi N] [--config PATH] [--json]
     kitctl quality iris IMAGE... [--config PATH] [--json]
+    kitctl quality signature FILE... [--config PATH] [--json]   (the JSON of kitctl capture signature)
 
 With --json, one JSON object per line in input order:
 `{"file", "score", "passed", "metrics", "feedback"}`, or `{"file", "error"}` for an
@@ -93,6 +94,18 @@ def _assess_iris(image: np.ndarray, args: argparse.Namespace, thresholds: dict[s
     return assess_iris(image, thresholds or None)
 
 
+def _read_signature(path: Path) -> Any:
+    from kitd.cli.quality_signature import read_signature  # it uses InputUnreadable from here
+
+    return read_signature(path)
+
+
+def _assess_signature(signature: Any, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
+    from kitd.capture.signature_quality import assess_signature
+
+    return assess_signature(signature, thresholds or None)
+
+
 QUALITY_COMMANDS: dict[str, QualityCommand] = {
     "fingerprint": QualityCommand(
         help="fingerprint images: an NFIQ 2-class score with feedback",
@@ -104,6 +117,12 @@ QUALITY_COMMANDS: dict[str, QualityCommand] = {
         help="near-infrared eye images: ISO/IEC 29794-6-style metrics and circles, with feedback",
         load=read_grey_image,
         assess=_assess_iris,
+        add_arguments=_no_arguments,
+    ),
+    "signature": QualityCommand(
+        help="signature recordings (the JSON of kitctl capture signature): writing, size, points, pressure",
+        load=_read_signature,
+        assess=_assess_signature,
         add_arguments=_no_arguments,
     ),
 }
