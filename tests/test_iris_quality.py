@@ -315,9 +315,9 @@ REAL_LADDERS: dict[str, Ladder] = {
 
 SIM_LADDERS: dict[str, tuple[str, Callable[[float], dict], list[float], int]] = {
     "blur": ("out_of_focus", lambda v: {"blur": v}, [0.0, 1.0, 3.0, 4.0, 5.0], 2),
-    "motion": ("hold_still", lambda v: {"motion": v, "motion_angle": 20.0}, [0.0, 4.0, 11.0, 13.0, 15.0], 2),
+    "motion": ("hold_still", lambda v: {"motion": v, "motion_angle": 20.0}, [0.0, 4.0, 11.0, 12.5, 14.0], 2),
     "eyelid": ("open_wider", lambda v: {"eyelid": v}, [1.0, 0.9, 0.65, 0.58, 0.5], 2),
-    "gaze": ("look_at_camera", lambda v: {"gaze_dx": v}, [0.0, 20.0, 55.0, 70.0, 85.0], 2),
+    "gaze": ("look_at_camera", lambda v: {"gaze_dx": v}, [0.0, 20.0, 50.0, 60.0, 70.0], 2),
     "under-exposure": ("too_dark", lambda v: {"exposure": v}, [1.0, 0.8, 0.45, 0.35, 0.25], 2),
     "over-exposure": ("too_bright", lambda v: {"exposure": v}, [1.0, 1.3, 1.7, 1.85, 2.0], 2),
     "smaller": (

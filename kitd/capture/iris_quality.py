@@ -129,7 +129,7 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "edge_width_px": "width of the pupil edge in its sharpest orientation (defocus) [px]",
     "motion_blur_px": "widest minus sharpest pupil-edge orientation (blur along a motion) [px]",
     "sharpness": "2 px over the edge width, at most 1 [0-1]",
-    "gaze_deg": "how far the eye looks away: arccos of the pupil ellipse's aspect (0: pupil half hidden)",
+    "gaze_deg": "how far the eye looks away: arccos of the pupil ellipse's aspect (0: pupil partly hidden)",
     "reflection_on_iris": "share of the iris annulus covered by specular reflections [0-1]",
 }
 
@@ -345,7 +345,9 @@ def _coarse_pupil(
             if fill < 0.3:
                 continue
             # Surround: a box 1.8 radii around the blob's circle, minus the blob itself.
-            ccx, ccy = x + r, y + bh - r  # a lid cuts the top: the bottom stays on the circle
+            # A lid cuts the top (wider than tall): the bottom stays on the circle. A turned
+            # eye's pupil is taller than wide: its box's centre is the centre.
+            ccx, ccy = x + r, (y + bh - r) if bh < bw else (y + bh / 2.0)
             x0, x1 = max(0, int(ccx - 1.8 * r)), min(sx, int(ccx + 1.8 * r) + 1)
             y0, y1 = max(0, int(ccy - 1.8 * r)), min(sy, int(ccy + 1.8 * r) + 1)
             box_sum = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
@@ -391,9 +393,10 @@ def _step_strength(profiles: np.ndarray, half: int) -> np.ndarray:
 
 def _fine_pupil(
     g: np.ndarray, coarse: tuple[float, float, float]
-) -> tuple[tuple[float, float, float], np.ndarray, np.ndarray, np.ndarray, float, float] | None:
+) -> tuple[tuple[float, float, float], np.ndarray, np.ndarray, np.ndarray, float, float, float] | None:
     """Refined pupil circle, the rays' angles (cos, sin), which rays are inliers, their RMS
-    residual, and the pupil's ellipse aspect (minor over major semi-axis)."""
+    residual, the pupil's ellipse aspect (minor over major semi-axis), and the share of the
+    upward rays that found its edge (the rest are under the lid)."""
     cx, cy, r = coarse
     cos, sin = _unit_rays(PUPIL_RAYS, 0.0, 360.0)
     profiles, radii = _edge_profiles(g, cx, cy, 0.45 * r, 1.6 * r + 4, 0.5, cos, sin)
@@ -421,7 +424,10 @@ def _fine_pupil(
     residual = np.hypot(xs - fx, ys - fy) - fr
     inliers = near & (np.abs(residual) <= max(1.5, 0.04 * fr, 2.5 * _median(np.abs(residual[near]))))
     rms = float(np.sqrt(np.mean(residual[inliers] ** 2)))
-    return (fx, fy, fr), cos, sin, inliers, rms, _aspect(xs[inliers], ys[inliers])
+    # The ellipse (gaze) is fitted to every ray with a clear step near the coarse circle: a
+    # turned pupil's ends lie off the fitted circle, and circle inliers would cut them off.
+    top = sin < -0.7  # rays within 45 degrees of straight up, where the upper lid comes down
+    return (fx, fy, fr), cos, sin, inliers, rms, _aspect(xs[near], ys[near]), float(near[top].mean())
 
 
 # --- the limbus -------------------------------------------------------------------------------
@@ -624,7 +630,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     fine = _fine_pupil(g, coarse)
     if fine is None:
         return metrics
-    pupil, cos, sin, inliers, pupil_rms, pupil_aspect = fine
+    pupil, cos, sin, inliers, pupil_rms, pupil_aspect, seen = fine
     px, py, pr = pupil
     if pr < 3:
         return metrics
@@ -689,10 +695,9 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     # Saturation where it costs texture: over the iris annulus (sclera and skin may clip).
     saturated = float((weight * (grey >= 250)).sum() / max(weight.sum(), 1e-6))
 
-    # With less than three quarters of the pupil's edge in view (a lid over it), its ellipse
-    # says more about the lid than about the gaze: 0, and open_wider speaks instead.
-    seen = float(inliers.mean())
-    gaze = math.degrees(math.acos(min(1.0, max(0.0, pupil_aspect)))) if seen >= 0.75 else 0.0
+    # With the top of the pupil's edge under the lid, its ellipse says more about the lid
+    # than about the gaze: 0, and open_wider speaks instead.
+    gaze = math.degrees(math.acos(min(1.0, max(0.0, pupil_aspect)))) if seen >= 0.9 else 0.0
     widths = _edge_widths(g, pupil, cos, sin, inliers)
     edge_width, widest = widths if widths else (float(2.0 * pr), float(2.0 * pr))
 
