@@ -12,6 +12,7 @@ asyncio feed (`gate_feed`) and a camera opened directly by kitctl (`gate_camera`
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,37 +44,56 @@ def iris_assessor(config: Any) -> Assess:
     return lambda image: assess_iris(image, thresholds)
 
 
-async def gate_feed(feed: Any, policy: SessionPolicy, assess: Assess) -> CaptureSession:
+async def gate_feed(
+    feed: Any,
+    policy: SessionPolicy | CaptureSession,
+    assess: Assess,
+    *,
+    on_assessment: Callable[[CaptureSession, Any, Any], None] | None = None,
+    lock: threading.Lock | None = None,
+    cancel: threading.Event | None = None,
+) -> CaptureSession:
     """Judge the frames of a daemon feed (kitd.capture.iris.IrisFeed) until the session ends.
 
     The payload of each candidate is the Frame itself. Assessment runs off the event loop.
     EndOfStream (a replayed file ran out) passes through when nothing was judged yet;
-    otherwise the session is forced with what it has.
+    otherwise the session is forced with what it has. A live session passes its own
+    CaptureSession, the `lock` that guards it against confirm/cancel, a `cancel` event, and
+    `on_assessment(session, frame, report)` to hear of every judged frame.
     """
     loop = asyncio.get_running_loop()
-    session = CaptureSession(policy, started_at=loop.time())
+    session = policy if isinstance(policy, CaptureSession) else CaptureSession(policy, started_at=loop.time())
+    started = loop.time()
+    guard = lock or threading.Lock()
+    timeout_s = session.policy.timeout_s
     after = 0  # the newest frame first: it is at most one frame old
-    while not session.ended:
-        remaining = policy.timeout_s - (loop.time() - session.started_at)
-        if remaining <= 0:
-            session.tick(loop.time())
-            break
+    while True:
+        elapsed = loop.time() - started
+        with guard:
+            if cancel is not None and cancel.is_set():
+                session.cancel()
+            if not session.ended and elapsed >= timeout_s:
+                session.give_up(f"no capture passed within {timeout_s:g} s")
+            if session.ended:
+                return session
         try:
-            frame = await feed.next(after, min(remaining, 0.5))
+            frame = await feed.next(after, min(timeout_s - elapsed, 0.5))
         except EndOfStream:
-            if not session.best:
-                raise
-            session._force("the replay ended before a frame passed")  # noqa: SLF001 - same gate
-            break
-        if frame is None:
-            session.tick(loop.time())
+            with guard:
+                if not session.best:
+                    raise
+                session.give_up("the replay ended before a frame passed")
+            return session
+        if frame is None or not frame.intact:
+            after = frame.seq if frame is not None else after
             continue
         after = frame.seq
-        if not frame.intact:
-            continue
         report = await loop.run_in_executor(None, assess, frame.image)
-        session.offer(report, frame, loop.time())
-    return session
+        with guard:
+            # The session's own clock is not the loop's: only order and the timeout above matter.
+            session.offer(report, frame, session.started_at + (loop.time() - started))
+        if on_assessment is not None:
+            on_assessment(session, frame, report)
 
 
 def gate_camera(
@@ -93,7 +113,7 @@ def gate_camera(
                 return session
         if not session.best:
             raise EndOfStream(f"{camera.source.label}: no intact frame")
-        session._force("the replay ended before a frame passed")  # noqa: SLF001 - same gate
+        session.give_up("the replay ended before a frame passed")
         return session
     camera.open()
     while not session.ended:

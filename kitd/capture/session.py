@@ -93,7 +93,7 @@ class CaptureSession:
         if self.passes_in_a_row >= self.policy.consecutive_passes:
             self._end(CAPTURED, self._best_passing(candidate))
         elif self.policy.max_attempts is not None and self.attempts >= self.policy.max_attempts:
-            self._force(f"no capture passed in {self.attempts} attempts")
+            self.give_up(f"no capture passed in {self.attempts} attempts")
         else:
             self.tick(now)
         return self.state
@@ -101,7 +101,7 @@ class CaptureSession:
     def tick(self, now: float) -> str:
         """Let time pass: the session is forced once its timeout has run out."""
         if not self.ended and now - self.started_at >= self.policy.timeout_s:
-            self._force(f"no capture passed within {self.policy.timeout_s:g} s")
+            self.give_up(f"no capture passed within {self.policy.timeout_s:g} s")
         return self.state
 
     def confirm(self) -> str:
@@ -114,7 +114,7 @@ class CaptureSession:
         if top.report.passed:
             self._end(CONFIRMED, top)
         else:
-            self._force("accepted by the officer without passing")
+            self.give_up("accepted by the officer without passing")
         return self.state
 
     def cancel(self) -> str:
@@ -132,7 +132,8 @@ class CaptureSession:
         # A failing frame can outscore a passing one; only a passing frame is captured.
         return next((c for c in self.best if c.report.passed), latest)
 
-    def _force(self, why: str) -> None:
+    def give_up(self, why: str) -> None:
+        """End now with the best candidate flagged forced (failed when there is none), saying why."""
         if not self.best:
             self._end(FAILED, None)
             self.reasons = [why]
