@@ -50,10 +50,19 @@ class EventHub:
         return event
 
     def publish_threadsafe(self, event_type: str, data: dict[str, Any]) -> None:
-        """Publish from a device thread: the event is queued on the loop, in call order."""
+        """Publish from any thread: from a device thread the event is queued on the loop, in
+        call order; on the loop itself it is published at once."""
         if self._loop is None:
             raise RuntimeError("EventHub is not bound to a loop")
-        self._loop.call_soon_threadsafe(self.publish, event_type, data)
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            # Already on the loop: publish now, so that a later publish() cannot overtake it.
+            self.publish(event_type, data)
+        else:
+            self._loop.call_soon_threadsafe(self.publish, event_type, data)
 
     async def subscribe(self) -> AsyncIterator[Event]:
         """Every event published from now on, until the subscriber falls too far behind."""

@@ -24,6 +24,7 @@ from kitd.capture.fingerprint import (
     fingerprint_policy,
     run_fingerprint_session,
 )
+from kitd.capture.iris_gate import gate_feed, iris_assessor, iris_policy
 from kitd.capture.session import CaptureSession, SessionPolicy
 from kitd.capture_service import Capture, quality_headers
 from kitd.config import CATEGORIES, KitConfig
@@ -130,11 +131,71 @@ async def _run_fingerprint(config: KitConfig, slot: DeviceSlot, live: LiveSessio
     await slot.run_job(job)
 
 
+def session_message(core: CaptureSession) -> tuple[str, str]:
+    """What the officer is told of a session's state, in Bahasa Indonesia and English."""
+    if core.state == "running":
+        if core.passes_in_a_row:
+            done, needed = core.passes_in_a_row, core.policy.consecutive_passes
+            return (f"Tahan posisi... {done}/{needed}", f"Hold still... {done}/{needed}")
+        return ("Sesi perekaman berjalan", "Capture session running")
+    return {
+        "captured": ("Berhasil direkam", "Captured"),
+        "confirmed": ("Diterima petugas", "Accepted by the officer"),
+        "forced": ("Direkam dengan catatan kualitas", "Captured with quality notes (forced)"),
+        "cancelled": ("Dibatalkan", "Cancelled"),
+    }.get(core.state, ("Gagal direkam", "Capture failed"))
+
+
+async def _run_iris(config: KitConfig, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
+    """Frames from the camera's shared feed (the preview keeps running), judged as they come."""
+    from kitd.capture.iris import PREVIEW_OVERLAYS, feed_for
+    from kitd.capture.iris_overlay import IrisQualityOverlay
+
+    overlay = next((o for o in PREVIEW_OVERLAYS if isinstance(o, IrisQualityOverlay)), None)
+
+    def told(session: CaptureSession, frame: Any, report: Any) -> None:
+        event = assessment_event(live, session.attempts, report)
+        circles = report.circles()
+        if circles is not None:
+            event["circles"] = {
+                "pupil": [round(v, 1) for v in circles[0]],
+                "iris": [round(v, 1) for v in circles[1]],
+            }
+        event["camera_frame"] = frame.seq
+        emit("assessment", event)
+        if overlay is not None:
+            overlay.session_message = session_message(session)
+
+    try:
+        await gate_feed(
+            feed_for(slot),
+            live.core,
+            iris_assessor(config),
+            on_assessment=told,
+            lock=live.lock,
+            cancel=live.cancel,
+        )
+    finally:
+        if overlay is not None:
+            overlay.session_message = session_message(live.core)
+            asyncio.get_running_loop().call_later(3.0, _clear_message, overlay, live)
+
+
+def _clear_message(overlay: Any, live: LiveSession) -> None:
+    if overlay.session_message == session_message(live.core):
+        overlay.session_message = None
+
+
+def _iris_result(candidate: Any) -> Capture:
+    return Capture(encode_png(candidate.payload.image), "image/png", quality_headers(candidate.report))
+
+
 def _fingerprint_result(candidate: Any) -> Capture:
     return Capture(encode_png(candidate.payload), "image/png", quality_headers(candidate.report))
 
 
 SESSION_MODALITIES: dict[str, SessionModality] = {
+    "iris": SessionModality(kind="iris_camera", policy=iris_policy, run=_run_iris, encode=_iris_result),
     "fingerprint": SessionModality(
         kind="fingerprint",
         policy=fingerprint_policy,

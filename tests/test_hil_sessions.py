@@ -108,3 +108,52 @@ def test_cancel_and_busy_and_bad_requests(rig) -> None:
         assert reply.status == status, (bad, reply.body)
         assert words in reply.json()["message"]
     assert kitd.client.request("GET", "/api/v1/sessions/nope").status == 404
+
+
+def test_iris_session_from_no_eye_through_open_wider_to_auto_capture(start_simulator, start_kitd) -> None:
+    from hil import frame_code
+    from kitd.capture.iris_quality import assess_iris
+
+    sim = start_simulator("hil.eye_sim", ["--set", "eye=off"])
+    kitd = start_kitd(
+        devices=[{"id": "iris", "uri": f"camera:{sim.addresses['url']}"}],
+        settings={"iris.read_timeout_s": 0.5, "iris.capture_timeout_s": 30.0},
+    )
+    kitd.wait_for_status("iris", "ready")
+    events = EventRecorder(kitd.url)
+    try:
+        body = {"device_id": "iris", "modality": "iris", "label": "left", "category": "odgj"}
+        reply = kitd.client.request("POST", "/api/v1/sessions", body)
+        assert reply.status == 201, reply.body
+        sid = reply.json()["id"]
+        assert kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()["timeout_s"] == 90.0  # odgj: 3x
+
+        def first_code(code: str):  # noqa: ANN202
+            return lambda e: (
+                e["type"] == "assessment"
+                and e["data"]["session"] == sid
+                and e["data"]["feedback"][:1] == [code]
+            )
+
+        events.wait_for(first_code("no_eye"))
+        sim.control("set eye=on eyelid=0.6")
+        squint = events.wait_for(first_code("open_wider"))
+        assert "circles" in squint["data"] and len(squint["data"]["circles"]["iris"]) == 3
+        sim.control("set eyelid=1.0")
+        end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid, timeout_s=60)
+        assert end["data"]["outcome"] == "captured", end
+
+        summary = kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()
+        best = next(a for a in events.of("assessment", sid) if a["frame"] == summary["result"]["frame"])
+        assert best["passed"] and best["score"] == summary["result"]["score"]
+        capture = kitd.client.checked("GET", f"/api/v1/sessions/{sid}/capture")
+        image = cv2.imdecode(np.frombuffer(capture.body, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (480, 640)
+        assert frame_code.read(image) is not None  # a whole simulator frame, not a preview
+        # The frame the session reported as best: the same pixels get the same judgement.
+        assert round(assess_iris(image).score, 1) == best["score"]
+        assert float(capture.headers["X-Kit-Quality"]) == pytest.approx(best["score"], abs=0.05)
+        kinds = [e["type"] for e in events.events if e["data"].get("session") == sid]
+        assert kinds[-2:] == ["capture", "end"] and set(kinds[:-2]) == {"assessment"}
+    finally:
+        events.close()

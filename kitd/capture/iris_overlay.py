@@ -61,6 +61,21 @@ def draw_assessment(image: np.ndarray, report: IrisReport, scale: float = 1.0) -
         _text(image, english, (left, 2 * step), size * 0.8, colour)
 
 
+def draw_session_message(image: np.ndarray, message: tuple[str, str]) -> None:
+    """The capture session's state, bottom right, under the assessor's own message."""
+    height, width = image.shape[:2]
+    size = 0.55 * width / 480
+    step = round(24 * width / 480)
+    indonesian, english = message
+    for offset, (line, scale) in enumerate(((english, 0.8), (indonesian, 1.0))):
+        (text_width, _), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, size * scale, 1)
+        origin = (
+            width - text_width - round(10 * width / 480),
+            height - round(10 * width / 480) - offset * step,
+        )
+        _text(image, line, origin, size * scale, (255, 255, 255))
+
+
 class IrisQualityOverlay:
     """A preview overlay: assess the frame (thresholds from the config) and draw the report.
 
@@ -72,6 +87,8 @@ class IrisQualityOverlay:
         self.thresholds = dict(thresholds or {})
         self._lock = threading.Lock()
         self.last: tuple[int, IrisReport] | None = None
+        # A running capture session's line for the officer: (Bahasa Indonesia, English).
+        self.session_message: tuple[str, str] | None = None
 
     def report_for(self, frame: Any) -> IrisReport:
         with self._lock:
@@ -86,6 +103,9 @@ class IrisQualityOverlay:
         if frame.image is None:
             return
         draw_assessment(image, self.report_for(frame), scale)
+        message = self.session_message
+        if message is not None:
+            draw_session_message(image, message)
 
 
 def install_preview_overlay(

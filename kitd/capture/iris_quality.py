@@ -854,6 +854,18 @@ def merged_thresholds(thresholds: Mapping[str, float] | None) -> dict[str, float
     return t
 
 
+def _pupil_inside(metrics: Mapping[str, float], shape: tuple[int, ...]) -> bool:
+    """Whether the located pupil lies wholly inside the frame.
+
+    A pupil cut by the frame's edge cannot be judged, and a dark blob at the border (hair,
+    a shadow, a printed mark in a corner) is the commonest thing taken for one when no eye
+    is in view; an eye only towards the edge, pupil still inside, is told `off_center`.
+    """
+    height, width = shape[0], shape[1]
+    x, y, r = metrics["pupil_x"], metrics["pupil_y"], metrics["pupil_r"]
+    return r <= x <= width - r and r <= y <= height - r
+
+
 def assess_iris(image: np.ndarray, thresholds: Mapping[str, float] | None = None) -> IrisReport:
     """Score one near-infrared eye frame and say what, if anything, the officer should change.
 
@@ -867,7 +879,11 @@ def assess_iris(image: np.ndarray, thresholds: Mapping[str, float] | None = None
         raise ValueError(f"expected a grey image of at least 16 x 16 pixels, got shape {arr.shape}")
     raw = _measure(_grey(arr))
     metrics = {k: round(float(v), 4) for k, v in raw.items() if math.isfinite(v)}
-    if not metrics.get("eye_found") or metrics["iris_pupil_contrast"] < t["min_iris_pupil_contrast"]:
+    if (
+        not metrics.get("eye_found")
+        or metrics["iris_pupil_contrast"] < t["min_iris_pupil_contrast"]
+        or not _pupil_inside(metrics, arr.shape[:2])
+    ):
         # Circles found on something that is not an eye (skin texture, a shadow) are not
         # reported: the officer is told there is no eye, the overlay draws nothing.
         metrics = {"eye_found": 0.0}
