@@ -8,8 +8,11 @@ session runs (SESSION_MODALITIES); the shared gate is kitd.capture.session.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import math
+import sys
 import threading
 import time
 import uuid
@@ -29,7 +32,7 @@ from kitd.capture.session import CaptureSession, SessionPolicy
 from kitd.capture_service import Capture, quality_headers
 from kitd.config import CATEGORIES, KitConfig
 from kitd.devices import DeviceSlot
-from kitd.errors import ConfigError, DeviceBusy, DeviceGone, KitError
+from kitd.errors import ConfigError, DeviceBusy, DeviceGone, KitError, NoPenInput
 from kitd.events import EventHub
 
 log = logging.getLogger("kitd.sessions")
@@ -186,6 +189,68 @@ def _clear_message(overlay: Any, live: LiveSession) -> None:
         overlay.session_message = None
 
 
+def signature_policy(config: KitConfig) -> SessionPolicy:
+    """A signature is never captured by itself: the officer confirms it, or the time runs out."""
+    return SessionPolicy(
+        consecutive_passes=sys.maxsize,
+        keep_best=1,
+        timeout_s=float(config["signature.capture_seconds"]),
+        prefer_latest=True,
+    )
+
+
+async def _run_signature(config: KitConfig, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
+    """The pad streams; the signature so far is judged after every read that brought packets."""
+    from kitd.capture.signature import record_signature, signature_from_samples
+    from kitd.capture.signature_quality import assess_signature
+
+    thresholds = config.thresholds("signature") or None
+    core = live.core
+
+    def job(pad: Any) -> None:
+        judged = 0
+
+        def progress(samples: list[Any]) -> bool:
+            nonlocal judged
+            now = time.monotonic()
+            with live.lock:
+                if live.cancel.is_set():
+                    core.cancel()
+                core.tick(now)
+                if core.ended:
+                    return True
+            if len(samples) == judged:
+                return False
+            judged = len(samples)
+            signature = signature_from_samples(pad.query, samples)
+            report = assess_signature(signature, thresholds)
+            with live.lock:
+                if core.ended:  # confirmed while this read was judged: keep what was confirmed
+                    return True
+                core.offer(report, signature, now)
+            emit("assessment", assessment_event(live, core.attempts, report))
+            return False
+
+        # A margin past the session's own timeout: the session, not the recording, ends it.
+        try:
+            record_signature(pad, core.policy.timeout_s + 5.0, quiet_s=None, until=progress)
+        except NoPenInput:
+            if not core.ended:  # cancelled before the pen touched the pad is just cancelled
+                raise
+        with live.lock:
+            core.tick(time.monotonic() + core.policy.timeout_s)  # the recording ran out
+
+    await slot.run_job(job)
+
+
+def _signature_result(candidate: Any) -> Capture:
+    return Capture(
+        json.dumps(candidate.payload.to_json()).encode(),
+        "application/json",
+        quality_headers(candidate.report),
+    )
+
+
 def _iris_result(candidate: Any) -> Capture:
     return Capture(encode_png(candidate.payload.image), "image/png", quality_headers(candidate.report))
 
@@ -195,6 +260,9 @@ def _fingerprint_result(candidate: Any) -> Capture:
 
 
 SESSION_MODALITIES: dict[str, SessionModality] = {
+    "signature": SessionModality(
+        kind="signature", policy=signature_policy, run=_run_signature, encode=_signature_result
+    ),
     "iris": SessionModality(kind="iris_camera", policy=iris_policy, run=_run_iris, encode=_iris_result),
     "fingerprint": SessionModality(
         kind="fingerprint",
@@ -210,9 +278,8 @@ def category_policy(base: SessionPolicy, config: KitConfig, category: str) -> Se
     time_factor = float(config[f"categories.{category}.time_factor"])
     attempt_factor = float(config[f"categories.{category}.attempt_factor"])
     attempts = base.max_attempts
-    return SessionPolicy(
-        consecutive_passes=base.consecutive_passes,
-        keep_best=base.keep_best,
+    return dataclasses.replace(
+        base,
         timeout_s=base.timeout_s * time_factor,
         max_attempts=None if attempts is None else max(1, math.ceil(attempts * attempt_factor)),
     )

@@ -101,3 +101,11 @@ def test_policy_rejects_nonsense() -> None:
     for bad in ({"consecutive_passes": 0}, {"keep_best": 0}, {"timeout_s": 0}, {"max_attempts": 0}):
         with pytest.raises(ValueError):
             SessionPolicy(**bad)
+
+
+def test_prefer_latest_keeps_the_newest_for_a_growing_capture() -> None:
+    policy = SessionPolicy(consecutive_passes=10**6, keep_best=1, timeout_s=100, prefer_latest=True)
+    session = run(policy, scripted([80, 90, 40, 70]))
+    assert [c.payload for c in session.best] == ["frame4"]
+    assert session.confirm() == "confirmed" and session.result.payload == "frame4"
+    assert run(policy, scripted([80, 30])).confirm() == "forced"  # the latest fails: flagged

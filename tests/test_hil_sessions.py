@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -155,5 +157,43 @@ def test_iris_session_from_no_eye_through_open_wider_to_auto_capture(start_simul
         assert float(capture.headers["X-Kit-Quality"]) == pytest.approx(best["score"], abs=0.05)
         kinds = [e["type"] for e in events.events if e["data"].get("session") == sid]
         assert kinds[-2:] == ["capture", "end"] and set(kinds[:-2]) == {"assessment"}
+    finally:
+        events.close()
+
+
+def test_signature_session_ended_by_the_officers_confirm(start_simulator, start_kitd, tmp_path) -> None:
+    import json
+
+    sim = start_simulator("hil.isdv4_sim", ["--link", str(tmp_path / "pad"), "--strokes", "3"])
+    kitd = start_kitd(devices=[{"uri": f"serial:{sim.addresses['serial']}"}])
+    kitd.wait_for_status("signature", "ready")
+    events = EventRecorder(kitd.url)
+    try:
+        body = {"device_id": "signature", "modality": "signature", "category": "lansia"}
+        sid = kitd.client.checked("POST", "/api/v1/sessions", body).json()["id"]
+        # The signature so far is judged as it grows; it ends only when the officer accepts it.
+        events.wait_for(
+            lambda e: e["type"] == "assessment" and e["data"]["session"] == sid and e["data"]["passed"],
+            timeout_s=60,
+        )
+        written = -1
+        for _ in range(240):  # until the simulated hand has finished writing (no new packet for 0.5 s)
+            now_written = len(json.loads(sim.control("sent"))["pen"])
+            if now_written == written:
+                break
+            written = now_written
+            time.sleep(0.5)
+        assert kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()["state"] == "running"
+        confirmed = kitd.client.checked("POST", f"/api/v1/sessions/{sid}/confirm").json()
+        assert confirmed["state"] == "confirmed", confirmed
+        end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid)
+        assert end["data"]["outcome"] == "confirmed"
+        capture = kitd.client.checked("GET", f"/api/v1/sessions/{sid}/capture")
+        recording = json.loads(capture.body)
+        sent = json.loads(sim.control("sent"))["pen"]
+        got = [[p["x"], p["y"], p["pressure"], p["tip"], p["proximity"]] for p in recording["points"]]
+        assert got == sent  # every packet the hand wrote, in the confirmed signature
+        assert recording["strokes"] == 3
+        kitd.wait_for_status("signature", "ready")
     finally:
         events.close()

@@ -32,6 +32,8 @@ class SessionPolicy:
     keep_best: int = 3
     timeout_s: float = 20.0
     max_attempts: int | None = None
+    # A growing capture (the signature so far) is best when latest: keep and return the newest.
+    prefer_latest: bool = False
 
     def __post_init__(self) -> None:
         if self.consecutive_passes < 1 or self.keep_best < 1 or self.timeout_s <= 0:
@@ -124,8 +126,11 @@ class CaptureSession:
 
     def _keep(self, candidate: Candidate) -> None:
         # Sorted by score, best first; ties keep the earlier frame first.
-        keys = [(-c.score, c.frame) for c in self.best]
-        self.best.insert(bisect.bisect(keys, (-candidate.score, candidate.frame)), candidate)
+        if self.policy.prefer_latest:
+            self.best.insert(0, candidate)
+        else:
+            keys = [(-c.score, c.frame) for c in self.best]
+            self.best.insert(bisect.bisect(keys, (-candidate.score, candidate.frame)), candidate)
         del self.best[self.policy.keep_best :]
 
     def _best_passing(self, latest: Candidate) -> Candidate:

@@ -212,12 +212,16 @@ def stop_reason(
 def record_signature(
     pad: Pad,
     seconds: float,
-    quiet_s: float = 2.0,
+    quiet_s: float | None = 2.0,
     cancel: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
+    until: Callable[[list[PenSample]], bool] | None = None,
 ) -> Signature:
     """Start the pad and record until `seconds` have passed or `quiet_s` without a packet after
-    the first tip-down; NoPenInput when no pen packet arrived at all. Device errors pass through."""
+    the first tip-down; NoPenInput when no pen packet arrived at all. Device errors pass through.
+
+    A live session passes `quiet_s=None` (the officer decides when it is finished) and
+    `until(samples)`, told of the recording after every read, which ends it by returning True."""
     query = pad.query
     if query is None:
         raise ProtocolError("the signature pad was not opened")
@@ -228,12 +232,15 @@ def record_signature(
     try:
         while not (cancel is not None and cancel.is_set()):
             last_at = samples[-1].t if samples else None
-            if stop_reason(clock(), started, seconds, first_tip_at, last_at, quiet_s):
+            quiet = math.inf if quiet_s is None else quiet_s
+            if stop_reason(clock(), started, seconds, first_tip_at, last_at, quiet):
                 break
             for sample in pad.read_samples():
                 samples.append(sample)
                 if first_tip_at is None and sample.pen.tip:
                     first_tip_at = sample.t
+            if until is not None and until(samples):
+                break
     except BaseException:
         # The loop's error (the pad unplugged, say) is the one to report, not stop's echo of it.
         with contextlib.suppress(KitError):
