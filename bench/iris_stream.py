@@ -9,22 +9,15 @@ plus the first reconnect delay: the designed bound on stall-to-resume).
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from bench.stats import cpu_seconds
 from hil.mjpeg_viewer import Viewer
 from hil.rig import KitdProcess, SimulatorProcess
 from kitd.config import load_config
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def delivered(kitd: KitdProcess) -> int:

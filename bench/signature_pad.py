@@ -11,26 +11,17 @@ reference: the pad's open (stop, flush, query, touch query) by the driver alone.
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from bench.stats import replug_to_ready, summary_ms
+from bench.stats import cpu_seconds, replug_to_ready, summary_ms
 from hil.rig import KitdProcess, SimulatorProcess
 from kitd.drivers.isdv4 import ISDV4Pad
 
 REPLUG_GOAL_S = 2.0
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
-
-
 def cpu_share(pid: int, seconds: float, during: threading.Thread | None = None) -> float:
     before, started = cpu_seconds(pid), time.monotonic()
     if during is not None:
