@@ -109,3 +109,19 @@ def test_prefer_latest_keeps_the_newest_for_a_growing_capture() -> None:
     assert [c.payload for c in session.best] == ["frame4"]
     assert session.confirm() == "confirmed" and session.result.payload == "frame4"
     assert run(policy, scripted([80, 30])).confirm() == "forced"  # the latest fails: flagged
+
+
+def test_category_overrides_give_more_time_and_attempts_not_lower_thresholds() -> None:
+    from kitd.config import parse_config
+    from kitd.sessions import category_policy
+
+    base = SessionPolicy(consecutive_passes=2, keep_best=3, timeout_s=10, max_attempts=5)
+    config = parse_config("[categories.odgj]\ntime_factor = 4.0\n")
+    assert category_policy(base, config, "lainnya") == base
+    lansia = category_policy(base, config, "lansia")
+    assert (lansia.timeout_s, lansia.max_attempts) == (20, 10)
+    odgj = category_policy(base, config, "odgj")
+    assert (odgj.timeout_s, odgj.max_attempts) == (40, 15)  # configured time, default attempts
+    assert odgj.consecutive_passes == 2 and odgj.keep_best == 3
+    unlimited = category_policy(SessionPolicy(timeout_s=10), config, "disabilitas")
+    assert unlimited.max_attempts is None
