@@ -34,10 +34,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from kitd.capture.quality_report import QualityReport
 
 MM_PER_INCH = 25.4
 # Everything is measured at the NB-1010's resolution: one set of pixel constants
@@ -164,27 +166,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 
 
 @dataclass
-class FingerprintReport:
+class FingerprintReport(QualityReport):
     """What :func:`assess_fingerprint` found; ``to_json()`` is the CLI/API form."""
 
-    score: float
-    metrics: dict[str, float]
-    passed: bool
-    failed_checks: list[str] = field(default_factory=list)
-    feedback: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "score": self.score,
-            "passed": self.passed,
-            "metrics": dict(self.metrics),
-            "feedback": list(self.feedback),
-        }
-
-    def messages(self, language: str = "id") -> list[str]:
-        """The feedback as officer-facing sentences (``"id"`` or ``"en"``)."""
-        index = 0 if language == "id" else 1
-        return [FEEDBACK_MESSAGES[code][index] for code in self.feedback]
+    FEEDBACK = FEEDBACK_MESSAGES
 
 
 # --- thinning and crossing-number tables -------------------------------------

@@ -31,10 +31,11 @@ depend on the recording only, never on the thresholds.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from kitd.capture.quality_report import QualityReport
 from kitd.capture.signature import Signature
 
 FEEDBACK_CODES: tuple[str, ...] = (
@@ -193,27 +194,10 @@ _SCORE_SCALES: dict[str, float] = {
 
 
 @dataclass
-class SignatureReport:
+class SignatureReport(QualityReport):
     """What :func:`assess_signature` found; ``to_json()`` is the CLI/API form."""
 
-    score: float
-    metrics: dict[str, float]
-    passed: bool
-    failed_checks: list[str] = field(default_factory=list)
-    feedback: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "score": self.score,
-            "passed": self.passed,
-            "metrics": dict(self.metrics),
-            "feedback": list(self.feedback),
-        }
-
-    def messages(self, language: str = "id") -> list[str]:
-        """The feedback as officer-facing sentences (``"id"`` or ``"en"``)."""
-        index = 0 if language == "id" else 1
-        return [FEEDBACK_MESSAGES[code][index] for code in self.feedback]
+    FEEDBACK = FEEDBACK_MESSAGES
 
 
 # --- measurement ---------------------------------------------------------------------
