@@ -113,7 +113,9 @@ def run_fingerprint(args: argparse.Namespace) -> int:
         if args.api:
             raise ConfigError("--api only goes with --daemon")
         return _capture_direct(args, config_from_args(args), out)
-    return _capture_through_daemon(args, client_from_args(args), out)
+    return capture_image_through_daemon(
+        args, client_from_args(args), out, "fingerprint", "fingerprint reader", "a finger"
+    )
 
 
 def claim_for_kitctl(uri: str, config: KitConfig, modality: str) -> DeviceClaim:
@@ -182,17 +184,16 @@ def pick_device(client: DaemonClient, wanted: str, kind: str, noun: str) -> str:
     return found[0]
 
 
-def _pick_fingerprint_device(client: DaemonClient, wanted: str) -> str:
-    return pick_device(client, wanted, "fingerprint", "fingerprint reader")
-
-
-def _capture_through_daemon(args: argparse.Namespace, client: DaemonClient, out: Path) -> int:
+def capture_image_through_daemon(
+    args: argparse.Namespace, client: DaemonClient, out: Path, kind: str, noun: str, waiting: str
+) -> int:
+    """A gated (or --raw) image capture asked of the running daemon, written to `out`."""
     try:
-        device_id = _pick_fingerprint_device(client, args.daemon)
+        device_id = pick_device(client, args.daemon, kind, noun)
         body: dict = {"raw": bool(args.raw), "force": bool(args.force)}
         if args.timeout:
             body["timeout_s"] = args.timeout
-        _progress(f"waiting for a finger on the daemon's reader '{device_id}'")
+        _progress(f"waiting for {waiting} from the daemon's {noun} '{device_id}'")
         wait = (args.timeout or 60.0) + 15.0
         reply = client.checked("POST", f"/api/v1/devices/{device_id}/capture", body, timeout_s=wait)
     except DaemonError as exc:

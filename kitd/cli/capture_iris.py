@@ -9,9 +9,15 @@ from kitd.capture.fingerprint import encode_png, gate_outcome
 from kitd.capture.iris import take_intact_frame
 from kitd.capture.iris_gate import gate_camera, iris_assessor, iris_policy
 from kitd.claims import ClaimHeld, DeviceClaim, claim_scope, describe_holder
-from kitd.cli.capture import _progress, _say_forced, _seconds, fail, write_atomically
+from kitd.cli.capture import (
+    _progress,
+    _say_forced,
+    _seconds,
+    capture_image_through_daemon,
+    fail,
+    write_atomically,
+)
 from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
-from kitd.client import DaemonClient, DaemonError
 from kitd.config import KitConfig
 from kitd.drivers.registry import device_kind, make_driver
 from kitd.errors import ConfigError, DeviceTimeout, KitError, QualityGateFailed
@@ -58,7 +64,9 @@ def run_iris(args: argparse.Namespace) -> int:
         if args.api:
             raise ConfigError("--api only goes with --daemon")
         return _capture_direct(args, config_from_args(args), out)
-    return _capture_through_daemon(args, client_from_args(args), out)
+    return capture_image_through_daemon(
+        args, client_from_args(args), out, KIND, "iris camera", "an intact frame"
+    )
 
 
 def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> int:
@@ -99,39 +107,4 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
     write_atomically(out, encode_png(frame.image))
     if forced:
         _say_forced(forced)
-    return 0
-
-
-def pick_camera(client: DaemonClient, wanted: str) -> str:
-    devices = client.devices()
-    if wanted:
-        if not any(d["id"] == wanted for d in devices):
-            known = ", ".join(d["id"] for d in devices) or "none"
-            raise KitError(f"the daemon has no device '{wanted}' (it has: {known})")
-        return wanted
-    cameras = [d["id"] for d in devices if d["kind"] == KIND]
-    if not cameras:
-        raise KitError("the daemon has no iris camera configured")
-    if len(cameras) > 1:
-        raise KitError(f"the daemon has several iris cameras ({', '.join(cameras)}): name one")
-    return cameras[0]
-
-
-def _capture_through_daemon(args: argparse.Namespace, client: DaemonClient, out: Path) -> int:
-    try:
-        device_id = pick_camera(client, args.daemon)
-        body: dict = {"raw": bool(args.raw), "force": bool(args.force)}
-        if args.timeout:
-            body["timeout_s"] = args.timeout
-        _progress(f"waiting for an intact frame from the daemon's camera '{device_id}'")
-        wait = (args.timeout or 60.0) + 15.0
-        reply = client.checked("POST", f"/api/v1/devices/{device_id}/capture", body, timeout_s=wait)
-    except DaemonError as exc:
-        return fail(f"daemon: {exc} ({exc.code}, HTTP {exc.status})")
-    except KitError as exc:
-        return fail(str(exc))
-    write_atomically(out, reply.body)
-    if reply.headers.get("X-Kit-Forced") == "true":
-        feedback = reply.headers.get("X-Kit-Feedback") or "none"
-        _say_forced(f"score {reply.headers.get('X-Kit-Quality', '?')}; feedback: {feedback}")
     return 0
