@@ -52,7 +52,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -66,6 +65,7 @@ import cv2
 import numpy as np
 
 from hil import frame_code
+from hil.control_channel import ControlChannel
 from hil.synthetic_eye import EyeParams, EyeTruth, check_params, noise_bank, parse_value, render, with_noise
 
 log = logging.getLogger("eye_sim")
@@ -327,57 +327,16 @@ class StreamServer(ThreadingHTTPServer):
     daemon_threads = True
 
 
-class ControlServer:
+class ControlServer(ControlChannel):
     """The line protocol on 127.0.0.1 that steers the simulated camera (see the module doc)."""
 
     def __init__(self, camera: EyeCamera, port: int, stop: threading.Event) -> None:
+        super().__init__(port, stop)
         self.camera = camera
-        self.stop = stop
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
 
-    def start(self) -> None:
-        threading.Thread(target=self._accept, name="control-accept", daemon=True).start()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        with sock, sock.makefile("rwb") as stream:
-            for raw in stream:
-                line = raw.decode("utf-8", "replace").strip()
-                if not line:
-                    continue
-                answer = self.execute(line)
-                stream.write((answer.replace("\n", " ") + "\n").encode())
-                stream.flush()
-                if line == "quit":
-                    self.stop.set()
-                    return
-                if line == "fault exit":
-                    os._exit(3)
-
-    def execute(self, line: str) -> str:
-        """One command line -> one reply line (`ok ...` or `err ...`)."""
-        name, *args = line.split()
-        handler = getattr(self, "_cmd_" + name.replace("-", "_"), None)
-        if handler is None:
-            return f"err unknown command '{name}' (try help)"
-        try:
-            return handler(args)
-        except ValueError as exc:
-            return f"err {exc}"
-
-    def _cmd_help(self, args: list[str]) -> str:
-        return "ok " + " ".join(sorted(n[5:] for n in dir(self) if n.startswith("_cmd_")))
+    def replied(self, line: str) -> None:
+        if line == "fault exit":
+            os._exit(3)  # the reply is out; now vanish as a crashed camera server would
 
     def _cmd_set(self, args: list[str]) -> str:
         if not args:
@@ -441,9 +400,6 @@ class ControlServer:
             self.camera.stall_until, self.camera.drop, self.camera.corrupt = None, 0, 0
         self.camera.show(self.camera.initial)
         return "ok"
-
-    def _cmd_quit(self, args: list[str]) -> str:
-        return "ok bye"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,6 @@ import os
 import queue
 import select
 import signal
-import socketserver
 import sys
 import tempfile
 import threading
@@ -80,6 +79,7 @@ from typing import Any
 
 import numpy as np
 
+from hil.control_channel import ControlChannel
 from hil.synthetic_signature import STYLES, synthetic_signature
 from kitd.drivers.isdv4 import (
     MAX_COORDINATE,
@@ -467,47 +467,12 @@ class PadSim:
         self.plug()
 
 
-class ControlHandler(socketserver.StreamRequestHandler):
-    """One control connection: lines in, one reply line each."""
-
-    server: ControlServer
-
-    def handle(self) -> None:
-        for raw in self.rfile:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
-            answer = self.server.execute(line)
-            self.wfile.write((answer.replace("\n", " ") + "\n").encode())
-            self.wfile.flush()
-            if line == "quit":
-                self.server.stop.set()
-                return
-
-
-class ControlServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class ControlServer(ControlChannel):
+    """The line protocol on 127.0.0.1 that steers the simulated pad (see the module doc)."""
 
     def __init__(self, sim: PadSim, port: int, stop: threading.Event) -> None:
-        super().__init__(("127.0.0.1", port), ControlHandler)
+        super().__init__(port, stop)
         self.sim = sim
-        self.stop = stop
-        self.port = self.server_address[1]
-
-    def execute(self, line: str) -> str:
-        """One command line -> one reply line (`ok ...` or `err ...`)."""
-        words = line.split()
-        handler = getattr(self, "_cmd_" + words[0].replace("-", "_"), None)
-        if handler is None:
-            return f"err unknown command '{words[0]}' (try help)"
-        try:
-            return handler(words[1:])
-        except (ValueError, OSError, KeyError) as exc:
-            return f"err {exc}"
-
-    def _cmd_help(self, args: list[str]) -> str:
-        return "ok " + " ".join(sorted(n[5:].replace("_", "-") for n in dir(self) if n.startswith("_cmd_")))
 
     def _cmd_unplug(self, args: list[str]) -> str:
         return "ok unplugged" if self.sim.call(self.sim.unplug) else "ok already unplugged"
@@ -581,9 +546,6 @@ class ControlServer(socketserver.ThreadingTCPServer):
         self.sim.call(self.sim.reset)
         return "ok"
 
-    def _cmd_quit(self, args: list[str]) -> str:
-        return "ok bye"
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -637,14 +599,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     io_thread = threading.Thread(target=sim.serve, args=(stop,), name="pty", daemon=True)
     io_thread.start()
-    threading.Thread(target=control.serve_forever, name="control", daemon=True).start()
+    control.start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     print(f"READY serial={setup.link} control=127.0.0.1:{control.port}", flush=True)
     log.info("pad %s, touch %s", setup.query, "none" if touch is None else f"sensor {touch.sensor_id}")
     stop.wait()
     log.info("stopping")
-    control.shutdown()
+    control.close()
     io_thread.join(2.0)
     sim.unplug()
     return 0

@@ -111,6 +111,8 @@ import numpy as np
 from usbip import core as usbip_core
 from usbip import protocol as usbip_wire
 
+from hil.control_channel import ControlChannel
+
 log = logging.getLogger("nb1010_sim")
 
 # ---- the real sensor, transcribed from ../shared/fixtures/nb1010/device --------------
@@ -721,58 +723,12 @@ class UsbipServer:
                 pass
 
 
-class ControlServer:
+class ControlServer(ControlChannel):
     """The line protocol on 127.0.0.1 that steers the simulator (see the module doc)."""
 
     def __init__(self, sim: NB1010Sim, port: int, stop: threading.Event) -> None:
+        super().__init__(port, stop)
         self.sim = sim
-        self.stop = stop
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
-
-    def start(self) -> None:
-        threading.Thread(target=self._accept, name="control-accept", daemon=True).start()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _addr = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        with sock, sock.makefile("rwb") as stream:
-            for raw in stream:
-                line = raw.decode("utf-8", "replace").strip()
-                if not line:
-                    continue
-                answer = self.execute(line)
-                stream.write((answer.replace("\n", " ") + "\n").encode())
-                stream.flush()
-                if line == "quit":
-                    self.stop.set()
-                    return
-
-    def execute(self, line: str) -> str:
-        """One command line -> one reply line (`ok ...` or `err ...`)."""
-        words = line.split()
-        name, args = words[0], words[1:]
-        try:
-            handler = getattr(self, "_cmd_" + name.replace("-", "_"), None)
-            if handler is None:
-                return f"err unknown command '{name}' (try help)"
-            return handler(args)
-        except (ValueError, OSError) as exc:
-            return f"err {exc}"
-
-    # -- commands --
-    def _cmd_help(self, args: list[str]) -> str:
-        names = sorted(n[5:].replace("_", "-") for n in dir(self) if n.startswith("_cmd_"))
-        return "ok " + " ".join(names)
 
     def _cmd_queue(self, args: list[str]) -> str:
         if len(args) != 1:
@@ -857,9 +813,6 @@ class ControlServer:
     def _cmd_reset(self, args: list[str]) -> str:
         self.sim.reset()
         return "ok"
-
-    def _cmd_quit(self, args: list[str]) -> str:
-        return "ok bye"
 
 
 def main(argv: list[str] | None = None) -> int:
