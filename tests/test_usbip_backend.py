@@ -108,8 +108,7 @@ def serve() -> Iterator[Callable[..., usb.core.Device | None]]:
     def start(script: Script, **kwargs: bool) -> usb.core.Device | None:
         server = FakeServer(script, **kwargs)
         servers.append(server)
-        dev = usb.core.find(idVendor=0x298D, idProduct=0x1010,
-                            backend=get_backend(server.address))
+        dev = usb.core.find(idVendor=0x298D, idProduct=0x1010, backend=get_backend(server.address))
         if dev is not None:
             usb.util.claim_interface(dev, 0)
             devices.append(dev)
@@ -164,8 +163,13 @@ def test_replies_to_an_unlink_answered_late_are_skipped(serve) -> None:
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(-errno.EPIPE, errno.EPIPE), (-errno.EOVERFLOW, errno.EOVERFLOW),
-     (-errno.EPROTO, errno.EIO), (-errno.ESHUTDOWN, errno.ENODEV), (-errno.ENODEV, errno.ENODEV)],
+    [
+        (-errno.EPIPE, errno.EPIPE),
+        (-errno.EOVERFLOW, errno.EOVERFLOW),
+        (-errno.EPROTO, errno.EIO),
+        (-errno.ESHUTDOWN, errno.ENODEV),
+        (-errno.ENODEV, errno.ENODEV),
+    ],
 )
 def test_urb_status_maps_to_the_libusb_errno(serve, status: int, expected: int) -> None:
     def script(server: FakeServer, conn: socket.socket, urb: usbip_core.Urb) -> None:

@@ -82,8 +82,9 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     if REAL_FRAME.exists():
         args += ["--frame", str(REAL_FRAME)]
     with open(log, "wb") as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err,
-                                cwd=Path(__file__).resolve().parents[1])
+        proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=err, cwd=Path(__file__).resolve().parents[1]
+        )
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 20)
         line = proc.stdout.readline().decode() if ready else ""
@@ -136,13 +137,16 @@ def capture(dev: usb.core.Device) -> tuple[bytes, list[bytes]]:
 
 def is_image_packet(packet: bytes) -> bool:
     """What a codec accepts: 540 bytes, 80 21, the length field 540."""
-    return (len(packet) == PACKET_LEN and packet[:2] == b"\x80\x21"
-            and int.from_bytes(packet[4:8], "little") == PACKET_LEN)
+    return (
+        len(packet) == PACKET_LEN
+        and packet[:2] == b"\x80\x21"
+        and int.from_bytes(packet[4:8], "little") == PACKET_LEN
+    )
 
 
 def frame_of(packets: list[bytes]) -> np.ndarray:
     assert all(is_image_packet(p) for p in packets)
-    rows = b"".join(p[PACKET_HEADER_LEN:PACKET_HEADER_LEN + 512] for p in packets)
+    rows = b"".join(p[PACKET_HEADER_LEN : PACKET_HEADER_LEN + 512] for p in packets)
     return np.frombuffer(rows, np.uint8).reshape(180, 256)
 
 
@@ -283,9 +287,7 @@ def test_enumerating_in_one_thread_while_capturing_in_another(
 
 
 # ---- faults --------------------------------------------------------------------------
-def test_stall_is_a_timeout_with_errno_110_and_the_link_recovers(
-    dev: usb.core.Device, ctl: Control
-) -> None:
+def test_stall_is_a_timeout_with_errno_110_and_the_link_recovers(dev: usb.core.Device, ctl: Control) -> None:
     ctl.ok("fault stall")
     dev.write(0x02, CHECK_FINGER, TIMEOUT_MS)
     with pytest.raises(usb.core.USBTimeoutError) as excinfo:
@@ -406,8 +408,15 @@ def test_status_reports_state_and_counts(dev: usb.core.Device, ctl: Control) -> 
 
 @pytest.mark.parametrize(
     "line",
-    ["bogus", "finger maybe", "queue-pattern nope", "queue /nonexistent.png", "fault nope",
-     "fault unplug-mid-frame 90", "condition no-such-condition 3"],
+    [
+        "bogus",
+        "finger maybe",
+        "queue-pattern nope",
+        "queue /nonexistent.png",
+        "fault nope",
+        "fault unplug-mid-frame 90",
+        "condition no-such-condition 3",
+    ],
 )
 def test_bad_control_commands_get_one_err_line(ctl: Control, line: str) -> None:
     answer = ctl(line)
@@ -419,8 +428,9 @@ def test_queue_rejects_frames_of_the_wrong_shape(ctl: Control, tmp_path: Path) -
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), np.zeros((10, 10), np.uint8))
     colour = tmp_path / "colour.png"
-    cv2.imwrite(str(colour), np.dstack([np.zeros((180, 256), np.uint8)] * 2
-                                       + [np.full((180, 256), 9, np.uint8)]))
+    cv2.imwrite(
+        str(colour), np.dstack([np.zeros((180, 256), np.uint8)] * 2 + [np.full((180, 256), 9, np.uint8)])
+    )
     assert ctl(f"queue {small}").startswith("err ")
     assert ctl(f"queue {colour}").startswith("err ")
     assert ctl.status()["queue"] == 0
