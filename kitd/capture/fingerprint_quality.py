@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from kitd.capture.quality_report import QualityReport
+from kitd.capture.quality_report import QualityReport, judge, merge_thresholds
 
 MM_PER_INCH = 25.4
 # Everything is measured at the NB-1010's resolution: one set of pixel constants
@@ -507,29 +507,9 @@ def assess_fingerprint(
     """
     if ppi <= 0 or not math.isfinite(ppi):
         raise ValueError(f"ppi must be a positive number, not {ppi!r}")
-    t = dict(DEFAULT_THRESHOLDS)
-    if thresholds:
-        unknown = sorted(set(thresholds) - set(DEFAULT_THRESHOLDS))
-        if unknown:
-            raise ValueError(f"unknown fingerprint quality threshold(s): {', '.join(unknown)}")
-        t.update({k: float(v) for k, v in thresholds.items()})
+    t = merge_thresholds(DEFAULT_THRESHOLDS, thresholds, "fingerprint")
     arr = np.asarray(image)
     if arr.ndim not in (2, 3) or arr.size == 0:
         raise ValueError(f"expected a 2-D grey image, got shape {arr.shape}")
     metrics = {k: round(float(v), 4) for k, v in _measure(arr, float(ppi)).items()}
-    score = _score(metrics)
-    codes = _checks(metrics, t)
-    failed_checks = list(codes)
-    if score < t["min_score"]:
-        failed_checks.append("min_score")
-        if not codes:
-            # Poor overall with no single check failing: name the check closest to
-            # failing, so the officer still has something to try.
-            codes = [_closest_to_failing(metrics, t)]
-    return FingerprintReport(
-        score=score,
-        metrics=metrics,
-        passed=not failed_checks,
-        failed_checks=failed_checks,
-        feedback=codes,
-    )
+    return judge(FingerprintReport, _score(metrics), metrics, _checks(metrics, t), t, _closest_to_failing)

@@ -42,10 +42,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from kitd.capture.quality_report import QualityReport, judge, merge_thresholds
 
 FEEDBACK_CODES: tuple[str, ...] = (
     "no_eye",
@@ -172,27 +174,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 
 
 @dataclass
-class IrisReport:
+class IrisReport(QualityReport):
     """What :func:`assess_iris` found; ``to_json()`` is the CLI/API form."""
 
-    score: float
-    metrics: dict[str, float]
-    passed: bool
-    failed_checks: list[str] = field(default_factory=list)
-    feedback: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "score": self.score,
-            "passed": self.passed,
-            "metrics": dict(self.metrics),
-            "feedback": list(self.feedback),
-        }
-
-    def messages(self, language: str = "id") -> list[str]:
-        """The feedback as officer-facing sentences (``"id"`` or ``"en"``)."""
-        index = 0 if language == "id" else 1
-        return [FEEDBACK_MESSAGES[code][index] for code in self.feedback]
+    FEEDBACK = FEEDBACK_MESSAGES
 
     def circles(self) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
         """((pupil x, y, r), (iris x, y, r)) in frame pixels, or None when no eye was found."""
@@ -845,13 +830,7 @@ def _closest_to_failing(m: Mapping[str, float], t: Mapping[str, float]) -> str:
 
 def merged_thresholds(thresholds: Mapping[str, float] | None) -> dict[str, float]:
     """The defaults with `thresholds` over them; ValueError naming any unknown key."""
-    t = dict(DEFAULT_THRESHOLDS)
-    if thresholds:
-        unknown = sorted(set(thresholds) - set(DEFAULT_THRESHOLDS))
-        if unknown:
-            raise ValueError(f"unknown iris quality threshold(s): {', '.join(unknown)}")
-        t.update({k: float(v) for k, v in thresholds.items()})
-    return t
+    return merge_thresholds(DEFAULT_THRESHOLDS, thresholds, "iris")
 
 
 def _pupil_inside(metrics: Mapping[str, float], shape: tuple[int, ...]) -> bool:
@@ -888,18 +867,4 @@ def assess_iris(image: np.ndarray, thresholds: Mapping[str, float] | None = None
         # reported: the officer is told there is no eye, the overlay draws nothing.
         metrics = {"eye_found": 0.0}
     score = _score(metrics) if metrics.get("eye_found") else 0.0
-    codes = _checks(metrics, t)
-    failed_checks = list(codes)
-    if score < t["min_score"]:
-        failed_checks.append("min_score")
-        if not codes:
-            # Poor overall with no single check failing: name the check closest to failing,
-            # so the officer still has something to try.
-            codes = [_closest_to_failing(metrics, t)]
-    return IrisReport(
-        score=score,
-        metrics=metrics,
-        passed=not failed_checks,
-        failed_checks=failed_checks,
-        feedback=codes,
-    )
+    return judge(IrisReport, score, metrics, _checks(metrics, t), t, _closest_to_failing)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kitd.capture.quality_report import QualityReport
+from kitd.capture.quality_report import QualityReport, judge, merge_thresholds
 from kitd.capture.signature import Signature
 
 FEEDBACK_CODES: tuple[str, ...] = (
@@ -429,16 +429,6 @@ def _closest_to_failing(m: Mapping[str, float], t: Mapping[str, float]) -> str:
     return min(margins, key=lambda code: margins[code])
 
 
-def _thresholds(overrides: Mapping[str, float] | None) -> dict[str, float]:
-    t = dict(DEFAULT_THRESHOLDS)
-    if overrides:
-        unknown = sorted(set(overrides) - set(DEFAULT_THRESHOLDS))
-        if unknown:
-            raise ValueError(f"unknown signature quality threshold(s): {', '.join(unknown)}")
-        t.update({k: float(v) for k, v in overrides.items()})
-    return t
-
-
 def assess_signature(signature: Signature, thresholds: Mapping[str, float] | None = None) -> SignatureReport:
     """Score one recorded signature and say what, if anything, the officer should do.
 
@@ -447,23 +437,8 @@ def assess_signature(signature: Signature, thresholds: Mapping[str, float] | Non
     keys of :data:`DEFAULT_THRESHOLDS` (unknown keys are an error, so a typo in the
     config does not silently keep a default).
     """
-    t = _thresholds(thresholds)
+    t = merge_thresholds(DEFAULT_THRESHOLDS, thresholds, "signature")
     if signature.pad.points_per_mm <= 0:
         raise ValueError(f"points_per_mm must be above 0, not {signature.pad.points_per_mm!r}")
     metrics = {k: round(float(v), 4) for k, v in _measure(signature).items()}
-    score = _score(metrics)
-    codes = _checks(metrics, t)
-    failed_checks = list(codes)
-    if score < t["min_score"]:
-        failed_checks.append("min_score")
-        if not codes:
-            # Poor overall with no single check failing: name the check closest to
-            # failing, so the officer still has something to ask for.
-            codes = [_closest_to_failing(metrics, t)]
-    return SignatureReport(
-        score=score,
-        metrics=metrics,
-        passed=not failed_checks,
-        failed_checks=failed_checks,
-        feedback=codes,
-    )
+    return judge(SignatureReport, _score(metrics), metrics, _checks(metrics, t), t, _closest_to_failing)
