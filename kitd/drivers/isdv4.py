@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kitd.drivers.facts import DeviceFacts
 from kitd.drivers.serial_link import SerialLink
 from kitd.errors import DeviceGone, DeviceTimeout, ProtocolError
 
@@ -379,16 +380,6 @@ class PenSample:
     pen: PenPacket
 
 
-@dataclass
-class PadFacts:
-    """Identity of an opened pad for /api/v1/devices."""
-
-    model: str
-    serial: str | None
-    firmware: str | None
-    detail: dict[str, Any]
-
-
 class ISDV4Pad:
     """Drives one ISDV4 pad over a serial link: open (stop, flush, query), then stream."""
 
@@ -409,7 +400,7 @@ class ISDV4Pad:
     def where(self) -> str:
         return f"signature pad {self.link.path}"
 
-    def open(self) -> PadFacts:
+    def open(self) -> DeviceFacts:
         """Open the port, stop the pad, flush, and ask what it is (pen query, then touch query)."""
         self.link.open()
         self.query = None
@@ -435,12 +426,12 @@ class ISDV4Pad:
         )
         return self.facts()
 
-    def facts(self) -> PadFacts:
+    def facts(self) -> DeviceFacts:
         query = self.query
         if query is None:
             raise ProtocolError(f"{self.where}: not opened")
         touch = self.touch
-        return PadFacts(
+        return DeviceFacts(
             model=MODEL,
             serial=None,  # ISDV4 has no serial number
             firmware=str(query.firmware),

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from kitd.drivers.facts import DeviceFacts
 from kitd.drivers.usb_link import UsbBulkLink, UsbFacts
 from kitd.errors import DeviceError, DeviceTimeout, ProtocolError
 
@@ -121,16 +121,6 @@ class BulkLink(Protocol):
     def read(self, length: int, what: str = ..., timeout_ms: int | None = ...) -> bytes: ...
 
 
-@dataclass
-class SensorFacts:
-    """Identity of an opened sensor for /api/v1/devices."""
-
-    model: str
-    serial: str | None
-    firmware: str | None
-    detail: dict[str, Any]
-
-
 class NB1010Reader:
     """Drives one NB-1010 over a bulk link: finger polling and frame capture."""
 
@@ -155,9 +145,9 @@ class NB1010Reader:
         )
         return cls(link, ppi)
 
-    def open(self) -> SensorFacts:
+    def open(self) -> DeviceFacts:
         usb = self.link.open()
-        return SensorFacts(
+        return DeviceFacts(
             model=MODEL,
             serial=usb.serial,
             firmware=f"{usb.bcd_device >> 8:x}.{usb.bcd_device & 0xFF:02x}",

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from kitd.drivers.facts import DeviceFacts
 from kitd.errors import ConfigError, DeviceGone, DeviceTimeout, EndOfStream
 
 # FFmpeg and OpenCV print their own warnings on stderr (a refused connection, a stream
@@ -462,16 +463,6 @@ def v4l2_name(device: str) -> str | None:
 
 # ---- the driver ------------------------------------------------------------------------
 @dataclass
-class CameraFacts:
-    """Identity of an opened camera for /api/v1/devices."""
-
-    model: str
-    serial: str | None
-    firmware: str | None
-    detail: dict[str, Any]
-
-
-@dataclass
 class StreamStats:
     """What the reader has seen since the driver was made."""
 
@@ -587,7 +578,7 @@ class IrisCamera:
         }
 
     # -- driver interface used by the daemon's device slot --
-    def open(self) -> CameraFacts:
+    def open(self) -> DeviceFacts:
         """Open the source once (DeviceGone if it cannot be) and start the reader thread."""
         if self._thread is not None and self._thread.is_alive():
             return self._facts()
@@ -601,11 +592,11 @@ class IrisCamera:
         self._thread.start()
         return self._facts()
 
-    def _facts(self) -> CameraFacts:
+    def _facts(self) -> DeviceFacts:
         model = self.model
         if isinstance(self.source, CaptureSource) and self.source.mode == "v4l2":
             model = v4l2_name(self.source.target) or model
-        return CameraFacts(model=model, serial=None, firmware=None, detail=dict(self._format))
+        return DeviceFacts(model=model, serial=None, firmware=None, detail=dict(self._format))
 
     def close(self) -> None:
         self._stop.set()
