@@ -39,6 +39,18 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
+# The kit's errors as HTTP, most specific first (NoFinger before DeviceTimeout, ...).
+KIT_ERROR_STATUS: tuple[tuple[type[KitError], int, str], ...] = (
+    (DeviceBusy, 409, "busy"),
+    (EndOfStream, 503, "end_of_stream"),
+    (DeviceGone, 503, "disconnected"),
+    (NoFinger, 504, "no_finger"),
+    (NoPenInput, 504, "no_pen_input"),
+    (DeviceTimeout, 504, "timeout"),
+    (ProtocolError, 502, "protocol_error"),
+)
+
+
 def kit_error_response(exc: KitError) -> web.Response:
     if isinstance(exc, QualityGateFailed):
         return web.json_response(
@@ -51,20 +63,9 @@ def kit_error_response(exc: KitError) -> web.Response:
             },
             status=422,
         )
-    if isinstance(exc, DeviceBusy):
-        return error_response(409, "busy", str(exc))
-    if isinstance(exc, EndOfStream):
-        return error_response(503, "end_of_stream", str(exc))
-    if isinstance(exc, DeviceGone):
-        return error_response(503, "disconnected", str(exc))
-    if isinstance(exc, NoFinger):
-        return error_response(504, "no_finger", str(exc))
-    if isinstance(exc, NoPenInput):
-        return error_response(504, "no_pen_input", str(exc))
-    if isinstance(exc, DeviceTimeout):
-        return error_response(504, "timeout", str(exc))
-    if isinstance(exc, ProtocolError):
-        return error_response(502, "protocol_error", str(exc))
+    for error_type, status, code in KIT_ERROR_STATUS:
+        if isinstance(exc, error_type):
+            return error_response(status, code, str(exc))
     return error_response(500, "error", str(exc))
 
 

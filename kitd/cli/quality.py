@@ -31,16 +31,21 @@ class InputUnreadable(Exception):
     """The input file is missing, unreadable or not of the expected kind (says why)."""
 
 
-def read_grey_image(path: Path) -> np.ndarray:
-    """Any PNG, TIFF, BMP or JPEG as an 8-bit grey array (colour converted)."""
+def read_input(path: Path) -> bytes:
+    """The bytes of an input file, or InputUnreadable saying in a few words why not."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        return path.read_bytes()
     except FileNotFoundError:
         raise InputUnreadable("no such file") from None
     except IsADirectoryError:
         raise InputUnreadable("is a directory") from None
     except OSError as exc:
         raise InputUnreadable(exc.strerror or str(exc)) from None
+
+
+def read_grey_image(path: Path) -> np.ndarray:
+    """Any PNG, TIFF, BMP or JPEG as an 8-bit grey array (colour converted)."""
+    data = np.frombuffer(read_input(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise InputUnreadable("not a readable image (PNG, TIFF, BMP or JPEG)")

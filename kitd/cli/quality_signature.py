@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kitd.capture.signature import Signature, signature_from_json, strokes
-from kitd.cli.quality import InputUnreadable
+from kitd.cli.quality import InputUnreadable, read_input
 
 DEVICE_FIELDS = ("max_x", "max_y", "max_pressure", "firmware", "points_per_mm")
 POINT_FIELDS = ("t_ms", "x", "y", "pressure", "tip", "proximity")
@@ -103,14 +103,7 @@ def check_recording(doc: Any) -> None:
 
 def read_signature(path: Path) -> Signature:
     """A signature recording file as a Signature (InputUnreadable says what is wrong)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputUnreadable("no such file") from None
-    except IsADirectoryError:
-        raise InputUnreadable("is a directory") from None
-    except OSError as exc:
-        raise InputUnreadable(exc.strerror or str(exc)) from None
+    data = read_input(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
