@@ -118,11 +118,17 @@ def run_fingerprint(args: argparse.Namespace) -> int:
     )
 
 
-def claim_for_kitctl(uri: str, config: KitConfig, modality: str) -> DeviceClaim:
-    """kitctl's claim on a device it opens itself; DeviceBusy naming the holder when it is taken."""
-    backend = claim_scope(uri, config)
+def claim_for_kitctl(uri: str, config: KitConfig, kind: str, a_noun: str, modality: str) -> DeviceClaim:
+    """kitctl's claim on a device it opens itself, after checking the URI names `kind`.
+
+    ConfigError when the URI is another kind of device ("... not `a_noun`");
+    DeviceBusy naming the holder when a running kitd (or another kitctl) has it.
+    """
+    found = device_kind(uri)
+    if found != kind:
+        raise ConfigError(f"--device {uri}: a {found} device, not {a_noun}")
     try:
-        return DeviceClaim(uri, backend, {"program": "kitctl"})
+        return DeviceClaim(uri, claim_scope(uri, config), {"program": "kitctl"})
     except ClaimHeld as held:
         holder = describe_holder(held.holder)
         instead = f"use 'kitctl capture {modality} --daemon' instead"
@@ -131,11 +137,8 @@ def claim_for_kitctl(uri: str, config: KitConfig, modality: str) -> DeviceClaim:
 
 def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> int:
     uri = args.device
-    kind = device_kind(uri)
-    if kind != "fingerprint":
-        raise ConfigError(f"--device {uri}: a {kind} device, not a fingerprint reader")
     try:
-        claim = claim_for_kitctl(uri, config, "fingerprint")
+        claim = claim_for_kitctl(uri, config, "fingerprint", "a fingerprint reader", "fingerprint")
     except DeviceBusy as exc:
         return fail(str(exc))
     timeout = args.timeout or float(config["fingerprint.capture_timeout_s"])

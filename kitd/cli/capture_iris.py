@@ -8,19 +8,20 @@ from pathlib import Path
 from kitd.capture.fingerprint import encode_png, gate_outcome
 from kitd.capture.iris import take_intact_frame
 from kitd.capture.iris_gate import gate_camera, iris_assessor, iris_policy
-from kitd.claims import ClaimHeld, DeviceClaim, claim_scope, describe_holder
 from kitd.cli.capture import (
     _progress,
     _say_forced,
     _seconds,
     capture_image_through_daemon,
+    claim_for_kitctl,
     fail,
+    output_path,
     write_atomically,
 )
 from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
 from kitd.config import KitConfig
-from kitd.drivers.registry import device_kind, make_driver
-from kitd.errors import ConfigError, DeviceTimeout, KitError, QualityGateFailed
+from kitd.drivers.registry import make_driver
+from kitd.errors import ConfigError, DeviceBusy, DeviceTimeout, KitError, QualityGateFailed
 
 KIND = "iris_camera"
 
@@ -55,11 +56,7 @@ def add_modality(kinds: argparse._SubParsersAction) -> None:
 
 
 def run_iris(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.is_dir():
-        raise ConfigError(f"--out {out}: is a directory")
-    if not out.parent.exists() and str(out.parent):
-        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    out = output_path("--out", args.out)
     if args.device is not None:
         if args.api:
             raise ConfigError("--api only goes with --daemon")
@@ -71,16 +68,10 @@ def run_iris(args: argparse.Namespace) -> int:
 
 def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> int:
     uri = args.device
-    kind = device_kind(uri)
-    if kind != KIND:
-        raise ConfigError(f"--device {uri}: a {kind} device, not an iris camera")
-    backend = claim_scope(uri, config)
     try:
-        claim = DeviceClaim(uri, backend, {"program": "kitctl"})
-    except ClaimHeld as held:
-        return fail(
-            f"{uri} is held by {describe_holder(held.holder)}; use 'kitctl capture iris --daemon' instead"
-        )
+        claim = claim_for_kitctl(uri, config, KIND, "an iris camera", "iris")
+    except DeviceBusy as exc:
+        return fail(str(exc))
     timeout = args.timeout or float(config["iris.capture_timeout_s"])
     camera = make_driver(uri, config)
     forced = None

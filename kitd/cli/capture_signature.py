@@ -30,7 +30,7 @@ from kitd.cli.capture import (
 from kitd.cli.options import client_from_args, config_from_args
 from kitd.client import DaemonClient, DaemonError
 from kitd.config import KitConfig
-from kitd.drivers.registry import device_kind, make_driver
+from kitd.drivers.registry import make_driver
 from kitd.errors import ConfigError, DeviceBusy, KitError
 
 # How much longer than the recording kitctl waits for the daemon's answer.
@@ -76,11 +76,8 @@ def describe_facts(facts: dict) -> str:
 
 def _record_direct(args: argparse.Namespace, config: KitConfig) -> Signature | int:
     uri = args.device
-    kind = device_kind(uri)
-    if kind != "signature":
-        raise ConfigError(f"--device {uri}: a {kind} device, not a signature pad")
     try:
-        claim = claim_for_kitctl(uri, config, "signature")
+        claim = claim_for_kitctl(uri, config, "signature", "a signature pad", "signature")
     except DeviceBusy as exc:
         return fail(str(exc))
     pad = make_driver(uri, config)
