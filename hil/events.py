@@ -10,6 +10,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from hil.rig import wait_until
+
 
 class EventRecorder:
     """Subscribes to GET /api/v1/events and keeps every event, in order."""
@@ -53,13 +55,11 @@ class EventRecorder:
 
     def wait_for(self, predicate: Any, timeout_s: float = 30.0) -> dict[str, Any]:
         """The first event satisfying predicate(event), waiting generously; AssertionError if none."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for event in list(self.events):
-                if predicate(event):
-                    return event
-            time.sleep(0.02)
-        raise AssertionError(f"no matching event within {timeout_s} s; got {self.events[-10:]}")
+        return wait_until(
+            lambda: next((e for e in list(self.events) if predicate(e)), None),
+            f"no matching event (last ones: {self.events[-10:]})",
+            timeout_s,
+        )
 
     def close(self) -> None:
         # Shut the socket down first: the reader thread holds the response's buffer

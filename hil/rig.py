@@ -257,14 +257,16 @@ class KitdProcess:
 
     def wait_for_status(self, device_id: str, status: str, timeout_s: float = 20.0) -> dict:
         """Wait (generously) until a device reaches `status`; AssertionError with logs if not."""
-        deadline = time.monotonic() + timeout_s
-        seen = None
-        while time.monotonic() < deadline:
-            seen = self.devices().get(device_id)
-            if seen and seen["status"] == status:
-                return seen
-            time.sleep(0.05)
-        raise AssertionError(f"{device_id} not {status} within {timeout_s} s (last {seen}):\n{self.logs()}")
+        seen: list[dict | None] = [None]
+
+        def reached() -> dict | None:
+            seen[0] = self.devices().get(device_id)
+            return seen[0] if seen[0] and seen[0]["status"] == status else None
+
+        try:
+            return wait_until(reached, f"{device_id} not {status}", timeout_s)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (last {seen[0]}):\n{self.logs()}") from None
 
     def kitctl(
         self, *args: str, timeout_s: float = 60.0, prefix: Sequence[str] = ()

@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from hil.mjpeg_viewer import Viewer
+from hil.rig import wait_until
 
 STREAM = "/api/v1/stream/iris.mjpg"
 
@@ -25,16 +27,6 @@ def start_eye_kit(start_simulator, start_kitd, sim_args=None, settings=None):  #
     )
     kitd.wait_for_status("iris", "ready")
     return sim, kitd
-
-
-def wait_for(condition, what: str, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout_s} s")
 
 
 def accounting(frames: list) -> tuple[list[tuple[int, int]], int]:  # type: ignore[type-arg]
@@ -59,7 +51,7 @@ def test_device_capture_and_two_previews_at_once(start_simulator, start_kitd, tm
     assert device["detail"]["format"] == "MJPEG" and device["detail"]["width"] == 640
     first, second = Viewer(kitd.url + STREAM), Viewer(kitd.url + STREAM)
     try:
-        wait_for(lambda: len(first.frames()) > 10 and len(second.frames()) > 10, "both previews")
+        wait_until(lambda: len(first.frames()) > 10 and len(second.frames()) > 10, "both previews")
         outs = []
         for i in range(3):
             out = tmp_path / f"iris{i}.jpg"  # whatever the name, the file is a PNG
@@ -67,7 +59,7 @@ def test_device_capture_and_two_previews_at_once(start_simulator, start_kitd, tm
             assert result.returncode == 0, result.stderr
             outs.append(out)
         counts = len(first.frames()), len(second.frames())
-        wait_for(
+        wait_until(
             lambda: len(first.frames()) > counts[0] + 10 and len(second.frames()) > counts[1] + 10, "more"
         )
     finally:
@@ -77,7 +69,7 @@ def test_device_capture_and_two_previews_at_once(start_simulator, start_kitd, tm
     for viewer in (first, second):
         assert viewer.headers["cache-control"] == "no-store"
         assert viewer.headers["content-type"].startswith("multipart/x-mixed-replace")
-        frame = cv2.imdecode(__import__("numpy").frombuffer(viewer.frames()[-1].body, "uint8"), 0)
+        frame = cv2.imdecode(np.frombuffer(viewer.frames()[-1].body, np.uint8), cv2.IMREAD_GRAYSCALE)
         assert frame.shape == (360, 480)  # scaled for the 7-inch screen
         seqs = [p.seq for p in viewer.frames()]
         assert seqs == sorted(set(seqs))
@@ -106,7 +98,7 @@ def test_thirty_seconds_of_frames_are_accounted_for(start_simulator, start_kitd)
     viewer = Viewer(kitd.url + STREAM)
     before = kitd.devices()["iris"]["detail"]
     try:
-        wait_for(lambda: len(viewer.frames()) > 30, "the preview")
+        wait_until(lambda: len(viewer.frames()) > 30, "the preview")
         started = time.monotonic()
         script = [
             (4, "fault drop 5"),
@@ -146,7 +138,7 @@ def test_simulator_restart_and_stall_resume_by_themselves(start_simulator, start
     sim, kitd = start_eye_kit(start_simulator, start_kitd)
     viewer = Viewer(kitd.url + STREAM)
     try:
-        wait_for(lambda: len(viewer.frames()) > 10, "the preview")
+        wait_until(lambda: len(viewer.frames()) > 10, "the preview")
         sim.control("fault stall")
         kitd.wait_for_status("iris", "disconnected")
         assert "stalled" in kitd.devices()["iris"]["detail"]["status_reason"]
@@ -156,12 +148,12 @@ def test_simulator_restart_and_stall_resume_by_themselves(start_simulator, start
         sim.control("fault exit")
         kitd.wait_for_status("iris", "disconnected")
         seen = len(viewer.frames())
-        wait_for(
+        wait_until(
             lambda: len(viewer.parts) > seen + seen // 4 and viewer.parts[-1].seq is None, "a status card"
         )
         start_simulator("hil.eye_sim", ["--http-port", port])
         kitd.wait_for_status("iris", "ready")
-        wait_for(lambda: len(viewer.frames()) > seen + 20, "frames after the restart")
+        wait_until(lambda: len(viewer.frames()) > seen + 20, "frames after the restart")
     finally:
         viewer.stop()
     assert viewer.error is None
