@@ -17,12 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from kitd.capture.session import CaptureSession, SessionPolicy
 from kitd.errors import DeviceTimeout, EndOfStream
 
-Assess = Callable[[np.ndarray], Any]
+Assess = Callable[[Any], Any]  # assess(frame) -> report, the frame a driver Frame
 
 
 def iris_policy(config: Any, timeout_s: float | None = None) -> SessionPolicy:
@@ -37,11 +35,20 @@ def iris_policy(config: Any, timeout_s: float | None = None) -> SessionPolicy:
 
 
 def iris_assessor(config: Any) -> Assess:
-    """assess(frame) with the configured `[quality.iris]` thresholds."""
+    """assess(frame) with the configured `[quality.iris]` thresholds.
+
+    In the daemon the preview overlay judges the same frames with the same thresholds and
+    keeps its last report, so a gate or session asks it rather than judging a frame twice.
+    """
+    from kitd.capture.iris import PREVIEW_OVERLAYS
+    from kitd.capture.iris_overlay import IrisQualityOverlay
     from kitd.capture.iris_quality import assess_iris
 
     thresholds = config.thresholds("iris") or None
-    return lambda image: assess_iris(image, thresholds)
+    for overlay in PREVIEW_OVERLAYS:
+        if isinstance(overlay, IrisQualityOverlay) and (overlay.thresholds or None) == thresholds:
+            return overlay.report_for
+    return lambda frame: assess_iris(frame.image, thresholds)
 
 
 async def gate_feed(
@@ -88,7 +95,7 @@ async def gate_feed(
             after = frame.seq if frame is not None else after
             continue
         after = frame.seq
-        report = await loop.run_in_executor(None, assess, frame.image)
+        report = await loop.run_in_executor(None, assess, frame)
         with guard:
             # The session's own clock is not the loop's: only order and the timeout above matter.
             session.offer(report, frame, session.started_at + (loop.time() - started))
@@ -108,7 +115,7 @@ def gate_camera(
     if not camera.source.live:
         for frame in camera.frames():
             if frame.intact:
-                session.offer(assess(frame.image), frame, clock())
+                session.offer(assess(frame), frame, clock())
             if session.ended:
                 return session
         if not session.best:
@@ -128,5 +135,5 @@ def gate_camera(
             if not session.ended:
                 raise
             break
-        session.offer(assess(frame.image), frame, clock())
+        session.offer(assess(frame), frame, clock())
     return session

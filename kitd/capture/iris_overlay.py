@@ -86,18 +86,21 @@ class IrisQualityOverlay:
     def __init__(self, thresholds: Mapping[str, float] | None = None) -> None:
         self.thresholds = dict(thresholds or {})
         self._lock = threading.Lock()
-        self.last: tuple[int, IrisReport] | None = None
+        self.last: tuple[Any, IrisReport] | None = None
         # A running capture session's line for the officer: (Bahasa Indonesia, English).
         self.session_message: tuple[str, str] | None = None
 
     def report_for(self, frame: Any) -> IrisReport:
+        """The report of `frame`, judged once however many viewers and sessions ask.
+
+        Keyed by the frame object itself, not its number: two cameras number alike.
+        """
+        # Held while judging: the preview and a session ask for the same new frame at once,
+        # and the second should wait for the first's report rather than judge it again.
         with self._lock:
-            if self.last is not None and self.last[0] == frame.seq:
-                return self.last[1]
-        report = assess_iris(frame.image, self.thresholds or None)
-        with self._lock:
-            self.last = (frame.seq, report)
-        return report
+            if self.last is None or self.last[0] is not frame:
+                self.last = (frame, assess_iris(frame.image, self.thresholds or None))
+            return self.last[1]
 
     def __call__(self, image: np.ndarray, frame: Any, scale: float) -> None:
         if frame.image is None:
