@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from kitd.capture.session import FAILED, FORCED, CaptureSession, SessionPolicy
+from kitd.capture.session import FAILED, FORCED, CaptureSession, SessionPolicy, configured_policy
 from kitd.errors import KitError, NoFinger, ProtocolError, QualityGateFailed
 
 
@@ -57,14 +57,8 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 def fingerprint_policy(config: Any, timeout_s: float | None = None) -> SessionPolicy:
-    """The session policy for a fingerprint capture from the config (0 attempts: no limit)."""
-    attempts = int(config["fingerprint.max_attempts"])
-    return SessionPolicy(
-        consecutive_passes=int(config["fingerprint.consecutive_passes"]),
-        keep_best=int(config["fingerprint.keep_best"]),
-        timeout_s=float(timeout_s or config["fingerprint.capture_timeout_s"]),
-        max_attempts=attempts or None,
-    )
+    """The session policy for a fingerprint capture from the config."""
+    return configured_policy(config, "fingerprint", timeout_s)
 
 
 def fingerprint_assessor(config: Any) -> Callable[[np.ndarray], Any]:

@@ -17,21 +17,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kitd.capture.session import CaptureSession, SessionPolicy
+from kitd.capture.session import CaptureSession, SessionPolicy, configured_policy
 from kitd.errors import DeviceTimeout, EndOfStream
 
 Assess = Callable[[Any], Any]  # assess(frame) -> report, the frame a driver Frame
 
 
 def iris_policy(config: Any, timeout_s: float | None = None) -> SessionPolicy:
-    """The session policy for a gated iris capture from the config (0 attempts: no limit)."""
-    attempts = int(config["iris.max_attempts"])
-    return SessionPolicy(
-        consecutive_passes=int(config["iris.consecutive_passes"]),
-        keep_best=int(config["iris.keep_best"]),
-        timeout_s=float(timeout_s or config["iris.capture_timeout_s"]),
-        max_attempts=attempts or None,
-    )
+    """The session policy for a gated iris capture from the config."""
+    return configured_policy(config, "iris", timeout_s)
 
 
 def iris_assessor(config: Any) -> Assess:
