@@ -66,7 +66,7 @@ class Kit:
         self.events = EventHub()
         self.sessions = LiveSessions(config, self.events)
         # The iris preview shows what the quality gate sees: circles, score, first message.
-        self.iris_overlay = install_preview_overlay(PREVIEW_OVERLAYS, config.thresholds("iris"))
+        install_preview_overlay(PREVIEW_OVERLAYS, config.thresholds("iris"))
         for slot in self.slots.values():
             slot.on_status = self._device_changed
 

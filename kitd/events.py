@@ -84,7 +84,3 @@ class EventHub:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(None)
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)

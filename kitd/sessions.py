@@ -152,9 +152,9 @@ def session_message(core: CaptureSession) -> tuple[str, str]:
 async def _run_iris(config: KitConfig, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
     """Frames from the camera's shared feed (the preview keeps running), judged as they come."""
     from kitd.capture.iris import PREVIEW_OVERLAYS, feed_for
-    from kitd.capture.iris_overlay import IrisQualityOverlay
+    from kitd.capture.iris_overlay import installed_overlay
 
-    overlay = next((o for o in PREVIEW_OVERLAYS if isinstance(o, IrisQualityOverlay)), None)
+    overlay = installed_overlay(PREVIEW_OVERLAYS)
 
     def told(session: CaptureSession, frame: Any, report: Any) -> None:
         event = assessment_event(live, session.attempts, report)

@@ -35,13 +35,13 @@ def iris_assessor(config: Any) -> Assess:
     keeps its last report, so a gate or session asks it rather than judging a frame twice.
     """
     from kitd.capture.iris import PREVIEW_OVERLAYS
-    from kitd.capture.iris_overlay import IrisQualityOverlay
+    from kitd.capture.iris_overlay import installed_overlay
     from kitd.capture.iris_quality import assess_iris
 
     thresholds = config.thresholds("iris") or None
-    for overlay in PREVIEW_OVERLAYS:
-        if isinstance(overlay, IrisQualityOverlay) and (overlay.thresholds or None) == thresholds:
-            return overlay.report_for
+    overlay = installed_overlay(PREVIEW_OVERLAYS)
+    if overlay is not None and (overlay.thresholds or None) == thresholds:
+        return overlay.report_for
     return lambda frame: assess_iris(frame.image, thresholds)
 
 

@@ -119,3 +119,8 @@ def install_preview_overlay(
     overlay = IrisQualityOverlay(thresholds)
     overlays.append(overlay)
     return overlay
+
+
+def installed_overlay(overlays: list[Any]) -> IrisQualityOverlay | None:
+    """The IrisQualityOverlay among the preview's overlays, if the daemon installed one."""
+    return next((o for o in overlays if isinstance(o, IrisQualityOverlay)), None)
