@@ -200,17 +200,7 @@ def test_real_eye_circles_lie_on_the_hand_measured_boundaries() -> None:
     assert DEFAULT_THRESHOLDS["min_iris_grey"] < m["iris_grey"] < DEFAULT_THRESHOLDS["max_iris_grey"]
 
 
-# Known limitation, kept visible: the glint of the tear film where the upper lid meets the
-# iris (x 315-320, y 150-162) is counted as a reflection on the iris (0.06 % of the annulus),
-# so the real eye, an enrollment-quality sample, fails the gate with reflection_on_iris, and
-# each real-eye ladder starts from a failing frame. Strict: these turn red when it is fixed.
-REAL_EYE_GLINT = pytest.mark.xfail(
-    strict=True, reason="the real eye's lid-margin glint is taken for a reflection on the iris"
-)
-
-
 @needs_real_eye
-@REAL_EYE_GLINT
 def test_real_eye_passes_the_gate() -> None:
     report = assess_iris(real_eye())
     assert report.passed, report.feedback
@@ -366,7 +356,6 @@ def check_ladder(name: str, code: str, reports: list[IrisReport], fail_from: int
 
 
 @needs_real_eye
-@REAL_EYE_GLINT
 @pytest.mark.parametrize("name", list(REAL_LADDERS))
 def test_real_eye_degradation_ladders(name: str) -> None:
     code, degrade, steps, fail_from = REAL_LADDERS[name]

@@ -13,23 +13,26 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   its surround wins. A pupil cut by the upper lid keeps its width, so the radius comes from
   the blob's width.
 * **Pupil, fine**: 48 rays from the coarse centre at full resolution; on each, the strongest
-  dark-to-bright step; a circle fitted to those points, outliers (lashes, lid, a reflection
-  at the edge) dropped and refitted.
+  dark-to-bright step near the coarse circle; a circle fitted to those points, outliers
+  (lashes, lid, a reflection at the edge) dropped and refitted; then each ray's step again,
+  only near that circle (above a dark upper iris the lid margin steps up more than the
+  pupil's edge), and the circle and an axis-aligned ellipse fitted to them. The ellipse
+  (the pupil's foreshortening) tells the gaze.
 * **Limbus**: rays from the pupil centre over the left, right and lower sectors (the upper
   one is usually under the lid); the radius where the summed iris-to-sclera steps peak, then
-  each ray's own step near it, and a robust circle fit. An axis-aligned ellipse through the
-  same points gives the iris's foreshortening, i.e. the gaze.
+  each ray's own step near it, and a robust circle fit.
 * **Iris annulus**: sampled between the two circles (Daugman's rubber sheet, 120 angles x 20
   radii). Samples much brighter than the iris are lid skin or reflections, much darker ones
   lashes or lid margin: what is left is the usable iris. Its grey levels give contrast,
   grey-scale use and exposure; where the occlusion starts in the upper and lower sectors
   gives the eyelid boundaries.
 * **Sharpness and motion**: the width of the pupil edge (its rise over its steepest slope),
-  per edge orientation. Defocus widens every orientation alike; motion widens the edges
-  across the motion and leaves those along it sharp, so the narrowest orientation measures
-  focus and the spread between orientations measures motion.
+  per edge orientation, across the pupil's ellipse. Defocus widens every orientation
+  alike; motion widens the edges across the motion and leaves those along it sharp, so the
+  narrowest orientation measures focus and the spread between orientations measures motion.
 * **Reflections**: bright spots (well above the sclera) whose surroundings are iris, not
-  pupil, lid or sclera.
+  pupil, lid or sclera, and with iris between them and the nearer lid (the tear film
+  glints along the lid margin).
 
 Constants were set on synthetic eyes (hil.synthetic_eye) with seeds 1-5 only; seeds 11-15
 and the real eye in ../shared/fixtures/open-iris are held out for the tests (see
@@ -277,26 +280,74 @@ def _robust_circle(
     return circle, keep
 
 
-def _aspect(xs: np.ndarray, ys: np.ndarray) -> float:
-    """Minor over major semi-axis of the axis-aligned ellipse through points (1 for a circle).
+def _ellipse(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Centre and semi-axes (x0, y0, semi_x, semi_y) of the axis-aligned ellipse through points.
 
-    Fitted as A x^2 + C y^2 + D x + E y = 1 on centred coordinates; 1.0 when the points do
+    Fitted as A x^2 + C y^2 + D x + E y = 1 on centred coordinates; None when the points do
     not make an ellipse.
     """
     if len(xs) < 6:
-        return 1.0
-    u, v = xs - xs.mean(), ys - ys.mean()
+        return None
+    mx, my = float(xs.mean()), float(ys.mean())
+    u, v = xs - mx, ys - my
     scale = float(max(np.abs(u).max(), np.abs(v).max(), 1e-6))
     u, v = u / scale, v / scale
     design = np.stack([u * u, v * v, u, v], axis=1)
     (a, c, d, e), *_ = np.linalg.lstsq(design, np.ones_like(u), rcond=None)
     if a <= 0 or c <= 0:
-        return 1.0
+        return None
     f = 1.0 + d * d / (4 * a) + e * e / (4 * c)
     if f <= 0:
+        return None
+    return (
+        mx - scale * d / (2 * a),
+        my - scale * e / (2 * c),
+        scale * math.sqrt(f / a),
+        scale * math.sqrt(f / c),
+    )
+
+
+def _robust_ellipse(
+    xs: np.ndarray, ys: np.ndarray, tolerance: float
+) -> tuple[tuple[float, float, float, float], np.ndarray] | None:
+    """The axis-aligned ellipse through points and which points are on it, robustly.
+
+    Points farther than `tolerance` (or 2.5 median residuals) from the ellipse, such as a
+    lid margin a few rays found instead of the edge, are dropped and the ellipse refitted.
+    """
+    keep = np.ones(len(xs), bool)
+    fit = None
+    for _ in range(3):
+        fit = _ellipse(xs[keep], ys[keep])
+        if fit is None:
+            return None
+        x0, y0, sx, sy = fit
+        residual = np.abs(np.hypot((xs - x0) / sx, (ys - y0) / sy) - 1.0) * 0.5 * (sx + sy)
+        new_keep = residual <= max(tolerance, 2.5 * _median(residual[keep]))
+        if np.array_equal(new_keep, keep) or new_keep.sum() < 6:
+            break
+        keep = new_keep
+    return (fit, keep) if fit is not None else None
+
+
+def _aspect(ellipse: tuple[float, float, float, float] | None) -> float:
+    """Minor over major semi-axis (1 for a circle, or when there is no ellipse)."""
+    if ellipse is None:
         return 1.0
-    semi_x, semi_y = math.sqrt(f / a), math.sqrt(f / c)
-    return min(semi_x, semi_y) / max(semi_x, semi_y)
+    return min(ellipse[2], ellipse[3]) / max(ellipse[2], ellipse[3])
+
+
+def _ray_to_ellipse(
+    x: float, y: float, cos: np.ndarray, sin: np.ndarray, ellipse: tuple[float, float, float, float]
+) -> np.ndarray:
+    """How far each ray from (x, y), inside the ellipse, goes before it meets the ellipse."""
+    x0, y0, sx, sy = ellipse
+    dx, dy = (x - x0) / sx, (y - y0) / sy
+    u, v = cos / sx, sin / sy
+    a = u * u + v * v
+    b = u * dx + v * dy
+    c = dx * dx + dy * dy - 1.0
+    return (-b + np.sqrt(np.maximum(b * b - a * c, 0.0))) / a
 
 
 # --- the pupil --------------------------------------------------------------------------------
@@ -323,9 +374,12 @@ def _coarse_pupil(
         count, _, stats, _ = cv2.connectedComponentsWithStats(dark, 8, cv2.CV_16U)
         for i in range(1, count):
             x, y, bw, bh, area = (int(v) for v in stats[i])
-            r = bw / 2.0
-            if r < min_r or r > 0.3 * sy or bh > 1.35 * bw:
-                continue  # too small, too big, or taller than wide (lashes, hair, text strokes)
+            # A lid cuts a pupil's top: its width is its size. A turned eye's pupil is taller
+            # than wide (up to 1.6 times: a 50 degree turn); taller still is a lash, hair or
+            # a text stroke.
+            r = bw / 2.0 if bh <= bw else (bw + bh) / 4.0
+            if r < min_r or r > 0.3 * sy or bh > 1.6 * bw:
+                continue  # too small, too big, or far taller than wide
             fill = area / (math.pi * r * r)
             if fill < 0.3:
                 continue
@@ -376,12 +430,20 @@ def _step_strength(profiles: np.ndarray, half: int) -> np.ndarray:
     return out
 
 
-def _fine_pupil(
-    g: np.ndarray, coarse: tuple[float, float, float]
-) -> tuple[tuple[float, float, float], np.ndarray, np.ndarray, np.ndarray, float, float, float] | None:
-    """Refined pupil circle, the rays' angles (cos, sin), which rays are inliers, their RMS
-    residual, the pupil's ellipse aspect (minor over major semi-axis), and the share of the
-    upward rays that found its edge (the rest are under the lid)."""
+@dataclass(frozen=True)
+class PupilEdge:
+    """The pupil's edge as the rays found it."""
+
+    circle: tuple[float, float, float]  # x, y, r
+    rms: float  # of the circle's inliers' residuals
+    ellipse: tuple[float, float, float, float]  # x, y, semi-axis x, semi-axis y (the circle if none)
+    xs: np.ndarray  # the edge points on the circle or the ellipse (a turned pupil's ends)
+    ys: np.ndarray
+    seen: float  # share of the upward rays that found the edge (the rest are under the lid)
+
+
+def _fine_pupil(g: np.ndarray, coarse: tuple[float, float, float]) -> PupilEdge | None:
+    """The pupil's edge, refined at full resolution from the coarse circle."""
     cx, cy, r = coarse
     cos, sin = _unit_rays(PUPIL_RAYS, 0.0, 360.0)
     profiles, radii = _edge_profiles(g, cx, cy, 0.45 * r, 1.6 * r + 4, 0.5, cos, sin)
@@ -392,27 +454,48 @@ def _fine_pupil(
     ring = profiles[:, (radii > 1.2 * r) & (radii < 1.5 * r)]
     outer = _median(ring) if ring.size else float(profiles.max())
     profiles = np.where(profiles > outer + 0.5 * max(outer - inner, 8.0), inner, profiles)
-    strength = _step_strength(profiles, 3)
-    best = strength.argmax(axis=1)
-    rr = radii[best].astype(np.float64)
-    xs, ys = cx + cos * rr, cy + sin * rr
-    # Start from the coarse circle: rays whose step is far from it (lashes, the lid) or
-    # weak (where the lid hides the edge, nothing steps up but noise) are out.
-    # The step is judged over 4 px either side, so that an edge blurred by defocus or motion
-    # still counts (it is what the sharpness measures need to see).
-    found = _step_strength(profiles, 8)[np.arange(len(best)), best]
-    near = (np.abs(rr - r) < 0.35 * r) & (found > 0.25 * max(outer - inner, 8.0))
+    # The step is judged over 4 px either side as well, so that an edge blurred by defocus or
+    # motion still counts (it is what the sharpness measures need to see); where the lid hides
+    # the edge, nothing steps up but noise.
+    strength, wide = _step_strength(profiles, 3), _step_strength(profiles, 8)
+    rows = np.arange(len(cos))
+    need = 0.25 * max(outer - inner, 8.0)
+
+    def edge_points(expected: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Each ray's strongest step within `reach` of the radius it is expected at.
+        window = np.abs(radii[None, :] - expected[:, None]) < reach
+        best = np.where(window, strength, -np.inf).argmax(axis=1)
+        rr = radii[best].astype(np.float64)
+        return cx + cos * rr, cy + sin * rr, wide[rows, best] > need
+
+    # First near the coarse circle, then again near the circle fitted to those steps: the
+    # coarse circle's window reaches the lid margin above a dark upper iris, whose step
+    # (dark band against skin) can be stronger than the pupil's own; the refit's does not.
+    xs, ys, near = edge_points(np.full(len(cos), r), 0.35 * r)
+    fit = _robust_circle(xs[near], ys[near], tolerance=max(1.5, 0.04 * r))
+    if fit is None:
+        return None
+    xs, ys, near = edge_points(_ray_to_ellipse(cx, cy, cos, sin, (*fit[0], fit[0][2])), 0.2 * fit[0][2])
     fit = _robust_circle(xs[near], ys[near], tolerance=max(1.5, 0.04 * r))
     if fit is None:
         return None
     fx, fy, fr = fit[0]
+    tolerance = max(1.5, 0.04 * fr)
     residual = np.hypot(xs - fx, ys - fy) - fr
-    inliers = near & (np.abs(residual) <= max(1.5, 0.04 * fr, 2.5 * _median(np.abs(residual[near]))))
+    inliers = near & (np.abs(residual) <= max(tolerance, 2.5 * _median(np.abs(residual[near]))))
     rms = float(np.sqrt(np.mean(residual[inliers] ** 2)))
-    # The ellipse (gaze) is fitted to every ray with a clear step near the coarse circle: a
-    # turned pupil's ends lie off the fitted circle, and circle inliers would cut them off.
+    # The ellipse (gaze, edge widths) is fitted to every ray with a clear step near the coarse
+    # circle: a turned pupil's ends lie off the fitted circle, and circle inliers would cut them off.
+    ellipse = _robust_ellipse(xs[near], ys[near], tolerance)
+    if ellipse is None or _aspect(ellipse[0]) < 0.4:
+        shape, on_edge = (fx, fy, fr, fr), inliers
+    else:
+        # The circle's inliers stay: under motion blur, the rays across the motion find a
+        # wide ramp whose steepest point wanders, and the ellipse's tighter fit drops them.
+        shape, on_edge = ellipse[0], inliers.copy()
+        on_edge[np.nonzero(near)[0][ellipse[1]]] = True
     top = sin < -0.7  # rays within 45 degrees of straight up, where the upper lid comes down
-    return (fx, fy, fr), cos, sin, inliers, rms, _aspect(xs[near], ys[near]), float(near[top].mean())
+    return PupilEdge((fx, fy, fr), rms, shape, xs[on_edge], ys[on_edge], float(near[top].mean()))
 
 
 # --- the limbus -------------------------------------------------------------------------------
@@ -435,8 +518,8 @@ def _limbus_angles() -> tuple[np.ndarray, np.ndarray]:
 
 def _limbus(
     half: np.ndarray, factor: float, pupil: tuple[float, float, float], bright: float
-) -> tuple[tuple[float, float, float], float, float] | None:
-    """Limbus circle (frame pixels), its foreshortening (minor over major semi-axis) and step strength.
+) -> tuple[float, float, float] | None:
+    """Limbus circle (frame pixels).
 
     Searched on `half`, the frame shrunk by `factor`: the limbus is a soft edge, so half the
     pixels lose nothing and halve the work.
@@ -473,29 +556,34 @@ def _limbus(
     fit = _robust_circle(ex, ey, tolerance=max(1.5, 0.03 * peak))
     if fit is None:
         return None
-    (cx, cy, r), inliers = fit
-    aspect = _aspect(ex[inliers], ey[inliers])
-    return (cx * factor, cy * factor, r * factor), aspect, _median(found[keep])
+    cx, cy, r = fit[0]
+    return cx * factor, cy * factor, r * factor
 
 
 # --- measurement ------------------------------------------------------------------------------
 
 
-def _edge_widths(
-    g: np.ndarray, pupil: tuple[float, float, float], cos: np.ndarray, sin: np.ndarray, inliers: np.ndarray
-) -> tuple[float, float] | None:
-    """(sharpest, widest) pupil-edge width over six orientations, from the inlier rays."""
-    cx, cy, r = pupil
-    span = min(12.0, 0.6 * r)
+def _edge_widths(g: np.ndarray, edge: PupilEdge) -> tuple[float, float] | None:
+    """(sharpest, widest) pupil-edge width over six orientations, across the edge's ellipse.
+
+    Sampled along rays from the ellipse's centre through the edge points, each centred on
+    the ellipse: a turned pupil's edge lies off any circle, and profiles averaged off their
+    edge would be widened by the misalignment, not by blur.
+    """
+    x0, y0, sx, sy = edge.ellipse
+    angles = np.arctan2(edge.ys - y0, edge.xs - x0)
+    cos, sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+    r = _ray_to_ellipse(x0, y0, cos, sin, edge.ellipse)
+    span = min(12.0, 0.6 * min(sx, sy))
     step = 0.5
     offsets = np.arange(-span, span + step / 2, step, dtype=np.float32)
-    xs = cx + cos[:, None] * (r + offsets[None, :])
-    ys = cy + sin[:, None] * (r + offsets[None, :])
+    xs = x0 + cos[:, None] * (r[:, None] + offsets[None, :])
+    ys = y0 + sin[:, None] * (r[:, None] + offsets[None, :])
     profiles = _sample(g, xs, ys)
     orientation = (np.degrees(np.arctan2(sin, cos)) % 180.0 // 30.0).astype(np.int64)
-    # Mean profile per orientation (rays and their opposite ones together), inliers only.
+    # Mean profile per orientation (rays and their opposite ones together).
     member = np.zeros((6, len(cos)), np.float32)
-    member[orientation[inliers], np.nonzero(inliers)[0]] = 1.0
+    member[orientation, np.arange(len(cos))] = 1.0
     counts = member.sum(axis=1)
     usable = counts >= 2
     if usable.sum() < 2:
@@ -541,8 +629,9 @@ def _reflection_on_iris(
     Counted at full resolution (a spot is a few pixels). A spot counts when its centre is
     inside the annulus away from both edges (at the pupil edge a spot is in the pupil,
     where it belongs; at the limbus it is on the sclera or the lid margin) and a ring just
-    around it is iris-grey nearly all round (a reflection on the lid margin or the tear
-    film has lid or lashes on one side), a tenth of the annulus inside the eyelid boundary
+    around it is iris-grey nearly all round, and so is a stretch beyond it towards the
+    nearer lid (a reflection on the lid margin or the tear film has lid or lashes on that
+    side), a tenth of the annulus inside the eyelid boundary
     (`lid_start`: per annulus ray, the cell where the lid begins), and at least MIN_SPOT_PX
     pixels: the illuminator's image, not a glint off a lash.
     """
@@ -580,7 +669,16 @@ def _reflection_on_iris(
             continue
         radius = 0.5 * max(bw, bh) + 4.0
         ring = _sample(g, cx + radius * cos, cy + radius * sin)
-        if np.mean((ring > low) & (ring < high)) >= 0.75:
+        if np.mean((ring > low) & (ring < high)) < 0.75:
+            continue
+        # Towards the nearer lid (up above the pupil, down below it), iris for a while
+        # beyond the ring: a glint in the tear film sits a few pixels from the lid margin,
+        # closer than the annulus's coarse lid line can tell, and has lid or lashes there.
+        toward_lid = -1.0 if cy < py else 1.0
+        reach = cy + toward_lid * (0.5 * bh + np.arange(2.0, 2.0 + max(6.0, 0.12 * span)))
+        columns, rows = np.meshgrid(cx + np.array([-1.0, 0.0, 1.0]), reach)
+        stretch = _sample(g, columns, rows)
+        if np.mean((stretch > low) & (stretch < high)) >= 0.75:
             covered += area
     return covered / (math.pi * (ir * ir - pr * pr))
 
@@ -615,14 +713,13 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     fine = _fine_pupil(g, coarse)
     if fine is None:
         return metrics
-    pupil, cos, sin, inliers, pupil_rms, pupil_aspect, seen = fine
+    pupil, pupil_rms = fine.circle, fine.rms
     px, py, pr = pupil
     if pr < 3:
         return metrics
-    limbus = _limbus(half, factor, pupil, bright)
-    if limbus is None:
+    iris = _limbus(half, factor, pupil, bright)
+    if iris is None:
         return metrics
-    iris, _, _ = limbus
     ix, iy, ir = iris
     if not (ir > 1.2 * pr and math.hypot(ix - px, iy - py) < 0.5 * ir):
         return metrics
@@ -630,6 +727,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     grey, xs, ys, u = _annulus(g, pupil, iris)
     inside = (xs >= 0) & (ys >= 0) & (xs <= w - 1) & (ys <= h - 1)
     angles = np.linspace(0.0, 360.0, ANNULUS_ANGLES, endpoint=False)
+    cos, sin = _unit_rays(PUPIL_RAYS, 0.0, 360.0)
     pupil_grey = _median(_sample(g, px + 0.5 * pr * cos, py + 0.5 * pr * sin))
     # Sclera: just outside the limbus, left and right.
     side = np.radians(np.array([-20.0, -10.0, 0.0, 10.0, 20.0, 160.0, 170.0, 180.0, 190.0, 200.0]))
@@ -682,8 +780,9 @@ def _measure(g: np.ndarray) -> dict[str, float]:
 
     # With the top of the pupil's edge under the lid, its ellipse says more about the lid
     # than about the gaze: 0, and open_wider speaks instead.
-    gaze = math.degrees(math.acos(min(1.0, max(0.0, pupil_aspect)))) if seen >= 0.9 else 0.0
-    widths = _edge_widths(g, pupil, cos, sin, inliers)
+    aspect = _aspect(fine.ellipse)
+    gaze = math.degrees(math.acos(min(1.0, max(0.0, aspect)))) if fine.seen >= 0.9 else 0.0
+    widths = _edge_widths(g, fine)
     edge_width, widest = widths if widths else (float(2.0 * pr), float(2.0 * pr))
 
     metrics.update(
