@@ -84,7 +84,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     return field_ / max(1e-6, float(field_.std()))
 
 
-def _lids(p: EyeParams, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def eyelids(p: EyeParams, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Upper and lower eyelid heights (y) along columns x: two arcs meeting at the corners."""
     half_width = 2.2 * p.iris_r
     t = np.clip((x - p.iris_x) / half_width, -1.0, 1.0)
@@ -116,7 +116,7 @@ def render(p: EyeParams) -> tuple[np.ndarray, EyeTruth]:
     squeeze_y = max(0.45, 1.0 - 0.45 * min(1.0, abs(p.gaze_dy) / (1.6 * p.iris_r)))
     iris_visible = 0.0
     if p.eye:
-        upper, lower = _lids(p, xx[0])
+        upper, lower = eyelids(p, xx[0])
         upper_map, lower_map = upper[None, :], lower[None, :]
         # Soft (one-pixel) edges everywhere: coverage from signed distances.
         inside = np.clip(yy - upper_map + 0.5, 0, 1) * np.clip(lower_map - yy + 0.5, 0, 1)

@@ -747,10 +747,13 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     bright_cut = iris_ref + 0.5 * max(sclera_grey - iris_ref, 12.0)
     dark_cut = iris_ref - 0.5 * max(iris_ref - pupil_grey, 12.0)
     usable = inside & (grey < bright_cut) & (grey > dark_cut)
+    # Specular reflections: far above the sclera's grey (the illuminator's image saturates).
+    spec_cut = sclera_grey + 0.4 * max(255.0 - sclera_grey, 0.0)
     # Eyelids: on rays above and below the pupil, once the iris gives way to lid (3 samples
     # in a row not iris, from a tenth of the way out), the rest of the ray is lid too, even
-    # where lashes over skin happen to be iris-grey.
-    occluded = ~usable & inside
+    # where lashes over skin happen to be iris-grey. A reflection is not lid: a spot on the
+    # upper iris would otherwise close the ray at the spot, and hide itself.
+    occluded = ~usable & inside & (grey < spec_cut)
     run = occluded[:, 2:-2] & occluded[:, 3:-1] & occluded[:, 4:]
     has_run = run.any(axis=1)
     first = np.where(has_run, run.argmax(axis=1) + 2, ANNULUS_RADII)
@@ -771,8 +774,6 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     upper_y = iy - (pr + up_reach * (ir - pr))
     lower_y = iy + (pr + down_reach * (ir - pr))
 
-    # Specular reflections: far above the sclera's grey (the illuminator's image saturates).
-    spec_cut = sclera_grey + 0.4 * max(255.0 - sclera_grey, 0.0)
     reflection = _reflection_on_iris(g, pupil, iris, spec_cut, (dark_cut, bright_cut), first)
 
     # Saturation where it costs texture: over the iris annulus (sclera and skin may clip).
