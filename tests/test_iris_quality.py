@@ -90,6 +90,11 @@ def test_feedback_codes_are_the_issue_s_eleven_each_with_both_languages() -> Non
         "hold_still", "out_of_focus", "too_dark", "too_bright", "reflection_on_iris",
     )  # fmt: skip
     assert sorted(FEEDBACK_PRIORITY) == sorted(FEEDBACK_CODES)
+
+
+def test_readme_gives_the_feedback_order_the_assessor_uses() -> None:
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    assert ", ".join(f"`{code}`" for code in FEEDBACK_PRIORITY) in readme
     for code in FEEDBACK_CODES:
         indonesian, english = FEEDBACK_MESSAGES[code]
         assert indonesian and english and indonesian != english
@@ -391,6 +396,19 @@ def test_simulated_eye_degradation_ladders(name: str, seed: int) -> None:
     code, changes, steps, fail_from = SIM_LADDERS[name]
     reports = [assess_iris(simulated(seed, **changes(step))) for step in steps]
     check_ladder(name, code, reports, fail_from)
+
+
+@pytest.mark.parametrize("seed", HELD_OUT_SEEDS)
+def test_an_eye_closing_past_half_is_told_to_open_wider(seed: int) -> None:
+    """Past the ladder's end: the lid over the pupil's centre (0.45, 0.4) still leaves an eye
+    to locate, and open_wider comes first; closed further, what is left of the eye is a sliver
+    or nothing, and the officer hears open_wider or no_eye, never to move the camera."""
+    for opening in (0.45, 0.4):
+        report = assess_iris(simulated(seed, eyelid=opening))
+        assert report.feedback[:1] == ["open_wider"], (opening, report.feedback, report.metrics)
+    for opening in (0.35, 0.3, 0.2, 0.1, 0.0):
+        report = assess_iris(simulated(seed, eyelid=opening))
+        assert report.feedback[0] in ("open_wider", "no_eye"), (opening, report.feedback, report.metrics)
 
 
 def test_overlay_draws_circles_score_and_message() -> None:

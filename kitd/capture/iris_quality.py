@@ -88,19 +88,20 @@ FEEDBACK_MESSAGES: dict[str, tuple[str, str]] = {
 # Order in which feedback is given when several checks fail: first what makes every
 # other measurement meaningless (no eye, exposure, motion: a moving eye smears every edge,
 # so its shape and size are not to be trusted), then where the eye looks (a turned eye is
-# measured foreshortened, smaller than it is, and slides under the lids), then where it is
-# (size, place), then the opening, then focus, and a reflection last: it is fixed by the
-# angle once everything else is right.
+# measured foreshortened, smaller than it is, and slides under the lids), then the opening
+# (the size and place of an eye the lids mostly hide are read off a sliver of it: an eye
+# nearly closed was told to come closer), then where it is (size, place), then focus, and
+# a reflection last: it is fixed by the angle once everything else is right.
 FEEDBACK_PRIORITY: tuple[str, ...] = (
     "no_eye",
     "too_dark",
     "too_bright",
     "hold_still",
     "look_at_camera",
+    "open_wider",
     "move_back",
     "move_closer",
     "off_center",
-    "open_wider",
     "out_of_focus",
     "reflection_on_iris",
 )
@@ -353,6 +354,12 @@ def _ray_to_ellipse(
 # --- the pupil --------------------------------------------------------------------------------
 
 
+def _circle_below(r: float, height: float) -> float:
+    """Area of the part of a circle of radius `r` within `height` of its bottom."""
+    d = r - height  # from the centre up to the chord (negative: the chord is above it)
+    return r * r * math.acos(max(-1.0, min(1.0, d / r))) - d * math.sqrt(max(r * r - d * d, 0.0))
+
+
 def _coarse_pupil(
     small: np.ndarray, frame_width: int, frame_height: int
 ) -> tuple[float, float, float] | None:
@@ -378,9 +385,10 @@ def _coarse_pupil(
             # than wide (up to 1.6 times: a 50 degree turn); taller still is a lash, hair or
             # a text stroke.
             r = bw / 2.0 if bh <= bw else (bw + bh) / 4.0
-            if r < min_r or r > 0.3 * sy or bh > 1.6 * bw:
-                continue  # too small, too big, or far taller than wide
-            fill = area / (math.pi * r * r)
+            if r < min_r or r > 0.3 * sy or bh > 1.6 * bw or bh < 0.3 * bw:
+                continue  # too small, too big, far taller than wide, or a line (a lid margin)
+            # Filled against the part of the circle the blob's height leaves below a lid.
+            fill = area / _circle_below(r, min(float(bh), 2.0 * r))
             if fill < 0.3:
                 continue
             # Surround: a box 1.8 radii around the blob's circle, minus the blob itself.
@@ -728,7 +736,11 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     inside = (xs >= 0) & (ys >= 0) & (xs <= w - 1) & (ys <= h - 1)
     angles = np.linspace(0.0, 360.0, ANNULUS_ANGLES, endpoint=False)
     cos, sin = _unit_rays(PUPIL_RAYS, 0.0, 360.0)
-    pupil_grey = _median(_sample(g, px + 0.5 * pr * cos, py + 0.5 * pr * sin))
+    # The pupil's grey: the darkest tenth of three rings inside it (a lid come down past the
+    # pupil's centre covers most of them with skin).
+    rings = np.array([0.3, 0.5, 0.7], np.float32)[:, None] * pr
+    inside_pupil = _sample(g, px + rings * cos[None, :], py + rings * sin[None, :]).ravel()
+    pupil_grey = float(np.partition(inside_pupil, len(inside_pupil) // 10)[len(inside_pupil) // 10])
     # Sclera: just outside the limbus, left and right.
     side = np.radians(np.array([-20.0, -10.0, 0.0, 10.0, 20.0, 160.0, 170.0, 180.0, 190.0, 200.0]))
     sclera_x = ix + np.cos(side)[:, None] * ir * np.array([1.12, 1.2, 1.28])[None, :]
