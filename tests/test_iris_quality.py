@@ -56,6 +56,10 @@ HAND_LIMBUS_POINTS = [
 ]  # fmt: skip
 HAND_PUPIL = (328.1, 233.2, 63.0)  # x, y, r in pixels: the circle through HAND_PUPIL_POINTS
 HAND_IRIS = (323.4, 233.2, 121.2)  # the circle through HAND_LIMBUS_POINTS
+# The upper lid over the pupil's columns: where the grey crosses half-way between the lid
+# skin just above the margin (~155-180) and the tear film's dark line under it (~60), on
+# columns x 290, 310, 330, 350, 370 (5 px averaged): y 157.1, 155.9, 154.0, 154.4, 156.1.
+HAND_UPPER_LID_Y = 155.5
 
 
 def circle_through(points: list[tuple[int, int]]) -> tuple[float, float, float]:
@@ -198,11 +202,25 @@ def test_real_eye_circles_lie_on_the_hand_measured_boundaries() -> None:
     cv2.imwrite(str(ARTIFACTS / "iris_real_eye_circles.png"), picture)
     assert close(pupil, HAND_PUPIL, 5.0), pupil
     assert close(iris, HAND_IRIS, 5.0), iris
+    assert abs(report.metrics["upper_eyelid_y"] - HAND_UPPER_LID_Y) <= 5.0, report.metrics
     # Wide enough, mostly visible (the upper lid hides about a fifth), in focus, lit well.
     m = report.metrics
     assert m["iris_diameter"] >= 210 and 0.7 <= m["usable_iris_area"] <= 0.9
     assert m["edge_width_px"] < DEFAULT_THRESHOLDS["max_edge_width_px"]
     assert DEFAULT_THRESHOLDS["min_iris_grey"] < m["iris_grey"] < DEFAULT_THRESHOLDS["max_iris_grey"]
+
+
+@pytest.mark.parametrize("seed", HELD_OUT_SEEDS)
+def test_eyelid_boundaries_match_the_simulator_s_lids(seed: int) -> None:
+    """From wide open to the lid over the pupil's centre: both lids within 5 px of where the
+    simulator drew them, over the iris's centre."""
+    for opening in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5):
+        params = EyeParams(seed=seed, eyelid=opening)
+        upper, lower = (float(v[0]) for v in eyelids(params, np.array([params.iris_x])))
+        m = assess_iris(simulated(seed, eyelid=opening)).metrics
+        assert abs(m["upper_eyelid_y"] - upper) <= 5.0, (opening, upper, m["upper_eyelid_y"])
+        # Wide open, the lower lid is just under the limbus: the limbus is where the iris ends.
+        assert abs(m["lower_eyelid_y"] - min(lower, params.iris_y + params.iris_r)) <= 5.0, (opening, m)
 
 
 @needs_real_eye

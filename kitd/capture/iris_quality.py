@@ -24,8 +24,10 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
 * **Iris annulus**: sampled between the two circles (Daugman's rubber sheet, 120 angles x 20
   radii). Samples much brighter than the iris are lid skin or reflections, much darker ones
   lashes or lid margin: what is left is the usable iris. Its grey levels give contrast,
-  grey-scale use and exposure; where the occlusion starts in the upper and lower sectors
-  gives the eyelid boundaries.
+  grey-scale use and exposure. In the upper and lower sectors, where the occlusion starts,
+  moved in to the step up from iris to lid at full resolution (a lid's shadowed margin is
+  iris-grey) and smoothed over neighbouring rays, gives the eyelid boundaries; a lid down
+  over the pupil is found up the pupil's middle column.
 * **Sharpness and motion**: the width of the pupil edge (its rise over its steepest slope),
   per edge orientation, across the pupil's ellipse. Defocus widens every orientation
   alike; motion widens the edges across the motion and leaves those along it sharp, so the
@@ -624,6 +626,59 @@ def _annulus(
     return _sample(g, xs, ys), xs, ys, np.broadcast_to(u, xs.shape)
 
 
+def _lid_edges(
+    g: np.ndarray,
+    pupil: tuple[float, float, float],
+    iris: tuple[float, float, float],
+    first: np.ndarray,
+    min_step: float,
+) -> np.ndarray:
+    """Where each annulus ray's lid begins (in annulus cells, fractional), to the pixel.
+
+    `first` is the cell where the ray's samples stop being iris-grey. A lid's margin and the
+    skin just above it are often in shadow, iris-grey themselves, so the lid truly begins a
+    few cells nearer the pupil: where, within four cells inside `first`, the grey steps up
+    from iris (or the tear film's dark line) to lid by at least `min_step`.
+    """
+    rows = np.nonzero(first < ANNULUS_RADII)[0]
+    if rows.size == 0:
+        return first
+    fine = 4  # samples per annulus cell
+    u = (np.arange(ANNULUS_RADII * fine, dtype=np.float32) + 0.5) / (ANNULUS_RADII * fine)
+    cos, sin = _unit_rays(ANNULUS_ANGLES, 0.0, 360.0)
+    cos, sin = cos[rows], sin[rows]
+    px, py, pr = pupil
+    ix, iy, ir = iris
+    inner_x, inner_y = px + pr * cos, py + pr * sin
+    outer_x, outer_y = ix + ir * cos, iy + ir * sin
+    xs = inner_x[:, None] + (outer_x - inner_x)[:, None] * u[None, :]
+    ys = inner_y[:, None] + (outer_y - inner_y)[:, None] * u[None, :]
+    step = _step_strength(_sample(g, xs, ys), fine)
+    cells = u * ANNULUS_RADII  # each fine sample's position, in cells
+    window = (cells[None, :] >= first[rows, None] - 4.0) & (cells[None, :] <= first[rows, None] + 0.5)
+    strong = window & (step >= min_step)
+    # The innermost strong step (farther out, a glint or the skin above the lashes steps up
+    # too), at its steepest: the greatest step within a cell of where it starts.
+    start = strong.argmax(axis=1)
+    ahead = np.minimum(start[:, None] + np.arange(fine)[None, :], step.shape[1] - 1)
+    steepest = np.take_along_axis(step, ahead, axis=1).argmax(axis=1)
+    best = ahead[np.arange(rows.size), steepest]
+    out = first.copy()
+    out[rows] = np.where(strong.any(axis=1), np.minimum(cells[best], first[rows]), first[rows])
+    return out
+
+
+def _lid_over_pupil(g: np.ndarray, pupil: tuple[float, float, float], skin_cut: float) -> float | None:
+    """The y where an upper lid over the pupil begins: going up the pupil's middle (5 columns
+    averaged) from near its bottom, the first grey above `skin_cut`; None if there is none."""
+    px, py, pr = pupil
+    ys = np.arange(py + 0.9 * pr, py - pr - 4.0, -1.0, dtype=np.float32)
+    columns, rows = np.meshgrid(px + np.arange(-2.0, 2.5, 1.0, dtype=np.float32), ys)
+    profile = _sample(g, columns, rows).mean(axis=1)
+    above = np.nonzero(profile > skin_cut)[0]
+    return float(ys[above[0]]) if above.size else None
+
+
 def _reflection_on_iris(
     g: np.ndarray,
     pupil: tuple[float, float, float],
@@ -770,21 +825,31 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     has_run = run.any(axis=1)
     first = np.where(has_run, run.argmax(axis=1) + 2, ANNULUS_RADII)
     lids = ((angles > 195.0) & (angles < 345.0)) | ((angles > 15.0) & (angles < 165.0))
-    first = np.where(lids, first, ANNULUS_RADII)
-    beyond = np.arange(ANNULUS_RADII)[None, :] >= first[:, None]
+    first = np.where(lids, first, ANNULUS_RADII).astype(np.float64)
+    first = _lid_edges(g, pupil, iris, first, 0.35 * max(sclera_grey - iris_ref, 12.0))
+    # A lid is a smooth curve: a ray that missed it (a glint, a lash across the margin) takes
+    # its neighbours' edge, the median of seven rays (21 degrees).
+    around = np.lib.stride_tricks.sliding_window_view(np.concatenate([first[-3:], first, first[:3]]), 7)
+    first = np.where(lids, np.partition(around, 3, axis=1)[:, 3], first)
+    beyond = np.arange(ANNULUS_RADII)[None, :] + 0.5 > first[:, None]
     usable &= ~beyond
     weight = (pr + u * (ir - pr)) * inside  # samples farther out stand for more area
     usable_area = float((weight * usable).sum() / max(weight.sum(), 1e-6))
     iris_values = grey[usable]
     iris_grey = _median(iris_values) if iris_values.size else iris_ref
 
-    # Eyelid boundaries: how far out the iris stays visible straight up and straight down.
+    # Eyelid boundaries: where the lid begins on the rays within 30 degrees of straight up
+    # and straight down (the limbus where no lid is seen).
+    reach = np.minimum(first, ANNULUS_RADII) / ANNULUS_RADII
+    angle_sin = np.sin(np.radians(angles))
+    boundary_y = (py + pr * angle_sin) * (1.0 - reach) + (iy + ir * angle_sin) * reach
     up = (angles > 240.0) & (angles < 300.0)
-    down = (angles > 60.0) & (angles < 120.0)
-    up_reach = _median(first[up]) / ANNULUS_RADII
-    down_reach = _median(first[down]) / ANNULUS_RADII
-    upper_y = iy - (pr + up_reach * (ir - pr))
-    lower_y = iy + (pr + down_reach * (ir - pr))
+    upper_y = _median(boundary_y[up])
+    lower_y = _median(boundary_y[(angles > 60.0) & (angles < 120.0)])
+    if _median(first[up]) <= 2.5:
+        # The lid is down over the pupil's top: it begins where, up the pupil's middle
+        # column, the pupil's dark gives way to lid skin.
+        upper_y = _lid_over_pupil(g, pupil, pupil_grey + 0.5 * (bright_cut - pupil_grey)) or upper_y
 
     reflection = _reflection_on_iris(g, pupil, iris, spec_cut, (dark_cut, bright_cut), first)
 
