@@ -612,11 +612,20 @@ def _edge_widths(g: np.ndarray, edge: PupilEdge) -> tuple[float, float] | None:
 
 
 def _annulus(
-    g: np.ndarray, pupil: tuple[float, float, float], iris: tuple[float, float, float]
+    g: np.ndarray,
+    pupil: tuple[float, float, float],
+    iris: tuple[float, float, float],
+    radii: int = ANNULUS_RADII,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rubber-sheet samples between the pupil and limbus circles: grey, x, y, u (0 pupil .. 1 limbus)."""
+    """Rubber-sheet samples between the pupil and limbus circles: grey, x, y, u (0 pupil .. 1 limbus).
+
+    ANNULUS_ANGLES rays (or those of them in `rows`), `radii` samples along each.
+    """
     cos, sin = _unit_rays(ANNULUS_ANGLES, 0.0, 360.0)
-    u = (np.arange(ANNULUS_RADII, dtype=np.float32) + 0.5) / ANNULUS_RADII
+    if rows is not None:
+        cos, sin = cos[rows], sin[rows]
+    u = (np.arange(radii, dtype=np.float32) + 0.5) / radii
     px, py, pr = pupil
     ix, iy, ir = iris
     inner_x, inner_y = px + pr * cos, py + pr * sin
@@ -644,17 +653,9 @@ def _lid_edges(
     if rows.size == 0:
         return first
     fine = 4  # samples per annulus cell
-    u = (np.arange(ANNULUS_RADII * fine, dtype=np.float32) + 0.5) / (ANNULUS_RADII * fine)
-    cos, sin = _unit_rays(ANNULUS_ANGLES, 0.0, 360.0)
-    cos, sin = cos[rows], sin[rows]
-    px, py, pr = pupil
-    ix, iy, ir = iris
-    inner_x, inner_y = px + pr * cos, py + pr * sin
-    outer_x, outer_y = ix + ir * cos, iy + ir * sin
-    xs = inner_x[:, None] + (outer_x - inner_x)[:, None] * u[None, :]
-    ys = inner_y[:, None] + (outer_y - inner_y)[:, None] * u[None, :]
-    step = _step_strength(_sample(g, xs, ys), fine)
-    cells = u * ANNULUS_RADII  # each fine sample's position, in cells
+    grey, _, _, u = _annulus(g, pupil, iris, ANNULUS_RADII * fine, rows)
+    step = _step_strength(grey, fine)
+    cells = u[0] * ANNULUS_RADII  # each fine sample's position, in cells
     window = (cells[None, :] >= first[rows, None] - 4.0) & (cells[None, :] <= first[rows, None] + 0.5)
     strong = window & (step >= min_step)
     # The innermost strong step (farther out, a glint or the skin above the lashes steps up
