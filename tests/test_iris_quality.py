@@ -211,13 +211,15 @@ def test_real_eye_circles_lie_on_the_hand_measured_boundaries() -> None:
 
 
 @pytest.mark.parametrize("seed", HELD_OUT_SEEDS)
-def test_eyelid_boundaries_match_the_simulator_s_lids(seed: int) -> None:
+@pytest.mark.parametrize("spot", [(338.0, 222.0), (321.0, 268.0)], ids=["upper-pupil", "lower-pupil"])
+def test_eyelid_boundaries_match_the_simulator_s_lids(seed: int, spot: tuple[float, float]) -> None:
     """From wide open to the lid over the pupil's centre: both lids within 5 px of where the
-    simulator drew them, over the iris's centre."""
+    simulator drew them, over the iris's centre. The illuminator's spot in the pupil, high
+    (hidden once the lid comes down) or low (still seen under it), is not taken for the lid."""
     for opening in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5):
-        params = EyeParams(seed=seed, eyelid=opening)
+        params = EyeParams(seed=seed, eyelid=opening, reflections=(spot,))
         upper, lower = (float(v[0]) for v in eyelids(params, np.array([params.iris_x])))
-        m = assess_iris(simulated(seed, eyelid=opening)).metrics
+        m = assess_iris(simulated(seed, eyelid=opening, reflections=(spot,))).metrics
         assert abs(m["upper_eyelid_y"] - upper) <= 5.0, (opening, upper, m["upper_eyelid_y"])
         # Wide open, the lower lid is just under the limbus: the limbus is where the iris ends.
         assert abs(m["lower_eyelid_y"] - min(lower, params.iris_y + params.iris_r)) <= 5.0, (opening, m)

@@ -494,7 +494,7 @@ def _fine_pupil(g: np.ndarray, coarse: tuple[float, float, float]) -> PupilEdge 
     residual = np.hypot(xs - fx, ys - fy) - fr
     inliers = near & (np.abs(residual) <= max(tolerance, 2.5 * _median(np.abs(residual[near]))))
     rms = float(np.sqrt(np.mean(residual[inliers] ** 2)))
-    # The ellipse (gaze, edge widths) is fitted to every ray with a clear step near the coarse
+    # The ellipse (gaze, edge widths) is fitted to every ray with a clear step near the first
     # circle: a turned pupil's ends lie off the fitted circle, and circle inliers would cut them off.
     ellipse = _robust_ellipse(xs[near], ys[near], tolerance)
     if ellipse is None or _aspect(ellipse[0]) < 0.4:
@@ -670,14 +670,20 @@ def _lid_edges(
 
 
 def _lid_over_pupil(g: np.ndarray, pupil: tuple[float, float, float], skin_cut: float) -> float | None:
-    """The y where an upper lid over the pupil begins: going up the pupil's middle (5 columns
-    averaged) from near its bottom, the first grey above `skin_cut`; None if there is none."""
+    """The y where an upper lid over the pupil ends, down the pupil's middle (5 columns
+    averaged): from lid skin above the pupil, the first of 6 px in a row no brighter than
+    `skin_cut` (a lash is thinner; the lid's dark margin runs on into the pupil). None when
+    no skin is seen above the pupil. Scanning down, a reflection in the pupil's visible
+    part, below the lid, is never reached."""
     px, py, pr = pupil
-    ys = np.arange(py + 0.9 * pr, py - pr - 4.0, -1.0, dtype=np.float32)
+    ys = np.arange(py - pr - 4.0, py + 0.9 * pr, 1.0, dtype=np.float32)
     columns, rows = np.meshgrid(px + np.arange(-2.0, 2.5, 1.0, dtype=np.float32), ys)
-    profile = _sample(g, columns, rows).mean(axis=1)
-    above = np.nonzero(profile > skin_cut)[0]
-    return float(ys[above[0]]) if above.size else None
+    dark = _sample(g, columns, rows).mean(axis=1) <= skin_cut
+    run = 6
+    if dark[0] or ys.size < run:
+        return None
+    starts = np.lib.stride_tricks.sliding_window_view(dark, run).all(axis=1)
+    return float(ys[starts.argmax()]) if starts.any() else None
 
 
 def _reflection_on_iris(
@@ -848,8 +854,8 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     upper_y = _median(boundary_y[up])
     lower_y = _median(boundary_y[(angles > 60.0) & (angles < 120.0)])
     if _median(first[up]) <= 2.5:
-        # The lid is down over the pupil's top: it begins where, up the pupil's middle
-        # column, the pupil's dark gives way to lid skin.
+        # The lid is down over the pupil's top: it ends where, down the pupil's middle
+        # column, lid skin gives way to the pupil's dark.
         upper_y = _lid_over_pupil(g, pupil, pupil_grey + 0.5 * (bright_cut - pupil_grey)) or upper_y
 
     reflection = _reflection_on_iris(g, pupil, iris, spec_cut, (dark_cut, bright_cut), first)
