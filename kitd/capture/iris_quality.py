@@ -856,7 +856,8 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     if _median(first[up]) <= 2.5:
         # The lid is down over the pupil's top: it ends where, down the pupil's middle
         # column, lid skin gives way to the pupil's dark.
-        upper_y = _lid_over_pupil(g, pupil, pupil_grey + 0.5 * (bright_cut - pupil_grey)) or upper_y
+        over_pupil = _lid_over_pupil(g, pupil, pupil_grey + 0.5 * (bright_cut - pupil_grey))
+        upper_y = upper_y if over_pupil is None else over_pupil
 
     reflection = _reflection_on_iris(g, pupil, iris, spec_cut, (dark_cut, bright_cut), first)
 
