@@ -24,7 +24,7 @@ def usbip_capture_times(sim: SimulatorProcess, repeat: int) -> list[float]:
     from kitd.drivers.usb_link import resolve_backend
 
     reader = NB1010Reader.over_usb(
-        serial=None, backend=resolve_backend(f"usbip://{sim.addresses['usbip']}"), ppi=385
+        serial=None, backend=resolve_backend(sim.usbip_uri), ppi=385
     )
     reader.open()
     try:
@@ -38,7 +38,7 @@ def replug_latencies(sim: SimulatorProcess, workdir: Path, repeat: int) -> list[
     kitd = KitdProcess(
         workdir / "kitd",
         devices=[{"uri": "usb:298d:1010"}],
-        settings={"usb_backend": f"usbip://{sim.addresses['usbip']}", "log.level": "warning"},
+        settings={"usb_backend": sim.usbip_uri, "log.level": "warning"},
         for_tests=False,
     ).start()
     try:

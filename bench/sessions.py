@@ -24,7 +24,7 @@ def fingerprint_latencies(workdir: Path, repeat: int) -> tuple[list[float], list
     kitd = KitdProcess(
         workdir / "kitd",
         devices=[{"uri": "usb:298d:1010"}],
-        settings={"usb_backend": f"usbip://{sim.addresses['usbip']}", "log.level": "warning"},
+        settings={"usb_backend": sim.usbip_uri, "log.level": "warning"},
         for_tests=False,
     ).start()
     events = EventRecorder(kitd.url)

@@ -35,7 +35,7 @@ def start_fingerprint_reader(workdir: Path) -> SimulatedDevice:
     sim = SimulatorProcess("hil.nb1010_sim", ["--condition", "good"], workdir / "nb1010").start()
     return SimulatedDevice(
         simulator=sim,
-        settings={"usb_backend": f"usbip://{sim.addresses['usbip']}"},
+        settings={"usb_backend": sim.usbip_uri},
         devices=[{"id": "fingerprint", "uri": "usb:298d:1010"}],
     )
 

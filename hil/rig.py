@@ -136,6 +136,11 @@ class SimulatorProcess:
         self.addresses = dict(item.split("=", 1) for item in line.split()[1:])
         return self
 
+    @property
+    def usbip_uri(self) -> str:
+        """The simulated reader as kitd's `usb_backend` (or KITD_USB_BACKEND) names it."""
+        return f"usbip://{self.addresses['usbip']}"
+
     def control(self, command: str, timeout_s: float = 10.0) -> str:
         """Send one control command; the reply after `ok` (RuntimeError on `err`)."""
         host, _, port = self.addresses["control"].rpartition(":")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from kitd.capture.iris import close_feeds, stream_preview
-from kitd.capture_service import CAPTURE_KINDS, validate_request
+from kitd.capture_service import CAPTURE_KINDS, Capture, validate_request
 from kitd.errors import (
     ConfigError,
     DeviceBusy,
@@ -49,6 +49,12 @@ KIT_ERROR_STATUS: tuple[tuple[type[KitError], int, str], ...] = (
     (DeviceTimeout, 504, "timeout"),
     (ProtocolError, 502, "protocol_error"),
 )
+
+
+def capture_response(capture: Capture) -> web.Response:
+    """A captured image or recording, never cached (it is biometric data)."""
+    headers = {"Cache-Control": "no-store", **capture.headers}
+    return web.Response(body=capture.body, content_type=capture.content_type, headers=headers)
 
 
 def kit_error_response(exc: KitError) -> web.Response:
@@ -101,8 +107,7 @@ async def post_capture(request: web.Request) -> web.Response:
         capture = await kit.capture(slot, options)
     except KitError as exc:
         return kit_error_response(exc)
-    headers = {"Cache-Control": "no-store", **capture.headers}
-    return web.Response(body=capture.body, content_type=capture.content_type, headers=headers)
+    return capture_response(capture)
 
 
 async def get_iris_stream(request: web.Request) -> web.StreamResponse:
@@ -207,8 +212,7 @@ async def get_session_capture(request: web.Request) -> web.Response:
         capture = _kit(request).sessions.result(request.match_info["id"])
     except KitError as exc:
         return session_error_response(exc)
-    headers = {"Cache-Control": "no-store", **capture.headers}
-    return web.Response(body=capture.body, content_type=capture.content_type, headers=headers)
+    return capture_response(capture)
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:

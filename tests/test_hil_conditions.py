@@ -47,7 +47,7 @@ def shows(condition: str, got: dict[str, float], good: dict[str, float]) -> bool
 def test_twenty_captures_cycling_conditions(start_simulator, start_kitd, tmp_path: Path) -> None:
     sim = start_simulator("hil.nb1010_sim")
     kitd = start_kitd(
-        devices=[{"uri": "usb:298d:1010"}], settings={"usb_backend": f"usbip://{sim.addresses['usbip']}"}
+        devices=[{"uri": "usb:298d:1010"}], settings={"usb_backend": sim.usbip_uri}
     )
     kitd.wait_for_status("fingerprint", "ready")
     plan = [(c, seed) for seed in (1, 2, 3) for c in CONDITIONS][:20]

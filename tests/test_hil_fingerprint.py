@@ -20,7 +20,7 @@ READER = [{"id": "fingerprint", "uri": "usb:298d:1010"}]
 
 
 def usbip_settings(sim: SimulatorProcess) -> dict[str, str]:
-    return {"usb_backend": f"usbip://{sim.addresses['usbip']}"}
+    return {"usb_backend": sim.usbip_uri}
 
 
 def random_frame(path: Path, seed: int) -> np.ndarray:
@@ -60,7 +60,7 @@ def test_queued_frame_comes_back_through_both_paths(rig, tmp_path: Path) -> None
 
     # The daemon holds the reader, so a direct capture must refuse...
     direct = tmp_path / "direct.png"
-    env_backend = {"KITD_USB_BACKEND": f"usbip://{sim.addresses['usbip']}"}
+    env_backend = {"KITD_USB_BACKEND": sim.usbip_uri}
     kitd.env.update(env_backend)
     refused = kitd.kitctl(
         "capture", "fingerprint", "--device", "usb:298d:1010", "--raw", "--out", str(direct)

@@ -28,7 +28,7 @@ def rig(start_simulator, start_kitd):
     sim = start_simulator("hil.nb1010_sim", ["--condition", "good"])
     kitd = start_kitd(
         devices=[{"uri": "usb:298d:1010"}],
-        settings={"usb_backend": f"usbip://{sim.addresses['usbip']}", "fingerprint.capture_timeout_s": 2.0},
+        settings={"usb_backend": sim.usbip_uri, "fingerprint.capture_timeout_s": 2.0},
     )
     kitd.wait_for_status("fingerprint", "ready")
     return sim, kitd
@@ -97,7 +97,7 @@ def test_direct_capture_gate_and_force(start_simulator, tmp_path: Path) -> None:
     sim = start_simulator("hil.nb1010_sim", ["--condition", "light", "--seed", "4"])
     env = dict(
         os.environ,
-        KITD_USB_BACKEND=f"usbip://{sim.addresses['usbip']}",
+        KITD_USB_BACKEND=sim.usbip_uri,
         KITD_LOCK_DIR=str(tmp_path / "locks"),
     )
     out = tmp_path / "direct.png"

@@ -17,7 +17,7 @@ def rig(start_simulator, start_kitd):
     sim = start_simulator("hil.nb1010_sim", ["--condition", "light", "--seed", "4"])
     kitd = start_kitd(
         devices=[{"uri": "usb:298d:1010"}],
-        settings={"usb_backend": f"usbip://{sim.addresses['usbip']}", "fingerprint.capture_timeout_s": 20.0},
+        settings={"usb_backend": sim.usbip_uri, "fingerprint.capture_timeout_s": 20.0},
     )
     kitd.wait_for_status("fingerprint", "ready")
     events = EventRecorder(kitd.url)
@@ -65,7 +65,7 @@ def test_applicant_who_never_passes_ends_forced_with_reasons(rig, start_kitd) ->
     kitd.stop()
     kitd = start_kitd(
         devices=[{"uri": "usb:298d:1010"}],
-        settings={"usb_backend": f"usbip://{sim.addresses['usbip']}", "fingerprint.max_attempts": 3},
+        settings={"usb_backend": sim.usbip_uri, "fingerprint.max_attempts": 3},
     )
     kitd.wait_for_status("fingerprint", "ready")
     events = EventRecorder(kitd.url)

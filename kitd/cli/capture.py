@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from kitd.capture.fingerprint import (
@@ -107,15 +108,29 @@ def _progress(message: str) -> None:
         sys.stderr.write(message + "\n")
 
 
-def run_fingerprint(args: argparse.Namespace) -> int:
+def direct_config(args: argparse.Namespace) -> KitConfig:
+    """The configuration for a device kitctl opens itself (--device); --api is the daemon's."""
+    if args.api:
+        raise ConfigError("--api only goes with --daemon")
+    return config_from_args(args)
+
+
+def run_image_capture(
+    args: argparse.Namespace,
+    capture_direct: Callable[[argparse.Namespace, KitConfig, Path], int],
+    kind: str,
+    noun: str,
+    waiting: str,
+) -> int:
+    """An image capture to --out: from the device itself (--device) or through the daemon."""
     out = output_path("--out", args.out)
     if args.device is not None:
-        if args.api:
-            raise ConfigError("--api only goes with --daemon")
-        return _capture_direct(args, config_from_args(args), out)
-    return capture_image_through_daemon(
-        args, client_from_args(args), out, "fingerprint", "fingerprint reader", "a finger"
-    )
+        return capture_direct(args, direct_config(args), out)
+    return capture_image_through_daemon(args, client_from_args(args), out, kind, noun, waiting)
+
+
+def run_fingerprint(args: argparse.Namespace) -> int:
+    return run_image_capture(args, _capture_direct, "fingerprint", "fingerprint reader", "a finger")
 
 
 def claim_for_kitctl(uri: str, config: KitConfig, kind: str, a_noun: str, modality: str) -> DeviceClaim:

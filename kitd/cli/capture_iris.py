@@ -12,16 +12,15 @@ from kitd.cli.capture import (
     _progress,
     _say_forced,
     _seconds,
-    capture_image_through_daemon,
     claim_for_kitctl,
     fail,
-    output_path,
+    run_image_capture,
     write_atomically,
 )
-from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
+from kitd.cli.options import add_api_option, add_config_option
 from kitd.config import KitConfig
 from kitd.drivers.registry import make_driver
-from kitd.errors import ConfigError, DeviceBusy, DeviceTimeout, KitError, QualityGateFailed
+from kitd.errors import DeviceBusy, DeviceTimeout, KitError, QualityGateFailed
 
 KIND = "iris_camera"
 
@@ -56,14 +55,7 @@ def add_modality(kinds: argparse._SubParsersAction) -> None:
 
 
 def run_iris(args: argparse.Namespace) -> int:
-    out = output_path("--out", args.out)
-    if args.device is not None:
-        if args.api:
-            raise ConfigError("--api only goes with --daemon")
-        return _capture_direct(args, config_from_args(args), out)
-    return capture_image_through_daemon(
-        args, client_from_args(args), out, KIND, "iris camera", "an intact frame"
-    )
+    return run_image_capture(args, _capture_direct, KIND, "iris camera", "an intact frame")
 
 
 def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> int:

@@ -22,16 +22,17 @@ from kitd.cli.capture import (
     _seconds,
     add_source_options,
     claim_for_kitctl,
+    direct_config,
     fail,
     output_path,
     pick_device,
     write_atomically,
 )
-from kitd.cli.options import client_from_args, config_from_args
+from kitd.cli.options import client_from_args
 from kitd.client import DaemonClient, DaemonError
 from kitd.config import KitConfig
 from kitd.drivers.registry import make_driver
-from kitd.errors import ConfigError, DeviceBusy, KitError
+from kitd.errors import DeviceBusy, KitError
 
 # How much longer than the recording kitctl waits for the daemon's answer.
 DAEMON_MARGIN_S = 15.0
@@ -50,9 +51,7 @@ def run_signature(args: argparse.Namespace) -> int:
     out = output_path("--out", args.out)
     png = output_path("--png", args.png) if args.png else None
     if args.device is not None:
-        if args.api:
-            raise ConfigError("--api only goes with --daemon")
-        signature = _record_direct(args, config_from_args(args))
+        signature = _record_direct(args, direct_config(args))
     else:
         signature = _record_through_daemon(args, client_from_args(args))
     if isinstance(signature, int):
