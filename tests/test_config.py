@@ -125,3 +125,26 @@ def test_kitctl_bad_uri_and_bad_config(tmp_path: Path) -> None:
     assert len(bad_config.stderr.strip().splitlines()) == 1
     assert "api.port" in bad_config.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "uri", "extra"),
+    [
+        ("fingerprint", "usb:298d:1010", []),
+        ("iris", "camera:0", []),
+        ("signature", "serial:/dev/ttyS0", ["--seconds", "5"]),
+    ],
+)
+def test_kitctl_capture_from_a_device_refuses_the_daemon_s_api(
+    tmp_path: Path, kind: str, uri: str, extra: list[str]
+) -> None:
+    out = tmp_path / "capture.out"
+    result = subprocess.run(
+        [venv_script("kitctl"), "capture", kind, "--device", uri, "--api", "http://127.0.0.1:1",
+         "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["kitctl: --api only goes with --daemon"]
+    assert not out.exists()
