@@ -59,7 +59,7 @@ def _hough(image: np.ndarray) -> object:
 
 def _stream(url: str, seconds: float, judge: bool) -> dict[str, float]:
     """Read the camera for `seconds`, judging each newest frame if `judge`; rates and CPU share."""
-    camera = make_driver(f"camera:{url}", builtin_config())
+    camera = make_driver(f"camera:{url}", builtin_config().driver_settings())
     camera.open()
     delivered = [0]
     lock = threading.Lock()

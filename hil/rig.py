@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kitd.client import DaemonClient
+from kitd.cli.daemon_client import DaemonClient
 
 REPO = Path(__file__).resolve().parents[1]
 T = TypeVar("T")

@@ -8,12 +8,15 @@ from it).
 
 from __future__ import annotations
 
-import importlib
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kitd.capture import fingerprint_quality, iris_quality, signature_quality
+from kitd.drivers.registry import BAUD_RATES, DriverSettings, device_kind
+from kitd.drivers.usbip_address import parse_backend_setting
 from kitd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/kitd/kitd.toml")
@@ -151,23 +154,20 @@ DEVICE_KEYS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-# Line rates a serial device may be given (URI ?baud= or signature.baud).
-BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 CATEGORIES = ("lansia", "disabilitas", "odgj", "lainnya")
 
 # Quality thresholds: `[quality.MODALITY]` tables whose key names and defaults belong
-# to the assessor (module, constant), so that they are written down once.
-THRESHOLD_TABLES: dict[str, tuple[str, str]] = {
-    "fingerprint": ("kitd.capture.fingerprint_quality", "DEFAULT_THRESHOLDS"),
-    "iris": ("kitd.capture.iris_quality", "DEFAULT_THRESHOLDS"),
-    "signature": ("kitd.capture.signature_quality", "DEFAULT_THRESHOLDS"),
+# to the assessor, so that they are written down once.
+THRESHOLD_TABLES: dict[str, Mapping[str, float]] = {
+    "fingerprint": fingerprint_quality.DEFAULT_THRESHOLDS,
+    "iris": iris_quality.DEFAULT_THRESHOLDS,
+    "signature": signature_quality.DEFAULT_THRESHOLDS,
 }
 
 
 def threshold_defaults(modality: str) -> dict[str, float]:
     """The built-in thresholds of a modality's assessor."""
-    module_name, constant = THRESHOLD_TABLES[modality]
-    return dict(getattr(importlib.import_module(module_name), constant))
+    return dict(THRESHOLD_TABLES[modality])
 
 
 @dataclass
@@ -197,6 +197,21 @@ class KitConfig:
     @property
     def data_dir(self) -> Path:
         return Path(self.values["data_dir"])
+
+    def driver_settings(self) -> DriverSettings:
+        """What the drivers are built with, from this configuration."""
+        v = self.values
+        return DriverSettings(
+            usb_backend=v["usb_backend"],
+            fingerprint_ppi=float(v["fingerprint.ppi"]),
+            camera_size=(int(v["iris.width"]), int(v["iris.height"])),
+            camera_fps=float(v["iris.fps"]),
+            camera_open_timeout_s=float(v["iris.open_timeout_s"]),
+            camera_read_timeout_s=float(v["iris.read_timeout_s"]),
+            reconnect_min_s=float(v["devices.reconnect_min_s"]),
+            reconnect_max_s=float(v["devices.reconnect_max_s"]),
+            signature_baud=int(v["signature.baud"]),
+        )
 
 
 def defaults() -> dict[str, Any]:
@@ -256,6 +271,10 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
             raise ConfigError(f"{where}config key '{key}': must be above 0, got {values[key]!r}")
     if not 1 <= values["iris.preview_quality"] <= 100:
         raise ConfigError(f"{where}config key 'iris.preview_quality': expected 1-100")
+    try:
+        parse_backend_setting(values["usb_backend"])
+    except ValueError as exc:
+        raise ConfigError(f"{where}config key 'usb_backend': {exc}") from None
     if values["signature.baud"] not in BAUD_RATES:
         rates = ", ".join(map(str, BAUD_RATES))
         raise ConfigError(f"{where}config key 'signature.baud': expected one of {rates}")
@@ -276,8 +295,6 @@ def _check_threshold(where: str, key: str, value: Any) -> None:
 
 
 def _parse_devices(tables: list[Any], where: str) -> list[DeviceConfig]:
-    from kitd.drivers.registry import device_kind
-
     devices: list[DeviceConfig] = []
     counts: dict[str, int] = {}
     for index, table in enumerate(tables):

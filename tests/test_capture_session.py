@@ -113,7 +113,7 @@ def test_prefer_latest_keeps_the_newest_for_a_growing_capture() -> None:
 
 def test_category_overrides_give_more_time_and_attempts_not_lower_thresholds() -> None:
     from kitd.config import parse_config
-    from kitd.sessions import category_policy
+    from kitd.services.sessions import category_policy
 
     base = SessionPolicy(consecutive_passes=2, keep_best=3, timeout_s=10, max_attempts=5)
     config = parse_config("[categories.odgj]\ntime_factor = 4.0\n")

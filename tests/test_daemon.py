@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from hil.rig import KitdProcess, venv_script
-from kitd.openapi import openapi_document
+from kitd.api.openapi import openapi_document
 
 
 def test_kitd_without_devices_serves_and_stops(start_kitd) -> None:

@@ -150,7 +150,7 @@ def write_sequence(folder: Path, ext: str, first: int) -> dict[int, np.ndarray]:
 @pytest.mark.parametrize(("ext", "first"), [("png", 0), ("png", 1), ("bmp", 1)])
 def test_image_sequence_replays_every_frame_and_marks_bad_ones(tmp_path: Path, ext: str, first: int) -> None:
     images = write_sequence(tmp_path, ext, first)
-    camera = make_driver(f"camera:file:{tmp_path}/eye_%03d.{ext}", builtin_config())
+    camera = make_driver(f"camera:file:{tmp_path}/eye_%03d.{ext}", builtin_config().driver_settings())
     frames = list(camera.frames())
     assert [f.position for f in frames] == list(range(first, first + 12))
     assert [f.seq for f in frames] == list(range(1, 13))
@@ -181,14 +181,14 @@ def test_video_file_replays_every_frame_then_ends(tmp_path: Path) -> None:
     for image in images:
         writer.write(image)
     writer.release()
-    camera = make_driver(f"camera:file:{path}", builtin_config())
+    camera = make_driver(f"camera:file:{path}", builtin_config().driver_settings())
     frames = list(camera.frames())
     assert [f.position for f in frames] == list(range(10))
     assert {f.position: set(f.flags) for f in frames if f.flags} == {4: {"black"}, 7: {"repeated"}}
     assert all(np.array_equal(f.image, images[f.position]) for f in frames)
 
     # Through the reader thread: the same frames at the file's rate, then "end of stream".
-    camera = make_driver(f"camera:file:{path}", builtin_config())
+    camera = make_driver(f"camera:file:{path}", builtin_config().driver_settings())
     facts = camera.open()
     assert facts.detail["format"] == "FFV1"
     seen, last = [], 0

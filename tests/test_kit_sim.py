@@ -13,7 +13,7 @@ import cv2
 
 from hil.mjpeg_viewer import decode_code, read_parts
 from hil.rig import venv_script
-from kitd.client import DaemonClient
+from kitd.cli.daemon_client import DaemonClient
 
 
 def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ from hil.nb1010_sim import (
     PACKET_LEN,
     make_pattern,
 )
-from kitd.drivers.usbip_backend import get_backend, parse_address
+from kitd.drivers.usbip_address import parse_address
+from kitd.drivers.usbip_backend import get_backend
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "nb1010"
 REAL_FRAME = FIXTURES / "capture.png"

@@ -1,19 +1,22 @@
 """Fingerprint capture: wait for a finger on the reader, then take one frame (raw) or
-run presses through a capture session until one passes the quality gate (gated)."""
+run presses through the quality gate until one passes (gated).
+
+`take_fingerprint` is the one way a fingerprint is taken, by the daemon (on the reader's
+own thread) and by `kitctl capture fingerprint --device` alike.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
-from kitd.capture.session import FAILED, FORCED, CaptureSession, SessionPolicy, configured_policy
-from kitd.errors import KitError, NoFinger, ProtocolError, QualityGateFailed
+from kitd.capture.gate import GatedCapture, gate_outcome, run_gate
+from kitd.capture.session import CaptureSession, SessionPolicy
+from kitd.errors import NoFinger
 
 
 class FingerprintReader(Protocol):
@@ -48,28 +51,6 @@ def capture_raw_fingerprint(
             time.sleep(pause)
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """An 8-bit grey frame as PNG bytes (lossless)."""
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise ProtocolError("could not encode the frame as PNG")
-    return data.tobytes()
-
-
-def fingerprint_policy(config: Any, timeout_s: float | None = None) -> SessionPolicy:
-    """The session policy for a fingerprint capture from the config."""
-    return configured_policy(config, "fingerprint", timeout_s)
-
-
-def fingerprint_assessor(config: Any) -> Callable[[np.ndarray], Any]:
-    """assess(frame) with the configured resolution and thresholds."""
-    from kitd.capture.fingerprint_quality import assess_fingerprint
-
-    ppi = float(config["fingerprint.ppi"])
-    thresholds = config.thresholds("fingerprint") or None
-    return lambda frame: assess_fingerprint(frame, ppi, thresholds)
-
-
 def run_fingerprint_session(
     reader: FingerprintReader,
     policy: SessionPolicy | CaptureSession,
@@ -85,55 +66,32 @@ def run_fingerprint_session(
     `lock` guards the session against confirm/cancel from another thread;
     `on_assessment(session, report)` is told of every press as it is judged.
     """
-    session = policy if isinstance(policy, CaptureSession) else CaptureSession(policy, started_at=clock())
-    guard = lock or threading.Lock()
-    while True:
-        with guard:
-            if cancel is not None and cancel.is_set():
-                session.cancel()
-            if session.ended:
-                return session
+
+    def next_press() -> np.ndarray | None:
         if reader.finger_present():
-            frame = reader.capture_frame()
-            report = assess(frame)
-            with guard:
-                session.offer(report, frame, clock())
-            if on_assessment is not None:
-                on_assessment(session, report)
-        else:
-            with guard:
-                running = session.tick(clock()) == "running"
-            if running:
-                time.sleep(poll_interval_s)
+            return reader.capture_frame()
+        time.sleep(poll_interval_s)
+        return None
+
+    told = None if on_assessment is None else (lambda session, _frame, report: on_assessment(session, report))
+    return run_gate(policy, next_press, assess, clock=clock, cancel=cancel, lock=lock, on_assessment=told)
 
 
-@dataclass
-class GatedCapture:
-    """The frame a gated capture returns, its report, and whether it was forced."""
-
-    frame: np.ndarray
-    report: Any
-    forced: bool
-    reasons: list[str]
-
-
-def gate_outcome(
-    session: CaptureSession, force: bool, unit: str = "press", nothing: type[KitError] = NoFinger
+def take_fingerprint(
+    reader: FingerprintReader,
+    policy: SessionPolicy,
+    assess: Callable[[np.ndarray], Any],
+    *,
+    raw: bool = False,
+    force: bool = False,
+    poll_interval_s: float = 0.1,
+    cancel: threading.Event | None = None,
 ) -> GatedCapture:
-    """What an ended session gives the caller: the capture, or the reason there is none.
-
-    `unit` names what was judged in the message ("press", "frame"); `nothing` is the error
-    when nothing was judged at all (no finger came; no intact frame came).
-    """
-    if session.state == FAILED or session.result is None:
-        raise nothing(session.reasons[0] if session.reasons else "capture cancelled")
-    best = session.result
-    if session.state == FORCED and not force:
-        checks = ", ".join(best.report.failed_checks) or "score"
-        raise QualityGateFailed(
-            f"no {unit} passed the quality gate (best score {best.score:.0f}; failing: {checks})",
-            score=best.score,
-            failed_checks=list(best.report.failed_checks),
-            feedback=list(best.report.feedback),
-        )
-    return GatedCapture(best.payload, best.report, session.state == FORCED, list(session.reasons))
+    """One fingerprint: with `raw`, the first frame once a finger is on (judged, never
+    refused); otherwise presses through the gate until one passes (QualityGateFailed when
+    none did, unless `force` keeps the best)."""
+    if raw:
+        frame = capture_raw_fingerprint(reader, policy.timeout_s, poll_interval_s, cancel)
+        return GatedCapture(frame, assess(frame), forced=False, reasons=[])
+    session = run_fingerprint_session(reader, policy, assess, poll_interval_s, cancel)
+    return gate_outcome(session, force)

@@ -1,133 +1,126 @@
-"""The iris quality gate: live frames through a capture session until one passes.
+"""Iris capture: the next intact frame (raw), or live frames through the quality gate until
+one passes (gated).
 
-The same gate as the fingerprint reader's (kitd.capture.session and
-kitd.capture.fingerprint.gate_outcome): every intact frame is assessed as it arrives, the
-capture ends once `iris.consecutive_passes` frames in a row have passed, the best
-`iris.keep_best` are kept, and on the timeout (or attempt limit) the best frame comes back
-flagged forced with its failing checks — or, without --force, a 422 naming them. Frames
-that are not intact (torn, black, repeated) are not judged at all. Two ways in: the daemon's
-asyncio feed (`gate_feed`) and a camera opened directly by kitctl (`gate_camera`).
+The same gate as the fingerprint reader's (kitd.capture.gate): every intact frame is
+assessed as it arrives, the capture ends once `iris.consecutive_passes` frames in a row
+have passed, the best `iris.keep_best` are kept, and on the timeout (or attempt limit) the
+best frame comes back flagged forced with its failing checks — or, without force,
+QualityGateFailed naming them. Frames that are not intact (torn, black, repeated) are not
+judged at all. `take_iris` is the one way an iris is taken, by the daemon (from the
+camera's reader thread) and by `kitctl capture iris --device` (which replays a file frame
+by frame, without pacing) alike.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from kitd.capture.session import CaptureSession, SessionPolicy, configured_policy
+from kitd.capture.gate import GatedCapture, gate_outcome, run_gate
+from kitd.capture.session import CaptureSession, SessionPolicy
+from kitd.drivers.uvc_camera import Frame, IrisCamera
 from kitd.errors import DeviceTimeout, EndOfStream
 
-Assess = Callable[[Any], Any]  # assess(frame) -> report, the frame a driver Frame
+Assess = Callable[[Frame], Any]  # assess(frame) -> report
+NEWEST_WAIT_S = 0.5  # a gate with no new frame this long looks at its clock again
 
 
-def iris_policy(config: Any, timeout_s: float | None = None) -> SessionPolicy:
-    """The session policy for a gated iris capture from the config."""
-    return configured_policy(config, "iris", timeout_s)
+def describe_not_intact(seen: Counter[str]) -> str:
+    """The flags of frames that were not intact, most frequent first ("3 torn, 1 black")."""
+    return ", ".join(f"{n} {flag}" for flag, n in seen.most_common())
 
 
-def iris_assessor(config: Any) -> Assess:
-    """assess(frame) with the configured `[quality.iris]` thresholds.
+def newest_frames(
+    camera: IrisCamera, deadline: Callable[[], float], cancel: threading.Event | None = None
+) -> Callable[[], Frame | None]:
+    """Candidates from a camera's reader thread: the newest intact frame each time (at most
+    one frame old), None when none came within NEWEST_WAIT_S or before `deadline()`."""
+    latest = camera.latest()
+    after = latest.seq if latest is not None else 0  # the newest frame first
 
-    In the daemon the preview overlay judges the same frames with the same thresholds and
-    keeps its last report, so a gate or session asks it rather than judging a frame twice.
-    """
-    from kitd.capture.iris import PREVIEW_OVERLAYS
-    from kitd.capture.iris_overlay import installed_overlay
-    from kitd.capture.iris_quality import assess_iris
+    def next_frame() -> Frame | None:
+        nonlocal after
+        wait = min(NEWEST_WAIT_S, max(0.0, deadline()))
+        try:
+            frame = camera.wait_frame(after, wait, cancel)
+        except DeviceTimeout:
+            return None
+        after = frame.seq
+        return frame if frame.intact else None
 
-    thresholds = config.thresholds("iris") or None
-    overlay = installed_overlay(PREVIEW_OVERLAYS)
-    if overlay is not None and (overlay.thresholds or None) == thresholds:
-        return overlay.report_for
-    return lambda frame: assess_iris(frame.image, thresholds)
+    return next_frame
 
 
-async def gate_feed(
-    feed: Any,
+def replayed_frames(camera: IrisCamera) -> Callable[[], Frame]:
+    """Candidates from a replayed file read directly, in order: each intact frame, then
+    EndOfStream (saying what the frames were when none was intact)."""
+    frames: Iterator[Frame] = camera.frames()
+    seen: Counter[str] = Counter()
+    intact = 0
+
+    def next_frame() -> Frame:
+        nonlocal intact
+        for frame in frames:
+            if frame.intact:
+                intact += 1
+                return frame
+            seen.update(frame.flags or {"undecodable"})
+        if intact:
+            raise EndOfStream(f"{camera.source.label}: replay ended")
+        flags = describe_not_intact(seen) or "no frames at all"
+        raise EndOfStream(f"{camera.source.label}: no intact frame ({flags})")
+
+    return next_frame
+
+
+def run_iris_session(
+    camera: IrisCamera,
     policy: SessionPolicy | CaptureSession,
     assess: Assess,
     *,
-    on_assessment: Callable[[CaptureSession, Any, Any], None] | None = None,
-    lock: threading.Lock | None = None,
+    replay_directly: bool = False,
     cancel: threading.Event | None = None,
+    lock: threading.Lock | None = None,
+    on_assessment: Callable[[CaptureSession, Frame, Any], None] | None = None,
 ) -> CaptureSession:
-    """Judge the frames of a daemon feed (kitd.capture.iris.IrisFeed) until the session ends.
+    """Judge `camera`'s intact frames until the session ends.
 
-    The payload of each candidate is the Frame itself. Assessment runs off the event loop.
-    EndOfStream (a replayed file ran out) passes through when nothing was judged yet;
-    otherwise the session is forced with what it has. A live session passes its own
-    CaptureSession, the `lock` that guards it against confirm/cancel, a `cancel` event, and
-    `on_assessment(session, frame, report)` to hear of every judged frame.
+    The camera is open and streaming (the daemon's slot, or kitctl after `open()`), unless
+    `replay_directly`: then its replayed file is read frame by frame here. A live session
+    passes its own CaptureSession, the `lock` guarding it and `on_assessment`.
     """
-    loop = asyncio.get_running_loop()
-    session = policy if isinstance(policy, CaptureSession) else CaptureSession(policy, started_at=loop.time())
-    started = loop.time()
-    guard = lock or threading.Lock()
-    timeout_s = session.policy.timeout_s
-    after = 0  # the newest frame first: it is at most one frame old
-    while True:
-        elapsed = loop.time() - started
-        with guard:
-            if cancel is not None and cancel.is_set():
-                session.cancel()
-            if not session.ended and elapsed >= timeout_s:
-                session.give_up(f"no capture passed within {timeout_s:g} s")
-            if session.ended:
-                return session
-        try:
-            frame = await feed.next(after, min(timeout_s - elapsed, 0.5))
-        except EndOfStream:
-            with guard:
-                if not session.best:
-                    raise
-                session.give_up("the replay ended before a frame passed")
-            return session
-        if frame is None or not frame.intact:
-            after = frame.seq if frame is not None else after
-            continue
-        after = frame.seq
-        report = await loop.run_in_executor(None, assess, frame)
-        with guard:
-            # The session's own clock is not the loop's: only order and the timeout above matter.
-            session.offer(report, frame, session.started_at + (loop.time() - started))
-        if on_assessment is not None:
-            on_assessment(session, frame, report)
+    timeout_s = policy.policy.timeout_s if isinstance(policy, CaptureSession) else policy.timeout_s
+    started = time.monotonic()
+    if replay_directly:
+        source: Callable[[], Frame | None] = replayed_frames(camera)
+    else:
+        source = newest_frames(camera, lambda: timeout_s - (time.monotonic() - started), cancel)
+    return run_gate(policy, source, assess, cancel=cancel, lock=lock, on_assessment=on_assessment)
 
 
-def gate_camera(
-    camera: Any, policy: SessionPolicy, assess: Assess, clock: Callable[[], float] = time.monotonic
-) -> CaptureSession:
-    """Judge frames of a camera opened directly (kitctl --device) until the session ends.
+def take_iris(
+    camera: IrisCamera,
+    policy: SessionPolicy,
+    assess: Assess,
+    *,
+    raw: bool = False,
+    force: bool = False,
+    replay_directly: bool = False,
+    cancel: threading.Event | None = None,
+) -> GatedCapture:
+    """One iris capture from `camera` (open, or replayed directly as in run_iris_session).
 
-    A replayed file is judged frame by frame in order (its end ends the session); a live
-    camera frame by frame as they come. Payloads are Frames.
+    With `raw`, the next intact frame, not judged (DeviceTimeout, or EndOfStream for a file,
+    saying what the other frames were). Gated, the verdict: QualityGateFailed unless `force`.
     """
-    session = CaptureSession(policy, started_at=clock())
-    if not camera.source.live:
-        for frame in camera.frames():
-            if frame.intact:
-                session.offer(assess(frame), frame, clock())
-            if session.ended:
-                return session
-        if not session.best:
-            raise EndOfStream(f"{camera.source.label}: no intact frame")
-        session.give_up("the replay ended before a frame passed")
-        return session
-    camera.open()
-    while not session.ended:
-        remaining = policy.timeout_s - (clock() - session.started_at)
-        if remaining <= 0:
-            session.tick(clock())
-            break
-        try:
-            frame = camera.next_intact(remaining)
-        except DeviceTimeout:
-            session.tick(clock())
-            if not session.ended:
-                raise
-            break
-        session.offer(assess(frame), frame, clock())
-    return session
+    if raw:
+        if replay_directly:
+            frame = replayed_frames(camera)()
+        else:
+            frame = camera.next_intact(policy.timeout_s, cancel)
+        return GatedCapture(frame, None, forced=False, reasons=[])
+    session = run_iris_session(camera, policy, assess, replay_directly=replay_directly, cancel=cancel)
+    return gate_outcome(session, force, unit="frame", nothing=DeviceTimeout)

@@ -1,9 +1,9 @@
 """What the iris assessor found, drawn on the live preview: circles, eyelids, score and message.
 
-`draw_assessment` draws one report on a BGR image (the preview frame, scaled); the daemon
-registers an `IrisQualityOverlay` in kitd.capture.iris.PREVIEW_OVERLAYS, which assesses each
-previewed frame (once, whatever the number of viewers, on the preview's own thread) and draws
-it. The officer reads the message in Bahasa Indonesia, with the English under it.
+`draw_assessment` draws one report on a BGR image (the preview frame, scaled); each camera's
+preview (kitd.services.iris_feed) has its own `IrisQualityOverlay`, which assesses each
+previewed frame (once, whatever the number of viewers and sessions, on the preview's own
+thread) and draws it. The officer reads the message in Bahasa Indonesia, with the English under it.
 """
 
 from __future__ import annotations
@@ -109,18 +109,3 @@ class IrisQualityOverlay:
         message = self.session_message
         if message is not None:
             draw_session_message(image, message)
-
-
-def install_preview_overlay(
-    overlays: list[Any], thresholds: Mapping[str, float] | None
-) -> IrisQualityOverlay:
-    """Put one IrisQualityOverlay in `overlays` (replacing an earlier one) and return it."""
-    overlays[:] = [o for o in overlays if not isinstance(o, IrisQualityOverlay)]
-    overlay = IrisQualityOverlay(thresholds)
-    overlays.append(overlay)
-    return overlay
-
-
-def installed_overlay(overlays: list[Any]) -> IrisQualityOverlay | None:
-    """The IrisQualityOverlay among the preview's overlays, if the daemon installed one."""
-    return next((o for o in overlays if isinstance(o, IrisQualityOverlay)), None)

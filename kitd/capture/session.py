@@ -42,18 +42,6 @@ class SessionPolicy:
             raise ValueError("max_attempts must be >= 1 when given")
 
 
-def configured_policy(config: Any, modality: str, timeout_s: float | None = None) -> SessionPolicy:
-    """A modality's gate from its config keys (`MODALITY.consecutive_passes`, `.keep_best`,
-    `.max_attempts` with 0 for no limit, `.capture_timeout_s` unless `timeout_s` is given)."""
-    attempts = int(config[f"{modality}.max_attempts"])
-    return SessionPolicy(
-        consecutive_passes=int(config[f"{modality}.consecutive_passes"]),
-        keep_best=int(config[f"{modality}.keep_best"]),
-        timeout_s=float(timeout_s or config[f"{modality}.capture_timeout_s"]),
-        max_attempts=attempts or None,
-    )
-
-
 @dataclass
 class Candidate:
     """One assessed frame the session may return."""

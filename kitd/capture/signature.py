@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from kitd.capture.fingerprint import encode_png
 from kitd.drivers.isdv4 import POINTS_PER_MM, LineCounts, PenQuery, PenSample
 from kitd.errors import KitError, NoPenInput, ProtocolError
+from kitd.grey_image import encode_png
 
 # Rendering: 10 px per mm is 254 dpi, finer than the pen's line; ink 0.1-0.6 mm wide.
 RENDER_PX_PER_MM = 10.0

@@ -3,19 +3,23 @@
 Each command group lives in its own module under ``kitd.cli`` and offers
 ``add_parser(subparsers)``; the parser it adds sets ``func(args) -> int``.
 Exit status: 0 success, 1 the job failed, 2 bad arguments or configuration.
+
+The top of the house with the API: may import the kit's services and everything below
+them (kitd.services, kitd.config, kitd.capture, kitd.drivers), never kitd.api or
+kitd.daemon; it reaches a running daemon only over HTTP (kitd.cli.daemon_client).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from kitd import __version__
+from kitd.cli import capture, devices, quality
 from kitd.errors import ConfigError
 
 # Command-group modules, in the order their help is shown.
-COMMAND_GROUPS = ("devices", "capture", "quality")
+COMMAND_GROUPS = (devices, capture, quality)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -30,14 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="kitctl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"kitctl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
-    for name in COMMAND_GROUPS:
-        try:
-            module = importlib.import_module(f"kitd.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"kitd.cli.{name}":
-                raise
-            continue
-        module.add_parser(sub)
+    for group in COMMAND_GROUPS:
+        group.add_parser(sub)
     return parser
 
 

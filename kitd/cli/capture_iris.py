@@ -5,22 +5,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kitd.capture.fingerprint import encode_png, gate_outcome
-from kitd.capture.iris import take_intact_frame
-from kitd.capture.iris_gate import gate_camera, iris_assessor, iris_policy
-from kitd.cli.capture import (
-    _progress,
-    _say_forced,
-    _seconds,
+from kitd.capture.iris_gate import take_iris
+from kitd.cli.capture_common import (
     claim_for_kitctl,
     fail,
+    progress,
     run_image_capture,
+    say_forced,
+    seconds_argument,
     write_atomically,
 )
 from kitd.cli.options import add_api_option, add_config_option
 from kitd.config import KitConfig
 from kitd.drivers.registry import make_driver
-from kitd.errors import DeviceBusy, DeviceTimeout, KitError, QualityGateFailed
+from kitd.drivers.uvc_camera import IrisCamera
+from kitd.errors import DeviceBusy, KitError, QualityGateFailed
+from kitd.grey_image import encode_png
+from kitd.services.gates import gate_policy, iris_assessor
 
 KIND = "iris_camera"
 
@@ -44,7 +45,7 @@ def add_modality(kinds: argparse._SubParsersAction) -> None:
         "--out", required=True, metavar="FILE", help="where to write the PNG (whatever its name)"
     )
     iris.add_argument(
-        "--timeout", type=_seconds, metavar="SECONDS", help="wait this long for an intact frame"
+        "--timeout", type=seconds_argument, metavar="SECONDS", help="wait this long for an intact frame"
     )
     iris.add_argument("--raw", action="store_true", help="one intact frame, no quality gate")
     iris.add_argument("--force", action="store_true", help="keep the best frame even if none passes the gate")
@@ -64,20 +65,25 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
         claim = claim_for_kitctl(uri, config, KIND, "an iris camera", "iris")
     except DeviceBusy as exc:
         return fail(str(exc))
-    timeout = args.timeout or float(config["iris.capture_timeout_s"])
-    camera = make_driver(uri, config)
+    policy = gate_policy(config, "iris", args.timeout)
+    camera = make_driver(uri, config.driver_settings())
+    assert isinstance(camera, IrisCamera)
+    # A file is judged frame by frame, as fast as it can be; a live camera streams.
+    replay = not camera.source.live
     forced = None
     try:
+        if not replay:
+            camera.open()
         if args.raw:
-            _progress(f"waiting up to {timeout:g} s for an intact frame from {uri}")
-            frame = take_intact_frame(camera, timeout)
+            progress(f"waiting up to {policy.timeout_s:g} s for an intact frame from {uri}")
         else:
-            _progress(f"judging frames from {uri} for up to {timeout:g} s until one passes the quality gate")
-            session = gate_camera(camera, iris_policy(config, timeout), iris_assessor(config))
-            result = gate_outcome(session, args.force, unit="frame", nothing=DeviceTimeout)
-            frame = result.frame
-            if result.forced:
-                forced = f"score {result.report.score:.0f}; failing: {', '.join(result.report.failed_checks)}"
+            progress(f"judging frames from {uri} for up to {policy.timeout_s:g} s until one passes the gate")
+        result = take_iris(
+            camera, policy, iris_assessor(config), raw=args.raw, force=args.force, replay_directly=replay
+        )
+        frame = result.frame
+        if result.forced:
+            forced = f"score {result.report.score:.0f}; failing: {', '.join(result.report.failed_checks)}"
     except QualityGateFailed as exc:
         return fail(
             f"iris camera {uri}: {exc}; feedback: {', '.join(exc.feedback) or 'none'} (--force keeps it)"
@@ -89,5 +95,5 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
         claim.release()
     write_atomically(out, encode_png(frame.image))
     if forced:
-        _say_forced(forced)
+        say_forced(forced)
     return 0

@@ -17,19 +17,19 @@ from kitd.capture.signature import (
     signature_facts,
     signature_from_json,
 )
-from kitd.cli.capture import (
-    _progress,
-    _seconds,
+from kitd.cli.capture_common import (
     add_source_options,
     claim_for_kitctl,
     direct_config,
     fail,
     output_path,
     pick_device,
+    progress,
+    seconds_argument,
     write_atomically,
 )
+from kitd.cli.daemon_client import DaemonClient, DaemonError
 from kitd.cli.options import client_from_args
-from kitd.client import DaemonClient, DaemonError
 from kitd.config import KitConfig
 from kitd.drivers.registry import make_driver
 from kitd.errors import DeviceBusy, KitError
@@ -41,7 +41,9 @@ DAEMON_MARGIN_S = 15.0
 def add_modality(kinds: argparse._SubParsersAction) -> None:
     pad = kinds.add_parser("signature", help="record a signature from the pad as JSON (and a PNG)")
     add_source_options(pad, "signature pad", "serial:/dev/ttyUSB0")
-    pad.add_argument("--seconds", required=True, type=_seconds, metavar="N", help="record at most this long")
+    pad.add_argument(
+        "--seconds", required=True, type=seconds_argument, metavar="N", help="record at most this long"
+    )
     pad.add_argument("--out", required=True, metavar="FILE", help="where to write the JSON")
     pad.add_argument("--png", metavar="FILE", help="also write the rendered ink as PNG")
     pad.set_defaults(func=run_signature)
@@ -79,10 +81,10 @@ def _record_direct(args: argparse.Namespace, config: KitConfig) -> Signature | i
         claim = claim_for_kitctl(uri, config, "signature", "a signature pad", "signature")
     except DeviceBusy as exc:
         return fail(str(exc))
-    pad = make_driver(uri, config)
+    pad = make_driver(uri, config.driver_settings())
     try:
         pad.open()
-        _progress(f"recording up to {args.seconds:g} s from {uri}: sign now")
+        progress(f"recording up to {args.seconds:g} s from {uri}: sign now")
         return record_signature(pad, args.seconds, float(config["signature.pen_lift_stop_s"]))
     except KitError as exc:
         return fail(f"signature pad {uri}: {exc}")
@@ -94,7 +96,7 @@ def _record_direct(args: argparse.Namespace, config: KitConfig) -> Signature | i
 def _record_through_daemon(args: argparse.Namespace, client: DaemonClient) -> Signature | int:
     try:
         device_id = pick_device(client, args.daemon, "signature", "signature pad")
-        _progress(f"recording up to {args.seconds:g} s on the daemon's pad '{device_id}': sign now")
+        progress(f"recording up to {args.seconds:g} s on the daemon's pad '{device_id}': sign now")
         reply = client.checked(
             "POST",
             f"/api/v1/devices/{device_id}/capture",

@@ -12,12 +12,12 @@ import json
 import sys
 from typing import Any
 
-from kitd.claims import ClaimHeld, DeviceClaim, claim_scope
+from kitd.cli.daemon_client import DaemonClient
 from kitd.cli.options import add_config_option, config_from_args
-from kitd.client import DaemonClient
 from kitd.config import KitConfig
 from kitd.drivers.registry import USB_DRIVERS, device_kind, make_driver
 from kitd.errors import DeviceGone, KitError
+from kitd.services.claims import ClaimHeld, DeviceClaim, claim_scope
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +57,7 @@ def probe_device(device_id: str, uri: str, config: KitConfig) -> dict[str, Any]:
             except KitError:
                 pass
         return _entry(device_id, uri, kind, "busy", detail={"held_by": held.holder})
-    driver = make_driver(uri, config)
+    driver = make_driver(uri, config.driver_settings())
     try:
         facts = driver.open()
     except DeviceGone as exc:

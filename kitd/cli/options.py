@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from kitd.client import DaemonClient, api_url_from_config
+from kitd.cli.daemon_client import DaemonClient, api_url_from_config
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, builtin_config, load_config
 
 

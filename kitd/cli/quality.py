@@ -21,42 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from kitd.capture.fingerprint_quality import assess_fingerprint
+from kitd.capture.iris_quality import assess_iris
+from kitd.capture.signature_quality import assess_signature
 from kitd.cli.options import add_config_option, config_from_args
-
-
-class InputUnreadable(Exception):
-    """The input file is missing, unreadable or not of the expected kind (says why)."""
-
-
-def read_input(path: Path) -> bytes:
-    """The bytes of an input file, or InputUnreadable saying in a few words why not."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputUnreadable("no such file") from None
-    except IsADirectoryError:
-        raise InputUnreadable("is a directory") from None
-    except OSError as exc:
-        raise InputUnreadable(exc.strerror or str(exc)) from None
-
-
-def read_grey_image(path: Path) -> np.ndarray:
-    """Any PNG, TIFF, BMP or JPEG as an 8-bit grey array (colour converted)."""
-    data = np.frombuffer(read_input(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise InputUnreadable("not a readable image (PNG, TIFF, BMP or JPEG)")
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise InputUnreadable(f"unsupported pixel type {image.dtype}")
-    if image.ndim == 3:
-        code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-        image = cv2.cvtColor(image, code)
-    return image
+from kitd.cli.quality_inputs import InputUnreadable, read_grey_image
+from kitd.cli.quality_signature import read_signature
 
 
 @dataclass(frozen=True)
@@ -84,8 +56,6 @@ def _fingerprint_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _assess_fingerprint(image: np.ndarray, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
-    from kitd.capture.fingerprint_quality import assess_fingerprint
-
     return assess_fingerprint(image, args.ppi, thresholds or None)
 
 
@@ -94,20 +64,10 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _assess_iris(image: np.ndarray, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
-    from kitd.capture.iris_quality import assess_iris
-
     return assess_iris(image, thresholds or None)
 
 
-def _read_signature(path: Path) -> Any:
-    from kitd.cli.quality_signature import read_signature  # it uses InputUnreadable from here
-
-    return read_signature(path)
-
-
 def _assess_signature(signature: Any, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
-    from kitd.capture.signature_quality import assess_signature
-
     return assess_signature(signature, thresholds or None)
 
 
@@ -126,7 +86,7 @@ QUALITY_COMMANDS: dict[str, QualityCommand] = {
     ),
     "signature": QualityCommand(
         help="signature recordings (the JSON of kitctl capture signature): writing, size, points, pressure",
-        load=_read_signature,
+        load=read_signature,
         assess=_assess_signature,
         add_arguments=_no_arguments,
     ),

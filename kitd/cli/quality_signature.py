@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kitd.capture.signature import Signature, signature_from_json, strokes
-from kitd.cli.quality import InputUnreadable, read_input
+from kitd.cli.quality_inputs import InputUnreadable, read_input
 
 DEVICE_FIELDS = ("max_x", "max_y", "max_pressure", "firmware", "points_per_mm")
 POINT_FIELDS = ("t_ms", "x", "y", "pressure", "tip", "proximity")

@@ -10,12 +10,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from kitd.drivers.base import Driver
+from kitd.drivers.isdv4 import ISDV4Pad
+from kitd.drivers.nb1010 import NB1010Reader
+from kitd.drivers.usb_link import resolve_backend
+from kitd.drivers.uvc_camera import make_camera, parse_camera_target
 from kitd.errors import ConfigError
 
 # USB devices the kit has a driver for: (vendor, product) -> kind.
 USB_DRIVERS: dict[tuple[int, int], str] = {(0x298D, 0x1010): "fingerprint"}
+# Line rates a serial device may be given (URI ?baud= or signature.baud).
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+
+
+@dataclass(frozen=True)
+class DriverSettings:
+    """What building a driver needs besides its URI: values, taken from the configuration by
+    its owner (kitd.config.KitConfig.driver_settings); the defaults are the config's."""
+
+    usb_backend: str = ""
+    fingerprint_ppi: float = 385.0
+    camera_size: tuple[int, int] = (640, 480)
+    camera_fps: float = 30.0
+    camera_open_timeout_s: float = 2.0
+    camera_read_timeout_s: float = 1.0
+    reconnect_min_s: float = 0.2
+    reconnect_max_s: float = 1.0
+    signature_baud: int = 38400
 
 
 @dataclass(frozen=True)
@@ -65,42 +87,33 @@ def usb_kind(uri: DeviceUri) -> str:
     return kind
 
 
-def make_usb_driver(uri: DeviceUri, config: Any) -> Any:
-    from kitd.drivers.nb1010 import NB1010Reader
-    from kitd.drivers.usb_link import resolve_backend
-
+def make_usb_driver(uri: DeviceUri, settings: DriverSettings) -> Driver:
     return NB1010Reader.over_usb(
         serial=uri.params.get("serial"),
-        backend=resolve_backend(config["usb_backend"]),
-        ppi=float(config["fingerprint.ppi"]),
+        backend=resolve_backend(settings.usb_backend),
+        ppi=settings.fingerprint_ppi,
     )
 
 
 def camera_kind(uri: DeviceUri) -> str:
-    from kitd.drivers.uvc_camera import parse_camera_target
-
     parse_camera_target(uri.text, uri.target, uri.params)
     return "iris_camera"
 
 
-def make_camera_driver(uri: DeviceUri, config: Any) -> Any:
-    from kitd.drivers.uvc_camera import make_camera, parse_camera_target
-
+def make_camera_driver(uri: DeviceUri, settings: DriverSettings) -> Driver:
     return make_camera(
         parse_camera_target(uri.text, uri.target, uri.params),
-        size=(int(config["iris.width"]), int(config["iris.height"])),
-        fps=float(config["iris.fps"]),
-        open_timeout_s=float(config["iris.open_timeout_s"]),
-        read_timeout_s=float(config["iris.read_timeout_s"]),
-        reconnect_min_s=float(config["devices.reconnect_min_s"]),
-        reconnect_max_s=float(config["devices.reconnect_max_s"]),
+        size=settings.camera_size,
+        fps=settings.camera_fps,
+        open_timeout_s=settings.camera_open_timeout_s,
+        read_timeout_s=settings.camera_read_timeout_s,
+        reconnect_min_s=settings.reconnect_min_s,
+        reconnect_max_s=settings.reconnect_max_s,
     )
 
 
 def serial_baud(uri: DeviceUri, default: int) -> int:
     """The line rate a serial URI names (`?baud=`), else `default`."""
-    from kitd.config import BAUD_RATES
-
     text = uri.params.get("baud")
     if text is None:
         return default
@@ -119,10 +132,8 @@ def serial_kind(uri: DeviceUri) -> str:
     return "signature"
 
 
-def make_serial_driver(uri: DeviceUri, config: Any) -> Any:
-    from kitd.drivers.isdv4 import ISDV4Pad
-
-    return ISDV4Pad.over_serial(uri.target, serial_baud(uri, int(config["signature.baud"])))
+def make_serial_driver(uri: DeviceUri, settings: DriverSettings) -> Driver:
+    return ISDV4Pad.over_serial(uri.target, serial_baud(uri, settings.signature_baud))
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,7 @@ class DriverFamily:
     """A URI scheme: how to tell the kind of device it names, and how to build its driver."""
 
     kind_of: Callable[[DeviceUri], str]
-    make: Callable[[DeviceUri, Any], Any]
+    make: Callable[[DeviceUri, DriverSettings], Driver]
 
 
 # One entry per URI scheme; a new device family adds its own.
@@ -147,9 +158,9 @@ def device_kind(uri: str) -> str:
     return FAMILIES[parsed.scheme].kind_of(parsed)
 
 
-def make_driver(uri: str, config: Any) -> Any:
-    """A driver (not yet opened) for `uri`, configured from a KitConfig."""
+def make_driver(uri: str, settings: DriverSettings) -> Driver:
+    """A driver (not yet opened) for `uri`, built with `settings`."""
     parsed = parse_uri(uri)
     family = FAMILIES[parsed.scheme]
     family.kind_of(parsed)
-    return family.make(parsed, config)
+    return family.make(parsed, settings)

@@ -17,6 +17,8 @@ from typing import Any
 import usb.core
 import usb.util
 
+from kitd.drivers.usbip_address import parse_backend_setting
+from kitd.drivers.usbip_backend import UsbipBackend
 from kitd.errors import ConfigError, DeviceGone, DeviceTimeout, ProtocolError
 
 USB_BACKEND_ENV = "KITD_USB_BACKEND"
@@ -26,20 +28,18 @@ def resolve_backend(setting: str | None) -> Any:
     """The pyusb backend a `usb_backend` setting names (None: pyusb's default libusb1).
 
     The environment variable KITD_USB_BACKEND overrides an empty setting, so that
-    kitctl can reach a simulator without a config file.
+    kitctl can reach a simulator without a config file. ConfigError naming the setting
+    when it is not empty or usbip://HOST:PORT.
     """
     setting = setting or os.environ.get(USB_BACKEND_ENV, "")
-    if not setting:
+    try:
+        address = parse_backend_setting(setting)
+    except ValueError as exc:
+        source = "usb_backend" if setting != os.environ.get(USB_BACKEND_ENV) else USB_BACKEND_ENV
+        raise ConfigError(f"{source} {exc}") from None
+    if address is None:
         return None
-    if setting.startswith("usbip://"):
-        from kitd.drivers.usbip_backend import get_backend
-
-        address = setting.removeprefix("usbip://").rstrip("/")
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"usb_backend '{setting}': expected usbip://HOST:PORT")
-        return get_backend(address)
-    raise ConfigError(f"usb_backend '{setting}': unknown backend (expected usbip://HOST:PORT)")
+    return UsbipBackend(*address)
 
 
 def map_usb_error(exc: BaseException, what: str) -> Exception:

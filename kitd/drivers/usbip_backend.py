@@ -47,7 +47,9 @@ from typing import Any
 import usb.backend
 from usb.core import USBError, USBTimeoutError
 
-__all__ = ["UsbipBackend", "get_backend", "parse_address"]
+from kitd.drivers.usbip_address import parse_address
+
+__all__ = ["UsbipBackend", "get_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +112,6 @@ def _status_errno(status: int) -> int:
     if code == errno.EOVERFLOW:
         return errno.EOVERFLOW
     return errno.EIO
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """("HOST", PORT) from "HOST:PORT" (an IPv6 host in brackets: "[::1]:3240")."""
-    host, sep, port = address.strip().rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"USB/IP address '{address}': expected HOST:PORT")
-    return host, int(port)
 
 
 # ---- descriptors as pyusb wants them -------------------------------------------------
@@ -685,18 +678,10 @@ class UsbipBackend(usb.backend.IBackend):
         raise _usb_error(errno.ENOENT)
 
 
-_backends: dict[tuple[str, int], UsbipBackend] = {}
-_backends_lock = threading.Lock()
-
-
 def get_backend(address: str) -> usb.backend.IBackend:
-    """The backend for the USB/IP server at "HOST:PORT" (one shared instance per address).
+    """A backend for the USB/IP server at "HOST:PORT"; ValueError if the address is malformed.
 
-    ValueError if the address is malformed. Nothing is contacted until pyusb enumerates.
+    Each driver makes its own (its device cache is its own); nothing is contacted until
+    pyusb enumerates.
     """
-    key = parse_address(address)
-    with _backends_lock:
-        backend = _backends.get(key)
-        if backend is None:
-            backend = _backends[key] = UsbipBackend(*key)
-        return backend
+    return UsbipBackend(*parse_address(address))

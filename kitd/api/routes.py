@@ -1,4 +1,4 @@
-"""The daemon's local HTTP API (aiohttp): request parsing and error mapping only.
+"""The API's routes: request parsing and error mapping only.
 
 Handlers call the `Kit` services and translate the kit's errors into HTTP:
 404 unknown device, 409 busy, 503 disconnected, 504 no finger/frame in time,
@@ -8,12 +8,13 @@ Handlers call the `Kit` services and translate the kit's errors into HTTP:
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from kitd.capture.iris import close_feeds, stream_preview
-from kitd.capture_service import CAPTURE_KINDS, Capture, validate_request
+from kitd.api.event_stream import stream_events
+from kitd.api.openapi import openapi_document
+from kitd.api.preview_stream import stream_preview
 from kitd.errors import (
     ConfigError,
     DeviceBusy,
@@ -26,13 +27,11 @@ from kitd.errors import (
     ProtocolError,
     QualityGateFailed,
 )
-from kitd.openapi import openapi_document
-from kitd.sessions import SessionConflict, SessionNotFound
+from kitd.kit import Kit
+from kitd.services.captures import CAPTURE_KINDS, Capture, validate_request
+from kitd.services.sessions import SessionConflict, SessionNotFound
 
-if TYPE_CHECKING:
-    from kitd.daemon import Kit
-
-KIT_KEY = web.AppKey("kit", object)
+KIT_KEY = web.AppKey("kit", Kit)
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -76,7 +75,7 @@ def kit_error_response(exc: KitError) -> web.Response:
 
 
 def _kit(request: web.Request) -> Kit:
-    return request.app[KIT_KEY]  # type: ignore[return-value]
+    return request.app[KIT_KEY]
 
 
 async def get_status(request: web.Request) -> web.Response:
@@ -126,7 +125,8 @@ async def get_iris_stream(request: web.Request) -> web.StreamResponse:
     else:
         slot = cameras[0]
     config = kit.config
-    return await stream_preview(request, slot, config["iris.preview_width"], config["iris.preview_quality"])
+    feed = kit.iris_feed(slot.id)
+    return await stream_preview(request, feed, config["iris.preview_width"], config["iris.preview_quality"])
 
 
 SESSION_FIELDS = {"device_id": str, "modality": str, "label": str, "category": str}
@@ -216,28 +216,11 @@ async def get_session_capture(request: web.Request) -> web.Response:
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: assessment, capture, end and device, in the order they happened."""
-    kit = _kit(request)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    )
-    await response.prepare(request)
-    await response.write(b": kitd events\n\n")
-    async for event in kit.events.subscribe():
-        payload = json.dumps(event.data, separators=(",", ":"))
-        try:
-            await response.write(f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n".encode())
-        except (ConnectionResetError, RuntimeError):
-            break
-    return response
+    return await stream_events(request, _kit(request).events)
 
 
-async def _close_event_streams(app: web.Application) -> None:
-    app[KIT_KEY].events.close()  # type: ignore[attr-defined]
-
-
-async def _close_previews(app: web.Application) -> None:
-    close_feeds()
+async def _close_streams(app: web.Application) -> None:
+    app[KIT_KEY].close_streams()
 
 
 @web.middleware
@@ -264,6 +247,5 @@ def make_app(kit: Kit) -> web.Application:
     app.router.add_delete("/api/v1/sessions/{id}", delete_session)
     app.router.add_get("/api/v1/sessions/{id}/capture", get_session_capture)
     app.router.add_get("/api/v1/events", get_events)
-    app.on_shutdown.append(_close_previews)
-    app.on_shutdown.append(_close_event_streams)
+    app.on_shutdown.append(_close_streams)
     return app

@@ -21,19 +21,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitd.capture.fingerprint import (
-    encode_png,
-    fingerprint_assessor,
-    fingerprint_policy,
-    run_fingerprint_session,
-)
-from kitd.capture.iris_gate import gate_feed, iris_assessor, iris_policy
+from kitd.capture.fingerprint import run_fingerprint_session
+from kitd.capture.iris_gate import run_iris_session
 from kitd.capture.session import CaptureSession, SessionPolicy
-from kitd.capture_service import Capture, quality_headers
+from kitd.capture.signature import record_signature, signature_from_samples
+from kitd.capture.signature_quality import assess_signature
 from kitd.config import CATEGORIES, KitConfig
-from kitd.devices import DeviceSlot
 from kitd.errors import ConfigError, DeviceBusy, DeviceGone, KitError, NoPenInput
 from kitd.events import EventHub
+from kitd.grey_image import encode_png
+from kitd.services.captures import Capture, CaptureContext, quality_headers
+from kitd.services.gates import fingerprint_assessor, gate_policy
+from kitd.services.slots import DeviceSlot, in_own_thread
 
 log = logging.getLogger("kitd.sessions")
 
@@ -98,13 +97,13 @@ Emit = Callable[[str, dict[str, Any]], None]
 class SessionModality:
     """How one modality's session runs: its device kind, policy, runner and result encoding.
 
-    `run(config, slot, live, emit)` feeds `live.core` (under `live.lock`) until it ends,
+    `run(kit, slot, live, emit)` feeds `live.core` (under `live.lock`) until it ends,
     calling `emit("assessment", ...)` for each frame it judges; `emit` is safe from any thread.
     """
 
     kind: str
     policy: Callable[[KitConfig], SessionPolicy]
-    run: Callable[[KitConfig, DeviceSlot, LiveSession, Emit], Awaitable[None]]
+    run: Callable[[CaptureContext, DeviceSlot, LiveSession, Emit], Awaitable[None]]
     encode: Callable[[Any], Capture]
 
 
@@ -118,8 +117,9 @@ def assessment_event(live: LiveSession, frame: int, report: Any) -> dict[str, An
     }
 
 
-async def _run_fingerprint(config: KitConfig, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
+async def _run_fingerprint(kit: CaptureContext, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
     """Presses on the reader's thread, holding the reader for the session's life."""
+    config = kit.config
     assess = fingerprint_assessor(config)
     poll = float(config["fingerprint.poll_interval_s"])
 
@@ -149,12 +149,13 @@ def session_message(core: CaptureSession) -> tuple[str, str]:
     }.get(core.state, ("Gagal direkam", "Capture failed"))
 
 
-async def _run_iris(config: KitConfig, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
-    """Frames from the camera's shared feed (the preview keeps running), judged as they come."""
-    from kitd.capture.iris import PREVIEW_OVERLAYS, feed_for
-    from kitd.capture.iris_overlay import installed_overlay
-
-    overlay = installed_overlay(PREVIEW_OVERLAYS)
+async def _run_iris(kit: CaptureContext, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
+    """Frames from the camera's reader thread (the preview keeps running), judged as they come
+    by the preview's own overlay, which also shows the session's state to the officer."""
+    camera = slot.driver
+    if camera is None:
+        raise DeviceGone(f"device {slot.id} is {slot.status}: {slot.reason}")
+    overlay = kit.iris_feed(slot.id).quality
 
     def told(session: CaptureSession, frame: Any, report: Any) -> None:
         event = assessment_event(live, session.attempts, report)
@@ -166,22 +167,23 @@ async def _run_iris(config: KitConfig, slot: DeviceSlot, live: LiveSession, emit
             }
         event["camera_frame"] = frame.seq
         emit("assessment", event)
-        if overlay is not None:
-            overlay.session_message = session_message(session)
+        overlay.session_message = session_message(session)
+
+    def job() -> CaptureSession:
+        return run_iris_session(
+            camera,  # type: ignore[arg-type]
+            live.core,
+            overlay.report_for,
+            cancel=live.cancel,
+            lock=live.lock,
+            on_assessment=told,
+        )
 
     try:
-        await gate_feed(
-            feed_for(slot),
-            live.core,
-            iris_assessor(config),
-            on_assessment=told,
-            lock=live.lock,
-            cancel=live.cancel,
-        )
+        await in_own_thread(job, name=f"session-{live.id}")
     finally:
-        if overlay is not None:
-            overlay.session_message = session_message(live.core)
-            asyncio.get_running_loop().call_later(3.0, _clear_message, overlay, live)
+        overlay.session_message = session_message(live.core)
+        asyncio.get_running_loop().call_later(3.0, _clear_message, overlay, live)
 
 
 def _clear_message(overlay: Any, live: LiveSession) -> None:
@@ -199,12 +201,9 @@ def signature_policy(config: KitConfig) -> SessionPolicy:
     )
 
 
-async def _run_signature(config: KitConfig, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
+async def _run_signature(kit: CaptureContext, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
     """The pad streams; the signature so far is judged after every read that brought packets."""
-    from kitd.capture.signature import record_signature, signature_from_samples
-    from kitd.capture.signature_quality import assess_signature
-
-    thresholds = config.thresholds("signature") or None
+    thresholds = kit.config.thresholds("signature") or None
     core = live.core
 
     def job(pad: Any) -> None:
@@ -263,10 +262,15 @@ SESSION_MODALITIES: dict[str, SessionModality] = {
     "signature": SessionModality(
         kind="signature", policy=signature_policy, run=_run_signature, encode=_signature_result
     ),
-    "iris": SessionModality(kind="iris_camera", policy=iris_policy, run=_run_iris, encode=_iris_result),
+    "iris": SessionModality(
+        kind="iris_camera",
+        policy=lambda config: gate_policy(config, "iris"),
+        run=_run_iris,
+        encode=_iris_result,
+    ),
     "fingerprint": SessionModality(
         kind="fingerprint",
-        policy=fingerprint_policy,
+        policy=lambda config: gate_policy(config, "fingerprint"),
         run=_run_fingerprint,
         encode=_fingerprint_result,
     ),
@@ -288,8 +292,9 @@ def category_policy(base: SessionPolicy, config: KitConfig, category: str) -> Se
 class LiveSessions:
     """The daemon's sessions, by id; ended ones are kept (in memory) for a while."""
 
-    def __init__(self, config: KitConfig, events: EventHub) -> None:
-        self.config = config
+    def __init__(self, kit: CaptureContext, events: EventHub) -> None:
+        self.kit = kit
+        self.config = kit.config
         self.events = events
         self._sessions: OrderedDict[str, LiveSession] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -335,7 +340,7 @@ class LiveSessions:
 
     async def _run(self, slot: DeviceSlot, spec: SessionModality, live: LiveSession) -> None:
         try:
-            await spec.run(self.config, slot, live, self.events.publish_threadsafe)
+            await spec.run(self.kit, slot, live, self.events.publish_threadsafe)
         except KitError as exc:
             live.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a session must end with a reason, whatever happened

@@ -13,7 +13,9 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+
+from kitd.config import KitConfig
+from kitd.drivers.usb_link import USB_BACKEND_ENV
 
 LOCK_DIR_ENV = "KITD_LOCK_DIR"
 
@@ -32,13 +34,11 @@ def lock_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"kitd-locks-{os.getuid()}"
 
 
-def claim_scope(uri: str, config: Any) -> str:
+def claim_scope(uri: str, config: KitConfig) -> str:
     """What names a device besides its URI: for usb: URIs the USB backend (two simulators
     can both be usb:298d:1010), nothing for a path such as a serial port or a camera."""
     if not uri.startswith("usb:"):
         return ""
-    from kitd.drivers.usb_link import USB_BACKEND_ENV
-
     return config["usb_backend"] or os.environ.get(USB_BACKEND_ENV, "")
 
 

@@ -10,6 +10,7 @@ the slot `disconnected`; the daemon itself never stops because of a device.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -17,8 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from kitd.claims import ClaimHeld, DeviceClaim, describe_holder
+from kitd.drivers.base import Driver, FrameStream
+from kitd.drivers.facts import DeviceFacts
 from kitd.errors import DeviceBusy, DeviceError, DeviceGone, KitError
+from kitd.services.claims import ClaimHeld, DeviceClaim, describe_holder
 
 log = logging.getLogger("kitd.devices")
 
@@ -26,6 +29,34 @@ T = TypeVar("T")
 
 STATUSES = ("ready", "busy", "disconnected", "error")
 NOT_OPENED = "not opened yet"
+
+
+async def in_own_thread(fn: Callable[[], T], name: str) -> T:
+    """Run blocking `fn()` on a thread of its own and await its result.
+
+    For work that waits on a device for seconds (an iris gate reading its camera's frames):
+    on the loop's shared executor a few of them would starve every short job queued behind.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine as is
+            error = exc
+            outcome: Callable[[], None] = lambda: future.set_exception(error)  # noqa: E731
+        else:
+            outcome = lambda: future.set_result(result)  # noqa: E731
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the daemon stopped
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await future
 
 
 class DeviceSlot:
@@ -36,7 +67,7 @@ class DeviceSlot:
         device_id: str,
         uri: str,
         kind: str,
-        driver_factory: Callable[[], Any],
+        driver_factory: Callable[[], Driver],
         *,
         claim_key: str = "",
         holder: dict | None = None,
@@ -56,9 +87,9 @@ class DeviceSlot:
         self.since = time.time()
         self.cancel = threading.Event()
         self._driver_factory = driver_factory
-        self._driver: Any = None
+        self._driver: Driver | None = None
         self._claim_key = claim_key
-        self._holder = holder or {}
+        self._holder = dict(holder or {})
         self._claim: DeviceClaim | None = None
         self._job_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -71,23 +102,32 @@ class DeviceSlot:
         self._health_interval_s = health_interval_s
 
     @property
-    def driver(self) -> Any:
+    def driver(self) -> Driver | None:
         """The slot's driver once made (None before the first open), for services that read a stream."""
         return self._driver
 
+    def set_api_url(self, url: str) -> None:
+        """Say in the device's claim where the daemon's API is (known once it listens), so that
+        kitctl, refused the device, can name it."""
+        self._holder["api"] = url
+
+    def _live_stream(self) -> FrameStream | None:
+        # A ready driver that keeps its own stream alive (a camera that reopens itself).
+        driver = self._driver
+        return driver if self.status == "ready" and isinstance(driver, FrameStream) else None
+
     def current(self) -> tuple[str, str, float]:
-        """(status, reason, since). A ready driver that keeps its own stream alive (a camera that
-        reopens itself) reports its state through `live_status()`."""
-        live = getattr(self._driver, "live_status", None) if self.status == "ready" else None
-        return live() if live is not None else (self.status, self.reason, self.since)
+        """(status, reason, since); a streaming driver's own live status while it is open."""
+        live = self._live_stream()
+        return live.live_status() if live is not None else (self.status, self.reason, self.since)
 
     def describe(self) -> dict[str, Any]:
         """The slot in the API's device shape."""
         status, reason, since = self.current()
         detail = dict(self.detail)
-        live_detail = getattr(self._driver, "live_detail", None) if self.status == "ready" else None
-        if live_detail is not None:
-            detail.update(live_detail())
+        live = self._live_stream()
+        if live is not None:
+            detail.update(live.live_detail())
         detail["status_reason"] = reason
         detail["status_since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
         return {
@@ -123,7 +163,7 @@ class DeviceSlot:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
-    def _open_blocking(self) -> Any:
+    def _open_blocking(self) -> DeviceFacts:
         if self._claim is None:
             try:
                 self._claim = DeviceClaim(self.uri, self._claim_key, self._holder)

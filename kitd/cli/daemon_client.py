@@ -1,4 +1,4 @@
-"""A small client of the daemon's local HTTP API, for kitctl and the rig.
+"""A small client of the daemon's local HTTP API, for kitctl and the rig (which is outside kitd).
 
 Finds the API from `--api URL` or the config (the port file the daemon writes in
 `data_dir` wins over `api.port`, so port 0 works) and turns transport failures

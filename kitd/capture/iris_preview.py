@@ -1,0 +1,61 @@
+"""The iris camera's live preview as pictures: frames scaled for the 7" screen with the
+overlays drawn on them, and the cards shown while there is no frame to show.
+
+Pure image work (OpenCV); serving it over HTTP is the API's (kitd.api.preview_stream) and
+keeping it fed from the camera is the kit's (kitd.services.iris_feed). Nothing here writes a
+frame to disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from kitd.drivers.uvc_camera import Frame
+
+# Drawn on every preview frame, in order: overlay(image, frame, scale) with `image` the scaled
+# BGR preview (draw in place) and `scale` preview pixels per camera pixel.
+Overlay = Callable[[np.ndarray, Frame, float], None]
+
+
+def render_preview(
+    image: np.ndarray, frame: Frame, width: int, quality: int, overlays: list[Overlay]
+) -> bytes:
+    """One preview JPEG: scaled down to `width` (never up), overlays drawn, encoded."""
+    height_in, width_in = image.shape[:2]
+    scale = min(1.0, width / width_in)
+    if scale < 1.0:
+        size = (max(1, round(width_in * scale)), max(1, round(height_in * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    if overlays:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        for overlay in overlays:
+            overlay(image, frame, scale)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("could not encode the preview frame")
+    return data.tobytes()
+
+
+def render_card(width: int, lines: list[str]) -> bytes:
+    """A dark card with a message (officer's words: Bahasa Indonesia first, then English)."""
+    height = width * 3 // 4
+    card = np.full((height, width), 24, np.uint8)
+    scale = width / 640
+    for i, line in enumerate(lines):
+        y = int(height / 2 + (i - (len(lines) - 1) / 2) * 48 * scale)
+        size = 1.1 * scale if i == 0 else 0.8 * scale
+        (w, _), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, size, 2)
+        cv2.putText(card, line, ((width - w) // 2, y), cv2.FONT_HERSHEY_SIMPLEX, size, 230, 2, cv2.LINE_AA)
+    ok, data = cv2.imencode(".jpg", card, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return data.tobytes()
+
+
+def card_lines(status: str, reason: str, ended: str | None) -> list[str]:
+    if ended:
+        return ["Rekaman selesai", "Replay ended"]
+    if status == "ready":
+        return ["Menunggu gambar kamera...", "Waiting for the camera..."]
+    return ["Kamera iris tidak tersambung", "Iris camera not connected"]

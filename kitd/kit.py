@@ -1,0 +1,123 @@
+"""The kit: everything one running kit owns — its configuration, device slots, camera feeds,
+event stream and capture sessions — and what the API and the touch screen may ask of it.
+
+One `Kit` holds all of the kit's running state; nothing is kept at module level, so two kits
+in one process (a test, a future multi-kit rig) share nothing. Process plumbing (signals,
+systemd, the port file) is kitd.daemon's; HTTP is kitd.api's, which depends on this and
+never the reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from kitd import __version__
+from kitd.config import KitConfig
+from kitd.drivers.registry import device_kind, make_driver
+from kitd.events import EventHub
+from kitd.services.captures import CAPTURE_KINDS, Capture
+from kitd.services.claims import claim_scope
+from kitd.services.iris_feed import IrisFeed
+from kitd.services.sessions import LiveSessions
+from kitd.services.slots import STATUSES, DeviceSlot
+
+
+class Kit:
+    """One kit's services: the device slots and what the API may ask of them."""
+
+    def __init__(self, config: KitConfig, api_url: str = "") -> None:
+        self.config = config
+        self.started = time.monotonic()
+        self.api_url = api_url
+        settings = config.driver_settings()
+        self.slots: dict[str, DeviceSlot] = {}
+        for device in config.devices:
+            self.slots[device.id] = DeviceSlot(
+                device.id,
+                device.uri,
+                device_kind(device.uri),
+                lambda uri=device.uri: make_driver(uri, settings),
+                claim_key=claim_scope(device.uri, config),
+                holder={"program": "kitd", "api": api_url},
+                reconnect_min_s=float(config["devices.reconnect_min_s"]),
+                reconnect_max_s=float(config["devices.reconnect_max_s"]),
+                health_interval_s=float(config["devices.health_interval_s"]),
+            )
+        # Each camera's preview shows what its quality gate sees: circles, score, first message.
+        self.iris_feeds: dict[str, IrisFeed] = {
+            slot.id: IrisFeed(slot, config.thresholds("iris"))
+            for slot in self.slots.values()
+            if slot.kind == "iris_camera"
+        }
+        self.events = EventHub()
+        self.sessions = LiveSessions(self, self.events)
+        self._supervisors: list[asyncio.Task[None]] = []
+        for slot in self.slots.values():
+            slot.on_status = self._device_changed
+
+    def _device_changed(self, slot: DeviceSlot, status: str, reason: str) -> None:
+        self.events.publish("device", {"device": slot.id, "status": status, "reason": reason})
+
+    def slot(self, device_id: str) -> DeviceSlot | None:
+        return self.slots.get(device_id)
+
+    def iris_feed(self, device_id: str) -> IrisFeed:
+        """The feed (newest frame, preview, quality overlay) of the iris camera `device_id`."""
+        return self.iris_feeds[device_id]
+
+    def set_api_url(self, url: str) -> None:
+        """Where the API listens, once it does (port 0 is known only then); the device claims say it."""
+        self.api_url = url
+        for slot in self.slots.values():
+            slot.set_api_url(url)
+
+    def status(self) -> dict[str, Any]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for slot in self.slots.values():
+            counts[slot.current()[0]] += 1
+        return {
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "devices": counts,
+        }
+
+    def devices(self) -> list[dict[str, Any]]:
+        return [slot.describe() for slot in self.slots.values()]
+
+    async def capture(self, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
+        """One capture on `slot`, done the way its kind does it."""
+        return await CAPTURE_KINDS[slot.kind].run(self, slot, options)
+
+    async def run_devices(self, looked_at_timeout_s: float) -> list[asyncio.Task[None]]:
+        """Start every slot's supervisor; return once each device has been looked at once (or
+        the timeout passed), so that the first status is informed."""
+        self.events.bind(asyncio.get_running_loop())
+        tasks = [
+            asyncio.create_task(slot.supervise(), name=f"slot-{slot.id}") for slot in self.slots.values()
+        ]
+        looked_at = [asyncio.create_task(slot.looked_at.wait()) for slot in self.slots.values()]
+        if looked_at:
+            await asyncio.wait(looked_at, timeout=looked_at_timeout_s)
+            for task in looked_at:
+                task.cancel()
+        self._supervisors = tasks
+        return tasks
+
+    def close_streams(self) -> None:
+        """End every preview and event stream (the API is shutting down)."""
+        for feed in self.iris_feeds.values():
+            feed.close()
+        self.events.close()
+
+    async def shutdown(self) -> None:
+        """Stop supervising, end the sessions and streams, close and release every device."""
+        tasks, self._supervisors = self._supervisors, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.sessions.shutdown()
+        self.close_streams()
+        for slot in self.slots.values():
+            await slot.shutdown()

@@ -1,0 +1,207 @@
+"""What the daemon's capture endpoint accepts and does, per device kind.
+
+Each kind names the request fields it accepts (with their types) and an async `run` that
+performs one capture on the kit: the same `take_*` function kitctl uses with a device of
+its own, run here on the device's thread. The API validates a request against its kind's
+fields; the kit dispatches to its `run`. A new device kind adds one entry to CAPTURE_KINDS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kitd.capture.fingerprint import take_fingerprint
+from kitd.capture.gate import GatedCapture
+from kitd.capture.iris_gate import take_iris
+from kitd.capture.signature import record_signature, signature_facts
+from kitd.config import KitConfig
+from kitd.drivers.uvc_camera import Frame
+from kitd.errors import DeviceGone
+from kitd.grey_image import encode_png
+from kitd.services.gates import fingerprint_assessor, gate_policy
+from kitd.services.iris_feed import IrisFeed
+from kitd.services.slots import DeviceSlot, in_own_thread
+
+log = logging.getLogger("kitd.capture")
+
+
+class CaptureContext(Protocol):
+    """What a capture needs of the kit that runs it (kitd.kit.Kit is one)."""
+
+    config: KitConfig
+
+    def iris_feed(self, device_id: str) -> IrisFeed: ...
+
+
+@dataclass
+class Capture:
+    """A finished capture as the API returns it."""
+
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RequestField:
+    types: type | tuple[type, ...]
+    meaning: str
+    positive: bool = False
+
+
+@dataclass(frozen=True)
+class CaptureKind:
+    fields: dict[str, RequestField]
+    run: Callable[[CaptureContext, DeviceSlot, dict[str, Any]], Awaitable[Capture]]
+
+
+def validate_request(kind: CaptureKind, body: Any) -> dict[str, Any]:
+    """The request's options, or ValueError naming the field that is wrong."""
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    for key, value in body.items():
+        spec = kind.fields.get(key)
+        if spec is None:
+            raise ValueError(f"unknown field '{key}' (accepted: {', '.join(kind.fields)})")
+        types = spec.types if isinstance(spec.types, tuple) else (spec.types,)
+        wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        if wrong or (spec.positive and not value > 0):
+            raise ValueError(f"field '{key}' must be {spec.meaning}, got {value!r}")
+    return dict(body)
+
+
+def quality_headers(report: Any, forced: bool = False) -> dict[str, str]:
+    headers = {
+        "X-Kit-Quality": f"{report.score:.1f}",
+        "X-Kit-Feedback": ",".join(report.feedback),
+    }
+    if forced:
+        headers["X-Kit-Forced"] = "true"
+    return headers
+
+
+def frame_headers(frame: Frame) -> dict[str, str]:
+    """What a client may know of a camera frame: its number, time, losses and flags (no pixels)."""
+    return {
+        "X-Frame-Seq": str(frame.seq),
+        "X-Frame-Time": f"{frame.wall:.3f}",
+        "X-Frame-Missed": str(frame.missed),
+        "X-Frame-Missed-Total": str(frame.missed_total),
+        "X-Frame-Flags": ",".join(sorted(frame.flags)),
+    }
+
+
+def _log_capture(slot: DeviceSlot, options: dict[str, Any], result: GatedCapture, **extra: Any) -> None:
+    log.info(
+        "captured from %s",
+        slot.id,
+        extra={
+            "device": slot.id,
+            "raw": bool(options.get("raw")),
+            **extra,
+            **(
+                {}
+                if result.report is None
+                else {
+                    "score": round(float(result.report.score), 1),
+                    "forced": result.forced,
+                    "reasons": result.reasons,
+                }
+            ),
+        },
+    )
+
+
+async def capture_fingerprint(kit: CaptureContext, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
+    """Raw: one frame once a finger is on. Gated: presses through the gate until one passes."""
+    config = kit.config
+    policy = gate_policy(config, "fingerprint", options.get("timeout_s"))
+    assess = fingerprint_assessor(config)
+    poll = float(config["fingerprint.poll_interval_s"])
+
+    def job(reader: Any) -> GatedCapture:
+        return take_fingerprint(
+            reader,
+            policy,
+            assess,
+            raw=bool(options.get("raw")),
+            force=bool(options.get("force")),
+            poll_interval_s=poll,
+            cancel=slot.cancel,
+        )
+
+    result = await slot.run_job(job)
+    _log_capture(slot, options, result)
+    return Capture(
+        body=encode_png(result.frame),
+        content_type="image/png",
+        headers=quality_headers(result.report, result.forced),
+    )
+
+
+async def capture_iris(kit: CaptureContext, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
+    """Raw: the next intact frame. Gated: live frames through the gate until one passes.
+
+    The camera is shared with its preview (it is not taken exclusively); the gate asks the
+    preview's overlay for each frame's report, so a frame is judged once."""
+    camera = slot.driver
+    if slot.status != "ready" or camera is None:
+        raise DeviceGone(f"device {slot.id} is {slot.status}: {slot.reason}")
+    policy = gate_policy(kit.config, "iris", options.get("timeout_s"))
+    assess = kit.iris_feed(slot.id).quality.report_for
+
+    def job() -> tuple[GatedCapture, bytes]:
+        result = take_iris(
+            camera,  # type: ignore[arg-type]
+            policy,
+            assess,
+            raw=bool(options.get("raw")),
+            force=bool(options.get("force")),
+            cancel=slot.cancel,
+        )
+        return result, encode_png(result.frame.image)
+
+    result, png = await in_own_thread(job, name=f"capture-{slot.id}")
+    _log_capture(slot, options, result, seq=result.frame.seq)
+    headers = frame_headers(result.frame)
+    if result.report is not None:
+        headers.update(quality_headers(result.report, result.forced))
+    return Capture(body=png, content_type="image/png", headers=headers)
+
+
+async def capture_signature(kit: CaptureContext, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
+    """Record one signature: pen packets until `seconds` pass or the pen has been lifted a while."""
+    config = kit.config
+    seconds = float(options.get("seconds") or config["signature.capture_seconds"])
+    quiet = float(config["signature.pen_lift_stop_s"])
+
+    def job(pad: Any) -> Any:
+        return record_signature(pad, seconds, quiet, slot.cancel)
+
+    signature = await slot.run_job(job)
+    facts = signature_facts(signature)
+    log.info(
+        "recorded a signature from %s",
+        slot.id,
+        extra={"device": slot.id, **{k: facts[k] for k in ("strokes", "points", "pen_down_s")}},
+    )
+    return Capture(body=json.dumps(signature.to_json()).encode(), content_type="application/json")
+
+
+SECONDS = RequestField((int, float), "a number of seconds above 0", positive=True)
+FLAG = RequestField(bool, "true or false")
+
+CAPTURE_KINDS: dict[str, CaptureKind] = {
+    "fingerprint": CaptureKind(
+        fields={"timeout_s": SECONDS, "raw": FLAG, "force": FLAG},
+        run=capture_fingerprint,
+    ),
+    "iris_camera": CaptureKind(fields={"timeout_s": SECONDS, "raw": FLAG, "force": FLAG}, run=capture_iris),
+    "signature": CaptureKind(fields={"seconds": SECONDS}, run=capture_signature),
+}
