@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from kitd.capture.quality_report import QualityReport, judge, merge_thresholds
+from kitd.grey_image import to_grey8
 
 MM_PER_INCH = 25.4
 # Everything is measured at the NB-1010's resolution: one set of pixel constants
@@ -219,13 +220,7 @@ def _thin(binary: np.ndarray, max_passes: int = 6) -> np.ndarray:
 
 
 def _working_image(image: np.ndarray, ppi: float) -> np.ndarray:
-    g = np.asarray(image)
-    if g.ndim == 3:
-        g = cv2.cvtColor(g, cv2.COLOR_BGR2GRAY if g.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
-    if g.dtype != np.uint8:
-        if np.issubdtype(g.dtype, np.floating) and g.size and float(np.nanmax(g)) <= 1.0:
-            g = g * 255.0
-        g = np.clip(np.nan_to_num(g), 0, 255).astype(np.uint8)
+    g = to_grey8(image)
     scale = WORK_PPI / float(ppi)
     if abs(scale - 1.0) > 0.02:
         interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR

@@ -71,6 +71,7 @@ from kitd.capture.iris_segmentation import (
     reflection_on_iris,
 )
 from kitd.capture.quality_report import QualityReport, judge, merge_thresholds
+from kitd.grey_image import to_grey8
 
 FEEDBACK_CODES: tuple[str, ...] = (
     "no_eye",
@@ -212,19 +213,6 @@ class IrisReport(QualityReport):
 
 
 # --- measurement ------------------------------------------------------------------------------
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    g = np.asarray(image)
-    if g.ndim == 3:
-        g = cv2.cvtColor(g, cv2.COLOR_BGR2GRAY if g.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
-    if g.dtype == np.uint16:
-        g = (g >> 8).astype(np.uint8)
-    elif g.dtype != np.uint8:
-        if np.issubdtype(g.dtype, np.floating) and g.size and float(np.nanmax(g)) <= 1.0:
-            g = g * 255.0
-        g = np.clip(np.nan_to_num(g), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(g)
 
 
 def _measure(g: np.ndarray) -> dict[str, float]:
@@ -507,7 +495,7 @@ def assess_iris(image: np.ndarray, thresholds: Mapping[str, float] | None = None
     arr = np.asarray(image)
     if arr.ndim not in (2, 3) or arr.size == 0 or min(arr.shape[:2]) < 16:
         raise ValueError(f"expected a grey image of at least 16 x 16 pixels, got shape {arr.shape}")
-    raw = _measure(_grey(arr))
+    raw = _measure(to_grey8(arr))
     metrics = {k: round(float(v), 4) for k, v in raw.items() if math.isfinite(v)}
     if (
         not metrics.get("eye_found")
