@@ -148,3 +148,28 @@ def test_kitctl_capture_from_a_device_refuses_the_daemon_s_api(
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["kitctl: --api only goes with --daemon"]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["usbip://127.0.0.1:70000", "usbip://127.0.0.1:0", "usbip://127.0.0.1", "usbip://:3240", "libusb"],
+)
+def test_a_bad_usb_backend_is_a_config_error_naming_the_key(tmp_path: Path, setting: str) -> None:
+    """One parser decides, at load: before, a port of 70000 passed loading and then every open
+    raised a bare ValueError."""
+    with pytest.raises(ConfigError, match="config key 'usb_backend'"):
+        parse_config(f"usb_backend = '{setting}'")
+    path = tmp_path / "kitd.toml"
+    path.write_text(f"usb_backend = '{setting}'\n[[device]]\nuri = 'usb:298d:1010'\n")
+    for command in (["kitd", "--config"], ["kitctl", "devices", "--config"]):
+        result = subprocess.run(
+            [venv_script(command[0]), *command[1:], str(path)], capture_output=True, text=True
+        )
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert "config key 'usb_backend'" in line and setting in line
+
+
+def test_good_usb_backends_load() -> None:
+    for setting in ("", "usbip://127.0.0.1:3240", "usbip://[::1]:3240/"):
+        assert parse_config(f"usb_backend = '{setting}'")["usb_backend"] == setting
