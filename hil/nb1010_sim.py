@@ -119,7 +119,7 @@ log = logging.getLogger("nb1010_sim")
 VENDOR_ID = 0x298D
 PRODUCT_ID = 0x1010
 BCD_DEVICE = 0x0001
-DEVICE_DESCRIPTOR = bytes.fromhex("12010002000000408d29101001000102" "0001")
+DEVICE_DESCRIPTOR = bytes.fromhex("12010002000000408d291010010001020001")
 CONFIG_DESCRIPTOR = bytes.fromhex(
     "09022700010100a032"  # configuration 1, 39 bytes, remote wakeup, 100 mA
     "090400000300000000"  # interface 0, 3 endpoints, class 00/00/00
@@ -149,8 +149,7 @@ RECORDED_COMMANDS = {
     CMD_PRE_CAPTURE: bytes.fromhex("800d03000c00000000040000"),
     CMD_CAPTURE: bytes.fromhex("8012040020000000020000000000000000000000000000000000000020000000"),
 }
-COMMAND_NAMES = {CMD_CHECK_FINGER: "check_finger", CMD_PRE_CAPTURE: "pre_capture",
-                 CMD_CAPTURE: "capture"}
+COMMAND_NAMES = {CMD_CHECK_FINGER: "check_finger", CMD_PRE_CAPTURE: "pre_capture", CMD_CAPTURE: "capture"}
 DEFAULT_UNPLUG_AFTER = 45
 
 _EPIPE, _EOVERFLOW, _ECONNRESET = -errno.EPIPE, -errno.EOVERFLOW, -errno.ECONNRESET
@@ -174,9 +173,13 @@ def image_packets(frame: bytes) -> list[bytes]:
     row_bytes = ROWS_PER_PACKET * WIDTH
     for i in range(IMAGE_PACKETS):
         more = 1 if i < IMAGE_PACKETS - 1 else 0
-        header = (bytes((0x80, IMAGE_DATA, 0, 0)) + struct.pack("<III", PACKET_LEN, 0, more)
-                  + struct.pack("<I", ROWS_PER_PACKET * i + 1) + bytes((0, 1, 0, 0, 1)))
-        packets.append(header + frame[i * row_bytes:(i + 1) * row_bytes] + b"\0\0\0")
+        header = (
+            bytes((0x80, IMAGE_DATA, 0, 0))
+            + struct.pack("<III", PACKET_LEN, 0, more)
+            + struct.pack("<I", ROWS_PER_PACKET * i + 1)
+            + bytes((0, 1, 0, 0, 1))
+        )
+        packets.append(header + frame[i * row_bytes : (i + 1) * row_bytes] + b"\0\0\0")
     return packets
 
 
@@ -207,8 +210,7 @@ def as_frame(frame: Any) -> bytes:
     """46080 bytes, top row first, from bytes or a 180x256 uint8 array; else ValueError."""
     if isinstance(frame, np.ndarray):
         if frame.shape != (HEIGHT, WIDTH) or frame.dtype != np.uint8:
-            raise ValueError(f"a frame is a {HEIGHT}x{WIDTH} uint8 array, got "
-                             f"{frame.shape} {frame.dtype}")
+            raise ValueError(f"a frame is a {HEIGHT}x{WIDTH} uint8 array, got {frame.shape} {frame.dtype}")
         return np.ascontiguousarray(frame).tobytes()
     frame = bytes(frame)
     if len(frame) != FRAME_BYTES:
@@ -249,8 +251,7 @@ def load_frame(path: str | Path) -> bytes:
         raise ValueError(f"'{path}': 8-bit samples expected, got {image.dtype}")
     if image.ndim == 3:
         if image.shape[2] != 3 or not (
-            np.array_equal(image[:, :, 0], image[:, :, 1])
-            and np.array_equal(image[:, :, 0], image[:, :, 2])
+            np.array_equal(image[:, :, 0], image[:, :, 1]) and np.array_equal(image[:, :, 0], image[:, :, 2])
         ):
             raise ValueError(f"'{path}': grey or three equal channels expected")
         image = image[:, :, 0]
@@ -418,17 +419,21 @@ class NB1010Sim:
         armed = []
         if self.unplug_after is not None:
             armed.append(f"unplug-mid-frame {self.unplug_after}")
-        for flag, name in ((self.fault_stall, "stall"), (self.fault_ep_stall, "ep-stall"),
-                           (self.fault_bad_header, "bad-header"),
-                           (self.fault_never_finger, "never-finger")):
+        for flag, name in (
+            (self.fault_stall, "stall"),
+            (self.fault_ep_stall, "ep-stall"),
+            (self.fault_bad_header, "bad-header"),
+            (self.fault_never_finger, "never-finger"),
+        ):
             if flag:
                 armed.append(name)
         return armed
 
     def status(self) -> dict[str, Any]:
         with self.lock:
-            commands = {name: self.commands[name] for name in
-                        ("check_finger", "pre_capture", "capture", "unknown")}
+            commands = {
+                name: self.commands[name] for name in ("check_finger", "pre_capture", "capture", "unknown")
+            }
             return {
                 "plugged": self.plugged,
                 "devnum": self.devnum,
@@ -562,22 +567,24 @@ class NB1010Sim:
                 self.halted.clear()
                 data = b""
         if data is None:
-            log.debug("control %02x %02x %04x %04x: STALL", setup.bmRequestType, request,
-                      setup.wValue, setup.wIndex)
+            log.debug(
+                "control %02x %02x %04x %04x: STALL", setup.bmRequestType, request, setup.wValue, setup.wIndex
+            )
             return _fail(urb, _EPIPE)
         if setup.direction == usbip_core.IN:
-            data = data[:setup.wLength]
+            data = data[: setup.wLength]
             urb.buffer, urb.actual = data, len(data)
         else:
             urb.buffer, urb.actual = b"", setup.wLength
         urb.status = 0
         return urb
 
-    def _command(self, urb: usbip_core.Urb,
-                 completions: list[tuple[_Connection, usbip_core.Urb]]) -> usbip_core.Urb:
+    def _command(
+        self, urb: usbip_core.Urb, completions: list[tuple[_Connection, usbip_core.Urb]]
+    ) -> usbip_core.Urb:
         if self.configuration == 0 or EP_OUT in self.halted:
             return _fail(urb, _EPIPE)
-        data = bytes(urb.buffer[:urb.length])
+        data = bytes(urb.buffer[: urb.length])
         command = classify(data)
         self.commands[COMMAND_NAMES.get(command or -1, "unknown")] += 1
         if command is None:
@@ -586,8 +593,7 @@ class NB1010Sim:
             return _fail(urb, _EPIPE)
         recorded = RECORDED_COMMANDS[command]
         if data[:2] + data[3:] != recorded[:2] + recorded[3:]:
-            log.warning("%s differs from the recorded command: %s", COMMAND_NAMES[command],
-                        data.hex())
+            log.warning("%s differs from the recorded command: %s", COMMAND_NAMES[command], data.hex())
         self.in_data.clear()  # a new exchange: unread replies of the last one are gone
         tag = data[2]
         if self.fault_stall:
@@ -684,8 +690,7 @@ class UsbipServer:
             except OSError:
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._serve, args=(sock, f"{addr[0]}:{addr[1]}"),
-                             daemon=True).start()
+            threading.Thread(target=self._serve, args=(sock, f"{addr[0]}:{addr[1]}"), daemon=True).start()
 
     def _serve(self, sock: socket.socket, peer: str) -> None:
         conn = _Connection(sock, peer)
@@ -777,8 +782,7 @@ class ControlServer(ControlChannel):
         return f"ok plugged devnum={self.sim.replug()}"
 
     def _cmd_fault(self, args: list[str]) -> str:
-        usage = ("usage: fault unplug-mid-frame [N] | stall | ep-stall | bad-header | "
-                 "never-finger | clear")
+        usage = "usage: fault unplug-mid-frame [N] | stall | ep-stall | bad-header | never-finger | clear"
         if not args:
             raise ValueError(usage)
         kind, rest = args[0], args[1:]
@@ -816,23 +820,40 @@ class ControlServer(ControlChannel):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.nb1010_sim", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m hil.nb1010_sim",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--usbip-port", type=int, default=0, help="USB/IP port (0: a free one)")
-    parser.add_argument("--control-port", type=int, default=0,
-                        help="control channel port (0: a free one)")
-    parser.add_argument("--frame", action="append", default=[], metavar="PATH",
-                        help="PNG of the current finger (repeat: served in turn)")
-    parser.add_argument("--pattern", default="gradient", choices=PATTERNS,
-                        help="current finger when no --frame is given (default gradient)")
-    parser.add_argument("--condition", metavar="NAME",
-                        help="current finger: a synthetic finger in this condition (e.g. good, light)")
+    parser.add_argument("--control-port", type=int, default=0, help="control channel port (0: a free one)")
+    parser.add_argument(
+        "--frame",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="PNG of the current finger (repeat: served in turn)",
+    )
+    parser.add_argument(
+        "--pattern",
+        default="gradient",
+        choices=PATTERNS,
+        help="current finger when no --frame is given (default gradient)",
+    )
+    parser.add_argument(
+        "--condition",
+        metavar="NAME",
+        help="current finger: a synthetic finger in this condition (e.g. good, light)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_FINGER_SEED, help="which synthetic finger")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every control STALL")
     args = parser.parse_args(argv)
     register_synthetic_fingers()
-    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="nb1010_sim: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="nb1010_sim: %(message)s",
+    )
     try:
         if args.condition:
             if args.condition not in CONDITIONS:
@@ -859,8 +880,7 @@ def main(argv: list[str] | None = None) -> int:
     control.start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"READY usbip=127.0.0.1:{usbip_server.port} control=127.0.0.1:{control.port}",
-          flush=True)
+    print(f"READY usbip=127.0.0.1:{usbip_server.port} control=127.0.0.1:{control.port}", flush=True)
     log.info("serving %04x:%04x, current finger: %s", VENDOR_ID, PRODUCT_ID, name)
     stop.wait()
     log.info("stopping")
