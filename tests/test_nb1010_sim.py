@@ -15,20 +15,17 @@ import pytest
 import usb.core
 import usb.util
 
-from hil import nb1010_sim as sim_mod
+from hil import finger_frames as sim_mod
+from hil.finger_frames import as_frame, fixed_source, make_pattern, register_condition
 from hil.nb1010_sim import (
     CONFIG_DESCRIPTOR,
     DEVICE_DESCRIPTOR,
     ControlServer,
     NB1010Sim,
     UsbipServer,
-    as_frame,
     bad_header_packet,
     classify,
-    fixed_source,
     image_packets,
-    make_pattern,
-    register_condition,
     reply,
 )
 from kitd.drivers.usbip_backend import get_backend
