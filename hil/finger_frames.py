@@ -93,25 +93,18 @@ def rotating_source(frames: list[bytes]) -> FrameSource:
     return source
 
 
-# Generators of "current finger" frames by name (for example synthetic fingerprints
-# with a skin condition), plugged in by other modules: factory(seed) -> FrameSource.
-CONDITIONS: dict[str, Callable[[int | None], FrameSource]] = {}
-
-
-def register_condition(name: str, factory: Callable[[int | None], FrameSource]) -> None:
-    """Make `condition NAME [SEED]` on the control channel use factory(seed)."""
-    CONDITIONS[name] = factory
-
+# A named finger condition: factory(seed) -> that finger's frame source (seed None: the default finger).
+Condition = Callable[[int | None], FrameSource]
 
 SENSOR_PPI = 385.0  # the NB-1010-U datasheet's resolution
 DEFAULT_FINGER_SEED = 1
 
 
-def register_synthetic_fingers() -> None:
-    """Every condition of hil.synthetic_finger, rendered at the sensor's size and resolution."""
+def synthetic_fingers() -> dict[str, Condition]:
+    """A conditions table: every condition of hil.synthetic_finger, at the sensor's size and resolution."""
     from hil import synthetic_finger
 
-    def factory_for(condition: str) -> Callable[[int | None], FrameSource]:
+    def factory_for(condition: str) -> Condition:
         def factory(seed: int | None) -> FrameSource:
             frame = synthetic_finger.render_finger(
                 DEFAULT_FINGER_SEED if seed is None else seed,
@@ -124,5 +117,4 @@ def register_synthetic_fingers() -> None:
 
         return factory
 
-    for condition in synthetic_finger.CONDITIONS:
-        register_condition(condition, factory_for(condition))
+    return {condition: factory_for(condition) for condition in synthetic_finger.CONDITIONS}

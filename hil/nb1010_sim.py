@@ -54,8 +54,8 @@ command, `ok [DETAIL]` or `err REASON`:
     queue-pattern NAME         queue a test pattern (gradient, checker, stripes, rows, blank)
     current PATH               the current finger becomes this PNG
     current-pattern NAME       the current finger becomes this pattern
-    condition NAME [SEED]      the current finger becomes factory(SEED) of a registered
-                               generator: the synthetic fingers of
+    condition NAME [SEED]      the current finger becomes factory(SEED) of a condition
+                               in the table it was given: the synthetic fingers of
                                hil.synthetic_finger (good, light, wet, dry, partial,
                                off_center, smudged, dirty_sensor, no_finger), SEED
                                picks the finger (default 1)
@@ -104,12 +104,12 @@ import struct
 import sys
 import threading
 from collections import Counter, deque
+from collections.abc import Mapping
 from typing import Any
 
 from usbip import core as usbip_core
 from usbip import protocol as usbip_wire
 
-from hil import finger_frames
 from hil.control_channel import ControlChannel
 from hil.finger_frames import (
     DEFAULT_FINGER_SEED,
@@ -117,13 +117,14 @@ from hil.finger_frames import (
     HEIGHT,
     PATTERNS,
     WIDTH,
+    Condition,
     FrameSource,
     as_frame,
     fixed_source,
     load_frame,
     make_pattern,
-    register_synthetic_fingers,
     rotating_source,
+    synthetic_fingers,
 )
 
 log = logging.getLogger("nb1010_sim")
@@ -630,9 +631,12 @@ class UsbipServer:
 class ControlServer(ControlChannel):
     """The line protocol on 127.0.0.1 that steers the simulator (see the module doc)."""
 
-    def __init__(self, sim: NB1010Sim, port: int, stop: threading.Event) -> None:
+    def __init__(
+        self, sim: NB1010Sim, port: int, stop: threading.Event, conditions: Mapping[str, Condition]
+    ) -> None:
         super().__init__(port, stop)
         self.sim = sim
+        self.conditions = conditions  # what `condition NAME` can name
 
     def _cmd_queue(self, args: list[str]) -> str:
         if len(args) != 1:
@@ -659,9 +663,9 @@ class ControlServer(ControlChannel):
     def _cmd_condition(self, args: list[str]) -> str:
         if len(args) not in (1, 2):
             raise ValueError("usage: condition NAME [SEED]")
-        factory = finger_frames.CONDITIONS.get(args[0])
+        factory = self.conditions.get(args[0])
         if factory is None:
-            known = ", ".join(sorted(finger_frames.CONDITIONS)) or "none registered"
+            known = ", ".join(sorted(self.conditions)) or "none registered"
             return f"err unknown condition '{args[0]}' ({known})"
         seed = int(args[1]) if len(args) == 2 else None
         self.sim.set_current(factory(seed), f"condition {' '.join(args)}")
@@ -747,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_FINGER_SEED, help="which synthetic finger")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every control STALL")
     args = parser.parse_args(argv)
-    register_synthetic_fingers()
+    conditions = synthetic_fingers()
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -755,7 +759,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.condition:
-            conditions = finger_frames.CONDITIONS
             if args.condition not in conditions:
                 raise ValueError(f"unknown condition '{args.condition}' ({', '.join(conditions)})")
             source = conditions[args.condition](args.seed)
@@ -772,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     try:
         usbip_server = UsbipServer(sim, args.usbip_port)
-        control = ControlServer(sim, args.control_port, stop)
+        control = ControlServer(sim, args.control_port, stop, conditions)
     except OSError as exc:
         print(f"nb1010_sim: cannot listen: {exc}", file=sys.stderr)
         return 1
