@@ -21,12 +21,12 @@ from hil.nb1010_sim import (
     DEVICE_DESCRIPTOR,
     ControlServer,
     NB1010Sim,
-    UsbipServer,
     bad_header_packet,
     classify,
     image_packets,
     reply,
 )
+from hil.usbip_device import UsbipServer
 from kitd.drivers.usbip_backend import get_backend
 
 CAPTURE = bytes.fromhex("8012040020000000020000000000000000000000000000000000000020000000")
