@@ -24,16 +24,14 @@ from typing import Protocol
 from usbip import core as usbip_core
 from usbip import protocol as usbip_wire
 
+from hil.loopback import LoopbackServer
+
 log = logging.getLogger("usbip_device")
 
 GET_DESCRIPTOR = 0x06
 DEVICE_DESCRIPTOR_TYPE, CONFIG_DESCRIPTOR_TYPE = 0x01, 0x02
 INTERFACE_DESCRIPTOR_TYPE, ENDPOINT_DESCRIPTOR_TYPE = 0x04, 0x05
 ISOCHRONOUS = 0x01  # bmAttributes transfer type of an endpoint descriptor
-
-# shutdown() waits for serve_forever's next poll: a tenth of a second lets a simulator
-# exit at once when told, where the default half second per server adds up.
-POLL_S = 0.1
 
 
 class Connection:
@@ -225,26 +223,14 @@ class _ImportHandler(socketserver.BaseRequestHandler):
         return None
 
 
-class UsbipServer(socketserver.ThreadingTCPServer):
+class UsbipServer(LoopbackServer):
     """Exports one simulated device on 127.0.0.1: a thread for each host's connection."""
-
-    daemon_threads = True  # a host that stays connected does not keep the simulator alive
-    allow_reuse_address = True  # a restarted simulator takes its port back at once
 
     def __init__(self, device: UsbDevice, port: int) -> None:
         self.device = device
-        super().__init__(("127.0.0.1", port), _ImportHandler)
-        self.port: int = self.server_address[1]
-        self._serving: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._serving = threading.Thread(target=self.serve_forever, args=(POLL_S,), name="usbip", daemon=True)
-        self._serving.start()
+        super().__init__(port, _ImportHandler)
 
     def close(self) -> None:
         """Stop listening and pull the device out, so that no host stays attached to a closed server."""
-        if self._serving is not None:
-            self.shutdown()
-            self._serving = None
-        self.server_close()
+        super().close()
         self.device.unplug("server closed")
