@@ -7,45 +7,36 @@ A simulator subclasses `ControlChannel` and adds `_cmd_NAME(self, args) -> str` 
 
 from __future__ import annotations
 
-import socket
+import socketserver
 import threading
 
+from hil.loopback import LoopbackServer
 
-class ControlChannel:
-    """Accepts connections on a thread each; every line is one command."""
+
+class _LineHandler(socketserver.StreamRequestHandler):
+    """One client: every line it sends is one command, answered with one line."""
+
+    server: ControlChannel
+
+    def handle(self) -> None:
+        for raw in self.rfile:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            answer = self.server.execute(line)
+            self.wfile.write((answer.replace("\n", " ") + "\n").encode())
+            if line == "quit":
+                self.server.stop.set()
+                return
+            self.server.replied(line)
+
+
+class ControlChannel(LoopbackServer):
+    """Serves the line protocol on a thread for each connection."""
 
     def __init__(self, port: int, stop: threading.Event) -> None:
         self.stop = stop
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
-
-    def start(self) -> None:
-        threading.Thread(target=self._accept, name="control-accept", daemon=True).start()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        with sock, sock.makefile("rwb") as stream:
-            for raw in stream:
-                line = raw.decode("utf-8", "replace").strip()
-                if not line:
-                    continue
-                answer = self.execute(line)
-                stream.write((answer.replace("\n", " ") + "\n").encode())
-                stream.flush()
-                if line == "quit":
-                    self.stop.set()
-                    return
-                self.replied(line)
+        super().__init__(port, _LineHandler)
 
     def replied(self, line: str) -> None:
         """Called after the reply to `line` went out (e.g. to exit the process at once)."""

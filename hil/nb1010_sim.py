@@ -41,8 +41,9 @@ and clears halts), GET_STATUS, CLEAR/SET_FEATURE(ENDPOINT_HALT), GET/SET_INTERFA
 
 Frames: a capture serves the next queued 256x180 8-bit frame (a frame served once
 is dequeued); with the queue empty it serves the "current finger", a swappable frame
-source (a callable returning 46080 bytes): the `--frame` image (several `--frame`s:
-one after the other, in turn), else `--pattern` (default `gradient`). A capture
+source (a callable returning 46080 bytes, see hil.finger_frames): the `--frame`
+image (several `--frame`s: one after the other, in turn), else `--pattern` (default
+`gradient`). A capture
 serves a frame whether or not a finger is on the sensor; the finger only changes what
 check finger answers.
 
@@ -53,8 +54,8 @@ command, `ok [DETAIL]` or `err REASON`:
     queue-pattern NAME         queue a test pattern (gradient, checker, stripes, rows, blank)
     current PATH               the current finger becomes this PNG
     current-pattern NAME       the current finger becomes this pattern
-    condition NAME [SEED]      the current finger becomes factory(SEED) of a registered
-                               generator: the synthetic fingers of
+    condition NAME [SEED]      the current finger becomes factory(SEED) of a condition
+                               in the table it was given: the synthetic fingers of
                                hil.synthetic_finger (good, light, wet, dry, partial,
                                off_center, smudged, dirty_sensor, no_finger), SEED
                                picks the finger (default 1)
@@ -85,10 +86,8 @@ Faults are instructions to the simulator, not device state: they survive unplug 
 replug. "served" counts captures answered with a frame (the frame is dequeued when the
 capture command arrives, even if a fault then cuts it short).
 
-The device side uses the PyPI `usbip` package's wire codec (usbip.protocol:
-serve_handshake, read_cmd, write_ret) but not its USBDevice/transport layer, which
-cannot drop live imports on unplug, resets the device on every new import, and has no
-per-transfer hook for the faults above.
+The USB/IP side (device lists, imports, descriptors, URBs, unlinks) is
+hil.usbip_device's UsbipServer; NB1010Sim is the device it exports.
 """
 
 from __future__ import annotations
@@ -98,28 +97,39 @@ import errno
 import json
 import logging
 import signal
-import socket
 import struct
 import sys
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 from usbip import core as usbip_core
-from usbip import protocol as usbip_wire
 
 from hil.control_channel import ControlChannel
+from hil.finger_frames import (
+    DEFAULT_FINGER_SEED,
+    FRAME_BYTES,
+    HEIGHT,
+    PATTERNS,
+    WIDTH,
+    Condition,
+    FrameSource,
+    as_frame,
+    fixed_source,
+    load_frame,
+    make_pattern,
+    rotating_source,
+    synthetic_fingers,
+)
+from hil.usbip_device import Connection, UsbipServer, fail
 
 log = logging.getLogger("nb1010_sim")
 
 # ---- the real sensor, transcribed from ../shared/fixtures/nb1010/device --------------
 VENDOR_ID = 0x298D
 PRODUCT_ID = 0x1010
-BCD_DEVICE = 0x0001
-DEVICE_DESCRIPTOR = bytes.fromhex("12010002000000408d29101001000102" "0001")
+DEVICE_DESCRIPTOR = bytes.fromhex("12010002000000408d291010010001020001")
 CONFIG_DESCRIPTOR = bytes.fromhex(
     "09022700010100a032"  # configuration 1, 39 bytes, remote wakeup, 100 mA
     "090400000300000000"  # interface 0, 3 endpoints, class 00/00/00
@@ -131,8 +141,6 @@ CONFIGURATION_VALUE = 1
 EP_OUT, EP_IN, EP_INTERRUPT = 0x02, 0x83, 0x81
 MAX_PACKET = 64
 
-WIDTH, HEIGHT = 256, 180
-FRAME_BYTES = WIDTH * HEIGHT
 ROWS_PER_PACKET = 2
 IMAGE_PACKETS = HEIGHT // ROWS_PER_PACKET  # 90
 PACKET_HEADER_LEN = 25
@@ -149,11 +157,10 @@ RECORDED_COMMANDS = {
     CMD_PRE_CAPTURE: bytes.fromhex("800d03000c00000000040000"),
     CMD_CAPTURE: bytes.fromhex("8012040020000000020000000000000000000000000000000000000020000000"),
 }
-COMMAND_NAMES = {CMD_CHECK_FINGER: "check_finger", CMD_PRE_CAPTURE: "pre_capture",
-                 CMD_CAPTURE: "capture"}
+COMMAND_NAMES = {CMD_CHECK_FINGER: "check_finger", CMD_PRE_CAPTURE: "pre_capture", CMD_CAPTURE: "capture"}
 DEFAULT_UNPLUG_AFTER = 45
 
-_EPIPE, _EOVERFLOW, _ECONNRESET = -errno.EPIPE, -errno.EOVERFLOW, -errno.ECONNRESET
+_EPIPE, _EOVERFLOW = -errno.EPIPE, -errno.EOVERFLOW
 
 
 # ---- the byte protocol ----------------------------------------------------------------
@@ -174,9 +181,13 @@ def image_packets(frame: bytes) -> list[bytes]:
     row_bytes = ROWS_PER_PACKET * WIDTH
     for i in range(IMAGE_PACKETS):
         more = 1 if i < IMAGE_PACKETS - 1 else 0
-        header = (bytes((0x80, IMAGE_DATA, 0, 0)) + struct.pack("<III", PACKET_LEN, 0, more)
-                  + struct.pack("<I", ROWS_PER_PACKET * i + 1) + bytes((0, 1, 0, 0, 1)))
-        packets.append(header + frame[i * row_bytes:(i + 1) * row_bytes] + b"\0\0\0")
+        header = (
+            bytes((0x80, IMAGE_DATA, 0, 0))
+            + struct.pack("<III", PACKET_LEN, 0, more)
+            + struct.pack("<I", ROWS_PER_PACKET * i + 1)
+            + bytes((0, 1, 0, 0, 1))
+        )
+        packets.append(header + frame[i * row_bytes : (i + 1) * row_bytes] + b"\0\0\0")
     return packets
 
 
@@ -198,176 +209,20 @@ def classify(data: bytes) -> int | None:
     return data[1]
 
 
-# ---- frames ---------------------------------------------------------------------------
-# A frame source returns the next frame: 46080 bytes, or a 180x256 uint8 array.
-FrameSource = Callable[[], Any]
-
-
-def as_frame(frame: Any) -> bytes:
-    """46080 bytes, top row first, from bytes or a 180x256 uint8 array; else ValueError."""
-    if isinstance(frame, np.ndarray):
-        if frame.shape != (HEIGHT, WIDTH) or frame.dtype != np.uint8:
-            raise ValueError(f"a frame is a {HEIGHT}x{WIDTH} uint8 array, got "
-                             f"{frame.shape} {frame.dtype}")
-        return np.ascontiguousarray(frame).tobytes()
-    frame = bytes(frame)
-    if len(frame) != FRAME_BYTES:
-        raise ValueError(f"a frame is {FRAME_BYTES} bytes, got {len(frame)}")
-    return frame
-
-
-def make_pattern(name: str) -> bytes:
-    """A deterministic 256x180 test pattern: gradient, checker, stripes, rows or blank."""
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.int64)
-    if name == "gradient":  # diagonal ramp 0..255, every row different
-        span = (WIDTH - 1) * HEIGHT + (HEIGHT - 1) * WIDTH
-        image = (x * HEIGHT + y * WIDTH) * 255 // span
-    elif name == "checker":  # 16-pixel squares
-        image = np.where((x // 16 + y // 16) % 2 == 0, 0x20, 0xE0)
-    elif name == "stripes":  # diagonal ridge-like stripes, period 8 pixels
-        image = np.where((x + y) // 4 % 2 == 0, 0x20, 0xE0)
-    elif name == "rows":  # each row holds its own index: row order made visible
-        image = y
-    elif name == "blank":  # an empty sensor, like the recording's background
-        image = np.full((HEIGHT, WIDTH), 0xE5)
-    else:
-        raise ValueError(f"unknown pattern '{name}' (known: {', '.join(PATTERNS)})")
-    return image.astype(np.uint8).tobytes()
-
-
-PATTERNS = ("gradient", "checker", "stripes", "rows", "blank")
-
-
-def load_frame(path: str | Path) -> bytes:
-    """A 256x180 PNG (grey, or three equal channels) as 46080 bytes, top row first."""
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"cannot read image '{path}'")
-    if image.dtype != np.uint8:
-        raise ValueError(f"'{path}': 8-bit samples expected, got {image.dtype}")
-    if image.ndim == 3:
-        if image.shape[2] != 3 or not (
-            np.array_equal(image[:, :, 0], image[:, :, 1])
-            and np.array_equal(image[:, :, 0], image[:, :, 2])
-        ):
-            raise ValueError(f"'{path}': grey or three equal channels expected")
-        image = image[:, :, 0]
-    if image.shape != (HEIGHT, WIDTH):
-        raise ValueError(f"'{path}': {WIDTH}x{HEIGHT} expected, got {image.shape[1]}x{image.shape[0]}")
-    return np.ascontiguousarray(image).tobytes()
-
-
-def fixed_source(frame: Any) -> FrameSource:
-    """A finger that always presents the same frame."""
-    frame = as_frame(frame)
-    return lambda: frame
-
-
-def rotating_source(frames: list[bytes]) -> FrameSource:
-    """A finger that presents these frames one after another, in turn."""
-    state = {"next": 0}
-
-    def source() -> bytes:
-        frame = frames[state["next"] % len(frames)]
-        state["next"] += 1
-        return frame
-
-    return source
-
-
-# Generators of "current finger" frames by name (for example synthetic fingerprints
-# with a skin condition), plugged in by other modules: factory(seed) -> FrameSource.
-CONDITIONS: dict[str, Callable[[int | None], FrameSource]] = {}
-
-
-def register_condition(name: str, factory: Callable[[int | None], FrameSource]) -> None:
-    """Make `condition NAME [SEED]` on the control channel use factory(seed)."""
-    CONDITIONS[name] = factory
-
-
-SENSOR_PPI = 385.0  # the NB-1010-U datasheet's resolution
-DEFAULT_FINGER_SEED = 1
-
-
-def register_synthetic_fingers() -> None:
-    """Every condition of hil.synthetic_finger, rendered at the sensor's size and resolution."""
-    from hil import synthetic_finger
-
-    def factory_for(condition: str) -> Callable[[int | None], FrameSource]:
-        def factory(seed: int | None) -> FrameSource:
-            frame = synthetic_finger.render_finger(
-                DEFAULT_FINGER_SEED if seed is None else seed,
-                condition,
-                width=WIDTH,
-                height=HEIGHT,
-                ppi=SENSOR_PPI,
-            )
-            return fixed_source(frame.tobytes())
-
-        return factory
-
-    for condition in synthetic_finger.CONDITIONS:
-        register_condition(condition, factory_for(condition))
-
-
 # ---- the simulated device -------------------------------------------------------------
-class _Connection:
-    """One imported USB/IP connection; replies to it are written under its lock."""
-
-    def __init__(self, sock: socket.socket, peer: str) -> None:
-        self.sock = sock
-        self.peer = peer
-        self.lock = threading.Lock()
-
-    def send(self, urb: usbip_core.Urb) -> None:
-        with self.lock:
-            try:
-                usbip_wire.write_ret(self.sock, urb)
-            except OSError:
-                pass  # the host is gone; its reader thread ends on its own
-
-    def send_unlink(self, urb: usbip_core.Urb, status: int) -> None:
-        header = struct.pack(">IIIIIi24x", usbip_wire.RET_UNLINK, urb.seqnum, 0, 0, 0, status)
-        with self.lock:
-            try:
-                self.sock.sendall(header)
-            except OSError:
-                pass
-
-    def drop(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-class _WireView:
-    """The device as usbip.protocol's handshake describes it (OP_REP_DEVLIST/IMPORT)."""
-
-    vid, pid, bcdDevice = VENDOR_ID, PRODUCT_ID, BCD_DEVICE
-    device_class = device_subclass = device_protocol = 0
-    speed = usbip_core.SPEED_FULL
-    num_interfaces = 1
-    busid = "1-1"
-    busnum = 1
-
-    def __init__(self, devnum: int) -> None:
-        self.devnum = devnum
-
-    def interface_triples(self) -> list[tuple[int, int, int]]:
-        return [(0, 0, 0)]
-
-    def is_iso(self, ep: int, direction: int) -> bool:
-        return False
-
-
 _UNPLUG = object()  # in the IN queue: the device vanishes when a transfer reaches it
 
 
 class NB1010Sim:
-    """The sensor's state, the world around it (finger, frames) and the armed faults."""
+    """The sensor's state, the world around it (finger, frames) and the armed faults.
+
+    It is the hil.usbip_device.UsbDevice that UsbipServer exports.
+    """
+
+    busid = "1-1"
+    speed = usbip_core.SPEED_FULL
+    device_descriptor = DEVICE_DESCRIPTOR
+    config_descriptor = CONFIG_DESCRIPTOR
 
     def __init__(self, current: FrameSource, current_name: str) -> None:
         self.lock = threading.RLock()
@@ -379,7 +234,7 @@ class NB1010Sim:
         self.devnum = 2
         self.frames_served = 0
         self.commands: Counter[str] = Counter()
-        self.connections: set[_Connection] = set()
+        self.connections: set[Connection] = set()
         self._reset_faults()
         self._reset_device()
 
@@ -395,7 +250,7 @@ class NB1010Sim:
         self.configuration = CONFIGURATION_VALUE
         self.halted: set[int] = set()
         self.in_data: deque[Any] = deque()
-        self.parked: list[tuple[_Connection, usbip_core.Urb]] = []
+        self.parked: list[tuple[Connection, usbip_core.Urb]] = []
 
     def set_current(self, source: FrameSource, name: str) -> None:
         """Swap the current finger's frame source (used when the queue is empty)."""
@@ -418,17 +273,21 @@ class NB1010Sim:
         armed = []
         if self.unplug_after is not None:
             armed.append(f"unplug-mid-frame {self.unplug_after}")
-        for flag, name in ((self.fault_stall, "stall"), (self.fault_ep_stall, "ep-stall"),
-                           (self.fault_bad_header, "bad-header"),
-                           (self.fault_never_finger, "never-finger")):
+        for flag, name in (
+            (self.fault_stall, "stall"),
+            (self.fault_ep_stall, "ep-stall"),
+            (self.fault_bad_header, "bad-header"),
+            (self.fault_never_finger, "never-finger"),
+        ):
             if flag:
                 armed.append(name)
         return armed
 
     def status(self) -> dict[str, Any]:
         with self.lock:
-            commands = {name: self.commands[name] for name in
-                        ("check_finger", "pre_capture", "capture", "unknown")}
+            commands = {
+                name: self.commands[name] for name in ("check_finger", "pre_capture", "capture", "unknown")
+            }
             return {
                 "plugged": self.plugged,
                 "devnum": self.devnum,
@@ -457,11 +316,11 @@ class NB1010Sim:
                 self.replug()
 
     # -- plugging --
-    def wire_view(self) -> list[_WireView]:
+    def address(self) -> int | None:
         with self.lock:
-            return [_WireView(self.devnum)] if self.plugged else []
+            return self.devnum if self.plugged else None
 
-    def attach(self, conn: _Connection, devnum: int) -> bool:
+    def attach(self, conn: Connection, devnum: int) -> bool:
         """Register an imported connection; False if the device went away meanwhile."""
         with self.lock:
             if not self.plugged or devnum != self.devnum:
@@ -469,7 +328,7 @@ class NB1010Sim:
             self.connections.add(conn)
             return True
 
-    def detach(self, conn: _Connection) -> None:
+    def detach(self, conn: Connection) -> None:
         with self.lock:
             self.connections.discard(conn)
             self.parked = [(c, u) for c, u in self.parked if c is not conn]
@@ -496,13 +355,11 @@ class NB1010Sim:
             return self.devnum
 
     # -- URBs --
-    def handle(self, conn: _Connection, urb: usbip_core.Urb) -> usbip_core.Urb | None:
-        """Answer one CMD_SUBMIT now (the URB), or later / never (None)."""
-        completions: list[tuple[_Connection, usbip_core.Urb]] = []
+    def transfer(self, conn: Connection, urb: usbip_core.Urb) -> usbip_core.Urb | None:
+        """Answer one bulk or interrupt URB now (the URB), or later / never (None)."""
+        completions: list[tuple[Connection, usbip_core.Urb]] = []
         with self.lock:
-            if urb.ep == 0:
-                result = self._control(urb)
-            elif urb.ep == EP_OUT & 0x0F and urb.direction == usbip_core.OUT:
+            if urb.ep == EP_OUT & 0x0F and urb.direction == usbip_core.OUT:
                 result = self._command(urb, completions)
             elif urb.ep == EP_IN & 0x0F and urb.direction == usbip_core.IN:
                 result = self._bulk_in(conn, urb)
@@ -510,84 +367,67 @@ class NB1010Sim:
                 self.parked.append((conn, urb))  # never any data: NAK until unlinked
                 result = None
             else:
-                result = _fail(urb, _EPIPE)
+                result = fail(urb, _EPIPE)
         for other, done in completions:
             other.send(done)
         return result
 
-    def unlink(self, conn: _Connection, seqnum: int) -> int:
-        """RET_UNLINK status: -ECONNRESET if the URB was still pending, else 0."""
+    def unlink(self, conn: Connection, seqnum: int) -> bool:
         with self.lock:
             for i, (c, u) in enumerate(self.parked):
                 if c is conn and u.seqnum == seqnum:
                     del self.parked[i]
-                    return _ECONNRESET
-        return 0
+                    return True
+        return False
 
-    def _control(self, urb: usbip_core.Urb) -> usbip_core.Urb:
-        setup = usbip_core.Setup.parse(urb.setup)
-        kind, recipient, request = setup.type, setup.recipient, setup.bRequest
-        data: bytes | None = None
-        if kind != usbip_core.STANDARD:
-            data = None
-        elif request == 0x06 and setup.direction == usbip_core.IN:  # GET_DESCRIPTOR
-            dtype, index = setup.wValue >> 8, setup.wValue & 0xFF
-            if dtype == 0x01:
-                data = DEVICE_DESCRIPTOR
-            elif dtype == 0x02 and index == 0:
-                data = CONFIG_DESCRIPTOR
-        elif request == 0x08 and setup.direction == usbip_core.IN:  # GET_CONFIGURATION
-            data = bytes((self.configuration,))
-        elif request == 0x09 and recipient == 0:  # SET_CONFIGURATION
-            if setup.wValue in (0, CONFIGURATION_VALUE):
+    def control(self, setup: usbip_core.Setup) -> bytes | None:
+        """The standard requests the recorded sensor answers; vendor and class requests STALL."""
+        recipient, request = setup.recipient, setup.bRequest
+        if setup.type != usbip_core.STANDARD:
+            return None
+        with self.lock:
+            if request == 0x08 and setup.direction == usbip_core.IN:  # GET_CONFIGURATION
+                return bytes((self.configuration,))
+            if request == 0x09 and recipient == 0:  # SET_CONFIGURATION
+                if setup.wValue not in (0, CONFIGURATION_VALUE):
+                    return None
                 self._reset_device()
                 self.configuration = setup.wValue
-                data = b""
-        elif request == 0x00 and setup.direction == usbip_core.IN:  # GET_STATUS
-            halted = recipient == 2 and (setup.wIndex & 0xFF) in self.halted
-            data = b"\x01\x00" if halted else b"\x00\x00"
-        elif request in (0x01, 0x03):  # CLEAR_FEATURE / SET_FEATURE
-            if recipient == 2 and setup.wValue == 0:  # ENDPOINT_HALT
-                ep = setup.wIndex & 0xFF
-                if ep in (EP_OUT, EP_IN, EP_INTERRUPT):
+                return b""
+            if request == 0x00 and setup.direction == usbip_core.IN:  # GET_STATUS
+                halted = recipient == 2 and (setup.wIndex & 0xFF) in self.halted
+                return b"\x01\x00" if halted else b"\x00\x00"
+            if request in (0x01, 0x03):  # CLEAR_FEATURE / SET_FEATURE
+                if recipient == 2 and setup.wValue == 0:  # ENDPOINT_HALT
+                    ep = setup.wIndex & 0xFF
+                    if ep not in (EP_OUT, EP_IN, EP_INTERRUPT):
+                        return None
                     (self.halted.discard if request == 0x01 else self.halted.add)(ep)
                     log.info("%s halt on 0x%02x", "cleared" if request == 0x01 else "set", ep)
-                    data = b""
-            elif recipient == 0:
-                data = b""  # DEVICE_REMOTE_WAKEUP
-        elif request == 0x0A and setup.direction == usbip_core.IN:  # GET_INTERFACE
-            data = b"\x00" if setup.wIndex == 0 else None
-        elif request == 0x0B:  # SET_INTERFACE
-            if setup.wIndex == 0 and setup.wValue == 0:
+                    return b""
+                return b"" if recipient == 0 else None  # DEVICE_REMOTE_WAKEUP
+            if request == 0x0A and setup.direction == usbip_core.IN:  # GET_INTERFACE
+                return b"\x00" if setup.wIndex == 0 else None
+            if request == 0x0B and setup.wIndex == 0 and setup.wValue == 0:  # SET_INTERFACE
                 self.halted.clear()
-                data = b""
-        if data is None:
-            log.debug("control %02x %02x %04x %04x: STALL", setup.bmRequestType, request,
-                      setup.wValue, setup.wIndex)
-            return _fail(urb, _EPIPE)
-        if setup.direction == usbip_core.IN:
-            data = data[:setup.wLength]
-            urb.buffer, urb.actual = data, len(data)
-        else:
-            urb.buffer, urb.actual = b"", setup.wLength
-        urb.status = 0
-        return urb
+                return b""
+        return None
 
-    def _command(self, urb: usbip_core.Urb,
-                 completions: list[tuple[_Connection, usbip_core.Urb]]) -> usbip_core.Urb:
+    def _command(
+        self, urb: usbip_core.Urb, completions: list[tuple[Connection, usbip_core.Urb]]
+    ) -> usbip_core.Urb:
         if self.configuration == 0 or EP_OUT in self.halted:
-            return _fail(urb, _EPIPE)
-        data = bytes(urb.buffer[:urb.length])
+            return fail(urb, _EPIPE)
+        data = bytes(urb.buffer[: urb.length])
         command = classify(data)
         self.commands[COMMAND_NAMES.get(command or -1, "unknown")] += 1
         if command is None:
             log.warning("unknown command %s: STALL, 0x02 halted", data.hex())
             self.halted.add(EP_OUT)
-            return _fail(urb, _EPIPE)
+            return fail(urb, _EPIPE)
         recorded = RECORDED_COMMANDS[command]
         if data[:2] + data[3:] != recorded[:2] + recorded[3:]:
-            log.warning("%s differs from the recorded command: %s", COMMAND_NAMES[command],
-                        data.hex())
+            log.warning("%s differs from the recorded command: %s", COMMAND_NAMES[command], data.hex())
         self.in_data.clear()  # a new exchange: unread replies of the last one are gone
         tag = data[2]
         if self.fault_stall:
@@ -626,14 +466,14 @@ class NB1010Sim:
         self.parked = still
         return urb
 
-    def _bulk_in(self, conn: _Connection, urb: usbip_core.Urb) -> usbip_core.Urb | None:
+    def _bulk_in(self, conn: Connection, urb: usbip_core.Urb) -> usbip_core.Urb | None:
         if self.configuration == 0 or EP_IN in self.halted:
-            return _fail(urb, _EPIPE)
+            return fail(urb, _EPIPE)
         if self.fault_ep_stall:
             self.fault_ep_stall = False
             self.halted.add(EP_IN)
             log.info("fault ep-stall: 0x83 STALLs and stays halted until cleared")
-            return _fail(urb, _EPIPE)
+            return fail(urb, _EPIPE)
         if not self.in_data:
             self.parked.append((conn, urb))
             return None
@@ -652,83 +492,21 @@ class NB1010Sim:
             chunk, self.in_data[0] = message[:want], message[want:]
         else:
             self.in_data.popleft()
-            return _fail(urb, _EOVERFLOW)
+            return fail(urb, _EOVERFLOW)
         urb.buffer, urb.actual, urb.status = chunk, len(chunk), 0
         return urb
 
 
-def _fail(urb: usbip_core.Urb, status: int) -> usbip_core.Urb:
-    urb.buffer, urb.actual, urb.status = b"", 0, status
-    return urb
-
-
-# ---- servers --------------------------------------------------------------------------
-class UsbipServer:
-    """Accepts USB/IP connections for the simulated device on 127.0.0.1."""
-
-    def __init__(self, sim: NB1010Sim, port: int) -> None:
-        self.sim = sim
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
-
-    def start(self) -> None:
-        threading.Thread(target=self._accept, name="usbip-accept", daemon=True).start()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, addr = self.sock.accept()
-            except OSError:
-                return
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._serve, args=(sock, f"{addr[0]}:{addr[1]}"),
-                             daemon=True).start()
-
-    def _serve(self, sock: socket.socket, peer: str) -> None:
-        conn = _Connection(sock, peer)
-        try:
-            sock.settimeout(5.0)
-            view = usbip_wire.serve_handshake(sock, self.sim.wire_view())
-            if view is None or not self.sim.attach(conn, view.devnum):
-                return  # a device list, a refused import, or unplugged meanwhile
-            sock.settimeout(None)
-            log.info("imported by %s", peer)
-            while True:
-                urb = usbip_wire.read_cmd(sock, view)
-                if urb is None:
-                    break
-                if urb.command == usbip_wire.CMD_UNLINK:
-                    conn.send_unlink(urb, self.sim.unlink(conn, urb.flags))
-                elif urb.command == usbip_wire.CMD_SUBMIT:
-                    try:
-                        result = self.sim.handle(conn, urb)
-                    except Exception:  # e.g. a frame source that failed: EIO, keep serving
-                        log.exception("URB on ep %d failed", urb.ep)
-                        result = _fail(urb, -errno.EIO)
-                    if result is not None:
-                        conn.send(result)
-                else:
-                    log.warning("unknown USB/IP command %d from %s", urb.command, peer)
-                    break
-        except OSError:
-            pass
-        finally:
-            self.sim.detach(conn)
-            try:
-                sock.close()
-            except OSError:
-                pass
-
-
+# ---- the control channel ------------------------------------------------------------
 class ControlServer(ControlChannel):
     """The line protocol on 127.0.0.1 that steers the simulator (see the module doc)."""
 
-    def __init__(self, sim: NB1010Sim, port: int, stop: threading.Event) -> None:
+    def __init__(
+        self, sim: NB1010Sim, port: int, stop: threading.Event, conditions: Mapping[str, Condition]
+    ) -> None:
         super().__init__(port, stop)
         self.sim = sim
+        self.conditions = conditions  # what `condition NAME` can name
 
     def _cmd_queue(self, args: list[str]) -> str:
         if len(args) != 1:
@@ -755,9 +533,9 @@ class ControlServer(ControlChannel):
     def _cmd_condition(self, args: list[str]) -> str:
         if len(args) not in (1, 2):
             raise ValueError("usage: condition NAME [SEED]")
-        factory = CONDITIONS.get(args[0])
+        factory = self.conditions.get(args[0])
         if factory is None:
-            known = ", ".join(sorted(CONDITIONS)) or "none registered"
+            known = ", ".join(sorted(self.conditions)) or "none registered"
             return f"err unknown condition '{args[0]}' ({known})"
         seed = int(args[1]) if len(args) == 2 else None
         self.sim.set_current(factory(seed), f"condition {' '.join(args)}")
@@ -777,8 +555,7 @@ class ControlServer(ControlChannel):
         return f"ok plugged devnum={self.sim.replug()}"
 
     def _cmd_fault(self, args: list[str]) -> str:
-        usage = ("usage: fault unplug-mid-frame [N] | stall | ep-stall | bad-header | "
-                 "never-finger | clear")
+        usage = "usage: fault unplug-mid-frame [N] | stall | ep-stall | bad-header | never-finger | clear"
         if not args:
             raise ValueError(usage)
         kind, rest = args[0], args[1:]
@@ -816,28 +593,45 @@ class ControlServer(ControlChannel):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.nb1010_sim", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m hil.nb1010_sim",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--usbip-port", type=int, default=0, help="USB/IP port (0: a free one)")
-    parser.add_argument("--control-port", type=int, default=0,
-                        help="control channel port (0: a free one)")
-    parser.add_argument("--frame", action="append", default=[], metavar="PATH",
-                        help="PNG of the current finger (repeat: served in turn)")
-    parser.add_argument("--pattern", default="gradient", choices=PATTERNS,
-                        help="current finger when no --frame is given (default gradient)")
-    parser.add_argument("--condition", metavar="NAME",
-                        help="current finger: a synthetic finger in this condition (e.g. good, light)")
+    parser.add_argument("--control-port", type=int, default=0, help="control channel port (0: a free one)")
+    parser.add_argument(
+        "--frame",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="PNG of the current finger (repeat: served in turn)",
+    )
+    parser.add_argument(
+        "--pattern",
+        default="gradient",
+        choices=PATTERNS,
+        help="current finger when no --frame is given (default gradient)",
+    )
+    parser.add_argument(
+        "--condition",
+        metavar="NAME",
+        help="current finger: a synthetic finger in this condition (e.g. good, light)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_FINGER_SEED, help="which synthetic finger")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every control STALL")
     args = parser.parse_args(argv)
-    register_synthetic_fingers()
-    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="nb1010_sim: %(message)s")
+    conditions = synthetic_fingers()
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="nb1010_sim: %(message)s",
+    )
     try:
         if args.condition:
-            if args.condition not in CONDITIONS:
-                raise ValueError(f"unknown condition '{args.condition}' ({', '.join(CONDITIONS)})")
-            source = CONDITIONS[args.condition](args.seed)
+            if args.condition not in conditions:
+                raise ValueError(f"unknown condition '{args.condition}' ({', '.join(conditions)})")
+            source = conditions[args.condition](args.seed)
             name = f"condition {args.condition} {args.seed}"
         elif args.frame:
             frames = [load_frame(path) for path in args.frame]
@@ -851,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     try:
         usbip_server = UsbipServer(sim, args.usbip_port)
-        control = ControlServer(sim, args.control_port, stop)
+        control = ControlServer(sim, args.control_port, stop, conditions)
     except OSError as exc:
         print(f"nb1010_sim: cannot listen: {exc}", file=sys.stderr)
         return 1
@@ -859,14 +653,12 @@ def main(argv: list[str] | None = None) -> int:
     control.start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"READY usbip=127.0.0.1:{usbip_server.port} control=127.0.0.1:{control.port}",
-          flush=True)
+    print(f"READY usbip=127.0.0.1:{usbip_server.port} control=127.0.0.1:{control.port}", flush=True)
     log.info("serving %04x:%04x, current finger: %s", VENDOR_ID, PRODUCT_ID, name)
     stop.wait()
     log.info("stopping")
-    usbip_server.close()
+    usbip_server.close()  # unplugs the sensor: every import drops
     control.close()
-    sim.unplug("exit")
     return 0
 
 

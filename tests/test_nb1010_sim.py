@@ -15,22 +15,18 @@ import pytest
 import usb.core
 import usb.util
 
-from hil import nb1010_sim as sim_mod
+from hil.finger_frames import as_frame, fixed_source, make_pattern
 from hil.nb1010_sim import (
     CONFIG_DESCRIPTOR,
     DEVICE_DESCRIPTOR,
     ControlServer,
     NB1010Sim,
-    UsbipServer,
-    as_frame,
     bad_header_packet,
     classify,
-    fixed_source,
     image_packets,
-    make_pattern,
-    register_condition,
     reply,
 )
+from hil.usbip_device import UsbipServer
 from kitd.drivers.usbip_backend import get_backend
 
 CAPTURE = bytes.fromhex("8012040020000000020000000000000000000000000000000000000020000000")
@@ -85,11 +81,10 @@ def test_frames_from_arrays_and_bytes() -> None:
         make_pattern("plaid")
 
 
-def test_condition_command_swaps_the_current_finger(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sim_mod, "CONDITIONS", {})
-    register_condition("flat", lambda seed: fixed_source(np.full((180, 256), seed or 0, np.uint8)))
+def test_condition_command_swaps_the_current_finger() -> None:
+    conditions = {"flat": lambda seed: fixed_source(np.full((180, 256), seed or 0, np.uint8))}
     sim = NB1010Sim(fixed_source(make_pattern("gradient")), "pattern gradient")
-    control = ControlServer(sim, 0, threading.Event())
+    control = ControlServer(sim, 0, threading.Event(), conditions)
     try:
         assert control.execute("condition flat 7") == "ok"
         assert sim.next_frame() == bytes([7]) * (180 * 256)

@@ -23,12 +23,12 @@ import pytest
 import usb.core
 import usb.util
 
+from hil.finger_frames import make_pattern
 from hil.nb1010_sim import (
     DEVICE_DESCRIPTOR,
     IMAGE_PACKETS,
     PACKET_HEADER_LEN,
     PACKET_LEN,
-    make_pattern,
 )
 from kitd.drivers.usbip_address import parse_address
 from kitd.drivers.usbip_backend import get_backend
