@@ -26,7 +26,7 @@ from aiohttp import web
 
 from kitd.capture.fingerprint import encode_png
 from kitd.devices import DeviceSlot
-from kitd.drivers.uvc_camera import Frame
+from kitd.drivers.camera_frames import Frame
 from kitd.errors import DeviceGone, DeviceTimeout, EndOfStream
 
 log = logging.getLogger("kitd.capture.iris")
