@@ -12,9 +12,10 @@ OpenCV reports neither dropped nor corrupt frames, so the reader thread checks a
 each frame a source (kitd.drivers.camera_sources) delivers with kitd.drivers.camera_frames,
 and keeps only the newest: a slow consumer skips frames (`FrameCursor` counts them) instead of
 making them pile up. A live stream that repeats itself for `iris.read_timeout_s` is frozen
-and reopened; a stalled or vanished live stream is released and reopened with backoff.
+and reopened; a stalled or vanished live stream is released and reopened with backoff
+(`devices.reconnect_min_s` doubling up to `devices.reconnect_max_s`, kitd.drivers.backoff).
 
-May import kitd.drivers.camera_sources, camera_frames, facts and kitd.errors.
+May import kitd.drivers.camera_sources, camera_frames, backoff, facts and kitd.errors.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from kitd.drivers.backoff import Backoff
 from kitd.drivers.camera_frames import Frame, FrameInspector, StreamStats
 from kitd.drivers.camera_sources import (
     CameraSource,
@@ -231,7 +233,7 @@ class IrisCamera:
     def _read_loop(self) -> None:
         assert self._inspector is not None
         source = self.source
-        delay = self.reconnect_min_s
+        backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
         pace = 1.0 / source.nominal_fps()
         next_due = time.monotonic()
         repeated_since: float | None = None
@@ -240,13 +242,13 @@ class IrisCamera:
                 try:
                     self._format = source.open()
                 except (DeviceGone, DeviceTimeout) as exc:
+                    delay = backoff.next_delay()
                     self._set_state("disconnected", f"reopening in {delay:g} s: {exc}")
                     self._stop.wait(delay)
-                    delay = min(delay * 2, self.reconnect_max_s)
                     continue
                 self._opened = True
                 self.stats.reopens += 1
-                delay = self.reconnect_min_s
+                backoff.reset()
                 self._set_state("ready", "streaming again")
             try:
                 raw = source.read()
