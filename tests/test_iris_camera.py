@@ -20,17 +20,9 @@ import pytest
 from hil import frame_code
 from hil.rig import FIXTURES
 from kitd.config import builtin_config
+from kitd.drivers.camera_frames import FrameClock, decode_frame, exposure_flags, jpeg_problem
 from kitd.drivers.registry import device_kind, make_driver
-from kitd.drivers.uvc_camera import (
-    FrameClock,
-    FrameCursor,
-    IrisCamera,
-    decode_frame,
-    exposure_flags,
-    jpeg_problem,
-    make_camera,
-    parse_camera_target,
-)
+from kitd.drivers.uvc_camera import FrameCursor, IrisCamera, make_camera, parse_camera_target
 from kitd.errors import ConfigError, EndOfStream
 
 REAL_EYE = FIXTURES / "open-iris" / "anonymized.png"

@@ -21,16 +21,12 @@ from typing import Any
 
 from kitd.capture.gate import GatedCapture, gate_outcome, run_gate
 from kitd.capture.session import CaptureSession, SessionPolicy
-from kitd.drivers.uvc_camera import Frame, IrisCamera
+from kitd.drivers.camera_frames import Frame, describe_flags
+from kitd.drivers.uvc_camera import IrisCamera
 from kitd.errors import DeviceTimeout, EndOfStream
 
 Assess = Callable[[Frame], Any]  # assess(frame) -> report
 NEWEST_WAIT_S = 0.5  # a gate with no new frame this long looks at its clock again
-
-
-def describe_not_intact(seen: Counter[str]) -> str:
-    """The flags of frames that were not intact, most frequent first ("3 torn, 1 black")."""
-    return ", ".join(f"{n} {flag}" for flag, n in seen.most_common())
 
 
 def newest_frames(
@@ -70,7 +66,7 @@ def replayed_frames(camera: IrisCamera) -> Callable[[], Frame]:
             seen.update(frame.flags or {"undecodable"})
         if intact:
             raise EndOfStream(f"{camera.source.label}: replay ended")
-        flags = describe_not_intact(seen) or "no frames at all"
+        flags = describe_flags(seen) or "no frames at all"
         raise EndOfStream(f"{camera.source.label}: no intact frame ({flags})")
 
     return next_frame

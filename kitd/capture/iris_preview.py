@@ -13,7 +13,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from kitd.drivers.uvc_camera import Frame
+from kitd.drivers.camera_frames import Frame
 
 # Drawn on every preview frame, in order: overlay(image, frame, scale) with `image` the scaled
 # BGR preview (draw in place) and `scale` preview pixels per camera pixel.

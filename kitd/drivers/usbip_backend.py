@@ -158,16 +158,42 @@ def _unpack_usb_device(raw: bytes) -> _Exported:
 def _parse_device_descriptor(raw: bytes, exported: _Exported) -> _Descriptor:
     if len(raw) < 18 or raw[1] != 0x01:
         raise ValueError("malformed device descriptor")
-    (b_length, b_type, bcd_usb, d_class, d_sub, d_proto, mps0, vid, pid, bcd_dev,
-     i_man, i_prod, i_serial, n_cfg) = struct.unpack("<BBHBBBBHHHBBBB", raw[:18])
+    (
+        b_length,
+        b_type,
+        bcd_usb,
+        d_class,
+        d_sub,
+        d_proto,
+        mps0,
+        vid,
+        pid,
+        bcd_dev,
+        i_man,
+        i_prod,
+        i_serial,
+        n_cfg,
+    ) = struct.unpack("<BBHBBBBHHHBBBB", raw[:18])
     ports = tuple(int(p) for p in exported.busid.partition("-")[2].split(".") if p.isdigit())
     return _Descriptor(
-        bLength=b_length, bDescriptorType=b_type, bcdUSB=bcd_usb, bDeviceClass=d_class,
-        bDeviceSubClass=d_sub, bDeviceProtocol=d_proto, bMaxPacketSize0=mps0,
-        idVendor=vid, idProduct=pid, bcdDevice=bcd_dev, iManufacturer=i_man,
-        iProduct=i_prod, iSerialNumber=i_serial, bNumConfigurations=n_cfg,
-        bus=exported.busnum, address=exported.devnum,
-        port_number=ports[-1] if ports else None, port_numbers=ports or None,
+        bLength=b_length,
+        bDescriptorType=b_type,
+        bcdUSB=bcd_usb,
+        bDeviceClass=d_class,
+        bDeviceSubClass=d_sub,
+        bDeviceProtocol=d_proto,
+        bMaxPacketSize0=mps0,
+        idVendor=vid,
+        idProduct=pid,
+        bcdDevice=bcd_dev,
+        iManufacturer=i_man,
+        iProduct=i_prod,
+        iSerialNumber=i_serial,
+        bNumConfigurations=n_cfg,
+        bus=exported.busnum,
+        address=exported.devnum,
+        port_number=ports[-1] if ports else None,
+        port_numbers=ports or None,
         speed=_SPEEDS.get(exported.speed),
     )
 
@@ -178,14 +204,18 @@ class _Configuration:
     def __init__(self, raw: bytes) -> None:
         if len(raw) < 9 or raw[1] != 0x02:
             raise ValueError("malformed configuration descriptor")
-        (b_length, b_type, total, n_if, value, i_cfg, attrs, power) = struct.unpack(
-            "<BBHBBBBB", raw[:9]
-        )
+        (b_length, b_type, total, n_if, value, i_cfg, attrs, power) = struct.unpack("<BBHBBBBB", raw[:9])
         self.raw = bytes(raw)
         self.desc = _Descriptor(
-            bLength=b_length, bDescriptorType=b_type, wTotalLength=total, bNumInterfaces=n_if,
-            bConfigurationValue=value, iConfiguration=i_cfg, bmAttributes=attrs,
-            bMaxPower=power, extra_descriptors=[],
+            bLength=b_length,
+            bDescriptorType=b_type,
+            wTotalLength=total,
+            bNumInterfaces=n_if,
+            bConfigurationValue=value,
+            iConfiguration=i_cfg,
+            bmAttributes=attrs,
+            bMaxPower=power,
+            extra_descriptors=[],
         )
         # interfaces[i] = the alternate settings of the i-th interface number, in order;
         # each alternate setting is (interface descriptor, [endpoint descriptors]).
@@ -197,13 +227,19 @@ class _Configuration:
             length, kind = raw[pos], raw[pos + 1]
             if length < 2 or pos + length > len(raw):
                 break
-            chunk = raw[pos:pos + length]
+            chunk = raw[pos : pos + length]
             if kind == 0x04 and length >= 9:
                 intf = _Descriptor(
-                    bLength=chunk[0], bDescriptorType=chunk[1], bInterfaceNumber=chunk[2],
-                    bAlternateSetting=chunk[3], bNumEndpoints=chunk[4],
-                    bInterfaceClass=chunk[5], bInterfaceSubClass=chunk[6],
-                    bInterfaceProtocol=chunk[7], iInterface=chunk[8], extra_descriptors=[],
+                    bLength=chunk[0],
+                    bDescriptorType=chunk[1],
+                    bInterfaceNumber=chunk[2],
+                    bAlternateSetting=chunk[3],
+                    bNumEndpoints=chunk[4],
+                    bInterfaceClass=chunk[5],
+                    bInterfaceSubClass=chunk[6],
+                    bInterfaceProtocol=chunk[7],
+                    iInterface=chunk[8],
+                    extra_descriptors=[],
                 )
                 index = numbers.setdefault(chunk[2], len(numbers))
                 if index == len(self.interfaces):
@@ -212,10 +248,15 @@ class _Configuration:
                 extra_owner = intf
             elif kind == 0x05 and length >= 7 and self.interfaces:
                 endpoint = _Descriptor(
-                    bLength=chunk[0], bDescriptorType=chunk[1], bEndpointAddress=chunk[2],
-                    bmAttributes=chunk[3], wMaxPacketSize=chunk[4] | chunk[5] << 8,
-                    bInterval=chunk[6], bRefresh=chunk[7] if length > 7 else 0,
-                    bSynchAddress=chunk[8] if length > 8 else 0, extra_descriptors=[],
+                    bLength=chunk[0],
+                    bDescriptorType=chunk[1],
+                    bEndpointAddress=chunk[2],
+                    bmAttributes=chunk[3],
+                    wMaxPacketSize=chunk[4] | chunk[5] << 8,
+                    bInterval=chunk[6],
+                    bRefresh=chunk[7] if length > 7 else 0,
+                    bSynchAddress=chunk[8] if length > 8 else 0,
+                    extra_descriptors=[],
                 )
                 self.interfaces[-1][-1][1].append(endpoint)
                 extra_owner = endpoint
@@ -237,8 +278,9 @@ class _Configuration:
 class UsbipDevice:
     """pyusb's device identification object: one exported device and its descriptors."""
 
-    def __init__(self, host: str, port: int, exported: _Exported, device: bytes,
-                 configurations: list[bytes]) -> None:
+    def __init__(
+        self, host: str, port: int, exported: _Exported, device: bytes, configurations: list[bytes]
+    ) -> None:
         self.host = host
         self.port = port
         self.exported = exported
@@ -247,8 +289,10 @@ class UsbipDevice:
 
     def __repr__(self) -> str:
         e = self.exported
-        return (f"<UsbipDevice {e.id_vendor:04x}:{e.id_product:04x} busid {e.busid} "
-                f"devnum {e.devnum} at {self.host}:{self.port}>")
+        return (
+            f"<UsbipDevice {e.id_vendor:04x}:{e.id_product:04x} busid {e.busid} "
+            f"devnum {e.devnum} at {self.host}:{self.port}>"
+        )
 
 
 # ---- one TCP connection to the server ------------------------------------------------
@@ -304,7 +348,9 @@ class _Connection:
             sock.close()
             raise _usb_error(errno.ENODEV) from exc
         if (got.id_vendor, got.id_product, got.devnum) != (
-            exported.id_vendor, exported.id_product, exported.devnum
+            exported.id_vendor,
+            exported.id_product,
+            exported.devnum,
         ):
             sock.close()  # replugged since it was listed: this device object is stale
             raise _usb_error(errno.ENODEV)
@@ -368,8 +414,8 @@ class _Connection:
                 raise self._dead(ConnectionError(f"RET_SUBMIT for unknown seqnum {seqnum}"))
             size = actual if direction == DIR_IN and actual > 0 else 0
             self._fill(_HEADER_LEN + size, deadline)
-            data = bytes(self._rx[_HEADER_LEN:_HEADER_LEN + size])
-            del self._rx[:_HEADER_LEN + size]
+            data = bytes(self._rx[_HEADER_LEN : _HEADER_LEN + size])
+            del self._rx[: _HEADER_LEN + size]
             return command, seqnum, status, actual, data
         if command == RET_UNLINK:
             (status,) = _RET_UNLINK.unpack_from(self._rx, 20)
@@ -382,14 +428,10 @@ class _Connection:
         while len(self._abandoned) > _ABANDONED_MAX:
             self._abandoned.popitem(last=False)
 
-    def _wait(
-        self, seqnum: int, direction: int, deadline: float | None
-    ) -> tuple[int, int, bytes]:
+    def _wait(self, seqnum: int, direction: int, deadline: float | None) -> tuple[int, int, bytes]:
         """Status, actual length and data of our URB, skipping late replies to others."""
         while True:
-            command, got, status, actual, data = self._read_message(
-                deadline, {seqnum: direction}
-            )
+            command, got, status, actual, data = self._read_message(deadline, {seqnum: direction})
             if command == RET_SUBMIT and got == seqnum:
                 return status, actual, data
             if command == RET_SUBMIT and got in self._abandoned:
@@ -402,8 +444,7 @@ class _Connection:
     def _cancel(self, seqnum: int, direction: int) -> tuple[int, int, bytes]:
         """Unlink a timed-out URB; its result if it completed first, else timeout."""
         unlink = self._next_seqnum()
-        self._send(_BASIC.pack(CMD_UNLINK, unlink, self.devid, DIR_OUT, 0)
-                   + _CMD_UNLINK.pack(seqnum))
+        self._send(_BASIC.pack(CMD_UNLINK, unlink, self.devid, DIR_OUT, 0) + _CMD_UNLINK.pack(seqnum))
         self._unlinks.add(unlink)
         self._forget(seqnum, direction)
         deadline = time.monotonic() + UNLINK_GRACE_S
@@ -432,8 +473,9 @@ class _Connection:
             raise _usb_error(errno.ETIMEDOUT) from None
 
     # -- the one entry point --
-    def submit(self, direction: int, ep: int, payload: bytes, length: int,
-               timeout_ms: int, setup: bytes = b"\0" * 8) -> tuple[int, bytes]:
+    def submit(
+        self, direction: int, ep: int, payload: bytes, length: int, timeout_ms: int, setup: bytes = b"\0" * 8
+    ) -> tuple[int, bytes]:
         """Run one URB; (actual length, IN data). Raises USBError as libusb would."""
         with self.lock:
             if not self.alive:
@@ -521,6 +563,7 @@ class UsbipBackend(usb.backend.IBackend):
             log.debug("USB/IP probe of %s failed: %s", exported.busid, exc)
             return None
         try:
+
             def get(kind: int, index: int, length: int) -> bytes:
                 setup = struct.pack("<BBHHH", 0x80, 0x06, kind << 8 | index, 0, length)
                 return conn.submit(DIR_IN, 0, b"", length, PROBE_TIMEOUT_MS, setup)[1]
@@ -572,12 +615,12 @@ class UsbipBackend(usb.backend.IBackend):
     def get_configuration_descriptor(self, dev: UsbipDevice, config: int) -> _Descriptor:
         return self._configuration(dev, config).desc
 
-    def get_interface_descriptor(self, dev: UsbipDevice, intf: int, alt: int,
-                                 config: int) -> _Descriptor:
+    def get_interface_descriptor(self, dev: UsbipDevice, intf: int, alt: int, config: int) -> _Descriptor:
         return self._configuration(dev, config).alternate(intf, alt)[0]
 
-    def get_endpoint_descriptor(self, dev: UsbipDevice, ep: int, intf: int, alt: int,
-                                config: int) -> _Descriptor:
+    def get_endpoint_descriptor(
+        self, dev: UsbipDevice, ep: int, intf: int, alt: int, config: int
+    ) -> _Descriptor:
         endpoints = self._configuration(dev, config).alternate(intf, alt)[1]
         if ep >= len(endpoints):
             raise IndexError(f"Invalid endpoint index {ep}")
@@ -590,8 +633,16 @@ class UsbipBackend(usb.backend.IBackend):
     def close_device(self, dev_handle: _Handle) -> None:
         dev_handle.conn.close()
 
-    def _control(self, handle: _Handle, request_type: int, request: int, value: int,
-                 index: int, data: bytes | int, timeout: int) -> tuple[int, bytes]:
+    def _control(
+        self,
+        handle: _Handle,
+        request_type: int,
+        request: int,
+        value: int,
+        index: int,
+        data: bytes | int,
+        timeout: int,
+    ) -> tuple[int, bytes]:
         if request_type & 0x80:
             length = int(data)  # type: ignore[arg-type]
             setup = struct.pack("<BBHHH", request_type, request, value, index, length)
@@ -634,32 +685,34 @@ class UsbipBackend(usb.backend.IBackend):
         view[:n] = data
         return n
 
-    def bulk_write(self, dev_handle: _Handle, ep: int, intf: int, data: array,
-                   timeout: int) -> int:
+    def bulk_write(self, dev_handle: _Handle, ep: int, intf: int, data: array, timeout: int) -> int:
         return self._write(dev_handle, ep, data, timeout)
 
-    def bulk_read(self, dev_handle: _Handle, ep: int, intf: int, buff: array,
-                  timeout: int) -> int:
+    def bulk_read(self, dev_handle: _Handle, ep: int, intf: int, buff: array, timeout: int) -> int:
         return self._read(dev_handle, ep, buff, timeout)
 
-    def intr_write(self, dev_handle: _Handle, ep: int, intf: int, data: array,
-                   timeout: int) -> int:
+    def intr_write(self, dev_handle: _Handle, ep: int, intf: int, data: array, timeout: int) -> int:
         return self._write(dev_handle, ep, data, timeout)
 
-    def intr_read(self, dev_handle: _Handle, ep: int, intf: int, buff: array,
-                  timeout: int) -> int:
+    def intr_read(self, dev_handle: _Handle, ep: int, intf: int, buff: array, timeout: int) -> int:
         return self._read(dev_handle, ep, buff, timeout)
 
-    def ctrl_transfer(self, dev_handle: _Handle, bmRequestType: int, bRequest: int,
-                      wValue: int, wIndex: int, data: array, timeout: int) -> int:
+    def ctrl_transfer(
+        self,
+        dev_handle: _Handle,
+        bmRequestType: int,
+        bRequest: int,
+        wValue: int,
+        wIndex: int,
+        data: array,
+        timeout: int,
+    ) -> int:
         if bmRequestType & 0x80:
             view = memoryview(data).cast("B")
-            n, got = self._control(dev_handle, bmRequestType, bRequest, wValue, wIndex,
-                                   len(view), timeout)
+            n, got = self._control(dev_handle, bmRequestType, bRequest, wValue, wIndex, len(view), timeout)
             view[:n] = got
             return n
-        return self._control(dev_handle, bmRequestType, bRequest, wValue, wIndex,
-                             data.tobytes(), timeout)[0]
+        return self._control(dev_handle, bmRequestType, bRequest, wValue, wIndex, data.tobytes(), timeout)[0]
 
     def clear_halt(self, dev_handle: _Handle, ep: int) -> None:
         # CLEAR_FEATURE(ENDPOINT_HALT) to the endpoint, as libusb_clear_halt sends it.

@@ -1,4 +1,4 @@
-"""The iris camera through OpenCV: sources, frame integrity checks, and a reader that keeps the newest frame.
+"""The iris camera driver: one source, a reader thread that keeps the newest frame, and camera: URIs.
 
 Sources, named by URI and taken literally (no percent-decoding, so `%03d` survives):
 
@@ -8,517 +8,43 @@ Sources, named by URI and taken literally (no percent-decoding, so `%03d` surviv
                                     numbered from 0 or 1) for replay; it ends ("end of stream")
                                     at the last frame unless loop=1
 
-OpenCV reports neither dropped nor corrupt frames, so the driver checks each frame itself
-(pure functions below): JPEG and PNG data are taken undecoded from FFmpeg (or the file) and
-decoded here strictly, so a truncated or corrupt frame is marked `truncated` or
-`undecodable` instead of arriving as garbage. A frame whose size differs from the negotiated
-one (V4L2: what the camera agreed to; HTTP: `iris.width` x `iris.height`; files: the first
-frame) is `wrong_size`; `black` and `saturated` use thresholds that suit dim near-infrared
-images (see BLACK_* and SATURATED_*); a frame identical to the one before is `repeated`, and
-a live stream that repeats itself for `iris.read_timeout_s` is frozen and reopened. Frames are
-8-bit grey numpy arrays with a sequence number, a capture time and the number of frames
-missed before them, estimated from arrival times and the nominal rate (a camera numbers
-nothing). The reader thread keeps only the newest frame; a slow consumer skips frames
-(`FrameCursor` counts them) instead of making them pile up. A stalled or vanished live stream
-is released and reopened with backoff.
+OpenCV reports neither dropped nor corrupt frames, so the reader thread checks and numbers
+each frame a source (kitd.drivers.camera_sources) delivers with kitd.drivers.camera_frames,
+and keeps only the newest: a slow consumer skips frames (`FrameCursor` counts them) instead of
+making them pile up. A live stream that repeats itself for `iris.read_timeout_s` is frozen
+and reopened; a stalled or vanished live stream is released and reopened with backoff
+(`devices.reconnect_min_s` doubling up to `devices.reconnect_max_s`, kitd.drivers.backoff).
+
+May import kitd.drivers.camera_sources, camera_frames, backoff, facts and kitd.errors.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-import struct
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-
+from kitd.drivers.backoff import Backoff
+from kitd.drivers.camera_frames import Frame, FrameInspector, StreamStats, describe_flags
+from kitd.drivers.camera_sources import (
+    CameraSource,
+    CaptureSource,
+    SequenceSource,
+    check_sequence_pattern,
+    is_sequence,
+    v4l2_name,
+)
 from kitd.drivers.facts import DeviceFacts
 from kitd.errors import ConfigError, DeviceGone, DeviceTimeout, EndOfStream
 
-# FFmpeg and OpenCV print their own warnings on stderr (a refused connection, a stream
-# timeout), in the middle of the daemon's JSON log lines; the driver reports these itself.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-import cv2  # noqa: E402 - must see the environment above
-
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
 log = logging.getLogger("kitd.camera")
-
-# FFmpeg would otherwise read ahead a few frames while opening and hand them over in a burst,
-# which reads as frames missed and then frames early; one packet is enough to learn the size.
-FFMPEG_LIVE_OPTIONS = "fflags;nobuffer|probesize;32|analyzeduration;0"
-
-# All-black: at most 0.5 % of the pixels above 20 (of 255). A dim near-infrared eye still has
-# skin at 40 or more and the illuminator's reflection at 255; a capped lens or a dead
-# illuminator leaves sensor noise only.
-BLACK_LEVEL = 20
-BLACK_MAX_SHARE = 0.005
-# Saturated: at least 95 % of the pixels at 250 or above. A good near-infrared eye clips its
-# reflections and often much skin (the open-iris sample: 18 % of the frame), never nearly all.
-SATURATED_LEVEL = 250
-SATURATED_MIN_SHARE = 0.95
-
-FLAGS = ("undecodable", "truncated", "wrong_size", "black", "saturated", "repeated")
-SEQUENCE_FIELD = re.compile(r"%(0?\d*)d")
-MEASURE_WINDOW = 60  # frames over which the delivered rate is measured
-
-
-# ---- frames ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Frame:
-    """One delivered frame: grey pixels (None when undecodable) and what the driver knows of it."""
-
-    seq: int
-    image: np.ndarray | None
-    monotonic: float
-    wall: float
-    missed: int = 0
-    missed_total: int = 0  # every frame missed since the driver was made, this one's included
-    flags: frozenset[str] = frozenset()
-    position: int | None = None  # index in a file or sequence; None for live sources
-
-    @property
-    def intact(self) -> bool:
-        return not self.flags and self.image is not None
-
-    def describe(self) -> dict[str, Any]:
-        """The metadata, without pixels (safe to log or send)."""
-        return {
-            "seq": self.seq,
-            "time": self.wall,
-            "missed": self.missed,
-            "missed_total": self.missed_total,
-            "flags": sorted(self.flags),
-            "position": self.position,
-            "width": None if self.image is None else int(self.image.shape[1]),
-            "height": None if self.image is None else int(self.image.shape[0]),
-        }
-
-
-@dataclass
-class RawFrame:
-    """What a source read: encoded bytes (JPEG, PNG, BMP) or an already decoded image."""
-
-    data: bytes | None = None
-    image: np.ndarray | None = None
-    position: int | None = None
-
-
-# ---- pure checks -------------------------------------------------------------------------
-def jpeg_problem(data: bytes) -> str | None:
-    """`truncated` or `undecodable` from the JPEG's markers alone, else None."""
-    if len(data) < 4 or data[:2] != b"\xff\xd8":
-        return "undecodable"
-    # Some UVC cameras pad a frame with zeros after its end-of-image marker.
-    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        return "truncated"
-    return None
-
-
-def png_problem(data: bytes) -> str | None:
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        return "undecodable"
-    if b"IEND" not in data[-16:]:
-        return "truncated"
-    return None
-
-
-def bmp_problem(data: bytes) -> str | None:
-    if len(data) < 14 or data[:2] != b"BM":
-        return "undecodable"
-    (declared,) = struct.unpack_from("<I", data, 2)
-    if len(data) < declared:
-        return "truncated"
-    return None
-
-
-def to_grey(image: np.ndarray) -> np.ndarray:
-    """8-bit grey from grey, BGR or BGRA, 8 or 16 bits."""
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise ValueError(f"unsupported sample type {image.dtype}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 2:
-        return np.ascontiguousarray(image)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-    raise ValueError(f"unsupported image shape {image.shape}")
-
-
-def decode_frame(data: bytes) -> tuple[np.ndarray | None, str | None]:
-    """Decode JPEG, PNG or BMP bytes strictly to grey: (image, None) or (None, flag)."""
-    if data[:2] == b"\xff\xd8":
-        problem = jpeg_problem(data)
-        if problem:
-            return None, problem
-        import simplejpeg
-
-        try:
-            # strict: libjpeg-turbo's "corrupt data" warnings are errors, not grey garbage.
-            image = simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True)
-        except ValueError:
-            # Its end marker is there (checked above), so the data inside is corrupt, not cut short.
-            return None, "undecodable"
-        return np.ascontiguousarray(image[:, :, 0]), None
-    check = png_problem if data[:4] == b"\x89PNG" else bmp_problem if data[:2] == b"BM" else None
-    if check is None:
-        return None, "undecodable"
-    problem = check(data)
-    if problem:
-        return None, problem
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        return None, "undecodable"
-    try:
-        return to_grey(image), None
-    except ValueError:
-        return None, "undecodable"
-
-
-def exposure_flags(image: np.ndarray) -> set[str]:
-    """`black` and/or `saturated` by the documented thresholds."""
-    flags = set()
-    total = image.size
-    if np.count_nonzero(image > BLACK_LEVEL) <= BLACK_MAX_SHARE * total:
-        flags.add("black")
-    if np.count_nonzero(image >= SATURATED_LEVEL) >= SATURATED_MIN_SHARE * total:
-        flags.add("saturated")
-    return flags
-
-
-def frame_flags(image: np.ndarray, expected: tuple[int, int] | None, previous: np.ndarray | None) -> set[str]:
-    """Integrity flags of a decoded grey frame; `expected` is (width, height)."""
-    flags = exposure_flags(image)
-    if expected is not None and (image.shape[1], image.shape[0]) != expected:
-        flags.add("wrong_size")
-    if previous is not None and previous.shape == image.shape and np.array_equal(previous, image):
-        flags.add("repeated")
-    return flags
-
-
-class FrameClock:
-    """Frames missed between arrivals, from arrival times and the nominal rate.
-
-    Keeps a schedule of when frames are due. A frame that arrives more than half a period
-    after its slot means frames were lost; one that arrives well before its slot means an
-    earlier frame was merely late and its "missed" were over-counted: that credit is taken
-    off the next loss, so the total stays honest across bursts.
-    """
-
-    DRIFT = 0.05  # how fast the schedule follows a camera that runs slow
-
-    def __init__(self, fps: float) -> None:
-        self.period = 1.0 / fps
-        self.due: float | None = None
-        self.credit = 0
-
-    def missed(self, arrival: float) -> int:
-        if self.due is None:
-            self.due = arrival
-            return 0
-        ticks = round((arrival - self.due) / self.period)
-        if ticks < 1:
-            self.credit += 1 - ticks
-            ticks = 1
-        missed = ticks - 1
-        taken = min(self.credit, missed)
-        missed -= taken
-        self.credit -= taken
-        self.due += ticks * self.period
-        if arrival < self.due:
-            self.due = arrival
-        else:
-            self.due += (arrival - self.due) * self.DRIFT
-        return missed
-
-
-def sequence_path(pattern: str, index: int) -> str:
-    """The file name of image `index` of a printf-style sequence (one %d field, %% for %)."""
-    return pattern % index
-
-
-def is_sequence(path: str) -> bool:
-    return bool(SEQUENCE_FIELD.search(path.replace("%%", "")))
-
-
-def check_sequence_pattern(path: str) -> None:
-    if len(SEQUENCE_FIELD.findall(path.replace("%%", ""))) != 1:
-        raise ConfigError(f"image sequence '{path}': expected exactly one %d field, e.g. eye_%03d.png")
-    try:
-        sequence_path(path, 0)
-    except (TypeError, ValueError):
-        raise ConfigError(f"image sequence '{path}': not a printf-style pattern") from None
-
-
-# ---- sources (I/O) -----------------------------------------------------------------------
-class CameraSource(Protocol):
-    """Where frames come from. `read` raises DeviceTimeout on a stall, DeviceGone when the
-    source vanished, EndOfStream at the end of a file."""
-
-    live: bool
-    label: str
-
-    def open(self) -> dict[str, Any]: ...
-
-    def read(self) -> RawFrame: ...
-
-    def close(self) -> None: ...
-
-    def nominal_fps(self) -> float: ...
-
-    def expected_size(self) -> tuple[int, int] | None: ...
-
-
-class SequenceSource:
-    """A printf-style image sequence, numbered from 0 or 1, read file by file."""
-
-    live = False
-
-    def __init__(self, pattern: str, loop: bool, fps: float) -> None:
-        check_sequence_pattern(pattern)
-        self.pattern = pattern
-        self.loop = loop
-        self.fps = fps
-        self.label = f"image sequence {pattern}"
-        self.first = 0
-        self.index = 0
-
-    def open(self) -> dict[str, Any]:
-        for first in (0, 1):
-            if os.path.exists(sequence_path(self.pattern, first)):
-                self.first = self.index = first
-                suffix = Path(self.pattern).suffix.lstrip(".").upper() or "image"
-                return {"source": "file", "format": f"{suffix} sequence", "first_index": first}
-        raise DeviceGone(
-            f"{self.label}: neither {sequence_path(self.pattern, 0)} nor "
-            f"{sequence_path(self.pattern, 1)} exists"
-        )
-
-    def read(self) -> RawFrame:
-        path = sequence_path(self.pattern, self.index)
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            if self.loop and self.index > self.first:
-                self.index = self.first
-                return self.read()
-            raise EndOfStream(
-                f"end of stream: {self.label} ends after {self.index - self.first} images"
-            ) from None
-        except OSError as exc:
-            raise DeviceGone(f"{self.label}: cannot read {path}: {exc.strerror}") from None
-        raw = RawFrame(data=data, position=self.index)
-        self.index += 1
-        return raw
-
-    def close(self) -> None:
-        pass
-
-    def nominal_fps(self) -> float:
-        return self.fps
-
-    def expected_size(self) -> tuple[int, int] | None:
-        return None
-
-
-class CaptureSource:
-    """A cv2.VideoCapture: a video file, MJPEG over HTTP, or a V4L2 device."""
-
-    def __init__(
-        self,
-        target: str,
-        *,
-        mode: str,
-        loop: bool = False,
-        size: tuple[int, int] = (640, 480),
-        fps: float = 30.0,
-        open_timeout_s: float = 2.0,
-        read_timeout_s: float = 1.0,
-    ) -> None:
-        self.target = target
-        self.mode = mode  # "file", "http" or "v4l2"
-        self.live = mode != "file"
-        self.loop = loop
-        self.size = size
-        self.fps = fps
-        self.open_timeout_s = open_timeout_s
-        self.read_timeout_s = read_timeout_s
-        self.label = {"file": "video file", "http": "MJPEG stream", "v4l2": "camera"}[mode] + f" {target}"
-        self.capture: Any = None
-        self.raw_packets = False
-        self.negotiated: tuple[int, int] | None = None
-        self.position = 0
-
-    def _timeouts(self) -> list[int]:
-        return [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-            int(self.open_timeout_s * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-            int(self.read_timeout_s * 1000),
-        ]
-
-    def open(self) -> dict[str, Any]:
-        self.close()
-        self.position = 0
-        if self.mode == "file":
-            if not os.path.exists(self.target):
-                raise DeviceGone(f"{self.label}: no such file")
-            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG)
-        elif self.mode == "http":
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = FFMPEG_LIVE_OPTIONS
-            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, self._timeouts())
-        else:
-            if not os.path.exists(self.target):
-                raise DeviceGone(f"{self.label}: no such device")
-            capture = cv2.VideoCapture(self.target, cv2.CAP_V4L2, self._timeouts())
-        if not capture.isOpened():
-            capture.release()
-            raise DeviceGone(f"{self.label}: cannot open")
-        self.capture = capture
-        if self.mode == "http":
-            # Undecoded packets, so that a corrupt JPEG is found here rather than concealed.
-            self.raw_packets = bool(capture.set(cv2.CAP_PROP_FORMAT, -1))
-            self.negotiated = self.size
-            return {"source": "http", "format": "MJPEG", "width": self.size[0], "height": self.size[1]}
-        if self.mode == "v4l2":
-            return self._negotiate_v4l2(capture)
-        self.raw_packets = False
-        fourcc = int(capture.get(cv2.CAP_PROP_FOURCC))
-        return {
-            "source": "file",
-            "format": fourcc.to_bytes(4, "little").decode("latin-1").strip("\0 ").upper() or "video",
-            "frames": int(capture.get(cv2.CAP_PROP_FRAME_COUNT)),
-        }
-
-    def _negotiate_v4l2(self, capture: Any) -> dict[str, Any]:
-        # Exercised on a kit only: these machines have no video device.
-        capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
-        capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
-        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
-        capture.set(cv2.CAP_PROP_FPS, self.fps)
-        fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("latin-1")
-        if fourcc == "MJPG":
-            self.raw_packets = bool(capture.set(cv2.CAP_PROP_CONVERT_RGB, 0))
-        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        self.negotiated = (width, height)
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        if fps > 0:
-            self.fps = fps
-        if self.negotiated != self.size:
-            log.warning("%s: asked %dx%d, camera gave %dx%d", self.label, *self.size, width, height)
-        return {"source": "v4l2", "format": fourcc.strip(), "width": width, "height": height, "fps": self.fps}
-
-    def read(self) -> RawFrame:
-        if self.capture is None:
-            raise DeviceGone(f"{self.label}: not open")
-        ok, data = self.capture.read()
-        if not ok or data is None:
-            if not self.live:
-                if self.loop and self.position > 0:
-                    self.open()
-                    return self.read()
-                raise EndOfStream(f"end of stream: {self.label} ends after {self.position} frames")
-            raise DeviceTimeout(f"{self.label}: no frame in {self.read_timeout_s:g} s (stalled or closed)")
-        position = self.position
-        self.position += 1
-        if self.raw_packets:
-            return RawFrame(data=data.tobytes(), position=None if self.live else position)
-        return RawFrame(image=data, position=None if self.live else position)
-
-    def close(self) -> None:
-        if self.capture is not None:
-            self.capture.release()
-            self.capture = None
-
-    def nominal_fps(self) -> float:
-        if self.mode == "file" and self.capture is not None:
-            fps = self.capture.get(cv2.CAP_PROP_FPS)
-            if fps and fps > 0:
-                return float(fps)
-        return self.fps
-
-    def expected_size(self) -> tuple[int, int] | None:
-        return self.negotiated
-
-
-def v4l2_name(device: str) -> str | None:
-    """The camera's name as the kernel reports it (/sys/class/video4linux/videoN/name)."""
-    try:
-        return Path(f"/sys/class/video4linux/{Path(device).name}/name").read_text().strip() or None
-    except OSError:
-        return None
 
 
 # ---- the driver ------------------------------------------------------------------------
-@dataclass
-class StreamStats:
-    """What the reader has seen since the driver was made."""
-
-    delivered: int = 0
-    missed: int = 0
-    reopens: int = 0
-    flagged: Counter[str] = field(default_factory=Counter)
-    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=MEASURE_WINDOW))
-
-    def measured_fps(self) -> float | None:
-        if len(self.arrivals) < 2 or self.arrivals[-1] <= self.arrivals[0]:
-            return None
-        return (len(self.arrivals) - 1) / (self.arrivals[-1] - self.arrivals[0])
-
-
-class FrameInspector:
-    """Turns what a source read into numbered, checked Frames (state: previous frame, clock)."""
-
-    def __init__(self, fps: float) -> None:
-        self.clock = FrameClock(fps)
-        self.seq = 0
-        self.missed_total = 0
-        self.previous: np.ndarray | None = None
-        self.first_size: tuple[int, int] | None = None
-
-    def inspect(self, raw: RawFrame, expected: tuple[int, int] | None, live: bool) -> Frame:
-        now = time.monotonic()
-        flags: set[str] = set()
-        image = raw.image
-        if raw.data is not None:
-            image, problem = decode_frame(raw.data)
-            if problem:
-                flags.add(problem)
-        elif image is not None:
-            image = to_grey(image)
-        if image is not None:
-            if expected is None:
-                self.first_size = self.first_size or (image.shape[1], image.shape[0])
-                expected = self.first_size
-            flags |= frame_flags(image, expected, self.previous)
-            self.previous = image
-        self.seq += 1
-        missed = self.clock.missed(now) if live else 0
-        self.missed_total += missed
-        return Frame(
-            seq=self.seq,
-            image=image,
-            monotonic=now,
-            wall=time.time(),
-            missed=missed,
-            missed_total=self.missed_total,
-            flags=frozenset(flags),
-            position=raw.position,
-        )
-
-
 class IrisCamera:
     """The iris camera: one source, a reader thread, the newest frame and the stream's state."""
 
@@ -679,8 +205,9 @@ class IrisCamera:
                 frame = self.wait_frame(after, max(remaining, 0.0), cancel)
             except DeviceTimeout as exc:
                 if seen:
-                    flags = ", ".join(f"{n} {flag}" for flag, n in seen.most_common())
-                    raise DeviceTimeout(f"{exc}; frames seen but not intact: {flags}") from None
+                    raise DeviceTimeout(
+                        f"{exc}; frames seen but not intact: {describe_flags(seen)}"
+                    ) from None
                 raise
             if frame.intact:
                 return frame
@@ -707,7 +234,7 @@ class IrisCamera:
     def _read_loop(self) -> None:
         assert self._inspector is not None
         source = self.source
-        delay = self.reconnect_min_s
+        backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
         pace = 1.0 / source.nominal_fps()
         next_due = time.monotonic()
         repeated_since: float | None = None
@@ -716,13 +243,13 @@ class IrisCamera:
                 try:
                     self._format = source.open()
                 except (DeviceGone, DeviceTimeout) as exc:
+                    delay = backoff.next_delay()
                     self._set_state("disconnected", f"reopening in {delay:g} s: {exc}")
                     self._stop.wait(delay)
-                    delay = min(delay * 2, self.reconnect_max_s)
                     continue
                 self._opened = True
                 self.stats.reopens += 1
-                delay = self.reconnect_min_s
+                backoff.reset()
                 self._set_state("ready", "streaming again")
             try:
                 raw = source.read()

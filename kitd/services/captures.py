@@ -19,7 +19,7 @@ from kitd.capture.gate import GatedCapture
 from kitd.capture.iris_gate import take_iris
 from kitd.capture.signature import record_signature, signature_facts
 from kitd.config import KitConfig
-from kitd.drivers.uvc_camera import Frame
+from kitd.drivers.camera_frames import Frame
 from kitd.errors import DeviceGone
 from kitd.grey_image import encode_png
 from kitd.services.gates import fingerprint_assessor, gate_policy

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from kitd.capture.iris_overlay import IrisQualityOverlay
 from kitd.capture.iris_preview import Overlay, render_card, render_preview
 from kitd.drivers.base import FrameStream
-from kitd.drivers.uvc_camera import Frame
+from kitd.drivers.camera_frames import Frame
 from kitd.errors import EndOfStream
 from kitd.services.slots import DeviceSlot
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from kitd.drivers.backoff import Backoff
 from kitd.drivers.base import Driver, FrameStream
 from kitd.drivers.facts import DeviceFacts
 from kitd.errors import DeviceBusy, DeviceError, DeviceGone, KitError
@@ -183,7 +184,7 @@ class DeviceSlot:
 
     async def supervise(self) -> None:
         """Open the device, keep it open, reopen it after it vanishes; runs until cancelled."""
-        delay = self._reconnect_min_s
+        backoff = Backoff(self._reconnect_min_s, self._reconnect_max_s)
         while True:
             if self.status in ("disconnected", "error"):
                 try:
@@ -204,11 +205,10 @@ class DeviceSlot:
                     self.detail = dict(facts.detail)
                     self._set_status("ready", "opened")
                     self.looked_at.set()
-                    delay = self._reconnect_min_s
+                    backoff.reset()
                     continue
                 self.looked_at.set()
-                await self._sleep(delay)
-                delay = min(delay * 2, self._reconnect_max_s)
+                await self._sleep(backoff.next_delay())
             else:
                 await self._sleep(self._health_interval_s)
                 if self.status == "ready" and not self._job_lock.locked():
