@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from kitd import __version__
-
-_ERROR = {
-    "type": "object",
-    "required": ["error", "message"],
-    "properties": {
-        "error": {"type": "string", "description": "Machine-readable code."},
-        "message": {"type": "string", "description": "One line for a person."},
-    },
-}
+from kitd.schemas import CAPTURE_REQUESTS, SCHEMAS
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -100,89 +93,11 @@ SESSION_PATHS: dict[str, Any] = {
     },
 }
 
-SESSION_SCHEMAS: dict[str, Any] = {
-    "SessionRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["device_id", "modality", "category"],
-        "properties": {
-            "device_id": {"type": "string"},
-            "modality": {"enum": ["fingerprint", "iris", "signature"]},
-            "label": {"type": "string", "description": "Finger position or eye"},
-            "category": {"enum": ["lansia", "disabilitas", "odgj", "lainnya"]},
-        },
-    },
-    "Session": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"},
-            "device_id": {"type": "string"},
-            "modality": {"type": "string"},
-            "label": {"type": "string"},
-            "category": {"type": "string"},
-            "state": {"enum": ["running", "captured", "confirmed", "forced", "cancelled", "failed"]},
-            "attempts": {"type": "integer"},
-            "timeout_s": {"type": "number"},
-            "max_attempts": {"type": ["integer", "null"]},
-            "best_score": {"type": ["number", "null"]},
-            "forced": {"type": "boolean"},
-            "reasons": {"type": "array", "items": {"type": "string"}},
-            "result": {
-                "type": ["object", "null"],
-                "properties": {
-                    "frame": {"type": "integer"},
-                    "score": {"type": "number"},
-                    "feedback": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-        },
-    },
-    "AssessmentEvent": {
-        "type": "object",
-        "required": ["session", "frame", "score", "passed", "feedback"],
-        "properties": {
-            "session": {"type": "string"},
-            "frame": {"type": "integer", "description": "1 for the session's first frame or press"},
-            "score": {"type": "number"},
-            "passed": {"type": "boolean"},
-            "feedback": {"type": "array", "items": {"type": "string"}},
-            "circles": {"type": "object", "description": "Iris only: pupil and iris circles in pixels"},
-        },
-    },
-    "CaptureEvent": {
-        "type": "object",
-        "required": ["session", "score", "forced"],
-        "properties": {
-            "session": {"type": "string"},
-            "score": {"type": "number"},
-            "forced": {"type": "boolean"},
-        },
-    },
-    "EndEvent": {
-        "type": "object",
-        "required": ["session", "outcome", "reasons"],
-        "properties": {
-            "session": {"type": "string"},
-            "outcome": {"enum": ["captured", "confirmed", "forced", "cancelled", "failed"]},
-            "reasons": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "DeviceEvent": {
-        "type": "object",
-        "required": ["device", "status", "reason"],
-        "properties": {
-            "device": {"type": "string"},
-            "status": {"enum": ["ready", "busy", "disconnected", "error"]},
-            "reason": {"type": "string"},
-        },
-    },
-}
-
 
 def openapi_document() -> dict[str, Any]:
     document = _base_document()
     document["paths"].update(SESSION_PATHS)
-    document["components"]["schemas"].update(SESSION_SCHEMAS)
+    document["components"]["schemas"] = copy.deepcopy(SCHEMAS)
     return document
 
 
@@ -234,8 +149,13 @@ def _base_document() -> dict[str, Any]:
                     ],
                     "requestBody": {
                         "required": False,
+                        "description": "Which one depends on the device's kind: "
+                        + ", ".join(f"{kind}: {name}" for kind, name in CAPTURE_REQUESTS.items())
+                        + ". Another kind's fields are refused (400).",
                         "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/CaptureRequest"}}
+                            "application/json": {
+                                "schema": {"oneOf": [_ref(name) for name in CAPTURE_REQUESTS.values()]}
+                            }
                         },
                     },
                     "responses": {
@@ -313,104 +233,5 @@ def _base_document() -> dict[str, Any]:
                 }
             },
         },
-        "components": {
-            "schemas": {
-                "Error": _ERROR,
-                "Signature": {
-                    "type": "object",
-                    "description": "A signature pad's recording: every pen packet after start, hover "
-                    "included, in device units (ISO/IEC 19794-7 channels x, y, pressure, time, tip).",
-                    "required": ["device", "points", "strokes"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "device": {
-                            "type": "object",
-                            "required": ["max_x", "max_y", "max_pressure", "firmware", "points_per_mm"],
-                            "properties": {
-                                k: {"type": "integer"}
-                                for k in ("max_x", "max_y", "max_pressure", "firmware", "points_per_mm")
-                            },
-                        },
-                        "points": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["t_ms", "x", "y", "pressure", "tip", "proximity"],
-                                "properties": {
-                                    "t_ms": {"type": "number", "description": "From the first packet"},
-                                    "x": {"type": "integer"},
-                                    "y": {"type": "integer"},
-                                    "pressure": {"type": "integer"},
-                                    "tip": {"type": "boolean"},
-                                    "proximity": {"type": "boolean"},
-                                },
-                            },
-                        },
-                        "strokes": {"type": "integer", "description": "Tip-down runs"},
-                    },
-                },
-                "QualityGateError": {
-                    "type": "object",
-                    "required": ["error", "message", "score", "failed_checks", "feedback"],
-                    "properties": {
-                        "error": {"const": "quality_gate"},
-                        "message": {"type": "string"},
-                        "score": {"type": "number", "description": "The best capture's score"},
-                        "failed_checks": {"type": "array", "items": {"type": "string"}},
-                        "feedback": {"type": "array", "items": {"type": "string"}},
-                    },
-                },
-                "Status": {
-                    "type": "object",
-                    "required": ["version", "uptime_s", "devices"],
-                    "properties": {
-                        "version": {"type": "string"},
-                        "uptime_s": {"type": "number"},
-                        "devices": {
-                            "type": "object",
-                            "required": ["ready", "busy", "disconnected", "error"],
-                            "properties": {
-                                s: {"type": "integer"} for s in ("ready", "busy", "disconnected", "error")
-                            },
-                        },
-                    },
-                },
-                "Device": {
-                    "type": "object",
-                    "required": ["id", "uri", "kind", "model", "serial", "firmware", "status", "detail"],
-                    "properties": {
-                        "id": {"type": "string"},
-                        "uri": {"type": "string"},
-                        "kind": {"enum": ["fingerprint", "signature", "iris_camera"]},
-                        "model": {"type": ["string", "null"]},
-                        "serial": {"type": ["string", "null"]},
-                        "firmware": {"type": ["string", "null"]},
-                        "status": {"enum": ["ready", "busy", "disconnected", "error"]},
-                        "detail": {"type": "object", "description": "Kind-specific facts"},
-                    },
-                },
-                "CaptureRequest": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "timeout_s": {
-                            "type": "number",
-                            "exclusiveMinimum": 0,
-                            "description": "How long to wait for a finger or frame.",
-                        },
-                        "raw": {"type": "boolean", "description": "One frame, no quality gate."},
-                        "force": {
-                            "type": "boolean",
-                            "description": "Return the best capture even if it fails the gate.",
-                        },
-                        "seconds": {
-                            "type": "number",
-                            "exclusiveMinimum": 0,
-                            "description": "Signature pad: record at most this long (ends earlier once the "
-                            "pen has been lifted for signature.pen_lift_stop_s after the first tip-down).",
-                        },
-                    },
-                },
-            }
-        },
+        "components": {"schemas": {}},
     }

@@ -28,14 +28,23 @@ from kitd.errors import (
     QualityGateFailed,
 )
 from kitd.kit import Kit
-from kitd.services.captures import CAPTURE_KINDS, Capture, validate_request
+from kitd.schemas import CAPTURE_REQUESTS, check
+from kitd.services.captures import Capture
 from kitd.services.sessions import SessionConflict, SessionNotFound
 
 KIT_KEY = web.AppKey("kit", Kit)
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    body = {"error": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+def bad_request(what: str, exc: ValueError) -> web.Response:
+    """400 naming what was wrong, and the field when there is one (ShapeError knows it)."""
+    return error_response(400, "bad_request", f"{what}: {exc}", getattr(exc, "field", None))
 
 
 # The kit's errors as HTTP, most specific first (NoFinger before DeviceTimeout, ...).
@@ -96,12 +105,12 @@ async def post_capture(request: web.Request) -> web.Response:
     slot = kit.slot(device_id)
     if slot is None:
         return error_response(404, "unknown_device", f"no device '{device_id}'")
-    raw_body = await request.read()
     try:
-        body = json.loads(raw_body) if raw_body.strip() else None
-        options = validate_request(CAPTURE_KINDS[slot.kind], body)
+        body = await _json_body(request)
+        options = {} if body is None else body
+        check(CAPTURE_REQUESTS[slot.kind], options)
     except ValueError as exc:
-        return error_response(400, "bad_request", f"capture request: {exc}")
+        return bad_request("capture request", exc)
     try:
         capture = await kit.capture(slot, options)
     except KitError as exc:
@@ -129,32 +138,12 @@ async def get_iris_stream(request: web.Request) -> web.StreamResponse:
     return await stream_preview(request, feed, config["iris.preview_width"], config["iris.preview_quality"])
 
 
-SESSION_FIELDS = {"device_id": str, "modality": str, "label": str, "category": str}
-
-
 async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     try:
         return json.loads(raw) if raw.strip() else None
     except ValueError as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
-
-
-def parse_session_request(body: Any) -> dict[str, str]:
-    """`{"device_id", "modality", "label", "category"}`; ValueError naming the field when wrong."""
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object with device_id, modality, label and category")
-    for key in body:
-        if key not in SESSION_FIELDS:
-            raise ValueError(f"unknown field '{key}'")
-    for key in SESSION_FIELDS:
-        if key not in body:
-            if key == "label":
-                continue
-            raise ValueError(f"field '{key}' is required")
-        if not isinstance(body[key], str):
-            raise ValueError(f"field '{key}' must be a string")
-    return {"label": "", **body}
 
 
 def session_error_response(exc: KitError) -> web.Response:
@@ -170,14 +159,15 @@ def session_error_response(exc: KitError) -> web.Response:
 async def post_session(request: web.Request) -> web.Response:
     kit = _kit(request)
     try:
-        fields = parse_session_request(await _json_body(request))
+        fields = await _json_body(request)
+        check("SessionRequest", fields)
     except ValueError as exc:
-        return error_response(400, "bad_request", f"session request: {exc}")
+        return bad_request("session request", exc)
     slot = kit.slot(fields["device_id"])
     if slot is None:
         return error_response(404, "unknown_device", f"no device '{fields['device_id']}'")
     try:
-        live = kit.sessions.start(slot, fields["modality"], fields["label"], fields["category"])
+        live = kit.sessions.start(slot, fields["modality"], fields.get("label", ""), fields["category"])
     except KitError as exc:
         return session_error_response(exc)
     return web.json_response({"id": live.id}, status=201, headers={"Location": f"/api/v1/sessions/{live.id}"})

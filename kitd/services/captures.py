@@ -1,9 +1,9 @@
-"""What the daemon's capture endpoint accepts and does, per device kind.
+"""What the daemon's capture endpoint does, per device kind.
 
-Each kind names the request fields it accepts (with their types) and an async `run` that
-performs one capture on the kit: the same `take_*` function kitctl uses with a device of
-its own, run here on the device's thread. The API validates a request against its kind's
-fields; the kit dispatches to its `run`. A new device kind adds one entry to CAPTURE_KINDS.
+Each kind has an async `run` that performs one capture on the kit: the same `take_*`
+function kitctl uses with a device of its own, run here on the device's thread. The request
+it is given has been checked against its kind's schema (kitd.schemas.CAPTURE_REQUESTS) by
+the API. A new device kind adds one entry here and one schema there.
 """
 
 from __future__ import annotations
@@ -47,33 +47,8 @@ class Capture:
 
 
 @dataclass(frozen=True)
-class RequestField:
-    types: type | tuple[type, ...]
-    meaning: str
-    positive: bool = False
-
-
-@dataclass(frozen=True)
 class CaptureKind:
-    fields: dict[str, RequestField]
     run: Callable[[CaptureContext, DeviceSlot, dict[str, Any]], Awaitable[Capture]]
-
-
-def validate_request(kind: CaptureKind, body: Any) -> dict[str, Any]:
-    """The request's options, or ValueError naming the field that is wrong."""
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object")
-    for key, value in body.items():
-        spec = kind.fields.get(key)
-        if spec is None:
-            raise ValueError(f"unknown field '{key}' (accepted: {', '.join(kind.fields)})")
-        types = spec.types if isinstance(spec.types, tuple) else (spec.types,)
-        wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
-        if wrong or (spec.positive and not value > 0):
-            raise ValueError(f"field '{key}' must be {spec.meaning}, got {value!r}")
-    return dict(body)
 
 
 def quality_headers(report: Any, forced: bool = False) -> dict[str, str]:
@@ -194,14 +169,8 @@ async def capture_signature(kit: CaptureContext, slot: DeviceSlot, options: dict
     return Capture(body=json.dumps(signature.to_json()).encode(), content_type="application/json")
 
 
-SECONDS = RequestField((int, float), "a number of seconds above 0", positive=True)
-FLAG = RequestField(bool, "true or false")
-
 CAPTURE_KINDS: dict[str, CaptureKind] = {
-    "fingerprint": CaptureKind(
-        fields={"timeout_s": SECONDS, "raw": FLAG, "force": FLAG},
-        run=capture_fingerprint,
-    ),
-    "iris_camera": CaptureKind(fields={"timeout_s": SECONDS, "raw": FLAG, "force": FLAG}, run=capture_iris),
-    "signature": CaptureKind(fields={"seconds": SECONDS}, run=capture_signature),
+    "fingerprint": CaptureKind(run=capture_fingerprint),
+    "iris_camera": CaptureKind(run=capture_iris),
+    "signature": CaptureKind(run=capture_signature),
 }

@@ -1,0 +1,322 @@
+"""The JSON shapes the kit exchanges — requests to the API, the signature recording, sessions,
+events — written once: the OpenAPI document publishes them (kitd.api.openapi) and the API and
+kitctl check what they are given against them (`check`), so the two cannot disagree.
+
+`check(name, value)` validates with jsonschema (draft 2020-12, the dialect of OpenAPI 3.1) and
+raises ShapeError for the first thing wrong, in the kit's own words and naming the field:
+"timeout_s must be above 0, not -1", "points[5].tip is missing". What a schema cannot say
+(time running backwards, a value beyond the pad's own maxima) stays in the code that knows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+COMPONENTS_URI = "urn:kitd:components"
+
+SESSION_STATES = ["running", "captured", "confirmed", "forced", "cancelled", "failed"]
+DEVICE_STATUSES = ["ready", "busy", "disconnected", "error"]
+CATEGORIES = ["lansia", "disabilitas", "odgj", "lainnya"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_SECONDS = {"type": "number", "exclusiveMinimum": 0}
+_TIMEOUT = {**_SECONDS, "description": "How long to wait for a finger or an intact frame, in seconds."}
+_RAW = {"type": "boolean", "description": "One frame, no quality gate."}
+_FORCE = {"type": "boolean", "description": "Return the best capture even if it fails the gate."}
+_PAD_FIELDS = ("max_x", "max_y", "max_pressure", "firmware", "points_per_mm")
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {"type": "string", "description": "Machine-readable code."},
+            "message": {"type": "string", "description": "One line for a person."},
+            "field": {"type": "string", "description": "The request field that was wrong, when one was."},
+        },
+    },
+    "FingerprintCaptureRequest": {
+        "type": "object",
+        "description": "A capture from a fingerprint reader.",
+        "additionalProperties": False,
+        "properties": {"timeout_s": _TIMEOUT, "raw": _RAW, "force": _FORCE},
+    },
+    "IrisCaptureRequest": {
+        "type": "object",
+        "description": "A capture from an iris camera.",
+        "additionalProperties": False,
+        "properties": {"timeout_s": _TIMEOUT, "raw": _RAW, "force": _FORCE},
+    },
+    "SignatureCaptureRequest": {
+        "type": "object",
+        "description": "A recording from a signature pad.",
+        "additionalProperties": False,
+        "properties": {
+            "seconds": {
+                **_SECONDS,
+                "description": "Record at most this long (ends earlier once the pen has been lifted "
+                "for signature.pen_lift_stop_s after the first tip-down).",
+            }
+        },
+    },
+    "Signature": {
+        "type": "object",
+        "description": "A signature pad's recording: every pen packet after start, hover included, in "
+        "device units (ISO/IEC 19794-7 channels x, y, pressure, time, tip).",
+        "required": ["device", "points"],
+        "additionalProperties": False,
+        "properties": {
+            "device": {
+                "type": "object",
+                "required": list(_PAD_FIELDS),
+                "properties": {
+                    "max_x": {"type": "integer", "exclusiveMinimum": 0},
+                    "max_y": {"type": "integer", "exclusiveMinimum": 0},
+                    "max_pressure": {"type": "integer", "minimum": 0},
+                    "firmware": {"type": "integer"},
+                    "points_per_mm": {"type": "integer", "exclusiveMinimum": 0},
+                },
+            },
+            "points": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["t_ms", "x", "y", "pressure", "tip", "proximity"],
+                    "properties": {
+                        "t_ms": {"type": "number", "description": "From the first packet"},
+                        "x": {"type": "integer"},
+                        "y": {"type": "integer"},
+                        "pressure": {"type": "integer"},
+                        "tip": {"type": "boolean"},
+                        "proximity": {"type": "boolean"},
+                    },
+                },
+            },
+            "strokes": {"type": "integer", "description": "Tip-down runs"},
+        },
+    },
+    "QualityGateError": {
+        "type": "object",
+        "required": ["error", "message", "score", "failed_checks", "feedback"],
+        "properties": {
+            "error": {"const": "quality_gate"},
+            "message": {"type": "string"},
+            "score": {"type": "number", "description": "The best capture's score"},
+            "failed_checks": {"type": "array", "items": {"type": "string"}},
+            "feedback": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Status": {
+        "type": "object",
+        "required": ["version", "uptime_s", "devices"],
+        "properties": {
+            "version": {"type": "string"},
+            "uptime_s": {"type": "number"},
+            "devices": {
+                "type": "object",
+                "required": DEVICE_STATUSES,
+                "properties": {s: {"type": "integer"} for s in DEVICE_STATUSES},
+            },
+        },
+    },
+    "Device": {
+        "type": "object",
+        "required": ["id", "uri", "kind", "model", "serial", "firmware", "status", "detail"],
+        "properties": {
+            "id": {"type": "string"},
+            "uri": {"type": "string"},
+            "kind": {"enum": ["fingerprint", "signature", "iris_camera"]},
+            "model": {"type": ["string", "null"]},
+            "serial": {"type": ["string", "null"]},
+            "firmware": {"type": ["string", "null"]},
+            "status": {"enum": DEVICE_STATUSES},
+            "detail": {"type": "object", "description": "Kind-specific facts"},
+        },
+    },
+    "SessionRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["device_id", "modality", "category"],
+        "properties": {
+            "device_id": {"type": "string"},
+            "modality": {"enum": ["fingerprint", "iris", "signature"]},
+            "label": {"type": "string", "description": "Finger position or eye"},
+            "category": {"enum": CATEGORIES},
+        },
+    },
+    "Session": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "device_id": {"type": "string"},
+            "modality": {"type": "string"},
+            "label": {"type": "string"},
+            "category": {"type": "string"},
+            "state": {"enum": SESSION_STATES},
+            "attempts": {"type": "integer"},
+            "timeout_s": {"type": "number"},
+            "max_attempts": {"type": ["integer", "null"]},
+            "best_score": {"type": ["number", "null"]},
+            "forced": {"type": "boolean"},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "result": {
+                "type": ["object", "null"],
+                "properties": {
+                    "frame": {"type": "integer"},
+                    "score": {"type": "number"},
+                    "feedback": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "AssessmentEvent": {
+        "type": "object",
+        "required": ["session", "frame", "score", "passed", "feedback"],
+        "properties": {
+            "session": {"type": "string"},
+            "frame": {"type": "integer", "description": "1 for the session's first frame or press"},
+            "score": {"type": "number"},
+            "passed": {"type": "boolean"},
+            "feedback": {"type": "array", "items": {"type": "string"}},
+            "circles": {"type": "object", "description": "Iris only: pupil and iris circles in pixels"},
+        },
+    },
+    "CaptureEvent": {
+        "type": "object",
+        "required": ["session", "score", "forced"],
+        "properties": {
+            "session": {"type": "string"},
+            "score": {"type": "number"},
+            "forced": {"type": "boolean"},
+        },
+    },
+    "EndEvent": {
+        "type": "object",
+        "required": ["session", "outcome", "reasons"],
+        "properties": {
+            "session": {"type": "string"},
+            "outcome": {"enum": SESSION_STATES[1:]},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "DeviceEvent": {
+        "type": "object",
+        "required": ["device", "status", "reason"],
+        "properties": {
+            "device": {"type": "string"},
+            "status": {"enum": DEVICE_STATUSES},
+            "reason": {"type": "string"},
+        },
+    },
+}
+
+# The request body a capture takes, per device kind.
+CAPTURE_REQUESTS: Mapping[str, str] = {
+    "fingerprint": "FingerprintCaptureRequest",
+    "iris_camera": "IrisCaptureRequest",
+    "signature": "SignatureCaptureRequest",
+}
+
+
+class ShapeError(ValueError):
+    """A value is not of the shape a schema says; `field` names where (top-level key), if anywhere."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _validator(name: str) -> Draft202012Validator:
+    # The components live in one resource, so that a schema's $ref to another resolves as in
+    # the OpenAPI document itself.
+    resource = Resource.from_contents({"components": {"schemas": SCHEMAS}}, default_specification=DRAFT202012)
+    registry: Registry = Registry().with_resource(COMPONENTS_URI, resource)
+    return Draft202012Validator({"$ref": f"{COMPONENTS_URI}#/components/schemas/{name}"}, registry=registry)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (what the document holds, not Python's word for it)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    names = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _where(path: list[Any]) -> str:
+    """`device.max_x`, `points[5].tip`; top-level keys alone are quoted: 'points'."""
+    if not path:
+        return "the JSON"
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return f"'{text}'" if len(path) == 1 else text
+
+
+def _plain(path: list[Any]) -> str:
+    text = _where(path)
+    return text.strip("'")
+
+
+def describe(error: ValidationError) -> ShapeError:
+    """One ValidationError in the kit's words, naming the field."""
+    path = list(error.absolute_path)
+    field = str(path[0]) if path else None
+    value = error.instance
+    kind = error.validator
+    if kind == "required":
+        missing = next(k for k in error.validator_value if k not in value)
+        where = f"no '{missing}'" if not path else f"{_plain(path)}.{missing} is missing"
+        return ShapeError(where, field or missing)
+    if kind == "additionalProperties":
+        allowed = error.schema.get("properties", {})
+        extra = next(k for k in value if k not in allowed)
+        accepted = f" (accepted: {', '.join(allowed)})" if allowed else ""
+        at = f" in {_plain(path)}" if path else ""
+        return ShapeError(f"unknown field '{extra}'{at}{accepted}", field or extra)
+    if kind == "type":
+        expected = error.validator_value
+        expected = expected if isinstance(expected, list) else [expected]
+        if expected in (["object"], ["array"]):
+            container = "an object" if expected == ["object"] else "an array"
+            return ShapeError(f"{_where(path)} is {_json_type(value)}, not {container}", field)
+        words = {"integer": "an integer", "number": "a number", "boolean": "true/false", "string": "a string"}
+        wanted = " or ".join(words.get(t, t) for t in expected)
+        return ShapeError(f"{_plain(path)} is not {wanted}: {value!r}", field)
+    if kind == "exclusiveMinimum":
+        return ShapeError(f"{_plain(path)} must be above {error.validator_value}, not {value!r}", field)
+    if kind == "minimum":
+        return ShapeError(f"{_plain(path)} must be {error.validator_value} or more, not {value!r}", field)
+    if kind in ("enum", "const"):
+        allowed = error.validator_value if kind == "enum" else [error.validator_value]
+        return ShapeError(
+            f"{_plain(path)} must be one of {', '.join(map(str, allowed))}, not {value!r}", field
+        )
+    return ShapeError(f"{_plain(path)}: {error.message}", field)
+
+
+def _order(error: ValidationError) -> tuple[Any, ...]:
+    # The first thing wrong in document order: shallower first, then by position.
+    return tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.absolute_path)
+
+
+# Built once: the schemas never change while the kit runs.
+VALIDATORS: Mapping[str, Draft202012Validator] = {name: _validator(name) for name in SCHEMAS}
+
+
+def check(name: str, value: Any) -> None:
+    """ShapeError for the first way `value` is not a SCHEMAS[name]."""
+    errors = sorted(VALIDATORS[name].iter_errors(value), key=_order)
+    if errors:
+        raise describe(errors[0])
