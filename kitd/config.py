@@ -113,6 +113,13 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         0,
         "Frames judged before a gated iris capture gives up with its best (forced); 0: only the timeout.",
     ),
+    (
+        "iris.judge_fps",
+        (int, float),
+        8,
+        "Frames a second the daemon judges per camera, shared by the preview's overlay, sessions "
+        "and captures (judging costs ~5x showing a frame); 0 judges every frame.",
+    ),
     ("iris.preview_width", int, 480, "Width of the live preview in pixels (scaled down, never up)."),
     ("iris.preview_quality", int, 80, "JPEG quality of the live preview, 1-100."),
     (
@@ -269,6 +276,10 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
     for key in POSITIVE_KEYS:
         if not values[key] > 0:
             raise ConfigError(f"{where}config key '{key}': must be above 0, got {values[key]!r}")
+    if not values["iris.judge_fps"] >= 0:
+        raise ConfigError(
+            f"{where}config key 'iris.judge_fps': must be 0 or more, got {values['iris.judge_fps']!r}"
+        )
     if not 1 <= values["iris.preview_quality"] <= 100:
         raise ConfigError(f"{where}config key 'iris.preview_quality': expected 1-100")
     try:

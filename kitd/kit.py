@@ -47,7 +47,7 @@ class Kit:
             )
         # Each camera's preview shows what its quality gate sees: circles, score, first message.
         self.iris_feeds: dict[str, IrisFeed] = {
-            slot.id: IrisFeed(slot, config.thresholds("iris"))
+            slot.id: IrisFeed(slot, config.thresholds("iris"), float(config["iris.judge_fps"]))
             for slot in self.slots.values()
             if slot.kind == "iris_camera"
         }

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from kitd.capture.gate import GatedCapture, gate_outcome, run_gate
 from kitd.capture.session import CaptureSession, SessionPolicy
@@ -29,23 +29,58 @@ Assess = Callable[[Frame], Any]  # assess(frame) -> report
 NEWEST_WAIT_S = 0.5  # a gate with no new frame this long looks at its clock again
 
 
+class Judge(Protocol):
+    """A camera's paced judge (kitd.capture.iris_overlay.IrisQualityOverlay in the daemon)."""
+
+    def due_in(self) -> float: ...
+
+    def judge_if_due(self, frame: Frame) -> tuple[Frame, Any] | None: ...
+
+    def report_for(self, frame: Frame) -> Any: ...
+
+
 def newest_frames(
-    camera: IrisCamera, deadline: Callable[[], float], cancel: threading.Event | None = None
+    camera: IrisCamera,
+    deadline: Callable[[], float],
+    cancel: threading.Event | None = None,
+    judge: Judge | None = None,
 ) -> Callable[[], Frame | None]:
     """Candidates from a camera's reader thread: the newest intact frame each time (at most
-    one frame old), None when none came within NEWEST_WAIT_S or before `deadline()`."""
+    one frame old), None when none came within NEWEST_WAIT_S or before `deadline()`.
+
+    With a `judge`, only frames it has judged are candidates (it judges at its own pace,
+    shared with the preview and any other gate on the camera), each once."""
     latest = camera.latest()
     after = latest.seq if latest is not None else 0  # the newest frame first
+    offered: Frame | None = None
+    started_after = after
 
     def next_frame() -> Frame | None:
-        nonlocal after
+        nonlocal after, offered
+        if judge is not None:
+            # Nothing will be judged before then: do not wake for the frames in between.
+            pause = min(judge.due_in(), max(0.0, deadline()))
+            if pause > 0 and (cancel.wait(pause) if cancel is not None else time.sleep(pause)):
+                return None
+            latest = camera.latest()
+            if latest is not None and latest.seq > after and latest.intact:
+                after = latest.seq - 1  # take the newest frame now rather than wait for the next
         wait = min(NEWEST_WAIT_S, max(0.0, deadline()))
         try:
             frame = camera.wait_frame(after, wait, cancel)
         except DeviceTimeout:
             return None
         after = frame.seq
-        return frame if frame.intact else None
+        if judge is None:
+            return frame if frame.intact else None
+        newest = judge.judge_if_due(frame) if frame.intact else None
+        if newest is None:
+            return None
+        judged = newest[0]
+        if judged is offered or not judged.intact or judged.seq <= started_after:
+            return None
+        offered = judged
+        return judged
 
     return next_frame
 
@@ -81,19 +116,24 @@ def run_iris_session(
     cancel: threading.Event | None = None,
     lock: threading.Lock | None = None,
     on_assessment: Callable[[CaptureSession, Frame, Any], None] | None = None,
+    judge: Judge | None = None,
 ) -> CaptureSession:
     """Judge `camera`'s intact frames until the session ends.
 
     The camera is open and streaming (the daemon's slot, or kitctl after `open()`), unless
     `replay_directly`: then its replayed file is read frame by frame here. A live session
-    passes its own CaptureSession, the `lock` guarding it and `on_assessment`.
+    passes its own CaptureSession, the `lock` guarding it and `on_assessment`. With a
+    `judge` (the daemon's, shared with the preview) frames are judged at its pace and
+    `assess` is not used.
     """
     timeout_s = policy.policy.timeout_s if isinstance(policy, CaptureSession) else policy.timeout_s
     started = time.monotonic()
     if replay_directly:
         source: Callable[[], Frame | None] = replayed_frames(camera)
     else:
-        source = newest_frames(camera, lambda: timeout_s - (time.monotonic() - started), cancel)
+        source = newest_frames(camera, lambda: timeout_s - (time.monotonic() - started), cancel, judge)
+    if judge is not None:
+        assess = judge.report_for
     return run_gate(policy, source, assess, cancel=cancel, lock=lock, on_assessment=on_assessment)
 
 
@@ -106,6 +146,7 @@ def take_iris(
     force: bool = False,
     replay_directly: bool = False,
     cancel: threading.Event | None = None,
+    judge: Judge | None = None,
 ) -> GatedCapture:
     """One iris capture from `camera` (open, or replayed directly as in run_iris_session).
 
@@ -118,5 +159,7 @@ def take_iris(
         else:
             frame = camera.next_intact(policy.timeout_s, cancel)
         return GatedCapture(frame, None, forced=False, reasons=[])
-    session = run_iris_session(camera, policy, assess, replay_directly=replay_directly, cancel=cancel)
+    session = run_iris_session(
+        camera, policy, assess, replay_directly=replay_directly, cancel=cancel, judge=judge
+    )
     return gate_outcome(session, force, unit="frame", nothing=DeviceTimeout)

@@ -28,7 +28,8 @@ def render_preview(
     scale = min(1.0, width / width_in)
     if scale < 1.0:
         size = (max(1, round(width_in * scale)), max(1, round(height_in * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        # Linear, not area: a 0.75 reduction for a 7" screen shows no aliasing worth the 5x cost.
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
     if overlays:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         for overlay in overlays:

@@ -123,22 +123,24 @@ async def capture_fingerprint(kit: CaptureContext, slot: DeviceSlot, options: di
 async def capture_iris(kit: CaptureContext, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
     """Raw: the next intact frame. Gated: live frames through the gate until one passes.
 
-    The camera is shared with its preview (it is not taken exclusively); the gate asks the
-    preview's overlay for each frame's report, so a frame is judged once."""
+    The camera is shared with its preview (it is not taken exclusively); the gate takes the
+    frames the camera's judge (the preview's overlay) judges, at its pace, so a frame is
+    judged once and the camera's judging costs the same however many look at it."""
     camera = slot.driver
     if slot.status != "ready" or camera is None:
         raise DeviceGone(f"device {slot.id} is {slot.status}: {slot.reason}")
     policy = gate_policy(kit.config, "iris", options.get("timeout_s"))
-    assess = kit.iris_feed(slot.id).quality.report_for
+    judge = kit.iris_feed(slot.id).quality
 
     def job() -> tuple[GatedCapture, bytes]:
         result = take_iris(
             camera,  # type: ignore[arg-type]
             policy,
-            assess,
+            judge.report_for,
             raw=bool(options.get("raw")),
             force=bool(options.get("force")),
             cancel=slot.cancel,
+            judge=judge,
         )
         return result, encode_png(result.frame.image)
 

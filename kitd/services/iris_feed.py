@@ -26,13 +26,15 @@ from kitd.services.slots import DeviceSlot
 class IrisFeed:
     """The newest frame of one camera slot, awaitable; shared preview encoding."""
 
-    def __init__(self, slot: DeviceSlot, thresholds: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self, slot: DeviceSlot, thresholds: Mapping[str, float] | None = None, judge_fps: float = 0.0
+    ) -> None:
         self.slot = slot
         self.viewers = 0
         self.closed = asyncio.Event()
         # The quality overlay of this camera's preview; sessions on this camera write their
         # line for the officer into it (`session_message`).
-        self.quality = IrisQualityOverlay(thresholds)
+        self.quality = IrisQualityOverlay(thresholds, judge_fps)
         self.overlays: list[Overlay] = [self.quality]
         self._camera: FrameStream | None = None
         self._unsubscribe: Callable[[], None] | None = None

@@ -177,6 +177,7 @@ async def _run_iris(kit: CaptureContext, slot: DeviceSlot, live: LiveSession, em
             cancel=live.cancel,
             lock=live.lock,
             on_assessment=told,
+            judge=overlay,
         )
 
     try:
