@@ -44,7 +44,10 @@ Control channel: TCP on 127.0.0.1, one command per line, one reply line,
     signature SEED [STYLE [STROKES]]   what the next `1` plays (STROKES 0: the style's choice)
     loop on|off              keep writing signatures while sampling
     status                   ok {JSON: plugged, link, pty, sampling, session, seed, style,
-                             faults, commands, sent counts}
+                             loop, faults, commands, sent counts, script_left (packets of the
+                             signature not yet played), written (the hand has finished: its
+                             whole signature played and every packet on the wire), unread
+                             (bytes on the line the host has not read yet; null unplugged)}
     sent [PATH]              ok {JSON} of what went out since the last `1`: "pen" is
                              [[x, y, pressure, tip, proximity], ...] of every intact pen packet
                              written, in order; "counts" per kind (pen, corrupt, touch, noise,
@@ -60,14 +63,17 @@ Faults are instructions to the simulator: they survive unplug and replug.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import os
 import queue
 import select
 import signal
+import struct
 import sys
 import tempfile
+import termios
 import threading
 import time
 import tty
@@ -458,7 +464,15 @@ class PadSim:
             "commands": dict(self.commands),
             "sent": self.record.as_json()["counts"],
             "script_left": max(0, len(self.script) - self.tick) if self.sampling else 0,
+            "written": self.session > 0 and self.tick >= len(self.script) and not self.outbox,
+            "unread": self.unread(),
         }
+
+    def unread(self) -> int | None:
+        """Bytes waiting on the slave side for the host to read (FIONREAD); None unplugged."""
+        if self.slave is None:
+            return None
+        return struct.unpack("i", fcntl.ioctl(self.slave, termios.FIONREAD, b"\0" * 4))[0]
 
     def reset(self) -> None:
         self.faults = Faults()

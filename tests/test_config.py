@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hil.rig import REPO, venv_script
-from kitd.config import CONFIG_REFERENCE, defaults, load_config, parse_config
+from kitd.config import CONFIG_REFERENCE, THRESHOLD_TABLES, defaults, load_config, parse_config
 from kitd.drivers.registry import FAMILIES
 from kitd.errors import ConfigError
 
@@ -26,13 +28,66 @@ def test_empty_config_is_all_defaults() -> None:
     assert config.devices == []
 
 
+EXAMPLE = REPO / "etc" / "kitd.example.toml"
+
+
+def _is_toml(line: str) -> bool:
+    try:
+        tomllib.loads(line)
+    except tomllib.TOMLDecodeError:
+        return False
+    return True
+
+
+def uncommented(text: str) -> str:
+    """The example with its commented-out settings made live.
+
+    The rule: a setting is documented when the example sets it, or shows it commented out as
+    `# key = value` under its table's header (itself live, or commented out as `# [table]`).
+    A comment line is taken as a commented-out setting or header when, without its `# `, it is
+    TOML on its own; prose never is. Uncommented, the example must still be a valid config.
+    """
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("# ") and line[2:].strip() and _is_toml(line[2:]):
+            line = line[2:]
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def test_example_config_is_valid_and_documents_every_key() -> None:
-    example = REPO / "etc" / "kitd.example.toml"
-    config = load_config(example)
-    text = example.read_text()
-    for key, *_ in CONFIG_REFERENCE:
-        assert key.rpartition(".")[2] in text, key
+    config = load_config(EXAMPLE)
     assert [d.uri for d in config.devices] == ["usb:298d:1010"]
+    shown_text = uncommented(EXAMPLE.read_text())
+    # Valid with every commented-out setting, header and [[device]] made live: known keys of
+    # the right types, real threshold names, device URIs a driver takes.
+    shown_config = parse_config(shown_text)
+    assert [d.id for d in shown_config.devices] == ["fingerprint", "iris_camera", "signature"]
+    shown = dotted(tomllib.loads(shown_text))
+    shown.pop("device")
+    missing = [key for key, *_ in CONFIG_REFERENCE if key not in shown]
+    assert missing == [], "keys the example does not document"
+    wrong = {key: (shown[key], default) for key, _, default, _ in CONFIG_REFERENCE if shown[key] != default}
+    assert wrong == {}, "example value, default"
+    # The [quality.*] tables: one for each modality, each value shown its assessor's default.
+    thresholds = {key: value for key, value in shown.items() if key.startswith("quality.")}
+    assert {key.split(".")[1] for key in thresholds} == set(THRESHOLD_TABLES)
+    wrong = {
+        key: (value, THRESHOLD_TABLES[key.split(".")[1]][key.split(".")[2]])
+        for key, value in thresholds.items()
+        if value != THRESHOLD_TABLES[key.split(".")[1]][key.split(".")[2]]
+    }
+    assert wrong == {}, "example threshold, default"
 
 
 def test_readme_documents_every_key() -> None:

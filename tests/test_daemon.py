@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import re
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from openapi_spec_validator import validate
 
 from hil.rig import KitdProcess, venv_script
-from kitd.api.openapi import openapi_document
 
 
 def test_kitd_without_devices_serves_and_stops(start_kitd) -> None:
@@ -49,17 +53,70 @@ def test_capture_request_errors(start_kitd) -> None:
         reply = client.request("POST", "/api/v1/devices/fingerprint/capture", body)
         assert reply.status == 400, body
         assert field in reply.json()["message"]
+        assert reply.json()["field"] == field, reply.json()
     not_json = client.request("GET", "/api/v1/nowhere")
     assert not_json.status == 404 and "error" in not_json.json()
 
 
-def test_openapi_document_lists_the_endpoints(start_kitd) -> None:
-    kitd = start_kitd()
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+# Endpoints that answer 200 with a stream that does not end: only the status line and headers are read.
+STREAMS = {"/api/v1/events", "/api/v1/stream/iris.mjpg"}
+ROUTER_404 = "not_found"  # what json_errors makes of aiohttp's own 404 (no route)
+
+
+def served_answer(url: str, method: str, path: str) -> tuple[int, str, bytes]:
+    """Status, Content-Type and body of one request; of a stream only its status and headers."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request(method.upper(), path)
+        response = connection.getresponse()
+        streaming = path in STREAMS and response.status == 200
+        body = b"" if streaming else response.read()
+        return response.status, response.getheader("Content-Type", ""), body
+    finally:
+        connection.close()
+
+
+def test_every_documented_operation_is_served_by_the_running_daemon(start_kitd) -> None:
+    """Each (method, path) of the served document, asked of the real kitd: the route exists
+    (neither 405 nor the router's own 404), the status is one the document lists for it, and
+    an error is the API's JSON error. Path parameters name an id that does not exist."""
+    kitd = start_kitd(devices=[{"uri": "usb:298d:1010"}])
     served = kitd.client.checked("GET", "/api/v1/openapi.json").json()
-    assert served == openapi_document()
-    assert {"/api/v1/status", "/api/v1/devices", "/api/v1/devices/{id}/capture"} <= set(served["paths"])
+    assert served["openapi"].startswith("3.1")
+    validate(served)
+    # The control: a path nobody serves gets the router's 404, which the checks below tell apart.
+    status, _, body = served_answer(kitd.url, "get", "/api/v1/nowhere")
+    assert status == 404 and json.loads(body)["error"] == ROUTER_404
+    status, _, body = served_answer(kitd.url, "put", "/api/v1/status")
+    assert status == 405 and json.loads(body)["error"] == "method_not_allowed"
+
+    operations = [
+        (method, path, operation)
+        for path, item in served["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    ]
+    assert len(operations) == 11
+    answers = {}
+    for method, path, operation in operations:
+        status, content_type, body = served_answer(kitd.url, method, re.sub(r"\{[^}]+\}", "nope", path))
+        answers[method, path] = status
+        assert status != 405, (method, path)
+        assert str(status) in operation["responses"], (method, path, status, body)
+        if 400 <= status < 500:
+            assert content_type.startswith("application/json"), (method, path, content_type)
+            error = json.loads(body)
+            assert {"error", "message"} <= set(error) and error["message"], (method, path, error)
+            assert error["error"] != ROUTER_404, (method, path, error)
+    # What an id that does not exist gets, and a stream its first line.
+    assert answers["post", "/api/v1/devices/{id}/capture"] == 404
+    assert answers["get", "/api/v1/sessions/{id}"] == 404
+    assert answers["get", "/api/v1/events"] == 200
+    assert answers["get", "/api/v1/stream/iris.mjpg"] == 404  # no iris camera configured
     responses = served["paths"]["/api/v1/devices/{id}/capture"]["post"]["responses"]
-    assert {"200", "404", "409", "502", "503", "504"} <= set(responses)
+    assert {"200", "400", "404", "409", "422", "502", "503", "504"} <= set(responses)
 
 
 def test_two_daemons_side_by_side_get_their_own_ports(start_kitd) -> None:

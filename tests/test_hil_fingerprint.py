@@ -118,7 +118,9 @@ def test_unplug_while_idle_is_noticed(rig) -> None:
         ("never-finger", 504, "no_finger", "no finger on the reader"),
     ],
 )
-def test_fault_maps_to_typed_error_and_status(rig, fault: str, status: int, code: str, words: str) -> None:
+def test_fault_maps_to_typed_error_and_status(
+    rig, tmp_path: Path, fault: str, status: int, code: str, words: str
+) -> None:
     sim, kitd = rig
     sim.control(f"fault {fault}")
     reply = capture(kitd, timeout_s=1.5)
@@ -128,8 +130,13 @@ def test_fault_maps_to_typed_error_and_status(rig, fault: str, status: int, code
     assert kitd.devices()["fingerprint"]["status"] == "ready"
     # The reader recovers: once the fault is cleared the next capture is a whole, correct frame.
     sim.control("fault clear")
+    frame = random_frame(tmp_path / "after.png", 4)
+    sim.control(f"queue {tmp_path / 'after.png'}")
     reply = capture(kitd, timeout_s=5)
     assert reply.status == 200, reply.body
+    image = cv2.imdecode(np.frombuffer(reply.body, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert image is not None and image.dtype == np.uint8 and image.shape == (180, 256)
+    assert np.array_equal(image, frame)
     assert kitd.process is not None and kitd.process.poll() is None
 
 

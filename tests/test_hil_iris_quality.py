@@ -1,17 +1,17 @@
 """HIL: the iris quality gate and overlay on the live stream, the real kitd against the simulated eye.
 
-The test steps the simulator's parameters through its control channel; after each change
-it lets a few frames pass, then asks the daemon for a forced gated capture over a short
-window. The frame that comes back carries the simulator's block code, so the test knows it
-shows the changed eye, and the daemon's judgement of it (X-Kit-Feedback) must name the
-change. Other captures check the gate itself: a good eye passes unforced, a blurred one is
-refused with 422 naming out_of_focus unless forced, and kitctl says the same.
+The test steps the simulator's parameters through its control channel; after each change it
+waits until the daemon's camera delivers the first frame that shows it, then asks the daemon
+for a forced gated capture over a short window. The frame that comes back carries the
+simulator's block code, so the test knows it shows the changed eye, and the daemon's judgement
+of it (X-Kit-Feedback) must name the change. Other captures check the gate itself: a good eye
+passes unforced, a blurred one is refused with 422 naming out_of_focus unless forced, and
+kitctl says the same.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import cv2
@@ -19,9 +19,9 @@ import numpy as np
 
 from hil import frame_code
 from hil.mjpeg_viewer import Viewer
+from hil.rig import wait_until
 
 STREAM = "/api/v1/stream/iris.mjpg"
-SETTLE_S = 0.3  # about ten frames at 30 fps
 
 
 def start_eye_kit(start_simulator, start_kitd):  # type: ignore[no-untyped-def]
@@ -40,6 +40,22 @@ def set_eye(sim, **changes: object) -> int:  # type: ignore[no-untyped-def]
     args = " ".join(f"{k}={v}" for k, v in changes.items())
     reply = sim.control(f"set {args}" if args else "set noise=2")  # the rig raises on `err`
     return int(reply.rsplit("from_frame=", 1)[1])
+
+
+def wait_for_the_change(kitd, first: int) -> None:  # type: ignore[no-untyped-def]
+    """Until the daemon's camera delivers frame `first` or a later one (raw captures, each the
+    next intact frame): every frame a capture judges from then on shows the changed eye."""
+
+    def shown() -> bool:
+        reply = kitd.client.request(
+            "POST", "/api/v1/devices/iris/capture", {"raw": True, "timeout_s": 2.0}, timeout_s=20
+        )
+        assert reply.status == 200, reply.body
+        number = frame_code.read(cv2.imdecode(np.frombuffer(reply.body, np.uint8), cv2.IMREAD_GRAYSCALE))
+        assert number is not None, reply.headers
+        return number >= first
+
+    wait_until(shown, f"a frame from {first} on at the daemon")
 
 
 def forced_capture(kitd, timeout_s: float = 1.0):  # type: ignore[no-untyped-def]
@@ -69,13 +85,13 @@ STEPS: list[tuple[dict, str]] = [
 def test_stepping_the_simulator_gives_the_matching_feedback(start_simulator, start_kitd) -> None:
     sim, kitd = start_eye_kit(start_simulator, start_kitd)
     first = set_eye(sim)
-    time.sleep(SETTLE_S)
+    wait_for_the_change(kitd, first)
     headers, image = forced_capture(kitd)
     assert frame_code.read(image) >= first
     assert headers.get("X-Kit-Forced") is None and headers["X-Kit-Feedback"] == "", headers
     for changes, code in STEPS:
         first = set_eye(sim, **changes)
-        time.sleep(SETTLE_S)
+        wait_for_the_change(kitd, first)
         headers, image = forced_capture(kitd)
         shown = frame_code.read(image)
         assert shown is not None and shown >= first, (changes, shown, first)
@@ -87,15 +103,13 @@ def test_gate_passes_a_good_eye_and_refuses_a_blurred_one(
     start_simulator, start_kitd, tmp_path: Path
 ) -> None:
     sim, kitd = start_eye_kit(start_simulator, start_kitd)
-    set_eye(sim)
-    time.sleep(SETTLE_S)
+    wait_for_the_change(kitd, set_eye(sim))
     out = tmp_path / "eye.png"
     result = kitd.kitctl("capture", "iris", "--daemon", "--api", kitd.url, "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "forced" not in result.stderr and cv2.imread(str(out), cv2.IMREAD_GRAYSCALE).shape == (480, 640)
 
-    set_eye(sim, blur=4)
-    time.sleep(SETTLE_S)
+    wait_for_the_change(kitd, set_eye(sim, blur=4))
     reply = kitd.client.request("POST", "/api/v1/devices/iris/capture", {"timeout_s": 1.0}, timeout_s=20)
     assert reply.status == 422
     body = json.loads(reply.body)
@@ -122,13 +136,10 @@ def test_gate_passes_a_good_eye_and_refuses_a_blurred_one(
 
 def test_preview_shows_the_overlay(start_simulator, start_kitd) -> None:
     sim, kitd = start_eye_kit(start_simulator, start_kitd)
-    set_eye(sim, eyelid=0.6)
-    time.sleep(SETTLE_S)
+    wait_for_the_change(kitd, set_eye(sim, eyelid=0.6))
     viewer = Viewer(kitd.url + STREAM)
     try:
-        deadline = time.monotonic() + 20
-        while len(viewer.frames()) < 15 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: len(viewer.frames()) >= 15, "15 preview frames")
         part = viewer.frames()[-1]
     finally:
         viewer.stop()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
+import json
 
 import cv2
 import numpy as np
 import pytest
 
 from hil.events import EventRecorder
+from hil.rig import wait_until
 from hil.synthetic_finger import render_finger
 
 
@@ -162,8 +163,6 @@ def test_iris_session_from_no_eye_through_open_wider_to_auto_capture(start_simul
 
 
 def test_signature_session_ended_by_the_officers_confirm(start_simulator, start_kitd, tmp_path) -> None:
-    import json
-
     sim = start_simulator("hil.isdv4_sim", ["--link", str(tmp_path / "pad"), "--strokes", "3"])
     kitd = start_kitd(devices=[{"uri": f"serial:{sim.addresses['serial']}"}])
     kitd.wait_for_status("signature", "ready")
@@ -176,13 +175,13 @@ def test_signature_session_ended_by_the_officers_confirm(start_simulator, start_
             lambda e: e["type"] == "assessment" and e["data"]["session"] == sid and e["data"]["passed"],
             timeout_s=60,
         )
-        written = -1
-        for _ in range(240):  # until the simulated hand has finished writing (no new packet for 0.5 s)
-            now_written = len(json.loads(sim.control("sent"))["pen"])
-            if now_written == written:
-                break
-            written = now_written
-            time.sleep(0.5)
+
+        def hand_finished() -> bool:
+            status = json.loads(sim.control("status"))
+            return status["written"] and status["unread"] == 0
+
+        # The simulated hand has written its whole signature, and kitd has read every byte of it.
+        wait_until(hand_finished, "the hand's whole signature written and read", timeout_s=60)
         assert kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()["state"] == "running"
         confirmed = kitd.client.checked("POST", f"/api/v1/sessions/{sid}/confirm").json()
         assert confirmed["state"] == "confirmed", confirmed

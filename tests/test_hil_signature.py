@@ -283,3 +283,4 @@ def test_bad_requests_name_the_field(rig) -> None:
         reply = kitd.client.request("POST", "/api/v1/devices/signature/capture", body)
         assert reply.status == 400, body
         assert field in reply.json()["message"]
+        assert reply.json()["field"] == field, reply.json()

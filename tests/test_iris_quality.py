@@ -178,6 +178,16 @@ def test_thresholds_override_and_unknown_names_are_refused() -> None:
 def test_defaults_hold_the_issue_s_210_px_gate() -> None:
     assert DEFAULT_THRESHOLDS["min_iris_diameter"] == 210.0
 
+    # ...and the default assessment applies it: an iris of 220 px is near enough, 200 px is not.
+    def eye(iris_r: float) -> np.ndarray:
+        glint = ((320 + 0.16 * iris_r, 240 - 0.16 * iris_r),)
+        return simulated(13, iris_r=iris_r, pupil_r=0.39 * iris_r, reflections=glint)
+
+    near, far = assess_iris(eye(110.0)), assess_iris(eye(100.0))
+    assert near.metrics["iris_diameter"] >= 210.0 > far.metrics["iris_diameter"]
+    assert "move_closer" not in near.failed_checks, near.failed_checks
+    assert "move_closer" in far.failed_checks, far.failed_checks
+
 
 # --- the real eye -------------------------------------------------------------------------------
 

@@ -136,4 +136,26 @@ def test_contact_sheet_of_all_conditions() -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / "fingers_contact_sheet.png"
     assert cv2.imwrite(str(path), sheet)
-    assert path.stat().st_size > 0
+    assert np.array_equal(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), sheet)
+    # What a person looks at is every frame, whole and unaltered (doubled, pixel for pixel),
+    # each once, in reading order.
+    places = [
+        where_on_sheet(sheet, np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)) for image in images.values()
+    ]
+    assert all(len(found) == 1 for found in places), places
+    corners = [found[0] for found in places]
+    assert corners == sorted(corners) and len(set(corners)) == len(corners)
+
+
+def where_on_sheet(sheet: np.ndarray, image: np.ndarray) -> list[tuple[int, int]]:
+    """Every (row, column) at which `image` lies on `sheet` exactly."""
+    h, w = image.shape
+    cy, cx = h // 2, w // 2
+    patch = image[cy : cy + 12, cx : cx + 12]
+    scores = cv2.matchTemplate(sheet, np.ascontiguousarray(patch), cv2.TM_SQDIFF)
+    found = []
+    for y, x in np.argwhere(scores < 100):  # an exact match, give or take float rounding; checked below
+        top, left = int(y) - cy, int(x) - cx
+        if top >= 0 and left >= 0 and np.array_equal(sheet[top : top + h, left : left + w], image):
+            found.append((top, left))
+    return found
