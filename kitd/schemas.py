@@ -189,6 +189,10 @@ SCHEMAS: dict[str, Any] = {
             "passed": {"type": "boolean"},
             "feedback": {"type": "array", "items": {"type": "string"}},
             "circles": {"type": "object", "description": "Iris only: pupil and iris circles in pixels"},
+            "points": {
+                "type": "integer",
+                "description": "Signature only: pen packets in the signature judged",
+            },
         },
     },
     "CaptureEvent": {

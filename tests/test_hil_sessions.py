@@ -180,8 +180,15 @@ def test_signature_session_ended_by_the_officers_confirm(start_simulator, start_
             status = json.loads(sim.control("status"))
             return status["written"] and status["unread"] == 0
 
-        # The simulated hand has written its whole signature, and kitd has read every byte of it.
+        # The simulated hand has written its whole signature, and kitd has read every byte of it
+        # and judged the signature holding all of them.
         wait_until(hand_finished, "the hand's whole signature written and read", timeout_s=60)
+        written = len(json.loads(sim.control("sent"))["pen"])
+        events.wait_for(
+            lambda e: (
+                e["type"] == "assessment" and e["data"]["session"] == sid and e["data"]["points"] == written
+            )
+        )
         assert kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()["state"] == "running"
         confirmed = kitd.client.checked("POST", f"/api/v1/sessions/{sid}/confirm").json()
         assert confirmed["state"] == "confirmed", confirmed

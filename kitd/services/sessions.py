@@ -228,7 +228,7 @@ async def _run_signature(kit: CaptureContext, slot: DeviceSlot, live: LiveSessio
                 if core.ended:  # confirmed while this read was judged: keep what was confirmed
                     return True
                 core.offer(report, signature, now)
-            emit("assessment", assessment_event(live, core.attempts, report))
+            emit("assessment", {**assessment_event(live, core.attempts, report), "points": len(samples)})
             return False
 
         # A margin past the session's own timeout: the session, not the recording, ends it.
