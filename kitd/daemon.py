@@ -58,7 +58,9 @@ async def serve(config: KitConfig) -> int:
 
     host, port = config["api.host"], config["api.port"]
     kit = Kit(config)
-    runner = web.AppRunner(make_app(kit), access_log=None, handle_signals=False)
+    # handler_cancellation: a client that goes away cancels its request, so that a capture it
+    # was waiting for is cancelled too and frees the device (kitd.services.slots.run_job).
+    runner = web.AppRunner(make_app(kit), access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:

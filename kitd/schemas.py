@@ -29,8 +29,16 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# The longest a client may hold a device: a capture left waiting on a silent device (its
+# client gone, or a typo of 1e308) must not keep it from everyone else.
+MAX_TIMEOUT_S = 120
+MAX_RECORDING_S = 300
 _SECONDS = {"type": "number", "exclusiveMinimum": 0}
-_TIMEOUT = {**_SECONDS, "description": "How long to wait for a finger or an intact frame, in seconds."}
+_TIMEOUT = {
+    **_SECONDS,
+    "maximum": MAX_TIMEOUT_S,
+    "description": f"How long to wait for a finger or an intact frame, in seconds (at most {MAX_TIMEOUT_S}).",
+}
 _RAW = {"type": "boolean", "description": "One frame, no quality gate."}
 _FORCE = {"type": "boolean", "description": "Return the best capture even if it fails the gate."}
 _PAD_FIELDS = ("max_x", "max_y", "max_pressure", "firmware", "points_per_mm")
@@ -64,8 +72,9 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "seconds": {
                 **_SECONDS,
-                "description": "Record at most this long (ends earlier once the pen has been lifted "
-                "for signature.pen_lift_stop_s after the first tip-down).",
+                "maximum": MAX_RECORDING_S,
+                "description": f"Record at most this long, at most {MAX_RECORDING_S} s (ends earlier once "
+                "the pen has been lifted for signature.pen_lift_stop_s after the first tip-down).",
             }
         },
     },
@@ -300,6 +309,8 @@ def describe(error: ValidationError) -> ShapeError:
         return ShapeError(f"{_plain(path)} is not {wanted}: {value!r}", field)
     if kind == "exclusiveMinimum":
         return ShapeError(f"{_plain(path)} must be above {error.validator_value}, not {value!r}", field)
+    if kind == "maximum":
+        return ShapeError(f"{_plain(path)} must be {error.validator_value} or less, not {value!r}", field)
     if kind == "minimum":
         return ShapeError(f"{_plain(path)} must be {error.validator_value} or more, not {value!r}", field)
     if kind in ("enum", "const"):

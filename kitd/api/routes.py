@@ -138,10 +138,17 @@ async def get_iris_stream(request: web.Request) -> web.StreamResponse:
     return await stream_preview(request, feed, config["iris.preview_width"], config["iris.preview_quality"])
 
 
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON itself does not have.
+    raise ValueError(f"{name} is not a JSON number")
+
+
 async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     try:
-        return json.loads(raw) if raw.strip() else None
+        return json.loads(raw, parse_constant=_no_constant) if raw.strip() else None
+    except RecursionError:
+        raise ValueError("body is not JSON this kit reads: nested too deeply") from None
     except ValueError as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
 

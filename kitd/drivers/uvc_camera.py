@@ -283,6 +283,9 @@ class IrisCamera:
     def _release(self, reason: str) -> None:
         self.source.close()
         self._opened = False
+        # A frame from before a disconnection is never taken or shown again as if it were now.
+        with self._cond:
+            self._latest = None
         self._set_state("disconnected", reason)
 
 

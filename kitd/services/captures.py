@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,11 +21,11 @@ from kitd.capture.iris_gate import take_iris
 from kitd.capture.signature import record_signature, signature_facts
 from kitd.config import KitConfig
 from kitd.drivers.camera_frames import Frame
-from kitd.errors import DeviceGone
+from kitd.errors import DeviceGone, DeviceTimeout
 from kitd.grey_image import encode_png
 from kitd.services.gates import fingerprint_assessor, gate_policy
 from kitd.services.iris_feed import IrisFeed
-from kitd.services.slots import DeviceSlot, in_own_thread
+from kitd.services.slots import DeviceSlot
 
 log = logging.getLogger("kitd.capture")
 
@@ -100,7 +101,7 @@ async def capture_fingerprint(kit: CaptureContext, slot: DeviceSlot, options: di
     assess = fingerprint_assessor(config)
     poll = float(config["fingerprint.poll_interval_s"])
 
-    def job(reader: Any) -> GatedCapture:
+    def job(reader: Any, cancel: threading.Event) -> GatedCapture:
         return take_fingerprint(
             reader,
             policy,
@@ -108,7 +109,7 @@ async def capture_fingerprint(kit: CaptureContext, slot: DeviceSlot, options: di
             raw=bool(options.get("raw")),
             force=bool(options.get("force")),
             poll_interval_s=poll,
-            cancel=slot.cancel,
+            cancel=cancel,
         )
 
     result = await slot.run_job(job)
@@ -123,28 +124,33 @@ async def capture_fingerprint(kit: CaptureContext, slot: DeviceSlot, options: di
 async def capture_iris(kit: CaptureContext, slot: DeviceSlot, options: dict[str, Any]) -> Capture:
     """Raw: the next intact frame. Gated: live frames through the gate until one passes.
 
-    The camera is shared with its preview (it is not taken exclusively); the gate takes the
+    The capture holds the camera as a job (a second capture or a session gets 409), while the
+    preview, which only watches, goes on; the gate takes the
     frames the camera's judge (the preview's overlay) judges, at its pace, so a frame is
     judged once and the camera's judging costs the same however many look at it."""
-    camera = slot.driver
-    if slot.status != "ready" or camera is None:
-        raise DeviceGone(f"device {slot.id} is {slot.status}: {slot.reason}")
     policy = gate_policy(kit.config, "iris", options.get("timeout_s"))
     judge = kit.iris_feed(slot.id).quality
 
-    def job() -> tuple[GatedCapture, bytes]:
-        result = take_iris(
-            camera,  # type: ignore[arg-type]
-            policy,
-            judge.report_for,
-            raw=bool(options.get("raw")),
-            force=bool(options.get("force")),
-            cancel=slot.cancel,
-            judge=judge,
-        )
+    def job(camera: Any, cancel: threading.Event) -> tuple[GatedCapture, bytes]:
+        try:
+            result = take_iris(
+                camera,
+                policy,
+                judge.report_for,
+                raw=bool(options.get("raw")),
+                force=bool(options.get("force")),
+                cancel=cancel,
+                judge=judge,
+            )
+        except DeviceTimeout as exc:
+            # No frame because the stream went away is the camera being gone, not a slow eye.
+            status, reason, _ = camera.live_status()
+            if status != "ready":
+                raise DeviceGone(f"device {slot.id} is {status}: {reason}") from exc
+            raise
         return result, encode_png(result.frame.image)
 
-    result, png = await in_own_thread(job, name=f"capture-{slot.id}")
+    result, png = await slot.run_job(job)
     _log_capture(slot, options, result, seq=result.frame.seq)
     headers = frame_headers(result.frame)
     if result.report is not None:
@@ -158,8 +164,8 @@ async def capture_signature(kit: CaptureContext, slot: DeviceSlot, options: dict
     seconds = float(options.get("seconds") or config["signature.capture_seconds"])
     quiet = float(config["signature.pen_lift_stop_s"])
 
-    def job(pad: Any) -> Any:
-        return record_signature(pad, seconds, quiet, slot.cancel)
+    def job(pad: Any, cancel: threading.Event) -> Any:
+        return record_signature(pad, seconds, quiet, cancel)
 
     signature = await slot.run_job(job)
     facts = signature_facts(signature)

@@ -80,6 +80,8 @@ class IrisFeed:
     async def next(self, after_seq: int, timeout_s: float) -> Frame | None:
         """The newest frame numbered above `after_seq`, or None after `timeout_s`; EndOfStream at the end."""
         camera = self._attach()
+        if camera is not None and camera.latest() is None:
+            self._latest = None  # the stream went away: what came before it is not shown again
         latest = self._latest
         if latest is not None and latest.seq > after_seq:
             return latest

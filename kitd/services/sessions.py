@@ -32,7 +32,7 @@ from kitd.events import EventHub
 from kitd.grey_image import encode_png
 from kitd.services.captures import Capture, CaptureContext, quality_headers
 from kitd.services.gates import fingerprint_assessor, gate_policy
-from kitd.services.slots import DeviceSlot, in_own_thread
+from kitd.services.slots import DeviceSlot
 
 log = logging.getLogger("kitd.sessions")
 
@@ -126,7 +126,7 @@ async def _run_fingerprint(kit: CaptureContext, slot: DeviceSlot, live: LiveSess
     def told(session: CaptureSession, report: Any) -> None:
         emit("assessment", assessment_event(live, session.attempts, report))
 
-    def job(driver: Any) -> CaptureSession:
+    def job(driver: Any, _cancel: threading.Event) -> CaptureSession:
         return run_fingerprint_session(
             driver, live.core, assess, poll, live.cancel, on_assessment=told, lock=live.lock
         )
@@ -152,9 +152,6 @@ def session_message(core: CaptureSession) -> tuple[str, str]:
 async def _run_iris(kit: CaptureContext, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
     """Frames from the camera's reader thread (the preview keeps running), judged as they come
     by the preview's own overlay, which also shows the session's state to the officer."""
-    camera = slot.driver
-    if camera is None:
-        raise DeviceGone(f"device {slot.id} is {slot.status}: {slot.reason}")
     overlay = kit.iris_feed(slot.id).quality
 
     def told(session: CaptureSession, frame: Any, report: Any) -> None:
@@ -169,7 +166,7 @@ async def _run_iris(kit: CaptureContext, slot: DeviceSlot, live: LiveSession, em
         emit("assessment", event)
         overlay.session_message = session_message(session)
 
-    def job() -> CaptureSession:
+    def job(camera: Any, _cancel: threading.Event) -> CaptureSession:
         return run_iris_session(
             camera,  # type: ignore[arg-type]
             live.core,
@@ -181,7 +178,7 @@ async def _run_iris(kit: CaptureContext, slot: DeviceSlot, live: LiveSession, em
         )
 
     try:
-        await in_own_thread(job, name=f"session-{live.id}")
+        await slot.run_job(job)
     finally:
         overlay.session_message = session_message(live.core)
         asyncio.get_running_loop().call_later(3.0, _clear_message, overlay, live)
@@ -207,7 +204,7 @@ async def _run_signature(kit: CaptureContext, slot: DeviceSlot, live: LiveSessio
     thresholds = kit.config.thresholds("signature") or None
     core = live.core
 
-    def job(pad: Any) -> None:
+    def job(pad: Any, _cancel: threading.Event) -> None:
         judged = 0
 
         def progress(samples: list[Any]) -> bool:
@@ -316,10 +313,14 @@ class LiveSessions:
             raise ConfigError(f"field 'modality': device '{slot.id}' is a {slot.kind} device, not {modality}")
         if category not in CATEGORIES:
             raise ConfigError(f"field 'category': '{category}' is not one of {', '.join(CATEGORIES)}")
-        if slot.status == "busy":
+        status, reason, _ = slot.current()
+        running = any(
+            s.device_id == slot.id and not (s.core.ended or s.error) for s in self._sessions.values()
+        )
+        if status == "busy" or running:
             raise DeviceBusy(f"device {slot.id} is busy")
-        if slot.status != "ready":
-            raise DeviceGone(f"device {slot.id} is {slot.status}: {slot.reason}")
+        if status != "ready":
+            raise DeviceGone(f"device {slot.id} is {status}: {reason}")
         policy = category_policy(spec.policy(self.config), self.config, category)
         live = LiveSession(
             id=uuid.uuid4().hex[:12],

@@ -10,7 +10,6 @@ the slot `disconnected`; the daemon itself never stops because of a device.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -30,34 +29,6 @@ T = TypeVar("T")
 
 STATUSES = ("ready", "busy", "disconnected", "error")
 NOT_OPENED = "not opened yet"
-
-
-async def in_own_thread(fn: Callable[[], T], name: str) -> T:
-    """Run blocking `fn()` on a thread of its own and await its result.
-
-    For work that waits on a device for seconds (an iris gate reading its camera's frames):
-    on the loop's shared executor a few of them would starve every short job queued behind.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(outcome: Callable[[], None]) -> None:
-        if not future.done():
-            outcome()
-
-    def run() -> None:
-        try:
-            result = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine as is
-            error = exc
-            outcome: Callable[[], None] = lambda: future.set_exception(error)  # noqa: E731
-        else:
-            outcome = lambda: future.set_result(result)  # noqa: E731
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the daemon stopped
-            loop.call_soon_threadsafe(settle, outcome)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return await future
 
 
 class DeviceSlot:
@@ -93,6 +64,7 @@ class DeviceSlot:
         self._holder = dict(holder or {})
         self._claim: DeviceClaim | None = None
         self._job_lock = asyncio.Lock()
+        self._job_cancel: threading.Event | None = None
         self._wake = asyncio.Event()
         # Told of every status change (the daemon's event stream): on_status(slot, status, reason).
         self.on_status: Callable[[DeviceSlot, str, str], None] | None = None
@@ -235,16 +207,38 @@ class DeviceSlot:
         except TimeoutError:
             pass
 
-    async def run_job(self, job: Callable[[Any], T]) -> T:
-        """Run `job(driver)` on the device's thread, exclusively; DeviceBusy if taken."""
+    async def run_job(self, job: Callable[[Any, threading.Event], T]) -> T:
+        """Run `job(driver, cancel)` on the device's thread, exclusively; DeviceBusy if taken,
+        DeviceGone if the device is not ready (for a camera: its stream is not flowing).
+
+        `cancel` is set when the caller goes away (its coroutine is cancelled: the HTTP client
+        disconnected) or the daemon stops; the job should then end soon. The device stays the
+        job's until it has, so that no second job talks to it meanwhile.
+        """
         if self._job_lock.locked():
             raise DeviceBusy(f"device {self.id} is busy with another capture")
         async with self._job_lock:
-            if self.status != "ready":
-                raise DeviceGone(f"device {self.id} is {self.status}: {self.reason}")
+            status, reason, _ = self.current()
+            if status != "ready":
+                raise DeviceGone(f"device {self.id} is {status}: {reason}")
+            cancel = self._job_cancel = threading.Event()
+            if self.cancel.is_set():
+                cancel.set()
             self._set_status("busy", "capturing")
+            future = asyncio.get_running_loop().run_in_executor(self._executor, job, self._driver, cancel)
             try:
-                result = await self._in_thread(job, self._driver)
+                result = await asyncio.shield(future)
+            except asyncio.CancelledError:
+                cancel.set()
+                await asyncio.wait([future])
+                if self.status == "busy":
+                    self._set_status("ready", "capture abandoned by its client")
+                log.warning(
+                    "capture on %s abandoned by its client",
+                    self.id,
+                    extra={"device": self.id, "reason": "client went away"},
+                )
+                raise
             except DeviceGone as exc:
                 await self._lost(str(exc))
                 self._wake.set()
@@ -253,11 +247,15 @@ class DeviceSlot:
                 if self.status == "busy":
                     self._set_status("ready", "last capture failed")
                 raise
+            finally:
+                self._job_cancel = None
             self._set_status("ready", "last capture succeeded")
             return result
 
     async def shutdown(self) -> None:
         self.cancel.set()
+        if self._job_cancel is not None:
+            self._job_cancel.set()
         await self._in_thread(self._close_blocking)
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._claim is not None:
