@@ -104,7 +104,8 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "iris.consecutive_passes",
         int,
         3,
-        "A gated iris capture ends after this many passing frames in a row (a tenth of a second at 30 fps).",
+        "A gated iris capture ends after this many judged frames in a row pass "
+        "(half a second at iris.judge_fps 6).",
     ),
     ("iris.keep_best", int, 5, "How many of the best frames a gated iris capture keeps."),
     (
@@ -116,9 +117,10 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
     (
         "iris.judge_fps",
         (int, float),
-        8,
+        6,
         "Frames a second the daemon judges per camera, shared by the preview's overlay, sessions "
-        "and captures (judging costs ~5x showing a frame); 0 judges every frame.",
+        "and captures (judging costs ~5x showing a frame; 6 keeps a preview and a session under "
+        "a fifth of a core here); 0 judges every frame.",
     ),
     ("iris.preview_width", int, 480, "Width of the live preview in pixels (scaled down, never up)."),
     ("iris.preview_quality", int, 80, "JPEG quality of the live preview, 1-100."),

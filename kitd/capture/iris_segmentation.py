@@ -355,7 +355,15 @@ def reflection_on_iris(
     cos, sin = unit_rays(16, 0.0, 360.0)
     low, high = iris_range
     covered = 0
-    for i in range(1, count):
+    # Noise over the specular cut makes many one-pixel components: rule out the small ones and
+    # those off the annulus all at once, and look closely only at what is left.
+    xs, ys = centroids[1:, 0] + x0, centroids[1:, 1] + y0
+    on_annulus = (
+        (stats[1:, 4] >= MIN_SPOT_PX)
+        & (np.hypot(xs - px, ys - py) > pr + 0.1 * span)
+        & (np.hypot(xs - ix, ys - iy) < ir - 0.1 * span)
+    )
+    for i in np.flatnonzero(on_annulus) + 1:
         bw, bh, area = int(stats[i, 2]), int(stats[i, 3]), int(stats[i, 4])
         cx, cy = centroids[i][0] + x0, centroids[i][1] + y0
         from_pupil = math.hypot(cx - px, cy - py)
