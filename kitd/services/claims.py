@@ -18,13 +18,15 @@ from kitd.config import KitConfig
 from kitd.drivers.usb_link import USB_BACKEND_ENV
 
 LOCK_DIR_ENV = "KITD_LOCK_DIR"
+# The daemon's runtime directory (dist/kitd.service: RuntimeDirectory=kitd).
+RUN_LOCK_DIR = Path("/run/kitd")
 
 
 def lock_dir() -> Path:
     configured = os.environ.get(LOCK_DIR_ENV)
     if configured:
         return Path(configured)
-    run = Path("/run/kitd")
+    run = RUN_LOCK_DIR
     try:
         run.mkdir(parents=True, exist_ok=True)
         if os.access(run, os.W_OK):
