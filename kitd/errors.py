@@ -55,3 +55,20 @@ class QualityGateFailed(KitError):
 
 class EndOfStream(DeviceError):
     """A replayed file or image sequence has no more frames (not a fault: nothing to reopen)."""
+
+
+class NotSteady(QualityGateFailed):
+    """Captures passed the gate, but never the `consecutive_passes` in a row it needs in time."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        score: float,
+        feedback: list[str],
+        passes: int,
+        consecutive_passes: int,
+    ) -> None:
+        super().__init__(message, score=score, failed_checks=[], feedback=feedback)
+        self.passes = passes
+        self.consecutive_passes = consecutive_passes

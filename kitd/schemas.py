@@ -125,6 +125,31 @@ SCHEMAS: dict[str, Any] = {
             "feedback": {"type": "array", "items": {"type": "string"}},
         },
     },
+    "NotSteadyError": {
+        "type": "object",
+        "description": "Captures passed the gate, but never `consecutive_passes` in a row in time.",
+        "required": [
+            "error",
+            "message",
+            "score",
+            "failed_checks",
+            "feedback",
+            "passes",
+            "consecutive_passes",
+        ],
+        "properties": {
+            "error": {"const": "not_steady"},
+            "message": {
+                "type": "string",
+                "description": "e.g. '3 presses passed but never 2 in a row within 20 s (best score 71)'",
+            },
+            "score": {"type": "number", "description": "The best capture's score"},
+            "failed_checks": {"type": "array", "items": {"type": "string"}, "maxItems": 0},
+            "feedback": {"type": "array", "items": {"type": "string"}},
+            "passes": {"type": "integer", "description": "Captures that passed the gate"},
+            "consecutive_passes": {"type": "integer", "description": "Passes in a row the gate needs"},
+        },
+    },
     "Status": {
         "type": "object",
         "required": ["version", "uptime_s", "devices"],

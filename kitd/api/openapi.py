@@ -55,7 +55,11 @@ SESSION_PATHS: dict[str, Any] = {
         "delete": {
             "summary": "Cancel the session",
             "parameters": [SESSION_ID],
-            "responses": {"202": _json(_ref("Session"), "Cancelling"), "404": _error("Unknown session")},
+            "responses": {
+                "202": _json(_ref("Session"), "Cancelling"),
+                "404": _error("Unknown session"),
+                "409": _error("The session has already ended (session_state; the message names its state)"),
+            },
         },
     },
     "/api/v1/sessions/{id}/confirm": {
@@ -185,10 +189,12 @@ def _base_document() -> dict[str, Any]:
                         "404": _error("Unknown device"),
                         "409": _error("Device busy"),
                         "422": {
-                            "description": "No capture passed the quality gate (and force was not set)",
+                            "description": "No capture passed the quality gate (and force was not set): "
+                            "`quality_gate` naming the failing checks, or `not_steady` when captures "
+                            "passed but never `consecutive_passes` in a row within the time",
                             "content": {
                                 "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/QualityGateError"}
+                                    "schema": {"oneOf": [_ref("QualityGateError"), _ref("NotSteadyError")]}
                                 }
                             },
                         },

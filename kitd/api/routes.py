@@ -8,6 +8,7 @@ Handlers call the `Kit` services and translate the kit's errors into HTTP:
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from kitd.errors import (
     KitError,
     NoFinger,
     NoPenInput,
+    NotSteady,
     ProtocolError,
     QualityGateFailed,
 )
@@ -33,6 +35,8 @@ from kitd.services.captures import Capture
 from kitd.services.sessions import SessionConflict, SessionNotFound
 
 KIT_KEY = web.AppKey("kit", Kit)
+
+log = logging.getLogger("kitd.api")
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
@@ -66,6 +70,19 @@ def capture_response(capture: Capture) -> web.Response:
 
 
 def kit_error_response(exc: KitError) -> web.Response:
+    if isinstance(exc, NotSteady):
+        return web.json_response(
+            {
+                "error": "not_steady",
+                "message": str(exc),
+                "score": round(exc.score, 1),
+                "failed_checks": [],
+                "feedback": exc.feedback,
+                "passes": exc.passes,
+                "consecutive_passes": exc.consecutive_passes,
+            },
+            status=422,
+        )
     if isinstance(exc, QualityGateFailed):
         return web.json_response(
             {
@@ -114,8 +131,26 @@ async def post_capture(request: web.Request) -> web.Response:
     try:
         capture = await kit.capture(slot, options)
     except KitError as exc:
-        return kit_error_response(exc)
+        response = kit_error_response(exc)
+        _log_failed_capture(slot.id, exc, response)
+        return response
     return capture_response(capture)
+
+
+def _log_failed_capture(device_id: str, exc: KitError, response: web.Response) -> None:
+    """One line for every failed capture: the device, why, and what the client was answered."""
+    code = json.loads(response.body)["error"]
+    # Refused by the gate is the applicant's press, not a fault: info; the rest is a fault.
+    level = logging.INFO if isinstance(exc, QualityGateFailed) else logging.WARNING
+    log.log(
+        level,
+        "capture from %s failed (%d %s): %s",
+        device_id,
+        response.status,
+        code,
+        exc,
+        extra={"device": device_id, "reason": str(exc), "status": response.status, "error": code},
+    )
 
 
 async def get_iris_stream(request: web.Request) -> web.StreamResponse:

@@ -7,6 +7,7 @@ own thread) and by `kitctl capture fingerprint --device` alike.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,14 @@ import numpy as np
 
 from kitd.capture.gate import GatedCapture, gate_outcome, run_gate
 from kitd.capture.session import CaptureSession, SessionPolicy
-from kitd.errors import NoFinger
+from kitd.errors import DeviceTimeout, NoFinger, ProtocolError
+
+log = logging.getLogger("kitd.capture.fingerprint")
+
+# A session retries a press after a device error (one unanswered command, one garbled reply)
+# and fails only after this many in a row; a pause first lets the reader settle.
+MAX_DEVICE_ERRORS = 3
+DEVICE_ERROR_PAUSE_S = 0.2
 
 
 class FingerprintReader(Protocol):
@@ -60,18 +68,56 @@ def run_fingerprint_session(
     clock: Callable[[], float] = time.monotonic,
     on_assessment: Callable[[CaptureSession, Any], None] | None = None,
     lock: threading.Lock | None = None,
+    *,
+    retry_device_errors: bool = False,
+    device: str = "fingerprint",
 ) -> CaptureSession:
     """Capture and assess presses while a finger is on the reader, until the session ends.
 
     `lock` guards the session against confirm/cancel from another thread;
-    `on_assessment(session, report)` is told of every press as it is judged.
+    `on_assessment(session, report)` is told of every press as it is judged. With
+    `retry_device_errors` a press that met a DeviceTimeout or ProtocolError is logged and
+    tried again after a short pause, up to MAX_DEVICE_ERRORS in a row; otherwise (and after
+    that) the error passes through. `device` names the reader in the log.
     """
+    errors_in_a_row = 0
 
-    def next_press() -> np.ndarray | None:
+    def press() -> np.ndarray | None:
         if reader.finger_present():
             return reader.capture_frame()
         time.sleep(poll_interval_s)
         return None
+
+    def next_press() -> np.ndarray | None:
+        nonlocal errors_in_a_row
+        try:
+            frame = press()
+        except (DeviceTimeout, ProtocolError) as exc:
+            errors_in_a_row += 1
+            if not retry_device_errors or errors_in_a_row >= MAX_DEVICE_ERRORS:
+                raise
+            log.warning(
+                "press on %s failed (%d of %d in a row), retrying: %s",
+                device,
+                errors_in_a_row,
+                MAX_DEVICE_ERRORS,
+                exc,
+                extra={"device": device, "reason": str(exc), "action": "retry", "errors": errors_in_a_row},
+            )
+            if cancel is not None:
+                cancel.wait(DEVICE_ERROR_PAUSE_S)
+            else:
+                time.sleep(DEVICE_ERROR_PAUSE_S)
+            return None
+        if errors_in_a_row:
+            log.info(
+                "%s answers again after %d failed press(es)",
+                device,
+                errors_in_a_row,
+                extra={"device": device, "reason": "answered again", "action": "recovered"},
+            )
+            errors_in_a_row = 0
+        return frame
 
     told = None if on_assessment is None else (lambda session, _frame, report: on_assessment(session, report))
     return run_gate(policy, next_press, assess, clock=clock, cancel=cancel, lock=lock, on_assessment=told)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kitd.capture.session import FAILED, FORCED, CaptureSession, SessionPolicy
-from kitd.errors import EndOfStream, KitError, NoFinger, QualityGateFailed
+from kitd.errors import EndOfStream, KitError, NoFinger, NotSteady, QualityGateFailed
 
 REPLAY_ENDED = "the replay ended before a frame passed"
 
@@ -87,6 +87,17 @@ def gate_outcome(
     if session.state == FAILED or session.result is None:
         raise nothing(session.reasons[0] if session.reasons else "capture cancelled")
     best = session.result
+    if session.state == FORCED and not force and session.not_steady:
+        needed, why = session.policy.consecutive_passes, session.reasons[0]
+        limit = why.partition(" in a row ")[2] or f"({why})"
+        raise NotSteady(
+            f"{session.passes} {unit}{'es' if unit.endswith('s') else 's'} passed but never {needed} "
+            f"in a row {limit} (best score {best.score:.0f})",
+            score=best.score,
+            feedback=list(best.report.feedback),
+            passes=session.passes,
+            consecutive_passes=needed,
+        )
     if session.state == FORCED and not force:
         checks = ", ".join(best.report.failed_checks) or "score"
         raise QualityGateFailed(

@@ -34,6 +34,8 @@ class SessionPolicy:
     max_attempts: int | None = None
     # A growing capture (the signature so far) is best when latest: keep and return the newest.
     prefer_latest: bool = False
+    # Never captured by itself: only the officer's confirm ends it with a capture (a signature).
+    needs_confirm: bool = False
 
     def __post_init__(self) -> None:
         if self.consecutive_passes < 1 or self.keep_best < 1 or self.timeout_s <= 0:
@@ -72,6 +74,7 @@ class CaptureSession:
     state: str = RUNNING
     attempts: int = 0
     passes_in_a_row: int = 0
+    passes: int = 0  # frames that passed, in a row or not
     best: list[Candidate] = field(default_factory=list)  # best first
     result: Candidate | None = None
     reasons: list[str] = field(default_factory=list)
@@ -92,10 +95,11 @@ class CaptureSession:
         candidate = Candidate(frame=self.attempts, report=report, payload=payload)
         self._keep(candidate)
         self.passes_in_a_row = self.passes_in_a_row + 1 if report.passed else 0
-        if self.passes_in_a_row >= self.policy.consecutive_passes:
+        self.passes += bool(report.passed)
+        if self.passes_in_a_row >= self.policy.consecutive_passes and not self.policy.needs_confirm:
             self._end(CAPTURED, self._best_passing(candidate))
         elif self.policy.max_attempts is not None and self.attempts >= self.policy.max_attempts:
-            self.give_up(f"no capture passed in {self.attempts} attempts")
+            self.give_up(self._why_not(f"in {self.attempts} attempts"))
         else:
             self.tick(now)
         return self.state
@@ -103,8 +107,22 @@ class CaptureSession:
     def tick(self, now: float) -> str:
         """Let time pass: the session is forced once its timeout has run out."""
         if not self.ended and now - self.started_at >= self.policy.timeout_s:
-            self.give_up(f"no capture passed within {self.policy.timeout_s:g} s")
+            self.give_up(self._why_not(f"within {self.policy.timeout_s:g} s"))
         return self.state
+
+    @property
+    def not_steady(self) -> bool:
+        """Frames passed, but never as many in a row as the gate needs."""
+        return self.passes > 0 and not self.policy.needs_confirm
+
+    def _why_not(self, limit: str) -> str:
+        """Why nothing was captured within `limit` ("within 20 s", "in 6 attempts"), truthfully."""
+        if self.policy.needs_confirm and self.best and self.best[0].report.passed:
+            return f"not confirmed by the officer {limit}"
+        if self.not_steady:
+            needed = self.policy.consecutive_passes
+            return f"{self.passes} captures passed but never {needed} in a row {limit}"
+        return f"no capture passed {limit}"
 
     def confirm(self) -> str:
         """The officer accepts the best candidate as it is (flagged forced if it fails the gate)."""

@@ -128,7 +128,15 @@ async def _run_fingerprint(kit: CaptureContext, slot: DeviceSlot, live: LiveSess
 
     def job(driver: Any, _cancel: threading.Event) -> CaptureSession:
         return run_fingerprint_session(
-            driver, live.core, assess, poll, live.cancel, on_assessment=told, lock=live.lock
+            driver,
+            live.core,
+            assess,
+            poll,
+            live.cancel,
+            on_assessment=told,
+            lock=live.lock,
+            retry_device_errors=True,
+            device=slot.id,
         )
 
     await slot.run_job(job)
@@ -196,6 +204,7 @@ def signature_policy(config: KitConfig) -> SessionPolicy:
         keep_best=1,
         timeout_s=float(config["signature.capture_seconds"]),
         prefer_latest=True,
+        needs_confirm=True,
     )
 
 
@@ -357,7 +366,19 @@ class LiveSessions:
         self.events.publish(
             "end", {"session": live.id, "outcome": summary["state"], "reasons": summary["reasons"]}
         )
-        log.info("session %s ended %s", live.id, summary["state"], extra={"session": live.id, **summary})
+        failed = summary["state"] == "failed"
+        log.log(
+            logging.WARNING if failed else logging.INFO,
+            "session %s ended %s",
+            live.id,
+            summary["state"],
+            extra={
+                "session": live.id,
+                "device": live.device_id,
+                **({"reason": summary["reasons"][0] if summary["reasons"] else ""} if failed else {}),
+                **summary,
+            },
+        )
 
     def confirm(self, session_id: str) -> LiveSession:
         live = self.get(session_id)
@@ -371,7 +392,11 @@ class LiveSessions:
 
     def cancel(self, session_id: str) -> LiveSession:
         live = self.get(session_id)
-        live.cancel.set()
+        with live.lock:
+            if live.core.ended or live.error:
+                state = "failed" if live.error else live.core.state
+                raise SessionConflict(f"session {session_id} has already ended ({state})")
+            live.cancel.set()
         return live
 
     def result(self, session_id: str) -> Capture:
