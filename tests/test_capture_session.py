@@ -125,3 +125,26 @@ def test_category_overrides_give_more_time_and_attempts_not_lower_thresholds() -
     assert odgj.consecutive_passes == 2 and odgj.keep_best == 3
     unlimited = category_policy(SessionPolicy(timeout_s=10), config, "disabilitas")
     assert unlimited.max_attempts is None
+
+
+def test_passes_never_k_in_a_row_say_so_and_the_gate_answers_not_steady() -> None:
+    from kitd.capture.gate import gate_outcome
+    from kitd.errors import NotSteady
+
+    policy = SessionPolicy(consecutive_passes=2, keep_best=2, timeout_s=4.5)
+    session = run(policy, scripted([60, 10, 70, 20, 65]))
+    assert session.state == "forced" and session.passes == 3
+    assert session.reasons[0] == "3 captures passed but never 2 in a row within 4.5 s"
+    with pytest.raises(NotSteady, match=r"^3 presses passed but never 2 in a row within 4\.5 s") as raised:
+        gate_outcome(session, force=False)
+    assert raised.value.passes == 3 and raised.value.consecutive_passes == 2
+    assert gate_outcome(session, force=True).forced
+
+
+def test_a_session_that_needs_a_confirm_says_it_was_not_confirmed() -> None:
+    policy = SessionPolicy(consecutive_passes=1, timeout_s=2.5, prefer_latest=True, needs_confirm=True)
+    session = run(policy, scripted([80, 90, 95]))
+    assert session.state == "forced"
+    assert session.reasons == ["not confirmed by the officer within 2.5 s"]
+    failing = run(policy, scripted([10, 20, 30]))
+    assert failing.reasons[0] == "no capture passed within 2.5 s"
