@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hil.control import ControlUnreachable, parse_address, send_command
 from kitd.cli.daemon_client import DaemonClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,16 +144,11 @@ class SimulatorProcess:
 
     def control(self, command: str, timeout_s: float = 10.0) -> str:
         """Send one control command; the reply after `ok` (RuntimeError on `err`)."""
-        host, _, port = self.addresses["control"].rpartition(":")
-        with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
-            sock.sendall(command.encode() + b"\n")
-            reply = b""
-            while not reply.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
-        text = reply.decode().strip()
+        host, port = parse_address(self.addresses["control"])
+        try:
+            text = send_command(host, port, command, timeout_s)
+        except ControlUnreachable as exc:
+            raise RuntimeError(f"{self.name} control '{command}': {exc}") from None
         if not text.startswith("ok"):
             raise RuntimeError(f"{self.name} control '{command}': {text or 'no reply'}")
         return text[2:].strip()
