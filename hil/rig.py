@@ -210,8 +210,8 @@ class KitdProcess:
         self.notifications: list[str] = []
 
     def start(self, timeout_s: float = 30.0) -> KitdProcess:
-        sock_dir = tempfile.mkdtemp(prefix="kitd-notify-")
-        notify_path = os.path.join(sock_dir, "notify")
+        self._notify_dir = tempfile.mkdtemp(prefix="kitd-notify-")
+        notify_path = os.path.join(self._notify_dir, "notify")
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(notify_path)
         self._notify.settimeout(0.2)
@@ -227,6 +227,7 @@ class KitdProcess:
         deadline = time.monotonic() + timeout_s
         while "READY=1" not in "\n".join(self.notifications):
             if self.process.poll() is not None:
+                self.stop()  # closes and removes the notify socket
                 raise RuntimeError(f"kitd exited with {self.process.returncode}:\n{self.logs()}")
             if time.monotonic() > deadline:
                 self.stop()
@@ -302,6 +303,7 @@ class KitdProcess:
         if self._notify.fileno() >= 0:
             self.poll_notifications()
             self._notify.close()
+            shutil.rmtree(self._notify_dir, ignore_errors=True)
         return self.process.returncode
 
     def __enter__(self) -> KitdProcess:
