@@ -6,7 +6,8 @@ API every 10 ms from the moment it is spawned. The breakdown replays kit-sim's o
 (hil.kit_sim.SIMULATORS in order, then kitd) in this process with a timestamp at each
 simulator's READY line, kitd's READY=1 and each device's first `ready` in the API; what
 kit-sim's total has beyond that is its own interpreter start and imports. With the full
-run, each simulator's module import alone is timed too (`python -c "import MODULE"`).
+run, each simulator's module import alone is timed too (`python -c "import MODULE"`), and
+the rendering the simulated eye's scripted applicant does before its READY line.
 """
 
 from __future__ import annotations
@@ -135,6 +136,17 @@ def _start_kitd(root: Path, started: list[SimulatedDevice]) -> KitdProcess:
     return kitd.start()
 
 
+def applicant_render() -> tuple[int, float]:
+    """(distinct states, seconds) eye_sim --applicant renders before it prints READY."""
+    from hil.eye_sim import EyeCamera, EyeParams, applicant_frames
+
+    camera = EyeCamera(EyeParams(), 30.0, 85)
+    states = len(dict.fromkeys(applicant_frames(camera.initial, camera.fps)))
+    t0 = time.perf_counter()
+    camera.start_applicant()
+    return states, time.perf_counter() - t0
+
+
 def import_seconds(module: str) -> float:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True, cwd=REPO)
@@ -166,3 +178,5 @@ def run(smoke: bool) -> None:
         print("   importing each module alone (python -c 'import M', one run):")
         for module in modules:
             print(f"     {module:<42} {import_seconds(module):5.2f} s")
+        states, seconds = applicant_render()
+        print(f"   eye_sim --applicant renders its {states} distinct eyes before READY: {seconds:.2f} s")
