@@ -4,12 +4,15 @@
 
 Starts each simulator in its own process, writes a kitd config pointing at them,
 starts the real `kitd`, prints the API's URL and every control channel, and stops
-them all on Ctrl-C or SIGTERM. A device family adds its simulator to SIMULATORS.
+them all on Ctrl-C or SIGTERM. Without --workdir it works in a new /tmp/kit-sim-*
+directory (configs, data, logs), removed when it exits; --workdir keeps them.
+A device family adds its simulator to SIMULATORS.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import tempfile
@@ -84,12 +87,25 @@ def start_kit(workdir: Path, port: int, log_level: str = "info") -> tuple[KitdPr
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kit-sim", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8080, help="kitd API port (0: any free port)")
-    parser.add_argument("--workdir", type=Path, help="where configs, data and logs go (default: a temp dir)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where configs, data and logs go, kept (default: a temp dir removed on exit)",
+    )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = parser.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kit-sim-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        return run_kit(args, args.workdir)
+    workdir = Path(tempfile.mkdtemp(prefix="kit-sim-"))
+    try:
+        return run_kit(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
+
+def run_kit(args: argparse.Namespace, workdir: Path) -> int:
+    """Start the kit in `workdir`, report it, and stop it all on Ctrl-C, SIGTERM or kitd's exit."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hil.control import ControlUnreachable, parse_address, send_command
 from kitd.cli.daemon_client import DaemonClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,16 +144,11 @@ class SimulatorProcess:
 
     def control(self, command: str, timeout_s: float = 10.0) -> str:
         """Send one control command; the reply after `ok` (RuntimeError on `err`)."""
-        host, _, port = self.addresses["control"].rpartition(":")
-        with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
-            sock.sendall(command.encode() + b"\n")
-            reply = b""
-            while not reply.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
-        text = reply.decode().strip()
+        host, port = parse_address(self.addresses["control"])
+        try:
+            text = send_command(host, port, command, timeout_s)
+        except ControlUnreachable as exc:
+            raise RuntimeError(f"{self.name} control '{command}': {exc}") from None
         if not text.startswith("ok"):
             raise RuntimeError(f"{self.name} control '{command}': {text or 'no reply'}")
         return text[2:].strip()
@@ -214,8 +210,8 @@ class KitdProcess:
         self.notifications: list[str] = []
 
     def start(self, timeout_s: float = 30.0) -> KitdProcess:
-        sock_dir = tempfile.mkdtemp(prefix="kitd-notify-")
-        notify_path = os.path.join(sock_dir, "notify")
+        self._notify_dir = tempfile.mkdtemp(prefix="kitd-notify-")
+        notify_path = os.path.join(self._notify_dir, "notify")
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(notify_path)
         self._notify.settimeout(0.2)
@@ -231,6 +227,7 @@ class KitdProcess:
         deadline = time.monotonic() + timeout_s
         while "READY=1" not in "\n".join(self.notifications):
             if self.process.poll() is not None:
+                self.stop()  # closes and removes the notify socket
                 raise RuntimeError(f"kitd exited with {self.process.returncode}:\n{self.logs()}")
             if time.monotonic() > deadline:
                 self.stop()
@@ -306,6 +303,7 @@ class KitdProcess:
         if self._notify.fileno() >= 0:
             self.poll_notifications()
             self._notify.close()
+            shutil.rmtree(self._notify_dir, ignore_errors=True)
         return self.process.returncode
 
     def __enter__(self) -> KitdProcess:

@@ -77,3 +77,39 @@ def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> No
     assert "kit-sim: stopped" in "".join(lines)
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists()
+
+
+def test_kit_sim_leaves_no_temporary_directory_behind(tmp_path: Path) -> None:
+    """Issue 17, defect 10d: without --workdir, kit-sim's /tmp/kit-sim-* went on piling up."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    process = subprocess.Popen(
+        [venv_script("kit-sim"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=dict(os.environ, TMPDIR=str(tmp)),
+    )
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(60), "".join(lines)
+        (workdir,) = tmp.glob("kit-sim-*")
+        assert f"config {workdir}" in "".join(lines)
+    finally:
+        os.killpg(process.pid, signal.SIGINT) if process.poll() is None else None
+        process.wait(30)
+        reader.join(5)
+    assert process.returncode == 0, "".join(lines)
+    assert list(tmp.iterdir()) == [], "".join(lines)

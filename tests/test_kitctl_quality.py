@@ -8,9 +8,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
-from hil.rig import venv_script
+from hil.rig import FIXTURES, venv_script
 from hil.synthetic_finger import render_finger
+from kitd.capture.fingerprint_quality import assess_fingerprint
+from kitd.grey_image import to_grey8
 
 
 def kitctl(*args: str) -> subprocess.CompletedProcess:
@@ -35,12 +38,13 @@ def write_fingers(tmp_path: Path) -> list[str]:
 
 def test_reports_in_input_order_with_the_documented_shape(tmp_path: Path) -> None:
     paths = write_fingers(tmp_path)
-    result = kitctl("quality", "fingerprint", *paths, "--json")
+    result = kitctl("quality", "fingerprint", *paths, "--ppi", "500", "--json")
     assert result.returncode == 0, result.stderr
     reports = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["file"] for r in reports] == paths
     for report in reports:
-        assert list(report) == ["file", "score", "passed", "metrics", "feedback"]
+        assert list(report) == ["file", "score", "passed", "metrics", "feedback", "ppi"]
+        assert report["ppi"] == 500
         assert 0 <= report["score"] <= 100
         assert all(isinstance(v, int | float) for v in report["metrics"].values())
     png, tif, bmp, jpg, light = reports
@@ -97,3 +101,28 @@ def test_real_nb1010_frame_at_its_resolution(nb1010_fixture: Path) -> None:
     assert result.returncode == 0
     report = json.loads(result.stdout)
     assert report["score"] > 0 and np.isfinite(report["score"])
+
+
+def test_the_resolution_comes_from_the_config_as_in_the_daemon(tmp_path: Path) -> None:
+    """Issue 17, defect 5: the CLI scored 45 at an assumed 500 ppi where the daemon scored 63.4."""
+    path = FIXTURES / "nb1010" / "capture.png"
+    if not path.exists():
+        pytest.skip(f"{path} is not here (../shared/fixtures)")
+    image = to_grey8(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
+    daemon = assess_fingerprint(image, 385)
+    config = tmp_path / "kitd.toml"
+    config.write_text("[fingerprint]\nppi = 385\n")
+    result = kitctl("quality", "fingerprint", str(path), "--config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ppi"] == 385
+    assert report["score"] == pytest.approx(daemon.score)
+    assert report["metrics"] == pytest.approx(daemon.to_json()["metrics"])
+    human = kitctl("quality", "fingerprint", str(path), "--config", str(config))
+    assert "385 ppi" in human.stdout
+    # --ppi still overrides the config.
+    overridden = json.loads(
+        kitctl("quality", "fingerprint", str(path), "--config", str(config), "--ppi", "500", "--json").stdout
+    )
+    assert overridden["ppi"] == 500
+    assert overridden["score"] == pytest.approx(assess_fingerprint(image, 500).score)

@@ -104,7 +104,8 @@ def claim_for_kitctl(uri: str, config: KitConfig, kind: str, a_noun: str, modali
     """kitctl's claim on a device it opens itself, after checking the URI names `kind`.
 
     ConfigError when the URI is another kind of device ("... not `a_noun`");
-    DeviceBusy naming the holder when a running kitd (or another kitctl) has it.
+    DeviceBusy naming the holder when a running kitd (or another kitctl) has it, and the
+    command to use instead (with `--api URL` when the holder is a daemon serving one).
     """
     found = device_kind(uri)
     if found != kind:
@@ -113,8 +114,32 @@ def claim_for_kitctl(uri: str, config: KitConfig, kind: str, a_noun: str, modali
         return DeviceClaim(uri, claim_scope(uri, config), {"program": "kitctl"})
     except ClaimHeld as held:
         holder = describe_holder(held.holder)
-        instead = f"use 'kitctl capture {modality} --daemon' instead"
-        raise DeviceBusy(f"{uri} is held by {holder}; {instead}") from None
+        api = held.holder.get("api")
+        command = f"kitctl capture {modality} --daemon" + (f" --api {api}" if api else "")
+        raise DeviceBusy(f"{uri} is held by {holder}; use '{command}' instead") from None
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, None when `data` is not a PNG."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def describe_image(
+    modality: str, out: Path, size: tuple[int, int] | None, score: float | None, raw: bool, forced: bool
+) -> str:
+    """One line for the technician on stdout: the file, its size, the score, whether forced."""
+    parts = [str(out)]
+    if size is not None:
+        parts.append(f"{size[0]} x {size[1]} px")
+    if score is not None:
+        parts.append(f"score {score:.0f}")
+    if raw:
+        parts.append("raw (no quality gate)")
+    else:
+        parts.append("forced (did not pass the quality gate)" if forced else "passed the quality gate")
+    return f"{modality}: " + ", ".join(parts)
 
 
 def say_forced(detail: str) -> None:
@@ -154,7 +179,14 @@ def capture_image_through_daemon(
     except KitError as exc:
         return fail(str(exc))
     write_atomically(out, reply.body)
-    if reply.headers.get("X-Kit-Forced") == "true":
+    forced = reply.headers.get("X-Kit-Forced") == "true"
+    if forced:
         feedback = reply.headers.get("X-Kit-Feedback") or "none"
         say_forced(f"score {reply.headers.get('X-Kit-Quality', '?')}; feedback: {feedback}")
+    try:
+        score: float | None = float(reply.headers["X-Kit-Quality"])
+    except (KeyError, ValueError):
+        score = None
+    modality = "iris" if kind == "iris_camera" else kind
+    print(describe_image(modality, out, png_size(reply.body), score, bool(args.raw), forced), flush=True)
     return 0

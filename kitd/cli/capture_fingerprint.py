@@ -9,6 +9,7 @@ from kitd.capture.fingerprint import take_fingerprint
 from kitd.cli.capture_common import (
     add_source_options,
     claim_for_kitctl,
+    describe_image,
     fail,
     progress,
     run_image_capture,
@@ -68,4 +69,7 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
     write_atomically(out, encode_png(result.frame))
     if result.forced:
         say_forced(f"score {result.report.score:.0f}; failing: {', '.join(result.report.failed_checks)}")
+    height, width = result.frame.shape[:2]
+    score = result.report.score if result.report is not None else None
+    print(describe_image("fingerprint", out, (width, height), score, args.raw, result.forced), flush=True)
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from kitd.capture.iris_gate import take_iris
 from kitd.cli.capture_common import (
     claim_for_kitctl,
+    describe_image,
     fail,
     progress,
     run_image_capture,
@@ -82,6 +83,7 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
             camera, policy, iris_assessor(config), raw=args.raw, force=args.force, replay_directly=replay
         )
         frame = result.frame
+        score = result.report.score if result.report is not None else None
         if result.forced:
             forced = f"score {result.report.score:.0f}; failing: {', '.join(result.report.failed_checks)}"
     except QualityGateFailed as exc:
@@ -96,4 +98,6 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
     write_atomically(out, encode_png(frame.image))
     if forced:
         say_forced(forced)
+    height, width = frame.image.shape[:2]
+    print(describe_image("iris", out, (width, height), score, args.raw, bool(forced)), flush=True)
     return 0

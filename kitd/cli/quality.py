@@ -5,9 +5,11 @@
     kitctl quality signature FILE... [--config PATH] [--json]   (the JSON of kitctl capture signature)
 
 With --json, one JSON object per line in input order:
-`{"file", "score", "passed", "metrics", "feedback"}`, or `{"file", "error"}` for an
-input that cannot be read (the others are still assessed). Exit 1 when any input
-could not be read (not when a capture fails the gate), 2 for bad arguments.
+`{"file", "score", "passed", "metrics", "feedback"}` (a fingerprint adds `"ppi"`, the
+resolution it was assessed at: --ppi, else `fingerprint.ppi` of the config, as in the
+daemon), or `{"file", "error"}` for an input that cannot be read (the others are still
+assessed). Exit 1 when any input could not be read (not when a capture fails the gate),
+2 for bad arguments.
 A modality adds one QualityCommand to QUALITY_COMMANDS.
 """
 
@@ -29,16 +31,23 @@ from kitd.capture.signature_quality import assess_signature
 from kitd.cli.options import add_config_option, config_from_args
 from kitd.cli.quality_inputs import InputUnreadable, read_grey_image
 from kitd.cli.quality_signature import read_signature
+from kitd.config import KitConfig
 
 
 @dataclass(frozen=True)
 class QualityCommand:
-    """How one modality's inputs are read and assessed."""
+    """How one modality's inputs are read and assessed.
+
+    `settings` are what the assessment depends on beyond the thresholds (a fingerprint's
+    resolution), from the arguments and the config; they are passed to `assess` and
+    reported with every input.
+    """
 
     help: str
     load: Callable[[Path], Any]
-    assess: Callable[[Any, argparse.Namespace, dict[str, float]], Any]
+    assess: Callable[[Any, dict[str, Any], dict[str, float]], Any]
     add_arguments: Callable[[argparse.ArgumentParser], None]
+    settings: Callable[[argparse.Namespace, KitConfig], dict[str, Any]] = lambda args, config: {}
 
 
 def _ppi(text: str) -> float:
@@ -52,22 +61,29 @@ def _ppi(text: str) -> float:
 
 
 def _fingerprint_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ppi", type=_ppi, default=500.0, help="resolution of the images (default 500)")
+    parser.add_argument(
+        "--ppi", type=_ppi, help="resolution of the images (default: fingerprint.ppi of the config)"
+    )
 
 
-def _assess_fingerprint(image: np.ndarray, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
-    return assess_fingerprint(image, args.ppi, thresholds or None)
+def _fingerprint_settings(args: argparse.Namespace, config: KitConfig) -> dict[str, Any]:
+    ppi = args.ppi if args.ppi is not None else config["fingerprint.ppi"]
+    return {"ppi": int(ppi) if float(ppi).is_integer() else float(ppi)}
+
+
+def _assess_fingerprint(image: np.ndarray, settings: dict[str, Any], thresholds: dict[str, float]) -> Any:
+    return assess_fingerprint(image, settings["ppi"], thresholds or None)
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
     pass
 
 
-def _assess_iris(image: np.ndarray, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
+def _assess_iris(image: np.ndarray, settings: dict[str, Any], thresholds: dict[str, float]) -> Any:
     return assess_iris(image, thresholds or None)
 
 
-def _assess_signature(signature: Any, args: argparse.Namespace, thresholds: dict[str, float]) -> Any:
+def _assess_signature(signature: Any, settings: dict[str, Any], thresholds: dict[str, float]) -> Any:
     return assess_signature(signature, thresholds or None)
 
 
@@ -77,6 +93,7 @@ QUALITY_COMMANDS: dict[str, QualityCommand] = {
         load=read_grey_image,
         assess=_assess_fingerprint,
         add_arguments=_fingerprint_arguments,
+        settings=_fingerprint_settings,
     ),
     "iris": QualityCommand(
         help="near-infrared eye images: ISO/IEC 29794-6-style metrics and circles, with feedback",
@@ -110,22 +127,26 @@ def _human_line(entry: dict[str, Any]) -> str:
         return f"{entry['file']}: cannot read: {entry['error']}"
     verdict = "pass" if entry["passed"] else "FAIL"
     feedback = ", ".join(entry["feedback"]) or "-"
-    return f"{entry['file']}: score {entry['score']:.0f} {verdict}; feedback: {feedback}"
+    at = f" at {entry['ppi']:g} ppi" if "ppi" in entry else ""
+    return f"{entry['file']}: score {entry['score']:.0f}{at} {verdict}; feedback: {feedback}"
 
 
 def run(args: argparse.Namespace) -> int:
     command: QualityCommand = args.quality
-    thresholds = config_from_args(args).thresholds(args.modality)
+    config = config_from_args(args)
+    thresholds = config.thresholds(args.modality)
+    settings = command.settings(args, config)
     unreadable = 0
     for name in args.inputs:
         entry: dict[str, Any] = {"file": name}
         try:
-            report = command.assess(command.load(Path(name)), args, thresholds)
+            report = command.assess(command.load(Path(name)), settings, thresholds)
         except InputUnreadable as exc:
             unreadable += 1
             entry["error"] = str(exc)
         else:
             entry.update(report.to_json())
+            entry.update(settings)
         print(json.dumps(entry) if args.json else _human_line(entry), flush=True)
     if unreadable:
         print(f"kitctl: {unreadable} of {len(args.inputs)} inputs could not be read", file=sys.stderr)
