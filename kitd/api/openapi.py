@@ -24,6 +24,9 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# A body labelled as anything but JSON (no Content-Type at all is read as JSON).
+UNSUPPORTED_MEDIA_TYPE = _error("The body's Content-Type is not application/json")
+
 SESSION_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 SESSION_PATHS: dict[str, Any] = {
@@ -40,6 +43,7 @@ SESSION_PATHS: dict[str, Any] = {
                     "Started",
                 ),
                 "400": _error("Malformed request, wrong modality for the device, unknown category"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
                 "404": _error("Unknown device"),
                 "409": _error("Device busy"),
                 "503": _error("Device disconnected"),
@@ -71,12 +75,16 @@ SESSION_PATHS: dict[str, Any] = {
     },
     "/api/v1/sessions/{id}/capture": {
         "get": {
-            "summary": "The session's capture (in memory only); a PNG for image modalities",
+            "summary": "The session's capture (in memory only): a PNG for image modalities, the "
+            "recording as JSON for a signature",
             "parameters": [SESSION_ID],
             "responses": {
                 "200": {
                     "description": "The capture; X-Kit-Forced: true when it did not pass the gate",
-                    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+                    "content": {
+                        "image/png": {"schema": {"type": "string", "format": "binary"}},
+                        "application/json": {"schema": _ref("Signature")},
+                    },
                 },
                 "404": _error("Unknown session"),
                 "409": _error("No capture (yet)"),
@@ -181,7 +189,8 @@ def _base_document() -> dict[str, Any]:
                                 "application/json": {"schema": {"$ref": "#/components/schemas/Signature"}},
                             },
                         },
-                        "400": _error("Malformed request body"),
+                        "400": _error("Malformed request body (JSON `null` included; an empty body is {})"),
+                        "415": UNSUPPORTED_MEDIA_TYPE,
                         "404": _error("Unknown device"),
                         "409": _error("Device busy"),
                         "422": {
