@@ -230,6 +230,17 @@ SCHEMAS: dict[str, Any] = {
             "reasons": {"type": "array", "items": {"type": "string"}},
         },
     },
+    "GapEvent": {
+        "type": "object",
+        "description": "Sent first (without an id) to a client that reconnected with a Last-Event-ID "
+        "whose following events the daemon no longer keeps, or that is not one of this run's ids.",
+        "required": ["last_event_id", "first_id", "reason"],
+        "properties": {
+            "last_event_id": {"type": "string", "description": "The Last-Event-ID the client sent"},
+            "first_id": {"type": "integer", "description": "The id of the first event that follows"},
+            "reason": {"type": "string"},
+        },
+    },
     "DeviceEvent": {
         "type": "object",
         "required": ["device", "status", "reason"],

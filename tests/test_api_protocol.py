@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -125,3 +126,42 @@ def test_kitctl_refuses_raw_with_force_in_one_line(tmp_path: Path, modality: str
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "--force" in result.stderr and "--raw" in result.stderr
         assert not out.exists()
+
+
+def first_events(url: str, headers: dict[str, str], count: int) -> list[dict[str, Any]]:
+    """The first `count` events of GET /api/v1/events (comments skipped)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    deadline = time.monotonic() + 10
+    try:
+        connection.request("GET", "/api/v1/events", headers=headers)
+        response = connection.getresponse()
+        assert response.status == 200
+        events: list[dict[str, Any]] = []
+        event: dict[str, Any] = {}
+        while len(events) < count:
+            assert time.monotonic() < deadline, f"only {events} in 10 s"
+            line = response.readline().decode().rstrip("\n")
+            if line.startswith(("id: ", "event: ", "data: ")):
+                key, _, value = line.partition(": ")
+                event[key] = value
+            elif not line and event:
+                events.append(event)
+                event = {}
+        return events
+    finally:
+        connection.close()
+
+
+def test_the_daemon_replays_the_events_a_reconnecting_client_missed(start_simulator, start_kitd) -> None:
+    sim = start_simulator("hil.nb1010_sim", [])
+    kitd = start_kitd(devices=[{"uri": "usb:298d:1010"}], settings={"usb_backend": sim.usbip_uri})
+    kitd.wait_for_status("fingerprint", "ready")
+    # The reader's coming `ready` was the daemon's first event, before anyone listened.
+    (replayed,) = first_events(kitd.url, {"Last-Event-ID": "0"}, 1)
+    assert replayed["id"] == "1" and replayed["event"] == "device"
+    assert json.loads(replayed["data"])["status"] == "ready"
+    gap, replayed = first_events(kitd.url, {"Last-Event-ID": "41"}, 2)
+    assert gap["event"] == "gap" and "id" not in gap
+    assert "restarted" in json.loads(gap["data"])["reason"]
+    assert replayed["id"] == "1"

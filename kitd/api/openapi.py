@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 from kitd import __version__
+from kitd.api.event_stream import KEEPALIVE_S
+from kitd.events import REPLAY_EVENTS
 from kitd.schemas import CAPTURE_REQUESTS, SCHEMAS
 
 
@@ -94,8 +96,23 @@ SESSION_PATHS: dict[str, Any] = {
     "/api/v1/events": {
         "get": {
             "summary": "Server-sent events: assessment, capture, end, device",
-            "description": "Each event has `id` (increasing), `event` (its type) and `data` (JSON): "
-            "assessment -> AssessmentEvent, capture -> CaptureEvent, end -> EndEvent, device -> DeviceEvent.",
+            "description": "Each event has `id` (increasing from 1 in each run of the daemon), `event` "
+            "(its type) and `data` (JSON): assessment -> AssessmentEvent, capture -> CaptureEvent, "
+            "end -> EndEvent, device -> DeviceEvent. While idle a comment line `: keepalive` comes "
+            f"every {KEEPALIVE_S:g} s. A client reconnecting with `Last-Event-ID: N` first gets "
+            f"the events after N that the daemon still keeps (the last {REPLAY_EVENTS}), then live "
+            "ones; when some after N are no longer kept, or N is not an id of this run, a `gap` "
+            "event (GapEvent, no id) comes first and the kept events follow (none for an N that "
+            "is not a number).",
+            "parameters": [
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "The id of the last event the client got (sent by EventSource)",
+                    "schema": {"type": "string"},
+                }
+            ],
             "responses": {"200": {"description": "The stream", "content": {"text/event-stream": {}}}},
         }
     },
