@@ -4,17 +4,23 @@ Events are published on the event loop (threads use `publish_threadsafe`) and
 delivered to each subscriber's queue with a running id, which the API sends as
 server-sent events. A subscriber that falls hopelessly behind is dropped with a
 final `overflow` event rather than slowing the kit down.
+
+The hub keeps the last REPLAY_EVENTS events, so that a client that reconnects (SSE's
+`Last-Event-ID`) first gets what it missed, if the hub still has it, and then the live ones.
+Ids start at 1 each time the daemon starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 EVENT_TYPES = ("assessment", "capture", "end", "device")
 SUBSCRIBER_QUEUE = 10_000
+REPLAY_EVENTS = 1000  # kept for clients that reconnect; fewer than a subscriber's queue holds
 
 
 @dataclass(frozen=True)
@@ -24,11 +30,39 @@ class Event:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Replay:
+    """What a subscriber that last saw event `last_seen` is given again: the kept events above
+    `after`, the first of them `first`; `gap` says why some it did not see are not among them."""
+
+    after: int
+    first: int
+    gap: str | None
+
+
+class Subscription:
+    """One subscriber's queue of events; `None` from `get` ends it (overflow or the hub closing)."""
+
+    def __init__(self, queue: asyncio.Queue[Event | None], on_close: Callable[[], None]) -> None:
+        self._queue = queue
+        self._on_close = on_close
+
+    async def get(self) -> Event | None:
+        """The next event (None: no more). Safe to cancel, e.g. under asyncio.wait_for."""
+        return await self._queue.get()
+
+    def close(self) -> None:
+        self._on_close()
+
+
 class EventHub:
     """Fan-out of events to subscribers; lives on one event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, replay_events: int = REPLAY_EVENTS) -> None:
+        if not 0 < replay_events < SUBSCRIBER_QUEUE:
+            raise ValueError(f"replay_events must be between 1 and {SUBSCRIBER_QUEUE - 1}")
         self._subscribers: set[asyncio.Queue[Event | None]] = set()
+        self._recent: deque[Event] = deque(maxlen=replay_events)
         self._next_id = 1
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -40,6 +74,7 @@ class EventHub:
             raise ValueError(f"unknown event type {event_type!r}")
         event = Event(self._next_id, event_type, data)
         self._next_id += 1
+        self._recent.append(event)
         for queue in list(self._subscribers):
             try:
                 queue.put_nowait(event)
@@ -64,18 +99,43 @@ class EventHub:
         else:
             self._loop.call_soon_threadsafe(self.publish, event_type, data)
 
-    async def subscribe(self) -> AsyncIterator[Event]:
-        """Every event published from now on, until the subscriber falls too far behind."""
+    @property
+    def next_id(self) -> int:
+        return self._next_id
+
+    def replay(self, last_seen: int) -> Replay:
+        """What a subscriber that last saw event `last_seen` gets again (see Replay)."""
+        oldest = self._recent[0].id if self._recent else self._next_id
+        if last_seen >= self._next_id:
+            gap = "not an id of this run of the daemon (it has restarted since): every kept event follows"
+            return Replay(0, oldest, gap)
+        if last_seen + 1 < oldest:
+            return Replay(
+                last_seen, oldest, "older events than the daemon keeps were missed: the kept ones follow"
+            )
+        return Replay(last_seen, last_seen + 1, None)
+
+    def open(self, after: int | None = None) -> Subscription:
+        """A subscription to every event published from now on; with `after`, the kept events
+        whose id is above it come first. Close it when done."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        if after is not None:
+            # Synchronous, on the loop that publishes: nothing is lost or sent twice.
+            for event in self._recent:
+                if event.id > after:
+                    queue.put_nowait(event)
         self._subscribers.add(queue)
+        return Subscription(queue, lambda: self._subscribers.discard(queue))
+
+    async def subscribe(self, after: int | None = None) -> AsyncIterator[Event]:
+        """Every event published from now on (see `open`), until the subscriber falls too far
+        behind or the hub closes."""
+        subscription = self.open(after)
         try:
-            while True:
-                event = await queue.get()
-                if event is None:
-                    return
+            while (event := await subscription.get()) is not None:
                 yield event
         finally:
-            self._subscribers.discard(queue)
+            subscription.close()
 
     def close(self) -> None:
         """End every subscription (the daemon is stopping)."""

@@ -41,6 +41,12 @@ _TIMEOUT = {
 }
 _RAW = {"type": "boolean", "description": "One frame, no quality gate."}
 _FORCE = {"type": "boolean", "description": "Return the best capture even if it fails the gate."}
+# raw (no gate) and force (the best capture despite the gate) contradict each other.
+_RAW_AND_FORCE = {
+    "description": "raw and force are not both true",
+    "required": ["raw", "force"],
+    "properties": {"raw": {"const": True}, "force": {"const": True}},
+}
 _PAD_FIELDS = ("max_x", "max_y", "max_pressure", "firmware", "points_per_mm")
 
 SCHEMAS: dict[str, Any] = {
@@ -58,12 +64,14 @@ SCHEMAS: dict[str, Any] = {
         "description": "A capture from a fingerprint reader.",
         "additionalProperties": False,
         "properties": {"timeout_s": _TIMEOUT, "raw": _RAW, "force": _FORCE},
+        "not": _RAW_AND_FORCE,
     },
     "IrisCaptureRequest": {
         "type": "object",
         "description": "A capture from an iris camera.",
         "additionalProperties": False,
         "properties": {"timeout_s": _TIMEOUT, "raw": _RAW, "force": _FORCE},
+        "not": _RAW_AND_FORCE,
     },
     "SignatureCaptureRequest": {
         "type": "object",
@@ -247,6 +255,17 @@ SCHEMAS: dict[str, Any] = {
             "reasons": {"type": "array", "items": {"type": "string"}},
         },
     },
+    "GapEvent": {
+        "type": "object",
+        "description": "Sent first (without an id) to a client that reconnected with a Last-Event-ID "
+        "whose following events the daemon no longer keeps, or that is not one of this run's ids.",
+        "required": ["last_event_id", "first_id", "reason"],
+        "properties": {
+            "last_event_id": {"type": "string", "description": "The Last-Event-ID the client sent"},
+            "first_id": {"type": "integer", "description": "The id of the first event that follows"},
+            "reason": {"type": "string"},
+        },
+    },
     "DeviceEvent": {
         "type": "object",
         "required": ["device", "status", "reason"],
@@ -342,6 +361,12 @@ def describe(error: ValidationError) -> ShapeError:
         allowed = error.validator_value if kind == "enum" else [error.validator_value]
         return ShapeError(
             f"{_plain(path)} must be one of {', '.join(map(str, allowed))}, not {value!r}", field
+        )
+    if kind == "not" and error.validator_value == _RAW_AND_FORCE:
+        return ShapeError(
+            f"{_plain(path + ['raw'])} and force cannot both be true: raw takes one frame without the "
+            "quality gate, force the best capture despite it",
+            "force" if not path else field,
         )
     return ShapeError(f"{_plain(path)}: {error.message}", field)
 

@@ -84,6 +84,14 @@ def test_each_capture_request_is_in_the_document() -> None:
             "modality must be one of",
         ),
         ("FingerprintCaptureRequest", [1], None, "the JSON is an array, not an object"),
+        ("FingerprintCaptureRequest", None, None, "the JSON is null, not an object"),
+        (
+            "FingerprintCaptureRequest",
+            {"raw": True, "force": True},
+            "force",
+            "raw and force cannot both be true",
+        ),
+        ("IrisCaptureRequest", {"raw": True, "force": True}, "force", "raw and force cannot both be true"),
     ],
 )
 def test_a_wrong_body_is_refused_naming_the_field(
@@ -101,6 +109,7 @@ def test_a_wrong_body_is_refused_naming_the_field(
         ("FingerprintCaptureRequest", {}),
         ("FingerprintCaptureRequest", {"timeout_s": 2, "raw": True, "force": False}),
         ("IrisCaptureRequest", {"timeout_s": 0.5}),
+        ("IrisCaptureRequest", {"raw": False, "force": True}),
         ("SignatureCaptureRequest", {"seconds": 10}),
         ("SessionRequest", {"device_id": "iris", "modality": "iris", "category": "odgj", "label": "left"}),
     ],

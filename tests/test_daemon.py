@@ -116,7 +116,11 @@ def test_every_documented_operation_is_served_by_the_running_daemon(start_kitd) 
     assert answers["get", "/api/v1/events"] == 200
     assert answers["get", "/api/v1/stream/iris.mjpg"] == 404  # no iris camera configured
     responses = served["paths"]["/api/v1/devices/{id}/capture"]["post"]["responses"]
-    assert {"200", "400", "404", "409", "422", "502", "503", "504"} <= set(responses)
+    assert {"200", "400", "404", "409", "415", "422", "502", "503", "504"} <= set(responses)
+    assert "415" in served["paths"]["/api/v1/sessions"]["post"]["responses"]
+    session_capture = served["paths"]["/api/v1/sessions/{id}/capture"]["get"]["responses"]["200"]["content"]
+    assert session_capture["application/json"]["schema"] == {"$ref": "#/components/schemas/Signature"}
+    assert "image/png" in session_capture
 
 
 def test_two_daemons_side_by_side_get_their_own_ports(start_kitd) -> None:

@@ -1,26 +1,68 @@
 """The kit's events over HTTP: server-sent events `assessment`, `capture`, `end` and `device`,
-in the order they happened, as the touch screen and the LEDs follow them."""
+in the order they happened, as the touch screen and the LEDs follow them.
+
+While nothing happens a comment line (`: keepalive`) goes out every KEEPALIVE_S, so that a
+proxy or a client's own timeout does not take a quiet stream for a dead one. A client that
+reconnects with `Last-Event-ID: N` first gets the events after N that the hub still keeps,
+then the live ones; when some of them are no longer kept (or N is not an id of this run of
+the daemon, whose ids start at 1) a `gap` event (no id) says so before anything else.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from aiohttp import web
 
 from kitd.events import EventHub
 
+KEEPALIVE_S = 15.0
+KEEPALIVE = b": keepalive\n\n"
 
-async def stream_events(request: web.Request, events: EventHub) -> web.StreamResponse:
-    """Send every event published from now on until the client leaves or the hub closes."""
+
+def _replay(request: web.Request, events: EventHub) -> tuple[int | None, dict | None]:
+    """From `Last-Event-ID`: the id to replay after (None: live only) and the gap event's data."""
+    text = request.headers.get("Last-Event-ID", "").strip()
+    if not text:
+        return None, None
+    if not text.isascii() or not text.isdigit():
+        return None, _gap(text, events.next_id, "not an event id of this kit: only live events follow")
+    replay = events.replay(int(text))
+    return replay.after, None if replay.gap is None else _gap(text, replay.first, replay.gap)
+
+
+def _gap(last_event_id: str, first_id: int, reason: str) -> dict:
+    return {"last_event_id": last_event_id, "first_id": first_id, "reason": reason}
+
+
+async def stream_events(
+    request: web.Request, events: EventHub, keepalive_s: float = KEEPALIVE_S
+) -> web.StreamResponse:
+    """Send the events missed since `Last-Event-ID` (if any), then every event published from
+    now on, until the client leaves or the hub closes; a keepalive comment when idle."""
+    after, gap = _replay(request, events)
+    subscription = events.open(after)  # before any await: no event slips between replay and live
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
-    await response.prepare(request)
-    await response.write(b": kitd events\n\n")
-    async for event in events.subscribe():
-        payload = json.dumps(event.data, separators=(",", ":"))
-        try:
+    try:
+        await response.prepare(request)
+        await response.write(b": kitd events\n\n")
+        if gap is not None:
+            await response.write(f"event: gap\ndata: {json.dumps(gap, separators=(',', ':'))}\n\n".encode())
+        while True:
+            try:
+                event = await asyncio.wait_for(subscription.get(), keepalive_s)
+            except TimeoutError:
+                await response.write(KEEPALIVE)
+                continue
+            if event is None:
+                break
+            payload = json.dumps(event.data, separators=(",", ":"))
             await response.write(f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n".encode())
-        except (ConnectionResetError, RuntimeError):
-            break
+    except (ConnectionResetError, RuntimeError):
+        pass
+    finally:
+        subscription.close()
     return response

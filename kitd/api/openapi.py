@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 from kitd import __version__
+from kitd.api.event_stream import KEEPALIVE_S
+from kitd.events import REPLAY_EVENTS
 from kitd.schemas import CAPTURE_REQUESTS, SCHEMAS
 
 
@@ -24,6 +26,9 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# A body labelled as anything but JSON (no Content-Type at all is read as JSON).
+UNSUPPORTED_MEDIA_TYPE = _error("The body's Content-Type is not application/json")
+
 SESSION_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 SESSION_PATHS: dict[str, Any] = {
@@ -40,6 +45,7 @@ SESSION_PATHS: dict[str, Any] = {
                     "Started",
                 ),
                 "400": _error("Malformed request, wrong modality for the device, unknown category"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
                 "404": _error("Unknown device"),
                 "409": _error("Device busy"),
                 "503": _error("Device disconnected"),
@@ -75,12 +81,16 @@ SESSION_PATHS: dict[str, Any] = {
     },
     "/api/v1/sessions/{id}/capture": {
         "get": {
-            "summary": "The session's capture (in memory only); a PNG for image modalities",
+            "summary": "The session's capture (in memory only): a PNG for image modalities, the "
+            "recording as JSON for a signature",
             "parameters": [SESSION_ID],
             "responses": {
                 "200": {
                     "description": "The capture; X-Kit-Forced: true when it did not pass the gate",
-                    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+                    "content": {
+                        "image/png": {"schema": {"type": "string", "format": "binary"}},
+                        "application/json": {"schema": _ref("Signature")},
+                    },
                 },
                 "404": _error("Unknown session"),
                 "409": _error("No capture (yet)"),
@@ -90,8 +100,23 @@ SESSION_PATHS: dict[str, Any] = {
     "/api/v1/events": {
         "get": {
             "summary": "Server-sent events: assessment, capture, end, device",
-            "description": "Each event has `id` (increasing), `event` (its type) and `data` (JSON): "
-            "assessment -> AssessmentEvent, capture -> CaptureEvent, end -> EndEvent, device -> DeviceEvent.",
+            "description": "Each event has `id` (increasing from 1 in each run of the daemon), `event` "
+            "(its type) and `data` (JSON): assessment -> AssessmentEvent, capture -> CaptureEvent, "
+            "end -> EndEvent, device -> DeviceEvent. While idle a comment line `: keepalive` comes "
+            f"every {KEEPALIVE_S:g} s. A client reconnecting with `Last-Event-ID: N` first gets "
+            f"the events after N that the daemon still keeps (the last {REPLAY_EVENTS}), then live "
+            "ones; when some after N are no longer kept, or N is not an id of this run, a `gap` "
+            "event (GapEvent, no id) comes first and the kept events follow (none for an N that "
+            "is not a number).",
+            "parameters": [
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "The id of the last event the client got (sent by EventSource)",
+                    "schema": {"type": "string"},
+                }
+            ],
             "responses": {"200": {"description": "The stream", "content": {"text/event-stream": {}}}},
         }
     },
@@ -185,7 +210,8 @@ def _base_document() -> dict[str, Any]:
                                 "application/json": {"schema": {"$ref": "#/components/schemas/Signature"}},
                             },
                         },
-                        "400": _error("Malformed request body"),
+                        "400": _error("Malformed request body (JSON `null` included; an empty body is {})"),
+                        "415": UNSUPPORTED_MEDIA_TYPE,
                         "404": _error("Unknown device"),
                         "409": _error("Device busy"),
                         "422": {

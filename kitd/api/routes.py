@@ -2,7 +2,8 @@
 
 Handlers call the `Kit` services and translate the kit's errors into HTTP:
 404 unknown device, 409 busy, 503 disconnected, 504 no finger/frame in time,
-502 protocol error, 400 malformed request.
+502 protocol error, 400 malformed request, 415 a body that is not
+application/json, 405 (with Allow) a method the route does not take.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ KIT_KEY = web.AppKey("kit", Kit)
 log = logging.getLogger("kitd.api")
 
 
+class UnsupportedMediaType(ValueError):
+    """A body that says it is not JSON (415)."""
+
+
 def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
     body = {"error": code, "message": message}
     if field is not None:
@@ -47,7 +52,10 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 
 def bad_request(what: str, exc: ValueError) -> web.Response:
-    """400 naming what was wrong, and the field when there is one (ShapeError knows it)."""
+    """400 naming what was wrong, and the field when there is one (ShapeError knows it); 415 for
+    a body that is not JSON by its Content-Type."""
+    if isinstance(exc, UnsupportedMediaType):
+        return error_response(415, "unsupported_media_type", f"{what}: {exc}")
     return error_response(400, "bad_request", f"{what}: {exc}", getattr(exc, "field", None))
 
 
@@ -124,7 +132,7 @@ async def post_capture(request: web.Request) -> web.Response:
         return error_response(404, "unknown_device", f"no device '{device_id}'")
     try:
         body = await _json_body(request)
-        options = {} if body is None else body
+        options = {} if body is NO_BODY else body  # no body: no options; `null` is refused
         check(CAPTURE_REQUESTS[slot.kind], options)
     except ValueError as exc:
         return bad_request("capture request", exc)
@@ -178,10 +186,24 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+NO_BODY = object()  # what _json_body returns for an empty body (not the JSON `null`)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
 async def _json_body(request: web.Request) -> Any:
+    """The request's JSON body, NO_BODY when it is empty; ValueError when it is not JSON this kit
+    reads, UnsupportedMediaType when its Content-Type says it is something else."""
     raw = await request.read()
+    if not raw.strip():
+        return NO_BODY
+    # A body with no Content-Type at all is read as JSON; one labelled otherwise is refused.
+    if "Content-Type" in request.headers and not _is_json(request.content_type):
+        raise UnsupportedMediaType(f"a body of {request.content_type}: this endpoint reads application/json")
     try:
-        return json.loads(raw, parse_constant=_no_constant) if raw.strip() else None
+        return json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError("body is not JSON this kit reads: nested too deeply") from None
     except ValueError as exc:
@@ -202,6 +224,8 @@ async def post_session(request: web.Request) -> web.Response:
     kit = _kit(request)
     try:
         fields = await _json_body(request)
+        if fields is NO_BODY:
+            raise ValueError("no body: a JSON object is required")
         check("SessionRequest", fields)
     except ValueError as exc:
         return bad_request("session request", exc)
@@ -262,7 +286,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        response = error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        if "Allow" in exc.headers:  # a 405 says what the route takes (RFC 9110, 15.5.6)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 def make_app(kit: Kit) -> web.Application:

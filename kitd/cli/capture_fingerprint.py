@@ -31,8 +31,9 @@ def add_modality(kinds: argparse._SubParsersAction) -> None:
     finger.add_argument(
         "--timeout", type=seconds_argument, metavar="SECONDS", help="wait for a finger this long"
     )
-    finger.add_argument("--raw", action="store_true", help="one frame, no quality gate")
-    finger.add_argument("--force", action="store_true", help="keep the best press even if it fails the gate")
+    gate = finger.add_mutually_exclusive_group()  # --raw skips the gate that --force overrides
+    gate.add_argument("--raw", action="store_true", help="one frame, no quality gate")
+    gate.add_argument("--force", action="store_true", help="keep the best press even if it fails the gate")
     finger.set_defaults(func=run_fingerprint)
 
 

@@ -48,8 +48,9 @@ def add_modality(kinds: argparse._SubParsersAction) -> None:
     iris.add_argument(
         "--timeout", type=seconds_argument, metavar="SECONDS", help="wait this long for an intact frame"
     )
-    iris.add_argument("--raw", action="store_true", help="one intact frame, no quality gate")
-    iris.add_argument("--force", action="store_true", help="keep the best frame even if none passes the gate")
+    gate = iris.add_mutually_exclusive_group()  # --raw skips the gate that --force overrides
+    gate.add_argument("--raw", action="store_true", help="one intact frame, no quality gate")
+    gate.add_argument("--force", action="store_true", help="keep the best frame even if none passes the gate")
     where = iris.add_mutually_exclusive_group()
     add_config_option(where)
     add_api_option(where)
