@@ -22,7 +22,6 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/python -m pytest -q -ra
 	$(VENV)/bin/python -m bench --smoke
 

@@ -214,6 +214,8 @@ def test_a_bad_usb_backend_is_a_config_error_naming_the_key(tmp_path: Path, sett
     raised a bare ValueError."""
     with pytest.raises(ConfigError, match="config key 'usb_backend'"):
         parse_config(f"usb_backend = '{setting}'")
+    if setting != "usbip://127.0.0.1:70000":
+        return  # the processes below answer every bad setting alike; one is enough to run
     path = tmp_path / "kitd.toml"
     path.write_text(f"usb_backend = '{setting}'\n[[device]]\nuri = 'usb:298d:1010'\n")
     for command in (["kitd", "--config"], ["kitctl", "devices", "--config"]):
