@@ -49,6 +49,18 @@ _RAW_AND_FORCE = {
 }
 _PAD_FIELDS = ("max_x", "max_y", "max_pressure", "firmware", "points_per_mm")
 
+
+def _image_capture_request(description: str) -> dict[str, Any]:
+    """The request an image device takes (its own copy, so that one schema can never edit another)."""
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": False,
+        "properties": {"timeout_s": _TIMEOUT, "raw": _RAW, "force": _FORCE},
+        "not": _RAW_AND_FORCE,
+    }
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -59,20 +71,8 @@ SCHEMAS: dict[str, Any] = {
             "field": {"type": "string", "description": "The request field that was wrong, when one was."},
         },
     },
-    "FingerprintCaptureRequest": {
-        "type": "object",
-        "description": "A capture from a fingerprint reader.",
-        "additionalProperties": False,
-        "properties": {"timeout_s": _TIMEOUT, "raw": _RAW, "force": _FORCE},
-        "not": _RAW_AND_FORCE,
-    },
-    "IrisCaptureRequest": {
-        "type": "object",
-        "description": "A capture from an iris camera.",
-        "additionalProperties": False,
-        "properties": {"timeout_s": _TIMEOUT, "raw": _RAW, "force": _FORCE},
-        "not": _RAW_AND_FORCE,
-    },
+    "FingerprintCaptureRequest": _image_capture_request("A capture from a fingerprint reader."),
+    "IrisCaptureRequest": _image_capture_request("A capture from an iris camera."),
     "SignatureCaptureRequest": {
         "type": "object",
         "description": "A recording from a signature pad.",

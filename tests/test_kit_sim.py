@@ -16,30 +16,49 @@ from hil.rig import venv_script
 from kitd.cli.daemon_client import DaemonClient
 
 
-def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [venv_script("kit-sim"), "--port", "0", "--workdir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    started = threading.Event()
+class KitSim:
+    """kit-sim started as a technician would, its output collected line by line on a thread."""
 
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [venv_script("kit-sim"), "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self.started = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
             if "Ctrl-C" in line:
-                started.set()
+                self.started.set()
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as the technician would; the exit status."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        self.process.wait(30)
+        self.reader.join(5)
+        return self.process.returncode
+
+
+def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    kit = KitSim(["--workdir", str(tmp_path)])
     try:
-        assert started.wait(60), "".join(lines)
-        url = re.search(r"kitd serving on (http://\S+)", "".join(lines)).group(1)
-        assert re.search(r"nb1010_sim: usbip=127\.0\.0\.1:\d+ +control=127\.0\.0\.1:\d+", "".join(lines))
+        assert kit.started.wait(60), kit.output
+        url = re.search(r"kitd serving on (http://\S+)", kit.output).group(1)
+        assert re.search(r"nb1010_sim: usbip=127\.0\.0\.1:\d+ +control=127\.0\.0\.1:\d+", kit.output)
         client = DaemonClient(url)
         devices = {d["id"]: d for d in client.devices()}
         assert devices["fingerprint"]["status"] == "ready"
@@ -64,17 +83,15 @@ def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> No
         assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (180, 256)
         # The iris camera is the simulated eye, and the preview shows it.
         assert devices["iris_camera"]["status"] == "ready"
-        assert re.search(r"eye_sim: http=127\.0\.0\.1:\d+ +control=127\.0\.0\.1:\d+", "".join(lines))
+        assert re.search(r"eye_sim: http=127\.0\.0\.1:\d+ +control=127\.0\.0\.1:\d+", kit.output)
         _, part = next(read_parts(url + "/api/v1/stream/iris.mjpg"))
         assert part.seq is not None and decode_code(part.body) is not None
-        pids = [int(p) for p in re.findall(r"pid (\d+)", "".join(lines))]
+        pids = [int(p) for p in re.findall(r"pid (\d+)", kit.output)]
         assert len(pids) >= 2  # kitd and the reader's simulator
     finally:
-        os.killpg(process.pid, signal.SIGINT) if process.poll() is None else None
-        process.wait(30)
-        reader.join(5)
-    assert process.returncode == 0, "".join(lines)
-    assert "kit-sim: stopped" in "".join(lines)
+        status = kit.interrupt()
+    assert status == 0, kit.output
+    assert "kit-sim: stopped" in kit.output
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists()
 
@@ -83,33 +100,12 @@ def test_kit_sim_leaves_no_temporary_directory_behind(tmp_path: Path) -> None:
     """Issue 17, defect 10d: without --workdir, kit-sim's /tmp/kit-sim-* went on piling up."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    process = subprocess.Popen(
-        [venv_script("kit-sim"), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env=dict(os.environ, TMPDIR=str(tmp)),
-    )
-    lines: list[str] = []
-    started = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "Ctrl-C" in line:
-                started.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    kit = KitSim([], env=dict(os.environ, TMPDIR=str(tmp)))
     try:
-        assert started.wait(60), "".join(lines)
+        assert kit.started.wait(60), kit.output
         (workdir,) = tmp.glob("kit-sim-*")
-        assert f"config {workdir}" in "".join(lines)
+        assert f"config {workdir}" in kit.output
     finally:
-        os.killpg(process.pid, signal.SIGINT) if process.poll() is None else None
-        process.wait(30)
-        reader.join(5)
-    assert process.returncode == 0, "".join(lines)
-    assert list(tmp.iterdir()) == [], "".join(lines)
+        status = kit.interrupt()
+    assert status == 0, kit.output
+    assert list(tmp.iterdir()) == [], kit.output

@@ -123,8 +123,8 @@ def run_iris_session(
     The camera is open and streaming (the daemon's slot, or kitctl after `open()`), unless
     `replay_directly`: then its replayed file is read frame by frame here. A live session
     passes its own CaptureSession, the `lock` guarding it and `on_assessment`. With a
-    `judge` (the daemon's, shared with the preview) frames are judged at its pace and
-    `assess` is not used.
+    `judge` (the daemon's, shared with the preview) only the frames it judged at its pace are
+    candidates; `assess` is then its `report_for`, which finds their reports.
     """
     timeout_s = policy.policy.timeout_s if isinstance(policy, CaptureSession) else policy.timeout_s
     started = time.monotonic()
@@ -132,8 +132,6 @@ def run_iris_session(
         source: Callable[[], Frame | None] = replayed_frames(camera)
     else:
         source = newest_frames(camera, lambda: timeout_s - (time.monotonic() - started), cancel, judge)
-    if judge is not None:
-        assess = judge.report_for
     return run_gate(policy, source, assess, cancel=cancel, lock=lock, on_assessment=on_assessment)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 from kitd.capture.iris_overlay import IrisQualityOverlay
 from kitd.capture.iris_preview import Overlay, render_card, render_preview
@@ -47,9 +48,10 @@ class IrisFeed:
 
     @property
     def camera(self) -> FrameStream | None:
-        """The slot's camera driver, once made."""
-        driver = self.slot.driver
-        return driver if isinstance(driver, FrameStream) else None
+        """The slot's camera driver, once made (a feed is only made for an iris camera's slot)."""
+        # No isinstance against the runtime Protocol here: it is asked for every frame of every
+        # viewer, and a Protocol check walks all its members each time.
+        return cast(FrameStream | None, self.slot.driver)
 
     def _attach(self) -> FrameStream | None:
         camera = self.camera
