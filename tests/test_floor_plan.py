@@ -53,7 +53,7 @@ def test_the_import_contracts_hold() -> None:
     ],
 )
 def test_an_upward_import_breaks_the_contracts(tmp_path: Path, module: str, upward: str) -> None:
-    for name in ("kitd", "hil", "bench"):
+    for name in ("kitd", "hil", "bench", "groundtruth"):
         shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     target = tmp_path / "kitd" / module
