@@ -121,8 +121,8 @@ def load_marks(path: Path) -> dict[str, EyeMarks]:
 
 def save_marks(path: Path, marks: dict[str, EyeMarks], about: str) -> None:
     """Write a marks file, images in name order (so that a diff shows what changed)."""
-    body = {"about": about, "images": {name: marks[name].to_json() for name in sorted(marks)}}
-    path.write_text(json.dumps(body, indent=1) + "\n")
+    lines = [f"{json.dumps(name)}: {json.dumps(marks[name].to_json())}" for name in sorted(marks)]
+    path.write_text("{\n" + f'"about": {json.dumps(about)},\n"images": {{\n' + ",\n".join(lines) + "\n}\n}\n")
 
 
 def circle_distance(a: tuple[float, float, float], b: tuple[float, float, float]) -> tuple[float, float]:

@@ -38,7 +38,10 @@ from kitd.capture.iris_quality import assess_iris
 ABOUT = (
     "Hand marks on IIT Delhi Iris Database v1.0 eyes (../shared/fixtures/iitd-iris): points on the "
     "pupil edge, the limbus and the lid margins, made with python -m groundtruth.mark_iris; circles "
-    "and lid heights (y at the iris centre and +-0.5 iris radius) fitted to them. "
+    "and lid heights (y at the iris centre and +-0.5 iris radius) fitted to them. Points were read "
+    "by eye off enlarged, gridded crops (the grid command), typed in with the add command, and each "
+    "fit was checked on its drawing; the upper lid is the lid's margin (the bottom of the solid lash "
+    "root band where there is one), not single lashes hanging below it. "
     "Portions of the work tested on the IITD Iris Database version 1.0."
 )
 
