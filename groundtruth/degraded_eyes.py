@@ -1,0 +1,85 @@
+"""Degraded copies of a real eye: what goes wrong in a living room, done to a good image.
+
+Its one job: make, from one grey eye image and where its iris is, the copies the iris
+assessor must score lower and name: blurred (out of focus), an upper lid lowered over the
+iris (flat skin grey, or skin texture taken from the image's own skin), darkened (a weak
+illuminator) and noisy (a sensor at high gain). Each comes with the feedback a person
+would give. Pure functions of numpy arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+Circle = tuple[float, float, float]
+
+
+def blurred(grey: np.ndarray, sigma: float = 4.0) -> np.ndarray:
+    return cv2.GaussianBlur(grey, (0, 0), sigma)
+
+
+def darkened(grey: np.ndarray, factor: float = 0.25) -> np.ndarray:
+    return np.clip(grey.astype(np.float32) * factor, 0, 255).astype(np.uint8)
+
+
+def noisy(grey: np.ndarray, sigma: float = 40.0, seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0.0, sigma, grey.shape)
+    return np.clip(grey.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def _lid_mask(shape: tuple[int, ...], iris: Circle, pupil: Circle) -> np.ndarray:
+    """Above a lid margin lowered to just above the pupil's centre over the iris centre and
+    falling by a quarter of the iris radius at its sides (a drowsy lid: it hides the upper
+    third or so of the iris)."""
+    h, w = shape[:2]
+    ix, iy, ir = iris
+    px, py, pr = pupil
+    xs = np.arange(w, dtype=np.float32)
+    margin = py - 0.3 * pr + 0.25 * ir * ((xs - ix) / ir) ** 2
+    return np.arange(h, dtype=np.float32)[:, None] < margin[None, :]
+
+
+def skin_grey(grey: np.ndarray, iris: Circle) -> float:
+    """The lid skin's grey: the brighter part of the image outside the iris (skin and sclera)."""
+    h, w = grey.shape
+    ix, iy, ir = iris
+    yy, xx = np.mgrid[0:h, 0:w]
+    outside = (xx - ix) ** 2 + (yy - iy) ** 2 > (1.3 * ir) ** 2
+    values = grey[outside]
+    return float(np.percentile(values, 70)) if values.size else 180.0
+
+
+def lid_lowered_flat(grey: np.ndarray, iris: Circle, pupil: Circle) -> np.ndarray:
+    out = grey.copy()
+    out[_lid_mask(grey.shape, iris, pupil)] = round(skin_grey(grey, iris))
+    return out
+
+
+def lid_lowered_textured(grey: np.ndarray, iris: Circle, pupil: Circle, seed: int = 0) -> np.ndarray:
+    """The lid filled with skin texture: the image's own bright surround's grain (its
+    high-pass detail at skin contrast) over the skin grey, with a shadowed margin."""
+    rng = np.random.default_rng(seed)
+    h, w = grey.shape
+    base = skin_grey(grey, iris)
+    grain = cv2.GaussianBlur(rng.normal(0.0, 1.0, (h, w)).astype(np.float32), (0, 0), 1.5)
+    grain *= 12.0 / max(float(grain.std()), 1e-6)
+    skin = base + grain
+    mask = _lid_mask(grey.shape, iris, pupil)
+    # A lid's margin is in its own shadow: a few pixels darker where it meets the eye.
+    edge = mask & ~np.roll(mask, -4, axis=0)
+    skin[edge] -= 25.0
+    out = grey.astype(np.float32)
+    out[mask] = skin[mask]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+DEGRADATIONS: dict[str, tuple[str | None, Callable[[np.ndarray, Circle, Circle], np.ndarray]]] = {
+    "blurred": ("out_of_focus", lambda g, iris, pupil: blurred(g)),
+    "lid_flat": ("open_wider", lid_lowered_flat),
+    "lid_textured": ("open_wider", lid_lowered_textured),
+    "darkened": ("too_dark", lambda g, iris, pupil: darkened(g)),
+    "noisy": (None, lambda g, iris, pupil: noisy(g)),  # any feedback: it must not pass
+}

@@ -1,0 +1,174 @@
+"""How far the iris assessor's finding is from the hand marks, image by image, and in sum.
+
+Its one job: compare what :func:`kitd.capture.iris_quality.assess_iris` found in an image
+(pupil and limbus circles, lid heights) with the image's marks, and summarise a set of
+images against the issue's tolerances: the pupil's centre and radius within 3 px, the
+limbus's within 5 px, each lid within 8 px at its three columns (the iris centre and half
+an iris radius either side), lids clipped to the limbus on both sides (a lid above the iris
+hides nothing, wherever above it is).
+
+    python -m groundtruth.iris_agreement [--marks FILE] [--half development|held-out|all]
+        [--config PATH] [--json]
+
+The IITD images are split by subject: the 16 lowest subject numbers are for development,
+the 16 highest are held out (only measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+
+from groundtruth.iris_marks import IITD_MARKS, EyeMarks, circle_distance, lid_columns, load_marks, visible_lid
+from kitd.capture.iris_quality import IrisReport, assess_iris
+
+IITD_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "iitd-iris"
+PUPIL_TOLERANCE_PX = 3.0
+LIMBUS_TOLERANCE_PX = 5.0
+LID_TOLERANCE_PX = 8.0
+
+
+def subject(name: str) -> int:
+    return int(name.split("_", 1)[0])
+
+
+def iitd_halves(directory: Path = IITD_DIR) -> tuple[list[Path], list[Path]]:
+    """(development, held-out) images: split by subject, the lower half of the subjects first."""
+    images = sorted(directory.glob("*.png"))
+    subjects = sorted({subject(p.name) for p in images})
+    cut = subjects[len(subjects) // 2] if subjects else 0
+    return [p for p in images if subject(p.name) < cut], [p for p in images if subject(p.name) >= cut]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One image: the distances between the assessor's finding and the marks (pixels)."""
+
+    image: str
+    found: bool
+    pupil_centre: float = math.inf
+    pupil_radius: float = math.inf
+    limbus_centre: float = math.inf
+    limbus_radius: float = math.inf
+    upper_lid: float | None = None  # worst of the three columns; None when not marked
+    lower_lid: float | None = None
+
+    @property
+    def pupil_ok(self) -> bool:
+        return self.pupil_centre <= PUPIL_TOLERANCE_PX and self.pupil_radius <= PUPIL_TOLERANCE_PX
+
+    @property
+    def limbus_ok(self) -> bool:
+        return self.limbus_centre <= LIMBUS_TOLERANCE_PX and self.limbus_radius <= LIMBUS_TOLERANCE_PX
+
+    def lid_ok(self, part: str) -> bool | None:
+        worst = getattr(self, part)
+        return None if worst is None else worst <= LID_TOLERANCE_PX
+
+
+def _lid_error(marks: EyeMarks, metrics: Mapping[str, float], part: str) -> float | None:
+    limbus = marks.limbus
+    columns = lid_columns(limbus)
+    heights = marks.lid_heights(part, columns)
+    if heights is None:
+        return None
+    # The assessor's lid at the marks' columns: its three heights, joined by a parabola.
+    name = part.replace("_lid", "")
+    found_columns = lid_columns((metrics["iris_x"], metrics["iris_y"], metrics["iris_r"]))
+    found = [metrics[f"{name}_eyelid_y_left"], metrics[f"{name}_eyelid_y"], metrics[f"{name}_eyelid_y_right"]]
+    curve = EyeMarks({part: list(zip(found_columns, found, strict=True))}).lid_heights(part, columns)
+    assert curve is not None
+    marked = visible_lid(heights, columns, limbus, part)
+    seen = visible_lid(curve, columns, limbus, part)
+    return max(abs(a - b) for a, b in zip(marked, seen, strict=True))
+
+
+def agreement(name: str, marks: EyeMarks, report: IrisReport) -> Agreement:
+    m = report.metrics
+    if not m.get("eye_found"):
+        return Agreement(name, False)
+    pc, pr = circle_distance(marks.pupil, (m["pupil_x"], m["pupil_y"], m["pupil_r"]))
+    lc, lr = circle_distance(marks.limbus, (m["iris_x"], m["iris_y"], m["iris_r"]))
+    return Agreement(
+        name, True, pc, pr, lc, lr, _lid_error(marks, m, "upper_lid"), _lid_error(marks, m, "lower_lid")
+    )
+
+
+def summarise(rows: list[Agreement]) -> dict[str, float | int]:
+    """Shares of the images within tolerance (lids: of the images whose lid was marked)."""
+
+    def share(values: list[bool]) -> float:
+        return round(sum(values) / len(values), 3) if values else float("nan")
+
+    upper = [r.lid_ok("upper_lid") for r in rows if r.upper_lid is not None or not r.found]
+    lower = [r.lid_ok("lower_lid") for r in rows if r.lower_lid is not None or not r.found]
+    return {
+        "images": len(rows),
+        "found": share([r.found for r in rows]),
+        "pupil_within_3px": share([r.pupil_ok for r in rows]),
+        "limbus_within_5px": share([r.limbus_ok for r in rows]),
+        "upper_lid_within_8px": share([bool(v) for v in upper]),
+        "lower_lid_within_8px": share([bool(v) for v in lower]),
+        "lids_within_8px": share([bool(v) for v in upper + lower]),
+    }
+
+
+def measure(
+    marks: Mapping[str, EyeMarks], images: list[Path], thresholds: Mapping[str, float] | None = None
+) -> list[Agreement]:
+    rows = []
+    for path in images:
+        if path.name not in marks:
+            continue
+        grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        rows.append(agreement(path.name, marks[path.name], assess_iris(grey, thresholds)))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m groundtruth.iris_agreement", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--marks", type=Path, default=IITD_MARKS)
+    parser.add_argument("--half", choices=("development", "held-out", "all"), default="development")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not IITD_DIR.is_dir():
+        print(f"iris_agreement: {IITD_DIR} is not there (the IITD eyes live in ../shared)", file=sys.stderr)
+        return 2
+    development, held_out = iitd_halves()
+    images = {"development": development, "held-out": held_out, "all": development + held_out}[args.half]
+    rows = measure(load_marks(args.marks), images)
+    for row in rows:
+        if args.json:
+            print(json.dumps(asdict(row)))
+        else:
+            flags = "".join(
+                "." if ok else "x"
+                for ok in (
+                    row.found,
+                    row.pupil_ok,
+                    row.limbus_ok,
+                    row.lid_ok("upper_lid") is not False,
+                    row.lid_ok("lower_lid") is not False,
+                )
+            )
+            print(
+                f"{row.image} {flags} pupil {row.pupil_centre:.1f}/{row.pupil_radius:.1f} "
+                f"limbus {row.limbus_centre:.1f}/{row.limbus_radius:.1f} "
+                f"lids {row.upper_lid if row.upper_lid is None else round(row.upper_lid, 1)}/"
+                f"{row.lower_lid if row.lower_lid is None else round(row.lower_lid, 1)}"
+            )
+    print(json.dumps({"half": args.half, **summarise(rows)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
