@@ -88,10 +88,11 @@ def close(a: tuple[float, float, float], b: tuple[float, float, float], toleranc
 # --- the report ---------------------------------------------------------------------------------
 
 
-def test_feedback_codes_are_the_issue_s_eleven_each_with_both_languages() -> None:
+def test_feedback_codes_are_the_issue_s_eleven_and_grainy_each_with_both_languages() -> None:
+    # `grainy` came with issue 18: sensor noise (gain turned up for want of light).
     assert FEEDBACK_CODES == (
         "no_eye", "open_wider", "move_closer", "move_back", "off_center", "look_at_camera",
-        "hold_still", "out_of_focus", "too_dark", "too_bright", "reflection_on_iris",
+        "hold_still", "out_of_focus", "too_dark", "too_bright", "grainy", "reflection_on_iris",
     )  # fmt: skip
     assert sorted(FEEDBACK_PRIORITY) == sorted(FEEDBACK_CODES)
 
@@ -343,7 +344,9 @@ REAL_CENTRE = (328.0, 233.0)
 REAL_LADDERS: dict[str, Ladder] = {
     "blur": ("out_of_focus", blurred, [0.0, 0.8, 2.5, 3.0, 4.0], 2),
     "motion": ("hold_still", moved, [0.0, 3.0, 10.0, 14.0, 20.0], 2),
-    "eyelid": ("open_wider", lambda im, y: lid_lowered(im, y, 325.0), [120.0, 150.0, 195.0, 215.0, 240.0], 2),
+    # The eye's own lid is at y 153-161 over the iris (HAND_UPPER_LID_Y): a lid lowered to
+    # 150 hides nothing more than it does, so the ladder's second step is a little below it.
+    "eyelid": ("open_wider", lambda im, y: lid_lowered(im, y, 325.0), [120.0, 160.0, 195.0, 215.0, 240.0], 2),
     "gaze": ("look_at_camera", lambda im, s: turned(im, s, REAL_CENTRE), [1.0, 0.97, 0.82, 0.75, 0.7], 2),
     "under-exposure": ("too_dark", exposed, [1.0, 0.85, 0.55, 0.45, 0.35], 2),
     "over-exposure": ("too_bright", exposed, [1.0, 1.15, 1.9, 2.2, 2.6], 2),

@@ -83,6 +83,66 @@ def robust_circle(
     return circle, keep
 
 
+def solve3(
+    m: tuple[tuple[float, float, float], ...], b: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """x with m x = b for a 3 x 3 system, by Cramer's rule (numpy's solver costs more than
+    the arithmetic on these small systems); zeros when m is singular."""
+    (a11, a12, a13), (a21, a22, a23), (a31, a32, a33) = m
+    c11, c12, c13 = a22 * a33 - a23 * a32, a23 * a31 - a21 * a33, a21 * a32 - a22 * a31
+    det = a11 * c11 + a12 * c12 + a13 * c13
+    if abs(det) < 1e-12:
+        return 0.0, 0.0, 0.0
+    b1, b2, b3 = b
+    x1 = (b1 * c11 + a12 * (a23 * b3 - b2 * a33) + a13 * (b2 * a32 - a22 * b3)) / det
+    x2 = (a11 * (b2 * a33 - a23 * b3) + b1 * c12 + a13 * (a21 * b3 - b2 * a31)) / det
+    x3 = (a11 * (a22 * b3 - b2 * a32) + a12 * (b2 * a31 - a21 * b3) + b1 * c13) / det
+    return x1, x2, x3
+
+
+def circle_with_prior(
+    xs: np.ndarray, ys: np.ndarray, centre: tuple[float, float], weight: float, radius: float
+) -> tuple[float, float, float] | None:
+    """Circle through points, its centre drawn towards `centre` as if `weight` points said so.
+
+    Kasa's algebraic fit, with the guess as extra equations on the centre (full weight in
+    y, a third in x); the points farther than 2.5 median residuals (at least 1.5 px) are
+    dropped and the circle refitted. `radius` is the expected size (it scales the guess's
+    equations to the points'). None with fewer than five points.
+    """
+    keep = np.ones(xs.size, bool)
+    circle = None
+    pull = 4.0 * radius * radius * max(weight, 0.0)  # a guess equation's weight, squared
+    u, v = xs - centre[0], ys - centre[1]
+    z = u * u + v * v
+    # Every sum the normal equations of 2 a u + 2 b v + k = u^2 + v^2 need, per point.
+    terms = np.stack([u * u, v * v, u * v, u, v, u * z, v * z, z])
+    for _ in range(3):
+        n = int(keep.sum())
+        if n < 5:
+            return circle
+        suu, svv, suv, su, sv, suz, svz, sz = (float(t) for t in terms @ keep.astype(np.float64))
+        # The guess pulls a and b towards 0 (the centre it names).
+        a, b, k = solve3(
+            (
+                (4 * suu + pull / 9.0, 4 * suv, 2 * su),
+                (4 * suv, 4 * svv + pull, 2 * sv),
+                (2 * su, 2 * sv, float(n)),
+            ),
+            (2 * suz, 2 * svz, sz),
+        )
+        r2 = k + a * a + b * b
+        if r2 <= 0:
+            return circle
+        circle = (centre[0] + float(a), centre[1] + float(b), math.sqrt(r2))
+        residual = np.abs(np.hypot(u - a, v - b) - circle[2])
+        new_keep = residual <= max(1.5, 2.5 * median(residual[keep]))
+        if (new_keep == keep).all():
+            break
+        keep = new_keep
+    return circle
+
+
 def _ellipse(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float, float] | None:
     """Centre and semi-axes (x0, y0, semi_x, semi_y) of the axis-aligned ellipse through points.
 
@@ -96,7 +156,10 @@ def _ellipse(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float, float
     scale = float(max(np.abs(u).max(), np.abs(v).max(), 1e-6))
     u, v = u / scale, v / scale
     design = np.stack([u * u, v * v, u, v], axis=1)
-    (a, c, d, e), *_ = np.linalg.lstsq(design, np.ones_like(u), rcond=None)
+    try:  # the normal equations: numpy's least squares costs more than the arithmetic here
+        a, c, d, e = np.linalg.solve(design.T @ design, design.sum(axis=0))
+    except np.linalg.LinAlgError:
+        return None
     if a <= 0 or c <= 0:
         return None
     f = 1.0 + d * d / (4 * a) + e * e / (4 * c)

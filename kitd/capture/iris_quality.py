@@ -9,25 +9,27 @@ and the benchmarks all call the same thing.
 How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms):
 
 * **Pupil, coarse**: on a copy shrunk to ~160 px wide, dark blobs at a few thresholds
-  between the darkest grey and the median; the blob that is round, filled and darker than
+  between the darkest patch and the median; the blob that is round, filled and darker than
   its surround wins. A pupil cut by the upper lid keeps its width, so the radius comes from
-  the blob's width.
+  the blob's width; a pupil the lashes or the lid margin touch is one blob with them, and
+  its largest inscribed disk is taken when that fits a pupil's edge better.
 * **Pupil, fine**: 48 rays from the coarse centre at full resolution; on each, the strongest
   dark-to-bright step near the coarse circle; a circle fitted to those points, outliers
   (lashes, lid, a reflection at the edge) dropped and refitted; then each ray's step again,
-  only near that circle (above a dark upper iris the lid margin steps up more than the
-  pupil's edge), and the circle and an axis-aligned ellipse fitted to them. The ellipse
-  (the pupil's foreshortening) tells the gaze.
-* **Limbus**: rays from the pupil centre over the left, right and lower sectors (the upper
-  one is usually under the lid); the radius where the summed iris-to-sclera steps peak, then
-  each ray's own step near it, and a robust circle fit.
+  only near that circle, and the circle and an axis-aligned ellipse fitted to them. The
+  ellipse (the pupil's foreshortening) tells the gaze.
+* **Limbus**: rays from the pupil centre over the left, right and lower sectors; the radius
+  where the summed iris-to-sclera steps peak, then each ray's own step near it, moved in to
+  the foot of its ramp (where a person puts the limbus). The circle is fitted to the side
+  sectors, its centre drawn a little towards where real limbi sit relative to their pupils
+  (side arcs alone hardly fix its height), then the lower sector's points on it join in.
+* **Lids**: column by column across the iris, walking away from the pupil on a copy blurred
+  along the rows, the first run of grey that is not the iris's (skin, or the lid's dark
+  margin and the lashes' roots); a parabola through those points, robustly. A lid down over
+  the pupil is read down the pupil's middle column. Whatever the lids leave between them,
+  in the frame, less specular spots, is the usable iris.
 * **Iris annulus**: sampled between the two circles (Daugman's rubber sheet, 120 angles x 20
-  radii). Samples much brighter than the iris are lid skin or reflections, much darker ones
-  lashes or lid margin: what is left is the usable iris. Its grey levels give contrast,
-  grey-scale use and exposure. In the upper and lower sectors, where the occlusion starts,
-  moved in to the step up from iris to lid at full resolution (a lid's shadowed margin is
-  iris-grey) and smoothed over neighbouring rays, gives the eyelid boundaries; a lid down
-  over the pupil is found up the pupil's middle column.
+  radii); its usable samples give contrast, grey-scale use and exposure.
 * **Sharpness and motion**: the width of the pupil edge (its rise over its steepest slope),
   per edge orientation, across the pupil's ellipse. Defocus widens every orientation
   alike; motion widens the edges across the motion and leaves those along it sharp, so the
@@ -35,16 +37,22 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
 * **Reflections**: bright spots (well above the sclera) whose surroundings are iris, not
   pupil, lid or sclera, and with iris between them and the nearer lid (the tear film
   glints along the lid margin).
+* **Noise**: a 3 x 3 mask that cancels planes and straight edges, its median response round
+  the pupil (Immerkaer's estimate): sensor gain turned up for want of light.
 
 The pupil, the limbus, the lids and the reflections are found by
 :mod:`kitd.capture.iris_segmentation` (on the sampling and fitting of
 :mod:`kitd.capture.iris_geometry`); this module turns what they found into the metrics,
 scores them and checks them.
 
-Constants were set on synthetic eyes (hil.synthetic_eye) with seeds 1-5 only; seeds 11-15
-and the real eye in ../shared/fixtures/open-iris are held out for the tests (see
-tests/test_iris_quality.py). Thresholds are in :data:`DEFAULT_THRESHOLDS`; the
-configuration's ``[quality.iris]`` table overrides them key by key.
+Constants were first set on synthetic eyes (hil.synthetic_eye, seeds 1-5; seeds 11-15 and
+the real eye in ../shared/fixtures/open-iris are held out for tests/test_iris_quality.py),
+then those of the lids, the limbus and the pupil's coarse search on the real eyes of
+../shared/fixtures/iitd-iris against hand marks (groundtruth/): the development half only
+(subjects 001-106); the held-out half (113-218) is only measured (tests/test_iris_real_eyes.py).
+Thresholds are in :data:`DEFAULT_THRESHOLDS`, the kit camera's; the configuration's
+``[quality.iris]`` table overrides them key by key (etc/iris-camera-320x240.toml does it
+for another camera).
 """
 
 from __future__ import annotations
@@ -64,14 +72,17 @@ from kitd.capture.iris_segmentation import (
     PUPIL_RAYS,
     coarse_pupil,
     edge_widths,
+    eyelids,
     fine_pupil,
-    lid_edges,
-    lid_over_pupil,
     limbus,
+    noise_grey,
     reflection_on_iris,
 )
 from kitd.capture.quality_report import QualityReport, judge, merge_thresholds
 from kitd.grey_image import to_grey8
+
+# Below this iris-sclera contrast the "iris" is lid skin (see _checks); the closed
+HIDDEN_IRIS_CONTRAST = 0.06  # real eyes of the development half: 0.15 and more
 
 FEEDBACK_CODES: tuple[str, ...] = (
     "no_eye",
@@ -84,6 +95,7 @@ FEEDBACK_CODES: tuple[str, ...] = (
     "out_of_focus",
     "too_dark",
     "too_bright",
+    "grainy",
     "reflection_on_iris",
 )
 
@@ -100,6 +112,8 @@ FEEDBACK_MESSAGES: dict[str, tuple[str, str]] = {
     "out_of_focus": ("Gambar buram, atur jarak kamera", "Blurred: adjust the camera's distance"),
     "too_dark": ("Terlalu gelap, dekatkan lampu kamera", "Too dark: bring the camera's light closer"),
     "too_bright": ("Terlalu terang, kurangi cahaya", "Too bright: reduce the light"),
+    # Sensor noise in the near infrared is gain turned up for want of light.
+    "grainy": ("Gambar berbintik, dekatkan lampu kamera", "Grainy picture: bring the camera's light closer"),
     "reflection_on_iris": (
         "Pantulan cahaya di iris, ubah sudut kamera",
         "Reflection on the iris: change the camera's angle",
@@ -117,6 +131,7 @@ FEEDBACK_PRIORITY: tuple[str, ...] = (
     "no_eye",
     "too_dark",
     "too_bright",
+    "grainy",
     "hold_still",
     "look_at_camera",
     "open_wider",
@@ -144,7 +159,11 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "margin_left_right": "smaller gap, left or right, between the iris and the frame edge [iris radii]",
     "margin_top_bottom": "smaller gap, above or below, between the iris and the frame edge [iris radii]",
     "upper_eyelid_y": "upper eyelid over the iris centre, y [px] (the iris top when the lid is above it)",
+    "upper_eyelid_y_left": "upper eyelid half an iris radius left of the iris centre, y [px] (as above)",
+    "upper_eyelid_y_right": "upper eyelid half an iris radius right of the iris centre, y [px] (as above)",
     "lower_eyelid_y": "lower eyelid under the iris centre, y [px] (the iris bottom when it is below)",
+    "lower_eyelid_y_left": "lower eyelid half an iris radius left of the iris centre, y [px] (as above)",
+    "lower_eyelid_y_right": "lower eyelid half an iris radius right of the iris centre, y [px] (as above)",
     "eyelid_opening": "visible height of the iris along its vertical axis over its diameter [0-1]",
     "usable_iris_area": "share of the iris in the frame not hidden by lids, lashes or reflections [0-1]",
     "iris_sclera_contrast": "(sclera - iris) / (sclera + iris - 2 pupil), median greys [0-1]",
@@ -158,6 +177,7 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "sharpness": "2 px over the edge width, at most 1 [0-1]",
     "gaze_deg": "how far the eye looks away: arccos of the pupil ellipse's aspect (0: pupil partly hidden)",
     "reflection_on_iris": "share of the iris annulus covered by specular reflections [0-1]",
+    "noise_grey": "sensor noise around the iris, a standard deviation [grey levels]",
 }
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
@@ -193,6 +213,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # share of the annulus (reflection_on_iris above). The simulated illuminator's spot
     # (~7 px across) on a 230 px iris covers ~0.15 %; a third of it is enough to say so.
     "max_reflection_on_iris": 0.0005,
+    # Sensor noise (grainy below): real enrolment eyes show 0.5-2 grey levels, a NIR texture's
+    # contrast is 10-20; noise of 8 drowns much of it.
+    "max_noise_grey": 8.0,
     # Below this pupil-iris contrast there is no pupil to trust: no_eye.
     "min_iris_pupil_contrast": 0.12,
 }
@@ -250,7 +273,6 @@ def _measure(g: np.ndarray) -> dict[str, float]:
 
     grey, xs, ys, u = annulus(g, pupil, iris, ANNULUS_ANGLES, ANNULUS_RADII)
     inside = (xs >= 0) & (ys >= 0) & (xs <= w - 1) & (ys <= h - 1)
-    angles = np.linspace(0.0, 360.0, ANNULUS_ANGLES, endpoint=False)
     cos, sin = unit_rays(PUPIL_RAYS, 0.0, 360.0)
     # The pupil's grey: the darkest tenth of three rings inside it (a lid come down past the
     # pupil's centre covers most of them with skin).
@@ -263,55 +285,55 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     sclera_y = iy + np.sin(side)[:, None] * ir * np.array([1.12, 1.2, 1.28])[None, :]
     on_frame = (sclera_x >= 0) & (sclera_x <= w - 1)
     sclera_samples = sample(g, sclera_x, sclera_y)[on_frame]
-    sclera_grey = median(sclera_samples) if sclera_samples.size else float(grey.max())
+    # The brighter half of them: the sclera's edge by the limbus is often shaded by the lids
+    # and the lashes, where only some of the samples land.
+    upper_quarter = (3 * sclera_samples.size) // 4
+    sclera_grey = (
+        float(np.partition(sclera_samples, upper_quarter)[upper_quarter])
+        if sclera_samples.size
+        else float(grey.max())
+    )
     # The iris's own grey: the middle of what lies between pupil and sclera. (The annulus's
     # median would be lid skin when the lid hides most of it.)
     gap = max(sclera_grey - pupil_grey, 8.0)
     middle = inside & (grey > pupil_grey + 0.2 * gap) & (grey < sclera_grey - 0.2 * gap)
     iris_ref = median(grey[middle]) if middle.any() else pupil_grey + 0.5 * gap
 
-    # Classify the annulus: far brighter than the iris is lid skin or a reflection, far
-    # darker is lashes or the lid margin; the rest is usable iris.
-    bright_cut = iris_ref + 0.5 * max(sclera_grey - iris_ref, 12.0)
-    dark_cut = iris_ref - 0.5 * max(iris_ref - pupil_grey, 12.0)
-    usable = inside & (grey < bright_cut) & (grey > dark_cut)
     # Specular reflections: far above the sclera's grey (the illuminator's image saturates).
     spec_cut = sclera_grey + 0.4 * max(255.0 - sclera_grey, 0.0)
-    # Eyelids: on rays above and below the pupil, once the iris gives way to lid (3 samples
-    # in a row not iris, from a tenth of the way out), the rest of the ray is lid too, even
-    # where lashes over skin happen to be iris-grey. A reflection is not lid: a spot on the
-    # upper iris would otherwise close the ray at the spot, and hide itself.
-    occluded = ~usable & inside & (grey < spec_cut)
-    run = occluded[:, 2:-2] & occluded[:, 3:-1] & occluded[:, 4:]
-    has_run = run.any(axis=1)
-    first = np.where(has_run, run.argmax(axis=1) + 2, ANNULUS_RADII)
-    lids = ((angles > 195.0) & (angles < 345.0)) | ((angles > 15.0) & (angles < 165.0))
-    first = np.where(lids, first, ANNULUS_RADII).astype(np.float64)
-    first = lid_edges(g, pupil, iris, first, 0.35 * max(sclera_grey - iris_ref, 12.0))
-    # A lid is a smooth curve: a ray that missed it (a glint, a lash across the margin) takes
-    # its neighbours' edge, the median of seven rays (21 degrees).
-    around = np.lib.stride_tricks.sliding_window_view(np.concatenate([first[-3:], first, first[:3]]), 7)
-    first = np.where(lids, np.partition(around, 3, axis=1)[:, 3], first)
-    beyond = np.arange(ANNULUS_RADII)[None, :] + 0.5 > first[:, None]
-    usable &= ~beyond
-    weight = (pr + u * (ir - pr)) * inside  # samples farther out stand for more area
+    bright_cut = iris_ref + 0.5 * max(sclera_grey - iris_ref, 12.0)
+    dark_cut = iris_ref - 0.5 * max(iris_ref - pupil_grey, 12.0)
+    upper_lid, lower_lid = eyelids(g, pupil, iris, pupil_grey + 0.5 * (bright_cut - pupil_grey))
+    beyond = np.zeros(grey.shape, bool)
+    if upper_lid is not None:
+        beyond |= ys < upper_lid.y_at(xs)
+    if lower_lid is not None:
+        beyond |= ys > lower_lid.y_at(xs)
+    # What the lids leave, in the frame, less the specular spots. Single lashes across the
+    # iris are not taken off: by grey alone they cannot be told from the dark crypts of
+    # real irises, and taking the crypts off refused eyes people see as wide open.
+    usable = inside & ~beyond & (grey < spec_cut)
+    # Per annulus ray, the cell where a lid begins (ANNULUS_RADII: none on the ray).
+    first = np.where(beyond.any(axis=1), beyond.argmax(axis=1), ANNULUS_RADII).astype(np.float64)
+    # Samples farther out stand for more area. Iris outside the frame counts as iris not
+    # seen (unless a lid hides it anyway): a frame that cuts the iris off loses it.
+    weight = pr + u * (ir - pr)
     usable_area = float((weight * usable).sum() / max(weight.sum(), 1e-6))
     iris_values = grey[usable]
-    iris_grey = median(iris_values) if iris_values.size else iris_ref
+    # A sliver of iris between nearly closed lids says little: the grey of all the annulus
+    # in the frame speaks for it (lid skin, when the eye is closed).
+    iris_grey = median(iris_values) if iris_values.size and usable_area >= 0.3 else median(grey[inside])
 
-    # Eyelid boundaries: where the lid begins on the rays within 30 degrees of straight up
-    # and straight down (the limbus where no lid is seen).
-    reach = np.minimum(first, ANNULUS_RADII) / ANNULUS_RADII
-    angle_sin = np.sin(np.radians(angles))
-    boundary_y = (py + pr * angle_sin) * (1.0 - reach) + (iy + ir * angle_sin) * reach
-    up = (angles > 240.0) & (angles < 300.0)
-    upper_y = median(boundary_y[up])
-    lower_y = median(boundary_y[(angles > 60.0) & (angles < 120.0)])
-    if median(first[up]) <= 2.5:
-        # The lid is down over the pupil's top: it ends where, down the pupil's middle
-        # column, lid skin gives way to the pupil's dark.
-        over_pupil = lid_over_pupil(g, pupil, pupil_grey + 0.5 * (bright_cut - pupil_grey))
-        upper_y = upper_y if over_pupil is None else over_pupil
+    # The lids' heights over the iris at its centre column and half a radius either side,
+    # clipped to the limbus: a lid above (below) the iris there hides none of it.
+    lid_heights: dict[str, float] = {}
+    for name, lid, side in (("upper", upper_lid, -1.0), ("lower", lower_lid, 1.0)):
+        for suffix, offset in (("_left", -0.5), ("", 0.0), ("_right", 0.5)):
+            x = ix + offset * ir
+            edge = iy + side * math.sqrt(max(ir * ir - (x - ix) ** 2, 0.0))
+            y = edge if lid is None else float(lid.y_at(x))
+            lid_heights[f"{name}_eyelid_y{suffix}"] = max(y, edge) if side < 0 else min(y, edge)
+    upper_y, lower_y = lid_heights["upper_eyelid_y"], lid_heights["lower_eyelid_y"]
 
     reflection = reflection_on_iris(g, pupil, iris, spec_cut, (dark_cut, bright_cut), first)
 
@@ -340,8 +362,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
             "pupil_circularity": max(0.0, 1.0 - pupil_rms / pr),
             "margin_left_right": min(ix - ir, w - 1 - ix - ir) / ir,
             "margin_top_bottom": min(iy - ir, h - 1 - iy - ir) / ir,
-            "upper_eyelid_y": upper_y,
-            "lower_eyelid_y": lower_y,
+            **lid_heights,
             "eyelid_opening": float(np.clip((lower_y - upper_y) / (2.0 * ir), 0.0, 1.0)),
             "usable_iris_area": usable_area,
             "iris_sclera_contrast": float(
@@ -364,6 +385,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
             # 0.95 reads as 18 degrees, under the default limit).
             "gaze_deg": gaze,
             "reflection_on_iris": reflection,
+            "noise_grey": noise_grey(g, iris),
         }
     )
     return metrics
@@ -376,7 +398,7 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
 
 
-def _score(m: Mapping[str, float]) -> float:
+def _score(m: Mapping[str, float], t: Mapping[str, float]) -> float:
     """0-100 from the metrics: the usable iris times knee factors, one per quality.
 
     Each factor is close to 1 over the range that synthetic eyes of the calibration seeds
@@ -387,8 +409,10 @@ def _score(m: Mapping[str, float]) -> float:
     """
     if not m.get("eye_found"):
         return 0.0
-    d = m["iris_diameter"]
-    f_size = _sigmoid((d - 185.0) / 6.0) * _sigmoid((380.0 - d) / 6.0)
+    # Size and place are the camera's (its thresholds): the knees sit where the kit camera's
+    # defaults put them (210 px: 185, 350 px: 380; margins 0.15 and 0.12 under their minimum).
+    d, low, high = m["iris_diameter"], t["min_iris_diameter"], t["max_iris_diameter"]
+    f_size = _sigmoid((d - 0.88 * low) / (0.029 * low)) * _sigmoid((1.086 * high - d) / (0.017 * high))
     usable = m["usable_iris_area"]
     f_usable = usable * _sigmoid((usable - 0.6) / 0.05)
     f_focus = _sigmoid((5.5 - m["edge_width_px"]) / 0.6)
@@ -400,16 +424,19 @@ def _score(m: Mapping[str, float]) -> float:
         * _sigmoid((185.0 - grey) / 6.0)
         * _sigmoid((0.3 - m["saturated_fraction"]) / 0.04)
     )
-    f_margin = _sigmoid((m["margin_left_right"] - 0.45) / 0.06) * _sigmoid(
-        (m["margin_top_bottom"] - 0.08) / 0.04
+    f_margin = _sigmoid((m["margin_left_right"] - t["min_margin_left_right"] + 0.15) / 0.06) * _sigmoid(
+        (m["margin_top_bottom"] - t["min_margin_top_bottom"] + 0.12) / 0.04
     )
-    f_contrast = _sigmoid((m["iris_sclera_contrast"] - 0.08) / 0.03) * _sigmoid(
+    # Real limbi are soft and some irises are light: 0.05 is a clear limbus on real eyes.
+    f_contrast = _sigmoid((m["iris_sclera_contrast"] - 0.03) / 0.01) * _sigmoid(
         (m["iris_pupil_contrast"] - 0.15) / 0.03
     )
     # A reflection on the iris halves the score, whatever its size once it is there: where
     # it sits matters (it hides texture the matcher needs), not a few pixels more or less.
     f_reflection = 1.0 - 0.5 * min(1.0, m["reflection_on_iris"] / 0.0004)
+    f_noise = _sigmoid((1.25 * t["max_noise_grey"] - m["noise_grey"]) / (0.2 * t["max_noise_grey"]))
     q = f_size * f_usable * f_focus * f_motion * f_gaze * f_exposure * f_margin * f_contrast * f_reflection
+    q *= f_noise
     return float(round(100.0 * q, 1))
 
 
@@ -420,6 +447,11 @@ def _checks(m: Mapping[str, float], t: Mapping[str, float]) -> list[str]:
     """The feedback codes whose checks fail, in :data:`FEEDBACK_PRIORITY` order."""
     if not m.get("eye_found"):
         return ["no_eye"]  # nothing else is worth saying about a frame without an eye
+    if m["iris_sclera_contrast"] < HIDDEN_IRIS_CONTRAST and m["sclera_grey"] < 240:
+        # An "iris" as bright as the sclera beside it (unless both are burnt out: too
+        # bright) is lid skin: the eye is (nearly) closed, and what was measured on it (its
+        # grey, its edges, its size) says nothing.
+        return ["open_wider"]
     failed = set()
     if m["iris_grey"] < t["min_iris_grey"]:
         failed.add("too_dark")
@@ -438,6 +470,8 @@ def _checks(m: Mapping[str, float], t: Mapping[str, float]) -> list[str]:
         failed.add("look_at_camera")
     if m["usable_iris_area"] < t["min_usable_iris_area"]:
         failed.add("open_wider")
+    if m["noise_grey"] > t["max_noise_grey"]:
+        failed.add("grainy")
     if m["motion_blur_px"] > t["max_motion_blur_px"]:
         failed.add("hold_still")
     if m["edge_width_px"] > t["max_edge_width_px"]:
@@ -463,6 +497,7 @@ def _closest_to_failing(m: Mapping[str, float], t: Mapping[str, float]) -> str:
         "out_of_focus": t["max_edge_width_px"] / max(m["edge_width_px"], eps),
         "too_dark": m["iris_grey"] / max(t["min_iris_grey"], eps),
         "too_bright": t["max_iris_grey"] / max(m["iris_grey"], eps),
+        "grainy": t["max_noise_grey"] / max(m["noise_grey"], eps),
     }
     return min(margins, key=lambda code: margins[code])
 
@@ -505,5 +540,5 @@ def assess_iris(image: np.ndarray, thresholds: Mapping[str, float] | None = None
         # Circles found on something that is not an eye (skin texture, a shadow) are not
         # reported: the officer is told there is no eye, the overlay draws nothing.
         metrics = {"eye_found": 0.0}
-    score = _score(metrics) if metrics.get("eye_found") else 0.0
+    score = _score(metrics, t) if metrics.get("eye_found") else 0.0
     return judge(IrisReport, score, metrics, _checks(metrics, t), t, _closest_to_failing)

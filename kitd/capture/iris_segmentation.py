@@ -1,11 +1,14 @@
 """Segmentation for the iris assessor: where the pupil, the limbus, the lids and the reflections are.
 
-Its one job: locate the eye's parts in one grey near-infrared frame: the pupil (coarse, then
-fine, and how wide its edge is), the limbus, where the eyelids begin on the rubber sheet, and
-the specular reflections that lie on the iris. Turning what it finds into the report's
-metrics, the score and the checks is :mod:`kitd.capture.iris_quality`'s. It may import numpy,
-cv2 and :mod:`kitd.capture.iris_geometry` only. Its constants were set with the assessor's,
-on synthetic eyes of seeds 1-5 (see :mod:`kitd.capture.iris_quality`).
+Its one job: locate the eye's parts in one grey near-infrared frame of any size: the pupil
+(coarse, then fine, and how wide its edge is), the limbus, the lids' margins as curves
+across the iris, the specular reflections that lie on the iris, and how noisy the sensor
+is. Turning what it finds into the report's metrics, the score and the checks is
+:mod:`kitd.capture.iris_quality`'s. It may import numpy, cv2 and
+:mod:`kitd.capture.iris_geometry` only. Its lengths are relative to the eye (radii of the
+pupil or the iris), so that finding the eye never depends on the camera's size checks; its
+constants were set on synthetic eyes and on the development half of the hand-marked IITD
+eyes (see :mod:`kitd.capture.iris_quality` and groundtruth/).
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ import cv2
 import numpy as np
 
 from kitd.capture.iris_geometry import (
-    annulus,
     aspect,
     circle_below,
+    circle_with_prior,
     edge_profiles,
     median,
     percentile,
@@ -28,6 +31,7 @@ from kitd.capture.iris_geometry import (
     robust_circle,
     robust_ellipse,
     sample,
+    solve3,
     step_strength,
     unit_rays,
 )
@@ -39,6 +43,15 @@ LIMBUS_STEP_DEG = 4.0
 # index the same cells, so all of them take it from here.
 ANNULUS_ANGLES = 120
 ANNULUS_RADII = 20
+# The limbus (set on the development half of the IITD eyes, see groundtruth/):
+LIMBUS_MIN_PUPIL_RATIO = 0.12  # the smallest pupil, as a share of the iris radius, looked for
+LIMBUS_FOOT = 0.9  # an edge point sits where its step has fallen to this share of its peak
+# Real limbi sit a little below their pupils: by 0.06 iris radii (median of the marked
+# development eyes); the side arcs' own evidence weighs against this guess as if it were a
+# fifth of their points' worth.
+LIMBUS_BELOW_PUPIL = 0.06
+LIMBUS_PRIOR_WEIGHT = 0.1
+LIMBUS_BOTTOM_TOLERANCE = 0.05  # lower-sector points this close (iris radii) to the sides' circle are limbus
 MIN_SPOT_PX = 12  # smallest specular spot taken for the illuminator's reflection (the simulated one: ~40)
 
 
@@ -50,20 +63,50 @@ def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tupl
     sy, sx = small.shape
     fx, fy = frame_width / sx, frame_height / sy
     hist = np.bincount(small.ravel(), minlength=256)
-    lo, med = percentile(hist, 0.005), percentile(hist, 0.5)
+    # The darkest grey is the darkest 3 x 3 patch once specks brighter than their
+    # surround (the illuminator's glint in the pupil) are opened away: a small eye in a wide
+    # view has a pupil of a few dozen pixels, under any percentile of the frame.
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    lo = float(cv2.blur(cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel), (3, 3)).min())
+    med = percentile(hist, 0.5)
     if med - lo < 12:
         return None  # a flat frame: nothing dark stands out
     integral = cv2.integral(small, sdepth=cv2.CV_64F)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     best, best_score = None, 0.0
     min_r = max(2.0, 0.012 * sx)  # pupils smaller than ~8 px of a 640 px frame are not looked for
     for level in (0.2, 0.35, 0.5):
         threshold = lo + level * (med - lo)
         dark = (small <= threshold).astype(np.uint8)
         dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, kernel)
-        count, _, stats, _ = cv2.connectedComponentsWithStats(dark, 8, cv2.CV_16U)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, 8, cv2.CV_16U)
+        inscribed = None
         for i in range(1, count):
             x, y, bw, bh, area = (int(v) for v in stats[i])
+            if area < math.pi * min_r * min_r:
+                continue
+            shape_r = bw / 2.0 if bh <= bw else (bw + bh) / 4.0
+            shape_y = (y + bh - shape_r) if bh < bw else (y + bh / 2.0)
+            # A pupil the lashes or the lid's dark margin touch is one blob with them, taller
+            # than the pupil and not a disk: its largest inscribed disk may be the pupil.
+            if area >= 0.9 * circle_below(shape_r, min(float(bh), 2.0 * shape_r)):
+                r_in = 0.0
+            else:
+                if inscribed is None:
+                    inscribed = cv2.distanceTransform(_holes_filled(dark), cv2.DIST_L2, 3)
+                box = inscribed[y : y + bh, x : x + bw] * (labels[y : y + bh, x : x + bw] == i)
+                r_in = float(box.max())
+                cy_in, cx_in = np.unravel_index(int(box.argmax()), box.shape)
+            if (
+                r_in > 0
+                and bh > 2.15 * r_in + 2.0
+                and r_in >= min_r
+                and _ring_contrast(small, x + cx_in + 0.5, y + cy_in + 0.5, r_in)
+                > _ring_contrast(small, x + shape_r, shape_y, shape_r)
+            ):
+                x, y = max(0, int(round(x + cx_in - r_in))), max(0, int(round(y + cy_in - r_in)))
+                bw = bh = max(1, int(round(2.0 * r_in)))
+                bw, bh = min(bw, sx - x), min(bh, sy - y)
+                area = int(round(math.pi * r_in * r_in))
             # A lid cuts a pupil's top: its width is its size. A turned eye's pupil is taller
             # than wide (up to 1.6 times: a 50 degree turn); taller still is a lash, hair or
             # a text stroke.
@@ -99,6 +142,23 @@ def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tupl
             # Higher levels would take in a dark iris with its pupil as one blob.
             break
     return best
+
+
+def _ring_contrast(small: np.ndarray, x: float, y: float, r: float) -> float:
+    """How much brighter just outside a circle is than just inside it: a pupil's edge all round."""
+    cos, sin = unit_rays(24, 0.0, 360.0)
+    outside = sample(small, x + 1.25 * r * cos, y + 1.25 * r * sin)
+    inside = sample(small, x + 0.75 * r * cos, y + 0.75 * r * sin)
+    return float(np.mean(outside - inside))
+
+
+def _holes_filled(mask: np.ndarray) -> np.ndarray:
+    """The mask with what it encloses filled: the illuminator's glint is a hole in the pupil."""
+    padded = np.pad(mask, 1)
+    outside = padded.copy()
+    flood = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
+    cv2.floodFill(outside, flood, (0, 0), 1)
+    return (padded | (1 - outside))[1:-1, 1:-1]
 
 
 @dataclass(frozen=True)
@@ -193,13 +253,19 @@ def limbus(
     """Limbus circle (frame pixels).
 
     Searched on `half`, the frame shrunk by `factor`: the limbus is a soft edge, so half the
-    pixels lose nothing and halve the work.
+    pixels lose nothing and halve the work. On each ray, the iris-to-sclera step near the
+    radius where the rays' steps add up most; each edge point then moves in to where its
+    step has fallen to LIMBUS_FOOT of its peak (the foot of the ramp, where a person puts
+    the limbus; the sclera by it brightens over many pixels). The circle is fitted to the
+    side sectors, which the lids rarely reach, with the centre drawn towards where real
+    limbi sit relative to their pupils (side arcs alone hardly tell the centre's height);
+    then the lower sector's points that lie on it (the limbus, not the lower lid) join in.
     """
     px, py, pr = (v / factor for v in pupil)
     h, w = half.shape
     cos, sin = _limbus_angles()
     r0 = 1.15 * pr + 2
-    r1 = min(pr / 0.18, 0.9 * max(w, h))
+    r1 = min(pr / LIMBUS_MIN_PUPIL_RATIO, 0.9 * max(w, h))
     if r1 <= r0 + 10:
         return None
     profiles, radii = edge_profiles(half, px, py, r0, r1, 1.0, cos, sin)
@@ -221,14 +287,221 @@ def limbus(
     keep = found > 0.25 * median(found[found > 0]) if (found > 0).any() else found > 0
     if keep.sum() < 8:
         return None
-    rr = radii[best]
+    inward = (strength < LIMBUS_FOOT * found[:, None]) & (np.arange(radii.size)[None, :] <= best[:, None])
+    foot = radii.size - 1 - np.argmax(inward[:, ::-1], axis=1)
+    foot = np.where(inward.any(axis=1), np.minimum(foot + 1, best), best)
+    rr = radii[foot]
     ex = (px + cos * rr).astype(np.float64)[keep]
     ey = (py + sin * rr).astype(np.float64)[keep]
-    fit = robust_circle(ex, ey, tolerance=max(1.5, 0.03 * peak))
-    if fit is None:
+    sides = (np.abs(sin) < 0.75)[keep]
+    prior = (px, py + LIMBUS_BELOW_PUPIL * peak)
+    circle = circle_with_prior(ex[sides], ey[sides], prior, LIMBUS_PRIOR_WEIGHT * sides.sum(), peak)
+    if circle is None:
         return None
-    cx, cy, r = fit[0]
+    on_it = np.abs(np.hypot(ex - circle[0], ey - circle[1]) - circle[2]) < LIMBUS_BOTTOM_TOLERANCE * circle[2]
+    if (on_it & ~sides).sum() >= 3:
+        circle = (
+            circle_with_prior(
+                ex[sides | on_it], ey[sides | on_it], prior, LIMBUS_PRIOR_WEIGHT * sides.sum(), peak
+            )
+            or circle
+        )
+    cx, cy, r = circle
     return cx * factor, cy * factor, r * factor
+
+
+# --- the lids ---------------------------------------------------------------------------------
+
+LID_WORK_RADIUS = 90  # px: the iris radius the lids are looked for at (a larger eye is shrunk to it)
+LID_BLUR_ALONG = 0.15  # iris radii: the blur along the rows that fades texture and single lashes
+# A lid's side differs from the iris's grey by more than this share of (iris - pupil): skin
+# is brighter, the margin and the lashes' roots darker; the iris's texture, once blurred
+# along the rows, and the shadow a lid casts on the eye under it stay within it.
+LID_NOT_IRIS = 0.4
+LID_RUN = 0.03  # iris radii of not-iris in a row that make the lid (a lash is thinner)
+LID_MIN_COLUMNS = 0.15  # share of the columns that must see a lid for there to be one
+LID_MAX_BEND = 1.0  # a lid's margin bends less than the limbus: at most this, in 1 / iris radius
+LID_COLUMNS = 40
+LID_OFF_LIMBUS = 0.01  # iris radii inside the limbus a lid must be to be one (else it is the sclera)
+LID_GAP = 0.1  # iris radii below the upper lid the lower one is looked for from (its shadow, its lashes)
+LID_BEND = 0.25  # a typical lid's bend, in 1 / iris radius
+LID_SHAPE_WEIGHT = 0.1  # the typical shape's pull, as a share of the points
+
+
+@functools.lru_cache(maxsize=1)
+def _lid_grey_points() -> tuple[np.ndarray, ...]:
+    """Where the iris's grey is read (rays 5-55 degrees below the horizontal, either side, at
+    0.3-0.7 of the way from pupil to limbus) and the pupil's (a 5 x 5 grid over its middle,
+    in pupil radii)."""
+    angles = np.radians(np.r_[5:56:5, 125:176:5]).astype(np.float32)
+    shares = np.linspace(0.3, 0.7, 5, dtype=np.float32)
+    cos = np.broadcast_to(np.cos(angles)[:, None], (angles.size, shares.size)).copy()
+    sin = np.broadcast_to(np.sin(angles)[:, None], (angles.size, shares.size)).copy()
+    across = np.linspace(-0.4, 0.4, 5, dtype=np.float32)
+    grid_x, grid_y = np.meshgrid(across, across)
+    out = (cos, sin, np.broadcast_to(shares, cos.shape).copy(), grid_x, grid_y)
+    for array in out:
+        array.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _lid_column_shares() -> np.ndarray:
+    """The columns a lid is looked for in, in iris radii from the iris centre."""
+    shares = np.linspace(-0.85, 0.85, LID_COLUMNS)
+    shares.flags.writeable = False
+    return shares
+
+
+@dataclass(frozen=True)
+class Lid:
+    """A lid's margin, a parabola in frame pixels: y = y0 + tilt * (x - x0) + bend * (x - x0) ** 2."""
+
+    x0: float
+    y0: float
+    tilt: float
+    bend: float
+
+    def moved(self, dy: float) -> Lid:
+        """The same margin, `dy` pixels lower."""
+        return Lid(self.x0, self.y0 + dy, self.tilt, self.bend)
+
+    def y_at(self, x: np.ndarray | float) -> np.ndarray | float:
+        return self.y0 + self.tilt * (x - self.x0) + self.bend * (x - self.x0) ** 2
+
+
+def eyelids(
+    g: np.ndarray, pupil: tuple[float, float, float], iris: tuple[float, float, float], skin_cut: float
+) -> tuple[Lid | None, Lid | None]:
+    """The upper and lower lids' margins across the iris, or None for a lid not over it.
+
+    Where the iris ends going up (down) from the pupil, column by column: on a copy shrunk
+    to one scale whatever the eye's size and blurred along the rows (the iris's texture and
+    single lashes fade; a lid, which runs across the eye, stays), the first run of rows
+    whose grey is not the iris's: skin above it, or the lid's dark margin and the lashes'
+    roots. A parabola through those points, robustly. Columns where the iris runs on to
+    the limbus (sclera beyond, no lid) or out of the frame give no point; with too few
+    points the lid is taken not to be over the iris. An upper lid come down over the pupil
+    (the walk starts in lid skin) is placed where, down the pupil's middle, grey no brighter
+    than `skin_cut` begins (:func:`lid_over_pupil`), and the lower lid is looked for below it.
+    """
+    h, w = g.shape
+    px, py, pr = pupil
+    ix, iy, ir = iris
+    x0, x1 = max(0, int(ix - 1.0 * ir)), min(w, int(ix + 1.0 * ir) + 2)
+    y0, y1 = max(0, int(iy - 1.1 * ir)), min(h, int(iy + 1.1 * ir) + 2)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None, None
+    scale = min(1.0, LID_WORK_RADIUS / ir)
+    cw, ch = max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale))
+    sx, sy = cw / (x1 - x0), ch / (y1 - y0)
+    work = cv2.resize(g[y0:y1, x0:x1], (cw, ch), interpolation=cv2.INTER_LINEAR)
+    radius = ir * sx
+    work = cv2.blur(work, (max(3, int(LID_BLUR_ALONG * radius)) | 1, 1)).astype(np.float32)
+    # The iris's and the pupil's greys, from the frame: the annulus's middle left and right
+    # of the pupil and a little below (a lid come down past the pupil's centre covers the
+    # rays above the horizontal); the pupil's middle.
+    cos, sin, shares, grid_x, grid_y = _lid_grey_points()
+    reach = pr + shares * (ir - pr)
+    ax = px + cos * reach
+    ay = py + sin * reach
+    on = (ax >= 0) & (ax <= w - 1) & (ay >= 0) & (ay <= h - 1)
+    if not on.any():
+        return None, None
+    iris_grey = median(sample(g, ax[on], ay[on]))
+    pupil_grey = median(sample(g, px + grid_x * pr, py + grid_y * pr))
+    not_iris_cut = LID_NOT_IRIS * max(iris_grey - pupil_grey, 8.0)
+    run = max(2, round(LID_RUN * radius))
+    # Frame coordinates of the work image's columns and rows.
+    fx = (np.arange(cw, dtype=np.float32) + 0.5) / sx + x0 - 0.5
+    fy = (np.arange(ch, dtype=np.float32) + 0.5) / sy + y0 - 0.5
+    columns = np.unique(
+        np.clip(np.rint((ix + ir * _lid_column_shares() - x0 + 0.5) * sx - 0.5), 0, cw - 1).astype(np.int64)
+    )
+    cols_x = fx[columns]
+    across = np.abs(cols_x - px)
+    pupil_half = np.sqrt(np.maximum(pr * pr - across * across, 0.0))
+    limbus_half = np.sqrt(np.maximum(ir * ir - (cols_x - ix) ** 2, 0.0))
+    # A run of `run` rows, upwards (ending at the row) and downwards (starting at it).
+    not_iris = (np.abs(work[:, columns] - iris_grey) > not_iris_cut).astype(np.uint8)
+    # Eroded along the columns: a row stays where `run` rows of not-iris end (up) or begin (down).
+    kernel = np.ones((run, 1), np.uint8)
+    up_run = cv2.erode(not_iris, kernel, anchor=(0, run - 1), borderValue=0).astype(bool)
+    down_run = cv2.erode(not_iris, kernel, anchor=(0, 0), borderValue=0).astype(bool)
+    rows = fy[:, None]
+    lids = []
+    for sign, runs in ((1.0, up_run), (-1.0, down_run)):
+        # From just outside the pupil (its edge in the columns it spans), away from it; the
+        # lower lid from below the upper one, wherever that has come down to.
+        start = py - sign * (pupil_half + 0.15 * pr + 1.0)
+        if sign < 0 and lids and lids[0] is not None:
+            start = np.maximum(start, np.asarray(lids[0].y_at(cols_x)) + LID_GAP * ir)
+        limbus_edge = iy - sign * limbus_half
+        if sign > 0:
+            ok = runs & (rows <= start[None, :]) & (rows >= limbus_edge[None, :] - 2.0 * run / sy)
+            found = ok.any(axis=0)
+            index = ch - 1 - np.argmax(ok[::-1], axis=0)  # the lowest: nearest the pupil
+            edge = fy[np.minimum(index, ch - 1)] + 0.5 / sy  # the bottom of the run's lowest row
+        else:
+            ok = runs & (rows >= start[None, :]) & (rows <= limbus_edge[None, :] + 2.0 * run / sy)
+            found = ok.any(axis=0)
+            index = np.argmax(ok, axis=0)
+            edge = fy[index] - 0.5 / sy
+        # Where the iris simply runs on to the limbus (sclera beyond) there is no lid; where
+        # the walk starts in lid, the lid is further in, over the pupil.
+        found &= sign * (edge - limbus_edge) > max(1.0, LID_OFF_LIMBUS * ir)
+        inside_lid = found & (sign * (start - edge) < 1.5 * run / sy)
+        found &= ~inside_lid
+        lid = None
+        if found.sum() >= LID_MIN_COLUMNS * columns.size:
+            lid = _robust_lid(cols_x[found].astype(np.float64), edge[found].astype(np.float64), ix, ir, sign)
+        if sign > 0 and (
+            inside_lid.sum() >= LID_MIN_COLUMNS * columns.size
+            or (lid is not None and lid.y_at(px) > py - pr + 2.0)
+        ):
+            over_pupil = lid_over_pupil(g, pupil, skin_cut)
+            if over_pupil is not None:
+                lid = (
+                    Lid(px, over_pupil, 0.0, 0.0)
+                    if lid is None
+                    else lid.moved(over_pupil - float(lid.y_at(px)))
+                )
+        lids.append(lid)
+    return lids[0], lids[1]
+
+
+def _robust_lid(xs: np.ndarray, ys: np.ndarray, centre_x: float, ir: float, sign: float) -> Lid | None:
+    """A parabola through a lid's column points, robustly: the points far off it dropped
+    and the rest refitted. Its bend and slope are drawn towards a typical lid's (LID_BEND,
+    level) as if LID_SHAPE_WEIGHT of the points said so: points on one side of the iris
+    only would otherwise bend it wildly over the other."""
+    u = (xs - centre_x) / ir
+    v = ys / ir
+    powers = np.vander(u, 5).T  # u^4, u^3, u^2, u, 1
+    moments = powers[2:] * v
+    keep = np.ones(xs.size, bool)
+    lid = None
+    for _ in range(3):
+        n = int(keep.sum())
+        if n < 4:
+            break
+        # The normal equations of v = bend u^2 + tilt u + level, with the typical shape's
+        # pull on the bend and the slope.
+        weights = keep.astype(np.float64)
+        p4, p3, p2, p1, p0 = (float(t) for t in powers @ weights)
+        m2, m1, m0 = (float(t) for t in moments @ weights)
+        pull = LID_SHAPE_WEIGHT * n
+        bend, tilt, level = solve3(
+            ((p4 + pull, p3, p2), (p3, p2 + pull, p1), (p2, p1, p0)), (m2 + pull * sign * LID_BEND, m1, m0)
+        )
+        bend = min(max(bend * sign, -0.2), LID_MAX_BEND) * sign
+        lid = Lid(centre_x, level * ir, tilt, bend / ir)
+        residual = np.abs(ir * (level + tilt * u + bend * u * u) - ys)
+        new_keep = residual <= max(2.0, 2.5 * median(residual[keep]))
+        if (new_keep == keep).all():
+            break
+        keep = new_keep
+    return lid
 
 
 # --- the pupil edge's width, the lids, reflections ---------------------------------------------
@@ -272,40 +545,6 @@ def edge_widths(g: np.ndarray, edge: PupilEdge) -> tuple[float, float] | None:
     return float(widths.min()), float(widths.max())
 
 
-def lid_edges(
-    g: np.ndarray,
-    pupil: tuple[float, float, float],
-    iris: tuple[float, float, float],
-    first: np.ndarray,
-    min_step: float,
-) -> np.ndarray:
-    """Where each annulus ray's lid begins (in annulus cells, fractional), to the pixel.
-
-    `first` is the cell where the ray's samples stop being iris-grey. A lid's margin and the
-    skin just above it are often in shadow, iris-grey themselves, so the lid truly begins a
-    few cells nearer the pupil: where, within four cells inside `first`, the grey steps up
-    from iris (or the tear film's dark line) to lid by at least `min_step`.
-    """
-    rows = np.nonzero(first < ANNULUS_RADII)[0]
-    if rows.size == 0:
-        return first
-    fine = 4  # samples per annulus cell
-    grey, _, _, u = annulus(g, pupil, iris, ANNULUS_ANGLES, ANNULUS_RADII * fine, rows)
-    step = step_strength(grey, fine)
-    cells = u[0] * ANNULUS_RADII  # each fine sample's position, in cells
-    window = (cells[None, :] >= first[rows, None] - 4.0) & (cells[None, :] <= first[rows, None] + 0.5)
-    strong = window & (step >= min_step)
-    # The innermost strong step (farther out, a glint or the skin above the lashes steps up
-    # too), at its steepest: the greatest step within a cell of where it starts.
-    start = strong.argmax(axis=1)
-    ahead = np.minimum(start[:, None] + np.arange(fine)[None, :], step.shape[1] - 1)
-    steepest = np.take_along_axis(step, ahead, axis=1).argmax(axis=1)
-    best = ahead[np.arange(rows.size), steepest]
-    out = first.copy()
-    out[rows] = np.where(strong.any(axis=1), np.minimum(cells[best], first[rows]), first[rows])
-    return out
-
-
 def lid_over_pupil(g: np.ndarray, pupil: tuple[float, float, float], skin_cut: float) -> float | None:
     """The y where an upper lid over the pupil ends, down the pupil's middle (5 columns
     averaged): from lid skin above the pupil, the first of 6 px in a row no brighter than
@@ -321,6 +560,27 @@ def lid_over_pupil(g: np.ndarray, pupil: tuple[float, float, float], skin_cut: f
         return None
     starts = np.lib.stride_tricks.sliding_window_view(dark, run).all(axis=1)
     return float(ys[starts.argmax()]) if starts.any() else None
+
+
+_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def noise_grey(g: np.ndarray, iris: tuple[float, float, float]) -> float:
+    """Sensor noise around the iris, as a standard deviation in grey levels.
+
+    Immerkaer's estimate: a 3 x 3 mask that cancels any plane and any straight edge's
+    slope leaves mostly noise; its median absolute response (robust to the texture and
+    the edges that remain) over the box round the pupil and the inner iris, every second
+    pixel, scaled to a standard deviation (the mask's norm is 6).
+    """
+    h, w = g.shape
+    ix, iy, ir = iris
+    x0, x1 = max(0, int(ix - 0.6 * ir)), min(w, int(ix + 0.6 * ir) + 1)
+    y0, y1 = max(0, int(iy - 0.6 * ir)), min(h, int(iy + 0.6 * ir) + 1)
+    if x1 - x0 < 5 or y1 - y0 < 5:
+        return 0.0
+    response = cv2.filter2D(g[y0:y1, x0:x1].astype(np.float32), -1, _NOISE_KERNEL)[1:-1:2, 1:-1:2]
+    return 1.4826 * median(np.abs(response)) / 6.0
 
 
 def reflection_on_iris(
