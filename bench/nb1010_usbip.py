@@ -23,9 +23,7 @@ def usbip_capture_times(sim: SimulatorProcess, repeat: int) -> list[float]:
     from kitd.drivers.nb1010 import NB1010Reader
     from kitd.drivers.usb_link import resolve_backend
 
-    reader = NB1010Reader.over_usb(
-        serial=None, backend=resolve_backend(sim.usbip_uri), ppi=385
-    )
+    reader = NB1010Reader.over_usb(serial=None, backend=resolve_backend(sim.usbip_uri), ppi=385)
     reader.open()
     try:
         return time_calls(lambda: capture_raw_fingerprint(reader, 5, 0), repeat)

@@ -22,6 +22,8 @@ from hil.rig import KitdProcess, SimulatorProcess
 from kitd.drivers.isdv4 import ISDV4Pad
 
 REPLUG_GOAL_S = 2.0
+
+
 def cpu_share(pid: int, seconds: float, during: threading.Thread | None = None) -> float:
     before, started = cpu_seconds(pid), time.monotonic()
     if during is not None:

@@ -11,7 +11,9 @@ further unnoticed.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from groundtruth.degraded_eyes import DEGRADATIONS
 from groundtruth.draw_iris import contact_sheet, draw_eye
 from groundtruth.iris_agreement import IITD_DIR, iitd_halves, measure, summarise
 from groundtruth.iris_marks import IITD_MARKS, load_marks
-from hil.rig import REPO
+from hil.rig import REPO, venv_script
 from kitd.capture.iris_quality import IrisReport, assess_iris
 
 ARTIFACTS = REPO / "artifacts"
@@ -173,3 +175,23 @@ def test_the_held_out_contact_sheet_is_drawn(
     target = ARTIFACTS / "iris_held_out_contact_sheet.png"
     assert cv2.imwrite(str(target), sheet)
     assert cv2.imread(str(target)).shape == sheet.shape
+
+
+def test_kitctl_judges_another_camera_s_eyes_with_its_config(
+    held_out: list[Path], held_out_reports: dict[str, IrisReport]
+) -> None:
+    """The way a technician does it (README): kitctl with the camera's checks as a config."""
+    paths = held_out[:4]
+    result = subprocess.run(
+        [venv_script("kitctl"), "quality", "iris", "--config", str(CAMERA_320), "--json", *map(str, paths)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    for path, line in zip(paths, lines, strict=True):
+        report = held_out_reports[path.name]
+        assert (line["score"], line["passed"], line["feedback"]) == (
+            report.score,
+            report.passed,
+            report.feedback,
+        )
