@@ -48,7 +48,8 @@ def median(values: np.ndarray) -> float:
 
 def _fit_circle(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float]:
     """Least-squares (Kasa) circle through points, by its 3 x 3 normal equations."""
-    mx, my = float(xs.mean()), float(ys.mean())
+    n = xs.size
+    mx, my = float(xs.sum()) / n, float(ys.sum()) / n
     u, v = xs - mx, ys - my  # centred, for a well-conditioned system
     suu, svv, suv = float(u @ u), float(v @ v), float(u @ v)
     zz = u * u + v * v
@@ -75,12 +76,32 @@ def robust_circle(
         residual = np.abs(np.hypot(xs - circle[0], ys - circle[1]) - circle[2])
         limit = max(tolerance, 2.5 * median(residual[keep]))
         new_keep = residual <= limit
-        if np.array_equal(new_keep, keep):
+        if (new_keep == keep).all():
             break
         keep = new_keep
     if circle is None or keep.sum() < 5:
         return None
     return circle, keep
+
+
+def _solve_small(m: list[list[float]], b: list[float]) -> list[float] | None:
+    """x with m x = b for a small square system, by Gaussian elimination with partial
+    pivoting on Python floats; None when m is singular."""
+    n = len(b)
+    rows = [m[i][:] + [b[i]] for i in range(n)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(rows[r][col]))
+        if abs(rows[pivot][col]) < 1e-12:
+            return None
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        for r in range(col + 1, n):
+            f = rows[r][col] / rows[col][col]
+            if f:
+                rows[r] = [x - f * y for x, y in zip(rows[r], rows[col], strict=True)]
+    x = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        x[r] = (rows[r][n] - sum(rows[r][k] * x[k] for k in range(r + 1, n))) / rows[r][r]
+    return x
 
 
 def solve3(
@@ -151,15 +172,18 @@ def _ellipse(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float, float
     """
     if len(xs) < 6:
         return None
-    mx, my = float(xs.mean()), float(ys.mean())
+    mx, my = float(xs.sum()) / xs.size, float(ys.sum()) / ys.size
     u, v = xs - mx, ys - my
     scale = float(max(np.abs(u).max(), np.abs(v).max(), 1e-6))
     u, v = u / scale, v / scale
     design = np.stack([u * u, v * v, u, v], axis=1)
-    try:  # the normal equations: numpy's least squares costs more than the arithmetic here
-        a, c, d, e = np.linalg.solve(design.T @ design, design.sum(axis=0))
-    except np.linalg.LinAlgError:
+    # The normal equations, solved by hand: numpy's solvers cost more than the arithmetic here.
+    solved = _solve_small(
+        [list(map(float, row)) for row in design.T @ design], list(map(float, design.sum(axis=0)))
+    )
+    if solved is None:
         return None
+    a, c, d, e = solved
     if a <= 0 or c <= 0:
         return None
     f = 1.0 + d * d / (4 * a) + e * e / (4 * c)
@@ -234,11 +258,16 @@ def edge_profiles(
 
 def step_strength(profiles: np.ndarray, half: int) -> np.ndarray:
     """Per sample: mean of the next `half` samples minus the mean of the previous `half`."""
-    c = np.cumsum(np.pad(profiles, ((0, 0), (1, 0))), axis=1)
-    n = profiles.shape[1]
-    out = np.zeros_like(profiles)
-    i = np.arange(half, n - half)
-    out[:, i] = ((c[:, i + half + 1] - c[:, i + 1]) - (c[:, i] - c[:, i - half])) / half
+    rows, n = profiles.shape
+    c = np.empty((rows, n + 1), np.float64)
+    c[:, 0] = 0.0
+    np.cumsum(profiles, axis=1, out=c[:, 1:])
+    out = np.zeros(profiles.shape, profiles.dtype)
+    if n > 2 * half:
+        h = half
+        out[:, h : n - h] = (
+            (c[:, 2 * h + 1 : n + 1] - c[:, h + 1 : n - h + 1]) - (c[:, h : n - h] - c[:, : n - 2 * h])
+        ) / h
     return out
 
 

@@ -609,8 +609,13 @@ def reflection_on_iris(
     x0, x1 = max(0, int(ix - ir)), min(w, int(ix + ir) + 1)
     y0, y1 = max(0, int(iy - ir)), min(h, int(iy + ir) + 1)
     mask = (g[y0:y1, x0:x1] >= spec_cut).astype(np.uint8)
-    if not mask.any():
+    bright = cv2.findNonZero(mask)
+    if bright is None or len(bright) < MIN_SPOT_PX:
         return 0.0
+    # Only the box round the bright pixels is labelled (most of the iris box is not).
+    bx, by, bw, bh = cv2.boundingRect(bright)
+    mask = mask[by : by + bh, bx : bx + bw]
+    x0, y0 = x0 + bx, y0 + by
     count, _, stats, centroids = cv2.connectedComponentsWithStats(mask, 8, cv2.CV_16U)
     cos, sin = unit_rays(16, 0.0, 360.0)
     low, high = iris_range
