@@ -315,9 +315,10 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     usable = inside & ~beyond & (grey < spec_cut)
     # Per annulus ray, the cell where a lid begins (ANNULUS_RADII: none on the ray).
     first = np.where(beyond.any(axis=1), beyond.argmax(axis=1), ANNULUS_RADII).astype(np.float64)
-    # Samples farther out stand for more area. Iris outside the frame counts as iris not
-    # seen (unless a lid hides it anyway): a frame that cuts the iris off loses it.
-    weight = pr + u * (ir - pr)
+    # Samples farther out stand for more area. Iris outside the frame is left out: the
+    # usable area is what the lids, lashes and reflections leave (ISO/IEC 29794-6), and
+    # the frame's edges are the margins' checks (off_center), which are the camera's.
+    weight = (pr + u * (ir - pr)) * inside
     usable_area = float((weight * usable).sum() / max(weight.sum(), 1e-6))
     iris_values = grey[usable]
     # A sliver of iris between nearly closed lids says little: the grey of all the annulus
