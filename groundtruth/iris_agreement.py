@@ -25,8 +25,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 
-from groundtruth.iris_marks import IITD_MARKS, EyeMarks, circle_distance, lid_columns, load_marks, visible_lid
+from groundtruth.iris_marks import (
+    IITD_MARKS,
+    EyeMarks,
+    circle_distance,
+    lid_columns,
+    lid_curve,
+    load_marks,
+    visible_lid,
+)
 from kitd.capture.iris_quality import IrisReport, assess_iris
 
 IITD_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "iitd-iris"
@@ -83,8 +92,7 @@ def _lid_error(marks: EyeMarks, metrics: Mapping[str, float], part: str) -> floa
     name = part.replace("_lid", "")
     found_columns = lid_columns((metrics["iris_x"], metrics["iris_y"], metrics["iris_r"]))
     found = [metrics[f"{name}_eyelid_y_left"], metrics[f"{name}_eyelid_y"], metrics[f"{name}_eyelid_y_right"]]
-    curve = EyeMarks({part: list(zip(found_columns, found, strict=True))}).lid_heights(part, columns)
-    assert curve is not None
+    curve = [float(y) for y in np.polyval(lid_curve(list(zip(found_columns, found, strict=True))), columns)]
     marked = visible_lid(heights, columns, limbus, part)
     seen = visible_lid(curve, columns, limbus, part)
     return max(abs(a - b) for a, b in zip(marked, seen, strict=True))

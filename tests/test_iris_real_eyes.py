@@ -52,9 +52,15 @@ def held_out() -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def held_out_reports(held_out: list[Path]) -> dict[str, IrisReport]:
+def held_out_images(held_out: list[Path]) -> dict[str, np.ndarray]:
+    """Each held-out eye, read once for every test of the module."""
+    return {path.name: grey(path) for path in held_out}
+
+
+@pytest.fixture(scope="module")
+def held_out_reports(held_out_images: dict[str, np.ndarray]) -> dict[str, IrisReport]:
     checks = camera_checks()
-    return {path.name: assess_iris(grey(path), checks) for path in held_out}
+    return {name: assess_iris(image, checks) for name, image in held_out_images.items()}
 
 
 def test_the_halves_are_the_issue_s(held_out: list[Path]) -> None:
@@ -93,7 +99,10 @@ def test_held_out_eyes_are_usable_with_the_320x240_camera_s_checks(
 
 @pytest.mark.parametrize("name", sorted(DEGRADATIONS))
 def test_degraded_copies_score_lower_and_say_why(
-    name: str, held_out: list[Path], held_out_reports: dict[str, IrisReport]
+    name: str,
+    held_out: list[Path],
+    held_out_images: dict[str, np.ndarray],
+    held_out_reports: dict[str, IrisReport],
 ) -> None:
     expected, degrade = DEGRADATIONS[name]
     checks = camera_checks()
@@ -104,7 +113,7 @@ def test_degraded_copies_score_lower_and_say_why(
         if not m.get("eye_found"):
             continue
         iris, pupil = (m["iris_x"], m["iris_y"], m["iris_r"]), (m["pupil_x"], m["pupil_y"], m["pupil_r"])
-        copy = assess_iris(degrade(grey(path), iris, pupil), checks)
+        copy = assess_iris(degrade(held_out_images[path.name], iris, pupil), checks)
         pairs += 1
         lower = copy.score < original.score or (original.score == 0 and not copy.passed)
         said = expected in copy.feedback if expected else not copy.passed
@@ -160,7 +169,7 @@ def test_development_eyes_are_found_at_any_size_and_place() -> None:
 
 
 def test_the_held_out_contact_sheet_is_drawn(
-    held_out: list[Path], held_out_reports: dict[str, IrisReport]
+    held_out: list[Path], held_out_images: dict[str, np.ndarray], held_out_reports: dict[str, IrisReport]
 ) -> None:
     """artifacts/iris_held_out_contact_sheet.png: every held-out eye, its marks in green when
     it has them, what the assessor found in magenta, its verdict in the title."""
@@ -170,7 +179,7 @@ def test_the_held_out_contact_sheet_is_drawn(
         report = held_out_reports[path.name]
         verdict = "pass" if report.passed else ",".join(report.feedback[:2])
         title = f"{path.stem} {report.score:.0f} {verdict}"
-        pictures.append(draw_eye(grey(path), marks.get(path.name), report.metrics, 1, title))
+        pictures.append(draw_eye(held_out_images[path.name], marks.get(path.name), report.metrics, 1, title))
     sheet = contact_sheet(pictures, columns=6)
     ARTIFACTS.mkdir(exist_ok=True)
     target = ARTIFACTS / "iris_held_out_contact_sheet.png"

@@ -84,9 +84,10 @@ def robust_circle(
     return circle, keep
 
 
-def _solve_small(m: list[list[float]], b: list[float]) -> list[float] | None:
-    """x with m x = b for a small square system, by Gaussian elimination with partial
-    pivoting on Python floats; None when m is singular."""
+def solve_small(m: list[list[float]], b: list[float]) -> list[float] | None:
+    """x with m x = b for a small square system (the 3 x 3 and 4 x 4 normal equations of the
+    fits here), by Gaussian elimination with partial pivoting on Python floats: numpy's
+    solvers cost more than the arithmetic on systems this small. None when m is singular."""
     n = len(b)
     rows = [m[i][:] + [b[i]] for i in range(n)]
     for col in range(n):
@@ -102,23 +103,6 @@ def _solve_small(m: list[list[float]], b: list[float]) -> list[float] | None:
     for r in range(n - 1, -1, -1):
         x[r] = (rows[r][n] - sum(rows[r][k] * x[k] for k in range(r + 1, n))) / rows[r][r]
     return x
-
-
-def solve3(
-    m: tuple[tuple[float, float, float], ...], b: tuple[float, float, float]
-) -> tuple[float, float, float]:
-    """x with m x = b for a 3 x 3 system, by Cramer's rule (numpy's solver costs more than
-    the arithmetic on these small systems); zeros when m is singular."""
-    (a11, a12, a13), (a21, a22, a23), (a31, a32, a33) = m
-    c11, c12, c13 = a22 * a33 - a23 * a32, a23 * a31 - a21 * a33, a21 * a32 - a22 * a31
-    det = a11 * c11 + a12 * c12 + a13 * c13
-    if abs(det) < 1e-12:
-        return 0.0, 0.0, 0.0
-    b1, b2, b3 = b
-    x1 = (b1 * c11 + a12 * (a23 * b3 - b2 * a33) + a13 * (b2 * a32 - a22 * b3)) / det
-    x2 = (a11 * (b2 * a33 - a23 * b3) + b1 * c12 + a13 * (a21 * b3 - b2 * a31)) / det
-    x3 = (a11 * (a22 * b3 - b2 * a32) + a12 * (b2 * a31 - a21 * b3) + b1 * c13) / det
-    return x1, x2, x3
 
 
 def circle_with_prior(
@@ -144,14 +128,17 @@ def circle_with_prior(
             return circle
         suu, svv, suv, su, sv, suz, svz, sz = (float(t) for t in terms @ keep.astype(np.float64))
         # The guess pulls a and b towards 0 (the centre it names).
-        a, b, k = solve3(
-            (
-                (4 * suu + pull / 9.0, 4 * suv, 2 * su),
-                (4 * suv, 4 * svv + pull, 2 * sv),
-                (2 * su, 2 * sv, float(n)),
-            ),
-            (2 * suz, 2 * svz, sz),
+        solved = solve_small(
+            [
+                [4 * suu + pull / 9.0, 4 * suv, 2 * su],
+                [4 * suv, 4 * svv + pull, 2 * sv],
+                [2 * su, 2 * sv, float(n)],
+            ],
+            [2 * suz, 2 * svz, sz],
         )
+        if solved is None:
+            return circle
+        a, b, k = solved
         r2 = k + a * a + b * b
         if r2 <= 0:
             return circle
@@ -177,8 +164,8 @@ def _ellipse(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float, float
     scale = float(max(np.abs(u).max(), np.abs(v).max(), 1e-6))
     u, v = u / scale, v / scale
     design = np.stack([u * u, v * v, u, v], axis=1)
-    # The normal equations, solved by hand: numpy's solvers cost more than the arithmetic here.
-    solved = _solve_small(
+    # The normal equations.
+    solved = solve_small(
         [list(map(float, row)) for row in design.T @ design], list(map(float, design.sum(axis=0)))
     )
     if solved is None:

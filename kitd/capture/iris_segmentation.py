@@ -31,7 +31,7 @@ from kitd.capture.iris_geometry import (
     robust_circle,
     robust_ellipse,
     sample,
-    solve3,
+    solve_small,
     step_strength,
     unit_rays,
 )
@@ -491,9 +491,12 @@ def _robust_lid(xs: np.ndarray, ys: np.ndarray, centre_x: float, ir: float, sign
         p4, p3, p2, p1, p0 = (float(t) for t in powers @ weights)
         m2, m1, m0 = (float(t) for t in moments @ weights)
         pull = LID_SHAPE_WEIGHT * n
-        bend, tilt, level = solve3(
-            ((p4 + pull, p3, p2), (p3, p2 + pull, p1), (p2, p1, p0)), (m2 + pull * sign * LID_BEND, m1, m0)
+        solved = solve_small(
+            [[p4 + pull, p3, p2], [p3, p2 + pull, p1], [p2, p1, p0]], [m2 + pull * sign * LID_BEND, m1, m0]
         )
+        if solved is None:
+            break
+        bend, tilt, level = solved
         bend = min(max(bend * sign, -0.2), LID_MAX_BEND) * sign
         lid = Lid(centre_x, level * ir, tilt, bend / ir)
         residual = np.abs(ir * (level + tilt * u + bend * u * u) - ys)
