@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from bench.stats import summary_ms, time_calls
+from groundtruth.fingerprint_agreement import SETS, fixed_scores, load_prints, spearman
 from hil.synthetic_finger import render_finger
 from kitd.capture.fingerprint_quality import assess_fingerprint
 
@@ -56,19 +57,6 @@ def _nfiq2() -> Callable[[np.ndarray], float] | None:
     return score
 
 
-def _ranks(values: list[float]) -> np.ndarray:
-    a = np.asarray(values, dtype=np.float64)
-    r = np.empty(len(a))
-    r[np.argsort(a, kind="stable")] = np.arange(len(a))
-    for value in np.unique(a):
-        r[a == value] = r[a == value].mean()
-    return r
-
-
-def _spearman(x: list[float], y: list[float]) -> float:
-    return float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
-
-
 def _pad_to(image: np.ndarray, size: int, fill: int = 255) -> np.ndarray:
     h, w = image.shape
     top, left = (size - h) // 2, (size - w) // 2
@@ -99,22 +87,19 @@ def _time(fn: Callable[[], object], repeat: int) -> list[float]:
     return time_calls(fn, repeat)
 
 
-def _correlation(nfiq2: Callable[[np.ndarray], float], smoke: bool) -> None:
-    if not FVC.is_dir():
-        print(f"  Spearman: skipped, no FVC2002 DB1_B prints at {FVC}")
+def _correlation(smoke: bool) -> None:
+    prints = load_prints(FIXTURES)
+    if not prints:
+        print(f"  Spearman: skipped, no FVC2002 prints with NFIQ 2 references under {FIXTURES}")
         return
-    for label, fingers in (("held-out 106-110", range(106, 111)), ("calibration 101-105", range(101, 106))):
-        paths = [p for p in sorted(FVC.glob("*.tif")) if int(p.stem.split("_")[0]) in fingers]
-        if smoke:
-            paths = paths[::4]
-        ours, theirs = [], []
-        for path in paths:
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            ours.append(assess_fingerprint(image, 500.0).score)
-            theirs.append(nfiq2(image))
-        subset = " (smoke: every 4th print, not the figure)" if smoke else ""
-        rho = _spearman(ours, theirs)
-        print(f"  Spearman (our score vs NFIQ 2), {label}, n={len(paths)}{subset}: {rho:.3f}")
+    if smoke:
+        prints = prints[::4]
+    scores, _ = fixed_scores(prints, FIXTURES)
+    subset = " (smoke: every 4th print, not the figure)" if smoke else ""
+    for name in (*SETS, "pooled"):
+        chosen = [i for i, p in enumerate(prints) if name in ("pooled", p.set)]
+        rho = spearman([scores[i] for i in chosen], [prints[i].nfiq2 for i in chosen])
+        print(f"  Spearman (our score vs NFIQ 2), {name}, n={len(chosen)}{subset}: {rho:.3f}")
 
 
 def run(smoke: bool) -> None:
@@ -139,8 +124,7 @@ def run(smoke: bool) -> None:
                 print(f"    NFIQ 2 (nbis-py):   {summary_ms(theirs)}")
                 ratio = statistics.median(theirs) / statistics.median(ours)
                 print(f"    speed ratio: ours is {ratio:.0f}x faster")
-        if nfiq2 is not None:
-            _correlation(nfiq2, smoke)
+        _correlation(smoke)
     finally:
         cv2.setNumThreads(threads)
 

@@ -1,0 +1,254 @@
+"""How well the fingerprint score ranks and gates prints like NFIQ 2, finger by finger.
+
+Its one job: fit :data:`kitd.capture.fingerprint_quality.SCORE_MODEL` to the NFIQ 2
+references of FVC2002 DB1_B (optical) and DB4_B (synthetic SFinGe), and measure it
+honestly on so few prints: leave one finger out (fit on 19 fingers, score the 8 prints
+of the 20th), pooled over the 20 fingers. It reports Spearman's rank correlation with
+NFIQ 2 with a bootstrap 90% interval (fingers resampled, since a finger's 8 prints are
+not independent) for each set and pooled, and the gate against NFIQ 2 as counts.
+
+    python -m groundtruth.fingerprint_agreement [--fixed] [--json]
+
+``--fixed`` scores with the constants as shipped, no refitting, through
+``assess_fingerprint`` alone, so an older tree (``PYTHONPATH=<old tree>``) reports its
+own model in the same table as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+REFERENCES = REPO / "tests" / "data"
+SETS: tuple[str, ...] = ("db1b", "db4b")
+FVC_PPI = 500.0
+# NFIQ 2 bands of the gate table: good (>= 50), fair (30-49), poor (< 30).
+GOOD_NFIQ2 = 50.0
+POOR_NFIQ2 = 30.0
+BANDS: tuple[str, ...] = (">=50", "30-49", "<30")
+
+
+@dataclass
+class Print:
+    """One print: where it is from, its NFIQ 2 and (once measured) our metrics."""
+
+    set: str
+    file: str
+    finger: str  # unique across sets, e.g. "db4b-103"
+    nfiq2: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def load_prints(fixtures: Path = FIXTURES, references: Path = REFERENCES) -> list[Print]:
+    """The prints of every set whose folder and NFIQ 2 reference are present."""
+    prints = []
+    for name in SETS:
+        folder = fixtures / f"fvc2002-{name}"
+        table = references / f"nfiq2_fvc2002_{name}.csv"
+        if not folder.is_dir() or not table.is_file():
+            continue
+        with table.open() as fh:
+            for row in csv.DictReader(line for line in fh if not line.startswith("#")):
+                prints.append(Print(name, row["file"], f"{name}-{row['finger']}", float(row["nfiq2"])))
+    return prints
+
+
+def read_print(fixtures: Path, p: Print) -> np.ndarray:
+    image = cv2.imread(str(fixtures / f"fvc2002-{p.set}" / p.file), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise FileNotFoundError(f"cannot read {p.set}/{p.file}")
+    return image
+
+
+def measure(prints: Sequence[Print], fixtures: Path = FIXTURES) -> None:
+    """Fill in each print's metrics (the slow part: once per print)."""
+    from kitd.capture.fingerprint_quality import fingerprint_metrics
+
+    for p in prints:
+        p.metrics = fingerprint_metrics(read_print(fixtures, p), FVC_PPI)
+
+
+# --- statistics ----------------------------------------------------------------------
+
+
+def ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks 0..n-1, ties sharing their mean rank (as Spearman's rho needs)."""
+    a = np.asarray(values, dtype=np.float64)
+    r = np.empty(len(a))
+    r[np.argsort(a, kind="stable")] = np.arange(len(a))
+    for value in np.unique(a):
+        tied = a == value
+        r[tied] = r[tied].mean()
+    return r
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (0 when either side is constant)."""
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return 0.0
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def bootstrap_interval(
+    x: Sequence[float], y: Sequence[float], groups: Sequence[str], rounds: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """90% interval of Spearman's rho, resampling whole groups (fingers) with replacement."""
+    xa, ya, ga = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
+    members = [np.flatnonzero(ga == g) for g in np.unique(ga)]
+    rng = np.random.default_rng(seed)
+    rhos = []
+    for _ in range(rounds):
+        picked = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        rhos.append(spearman(xa[picked], ya[picked]))
+    low, high = np.percentile(rhos, [5.0, 95.0])
+    return float(low), float(high)
+
+
+# --- the model -------------------------------------------------------------------------
+
+
+def fit_score_model(prints: Sequence[Print]) -> dict[str, float]:
+    """Least squares of NFIQ 2 on the knees times (1, each feature of the model)."""
+    from kitd.capture.fingerprint_quality import SCORE_MODEL, degradation_factor, score_features
+
+    keys = [k for k in SCORE_MODEL if k != "intercept"]
+    knees = np.array([degradation_factor(p.metrics) for p in prints])
+    features = [score_features(p.metrics) for p in prints]
+    columns = [knees] + [knees * np.array([f[k] for f in features]) for k in keys]
+    design = np.column_stack(columns)
+    target = np.array([p.nfiq2 for p in prints])
+    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
+    return {"intercept": float(solution[0]), **{k: float(w) for k, w in zip(keys, solution[1:], strict=True)}}
+
+
+def cross_validated_scores(prints: Sequence[Print]) -> list[float]:
+    """Each print scored by the model fitted without its finger."""
+    from kitd.capture.fingerprint_quality import score_from_metrics
+
+    scores = [0.0] * len(prints)
+    for finger in sorted({p.finger for p in prints}):
+        model = fit_score_model([p for p in prints if p.finger != finger])
+        for i, p in enumerate(prints):
+            if p.finger == finger:
+                scores[i] = score_from_metrics(p.metrics, model)
+    return scores
+
+
+def cross_validated_passes(prints: Sequence[Print], scores: Sequence[float]) -> list[bool]:
+    """The gate's verdict (checks and min_score, defaults) on each cross-validated score."""
+    from kitd.capture.fingerprint_quality import judge_fingerprint
+
+    return [judge_fingerprint(p.metrics, s).passed for p, s in zip(prints, scores, strict=True)]
+
+
+def fixed_scores(prints: Sequence[Print], fixtures: Path = FIXTURES) -> tuple[list[float], list[bool]]:
+    """Scores and verdicts of the shipped model as it stands, no refitting."""
+    from kitd.capture.fingerprint_quality import assess_fingerprint
+
+    reports = [assess_fingerprint(read_print(fixtures, p), FVC_PPI) for p in prints]
+    return [r.score for r in reports], [r.passed for r in reports]
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+def band(nfiq2: float) -> str:
+    return BANDS[0] if nfiq2 >= GOOD_NFIQ2 else BANDS[1] if nfiq2 >= POOR_NFIQ2 else BANDS[2]
+
+
+def gate_table(prints: Sequence[Print], passed: Sequence[bool]) -> dict[str, dict[str, int]]:
+    """Counts of pass and fail in each NFIQ 2 band."""
+    table = {b: {"pass": 0, "fail": 0} for b in BANDS}
+    for p, ok in zip(prints, passed, strict=True):
+        table[band(p.nfiq2)]["pass" if ok else "fail"] += 1
+    return table
+
+
+def agreement(prints: Sequence[Print], scores: Sequence[float], passed: Sequence[bool]) -> dict[str, object]:
+    """Spearman with its interval per set and pooled, and the gate tables."""
+    out: dict[str, object] = {}
+    for name in (*SETS, "pooled"):
+        chosen = [i for i, p in enumerate(prints) if name in ("pooled", p.set)]
+        if not chosen:
+            continue
+        x = [scores[i] for i in chosen]
+        y = [prints[i].nfiq2 for i in chosen]
+        low, high = bootstrap_interval(x, y, [prints[i].finger for i in chosen])
+        out[name] = {
+            "prints": len(chosen),
+            "fingers": len({prints[i].finger for i in chosen}),
+            "spearman": round(spearman(x, y), 3),
+            "interval_90": [round(low, 3), round(high, 3)],
+            "gate": gate_table([prints[i] for i in chosen], [passed[i] for i in chosen]),
+        }
+    return out
+
+
+def _share(table: dict[str, dict[str, int]], row: str, column: str) -> str:
+    n = table[row]["pass"] + table[row]["fail"]
+    return f"{table[row][column]}/{n} ({100.0 * table[row][column] / n:.0f}%)" if n else "-"
+
+
+def print_report(result: dict[str, object], label: str, out: Callable[[str], None] = print) -> None:
+    out(f"{label}:")
+    for name in (*SETS, "pooled"):
+        entry = result.get(name)
+        if not isinstance(entry, dict):
+            continue
+        low, high = entry["interval_90"]
+        out(
+            f"  {name:7s} {entry['prints']:3d} prints, {entry['fingers']:2d} fingers: "
+            f"Spearman {entry['spearman']:.3f} (90% {low:.3f}-{high:.3f})"
+        )
+        table = entry["gate"]
+        out(
+            f"          gate: NFIQ 2 >=50 passed {_share(table, '>=50', 'pass')}; "
+            f"30-49 passed {_share(table, '30-49', 'pass')}; <30 failed {_share(table, '<30', 'fail')}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fixtures", type=Path, default=FIXTURES)
+    parser.add_argument("--fixed", action="store_true", help="the shipped constants, no refitting")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    prints = load_prints(args.fixtures)
+    if not prints:
+        print(f"no FVC2002 prints with NFIQ 2 references under {args.fixtures}", file=sys.stderr)
+        return 1
+    if args.fixed:
+        scores, passed = fixed_scores(prints, args.fixtures)
+        result = agreement(prints, scores, passed)
+        label = "shipped model, fixed constants"
+    else:
+        measure(prints, args.fixtures)
+        scores = cross_validated_scores(prints)
+        result = agreement(prints, scores, cross_validated_passes(prints, scores))
+        result["model_fitted_on_all"] = fit_score_model(prints)
+        label = "leave one finger out (fit on 19 fingers, score the 20th), pooled"
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print_report(result, label)
+    if "model_fitted_on_all" in result:
+        model = result["model_fitted_on_all"]
+        assert isinstance(model, dict)
+        print("  fitted on all prints (SCORE_MODEL): " + ", ".join(f"{k} {v:.4f}" for k, v in model.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
