@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kitd.capture import fingerprint_quality, iris_quality, signature_quality
 from kitd.drivers.registry import BAUD_RATES, DriverSettings, device_kind
@@ -27,6 +28,27 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
     ("api.host", str, "127.0.0.1", "Address the local HTTP API listens on."),
     ("api.port", int, 8080, "Port of the HTTP API; 0 picks a free one (written to data_dir/api.port)."),
     ("log.level", str, "info", "Lowest level logged to stderr: debug, info, warning, error."),
+    ("kit.id", str, "", "This kit's name in its bundles and logs; empty: the host name."),
+    (
+        "kit.region_code",
+        str,
+        "",
+        "The region the kit serves, 4 digits (province and regency, as NIK digits 1-4); an order "
+        "whose NIK names another region is imported with a warning. Empty: no check.",
+    ),
+    (
+        "kit.timezone",
+        str,
+        "Asia/Jakarta",
+        "The kit's day for appointment lists (IANA zone: Asia/Jakarta WIB, Asia/Makassar WITA, "
+        "Asia/Jayapura WIT).",
+    ),
+    (
+        "auth.max_pin_failures",
+        int,
+        5,
+        "Wrong PINs in a row that lock an officer until a supervisor unlocks them.",
+    ),
     (
         "usb_backend",
         str,
@@ -273,6 +295,16 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         values[key] = value
     if values["log.level"] not in LOG_LEVELS:
         raise ConfigError(f"{where}config key 'log.level': expected one of {', '.join(LOG_LEVELS)}")
+    region = values["kit.region_code"]
+    if region and not (len(region) == 4 and region.isascii() and region.isdigit()):
+        raise ConfigError(f"{where}config key 'kit.region_code': expected 4 digits or empty, got {region!r}")
+    if not _known_zone(values["kit.timezone"]):
+        raise ConfigError(
+            f"{where}config key 'kit.timezone': unknown time zone {values['kit.timezone']!r} "
+            "(e.g. Asia/Jakarta, Asia/Makassar, Asia/Jayapura)"
+        )
+    if values["auth.max_pin_failures"] < 1:
+        raise ConfigError(f"{where}config key 'auth.max_pin_failures': must be 1 or more")
     if not 0 <= values["api.port"] <= 65535:
         raise ConfigError(f"{where}config key 'api.port': {values['api.port']} is not a port")
     for key in POSITIVE_KEYS:
@@ -293,6 +325,14 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         raise ConfigError(f"{where}config key 'signature.baud': expected one of {rates}")
     devices = _parse_devices(device_tables, where)
     return KitConfig(values=values, devices=devices, source=source)
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _check_threshold(where: str, key: str, value: Any) -> None:

@@ -15,11 +15,12 @@ import argparse
 import sys
 
 from kitd import __version__
-from kitd.cli import capture, devices, quality
+from kitd.cli import capture, devices, officers, orders, quality
 from kitd.errors import ConfigError
+from kitd.store.database import DatabaseError
 
 # Command-group modules, in the order their help is shown.
-COMMAND_GROUPS = (devices, capture, quality)
+COMMAND_GROUPS = (devices, capture, quality, officers, orders)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"kitctl: {exc}\n")
         return 2
+    except DatabaseError as exc:
+        sys.stderr.write(f"kitctl: {exc}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("kitctl: interrupted\n")
         return 130

@@ -1,0 +1,90 @@
+"""kitctl officers: the kit's officers, managed on the kit itself.
+
+The first supervisor is made here (nobody can sign in before one exists); later a
+supervisor does the same through the API. Works on the database in data_dir
+directly, whether or not the daemon runs (SQLite takes turns). A PIN is asked twice
+on the terminal; ``--pin-stdin`` reads it from one line of standard input instead
+(for scripts), and without it a PIN is never read from a pipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from kitd.cli.options import add_config_option, config_from_args
+from kitd.store.database import database_path, open_database
+from kitd.store.officers import ROLES, OfficerError, OfficerRoll, pin_problem
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("officers", help="add, list, unlock, reset PINs of, deactivate officers")
+    sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
+    add = sub.add_parser("add", help="add an officer (the first supervisor too)")
+    add.add_argument("--nip", required=True, help="18-digit NIP")
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--pin-stdin", action="store_true", help="read the PIN from one line of stdin")
+    listing = sub.add_parser("list", help="every officer, active or not")
+    listing.add_argument("--json", action="store_true")
+    for action, text in (
+        ("unlock", "let a locked officer sign in again"),
+        ("reset-pin", "give an officer a new PIN (also unlocks)"),
+        ("deactivate", "stop an officer signing in (kept for the audit log)"),
+    ):
+        one = sub.add_parser(action, help=text)
+        one.add_argument("nip")
+        if action == "reset-pin":
+            one.add_argument("--pin-stdin", action="store_true", help="read the PIN from one line of stdin")
+    for child in sub.choices.values():
+        add_config_option(child)
+    parser.set_defaults(func=run)
+
+
+def read_pin(from_stdin: bool) -> str:
+    """A new PIN: one stdin line with --pin-stdin, else asked twice on the terminal."""
+    if from_stdin:
+        pin = sys.stdin.readline().strip()
+    else:
+        if not sys.stdin.isatty():
+            raise OfficerError("stdin is not a terminal: type the PIN on one, or pass --pin-stdin")
+        pin = getpass.getpass("PIN (6 digits): ")
+        if getpass.getpass("PIN again: ") != pin:
+            raise OfficerError("the two PINs differ")
+    problem = pin_problem(pin)
+    if problem:
+        raise OfficerError(problem)
+    return pin
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    conn = open_database(database_path(config.data_dir))
+    roll = OfficerRoll(conn, config["auth.max_pin_failures"])
+    try:
+        if args.action == "add":
+            roll.check_new(args.nip, args.name, args.role)  # before asking for a PIN
+            officer = roll.add(args.nip, args.name, args.role, read_pin(args.pin_stdin))
+            print(f"added {officer.role} {officer.name} ({officer.nip})")
+        elif args.action == "list":
+            officers = roll.list()
+            if args.json:
+                print(json.dumps([o.to_json() for o in officers], indent=2))
+            for o in [] if args.json else officers:
+                state = "inactive" if not o.active else "locked" if o.locked else "active"
+                print(f"{o.nip}  {o.role:10s}  {state:8s}  {o.name}")
+        elif args.action == "unlock":
+            print(f"unlocked {roll.unlock(args.nip).nip}")
+        elif args.action == "reset-pin":
+            roll.get(args.nip)
+            print(f"new PIN set for {roll.reset_pin(args.nip, read_pin(args.pin_stdin)).nip}")
+        elif args.action == "deactivate":
+            print(f"deactivated {roll.deactivate(args.nip).nip}")
+    except OfficerError as exc:
+        print(f"kitctl officers {args.action}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    return 0

@@ -1,0 +1,99 @@
+"""The kit's one SQLite database in data_dir, opened safely and migrated in order.
+
+Its one job: :func:`open_database` returns a connection with write-ahead logging,
+``synchronous=FULL`` (a committed row survives a power cut), foreign keys enforced,
+and every migration of :data:`MIGRATIONS` applied that ``PRAGMA user_version`` says
+is missing, each in its own transaction. Later issues append migrations; a shipped
+one is never edited.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from kitd.errors import KitError
+
+DATABASE_NAME = "kitd.sqlite3"
+# How long a writer waits for another (kitctl beside the daemon) before failing.
+BUSY_TIMEOUT_S = 10.0
+
+# Migration N (1-based) brings the database from user_version N-1 to N.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: officers and work orders (issue 20).
+    """
+    CREATE TABLE officers (
+        nip TEXT PRIMARY KEY CHECK (length(nip) = 18),
+        name TEXT NOT NULL CHECK (length(name) > 0),
+        role TEXT NOT NULL CHECK (role IN ('officer', 'supervisor', 'technician')),
+        active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        pin_hash TEXT NOT NULL,
+        pin_failures INTEGER NOT NULL DEFAULT 0,
+        locked INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1)),
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE work_orders (
+        order_id TEXT PRIMARY KEY,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done')),
+        -- The order as imported (personal data: erased when its visit ends).
+        content TEXT,
+        appointment_start TEXT,
+        imported_at TEXT NOT NULL
+    );
+    CREATE INDEX work_orders_pending ON work_orders (status, appointment_start);
+    """,
+)
+
+
+class DatabaseError(KitError):
+    """The database cannot be opened or migrated (names the file)."""
+
+
+def database_path(data_dir: Path) -> Path:
+    return Path(data_dir) / DATABASE_NAME
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the database at ``path``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn)
+    except (OSError, sqlite3.Error) as exc:
+        raise DatabaseError(f"database {path}: {exc}") from None
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the missing migrations; return the resulting version."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise DatabaseError(
+            f"database is at version {version}, newer than this kitd knows ({len(MIGRATIONS)})"
+        )
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a migration (executescript would commit on its own)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s]

@@ -1,0 +1,195 @@
+"""The kit's officers: who they are, their role, and their PIN, kept only as a hash.
+
+Its one job: :class:`OfficerRoll` adds officers, checks a sign-in PIN (locking the
+officer after ``max_pin_failures`` wrong PINs in a row until a supervisor unlocks),
+resets PINs, unlocks and deactivates. Officers are never deleted: the audit log
+names them. PINs are 6 digits, hashed with Argon2id (argon2-cffi); the parameters
+are :data:`PIN_HASHING` (about 170 ms a check on a 2-core x86 build machine).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from kitd.errors import KitError
+from kitd.identity_numbers import nip_problems
+
+ROLES: tuple[str, ...] = ("officer", "supervisor", "technician")
+PIN_LENGTH = 6
+# Argon2id, 64 MiB, 2 passes, 1 lane: a guess costs ~170 ms on this machine and more
+# on the kit, so a stolen database does not give up a 6-digit PIN in minutes per core
+# (10^6 guesses take ~2 CPU-days), while a sign-in still feels immediate.
+PIN_HASHING = {"time_cost": 2, "memory_cost": 65536, "parallelism": 1}
+
+
+class OfficerError(KitError):
+    """A request about an officer that cannot be done (names the NIP and why)."""
+
+
+class UnknownOfficer(OfficerError):
+    pass
+
+
+class WrongPin(OfficerError):
+    pass
+
+
+class OfficerLocked(OfficerError):
+    pass
+
+
+class OfficerInactive(OfficerError):
+    pass
+
+
+@dataclass(frozen=True)
+class Officer:
+    """An officer as the API shows them (never the PIN hash)."""
+
+    nip: str
+    name: str
+    role: str
+    active: bool
+    locked: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "nip": self.nip,
+            "name": self.name,
+            "role": self.role,
+            "active": self.active,
+            "locked": self.locked,
+        }
+
+
+def pin_problem(pin: object) -> str | None:
+    if not isinstance(pin, str) or len(pin) != PIN_LENGTH or not (pin.isascii() and pin.isdigit()):
+        return f"PIN must be {PIN_LENGTH} digits"
+    return None
+
+
+def _officer(row: sqlite3.Row) -> Officer:
+    return Officer(row["nip"], row["name"], row["role"], bool(row["active"]), bool(row["locked"]))
+
+
+class OfficerRoll:
+    """Officers in the kit's database."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, max_pin_failures: int = 5, hasher: PasswordHasher | None = None
+    ):
+        self.conn = conn
+        self.max_pin_failures = max_pin_failures
+        self.hasher = hasher or PasswordHasher(**PIN_HASHING)
+        self._stand_in_hash: str | None = None  # checked against for unknown NIPs
+
+    def check_new(self, nip: str, name: str, role: str) -> None:
+        """OfficerError when an officer with these details cannot be added."""
+        problems = nip_problems(nip)
+        if problems:
+            raise OfficerError(problems[0])
+        if not isinstance(name, str) or not name.strip():
+            raise OfficerError("name must not be empty")
+        if role not in ROLES:
+            raise OfficerError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if self.conn.execute("SELECT 1 FROM officers WHERE nip = ?", (nip,)).fetchone():
+            raise OfficerError(f"officer {nip} already exists")
+
+    def add(self, nip: str, name: str, role: str, pin: str) -> Officer:
+        self.check_new(nip, name, role)
+        problem = pin_problem(pin)
+        if problem:
+            raise OfficerError(problem)
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        try:
+            self.conn.execute(
+                "INSERT INTO officers (nip, name, role, pin_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                (nip, name.strip(), role, self.hasher.hash(pin), now),
+            )
+        except sqlite3.IntegrityError:
+            raise OfficerError(f"officer {nip} already exists") from None
+        return self.get(nip)
+
+    def get(self, nip: str) -> Officer:
+        row = self.conn.execute("SELECT * FROM officers WHERE nip = ?", (nip,)).fetchone()
+        if row is None:
+            raise UnknownOfficer(f"no officer with NIP {nip}")
+        return _officer(row)
+
+    def list(self) -> list[Officer]:
+        return [_officer(r) for r in self.conn.execute("SELECT * FROM officers ORDER BY name, nip")]
+
+    def count(self, role: str | None = None) -> int:
+        if role is None:
+            return int(self.conn.execute("SELECT count(*) FROM officers").fetchone()[0])
+        return int(self.conn.execute("SELECT count(*) FROM officers WHERE role = ?", (role,)).fetchone()[0])
+
+    def check_pin(self, nip: str, pin: str) -> Officer:
+        """The officer when ``pin`` is theirs; else WrongPin, OfficerLocked, ...
+
+        Every wrong PIN counts, whatever its shape; the count resets on a right one.
+        The hash is checked even for an unknown NIP, so the time taken does not tell
+        which NIPs exist.
+        """
+        row = self.conn.execute("SELECT * FROM officers WHERE nip = ?", (nip,)).fetchone()
+        pin_text = pin if isinstance(pin, str) else ""
+        if row is None:
+            if self._stand_in_hash is None:
+                self._stand_in_hash = self.hasher.hash("stand-in")
+            self._verify(self._stand_in_hash, pin_text)
+            raise UnknownOfficer("NIP or PIN is wrong")
+        if not row["active"]:
+            raise OfficerInactive(f"officer {nip} is deactivated")
+        if row["locked"]:
+            raise OfficerLocked(
+                f"officer {nip} is locked after {self.max_pin_failures} wrong PINs: a supervisor must unlock"
+            )
+        if self._verify(row["pin_hash"], pin_text):
+            self.conn.execute("UPDATE officers SET pin_failures = 0 WHERE nip = ?", (nip,))
+            if self.hasher.check_needs_rehash(row["pin_hash"]):
+                self.conn.execute(
+                    "UPDATE officers SET pin_hash = ? WHERE nip = ?", (self.hasher.hash(pin_text), nip)
+                )
+            return _officer(row)
+        failures = int(row["pin_failures"]) + 1
+        locked = failures >= self.max_pin_failures
+        self.conn.execute(
+            "UPDATE officers SET pin_failures = ?, locked = ? WHERE nip = ?", (failures, int(locked), nip)
+        )
+        if locked:
+            raise OfficerLocked(
+                f"officer {nip} is locked after {failures} wrong PINs: a supervisor must unlock"
+            )
+        raise WrongPin("NIP or PIN is wrong")
+
+    def _verify(self, pin_hash: str, pin: str) -> bool:
+        try:
+            return bool(self.hasher.verify(pin_hash, pin))
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def unlock(self, nip: str) -> Officer:
+        self.get(nip)
+        self.conn.execute("UPDATE officers SET locked = 0, pin_failures = 0 WHERE nip = ?", (nip,))
+        return self.get(nip)
+
+    def reset_pin(self, nip: str, pin: str) -> Officer:
+        problem = pin_problem(pin)
+        if problem:
+            raise OfficerError(problem)
+        self.get(nip)
+        self.conn.execute(
+            "UPDATE officers SET pin_hash = ?, locked = 0, pin_failures = 0 WHERE nip = ?",
+            (self.hasher.hash(pin), nip),
+        )
+        return self.get(nip)
+
+    def deactivate(self, nip: str) -> Officer:
+        self.get(nip)
+        self.conn.execute("UPDATE officers SET active = 0 WHERE nip = ?", (nip,))
+        return self.get(nip)

@@ -1,0 +1,305 @@
+"""Work orders: the visits an office sends, checked row by row and kept while pending.
+
+Its one job: read orders (a JSON array, or CSV whose header names nested fields with
+dots: ``address.rt``), check each against ``work_order.schema.json`` and the rules of
+Indonesian identity numbers, store the good ones in the kit's database and report
+the bad ones by row and reason; list the pending ones for a day. A row is numbered
+from 1 in the order the file gives them (a CSV's header is not a row).
+
+Orders hold personal data in the clear: only pending ones keep it (a later issue
+erases an order's personal fields when its visit ends).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jsonschema import Draft202012Validator
+
+from kitd.errors import KitError
+from kitd.identity_numbers import kk_problems, nik_problems
+
+SCHEMA_PATH = Path(__file__).with_name("work_order.schema.json")
+MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_ROWS = 10_000
+
+
+class OrdersRefused(KitError):
+    """A whole file refused (too big, too many rows, not JSON or CSV): says why."""
+
+
+@lru_cache(maxsize=1)
+def work_order_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(work_order_schema())
+
+
+@dataclass
+class ImportReport:
+    """What an import did, in the API's shape (``to_json``)."""
+
+    imported: int = 0
+    unchanged: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "imported": self.imported,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "warnings": self.warnings,
+        }
+
+
+# --- reading files -----------------------------------------------------------------------
+
+
+def parse_orders(data: bytes, name: str = "") -> list[Any]:
+    """The rows of a JSON array or a CSV file (by content; ``name`` only for messages)."""
+    label = f"{name}: " if name else ""
+    if len(data) > MAX_FILE_BYTES:
+        raise OrdersRefused(f"{label}{len(data)} bytes is over the {MAX_FILE_BYTES} byte limit (10 MB)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise OrdersRefused(f"{label}not UTF-8 text") from None
+    if text.lstrip().startswith(("[", "{")):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OrdersRefused(f"{label}not valid JSON: {exc}") from None
+        if not isinstance(rows, list):
+            raise OrdersRefused(f"{label}expected a JSON array of orders")
+    else:
+        rows = _csv_rows(text, label)
+    if len(rows) > MAX_ROWS:
+        raise OrdersRefused(f"{label}{len(rows)} rows is over the {MAX_ROWS} row limit")
+    return rows
+
+
+def _csv_rows(text: str, label: str) -> list[dict[str, Any]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise OrdersRefused(f"{label}empty file") from None
+    except csv.Error as exc:
+        raise OrdersRefused(f"{label}not valid CSV: {exc}") from None
+    names = [h.strip() for h in header]
+    if "order_id" not in names:
+        raise OrdersRefused(f"{label}CSV header has no order_id column (got: {', '.join(names)})")
+    rows = []
+    try:
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue  # blank line
+            row: dict[str, Any] = {}
+            for i, name in enumerate(names):
+                value = cells[i].strip() if i < len(cells) else ""
+                if value == "" or not name:
+                    continue  # an empty cell is an absent field
+                _put_dotted(row, name, value)
+            if len(cells) > len(names):
+                row["_extra_cells"] = len(cells) - len(names)
+            rows.append(row)
+    except csv.Error as exc:
+        raise OrdersRefused(f"{label}not valid CSV at line {reader.line_num}: {exc}") from None
+    return rows
+
+
+def _put_dotted(row: dict[str, Any], dotted: str, value: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = row
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[leaf] = value
+
+
+# --- checking one order ------------------------------------------------------------------
+
+
+def _field(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _parse_date(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _parse_instant(value: str) -> dt.datetime | None:
+    try:
+        instant = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return instant if instant.tzinfo is not None else None
+
+
+def check_order(
+    order: Any, region_code: str = "", today: dt.date | None = None
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """``(errors, warnings)``, each ``{"field", "message"}``, for one order."""
+    if not isinstance(order, Mapping):
+        return [{"field": "", "message": "an order must be an object"}], []
+    today = today or dt.date.today()
+    errors = []
+    if "_extra_cells" in order:
+        errors.append({"field": "", "message": f"{order['_extra_cells']} more cells than the header has"})
+        order = {k: v for k, v in order.items() if k != "_extra_cells"}
+    for error in sorted(_validator().iter_errors(order), key=lambda e: list(e.absolute_path)):
+        where = _field(error.absolute_path)
+        if error.validator == "required":
+            missing = error.message.split("'")[1] if "'" in error.message else ""
+            where = f"{where}.{missing}" if where else missing
+            errors.append({"field": where, "message": "is required"})
+        elif error.validator == "additionalProperties":
+            errors.append({"field": where, "message": error.message})
+        elif error.validator == "pattern":
+            errors.append({"field": where, "message": f"{error.instance!r} does not have the expected form"})
+        else:
+            errors.append({"field": where, "message": error.message})
+    bad = {e["field"] for e in errors}
+    birth_date = None
+    if isinstance(order.get("birth_date"), str) and "birth_date" not in bad:
+        birth_date = _parse_date(order["birth_date"])
+        if birth_date is None:
+            errors.append({"field": "birth_date", "message": f"{order['birth_date']} is not a calendar date"})
+        elif birth_date > today:
+            errors.append({"field": "birth_date", "message": f"{order['birth_date']} is in the future"})
+            birth_date = None
+    sex = order.get("sex") if "sex" not in bad else None
+    if isinstance(order.get("nik"), str) and "nik" not in bad:
+        errors += [{"field": "nik", "message": m} for m in nik_problems(order["nik"], birth_date, sex)]
+    if isinstance(order.get("kk"), str) and "kk" not in bad:
+        errors += [{"field": "kk", "message": m} for m in kk_problems(order["kk"], today)]
+    errors += _appointment_errors(order.get("appointment"), bad)
+    warnings = []
+    nik = order.get("nik")
+    if region_code and isinstance(nik, str) and len(nik) >= 4 and nik[:4] != region_code:
+        warnings.append(
+            {
+                "field": "nik",
+                "message": f"NIK region {nik[:4]} is not this kit's region {region_code} "
+                "(a NIK keeps the region of first registration; people move)",
+            }
+        )
+    return errors, warnings
+
+
+def _appointment_errors(appointment: Any, bad: set[str]) -> list[dict[str, str]]:
+    if not isinstance(appointment, Mapping):
+        return []
+    errors = []
+    instants = {}
+    for key in ("start", "end"):
+        value = appointment.get(key)
+        if isinstance(value, str) and f"appointment.{key}" not in bad:
+            instant = _parse_instant(value)
+            if instant is None:
+                errors.append(
+                    {
+                        "field": f"appointment.{key}",
+                        "message": f"{value!r} is not ISO 8601 with a UTC offset (2026-12-01T09:00:00+07:00)",
+                    }
+                )
+            else:
+                instants[key] = instant
+    if len(instants) == 2 and instants["end"] <= instants["start"]:
+        errors.append({"field": "appointment.end", "message": "must be after appointment.start"})
+    return errors
+
+
+# --- storing ---------------------------------------------------------------------------
+
+
+def _canonical(order: Mapping[str, Any]) -> str:
+    return json.dumps(order, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _utc_start(order: Mapping[str, Any]) -> str | None:
+    appointment = order.get("appointment")
+    if not isinstance(appointment, Mapping):
+        return None
+    instant = _parse_instant(str(appointment.get("start", "")))
+    return instant.astimezone(dt.UTC).isoformat() if instant else None
+
+
+def import_orders(
+    conn: sqlite3.Connection, rows: list[Any], region_code: str = "", today: dt.date | None = None
+) -> ImportReport:
+    """Check every row and store the good ones in one transaction."""
+    report = ImportReport()
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for number, order in enumerate(rows, start=1):
+            order_id = order.get("order_id") if isinstance(order, Mapping) else None
+            order_id = order_id if isinstance(order_id, str) else None
+            errors, warnings = check_order(order, region_code, today)
+            report.warnings += [{"row": number, "order_id": order_id, **w} for w in warnings]
+            if not errors:
+                content = _canonical(order)
+                kept = conn.execute(
+                    "SELECT content FROM work_orders WHERE order_id = ?", (order_id,)
+                ).fetchone()
+                if kept is None:
+                    conn.execute(
+                        "INSERT INTO work_orders (order_id, content, appointment_start, imported_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        (order_id, content, _utc_start(order), now),
+                    )
+                    report.imported += 1
+                    continue
+                if kept["content"] == content:
+                    report.unchanged += 1
+                    continue
+                errors = [
+                    {
+                        "field": "order_id",
+                        "message": f"order {order_id} was already imported with different content",
+                    }
+                ]
+            report.rejected.append({"row": number, "order_id": order_id, "errors": errors})
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return report
+
+
+def pending_orders(conn: sqlite3.Connection, day: dt.date, timezone: str) -> list[dict[str, Any]]:
+    """Pending orders: those with an appointment on ``day`` (the kit's day) first, by start,
+    then the rest by appointment (orders without one last)."""
+    zone = ZoneInfo(timezone)
+    rows = conn.execute(
+        "SELECT order_id, content, appointment_start FROM work_orders WHERE status = 'pending'"
+    ).fetchall()
+
+    def sort_key(row: sqlite3.Row) -> tuple[int, str, str]:
+        start = row["appointment_start"]
+        if start is None:
+            return (2, "", row["order_id"])
+        local_day = dt.datetime.fromisoformat(start).astimezone(zone).date()
+        return (0 if local_day == day else 1, start, row["order_id"])
+
+    return [json.loads(r["content"]) for r in sorted(rows, key=sort_key)]

@@ -1,0 +1,252 @@
+"""The kit's database, officers and work orders (kitd/store/), on a real SQLite file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+
+from hil.sample_orders import orders_csv, sample_order
+from kitd.store.database import MIGRATIONS, DatabaseError, open_database
+from kitd.store.officers import OfficerError, OfficerLocked, OfficerRoll, UnknownOfficer, WrongPin
+from kitd.store.work_orders import (
+    MAX_ROWS,
+    OrdersRefused,
+    check_order,
+    import_orders,
+    parse_orders,
+    pending_orders,
+)
+
+TODAY = dt.date(2026, 11, 29)
+SUPERVISOR_NIP = "197503152000031001"
+OFFICER_NIP = "198001012005011002"
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> sqlite3.Connection:
+    conn = open_database(tmp_path / "kitd.sqlite3")
+    yield conn
+    conn.close()
+
+
+# --- database ------------------------------------------------------------------------
+
+
+def test_database_is_durable_and_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "kitd.sqlite3"
+    conn = open_database(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
+    open_database(path).close()  # reopening applies nothing twice
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(DatabaseError, match="newer than this kitd knows"):
+        open_database(path)
+
+
+def test_unusable_database_path_is_named(tmp_path: Path) -> None:
+    (tmp_path / "kitd.sqlite3").write_bytes(b"this is not a database, it is a text file" * 100)
+    with pytest.raises(DatabaseError, match="kitd.sqlite3"):
+        open_database(tmp_path / "kitd.sqlite3")
+
+
+# --- officers ------------------------------------------------------------------------
+
+FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # unit tests only
+
+
+def test_pins_are_stored_only_as_argon2id_hashes(db: sqlite3.Connection) -> None:
+    roll = OfficerRoll(db, hasher=FAST)
+    roll.add(SUPERVISOR_NIP, "Siti Aminah", "supervisor", "482913")
+    stored = db.execute("SELECT pin_hash FROM officers").fetchone()[0]
+    assert stored.startswith("$argon2id$") and "482913" not in stored
+    assert roll.check_pin(SUPERVISOR_NIP, "482913").role == "supervisor"
+    # The shipped parameters, as the daemon uses them.
+    real = OfficerRoll(db)
+    real.reset_pin(SUPERVISOR_NIP, "111222")
+    assert "m=65536,t=2,p=1" in db.execute("SELECT pin_hash FROM officers").fetchone()[0]
+    assert real.check_pin(SUPERVISOR_NIP, "111222").nip == SUPERVISOR_NIP
+
+
+def test_bad_officers_are_refused(db: sqlite3.Connection) -> None:
+    roll = OfficerRoll(db, hasher=FAST)
+    roll.add(SUPERVISOR_NIP, "Siti", "supervisor", "482913")
+    with pytest.raises(OfficerError, match="already exists"):
+        roll.add(SUPERVISOR_NIP, "Siti", "supervisor", "482913")
+    with pytest.raises(OfficerError, match="birth date"):
+        roll.add("197513152000031001", "X", "officer", "482913")
+    with pytest.raises(OfficerError, match="role"):
+        roll.add(OFFICER_NIP, "X", "admin", "482913")
+    with pytest.raises(OfficerError, match="6 digits"):
+        roll.add(OFFICER_NIP, "X", "officer", "12345")
+    with pytest.raises(OfficerError, match="6 digits"):
+        roll.add(OFFICER_NIP, "X", "officer", "12345a")
+    with pytest.raises(OfficerError, match="name"):
+        roll.add(OFFICER_NIP, "  ", "officer", "123456")
+
+
+def test_wrong_pins_lock_until_unlocked(db: sqlite3.Connection) -> None:
+    roll = OfficerRoll(db, max_pin_failures=3, hasher=FAST)
+    roll.add(OFFICER_NIP, "Budi", "officer", "135790")
+    with pytest.raises(WrongPin):
+        roll.check_pin(OFFICER_NIP, "000000")
+    roll.check_pin(OFFICER_NIP, "135790")  # a right PIN resets the count
+    for _ in range(2):
+        with pytest.raises(WrongPin):
+            roll.check_pin(OFFICER_NIP, "000000")
+    with pytest.raises(OfficerLocked, match="supervisor must unlock"):
+        roll.check_pin(OFFICER_NIP, "999999")
+    with pytest.raises(OfficerLocked):  # even the right PIN, once locked
+        roll.check_pin(OFFICER_NIP, "135790")
+    assert roll.get(OFFICER_NIP).locked
+    roll.unlock(OFFICER_NIP)
+    assert roll.check_pin(OFFICER_NIP, "135790").nip == OFFICER_NIP
+    with pytest.raises(UnknownOfficer):
+        roll.check_pin("199001012015011003", "135790")
+
+
+def test_deactivated_officers_are_kept_but_cannot_sign_in(db: sqlite3.Connection) -> None:
+    roll = OfficerRoll(db, hasher=FAST)
+    roll.add(OFFICER_NIP, "Budi", "officer", "135790")
+    roll.deactivate(OFFICER_NIP)
+    assert [o.active for o in roll.list()] == [False]
+    with pytest.raises(OfficerError, match="deactivated"):
+        roll.check_pin(OFFICER_NIP, "135790")
+
+
+# --- work orders -----------------------------------------------------------------------
+
+
+def fields(errors: list[dict[str, str]]) -> set[str]:
+    return {e["field"] for e in errors}
+
+
+def test_a_good_order_passes() -> None:
+    assert check_order(sample_order(), "3576", TODAY) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "says"),
+    [
+        ({"sex": "L"}, "nik", "disagreeing with sex L"),
+        ({"birth_date": "1948-03-08"}, "nik", "disagrees with birth_date 1948-03-08"),
+        ({"birth_date": "1948-02-30"}, "birth_date", "not a calendar date"),
+        ({"birth_date": "2030-01-01"}, "birth_date", "future"),
+        ({"nik": "3576014703480000"}, "nik", "0000"),
+        ({"nik": "35760147034800"}, "nik", "expected form"),
+        ({"kk": "3576013002150003"}, "kk", "issue date"),
+        ({"sex": "W"}, "sex", "is not one of"),
+        ({"category": "lain"}, "category", "is not one of"),
+        ({"kind": "renew"}, "kind", "is not one of"),
+        (
+            {"appointment": {"start": "2026-12-01T09:00:00", "end": "2026-12-01T10:00:00+07:00"}},
+            "appointment.start",
+            "UTC offset",
+        ),
+        (
+            {"appointment": {"start": "2026-12-01T10:00:00+07:00", "end": "2026-12-01T09:00:00+07:00"}},
+            "appointment.end",
+            "after",
+        ),
+        ({"colour": "red"}, "", "Additional properties"),
+    ],
+)
+def test_bad_fields_are_named(changes: dict[str, Any], field: str, says: str) -> None:
+    errors, _ = check_order(sample_order(**changes), "", TODAY)
+    assert field in fields(errors) and any(says in e["message"] for e in errors), errors
+
+
+def test_missing_fields_are_named() -> None:
+    broken = sample_order()
+    del broken["kk"]
+    del broken["address"]["rt"]
+    errors, _ = check_order(broken, "", TODAY)
+    assert {"kk", "address.rt"} <= fields(errors)
+    assert all(e["message"] == "is required" for e in errors if e["field"] in ("kk", "address.rt"))
+
+
+def test_another_region_warns_and_never_rejects(db: sqlite3.Connection) -> None:
+    moved = sample_order("MJK-009", nik="3515011208550002", birth_date="1955-08-12", sex="L")
+    errors, warnings = check_order(moved, "3576", TODAY)
+    assert errors == [] and fields(warnings) == {"nik"} and "3515" in warnings[0]["message"]
+    report = import_orders(db, [moved], "3576", TODAY)
+    assert report.imported == 1 and report.rejected == [] and report.warnings[0]["row"] == 1
+
+
+@pytest.mark.parametrize("form", ["json", "csv"])
+def test_mixed_good_and_bad_rows(db: sqlite3.Connection, form: str) -> None:
+    rows = [
+        sample_order("MJK-001"),
+        sample_order("MJK-002", sex="L"),  # disagrees with the NIK
+        sample_order(
+            "MJK-003", nik="3576011208550002", birth_date="1955-08-12", sex="L", category="disabilitas"
+        ),
+        sample_order("MJK-004", kk="3576012005150000"),
+    ]
+    data = json.dumps(rows).encode() if form == "json" else orders_csv(rows)
+    parsed = parse_orders(data)
+    report = import_orders(db, parsed, "3576", TODAY).to_json()
+    assert report["imported"] == 2 and report["unchanged"] == 0
+    assert [(r["row"], r["order_id"]) for r in report["rejected"]] == [(2, "MJK-002"), (4, "MJK-004")]
+    assert fields(report["rejected"][0]["errors"]) == {"nik"}
+    assert fields(report["rejected"][1]["errors"]) == {"kk"}
+    # The same file again: nothing new; a changed order under a known id is rejected.
+    again = import_orders(db, parsed, "3576", TODAY)
+    assert (again.imported, again.unchanged) == (0, 2)
+    changed = import_orders(db, [sample_order("MJK-001", note="pagi saja")], "3576", TODAY)
+    assert changed.rejected[0]["errors"][0]["field"] == "order_id"
+    assert "different content" in changed.rejected[0]["errors"][0]["message"]
+
+
+def test_csv_and_json_give_the_same_sample_order() -> None:
+    assert parse_orders(orders_csv([sample_order()])) == parse_orders(json.dumps([sample_order()]).encode())
+
+
+def test_whole_files_refused_with_the_reason() -> None:
+    with pytest.raises(OrdersRefused, match="row limit"):
+        parse_orders(json.dumps([{}] * (MAX_ROWS + 1)).encode())
+    with pytest.raises(OrdersRefused, match="10 MB"):
+        parse_orders(b"[" + b" " * (10 * 1024 * 1024) + b"]")
+    with pytest.raises(OrdersRefused, match="not valid JSON"):
+        parse_orders(b'[{"order_id": ')
+    with pytest.raises(OrdersRefused, match="JSON array"):
+        parse_orders(b'{"order_id": "x"}')
+    with pytest.raises(OrdersRefused, match="order_id column"):
+        parse_orders(b"nik,name\n1,2\n")
+    with pytest.raises(OrdersRefused, match="UTF-8"):
+        parse_orders(b"order_id\n\xff\xfe\n")
+
+
+def test_garbage_rows_are_rejected_not_crashed(db: sqlite3.Connection) -> None:
+    report = import_orders(db, [42, None, "x", [], {"order_id": 7}], "", TODAY)
+    assert report.imported == 0 and len(report.rejected) == 5
+
+
+def test_pending_orders_of_the_kits_day_come_first(db: sqlite3.Connection) -> None:
+    def at(order_id: str, start: str, end: str) -> dict[str, Any]:
+        return sample_order(order_id, appointment={"start": start, "end": end})
+
+    rows = [
+        at("LATER", "2026-12-03T08:00:00+07:00", "2026-12-03T09:00:00+07:00"),
+        at("TODAY-PM", "2026-12-01T14:00:00+07:00", "2026-12-01T15:00:00+07:00"),
+        # 23:30 UTC on 30 Nov is 06:30 on 1 Dec in Jakarta: the kit's day, not UTC's.
+        at("TODAY-AM", "2026-11-30T23:30:00+00:00", "2026-12-01T00:30:00+00:00"),
+        sample_order("NONE", appointment=None),
+        at("EARLIER", "2026-11-30T09:00:00+07:00", "2026-11-30T10:00:00+07:00"),
+    ]
+    rows[3].pop("appointment")
+    assert import_orders(db, rows, "", TODAY).imported == 5
+    listed = [o["order_id"] for o in pending_orders(db, dt.date(2026, 12, 1), "Asia/Jakarta")]
+    assert listed == ["TODAY-AM", "TODAY-PM", "EARLIER", "LATER", "NONE"]
+    in_utc = [o["order_id"] for o in pending_orders(db, dt.date(2026, 12, 1), "UTC")]
+    assert in_utc[0] == "TODAY-PM" and in_utc.index("TODAY-AM") > 1
