@@ -69,7 +69,7 @@ def run(smoke: bool) -> None:
             kitd.wait_for_status("iris", "ready")
             time.sleep(1.0)
             alone = measure(kitd, sim, seconds)
-            viewer = Viewer(kitd.url + "/api/v1/stream/iris.mjpg")
+            viewer = Viewer(kitd.url + "/api/v1/stream/iris.mjpg", kitd.token)
             time.sleep(0.5)
             shown0 = len(viewer.frames())
             watched = measure(kitd, sim, seconds)

@@ -30,9 +30,10 @@ from kitd.cli.daemon_client import DaemonClient
 POLL_S = 0.01
 
 
-def all_ready(url: str) -> bool:
+def all_ready(address: str) -> bool:
+    """Whether every device is ready, asked at ``address`` (the daemon's socket: no sign-in)."""
     try:
-        counts = DaemonClient(url).checked("GET", "/api/v1/status").json()["devices"]
+        counts = DaemonClient(address).checked("GET", "/api/v1/status").json()["devices"]
     except Exception:
         return False
     total = sum(counts.values())
@@ -69,7 +70,8 @@ def kit_sim_cold_start(timeout_s: float = 60.0) -> tuple[float, float]:
             if not seen.wait(timeout_s):
                 raise RuntimeError("kit-sim printed no URL")
             deadline = time.perf_counter() + timeout_s
-            while not all_ready(url[0]):
+            # kit-sim's kitd keeps its data (and its socket) in WORKDIR/kitd/data.
+            while not all_ready(f"unix:{Path(workdir) / 'kitd' / 'data' / 'kitd.sock'}"):
                 if time.perf_counter() > deadline:
                     raise RuntimeError("kit-sim's devices not all ready")
                 time.sleep(POLL_S)

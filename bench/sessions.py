@@ -27,7 +27,7 @@ def fingerprint_latencies(workdir: Path, repeat: int) -> tuple[list[float], list
         settings={"usb_backend": sim.usbip_uri, "log.level": "warning"},
         for_tests=False,
     ).start()
-    events = EventRecorder(kitd.url)
+    events = EventRecorder(kitd.url, kitd.token)
     latencies, intervals = [], []
     try:
         kitd.wait_for_status("fingerprint", "ready")
@@ -67,8 +67,8 @@ def iris_latencies(
         settings={"log.level": "warning", "iris.capture_timeout_s": 60.0},
         for_tests=False,
     ).start()
-    events = EventRecorder(kitd.url)
-    viewer = Viewer(kitd.url + "/api/v1/stream/iris.mjpg")
+    events = EventRecorder(kitd.url, kitd.token)
+    viewer = Viewer(kitd.url + "/api/v1/stream/iris.mjpg", kitd.token)
     latencies, intervals = [], []
     try:
         kitd.wait_for_status("iris", "ready")
@@ -81,7 +81,7 @@ def iris_latencies(
         before, started = cpu_seconds(kitd.process.pid), time.monotonic()
         time.sleep(cpu_window_s)
         with_session = (cpu_seconds(kitd.process.pid) - before) / (time.monotonic() - started)
-        more = [Viewer(kitd.url + "/api/v1/stream/iris.mjpg") for _ in range(EXTRA_VIEWERS)]
+        more = [Viewer(kitd.url + "/api/v1/stream/iris.mjpg", kitd.token) for _ in range(EXTRA_VIEWERS)]
         time.sleep(0.5)
         before, started = cpu_seconds(kitd.process.pid), time.monotonic()
         time.sleep(cpu_window_s)

@@ -16,10 +16,13 @@ from hil.rig import wait_until
 class EventRecorder:
     """Subscribes to GET /api/v1/events and keeps every event, in order."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, token: str = "") -> None:
+        """``token``: the kit's sign-in token, sent as the kitd_token cookie (as EventSource does)."""
         parts = urlsplit(base_url)
         self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        self._connection.request("GET", "/api/v1/events")
+        self._connection.request(
+            "GET", "/api/v1/events", headers={"Cookie": f"kitd_token={token}"} if token else {}
+        )
         self._response = self._connection.getresponse()
         if self._response.status != 200:
             raise RuntimeError(f"event stream answered {self._response.status}")

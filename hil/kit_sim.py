@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hil.rig import KitdProcess, SimulatorProcess
+from hil.rig import SIMULATION_OFFICERS, KitdProcess, SimulatorProcess
 
 
 @dataclass
@@ -121,6 +121,10 @@ def run_kit(args: argparse.Namespace, workdir: Path) -> int:
         channels = "  ".join(f"{k}={v}" for k, v in sim.addresses.items())
         pid = sim.process.pid if sim.process else "?"
         print(f"kit-sim: {sim.name}: {channels}  (pid {pid}, logs: {sim.log_path})")
+    print("kit-sim: officers for this simulation only (never on a kit); sign in with NIP and PIN:")
+    for officer in SIMULATION_OFFICERS:
+        role, nip, pin, name = officer["role"], officer["nip"], officer["pin"], officer["name"]
+        print(f"kit-sim:   {role:10s} NIP {nip}  PIN {pin}  {name}")
     print(f"kit-sim: config {kitd.config_path}; Ctrl-C stops everything", flush=True)
     try:
         while not stop.wait(0.5):

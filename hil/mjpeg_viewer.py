@@ -31,12 +31,15 @@ class Part:
         return int(self.headers.get(name, "0") or 0)
 
 
-def read_parts(url: str, timeout_s: float = 10.0) -> Iterator[tuple[dict[str, str], Part]]:
-    """Yield (response headers, part) for every part until the stream ends or the caller stops."""
+def read_parts(url: str, timeout_s: float = 10.0, token: str = "") -> Iterator[tuple[dict[str, str], Part]]:
+    """Yield (response headers, part) for every part until the stream ends or the caller stops.
+
+    ``token``: the kit's sign-in token, sent as the kitd_token cookie as the kiosk's browser does.
+    """
     parsed = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout_s)
     path = parsed.path + (f"?{parsed.query}" if parsed.query else "")
-    connection.request("GET", path)
+    connection.request("GET", path, headers={"Cookie": f"kitd_token={token}"} if token else {})
     response = connection.getresponse()
     headers = {k.lower(): v for k, v in response.getheaders()}
     if response.status != 200:
@@ -68,6 +71,7 @@ class Viewer:
     """Watches a stream on a thread, keeping every part (with its block code read) until stopped."""
 
     url: str
+    token: str = ""  # the kit's sign-in token (sent as the browser's cookie)
     parts: list[Part] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     error: str | None = None
@@ -79,7 +83,7 @@ class Viewer:
 
     def _run(self) -> None:
         try:
-            for headers, part in read_parts(self.url, timeout_s=30.0):
+            for headers, part in read_parts(self.url, timeout_s=30.0, token=self.token):
                 self.headers = headers
                 part.code = decode_code(part.body)
                 self.parts.append(part)

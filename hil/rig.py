@@ -22,8 +22,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from argon2 import PasswordHasher
+
 from hil.control import ControlUnreachable, parse_address, send_command
 from kitd.cli.daemon_client import DaemonClient
+from kitd.store.database import database_path, open_database
+from kitd.store.officers import OfficerRoll
 
 REPO = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -76,6 +80,34 @@ def umockdev_prefix(fixture: Path = NB1010_FIXTURE) -> list[str]:
 
 
 # Short timeouts so that failure paths in tests do not wait long.
+# Officers every rig's kitd knows, for simulation only (never on a kit): their PINs are
+# printed by kit-sim and written here in the clear.
+SIMULATION_OFFICERS: tuple[dict[str, str], ...] = (
+    {"nip": "197503152000031001", "name": "Siti Aminah (simulasi)", "role": "supervisor", "pin": "111111"},
+    {"nip": "198001012005011002", "name": "Budi Santoso (simulasi)", "role": "officer", "pin": "222222"},
+    {"nip": "198506202010121003", "name": "Dewi Lestari (simulasi)", "role": "technician", "pin": "333333"},
+)
+# Argon2id at its cheapest for the simulation's officers, so that starting a rig stays
+# quick; the daemon re-hashes a PIN with the kit's own parameters at its first sign-in.
+_SIMULATION_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def add_simulation_officers(data_dir: Path) -> None:
+    """Put :data:`SIMULATION_OFFICERS` into the database in ``data_dir`` (once)."""
+    conn = open_database(database_path(data_dir))
+    try:
+        roll = OfficerRoll(conn, hasher=_SIMULATION_HASHER)
+        for officer in SIMULATION_OFFICERS:
+            if not any(o.nip == officer["nip"] for o in roll.list()):
+                roll.add(officer["nip"], officer["name"], officer["role"], officer["pin"])
+    finally:
+        conn.close()
+
+
+def simulation_officer(role: str) -> dict[str, str]:
+    return next(o for o in SIMULATION_OFFICERS if o["role"] == role)
+
+
 TEST_SETTINGS: dict[str, Any] = {
     "log.level": "debug",
     "devices.reconnect_min_s": 0.1,
@@ -207,9 +239,11 @@ class KitdProcess:
             self.env.setdefault("KITD_LOCK_DIR", str(self.workdir / "locks"))
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.token = ""
         self.notifications: list[str] = []
 
     def start(self, timeout_s: float = 30.0) -> KitdProcess:
+        add_simulation_officers(self.data_dir)
         self._notify_dir = tempfile.mkdtemp(prefix="kitd-notify-")
         notify_path = os.path.join(self._notify_dir, "notify")
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -235,7 +269,27 @@ class KitdProcess:
             self.poll_notifications()
         port = int((self.data_dir / "api.port").read_text())
         self.url = f"http://127.0.0.1:{port}"
+        # The rig acts as the simulation's technician: every client it hands out, and
+        # kitctl run through it (KITD_TOKEN), present that token.
+        self.token = self.sign_in("technician")
+        self.env["KITD_TOKEN"] = self.token
         return self
+
+    def sign_in(self, role: str) -> str:
+        """A fresh token of the simulation officer with ``role``."""
+        officer = simulation_officer(role)
+        reply = DaemonClient(self.url).checked(
+            "POST", "/api/v1/auth/signin", {"nip": officer["nip"], "pin": officer["pin"]}
+        )
+        return str(reply.json()["token"])
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / "kitd.sock"
 
     def poll_notifications(self) -> list[str]:
         if self._notify.fileno() < 0:
@@ -252,7 +306,7 @@ class KitdProcess:
 
     @property
     def client(self) -> DaemonClient:
-        return DaemonClient(self.url)
+        return DaemonClient(self.url, self.token)
 
     def devices(self) -> dict[str, dict[str, Any]]:
         return {d["id"]: d for d in self.client.devices()}
@@ -271,13 +325,18 @@ class KitdProcess:
             raise AssertionError(f"{exc} (last {seen[0]}):\n{self.logs()}") from None
 
     def kitctl(
-        self, *args: str, timeout_s: float = 60.0, prefix: Sequence[str] = ()
+        self,
+        *args: str,
+        timeout_s: float = 60.0,
+        prefix: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess:
+        """kitctl with the rig's environment (its token in KITD_TOKEN) unless ``env`` is given."""
         return subprocess.run(
             [*prefix, venv_script("kitctl"), *args],
             capture_output=True,
             text=True,
-            env=self.env,
+            env=self.env if env is None else env,
             timeout=timeout_s,
         )
 

@@ -44,6 +44,19 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "Asia/Jayapura WIT).",
     ),
     (
+        "auth.idle_lock_s",
+        (int, float),
+        300,
+        "A sign-in token ends after this many seconds without use; the officer signs in again.",
+    ),
+    (
+        "api.socket_group",
+        str,
+        "kitd",
+        "Group of data_dir/kitd.sock (mode 0660), kitctl's way in on the kit without a token, as a "
+        "technician: membership is shell access to the kit. Left as the daemon's group if it does not exist.",
+    ),
+    (
         "auth.max_pin_failures",
         int,
         5,
@@ -167,6 +180,7 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
 ]
 
 POSITIVE_KEYS = (
+    "auth.idle_lock_s",
     "iris.width",
     "iris.height",
     "iris.fps",

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import grp
 import logging
 import os
 import signal
@@ -31,6 +32,8 @@ from kitd.logs import setup_logging
 log = logging.getLogger("kitd")
 
 PORT_FILE = "api.port"
+# kitctl's way in on the kit: no token, the caller is a technician (kitd.api.sign_in).
+SOCKET_FILE = "kitd.sock"
 FIRST_LOOK_TIMEOUT_S = 5.0
 
 
@@ -49,6 +52,25 @@ async def _watchdog(interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+async def open_socket(runner: web.AppRunner, path: Path, group: str) -> None:
+    """Serve the API on a Unix socket, mode 0660, owned by ``group`` when it exists."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # left by a daemon that did not stop cleanly; the port file says the same
+    site = web.UnixSite(runner, str(path))
+    umask = os.umask(0o117)  # born 0660: never a moment open to everyone
+    try:
+        await site.start()
+    finally:
+        os.umask(umask)
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        log.warning("group %r (api.socket_group) does not exist: %s keeps the daemon's group", group, path)
+    else:
+        os.chown(path, -1, gid)
+    os.chmod(path, 0o660)
+
+
 async def serve(config: KitConfig) -> int:
     data_dir = config.data_dir
     try:
@@ -58,6 +80,11 @@ async def serve(config: KitConfig) -> int:
 
     host, port = config["api.host"], config["api.port"]
     kit = Kit(config)
+    try:
+        kit.open_database()
+    except KitError as exc:
+        log.error("%s", exc)
+        return 1
     # handler_cancellation: a client that goes away cancels its request, so that a capture it
     # was waiting for is cancelled too and frees the device (kitd.services.slots.run_job).
     runner = web.AppRunner(make_app(kit), access_log=None, handle_signals=False, handler_cancellation=True)
@@ -72,6 +99,13 @@ async def serve(config: KitConfig) -> int:
         return 1
     bound = runner.addresses[0][1]  # the real port, when port 0 asked for any free one
     kit.set_api_url(f"http://{host}:{bound}")
+    socket_path = data_dir / SOCKET_FILE
+    try:
+        await open_socket(runner, socket_path, config["api.socket_group"])
+    except OSError as exc:
+        await runner.cleanup()
+        log.error("cannot listen on %s (kitctl's socket in data_dir): %s", socket_path, exc.strerror or exc)
+        return 1
     port_file = write_port_file(data_dir, bound)
 
     stop = asyncio.Event()
@@ -102,6 +136,8 @@ async def serve(config: KitConfig) -> int:
     await runner.cleanup()
     with contextlib.suppress(OSError):
         port_file.unlink()
+    with contextlib.suppress(OSError):
+        socket_path.unlink()
     log.info("stopped")
     return 0
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from kitd import __version__
 from kitd.config import KitConfig
@@ -21,7 +23,12 @@ from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
 from kitd.services.iris_feed import IrisFeed
 from kitd.services.sessions import LiveSessions
+from kitd.services.sign_in import SignedInOfficers
 from kitd.services.slots import STATUSES, DeviceSlot
+from kitd.store.database import DatabaseError, database_path, open_database
+from kitd.store.officers import OfficerRoll
+
+T = TypeVar("T")
 
 
 class Kit:
@@ -53,9 +60,30 @@ class Kit:
         }
         self.events = EventHub()
         self.sessions = LiveSessions(self, self.events)
+        self.signed_in = SignedInOfficers(float(config["auth.idle_lock_s"]))
+        self.database = None
+        self._officers: OfficerRoll | None = None
+        # One thread owns the database connection: queries never block the event loop,
+        # and never run two at once on the connection (a PIN check takes ~170 ms).
+        self._database_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitd-database")
         self._supervisors: list[asyncio.Task[None]] = []
         for slot in self.slots.values():
             slot.on_status = self._device_changed
+
+    def open_database(self) -> None:
+        """Open (and migrate) the kit's database in data_dir; DatabaseError names the file."""
+        self.database = open_database(database_path(self.config.data_dir))
+        self._officers = OfficerRoll(self.database, int(self.config["auth.max_pin_failures"]))
+
+    @property
+    def officers(self) -> OfficerRoll:
+        if self._officers is None:
+            raise DatabaseError("the kit's database is not open")
+        return self._officers
+
+    async def in_database(self, job: Callable[..., T], *args: Any) -> T:
+        """Run ``job(*args)`` on the database's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._database_thread, job, *args)
 
     def _device_changed(self, slot: DeviceSlot, status: str, reason: str) -> None:
         self.events.publish("device", {"device": slot.id, "status": status, "reason": reason})
@@ -121,3 +149,7 @@ class Kit:
         self.close_streams()
         for slot in self.slots.values():
             await slot.shutdown()
+        self._database_thread.shutdown(wait=True)
+        if self.database is not None:
+            self.database.close()
+            self.database = None

@@ -23,6 +23,9 @@ COMPONENTS_URI = "urn:kitd:components"
 SESSION_STATES = ["running", "captured", "confirmed", "forced", "cancelled", "failed"]
 DEVICE_STATUSES = ["ready", "busy", "disconnected", "error"]
 CATEGORIES = ["lansia", "disabilitas", "odgj", "lainnya"]
+ROLES = ["officer", "supervisor", "technician"]
+_NIP = {"type": "string", "pattern": "^[0-9]{18}$", "description": "18-digit NIP (civil servant number)."}
+_PIN = {"type": "string", "pattern": "^[0-9]{6}$", "description": "6-digit PIN."}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -265,6 +268,99 @@ SCHEMAS: dict[str, Any] = {
             "first_id": {"type": "integer", "description": "The id of the first event that follows"},
             "reason": {"type": "string"},
         },
+    },
+    "SignInRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["nip", "pin"],
+        "properties": {"nip": _NIP, "pin": _PIN},
+    },
+    "Officer": {
+        "type": "object",
+        "required": ["nip", "name", "role", "active", "locked"],
+        "properties": {
+            "nip": _NIP,
+            "name": {"type": "string"},
+            "role": {"enum": ROLES},
+            "active": {"type": "boolean", "description": "false once deactivated (never deleted)"},
+            "locked": {"type": "boolean", "description": "true after too many wrong PINs, until unlocked"},
+        },
+    },
+    "SignIn": {
+        "type": "object",
+        "required": ["token", "officer", "expires_at"],
+        "properties": {
+            "token": {"type": "string", "description": "Also set as the HttpOnly kitd_token cookie."},
+            "officer": _ref("Officer"),
+            "expires_at": {
+                "type": "string",
+                "description": "When the token ends if unused (ISO 8601, UTC); each use moves it on.",
+            },
+        },
+    },
+    "NewOfficer": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["nip", "name", "role", "pin"],
+        "properties": {
+            "nip": _NIP,
+            "name": {"type": "string", "minLength": 1},
+            "role": {"enum": ROLES},
+            "pin": _PIN,
+        },
+    },
+    "NewPin": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["pin"],
+        "properties": {"pin": _PIN},
+    },
+    "OrderImport": {
+        "type": "object",
+        "required": ["imported", "unchanged", "rejected", "warnings"],
+        "properties": {
+            "imported": {"type": "integer"},
+            "unchanged": {"type": "integer", "description": "Known order ids with the same content."},
+            "rejected": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["row", "order_id", "errors"],
+                    "properties": {
+                        "row": {"type": "integer", "description": "From 1; a CSV header is not a row."},
+                        "order_id": {"type": ["string", "null"]},
+                        "errors": {"type": "array", "items": _ref("FieldMessage")},
+                    },
+                },
+            },
+            "warnings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["row", "order_id", "field", "message"],
+                    "properties": {
+                        "row": {"type": "integer"},
+                        "order_id": {"type": ["string", "null"]},
+                        "field": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "ForbiddenError": {
+        "type": "object",
+        "required": ["error", "message", "role"],
+        "properties": {
+            "error": {"const": "forbidden"},
+            "message": {"type": "string"},
+            "role": {"enum": ROLES, "description": "The caller's role"},
+        },
+    },
+    "FieldMessage": {
+        "type": "object",
+        "required": ["field", "message"],
+        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
     },
     "DeviceEvent": {
         "type": "object",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -22,13 +23,13 @@ SESSION = {"device_id": "fingerprint", "modality": "fingerprint", "category": "l
 
 
 def send(
-    url: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    kitd: Any, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, http.client.HTTPResponse, Any]:
-    """Status, response (for its headers) and parsed JSON body of one raw request."""
-    parts = urlsplit(url)
+    """Status, response (for its headers) and parsed JSON body of one raw request (signed in)."""
+    parts = urlsplit(kitd.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
-        connection.request(method, path, body, headers or {})
+        connection.request(method, path, body, {**kitd.auth_headers, **(headers or {})})
         response = connection.getresponse()
         raw = response.read()
         return response.status, response, json.loads(raw) if raw else None
@@ -49,7 +50,7 @@ def kitd(start_kitd):  # noqa: ANN001, ANN201
 @pytest.mark.parametrize("path", [CAPTURE, SESSIONS])
 def test_json_nested_too_deeply_is_a_400_on_every_endpoint_that_reads_json(kitd, path: str) -> None:
     for deep in (b"[" * 5000 + b"]" * 5000, b'{"a":' * 3000 + b"1" + b"}" * 3000):
-        status, _, payload = send(kitd.url, "POST", path, deep, JSON)
+        status, _, payload = send(kitd, "POST", path, deep, JSON)
         assert status == 400, (path, status, payload)
         assert payload["error"] == "bad_request" and "nested too deeply" in payload["message"]
     assert "RecursionError" not in kitd.logs()
@@ -58,7 +59,7 @@ def test_json_nested_too_deeply_is_a_400_on_every_endpoint_that_reads_json(kitd,
 
 @pytest.mark.parametrize("path", [CAPTURE, SESSIONS])
 def test_a_null_body_is_not_an_object(kitd, path: str) -> None:
-    status, _, payload = send(kitd.url, "POST", path, b"null", JSON)
+    status, _, payload = send(kitd, "POST", path, b"null", JSON)
     assert status == 400, payload
     assert payload["error"] == "bad_request"
     assert "null, not an object" in payload["message"]
@@ -66,7 +67,7 @@ def test_a_null_body_is_not_an_object(kitd, path: str) -> None:
 
 def test_an_empty_capture_body_is_still_no_options(kitd) -> None:
     for headers in ({}, JSON, {"Content-Type": "text/plain"}):
-        status, _, payload = send(kitd.url, "POST", CAPTURE, b"", headers)
+        status, _, payload = send(kitd, "POST", CAPTURE, b"", headers)
         assert status == 503 and payload["error"] == "disconnected", (headers, payload)
 
 
@@ -75,14 +76,14 @@ def test_an_empty_capture_body_is_still_no_options(kitd) -> None:
 )
 def test_a_body_of_another_media_type_is_a_415(kitd, path: str, body: bytes) -> None:
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
-        status, _, payload = send(kitd.url, "POST", path, body, {"Content-Type": content_type})
+        status, _, payload = send(kitd, "POST", path, body, {"Content-Type": content_type})
         assert status == 415, (path, content_type, payload)
         assert set(payload) == {"error", "message"}
         assert payload["error"] == "unsupported_media_type"
         assert content_type in payload["message"] and "application/json" in payload["message"]
     # JSON however it is labelled, or not labelled at all, gets past the check.
     for headers in ({}, JSON, {"Content-Type": "application/json; charset=utf-8"}):
-        status, _, payload = send(kitd.url, "POST", path, body, headers)
+        status, _, payload = send(kitd, "POST", path, body, headers)
         assert status == 503, (path, headers, payload)
     documented = path.replace("fingerprint", "{id}")
     paths = kitd.client.checked("GET", "/api/v1/openapi.json").json()["paths"]
@@ -102,9 +103,9 @@ def test_raw_and_force_together_are_refused_naming_the_field(kitd) -> None:
 def test_every_405_says_what_is_allowed(kitd) -> None:
     document = kitd.client.checked("GET", "/api/v1/openapi.json").json()
     for path, item in document["paths"].items():
-        concrete = path.replace("{id}", "nope")
+        concrete = re.sub(r"\{[^}]+\}", "nope", path)
         documented = {method.upper() for method in item if method in {"get", "post", "delete"}}
-        status, response, payload = send(kitd.url, "PUT", concrete)
+        status, response, payload = send(kitd, "PUT", concrete)
         assert status == 405, (path, payload)
         assert payload["error"] == "method_not_allowed"
         allowed = {method.strip() for method in (response.getheader("Allow") or "").split(",")}
@@ -128,9 +129,10 @@ def test_kitctl_refuses_raw_with_force_in_one_line(tmp_path: Path, modality: str
         assert not out.exists()
 
 
-def first_events(url: str, headers: dict[str, str], count: int) -> list[dict[str, Any]]:
+def first_events(kitd: Any, headers: dict[str, str], count: int) -> list[dict[str, Any]]:
     """The first `count` events of GET /api/v1/events (comments skipped)."""
-    parts = urlsplit(url)
+    parts = urlsplit(kitd.url)
+    headers = {**kitd.auth_headers, **headers}
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     deadline = time.monotonic() + 10
     try:
@@ -158,10 +160,10 @@ def test_the_daemon_replays_the_events_a_reconnecting_client_missed(start_simula
     kitd = start_kitd(devices=[{"uri": "usb:298d:1010"}], settings={"usb_backend": sim.usbip_uri})
     kitd.wait_for_status("fingerprint", "ready")
     # The reader's coming `ready` was the daemon's first event, before anyone listened.
-    (replayed,) = first_events(kitd.url, {"Last-Event-ID": "0"}, 1)
+    (replayed,) = first_events(kitd, {"Last-Event-ID": "0"}, 1)
     assert replayed["id"] == "1" and replayed["event"] == "device"
     assert json.loads(replayed["data"])["status"] == "ready"
-    gap, replayed = first_events(kitd.url, {"Last-Event-ID": "41"}, 2)
+    gap, replayed = first_events(kitd, {"Last-Event-ID": "41"}, 2)
     assert gap["event"] == "gap" and "id" not in gap
     assert "restarted" in json.loads(gap["data"])["reason"]
     assert replayed["id"] == "1"

@@ -69,7 +69,7 @@ def test_a_passing_signature_not_confirmed_says_so(start_simulator, start_kitd, 
         devices=[{"uri": f"serial:{sim.addresses['serial']}"}], settings={"signature.capture_seconds": 12}
     )
     kitd.wait_for_status("signature", "ready")
-    events = EventRecorder(kitd.url)
+    events = EventRecorder(kitd.url, kitd.token)
     try:
         body = {"device_id": "signature", "modality": "signature", "category": "lainnya"}
         sid = kitd.client.checked("POST", "/api/v1/sessions", body).json()["id"]
@@ -84,7 +84,7 @@ def test_a_passing_signature_not_confirmed_says_so(start_simulator, start_kitd, 
 def test_delete_on_an_ended_session_is_a_conflict(start_simulator, start_kitd) -> None:
     sim, kitd = fingerprint_kit(start_simulator, start_kitd, [], **{"fingerprint.capture_timeout_s": 30})
     sim.control("finger off")
-    events = EventRecorder(kitd.url)
+    events = EventRecorder(kitd.url, kitd.token)
     try:
         sid = fingerprint_session(kitd)
         assert kitd.client.request("DELETE", f"/api/v1/sessions/{sid}").status == 202
@@ -99,7 +99,7 @@ def test_delete_on_an_ended_session_is_a_conflict(start_simulator, start_kitd) -
 
 def test_one_unanswered_command_does_not_fail_a_session(start_simulator, start_kitd) -> None:
     sim, kitd = fingerprint_kit(start_simulator, start_kitd, ["--condition", "good", "--seed", "4"])
-    events = EventRecorder(kitd.url)
+    events = EventRecorder(kitd.url, kitd.token)
     try:
         sim.control("fault stall")  # the session's first command gets no reply
         sid = fingerprint_session(kitd)

@@ -11,7 +11,7 @@ import time
 import urllib.parse
 
 from hil.mjpeg_viewer import Viewer
-from hil.rig import wait_until
+from hil.rig import KitdProcess, wait_until
 
 STREAM = "/api/v1/stream/iris.mjpg"
 CAPTURE = "/api/v1/devices/{}/capture"
@@ -41,7 +41,7 @@ def test_a_frame_from_before_a_disconnection_is_never_a_capture(start_simulator,
     reply = kitd.client.request("POST", "/api/v1/sessions", session)
     assert reply.status == 503 and reply.json()["error"] == "disconnected", reply.body
     # A viewer who joins now is told the camera is away, and shown no frame from before.
-    viewer = Viewer(kitd.url + STREAM)
+    viewer = Viewer(kitd.url + STREAM, kitd.token)
     try:
         wait_until(lambda: list(viewer.parts), "the first part of the preview", timeout_s=10)
         assert all(part.seq is None for part in list(viewer.parts)), [p.headers for p in list(viewer.parts)]
@@ -68,7 +68,7 @@ def test_the_camera_is_busy_for_a_second_capture_or_session(start_simulator, sta
     assert second.status == 409 and second.json()["error"] == "busy", second.body
     session = {"device_id": "iris", "modality": "iris", "category": "lainnya"}
     assert kitd.client.request("POST", "/api/v1/sessions", session).status == 409
-    viewer = Viewer(kitd.url + STREAM)  # watching is not holding: the preview goes on
+    viewer = Viewer(kitd.url + STREAM, kitd.token)  # watching is not holding: the preview goes on
     try:
         wait_until(lambda: len(viewer.frames()) >= 5, "preview frames during a capture")
     finally:
@@ -84,10 +84,11 @@ def test_the_camera_is_busy_for_a_second_capture_or_session(start_simulator, sta
     kitd.client.request("DELETE", f"/api/v1/sessions/{started.json()['id']}")
 
 
-def _post_and_hang_up(url: str, path: str, body: dict, after_s: float) -> None:
-    parsed = urllib.parse.urlsplit(url)
+def _post_and_hang_up(kitd: KitdProcess, path: str, body: dict, after_s: float) -> None:
+    parsed = urllib.parse.urlsplit(kitd.url)
     connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
-    connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **kitd.auth_headers}
+    connection.request("POST", path, json.dumps(body), headers)
     time.sleep(after_s)
     connection.close()  # the client goes away without reading an answer
 
@@ -97,7 +98,7 @@ def test_an_abandoned_capture_frees_the_reader(start_simulator, start_kitd) -> N
     sim.control("finger off")
     kitd = start_kitd(devices=[{"uri": "usb:298d:1010"}], settings={"usb_backend": sim.usbip_uri})
     kitd.wait_for_status("fingerprint", "ready")
-    _post_and_hang_up(kitd.url, CAPTURE.format("fingerprint"), {"timeout_s": 100, "raw": True}, 1.0)
+    _post_and_hang_up(kitd, CAPTURE.format("fingerprint"), {"timeout_s": 100, "raw": True}, 1.0)
     kitd.wait_for_status("fingerprint", "ready", timeout_s=10)  # not busy until a finger comes
     sim.control("finger on")
     reply = kitd.client.request("POST", CAPTURE.format("fingerprint"), {"raw": True, "timeout_s": 5})
@@ -120,7 +121,7 @@ def test_time_limits_are_capped_and_numbers_are_finite(start_simulator, start_ki
     parsed = urllib.parse.urlsplit(kitd.url)
     for raw in (b'{"timeout_s": Infinity}', b'{"timeout_s": NaN}', b"[" * 5000 + b"]" * 5000):
         connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
-        connection.request("POST", path, raw, {"Content-Type": "application/json"})
+        connection.request("POST", path, raw, {"Content-Type": "application/json", **kitd.auth_headers})
         answer = connection.getresponse()
         payload = json.loads(answer.read())
         connection.close()

@@ -49,7 +49,7 @@ def test_device_capture_and_two_previews_at_once(start_simulator, start_kitd, tm
     device = kitd.devices()["iris"]
     assert device["kind"] == "iris_camera" and device["model"] == "MJPEG stream"
     assert device["detail"]["format"] == "MJPEG" and device["detail"]["width"] == 640
-    first, second = Viewer(kitd.url + STREAM), Viewer(kitd.url + STREAM)
+    first, second = Viewer(kitd.url + STREAM, kitd.token), Viewer(kitd.url + STREAM, kitd.token)
     try:
         wait_until(lambda: len(first.frames()) > 10 and len(second.frames()) > 10, "both previews")
         outs = []
@@ -95,7 +95,7 @@ def test_device_capture_and_two_previews_at_once(start_simulator, start_kitd, tm
 def test_thirty_seconds_of_frames_are_accounted_for(start_simulator, start_kitd) -> None:
     """30 s of streaming with faults: every frame sent is delivered or reported missed (issue 7)."""
     sim, kitd = start_eye_kit(start_simulator, start_kitd)
-    viewer = Viewer(kitd.url + STREAM)
+    viewer = Viewer(kitd.url + STREAM, kitd.token)
     before = kitd.devices()["iris"]["detail"]
     try:
         wait_until(lambda: len(viewer.frames()) > 30, "the preview")
@@ -136,7 +136,7 @@ def test_thirty_seconds_of_frames_are_accounted_for(start_simulator, start_kitd)
 
 def test_simulator_restart_and_stall_resume_by_themselves(start_simulator, start_kitd) -> None:
     sim, kitd = start_eye_kit(start_simulator, start_kitd)
-    viewer = Viewer(kitd.url + STREAM)
+    viewer = Viewer(kitd.url + STREAM, kitd.token)
     try:
         wait_until(lambda: len(viewer.frames()) > 10, "the preview")
         sim.control("fault stall")

@@ -137,7 +137,7 @@ def test_gate_passes_a_good_eye_and_refuses_a_blurred_one(
 def test_preview_shows_the_overlay(start_simulator, start_kitd) -> None:
     sim, kitd = start_eye_kit(start_simulator, start_kitd)
     wait_for_the_change(kitd, set_eye(sim, eyelid=0.6))
-    viewer = Viewer(kitd.url + STREAM)
+    viewer = Viewer(kitd.url + STREAM, kitd.token)
     try:
         wait_until(lambda: len(viewer.frames()) >= 15, "15 preview frames")
         part = viewer.frames()[-1]

@@ -21,7 +21,7 @@ def rig(start_simulator, start_kitd):
         settings={"usb_backend": sim.usbip_uri, "fingerprint.capture_timeout_s": 20.0},
     )
     kitd.wait_for_status("fingerprint", "ready")
-    events = EventRecorder(kitd.url)
+    events = EventRecorder(kitd.url, kitd.token)
     yield sim, kitd, events
     events.close()
 
@@ -69,7 +69,7 @@ def test_applicant_who_never_passes_ends_forced_with_reasons(rig, start_kitd) ->
         settings={"usb_backend": sim.usbip_uri, "fingerprint.max_attempts": 3},
     )
     kitd.wait_for_status("fingerprint", "ready")
-    events = EventRecorder(kitd.url)
+    events = EventRecorder(kitd.url, kitd.token)
     sid = start_session(kitd, category="lansia")
     summary = kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()
     assert summary["max_attempts"] == 6  # lansia: twice the attempts, same thresholds
@@ -123,7 +123,7 @@ def test_iris_session_from_no_eye_through_open_wider_to_auto_capture(start_simul
         settings={"iris.read_timeout_s": 0.5, "iris.capture_timeout_s": 30.0},
     )
     kitd.wait_for_status("iris", "ready")
-    events = EventRecorder(kitd.url)
+    events = EventRecorder(kitd.url, kitd.token)
     try:
         body = {"device_id": "iris", "modality": "iris", "label": "left", "category": "odgj"}
         reply = kitd.client.request("POST", "/api/v1/sessions", body)
@@ -166,7 +166,7 @@ def test_signature_session_ended_by_the_officers_confirm(start_simulator, start_
     sim = start_simulator("hil.isdv4_sim", ["--link", str(tmp_path / "pad"), "--strokes", "3"])
     kitd = start_kitd(devices=[{"uri": f"serial:{sim.addresses['serial']}"}])
     kitd.wait_for_status("signature", "ready")
-    events = EventRecorder(kitd.url)
+    events = EventRecorder(kitd.url, kitd.token)
     try:
         body = {"device_id": "signature", "modality": "signature", "category": "lansia"}
         sid = kitd.client.checked("POST", "/api/v1/sessions", body).json()["id"]

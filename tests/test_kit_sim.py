@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -59,7 +60,12 @@ def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> No
         assert kit.started.wait(60), kit.output
         url = re.search(r"kitd serving on (http://\S+)", kit.output).group(1)
         assert re.search(r"nb1010_sim: usbip=127\.0\.0\.1:\d+ +control=127\.0\.0\.1:\d+", kit.output)
-        client = DaemonClient(url)
+        # The simulation's technician, as printed, signs in; so does kitctl with the token.
+        nip, pin = re.search(r"technician +NIP (\d{18}) +PIN (\d{6})", kit.output).groups()
+        signed_in = DaemonClient(url).checked("POST", "/api/v1/auth/signin", {"nip": nip, "pin": pin})
+        token = signed_in.json()["token"]
+        assert "for this simulation only" in kit.output
+        client = DaemonClient(url, token)
         devices = {d["id"]: d for d in client.devices()}
         assert devices["fingerprint"]["status"] == "ready"
         out = tmp_path / "finger.png"
@@ -72,6 +78,8 @@ def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> No
                 "--raw",
                 "--api",
                 url,
+                "--token",
+                token,
                 "--out",
                 str(out),
             ],
@@ -84,8 +92,15 @@ def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> No
         # The iris camera is the simulated eye, and the preview shows it.
         assert devices["iris_camera"]["status"] == "ready"
         assert re.search(r"eye_sim: http=127\.0\.0\.1:\d+ +control=127\.0\.0\.1:\d+", kit.output)
-        _, part = next(read_parts(url + "/api/v1/stream/iris.mjpg"))
-        assert part.seq is not None and decode_code(part.body) is not None
+        # The block code in the frame's corner names the simulator's frame; the overlay's
+        # message to the officer covers that corner while the scripted applicant needs one.
+        codes = []
+        for _, part in itertools.islice(read_parts(url + "/api/v1/stream/iris.mjpg", token=token), 300):
+            assert part.seq is not None
+            codes.append(decode_code(part.body))
+            if codes[-1] is not None:
+                break
+        assert codes[-1] is not None, f"no frame code read in {len(codes)} preview frames"
         pids = [int(p) for p in re.findall(r"pid (\d+)", kit.output)]
         assert len(pids) >= 2  # kitd and the reader's simulator
     finally:

@@ -16,7 +16,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from hil.rig import TEST_SETTINGS, SimulatorProcess, render_config
+from hil.rig import (
+    TEST_SETTINGS,
+    SimulatorProcess,
+    add_simulation_officers,
+    render_config,
+    simulation_officer,
+)
 from kitd.api import make_app
 from kitd.config import parse_config
 from kitd.kit import Kit
@@ -52,6 +58,9 @@ async def wait_for(condition, what: str, timeout_s: float = WAIT_S):  # noqa: AN
 
 
 async def serve(kit: Kit) -> tuple[web.AppRunner, str]:
+    kit.config.data_dir.mkdir(parents=True, exist_ok=True)
+    add_simulation_officers(kit.config.data_dir)
+    kit.open_database()
     runner = web.AppRunner(make_app(kit), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -64,7 +73,7 @@ async def serve(kit: Kit) -> tuple[web.AppRunner, str]:
 
 def owned_objects(kit: Kit) -> list[object]:
     """What one kit holds that a second kit must not share."""
-    objects: list[object] = [kit.events, kit.sessions, kit.config]
+    objects: list[object] = [kit.events, kit.sessions, kit.config, kit.signed_in, kit.officers, kit.database]
     for slot in kit.slots.values():
         objects += [slot, slot.driver, slot.cancel]
     for feed in kit.iris_feeds.values():
@@ -104,11 +113,16 @@ def test_two_kits_in_one_process_share_nothing(two_rigs) -> None:  # noqa: ANN00
             assert kit_a.slots["fingerprint"].driver is not kit_b.slots["fingerprint"].driver
 
             async with aiohttp.ClientSession() as http:
+                # Each kit signs its own officers in: a's token means nothing to b.
+                as_a, as_b = await sign_in(http, url_a), await sign_in(http, url_b)
+                async with http.get(f"{url_b}/api/v1/status", headers=as_a) as r:
+                    assert r.status == 401
                 # A finger on kit a's reader only: a's capture succeeds, b's waits in vain.
-                async with http.post(f"{url_a}/api/v1/devices/fingerprint/capture", json={"raw": True}) as r:
+                capture = "/api/v1/devices/fingerprint/capture"
+                async with http.post(f"{url_a}{capture}", json={"raw": True}, headers=as_a) as r:
                     assert r.status == 200 and r.content_type == "image/png"
                 async with http.post(
-                    f"{url_b}/api/v1/devices/fingerprint/capture", json={"raw": True, "timeout_s": 0.5}
+                    f"{url_b}{capture}", json={"raw": True, "timeout_s": 0.5}, headers=as_b
                 ) as r:
                     assert r.status == 504, await r.text()
                     assert (await r.json())["error"] == "no_finger"
@@ -116,9 +130,9 @@ def test_two_kits_in_one_process_share_nothing(two_rigs) -> None:  # noqa: ANN00
                 # An iris session on kit a: its preview shows the session's line, b's shows none,
                 # and b's event stream carries none of a's events.
                 events_b: list[str] = []
-                seen_b = asyncio.create_task(_collect_events(http, url_b, events_b))
+                seen_b = asyncio.create_task(_collect_events(http, url_b, as_b, events_b))
                 body = {"device_id": "iris", "modality": "iris", "category": "lainnya"}
-                async with http.post(f"{url_a}/api/v1/sessions", json=body) as r:
+                async with http.post(f"{url_a}/api/v1/sessions", json=body, headers=as_a) as r:
                     assert r.status == 201, await r.text()
                     session = (await r.json())["id"]
                 await wait_for(
@@ -138,7 +152,7 @@ def test_two_kits_in_one_process_share_nothing(two_rigs) -> None:  # noqa: ANN00
             await runner_a.cleanup()
             reader_b.control("finger on")
             async with aiohttp.ClientSession() as http:
-                async with http.post(f"{url_b}/api/v1/devices/fingerprint/capture", json={"raw": True}) as r:
+                async with http.post(f"{url_b}{capture}", json={"raw": True}, headers=as_b) as r:
                     assert r.status == 200, await r.text()
             assert kit_b.status()["devices"]["ready"] == 2
             served = json.loads(reader_b.control("status").removeprefix("ok "))["served"]
@@ -151,7 +165,19 @@ def test_two_kits_in_one_process_share_nothing(two_rigs) -> None:  # noqa: ANN00
     asyncio.run(scenario())
 
 
-async def _collect_events(http: aiohttp.ClientSession, url: str, lines: list[str]) -> None:
-    async with http.get(f"{url}/api/v1/events") as response:
+async def sign_in(http: aiohttp.ClientSession, url: str) -> dict[str, str]:
+    """The Authorization header of the simulation's technician on the kit at ``url``."""
+    officer = simulation_officer("technician")
+    async with http.post(
+        f"{url}/api/v1/auth/signin", json={"nip": officer["nip"], "pin": officer["pin"]}
+    ) as r:
+        assert r.status == 200, await r.text()
+        return {"Authorization": f"Bearer {(await r.json())['token']}"}
+
+
+async def _collect_events(
+    http: aiohttp.ClientSession, url: str, auth: dict[str, str], lines: list[str]
+) -> None:
+    async with http.get(f"{url}/api/v1/events", headers=auth) as response:
         async for line in response.content:
             lines.append(line.decode())

@@ -7,6 +7,7 @@ from typing import Any
 
 from kitd import __version__
 from kitd.api.event_stream import KEEPALIVE_S
+from kitd.api.sign_in import COOKIE, PUBLIC_ROUTES, ROUTE_ROLES
 from kitd.events import REPLAY_EVENTS
 from kitd.schemas import CAPTURE_REQUESTS, SCHEMAS
 
@@ -123,10 +124,158 @@ SESSION_PATHS: dict[str, Any] = {
 }
 
 
+NIP = {"name": "nip", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _officer_action(summary: str, body: str | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [NIP],
+        "responses": {"200": _json(_ref("Officer"), "The officer now"), "404": _error("No such officer")},
+    }
+    if body:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+        operation["responses"]["400"] = _error("Malformed request (the field named)")
+        operation["responses"]["415"] = UNSUPPORTED_MEDIA_TYPE
+    return {"post": operation}
+
+
+SIGN_IN_PATHS: dict[str, Any] = {
+    "/api/v1/auth/signin": {
+        "post": {
+            "summary": "Sign in with NIP and PIN; the token is also set as the kitd_token cookie",
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("SignInRequest")}},
+            },
+            "responses": {
+                "200": _json(_ref("SignIn"), "Signed in (Set-Cookie: kitd_token, HttpOnly, SameSite=Strict)"),
+                "400": _error("Malformed request (the field named)"),
+                "401": _error("NIP or PIN wrong, or the officer deactivated (unauthenticated)"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+                "423": _error("Locked after too many wrong PINs: a supervisor must unlock (locked)"),
+            },
+        }
+    },
+    "/api/v1/auth/signout": {
+        "post": {
+            "summary": "End this token (and clear the cookie)",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["signed_out"],
+                        "properties": {"signed_out": {"const": True}},
+                    },
+                    "Signed out",
+                )
+            },
+        }
+    },
+    "/api/v1/officers": {
+        "get": {
+            "summary": "Every officer, active or not (supervisors)",
+            "responses": {"200": _json({"type": "array", "items": _ref("Officer")}, "Officers")},
+        },
+        "post": {
+            "summary": "Add an officer (supervisors)",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("NewOfficer")}},
+            },
+            "responses": {
+                "201": _json(_ref("Officer"), "Added"),
+                "400": _error("Malformed request, or a NIP that is not a real NIP (the reason named)"),
+                "409": _error("An officer with this NIP exists (officer_exists)"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+            },
+        },
+    },
+    "/api/v1/officers/{nip}/unlock": _officer_action("Let a locked officer sign in again (supervisors)"),
+    "/api/v1/officers/{nip}/pin": _officer_action(
+        "Give an officer a new PIN; unlocks and ends their tokens (supervisors)", "NewPin"
+    ),
+    "/api/v1/officers/{nip}/deactivate": _officer_action(
+        "Stop an officer signing in, ending their tokens; kept for the audit log (supervisors)"
+    ),
+}
+
+ORDER_PATHS: dict[str, Any] = {
+    "/api/v1/orders": {
+        "post": {
+            "summary": "Import work orders (supervisors): every row checked, good rows stored",
+            "requestBody": {
+                "required": True,
+                "description": "A JSON array of orders, or CSV whose header names nested fields with dots "
+                "(address.rt). At most 10 MB and 10,000 rows.",
+                "content": {
+                    "application/json": {"schema": {"type": "array", "items": {}}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            "responses": {
+                "200": _json(
+                    _ref("OrderImport"), "What was imported, unchanged, rejected (by row) and warned"
+                ),
+                "400": _error("Not a JSON array or CSV with an order_id column: refused whole"),
+                "413": _error("Over 10 MB or 10,000 rows: refused whole (too_large)"),
+                "415": _error("A body that is neither JSON nor CSV"),
+            },
+        },
+        "get": {
+            "summary": "Pending orders: the day's appointments first (kit.timezone), then the rest",
+            "parameters": [
+                {
+                    "name": "day",
+                    "in": "query",
+                    "required": False,
+                    "description": "YYYY-MM-DD; default today",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": _json({"type": "array", "items": {"type": "object"}}, "Orders as imported"),
+                "400": _error("day is not YYYY-MM-DD"),
+            },
+        },
+    },
+    "/api/v1/schemas/work-order.json": {
+        "get": {
+            "summary": "The JSON Schema of a work order (the field laptop uses the same file)",
+            "responses": {"200": _json({"type": "object"}, "JSON Schema, draft 2020-12")},
+        }
+    },
+}
+
+
+def _with_sign_in(paths: dict[str, Any]) -> None:
+    """Every operation but sign-in answers 401 without a token; a role-limited one 403."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            key = (method.upper(), path)
+            if key in PUBLIC_ROUTES:
+                continue
+            responses = operation["responses"]
+            responses["401"] = _error("No token, or one that expired or was ended (unauthenticated)")
+            if key in ROUTE_ROLES:
+                only = ", ".join(sorted(ROUTE_ROLES[key]))
+                responses["403"] = _json(_ref("ForbiddenError"), f"Signed in, but not as: {only} (forbidden)")
+
+
 def openapi_document() -> dict[str, Any]:
     document = _base_document()
     document["paths"].update(SESSION_PATHS)
+    document["paths"].update(SIGN_IN_PATHS)
+    document["paths"].update(ORDER_PATHS)
+    _with_sign_in(document["paths"])
     document["components"]["schemas"] = copy.deepcopy(SCHEMAS)
+    document["components"]["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "The token from sign-in"},
+        "cookie": {"type": "apiKey", "in": "cookie", "name": COOKIE, "description": "Set by sign-in"},
+    }
+    # Either scheme; the Unix socket in data_dir (kitctl on the kit) needs none.
+    document["security"] = [{"bearer": []}, {"cookie": []}]
     return document
 
 

@@ -14,9 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
+from kitd.api import orders, sign_in
 from kitd.api.event_stream import stream_events
 from kitd.api.openapi import openapi_document
 from kitd.api.preview_stream import stream_preview
+from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, checked_body, error_response, json_body
+from kitd.api.sign_in import require_sign_in
 from kitd.errors import (
     ConfigError,
     DeviceBusy,
@@ -35,28 +38,7 @@ from kitd.schemas import CAPTURE_REQUESTS, check
 from kitd.services.captures import Capture
 from kitd.services.sessions import SessionConflict, SessionNotFound
 
-KIT_KEY = web.AppKey("kit", Kit)
-
 log = logging.getLogger("kitd.api")
-
-
-class UnsupportedMediaType(ValueError):
-    """A body that says it is not JSON (415)."""
-
-
-def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    body = {"error": code, "message": message}
-    if field is not None:
-        body["field"] = field
-    return web.json_response(body, status=status)
-
-
-def bad_request(what: str, exc: ValueError) -> web.Response:
-    """400 naming what was wrong, and the field when there is one (ShapeError knows it); 415 for
-    a body that is not JSON by its Content-Type."""
-    if isinstance(exc, UnsupportedMediaType):
-        return error_response(415, "unsupported_media_type", f"{what}: {exc}")
-    return error_response(400, "bad_request", f"{what}: {exc}", getattr(exc, "field", None))
 
 
 # The kit's errors as HTTP, most specific first (NoFinger before DeviceTimeout, ...).
@@ -131,7 +113,7 @@ async def post_capture(request: web.Request) -> web.Response:
     if slot is None:
         return error_response(404, "unknown_device", f"no device '{device_id}'")
     try:
-        body = await _json_body(request)
+        body = await json_body(request)
         options = {} if body is NO_BODY else body  # no body: no options; `null` is refused
         check(CAPTURE_REQUESTS[slot.kind], options)
     except ValueError as exc:
@@ -181,35 +163,6 @@ async def get_iris_stream(request: web.Request) -> web.StreamResponse:
     return await stream_preview(request, feed, config["iris.preview_width"], config["iris.preview_quality"])
 
 
-def _no_constant(name: str) -> Any:
-    # Python's json reads NaN and Infinity, which JSON itself does not have.
-    raise ValueError(f"{name} is not a JSON number")
-
-
-NO_BODY = object()  # what _json_body returns for an empty body (not the JSON `null`)
-
-
-def _is_json(content_type: str) -> bool:
-    return content_type == "application/json" or content_type.endswith("+json")
-
-
-async def _json_body(request: web.Request) -> Any:
-    """The request's JSON body, NO_BODY when it is empty; ValueError when it is not JSON this kit
-    reads, UnsupportedMediaType when its Content-Type says it is something else."""
-    raw = await request.read()
-    if not raw.strip():
-        return NO_BODY
-    # A body with no Content-Type at all is read as JSON; one labelled otherwise is refused.
-    if "Content-Type" in request.headers and not _is_json(request.content_type):
-        raise UnsupportedMediaType(f"a body of {request.content_type}: this endpoint reads application/json")
-    try:
-        return json.loads(raw, parse_constant=_no_constant)
-    except RecursionError:
-        raise ValueError("body is not JSON this kit reads: nested too deeply") from None
-    except ValueError as exc:
-        raise ValueError(f"body is not JSON: {exc}") from None
-
-
 def session_error_response(exc: KitError) -> web.Response:
     if isinstance(exc, SessionNotFound):
         return error_response(404, "unknown_session", str(exc))
@@ -223,10 +176,7 @@ def session_error_response(exc: KitError) -> web.Response:
 async def post_session(request: web.Request) -> web.Response:
     kit = _kit(request)
     try:
-        fields = await _json_body(request)
-        if fields is NO_BODY:
-            raise ValueError("no body: a JSON object is required")
-        check("SessionRequest", fields)
+        fields = await checked_body(request, "SessionRequest")
     except ValueError as exc:
         return bad_request("session request", exc)
     slot = kit.slot(fields["device_id"])
@@ -293,8 +243,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def make_app(kit: Kit) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[json_errors, require_sign_in])
     app[KIT_KEY] = kit
+    sign_in.add_routes(app)
+    orders.add_routes(app)
     app.router.add_get("/api/v1/status", get_status)
     app.router.add_get("/api/v1/devices", get_devices)
     app.router.add_post("/api/v1/devices/{id}/capture", post_capture)

@@ -31,7 +31,7 @@ def add_source_options(parser: argparse.ArgumentParser, noun: str, example_uri: 
     )
     where = parser.add_mutually_exclusive_group()
     add_config_option(where)
-    add_api_option(where)
+    add_api_option(where, parser)
 
 
 def output_path(option: str, value: str) -> Path:

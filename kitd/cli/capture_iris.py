@@ -53,7 +53,7 @@ def add_modality(kinds: argparse._SubParsersAction) -> None:
     gate.add_argument("--force", action="store_true", help="keep the best frame even if none passes the gate")
     where = iris.add_mutually_exclusive_group()
     add_config_option(where)
-    add_api_option(where)
+    add_api_option(where, iris)
     iris.set_defaults(func=run_iris)
 
 

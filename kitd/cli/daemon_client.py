@@ -1,15 +1,18 @@
 """A small client of the daemon's local HTTP API, for kitctl and the rig (which is outside kitd).
 
-Finds the API from `--api URL` or the config (the port file the daemon writes in
-`data_dir` wins over `api.port`, so port 0 works) and turns transport failures
-into one-line `DaemonUnreachable` errors.
+Reaches the API over TCP (`--api URL`, with the sign-in token from `--token` or
+KITD_TOKEN) or, on the kit, over the daemon's Unix socket in data_dir (`unix:PATH`:
+no token, the caller is a technician). Without `--api` the socket is used when it is
+there, else the port file the daemon writes in data_dir (which wins over `api.port`,
+so port 0 works). Transport failures become one-line `DaemonUnreachable` errors.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import socket
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +43,27 @@ class Reply:
         return json.loads(self.body)
 
 
+SOCKET_FILE = "kitd.sock"
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over the daemon's Unix socket."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
 def api_url_from_config(config: KitConfig) -> str:
+    """``unix:PATH`` of the daemon's socket when it is there, else its TCP address."""
+    socket_path = config.data_dir / SOCKET_FILE
+    if socket_path.is_socket():
+        return f"unix:{socket_path}"
     host = config["api.host"]
     port = config["api.port"]
     port_file = config.data_dir / "api.port"
@@ -52,27 +75,38 @@ def api_url_from_config(config: KitConfig) -> str:
 
 
 class DaemonClient:
-    """Requests to one running kitd."""
+    """Requests to one running kitd, at ``http://HOST:PORT`` (with a token) or ``unix:PATH``."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.token = token or None
+
+    def _connection(self, timeout_s: float) -> http.client.HTTPConnection:
+        if self.base_url.startswith("unix:"):
+            return _UnixConnection(self.base_url.removeprefix("unix:"), timeout_s)
+        parts = urllib.parse.urlsplit(self.base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise DaemonUnreachable(
+                f"daemon address {self.base_url!r}: expected http://HOST:PORT or unix:PATH"
+            )
+        return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
 
     def request(self, method: str, path: str, body: Any = None, timeout_s: float = 10.0) -> Reply:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"} if data is not None else {},
-        )
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        prefix = urllib.parse.urlsplit(self.base_url).path if self.base_url.startswith("http") else ""
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            connection = self._connection(timeout_s)
+            try:
+                connection.request(method, prefix + path, body=data, headers=headers)
+                response = connection.getresponse()
                 return Reply(response.status, dict(response.headers), response.read())
-        except urllib.error.HTTPError as exc:
-            return Reply(exc.code, dict(exc.headers), exc.read())
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DaemonUnreachable(f"daemon unreachable at {self.base_url}: {reason}") from None
+            finally:
+                connection.close()
+        except (OSError, http.client.HTTPException) as exc:
+            raise DaemonUnreachable(f"daemon unreachable at {self.base_url}: {exc}") from None
 
     def checked(self, method: str, path: str, body: Any = None, timeout_s: float = 10.0) -> Reply:
         """Like `request`, but an error status raises DaemonError with the daemon's message."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
-from kitd.cli.daemon_client import DaemonClient
+from kitd.cli.daemon_client import DaemonClient, api_url_from_config
 from kitd.cli.options import add_config_option, config_from_args
 from kitd.config import KitConfig
 from kitd.drivers.registry import USB_DRIVERS, device_kind, make_driver
@@ -47,10 +48,13 @@ def probe_device(device_id: str, uri: str, config: KitConfig) -> dict[str, Any]:
     try:
         claim = DeviceClaim(uri, backend, {"program": "kitctl"})
     except ClaimHeld as held:
-        api = held.holder.get("api")
+        # Ask the daemon: over its socket in data_dir when this config's daemon holds the
+        # device (no token needed), else at the address its claim names (with $KITD_TOKEN).
+        local = api_url_from_config(config)
+        api = local if local.startswith("unix:") else held.holder.get("api")
         if api:
             try:
-                for entry in DaemonClient(api).devices():
+                for entry in DaemonClient(api, os.environ.get("KITD_TOKEN")).devices():
                     if entry["uri"] == uri:
                         entry["detail"]["held_by"] = "kitd"
                         return entry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from kitd.cli.daemon_client import DaemonClient, api_url_from_config
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, builtin_config, load_config
@@ -16,8 +17,15 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_api_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", metavar="URL", help="the daemon's API, e.g. http://127.0.0.1:8080")
+def add_api_option(where: argparse._ActionsContainer, parser: argparse.ArgumentParser) -> None:
+    """--api in ``where`` (a group it may exclude others from), --token on ``parser``."""
+    where.add_argument(
+        "--api",
+        metavar="URL",
+        help="the daemon's TCP API, e.g. http://127.0.0.1:8080, with a sign-in token "
+        "(default: the daemon's socket in data_dir, no token needed)",
+    )
+    parser.add_argument("--token", metavar="TOKEN", help="sign-in token for --api (default: $KITD_TOKEN)")
 
 
 def config_from_args(args: argparse.Namespace) -> KitConfig:
@@ -30,6 +38,8 @@ def config_from_args(args: argparse.Namespace) -> KitConfig:
 
 
 def client_from_args(args: argparse.Namespace) -> DaemonClient:
+    token = getattr(args, "token", None) or os.environ.get("KITD_TOKEN")
     if getattr(args, "api", None):
-        return DaemonClient(args.api)
-    return DaemonClient(api_url_from_config(config_from_args(args)))
+        return DaemonClient(args.api, token)
+    url = api_url_from_config(config_from_args(args))
+    return DaemonClient(url, None if url.startswith("unix:") else token)

@@ -47,6 +47,8 @@ def _import(args: argparse.Namespace) -> int:
     except OrdersRefused as exc:
         print(f"kitctl orders import: refused: {exc}", file=sys.stderr)
         return 1
+    if len(rows) >= 1000:  # a few seconds of checking: say so before going quiet
+        print(f"{args.file}: checking {len(rows)} rows ...", file=sys.stderr, flush=True)
     conn = open_database(database_path(config.data_dir))
     try:
         report = import_orders(conn, rows, config["kit.region_code"])

@@ -1,0 +1,82 @@
+"""The work-order endpoints: import (supervisors), the pending list, and the order schema.
+
+Its one job: turn HTTP into kitd.store.work_orders calls. ``POST /api/v1/orders`` takes
+a JSON array (``application/json``) or CSV (``text/csv``, dotted header names for
+nested fields) of at most 10 MB and 10,000 rows and answers the import report;
+``GET /api/v1/orders?day=YYYY-MM-DD`` lists pending orders, that day's (the kit's
+day, kit.timezone) first; ``GET /api/v1/schemas/work-order.json`` is the schema the
+field laptop checks orders with too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from kitd.api.requests import KIT_KEY, error_response
+from kitd.store.work_orders import (
+    MAX_FILE_BYTES,
+    OrdersRefused,
+    import_orders,
+    parse_orders,
+    pending_orders,
+    work_order_schema,
+)
+
+ORDER_MEDIA_TYPES = ("application/json", "text/csv")
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is over ``limit`` bytes (read no further than that)."""
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def post_orders(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    if "Content-Type" in request.headers and request.content_type not in ORDER_MEDIA_TYPES:
+        return error_response(
+            415, "unsupported_media_type", f"orders: a body of {request.content_type}: send JSON or CSV"
+        )
+    data = await _read_limited(request, MAX_FILE_BYTES)
+    if data is None:
+        return error_response(413, "too_large", "orders: the body is over the 10 MB limit: refused whole")
+    try:
+        rows = parse_orders(data)
+    except OrdersRefused as exc:
+        status, code = (413, "too_large") if "limit" in str(exc) else (400, "bad_request")
+        return error_response(status, code, f"orders refused whole: {exc}")
+    report = await kit.in_database(import_orders, kit.database, rows, kit.config["kit.region_code"])
+    return web.json_response(report.to_json())
+
+
+async def get_orders(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    zone = kit.config["kit.timezone"]
+    day_text = request.query.get("day")
+    if day_text is None:
+        day = dt.datetime.now(ZoneInfo(zone)).date()
+    else:
+        try:
+            day = dt.date.fromisoformat(day_text)
+        except ValueError:
+            return error_response(400, "bad_request", f"day {day_text!r} is not YYYY-MM-DD", "day")
+    orders = await kit.in_database(pending_orders, kit.database, day, zone)
+    return web.json_response(orders, headers={"Cache-Control": "no-store"})
+
+
+async def get_work_order_schema(request: web.Request) -> web.Response:
+    return web.json_response(work_order_schema())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/orders", post_orders)
+    app.router.add_get("/api/v1/orders", get_orders)
+    app.router.add_get("/api/v1/schemas/work-order.json", get_work_order_schema)

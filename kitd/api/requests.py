@@ -1,0 +1,76 @@
+"""What every handler of the API does with a request: the kit it serves, JSON bodies, errors.
+
+Its one job: the helpers the route modules share: :data:`KIT_KEY` (the app's Kit),
+:func:`json_body` (a body read as JSON this kit accepts, or why not), and the error
+responses, ``{"error": code, "message": ...}`` with the field when there is one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from kitd.kit import Kit
+from kitd.schemas import check
+
+KIT_KEY = web.AppKey("kit", Kit)
+
+
+class UnsupportedMediaType(ValueError):
+    """A body that says it is not JSON (415)."""
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    body = {"error": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status)
+
+
+def bad_request(what: str, exc: ValueError) -> web.Response:
+    """400 naming what was wrong, and the field when there is one (ShapeError knows it); 415 for
+    a body that is not JSON by its Content-Type."""
+    if isinstance(exc, UnsupportedMediaType):
+        return error_response(415, "unsupported_media_type", f"{what}: {exc}")
+    return error_response(400, "bad_request", f"{what}: {exc}", getattr(exc, "field", None))
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON itself does not have.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+NO_BODY = object()  # what json_body returns for an empty body (not the JSON `null`)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body, NO_BODY when it is empty; ValueError when it is not JSON this kit
+    reads, UnsupportedMediaType when its Content-Type says it is something else."""
+    raw = await request.read()
+    if not raw.strip():
+        return NO_BODY
+    # A body with no Content-Type at all is read as JSON; one labelled otherwise is refused.
+    if "Content-Type" in request.headers and not _is_json(request.content_type):
+        raise UnsupportedMediaType(f"a body of {request.content_type}: this endpoint reads application/json")
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("body is not JSON this kit reads: nested too deeply") from None
+    except ValueError as exc:
+        raise ValueError(f"body is not JSON: {exc}") from None
+
+
+async def checked_body(request: web.Request, schema: str) -> Any:
+    """The request's JSON body, required and of the shape ``schema`` names (kitd.schemas);
+    ValueError (or UnsupportedMediaType) saying what is wrong."""
+    body = await json_body(request)
+    if body is NO_BODY:
+        raise ValueError("no body: a JSON object is required")
+    check(schema, body)
+    return body

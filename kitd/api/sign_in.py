@@ -1,0 +1,225 @@
+"""Sign-in for every caller of the API, who may call what, and the officer endpoints.
+
+Its one job: the ``require_sign_in`` middleware names the caller of each request
+(``request[CALLER]``) and refuses those who may not call the route; the handlers
+sign officers in and out and let supervisors manage officers.
+
+* A caller on the Unix socket in data_dir (kitctl on the kit) is a technician with no
+  token: access to the socket is access to the kit's shell.
+* Any other caller presents the token from sign-in, as the ``kitd_token`` cookie (the
+  touch screen's browser: ``<img>`` and ``EventSource`` send it by themselves) or as
+  ``Authorization: Bearer TOKEN``.
+* Roles: officers run visits; supervisors also manage officers and orders;
+  technicians also use the direct device endpoints. :data:`ROUTE_ROLES` lists the
+  routes that not every role may call; every other route needs only a sign-in, and
+  :data:`PUBLIC_ROUTES` none.
+
+401 ``unauthenticated``, 403 ``forbidden`` (with the caller's ``role``), 423 ``locked``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from kitd.api.requests import KIT_KEY, bad_request, checked_body, error_response
+from kitd.store.officers import (
+    OfficerError,
+    OfficerInactive,
+    OfficerLocked,
+    UnknownOfficer,
+    WrongPin,
+)
+
+COOKIE = "kitd_token"
+EVERY_ROLE = frozenset({"officer", "supervisor", "technician"})
+PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("POST", "/api/v1/auth/signin")})
+ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
+    ("POST", "/api/v1/devices/{id}/capture"): frozenset({"technician"}),
+    ("GET", "/api/v1/officers"): frozenset({"supervisor"}),
+    ("POST", "/api/v1/officers"): frozenset({"supervisor"}),
+    ("POST", "/api/v1/officers/{nip}/unlock"): frozenset({"supervisor"}),
+    ("POST", "/api/v1/officers/{nip}/pin"): frozenset({"supervisor"}),
+    ("POST", "/api/v1/officers/{nip}/deactivate"): frozenset({"supervisor"}),
+    ("POST", "/api/v1/orders"): frozenset({"supervisor"}),
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: a role, and the officer and token when signed in over TCP."""
+
+    role: str
+    nip: str | None = None
+    token: str | None = None
+
+
+CALLER = web.RequestKey("caller", Caller)
+
+
+def roles_for(method: str, route: str) -> frozenset[str]:
+    return ROUTE_ROLES.get((method, route), EVERY_ROLE)
+
+
+def _on_unix_socket(request: web.Request) -> bool:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    return sock is not None and sock.family == socket.AF_UNIX
+
+
+def request_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(COOKIE) or None
+
+
+@web.middleware
+async def require_sign_in(request: web.Request, handler: Any) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else request.path
+    if (request.method, route) in PUBLIC_ROUTES:
+        return await handler(request)
+    if _on_unix_socket(request):
+        caller = Caller("technician")
+    else:
+        token = request_token(request)
+        officer = request.app[KIT_KEY].signed_in.officer(token) if token else None
+        if officer is None:
+            message = "token expired or unknown: sign in again" if token else "sign in first"
+            message += " (POST /api/v1/auth/signin)"
+            return error_response(401, "unauthenticated", message)
+        caller = Caller(officer.role, officer.nip, token)
+    allowed = roles_for(request.method, route)
+    if caller.role not in allowed:
+        only = ", ".join(sorted(allowed))
+        body = {
+            "error": "forbidden",
+            "message": f"a {caller.role} may not {request.method} {route} (only: {only})",
+            "role": caller.role,
+        }
+        return web.json_response(body, status=403)
+    request[CALLER] = caller
+    return await handler(request)
+
+
+def _expires_at(unix_s: float) -> str:
+    return dt.datetime.fromtimestamp(unix_s, dt.UTC).isoformat(timespec="seconds")
+
+
+async def post_sign_in(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    try:
+        body = await checked_body(request, "SignInRequest")
+    except ValueError as exc:
+        return bad_request("sign-in", exc)
+    try:
+        officer = await kit.in_database(kit.officers.check_pin, body["nip"], body["pin"])
+    except OfficerLocked as exc:
+        kit.signed_in.forget_officer(body["nip"])
+        return error_response(423, "locked", str(exc))
+    except (UnknownOfficer, WrongPin, OfficerInactive) as exc:
+        return error_response(401, "unauthenticated", str(exc))
+    token = kit.signed_in.issue(officer)
+    response = web.json_response(
+        {
+            "token": token,
+            "officer": officer.to_json(),
+            "expires_at": _expires_at(kit.signed_in.expires_at(token)),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+    response.set_cookie(COOKIE, token, path="/api/", httponly=True, samesite="Strict")
+    return response
+
+
+async def post_sign_out(request: web.Request) -> web.Response:
+    caller = request[CALLER]
+    if caller.token:
+        request.app[KIT_KEY].signed_in.sign_out(caller.token)
+    response = web.json_response({"signed_out": True})
+    response.del_cookie(COOKIE, path="/api/")
+    return response
+
+
+# --- officers (supervisors) ---------------------------------------------------------
+
+
+def _officer_error(exc: OfficerError) -> web.Response:
+    if isinstance(exc, UnknownOfficer):
+        return error_response(404, "unknown_officer", str(exc))
+    return error_response(400, "bad_request", str(exc))
+
+
+async def get_officers(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    officers = await kit.in_database(kit.officers.list)
+    return web.json_response([o.to_json() for o in officers])
+
+
+async def post_officer(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    try:
+        body = await checked_body(request, "NewOfficer")
+    except ValueError as exc:
+        return bad_request("new officer", exc)
+    try:
+        officer = await kit.in_database(
+            kit.officers.add, body["nip"], body["name"], body["role"], body["pin"]
+        )
+    except OfficerError as exc:
+        if "already exists" in str(exc):
+            return error_response(409, "officer_exists", str(exc))
+        return _officer_error(exc)
+    return web.json_response(
+        officer.to_json(), status=201, headers={"Location": f"/api/v1/officers/{officer.nip}"}
+    )
+
+
+async def post_officer_unlock(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    try:
+        officer = await kit.in_database(kit.officers.unlock, request.match_info["nip"])
+    except OfficerError as exc:
+        return _officer_error(exc)
+    return web.json_response(officer.to_json())
+
+
+async def post_officer_pin(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    nip = request.match_info["nip"]
+    try:
+        body = await checked_body(request, "NewPin")
+    except ValueError as exc:
+        return bad_request("new PIN", exc)
+    try:
+        officer = await kit.in_database(kit.officers.reset_pin, nip, body["pin"])
+    except OfficerError as exc:
+        return _officer_error(exc)
+    kit.signed_in.forget_officer(nip)
+    return web.json_response(officer.to_json())
+
+
+async def post_officer_deactivate(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    nip = request.match_info["nip"]
+    try:
+        officer = await kit.in_database(kit.officers.deactivate, nip)
+    except OfficerError as exc:
+        return _officer_error(exc)
+    kit.signed_in.forget_officer(nip)
+    return web.json_response(officer.to_json())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/auth/signin", post_sign_in)
+    app.router.add_post("/api/v1/auth/signout", post_sign_out)
+    app.router.add_get("/api/v1/officers", get_officers)
+    app.router.add_post("/api/v1/officers", post_officer)
+    app.router.add_post("/api/v1/officers/{nip}/unlock", post_officer_unlock)
+    app.router.add_post("/api/v1/officers/{nip}/pin", post_officer_pin)
+    app.router.add_post("/api/v1/officers/{nip}/deactivate", post_officer_deactivate)

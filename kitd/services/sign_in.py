@@ -1,0 +1,80 @@
+"""Who is signed in: tokens handed out at sign-in, kept in memory, ended by idleness.
+
+Its one job: :class:`SignedInOfficers` issues a random token for an officer whose PIN
+was right, answers which officer a token belongs to (each use restarts the idle
+time), and forgets a token at sign-out, after ``idle_lock_s`` without use, or when a
+supervisor deactivates, locks or re-PINs the officer. Nothing is written to disk: a
+restarted daemon asks everyone to sign in again. The clock is injectable for tests.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kitd.store.officers import Officer
+
+
+@dataclass
+class _Token:
+    officer: Officer
+    last_used: float  # the monotonic clock
+
+
+class SignedInOfficers:
+    """Tokens of signed-in officers, for one daemon."""
+
+    def __init__(
+        self,
+        idle_lock_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.idle_lock_s = float(idle_lock_s)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._tokens: dict[str, _Token] = {}
+
+    def issue(self, officer: Officer) -> str:
+        self._forget_idle()
+        token = secrets.token_urlsafe(32)
+        self._tokens[token] = _Token(officer, self._clock())
+        return token
+
+    def officer(self, token: str) -> Officer | None:
+        """The token's officer, restarting its idle time; None for an unknown or idle one."""
+        entry = self._tokens.get(token)
+        if entry is None:
+            return None
+        now = self._clock()
+        if now - entry.last_used >= self.idle_lock_s:
+            del self._tokens[token]
+            return None
+        entry.last_used = now
+        return entry.officer
+
+    def expires_at(self, token: str) -> float:
+        """Wall-clock time (Unix seconds) at which the token expires if unused."""
+        entry = self._tokens[token]
+        return self._wall_clock() + (entry.last_used + self.idle_lock_s - self._clock())
+
+    def sign_out(self, token: str) -> bool:
+        return self._tokens.pop(token, None) is not None
+
+    def forget_officer(self, nip: str) -> int:
+        """End every token of an officer (deactivated, locked, new PIN); how many ended."""
+        ended = [t for t, e in self._tokens.items() if e.officer.nip == nip]
+        for token in ended:
+            del self._tokens[token]
+        return len(ended)
+
+    def __len__(self) -> int:
+        self._forget_idle()
+        return len(self._tokens)
+
+    def _forget_idle(self) -> None:
+        now = self._clock()
+        for token in [t for t, e in self._tokens.items() if now - e.last_used >= self.idle_lock_s]:
+            del self._tokens[token]
