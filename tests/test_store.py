@@ -14,6 +14,14 @@ from argon2 import PasswordHasher
 from hil.sample_orders import orders_csv, sample_order
 from kitd.store.database import MIGRATIONS, DatabaseError, open_database
 from kitd.store.officers import OfficerError, OfficerLocked, OfficerRoll, UnknownOfficer, WrongPin
+from kitd.store.visits import (
+    OrderNotPending,
+    active_visits,
+    close_order,
+    load_visit,
+    pending_order,
+    save_visit,
+)
 from kitd.store.work_orders import (
     MAX_ROWS,
     OrdersRefused,
@@ -250,3 +258,67 @@ def test_pending_orders_of_the_kits_day_come_first(db: sqlite3.Connection) -> No
     assert listed == ["TODAY-AM", "TODAY-PM", "EARLIER", "LATER", "NONE"]
     in_utc = [o["order_id"] for o in pending_orders(db, dt.date(2026, 12, 1), "UTC")]
     assert in_utc[0] == "TODAY-PM" and in_utc.index("TODAY-AM") > 1
+
+
+# --- visits and the end of an order ------------------------------------------------------
+
+
+def visit_record(visit_id: str, order_id: str, state: str, started: str) -> dict[str, Any]:
+    return {
+        "id": visit_id,
+        "order_id": order_id,
+        "state": state,
+        "started_at": started,
+        "updated_at": started,
+        "identity": {"present": ["Sumiati"], "consent_by": "applicant", "guardian": None},
+    }
+
+
+def test_visits_are_kept_and_found_again(db: sqlite3.Connection) -> None:
+    import_orders(db, [sample_order("MJK-001"), sample_order("MJK-002")], "", TODAY)
+    save_visit(db, visit_record("v1", "MJK-001", "ended", "2026-12-01T01:00:00+00:00"))
+    save_visit(db, visit_record("v2", "MJK-002", "capturing", "2026-12-01T02:00:00+00:00"))
+    assert [v["id"] for v in active_visits(db)] == ["v2"]
+    record = visit_record("v2", "MJK-002", "review", "2026-12-01T02:00:00+00:00")
+    record["updated_at"] = "2026-12-01T02:30:00+00:00"
+    save_visit(db, record)
+    assert load_visit(db, "v2") == record and load_visit(db, "v3") is None
+    with pytest.raises(sqlite3.IntegrityError):  # a visit needs a known order
+        save_visit(db, visit_record("v9", "NO-SUCH-ORDER", "identity", "2026-12-01T03:00:00+00:00"))
+
+
+def test_an_ended_visit_erases_its_orders_personal_fields(db: sqlite3.Connection) -> None:
+    import_orders(db, [sample_order("MJK-001")], "", TODAY)
+    assert pending_order(db, "MJK-001")["name"] == "Sumiati"
+    close_order(db, "MJK-001", "not_home", now=dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC))
+    row = db.execute("SELECT * FROM work_orders WHERE order_id = 'MJK-001'").fetchone()
+    assert dict(row) | {"imported_at": None} == {
+        "order_id": "MJK-001",
+        "status": "done",
+        "content": None,
+        "appointment_start": None,
+        "imported_at": None,
+        "outcome": "not_home",
+        "ended_at": "2026-12-01T03:00:00+00:00",
+    }
+    everything = " ".join(str(v) for r in db.execute("SELECT * FROM work_orders") for v in tuple(r))
+    assert "Sumiati" not in everything and "3576014703480001" not in everything
+    with pytest.raises(OrderNotPending, match="done"):
+        pending_order(db, "MJK-001")
+    assert pending_orders(db, dt.date(2026, 12, 1), "Asia/Jakarta") == []
+    again = import_orders(db, [sample_order("MJK-001")], "", TODAY)
+    assert "is done (outcome not_home)" in again.rejected[0]["errors"][0]["message"]
+
+
+def test_a_rescheduled_order_stays_pending_at_its_new_time(db: sqlite3.Connection) -> None:
+    import_orders(db, [sample_order("MJK-001"), sample_order("MJK-002")], "", TODAY)
+    tomorrow = {"start": "2026-12-02T09:00:00+07:00", "end": "2026-12-02T10:00:00+07:00"}
+    close_order(db, "MJK-001", "rescheduled", tomorrow)
+    assert pending_order(db, "MJK-001")["appointment"] == tomorrow
+    on_the_day = [o["order_id"] for o in pending_orders(db, dt.date(2026, 12, 2), "Asia/Jakarta")]
+    assert on_the_day[0] == "MJK-001"
+    today = [o["order_id"] for o in pending_orders(db, dt.date(2026, 12, 1), "Asia/Jakarta")]
+    assert today[0] == "MJK-002"
+    with pytest.raises(ValueError):
+        close_order(db, "MJK-002", "rescheduled")
+    assert pending_order(db, "MJK-002")["name"] == "Sumiati"  # nothing changed

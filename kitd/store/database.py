@@ -42,6 +42,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX work_orders_pending ON work_orders (status, appointment_start);
     """,
+    # 2: visits (issue 21). A visit's record is its state machine as JSON: identity,
+    # consent, exceptions, scores and outcome; never a capture (captures stay in memory).
+    # An order whose visit ended keeps only its id, outcome and times.
+    """
+    CREATE TABLE visits (
+        id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL REFERENCES work_orders (order_id),
+        state TEXT NOT NULL,
+        record TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX visits_state ON visits (state);
+    ALTER TABLE work_orders ADD COLUMN outcome TEXT;
+    ALTER TABLE work_orders ADD COLUMN ended_at TEXT;
+    """,
 )
 
 

@@ -260,7 +260,7 @@ def import_orders(
             if not errors:
                 content = _canonical(order)
                 kept = conn.execute(
-                    "SELECT content FROM work_orders WHERE order_id = ?", (order_id,)
+                    "SELECT status, content, outcome FROM work_orders WHERE order_id = ?", (order_id,)
                 ).fetchone()
                 if kept is None:
                     conn.execute(
@@ -272,6 +272,16 @@ def import_orders(
                     continue
                 if kept["content"] == content:
                     report.unchanged += 1
+                    continue
+                if kept["status"] == "done":
+                    errors = [
+                        {
+                            "field": "order_id",
+                            "message": f"order {order_id} is done (outcome {kept['outcome']}): "
+                            "a new visit needs a new order_id",
+                        }
+                    ]
+                    report.rejected.append({"row": number, "order_id": order_id, "errors": errors})
                     continue
                 errors = [
                     {

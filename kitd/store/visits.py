@@ -1,0 +1,105 @@
+"""Visits in the kit's database, and what a visit's end does to its work order.
+
+Its one job: keep each visit's record (its state machine as JSON, never a capture) so
+that a restart finds the active visit again, and close the order when its visit ends:
+erase the order's personal fields, keeping only its id, outcome and times, or, for a
+rescheduled visit, put the new appointment on the order and keep it pending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from typing import Any
+
+from kitd.errors import KitError
+
+ACTIVE_STATES: tuple[str, ...] = ("identity", "capturing", "review", "ending")
+
+
+class OrderNotPending(KitError):
+    """The order is unknown, or already done (names it)."""
+
+
+def pending_order(conn: sqlite3.Connection, order_id: str) -> dict[str, Any]:
+    """The order as imported, while it is pending."""
+    row = conn.execute("SELECT status, content FROM work_orders WHERE order_id = ?", (order_id,)).fetchone()
+    if row is None:
+        raise OrderNotPending(f"no work order '{order_id}'")
+    if row["status"] != "pending" or row["content"] is None:
+        raise OrderNotPending(f"work order '{order_id}' is {row['status']}, not pending")
+    return json.loads(row["content"])
+
+
+def save_visit(conn: sqlite3.Connection, record: dict[str, Any]) -> None:
+    """Insert or update a visit's record (committed before this returns)."""
+    conn.execute(
+        "INSERT INTO visits (id, order_id, state, record, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record, "
+        "updated_at = excluded.updated_at",
+        (
+            record["id"],
+            record["order_id"],
+            record["state"],
+            json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+            record["started_at"],
+            record["updated_at"],
+        ),
+    )
+
+
+def load_visit(conn: sqlite3.Connection, visit_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT record FROM visits WHERE id = ?", (visit_id,)).fetchone()
+    return None if row is None else json.loads(row["record"])
+
+
+def active_visits(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Visits not yet finished or ended, oldest first (a kit has at most one)."""
+    marks = ", ".join("?" * len(ACTIVE_STATES))
+    rows = conn.execute(
+        f"SELECT record FROM visits WHERE state IN ({marks}) ORDER BY started_at, id", ACTIVE_STATES
+    ).fetchall()
+    return [json.loads(r["record"]) for r in rows]
+
+
+def close_order(
+    conn: sqlite3.Connection,
+    order_id: str,
+    outcome: str,
+    reschedule: dict[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """The order's visit ended with ``outcome`` (``finished`` or an outcome code).
+
+    Rescheduled: the order stays pending with the new appointment. Otherwise its personal
+    fields are erased: only the order id, the outcome and the times stay.
+    """
+    stamp = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if outcome == "rescheduled":
+            if reschedule is None:
+                raise ValueError("a rescheduled order needs its new appointment")
+            order = pending_order(conn, order_id)
+            order["appointment"] = {"start": reschedule["start"], "end": reschedule["end"]}
+            start = dt.datetime.fromisoformat(reschedule["start"]).astimezone(dt.UTC).isoformat()
+            conn.execute(
+                "UPDATE work_orders SET content = ?, appointment_start = ?, outcome = ? WHERE order_id = ?",
+                (
+                    json.dumps(order, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
+                    start,
+                    outcome,
+                    order_id,
+                ),
+            )
+        else:
+            conn.execute(
+                "UPDATE work_orders SET status = 'done', content = NULL, appointment_start = NULL, "
+                "outcome = ?, ended_at = ? WHERE order_id = ?",
+                (outcome, stamp, order_id),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
