@@ -243,6 +243,8 @@ class KitdProcess:
         self.notifications: list[str] = []
 
     def start(self, timeout_s: float = 30.0) -> KitdProcess:
+        """Start kitd (again, after a stop or a kill: with a fresh READY to wait for)."""
+        self.notifications = []
         add_simulation_officers(self.data_dir)
         self._notify_dir = tempfile.mkdtemp(prefix="kitd-notify-")
         notify_path = os.path.join(self._notify_dir, "notify")

@@ -54,7 +54,8 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         str,
         "kitd",
         "Group of data_dir/kitd.sock (mode 0660), kitctl's way in on the kit without a token, as a "
-        "technician: membership is shell access to the kit. Left as the daemon's group if it does not exist.",
+        "technician: membership is shell access to the kit. If it does not exist, the socket is the "
+        "daemon's user's only (0600).",
     ),
     (
         "auth.max_pin_failures",
@@ -116,6 +117,13 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
                 f"Attempt limits are multiplied by this for the '{category}' category.",
             ),
         )
+    ),
+    (
+        "visit.finger_order",
+        list,
+        list(range(1, 11)),
+        "The order a visit takes the fingers in: each FGP position 1-10 once (1 right thumb .. 5 right "
+        "little, 6 left thumb .. 10 left little).",
     ),
     ("iris.width", int, 640, "Frame width asked of a V4L2 iris camera and expected from an HTTP stream."),
     ("iris.height", int, 480, "Frame height asked of a V4L2 iris camera and expected from an HTTP stream."),
@@ -316,6 +324,11 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         raise ConfigError(
             f"{where}config key 'kit.timezone': unknown time zone {values['kit.timezone']!r} "
             "(e.g. Asia/Jakarta, Asia/Makassar, Asia/Jayapura)"
+        )
+    order = values["visit.finger_order"]
+    if not all(type(n) is int for n in order) or sorted(order) != list(range(1, 11)):
+        raise ConfigError(
+            f"{where}config key 'visit.finger_order': expected each of 1-10 once, got {order!r}"
         )
     if values["auth.max_pin_failures"] < 1:
         raise ConfigError(f"{where}config key 'auth.max_pin_failures': must be 1 or more")

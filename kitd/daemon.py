@@ -53,11 +53,12 @@ async def _watchdog(interval: float) -> None:
 
 
 async def open_socket(runner: web.AppRunner, path: Path, group: str) -> None:
-    """Serve the API on a Unix socket, mode 0660, owned by ``group`` when it exists."""
+    """Serve the API on a Unix socket, mode 0660 for ``group``; 0600 if the group does not
+    exist (the daemon's own group may be one many users share)."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # left by a daemon that did not stop cleanly; the port file says the same
     site = web.UnixSite(runner, str(path))
-    umask = os.umask(0o117)  # born 0660: never a moment open to everyone
+    umask = os.umask(0o177)  # born 0600: never a moment open to anyone else
     try:
         await site.start()
     finally:
@@ -65,9 +66,11 @@ async def open_socket(runner: web.AppRunner, path: Path, group: str) -> None:
     try:
         gid = grp.getgrnam(group).gr_gid
     except KeyError:
-        log.warning("group %r (api.socket_group) does not exist: %s keeps the daemon's group", group, path)
-    else:
-        os.chown(path, -1, gid)
+        log.warning(
+            "group %r (api.socket_group) does not exist: %s is for the daemon's user only", group, path
+        )
+        return
+    os.chown(path, -1, gid)
     os.chmod(path, 0o660)
 
 
@@ -115,6 +118,7 @@ async def serve(config: KitConfig) -> int:
 
     # READY means the devices have been looked at once, so the first status is informed.
     await kit.run_devices(FIRST_LOOK_TIMEOUT_S)
+    await kit.visits.restore()  # a visit cut off by a restart or power cut comes back
     tasks: list[asyncio.Task[None]] = []
     interval = sdnotify.watchdog_interval_s()
     if interval:
@@ -134,6 +138,7 @@ async def serve(config: KitConfig) -> int:
     await asyncio.gather(*tasks, return_exceptions=True)
     await kit.shutdown()
     await runner.cleanup()
+    kit.close_database()  # after the API: a late request still finds it
     with contextlib.suppress(OSError):
         port_file.unlink()
     with contextlib.suppress(OSError):

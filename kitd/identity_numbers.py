@@ -21,8 +21,14 @@ NIK_LENGTH = 16
 KK_LENGTH = 16
 # Women's NIKs carry the birth day plus 40 (a woman born on the 7th: 47).
 WOMAN_DAY_OFFSET = 40
-# Province codes run from 11 (Aceh) to 9x (Papua); 00-10 are not provinces.
-LOWEST_PROVINCE = 11
+# Province codes (the first two digits of a region code), Aceh 11 to Papua Barat Daya 96.
+PROVINCES = frozenset(
+    {11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 31, 32, 33, 34, 35, 36, 51, 52, 53, 61, 62, 63, 64, 65}
+    | {71, 72, 73, 74, 75, 76, 81, 82, 91, 92, 93, 94, 95, 96}
+)
+# Family cards in today's numbering were first issued in the 1970s: an earlier "issue
+# date" is a typo.
+EARLIEST_KK_YEAR = 1970
 
 
 def _digits_problem(value: object, length: int, what: str) -> str | None:
@@ -49,8 +55,9 @@ def _yy_dates(day: int, month: int, yy: int) -> list[dt.date]:
 
 
 def _region_problem(number: str, what: str) -> str | None:
-    if number[:6] == "000000" or int(number[:2]) < LOWEST_PROVINCE:
-        return f"{what} digits 1-6 are not a region code (province {number[:2]})"
+    """Province (digits 1-2) a real one, regency (3-4) and district (5-6) not 00."""
+    if int(number[:2]) not in PROVINCES or number[2:4] == "00" or number[4:6] == "00":
+        return f"{what} digits 1-6 are not a region code (province, regency, district): {number[:6]}"
     return None
 
 
@@ -129,9 +136,16 @@ def kk_problems(kk: object, today: dt.date | None = None) -> list[str]:
     region = _region_problem(kk, "KK")
     if region:
         problems.append(region)
-    issued = [d for d in _yy_dates(int(kk[6:8]), int(kk[8:10]), int(kk[10:12])) if d <= today]
-    if not issued:
-        problems.append(f"KK digits 7-12 are not an issue date DDMMYY up to today: {kk[6:12]}")
+    # YY is the latest century that is not in the future: a card issued "on 16-01-26" before
+    # that day is from 1926, which is too early to be real.
+    day, month, yy = int(kk[6:8]), int(kk[8:10]), int(kk[10:12])
+    issued = _date(2000 + yy, month, day)
+    if issued is not None and issued > today:
+        issued = _date(1900 + yy, month, day)
+    if issued is None or not EARLIEST_KK_YEAR <= issued.year or issued > today:
+        problems.append(
+            f"KK digits 7-12 are not an issue date DDMMYY from {EARLIEST_KK_YEAR} up to today: {kk[6:12]}"
+        )
     if kk[12:] == "0000":
         problems.append("KK digits 13-16 (the sequence) are 0000")
     return problems

@@ -25,6 +25,7 @@ from kitd.services.iris_feed import IrisFeed
 from kitd.services.sessions import LiveSessions
 from kitd.services.sign_in import SignedInOfficers
 from kitd.services.slots import STATUSES, DeviceSlot
+from kitd.services.visits import VisitDesk
 from kitd.store.database import DatabaseError, database_path, open_database
 from kitd.store.officers import OfficerRoll
 
@@ -61,6 +62,7 @@ class Kit:
         self.events = EventHub()
         self.sessions = LiveSessions(self, self.events)
         self.signed_in = SignedInOfficers(float(config["auth.idle_lock_s"]))
+        self.visits = VisitDesk(self, list(config["visit.finger_order"]))
         self.database = None
         self._officers: OfficerRoll | None = None
         # One thread owns the database connection: queries never block the event loop,
@@ -145,10 +147,14 @@ class Kit:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.visits.shutdown()
         await self.sessions.shutdown()
         self.close_streams()
         for slot in self.slots.values():
             await slot.shutdown()
+
+    def close_database(self) -> None:
+        """Close the database once nothing can ask it anything (after the API stops)."""
         self._database_thread.shutdown(wait=True)
         if self.database is not None:
             self.database.close()

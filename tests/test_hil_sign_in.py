@@ -5,6 +5,7 @@ kitctl over the Unix socket without a token, idle tokens, lock-out, and orders b
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
 import os
 import stat
@@ -59,8 +60,10 @@ def kitd(start_kitd):  # noqa: ANN001, ANN201
 
 
 def test_every_documented_path_is_refused_without_a_token(kitd) -> None:  # noqa: ANN001
+    # api.socket_group "kitd" does not exist on this machine: the socket is the daemon's user's alone.
+    assert stat.S_IMODE(os.stat(kitd.socket_path).st_mode) == 0o600
     operations = documented_operations()
-    assert len(operations) == 21
+    assert len(operations) == 33
     for method, path in operations:
         status = status_of(kitd, method, path, {})
         if (method, path) in PUBLIC_ROUTES:
@@ -85,6 +88,9 @@ def test_each_role_is_allowed_or_refused_as_documented(kitd, role: str) -> None:
             assert status == 403, (role, method, path, status)
         else:
             assert status not in (401, 403), (role, method, path, status)
+    # HEAD is a GET without a body, and ruled as one.
+    head = status_of(kitd, "HEAD", "/api/v1/officers", headers)
+    assert head == (200 if role == "supervisor" else 403), (role, head)
     forbidden = DaemonClient(kitd.url, token).request("POST", "/api/v1/devices/fingerprint/capture", {})
     if role != "technician":
         assert forbidden.json() == {
@@ -117,11 +123,17 @@ def test_the_browser_needs_only_the_cookie(start_simulator, start_kitd) -> None:
             async with browser.get(kitd.url + "/api/v1/events") as events:
                 assert events.status == 200
                 first_event = await asyncio.wait_for(events.content.readuntil(b"\n\n"), 10)
+                # Signing out ends the open stream too (within a few seconds: it asks again).
+                async with browser.post(kitd.url + "/api/v1/auth/signout") as out:
+                    assert out.status == 200
+                await asyncio.wait_for(events.content.read(), 30)  # the stream's end, not a timeout
+            async with browser.get(kitd.url + "/api/v1/stream/iris.mjpg") as after:
+                assert after.status == 401
             async with browser.get(kitd.url + "/api/v1/devices", headers={"Cookie": ""}) as plain:
                 without = plain.status
             return cookie, preview, first_event, without
 
-    cookie, preview, first_event, _ = asyncio.run(browse())
+    cookie, preview, first_event, _ = asyncio.run(asyncio.wait_for(browse(), 120))
     assert "kitd_token=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert b"Content-Type: image/jpeg" in preview
     assert first_event.startswith((b"event:", b"id:", b":"))
@@ -129,12 +141,15 @@ def test_the_browser_needs_only_the_cookie(start_simulator, start_kitd) -> None:
 
 def test_kitctl_on_the_kit_uses_the_socket_without_a_token(start_simulator, start_kitd, tmp_path) -> None:  # noqa: ANN001
     sim = start_simulator("hil.nb1010_sim")
+    group = grp.getgrgid(os.getgid()).gr_name  # a group that exists here
     kitd = start_kitd(
-        devices=[{"id": "fingerprint", "uri": "usb:298d:1010"}], settings={"usb_backend": sim.usbip_uri}
+        devices=[{"id": "fingerprint", "uri": "usb:298d:1010"}],
+        settings={"usb_backend": sim.usbip_uri, "api.socket_group": group},
     )
     kitd.wait_for_status("fingerprint", "ready")
     mode = stat.S_IMODE(os.stat(kitd.socket_path).st_mode)
     assert stat.S_ISSOCK(os.stat(kitd.socket_path).st_mode) and mode == 0o660
+    assert os.stat(kitd.socket_path).st_gid == os.getgid()
     env = {k: v for k, v in kitd.env.items() if k != "KITD_TOKEN"}
     listed = kitd.kitctl("devices", "--json", "--config", str(kitd.config_path), env=env)
     assert listed.returncode == 0, listed.stderr
@@ -186,6 +201,22 @@ def test_wrong_pins_lock_until_a_supervisor_unlocks(start_kitd) -> None:  # noqa
     # Malformed sign-ins are 400 naming the field, not a count against anyone.
     bad = anonymous.request("POST", "/api/v1/auth/signin", {"nip": officer["nip"], "pin": "12"})
     assert bad.status == 400 and bad.json()["field"] == "pin"
+
+
+def test_kitctl_on_the_database_also_ends_tokens(start_kitd) -> None:  # noqa: ANN001
+    kitd = start_kitd()
+    officer = simulation_officer("officer")
+    client = DaemonClient(kitd.url, kitd.sign_in("officer"))
+    assert client.request("GET", "/api/v1/status").status == 200
+    result = kitd.kitctl("officers", "deactivate", officer["nip"], "--config", str(kitd.config_path))
+    assert result.returncode == 0, result.stderr
+    assert client.request("GET", "/api/v1/status").status == 401
+    # A deactivated officer hears so only with the right PIN; a wrong one says nothing more.
+    anonymous = DaemonClient(kitd.url)
+    wrong = anonymous.request("POST", "/api/v1/auth/signin", {"nip": officer["nip"], "pin": "000000"})
+    assert wrong.status == 401 and "deactivated" not in wrong.json()["message"]
+    right = anonymous.request("POST", "/api/v1/auth/signin", {"nip": officer["nip"], "pin": officer["pin"]})
+    assert right.status == 401 and "deactivated" in right.json()["message"]
 
 
 def test_supervisors_manage_officers_and_their_tokens_end(start_kitd) -> None:  # noqa: ANN001

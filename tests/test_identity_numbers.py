@@ -38,6 +38,9 @@ def test_valid_niks_and_their_sex() -> None:
         ("35760147034800011", None, None, "16 digits"),
         ("35760147O3480001", None, None, "non-digit"),
         ("0000004703480001", None, None, "region code"),
+        ("9900004703480001", None, None, "region code"),  # no province 99
+        ("3500014703480001", None, None, "region code"),  # regency 00
+        ("3576004703480001", None, None, "region code"),  # district 00
         (3576014703480001, None, None, "string"),
     ],
 )
@@ -53,9 +56,12 @@ def test_kk_numbers() -> None:
     assert any("0000" in p for p in kk_problems("3576012005150000", TODAY))
     assert any("16 digits" in p for p in kk_problems("35760120051500", TODAY))
     assert any("non-digit" in p for p in kk_problems("3576012005I50003", TODAY))
-    # A card cannot be issued after today (31 Dec 26 is ahead of TODAY; 1926 is a real date).
-    assert kk_problems("3576013112260003", TODAY) == []
-    assert kk_problems("3576013112260003", dt.date(1926, 1, 1)) != []
+    # A card is not issued after today: 31-12-26 is ahead of TODAY, and 1926 is before
+    # family cards were numbered this way; 1985 and this year's are fine.
+    assert any("issue date" in p for p in kk_problems("3576013112260003", TODAY))
+    assert kk_problems("3576013112260003", dt.date(2027, 1, 1)) == []
+    assert kk_problems("3576011503850003", TODAY) == []
+    assert kk_problems("3576012811260003", TODAY) == []
 
 
 def test_nip() -> None:

@@ -235,6 +235,24 @@ def test_whole_files_refused_with_the_reason() -> None:
         parse_orders(b"order_id\n\xff\xfe\n")
 
 
+def test_extreme_inputs_are_refused_not_crashed(db: sqlite3.Connection) -> None:
+    far = sample_order(
+        "FAR", appointment={"start": "9999-12-31T23:00:00+00:00", "end": "9999-12-31T23:30:00+00:00"}
+    )
+    early = sample_order(
+        "EARLY", appointment={"start": "0001-01-01T00:00:00+07:00", "end": "0001-01-01T01:00:00+07:00"}
+    )
+    report = import_orders(db, [far, early, sample_order("OK")], "", TODAY)
+    assert report.imported == 1 and {r["order_id"] for r in report.rejected} == {"FAR", "EARLY"}
+    assert pending_orders(db, dt.date(2026, 12, 1), "Asia/Jakarta")[0]["order_id"] == "OK"
+    with pytest.raises(OrdersRefused, match="nested too deeply"):
+        parse_orders(b"[" * 100_000)
+    with pytest.raises(OrdersRefused, match="not valid JSON"):
+        parse_orders(b"[" + b"7" * 5000 + b"]")
+    with pytest.raises(OrdersRefused, match="not valid JSON"):
+        parse_orders(b'[{"order_id": NaN}]')
+
+
 def test_garbage_rows_are_rejected_not_crashed(db: sqlite3.Connection) -> None:
     report = import_orders(db, [42, None, "x", [], {"order_id": 7}], "", TODAY)
     assert report.imported == 0 and len(report.rejected) == 5

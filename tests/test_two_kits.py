@@ -161,6 +161,8 @@ def test_two_kits_in_one_process_share_nothing(two_rigs) -> None:  # noqa: ANN00
             for kit, runner in running:
                 await kit.shutdown()
                 await runner.cleanup()
+            for kit in (kit_a, kit_b):
+                kit.close_database()
 
     asyncio.run(scenario())
 

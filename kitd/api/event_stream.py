@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -19,6 +20,9 @@ from kitd.events import EventHub
 
 KEEPALIVE_S = 15.0
 KEEPALIVE = b": keepalive\n\n"
+# With a sign-in to watch, an idle stream wakes this often to ask whether it still holds.
+STREAM_RECHECK_S = 2.0
+IDLE = object()
 
 
 def _replay(request: web.Request, events: EventHub) -> tuple[int | None, dict | None]:
@@ -37,10 +41,14 @@ def _gap(last_event_id: str, first_id: int, reason: str) -> dict:
 
 
 async def stream_events(
-    request: web.Request, events: EventHub, keepalive_s: float = KEEPALIVE_S
+    request: web.Request,
+    events: EventHub,
+    keepalive_s: float = KEEPALIVE_S,
+    allowed: Callable[[], Awaitable[bool]] | None = None,
 ) -> web.StreamResponse:
     """Send the events missed since `Last-Event-ID` (if any), then every event published from
-    now on, until the client leaves or the hub closes; a keepalive comment when idle."""
+    now on, until the client leaves, the hub closes or `allowed()` says no more (its caller's
+    sign-in ended); a keepalive comment when idle."""
     after, gap = _replay(request, events)
     subscription = events.open(after)  # before any await: no event slips between replay and live
     response = web.StreamResponse(
@@ -51,14 +59,24 @@ async def stream_events(
         await response.write(b": kitd events\n\n")
         if gap is not None:
             await response.write(f"event: gap\ndata: {json.dumps(gap, separators=(',', ':'))}\n\n".encode())
+        wait_s = keepalive_s if allowed is None else min(keepalive_s, STREAM_RECHECK_S)
+        idle_s = 0.0
         while True:
             try:
-                event = await asyncio.wait_for(subscription.get(), keepalive_s)
+                event = await asyncio.wait_for(subscription.get(), wait_s)
             except TimeoutError:
-                await response.write(KEEPALIVE)
+                event = IDLE
+            if allowed is not None and not await allowed():
+                break
+            if event is IDLE:
+                idle_s += wait_s
+                if idle_s >= keepalive_s:
+                    idle_s = 0.0
+                    await response.write(KEEPALIVE)
                 continue
             if event is None:
                 break
+            idle_s = 0.0
             payload = json.dumps(event.data, separators=(",", ":"))
             await response.write(f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n".encode())
     except (ConnectionResetError, RuntimeError):

@@ -100,10 +100,11 @@ SESSION_PATHS: dict[str, Any] = {
     },
     "/api/v1/events": {
         "get": {
-            "summary": "Server-sent events: assessment, capture, end, device",
+            "summary": "Server-sent events: assessment, capture, end, device, visit",
             "description": "Each event has `id` (increasing from 1 in each run of the daemon), `event` "
             "(its type) and `data` (JSON): assessment -> AssessmentEvent, capture -> CaptureEvent, "
-            "end -> EndEvent, device -> DeviceEvent. While idle a comment line `: keepalive` comes "
+            "end -> EndEvent, device -> DeviceEvent, visit -> VisitEvent. While idle a comment line "
+            "`: keepalive` comes "
             f"every {KEEPALIVE_S:g} s. A client reconnecting with `Last-Event-ID: N` first gets "
             f"the events after N that the daemon still keeps (the last {REPLAY_EVENTS}), then live "
             "ones; when some after N are no longer kept, or N is not an id of this run, a `gap` "
@@ -249,6 +250,116 @@ ORDER_PATHS: dict[str, Any] = {
 }
 
 
+VISIT_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+ITEM = {
+    "name": "item",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "finger:1 .. finger:10, iris:right, iris:left, signature, thumbprint",
+}
+VISIT_ANSWER = _json(_ref("Visit"), "The visit now")
+WRONG_STATE = _json(
+    _ref("WrongStateError"), "The visit's state does not allow it (wrong_state, naming the state)"
+)
+
+
+def _visit_action(
+    summary: str, body: str | None = None, item: bool = False, devices: bool = False
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": VISIT_ANSWER,
+        "404": _error("Unknown visit" + (" or item" if item else "")),
+        "409": WRONG_STATE,
+    }
+    operation: dict[str, Any] = {"summary": summary, "parameters": [VISIT_ID, *([ITEM] if item else [])]}
+    if body:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+        responses["400"] = _error("Malformed request (the field named)")
+        responses["415"] = UNSUPPORTED_MEDIA_TYPE
+    if devices:
+        responses["503"] = _error("The item's device is disconnected or not configured")
+    operation["responses"] = responses
+    return {"post": operation}
+
+
+VISIT_PATHS: dict[str, Any] = {
+    "/api/v1/visits": {
+        "post": {
+            "summary": "Start a visit from a pending work order (one active visit per kit)",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("VisitRequest")}},
+            },
+            "responses": {
+                "201": _json(_ref("Visit"), "Started, in state identity"),
+                "400": _error("Malformed request (the field named)"),
+                "404": _error("No pending order with that id (unknown_order)"),
+                "409": _json(_ref("WrongStateError"), "Another visit is active (naming its state)"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+            },
+        },
+        "get": {
+            "summary": "The active visit, if any (state=active, the default)",
+            "parameters": [
+                {"name": "state", "in": "query", "required": False, "schema": {"enum": ["active"]}}
+            ],
+            "responses": {
+                "200": _json({"type": "array", "items": _ref("Visit")}, "Active visits (at most one)"),
+                "400": _error("An unknown state"),
+            },
+        },
+    },
+    "/api/v1/visits/{id}": {
+        "get": {
+            "summary": "A visit: state, current item, every item with its score, forced flag and exception",
+            "parameters": [VISIT_ID],
+            "responses": {"200": VISIT_ANSWER, "404": _error("Unknown visit")},
+        }
+    },
+    "/api/v1/visits/{id}/identity": _visit_action(
+        "Who is present and who consents (a guardian for odgj); the capture items begin", "VisitIdentity"
+    ),
+    "/api/v1/visits/{id}/items/{item}/start": _visit_action(
+        "Start a capture session for an item (also to revisit one from review)", item=True, devices=True
+    ),
+    "/api/v1/visits/{id}/items/{item}/retry": _visit_action(
+        "A new session for the same item; the earlier one goes to its history", item=True, devices=True
+    ),
+    "/api/v1/visits/{id}/items/{item}/accept": _visit_action(
+        "Keep the item's best capture as it is (forced if it did not pass, with its failing checks)",
+        item=True,
+    ),
+    "/api/v1/visits/{id}/items/{item}/except": _visit_action(
+        "The item cannot be captured: a reason, confirmed explicitly (cannot_sign brings a thumbprint)",
+        "VisitException",
+        item=True,
+    ),
+    "/api/v1/visits/{id}/items/{item}/capture": {
+        "get": {
+            "summary": "The item's capture: PNG for fingers and irises, JSON for the signature",
+            "parameters": [VISIT_ID, ITEM],
+            "responses": {
+                "200": {
+                    "description": "The capture (Cache-Control: no-store)",
+                    "content": {
+                        "image/png": {"schema": {"type": "string", "format": "binary"}},
+                        "application/json": {"schema": _ref("Signature")},
+                    },
+                },
+                "404": _error("Unknown visit or item, or no capture kept for it (no_capture)"),
+            },
+        }
+    },
+    "/api/v1/visits/{id}/finish": _visit_action("Finish a visit in review: its captures go to sealing"),
+    "/api/v1/visits/{id}/outcome": _visit_action(
+        "End a visit that cannot finish: not_home, refused, unable, rescheduled (new time), cancelled",
+        "VisitOutcome",
+    ),
+    "/api/v1/visits/{id}/cancel": _visit_action("Stop capturing until an outcome is given (state ending)"),
+}
+
+
 def _with_sign_in(paths: dict[str, Any]) -> None:
     """Every operation but sign-in answers 401 without a token; a role-limited one 403."""
     for path, operations in paths.items():
@@ -268,6 +379,7 @@ def openapi_document() -> dict[str, Any]:
     document["paths"].update(SESSION_PATHS)
     document["paths"].update(SIGN_IN_PATHS)
     document["paths"].update(ORDER_PATHS)
+    document["paths"].update(VISIT_PATHS)
     _with_sign_in(document["paths"])
     document["components"]["schemas"] = copy.deepcopy(SCHEMAS)
     document["components"]["securitySchemes"] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -32,9 +33,14 @@ def part(body: bytes, headers: dict[str, str]) -> bytes:
 
 
 async def stream_preview(
-    request: web.Request, feed: IrisFeed, width: int, quality: int
+    request: web.Request,
+    feed: IrisFeed,
+    width: int,
+    quality: int,
+    allowed: Callable[[], Awaitable[bool]] | None = None,
 ) -> web.StreamResponse:
-    """Serve the live preview of `feed`'s camera until the viewer leaves."""
+    """Serve the live preview of `feed`'s camera until the viewer leaves or `allowed()` says
+    no more (its caller's sign-in ended: the eye is not shown to whoever holds the screen)."""
     slot = feed.slot
     response = web.StreamResponse(
         headers={
@@ -49,6 +55,8 @@ async def stream_preview(
     last = last_shown = shown = skipped = 0
     try:
         while not feed.closed.is_set():
+            if allowed is not None and not await allowed():
+                break
             try:
                 frame = await feed.next(last, VIEWER_WAIT_S)
             except EndOfStream:

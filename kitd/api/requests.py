@@ -1,8 +1,9 @@
 """What every handler of the API does with a request: the kit it serves, JSON bodies, errors.
 
 Its one job: the helpers the route modules share: :data:`KIT_KEY` (the app's Kit),
-:func:`json_body` (a body read as JSON this kit accepts, or why not), and the error
-responses, ``{"error": code, "message": ...}`` with the field when there is one.
+:func:`json_body` (a body read as JSON this kit accepts, or why not), the error
+responses, ``{"error": code, "message": ...}`` with the field when there is one, the
+kit's errors as HTTP (:func:`kit_error_response`) and a capture's answer.
 """
 
 from __future__ import annotations
@@ -12,8 +13,21 @@ from typing import Any
 
 from aiohttp import web
 
+from kitd.errors import (
+    DeviceBusy,
+    DeviceGone,
+    DeviceTimeout,
+    EndOfStream,
+    KitError,
+    NoFinger,
+    NoPenInput,
+    NotSteady,
+    ProtocolError,
+    QualityGateFailed,
+)
 from kitd.kit import Kit
 from kitd.schemas import check
+from kitd.services.captures import Capture
 
 KIT_KEY = web.AppKey("kit", Kit)
 
@@ -74,3 +88,52 @@ async def checked_body(request: web.Request, schema: str) -> Any:
         raise ValueError("no body: a JSON object is required")
     check(schema, body)
     return body
+
+
+# The kit's errors as HTTP, most specific first (NoFinger before DeviceTimeout, ...).
+KIT_ERROR_STATUS: tuple[tuple[type[KitError], int, str], ...] = (
+    (DeviceBusy, 409, "busy"),
+    (EndOfStream, 503, "end_of_stream"),
+    (DeviceGone, 503, "disconnected"),
+    (NoFinger, 504, "no_finger"),
+    (NoPenInput, 504, "no_pen_input"),
+    (DeviceTimeout, 504, "timeout"),
+    (ProtocolError, 502, "protocol_error"),
+)
+
+
+def capture_response(capture: Capture) -> web.Response:
+    """A captured image or recording, never cached (it is biometric data)."""
+    headers = {"Cache-Control": "no-store", **capture.headers}
+    return web.Response(body=capture.body, content_type=capture.content_type, headers=headers)
+
+
+def kit_error_response(exc: KitError) -> web.Response:
+    if isinstance(exc, NotSteady):
+        return web.json_response(
+            {
+                "error": "not_steady",
+                "message": str(exc),
+                "score": round(exc.score, 1),
+                "failed_checks": [],
+                "feedback": exc.feedback,
+                "passes": exc.passes,
+                "consecutive_passes": exc.consecutive_passes,
+            },
+            status=422,
+        )
+    if isinstance(exc, QualityGateFailed):
+        return web.json_response(
+            {
+                "error": "quality_gate",
+                "message": str(exc),
+                "score": round(exc.score, 1),
+                "failed_checks": exc.failed_checks,
+                "feedback": exc.feedback,
+            },
+            status=422,
+        )
+    for error_type, status, code in KIT_ERROR_STATUS:
+        if isinstance(exc, error_type):
+            return error_response(status, code, str(exc))
+    return error_response(500, "error", str(exc))

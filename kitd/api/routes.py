@@ -10,84 +10,36 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from typing import Any
 
 from aiohttp import web
 
-from kitd.api import orders, sign_in
+from kitd.api import orders, sign_in, visits
 from kitd.api.event_stream import stream_events
 from kitd.api.openapi import openapi_document
 from kitd.api.preview_stream import stream_preview
-from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, checked_body, error_response, json_body
-from kitd.api.sign_in import require_sign_in
+from kitd.api.requests import (
+    KIT_KEY,
+    NO_BODY,
+    bad_request,
+    capture_response,
+    checked_body,
+    error_response,
+    json_body,
+    kit_error_response,
+)
+from kitd.api.sign_in import StillSignedIn, require_sign_in
 from kitd.errors import (
     ConfigError,
-    DeviceBusy,
-    DeviceGone,
-    DeviceTimeout,
-    EndOfStream,
     KitError,
-    NoFinger,
-    NoPenInput,
-    NotSteady,
-    ProtocolError,
     QualityGateFailed,
 )
 from kitd.kit import Kit
 from kitd.schemas import CAPTURE_REQUESTS, check
-from kitd.services.captures import Capture
 from kitd.services.sessions import SessionConflict, SessionNotFound
 
 log = logging.getLogger("kitd.api")
-
-
-# The kit's errors as HTTP, most specific first (NoFinger before DeviceTimeout, ...).
-KIT_ERROR_STATUS: tuple[tuple[type[KitError], int, str], ...] = (
-    (DeviceBusy, 409, "busy"),
-    (EndOfStream, 503, "end_of_stream"),
-    (DeviceGone, 503, "disconnected"),
-    (NoFinger, 504, "no_finger"),
-    (NoPenInput, 504, "no_pen_input"),
-    (DeviceTimeout, 504, "timeout"),
-    (ProtocolError, 502, "protocol_error"),
-)
-
-
-def capture_response(capture: Capture) -> web.Response:
-    """A captured image or recording, never cached (it is biometric data)."""
-    headers = {"Cache-Control": "no-store", **capture.headers}
-    return web.Response(body=capture.body, content_type=capture.content_type, headers=headers)
-
-
-def kit_error_response(exc: KitError) -> web.Response:
-    if isinstance(exc, NotSteady):
-        return web.json_response(
-            {
-                "error": "not_steady",
-                "message": str(exc),
-                "score": round(exc.score, 1),
-                "failed_checks": [],
-                "feedback": exc.feedback,
-                "passes": exc.passes,
-                "consecutive_passes": exc.consecutive_passes,
-            },
-            status=422,
-        )
-    if isinstance(exc, QualityGateFailed):
-        return web.json_response(
-            {
-                "error": "quality_gate",
-                "message": str(exc),
-                "score": round(exc.score, 1),
-                "failed_checks": exc.failed_checks,
-                "feedback": exc.feedback,
-            },
-            status=422,
-        )
-    for error_type, status, code in KIT_ERROR_STATUS:
-        if isinstance(exc, error_type):
-            return error_response(status, code, str(exc))
-    return error_response(500, "error", str(exc))
 
 
 def _kit(request: web.Request) -> Kit:
@@ -160,7 +112,9 @@ async def get_iris_stream(request: web.Request) -> web.StreamResponse:
         slot = cameras[0]
     config = kit.config
     feed = kit.iris_feed(slot.id)
-    return await stream_preview(request, feed, config["iris.preview_width"], config["iris.preview_quality"])
+    return await stream_preview(
+        request, feed, config["iris.preview_width"], config["iris.preview_quality"], StillSignedIn(request)
+    )
 
 
 def session_error_response(exc: KitError) -> web.Response:
@@ -222,7 +176,7 @@ async def get_session_capture(request: web.Request) -> web.Response:
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
-    return await stream_events(request, _kit(request).events)
+    return await stream_events(request, _kit(request).events, allowed=StillSignedIn(request))
 
 
 async def _close_streams(app: web.Application) -> None:
@@ -233,6 +187,10 @@ async def _close_streams(app: web.Application) -> None:
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
+    except sqlite3.OperationalError as exc:
+        # The database stayed locked past its busy timeout (kitctl writing beside us).
+        log.warning("database busy: %s", exc)
+        return error_response(503, "database_busy", f"the kit's database is busy ({exc}): try again")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -247,6 +205,7 @@ def make_app(kit: Kit) -> web.Application:
     app[KIT_KEY] = kit
     sign_in.add_routes(app)
     orders.add_routes(app)
+    visits.add_routes(app)
     app.router.add_get("/api/v1/status", get_status)
     app.router.add_get("/api/v1/devices", get_devices)
     app.router.add_post("/api/v1/devices/{id}/capture", post_capture)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,9 @@ CALLER = web.RequestKey("caller", Caller)
 
 
 def roles_for(method: str, route: str) -> frozenset[str]:
+    """Who may call ``method route``; HEAD is a GET that sends no body, and is ruled as one."""
+    if method == "HEAD":
+        method = "GET"
     return ROUTE_ROLES.get((method, route), EVERY_ROLE)
 
 
@@ -87,8 +91,11 @@ async def require_sign_in(request: web.Request, handler: Any) -> web.StreamRespo
     if _on_unix_socket(request):
         caller = Caller("technician")
     else:
+        kit = request.app[KIT_KEY]
         token = request_token(request)
-        officer = request.app[KIT_KEY].signed_in.officer(token) if token else None
+        officer = kit.signed_in.officer(token) if token else None
+        if officer is not None and not await _standing_holds(kit, token, officer.nip):
+            officer = None
         if officer is None:
             message = "token expired or unknown: sign in again" if token else "sign in first"
             message += " (POST /api/v1/auth/signin)"
@@ -105,6 +112,44 @@ async def require_sign_in(request: web.Request, handler: Any) -> web.StreamRespo
         return web.json_response(body, status=403)
     request[CALLER] = caller
     return await handler(request)
+
+
+async def _standing_holds(kit: Any, token: str, nip: str) -> bool:
+    """Whether the officer is still as when the token was issued (not deactivated, locked
+    or given a new PIN, by the API or by kitctl on the database); ends the token if not."""
+    issued = kit.signed_in.standing(token)
+    now = await kit.in_database(kit.officers.standing, nip)
+    if issued is None or now != issued:
+        kit.signed_in.forget_officer(nip)
+        return False
+    return True
+
+
+# An open stream (the preview, the events) asks again this often whether its caller is
+# still signed in, and ends when not.
+STREAM_CHECK_S = 2.0
+
+
+class StillSignedIn:
+    """For a stream: is its caller still signed in? (Asked at most every STREAM_CHECK_S.)"""
+
+    def __init__(self, request: web.Request) -> None:
+        self.kit = request.app[KIT_KEY]
+        self.caller = request[CALLER]
+        self._checked = time.monotonic()
+        self._holds = True
+
+    async def __call__(self) -> bool:
+        if self.caller.token is None or not self._holds:
+            return self._holds  # the socket's technician has no token to end
+        if time.monotonic() - self._checked >= STREAM_CHECK_S:
+            self._checked = time.monotonic()
+            token, nip = self.caller.token, self.caller.nip or ""
+            # Not officer(): watching is not using; an idle officer's stream ends with the token.
+            self._holds = self.kit.signed_in.standing(token) is not None and await _standing_holds(
+                self.kit, token, nip
+            )
+        return self._holds
 
 
 def _expires_at(unix_s: float) -> str:
@@ -124,7 +169,8 @@ async def post_sign_in(request: web.Request) -> web.Response:
         return error_response(423, "locked", str(exc))
     except (UnknownOfficer, WrongPin, OfficerInactive) as exc:
         return error_response(401, "unauthenticated", str(exc))
-    token = kit.signed_in.issue(officer)
+    standing = await kit.in_database(kit.officers.standing, officer.nip)
+    token = kit.signed_in.issue(officer, standing or "")
     response = web.json_response(
         {
             "token": token,

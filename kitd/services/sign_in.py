@@ -21,6 +21,7 @@ from kitd.store.officers import Officer
 class _Token:
     officer: Officer
     last_used: float  # the monotonic clock
+    standing: str = ""  # the officer's record when the token was issued (OfficerRoll.standing)
 
 
 class SignedInOfficers:
@@ -37,11 +38,18 @@ class SignedInOfficers:
         self._wall_clock = wall_clock
         self._tokens: dict[str, _Token] = {}
 
-    def issue(self, officer: Officer) -> str:
+    def issue(self, officer: Officer, standing: str = "") -> str:
         self._forget_idle()
         token = secrets.token_urlsafe(32)
-        self._tokens[token] = _Token(officer, self._clock())
+        self._tokens[token] = _Token(officer, self._clock(), standing)
         return token
+
+    def standing(self, token: str) -> str | None:
+        """The officer's standing when ``token`` was issued; None once it has ended."""
+        entry = self._tokens.get(token)
+        if entry is None or self._clock() - entry.last_used >= self.idle_lock_s:
+            return None
+        return entry.standing
 
     def officer(self, token: str) -> Officer | None:
         """The token's officer, restarting its idle time; None for an unknown or idle one."""

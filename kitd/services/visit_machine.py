@@ -284,15 +284,20 @@ class Visit:
         passed: bool,
         feedback: Sequence[str],
         failed_checks: Sequence[str],
+        final: bool = True,
     ) -> None:
-        """A session's best capture so far; a passing one captures the item and moves on."""
+        """A session's best capture so far (``final``: the session has ended with it).
+
+        A passing final best captures the item and moves on. A passing best the session
+        still holds (a signature waits for the officer) shows its score until accepted.
+        """
         item = self.item(name)
         if item.status != "capturing" or item.session_id != session_id:
             return  # a late answer of a session the officer has already left
         item.score, item.passed = round(float(score), 1), bool(passed)
         item.feedback, item.failed_checks = list(feedback), list(failed_checks)
         self._touch()
-        if passed:
+        if passed and final:
             item.status = "captured"
             self._advance()
 

@@ -93,6 +93,10 @@ def migrate(conn: sqlite3.Connection) -> int:
         )
     for number in range(version + 1, len(MIGRATIONS) + 1):
         conn.execute("BEGIN IMMEDIATE")
+        # Another process (kitctl beside the daemon) may have migrated while we waited.
+        if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= number:
+            conn.execute("ROLLBACK")
+            continue
         try:
             for statement in _statements(MIGRATIONS[number - 1]):
                 conn.execute(statement)

@@ -10,6 +10,7 @@ are :data:`PIN_HASHING` (about 170 ms a check on a 2-core x86 build machine).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import sqlite3
 from dataclasses import dataclass
 
@@ -121,6 +122,19 @@ class OfficerRoll:
             raise UnknownOfficer(f"no officer with NIP {nip}")
         return _officer(row)
 
+    def standing(self, nip: str) -> str | None:
+        """A digest of what a sign-in rests on (active, locked, PIN hash); None if unknown.
+
+        A token issued with one standing is void once it changes, whoever changed it
+        (the API, or kitctl on the database beside the daemon).
+        """
+        row = self.conn.execute(
+            "SELECT active, locked, pin_hash FROM officers WHERE nip = ?", (nip,)
+        ).fetchone()
+        if row is None:
+            return None
+        return hashlib.sha256(f"{row['active']}:{row['locked']}:{row['pin_hash']}".encode()).hexdigest()
+
     def list(self) -> list[Officer]:
         return [_officer(r) for r in self.conn.execute("SELECT * FROM officers ORDER BY name, nip")]
 
@@ -132,9 +146,10 @@ class OfficerRoll:
     def check_pin(self, nip: str, pin: str) -> Officer:
         """The officer when ``pin`` is theirs; else WrongPin, OfficerLocked, ...
 
-        Every wrong PIN counts, whatever its shape; the count resets on a right one.
-        The hash is checked even for an unknown NIP, so the time taken does not tell
-        which NIPs exist.
+        Every wrong PIN that reaches here counts (the API refuses a malformed one before);
+        the count resets on a right one. The hash is checked even for an unknown NIP, and
+        a deactivated officer hears so only with the right PIN, so that neither the time
+        taken nor the answer tells which NIPs exist.
         """
         row = self.conn.execute("SELECT * FROM officers WHERE nip = ?", (nip,)).fetchone()
         pin_text = pin if isinstance(pin, str) else ""
@@ -144,7 +159,9 @@ class OfficerRoll:
             self._verify(self._stand_in_hash, pin_text)
             raise UnknownOfficer("NIP or PIN is wrong")
         if not row["active"]:
-            raise OfficerInactive(f"officer {nip} is deactivated")
+            if self._verify(row["pin_hash"], pin_text):
+                raise OfficerInactive(f"officer {nip} is deactivated")
+            raise UnknownOfficer("NIP or PIN is wrong")
         if row["locked"]:
             raise OfficerLocked(
                 f"officer {nip} is locked after {self.max_pin_failures} wrong PINs: a supervisor must unlock"

@@ -1,0 +1,167 @@
+"""The visit endpoints: start a visit from an order and drive it item by item.
+
+Its one job: turn HTTP into kitd.services.visits calls and the visit's errors into
+answers: 400 ``bad_request`` naming the field, 409 ``wrong_state`` naming the state,
+404 for an unknown visit, item or order; device errors as for captures. Every action
+answers the visit in the shape ``GET /api/v1/visits/{id}`` returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from kitd.api.requests import (
+    KIT_KEY,
+    bad_request,
+    capture_response,
+    checked_body,
+    error_response,
+    kit_error_response,
+)
+from kitd.api.sign_in import CALLER
+from kitd.errors import KitError
+from kitd.services.sessions import SessionConflict
+from kitd.services.visit_machine import BadVisitRequest, UnknownItem, Visit, WrongState
+from kitd.services.visits import VisitNotFound
+from kitd.store.visits import OrderNotPending
+
+
+def visit_json(visit: Visit) -> dict[str, Any]:
+    return visit.to_json()
+
+
+def visit_error(exc: KitError) -> web.Response:
+    if isinstance(exc, WrongState):
+        return web.json_response(
+            {"error": "wrong_state", "message": str(exc), "state": exc.state}, status=409
+        )
+    if isinstance(exc, BadVisitRequest):
+        return error_response(400, "bad_request", str(exc), exc.field)
+    if isinstance(exc, VisitNotFound):
+        return error_response(404, "unknown_visit", str(exc))
+    if isinstance(exc, UnknownItem):
+        return error_response(404, "unknown_item", str(exc))
+    if isinstance(exc, OrderNotPending):
+        return error_response(404, "unknown_order", str(exc))
+    if isinstance(exc, SessionConflict):
+        return error_response(404, "no_capture", str(exc))
+    return kit_error_response(exc)
+
+
+def _who(request: web.Request) -> str:
+    caller = request[CALLER]
+    return caller.nip or f"{caller.role} on the kit's socket"
+
+
+async def _answer(action: Any) -> web.Response:
+    try:
+        visit = await action
+    except KitError as exc:
+        return visit_error(exc)
+    return web.json_response(visit_json(visit), headers={"Cache-Control": "no-store"})
+
+
+async def post_visit(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    try:
+        body = await checked_body(request, "VisitRequest")
+    except ValueError as exc:
+        return bad_request("visit", exc)
+    try:
+        visit = await kit.visits.start(body["order_id"], _who(request))
+    except KitError as exc:
+        return visit_error(exc)
+    return web.json_response(
+        visit_json(visit), status=201, headers={"Location": f"/api/v1/visits/{visit.id}"}
+    )
+
+
+async def get_visits(request: web.Request) -> web.Response:
+    state = request.query.get("state", "active")
+    if state != "active":
+        return error_response(400, "bad_request", "state: only 'active' is listed", "state")
+    return web.json_response([visit_json(v) for v in request.app[KIT_KEY].visits.active()])
+
+
+async def get_visit(request: web.Request) -> web.Response:
+    return await _answer(request.app[KIT_KEY].visits.get(request.match_info["id"]))
+
+
+async def post_identity(request: web.Request) -> web.Response:
+    try:
+        body = await checked_body(request, "VisitIdentity")
+    except ValueError as exc:
+        return bad_request("identity", exc)
+    return await _answer(request.app[KIT_KEY].visits.record_identity(request.match_info["id"], body))
+
+
+async def post_item_start(request: web.Request) -> web.Response:
+    desk = request.app[KIT_KEY].visits
+    return await _answer(desk.start_item(request.match_info["id"], request.match_info["item"]))
+
+
+async def post_item_retry(request: web.Request) -> web.Response:
+    desk = request.app[KIT_KEY].visits
+    return await _answer(desk.start_item(request.match_info["id"], request.match_info["item"], retry=True))
+
+
+async def post_item_accept(request: web.Request) -> web.Response:
+    desk = request.app[KIT_KEY].visits
+    return await _answer(desk.accept_item(request.match_info["id"], request.match_info["item"]))
+
+
+async def post_item_except(request: web.Request) -> web.Response:
+    try:
+        body = await checked_body(request, "VisitException")
+    except ValueError as exc:
+        return bad_request("exception", exc)
+    desk = request.app[KIT_KEY].visits
+    action = desk.except_item(
+        request.match_info["id"], request.match_info["item"], body["reason"], body["confirm"], _who(request)
+    )
+    return await _answer(action)
+
+
+async def post_finish(request: web.Request) -> web.Response:
+    return await _answer(request.app[KIT_KEY].visits.finish(request.match_info["id"]))
+
+
+async def post_outcome(request: web.Request) -> web.Response:
+    try:
+        body = await checked_body(request, "VisitOutcome")
+    except ValueError as exc:
+        return bad_request("outcome", exc)
+    desk = request.app[KIT_KEY].visits
+    return await _answer(
+        desk.set_outcome(request.match_info["id"], body["code"], body.get("note"), body.get("reschedule"))
+    )
+
+
+async def post_cancel(request: web.Request) -> web.Response:
+    return await _answer(request.app[KIT_KEY].visits.cancel(request.match_info["id"]))
+
+
+async def get_item_capture(request: web.Request) -> web.Response:
+    try:
+        capture = request.app[KIT_KEY].visits.capture(request.match_info["id"], request.match_info["item"])
+    except KitError as exc:
+        return visit_error(exc)
+    return capture_response(capture)
+
+
+def add_routes(app: web.Application) -> None:
+    base = "/api/v1/visits"
+    app.router.add_post(base, post_visit)
+    app.router.add_get(base, get_visits)
+    app.router.add_get(base + "/{id}", get_visit)
+    app.router.add_post(base + "/{id}/identity", post_identity)
+    app.router.add_post(base + "/{id}/items/{item}/start", post_item_start)
+    app.router.add_post(base + "/{id}/items/{item}/retry", post_item_retry)
+    app.router.add_post(base + "/{id}/items/{item}/accept", post_item_accept)
+    app.router.add_post(base + "/{id}/items/{item}/except", post_item_except)
+    app.router.add_get(base + "/{id}/items/{item}/capture", get_item_capture)
+    app.router.add_post(base + "/{id}/finish", post_finish)
+    app.router.add_post(base + "/{id}/outcome", post_outcome)
+    app.router.add_post(base + "/{id}/cancel", post_cancel)

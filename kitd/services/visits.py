@@ -1,0 +1,350 @@
+"""The kit's visits: one active at a time, each item captured by a live session.
+
+Its one job: :class:`VisitDesk` runs the pure state machine (kitd.services.visit_machine)
+against the kit: it starts a visit from a pending work order, runs each capture item as a
+live session on the right device (with the order's category), follows the session to
+feed the visit its best score and keep its capture, saves the visit's record in the
+database after every change, closes the order when the visit ends, and publishes a
+``visit`` event for each change. Captures stay in memory, owned by the visit (never the
+session list, which forgets ended sessions); a restart resumes the active visit with its
+captured items to retake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from kitd.errors import DeviceGone, KitError
+from kitd.events import EventHub
+from kitd.services.captures import Capture
+from kitd.services.sessions import LiveSession, LiveSessions, SessionConflict, SessionNotFound
+from kitd.services.slots import DeviceSlot
+from kitd.services.visit_machine import Visit, WrongState, item_kind
+from kitd.store.visits import active_visits, close_order, load_visit, pending_order, save_visit
+
+T = TypeVar("T")
+
+
+class VisitContext(Protocol):
+    """What the visit desk needs of its kit (kitd.kit.Kit)."""
+
+    database: Any
+    slots: dict[str, DeviceSlot]
+    sessions: LiveSessions
+    events: EventHub
+
+    async def in_database(self, job: Callable[..., T], *args: Any) -> T: ...
+
+
+log = logging.getLogger("kitd.visits")
+
+# What each kind of item is captured with: (device kind, session modality).
+ITEM_DEVICES: dict[str, tuple[str, str]] = {
+    "finger": ("fingerprint", "fingerprint"),
+    "thumbprint": ("fingerprint", "fingerprint"),
+    "iris": ("iris_camera", "iris"),
+    "signature": ("signature", "signature"),
+}
+FOLLOW_INTERVAL_S = 0.1
+KEEP_FINISHED = 3
+# How long accept waits for a running session to hand over its best once confirmed.
+CONFIRM_WAIT_S = 10.0
+
+
+class VisitNotFound(KitError):
+    """No visit with that id (404)."""
+
+
+def item_label(visit: Visit, item: str) -> str:
+    kind = item_kind(item)
+    if kind == "finger":
+        return f"FGP {item.split(':')[1]}"
+    if kind == "thumbprint":
+        return f"FGP {visit.item(item).finger} (in place of the signature)"
+    if kind == "iris":
+        return f"{item.split(':')[1]} eye"
+    return "signature"
+
+
+@dataclass
+class _Active:
+    visit: Visit
+    captures: dict[str, Capture] = field(default_factory=dict)
+    followers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+class VisitDesk:
+    """The visits of one kit."""
+
+    def __init__(
+        self, kit: VisitContext, finger_order: list[int], clock: Callable[[], Any] | None = None
+    ) -> None:
+        self.kit = kit
+        self.finger_order = list(finger_order)
+        self._active: _Active | None = None
+        # Finished visits' captures, in memory only, until sealing takes them (a later issue).
+        self._finished: dict[str, dict[str, Capture]] = {}
+        self._lock = asyncio.Lock()
+        self._clock = clock
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """After a start: the visit that was active resumes, its captured items to retake."""
+        records = await self.kit.in_database(active_visits, self.kit.database)
+        if not records:
+            return
+        visit = self._from_json(records[-1])
+        visit.resume()
+        self._active = _Active(visit)
+        await self._saved(visit, "resumed")
+        log.info("visit %s resumed at %s", visit.id, visit.current, extra={"visit": visit.id})
+
+    async def shutdown(self) -> None:
+        if self._active is not None:
+            for task in self._active.followers.values():
+                task.cancel()
+
+    def _from_json(self, record: dict[str, Any]) -> Visit:
+        return Visit.from_json(record, **({"clock": self._clock} if self._clock else {}))
+
+    # --- queries -------------------------------------------------------------------------
+
+    async def get(self, visit_id: str) -> Visit:
+        if self._active is not None and self._active.visit.id == visit_id:
+            return self._active.visit
+        record = await self.kit.in_database(load_visit, self.kit.database, visit_id)
+        if record is None:
+            raise VisitNotFound(f"no visit '{visit_id}'")
+        return self._from_json(record)
+
+    def active(self) -> list[Visit]:
+        return [] if self._active is None else [self._active.visit]
+
+    def capture(self, visit_id: str, item: str) -> Capture:
+        if visit_id in self._finished:
+            captures = self._finished[visit_id]
+        else:
+            active = self._require_active(visit_id)
+            active.visit.item(item)  # UnknownItem for a made-up one
+            captures = active.captures
+        capture = captures.get(item)
+        if capture is None:
+            raise SessionConflict(f"item '{item}' has no capture in this visit")
+        return capture
+
+    def _require_active(self, visit_id: str) -> _Active:
+        if self._active is None or self._active.visit.id != visit_id:
+            raise VisitNotFound(f"no active visit '{visit_id}'")
+        return self._active
+
+    # --- actions ---------------------------------------------------------------------------
+
+    async def start(self, order_id: str, officer: str) -> Visit:
+        async with self._lock:
+            if self._active is not None:
+                visit = self._active.visit
+                raise WrongState(f"visit {visit.id} is active: end it first", visit.state)
+            order = await self.kit.in_database(pending_order, self.kit.database, order_id)
+            kwargs = {"clock": self._clock} if self._clock else {}
+            visit = Visit.start(
+                uuid.uuid4().hex[:12], order_id, officer, order["category"], self.finger_order, **kwargs
+            )
+            self._active = _Active(visit)
+            await self._saved(visit, "started")
+            return visit
+
+    async def record_identity(self, visit_id: str, body: dict[str, Any]) -> Visit:
+        async with self._lock:
+            visit = self._require_active(visit_id).visit
+            visit.record_identity(body.get("present"), body.get("consent_by"), body.get("guardian"))
+            await self._saved(visit, "identity")
+            return visit
+
+    async def start_item(self, visit_id: str, item: str, retry: bool = False) -> Visit:
+        async with self._lock:
+            active = self._require_active(visit_id)
+            visit = active.visit
+            visit.item(item)
+            if visit.state not in ("capturing", "review"):
+                raise WrongState(f"cannot start an item of a visit in state '{visit.state}'", visit.state)
+            # Check the machine allows it before a device is claimed for a session.
+            probe = self._from_json(visit.to_json())
+            (probe.retry_item if retry else probe.start_item)(item, "probe")
+            if retry:
+                self._stop_session(active, item)
+            live = self._open_session(visit, item)
+            (visit.retry_item if retry else visit.start_item)(item, live.id)
+            active.captures.pop(item, None)
+            active.followers[item] = asyncio.create_task(
+                self._follow(active, item, live), name=f"visit-{item}"
+            )
+            await self._saved(visit, "item_started", item)
+            return visit
+
+    async def accept_item(self, visit_id: str, item: str) -> Visit:
+        async with self._lock:
+            active = self._require_active(visit_id)
+            visit = active.visit
+            record = visit.item(item)
+            if record.status == "capturing" and record.session_id and item not in active.captures:
+                await self._confirm_session(active, item, record.session_id)
+                if record.status == "captured":  # the session handed over a passing capture
+                    await self._saved(visit, "item_accepted", item)
+                    return visit
+            visit.accept_item(item)
+            if item not in active.captures:
+                raise WrongState(f"item '{item}' has no capture to accept", visit.state)
+            await self._saved(visit, "item_accepted", item)
+            return visit
+
+    async def except_item(self, visit_id: str, item: str, reason: Any, confirm: Any, officer: str) -> Visit:
+        async with self._lock:
+            active = self._require_active(visit_id)
+            visit = active.visit
+            probe = self._from_json(visit.to_json())
+            probe.except_item(item, reason, confirm, officer)
+            self._stop_session(active, item)
+            visit.except_item(item, reason, confirm, officer)
+            active.captures.pop(item, None)
+            await self._saved(visit, "item_excepted", item)
+            return visit
+
+    async def finish(self, visit_id: str) -> Visit:
+        async with self._lock:
+            active = self._require_active(visit_id)
+            visit = active.visit
+            visit.finish()
+            await self._close(active, "finished", None)
+            return visit
+
+    async def set_outcome(self, visit_id: str, code: Any, note: Any, reschedule: Any) -> Visit:
+        async with self._lock:
+            active = self._require_active(visit_id)
+            visit = active.visit
+            visit.set_outcome(code, note, reschedule)
+            await self._close(active, code, visit.outcome["reschedule"] if visit.outcome else None)
+            return visit
+
+    async def cancel(self, visit_id: str) -> Visit:
+        async with self._lock:
+            active = self._require_active(visit_id)
+            visit = active.visit
+            visit.cancel()
+            for item in list(active.followers):
+                self._stop_session(active, item)
+            await self._saved(visit, "ending")
+            return visit
+
+    # --- sessions ------------------------------------------------------------------------
+
+    def _open_session(self, visit: Visit, item: str) -> LiveSession:
+        device_kind, modality = ITEM_DEVICES[item_kind(item)]
+        slots = [s for s in self.kit.slots.values() if s.kind == device_kind]
+        if not slots:
+            raise DeviceGone(f"no {device_kind} device is configured for item '{item}'")
+        return self.kit.sessions.start(slots[0], modality, item_label(visit, item), visit.category)
+
+    def _stop_session(self, active: _Active, item: str) -> None:
+        follower = active.followers.pop(item, None)
+        if follower is not None:
+            follower.cancel()
+        session_id = active.visit.item(item).session_id
+        if session_id:
+            try:
+                self.kit.sessions.cancel(session_id)
+            except (SessionNotFound, SessionConflict):
+                pass  # it had ended already
+
+    async def _follow(self, active: _Active, item: str, live: LiveSession) -> None:
+        """Feed the visit the session's best as it improves; keep its capture when it ends."""
+        last: tuple[Any, ...] | None = None
+        while True:
+            with live.lock:
+                best = live.core.best[0] if live.core.best else None
+                ended = live.core.ended or live.error is not None
+                result = live.core.result
+            # A passing best captures the item only once its session has ended and handed
+            # over the capture (and freed its device for the next item).
+            if best is not None:
+                report = best.report
+                now = (round(best.score, 1), bool(report.passed), tuple(report.feedback))
+                if now != last:
+                    last = now
+                    async with self._lock:
+                        active.visit.session_best(
+                            item,
+                            live.id,
+                            best.score,
+                            bool(report.passed),
+                            list(report.feedback),
+                            list(report.failed_checks),
+                            final=False,
+                        )
+                        await self._saved(active.visit, "item_best", item)
+            if ended:
+                break
+            await asyncio.sleep(FOLLOW_INTERVAL_S)
+        async with self._lock:
+            if active.visit.item(item).session_id == live.id and result is not None:
+                active.captures[item] = self.kit.sessions.result(live.id)
+                report = result.report
+                active.visit.session_best(
+                    item,
+                    live.id,
+                    result.score,
+                    bool(report.passed),
+                    list(report.feedback),
+                    list(report.failed_checks),
+                )
+            await self._saved(active.visit, "item_session_ended", item)
+        active.followers.pop(item, None)
+
+    async def _confirm_session(self, active: _Active, item: str, session_id: str) -> None:
+        """Accept while the session runs: it hands over its best, which the visit keeps."""
+        try:
+            self.kit.sessions.confirm(session_id)
+        except SessionConflict:
+            pass  # ended meanwhile, or nothing yet: the follower or the machine says
+        follower = active.followers.get(item)
+        if follower is not None:
+            self._lock.release()  # let the follower record the end
+            try:
+                await asyncio.wait_for(asyncio.shield(follower), CONFIRM_WAIT_S)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
+            finally:
+                await self._lock.acquire()
+
+    # --- saving --------------------------------------------------------------------------
+
+    async def _saved(self, visit: Visit, change: str, item: str | None = None) -> None:
+        await self.kit.in_database(save_visit, self.kit.database, visit.to_json())
+        data: dict[str, Any] = {
+            "visit": visit.id,
+            "change": change,
+            "state": visit.state,
+            "current": visit.current,
+        }
+        if item is not None:
+            record = visit.item(item)
+            data.update(item=item, status=record.status, score=record.score)
+        self.kit.events.publish("visit", data)
+
+    async def _close(self, active: _Active, outcome: str, reschedule: dict[str, str] | None) -> None:
+        for item in list(active.followers):
+            self._stop_session(active, item)
+        visit = active.visit
+        await self._saved(visit, visit.state)
+        await self.kit.in_database(close_order, self.kit.database, visit.order_id, outcome, reschedule)
+        if visit.state == "finished":
+            self._finished[visit.id] = active.captures
+            while len(self._finished) > KEEP_FINISHED:
+                del self._finished[next(iter(self._finished))]
+        self._active = None
+        log.info("visit %s ended: %s", visit.id, outcome, extra={"visit": visit.id, "outcome": outcome})
