@@ -50,7 +50,7 @@ ITEM_DEVICES: dict[str, tuple[str, str]] = {
     "iris": ("iris_camera", "iris"),
     "signature": ("signature", "signature"),
 }
-FOLLOW_INTERVAL_S = 0.1
+FOLLOW_INTERVAL_S = 0.25
 KEEP_FINISHED = 3
 # How long accept waits for a running session to hand over its best once confirmed.
 CONFIRM_WAIT_S = 10.0
@@ -264,6 +264,9 @@ class VisitDesk:
     async def _follow(self, active: _Active, item: str, live: LiveSession) -> None:
         """Feed the visit the session's best as it improves; keep its capture when it ends."""
         last: tuple[Any, ...] | None = None
+        # Woken by the session's own events (each judged frame, its end), so that the visit
+        # learns at once; the interval is only a fallback.
+        subscription = self.kit.events.open()
         while True:
             with live.lock:
                 best = live.core.best[0] if live.core.best else None
@@ -289,7 +292,13 @@ class VisitDesk:
                         await self._saved(active.visit, "item_best", item)
             if ended:
                 break
-            await asyncio.sleep(FOLLOW_INTERVAL_S)
+            try:
+                if await asyncio.wait_for(subscription.get(), FOLLOW_INTERVAL_S) is None:
+                    subscription.close()
+                    subscription = self.kit.events.open()  # the hub dropped us: listen again
+            except TimeoutError:
+                pass
+        subscription.close()
         async with self._lock:
             if active.visit.item(item).session_id == live.id and result is not None:
                 active.captures[item] = self.kit.sessions.result(live.id)
