@@ -215,12 +215,14 @@ def test_a_killed_daemon_resumes_the_visit_at_the_irises(kit, tmp_path) -> None:
     stale = DaemonClient(kitd.url, officer.token)  # the old token at the new daemon's address
     assert stale.request("GET", f"/api/v1/visits/{visit['id']}").status == 401
     visit = again.checked("GET", f"/api/v1/visits/{visit['id']}").json()
-    assert visit["resumed"] and visit["state"] == "capturing" and visit["current"] == "finger:1"
+    assert visit["resumed"] and visit["state"] == "capturing" and visit["current"] == "iris:right"
     for item in FINGERS:
         entry = items(visit)[item]
         assert entry["status"] == "to_retake" and entry["history"][-1]["score"] == scores[item]
-    for item in [*FINGERS, *IRISES, "signature"]:
+    for item in [*IRISES, "signature", *FINGERS]:  # on from the irises, then the fingers again
+        assert visit["current"] == item
         visit = take(again, visit, item)
+    assert visit["state"] == "review" and all(i["status"] == "captured" for i in visit["items"])
     assert act(again, visit, "finish")["state"] == "finished"
 
 

@@ -260,7 +260,7 @@ def test_a_restart_resumes_with_captures_to_retake() -> None:
     back = Visit.from_json(saved, clock=Clock())
     assert back.to_json() == visit.to_json()
     back.resume()
-    assert back.resumed and back.state == "capturing" and back.current == "finger:1"
+    assert back.resumed and back.state == "capturing" and back.current == "iris:right"  # where it was
     statuses = [back.item(i).status for i in CAPTURE_ITEMS]
     assert statuses == ["to_retake"] * 9 + ["excepted", "to_retake", "pending", "pending"]
     assert back.item("finger:3").history[-1] == {
@@ -273,7 +273,12 @@ def test_a_restart_resumes_with_captures_to_retake() -> None:
         "at": back.updated_at,
     }
     assert back.item("finger:10").exception["reason"] == "bandaged"  # kept: it is in the database
-    for item in [*FINGERS[:9], "iris:right", "iris:left", "signature"]:
+    capture(back, "iris:right")
+    assert back.current == "iris:left"  # never-taken items first ...
+    capture(back, "iris:left")
+    capture(back, "signature")
+    assert back.current == "finger:1"  # ... then the ones to retake
+    for item in FINGERS[:9]:
         capture(back, item)
     back.finish()
     assert back.state == "finished" and back.item("finger:1").attempts == 2

@@ -163,8 +163,13 @@ class Visit:
         return cls(**fields, items=[Item(**i) for i in data["items"]], clock=clock)
 
     def resume(self) -> None:
-        """After a restart: captures were only in memory, so captured items are retaken."""
+        """After a restart: captures were only in memory, so captured items are retaken.
+
+        The visit comes back at the item it had reached; the items to retake follow the
+        ones never taken.
+        """
         now = self._touch()
+        reached = self.current
         for item in self.items:
             if item.status in ("captured", "forced", "capturing"):
                 item._archive("restart", now)
@@ -174,6 +179,8 @@ class Visit:
         if self.state in CAPTURE_STATES:
             self.state = "capturing"
             self._advance()
+            if reached is not None and self.item(reached).status in ("pending", "to_retake"):
+                self.current = reached
 
     # --- queries ------------------------------------------------------------------------
 
@@ -196,7 +203,9 @@ class Visit:
         if any(i.status == "capturing" for i in self.items):
             self.current = next(i.item for i in self.items if i.status == "capturing")
             return
-        waiting = [i for i in self.items if i.status in ("pending", "to_retake")]
+        # Items never taken first, in order; then those to retake after a restart.
+        waiting = [i for i in self.items if i.status == "pending"]
+        waiting += [i for i in self.items if i.status == "to_retake"]
         if waiting:
             self.state, self.current = "capturing", waiting[0].item
         else:
