@@ -97,8 +97,9 @@ def add_simulation_officers(data_dir: Path) -> None:
     conn = open_database(database_path(data_dir))
     try:
         roll = OfficerRoll(conn, hasher=_SIMULATION_HASHER)
+        known = {o.nip for o in roll.list()}
         for officer in SIMULATION_OFFICERS:
-            if not any(o.nip == officer["nip"] for o in roll.list()):
+            if officer["nip"] not in known:
                 roll.add(officer["nip"], officer["name"], officer["role"], officer["pin"])
     finally:
         conn.close()

@@ -12,6 +12,8 @@ import csv
 import io
 from typing import Any
 
+from kitd.config import dotted_keys
+
 
 def sample_order(order_id: str = "MJK-001", **changes: Any) -> dict[str, Any]:
     order: dict[str, Any] = {
@@ -39,19 +41,9 @@ def sample_order(order_id: str = "MJK-001", **changes: Any) -> dict[str, Any]:
     return order
 
 
-def _flat(order: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in order.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def orders_csv(orders: list[dict[str, Any]]) -> bytes:
     """The orders as CSV bytes, one column per (dotted) field any of them has."""
-    flats = [_flat(o) for o in orders]
+    flats = [dotted_keys(o) for o in orders]
     header = sorted({key for flat in flats for key in flat})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, header)

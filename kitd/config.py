@@ -271,12 +271,13 @@ def defaults() -> dict[str, Any]:
     return {key: default for key, _, default, _ in CONFIG_REFERENCE}
 
 
-def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def dotted_keys(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested table as one level of dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
     flat: dict[str, Any] = {}
     for key, value in table.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(_flatten(value, dotted + "."))
+            flat.update(dotted_keys(value, dotted + "."))
         else:
             flat[dotted] = value
     return flat
@@ -306,7 +307,7 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         raise ConfigError(f"{where}config key 'device': expected [[device]] tables")
     values = defaults()
     reference = {key: expected for key, expected, _, _ in CONFIG_REFERENCE}
-    for key, value in _flatten(raw).items():
+    for key, value in dotted_keys(raw).items():
         if key.startswith("quality."):
             _check_threshold(f"{where}", key, value)
             values[key] = value

@@ -8,6 +8,8 @@ processes (USB/IP, MJPEG over HTTP, a pty).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import sqlite3
@@ -19,8 +21,10 @@ from hil.kit_sim import SIMULATORS
 from hil.rig import KitdProcess, wait_until
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
+from kitd.services.visit_machine import Item
 
 FINGERS = [f"finger:{n}" for n in range(1, 11)]
+ITEM_FIELDS = [f.name for f in dataclasses.fields(Item)]
 IRISES = ["iris:right", "iris:left"]
 
 
@@ -147,7 +151,11 @@ def test_a_complete_enrollment(kit) -> None:  # noqa: ANN001
         ).fetchone()
         record = db.execute("SELECT record FROM visits").fetchone()[0]
     assert row == ("done", None, "finished")
-    assert "PNG" not in record and '"status":"captured"' in record  # scores, never captures
+    # Scores, never captures: each stored item has the machine's fields and nothing else
+    # (a capture, even base64-encoded, would need one more), and the record stays small.
+    stored = json.loads(record)
+    assert all(set(i) == set(ITEM_FIELDS) for i in stored["items"]), stored["items"][0]
+    assert all(i["status"] == "captured" for i in stored["items"]) and len(record) < 20_000
 
 
 def test_exceptions_and_a_thumbprint_instead_of_the_signature(kit) -> None:  # noqa: ANN001

@@ -80,13 +80,25 @@ async def json_body(request: web.Request) -> Any:
         raise ValueError(f"body is not JSON: {exc}") from None
 
 
-async def checked_body(request: web.Request, schema: str) -> Any:
+class RequestRefused(Exception):
+    """A request refused before its work began; the API's error middleware answers
+    ``response`` (so that handlers need no try/except for a malformed body)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.text)
+        self.response = response
+
+
+async def checked_body(request: web.Request, schema: str, what: str) -> Any:
     """The request's JSON body, required and of the shape ``schema`` names (kitd.schemas);
-    ValueError (or UnsupportedMediaType) saying what is wrong."""
-    body = await json_body(request)
-    if body is NO_BODY:
-        raise ValueError("no body: a JSON object is required")
-    check(schema, body)
+    else RequestRefused with the 400 (or 415) naming ``what`` and the field."""
+    try:
+        body = await json_body(request)
+        if body is NO_BODY:
+            raise ValueError("no body: a JSON object is required")
+        check(schema, body)
+    except ValueError as exc:
+        raise RequestRefused(bad_request(what, exc)) from None
     return body
 
 

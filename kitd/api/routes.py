@@ -22,6 +22,7 @@ from kitd.api.preview_stream import stream_preview
 from kitd.api.requests import (
     KIT_KEY,
     NO_BODY,
+    RequestRefused,
     bad_request,
     capture_response,
     checked_body,
@@ -129,10 +130,7 @@ def session_error_response(exc: KitError) -> web.Response:
 
 async def post_session(request: web.Request) -> web.Response:
     kit = _kit(request)
-    try:
-        fields = await checked_body(request, "SessionRequest")
-    except ValueError as exc:
-        return bad_request("session request", exc)
+    fields = await checked_body(request, "SessionRequest", "session request")
     slot = kit.slot(fields["device_id"])
     if slot is None:
         return error_response(404, "unknown_device", f"no device '{fields['device_id']}'")
@@ -187,6 +185,8 @@ async def _close_streams(app: web.Application) -> None:
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
+    except RequestRefused as refused:
+        return refused.response
     except sqlite3.OperationalError as exc:
         # The database stayed locked past its busy timeout (kitctl writing beside us).
         log.warning("database busy: %s", exc)

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kitd.api.requests import KIT_KEY, bad_request, checked_body, error_response
+from kitd.api.requests import KIT_KEY, checked_body, error_response
 from kitd.store.officers import (
     OfficerError,
     OfficerInactive,
@@ -158,10 +158,7 @@ def _expires_at(unix_s: float) -> str:
 
 async def post_sign_in(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
-    try:
-        body = await checked_body(request, "SignInRequest")
-    except ValueError as exc:
-        return bad_request("sign-in", exc)
+    body = await checked_body(request, "SignInRequest", "sign-in")
     try:
         officer = await kit.in_database(kit.officers.check_pin, body["nip"], body["pin"])
     except OfficerLocked as exc:
@@ -209,10 +206,7 @@ async def get_officers(request: web.Request) -> web.Response:
 
 async def post_officer(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
-    try:
-        body = await checked_body(request, "NewOfficer")
-    except ValueError as exc:
-        return bad_request("new officer", exc)
+    body = await checked_body(request, "NewOfficer", "new officer")
     try:
         officer = await kit.in_database(
             kit.officers.add, body["nip"], body["name"], body["role"], body["pin"]
@@ -238,10 +232,7 @@ async def post_officer_unlock(request: web.Request) -> web.Response:
 async def post_officer_pin(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
     nip = request.match_info["nip"]
-    try:
-        body = await checked_body(request, "NewPin")
-    except ValueError as exc:
-        return bad_request("new PIN", exc)
+    body = await checked_body(request, "NewPin", "new PIN")
     try:
         officer = await kit.in_database(kit.officers.reset_pin, nip, body["pin"])
     except OfficerError as exc:

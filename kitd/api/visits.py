@@ -14,7 +14,6 @@ from aiohttp import web
 
 from kitd.api.requests import (
     KIT_KEY,
-    bad_request,
     capture_response,
     checked_body,
     error_response,
@@ -22,14 +21,17 @@ from kitd.api.requests import (
 )
 from kitd.api.sign_in import CALLER
 from kitd.errors import KitError
-from kitd.services.sessions import SessionConflict
-from kitd.services.visit_machine import BadVisitRequest, UnknownItem, Visit, WrongState
-from kitd.services.visits import VisitNotFound
+from kitd.services.visit_machine import BadVisitRequest, UnknownItem, WrongState
+from kitd.services.visits import NoCapture, VisitNotFound
 from kitd.store.visits import OrderNotPending
 
-
-def visit_json(visit: Visit) -> dict[str, Any]:
-    return visit.to_json()
+# The visit's own "not found"s; the rest of the kit's errors as for captures.
+VISIT_NOT_FOUND: tuple[tuple[type[KitError], str], ...] = (
+    (VisitNotFound, "unknown_visit"),
+    (UnknownItem, "unknown_item"),
+    (OrderNotPending, "unknown_order"),
+    (NoCapture, "no_capture"),
+)
 
 
 def visit_error(exc: KitError) -> web.Response:
@@ -39,14 +41,9 @@ def visit_error(exc: KitError) -> web.Response:
         )
     if isinstance(exc, BadVisitRequest):
         return error_response(400, "bad_request", str(exc), exc.field)
-    if isinstance(exc, VisitNotFound):
-        return error_response(404, "unknown_visit", str(exc))
-    if isinstance(exc, UnknownItem):
-        return error_response(404, "unknown_item", str(exc))
-    if isinstance(exc, OrderNotPending):
-        return error_response(404, "unknown_order", str(exc))
-    if isinstance(exc, SessionConflict):
-        return error_response(404, "no_capture", str(exc))
+    for error_type, code in VISIT_NOT_FOUND:
+        if isinstance(exc, error_type):
+            return error_response(404, code, str(exc))
     return kit_error_response(exc)
 
 
@@ -60,29 +57,24 @@ async def _answer(action: Any) -> web.Response:
         visit = await action
     except KitError as exc:
         return visit_error(exc)
-    return web.json_response(visit_json(visit), headers={"Cache-Control": "no-store"})
+    return web.json_response(visit.to_json(), headers={"Cache-Control": "no-store"})
 
 
 async def post_visit(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
-    try:
-        body = await checked_body(request, "VisitRequest")
-    except ValueError as exc:
-        return bad_request("visit", exc)
+    body = await checked_body(request, "VisitRequest", "visit")
     try:
         visit = await kit.visits.start(body["order_id"], _who(request))
     except KitError as exc:
         return visit_error(exc)
-    return web.json_response(
-        visit_json(visit), status=201, headers={"Location": f"/api/v1/visits/{visit.id}"}
-    )
+    return web.json_response(visit.to_json(), status=201, headers={"Location": f"/api/v1/visits/{visit.id}"})
 
 
 async def get_visits(request: web.Request) -> web.Response:
     state = request.query.get("state", "active")
     if state != "active":
         return error_response(400, "bad_request", "state: only 'active' is listed", "state")
-    return web.json_response([visit_json(v) for v in request.app[KIT_KEY].visits.active()])
+    return web.json_response([v.to_json() for v in request.app[KIT_KEY].visits.active()])
 
 
 async def get_visit(request: web.Request) -> web.Response:
@@ -90,10 +82,7 @@ async def get_visit(request: web.Request) -> web.Response:
 
 
 async def post_identity(request: web.Request) -> web.Response:
-    try:
-        body = await checked_body(request, "VisitIdentity")
-    except ValueError as exc:
-        return bad_request("identity", exc)
+    body = await checked_body(request, "VisitIdentity", "identity")
     return await _answer(request.app[KIT_KEY].visits.record_identity(request.match_info["id"], body))
 
 
@@ -113,10 +102,7 @@ async def post_item_accept(request: web.Request) -> web.Response:
 
 
 async def post_item_except(request: web.Request) -> web.Response:
-    try:
-        body = await checked_body(request, "VisitException")
-    except ValueError as exc:
-        return bad_request("exception", exc)
+    body = await checked_body(request, "VisitException", "exception")
     desk = request.app[KIT_KEY].visits
     action = desk.except_item(
         request.match_info["id"], request.match_info["item"], body["reason"], body["confirm"], _who(request)
@@ -129,10 +115,7 @@ async def post_finish(request: web.Request) -> web.Response:
 
 
 async def post_outcome(request: web.Request) -> web.Response:
-    try:
-        body = await checked_body(request, "VisitOutcome")
-    except ValueError as exc:
-        return bad_request("outcome", exc)
+    body = await checked_body(request, "VisitOutcome", "outcome")
     desk = request.app[KIT_KEY].visits
     return await _answer(
         desk.set_outcome(request.match_info["id"], body["code"], body.get("note"), body.get("reschedule"))

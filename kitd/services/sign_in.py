@@ -44,23 +44,29 @@ class SignedInOfficers:
         self._tokens[token] = _Token(officer, self._clock(), standing)
         return token
 
-    def standing(self, token: str) -> str | None:
-        """The officer's standing when ``token`` was issued; None once it has ended."""
+    def _live(self, token: str) -> _Token | None:
+        """The token's entry while it holds; an idle one is forgotten here."""
         entry = self._tokens.get(token)
-        if entry is None or self._clock() - entry.last_used >= self.idle_lock_s:
+        if entry is not None and self._idle(entry, self._clock()):
+            del self._tokens[token]
             return None
-        return entry.standing
+        return entry
+
+    def _idle(self, entry: _Token, now: float) -> bool:
+        return now - entry.last_used >= self.idle_lock_s
+
+    def standing(self, token: str) -> str | None:
+        """The officer's standing when ``token`` was issued; None once it has ended.
+        Asking does not restart the idle time (a stream watching is not a use)."""
+        entry = self._live(token)
+        return None if entry is None else entry.standing
 
     def officer(self, token: str) -> Officer | None:
         """The token's officer, restarting its idle time; None for an unknown or idle one."""
-        entry = self._tokens.get(token)
+        entry = self._live(token)
         if entry is None:
             return None
-        now = self._clock()
-        if now - entry.last_used >= self.idle_lock_s:
-            del self._tokens[token]
-            return None
-        entry.last_used = now
+        entry.last_used = self._clock()
         return entry.officer
 
     def expires_at(self, token: str) -> float:
@@ -84,5 +90,5 @@ class SignedInOfficers:
 
     def _forget_idle(self) -> None:
         now = self._clock()
-        for token in [t for t, e in self._tokens.items() if now - e.last_used >= self.idle_lock_s]:
+        for token in [t for t, e in self._tokens.items() if self._idle(e, now)]:
             del self._tokens[token]

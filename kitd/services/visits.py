@@ -60,6 +60,10 @@ class VisitNotFound(KitError):
     """No visit with that id (404)."""
 
 
+class NoCapture(KitError):
+    """The item has no capture kept in memory (404)."""
+
+
 def item_label(visit: Visit, item: str) -> str:
     kind = item_kind(item)
     if kind == "finger":
@@ -110,6 +114,11 @@ class VisitDesk:
             for task in self._active.followers.values():
                 task.cancel()
 
+    def _would_allow(self, visit: Visit, action: Callable[[Visit], object]) -> None:
+        """Raise what ``action`` would raise, trying it on a copy: the visit itself changes
+        only once the kit's side of the action (a session, a device) has been done."""
+        action(self._from_json(visit.to_json()))
+
     def _from_json(self, record: dict[str, Any]) -> Visit:
         return Visit.from_json(record, **({"clock": self._clock} if self._clock else {}))
 
@@ -135,7 +144,7 @@ class VisitDesk:
             captures = active.captures
         capture = captures.get(item)
         if capture is None:
-            raise SessionConflict(f"item '{item}' has no capture in this visit")
+            raise NoCapture(f"item '{item}' has no capture in this visit")
         return capture
 
     def _require_active(self, visit_id: str) -> _Active:
@@ -170,12 +179,8 @@ class VisitDesk:
         async with self._lock:
             active = self._require_active(visit_id)
             visit = active.visit
-            visit.item(item)
-            if visit.state not in ("capturing", "review"):
-                raise WrongState(f"cannot start an item of a visit in state '{visit.state}'", visit.state)
-            # Check the machine allows it before a device is claimed for a session.
-            probe = self._from_json(visit.to_json())
-            (probe.retry_item if retry else probe.start_item)(item, "probe")
+            # The machine must allow it before a device is claimed for a session.
+            self._would_allow(visit, lambda v: (v.retry_item if retry else v.start_item)(item, "check"))
             if retry:
                 self._stop_session(active, item)
             live = self._open_session(visit, item)
@@ -207,8 +212,8 @@ class VisitDesk:
         async with self._lock:
             active = self._require_active(visit_id)
             visit = active.visit
-            probe = self._from_json(visit.to_json())
-            probe.except_item(item, reason, confirm, officer)
+            # The machine must allow it before the running session is stopped.
+            self._would_allow(visit, lambda v: v.except_item(item, reason, confirm, officer))
             self._stop_session(active, item)
             visit.except_item(item, reason, confirm, officer)
             active.captures.pop(item, None)
@@ -289,7 +294,9 @@ class VisitDesk:
                             list(report.failed_checks),
                             final=False,
                         )
-                        await self._saved(active.visit, "item_best", item)
+                        # A best is worth nothing after a restart (its capture is in memory):
+                        # an event for the screen, no write to the database per better frame.
+                        self._announce(active.visit, "item_best", item)
             if ended:
                 break
             try:
@@ -333,7 +340,11 @@ class VisitDesk:
     # --- saving --------------------------------------------------------------------------
 
     async def _saved(self, visit: Visit, change: str, item: str | None = None) -> None:
+        """Write the visit's record (committed), then announce the change."""
         await self.kit.in_database(save_visit, self.kit.database, visit.to_json())
+        self._announce(visit, change, item)
+
+    def _announce(self, visit: Visit, change: str, item: str | None = None) -> None:
         data: dict[str, Any] = {
             "visit": visit.id,
             "change": change,
