@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from kitd.cli.daemon_client import DaemonClient, DaemonError
 from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
 from kitd.config import KitConfig
 from kitd.drivers.registry import device_kind
+from kitd.durable_files import write_atomically
 from kitd.errors import ConfigError, DeviceBusy, KitError
 from kitd.services.claims import ClaimHeld, DeviceClaim, claim_scope, describe_holder
 
@@ -52,21 +51,6 @@ def seconds_argument(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError("must be above 0")
     return value
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write the whole file or nothing: a temporary name in the same folder, then rename."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def fail(message: str) -> int:

@@ -15,10 +15,10 @@ from kitd.cli.capture_common import (
     run_image_capture,
     say_forced,
     seconds_argument,
-    write_atomically,
 )
 from kitd.config import KitConfig
 from kitd.drivers.registry import make_driver
+from kitd.durable_files import write_atomically
 from kitd.errors import DeviceBusy, KitError, QualityGateFailed
 from kitd.grey_image import encode_png
 from kitd.services.gates import fingerprint_assessor, gate_policy

@@ -14,12 +14,12 @@ from kitd.cli.capture_common import (
     run_image_capture,
     say_forced,
     seconds_argument,
-    write_atomically,
 )
 from kitd.cli.options import add_api_option, add_config_option
 from kitd.config import KitConfig
 from kitd.drivers.registry import make_driver
 from kitd.drivers.uvc_camera import IrisCamera
+from kitd.durable_files import write_atomically
 from kitd.errors import DeviceBusy, KitError, QualityGateFailed
 from kitd.grey_image import encode_png
 from kitd.services.gates import gate_policy, iris_assessor

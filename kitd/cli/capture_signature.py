@@ -26,12 +26,12 @@ from kitd.cli.capture_common import (
     pick_device,
     progress,
     seconds_argument,
-    write_atomically,
 )
 from kitd.cli.daemon_client import DaemonClient, DaemonError
 from kitd.cli.options import client_from_args
 from kitd.config import KitConfig
 from kitd.drivers.registry import make_driver
+from kitd.durable_files import write_atomically
 from kitd.errors import DeviceBusy, KitError
 
 # How much longer than the recording kitctl waits for the daemon's answer.
