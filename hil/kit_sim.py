@@ -125,6 +125,9 @@ def run_kit(args: argparse.Namespace, workdir: Path) -> int:
     for officer in SIMULATION_OFFICERS:
         role, nip, pin, name = officer["role"], officer["nip"], officer["pin"], officer["name"]
         print(f"kit-sim:   {role:10s} NIP {nip}  PIN {pin}  {name}")
+    office, keys = kitd.office_dir, kitd.data_dir / "keys"
+    print(f"kit-sim: sealed bundles go to {kitd.data_dir / 'outbox'}; the office's keys (simulation only):")
+    print(f"kit-sim:   kitctl bundle verify FILE --key {office / 'central.key'} --ca {keys / 'ca.crt'}")
     print(f"kit-sim: config {kitd.config_path}; Ctrl-C stops everything", flush=True)
     try:
         while not stop.wait(0.5):

@@ -8,6 +8,7 @@ in files so that a failing test can show them.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 from argon2 import PasswordHasher
 
 from hil.control import ControlUnreachable, parse_address, send_command
+from hil.credentials import provision_simulation_credentials
 from kitd.cli.daemon_client import DaemonClient
 from kitd.store.database import database_path, open_database
 from kitd.store.officers import OfficerRoll
@@ -103,6 +105,29 @@ def add_simulation_officers(data_dir: Path) -> None:
                 roll.add(officer["nip"], officer["name"], officer["role"], officer["pin"])
     finally:
         conn.close()
+
+
+# The simulation kit's name in its config, its certificate and its bundles.
+SIMULATION_KIT_ID = "kit-sim"
+_credentials: list[Path] = []
+
+
+def install_simulation_credentials(data_dir: Path, office_dir: Path) -> None:
+    """The simulation CA's credentials: the kit's in ``data_dir/keys``, the office's in ``office_dir``.
+
+    Made once per process (RSA-3072 recipient keys take a while) and copied to each rig,
+    modes kept (keys 0600); a data_dir that has them already keeps its own.
+    """
+    if (data_dir / "keys" / "ca.crt").exists():
+        return
+    if not _credentials:
+        made = Path(tempfile.mkdtemp(prefix="kitd-sim-credentials-"))
+        atexit.register(shutil.rmtree, made, True)
+        nips = [o["nip"] for o in SIMULATION_OFFICERS]
+        provision_simulation_credentials(made / "keys", made / "office", SIMULATION_KIT_ID, nips)
+        _credentials.append(made)
+    shutil.copytree(_credentials[0] / "keys", data_dir / "keys", dirs_exist_ok=True)
+    shutil.copytree(_credentials[0] / "office", office_dir, dirs_exist_ok=True)
 
 
 def simulation_officer(role: str) -> dict[str, str]:
@@ -227,7 +252,10 @@ class KitdProcess:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
-        values: dict[str, Any] = {"data_dir": str(self.data_dir), "api.port": 0}
+        # Where the central office's keys of the simulation live (never in data_dir: the kit
+        # cannot open its own bundles).
+        self.office_dir = self.workdir / "office"
+        values: dict[str, Any] = {"data_dir": str(self.data_dir), "api.port": 0, "kit.id": SIMULATION_KIT_ID}
         if for_tests:
             values.update(TEST_SETTINGS)
         values.update(settings or {})
@@ -247,6 +275,7 @@ class KitdProcess:
         """Start kitd (again, after a stop or a kill: with a fresh READY to wait for)."""
         self.notifications = []
         add_simulation_officers(self.data_dir)
+        install_simulation_credentials(self.data_dir, self.office_dir)
         self._notify_dir = tempfile.mkdtemp(prefix="kitd-notify-")
         notify_path = os.path.join(self._notify_dir, "notify")
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -8,6 +8,7 @@ from it).
 
 from __future__ import annotations
 
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -250,6 +251,11 @@ class KitConfig:
     @property
     def data_dir(self) -> Path:
         return Path(self.values["data_dir"])
+
+    @property
+    def kit_id(self) -> str:
+        """``kit.id``, or the host name when it is empty."""
+        return str(self.values["kit.id"]) or socket.gethostname()
 
     def driver_settings(self) -> DriverSettings:
         """What the drivers are built with, from this configuration."""

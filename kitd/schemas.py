@@ -163,10 +163,17 @@ SCHEMAS: dict[str, Any] = {
     },
     "Status": {
         "type": "object",
-        "required": ["version", "uptime_s", "devices"],
+        "required": ["version", "uptime_s", "devices", "sealing"],
         "properties": {
             "version": {"type": "string"},
             "uptime_s": {"type": "number"},
+            "sealing": {
+                "type": "object",
+                "description": "Whether finished visits can be sealed: the kit's key and the recipients' "
+                "certificates in data_dir/keys (an officer's own key is checked at finish)",
+                "required": ["ready", "problem"],
+                "properties": {"ready": {"type": "boolean"}, "problem": {"type": ["string", "null"]}},
+            },
             "devices": {
                 "type": "object",
                 "required": DEVICE_STATUSES,
@@ -462,6 +469,7 @@ SCHEMAS: dict[str, Any] = {
             "started_at",
             "updated_at",
             "resumed",
+            "bundle",
         ],
         "properties": {
             "id": {"type": "string"},
@@ -483,6 +491,16 @@ SCHEMAS: dict[str, Any] = {
             "started_at": {"type": "string"},
             "updated_at": {"type": "string"},
             "resumed": {"type": "boolean", "description": "true once brought back after a restart"},
+            "bundle": {
+                "type": ["object", "null"],
+                "description": "The sealed bundle a finished visit became (in data_dir/outbox); null before",
+                "required": ["id", "size", "sealed_at"],
+                "properties": {
+                    "id": {"type": "string", "description": "The bundle's UUID"},
+                    "size": {"type": "integer", "description": "Bytes of the sealed file"},
+                    "sealed_at": {"type": "string"},
+                },
+            },
         },
     },
     "WrongStateError": {
@@ -626,8 +644,14 @@ def _order(error: ValidationError) -> tuple[Any, ...]:
 VALIDATORS: Mapping[str, Draft202012Validator] = {name: _validator(name) for name in SCHEMAS}
 
 
+def first_problem(validator: Draft202012Validator, value: Any) -> ShapeError | None:
+    """The first way (in document order) ``value`` breaks ``validator``'s schema, in words."""
+    errors = sorted(validator.iter_errors(value), key=_order)
+    return describe(errors[0]) if errors else None
+
+
 def check(name: str, value: Any) -> None:
     """ShapeError for the first way `value` is not a SCHEMAS[name]."""
-    errors = sorted(VALIDATORS[name].iter_errors(value), key=_order)
-    if errors:
-        raise describe(errors[0])
+    problem = first_problem(VALIDATORS[name], value)
+    if problem is not None:
+        raise problem

@@ -13,14 +13,22 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from hil.kit_sim import SIMULATORS
-from hil.rig import KitdProcess, wait_until
+from hil.rig import KitdProcess, venv_script, wait_until
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
+from kitd.crypto.bundle import OpenedBundle, open_bundle
+from kitd.crypto.signing import read_certificate
+from kitd.crypto.transaction import scale_to_500_ppi
 from kitd.services.visit_machine import Item
 
 FINGERS = [f"finger:{n}" for n in range(1, 11)]
@@ -87,6 +95,84 @@ def take(officer: DaemonClient, visit: dict[str, Any], item: str, action: str = 
     return wait_until(captured, f"{item} captured", 60)
 
 
+# What biometric plaintext starts with: PNG, JPEG, WSQ (SOI), JPEG 2000 (box and codestream),
+# an ANSI/NIST-ITL transaction, an ISO/IEC 19794-7 record.
+PLAINTEXT_MAGIC = {
+    "PNG": b"\x89PNG\r\n",
+    "JPEG": b"\xff\xd8\xff",
+    "WSQ": b"\xff\xa0\xff\xa8",
+    "JPEG 2000": b"\x00\x00\x00\x0cjP  ",
+    "JPEG 2000 codestream": b"\xff\x4f\xff\x51",
+    "ANSI/NIST-ITL": b"1.001:",
+    "ISO/IEC 19794-7": b"SDI\x00",
+}
+
+
+def assert_no_plaintext(data_dir: Path, frames: list[np.ndarray]) -> None:
+    """No file under data_dir (database, WAL, logs, outbox) holds an image, a WSQ, a JPEG 2000,
+    an ANSI/NIST record or a raw frame in the clear; sealed files must be CMS envelopes."""
+    # A raw frame would show as a run of its pixels: 64 bytes from the middle of each frame.
+    runs = [
+        frame[frame.shape[0] // 2, frame.shape[1] // 2 - 32 : frame.shape[1] // 2 + 32].tobytes()
+        for frame in frames
+    ]
+    checked = 0
+    for path in data_dir.rglob("*"):
+        if not path.is_file() or path.is_socket():
+            continue
+        data = path.read_bytes()
+        checked += 1
+        if path.suffix == ".p7m":  # ciphertext: random bytes may hold a 3-byte magic by chance
+            assert (
+                data.startswith(b"\x30")
+                and b"\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x09\x10\x01\x17" in data[:40]
+            ), path
+            continue
+        for name, magic in PLAINTEXT_MAGIC.items():
+            assert magic not in data, f"{path} holds {name} plaintext"
+        for run in runs:
+            assert run not in data, f"{path} holds a raw frame's pixels"
+    assert checked >= 3
+
+
+def office_opens(kitd: KitdProcess, visit: dict[str, Any]) -> OpenedBundle:
+    """The visit's sealed bundle, checked by kitctl and openssl and opened as the office would."""
+    bundle = visit["bundle"]
+    outbox = kitd.data_dir / "outbox"
+    sealed = outbox / f"{bundle['id']}.p7m"
+    assert sealed.stat().st_size == bundle["size"] and (outbox / f"{bundle['id']}.statement.json").exists()
+    keys, central_key = kitd.data_dir / "keys", kitd.office_dir / "central.key"
+    done = subprocess.run(
+        [venv_script("kitctl"), "bundle", "verify", str(sealed),
+         "--key", str(central_key), "--ca", str(keys / "ca.crt")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and "statement: checked" in done.stdout, done.stderr
+    decrypted = subprocess.run(
+        ["openssl", "cms", "-decrypt", "-inform", "DER", "-in", str(sealed), "-inkey", str(central_key)],
+        capture_output=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    verified = subprocess.run(
+        ["openssl", "cms", "-verify", "-inform", "DER", "-CAfile", str(keys / "ca.crt"), "-purpose", "any"],
+        input=decrypted, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0 and verified.stdout.startswith(b"manifest.json"), verified.stderr
+    key = serialization.load_pem_private_key(central_key.read_bytes(), None)
+    statement = json.loads((outbox / f"{bundle['id']}.statement.json").read_text())
+    opened = open_bundle(sealed.read_bytes(), key, [read_certificate(keys / "ca.crt")], statement)
+    assert opened.manifest["bundle_id"] == bundle["id"] and opened.manifest["visit"]["id"] == visit["id"]
+    return opened
+
+
+def grey(png: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
 def start_visit(officer: DaemonClient, order_id: str = "MJK-001") -> dict[str, Any]:
     reply = officer.request("POST", "/api/v1/visits", {"order_id": order_id})
     assert reply.status == 201, reply.body
@@ -142,8 +228,30 @@ def test_a_complete_enrollment(kit) -> None:  # noqa: ANN001
     assert capture.headers["Content-Type"] == "image/png" and capture.headers["Cache-Control"] == "no-store"
     signature = officer.checked("GET", f"/api/v1/visits/{visit['id']}/items/signature/capture")
     assert signature.headers["Content-Type"].startswith("application/json")
+    captured = {
+        item: officer.checked("GET", f"/api/v1/visits/{visit['id']}/items/{item}/capture").body
+        for item in [*FINGERS, *IRISES]
+    }
     visit = act(officer, visit, "finish")
-    assert visit["state"] == "finished"
+    assert visit["state"] == "finished" and visit["bundle"]["size"] > 100_000
+    gone = officer.request("GET", f"/api/v1/visits/{visit['id']}/items/finger:1/capture")
+    assert gone.status == 404  # sealed: the captures left memory
+    opened = office_opens(kitd, visit)
+    # Every record is what was captured: irises pixel for pixel, fingers within WSQ's loss
+    # (after scaling 385 -> 500 ppi), the signature point for point.
+    irises = {eye.eye: eye for eye in opened.transaction.irises}
+    for item in IRISES:
+        assert np.array_equal(irises[item.split(":")[1]].pixels, grey(captured[item])), item
+    fingers = {f.position: f for f in opened.transaction.fingers}
+    assert sorted(fingers) == list(range(1, 11))
+    for n in range(1, 11):
+        expected = scale_to_500_ppi(grey(captured[f"finger:{n}"]), 385.0)
+        # WSQ at 0.75 bit/pixel on the simulated sensor (noise included) measures 25-27 dB; a
+        # misplaced or wrongly scaled image would be far below 20.
+        assert fingers[n].pixels.shape == expected.shape and psnr(fingers[n].pixels, expected) > 20.0
+    pen = json.loads(signature.body)["points"]
+    assert opened.transaction.signature.points == [{**p, "t_ms": round(p["t_ms"])} for p in pen]
+    assert_no_plaintext(kitd.data_dir, [grey(b) for b in captured.values()])
     assert officer.checked("GET", "/api/v1/visits?state=active").json() == []
     with sqlite3.connect(kitd.data_dir / "kitd.sqlite3") as db:
         row = db.execute(
@@ -190,7 +298,33 @@ def test_exceptions_and_a_thumbprint_instead_of_the_signature(kit) -> None:  # n
         "signature": "cannot_sign",
     }
     assert all(v["exception"]["confirmed_by"] for v in items(visit).values() if v["exception"])
-    assert act(officer, visit, "finish")["state"] == "finished"
+    visit = act(officer, visit, "finish")
+    assert visit["state"] == "finished"
+    opened = office_opens(kitd, visit)
+    transaction = opened.transaction
+    assert sorted((m.position, m.code) for m in transaction.missing) == [(1, "XX"), (2, "XX")]
+    thumb = [f for f in transaction.fingers if f.in_place_of_signature]
+    assert [f.position for f in thumb] == [6] and sorted(f.position for f in transaction.fingers) == [
+        3,
+        4,
+        5,
+        6,
+        6,
+        7,
+        8,
+        9,
+        10,
+    ]
+    assert [eye.eye for eye in transaction.irises] == ["right"] and transaction.signature is None
+    listed = {i["item"]: i for i in opened.manifest["items"]}
+    assert (
+        listed["finger:1"]["exception"]["reason"] == "amputated"
+        and listed["finger:1"]["record"] == "type-14:fgp-1:excepted"
+    )
+    assert (
+        listed["thumbprint"]["record"] == "type-14:fgp-6:signature" and listed["signature"]["record"] is None
+    )
+    assert "type-17:left" not in opened.manifest["records"] and "type-8" not in opened.manifest["records"]
 
 
 def test_not_home_and_rescheduled_for_tomorrow(kit) -> None:  # noqa: ANN001
@@ -231,7 +365,12 @@ def test_a_killed_daemon_resumes_the_visit_at_the_irises(kit, tmp_path) -> None:
         assert visit["current"] == item
         visit = take(again, visit, item)
     assert visit["state"] == "review" and all(i["status"] == "captured" for i in visit["items"])
-    assert act(again, visit, "finish")["state"] == "finished"
+    visit = act(again, visit, "finish")
+    assert visit["state"] == "finished"
+    opened = office_opens(kitd, visit)
+    assert opened.manifest["visit"]["resumed"] is True
+    fingers = {i["item"]: i for i in opened.manifest["items"] if i["item"] in FINGERS}
+    assert all(entry["history"][-1]["ended"] == "restart" for entry in fingers.values()), fingers["finger:1"]
 
 
 @pytest.mark.parametrize("code", ["not_home", "refused", "unable", "rescheduled", "cancelled"])
@@ -257,7 +396,8 @@ def test_cancel_then_each_outcome_erases_the_order(kit, code: str) -> None:  # n
     if code == "rescheduled":
         body["reschedule"] = {"start": "2026-12-03T09:00:00+07:00", "end": "2026-12-03T10:00:00+07:00"}
     visit = act(officer, visit, "outcome", body)
-    assert visit["state"] == "ended" and visit["outcome"]["code"] == code
+    assert visit["state"] == "ended" and visit["outcome"]["code"] == code and visit["bundle"] is None
+    assert not (kitd.data_dir / "outbox").exists() or not any((kitd.data_dir / "outbox").iterdir())
     with sqlite3.connect(kitd.data_dir / "kitd.sqlite3") as db:
         status, content, outcome = db.execute(
             "SELECT status, content, outcome FROM work_orders WHERE order_id = 'MJK-002'"

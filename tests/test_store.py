@@ -253,6 +253,20 @@ def test_extreme_inputs_are_refused_not_crashed(db: sqlite3.Connection) -> None:
         parse_orders(b'[{"order_id": NaN}]')
 
 
+def test_text_a_sealed_bundle_cannot_carry_is_refused_at_import(db: sqlite3.Connection) -> None:
+    """The order's text goes into the bundle's ANSI/NIST Type-2 record: "999:" and the
+    separators would cut it short there, so such an order never becomes a visit."""
+    tagged = sample_order("TAG", name="Sumiati 999:x")
+    separated = sample_order("SEP", name="Sumi\x1dati")
+    noted = sample_order("OK", needs="bedridden;\nalone in the afternoon")  # free text keeps its lines
+    report = import_orders(db, [tagged, separated, noted], "", TODAY)
+    assert report.imported == 1
+    reasons = {r["order_id"]: r["errors"] for r in report.rejected}
+    message = "contains '999:': a sealed bundle cannot carry it"
+    assert reasons["TAG"] == [{"field": "name", "message": message}]
+    assert reasons["SEP"][0]["field"] == "name" and "U+001D" in reasons["SEP"][0]["message"]
+
+
 def test_garbage_rows_are_rejected_not_crashed(db: sqlite3.Connection) -> None:
     report = import_orders(db, [42, None, "x", [], {"order_id": 7}], "", TODAY)
     assert report.imported == 0 and len(report.rejected) == 5

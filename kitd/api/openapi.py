@@ -283,6 +283,14 @@ def _visit_action(
     return {"post": operation}
 
 
+def _sealing(path: dict[str, Any]) -> dict[str, Any]:
+    path["post"]["responses"]["503"] = _error(
+        "The visit could not be sealed (cannot_seal: a missing key or certificate, named); it stays "
+        "in review with its captures"
+    )
+    return path
+
+
 VISIT_PATHS: dict[str, Any] = {
     "/api/v1/visits": {
         "post": {
@@ -351,7 +359,12 @@ VISIT_PATHS: dict[str, Any] = {
             },
         }
     },
-    "/api/v1/visits/{id}/finish": _visit_action("Finish a visit in review: its captures go to sealing"),
+    "/api/v1/visits/{id}/finish": _sealing(
+        _visit_action(
+            "Finish a visit in review: it is sealed into one bundle in the outbox (its id in the "
+            "visit's bundle), then its captures are dropped"
+        )
+    ),
     "/api/v1/visits/{id}/outcome": _visit_action(
         "End a visit that cannot finish: not_home, refused, unable, rescheduled (new time), cancelled",
         "VisitOutcome",

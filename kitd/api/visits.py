@@ -21,6 +21,7 @@ from kitd.api.requests import (
 )
 from kitd.api.sign_in import CALLER
 from kitd.errors import KitError
+from kitd.services.sealing import SealingFailed
 from kitd.services.visit_machine import BadVisitRequest, UnknownItem, WrongState
 from kitd.services.visits import NoCapture, VisitNotFound
 from kitd.store.visits import OrderNotPending
@@ -39,6 +40,8 @@ def visit_error(exc: KitError) -> web.Response:
         return web.json_response(
             {"error": "wrong_state", "message": str(exc), "state": exc.state}, status=409
         )
+    if isinstance(exc, SealingFailed):
+        return error_response(503, "cannot_seal", str(exc))
     if isinstance(exc, BadVisitRequest):
         return error_response(400, "bad_request", str(exc), exc.field)
     for error_type, code in VISIT_NOT_FOUND:

@@ -45,6 +45,8 @@ class Capture:
     body: bytes
     content_type: str
     headers: dict[str, str] = field(default_factory=dict)
+    # What the assessor found (score, metrics, feedback): sealing writes it into the bundle.
+    report: Any = None
 
 
 @dataclass(frozen=True)

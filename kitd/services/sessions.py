@@ -254,15 +254,18 @@ def _signature_result(candidate: Any) -> Capture:
         json.dumps(candidate.payload.to_json()).encode(),
         "application/json",
         quality_headers(candidate.report),
+        candidate.report,
     )
 
 
 def _iris_result(candidate: Any) -> Capture:
-    return Capture(encode_png(candidate.payload.image), "image/png", quality_headers(candidate.report))
+    report = candidate.report
+    return Capture(encode_png(candidate.payload.image), "image/png", quality_headers(report), report)
 
 
 def _fingerprint_result(candidate: Any) -> Capture:
-    return Capture(encode_png(candidate.payload), "image/png", quality_headers(candidate.report))
+    report = candidate.report
+    return Capture(encode_png(candidate.payload), "image/png", quality_headers(report), report)
 
 
 SESSION_MODALITIES: dict[str, SessionModality] = {

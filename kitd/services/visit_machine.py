@@ -129,6 +129,8 @@ class Visit:
     started_at: str = ""
     updated_at: str = ""
     resumed: bool = False
+    # The sealed bundle a finished visit became: {"id", "size", "sealed_at"}.
+    bundle: dict[str, Any] | None = None
     clock: Callable[[], dt.datetime] = field(default=utc_now, repr=False, compare=False)
 
     # --- building, saving, resuming ---------------------------------------------------
@@ -362,6 +364,7 @@ class Visit:
         self.items.insert(at, Item("thumbprint", finger=usable[0]))
 
     def finish(self) -> None:
+        """Every item done: the visit is finished (the kit seals it before saving this)."""
         self._require(("review",), "finish")
         self._touch()
         self.state, self.current = "finished", None

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 from kitd.errors import DeviceGone, KitError
 from kitd.events import EventHub
 from kitd.services.captures import Capture
+from kitd.services.sealing import BundleSealer
 from kitd.services.sessions import LiveSession, LiveSessions, SessionConflict, SessionNotFound
 from kitd.services.slots import DeviceSlot
 from kitd.services.visit_machine import Visit, WrongState, item_kind
@@ -51,7 +52,6 @@ ITEM_DEVICES: dict[str, tuple[str, str]] = {
     "signature": ("signature", "signature"),
 }
 FOLLOW_INTERVAL_S = 0.25
-KEEP_FINISHED = 3
 # How long accept waits for a running session to hand over its best once confirmed.
 CONFIRM_WAIT_S = 10.0
 
@@ -86,13 +86,16 @@ class VisitDesk:
     """The visits of one kit."""
 
     def __init__(
-        self, kit: VisitContext, finger_order: list[int], clock: Callable[[], Any] | None = None
+        self,
+        kit: VisitContext,
+        finger_order: list[int],
+        sealer: BundleSealer,
+        clock: Callable[[], Any] | None = None,
     ) -> None:
         self.kit = kit
         self.finger_order = list(finger_order)
+        self.sealer = sealer
         self._active: _Active | None = None
-        # Finished visits' captures, in memory only, until sealing takes them (a later issue).
-        self._finished: dict[str, dict[str, Capture]] = {}
         self._lock = asyncio.Lock()
         self._clock = clock
 
@@ -136,13 +139,9 @@ class VisitDesk:
         return [] if self._active is None else [self._active.visit]
 
     def capture(self, visit_id: str, item: str) -> Capture:
-        if visit_id in self._finished:
-            captures = self._finished[visit_id]
-        else:
-            active = self._require_active(visit_id)
-            active.visit.item(item)  # UnknownItem for a made-up one
-            captures = active.captures
-        capture = captures.get(item)
+        active = self._require_active(visit_id)
+        active.visit.item(item)  # UnknownItem for a made-up one
+        capture = active.captures.get(item)
         if capture is None:
             raise NoCapture(f"item '{item}' has no capture in this visit")
         return capture
@@ -221,12 +220,28 @@ class VisitDesk:
             return visit
 
     async def finish(self, visit_id: str) -> Visit:
+        """Seal the visit into the outbox, then end it; if sealing fails it stays in review."""
         async with self._lock:
             active = self._require_active(visit_id)
-            visit = active.visit
-            visit.finish()
+            finished = self._from_json(active.visit.to_json())
+            finished.finish()
+            order = await self.kit.in_database(pending_order, self.kit.database, finished.order_id)
+            devices = [slot.describe() for slot in self.kit.slots.values()]
+            sealed = await asyncio.get_running_loop().run_in_executor(
+                None, self.sealer.seal, finished.to_json(), order, dict(active.captures), devices
+            )
+            finished.bundle = {"id": sealed.bundle_id, "size": sealed.size, "sealed_at": finished.updated_at}
+            log.info(
+                "visit %s sealed as bundle %s (%d bytes)",
+                finished.id,
+                sealed.bundle_id,
+                sealed.size,
+                extra={"visit": finished.id, "bundle": sealed.bundle_id},
+            )
+            active.visit = finished
+            active.captures.clear()  # sealed: the plaintext goes as soon as it is in the outbox
             await self._close(active, "finished", None)
-            return visit
+            return finished
 
     async def set_outcome(self, visit_id: str, code: Any, note: Any, reschedule: Any) -> Visit:
         async with self._lock:
@@ -362,9 +377,5 @@ class VisitDesk:
         visit = active.visit
         await self._saved(visit, visit.state)
         await self.kit.in_database(close_order, self.kit.database, visit.order_id, outcome, reschedule)
-        if visit.state == "finished":
-            self._finished[visit.id] = active.captures
-            while len(self._finished) > KEEP_FINISHED:
-                del self._finished[next(iter(self._finished))]
         self._active = None
         log.info("visit %s ended: %s", visit.id, outcome, extra={"visit": visit.id, "outcome": outcome})

@@ -207,6 +207,7 @@ def check_order(
     if isinstance(order.get("kk"), str) and "kk" not in bad:
         errors += [{"field": "kk", "message": m} for m in kk_problems(order["kk"], today)]
     errors += _appointment_errors(order.get("appointment"), bad)
+    errors += _transaction_text_errors(order, bad)
     warnings = []
     nik = order.get("nik")
     if region_code and isinstance(nik, str) and len(nik) >= 4 and nik[:4] != region_code:
@@ -218,6 +219,34 @@ def check_order(
             }
         )
     return errors, warnings
+
+
+# What an ANSI/NIST-ITL transaction cannot carry in a text field: its separators (FS, GS, RS,
+# US), other control characters, and "999:", the tag of an image field, at which readers cut
+# the record short. The order's text goes into the sealed bundle's Type-2 record, so it is
+# refused at import rather than at the end of a visit. Free notes stay out of the bundle
+# and may hold line breaks and tabs.
+_FREE_TEXT = ("needs", "note")
+
+
+def _text_fields(value: Any, path: str) -> Iterable[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, inner in value.items():
+            yield from _text_fields(inner, f"{path}.{key}" if path else str(key))
+
+
+def _transaction_text_errors(order: Mapping[str, Any], bad: set[str]) -> list[dict[str, str]]:
+    errors = []
+    for where, text in _text_fields(order, ""):
+        allowed = "\n\t\r" if where in _FREE_TEXT else ""
+        control = next((c for c in text if (ord(c) < 0x20 or ord(c) == 0x7F) and c not in allowed), None)
+        if where in bad or (control is None and "999:" not in text):
+            continue
+        shown = "'999:'" if control is None else f"control character U+{ord(control):04X}"
+        errors.append({"field": where, "message": f"contains {shown}: a sealed bundle cannot carry it"})
+    return errors
 
 
 def _appointment_errors(appointment: Any, bad: set[str]) -> list[dict[str, str]]:

@@ -1,0 +1,214 @@
+"""kitctl bundle: the central office's side of a sealed bundle — verify it, open it.
+
+    kitctl bundle verify FILE --key CENTRAL_KEY --ca CA.pem [--statement S] [--json]
+    kitctl bundle open FILE --key CENTRAL_KEY --ca CA.pem --out DIR [--statement S]
+
+``verify`` decrypts the bundle with the office's RSA key, checks the kit's and the
+officer's signatures and their chains to the CA, parses the ANSI/NIST-ITL transaction,
+checks every record against the manifest's SHA-256 and, when the kit's statement is given
+(or lies beside the file as ``<id>.statement.json``), checks it too; then prints a summary
+(``--json``: the same as one JSON object). ``open`` does the same checks and writes what is
+inside as files for inspection. Exit 0: the bundle passed; 1: it failed (one line saying
+why); 2: bad usage (a missing file, a key that is not an RSA private key, a CA file with no
+certificate). Runs anywhere: it needs no kit, no daemon and no configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kitd.crypto.bundle import (
+    SEALED_SUFFIX,
+    STATEMENT_SUFFIX,
+    BundleRejected,
+    OpenedBundle,
+    common_name,
+    open_bundle,
+)
+from kitd.crypto.transaction import transaction_files
+from kitd.durable_files import write_atomically
+
+
+class UsageProblem(Exception):
+    """A file given on the command line cannot be used (exit 2)."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bundle", help="verify or open a sealed bundle (the central office's side)"
+    )
+    sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
+    for action, text in (
+        ("verify", "decrypt and check a sealed bundle, print a summary"),
+        ("open", "check a sealed bundle and write its records as files"),
+    ):
+        one = sub.add_parser(action, help=text)
+        one.add_argument("file", type=Path, help="the sealed bundle (<id>.p7m)")
+        one.add_argument(
+            "--key", type=Path, required=True, help="the central office's (or escrow's) RSA key, PEM"
+        )
+        one.add_argument("--ca", type=Path, required=True, help="the CA certificate(s) to trust, PEM")
+        one.add_argument(
+            "--statement",
+            type=Path,
+            help=f"the kit's statement of the file (default: <id>{STATEMENT_SUFFIX} beside it, if there)",
+        )
+        if action == "verify":
+            one.add_argument("--json", action="store_true", help="the summary as one JSON object")
+        else:
+            one.add_argument("--out", type=Path, required=True, help="folder to write the records into")
+        one.set_defaults(func=run_verify if action == "verify" else run_open)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UsageProblem(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise UsageProblem(f"{path}: cannot read the {what}: {exc.strerror}") from None
+
+
+def read_office_key(path: Path) -> rsa.RSAPrivateKey:
+    data = _read(path, "key")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise UsageProblem(f"{path}: not an unencrypted PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise UsageProblem(f"{path}: not an RSA key (the office opens bundles with its RSA key)")
+    return key
+
+
+def read_trusted(path: Path) -> list[x509.Certificate]:
+    data = _read(path, "CA certificate")
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise UsageProblem(f"{path}: holds no PEM certificate") from None
+    return certificates
+
+
+def _statement(args: argparse.Namespace) -> Any:
+    path = args.statement
+    if path is None:
+        name = args.file.name.removesuffix(SEALED_SUFFIX)
+        path = args.file.with_name(f"{name}{STATEMENT_SUFFIX}")
+        if not path.exists():
+            return None
+    try:
+        return json.loads(_read(path, "statement"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BundleRejected(f"statement {path}: not JSON") from None
+
+
+def summary(opened: OpenedBundle) -> dict[str, Any]:
+    """What `kitctl bundle verify` reports of a bundle that passed (documented in the README)."""
+    manifest = opened.manifest
+    items = manifest["items"]
+    return {
+        "bundle_id": manifest["bundle_id"],
+        "order_id": manifest["order"]["order_id"],
+        "kit": {"id": manifest["kit"]["id"], "version": manifest["kit"]["version"]},
+        "signers": {
+            "kit": common_name(opened.kit),
+            "officer": common_name(opened.officer),
+            "signed_at": [t.isoformat() if t else None for t in opened.signing_times],
+        },
+        "visit": manifest["visit"],
+        "created_at": manifest["created_at"],
+        "clock_confirmed": manifest["clock"]["confirmed"],
+        "items": {
+            status: sum(1 for i in items if i["status"] == status)
+            for status in ("captured", "forced", "excepted")
+        },
+        "exceptions": [
+            {
+                "item": i["item"],
+                "reason": i["exception"]["reason"],
+                "confirmed_by": i["exception"]["confirmed_by"],
+            }
+            for i in items
+            if i["exception"]
+        ],
+        "records": len(manifest["records"]),
+        "statement": "checked" if opened.statement is not None else "not given",
+    }
+
+
+def _print_summary(facts: dict[str, Any]) -> None:
+    counts = facts["items"]
+    lines = [
+        f"bundle {facts['bundle_id']}: OK",
+        f"order {facts['order_id']}, visit {facts['visit']['id']} "
+        f"({facts['visit']['started_at']} .. {facts['visit']['finished_at']})",
+        f"signed by {facts['signers']['kit']!r} and {facts['signers']['officer']!r}, chains to the CA",
+        f"items: {counts['captured']} captured, {counts['forced']} forced, {counts['excepted']} excepted",
+    ]
+    lines += [
+        f"  exception {e['item']}: {e['reason']} (confirmed by {e['confirmed_by']})"
+        for e in facts["exceptions"]
+    ]
+    lines.append(f"records: {facts['records']}, every SHA-256 matches the manifest")
+    lines.append(f"kit's clock confirmed: {'yes' if facts['clock_confirmed'] else 'no'}")
+    lines.append(f"statement: {facts['statement']}")
+    print("\n".join(lines))
+
+
+def _checked(args: argparse.Namespace) -> OpenedBundle:
+    key = read_office_key(args.key)
+    trust = read_trusted(args.ca)
+    sealed = _read(args.file, "bundle")
+    return open_bundle(sealed, key, trust, _statement(args))
+
+
+def _run(args: argparse.Namespace, then: Any) -> int:
+    try:
+        opened = _checked(args)
+    except UsageProblem as exc:
+        sys.stderr.write(f"kitctl: {exc}\n")
+        return 2
+    except BundleRejected as exc:
+        sys.stderr.write(f"kitctl: {args.file}: rejected: {exc}\n")
+        return 1
+    return int(then(args, opened))
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    def report(args: argparse.Namespace, opened: OpenedBundle) -> int:
+        facts = summary(opened)
+        if args.json:
+            print(json.dumps(facts, indent=1))
+        else:
+            _print_summary(facts)
+        return 0
+
+    return _run(args, report)
+
+
+def run_open(args: argparse.Namespace) -> int:
+    def write(args: argparse.Namespace, opened: OpenedBundle) -> int:
+        out: Path = args.out
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            sys.stderr.write(f"kitctl: {out}: cannot make the folder: {exc.strerror}\n")
+            return 2
+        files = dict(opened.files)
+        files.update(transaction_files(opened.transaction))
+        for name, data in sorted(files.items()):
+            write_atomically(out / name, data)
+        print(f"bundle {opened.manifest['bundle_id']}: OK, {len(files)} files written to {out}")
+        for name in sorted(files):
+            print(f"  {name}")
+        return 0
+
+    return _run(args, write)

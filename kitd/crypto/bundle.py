@@ -1,0 +1,230 @@
+"""A sealed bundle: sealing a visit's container, and opening and checking one at the office.
+
+Its one job: :func:`seal_bundle` packs the transaction and manifest into the container, has
+it signed by the kit and the officer (CMS SignedData, signatures from the signing interface)
+and encrypts that for the central office and the escrow (CMS AuthEnvelopedData), with the
+kit's signed statement of the result; :func:`write_bundle` puts both into the outbox whole or
+not at all; :func:`open_bundle` is the central office's side — decrypt, check both signers
+and their chains, unpack, parse the transaction and check every record against the
+manifest — each failure one :class:`BundleRejected` sentence saying what is wrong.
+
+Who signed is read from the certificates: the kit's subject CN is ``kit <kit id>`` and an
+officer's ``officer <NIP>`` (the simulation CA and the office's CA issue them so).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from kitd.crypto.cms import SealBroken, SignatureInvalid, envelope, open_envelope, sign_content, verify_signed
+from kitd.crypto.container import (
+    MANIFEST_NAME,
+    TRANSACTION_NAME,
+    ContainerError,
+    pack_container,
+    unpack_container,
+)
+from kitd.crypto.manifest import ManifestError, manifest_bytes, read_manifest
+from kitd.crypto.signing import Signer
+from kitd.crypto.statements import sign_statement, verify_statement
+from kitd.crypto.transaction import ParsedTransaction, TransactionError, read_transaction, record_digests
+from kitd.durable_files import write_atomically
+from kitd.errors import KitError
+
+KIT_CN_PREFIX = "kit "
+OFFICER_CN_PREFIX = "officer "
+SEALED_SUFFIX = ".p7m"
+STATEMENT_SUFFIX = ".statement.json"
+STATEMENT_KIND = "kitd-bundle-statement/1"
+
+
+class BundleRejected(KitError):
+    """A bundle (or its statement) fails a check; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class SealingKeys:
+    """Who signs a bundle and who can open it."""
+
+    kit: Signer
+    officer: Signer
+    recipients: Sequence[x509.Certificate]
+    # Certificates between the signers and the office's CA, carried in the SignedData.
+    chain: Sequence[x509.Certificate] = ()
+
+
+@dataclass(frozen=True)
+class SealedBundle:
+    bundle_id: str
+    sealed: bytes
+    statement: dict[str, Any]
+    container_size: int
+
+
+@dataclass(frozen=True)
+class OpenedBundle:
+    """What the central office finds in a bundle that passed every check."""
+
+    manifest: dict[str, Any]
+    transaction: ParsedTransaction
+    files: dict[str, bytes]
+    kit: x509.Certificate
+    officer: x509.Certificate
+    signing_times: list[dt.datetime | None]
+    statement: dict[str, Any] | None
+
+
+def common_name(certificate: x509.Certificate) -> str:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def bundle_statement(bundle_id: str, sealed: bytes, created: dt.datetime, kit_id: str) -> dict[str, Any]:
+    """What the kit states of a sealed file: enough for a laptop with the kit's certificate."""
+    return {
+        "kind": STATEMENT_KIND,
+        "bundle_id": bundle_id,
+        "sha256": hashlib.sha256(sealed).hexdigest(),
+        "size": len(sealed),
+        "created_at": _stamp(created),
+        "kit_id": kit_id,
+    }
+
+
+def seal_bundle(
+    bundle_id: str,
+    transaction: bytes,
+    manifest: dict[str, Any],
+    keys: SealingKeys,
+    created: dt.datetime,
+    kit_id: str,
+) -> SealedBundle:
+    """The sealed file (AuthEnvelopedData of SignedData of the container) and its statement."""
+    container = pack_container({TRANSACTION_NAME: transaction, MANIFEST_NAME: manifest_bytes(manifest)})
+    signed = sign_content(
+        container, [keys.kit, keys.officer], signing_time=created, extra_certificates=keys.chain
+    )
+    sealed = envelope(signed, keys.recipients)
+    statement = sign_statement(
+        bundle_statement(bundle_id, sealed, created, kit_id), keys.kit, signing_time=created
+    )
+    return SealedBundle(bundle_id, sealed, statement, len(container))
+
+
+def bundle_paths(outbox: Path, bundle_id: str) -> tuple[Path, Path]:
+    return outbox / f"{bundle_id}{SEALED_SUFFIX}", outbox / f"{bundle_id}{STATEMENT_SUFFIX}"
+
+
+def write_bundle(outbox: Path, bundle: SealedBundle) -> Path:
+    """The sealed file, then its statement, each whole or not at all; the sealed file's path."""
+    outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sealed_path, statement_path = bundle_paths(outbox, bundle.bundle_id)
+    write_atomically(sealed_path, bundle.sealed, mode=0o600)
+    write_atomically(statement_path, json.dumps(bundle.statement, indent=1).encode() + b"\n", mode=0o600)
+    return sealed_path
+
+
+# --- the central office's side ---------------------------------------------------------
+
+
+def _signers_by_role(signers: Sequence[x509.Certificate]) -> tuple[x509.Certificate, x509.Certificate]:
+    kits = [c for c in signers if common_name(c).startswith(KIT_CN_PREFIX)]
+    officers = [c for c in signers if common_name(c).startswith(OFFICER_CN_PREFIX)]
+    if not kits:
+        raise BundleRejected("the kit's signature is missing (no signer is a kit)")
+    if not officers:
+        raise BundleRejected("the officer's signature is missing (no signer is an officer)")
+    if len(signers) != 2 or len(kits) != 1 or len(officers) != 1:
+        names = ", ".join(repr(common_name(c)) for c in signers)
+        raise BundleRejected(f"a bundle is signed by one kit and one officer, not by {names}")
+    return kits[0], officers[0]
+
+
+def check_statement(
+    document: Any, sealed: bytes, trust: Sequence[x509.Certificate], kit: x509.Certificate | None = None
+) -> dict[str, Any]:
+    """The kit's statement of ``sealed``, checked: its signature, its kit, hash and size."""
+    try:
+        statement, signer = verify_statement(document, trust)
+    except SignatureInvalid as exc:
+        raise BundleRejected(f"statement: {exc}") from None
+    if not common_name(signer).startswith(KIT_CN_PREFIX):
+        raise BundleRejected(f"statement: signed by {common_name(signer)!r}, not by a kit")
+    if kit is not None and signer.public_key() != kit.public_key():
+        raise BundleRejected("statement: signed by another kit than the bundle")
+    if statement.get("kind") != STATEMENT_KIND:
+        raise BundleRejected(f"statement: kind is {statement.get('kind')!r}, not {STATEMENT_KIND}")
+    if statement.get("kit_id") != common_name(signer)[len(KIT_CN_PREFIX) :]:
+        raise BundleRejected("statement: kit_id is not the signing kit's")
+    if statement.get("sha256") != hashlib.sha256(sealed).hexdigest() or statement.get("size") != len(sealed):
+        raise BundleRejected("statement: does not match its sealed file (SHA-256 or size differ)")
+    return statement
+
+
+def open_bundle(
+    sealed: bytes,
+    key: rsa.RSAPrivateKey,
+    trust: Sequence[x509.Certificate],
+    statement: Any = None,
+    intermediates: Sequence[x509.Certificate] = (),
+) -> OpenedBundle:
+    """Decrypt and check a sealed bundle; BundleRejected names the first thing wrong."""
+    try:
+        content_type, signed = open_envelope(sealed, key)
+    except SealBroken as exc:
+        raise BundleRejected(f"envelope: {exc}") from None
+    if content_type != "signed_data":
+        raise BundleRejected(f"envelope: holds {content_type}, not a signed container")
+    try:
+        verified = verify_signed(signed, trust, intermediates=intermediates)
+    except SignatureInvalid as exc:
+        raise BundleRejected(f"signature: {exc}") from None
+    kit, officer = _signers_by_role(verified.signers)
+    try:
+        files = unpack_container(verified.content)
+        manifest = read_manifest(files[MANIFEST_NAME])
+        transaction = read_transaction(files[TRANSACTION_NAME])
+        digests = record_digests(files[TRANSACTION_NAME])
+    except (ContainerError, ManifestError, TransactionError) as exc:
+        raise BundleRejected(str(exc)) from None
+    if manifest["kit"]["id"] != common_name(kit)[len(KIT_CN_PREFIX) :]:
+        raise BundleRejected(
+            f"manifest: kit {manifest['kit']['id']!r} did not sign it ({common_name(kit)!r} did)"
+        )
+    if manifest["officer"] != common_name(officer)[len(OFFICER_CN_PREFIX) :]:
+        raise BundleRejected(
+            f"manifest: officer {manifest['officer']} did not sign it ({common_name(officer)!r} did)"
+        )
+    listed = manifest["records"]
+    for name in sorted(set(listed) | set(digests)):
+        if name not in digests:
+            raise BundleRejected(f"record {name}: listed in the manifest, absent from the transaction")
+        if name not in listed:
+            raise BundleRejected(f"record {name}: in the transaction, not listed in the manifest")
+        if listed[name] != digests[name]:
+            raise BundleRejected(f"record {name}: SHA-256 does not match the manifest")
+    checked = None if statement is None else check_statement(statement, sealed, trust, kit)
+    if checked is not None and checked["bundle_id"] != manifest["bundle_id"]:
+        raise BundleRejected("statement: names another bundle than the manifest")
+    times = verified.signing_times
+    return OpenedBundle(manifest, transaction, files, kit, officer, times, checked)
+
+
+def statement_signature_der(document: dict[str, Any]) -> bytes:
+    """The detached CMS of a statement, for ``openssl cms -verify``."""
+    return base64.b64decode(document["signature"])

@@ -1,0 +1,248 @@
+"""Sealing a finished visit: its captures become one sealed bundle in the outbox.
+
+Its one job: :class:`BundleSealer` turns a visit's record, its order and its in-memory
+captures into the ANSI/NIST-ITL transaction and the manifest, seals them (kit and officer
+sign, the central office and the escrow can open) and writes the sealed file and the kit's
+statement into ``data_dir/outbox/`` atomically. Nothing biometric touches the disk before
+it is sealed. Keys come from the file backend in ``data_dir/keys/``:
+
+    kit.key, kit.crt                      the kit's signing key (0600) and certificate
+    officers/<NIP>.key, officers/<NIP>.crt each officer's signing key and certificate
+    recipients/central.crt, escrow.crt    who can open bundles (RSA encryption certificates)
+    chain/*.crt                           intermediate CA certificates to carry, if any
+
+:meth:`BundleSealer.ready` says, before a visit is finished, what is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from kitd import __version__
+from kitd.capture.signature import render_signature, signature_from_json
+from kitd.crypto.bundle import SealedBundle, SealingKeys, seal_bundle, write_bundle
+from kitd.crypto.manifest import ManifestError, build_manifest, item_entry
+from kitd.crypto.signing import KeyProblem, read_certificate, read_file_signer
+from kitd.crypto.transaction import (
+    FingerImpression,
+    IrisImage,
+    MissingFinger,
+    SignatureSample,
+    TransactionError,
+    TransactionHeader,
+    build_transaction,
+    record_digests,
+)
+from kitd.errors import KitError
+from kitd.services.captures import Capture
+
+RECIPIENTS = ("central", "escrow")
+# An excepted finger in the transaction's amputated/unable-to-print field.
+MISSING_CODES = {"amputated": "XX"}  # every other reason: "UP", unable to print
+
+
+class SealingFailed(KitError):
+    """A finished visit could not be sealed; the visit stays in review, nothing is lost."""
+
+
+@dataclass(frozen=True)
+class SealedVisit:
+    bundle_id: str
+    path: Path
+    size: int
+    records: int
+
+
+def _grey(capture: Capture, item: str) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(capture.body, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise SealingFailed(f"item '{item}': its capture is not a readable image")
+    return image
+
+
+def _quality(item: Mapping[str, Any]) -> int:
+    return int(round(min(max(float(item["score"] or 0.0), 0.0), 100.0)))
+
+
+@dataclass(frozen=True)
+class VisitRecords:
+    fingers: list[FingerImpression]
+    missing: list[MissingFinger]
+    irises: list[IrisImage]
+    signature: SignatureSample | None
+    # item name -> the name of its record in the transaction (None: excepted)
+    record_of: dict[str, str | None]
+
+
+def visit_records(
+    items: Sequence[Mapping[str, Any]], captures: Mapping[str, Capture], ppi: float
+) -> VisitRecords:
+    """What each item of a finished visit puts into the transaction."""
+    fingers: list[FingerImpression] = []
+    missing: list[MissingFinger] = []
+    irises: list[IrisImage] = []
+    signature = None
+    record_of: dict[str, str | None] = {}
+    for item in items:
+        name, status = item["item"], item["status"]
+        kind = name.split(":", 1)[0]
+        if status == "excepted":
+            record_of[name] = None
+            if kind == "finger":
+                code = MISSING_CODES.get(item["exception"]["reason"], "UP")
+                position = int(name.split(":")[1])
+                missing.append(MissingFinger(position, code))
+                record_of[name] = f"type-14:fgp-{position}:excepted"
+            continue
+        capture = captures.get(name)
+        if capture is None:
+            raise SealingFailed(f"item '{name}' is {status} but its capture is gone: retake it")
+        if kind in ("finger", "thumbprint"):
+            position = int(item["finger"]) if kind == "thumbprint" else int(name.split(":")[1])
+            fingers.append(
+                FingerImpression(position, _grey(capture, name), ppi, _quality(item), kind == "thumbprint")
+            )
+            record_of[name] = f"type-14:fgp-{position}" + (":signature" if kind == "thumbprint" else "")
+        elif kind == "iris":
+            metrics = capture.report.metrics if capture.report is not None else {}
+            try:
+                pupil = (metrics["pupil_x"], metrics["pupil_y"], metrics["pupil_r"])
+                iris = (metrics["iris_x"], metrics["iris_y"], metrics["iris_r"])
+            except KeyError:
+                raise SealingFailed(
+                    f"item '{name}': the eye was not located in its capture: retake it"
+                ) from None
+            eye = name.split(":")[1]
+            irises.append(IrisImage(eye, _grey(capture, name), pupil, iris, _quality(item)))
+            record_of[name] = f"type-17:{eye}"
+        elif kind == "signature":
+            doc = json.loads(capture.body)
+            pen = signature_from_json(doc)
+            device = doc["device"]
+            signature = SignatureSample(
+                render_signature(pen),
+                list(doc["points"]),
+                int(device["max_x"]),
+                int(device["max_y"]),
+                int(device["max_pressure"]),
+                float(device["points_per_mm"]),
+            )
+            record_of[name] = "type-8"
+    return VisitRecords(fingers, missing, irises, signature, record_of)
+
+
+class BundleSealer:
+    """Seals finished visits with the keys of ``keys_dir`` into ``outbox``."""
+
+    def __init__(
+        self, keys_dir: Path, outbox: Path, kit_id: str, region_code: str, fingerprint_ppi: float
+    ) -> None:
+        self.keys_dir = keys_dir
+        self.outbox = outbox
+        self.kit_id = kit_id
+        self.region_code = region_code
+        self.fingerprint_ppi = fingerprint_ppi
+
+    def keys_for(self, officer: str) -> SealingKeys:
+        """The kit's and ``officer``'s signers and the recipients; KeyProblem names what is missing."""
+        keys = self.keys_dir
+        kit = read_file_signer(keys / "kit.key", keys / "kit.crt")
+        officer_key = keys / "officers" / f"{officer}.key"
+        if not officer_key.exists():
+            raise KeyProblem(f"officer {officer} has no signing key on this kit ({officer_key})")
+        signer = read_file_signer(officer_key, keys / "officers" / f"{officer}.crt")
+        recipients = [read_certificate(keys / "recipients" / f"{name}.crt") for name in RECIPIENTS]
+        chain = [read_certificate(p) for p in sorted((keys / "chain").glob("*.crt"))]
+        return SealingKeys(kit, signer, recipients, chain)
+
+    def problem(self) -> str | None:
+        """Why no visit could be sealed now (the kit's key or a recipient), or None."""
+        keys = self.keys_dir
+        try:
+            read_file_signer(keys / "kit.key", keys / "kit.crt")
+            for name in RECIPIENTS:
+                read_certificate(keys / "recipients" / f"{name}.crt")
+        except KeyProblem as exc:
+            return str(exc)
+        return None
+
+    def seal(
+        self,
+        visit: Mapping[str, Any],
+        order: Mapping[str, Any],
+        captures: Mapping[str, Capture],
+        devices: Sequence[Mapping[str, Any]],
+        now: dt.datetime | None = None,
+    ) -> SealedVisit:
+        """Seal a finished visit (its record as JSON) and write it to the outbox."""
+        created = now or dt.datetime.now(dt.UTC)
+        try:
+            keys = self.keys_for(visit["officer"])
+        except KeyProblem as exc:
+            raise SealingFailed(f"cannot seal: {exc}") from None
+        try:
+            return self._seal(keys, visit, order, captures, devices, created)
+        except (TransactionError, ManifestError) as exc:
+            raise SealingFailed(f"cannot seal: {exc}") from None
+
+    def _seal(
+        self,
+        keys: SealingKeys,
+        visit: Mapping[str, Any],
+        order: Mapping[str, Any],
+        captures: Mapping[str, Capture],
+        devices: Sequence[Mapping[str, Any]],
+        created: dt.datetime,
+    ) -> SealedVisit:
+        bundle_id = str(uuid.uuid4())
+        records = visit_records(visit["items"], captures, self.fingerprint_ppi)
+        header = TransactionHeader(
+            transaction_id=bundle_id,
+            kit_id=self.kit_id,
+            agency=self.region_code or self.kit_id,
+            created=created,
+            applicant=dict(order),
+            visit={
+                "visit_id": visit["id"],
+                "order_id": visit["order_id"],
+                "officer": visit["officer"],
+                "started_at": visit["started_at"],
+                "finished_at": visit["updated_at"],
+                "consent_by": visit["identity"]["consent_by"],
+            },
+        )
+        transaction = build_transaction(
+            header, records.fingers, records.missing, records.irises, records.signature
+        )
+        digests = record_digests(transaction)
+        metrics_of = {n: (c.report.metrics if c.report is not None else {}) for n, c in captures.items()}
+        items = [
+            item_entry(i, metrics_of.get(i["item"]), records.record_of.get(i["item"])) for i in visit["items"]
+        ]
+        manifest = build_manifest(
+            bundle_id=bundle_id,
+            created_at=created.isoformat(timespec="seconds"),
+            kit={
+                "id": self.kit_id,
+                "region_code": self.region_code,
+                "software": "kitd",
+                "version": __version__,
+            },
+            visit=visit,
+            order=order,
+            items=items,
+            devices=devices,
+            records=digests,
+        )
+        bundle: SealedBundle = seal_bundle(bundle_id, transaction, manifest, keys, created, self.kit_id)
+        path = write_bundle(self.outbox, bundle)
+        return SealedVisit(bundle_id, path, len(bundle.sealed), len(digests))
