@@ -9,7 +9,6 @@ private keys go to ``office_dir`` (they belong to the office, not on the kit's S
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,18 +109,6 @@ def _write_certificate(path: Path, certificate: x509.Certificate) -> None:
     path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
-def _write_rsa_key(path: Path, key: rsa.RSAPrivateKey) -> None:
-    # write_private_key is typed for the kit's P-256 keys; the recipients' RSA keys get the
-    # same treatment: created 0600, never readable by others even for a moment.
-    data = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-
-
 def _signing_credential(
     key_path: Path,
     certificate_path: Path,
@@ -144,7 +131,7 @@ def _recipient_credential(
 ) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=RECIPIENT_KEY_BITS)
     certificate = _issue(_name(common_name), key.public_key(), ca, ca_key, _key_usage(encipherment=True))
-    _write_rsa_key(key_path, key)
+    write_private_key(key_path, key)
     _write_certificate(certificate_path, certificate)
 
 

@@ -68,13 +68,21 @@ def signature_capture(seed: int = 5) -> Capture:
 
 
 def finished_visit(
-    officer: str, order_id: str = "MJK-001", excepted: Mapping[str, str] | None = None, seed: int = 1
+    officer: str,
+    order_id: str = "MJK-001",
+    excepted: Mapping[str, str] | None = None,
+    seed: int = 1,
+    guardian: Mapping[str, str] | None = None,
 ) -> SampleVisit:
-    """A visit in review (every item captured or excepted), ready to finish and seal."""
+    """A finished visit (every item captured or excepted), ready to seal; with ``guardian``
+    an ``odgj`` applicant whose guardian consents."""
     excepted = dict(excepted or {})
-    order = sample_order(order_id)
+    order = sample_order(order_id, **({"category": "odgj"} if guardian else {}))
     visit = Visit.start(f"visit-{order_id}", order_id, officer, order["category"])
-    visit.record_identity(["Sumiati", "Rina"], "applicant")
+    if guardian:
+        visit.record_identity(["Sumiati", guardian["name"]], "guardian", dict(guardian))
+    else:
+        visit.record_identity(["Sumiati", "Rina"], "applicant")
     captures: dict[str, Capture] = {}
     while visit.current is not None:
         item = visit.current

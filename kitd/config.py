@@ -178,7 +178,8 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "signature.capture_seconds",
         (int, float),
         30.0,
-        "Longest recording when a signature capture request names no seconds.",
+        "Longest recording when a signature capture request names no seconds, and a visit's "
+        "signature session's time limit; at most 60 (what a sealed bundle's pen time series holds).",
     ),
     (
         "signature.pen_lift_stop_s",
@@ -187,6 +188,10 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "A recording ends once no pen packet at all has arrived for this long after the first tip-down.",
     ),
 ]
+
+# A visit's signature session records for capture_seconds plus a 5 s margin; the ISO/IEC
+# 19794-7 time channel of the sealed bundle counts milliseconds in 16 bits (65.5 s).
+MAX_SEALED_SIGNATURE_S = 60.0
 
 POSITIVE_KEYS = (
     "auth.idle_lock_s",
@@ -347,6 +352,12 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
     if not values["iris.judge_fps"] >= 0:
         raise ConfigError(
             f"{where}config key 'iris.judge_fps': must be 0 or more, got {values['iris.judge_fps']!r}"
+        )
+    if values["signature.capture_seconds"] > MAX_SEALED_SIGNATURE_S:
+        raise ConfigError(
+            f"{where}config key 'signature.capture_seconds': at most {MAX_SEALED_SIGNATURE_S:g} "
+            "(a sealed bundle's pen time series holds 65.5 s), got "
+            f"{values['signature.capture_seconds']!r}"
         )
     if not 1 <= values["iris.preview_quality"] <= 100:
         raise ConfigError(f"{where}config key 'iris.preview_quality': expected 1-100")

@@ -25,7 +25,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 
 from hil.credentials import foreign_ca_signer
-from hil.rig import SIMULATION_KIT_ID, SIMULATION_OFFICERS, install_simulation_credentials, venv_script
+from hil.rig import SIMULATION_KIT_ID, install_simulation_credentials, simulation_officer, venv_script
 from hil.sample_visit import SampleVisit, finished_visit
 from kitd.crypto.bundle import BundleRejected, bundle_statement, check_statement, open_bundle
 from kitd.crypto.cms import envelope, open_envelope, sign_content
@@ -34,7 +34,7 @@ from kitd.crypto.signing import read_certificate, read_file_signer
 from kitd.crypto.statements import sign_statement
 from kitd.services.sealing import BundleSealer, SealingFailed
 
-OFFICER = next(o["nip"] for o in SIMULATION_OFFICERS if o["role"] == "officer")
+OFFICER = simulation_officer("officer")["nip"]
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +296,7 @@ def container(office: Path, sealed: Path) -> bytes:
 def test_the_officers_signer_removed_is_rejected(office: Path, container: bytes, tmp_path: Path) -> None:
     keys = office / "data" / "keys"
     kit = read_file_signer(keys / "kit.key", keys / "kit.crt")
-    done = verify(office, _reseal(office, container, [kit], tmp_path))
+    done = verify(office, _reseal(office, container, [kit], tmp_path), "--no-statement")
     assert done.returncode == 1 and "officer's signature is missing" in done.stderr, done.stderr
 
 
@@ -304,7 +304,7 @@ def test_a_signer_from_a_foreign_ca_is_rejected(office: Path, container: bytes, 
     keys = office / "data" / "keys"
     kit = read_file_signer(keys / "kit.key", keys / "kit.crt")
     stranger = foreign_ca_signer(tmp_path, f"officer {OFFICER}")
-    done = verify(office, _reseal(office, container, [kit, stranger], tmp_path))
+    done = verify(office, _reseal(office, container, [kit, stranger], tmp_path), "--no-statement")
     assert done.returncode == 1 and "trusted" in done.stderr and f"officer {OFFICER}" in done.stderr, (
         done.stderr
     )
@@ -324,7 +324,7 @@ def test_a_forged_inner_signeddata_reencrypted_to_the_real_office_is_rejected(
     (tmp_path / "b").mkdir()
     kit = foreign_ca_signer(tmp_path / "a", f"kit {SIMULATION_KIT_ID}")
     officer = foreign_ca_signer(tmp_path / "b", f"officer {OFFICER}")
-    done = verify(office, _reseal(office, forged_container, [kit, officer], tmp_path))
+    done = verify(office, _reseal(office, forged_container, [kit, officer], tmp_path), "--no-statement")
     assert done.returncode == 1 and "trusted" in done.stderr, done.stderr
     # The real officer's certificate carried, but the signature made with another key (the
     # kit's own code refuses to make such a thing, so it is rewritten here with asn1crypto).
@@ -350,7 +350,7 @@ def test_a_forged_inner_signeddata_reencrypted_to_the_real_office_is_rejected(
     swapped.write_bytes(
         envelope(asn1_cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump(), recipients)
     )
-    done = verify(office, swapped)
+    done = verify(office, swapped, "--no-statement")
     assert (
         done.returncode == 1 and f"officer {OFFICER}" in done.stderr and "does not verify" in done.stderr
     ), done.stderr
@@ -407,3 +407,76 @@ def test_the_container_is_the_same_bytes_for_the_same_files() -> None:
     assert unpack_container(pack_container(files)) == files
     with tarfile.open(fileobj=io.BytesIO(pack_container(files))) as tar:
         assert tar.getnames() == ["manifest.json", "transaction.an2"]
+
+
+def test_a_laptop_checks_a_statement_with_the_kits_certificate_alone(
+    office: Path, sealed: Path, tmp_path: Path
+) -> None:
+    keys = office / "data" / "keys"
+    statement = sealed.with_name(sealed.name.replace(".p7m", ".statement.json"))
+    done = kitctl(
+        "bundle", "statement", statement, "--kit-cert", keys / "kit.crt", "--file", sealed, "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sha256"] == hashlib.sha256(sealed.read_bytes()).hexdigest()
+    other = tmp_path / "other.p7m"
+    other.write_bytes(sealed.read_bytes()[:-1])
+    done = kitctl("bundle", "statement", statement, "--kit-cert", keys / "kit.crt", "--file", other)
+    assert done.returncode == 1 and "does not match its sealed file" in done.stderr, done.stderr
+    officer_certificate = keys / "officers" / f"{OFFICER}.crt"
+    done = kitctl("bundle", "statement", statement, "--kit-cert", officer_certificate)
+    assert done.returncode == 1 and "is not the expected signer" in done.stderr, done.stderr
+    lonely = tmp_path / "lonely.p7m"
+    lonely.write_bytes(sealed.read_bytes())
+    done = verify(office, lonely)  # no statement beside it, none given: say so, check nothing
+    assert done.returncode == 2 and "--no-statement" in done.stderr, done.stderr
+
+
+def test_garbled_inner_signeddata_and_statements_are_rejected_not_crashed(office: Path, sealed: Path) -> None:
+    """What anyone holding the office's public certificate could send: the inner SignedData
+    changed byte by byte and re-enveloped; and statements changed byte by byte."""
+    keys = office / "data" / "keys"
+    key = serialization.load_pem_private_key((office / "office" / "central.key").read_bytes(), None)
+    trust = [read_certificate(keys / "ca.crt")]
+    recipients = [read_certificate(keys / "recipients" / f"{n}.crt") for n in ("central", "escrow")]
+    _, signed = open_envelope(sealed.read_bytes(), key)
+    rng = random.Random(5)
+    # The SignedData's head (certificates, signer infos) lies past the content: flip there.
+    tail = len(signed) - 2500
+    for _ in range(60):
+        at = rng.randrange(tail, len(signed)) if rng.random() < 0.8 else rng.randrange(0, 64)
+        bad = signed[:at] + bytes([signed[at] ^ (1 << rng.randrange(8))]) + signed[at + 1 :]
+        with pytest.raises(BundleRejected):
+            open_bundle(envelope(bad, recipients), key, trust)
+    text = sealed.with_name(sealed.name.replace(".p7m", ".statement.json")).read_text()
+    document = json.loads(text)
+    der = base64.b64decode(document["signature"])
+    for _ in range(60):
+        at = rng.randrange(len(der))
+        bad = der[:at] + bytes([der[at] ^ (1 << rng.randrange(8))]) + der[at + 1 :]
+        garbled = {**document, "signature": base64.b64encode(bad).decode()}
+        with pytest.raises(BundleRejected):
+            check_statement(garbled, sealed.read_bytes(), trust)
+
+
+def test_a_visit_a_guardian_consented_to_is_sealed_with_the_guardian(office: Path, tmp_path: Path) -> None:
+    visit = finished_visit(OFFICER, "MJK-002", guardian={"name": "Sri", "relation": "kakak"})
+    sealer = BundleSealer(office / "data" / "keys", tmp_path / "outbox", SIMULATION_KIT_ID, "3576", 385.0)
+    path = sealer.seal(visit.visit, visit.order, visit.captures, []).path
+    key = serialization.load_pem_private_key((office / "office" / "central.key").read_bytes(), None)
+    opened = open_bundle(path.read_bytes(), key, [read_certificate(office / "data" / "keys" / "ca.crt")])
+    assert opened.manifest["consent"]["guardian"] == {"name": "Sri", "relation": "kakak"}
+    assert opened.transaction.header.visit["guardian"] == {"name": "Sri", "relation": "kakak"}
+    assert opened.transaction.header.visit["present"] == ["Sumiati", "Sri"]
+
+
+def test_a_kit_certificate_of_another_kit_is_refused_before_sealing(
+    office: Path, visit: SampleVisit, tmp_path: Path
+) -> None:
+    """kit.id must be the name the kit's certificate gives, or every bundle would be rejected
+    at the office after its captures had gone."""
+    sealer = BundleSealer(office / "data" / "keys", tmp_path / "outbox", "kit-7", "3576", 385.0)
+    assert "names 'kit kit-sim', not 'kit kit-7'" in (sealer.problem() or "")
+    with pytest.raises(SealingFailed, match="not 'kit kit-7'"):
+        sealer.seal(visit.visit, visit.order, visit.captures, [])
+    assert not (tmp_path / "outbox").exists()

@@ -124,6 +124,7 @@ def test_devices_get_ids_by_kind() -> None:
         ("[visit]\nfinger_order = 'thumbs first'", "config key 'visit.finger_order': expected list"),
         ("[auth]\nmax_pin_failures = 0", "config key 'auth.max_pin_failures': must be 1 or more"),
         ("[auth]\nmax_pin_failures = 2.5", "config key 'auth.max_pin_failures': expected int"),
+        ("[signature]\ncapture_seconds = 90", "config key 'signature.capture_seconds': at most 60"),
         ("[devices]\nreconnect_max_s = 'soon'", "config key 'devices.reconnect_max_s'"),
         ("[[device]]\nuri = 'ftp:x'", "device URI 'ftp:x': unknown scheme 'ftp'"),
         ("[[device]]\nuri = 'usb:1234:5678'", "no driver for USB device 1234:5678"),

@@ -264,7 +264,7 @@ def test_text_a_sealed_bundle_cannot_carry_is_refused_at_import(db: sqlite3.Conn
     reasons = {r["order_id"]: r["errors"] for r in report.rejected}
     message = "contains '999:': a sealed bundle cannot carry it"
     assert reasons["TAG"] == [{"field": "name", "message": message}]
-    assert reasons["SEP"][0]["field"] == "name" and "U+001D" in reasons["SEP"][0]["message"]
+    assert reasons["SEP"][0]["field"] == "name" and "separator GS (0x1D)" in reasons["SEP"][0]["message"]
 
 
 def test_garbage_rows_are_rejected_not_crashed(db: sqlite3.Connection) -> None:

@@ -206,6 +206,13 @@ def test_identity_rules() -> None:
     with pytest.raises(BadVisitRequest) as nameless:
         new_visit("odgj").record_identity(["Karno"], "guardian", {"name": "", "relation": "kakak"})
     assert nameless.value.field == "guardian"
+    # Names go into the sealed bundle's transaction: what it cannot carry is refused here.
+    with pytest.raises(BadVisitRequest, match="999:") as tagged:
+        new_visit().record_identity(["Sumi 999:ati"], "applicant")
+    assert tagged.value.field == "present"
+    with pytest.raises(BadVisitRequest, match="separator GS") as separated:
+        new_visit("odgj").record_identity(["Karno"], "guardian", {"name": "Sri", "relation": "ka\x1dkak"})
+    assert separated.value.field == "guardian"
     visit = new_visit("odgj")
     visit.record_identity(["Karno", "Sri"], "guardian", {"name": "Sri", "relation": "kakak"})
     assert visit.identity == {

@@ -1,16 +1,21 @@
-"""kitctl bundle: the central office's side of a sealed bundle — verify it, open it.
+"""kitctl bundle: a sealed bundle checked and opened at the office, or checked by a laptop.
 
-    kitctl bundle verify FILE --key CENTRAL_KEY --ca CA.pem [--statement S] [--json]
-    kitctl bundle open FILE --key CENTRAL_KEY --ca CA.pem --out DIR [--statement S]
+    kitctl bundle verify FILE --key CENTRAL_KEY --ca CA.pem [--statement S | --no-statement] [--json]
+    kitctl bundle open FILE --key CENTRAL_KEY --ca CA.pem --out DIR [--statement S | --no-statement]
+    kitctl bundle statement STATEMENT --kit-cert KIT.crt [--file FILE] [--json]
 
 ``verify`` decrypts the bundle with the office's RSA key, checks the kit's and the
 officer's signatures and their chains to the CA, parses the ANSI/NIST-ITL transaction,
-checks every record against the manifest's SHA-256 and, when the kit's statement is given
-(or lies beside the file as ``<id>.statement.json``), checks it too; then prints a summary
-(``--json``: the same as one JSON object). ``open`` does the same checks and writes what is
-inside as files for inspection. Exit 0: the bundle passed; 1: it failed (one line saying
-why); 2: bad usage (a missing file, a key that is not an RSA private key, a CA file with no
-certificate). Runs anywhere: it needs no kit, no daemon and no configuration.
+checks every record against the manifest's SHA-256 and checks the kit's statement of the
+file (``<id>.statement.json`` beside it, or ``--statement``; its SHA-256 covers every byte,
+the other recipient's part of the envelope included, which no key of the office can);
+then prints a summary (``--json``: the same as one JSON object). ``open`` does the same
+checks and writes what is inside as files (mode 0600 in a 0700 folder: it is biometric
+data in the clear). ``statement`` is what a laptop can check with no key at all: that the
+statement was made by the kit whose certificate it holds and, with ``--file``, that it
+matches that sealed file. Exit 0: passed; 1: failed (one line saying why); 2: bad usage (a
+missing file, a key that is not an RSA private key, a CA file with no certificate, no
+statement found). Runs anywhere: it needs no kit, no daemon and no configuration.
 """
 
 from __future__ import annotations
@@ -30,9 +35,12 @@ from kitd.crypto.bundle import (
     STATEMENT_SUFFIX,
     BundleRejected,
     OpenedBundle,
-    common_name,
+    check_statement,
     open_bundle,
 )
+from kitd.crypto.cms import SignatureInvalid
+from kitd.crypto.signing import KeyProblem, common_name, read_certificate
+from kitd.crypto.statements import verify_statement
 from kitd.crypto.transaction import transaction_files
 from kitd.durable_files import write_atomically
 
@@ -56,16 +64,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "--key", type=Path, required=True, help="the central office's (or escrow's) RSA key, PEM"
         )
         one.add_argument("--ca", type=Path, required=True, help="the CA certificate(s) to trust, PEM")
-        one.add_argument(
+        given = one.add_mutually_exclusive_group()
+        given.add_argument(
             "--statement",
             type=Path,
-            help=f"the kit's statement of the file (default: <id>{STATEMENT_SUFFIX} beside it, if there)",
+            help=f"the kit's statement of the file (default: <id>{STATEMENT_SUFFIX} beside it)",
+        )
+        given.add_argument(
+            "--no-statement",
+            action="store_true",
+            help="check without the statement (the other recipient's part of the envelope goes unchecked)",
         )
         if action == "verify":
             one.add_argument("--json", action="store_true", help="the summary as one JSON object")
         else:
             one.add_argument("--out", type=Path, required=True, help="folder to write the records into")
         one.set_defaults(func=run_verify if action == "verify" else run_open)
+    laptop = sub.add_parser("statement", help="check a kit's statement with the kit's certificate alone")
+    laptop.add_argument("statement", type=Path, help=f"the statement (<id>{STATEMENT_SUFFIX})")
+    laptop.add_argument("--kit-cert", type=Path, required=True, help="the kit's certificate, PEM")
+    laptop.add_argument(
+        "--file", type=Path, help="the sealed file it speaks of, to check its SHA-256 and size"
+    )
+    laptop.add_argument("--json", action="store_true", help="the statement as one JSON object")
+    laptop.set_defaults(func=run_statement)
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -97,17 +119,25 @@ def read_trusted(path: Path) -> list[x509.Certificate]:
     return certificates
 
 
+def _read_statement(path: Path) -> Any:
+    try:
+        return json.loads(_read(path, "statement"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BundleRejected(f"statement {path}: not JSON") from None
+
+
 def _statement(args: argparse.Namespace) -> Any:
+    if args.no_statement:
+        return None
     path = args.statement
     if path is None:
         name = args.file.name.removesuffix(SEALED_SUFFIX)
         path = args.file.with_name(f"{name}{STATEMENT_SUFFIX}")
         if not path.exists():
-            return None
-    try:
-        return json.loads(_read(path, "statement"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BundleRejected(f"statement {path}: not JSON") from None
+            raise UsageProblem(
+                f"{path}: no statement beside the bundle (give --statement S, or --no-statement)"
+            )
+    return _read_statement(path)
 
 
 def summary(opened: OpenedBundle) -> dict[str, Any]:
@@ -140,7 +170,7 @@ def summary(opened: OpenedBundle) -> dict[str, Any]:
             if i["exception"]
         ],
         "records": len(manifest["records"]),
-        "statement": "checked" if opened.statement is not None else "not given",
+        "statement": "checked" if opened.statement is not None else "not checked (--no-statement)",
     }
 
 
@@ -198,7 +228,7 @@ def run_open(args: argparse.Namespace) -> int:
     def write(args: argparse.Namespace, opened: OpenedBundle) -> int:
         out: Path = args.out
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            out.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             sys.stderr.write(f"kitctl: {out}: cannot make the folder: {exc.strerror}\n")
             return 2
@@ -212,3 +242,34 @@ def run_open(args: argparse.Namespace) -> int:
         return 0
 
     return _run(args, write)
+
+
+def run_statement(args: argparse.Namespace) -> int:
+    """A laptop's check of a statement: the kit's certificate is all it needs."""
+    try:
+        kit = read_certificate(args.kit_cert)
+    except KeyProblem as exc:
+        sys.stderr.write(f"kitctl: {exc}\n")
+        return 2
+    try:
+        document = _read_statement(args.statement)
+        sealed = _read(args.file, "bundle") if args.file is not None else None
+        if sealed is None:
+            statement, _signer = verify_statement(document, [], pinned=kit)
+        else:
+            statement = check_statement(document, sealed, [], kit, pinned=kit)
+    except UsageProblem as exc:
+        sys.stderr.write(f"kitctl: {exc}\n")
+        return 2
+    except SignatureInvalid as exc:
+        sys.stderr.write(f"kitctl: {args.statement}: rejected: statement: {exc}\n")
+        return 1
+    except BundleRejected as exc:
+        sys.stderr.write(f"kitctl: {args.statement}: rejected: {exc}\n")
+        return 1
+    if args.json:
+        print(json.dumps(statement, indent=1))
+    else:
+        matched = f", matches {args.file}" if args.file is not None else ""
+        print(f"statement of bundle {statement.get('bundle_id')}: signed by {common_name(kit)!r}{matched}")
+    return 0

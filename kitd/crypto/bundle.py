@@ -25,7 +25,6 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from kitd.crypto.cms import SealBroken, SignatureInvalid, envelope, open_envelope, sign_content, verify_signed
 from kitd.crypto.container import (
@@ -36,10 +35,10 @@ from kitd.crypto.container import (
     unpack_container,
 )
 from kitd.crypto.manifest import ManifestError, manifest_bytes, read_manifest
-from kitd.crypto.signing import Signer
+from kitd.crypto.signing import Signer, common_name
 from kitd.crypto.statements import sign_statement, verify_statement
 from kitd.crypto.transaction import ParsedTransaction, TransactionError, read_transaction, record_digests
-from kitd.durable_files import write_atomically
+from kitd.durable_files import fsync_directory, write_atomically
 from kitd.errors import KitError
 
 KIT_CN_PREFIX = "kit "
@@ -83,11 +82,6 @@ class OpenedBundle:
     officer: x509.Certificate
     signing_times: list[dt.datetime | None]
     statement: dict[str, Any] | None
-
-
-def common_name(certificate: x509.Certificate) -> str:
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else ""
 
 
 def _stamp(moment: dt.datetime) -> str:
@@ -135,7 +129,14 @@ def write_bundle(outbox: Path, bundle: SealedBundle) -> Path:
     outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
     sealed_path, statement_path = bundle_paths(outbox, bundle.bundle_id)
     write_atomically(sealed_path, bundle.sealed, mode=0o600)
-    write_atomically(statement_path, json.dumps(bundle.statement, indent=1).encode() + b"\n", mode=0o600)
+    try:
+        write_atomically(statement_path, json.dumps(bundle.statement, indent=1).encode() + b"\n", mode=0o600)
+    except BaseException:
+        # A bundle without its statement would be sealed again under a new id on the next
+        # finish: take it back, so that one visit leaves one bundle.
+        sealed_path.unlink(missing_ok=True)
+        fsync_directory(outbox)
+        raise
     return sealed_path
 
 
@@ -156,11 +157,16 @@ def _signers_by_role(signers: Sequence[x509.Certificate]) -> tuple[x509.Certific
 
 
 def check_statement(
-    document: Any, sealed: bytes, trust: Sequence[x509.Certificate], kit: x509.Certificate | None = None
+    document: Any,
+    sealed: bytes,
+    trust: Sequence[x509.Certificate],
+    kit: x509.Certificate | None = None,
+    pinned: x509.Certificate | None = None,
 ) -> dict[str, Any]:
-    """The kit's statement of ``sealed``, checked: its signature, its kit, hash and size."""
+    """The kit's statement of ``sealed``, checked: its signature (to ``trust``, or made by the
+    ``pinned`` kit certificate alone, as a laptop checks it), its kit, hash and size."""
     try:
-        statement, signer = verify_statement(document, trust)
+        statement, signer = verify_statement(document, trust, pinned=pinned)
     except SignatureInvalid as exc:
         raise BundleRejected(f"statement: {exc}") from None
     if not common_name(signer).startswith(KIT_CN_PREFIX):
@@ -210,6 +216,15 @@ def open_bundle(
         raise BundleRejected(
             f"manifest: officer {manifest['officer']} did not sign it ({common_name(officer)!r} did)"
         )
+    header = transaction.header
+    for what, found, expected in (
+        ("TCN (1.009)", header.transaction_id, manifest["bundle_id"]),
+        ("kit (2.003)", header.kit_id, manifest["kit"]["id"]),
+        ("officer (2.042)", header.visit.get("officer"), manifest["officer"]),
+        ("visit (2.040)", header.visit.get("visit_id"), manifest["visit"]["id"]),
+    ):
+        if found != expected:
+            raise BundleRejected(f"transaction: {what} is {found!r}, the manifest says {expected!r}")
     listed = manifest["records"]
     for name in sorted(set(listed) | set(digests)):
         if name not in digests:

@@ -25,9 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509 import verification
-from cryptography.x509.oid import NameOID
 
-from kitd.crypto.signing import KeyProblem, Signer
+from kitd.crypto.signing import KeyProblem, Signer, common_name
 from kitd.errors import KitError
 
 ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2"
@@ -39,12 +38,8 @@ GCM_NONCE_BYTES = 12
 GCM_TAG_BYTES = 16
 CONTENT_KEY_BYTES = 32
 _SET_OF_TAG = 17
-_OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "sha1": hashes.SHA1,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-}
+# What a kit makes, and so all the office opens: RSA-OAEP with SHA-256 and MGF1-SHA-256.
+_OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256}
 
 
 class SealBroken(KitError):
@@ -97,18 +92,16 @@ def _identifies(
     sid: cms.SignerIdentifier | cms.RecipientIdentifier, certificate: asn1_x509.Certificate
 ) -> bool:
     if sid.name == "issuer_and_serial_number":
-        ias = sid.chosen
-        return (
-            ias["issuer"] == certificate.issuer and ias["serial_number"].native == certificate.serial_number
-        )
+        # Byte for byte: asn1crypto's Name equality folds case and spaces (RFC 5280 matching),
+        # which would let a changed byte in a signer's identifier pass unnoticed.
+        return sid.chosen.dump() == _issuer_and_serial_der(certificate.dump())
     return sid.chosen.native == certificate.key_identifier
 
 
 def _common_name(certificate: x509.Certificate) -> str:
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if names:
-        return f"CN={names[0].value}"
-    return certificate.subject.rfc4514_string()
+    """How a message names a certificate: CN=..., or the whole subject when it has no CN."""
+    name = common_name(certificate)
+    return f"CN={name}" if name else certificate.subject.rfc4514_string()
 
 
 def _as_set_of(attributes: core.Asn1Value) -> bytes:
@@ -223,6 +216,12 @@ def _parse_signed_data(der: bytes) -> tuple[cms.SignedData, list[_CertificatePai
         signed_data["encap_content_info"]["content_type"].native  # noqa: B018
     except Exception:  # noqa: BLE001 - asn1crypto raises many kinds on garbled DER
         raise SignatureInvalid("not a CMS SignedData") from None
+    for parsed, certificate in by_der.values():
+        # The outer signatureAlgorithm is outside what the CA signed; RFC 5280 4.1.1.2 wants
+        # it equal to the signed one, and a changed byte there must not pass unnoticed.
+        if parsed["signature_algorithm"].dump() != parsed["tbs_certificate"]["signature"].dump():
+            name = _common_name(certificate)
+            raise SignatureInvalid(f"certificate '{name}': its two signature algorithms differ")
     return signed_data, list(by_der.values())
 
 
@@ -277,6 +276,9 @@ def _leaf_problem(certificate: x509.Certificate, at: dt.datetime) -> str | None:
     usage = _extension(certificate, x509.KeyUsage)
     if usage is not None and not (usage.digital_signature or usage.content_commitment):
         return "certificate's key usage does not allow signing"
+    key = certificate.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        return "certificate's key is not an ECDSA P-256 key"
     return None
 
 
@@ -301,6 +303,9 @@ def _check_signer_info(
     signer_info: cms.SignerInfo, label: str, certificate: x509.Certificate, content_type: str, digest: bytes
 ) -> dt.datetime | None:
     """The signing time, once digest, attributes and signature of one SignerInfo check out."""
+    expected_version = "v1" if signer_info["sid"].name == "issuer_and_serial_number" else "v3"
+    if signer_info["version"].native != expected_version:
+        raise SignatureInvalid(f"{label}: SignerInfo version is not {expected_version} (RFC 5652 5.3)")
     if signer_info["digest_algorithm"]["algorithm"].native != "sha256":
         raise SignatureInvalid(f"{label}: digest algorithm is not SHA-256")
     attributes = signer_info["signed_attrs"]
@@ -332,13 +337,52 @@ def verify_signed(
     content: bytes | None = None,
     at: dt.datetime | None = None,
     intermediates: Sequence[x509.Certificate] = (),
+    pinned: x509.Certificate | None = None,
 ) -> VerifiedContent:
     """Check every SignerInfo of a SignedData and its certificate's chain to ``trust``.
 
     ``content`` is required for a detached SignedData; given for an attached one, it must be
     the content carried. The caller decides whether the signers are the ones it expected.
+    ``pinned`` (with an empty ``trust``): every signer must be exactly that certificate, and
+    no chain is built — how a laptop that holds only a kit's certificate checks it.
+    Whatever the bytes, only SignatureInvalid comes out: asn1crypto parses lazily, and a
+    garbled field deep inside may raise anything when first read.
     """
+    if not trust and pinned is None:
+        raise ValueError("verifying a signature needs a trusted CA certificate or a pinned signer")
+    try:
+        return _verify_signed(der, trust, content, at, intermediates, pinned)
+    except KitError:
+        raise
+    except Exception:  # noqa: BLE001 - see the docstring
+        raise SignatureInvalid("the SignedData is malformed") from None
+
+
+def _verify_signed(
+    der: bytes,
+    trust: Sequence[x509.Certificate],
+    content: bytes | None,
+    at: dt.datetime | None,
+    intermediates: Sequence[x509.Certificate],
+    pinned: x509.Certificate | None,
+) -> VerifiedContent:
     signed_data, certificates = _parse_signed_data(der)
+    if cms.ContentInfo.load(der).dump(force=True) != der:
+        # Not in the one DER encoding of what it says (a BIT STRING's unused bits, a length
+        # in long form...): the signatures do not cover those bytes, so they are refused.
+        raise SignatureInvalid("the SignedData is not in DER")
+    # What a kit makes, exactly: every part of the structure is checked, so that no byte of
+    # it can change unnoticed (the signatures cover only the content and signed attributes).
+    # RFC 5652 5.1: version 1 for what a kit makes (X.509 certificates, id-data content,
+    # SignerInfos identified by issuer and serial number), 3 only with subject key identifiers.
+    v3 = any(i["sid"].name == "subject_key_identifier" for i in signed_data["signer_infos"])
+    if signed_data["version"].native != ("v3" if v3 else "v1"):
+        raise SignatureInvalid(
+            f"SignedData version {signed_data['version'].native} is not {'3' if v3 else '1'}"
+        )
+    digests = signed_data["digest_algorithms"]
+    if len(digests) != 1 or digests[0]["algorithm"].native != "sha256" or digests[0]["parameters"].native:
+        raise SignatureInvalid("the SignedData's digest algorithms are not exactly SHA-256")
     encapsulated = signed_data["encap_content_info"]
     carried = encapsulated["content"]
     if isinstance(carried, core.Void):
@@ -352,7 +396,7 @@ def verify_signed(
     if not signed_data["signer_infos"]:
         raise SignatureInvalid("the SignedData has no signers")
     when = (at if at is not None else dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    verifier = _chain_verifier(trust, when)
+    verifier = _chain_verifier(trust, when) if trust else None
     pool = [*(certificate for _, certificate in certificates), *intermediates]
     digest = hashlib.sha256(content).digest()
     content_type = encapsulated["content_type"].dotted
@@ -371,7 +415,15 @@ def verify_signed(
         certificate = matches[0]
         label = f"signer '{_common_name(certificate)}'"
         signing_time = _check_signer_info(signer_info, label, certificate, content_type, digest)
-        _check_certificate(label, certificate, verifier, pool, when)
+        if pinned is not None:
+            if certificate != pinned:
+                raise SignatureInvalid(f"{label}: is not the expected signer '{_common_name(pinned)}'")
+            problem = _leaf_problem(certificate, when)
+            if problem is not None:
+                raise SignatureInvalid(f"{label}: {problem}")
+        else:
+            assert verifier is not None
+            _check_certificate(label, certificate, verifier, pool, when)
         result.signers.append(certificate)
         result.signing_times.append(signing_time)
     return result
@@ -540,10 +592,22 @@ def open_envelope(
 
     With ``certificate`` (the key's), the recipient is found by issuer and serial number, so
     "not for this key" and "altered wrapped key" are told apart; without it every recipient
-    whose wrapped key fits is tried.
+    whose wrapped key fits is tried. Whatever the bytes, only SealBroken (or KeyProblem for a
+    certificate that is not the key's) comes out.
     """
     if certificate is not None and certificate.public_key() != key.public_key():
         raise KeyProblem(f"the certificate '{_common_name(certificate)}' is not the one of this key")
+    try:
+        return _open_envelope(der, key, certificate)
+    except KitError:
+        raise
+    except Exception:  # noqa: BLE001 - asn1crypto parses lazily: a garbled field raises anything
+        raise SealBroken("the envelope is malformed") from None
+
+
+def _open_envelope(
+    der: bytes, key: rsa.RSAPrivateKey, certificate: x509.Certificate | None
+) -> tuple[str, bytes]:
     enveloped = _parse_auth_enveloped(der)
     encrypted = enveloped["auth_encrypted_content_info"]
     tag = enveloped["mac"].native

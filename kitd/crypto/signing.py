@@ -18,7 +18,9 @@ from typing import Protocol, runtime_checkable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.x509.oid import NameOID
 
 from kitd.errors import KitError
 
@@ -89,7 +91,13 @@ def read_file_signer(key_path: Path, certificate_path: Path) -> FileSigner:
     return FileSigner(key, certificate)
 
 
-def write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def common_name(certificate: x509.Certificate) -> str:
+    """The subject's CN (how a kit or an officer is named in a certificate), or ""."""
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def write_private_key(path: Path, key: PrivateKeyTypes) -> None:
     """Write a PEM key created 0600 from the start (never readable by others, even briefly)."""
     data = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -48,16 +48,21 @@ def _signature_der(document: Any) -> bytes:
 
 
 def verify_statement(
-    document: Any, trust: Sequence[x509.Certificate], *, at: dt.datetime | None = None
+    document: Any,
+    trust: Sequence[x509.Certificate],
+    *,
+    at: dt.datetime | None = None,
+    pinned: x509.Certificate | None = None,
 ) -> tuple[dict[str, Any], x509.Certificate]:
-    """The statement and its signer's certificate, once the signature checks out against ``trust``."""
+    """The statement and its signer's certificate, once the signature checks out against ``trust``
+    (or, with ``pinned`` and no trust, made by exactly that certificate: a kit's, say)."""
     der = _signature_der(document)
     statement = document["statement"]
     try:
         content = canonical_bytes(statement)
     except (rfc8785.CanonicalizationError, TypeError, ValueError):
         raise SignatureInvalid("the 'statement' cannot be put in canonical JSON form") from None
-    verified = verify_signed(der, trust, content=content, at=at)
+    verified = verify_signed(der, trust, content=content, at=at, pinned=pinned)
     if len(verified.signers) != 1:
         raise SignatureInvalid(f"a statement has exactly one signer, this one has {len(verified.signers)}")
     return statement, verified.signers[0]

@@ -69,6 +69,7 @@ import numpy as np
 import wsq  # noqa: F401 - registers Pillow's WSQ codec
 from PIL import Image
 
+from kitd.ansi_nist_text import text_problem
 from kitd.capture.signature import RENDER_PX_PER_MM
 from kitd.errors import KitError
 from kitd.grey_image import encode_png
@@ -99,7 +100,6 @@ SC37_FORMAT_OWNER = 0x0101  # ISO/IEC JTC 1 SC 37
 # module's own reader knows the record by its "SDI" identifier, not by this number.
 SIGN_TIME_SERIES_FORMAT_TYPE = 0x0019
 
-_SEPARATORS = {0x1C: "FS", 0x1D: "GS", 0x1E: "RS", 0x1F: "US"}
 _GMT = "%Y%m%d%H%M%SZ"
 _DIGITS16 = re.compile(r"[0-9]{16}")
 _RT_RW = re.compile(r"[0-9]{1,3}")
@@ -268,16 +268,9 @@ def _text(record: int, number: int, name: str, value: Any) -> str:
         raise TransactionError(f"{where}: {value!r} is not text")
     if not value.strip():
         raise TransactionError(f"{where}: empty")
-    if "999:" in value:
-        raise TransactionError(f"{where}: contains '999:'")
-    for ch in value:
-        code = ord(ch)
-        if code in _SEPARATORS:
-            raise TransactionError(
-                f"{where}: contains the ANSI/NIST separator {_SEPARATORS[code]} (0x{code:02X})"
-            )
-        if code < 0x20 or code == 0x7F:
-            raise TransactionError(f"{where}: contains the control character 0x{code:02X}")
+    problem = text_problem(value)
+    if problem is not None:
+        raise TransactionError(f"{where}: {problem}")
     return value
 
 

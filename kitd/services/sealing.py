@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,12 +27,20 @@ from typing import Any
 
 import cv2
 import numpy as np
+from cryptography import x509
 
 from kitd import __version__
 from kitd.capture.signature import render_signature, signature_from_json
-from kitd.crypto.bundle import SealedBundle, SealingKeys, seal_bundle, write_bundle
+from kitd.crypto.bundle import (
+    KIT_CN_PREFIX,
+    OFFICER_CN_PREFIX,
+    SealedBundle,
+    SealingKeys,
+    seal_bundle,
+    write_bundle,
+)
 from kitd.crypto.manifest import ManifestError, build_manifest, item_entry
-from kitd.crypto.signing import KeyProblem, read_certificate, read_file_signer
+from kitd.crypto.signing import KeyProblem, Signer, common_name, read_certificate, read_file_signer
 from kitd.crypto.transaction import (
     FingerImpression,
     IrisImage,
@@ -45,9 +54,10 @@ from kitd.crypto.transaction import (
 from kitd.errors import KitError
 from kitd.services.captures import Capture
 
+log = logging.getLogger("kitd.sealing")
 RECIPIENTS = ("central", "escrow")
-# An excepted finger in the transaction's amputated/unable-to-print field.
-MISSING_CODES = {"amputated": "XX"}  # every other reason: "UP", unable to print
+# An excepted finger's reason as the transaction's amputated/unable-to-print code.
+AMPUTATION_CODES = {"amputated": "XX"}  # every other reason: "UP", unable to print
 
 
 class SealingFailed(KitError):
@@ -60,9 +70,10 @@ class SealedVisit:
     path: Path
     size: int
     records: int
+    sealed_at: str
 
 
-def _grey(capture: Capture, item: str) -> np.ndarray:
+def _capture_pixels(capture: Capture, item: str) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(capture.body, np.uint8), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise SealingFailed(f"item '{item}': its capture is not a readable image")
@@ -98,7 +109,7 @@ def visit_records(
         if status == "excepted":
             record_of[name] = None
             if kind == "finger":
-                code = MISSING_CODES.get(item["exception"]["reason"], "UP")
+                code = AMPUTATION_CODES.get(item["exception"]["reason"], "UP")
                 position = int(name.split(":")[1])
                 missing.append(MissingFinger(position, code))
                 record_of[name] = f"type-14:fgp-{position}:excepted"
@@ -109,7 +120,9 @@ def visit_records(
         if kind in ("finger", "thumbprint"):
             position = int(item["finger"]) if kind == "thumbprint" else int(name.split(":")[1])
             fingers.append(
-                FingerImpression(position, _grey(capture, name), ppi, _quality(item), kind == "thumbprint")
+                FingerImpression(
+                    position, _capture_pixels(capture, name), ppi, _quality(item), kind == "thumbprint"
+                )
             )
             record_of[name] = f"type-14:fgp-{position}" + (":signature" if kind == "thumbprint" else "")
         elif kind == "iris":
@@ -122,7 +135,7 @@ def visit_records(
                     f"item '{name}': the eye was not located in its capture: retake it"
                 ) from None
             eye = name.split(":")[1]
-            irises.append(IrisImage(eye, _grey(capture, name), pupil, iris, _quality(item)))
+            irises.append(IrisImage(eye, _capture_pixels(capture, name), pupil, iris, _quality(item)))
             record_of[name] = f"type-17:{eye}"
         elif kind == "signature":
             doc = json.loads(capture.body)
@@ -140,6 +153,43 @@ def visit_records(
     return VisitRecords(fingers, missing, irises, signature, record_of)
 
 
+def transaction_header(
+    bundle_id: str,
+    kit_id: str,
+    region_code: str,
+    created: dt.datetime,
+    visit: Mapping[str, Any],
+    order: Mapping[str, Any],
+) -> TransactionHeader:
+    """The transaction's Type-1 and Type-2 facts for a finished visit (its record as JSON)."""
+    identity = visit["identity"]
+    return TransactionHeader(
+        transaction_id=bundle_id,
+        kit_id=kit_id,
+        agency=region_code or kit_id,
+        created=created,
+        applicant=dict(order),
+        visit={
+            "visit_id": visit["id"],
+            "order_id": visit["order_id"],
+            "officer": visit["officer"],
+            "started_at": visit["started_at"],
+            "finished_at": visit["updated_at"],
+            "consent_by": identity["consent_by"],
+            "present": list(identity["present"]),
+            "guardian": identity["guardian"],
+        },
+    )
+
+
+def _require_subject(signer: Signer, expected: str, path: Path) -> None:
+    """A bundle names its kit and officer by their certificates' CN: sealing with another's
+    certificate would make bundles the office rejects, after the captures are gone."""
+    found = common_name(signer.certificate)
+    if found != expected:
+        raise KeyProblem(f"{path}: the certificate names '{found}', not '{expected}'")
+
+
 class BundleSealer:
     """Seals finished visits with the keys of ``keys_dir`` into ``outbox``."""
 
@@ -152,25 +202,33 @@ class BundleSealer:
         self.region_code = region_code
         self.fingerprint_ppi = fingerprint_ppi
 
-    def keys_for(self, officer: str) -> SealingKeys:
-        """The kit's and ``officer``'s signers and the recipients; KeyProblem names what is missing."""
+    def _kit_signer(self) -> Signer:
         keys = self.keys_dir
         kit = read_file_signer(keys / "kit.key", keys / "kit.crt")
+        _require_subject(kit, f"{KIT_CN_PREFIX}{self.kit_id}", keys / "kit.crt")
+        return kit
+
+    def _recipients(self) -> list[x509.Certificate]:
+        return [read_certificate(self.keys_dir / "recipients" / f"{name}.crt") for name in RECIPIENTS]
+
+    def keys_for(self, officer: str) -> SealingKeys:
+        """The kit's and ``officer``'s signers and the recipients; KeyProblem names what is wrong."""
+        keys = self.keys_dir
+        kit = self._kit_signer()
         officer_key = keys / "officers" / f"{officer}.key"
         if not officer_key.exists():
             raise KeyProblem(f"officer {officer} has no signing key on this kit ({officer_key})")
-        signer = read_file_signer(officer_key, keys / "officers" / f"{officer}.crt")
-        recipients = [read_certificate(keys / "recipients" / f"{name}.crt") for name in RECIPIENTS]
+        certificate = keys / "officers" / f"{officer}.crt"
+        signer = read_file_signer(officer_key, certificate)
+        _require_subject(signer, f"{OFFICER_CN_PREFIX}{officer}", certificate)
         chain = [read_certificate(p) for p in sorted((keys / "chain").glob("*.crt"))]
-        return SealingKeys(kit, signer, recipients, chain)
+        return SealingKeys(kit, signer, self._recipients(), chain)
 
     def problem(self) -> str | None:
         """Why no visit could be sealed now (the kit's key or a recipient), or None."""
-        keys = self.keys_dir
         try:
-            read_file_signer(keys / "kit.key", keys / "kit.crt")
-            for name in RECIPIENTS:
-                read_certificate(keys / "recipients" / f"{name}.crt")
+            self._kit_signer()
+            self._recipients()
         except KeyProblem as exc:
             return str(exc)
         return None
@@ -183,16 +241,22 @@ class BundleSealer:
         devices: Sequence[Mapping[str, Any]],
         now: dt.datetime | None = None,
     ) -> SealedVisit:
-        """Seal a finished visit (its record as JSON) and write it to the outbox."""
+        """Seal a finished visit (its record as JSON) and write it to the outbox.
+
+        Any failure is SealingFailed saying why, and leaves nothing in the outbox: the visit
+        keeps its captures and can be finished again once the cause is mended.
+        """
         created = now or dt.datetime.now(dt.UTC)
         try:
             keys = self.keys_for(visit["officer"])
-        except KeyProblem as exc:
-            raise SealingFailed(f"cannot seal: {exc}") from None
-        try:
             return self._seal(keys, visit, order, captures, devices, created)
-        except (TransactionError, ManifestError) as exc:
+        except (KeyProblem, TransactionError, ManifestError, OSError) as exc:
             raise SealingFailed(f"cannot seal: {exc}") from None
+        except SealingFailed:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a visit must stay finishable whatever broke
+            log.exception("sealing visit %s failed", visit.get("id"))
+            raise SealingFailed(f"cannot seal: {type(exc).__name__}: {exc}") from None
 
     def _seal(
         self,
@@ -205,21 +269,7 @@ class BundleSealer:
     ) -> SealedVisit:
         bundle_id = str(uuid.uuid4())
         records = visit_records(visit["items"], captures, self.fingerprint_ppi)
-        header = TransactionHeader(
-            transaction_id=bundle_id,
-            kit_id=self.kit_id,
-            agency=self.region_code or self.kit_id,
-            created=created,
-            applicant=dict(order),
-            visit={
-                "visit_id": visit["id"],
-                "order_id": visit["order_id"],
-                "officer": visit["officer"],
-                "started_at": visit["started_at"],
-                "finished_at": visit["updated_at"],
-                "consent_by": visit["identity"]["consent_by"],
-            },
-        )
+        header = transaction_header(bundle_id, self.kit_id, self.region_code, created, visit, order)
         transaction = build_transaction(
             header, records.fingers, records.missing, records.irises, records.signature
         )
@@ -245,4 +295,6 @@ class BundleSealer:
         )
         bundle: SealedBundle = seal_bundle(bundle_id, transaction, manifest, keys, created, self.kit_id)
         path = write_bundle(self.outbox, bundle)
-        return SealedVisit(bundle_id, path, len(bundle.sealed), len(digests))
+        return SealedVisit(
+            bundle_id, path, len(bundle.sealed), len(digests), created.isoformat(timespec="seconds")
+        )

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kitd.ansi_nist_text import text_problem
 from kitd.errors import KitError
 
 STATES: tuple[str, ...] = ("identity", "capturing", "review", "ending", "finished", "ended")
@@ -236,6 +237,14 @@ class Visit:
                 isinstance(guardian.get(k), str) and guardian[k].strip() for k in ("name", "relation")
             ):
                 raise BadVisitRequest("guardian needs a name and a relation", "guardian")
+        # These names go into the sealed bundle: refused now rather than at finish.
+        named = [("present", p) for p in present]
+        if needs_guardian:
+            named += [("guardian", guardian["name"]), ("guardian", guardian["relation"])]
+        for field_name, text in named:
+            problem = text_problem(text)
+            if problem is not None:
+                raise BadVisitRequest(f"{field_name}: {text!r} {problem}", field_name)
         self.identity = {
             "present": [p.strip() for p in present],
             "consent_by": consent_by,

@@ -227,10 +227,11 @@ class VisitDesk:
             finished.finish()
             order = await self.kit.in_database(pending_order, self.kit.database, finished.order_id)
             devices = [slot.describe() for slot in self.kit.slots.values()]
+            now = self._clock() if self._clock else None
             sealed = await asyncio.get_running_loop().run_in_executor(
-                None, self.sealer.seal, finished.to_json(), order, dict(active.captures), devices
+                None, self.sealer.seal, finished.to_json(), order, dict(active.captures), devices, now
             )
-            finished.bundle = {"id": sealed.bundle_id, "size": sealed.size, "sealed_at": finished.updated_at}
+            finished.bundle = {"id": sealed.bundle_id, "size": sealed.size, "sealed_at": sealed.sealed_at}
             log.info(
                 "visit %s sealed as bundle %s (%d bytes)",
                 finished.id,
@@ -239,8 +240,8 @@ class VisitDesk:
                 extra={"visit": finished.id, "bundle": sealed.bundle_id},
             )
             active.visit = finished
-            active.captures.clear()  # sealed: the plaintext goes as soon as it is in the outbox
             await self._close(active, "finished", None)
+            active.captures.clear()  # sealed and saved: the plaintext goes
             return finished
 
     async def set_outcome(self, visit_id: str, code: Any, note: Any, reschedule: Any) -> Visit:

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from jsonschema import Draft202012Validator
 
+from kitd.ansi_nist_text import text_problem
 from kitd.errors import KitError
 from kitd.identity_numbers import kk_problems, nik_problems
 
@@ -221,11 +222,8 @@ def check_order(
     return errors, warnings
 
 
-# What an ANSI/NIST-ITL transaction cannot carry in a text field: its separators (FS, GS, RS,
-# US), other control characters, and "999:", the tag of an image field, at which readers cut
-# the record short. The order's text goes into the sealed bundle's Type-2 record, so it is
-# refused at import rather than at the end of a visit. Free notes stay out of the bundle
-# and may hold line breaks and tabs.
+# Free notes stay out of the sealed bundle's transaction and may hold line breaks and tabs;
+# every other text goes into its Type-2 record (kitd.ansi_nist_text).
 _FREE_TEXT = ("needs", "note")
 
 
@@ -240,12 +238,9 @@ def _text_fields(value: Any, path: str) -> Iterable[tuple[str, str]]:
 def _transaction_text_errors(order: Mapping[str, Any], bad: set[str]) -> list[dict[str, str]]:
     errors = []
     for where, text in _text_fields(order, ""):
-        allowed = "\n\t\r" if where in _FREE_TEXT else ""
-        control = next((c for c in text if (ord(c) < 0x20 or ord(c) == 0x7F) and c not in allowed), None)
-        if where in bad or (control is None and "999:" not in text):
-            continue
-        shown = "'999:'" if control is None else f"control character U+{ord(control):04X}"
-        errors.append({"field": where, "message": f"contains {shown}: a sealed bundle cannot carry it"})
+        problem = None if where in bad else text_problem(text, line_breaks=where in _FREE_TEXT)
+        if problem is not None:
+            errors.append({"field": where, "message": f"{problem}: a sealed bundle cannot carry it"})
     return errors
 
 
