@@ -27,6 +27,7 @@ from hil.rig import SIMULATION_KIT_ID, install_simulation_credentials, simulatio
 from hil.sample_visit import finished_visit
 from kitd.crypto.bundle import SealingKeys, seal_bundle
 from kitd.crypto.container import MANIFEST_NAME, TRANSACTION_NAME, pack_container
+from kitd.crypto.kit_keys import KeySettings, KitKeys
 from kitd.crypto.transaction import build_transaction
 from kitd.services.sealing import BundleSealer, transaction_header, visit_records
 
@@ -77,7 +78,9 @@ def _run(repeat: int) -> None:
         root = Path(folder)
         install_simulation_credentials(root / "data", root / "office")
         keys_dir = root / "data" / "keys"
-        sealer = BundleSealer(keys_dir, root / "data" / "outbox", SIMULATION_KIT_ID, "3576", 385.0)
+        sealer = BundleSealer(
+            KitKeys(KeySettings(keys_dir)), root / "data" / "outbox", SIMULATION_KIT_ID, "3576", 385.0
+        )
         keys: SealingKeys = sealer.keys_for(OFFICER)
         records = visit_records(sample.visit["items"], sample.captures, 385.0)
         sealed = sealer.seal(sample.visit, sample.order, sample.captures, [])

@@ -83,17 +83,19 @@ def _issue(
     key_usage: x509.KeyUsage,
     *,
     ca: bool = False,
+    valid: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> x509.Certificate:
     """A certificate of ``public_key`` signed by ``issuer_key``; self-signed when ``issuer`` is None."""
     now = dt.datetime.now(dt.UTC)
+    not_before, not_after = valid or (now - NOT_BEFORE_SLACK, now + LIFETIME)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject if issuer is None else issuer.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - NOT_BEFORE_SLACK)
-        .not_valid_after(now + LIFETIME)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(key_usage, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
@@ -219,3 +221,36 @@ def foreign_ca_signer(directory: Path, common_name: str = "kit foreign") -> File
     _signing_credential(key_path, certificate_path, common_name, ca, ca_key)
     _write_certificate(directory / "foreign-ca.crt", ca)
     return read_file_signer(key_path, certificate_path)
+
+
+def sign_request(
+    request_pem: bytes,
+    office_dir: Path,
+    keys_dir: Path,
+    *,
+    valid: tuple[dt.datetime, dt.datetime] | None = None,
+    encipherment: bool = False,
+) -> x509.Certificate:
+    """The simulation CA (``office_dir/ca.key``, ``keys_dir/ca.crt``) signs a certificate
+    request, as the office's CA would sign a kit's ``kitctl keys init`` request."""
+    request = x509.load_pem_x509_csr(request_pem)
+    if not request.is_signature_valid:
+        raise ValueError("the request's signature does not verify")
+    ca = read_certificate(keys_dir / "ca.crt")
+    ca_key = _load_ca_key(office_dir / "ca.key")
+    usage = _key_usage(encipherment=True) if encipherment else _key_usage(signing=True)
+    return _issue(request.subject, request.public_key(), ca, ca_key, usage, valid=valid)
+
+
+def recipient_certificate(
+    office_dir: Path, keys_dir: Path, common_name: str, encipherment: bool = True
+) -> Path:
+    """A new RSA recipient certificate from the simulation CA (its key beside it in office_dir)."""
+    ca = read_certificate(keys_dir / "ca.crt")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    usage = _key_usage(encipherment=True) if encipherment else _key_usage(signing=True)
+    certificate = _issue(_name(common_name), key.public_key(), ca, _load_ca_key(office_dir / "ca.key"), usage)
+    path = office_dir / f"{common_name.replace(' ', '-')}.crt"
+    write_private_key(path.with_suffix(".key"), key)
+    _write_certificate(path, certificate)
+    return path

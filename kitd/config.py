@@ -45,6 +45,24 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "Asia/Jayapura WIT).",
     ),
     (
+        "keys.backend",
+        str,
+        "file",
+        "Where the kit's signing key lives: file (data_dir/keys/kit.key, mode 0600; development "
+        "and the simulation kit) or pkcs11 (a token: a secure element or TPM through its PKCS#11 "
+        "module; the key never leaves it).",
+    ),
+    ("keys.pkcs11_module", str, "", "The token's PKCS#11 module (path of its .so), for backend pkcs11."),
+    ("keys.token_label", str, "kit", "Label of the token that holds the kit's key, for backend pkcs11."),
+    ("keys.key_label", str, "kit-signing", "Label of the kit's key in the token, for backend pkcs11."),
+    (
+        "keys.pin_file",
+        str,
+        "",
+        "File holding the token's user PIN on one line, readable by the daemon only (0600); the "
+        "PIN itself never goes in this configuration. For backend pkcs11.",
+    ),
+    (
         "auth.idle_lock_s",
         (int, float),
         300,
@@ -353,6 +371,14 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         raise ConfigError(
             f"{where}config key 'iris.judge_fps': must be 0 or more, got {values['iris.judge_fps']!r}"
         )
+    if values["keys.backend"] not in ("file", "pkcs11"):
+        raise ConfigError(
+            f"{where}config key 'keys.backend': expected file or pkcs11, got {values['keys.backend']!r}"
+        )
+    if values["keys.backend"] == "pkcs11":
+        for key in ("keys.pkcs11_module", "keys.pin_file", "keys.token_label", "keys.key_label"):
+            if not values[key]:
+                raise ConfigError(f"{where}config key '{key}': needed with keys.backend = 'pkcs11'")
     if values["signature.capture_seconds"] > MAX_SEALED_SIGNATURE_S:
         raise ConfigError(
             f"{where}config key 'signature.capture_seconds': at most {MAX_SEALED_SIGNATURE_S:g} "

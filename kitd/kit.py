@@ -22,7 +22,7 @@ from kitd.events import EventHub
 from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
 from kitd.services.iris_feed import IrisFeed
-from kitd.services.sealing import BundleSealer
+from kitd.services.sealing import BundleSealer, kit_keys
 from kitd.services.sessions import LiveSessions
 from kitd.services.sign_in import SignedInOfficers
 from kitd.services.slots import STATUSES, DeviceSlot
@@ -64,7 +64,7 @@ class Kit:
         self.sessions = LiveSessions(self, self.events)
         self.signed_in = SignedInOfficers(float(config["auth.idle_lock_s"]))
         sealer = BundleSealer(
-            config.data_dir / "keys",
+            kit_keys(config),
             config.data_dir / "outbox",
             config.kit_id,
             str(config["kit.region_code"]),
@@ -115,12 +115,11 @@ class Kit:
         counts = dict.fromkeys(STATUSES, 0)
         for slot in self.slots.values():
             counts[slot.current()[0]] += 1
-        problem = self.visits.sealer.problem()
         return {
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started, 3),
             "devices": counts,
-            "sealing": {"ready": problem is None, "problem": problem},
+            "sealing": self.visits.sealer.readiness(),
         }
 
     def devices(self) -> list[dict[str, Any]]:

@@ -171,8 +171,16 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "description": "Whether finished visits can be sealed: the kit's key and the recipients' "
                 "certificates in data_dir/keys (an officer's own key is checked at finish)",
-                "required": ["ready", "problem"],
-                "properties": {"ready": {"type": "boolean"}, "problem": {"type": ["string", "null"]}},
+                "required": ["ready", "problem", "warnings"],
+                "properties": {
+                    "ready": {"type": "boolean"},
+                    "problem": {"type": ["string", "null"]},
+                    "warnings": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Credentials within 30 days of their end: renew them",
+                    },
+                },
             },
             "devices": {
                 "type": "object",

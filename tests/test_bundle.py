@@ -30,6 +30,7 @@ from hil.sample_visit import SampleVisit, finished_visit
 from kitd.crypto.bundle import BundleRejected, bundle_statement, check_statement, open_bundle
 from kitd.crypto.cms import envelope, open_envelope, sign_content
 from kitd.crypto.container import pack_container, unpack_container
+from kitd.crypto.kit_keys import KeySettings, KitKeys
 from kitd.crypto.signing import read_certificate, read_file_signer
 from kitd.crypto.statements import sign_statement
 from kitd.services.sealing import BundleSealer, SealingFailed
@@ -53,7 +54,11 @@ def visit() -> SampleVisit:
 @pytest.fixture(scope="module")
 def sealed(office: Path, visit: SampleVisit) -> Path:
     sealer = BundleSealer(
-        office / "data" / "keys", office / "data" / "outbox", SIMULATION_KIT_ID, "3576", 385.0
+        KitKeys(KeySettings(office / "data" / "keys")),
+        office / "data" / "outbox",
+        SIMULATION_KIT_ID,
+        "3576",
+        385.0,
     )
     devices = [
         {"id": "fingerprint", "kind": "fingerprint", "model": "NB-1010-U", "serial": "S1", "firmware": "1.2"}
@@ -391,7 +396,7 @@ def test_bad_usage_exits_2_with_one_line(office: Path, sealed: Path, tmp_path: P
 def test_sealing_needs_every_key_and_says_which(office: Path, visit: SampleVisit, tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     install_simulation_credentials(tmp_path, tmp_path / "office")
-    sealer = BundleSealer(keys, tmp_path / "outbox", SIMULATION_KIT_ID, "3576", 385.0)
+    sealer = BundleSealer(KitKeys(KeySettings(keys)), tmp_path / "outbox", SIMULATION_KIT_ID, "3576", 385.0)
     (keys / "officers" / f"{OFFICER}.key").unlink()
     with pytest.raises(SealingFailed, match=f"officer {OFFICER} has no signing key"):
         sealer.seal(visit.visit, visit.order, visit.captures, [])
@@ -461,7 +466,9 @@ def test_garbled_inner_signeddata_and_statements_are_rejected_not_crashed(office
 
 def test_a_visit_a_guardian_consented_to_is_sealed_with_the_guardian(office: Path, tmp_path: Path) -> None:
     visit = finished_visit(OFFICER, "MJK-002", guardian={"name": "Sri", "relation": "kakak"})
-    sealer = BundleSealer(office / "data" / "keys", tmp_path / "outbox", SIMULATION_KIT_ID, "3576", 385.0)
+    sealer = BundleSealer(
+        KitKeys(KeySettings(office / "data" / "keys")), tmp_path / "outbox", SIMULATION_KIT_ID, "3576", 385.0
+    )
     path = sealer.seal(visit.visit, visit.order, visit.captures, []).path
     key = serialization.load_pem_private_key((office / "office" / "central.key").read_bytes(), None)
     opened = open_bundle(path.read_bytes(), key, [read_certificate(office / "data" / "keys" / "ca.crt")])
@@ -475,7 +482,9 @@ def test_a_kit_certificate_of_another_kit_is_refused_before_sealing(
 ) -> None:
     """kit.id must be the name the kit's certificate gives, or every bundle would be rejected
     at the office after its captures had gone."""
-    sealer = BundleSealer(office / "data" / "keys", tmp_path / "outbox", "kit-7", "3576", 385.0)
+    sealer = BundleSealer(
+        KitKeys(KeySettings(office / "data" / "keys")), tmp_path / "outbox", "kit-7", "3576", 385.0
+    )
     assert "names 'kit kit-sim', not 'kit kit-7'" in (sealer.problem() or "")
     with pytest.raises(SealingFailed, match="not 'kit kit-7'"):
         sealer.seal(visit.visit, visit.order, visit.captures, [])

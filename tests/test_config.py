@@ -125,6 +125,11 @@ def test_devices_get_ids_by_kind() -> None:
         ("[auth]\nmax_pin_failures = 0", "config key 'auth.max_pin_failures': must be 1 or more"),
         ("[auth]\nmax_pin_failures = 2.5", "config key 'auth.max_pin_failures': expected int"),
         ("[signature]\ncapture_seconds = 90", "config key 'signature.capture_seconds': at most 60"),
+        ("[keys]\nbackend = 'tpm'", "config key 'keys.backend': expected file or pkcs11"),
+        (
+            "[keys]\nbackend = 'pkcs11'",
+            "config key 'keys.pkcs11_module': needed with keys.backend = 'pkcs11'",
+        ),
         ("[devices]\nreconnect_max_s = 'soon'", "config key 'devices.reconnect_max_s'"),
         ("[[device]]\nuri = 'ftp:x'", "device URI 'ftp:x': unknown scheme 'ftp'"),
         ("[[device]]\nuri = 'usb:1234:5678'", "no driver for USB device 1234:5678"),

@@ -22,10 +22,13 @@ def test_kitd_without_devices_serves_and_stops(start_kitd) -> None:
     status = kitd.client.checked("GET", "/api/v1/status").json()
     assert set(status) == {"version", "uptime_s", "devices", "sealing"}
     assert isinstance(status["uptime_s"], float | int)
-    assert status["sealing"] == {"ready": True, "problem": None}  # the rig's simulation credentials
+    # the rig's simulation credentials
+    assert status["sealing"] == {"ready": True, "problem": None, "warnings": []}
     (kitd.data_dir / "keys" / "kit.key").unlink()
     sealing = kitd.client.checked("GET", "/api/v1/status").json()["sealing"]
-    assert not sealing["ready"] and sealing["problem"].endswith("kit.key: no such key")
+    assert not sealing["ready"] and sealing["problem"].endswith(
+        "kit.key: no kit key (kitctl keys init makes one)"
+    )
     assert status["devices"] == {"ready": 0, "busy": 0, "disconnected": 1, "error": 0}
     (device,) = kitd.client.devices()
     assert device["id"] == "fingerprint"

@@ -339,6 +339,13 @@ def test_exceptions_and_a_thumbprint_instead_of_the_signature(kit) -> None:  # n
 
 def test_not_home_and_rescheduled_for_tomorrow(kit) -> None:  # noqa: ANN001
     kitd, sims, officer = kit
+    # Without its certificate the kit could not seal a visit: none starts, and it says why.
+    certificate = kitd.data_dir / "keys" / "kit.crt"
+    certificate.rename(certificate.with_suffix(".away"))
+    refused = officer.request("POST", "/api/v1/visits", {"order_id": "MJK-001"})
+    assert refused.status == 409 and refused.json()["error"] == "sealing_not_ready", refused.body
+    assert "kit.crt: no such certificate" in refused.json()["message"]
+    certificate.with_suffix(".away").rename(certificate)
     visit = start_visit(officer)
     tomorrow = {"start": "2026-12-02T09:00:00+07:00", "end": "2026-12-02T10:00:00+07:00"}
     visit = act(

@@ -303,7 +303,11 @@ VISIT_PATHS: dict[str, Any] = {
                 "201": _json(_ref("Visit"), "Started, in state identity"),
                 "400": _error("Malformed request (the field named)"),
                 "404": _error("No pending order with that id (unknown_order)"),
-                "409": _json(_ref("WrongStateError"), "Another visit is active (naming its state)"),
+                "409": _json(
+                    {"oneOf": [_ref("WrongStateError"), _ref("Error")]},
+                    "Another visit is active (wrong_state, naming its state), or the kit could not seal "
+                    "a visit (sealing_not_ready: its key, certificate or recipients, named)",
+                ),
                 "415": UNSUPPORTED_MEDIA_TYPE,
             },
         },

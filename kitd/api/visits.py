@@ -21,7 +21,7 @@ from kitd.api.requests import (
 )
 from kitd.api.sign_in import CALLER
 from kitd.errors import KitError
-from kitd.services.sealing import SealingFailed
+from kitd.services.sealing import SealingFailed, SealingNotReady
 from kitd.services.visit_machine import BadVisitRequest, UnknownItem, WrongState
 from kitd.services.visits import NoCapture, VisitNotFound
 from kitd.store.visits import OrderNotPending
@@ -42,6 +42,8 @@ def visit_error(exc: KitError) -> web.Response:
         )
     if isinstance(exc, SealingFailed):
         return error_response(503, "cannot_seal", str(exc))
+    if isinstance(exc, SealingNotReady):
+        return error_response(409, "sealing_not_ready", str(exc))
     if isinstance(exc, BadVisitRequest):
         return error_response(400, "bad_request", str(exc), exc.field)
     for error_type, code in VISIT_NOT_FOUND:

@@ -35,14 +35,12 @@ from kitd.crypto.container import (
     unpack_container,
 )
 from kitd.crypto.manifest import ManifestError, manifest_bytes, read_manifest
-from kitd.crypto.signing import Signer, common_name
+from kitd.crypto.signing import KIT_CN_PREFIX, OFFICER_CN_PREFIX, Signer, common_name
 from kitd.crypto.statements import sign_statement, verify_statement
 from kitd.crypto.transaction import ParsedTransaction, TransactionError, read_transaction, record_digests
 from kitd.durable_files import fsync_directory, write_atomically
 from kitd.errors import KitError
 
-KIT_CN_PREFIX = "kit "
-OFFICER_CN_PREFIX = "officer "
 SEALED_SUFFIX = ".p7m"
 STATEMENT_SUFFIX = ".statement.json"
 STATEMENT_KIND = "kitd-bundle-statement/1"

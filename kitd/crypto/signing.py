@@ -24,6 +24,10 @@ from cryptography.x509.oid import NameOID
 
 from kitd.errors import KitError
 
+# How certificates name who signs a bundle: the kit by its kit.id, an officer by NIP.
+KIT_CN_PREFIX = "kit "
+OFFICER_CN_PREFIX = "officer "
+
 
 class KeyProblem(KitError):
     """A key or certificate is missing, unreadable, of the wrong kind or too open."""

@@ -4,14 +4,8 @@ Its one job: :class:`BundleSealer` turns a visit's record, its order and its in-
 captures into the ANSI/NIST-ITL transaction and the manifest, seals them (kit and officer
 sign, the central office and the escrow can open) and writes the sealed file and the kit's
 statement into ``data_dir/outbox/`` atomically. Nothing biometric touches the disk before
-it is sealed. Keys come from the file backend in ``data_dir/keys/``:
-
-    kit.key, kit.crt                      the kit's signing key (0600) and certificate
-    officers/<NIP>.key, officers/<NIP>.crt each officer's signing key and certificate
-    recipients/central.crt, escrow.crt    who can open bundles (RSA encryption certificates)
-    chain/*.crt                           intermediate CA certificates to carry, if any
-
-:meth:`BundleSealer.ready` says, before a visit is finished, what is missing.
+it is sealed. The keys are the kit's (kitd.crypto.kit_keys: ``data_dir/keys/`` and the
+configured backend); :meth:`BundleSealer.problem` says, before any visit, what is missing.
 """
 
 from __future__ import annotations
@@ -27,20 +21,14 @@ from typing import Any
 
 import cv2
 import numpy as np
-from cryptography import x509
 
 from kitd import __version__
 from kitd.capture.signature import render_signature, signature_from_json
-from kitd.crypto.bundle import (
-    KIT_CN_PREFIX,
-    OFFICER_CN_PREFIX,
-    SealedBundle,
-    SealingKeys,
-    seal_bundle,
-    write_bundle,
-)
+from kitd.config import KitConfig
+from kitd.crypto.bundle import SealedBundle, SealingKeys, seal_bundle, write_bundle
+from kitd.crypto.kit_keys import KeySettings, KitKeys
 from kitd.crypto.manifest import ManifestError, build_manifest, item_entry
-from kitd.crypto.signing import KeyProblem, Signer, common_name, read_certificate, read_file_signer
+from kitd.crypto.signing import KeyProblem
 from kitd.crypto.transaction import (
     FingerImpression,
     IrisImage,
@@ -55,9 +43,12 @@ from kitd.errors import KitError
 from kitd.services.captures import Capture
 
 log = logging.getLogger("kitd.sealing")
-RECIPIENTS = ("central", "escrow")
 # An excepted finger's reason as the transaction's amputated/unable-to-print code.
 AMPUTATION_CODES = {"amputated": "XX"}  # every other reason: "UP", unable to print
+
+
+class SealingNotReady(KitError):
+    """No visit can start: the kit could not seal it (its key, certificate or recipients)."""
 
 
 class SealingFailed(KitError):
@@ -182,56 +173,67 @@ def transaction_header(
     )
 
 
-def _require_subject(signer: Signer, expected: str, path: Path) -> None:
-    """A bundle names its kit and officer by their certificates' CN: sealing with another's
-    certificate would make bundles the office rejects, after the captures are gone."""
-    found = common_name(signer.certificate)
-    if found != expected:
-        raise KeyProblem(f"{path}: the certificate names '{found}', not '{expected}'")
+def kit_keys(config: KitConfig) -> KitKeys:
+    """The kit's credentials as configured (``[keys]``, ``data_dir/keys/``)."""
+    return KitKeys(
+        KeySettings(
+            config.data_dir / "keys",
+            str(config["keys.backend"]),
+            str(config["keys.pkcs11_module"]),
+            str(config["keys.token_label"]),
+            str(config["keys.key_label"]),
+            str(config["keys.pin_file"]),
+        )
+    )
 
 
 class BundleSealer:
-    """Seals finished visits with the keys of ``keys_dir`` into ``outbox``."""
+    """Seals finished visits with the kit's credentials (:class:`KitKeys`) into ``outbox``."""
 
     def __init__(
-        self, keys_dir: Path, outbox: Path, kit_id: str, region_code: str, fingerprint_ppi: float
+        self, keys: KitKeys, outbox: Path, kit_id: str, region_code: str, fingerprint_ppi: float
     ) -> None:
-        self.keys_dir = keys_dir
+        self.keys = keys
         self.outbox = outbox
         self.kit_id = kit_id
         self.region_code = region_code
         self.fingerprint_ppi = fingerprint_ppi
 
-    def _kit_signer(self) -> Signer:
-        keys = self.keys_dir
-        kit = read_file_signer(keys / "kit.key", keys / "kit.crt")
-        _require_subject(kit, f"{KIT_CN_PREFIX}{self.kit_id}", keys / "kit.crt")
-        return kit
-
-    def _recipients(self) -> list[x509.Certificate]:
-        return [read_certificate(self.keys_dir / "recipients" / f"{name}.crt") for name in RECIPIENTS]
-
     def keys_for(self, officer: str) -> SealingKeys:
         """The kit's and ``officer``'s signers and the recipients; KeyProblem names what is wrong."""
-        keys = self.keys_dir
-        kit = self._kit_signer()
-        officer_key = keys / "officers" / f"{officer}.key"
-        if not officer_key.exists():
-            raise KeyProblem(f"officer {officer} has no signing key on this kit ({officer_key})")
-        certificate = keys / "officers" / f"{officer}.crt"
-        signer = read_file_signer(officer_key, certificate)
-        _require_subject(signer, f"{OFFICER_CN_PREFIX}{officer}", certificate)
-        chain = [read_certificate(p) for p in sorted((keys / "chain").glob("*.crt"))]
-        return SealingKeys(kit, signer, self._recipients(), chain)
+        keys = self.keys
+        return SealingKeys(
+            keys.kit_signer(self.kit_id), keys.officer_signer(officer), keys.recipients(), keys.chain()
+        )
 
     def problem(self) -> str | None:
-        """Why no visit could be sealed now (the kit's key or a recipient), or None."""
+        """Why no visit could be sealed now (the kit's key, certificate or a recipient), or None."""
+        return self.readiness()["problem"]
+
+    def readiness(self, now: dt.datetime | None = None) -> dict[str, Any]:
+        """``{"ready", "problem", "warnings"}`` for the status: the kit's credentials now, and
+        every credential within 30 days of its end."""
         try:
-            self._kit_signer()
-            self._recipients()
+            signer = self.keys.kit_signer(self.kit_id)
+            recipients = self.keys.recipients()
+            now = now or dt.datetime.now(dt.UTC)
+            for certificate, what in [
+                (signer.certificate, "kit.crt"),
+                *((c, "a recipient") for c in recipients),
+            ]:
+                if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+                    raise KeyProblem(f"{what}: '{certificate.subject.rfc4514_string()}' is not valid now")
         except KeyProblem as exc:
-            return str(exc)
-        return None
+            problem: str | None = str(exc)
+        else:
+            problem = None
+        warnings = [entry.warning for entry in self.keys.status(self.kit_id, now) if entry.warning]
+        return {"ready": problem is None, "problem": problem, "warnings": warnings}
+
+    def require_ready(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise SealingNotReady(f"no visit can start: the kit could not seal it: {problem}")
 
     def seal(
         self,

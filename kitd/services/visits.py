@@ -159,6 +159,7 @@ class VisitDesk:
                 visit = self._active.visit
                 raise WrongState(f"visit {visit.id} is active: end it first", visit.state)
             order = await self.kit.in_database(pending_order, self.kit.database, order_id)
+            self.sealer.require_ready()  # a visit that could not be sealed would be lost work
             kwargs = {"clock": self._clock} if self._clock else {}
             visit = Visit.start(
                 uuid.uuid4().hex[:12], order_id, officer, order["category"], self.finger_order, **kwargs
