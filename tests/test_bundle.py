@@ -24,7 +24,7 @@ from asn1crypto import cms as asn1_cms
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 
-from hil.credentials import foreign_ca_signer
+from hil.credentials import foreign_ca_signer, recipient_certificate, sign_request
 from hil.rig import SIMULATION_KIT_ID, install_simulation_credentials, simulation_officer, venv_script
 from hil.sample_visit import SampleVisit, finished_visit
 from kitd.crypto.bundle import BundleRejected, bundle_statement, check_statement, open_bundle
@@ -489,3 +489,33 @@ def test_a_kit_certificate_of_another_kit_is_refused_before_sealing(
     with pytest.raises(SealingFailed, match="not 'kit kit-7'"):
         sealer.seal(visit.visit, visit.order, visit.captures, [])
     assert not (tmp_path / "outbox").exists()
+
+
+def test_rotation_new_credentials_seal_new_bundles_and_old_bundles_still_verify(
+    office: Path, visit: SampleVisit, tmp_path: Path
+) -> None:
+    """A new kit certificate (for a new key) and a new central recipient take effect for the
+    next bundle; the bundle sealed before is untouched and still opens with the old key."""
+    data = tmp_path / "data"
+    install_simulation_credentials(data, tmp_path / "office")
+    keys = KitKeys(KeySettings(data / "keys"))
+    sealer = BundleSealer(keys, data / "outbox", SIMULATION_KIT_ID, "3576", 385.0)
+    before = sealer.seal(visit.visit, visit.order, visit.captures, [])
+    old_key = (data / "keys" / "kit.key").read_bytes()
+    (data / "keys" / "kit.key").rename(tmp_path / "retired.key")
+    request = keys.init(SIMULATION_KIT_ID).read_bytes()
+    keys.install(sign_request(request, tmp_path / "office", data / "keys"), [], SIMULATION_KIT_ID)
+    new_central = recipient_certificate(tmp_path / "office", data / "keys", "central office 2027")
+    keys.install_recipients(
+        read_certificate(new_central), read_certificate(data / "keys" / "recipients" / "escrow.crt")
+    )
+    after = sealer.seal(visit.visit, visit.order, visit.captures, [])
+    trust = [read_certificate(data / "keys" / "ca.crt")]
+    old_central = serialization.load_pem_private_key((tmp_path / "office" / "central.key").read_bytes(), None)
+    new_central_key = serialization.load_pem_private_key(new_central.with_suffix(".key").read_bytes(), None)
+    first = open_bundle(before.path.read_bytes(), old_central, trust)
+    second = open_bundle(after.path.read_bytes(), new_central_key, trust)
+    assert first.kit.public_key() != second.kit.public_key()
+    assert (data / "keys" / "kit.key").read_bytes() != old_key
+    with pytest.raises(BundleRejected, match="envelope"):
+        open_bundle(after.path.read_bytes(), old_central, trust)  # the retired office key cannot
