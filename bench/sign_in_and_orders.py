@@ -18,9 +18,11 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 from bench.stats import summary_ms, time_calls
+from hil.credentials import officer_pkcs12, provision_simulation_credentials
 from hil.rig import KitdProcess, simulation_officer
 from hil.sample_orders import orders_csv, sample_order
 from kitd.cli.daemon_client import DaemonClient
+from kitd.crypto.kit_keys import KeySettings, KitKeys
 from kitd.store.database import database_path, open_database
 from kitd.store.officers import PIN_HASHING
 from kitd.store.work_orders import import_orders, parse_orders
@@ -85,7 +87,31 @@ def _import(count: int) -> None:
     )
 
 
+def _credential_unlock(repeat: int) -> None:
+    """What an installed signing credential adds to a sign-in: Argon2id (light) and the kit's
+    secret (HMAC; a file here, a token operation on a kit), then AES-GCM and the key's load."""
+    with tempfile.TemporaryDirectory(prefix="kitd-bench-") as folder:
+        root = Path(folder)
+        provision_simulation_credentials(root / "keys", root / "office", "bench", [])
+        keys = KitKeys(KeySettings(root / "keys"))
+        nip = simulation_officer("officer")["nip"]
+        keys.install_officer_credential(
+            nip, officer_pkcs12(root / "office", root / "keys", nip, b"p"), b"p", "482913"
+        )
+        unlocks = time_calls(lambda: keys.unlock_officer(nip, "482913"), repeat)
+    kit = PasswordHasher(**PIN_HASHING)
+    kit_hash = kit.hash("482913")
+    checks = time_calls(lambda: kit.verify(kit_hash, "482913"), repeat)
+    print(f"  credential unlock at sign-in:     {summary_ms(unlocks)}")
+    ratio = statistics.median(unlocks) / statistics.median(checks)
+    total = (statistics.median(unlocks) + statistics.median(checks)) * 1000
+    print(
+        f"  sign-in with a credential: PIN check + unlock ~ {total:.0f} ms ({ratio:.2f}x the PIN check alone)"
+    )
+
+
 def run(smoke: bool) -> None:
     _pin_checks(3 if smoke else 20)
+    _credential_unlock(3 if smoke else 20)
     _sign_in_through_the_daemon(2 if smoke else 10)
     _import(1000 if smoke else 10_000)

@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from kitd.crypto.signing import FileSigner, KeyProblem, read_certificate, read_file_signer, write_private_key
@@ -254,3 +255,24 @@ def recipient_certificate(
     write_private_key(path.with_suffix(".key"), key)
     _write_certificate(path, certificate)
     return path
+
+
+def officer_pkcs12(
+    office_dir: Path,
+    keys_dir: Path,
+    nip: str,
+    password: bytes,
+    *,
+    valid: tuple[dt.datetime, dt.datetime] | None = None,
+    common_name: str | None = None,
+) -> bytes:
+    """An officer's credential as the office hands it out: a P-256 key and its certificate
+    from the simulation CA, in a PKCS#12 file under ``password``."""
+    ca = read_certificate(keys_dir / "ca.crt")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name or f"officer {nip}")
+    certificate = _issue(
+        name, key.public_key(), ca, _load_ca_key(office_dir / "ca.key"), _key_usage(signing=True), valid=valid
+    )
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    return pkcs12.serialize_key_and_certificates(nip.encode(), key, certificate, None, encryption)

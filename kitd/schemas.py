@@ -303,10 +303,21 @@ SCHEMAS: dict[str, Any] = {
     },
     "SignIn": {
         "type": "object",
-        "required": ["token", "officer", "expires_at"],
+        "required": ["token", "officer", "expires_at", "credential"],
         "properties": {
             "token": {"type": "string", "description": "Also set as the HttpOnly kitd_token cookie."},
             "officer": _ref("Officer"),
+            "credential": {
+                "type": "object",
+                "required": ["state", "problem"],
+                "description": "The officer's signing credential, opened by this sign-in until sign-out or "
+                "lock: unlocked (an installed credential), file (a plain key: development), none, or "
+                "unusable (problem says why); without one the officer cannot finish a visit",
+                "properties": {
+                    "state": {"enum": ["unlocked", "file", "none", "unusable"]},
+                    "problem": {"type": ["string", "null"]},
+                },
+            },
             "expires_at": {
                 "type": "string",
                 "description": "When the token ends if unused (ISO 8601, UTC); each use moves it on.",

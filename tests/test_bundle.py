@@ -398,7 +398,7 @@ def test_sealing_needs_every_key_and_says_which(office: Path, visit: SampleVisit
     install_simulation_credentials(tmp_path, tmp_path / "office")
     sealer = BundleSealer(KitKeys(KeySettings(keys)), tmp_path / "outbox", SIMULATION_KIT_ID, "3576", 385.0)
     (keys / "officers" / f"{OFFICER}.key").unlink()
-    with pytest.raises(SealingFailed, match=f"officer {OFFICER} has no signing key"):
+    with pytest.raises(SealingFailed, match=f"officer {OFFICER} has no signing credential"):
         sealer.seal(visit.visit, visit.order, visit.captures, [])
     os.chmod(keys / "kit.key", 0o644)
     with pytest.raises(SealingFailed, match="kit.key: mode 0644"):

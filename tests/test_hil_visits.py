@@ -298,12 +298,12 @@ def test_exceptions_and_a_thumbprint_instead_of_the_signature(kit) -> None:  # n
         "signature": "cannot_sign",
     }
     assert all(v["exception"]["confirmed_by"] for v in items(visit).values() if v["exception"])
-    # The officer's key is missing: nothing can be sealed, and nothing is lost.
+    # The officer's key is missing: the visit cannot be signed, and nothing is lost.
     key = kitd.data_dir / "keys" / "officers" / f"{visit['officer']}.key"
     key.rename(key.with_suffix(".away"))
     refused = officer.request("POST", f"/api/v1/visits/{visit['id']}/finish")
-    assert refused.status == 503 and refused.json()["error"] == "cannot_seal", refused.body
-    assert f"officer {visit['officer']} has no signing key" in refused.json()["message"]
+    assert refused.status == 409 and refused.json()["error"] == "officer_cannot_sign", refused.body
+    assert f"officer {visit['officer']} has no signing credential" in refused.json()["message"]
     assert officer.checked("GET", f"/api/v1/visits/{visit['id']}").json()["state"] == "review"
     kept = officer.request("GET", f"/api/v1/visits/{visit['id']}/items/thumbprint/capture")
     assert kept.status == 200 and not (kitd.data_dir / "outbox").exists()

@@ -51,3 +51,20 @@ def test_idle_tokens_are_dropped_when_new_ones_are_issued() -> None:
     clock.now += 11
     signed_in.issue(SITI)
     assert len(signed_in._tokens) == 1  # memory does not grow with abandoned sign-ins
+
+
+def test_an_unlocked_credential_lives_as_long_as_its_sign_in() -> None:
+    clock = Clock()
+    signed_in = SignedInOfficers(300, clock=clock)
+    credential = object()
+    token = signed_in.issue(BUDI, credential=credential)
+    signed_in.issue(SITI)
+    assert signed_in.credential_of(BUDI.nip) is credential and signed_in.credential_of(SITI.nip) is None
+    signed_in.sign_out(token)
+    assert signed_in.credential_of(BUDI.nip) is None  # signed out: closed again
+    signed_in.issue(BUDI, credential=credential)
+    clock.now += 300
+    assert signed_in.credential_of(BUDI.nip) is None  # locked by idleness: closed too
+    signed_in.issue(BUDI, credential=credential)
+    signed_in.forget_officer(BUDI.nip)  # deactivated, locked or given a new PIN
+    assert signed_in.credential_of(BUDI.nip) is None

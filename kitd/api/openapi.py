@@ -284,6 +284,11 @@ def _visit_action(
 
 
 def _sealing(path: dict[str, Any]) -> dict[str, Any]:
+    path["post"]["responses"]["409"] = _json(
+        {"oneOf": [_ref("WrongStateError"), _ref("Error")]},
+        "Not in review (wrong_state), or the visit's officer has no signing credential open "
+        "(officer_cannot_sign: none installed, or locked until the officer signs in)",
+    )
     path["post"]["responses"]["503"] = _error(
         "The visit could not be sealed (cannot_seal: a missing key or certificate, named); it stays "
         "in review with its captures"

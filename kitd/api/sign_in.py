@@ -167,12 +167,14 @@ async def post_sign_in(request: web.Request) -> web.Response:
     except (UnknownOfficer, WrongPin, OfficerInactive) as exc:
         return error_response(401, "unauthenticated", str(exc))
     standing = await kit.in_database(kit.officers.standing, officer.nip)
-    token = kit.signed_in.issue(officer, standing or "")
+    credential, state = await kit.visits.unlock_credential(officer.nip, body["pin"])
+    token = kit.signed_in.issue(officer, standing or "", credential)
     response = web.json_response(
         {
             "token": token,
             "officer": officer.to_json(),
             "expires_at": _expires_at(kit.signed_in.expires_at(token)),
+            "credential": state,
         },
         headers={"Cache-Control": "no-store"},
     )
@@ -238,6 +240,9 @@ async def post_officer_pin(request: web.Request) -> web.Response:
     except OfficerError as exc:
         return _officer_error(exc)
     kit.signed_in.forget_officer(nip)
+    # An installed credential is wrapped under the old PIN, which nobody here knows: it goes,
+    # and a supervisor installs it again with the officer (kitctl officers credential).
+    kit.visits.sealer.keys.drop_officer_credential(nip)
     return web.json_response(officer.to_json())
 
 

@@ -23,7 +23,7 @@ from kitd.api.sign_in import CALLER
 from kitd.errors import KitError
 from kitd.services.sealing import SealingFailed, SealingNotReady
 from kitd.services.visit_machine import BadVisitRequest, UnknownItem, WrongState
-from kitd.services.visits import NoCapture, VisitNotFound
+from kitd.services.visits import NoCapture, OfficerCannotSign, VisitNotFound
 from kitd.store.visits import OrderNotPending
 
 # The visit's own "not found"s; the rest of the kit's errors as for captures.
@@ -42,6 +42,8 @@ def visit_error(exc: KitError) -> web.Response:
         )
     if isinstance(exc, SealingFailed):
         return error_response(503, "cannot_seal", str(exc))
+    if isinstance(exc, OfficerCannotSign):
+        return error_response(409, "officer_cannot_sign", str(exc))
     if isinstance(exc, SealingNotReady):
         return error_response(409, "sealing_not_ready", str(exc))
     if isinstance(exc, BadVisitRequest):

@@ -13,10 +13,22 @@ import argparse
 import getpass
 import json
 import sys
+from pathlib import Path
 
 from kitd.cli.options import add_config_option, config_from_args
+from kitd.config import KitConfig
+from kitd.crypto.signing import KeyProblem
+from kitd.services.sealing import kit_keys
 from kitd.store.database import database_path, open_database
-from kitd.store.officers import ROLES, OfficerError, OfficerRoll, pin_problem
+from kitd.store.officers import (
+    ROLES,
+    OfficerError,
+    OfficerInactive,
+    OfficerLocked,
+    OfficerRoll,
+    WrongPin,
+    pin_problem,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +50,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         one.add_argument("nip")
         if action == "reset-pin":
             one.add_argument("--pin-stdin", action="store_true", help="read the PIN from one line of stdin")
+    credential = sub.add_parser(
+        "credential", help="install an officer's signing credential (PKCS#12), wrapped under their PIN"
+    )
+    credential.add_argument("nip")
+    credential.add_argument("file", type=Path, help="the officer's PKCS#12 file from the office")
+    credential.add_argument(
+        "--stdin",
+        action="store_true",
+        help="read the file's password, then the officer's PIN, one line each from stdin",
+    )
     for child in sub.choices.values():
         add_config_option(child)
     parser.set_defaults(func=run)
@@ -80,11 +102,49 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "reset-pin":
             roll.get(args.nip)
             print(f"new PIN set for {roll.reset_pin(args.nip, read_pin(args.pin_stdin)).nip}")
+            if kit_keys(config).drop_officer_credential(args.nip):
+                print("their installed signing credential was wrapped under the old PIN and is removed: "
+                      "install it again with them (kitctl officers credential)")  # fmt: skip
+        elif args.action == "credential":
+            return install_credential(args, config, roll)
         elif args.action == "deactivate":
             print(f"deactivated {roll.deactivate(args.nip).nip}")
-    except OfficerError as exc:
+    except (OfficerError, KeyProblem) as exc:
         print(f"kitctl officers {args.action}: {exc}", file=sys.stderr)
         return 1
     finally:
         conn.close()
+    return 0
+
+
+def install_credential(args: argparse.Namespace, config: KitConfig, roll: OfficerRoll) -> int:
+    """The officer is there: their PIN (checked, and counted like a sign-in) wraps the key."""
+    officer = roll.get(args.nip)
+    if not officer.active:
+        raise OfficerError(f"officer {args.nip} is deactivated")
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise OfficerError(f"{args.file}: cannot read: {exc.strerror}") from None
+    if args.stdin:
+        password, pin = sys.stdin.readline().rstrip("\n"), sys.stdin.readline().strip()
+    else:
+        if not sys.stdin.isatty():
+            raise OfficerError("stdin is not a terminal: type on one, or pass --stdin")
+        password = getpass.getpass(f"password of {args.file.name}: ")
+        pin = getpass.getpass(f"PIN of officer {args.nip} (the officer types it): ")
+    try:
+        roll.check_pin(args.nip, pin)
+    except OfficerLocked as exc:
+        raise OfficerError(str(exc)) from None
+    except (WrongPin, OfficerInactive) as exc:
+        raise OfficerError(f"{exc}: the credential is wrapped under the officer's own PIN") from None
+    keys = kit_keys(config)
+    try:
+        certificate = keys.install_officer_credential(args.nip, data, password.encode() or None, pin)
+    finally:
+        keys.close()
+    until = f"{certificate.not_valid_after_utc:%Y-%m-%d}"
+    print(f"signing credential of {officer.name} ({args.nip}) installed, valid until {until}; "
+          "it opens when they sign in")  # fmt: skip
     return 0

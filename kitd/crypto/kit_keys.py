@@ -11,13 +11,19 @@ a credential check it exactly as sealing will use it.
 Layout of ``data_dir/keys/``: ``kit.key`` (file backend only), ``kit.crt``, ``kit.csr``
 (the last request made), ``ca.crt`` (the office's CA, trusted), ``chain/*.crt`` (CAs
 between it and the kit's certificate), ``recipients/central.crt`` and ``escrow.crt``,
-``central-signing.crt`` (the office's signing certificate, for receipts), and
-``officers/<NIP>.key``/``.crt``.
+``central-signing.crt`` (the office's signing certificate, for receipts),
+``officers/<NIP>.crt`` with ``<NIP>.credential.json`` (an installed credential, wrapped:
+kitd.crypto.officer_credentials) or ``<NIP>.key`` (a plain 0600 key: development and the
+simulation), and ``kit-secret`` (the file backend's secret for the wrapping).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from kitd.crypto.officer_credentials import read_pkcs12, unwrap_credential, wrap_credential
 from kitd.crypto.signing import (
     KIT_CN_PREFIX,
     OFFICER_CN_PREFIX,
@@ -43,6 +50,8 @@ from kitd.durable_files import write_atomically
 
 BACKENDS = ("file", "pkcs11")
 RECIPIENTS = ("central", "escrow")
+# The token's secret that, with an officer's PIN, wraps the officer's installed credential.
+KIT_SECRET_LABEL = "kit-secret"
 # A credential this close to its end is a warning in the status (renew it while offline).
 EXPIRY_WARNING_DAYS = 30
 
@@ -210,12 +219,82 @@ class KitKeys:
             raise KeyProblem(f"{certificate_path}: the certificate names '{found}', not '{expected}'")
         return signer
 
-    def officer_signer(self, nip: str) -> Signer:
+    # --- officers' credentials -------------------------------------------------------------
+
+    def kit_secret(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message`` under the kit's secret: inside the token for pkcs11 (made
+        there the first time), a 0600 file ``kit-secret`` for the file backend."""
+        if self.settings.backend == "pkcs11":
+            return bytes(self._token_session().secret_hmac(KIT_SECRET_LABEL, message))
+        path = self.dir / "kit-secret"
+        if not path.exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, os.urandom(32), mode=0o600)
+        return hmac.new(path.read_bytes(), message, hashlib.sha256).digest()
+
+    def credential_path(self, nip: str) -> Path:
+        return self.dir / "officers" / f"{nip}.credential.json"
+
+    def install_officer_credential(
+        self, nip: str, pkcs12_data: bytes, password: bytes | None, pin: str
+    ) -> x509.Certificate:
+        """An officer's PKCS#12 credential, checked (P-256, names the officer, valid now, issued
+        by the kit's CA), kept wrapped under the officer's PIN and the kit's secret."""
+        key, certificate = read_pkcs12(pkcs12_data, password, nip)
+        now = dt.datetime.now(dt.UTC)
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            until = _stamp(certificate.not_valid_after_utc)
+            raise KeyProblem(f"the officer's certificate is not valid now (until {until})")
+        issuers = [read_certificate(self.dir / "ca.crt"), *self.chain()]
+        if not any(issued_by(certificate, issuer) for issuer in issuers):
+            raise KeyProblem("the officer's certificate is not issued by the kit's CA")
+        document = wrap_credential(nip, key, certificate, pin, self.kit_secret)
+        (self.dir / "officers").mkdir(parents=True, exist_ok=True)
+        write_atomically(self.credential_path(nip), json.dumps(document, indent=1).encode(), mode=0o600)
+        write_atomically(
+            self.dir / "officers" / f"{nip}.crt", certificate.public_bytes(serialization.Encoding.PEM), 0o644
+        )
+        return certificate
+
+    def unlock_officer(self, nip: str, pin: str) -> Signer | None:
+        """The officer's installed credential opened with their PIN (None: none installed);
+        CredentialLocked when it does not open, KeyProblem when its certificate has expired."""
+        path = self.credential_path(nip)
+        if not path.exists():
+            return None
+        try:
+            document = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            raise KeyProblem(f"{path}: cannot read the credential") from None
+        signer = unwrap_credential(document, nip, pin, self.kit_secret)
+        now = dt.datetime.now(dt.UTC)
+        if now > signer.certificate.not_valid_after_utc:
+            raise KeyProblem(
+                f"officer {nip}'s certificate expired on {_stamp(signer.certificate.not_valid_after_utc)}"
+            )
+        return signer
+
+    def drop_officer_credential(self, nip: str) -> bool:
+        """Forget an installed credential (its PIN was reset by a supervisor: it cannot be re-wrapped)."""
+        path = self.credential_path(nip)
+        if not path.exists():
+            return False
+        path.unlink()
+        return True
+
+    def officer_signer(self, nip: str, unlocked: Signer | None = None) -> Signer:
+        """The officer's signer: their credential unlocked at sign-in, or a plain key file
+        (development and the simulation); KeyProblem says why there is none."""
         key = self.dir / "officers" / f"{nip}.key"
-        if not key.exists():
-            raise KeyProblem(f"officer {nip} has no signing key on this kit ({key})")
         certificate = self.dir / "officers" / f"{nip}.crt"
-        signer = read_file_signer(key, certificate)
+        if unlocked is not None:
+            signer = unlocked
+        elif key.exists():
+            signer = read_file_signer(key, certificate)
+        elif self.credential_path(nip).exists():
+            raise KeyProblem(f"officer {nip}'s credential is locked: it opens when the officer signs in")
+        else:
+            raise KeyProblem(f"officer {nip} has no signing credential on this kit")
         expected = f"{OFFICER_CN_PREFIX}{nip}"
         if common_name(signer.certificate) != expected:
             found = common_name(signer.certificate)

@@ -280,6 +280,40 @@ class TokenSession:
             public_key = self.public_key(key_label)
         return TokenKey(self, key_label, public_key, private)
 
+    def secret_hmac(self, key_label: str, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message`` under the token's secret ``key_label``, made (inside the
+        token, sensitive, never extractable) the first time it is asked for.
+
+        The kit's part of the key that wraps officers' credentials: without this token the
+        wrapped files on the SD card cannot be opened, whatever PIN is tried."""
+        where = self._where(key_label)
+        with _CALLS:
+            session = self._session()
+            try:
+                found = list(
+                    session.get_objects({Attribute.LABEL: key_label, Attribute.CLASS: ObjectClass.SECRET_KEY})
+                )
+                if found:
+                    secret = found[0]
+                else:
+                    secret = session.generate_key(
+                        KeyType.GENERIC_SECRET,
+                        key_length=256,
+                        label=key_label,
+                        store=True,
+                        capabilities=MechanismFlag.SIGN,
+                        template={
+                            Attribute.SENSITIVE: True,
+                            Attribute.EXTRACTABLE: False,
+                            Attribute.PRIVATE: True,
+                        },
+                    )
+                return bytes(secret.sign(message, mechanism=Mechanism.SHA256_HMAC))
+            except pkcs11.PKCS11Error as exc:
+                raise TokenProblem(
+                    f"{where}: the token's secret cannot be used: {_error_name(exc)}"
+                ) from None
+
     def signer(self, key_label: str, certificate: x509.Certificate) -> TokenSigner:
         """A signer with the key ``key_label`` and its ``certificate``, on this session."""
         return TokenSigner.on(self, key_label, certificate)

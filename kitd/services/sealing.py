@@ -28,7 +28,7 @@ from kitd.config import KitConfig
 from kitd.crypto.bundle import SealedBundle, SealingKeys, seal_bundle, write_bundle
 from kitd.crypto.kit_keys import KeySettings, KitKeys
 from kitd.crypto.manifest import ManifestError, build_manifest, item_entry
-from kitd.crypto.signing import KeyProblem
+from kitd.crypto.signing import KeyProblem, Signer
 from kitd.crypto.transaction import (
     FingerImpression,
     IrisImage,
@@ -199,11 +199,15 @@ class BundleSealer:
         self.region_code = region_code
         self.fingerprint_ppi = fingerprint_ppi
 
-    def keys_for(self, officer: str) -> SealingKeys:
-        """The kit's and ``officer``'s signers and the recipients; KeyProblem names what is wrong."""
+    def keys_for(self, officer: str, officer_signer: Signer | None = None) -> SealingKeys:
+        """The kit's and ``officer``'s signers (``officer_signer`` when the officer's credential
+        is open) and the recipients; KeyProblem names what is wrong."""
         keys = self.keys
         return SealingKeys(
-            keys.kit_signer(self.kit_id), keys.officer_signer(officer), keys.recipients(), keys.chain()
+            keys.kit_signer(self.kit_id),
+            keys.officer_signer(officer, officer_signer),
+            keys.recipients(),
+            keys.chain(),
         )
 
     def problem(self) -> str | None:
@@ -242,6 +246,7 @@ class BundleSealer:
         captures: Mapping[str, Capture],
         devices: Sequence[Mapping[str, Any]],
         now: dt.datetime | None = None,
+        officer_signer: Signer | None = None,
     ) -> SealedVisit:
         """Seal a finished visit (its record as JSON) and write it to the outbox.
 
@@ -250,7 +255,7 @@ class BundleSealer:
         """
         created = now or dt.datetime.now(dt.UTC)
         try:
-            keys = self.keys_for(visit["officer"])
+            keys = self.keys_for(visit["officer"], officer_signer)
             return self._seal(keys, visit, order, captures, devices, created)
         except (KeyProblem, TransactionError, ManifestError, OSError) as exc:
             raise SealingFailed(f"cannot seal: {exc}") from None

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kitd.store.officers import Officer
 
@@ -22,6 +23,8 @@ class _Token:
     officer: Officer
     last_used: float  # the monotonic clock
     standing: str = ""  # the officer's record when the token was issued (OfficerRoll.standing)
+    # The officer's signing credential opened at this sign-in (in memory only), if any.
+    credential: Any = None
 
 
 class SignedInOfficers:
@@ -38,11 +41,19 @@ class SignedInOfficers:
         self._wall_clock = wall_clock
         self._tokens: dict[str, _Token] = {}
 
-    def issue(self, officer: Officer, standing: str = "") -> str:
+    def issue(self, officer: Officer, standing: str = "", credential: Any = None) -> str:
         self._forget_idle()
         token = secrets.token_urlsafe(32)
-        self._tokens[token] = _Token(officer, self._clock(), standing)
+        self._tokens[token] = _Token(officer, self._clock(), standing, credential)
         return token
+
+    def credential_of(self, nip: str) -> Any:
+        """The signing credential an officer's live sign-in opened; None when none is open
+        (signed out, locked by idleness, or never installed)."""
+        self._forget_idle()
+        return next(
+            (e.credential for e in self._tokens.values() if e.officer.nip == nip and e.credential), None
+        )
 
     def _live(self, token: str) -> _Token | None:
         """The token's entry while it holds; an idle one is forgotten here."""

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from kitd.crypto.signing import KeyProblem
 from kitd.errors import DeviceGone, KitError
 from kitd.events import EventHub
 from kitd.services.captures import Capture
@@ -38,6 +39,7 @@ class VisitContext(Protocol):
     slots: dict[str, DeviceSlot]
     sessions: LiveSessions
     events: EventHub
+    signed_in: Any
 
     async def in_database(self, job: Callable[..., T], *args: Any) -> T: ...
 
@@ -58,6 +60,10 @@ CONFIRM_WAIT_S = 10.0
 
 class VisitNotFound(KitError):
     """No visit with that id (404)."""
+
+
+class OfficerCannotSign(KitError):
+    """The visit's officer has no usable signing credential open (409)."""
 
 
 class NoCapture(KitError):
@@ -98,6 +104,23 @@ class VisitDesk:
         self._active: _Active | None = None
         self._lock = asyncio.Lock()
         self._clock = clock
+
+    async def unlock_credential(self, nip: str, pin: str) -> tuple[Any, dict[str, str | None]]:
+        """At sign-in: the officer's signing credential opened with their PIN, and its state
+        for the screen (``{"state", "problem"}``)."""
+        keys = self.sealer.keys
+        try:
+            signer = await asyncio.get_running_loop().run_in_executor(None, keys.unlock_officer, nip, pin)
+        except KeyProblem as exc:
+            log.warning("officer %s: %s", nip, exc, extra={"officer": nip})
+            return None, {"state": "unusable", "problem": str(exc)}
+        if signer is not None:
+            return signer, {"state": "unlocked", "problem": None}
+        try:
+            keys.officer_signer(nip)
+        except KeyProblem as exc:
+            return None, {"state": "none", "problem": str(exc)}
+        return None, {"state": "file", "problem": None}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -226,11 +249,23 @@ class VisitDesk:
             active = self._require_active(visit_id)
             finished = self._from_json(active.visit.to_json())
             finished.finish()
+            unlocked = self.kit.signed_in.credential_of(finished.officer)
+            try:
+                officer_signer = self.sealer.keys.officer_signer(finished.officer, unlocked)
+            except KeyProblem as exc:
+                raise OfficerCannotSign(f"the visit cannot be signed: {exc}") from None
             order = await self.kit.in_database(pending_order, self.kit.database, finished.order_id)
             devices = [slot.describe() for slot in self.kit.slots.values()]
             now = self._clock() if self._clock else None
             sealed = await asyncio.get_running_loop().run_in_executor(
-                None, self.sealer.seal, finished.to_json(), order, dict(active.captures), devices, now
+                None,
+                self.sealer.seal,
+                finished.to_json(),
+                order,
+                dict(active.captures),
+                devices,
+                now,
+                officer_signer,
             )
             finished.bundle = {"id": sealed.bundle_id, "size": sealed.size, "sealed_at": sealed.sealed_at}
             log.info(
