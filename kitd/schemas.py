@@ -335,6 +335,24 @@ SCHEMAS: dict[str, Any] = {
             "pin": _PIN,
         },
     },
+    "PinChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["pin", "new_pin"],
+        "properties": {"pin": {**_PIN, "description": "The current PIN."}, "new_pin": _PIN},
+    },
+    "PinChanged": {
+        "type": "object",
+        "required": ["changed", "credential"],
+        "properties": {
+            "changed": {"const": True},
+            "credential": {
+                "enum": ["rewrapped", "none", "removed"],
+                "description": "The installed signing credential, wrapped again under the new PIN; none "
+                "installed; or removed (it was not open, so it could not be re-wrapped: install it again)",
+            },
+        },
+    },
     "NewPin": {
         "type": "object",
         "additionalProperties": False,

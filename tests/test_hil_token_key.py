@@ -1,4 +1,5 @@
-"""HIL: the real kitd seals a visit with the kit's key inside a PKCS#11 token (SoftHSM2).
+"""HIL: the real kitd seals a visit with the kit's key inside a PKCS#11 token (SoftHSM2) and
+the officer's installed credential, wrapped with the token's secret.
 
 The technician's path on a kit: `kitctl keys init` makes the key in the token and a
 request, the office's (simulation) CA signs it, `kitctl keys install` puts the certificate
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from hil.credentials import sign_request
+from hil.credentials import officer_pkcs12, sign_request
 from hil.rig import KitdProcess, simulation_officer, venv_script
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
@@ -75,13 +76,31 @@ def test_a_visit_sealed_with_the_kit_key_in_a_token(tmp_path: Path, token: dict[
     certificate.write_bytes(issued.public_bytes(serialization.Encoding.PEM))
     done = kitctl("keys", "install", certificate, keys / "ca.crt", "--config", kitd.config_path)
     assert done.returncode == 0, done.stderr
+    # The officer's credential, wrapped with the token's secret: the kit's part of its key.
+    nip = simulation_officer("officer")["nip"]
+    (keys / "officers" / f"{nip}.key").unlink()
+    p12 = tmp_path / "officer.p12"
+    p12.write_bytes(officer_pkcs12(kitd.office_dir, keys, nip, b"rahasia"))
+    done = subprocess.run(
+        [venv_script("kitctl"), "officers", "credential", nip, str(p12), "--stdin",
+         "--config", str(kitd.config_path)],
+        input=f"rahasia\n{simulation_officer('officer')['pin']}\n",
+        env=kitd.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not (keys / "kit-secret").exists()  # the secret is in the token, not on the disk
     listed = json.loads(kitctl("keys", "status", "--json", "--config", kitd.config_path).stdout)
     assert listed[0]["name"] == "kit" and listed[0]["backend"] == "pkcs11" and listed[0]["problem"] is None
     assert kitd.client.checked("GET", "/api/v1/status").json()["sealing"]["ready"]
 
     supervisor = DaemonClient(kitd.url, kitd.sign_in("supervisor"))
     supervisor.checked("POST", "/api/v1/orders", [sample_order("MJK-009")])
-    officer = DaemonClient(kitd.url, kitd.sign_in("officer"))
+    officer_pin = simulation_officer("officer")["pin"]
+    signed_in = DaemonClient(kitd.url).checked(
+        "POST", "/api/v1/auth/signin", {"nip": nip, "pin": officer_pin}
+    )
+    assert signed_in.json()["credential"] == {"state": "unlocked", "problem": None}
+    officer = DaemonClient(kitd.url, signed_in.json()["token"])
     visit = officer.checked("POST", "/api/v1/visits", {"order_id": "MJK-009"}).json()
     base = f"/api/v1/visits/{visit['id']}"
     officer.checked("POST", f"{base}/identity", {"present": ["Sumiati"], "consent_by": "applicant"})

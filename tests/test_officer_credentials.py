@@ -157,7 +157,19 @@ def test_a_visit_is_signed_with_the_credential_its_officer_unlocked(tmp_path: Pa
     assert json.loads(done.stdout)["signers"]["officer"] == f"officer {NIP}"
     installed = keys.unlock_officer(NIP, PIN)
     assert installed is not None and common_name(installed.certificate) == f"officer {NIP}"
-    # A supervisor's new PIN: the credential, wrapped under the old one, is removed.
+    # The officer's own new PIN: the open credential is wrapped again, and opens with it.
+    changed = again.request("POST", "/api/v1/auth/pin", {"pin": "999999", "new_pin": "135790"})
+    assert changed.status == 403 and changed.json()["error"] == "wrong_pin"
+    changed = again.checked("POST", "/api/v1/auth/pin", {"pin": PIN, "new_pin": "135790"}).json()
+    assert changed == {"changed": True, "credential": "rewrapped"}
+    with pytest.raises(CredentialLocked):
+        keys.unlock_officer(NIP, PIN)
+    assert keys.unlock_officer(NIP, "135790") is not None
+    after = (
+        DaemonClient(kitd.url).checked("POST", "/api/v1/auth/signin", {"nip": NIP, "pin": "135790"}).json()
+    )
+    assert after["credential"]["state"] == "unlocked"
+    # A supervisor's new PIN: the credential, wrapped under the officer's, is removed.
     supervisor.checked("POST", f"/api/v1/officers/{NIP}/pin", {"pin": "246810"})
     assert not keys.credential_path(NIP).exists()
     fresh = (

@@ -142,6 +142,22 @@ def _officer_action(summary: str, body: str | None = None) -> dict[str, Any]:
 
 
 SIGN_IN_PATHS: dict[str, Any] = {
+    "/api/v1/auth/pin": {
+        "post": {
+            "summary": "The signed-in officer changes their own PIN; their credential is wrapped again",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PinChange")}}},
+            "responses": {
+                "200": _json(_ref("PinChanged"), "Changed"),
+                "400": _error("Malformed request, or the new PIN is not 6 digits (the field named)"),
+                "403": _error(
+                    "The current PIN is wrong (wrong_pin; counted like a sign-in), or the caller "
+                    "is not an officer signed in with a NIP"
+                ),  # fmt: skip
+                "415": UNSUPPORTED_MEDIA_TYPE,
+                "423": _error("Locked after too many wrong PINs: a supervisor must unlock (locked)"),
+            },
+        }
+    },
     "/api/v1/auth/signin": {
         "post": {
             "summary": "Sign in with NIP and PIN; the token is also set as the kitd_token cookie",

@@ -182,6 +182,28 @@ async def post_sign_in(request: web.Request) -> web.Response:
     return response
 
 
+async def post_own_pin(request: web.Request) -> web.Response:
+    """The officer's own new PIN: the current one checked (and counted), the credential re-wrapped."""
+    kit = request.app[KIT_KEY]
+    caller = request[CALLER]
+    if not caller.nip:
+        return error_response(403, "forbidden", "only an officer signed in with a NIP changes their own PIN")
+    body = await checked_body(request, "PinChange", "PIN change")
+    try:
+        await kit.in_database(kit.officers.check_pin, caller.nip, body["pin"])
+    except OfficerLocked as exc:
+        kit.signed_in.forget_officer(caller.nip)
+        return error_response(423, "locked", str(exc))
+    except (UnknownOfficer, WrongPin, OfficerInactive) as exc:
+        return error_response(403, "wrong_pin", str(exc))
+    try:
+        await kit.in_database(kit.officers.reset_pin, caller.nip, body["new_pin"])
+    except OfficerError as exc:
+        return error_response(400, "bad_request", str(exc), "new_pin")
+    state = await kit.visits.rewrap_credential(caller.nip, body["new_pin"])
+    return web.json_response({"changed": True, "credential": state})
+
+
 async def post_sign_out(request: web.Request) -> web.Response:
     caller = request[CALLER]
     if caller.token:
@@ -263,5 +285,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/officers", get_officers)
     app.router.add_post("/api/v1/officers", post_officer)
     app.router.add_post("/api/v1/officers/{nip}/unlock", post_officer_unlock)
+    app.router.add_post("/api/v1/auth/pin", post_own_pin)
     app.router.add_post("/api/v1/officers/{nip}/pin", post_officer_pin)
     app.router.add_post("/api/v1/officers/{nip}/deactivate", post_officer_deactivate)

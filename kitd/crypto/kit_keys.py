@@ -39,6 +39,7 @@ from kitd.crypto.officer_credentials import read_pkcs12, unwrap_credential, wrap
 from kitd.crypto.signing import (
     KIT_CN_PREFIX,
     OFFICER_CN_PREFIX,
+    FileSigner,
     KeyProblem,
     Signer,
     common_name,
@@ -273,6 +274,13 @@ class KitKeys:
                 f"officer {nip}'s certificate expired on {_stamp(signer.certificate.not_valid_after_utc)}"
             )
         return signer
+
+    def rewrap_officer_credential(self, nip: str, signer: Signer, pin: str) -> None:
+        """The open credential of ``nip`` wrapped again under a new PIN (the officer changed it)."""
+        if not isinstance(signer, FileSigner):
+            raise KeyProblem(f"officer {nip}'s credential is not a key this kit can wrap")
+        document = wrap_credential(nip, signer.key, signer.certificate, pin, self.kit_secret)
+        write_atomically(self.credential_path(nip), json.dumps(document, indent=1).encode(), mode=0o600)
 
     def drop_officer_credential(self, nip: str) -> bool:
         """Forget an installed credential (its PIN was reset by a supervisor: it cannot be re-wrapped)."""

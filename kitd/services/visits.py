@@ -122,6 +122,22 @@ class VisitDesk:
             return None, {"state": "none", "problem": str(exc)}
         return None, {"state": "file", "problem": None}
 
+    async def rewrap_credential(self, nip: str, new_pin: str) -> str:
+        """After the officer's own PIN change: their open credential wrapped under the new PIN
+        ("rewrapped"); "none" when none is installed; "removed" when one is installed but not
+        open (it cannot be re-wrapped without the old key material)."""
+        keys = self.sealer.keys
+        if not keys.credential_path(nip).exists():
+            return "none"
+        signer = self.kit.signed_in.credential_of(nip)
+        if signer is None:
+            keys.drop_officer_credential(nip)
+            return "removed"
+        await asyncio.get_running_loop().run_in_executor(
+            None, keys.rewrap_officer_credential, nip, signer, new_pin
+        )
+        return "rewrapped"
+
     # --- lifecycle ---------------------------------------------------------------------
 
     async def restore(self) -> None:
