@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -22,47 +23,61 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from hil.credentials import officer_pkcs12, sign_request
 from hil.kit_sim import SIMULATORS
-from hil.rig import KitdProcess, venv_script, wait_until
+from hil.rig import KitdProcess, simulation_officer, venv_script, wait_until
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
 from kitd.crypto.bundle import OpenedBundle, open_bundle
-from kitd.crypto.signing import read_certificate
+from kitd.crypto.signing import common_name, read_certificate
 from kitd.crypto.transaction import scale_to_500_ppi
 from kitd.services.visit_machine import Item
 
 FINGERS = [f"finger:{n}" for n in range(1, 11)]
+SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
 ITEM_FIELDS = [f.name for f in dataclasses.fields(Item)]
 IRISES = ["iris:right", "iris:left"]
 
 
-@pytest.fixture
-def kit(tmp_path, rig_logs):  # noqa: ANN001, ANN201
-    """The three simulators and a kitd with them; an order imported by the supervisor."""
+def start_rig(
+    tmp_path: Path, rig_logs: Any, settings: dict[str, Any] | None = None, env: dict[str, str] | None = None
+) -> tuple[KitdProcess, dict[str, Any], list[Any]]:
+    """The three simulators and a kitd with them (``settings`` and ``env`` added), devices ready."""
     simulated = [start(tmp_path) for start in SIMULATORS.values()]
     for device in simulated:
         rig_logs.add(device.simulator.name, device.simulator.logs)
-    settings: dict[str, Any] = {"api.port": 0, "fingerprint.capture_timeout_s": 30.0}
+    values: dict[str, Any] = {"api.port": 0, "fingerprint.capture_timeout_s": 30.0, **(settings or {})}
     devices: list[dict[str, str]] = []
     for device in simulated:
-        settings.update(device.settings)
+        values.update(device.settings)
         devices.extend(device.devices)
-    kitd = KitdProcess(tmp_path / "kitd", devices=devices, settings=settings)
+    kitd = KitdProcess(tmp_path / "kitd", devices=devices, settings=values, env=env)
     rig_logs.add("kitd", kitd.logs)
     kitd.start()
     for device_id in ("fingerprint", "iris_camera", "signature"):
         kitd.wait_for_status(device_id, "ready")
+    sims = {name: device.simulator for name, device in zip(SIMULATORS, simulated, strict=True)}
+    return kitd, sims, simulated
+
+
+def stop_rig(kitd: KitdProcess, simulated: list[Any]) -> None:
+    kitd.stop()
+    for device in simulated:
+        device.simulator.stop()
+
+
+@pytest.fixture
+def kit(tmp_path, rig_logs):  # noqa: ANN001, ANN201
+    """The three simulators and a kitd with them; two orders imported by the supervisor."""
+    kitd, sims, simulated = start_rig(tmp_path, rig_logs)
     supervisor = DaemonClient(kitd.url, kitd.sign_in("supervisor"))
     orders = [
         sample_order("MJK-001"),
         sample_order("MJK-002", category="odgj", nik="3576011208550002", birth_date="1955-08-12", sex="L"),
     ]
     assert supervisor.checked("POST", "/api/v1/orders", orders).json()["imported"] == 2
-    sims = {name: device.simulator for name, device in zip(SIMULATORS, simulated, strict=True)}
     yield kitd, sims, DaemonClient(kitd.url, kitd.sign_in("officer"))
-    kitd.stop()
-    for device in simulated:
-        device.simulator.stop()
+    stop_rig(kitd, simulated)
 
 
 def act(officer: DaemonClient, visit: dict[str, Any], action: str, body: Any = None) -> dict[str, Any]:
@@ -424,3 +439,85 @@ def test_cancel_then_each_outcome_erases_the_order(kit, code: str) -> None:  # n
         assert status == "pending" and "2026-12-03T09:00:00+07:00" in content
     else:
         assert (status, content) == ("done", None)
+
+
+@pytest.fixture
+def softhsm(tmp_path: Path) -> dict[str, str]:
+    """A SoftHSM2 token 'kit' of this test's own, and a 0600 file with its user PIN."""
+    if not SOFTHSM.exists() or shutil.which("softhsm2-util") is None:
+        pytest.skip("needs SoftHSM2 (Debian softhsm2)")
+    (tmp_path / "tokens").mkdir()
+    config = tmp_path / "softhsm2.conf"
+    config.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\n")
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", "kit", "--pin", "4826", "--so-pin", "9713"],
+        env=dict(os.environ, SOFTHSM2_CONF=str(config)), check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    pin_file = tmp_path / "token.pin"
+    pin_file.write_text("4826\n")
+    pin_file.chmod(0o600)
+    return {"SOFTHSM2_CONF": str(config), "pin_file": str(pin_file)}
+
+
+def test_a_whole_visit_sealed_with_a_token_key_and_the_officers_installed_credential(
+    tmp_path: Path, rig_logs: Any, softhsm: dict[str, str]
+) -> None:
+    """On a kit with keys.backend = "pkcs11": the technician makes the kit's key in the token
+    (kitctl keys init), installs the certificate the office's CA signed, a supervisor installs
+    the officer's PKCS#12 credential (wrapped with the token's secret); the officer's sign-in
+    opens it, a whole visit is captured and finished, and the office verifies the bundle."""
+    settings = {
+        "keys.backend": "pkcs11",
+        "keys.pkcs11_module": str(SOFTHSM),
+        "keys.pin_file": softhsm["pin_file"],
+    }
+    kitd, sims, simulated = start_rig(
+        tmp_path, rig_logs, settings, {"SOFTHSM2_CONF": softhsm["SOFTHSM2_CONF"]}
+    )
+    try:
+        keys = kitd.data_dir / "keys"
+        officer_nip, officer_pin = simulation_officer("officer")["nip"], simulation_officer("officer")["pin"]
+        for simulation_file in ("kit.key", "kit.crt", f"officers/{officer_nip}.key"):
+            (keys / simulation_file).unlink()  # this kit's keys are the token's and the officer's own
+        assert not kitd.client.checked("GET", "/api/v1/status").json()["sealing"]["ready"]
+
+        def kitctl(*args: object, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [venv_script("kitctl"), *map(str, args), "--config", str(kitd.config_path)],
+                input=stdin, env=kitd.env, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+
+        done = kitctl("keys", "init")
+        assert done.returncode == 0 and "made in the token" in done.stdout, done.stderr
+        issued = sign_request((keys / "kit.csr").read_bytes(), kitd.office_dir, keys)
+        (tmp_path / "kit.crt").write_bytes(issued.public_bytes(serialization.Encoding.PEM))
+        assert kitctl("keys", "install", tmp_path / "kit.crt", keys / "ca.crt").returncode == 0
+        (tmp_path / "officer.p12").write_bytes(officer_pkcs12(kitd.office_dir, keys, officer_nip, b"rahasia"))
+        done = kitctl("officers", "credential", officer_nip, tmp_path / "officer.p12", "--stdin",
+                      stdin=f"rahasia\n{officer_pin}\n")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert not (keys / "kit.key").exists() and not (keys / "kit-secret").exists()  # all in the token
+        listed = json.loads(kitctl("keys", "status", "--json").stdout)
+        assert listed[0]["backend"] == "pkcs11" and listed[0]["problem"] is None
+        assert kitd.client.checked("GET", "/api/v1/status").json()["sealing"]["ready"]
+
+        supervisor = DaemonClient(kitd.url, kitd.sign_in("supervisor"))
+        supervisor.checked("POST", "/api/v1/orders", [sample_order("MJK-001")])
+        signed_in = (
+            DaemonClient(kitd.url)
+            .checked("POST", "/api/v1/auth/signin", {"nip": officer_nip, "pin": officer_pin})
+            .json()
+        )
+        assert signed_in["credential"] == {"state": "unlocked", "problem": None}
+        officer = DaemonClient(kitd.url, signed_in["token"])
+        visit = start_visit(officer)
+        visit = act(officer, visit, "identity", {"present": ["Sumiati"], "consent_by": "applicant"})
+        for item in [*FINGERS, *IRISES, "signature"]:
+            visit = take(officer, visit, item)
+        visit = act(officer, visit, "finish")
+        opened = office_opens(kitd, visit)
+        assert common_name(opened.kit) == "kit kit-sim" and opened.kit.public_key() == issued.public_key()
+        assert common_name(opened.officer) == f"officer {officer_nip}"
+        assert len(opened.transaction.fingers) == 10 and len(opened.transaction.irises) == 2
+    finally:
+        stop_rig(kitd, simulated)
