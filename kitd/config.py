@@ -63,6 +63,13 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "PIN itself never goes in this configuration. For backend pkcs11.",
     ),
     (
+        "seal.require_officer_signature",
+        bool,
+        True,
+        "A visit is finished only with its officer's signature (their credential open by their "
+        "sign-in); false lets the kit seal it alone, the manifest saying officer_signed false.",
+    ),
+    (
         "auth.idle_lock_s",
         (int, float),
         300,

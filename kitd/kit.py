@@ -70,7 +70,12 @@ class Kit:
             str(config["kit.region_code"]),
             float(config["fingerprint.ppi"]),
         )
-        self.visits = VisitDesk(self, list(config["visit.finger_order"]), sealer)
+        self.visits = VisitDesk(
+            self,
+            list(config["visit.finger_order"]),
+            sealer,
+            require_officer_signature=bool(config["seal.require_officer_signature"]),
+        )
         self.database = None
         self._officers: OfficerRoll | None = None
         # One thread owns the database connection: queries never block the event loop,

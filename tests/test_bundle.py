@@ -28,7 +28,7 @@ from hil.credentials import foreign_ca_signer, recipient_certificate, sign_reque
 from hil.rig import SIMULATION_KIT_ID, install_simulation_credentials, simulation_officer, venv_script
 from hil.sample_visit import SampleVisit, finished_visit
 from kitd.crypto.bundle import BundleRejected, bundle_statement, check_statement, open_bundle
-from kitd.crypto.cms import envelope, open_envelope, sign_content
+from kitd.crypto.cms import envelope, open_envelope, sign_content, verify_signed
 from kitd.crypto.container import pack_container, unpack_container
 from kitd.crypto.kit_keys import KeySettings, KitKeys
 from kitd.crypto.signing import read_certificate, read_file_signer
@@ -519,3 +519,35 @@ def test_rotation_new_credentials_seal_new_bundles_and_old_bundles_still_verify(
     assert (data / "keys" / "kit.key").read_bytes() != old_key
     with pytest.raises(BundleRejected, match="envelope"):
         open_bundle(after.path.read_bytes(), old_central, trust)  # the retired office key cannot
+
+
+def test_a_kit_that_does_not_require_the_officers_signature_says_so_in_the_bundle(
+    office: Path, visit: SampleVisit, tmp_path: Path
+) -> None:
+    """seal.require_officer_signature = false: sealed by the kit alone, the kit-signed manifest
+    saying officer_signed false; the office sees it, and cannot be made to believe otherwise."""
+    sealer = BundleSealer(
+        KitKeys(KeySettings(office / "data" / "keys")), tmp_path / "outbox", SIMULATION_KIT_ID, "3576", 385.0
+    )
+    alone = sealer.seal(visit.visit, visit.order, visit.captures, [], officer_signs=False).path
+    statement = alone.with_name(alone.name.replace(".p7m", ".statement.json"))
+    done = verify(office, alone, "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["signers"]["officer"] is None
+    assert "NOT by the officer" in verify(office, alone).stdout
+    # The same manifest (officer_signed false) with an officer's signature added: refused.
+    key = serialization.load_pem_private_key((office / "office" / "central.key").read_bytes(), None)
+    _, signed = open_envelope(alone.read_bytes(), key)
+    trust = [read_certificate(office / "data" / "keys" / "ca.crt")]
+    content = verify_signed(signed, trust).content
+    keys = office / "data" / "keys"
+    both = [
+        read_file_signer(keys / "kit.key", keys / "kit.crt"),
+        read_file_signer(keys / "officers" / f"{OFFICER}.key", keys / "officers" / f"{OFFICER}.crt"),
+    ]
+    done = verify(office, _reseal(office, content, both, tmp_path), "--no-statement")
+    assert done.returncode == 1 and "signed by the kit alone (the manifest says so)" in done.stderr, (
+        done.stderr
+    )
+    assert statement.exists()

@@ -127,6 +127,10 @@ def test_devices_get_ids_by_kind() -> None:
         ("[signature]\ncapture_seconds = 90", "config key 'signature.capture_seconds': at most 60"),
         ("[keys]\nbackend = 'tpm'", "config key 'keys.backend': expected file or pkcs11"),
         (
+            "[seal]\nrequire_officer_signature = 'yes'",
+            "config key 'seal.require_officer_signature': expected bool",
+        ),
+        (
             "[keys]\nbackend = 'pkcs11'",
             "config key 'keys.pkcs11_module': needed with keys.backend = 'pkcs11'",
         ),

@@ -150,7 +150,7 @@ def summary(opened: OpenedBundle) -> dict[str, Any]:
         "kit": {"id": manifest["kit"]["id"], "version": manifest["kit"]["version"]},
         "signers": {
             "kit": common_name(opened.kit),
-            "officer": common_name(opened.officer),
+            "officer": common_name(opened.officer) if opened.officer is not None else None,
             "signed_at": [t.isoformat() if t else None for t in opened.signing_times],
         },
         "visit": manifest["visit"],
@@ -180,7 +180,10 @@ def _print_summary(facts: dict[str, Any]) -> None:
         f"bundle {facts['bundle_id']}: OK",
         f"order {facts['order_id']}, visit {facts['visit']['id']} "
         f"({facts['visit']['started_at']} .. {facts['visit']['finished_at']})",
-        f"signed by {facts['signers']['kit']!r} and {facts['signers']['officer']!r}, chains to the CA",
+        f"signed by {facts['signers']['kit']!r} and {facts['signers']['officer']!r}, chains to the CA"
+        if facts["signers"]["officer"]
+        else f"signed by {facts['signers']['kit']!r} alone: NOT by the officer (the kit's "
+        "seal.require_officer_signature was false), chains to the CA",
         f"items: {counts['captured']} captured, {counts['forced']} forced, {counts['excepted']} excepted",
     ]
     lines += [

@@ -55,7 +55,9 @@ class SealingKeys:
     """Who signs a bundle and who can open it."""
 
     kit: Signer
-    officer: Signer
+    # None only where seal.require_officer_signature is false and the officer had no
+    # credential: the manifest then says officer_signed false, and the office sees it.
+    officer: Signer | None
     recipients: Sequence[x509.Certificate]
     # Certificates between the signers and the office's CA, carried in the SignedData.
     chain: Sequence[x509.Certificate] = ()
@@ -77,7 +79,7 @@ class OpenedBundle:
     transaction: ParsedTransaction
     files: dict[str, bytes]
     kit: x509.Certificate
-    officer: x509.Certificate
+    officer: x509.Certificate | None  # None: the manifest says the officer did not sign
     signing_times: list[dt.datetime | None]
     statement: dict[str, Any] | None
 
@@ -108,9 +110,10 @@ def seal_bundle(
 ) -> SealedBundle:
     """The sealed file (AuthEnvelopedData of SignedData of the container) and its statement."""
     container = pack_container({TRANSACTION_NAME: transaction, MANIFEST_NAME: manifest_bytes(manifest)})
-    signed = sign_content(
-        container, [keys.kit, keys.officer], signing_time=created, extra_certificates=keys.chain
-    )
+    if manifest.get("officer_signed", True) != (keys.officer is not None):
+        raise ValueError("the manifest's officer_signed must say whether the officer signs")
+    signers = [keys.kit] if keys.officer is None else [keys.kit, keys.officer]
+    signed = sign_content(container, signers, signing_time=created, extra_certificates=keys.chain)
     sealed = envelope(signed, keys.recipients)
     statement = sign_statement(
         bundle_statement(bundle_id, sealed, created, kit_id), keys.kit, signing_time=created
@@ -141,17 +144,23 @@ def write_bundle(outbox: Path, bundle: SealedBundle) -> Path:
 # --- the central office's side ---------------------------------------------------------
 
 
-def _signers_by_role(signers: Sequence[x509.Certificate]) -> tuple[x509.Certificate, x509.Certificate]:
+def _signers_by_role(
+    signers: Sequence[x509.Certificate], officer_signed: bool
+) -> tuple[x509.Certificate, x509.Certificate | None]:
+    """The kit's and the officer's certificates among the signers; the officer's is absent
+    only when the (kit-signed) manifest says the officer did not sign."""
     kits = [c for c in signers if common_name(c).startswith(KIT_CN_PREFIX)]
     officers = [c for c in signers if common_name(c).startswith(OFFICER_CN_PREFIX)]
     if not kits:
         raise BundleRejected("the kit's signature is missing (no signer is a kit)")
-    if not officers:
+    if officer_signed and not officers:
         raise BundleRejected("the officer's signature is missing (no signer is an officer)")
-    if len(signers) != 2 or len(kits) != 1 or len(officers) != 1:
+    expected = 2 if officer_signed else 1
+    if len(signers) != expected or len(kits) != 1 or len(officers) != expected - 1:
         names = ", ".join(repr(common_name(c)) for c in signers)
-        raise BundleRejected(f"a bundle is signed by one kit and one officer, not by {names}")
-    return kits[0], officers[0]
+        who = "one kit and one officer" if officer_signed else "the kit alone (the manifest says so)"
+        raise BundleRejected(f"a bundle is signed by {who}, not by {names}")
+    return kits[0], officers[0] if officers else None
 
 
 def check_statement(
@@ -198,19 +207,22 @@ def open_bundle(
         verified = verify_signed(signed, trust, intermediates=intermediates)
     except SignatureInvalid as exc:
         raise BundleRejected(f"signature: {exc}") from None
-    kit, officer = _signers_by_role(verified.signers)
     try:
         files = unpack_container(verified.content)
         manifest = read_manifest(files[MANIFEST_NAME])
+    except (ContainerError, ManifestError) as exc:
+        raise BundleRejected(str(exc)) from None
+    kit, officer = _signers_by_role(verified.signers, manifest["officer_signed"])
+    try:
         transaction = read_transaction(files[TRANSACTION_NAME])
         digests = record_digests(files[TRANSACTION_NAME])
-    except (ContainerError, ManifestError, TransactionError) as exc:
+    except TransactionError as exc:
         raise BundleRejected(str(exc)) from None
     if manifest["kit"]["id"] != common_name(kit)[len(KIT_CN_PREFIX) :]:
         raise BundleRejected(
             f"manifest: kit {manifest['kit']['id']!r} did not sign it ({common_name(kit)!r} did)"
         )
-    if manifest["officer"] != common_name(officer)[len(OFFICER_CN_PREFIX) :]:
+    if officer is not None and manifest["officer"] != common_name(officer)[len(OFFICER_CN_PREFIX) :]:
         raise BundleRejected(
             f"manifest: officer {manifest['officer']} did not sign it ({common_name(officer)!r} did)"
         )

@@ -82,6 +82,7 @@ def build_manifest(
     devices: Sequence[Mapping[str, Any]],
     records: Mapping[str, str],
     clock_confirmed_at: str | None = None,
+    officer_signed: bool = True,
 ) -> dict[str, Any]:
     """The manifest of one bundle; checked against its schema before it is returned."""
     manifest = {
@@ -90,6 +91,7 @@ def build_manifest(
         "created_at": created_at,
         "kit": dict(kit),
         "officer": visit["officer"],
+        "officer_signed": officer_signed,
         "order": {k: order[k] for k in ("order_id", "kind", "category")},
         "visit": {
             "id": visit["id"],

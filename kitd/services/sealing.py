@@ -199,10 +199,15 @@ class BundleSealer:
         self.region_code = region_code
         self.fingerprint_ppi = fingerprint_ppi
 
-    def keys_for(self, officer: str, officer_signer: Signer | None = None) -> SealingKeys:
+    def keys_for(
+        self, officer: str, officer_signer: Signer | None = None, officer_signs: bool = True
+    ) -> SealingKeys:
         """The kit's and ``officer``'s signers (``officer_signer`` when the officer's credential
-        is open) and the recipients; KeyProblem names what is wrong."""
+        is open; none when ``officer_signs`` is false) and the recipients; KeyProblem names
+        what is wrong."""
         keys = self.keys
+        if not officer_signs:
+            return SealingKeys(keys.kit_signer(self.kit_id), None, keys.recipients(), keys.chain())
         return SealingKeys(
             keys.kit_signer(self.kit_id),
             keys.officer_signer(officer, officer_signer),
@@ -247,6 +252,7 @@ class BundleSealer:
         devices: Sequence[Mapping[str, Any]],
         now: dt.datetime | None = None,
         officer_signer: Signer | None = None,
+        officer_signs: bool = True,
     ) -> SealedVisit:
         """Seal a finished visit (its record as JSON) and write it to the outbox.
 
@@ -255,7 +261,7 @@ class BundleSealer:
         """
         created = now or dt.datetime.now(dt.UTC)
         try:
-            keys = self.keys_for(visit["officer"], officer_signer)
+            keys = self.keys_for(visit["officer"], officer_signer, officer_signs)
             return self._seal(keys, visit, order, captures, devices, created)
         except (KeyProblem, TransactionError, ManifestError, OSError) as exc:
             raise SealingFailed(f"cannot seal: {exc}") from None
@@ -299,6 +305,7 @@ class BundleSealer:
             items=items,
             devices=devices,
             records=digests,
+            officer_signed=keys.officer is not None,
         )
         bundle: SealedBundle = seal_bundle(bundle_id, transaction, manifest, keys, created, self.kit_id)
         path = write_bundle(self.outbox, bundle)

@@ -97,10 +97,12 @@ class VisitDesk:
         finger_order: list[int],
         sealer: BundleSealer,
         clock: Callable[[], Any] | None = None,
+        require_officer_signature: bool = True,
     ) -> None:
         self.kit = kit
         self.finger_order = list(finger_order)
         self.sealer = sealer
+        self.require_officer_signature = require_officer_signature
         self._active: _Active | None = None
         self._lock = asyncio.Lock()
         self._clock = clock
@@ -266,10 +268,14 @@ class VisitDesk:
             finished = self._from_json(active.visit.to_json())
             finished.finish()
             unlocked = self.kit.signed_in.credential_of(finished.officer)
+            officer_signer, officer_signs = None, True
             try:
                 officer_signer = self.sealer.keys.officer_signer(finished.officer, unlocked)
             except KeyProblem as exc:
-                raise OfficerCannotSign(f"the visit cannot be signed: {exc}") from None
+                if self.require_officer_signature:
+                    raise OfficerCannotSign(f"the visit cannot be signed: {exc}") from None
+                officer_signs = False  # the manifest says so, and the office sees it
+                log.warning("visit %s sealed without the officer's signature: %s", finished.id, exc)
             order = await self.kit.in_database(pending_order, self.kit.database, finished.order_id)
             devices = [slot.describe() for slot in self.kit.slots.values()]
             now = self._clock() if self._clock else None
@@ -282,6 +288,7 @@ class VisitDesk:
                 devices,
                 now,
                 officer_signer,
+                officer_signs,
             )
             finished.bundle = {"id": sealed.bundle_id, "size": sealed.size, "sealed_at": sealed.sealed_at}
             log.info(
