@@ -63,8 +63,10 @@ class Kit:
         self.events = EventHub()
         self.sessions = LiveSessions(self, self.events)
         self.signed_in = SignedInOfficers(float(config["auth.idle_lock_s"]))
+        # The kit's credentials: sealing, sign-in (officers' credentials) and the status use them.
+        self.keys = kit_keys(config)
         sealer = BundleSealer(
-            kit_keys(config),
+            self.keys,
             config.data_dir / "outbox",
             config.kit_id,
             str(config["kit.region_code"]),
@@ -166,6 +168,7 @@ class Kit:
         self.close_streams()
         for slot in self.slots.values():
             await slot.shutdown()
+        self.keys.close()  # the token's session, if one was opened
 
     def close_database(self) -> None:
         """Close the database once nothing can ask it anything (after the API stops)."""

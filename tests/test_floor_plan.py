@@ -153,13 +153,30 @@ def state_problems(tree: ast.Module, where: str) -> list[str]:
     return problems
 
 
+# The one exception, and why: a PKCS#11 module's state is the process's (C_Initialize once,
+# one login per token for all sessions, no locking of its own when python-pkcs11 starts it),
+# so the registry of logins and the lock around the module's calls mirror state that exists
+# per process whatever kitd does; two kits in one process share that token state anyway.
+PROCESS_WIDE_STATE = {"kitd/crypto/pkcs11_keys.py": ("_CALLS", "_logins")}
+
+
+def _allowed(problem: str) -> bool:
+    where = problem.split(":", 1)[0]
+    return any(
+        problem.endswith(f" {name}") or f": {name} is" in problem
+        for name in PROCESS_WIDE_STATE.get(where, ())
+    )
+
+
 def test_no_module_level_mutable_state_in_kitd() -> None:
     """Tables of constants may be dicts, but no code writes to a module-level name, no module
-    keeps a lock, queue or weak map of its own, and nothing says `global`."""
+    keeps a lock, queue or weak map of its own, and nothing says `global` (but for the
+    process's own PKCS#11 state, above)."""
     problems = []
     for path in kitd_modules():
         problems += state_problems(ast.parse(path.read_text()), str(path.relative_to(REPO)))
-    assert not problems, "\n".join(problems)
+    assert not [p for p in problems if not _allowed(p)], "\n".join(problems)
+    assert len([p for p in problems if _allowed(p)]) <= 4  # the exception does not grow unseen
 
 
 def test_the_state_check_sees_a_registry_that_running_code_writes() -> None:

@@ -8,6 +8,7 @@ processes (USB/IP, MJPEG over HTTP, a pty).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -15,12 +16,14 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives import serialization
 
 from hil.credentials import officer_pkcs12, sign_request
@@ -174,6 +177,18 @@ def office_opens(kitd: KitdProcess, visit: dict[str, Any]) -> OpenedBundle:
     assert verified.returncode == 0 and verified.stdout.startswith(b"manifest.json"), verified.stderr
     key = serialization.load_pem_private_key(central_key.read_bytes(), None)
     statement = json.loads((outbox / f"{bundle['id']}.statement.json").read_text())
+    # The kit's statement, checked by openssl too: a detached signature over its RFC 8785 form.
+    folder = Path(tempfile.mkdtemp(prefix="statement-"))
+    (folder / "statement.json").write_bytes(rfc8785.dumps(statement["statement"]))
+    (folder / "signature.der").write_bytes(base64.b64decode(statement["signature"]))
+    checked = subprocess.run(
+        ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(folder / "signature.der"),
+         "-content", str(folder / "statement.json"), "-CAfile", str(keys / "ca.crt"), "-purpose", "any",
+         "-out", os.devnull],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    shutil.rmtree(folder)
+    assert checked.returncode == 0, checked.stderr
     opened = open_bundle(sealed.read_bytes(), key, [read_certificate(keys / "ca.crt")], statement)
     assert opened.manifest["bundle_id"] == bundle["id"] and opened.manifest["visit"]["id"] == visit["id"]
     return opened

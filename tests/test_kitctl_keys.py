@@ -65,6 +65,11 @@ def test_init_install_recipients_and_status(kit: dict[str, Path], tmp_path: Path
     assert x509.load_pem_x509_csr(request).subject.rfc4514_string() == f"CN=kit {KIT_ID}"
     certificate = write(tmp_path / "kit.crt", sign_request(request, kit["office"], kit["ca"]))
     done = kitctl(kit, "install", certificate, kit["ca"] / "ca.crt")
+    assert done.returncode == 1 and "trust the office's CA first" in done.stderr  # never trusted by the way
+    assert kitctl(kit, "trust", "ca", certificate).returncode == 1  # not a CA
+    done = kitctl(kit, "trust", "ca", kit["ca"] / "ca.crt")
+    assert done.returncode == 0, done.stderr
+    done = kitctl(kit, "install", certificate)
     assert done.returncode == 0, done.stderr
     done = kitctl(
         kit, "recipients", kit["ca"] / "recipients" / "central.crt", kit["ca"] / "recipients" / "escrow.crt"
@@ -85,6 +90,7 @@ def test_init_install_recipients_and_status(kit: dict[str, Path], tmp_path: Path
 
 def test_wrong_certificates_are_refused_with_their_reason(kit: dict[str, Path], tmp_path: Path) -> None:
     assert kitctl(kit, "init").returncode == 0
+    assert kitctl(kit, "trust", "ca", kit["ca"] / "ca.crt").returncode == 0
     request = (kit["keys"] / "kit.csr").read_bytes()
     ca = kit["ca"] / "ca.crt"
     # A certificate for another key: the office signed someone else's request.
@@ -98,10 +104,16 @@ def test_wrong_certificates_are_refused_with_their_reason(kit: dict[str, Path], 
     expired = sign_request(request, kit["office"], kit["ca"], valid=(past, past + dt.timedelta(days=365)))
     done = kitctl(kit, "install", write(tmp_path / "expired.crt", expired), ca)
     assert done.returncode == 1 and "is not valid now" in done.stderr, done.stderr
-    # From a foreign CA: the right key, signed by a CA the kit is not given.
     good = write(tmp_path / "good.crt", sign_request(request, kit["office"], kit["ca"]))
-    done = kitctl(kit, "install", good, other / "foreign-ca.crt")
+    # A rogue CA: the kit's own key, certified by another CA that comes along. Refused, and the
+    # kit's CA is not replaced by it.
+    rogue = tmp_path / "rogue"
+    provision_simulation_credentials(rogue / "keys", rogue / "office", "rogue", [])
+    rogue_certificate = write(tmp_path / "rogue.crt", sign_request(request, rogue / "office", rogue / "keys"))
+    done = kitctl(kit, "install", rogue_certificate, rogue / "keys" / "ca.crt")
     assert done.returncode == 1 and "does not chain to the CA" in done.stderr, done.stderr
+    done = kitctl(kit, "trust", "ca", rogue / "keys" / "ca.crt")
+    assert done.returncode == 1 and "--replace" in done.stderr
     assert not (kit["keys"] / "kit.crt").exists()  # nothing replaced by a refused install
     # A recipient that cannot wrap keys, and one that is not RSA.
     signing_only = recipient_certificate(kit["office"], kit["ca"], "not for encryption", encipherment=False)
@@ -109,13 +121,21 @@ def test_wrong_certificates_are_refused_with_their_reason(kit: dict[str, Path], 
     assert done.returncode == 1 and "does not allow key encipherment" in done.stderr, done.stderr
     done = kitctl(kit, "recipients", good, kit["ca"] / "recipients" / "escrow.crt")
     assert done.returncode == 1 and "not an RSA certificate" in done.stderr, done.stderr
+    done = kitctl(
+        kit,
+        "recipients",
+        rogue / "keys" / "recipients" / "central.crt",
+        kit["ca"] / "recipients" / "escrow.crt",
+    )
+    assert done.returncode == 1 and "does not chain to the CA" in done.stderr, done.stderr
     done = kitctl(kit, "install", tmp_path / "nothing.crt")
     assert done.returncode == 1 and "nothing.crt: cannot read" in done.stderr
-    assert kitctl(kit, "install", good, ca).returncode == 0  # the right one still goes in
+    assert kitctl(kit, "install", good).returncode == 0  # the right one still goes in
 
 
 def test_status_warns_30_days_before_expiry(kit: dict[str, Path], tmp_path: Path) -> None:
     assert kitctl(kit, "init").returncode == 0
+    assert kitctl(kit, "trust", "ca", kit["ca"] / "ca.crt").returncode == 0
     now = dt.datetime.now(dt.UTC)
     soon = sign_request(
         (kit["keys"] / "kit.csr").read_bytes(),

@@ -56,12 +56,26 @@ def test_installed_credentials_open_with_the_pin_and_the_kits_secret_only(kit, t
         keys.officer_signer(NIP)
     with pytest.raises(CredentialLocked, match="wrong PIN"):
         keys.unlock_officer(NIP, "222223")
-    # A copy of the card without the kit's secret: the file alone opens with no PIN.
+    # A copy of the card without the kit's secret: the file alone opens with no PIN, and the
+    # secret is reported missing, never made anew.
     (keys.dir / "kit-secret").rename(tmp_path / "secret.away")
+    with pytest.raises(KeyProblem, match="the kit's secret is missing"):
+        keys.unlock_officer(NIP, PIN)
+    assert not (keys.dir / "kit-secret").exists()
+    # Another kit's secret: the right PIN does not open it either.
+    (keys.dir / "kit-secret").write_bytes(b"another kit's secret, 32 bytes.")
+    (keys.dir / "kit-secret").chmod(0o600)
     with pytest.raises(CredentialLocked):
         keys.unlock_officer(NIP, PIN)
-    (tmp_path / "secret.away").rename(keys.dir / "kit-secret")
+    (tmp_path / "secret.away").replace(keys.dir / "kit-secret")
     assert keys.unlock_officer(NIP, PIN) is not None
+    # The file cannot make a sign-in take what it asks for (its own Argon2 parameters).
+    greedy = json.loads(text)
+    greedy["argon2id"]["memory_cost"] = 2**31
+    stored.write_text(json.dumps(greedy))
+    with pytest.raises(KeyProblem, match="damaged"):
+        keys.unlock_officer(NIP, PIN)
+    stored.write_text(text)
     # A changed file (another certificate put in) does not open either.
     document = json.loads(text)
     other = officer_pkcs12(office, keys.dir, NIP, b"x")
@@ -89,7 +103,7 @@ def test_credentials_are_refused_with_their_reason(kit, tmp_path: Path) -> None:
     foreign = pkcs12.serialize_key_and_certificates(
         b"x", stranger.key, stranger.certificate, None, serialization.BestAvailableEncryption(b"a")
     )
-    with pytest.raises(KeyProblem, match="not issued by the kit's CA"):
+    with pytest.raises(KeyProblem, match="does not chain to the CA 'kitd simulation CA'"):
         keys.install_officer_credential(NIP, foreign, b"a", PIN)
     assert not keys.credential_path(NIP).exists()
 
@@ -140,11 +154,13 @@ def test_a_visit_is_signed_with_the_credential_its_officer_unlocked(tmp_path: Pa
     for item in [*(f"finger:{n}" for n in range(1, 11)), "iris:right", "iris:left", "signature"]:
         reason = {"iris": "missing", "signature": "cannot_sign"}.get(item.split(":")[0], "unable_to_print")
         officer.checked("POST", f"{base}/items/{item}/except", {"reason": reason, "confirm": True})
-    officer.checked("POST", "/api/v1/auth/signout")
-    # Signed out, the credential is closed again: nobody can sign the visit in the officer's name.
+    # While the officer is signed in, a supervisor cannot finish the visit in the officer's name.
     refused = supervisor.request("POST", f"{base}/finish")
     assert refused.status == 409 and refused.json()["error"] == "officer_cannot_sign", refused.body
-    assert "locked: it opens when the officer signs in" in refused.json()["message"]
+    assert f"only officer {NIP}, signed in, finishes this visit" in refused.json()["message"]
+    officer.checked("POST", "/api/v1/auth/signout")
+    # Signed out, the credential is closed: the officer's old token finishes nothing.
+    assert officer.request("POST", f"{base}/finish").status == 401
     again = DaemonClient(kitd.url, kitd.sign_in("officer"))
     visit = again.checked("POST", f"{base}/finish").json()
     sealed = kitd.data_dir / "outbox" / f"{visit['bundle']['id']}.p7m"

@@ -58,13 +58,14 @@ def test_an_unlocked_credential_lives_as_long_as_its_sign_in() -> None:
     signed_in = SignedInOfficers(300, clock=clock)
     credential = object()
     token = signed_in.issue(BUDI, credential=credential)
-    signed_in.issue(SITI)
-    assert signed_in.credential_of(BUDI.nip) is credential and signed_in.credential_of(SITI.nip) is None
+    other = signed_in.issue(SITI)
+    assert signed_in.credential(token) is credential and signed_in.credential(other) is None
     signed_in.sign_out(token)
-    assert signed_in.credential_of(BUDI.nip) is None  # signed out: closed again
-    signed_in.issue(BUDI, credential=credential)
+    assert signed_in.credential(token) is None  # signed out: closed again
+    idle = signed_in.issue(BUDI, credential=credential)
     clock.now += 300
-    assert signed_in.credential_of(BUDI.nip) is None  # locked by idleness: closed too
-    signed_in.issue(BUDI, credential=credential)
+    signed_in.officer(other)  # any request sweeps: the idle sign-in and its key leave memory
+    assert idle not in signed_in._tokens and signed_in.credential(idle) is None
+    kept = signed_in.issue(BUDI, credential=credential)
     signed_in.forget_officer(BUDI.nip)  # deactivated, locked or given a new PIN
-    assert signed_in.credential_of(BUDI.nip) is None
+    assert signed_in.credential(kept) is None

@@ -147,7 +147,7 @@ SIGN_IN_PATHS: dict[str, Any] = {
             "summary": "The signed-in officer changes their own PIN; their credential is wrapped again",
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PinChange")}}},
             "responses": {
-                "200": _json(_ref("PinChanged"), "Changed"),
+                "200": _json(_ref("PinChanged"), "Changed; the sign-in ends: sign in again with the new PIN"),
                 "400": _error("Malformed request, or the new PIN is not 6 digits (the field named)"),
                 "403": _error(
                     "The current PIN is wrong (wrong_pin; counted like a sign-in), or the caller "

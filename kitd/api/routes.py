@@ -8,6 +8,7 @@ application/json, 405 (with Allow) a method the route does not take.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -48,7 +49,9 @@ def _kit(request: web.Request) -> Kit:
 
 
 async def get_status(request: web.Request) -> web.Response:
-    return web.json_response(_kit(request).status())
+    # Off the event loop: the credentials' check reads files and may ask the token.
+    status = await asyncio.get_running_loop().run_in_executor(None, _kit(request).status)
+    return web.json_response(status)
 
 
 async def get_devices(request: web.Request) -> web.Response:

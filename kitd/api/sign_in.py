@@ -19,6 +19,7 @@ sign officers in and out and let supervisors manage officers.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import time
@@ -28,12 +29,14 @@ from typing import Any
 from aiohttp import web
 
 from kitd.api.requests import KIT_KEY, checked_body, error_response
+from kitd.services.sign_in import open_credential
 from kitd.store.officers import (
     OfficerError,
     OfficerInactive,
     OfficerLocked,
     UnknownOfficer,
     WrongPin,
+    pin_problem,
 )
 
 COOKIE = "kitd_token"
@@ -167,7 +170,9 @@ async def post_sign_in(request: web.Request) -> web.Response:
     except (UnknownOfficer, WrongPin, OfficerInactive) as exc:
         return error_response(401, "unauthenticated", str(exc))
     standing = await kit.in_database(kit.officers.standing, officer.nip)
-    credential, state = await kit.visits.unlock_credential(officer.nip, body["pin"])
+    credential, state = await asyncio.get_running_loop().run_in_executor(
+        None, open_credential, kit.keys, officer.nip, body["pin"]
+    )
     token = kit.signed_in.issue(officer, standing or "", credential)
     response = web.json_response(
         {
@@ -196,11 +201,21 @@ async def post_own_pin(request: web.Request) -> web.Response:
         return error_response(423, "locked", str(exc))
     except (UnknownOfficer, WrongPin, OfficerInactive) as exc:
         return error_response(403, "wrong_pin", str(exc))
+    problem = pin_problem(body["new_pin"])
+    if problem:
+        return error_response(400, "bad_request", problem, "new_pin")
+    loop = asyncio.get_running_loop()
+    # The credential is wrapped under the new PIN before the PIN is stored, and put in place
+    # after: a failure between leaves the old PIN and the old credential, both working.
+    state = await loop.run_in_executor(
+        None, kit.keys.prepare_pin_change, caller.nip, body["pin"], body["new_pin"]
+    )
     try:
         await kit.in_database(kit.officers.reset_pin, caller.nip, body["new_pin"])
     except OfficerError as exc:
+        kit.keys.abandon_pin_change(caller.nip)
         return error_response(400, "bad_request", str(exc), "new_pin")
-    state = await kit.visits.rewrap_credential(caller.nip, body["new_pin"])
+    await loop.run_in_executor(None, kit.keys.commit_pin_change, caller.nip, state)
     return web.json_response({"changed": True, "credential": state})
 
 
@@ -264,7 +279,7 @@ async def post_officer_pin(request: web.Request) -> web.Response:
     kit.signed_in.forget_officer(nip)
     # An installed credential is wrapped under the old PIN, which nobody here knows: it goes,
     # and a supervisor installs it again with the officer (kitctl officers credential).
-    kit.visits.sealer.keys.drop_officer_credential(nip)
+    kit.keys.drop_officer_credential(nip)
     return web.json_response(officer.to_json())
 
 

@@ -118,7 +118,9 @@ async def post_item_except(request: web.Request) -> web.Response:
 
 
 async def post_finish(request: web.Request) -> web.Response:
-    return await _answer(request.app[KIT_KEY].visits.finish(request.match_info["id"]))
+    kit, caller = request.app[KIT_KEY], request[CALLER]
+    credential = kit.signed_in.credential(caller.token) if caller.token else None
+    return await _answer(kit.visits.finish(request.match_info["id"], caller.nip, credential))
 
 
 async def post_outcome(request: web.Request) -> web.Response:

@@ -1,7 +1,8 @@
 """kitctl keys: the kit's own credentials — make the key, install certificates, see how they stand.
 
+    kitctl keys trust ca CA.pem [--replace]  the office's CA: every certificate must chain to it
     kitctl keys init                         a new kit key in the backend, and its request (kit.csr)
-    kitctl keys install CERT [CHAIN ...]     the kit's certificate (and its CAs, the root last)
+    kitctl keys install CERT [CHAIN ...]     the kit's certificate (and the CAs between it and the CA)
     kitctl keys recipients CENTRAL ESCROW    who can open bundles: RSA encryption certificates
     kitctl keys trust central-signing CERT   the office's signing certificate (for receipts)
     kitctl keys status [--json]              every credential: subject, issuer, validity, days left
@@ -40,9 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     recipients.add_argument("central", type=Path)
     recipients.add_argument("escrow", type=Path)
-    trust = sub.add_parser("trust", help="trust the central office's signing certificate")
-    trust.add_argument("what", choices=["central-signing"])
+    trust = sub.add_parser("trust", help="trust the office's CA, or the central office's signing certificate")
+    trust.add_argument("what", choices=["ca", "central-signing"])
     trust.add_argument("certificate", type=Path)
+    trust.add_argument("--replace", action="store_true", help="with ca: replace the CA the kit trusts")
     status = sub.add_parser("status", help="every credential and how it stands")
     status.add_argument("--json", action="store_true")
     runs = ((init, run_init), (install, run_install), (recipients, run_recipients), (trust, run_trust))
@@ -73,7 +75,10 @@ def _one(path: Path) -> x509.Certificate:
     return found[0]
 
 
-def _refused(exc: KeyProblem) -> int:
+def _refused(exc: KeyProblem | OSError) -> int:
+    if isinstance(exc, OSError):
+        sys.stderr.write(f"kitctl: {exc.filename or 'a key file'}: {exc.strerror}\n")
+        return 1
     sys.stderr.write(f"kitctl: refused: {exc}\n")
     return 1
 
@@ -83,13 +88,13 @@ def run_init(args: argparse.Namespace) -> int:
     keys = kit_keys(config)
     try:
         request = keys.init(config.kit_id)
-    except KeyProblem as exc:
+    except (KeyProblem, OSError) as exc:
         return _refused(exc)
     finally:
         keys.close()
     where = "in the token" if keys.settings.backend == "pkcs11" else f"in {keys.dir / 'kit.key'}"
     print(f"kit key for 'kit {config.kit_id}' made {where}; request: {request}")
-    print("have the office's CA sign the request, then: kitctl keys install CERT CA.pem")
+    print("have the office's CA sign the request, then: kitctl keys install CERT [INTERMEDIATE ...]")
     return 0
 
 
@@ -100,7 +105,7 @@ def run_install(args: argparse.Namespace) -> int:
         certificate = _one(args.certificate)
         chain = [c for path in args.chain for c in _certificates(path)]
         keys.install(certificate, chain, config.kit_id)
-    except KeyProblem as exc:
+    except (KeyProblem, OSError) as exc:
         return _refused(exc)
     finally:
         keys.close()
@@ -113,7 +118,7 @@ def run_recipients(args: argparse.Namespace) -> int:
     keys = kit_keys(config_from_args(args))
     try:
         keys.install_recipients(_one(args.central), _one(args.escrow))
-    except KeyProblem as exc:
+    except (KeyProblem, OSError) as exc:
         return _refused(exc)
     print("recipients installed: bundles sealed from now on open with their keys")
     return 0
@@ -122,10 +127,14 @@ def run_recipients(args: argparse.Namespace) -> int:
 def run_trust(args: argparse.Namespace) -> int:
     keys = kit_keys(config_from_args(args))
     try:
-        keys.trust_central_signing(_one(args.certificate))
-    except KeyProblem as exc:
+        certificate = _one(args.certificate)
+        if args.what == "ca":
+            keys.trust_ca(certificate, args.replace)
+        else:
+            keys.trust_central_signing(certificate)
+    except (KeyProblem, OSError) as exc:
         return _refused(exc)
-    print("the central office's signing certificate is trusted")
+    print(f"trusted: {certificate.subject.rfc4514_string()}")
     return 0
 
 

@@ -133,6 +133,16 @@ def install_credential(args: argparse.Namespace, config: KitConfig, roll: Office
             raise OfficerError("stdin is not a terminal: type on one, or pass --stdin")
         password = getpass.getpass(f"password of {args.file.name}: ")
         pin = getpass.getpass(f"PIN of officer {args.nip} (the officer types it): ")
+    problem = pin_problem(pin)
+    if problem:
+        raise OfficerError(f"PIN: {problem}")  # never counted against the officer
+    if config["keys.backend"] == "file":
+        print(
+            "kitctl officers credential: warning: keys.backend is 'file': the kit's secret lies on the "
+            "SD card beside the credential, so a copy of the card could be tried against PINs "
+            "(use a token, keys.backend = 'pkcs11', in the field)",
+            file=sys.stderr,
+        )
     try:
         roll.check_pin(args.nip, pin)
     except OfficerLocked as exc:

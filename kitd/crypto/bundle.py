@@ -212,7 +212,7 @@ def open_bundle(
         manifest = read_manifest(files[MANIFEST_NAME])
     except (ContainerError, ManifestError) as exc:
         raise BundleRejected(str(exc)) from None
-    kit, officer = _signers_by_role(verified.signers, manifest["officer_signed"])
+    kit, officer = _signers_by_role(verified.signers, manifest.get("officer_signed", True))
     try:
         transaction = read_transaction(files[TRANSACTION_NAME])
         digests = record_digests(files[TRANSACTION_NAME])

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +48,10 @@ from kitd.crypto.signing import (
     read_file_signer,
     write_private_key,
 )
-from kitd.durable_files import write_atomically
+from kitd.durable_files import fsync_directory, write_atomically
 
 BACKENDS = ("file", "pkcs11")
+MIN_RSA_BITS = 2048
 RECIPIENTS = ("central", "escrow")
 # The token's secret that, with an officer's PIN, wraps the officer's installed credential.
 KIT_SECRET_LABEL = "kit-secret"
@@ -123,10 +125,28 @@ def certificate_status(
     )
 
 
+def require_valid_now(certificate: x509.Certificate, what: str, now: dt.datetime | None = None) -> None:
+    now = now or dt.datetime.now(dt.UTC)
+    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        span = f"{_stamp(certificate.not_valid_before_utc)} .. {_stamp(certificate.not_valid_after_utc)}"
+        raise KeyProblem(f"{what} is not valid now ({span})")
+
+
+def is_valid_ca(certificate: x509.Certificate, now: dt.datetime) -> bool:
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    return constraints.ca and certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+
+
 def check_recipient(certificate: x509.Certificate, what: str) -> None:
-    """An RSA certificate whose key usage allows wrapping a content key; KeyProblem otherwise."""
-    if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
+    """An RSA certificate (2048 bits or more) whose key usage allows wrapping a content key."""
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
         raise KeyProblem(f"{what}: not an RSA certificate (bundles are opened with RSA-OAEP)")
+    if key.key_size < MIN_RSA_BITS:
+        raise KeyProblem(f"{what}: an RSA key of {key.key_size} bits; at least {MIN_RSA_BITS}")
     try:
         usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -164,6 +184,7 @@ class KitKeys:
         self.settings = settings
         self.dir = settings.keys_dir
         self._token: Any = None  # the open token session, kept (opening one costs)
+        self._token_lock = threading.Lock()
 
     # --- paths -----------------------------------------------------------------------------
 
@@ -189,6 +210,8 @@ class KitKeys:
                 key = serialization.load_pem_private_key(path.read_bytes(), password=None)
             except FileNotFoundError:
                 raise KeyProblem(f"{path}: no kit key (kitctl keys init makes one)") from None
+            except OSError as exc:
+                raise KeyProblem(f"{path}: cannot read: {exc.strerror}") from None
             except (ValueError, TypeError):
                 raise KeyProblem(f"{path}: not an unencrypted PEM private key") from None
             if not isinstance(key, ec.EllipticCurvePrivateKey):
@@ -197,12 +220,14 @@ class KitKeys:
         return self._token_session().public_key(self.settings.key_label)
 
     def _token_session(self) -> Any:
-        if self._token is None:
-            s = self.settings
-            tokens = self._token_keys()
-            pin = tokens.read_pin(Path(s.pin_file))
-            self._token = tokens.open_token(Path(s.pkcs11_module), s.token_label, pin)
-        return self._token
+        # One session for the kit, opened once: the loop's executor threads may ask at once.
+        with self._token_lock:
+            if self._token is None:
+                s = self.settings
+                tokens = self._token_keys()
+                pin = tokens.read_pin(Path(s.pin_file))
+                self._token = tokens.open_token(Path(s.pkcs11_module), s.token_label, pin)
+            return self._token
 
     def kit_signer(self, kit_id: str) -> Signer:
         """The kit's signer, its certificate naming ``kit <kit_id>``; KeyProblem says what is wrong."""
@@ -222,16 +247,22 @@ class KitKeys:
 
     # --- officers' credentials -------------------------------------------------------------
 
-    def kit_secret(self, message: bytes) -> bytes:
-        """HMAC-SHA256 of ``message`` under the kit's secret: inside the token for pkcs11 (made
-        there the first time), a 0600 file ``kit-secret`` for the file backend."""
+    def kit_mac(self, message: bytes, create: bool = False) -> bytes:
+        """HMAC-SHA256 of ``message`` under the kit's secret: a key inside the token for pkcs11
+        (made there the first time), a 0600 file ``kit-secret`` for the file backend (made only
+        when ``create``: a lost secret is reported, never silently replaced)."""
         if self.settings.backend == "pkcs11":
             return bytes(self._token_session().secret_hmac(KIT_SECRET_LABEL, message))
         path = self.dir / "kit-secret"
         if not path.exists():
+            if not create:
+                raise KeyProblem(f"{path}: the kit's secret is missing: installed credentials cannot open")
             self.dir.mkdir(parents=True, exist_ok=True)
             write_atomically(path, os.urandom(32), mode=0o600)
         return hmac.new(path.read_bytes(), message, hashlib.sha256).digest()
+
+    def _kit_mac_creating(self, message: bytes) -> bytes:
+        return self.kit_mac(message, create=True)
 
     def credential_path(self, nip: str) -> Path:
         return self.dir / "officers" / f"{nip}.credential.json"
@@ -242,15 +273,11 @@ class KitKeys:
         """An officer's PKCS#12 credential, checked (P-256, names the officer, valid now, issued
         by the kit's CA), kept wrapped under the officer's PIN and the kit's secret."""
         key, certificate = read_pkcs12(pkcs12_data, password, nip)
-        now = dt.datetime.now(dt.UTC)
-        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-            until = _stamp(certificate.not_valid_after_utc)
-            raise KeyProblem(f"the officer's certificate is not valid now (until {until})")
-        issuers = [read_certificate(self.dir / "ca.crt"), *self.chain()]
-        if not any(issued_by(certificate, issuer) for issuer in issuers):
-            raise KeyProblem("the officer's certificate is not issued by the kit's CA")
-        document = wrap_credential(nip, key, certificate, pin, self.kit_secret)
+        require_valid_now(certificate, "the officer's certificate")
+        self._issued_by_the_kits_ca(certificate, "the officer's certificate")
+        document = wrap_credential(nip, key, certificate, pin, self._kit_mac_creating)
         (self.dir / "officers").mkdir(parents=True, exist_ok=True)
+        (self.dir / "officers" / f"{nip}.key").unlink(missing_ok=True)  # no plain key beside it
         write_atomically(self.credential_path(nip), json.dumps(document, indent=1).encode(), mode=0o600)
         write_atomically(
             self.dir / "officers" / f"{nip}.crt", certificate.public_bytes(serialization.Encoding.PEM), 0o644
@@ -267,7 +294,7 @@ class KitKeys:
             document = json.loads(path.read_bytes())
         except (OSError, ValueError):
             raise KeyProblem(f"{path}: cannot read the credential") from None
-        signer = unwrap_credential(document, nip, pin, self.kit_secret)
+        signer = unwrap_credential(document, nip, pin, self.kit_mac)
         now = dt.datetime.now(dt.UTC)
         if now > signer.certificate.not_valid_after_utc:
             raise KeyProblem(
@@ -275,12 +302,35 @@ class KitKeys:
             )
         return signer
 
-    def rewrap_officer_credential(self, nip: str, signer: Signer, pin: str) -> None:
-        """The open credential of ``nip`` wrapped again under a new PIN (the officer changed it)."""
+    def prepare_pin_change(self, nip: str, old_pin: str, new_pin: str) -> str:
+        """Before an officer's new PIN is stored: their credential opened with the old PIN and
+        wrapped under the new one beside the current file (``commit_pin_change`` puts it in
+        place). ``"rewrapped"``; ``"none"`` when none is installed; ``"removed"`` when it does
+        not open (it will be dropped: it could not be opened under the new PIN either)."""
+        if not self.credential_path(nip).exists():
+            return "none"
+        try:
+            signer = self.unlock_officer(nip, old_pin)
+        except KeyProblem:
+            return "removed"
         if not isinstance(signer, FileSigner):
-            raise KeyProblem(f"officer {nip}'s credential is not a key this kit can wrap")
-        document = wrap_credential(nip, signer.key, signer.certificate, pin, self.kit_secret)
-        write_atomically(self.credential_path(nip), json.dumps(document, indent=1).encode(), mode=0o600)
+            return "removed"
+        document = wrap_credential(nip, signer.key, signer.certificate, new_pin, self.kit_mac)
+        staged = self.credential_path(nip).with_suffix(".new")
+        write_atomically(staged, json.dumps(document, indent=1).encode(), mode=0o600)
+        return "rewrapped"
+
+    def commit_pin_change(self, nip: str, prepared: str) -> None:
+        """The new PIN is stored: the re-wrapped credential replaces the old (or it goes)."""
+        staged = self.credential_path(nip).with_suffix(".new")
+        if prepared == "rewrapped":
+            os.replace(staged, self.credential_path(nip))
+            fsync_directory(staged.parent)
+        elif prepared == "removed":
+            self.drop_officer_credential(nip)
+
+    def abandon_pin_change(self, nip: str) -> None:
+        self.credential_path(nip).with_suffix(".new").unlink(missing_ok=True)
 
     def drop_officer_credential(self, nip: str) -> bool:
         """Forget an installed credential (its PIN was reset by a supervisor: it cannot be re-wrapped)."""
@@ -288,6 +338,7 @@ class KitKeys:
         if not path.exists():
             return False
         path.unlink()
+        (self.dir / "officers" / f"{nip}.crt").unlink(missing_ok=True)
         return True
 
     def officer_signer(self, nip: str, unlocked: Signer | None = None) -> Signer:
@@ -295,18 +346,21 @@ class KitKeys:
         (development and the simulation); KeyProblem says why there is none."""
         key = self.dir / "officers" / f"{nip}.key"
         certificate = self.dir / "officers" / f"{nip}.crt"
+        what = f"officer {nip}'s certificate"
         if unlocked is not None:
             signer = unlocked
+        elif self.credential_path(nip).exists():
+            # An installed credential wins over any plain key left beside it.
+            raise KeyProblem(f"officer {nip}'s credential is locked: it opens when the officer signs in")
         elif key.exists():
             signer = read_file_signer(key, certificate)
-        elif self.credential_path(nip).exists():
-            raise KeyProblem(f"officer {nip}'s credential is locked: it opens when the officer signs in")
         else:
             raise KeyProblem(f"officer {nip} has no signing credential on this kit")
         expected = f"{OFFICER_CN_PREFIX}{nip}"
         if common_name(signer.certificate) != expected:
             found = common_name(signer.certificate)
-            raise KeyProblem(f"{certificate}: the certificate names '{found}', not '{expected}'")
+            raise KeyProblem(f"{what} names '{found}', not '{expected}'")
+        require_valid_now(signer.certificate, what)
         return signer
 
     def recipients(self) -> list[x509.Certificate]:
@@ -341,9 +395,35 @@ class KitKeys:
         write_atomically(path, pem, mode=0o644)
         return path
 
+    def _trusted_ca(self) -> x509.Certificate | None:
+        path = self.dir / "ca.crt"
+        return read_certificate(path) if path.exists() else None
+
+    def _path_to_ca(
+        self,
+        certificate: x509.Certificate,
+        chain: Sequence[x509.Certificate],
+        ca: x509.Certificate,
+        what: str,
+    ) -> list[x509.Certificate]:
+        """The CA certificates between ``certificate`` and ``ca`` (each a valid CA, found in
+        ``chain``), nearest first; KeyProblem when there is no such path."""
+        now = dt.datetime.now(dt.UTC)
+        path: list[x509.Certificate] = []
+        current, spare = certificate, [c for c in chain if c != ca]
+        while not issued_by(current, ca):
+            parent = next((c for c in spare if issued_by(current, c) and is_valid_ca(c, now)), None)
+            if parent is None or len(path) > 4:
+                raise KeyProblem(f"{what} does not chain to the CA '{common_name(ca)}'")
+            spare.remove(parent)
+            path.append(parent)
+            current = parent
+        return path
+
     def install(self, certificate: x509.Certificate, chain: Sequence[x509.Certificate], kit_id: str) -> None:
-        """The kit's certificate, checked: its key is the kit's, it names this kit, it chains to
-        a CA in ``chain`` (the last, self-signed, becomes ``ca.crt``), and it is valid now."""
+        """The kit's certificate, checked: its key is the kit's, it names this kit, it is valid
+        now, and it chains to the kit's CA (``ca.crt``) through CAs of ``chain``; only those on
+        the path are kept. Installing never makes the kit trust another CA."""
         what = "the certificate"
         if certificate.public_key() != self.kit_public_key():
             raise KeyProblem(f"{what} is for another key than the kit's")
@@ -351,26 +431,13 @@ class KitKeys:
         expected = f"{KIT_CN_PREFIX}{kit_id}"
         if common_name(certificate) != expected:
             raise KeyProblem(f"{what} names '{common_name(certificate)}', not '{expected}' (kit.id)")
-        now = dt.datetime.now(dt.UTC)
-        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-            raise KeyProblem(f"{what} is not valid now ({_stamp(certificate.not_valid_before_utc)} .. "
-                             f"{_stamp(certificate.not_valid_after_utc)})")  # fmt: skip
-        roots = [c for c in chain if c.issuer == c.subject and issued_by(c, c)]
-        if not roots:
-            try:
-                roots = [read_certificate(self.dir / "ca.crt")]
-            except KeyProblem:
-                raise KeyProblem(
-                    "no CA: give the CA's certificate after the kit's (install CERT CA.pem)"
-                ) from None
-        links = [c for c in chain if c not in roots]
-        current, path = certificate, list(links)
-        while not any(issued_by(current, root) for root in roots):
-            parent = next((c for c in path if issued_by(current, c)), None)
-            if parent is None:
-                raise KeyProblem(f"{what} does not chain to the CA '{common_name(roots[0])}'")
-            path.remove(parent)
-            current = parent
+        require_valid_now(certificate, what)
+        ca = self._trusted_ca()
+        if ca is None:
+            raise KeyProblem(
+                "no CA on this kit yet: trust the office's CA first (kitctl keys trust ca CA.pem)"
+            )
+        links = self._path_to_ca(certificate, chain, ca, what)
         serialise = x509.Certificate.public_bytes
         (self.dir / "chain").mkdir(parents=True, exist_ok=True)
         for old in (self.dir / "chain").glob("*.crt"):
@@ -379,19 +446,42 @@ class KitKeys:
             write_atomically(
                 self.dir / "chain" / f"{n:02d}.crt", serialise(link, serialization.Encoding.PEM), 0o644
             )
-        write_atomically(self.dir / "ca.crt", serialise(roots[0], serialization.Encoding.PEM), 0o644)
         write_atomically(self.kit_certificate_path, serialise(certificate, serialization.Encoding.PEM), 0o644)
 
+    def _issued_by_the_kits_ca(self, certificate: x509.Certificate, what: str) -> None:
+        ca = self._trusted_ca()
+        if ca is None:
+            raise KeyProblem(
+                f"no CA on this kit yet ({self.dir / 'ca.crt'}): install the kit's certificate first"
+            )
+        self._path_to_ca(certificate, self.chain(), ca, what)
+
     def install_recipients(self, central: x509.Certificate, escrow: x509.Certificate) -> None:
-        for name, certificate in (("central", central), ("escrow", escrow)):
-            check_recipient(certificate, f"the {name} certificate")
-            now = dt.datetime.now(dt.UTC)
-            if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-                raise KeyProblem(f"the {name} certificate is not valid now")
-        for name, certificate in (("central", central), ("escrow", escrow)):
+        """The central office's and the escrow's encryption certificates, each RSA (2048 bits or
+        more) with keyEncipherment, valid now and issued by the kit's CA."""
+        given = dict(zip(RECIPIENTS, (central, escrow), strict=True))
+        for name, certificate in given.items():
+            what = f"the {name} certificate"
+            check_recipient(certificate, what)
+            require_valid_now(certificate, what)
+            self._issued_by_the_kits_ca(certificate, what)
+        for name, certificate in given.items():
             path = self.recipient_path(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+
+    def trust_ca(self, certificate: x509.Certificate, replace: bool = False) -> None:
+        """The office's CA, which every certificate the kit uses must chain to: set once, and
+        replaced only when asked (a new CA is a decision, never a side effect)."""
+        if certificate.issuer != certificate.subject or not issued_by(certificate, certificate):
+            raise KeyProblem("the CA certificate is not self-signed (give the office's root)")
+        if not is_valid_ca(certificate, dt.datetime.now(dt.UTC)):
+            raise KeyProblem("the certificate is not a CA valid now (basicConstraints CA, validity)")
+        current = self._trusted_ca()
+        if current is not None and current != certificate and not replace:
+            raise KeyProblem(f"this kit trusts '{common_name(current)}' already: --replace to change the CA")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.dir / "ca.crt", certificate.public_bytes(serialization.Encoding.PEM), 0o644)
 
     def trust_central_signing(self, certificate: x509.Certificate) -> None:
         check_signing_certificate(certificate, "the central office's signing certificate")
@@ -431,6 +521,7 @@ class KitKeys:
         return found
 
     def close(self) -> None:
-        if self._token is not None:
-            self._token.close()
-            self._token = None
+        with self._token_lock:
+            if self._token is not None:
+                self._token.close()
+                self._token = None

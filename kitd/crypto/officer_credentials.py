@@ -5,15 +5,17 @@ Its one job: :func:`read_pkcs12` takes the office's PKCS#12 file apart (a P-256 
 the officer's certificate); :func:`wrap_credential` seals the key for the kit's disk and
 :func:`unwrap_credential` opens it again. The wrapping key is
 
-    KEK = HKDF-SHA256(Argon2id(PIN, salt) || HMAC-SHA256(kit secret, "kitd officer credential" || salt),
+    S   = Argon2id(PIN, salt)
+    KEK = HKDF-SHA256(S || HMAC-SHA256(kit secret, "kitd officer credential" || salt || S),
                       info = "kitd officer credential v1" || NIP)
 
 and the key is AES-256-GCM encrypted under it, the NIP and the certificate's SHA-256 as
 associated data. The kit's secret never leaves the key backend (inside the token for
-``keys.backend = "pkcs11"``): a copy of the SD card alone holds nothing to try PINs
-against, and on the kit itself every guess costs an Argon2id and a token operation, while
-five wrong PINs at sign-in lock the officer. (With the file backend the secret is a 0600
-file beside the keys, which is fine for development and the simulation, not for the field.)
+``keys.backend = "pkcs11"``), and the HMAC takes the stretched PIN: a copy of the SD card
+alone holds nothing to try PINs against, and on a stolen kit every guess costs an Argon2id
+and an operation of the token itself, none of it offline; at sign-in,
+``auth.max_pin_failures`` wrong PINs lock the officer. (With the file backend the secret is
+a 0600 file beside the keys: fine for development and the simulation, not for the field.)
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ ARGON2 = {"time_cost": 1, "memory_cost": 16 * 1024, "parallelism": 1}
 SECRET_CONTEXT = b"kitd officer credential"
 
 # The kit's part of the wrapping key: HMAC-SHA256 under its secret, of the given bytes.
-KitSecret = Callable[[bytes], bytes]
+KitMac = Callable[[bytes], bytes]
 
 
 class CredentialLocked(KeyProblem):
@@ -69,9 +71,9 @@ def read_pkcs12(
     return key, certificate
 
 
-def _wrapping_key(pin: str, salt: bytes, nip: str, kit_secret: KitSecret, params: dict[str, int]) -> bytes:
+def _wrapping_key(pin: str, salt: bytes, nip: str, kit_mac: KitMac, params: dict[str, int]) -> bytes:
     stretched = hash_secret_raw(pin.encode(), salt, hash_len=32, type=Type.ID, **params)
-    kit_part = kit_secret(SECRET_CONTEXT + salt)
+    kit_part = kit_mac(SECRET_CONTEXT + salt + stretched)
     info = b"kitd officer credential v1" + nip.encode()
     return HKDF(hashes.SHA256(), 32, salt=salt, info=info).derive(stretched + kit_part)
 
@@ -81,7 +83,7 @@ def _associated(nip: str, certificate_pem: bytes) -> bytes:
 
 
 def wrap_credential(
-    nip: str, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate, pin: str, kit_secret: KitSecret
+    nip: str, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate, pin: str, kit_mac: KitMac
 ) -> dict[str, Any]:
     """The credential as the kit keeps it (JSON): nothing in it opens without PIN and secret."""
     salt, nonce = os.urandom(16), os.urandom(12)
@@ -89,7 +91,7 @@ def wrap_credential(
     plain = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    kek = _wrapping_key(pin, salt, nip, kit_secret, ARGON2)
+    kek = _wrapping_key(pin, salt, nip, kit_mac, ARGON2)
     sealed = AESGCM(kek).encrypt(nonce, plain, _associated(nip, certificate_pem))
     encode = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
     return {
@@ -110,7 +112,7 @@ def credential_certificate(document: dict[str, Any]) -> x509.Certificate:
         raise KeyProblem("the credential file holds no readable certificate") from None
 
 
-def unwrap_credential(document: dict[str, Any], nip: str, pin: str, kit_secret: KitSecret) -> FileSigner:
+def unwrap_credential(document: dict[str, Any], nip: str, pin: str, kit_mac: KitMac) -> FileSigner:
     """The officer's signer, in memory only; CredentialLocked when it does not open."""
     try:
         if document["format"] != FORMAT or document["nip"] != nip:
@@ -121,8 +123,12 @@ def unwrap_credential(document: dict[str, Any], nip: str, pin: str, kit_secret: 
         params = {k: int(document["argon2id"][k]) for k in ARGON2}
     except (KeyError, TypeError, ValueError):
         raise KeyProblem("the credential file is damaged") from None
+    if params != ARGON2 or len(salt) != 16 or len(nonce) != 12:
+        # Never the file's word for how much memory to take: a changed file must not stall
+        # or exhaust a sign-in.
+        raise KeyProblem("the credential file is damaged (not the kit's own parameters)")
     certificate = credential_certificate(document)
-    kek = _wrapping_key(pin, salt, nip, kit_secret, params)
+    kek = _wrapping_key(pin, salt, nip, kit_mac, params)
     try:
         plain = AESGCM(kek).decrypt(nonce, sealed, _associated(nip, document["certificate"].encode("ascii")))
     except InvalidTag:

@@ -293,8 +293,12 @@ class TokenSession:
                 found = list(
                     session.get_objects({Attribute.LABEL: key_label, Attribute.CLASS: ObjectClass.SECRET_KEY})
                 )
+                if len(found) > 1:
+                    raise TokenProblem(f"{where}: several secret keys carry this label")
                 if found:
                     secret = found[0]
+                    if not secret[Attribute.SENSITIVE] or secret[Attribute.EXTRACTABLE]:
+                        raise TokenProblem(f"{where}: the secret could leave the token (not sensitive)")
                 else:
                     secret = session.generate_key(
                         KeyType.GENERIC_SECRET,

@@ -9,13 +9,18 @@ restarted daemon asks everyone to sign in again. The clock is injectable for tes
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kitd.crypto.kit_keys import KitKeys
+from kitd.crypto.signing import KeyProblem, Signer
 from kitd.store.officers import Officer
+
+log = logging.getLogger("kitd.sign_in")
 
 
 @dataclass
@@ -47,13 +52,11 @@ class SignedInOfficers:
         self._tokens[token] = _Token(officer, self._clock(), standing, credential)
         return token
 
-    def credential_of(self, nip: str) -> Any:
-        """The signing credential an officer's live sign-in opened; None when none is open
-        (signed out, locked by idleness, or never installed)."""
-        self._forget_idle()
-        return next(
-            (e.credential for e in self._tokens.values() if e.officer.nip == nip and e.credential), None
-        )
+    def credential(self, token: str) -> Any:
+        """The signing credential this sign-in opened; None once it has ended (signed out,
+        locked by idleness) or when there was none. Asking does not restart the idle time."""
+        entry = self._live(token)
+        return None if entry is None else entry.credential
 
     def _live(self, token: str) -> _Token | None:
         """The token's entry while it holds; an idle one is forgotten here."""
@@ -74,6 +77,9 @@ class SignedInOfficers:
 
     def officer(self, token: str) -> Officer | None:
         """The token's officer, restarting its idle time; None for an unknown or idle one."""
+        # Every request sweeps: an idle sign-in's credential (a private key) leaves memory
+        # with the next request of anyone, not only with the next sign-in.
+        self._forget_idle()
         entry = self._live(token)
         if entry is None:
             return None
@@ -103,3 +109,20 @@ class SignedInOfficers:
         now = self._clock()
         for token in [t for t, e in self._tokens.items() if self._idle(e, now)]:
             del self._tokens[token]
+
+
+def open_credential(keys: KitKeys, nip: str, pin: str) -> tuple[Signer | None, dict[str, str | None]]:
+    """At sign-in: the officer's signing credential opened with their PIN, and its state for
+    the screen (``{"state", "problem"}``: unlocked, file, none or unusable)."""
+    try:
+        signer = keys.unlock_officer(nip, pin)
+    except KeyProblem as exc:
+        log.warning("officer %s: %s", nip, exc, extra={"officer": nip})
+        return None, {"state": "unusable", "problem": str(exc)}
+    if signer is not None:
+        return signer, {"state": "unlocked", "problem": None}
+    try:
+        keys.officer_signer(nip)
+    except KeyProblem as exc:
+        return None, {"state": "none", "problem": str(exc)}
+    return None, {"state": "file", "problem": None}

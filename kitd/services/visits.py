@@ -39,7 +39,6 @@ class VisitContext(Protocol):
     slots: dict[str, DeviceSlot]
     sessions: LiveSessions
     events: EventHub
-    signed_in: Any
 
     async def in_database(self, job: Callable[..., T], *args: Any) -> T: ...
 
@@ -107,39 +106,6 @@ class VisitDesk:
         self._lock = asyncio.Lock()
         self._clock = clock
 
-    async def unlock_credential(self, nip: str, pin: str) -> tuple[Any, dict[str, str | None]]:
-        """At sign-in: the officer's signing credential opened with their PIN, and its state
-        for the screen (``{"state", "problem"}``)."""
-        keys = self.sealer.keys
-        try:
-            signer = await asyncio.get_running_loop().run_in_executor(None, keys.unlock_officer, nip, pin)
-        except KeyProblem as exc:
-            log.warning("officer %s: %s", nip, exc, extra={"officer": nip})
-            return None, {"state": "unusable", "problem": str(exc)}
-        if signer is not None:
-            return signer, {"state": "unlocked", "problem": None}
-        try:
-            keys.officer_signer(nip)
-        except KeyProblem as exc:
-            return None, {"state": "none", "problem": str(exc)}
-        return None, {"state": "file", "problem": None}
-
-    async def rewrap_credential(self, nip: str, new_pin: str) -> str:
-        """After the officer's own PIN change: their open credential wrapped under the new PIN
-        ("rewrapped"); "none" when none is installed; "removed" when one is installed but not
-        open (it cannot be re-wrapped without the old key material)."""
-        keys = self.sealer.keys
-        if not keys.credential_path(nip).exists():
-            return "none"
-        signer = self.kit.signed_in.credential_of(nip)
-        if signer is None:
-            keys.drop_officer_credential(nip)
-            return "removed"
-        await asyncio.get_running_loop().run_in_executor(
-            None, keys.rewrap_officer_credential, nip, signer, new_pin
-        )
-        return "rewrapped"
-
     # --- lifecycle ---------------------------------------------------------------------
 
     async def restore(self) -> None:
@@ -200,7 +166,8 @@ class VisitDesk:
                 visit = self._active.visit
                 raise WrongState(f"visit {visit.id} is active: end it first", visit.state)
             order = await self.kit.in_database(pending_order, self.kit.database, order_id)
-            self.sealer.require_ready()  # a visit that could not be sealed would be lost work
+            # A visit that could not be sealed would be lost work (off the loop: it may ask the token).
+            await asyncio.get_running_loop().run_in_executor(None, self.sealer.require_ready)
             kwargs = {"clock": self._clock} if self._clock else {}
             visit = Visit.start(
                 uuid.uuid4().hex[:12], order_id, officer, order["category"], self.finger_order, **kwargs
@@ -261,16 +228,25 @@ class VisitDesk:
             await self._saved(visit, "item_excepted", item)
             return visit
 
-    async def finish(self, visit_id: str) -> Visit:
-        """Seal the visit into the outbox, then end it; if sealing fails it stays in review."""
+    async def finish(self, visit_id: str, caller_nip: str | None = None, credential: Any = None) -> Visit:
+        """Seal the visit into the outbox, then end it; if sealing fails it stays in review.
+
+        The officer's signature is theirs alone: only the visit's officer, signed in, finishes
+        it with ``credential`` (what their sign-in opened) or their plain development key."""
         async with self._lock:
             active = self._require_active(visit_id)
             finished = self._from_json(active.visit.to_json())
             finished.finish()
-            unlocked = self.kit.signed_in.credential_of(finished.officer)
             officer_signer, officer_signs = None, True
             try:
-                officer_signer = self.sealer.keys.officer_signer(finished.officer, unlocked)
+                if caller_nip != finished.officer:
+                    who = finished.officer
+                    raise KeyProblem(
+                        f"only officer {who}, signed in, finishes this visit: it carries their signature"
+                    )
+                officer_signer = await asyncio.get_running_loop().run_in_executor(
+                    None, self.sealer.keys.officer_signer, finished.officer, credential
+                )
             except KeyProblem as exc:
                 if self.require_officer_signature:
                     raise OfficerCannotSign(f"the visit cannot be signed: {exc}") from None
