@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from hil.credentials import foreign_ca_signer, officer_pkcs12, provision_simulation_credentials
 from hil.rig import (
-    KitdProcess,
     add_simulation_officers,
     install_simulation_credentials,
     render_config,
@@ -136,10 +135,8 @@ def test_kitctl_officers_credential_checks_the_officers_pin(tmp_path: Path) -> N
     assert done.returncode == 1 and "locked" in done.stderr
 
 
-def test_a_visit_is_signed_with_the_credential_its_officer_unlocked(tmp_path: Path, rig_logs) -> None:  # noqa: ANN001
-    kitd = KitdProcess(tmp_path / "kitd")
-    rig_logs.add("kitd", kitd.logs)
-    kitd.start()
+def test_a_visit_is_signed_with_the_credential_its_officer_unlocked(start_kitd) -> None:  # noqa: ANN001
+    kitd = start_kitd()  # stopped by the fixture, whatever happens
     keys = KitKeys(KeySettings(kitd.data_dir / "keys"))
     (keys.dir / "officers" / f"{NIP}.key").unlink()  # no plain key: only the installed credential
     keys.install_officer_credential(NIP, officer_pkcs12(kitd.office_dir, keys.dir, NIP, b"p"), b"p", PIN)
