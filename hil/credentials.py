@@ -112,28 +112,24 @@ def _write_certificate(path: Path, certificate: x509.Certificate) -> None:
     path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
-def _signing_credential(
+def _credential(
     key_path: Path,
     certificate_path: Path,
     common_name: str,
     ca: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    recipient: bool = False,
 ) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = _issue(_name(common_name), key.public_key(), ca, ca_key, _key_usage(signing=True))
-    write_private_key(key_path, key)
-    _write_certificate(certificate_path, certificate)
-
-
-def _recipient_credential(
-    key_path: Path,
-    certificate_path: Path,
-    common_name: str,
-    ca: x509.Certificate,
-    ca_key: ec.EllipticCurvePrivateKey,
-) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=RECIPIENT_KEY_BITS)
-    certificate = _issue(_name(common_name), key.public_key(), ca, ca_key, _key_usage(encipherment=True))
+    """A new key (P-256 to sign; RSA to receive bundles) and its certificate from the CA."""
+    if recipient:
+        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = rsa.generate_private_key(
+            public_exponent=65537, key_size=RECIPIENT_KEY_BITS
+        )
+        usage = _key_usage(encipherment=True)
+    else:
+        key, usage = ec.generate_private_key(ec.SECP256R1()), _key_usage(signing=True)
+    certificate = _issue(_name(common_name), key.public_key(), ca, ca_key, usage)
     write_private_key(key_path, key)
     _write_certificate(certificate_path, certificate)
 
@@ -189,7 +185,7 @@ def provision_simulation_credentials(
         if missing:
             ca_key = _load_ca_key(paths.ca_key)
             for nip in missing:
-                _signing_credential(
+                _credential(
                     paths.officer_keys[nip], paths.officer_certificates[nip], f"officer {nip}", ca, ca_key
                 )
         return paths
@@ -197,13 +193,11 @@ def provision_simulation_credentials(
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _issue(_name(CA_NAME), ca_key.public_key(), None, ca_key, _key_usage(ca=True), ca=True)
     write_private_key(paths.ca_key, ca_key)
-    _signing_credential(paths.kit_key, paths.kit_certificate, f"kit {kit_id}", ca, ca_key)
+    _credential(paths.kit_key, paths.kit_certificate, f"kit {kit_id}", ca, ca_key)
     for nip in officer_nips:
-        _signing_credential(
-            paths.officer_keys[nip], paths.officer_certificates[nip], f"officer {nip}", ca, ca_key
-        )
-    _recipient_credential(paths.central_key, paths.central_certificate, "central office", ca, ca_key)
-    _recipient_credential(paths.escrow_key, paths.escrow_certificate, "escrow", ca, ca_key)
+        _credential(paths.officer_keys[nip], paths.officer_certificates[nip], f"officer {nip}", ca, ca_key)
+    _credential(paths.central_key, paths.central_certificate, "central office", ca, ca_key, recipient=True)
+    _credential(paths.escrow_key, paths.escrow_certificate, "escrow", ca, ca_key, recipient=True)
     # The CA certificate last: its presence is what says "provisioned", so an interrupted
     # run is redone from scratch rather than left half made.
     _write_certificate(paths.ca_certificate, ca)
@@ -219,7 +213,7 @@ def foreign_ca_signer(directory: Path, common_name: str = "kit foreign") -> File
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _issue(_name("foreign CA"), ca_key.public_key(), None, ca_key, _key_usage(ca=True), ca=True)
     key_path, certificate_path = directory / "foreign.key", directory / "foreign.crt"
-    _signing_credential(key_path, certificate_path, common_name, ca, ca_key)
+    _credential(key_path, certificate_path, common_name, ca, ca_key)
     _write_certificate(directory / "foreign-ca.crt", ca)
     return read_file_signer(key_path, certificate_path)
 

@@ -214,6 +214,9 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
     ),
 ]
 
+# Where the kit's signing key may live (kitd.crypto.kit_keys).
+KEY_BACKENDS = ("file", "pkcs11")
+
 # A visit's signature session records for capture_seconds plus a 5 s margin; the ISO/IEC
 # 19794-7 time channel of the sealed bundle counts milliseconds in 16 bits (65.5 s).
 MAX_SEALED_SIGNATURE_S = 60.0
@@ -378,7 +381,7 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         raise ConfigError(
             f"{where}config key 'iris.judge_fps': must be 0 or more, got {values['iris.judge_fps']!r}"
         )
-    if values["keys.backend"] not in ("file", "pkcs11"):
+    if values["keys.backend"] not in KEY_BACKENDS:
         raise ConfigError(
             f"{where}config key 'keys.backend': expected file or pkcs11, got {values['keys.backend']!r}"
         )

@@ -26,12 +26,15 @@ from kitd.services.visit_machine import BadVisitRequest, UnknownItem, WrongState
 from kitd.services.visits import NoCapture, OfficerCannotSign, VisitNotFound
 from kitd.store.visits import OrderNotPending
 
-# The visit's own "not found"s; the rest of the kit's errors as for captures.
-VISIT_NOT_FOUND: tuple[tuple[type[KitError], str], ...] = (
-    (VisitNotFound, "unknown_visit"),
-    (UnknownItem, "unknown_item"),
-    (OrderNotPending, "unknown_order"),
-    (NoCapture, "no_capture"),
+# The visit's own errors (status, code); the rest of the kit's errors as for captures.
+VISIT_ERRORS: tuple[tuple[type[KitError], int, str], ...] = (
+    (VisitNotFound, 404, "unknown_visit"),
+    (UnknownItem, 404, "unknown_item"),
+    (OrderNotPending, 404, "unknown_order"),
+    (NoCapture, 404, "no_capture"),
+    (OfficerCannotSign, 409, "officer_cannot_sign"),
+    (SealingNotReady, 409, "sealing_not_ready"),
+    (SealingFailed, 503, "cannot_seal"),
 )
 
 
@@ -40,17 +43,11 @@ def visit_error(exc: KitError) -> web.Response:
         return web.json_response(
             {"error": "wrong_state", "message": str(exc), "state": exc.state}, status=409
         )
-    if isinstance(exc, SealingFailed):
-        return error_response(503, "cannot_seal", str(exc))
-    if isinstance(exc, OfficerCannotSign):
-        return error_response(409, "officer_cannot_sign", str(exc))
-    if isinstance(exc, SealingNotReady):
-        return error_response(409, "sealing_not_ready", str(exc))
     if isinstance(exc, BadVisitRequest):
         return error_response(400, "bad_request", str(exc), exc.field)
-    for error_type, code in VISIT_NOT_FOUND:
+    for error_type, status, code in VISIT_ERRORS:
         if isinstance(exc, error_type):
-            return error_response(404, code, str(exc))
+            return error_response(status, code, str(exc))
     return kit_error_response(exc)
 
 

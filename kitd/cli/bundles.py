@@ -38,9 +38,7 @@ from kitd.crypto.bundle import (
     check_statement,
     open_bundle,
 )
-from kitd.crypto.cms import SignatureInvalid
 from kitd.crypto.signing import KeyProblem, common_name, read_certificate
-from kitd.crypto.statements import verify_statement
 from kitd.crypto.transaction import transaction_files
 from kitd.durable_files import write_atomically
 
@@ -257,16 +255,10 @@ def run_statement(args: argparse.Namespace) -> int:
     try:
         document = _read_statement(args.statement)
         sealed = _read(args.file, "bundle") if args.file is not None else None
-        if sealed is None:
-            statement, _signer = verify_statement(document, [], pinned=kit)
-        else:
-            statement = check_statement(document, sealed, [], kit, pinned=kit)
+        statement = check_statement(document, sealed, [], kit, pinned=kit)
     except UsageProblem as exc:
         sys.stderr.write(f"kitctl: {exc}\n")
         return 2
-    except SignatureInvalid as exc:
-        sys.stderr.write(f"kitctl: {args.statement}: rejected: statement: {exc}\n")
-        return 1
     except BundleRejected as exc:
         sys.stderr.write(f"kitctl: {args.statement}: rejected: {exc}\n")
         return 1

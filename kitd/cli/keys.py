@@ -85,13 +85,11 @@ def _refused(exc: KeyProblem | OSError) -> int:
 
 def run_init(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    keys = kit_keys(config)
     try:
-        request = keys.init(config.kit_id)
+        with kit_keys(config) as keys:
+            request = keys.init(config.kit_id)
     except (KeyProblem, OSError) as exc:
         return _refused(exc)
-    finally:
-        keys.close()
     where = "in the token" if keys.settings.backend == "pkcs11" else f"in {keys.dir / 'kit.key'}"
     print(f"kit key for 'kit {config.kit_id}' made {where}; request: {request}")
     print("have the office's CA sign the request, then: kitctl keys install CERT [INTERMEDIATE ...]")
@@ -100,15 +98,13 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_install(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    keys = kit_keys(config)
     try:
         certificate = _one(args.certificate)
         chain = [c for path in args.chain for c in _certificates(path)]
-        keys.install(certificate, chain, config.kit_id)
+        with kit_keys(config) as keys:
+            keys.install(certificate, chain, config.kit_id)
     except (KeyProblem, OSError) as exc:
         return _refused(exc)
-    finally:
-        keys.close()
     print(f"kit certificate installed: {certificate.subject.rfc4514_string()}, valid until "
           f"{certificate.not_valid_after_utc:%Y-%m-%d}; bundles sealed from now on use it")  # fmt: skip
     return 0
@@ -140,11 +136,8 @@ def run_trust(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    keys = kit_keys(config)
-    try:
+    with kit_keys(config) as keys:
         found = keys.status(config.kit_id)
-    finally:
-        keys.close()
     if args.json:
         print(json.dumps([entry.to_json() for entry in found], indent=1))
     else:

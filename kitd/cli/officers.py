@@ -149,11 +149,8 @@ def install_credential(args: argparse.Namespace, config: KitConfig, roll: Office
         raise OfficerError(str(exc)) from None
     except (WrongPin, OfficerInactive) as exc:
         raise OfficerError(f"{exc}: the credential is wrapped under the officer's own PIN") from None
-    keys = kit_keys(config)
-    try:
+    with kit_keys(config) as keys:
         certificate = keys.install_officer_credential(args.nip, data, password.encode() or None, pin)
-    finally:
-        keys.close()
     until = f"{certificate.not_valid_after_utc:%Y-%m-%d}"
     print(f"signing credential of {officer.name} ({args.nip}) installed, valid until {until}; "
           "it opens when they sign in")  # fmt: skip

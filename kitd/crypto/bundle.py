@@ -165,13 +165,14 @@ def _signers_by_role(
 
 def check_statement(
     document: Any,
-    sealed: bytes,
+    sealed: bytes | None,
     trust: Sequence[x509.Certificate],
     kit: x509.Certificate | None = None,
     pinned: x509.Certificate | None = None,
 ) -> dict[str, Any]:
     """The kit's statement of ``sealed``, checked: its signature (to ``trust``, or made by the
-    ``pinned`` kit certificate alone, as a laptop checks it), its kit, hash and size."""
+    ``pinned`` kit certificate alone, as a laptop checks it), its kit, and — when the sealed
+    file is at hand — its hash and size."""
     try:
         statement, signer = verify_statement(document, trust, pinned=pinned)
     except SignatureInvalid as exc:
@@ -184,6 +185,8 @@ def check_statement(
         raise BundleRejected(f"statement: kind is {statement.get('kind')!r}, not {STATEMENT_KIND}")
     if statement.get("kit_id") != common_name(signer)[len(KIT_CN_PREFIX) :]:
         raise BundleRejected("statement: kit_id is not the signing kit's")
+    if sealed is None:
+        return statement
     if statement.get("sha256") != hashlib.sha256(sealed).hexdigest() or statement.get("size") != len(sealed):
         raise BundleRejected("statement: does not match its sealed file (SHA-256 or size differ)")
     return statement

@@ -19,6 +19,7 @@ simulation), and ``kit-secret`` (the file backend's secret for the wrapping).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -36,7 +37,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from kitd.config import KEY_BACKENDS
 from kitd.crypto.officer_credentials import read_pkcs12, unwrap_credential, wrap_credential
+from kitd.crypto.pkcs11_keys import TokenSession, open_token, read_pin
 from kitd.crypto.signing import (
     KIT_CN_PREFIX,
     OFFICER_CN_PREFIX,
@@ -50,7 +53,6 @@ from kitd.crypto.signing import (
 )
 from kitd.durable_files import fsync_directory, write_atomically
 
-BACKENDS = ("file", "pkcs11")
 MIN_RSA_BITS = 2048
 RECIPIENTS = ("central", "escrow")
 # The token's secret that, with an officer's PIN, wraps the officer's installed credential.
@@ -179,11 +181,13 @@ class KitKeys:
     """The kit's credentials under ``settings.keys_dir`` and its key backend."""
 
     def __init__(self, settings: KeySettings) -> None:
-        if settings.backend not in BACKENDS:
-            raise KeyProblem(f"keys.backend must be one of {', '.join(BACKENDS)}, not {settings.backend!r}")
+        if settings.backend not in KEY_BACKENDS:
+            raise KeyProblem(
+                f"keys.backend must be one of {', '.join(KEY_BACKENDS)}, not {settings.backend!r}"
+            )
         self.settings = settings
         self.dir = settings.keys_dir
-        self._token: Any = None  # the open token session, kept (opening one costs)
+        self._token: TokenSession | None = None  # the open token session, kept (opening one costs)
         self._token_lock = threading.Lock()
 
     # --- paths -----------------------------------------------------------------------------
@@ -196,11 +200,6 @@ class KitKeys:
         return self.dir / "recipients" / f"{name}.crt"
 
     # --- the kit's key -----------------------------------------------------------------------
-
-    def _token_keys(self) -> Any:
-        from kitd.crypto import pkcs11_keys
-
-        return pkcs11_keys
 
     def kit_public_key(self) -> ec.EllipticCurvePublicKey:
         """The public half of the kit's key, wherever it lives."""
@@ -219,14 +218,13 @@ class KitKeys:
             return key.public_key()
         return self._token_session().public_key(self.settings.key_label)
 
-    def _token_session(self) -> Any:
+    def _token_session(self) -> TokenSession:
         # One session for the kit, opened once: the loop's executor threads may ask at once.
         with self._token_lock:
             if self._token is None:
                 s = self.settings
-                tokens = self._token_keys()
-                pin = tokens.read_pin(Path(s.pin_file))
-                self._token = tokens.open_token(Path(s.pkcs11_module), s.token_label, pin)
+                pin = read_pin(Path(s.pin_file))
+                self._token = open_token(Path(s.pkcs11_module), s.token_label, pin)
             return self._token
 
     def kit_signer(self, kit_id: str) -> Signer:
@@ -505,14 +503,18 @@ class KitKeys:
             for p in sorted((self.dir / "chain").glob("*.crt"))
         ]
         for name in RECIPIENTS:
-            entry = certificate_status(f"recipient {name}", self.recipient_path(name), "file", now)
+            path = self.recipient_path(name)
+            try:
+                certificate = read_certificate(path)  # once, for its dates and its key
+            except KeyProblem as exc:
+                found.append(CredentialStatus(f"recipient {name}", str(path), "file", problem=str(exc)))
+                continue
+            entry = certificate_status(f"recipient {name}", path, "file", now, certificate)
             if entry.problem is None:
                 try:
-                    check_recipient(
-                        read_certificate(self.recipient_path(name)), self.recipient_path(name).name
-                    )
+                    check_recipient(certificate, path.name)
                 except KeyProblem as exc:
-                    entry = CredentialStatus(**{**entry.__dict__, "problem": str(exc)})
+                    entry = dataclasses.replace(entry, problem=str(exc))
             found.append(entry)
         if (self.dir / "central-signing.crt").exists():
             found.append(certificate_status("central signing", self.dir / "central-signing.crt", "file", now))
@@ -520,7 +522,14 @@ class KitKeys:
             found.append(certificate_status(f"officer {certificate.stem}", certificate, "file", now))
         return found
 
+    def __enter__(self) -> KitKeys:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Let go of the token's session, if one was opened."""
         with self._token_lock:
             if self._token is not None:
                 self._token.close()

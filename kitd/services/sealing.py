@@ -43,6 +43,8 @@ from kitd.errors import KitError
 from kitd.services.captures import Capture
 
 log = logging.getLogger("kitd.sealing")
+# The credentials (KitKeys.status names) without which no visit can be sealed.
+SEALING_CREDENTIALS = ("kit", "recipient central", "recipient escrow")
 # An excepted finger's reason as the transaction's amputated/unable-to-print code.
 AMPUTATION_CODES = {"amputated": "XX"}  # every other reason: "UP", unable to print
 
@@ -220,23 +222,13 @@ class BundleSealer:
         return self.readiness()["problem"]
 
     def readiness(self, now: dt.datetime | None = None) -> dict[str, Any]:
-        """``{"ready", "problem", "warnings"}`` for the status: the kit's credentials now, and
+        """``{"ready", "problem", "warnings"}`` for the status: what the kit's credentials say
+        now (KitKeys.status: the kit's and the recipients' decide whether it can seal), and
         every credential within 30 days of its end."""
-        try:
-            signer = self.keys.kit_signer(self.kit_id)
-            recipients = self.keys.recipients()
-            now = now or dt.datetime.now(dt.UTC)
-            for certificate, what in [
-                (signer.certificate, "kit.crt"),
-                *((c, "a recipient") for c in recipients),
-            ]:
-                if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-                    raise KeyProblem(f"{what}: '{certificate.subject.rfc4514_string()}' is not valid now")
-        except KeyProblem as exc:
-            problem: str | None = str(exc)
-        else:
-            problem = None
-        warnings = [entry.warning for entry in self.keys.status(self.kit_id, now) if entry.warning]
+        entries = self.keys.status(self.kit_id, now)
+        needed = [e for e in entries if e.name in SEALING_CREDENTIALS]
+        problem = next((e.problem for e in needed if e.problem), None)
+        warnings = [e.warning for e in entries if e.warning]
         return {"ready": problem is None, "problem": problem, "warnings": warnings}
 
     def require_ready(self) -> None:
