@@ -270,3 +270,13 @@ def officer_pkcs12(
     )
     encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
     return pkcs12.serialize_key_and_certificates(nip.encode(), key, certificate, None, encryption)
+
+
+def signing_credential(office_dir: Path, keys_dir: Path, common_name: str) -> FileSigner:
+    """A new P-256 signing credential from the simulation CA, its key and certificate in
+    ``office_dir`` (a laptop's receipts key, or the central office's signing certificate)."""
+    ca = read_certificate(keys_dir / "ca.crt")
+    stem = common_name.replace(" ", "-")
+    key_path, certificate_path = office_dir / f"{stem}.key", office_dir / f"{stem}.crt"
+    _credential(key_path, certificate_path, common_name, ca, _load_ca_key(office_dir / "ca.key"))
+    return read_file_signer(key_path, certificate_path)

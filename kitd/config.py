@@ -70,6 +70,20 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "sign-in); false lets the kit seal it alone, the manifest saying officer_signed false.",
     ),
     (
+        "outbox.retention_days",
+        (int, float),
+        7,
+        "Days a bundle stays in the outbox after the central office's receipt; then its files "
+        "are erased. A bundle the office has not acknowledged is never erased.",
+    ),
+    (
+        "outbox.reserve_visits",
+        int,
+        10,
+        "A visit starts only while free disk covers this many full visits' bundles (384 KiB "
+        "each); 0 turns the check off.",
+    ),
+    (
         "auth.idle_lock_s",
         (int, float),
         300,
@@ -377,10 +391,9 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
     for key in POSITIVE_KEYS:
         if not values[key] > 0:
             raise ConfigError(f"{where}config key '{key}': must be above 0, got {values[key]!r}")
-    if not values["iris.judge_fps"] >= 0:
-        raise ConfigError(
-            f"{where}config key 'iris.judge_fps': must be 0 or more, got {values['iris.judge_fps']!r}"
-        )
+    for key in ("iris.judge_fps", "outbox.retention_days", "outbox.reserve_visits"):
+        if not values[key] >= 0:
+            raise ConfigError(f"{where}config key '{key}': must be 0 or more, got {values[key]!r}")
     if values["keys.backend"] not in KEY_BACKENDS:
         raise ConfigError(
             f"{where}config key 'keys.backend': expected file or pkcs11, got {values['keys.backend']!r}"

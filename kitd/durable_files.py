@@ -1,39 +1,112 @@
 """Files written whole or not at all, and still there after a power cut.
 
-Its one job: :func:`write_atomically` writes to a temporary name in the same folder,
-fsyncs it, renames it over the final name and fsyncs the folder, so that a reader (or the
-kit after the battery ran flat) finds either the old file, or the whole new one, never half.
+Its one job: the kit's one small file I/O layer. :class:`FileOps` is every operation a
+durable write is made of (create, write, fsync, rename, fsync of the folder, unlink), so
+that tests can record a run of them (to rebuild what a power cut at each point would
+leave) or make one fail (EIO, ENOSPC); :func:`write_atomically` writes to a temporary name
+in the same folder, fsyncs it, renames it over the final name and fsyncs the folder, so
+that a reader (or the kit after the battery ran flat) finds either the old file or the
+whole new one, never half. Temporary names end in :data:`TEMPORARY_SUFFIX`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
+TEMPORARY_SUFFIX = ".part"
 
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (the new name is in the directory's blocks)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+
+class FileOps:
+    """The operations of a durable write, on the real file system."""
+
+    def create(self, path: Path, mode: int) -> int:
+        """A new file (never an existing one), open for writing, with exactly ``mode``."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        try:
+            os.fchmod(fd, mode)  # the umask may have taken bits away
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def write(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    def fsync(self, fd: int) -> None:
         os.fsync(fd)
-    finally:
+
+    def close(self, fd: int) -> None:
         os.close(fd)
 
+    def rename(self, source: Path, target: Path) -> None:
+        os.replace(source, target)
 
-def write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` whole or not at all; ``mode`` (e.g. 0o600) from the start."""
+    def unlink(self, path: Path) -> None:
+        os.unlink(path)
+
+    def fsync_directory(self, directory: Path) -> None:
+        """Make the names created, renamed or removed in ``directory`` durable."""
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# The kit's file system; tests pass their own FileOps (recording, failing) instead.
+DISK = FileOps()
+
+
+def fsync_directory(directory: Path, ops: FileOps = DISK) -> None:
+    """Make a rename in ``directory`` durable (the new name is in the directory's blocks)."""
+    ops.fsync_directory(directory)
+
+
+def temporary_name(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place (a hidden name, same folder)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
+
+
+def is_temporary(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(TEMPORARY_SUFFIX)
+
+
+def write_atomically(path: Path, data: bytes, mode: int | None = None, ops: FileOps = DISK) -> None:
+    """Write ``data`` to ``path`` whole or not at all; ``mode`` (default 0o600) from the start.
+
+    A failure at any step (the OSError is raised) leaves the old ``path`` as it was and no
+    temporary file behind, as far as the file system lets it be removed."""
     directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    temporary = temporary_name(path)
+    fd = ops.create(temporary, 0o600 if mode is None else mode)
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        try:
+            ops.write(fd, data)
+            ops.fsync(fd)
+        finally:
+            ops.close(fd)
+        ops.rename(temporary, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        try:
+            ops.unlink(temporary)
+        except OSError:
+            pass  # gone already, or the disk refuses even this: start-up removes it
         raise
-    fsync_directory(directory)
+    ops.fsync_directory(directory)
+
+
+def remove_durably(paths: list[Path], ops: FileOps = DISK) -> None:
+    """Remove each of ``paths`` that exists (all in one folder), then fsync that folder."""
+    directories = set()
+    for path in paths:
+        try:
+            ops.unlink(path)
+        except FileNotFoundError:
+            continue
+        directories.add(path.parent)
+    for directory in directories:
+        ops.fsync_directory(directory)

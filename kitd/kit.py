@@ -22,6 +22,7 @@ from kitd.events import EventHub
 from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
 from kitd.services.iris_feed import IrisFeed
+from kitd.services.outbox import Outbox
 from kitd.services.sealing import BundleSealer, kit_keys
 from kitd.services.sessions import LiveSessions
 from kitd.services.sign_in import SignedInOfficers
@@ -67,15 +68,22 @@ class Kit:
         self.keys = kit_keys(config)
         sealer = BundleSealer(
             self.keys,
-            config.data_dir / "outbox",
             config.kit_id,
             str(config["kit.region_code"]),
             float(config["fingerprint.ppi"]),
+        )
+        self.outbox = Outbox(
+            config.data_dir / "outbox",
+            self.keys.kit_certificate,
+            self.keys.central_signing_certificate,
+            float(config["outbox.retention_days"]),
+            int(config["outbox.reserve_visits"]),
         )
         self.visits = VisitDesk(
             self,
             list(config["visit.finger_order"]),
             sealer,
+            self.outbox,
             require_officer_signature=bool(config["seal.require_officer_signature"]),
         )
         self.database = None

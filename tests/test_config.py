@@ -126,6 +126,10 @@ def test_devices_get_ids_by_kind() -> None:
         ("[auth]\nmax_pin_failures = 2.5", "config key 'auth.max_pin_failures': expected int"),
         ("[signature]\ncapture_seconds = 90", "config key 'signature.capture_seconds': at most 60"),
         ("[keys]\nbackend = 'tpm'", "config key 'keys.backend': expected file or pkcs11"),
+        ("[outbox]\nretention_days = -1", "config key 'outbox.retention_days': must be 0 or more"),
+        ("[outbox]\nretention_days = 'a week'", "config key 'outbox.retention_days': expected"),
+        ("[outbox]\nreserve_visits = -3", "config key 'outbox.reserve_visits': must be 0 or more"),
+        ("[outbox]\nreserve_visits = 2.5", "config key 'outbox.reserve_visits': expected int"),
         (
             "[seal]\nrequire_officer_signature = 'yes'",
             "config key 'seal.require_officer_signature': expected bool",

@@ -38,7 +38,7 @@ from kitd.crypto.manifest import ManifestError, manifest_bytes, read_manifest
 from kitd.crypto.signing import KIT_CN_PREFIX, OFFICER_CN_PREFIX, Signer, common_name
 from kitd.crypto.statements import sign_statement, verify_statement
 from kitd.crypto.transaction import ParsedTransaction, TransactionError, read_transaction, record_digests
-from kitd.durable_files import fsync_directory, write_atomically
+from kitd.durable_files import DISK, FileOps, remove_durably, write_atomically
 from kitd.errors import KitError
 
 SEALED_SUFFIX = ".p7m"
@@ -88,9 +88,13 @@ def _stamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
-def bundle_statement(bundle_id: str, sealed: bytes, created: dt.datetime, kit_id: str) -> dict[str, Any]:
-    """What the kit states of a sealed file: enough for a laptop with the kit's certificate."""
-    return {
+def bundle_statement(
+    bundle_id: str, sealed: bytes, created: dt.datetime, kit_id: str, visit_id: str | None = None
+) -> dict[str, Any]:
+    """What the kit states of a sealed file: enough for a laptop with the kit's certificate,
+    and for the kit's own start-up to register a sealed file it finds without its row (the
+    visit's id is a random name, nothing personal)."""
+    statement = {
         "kind": STATEMENT_KIND,
         "bundle_id": bundle_id,
         "sha256": hashlib.sha256(sealed).hexdigest(),
@@ -98,6 +102,9 @@ def bundle_statement(bundle_id: str, sealed: bytes, created: dt.datetime, kit_id
         "created_at": _stamp(created),
         "kit_id": kit_id,
     }
+    if visit_id is not None:
+        statement["visit_id"] = visit_id
+    return statement
 
 
 def seal_bundle(
@@ -107,6 +114,7 @@ def seal_bundle(
     keys: SealingKeys,
     created: dt.datetime,
     kit_id: str,
+    visit_id: str | None = None,
 ) -> SealedBundle:
     """The sealed file (AuthEnvelopedData of SignedData of the container) and its statement."""
     container = pack_container({TRANSACTION_NAME: transaction, MANIFEST_NAME: manifest_bytes(manifest)})
@@ -116,7 +124,7 @@ def seal_bundle(
     signed = sign_content(container, signers, signing_time=created, extra_certificates=keys.chain)
     sealed = envelope(signed, keys.recipients)
     statement = sign_statement(
-        bundle_statement(bundle_id, sealed, created, kit_id), keys.kit, signing_time=created
+        bundle_statement(bundle_id, sealed, created, kit_id, visit_id), keys.kit, signing_time=created
     )
     return SealedBundle(bundle_id, sealed, statement, len(container))
 
@@ -125,18 +133,25 @@ def bundle_paths(outbox: Path, bundle_id: str) -> tuple[Path, Path]:
     return outbox / f"{bundle_id}{SEALED_SUFFIX}", outbox / f"{bundle_id}{STATEMENT_SUFFIX}"
 
 
-def write_bundle(outbox: Path, bundle: SealedBundle) -> Path:
-    """The sealed file, then its statement, each whole or not at all; the sealed file's path."""
+def statement_bytes(statement: dict[str, Any]) -> bytes:
+    return json.dumps(statement, indent=1).encode() + b"\n"
+
+
+def write_bundle(outbox: Path, bundle: SealedBundle, ops: FileOps = DISK) -> Path:
+    """The statement, then the sealed file, each whole or not at all; the sealed file's path.
+
+    The sealed file comes last, so that a sealed file in the outbox always has its
+    statement beside it. On a failure neither is left (as far as the disk lets them go)."""
     outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
     sealed_path, statement_path = bundle_paths(outbox, bundle.bundle_id)
-    write_atomically(sealed_path, bundle.sealed, mode=0o600)
     try:
-        write_atomically(statement_path, json.dumps(bundle.statement, indent=1).encode() + b"\n", mode=0o600)
+        write_atomically(statement_path, statement_bytes(bundle.statement), mode=0o600, ops=ops)
+        write_atomically(sealed_path, bundle.sealed, mode=0o600, ops=ops)
     except BaseException:
-        # A bundle without its statement would be sealed again under a new id on the next
-        # finish: take it back, so that one visit leaves one bundle.
-        sealed_path.unlink(missing_ok=True)
-        fsync_directory(outbox)
+        try:
+            remove_durably([sealed_path, statement_path], ops)
+        except OSError:
+            pass  # the disk refuses even this: start-up removes what was left
         raise
     return sealed_path
 

@@ -225,6 +225,11 @@ def _parse_signed_data(der: bytes) -> tuple[cms.SignedData, list[_CertificatePai
     return signed_data, list(by_der.values())
 
 
+def carried_certificates(der: bytes) -> list[x509.Certificate]:
+    """The certificates a SignedData carries (who it claims signed it), before any check."""
+    return [certificate for _, certificate in _parse_signed_data(der)[1]]
+
+
 def _attribute(attributes: cms.CMSAttributes, name: str) -> core.Asn1Value | None:
     values = [attribute["values"] for attribute in attributes if attribute["type"].native == name]
     if len(values) != 1 or len(values[0]) != 1:

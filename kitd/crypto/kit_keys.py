@@ -481,6 +481,21 @@ class KitKeys:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_atomically(self.dir / "ca.crt", certificate.public_bytes(serialization.Encoding.PEM), 0o644)
 
+    def central_signing_certificate(self) -> x509.Certificate | None:
+        """The central office's signing certificate (for its receipts), or None if not trusted."""
+        return self._certificate_if_any(self.dir / "central-signing.crt")
+
+    def kit_certificate(self) -> x509.Certificate | None:
+        """The kit's certificate, or None if it has none (yet) or it cannot be read."""
+        return self._certificate_if_any(self.kit_certificate_path)
+
+    @staticmethod
+    def _certificate_if_any(path: Path) -> x509.Certificate | None:
+        try:
+            return read_certificate(path)
+        except KeyProblem:
+            return None
+
     def trust_central_signing(self, certificate: x509.Certificate) -> None:
         check_signing_certificate(certificate, "the central office's signing certificate")
         path = self.dir / "central-signing.crt"

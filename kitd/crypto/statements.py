@@ -33,7 +33,8 @@ def sign_statement(
     return {"statement": statement, "signature": base64.b64encode(signature).decode("ascii")}
 
 
-def _signature_der(document: Any) -> bytes:
+def signature_der(document: Any) -> bytes:
+    """The detached CMS of a signed statement (SignatureInvalid if it is not one)."""
     if not isinstance(document, dict):
         raise SignatureInvalid("a signed statement is a JSON object with 'statement' and 'signature'")
     if not isinstance(document.get("statement"), dict):
@@ -56,7 +57,7 @@ def verify_statement(
 ) -> tuple[dict[str, Any], x509.Certificate]:
     """The statement and its signer's certificate, once the signature checks out against ``trust``
     (or, with ``pinned`` and no trust, made by exactly that certificate: a kit's, say)."""
-    der = _signature_der(document)
+    der = signature_der(document)
     statement = document["statement"]
     try:
         content = canonical_bytes(statement)

@@ -1,10 +1,10 @@
 """Sealing a finished visit: its captures become one sealed bundle in the outbox.
 
 Its one job: :class:`BundleSealer` turns a visit's record, its order and its in-memory
-captures into the ANSI/NIST-ITL transaction and the manifest, seals them (kit and officer
-sign, the central office and the escrow can open) and writes the sealed file and the kit's
-statement into ``data_dir/outbox/`` atomically. Nothing biometric touches the disk before
-it is sealed. The keys are the kit's (kitd.crypto.kit_keys: ``data_dir/keys/`` and the
+captures into the ANSI/NIST-ITL transaction and the manifest and seals them (kit and officer
+sign, the central office and the escrow can open), in memory: the outbox
+(kitd.services.outbox) writes the sealed file and the kit's statement. Nothing biometric
+touches the disk before it is sealed. The keys are the kit's (kitd.crypto.kit_keys: ``data_dir/keys/`` and the
 configured backend); :meth:`BundleSealer.problem` says, before any visit, what is missing.
 """
 
@@ -16,7 +16,6 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -25,7 +24,7 @@ import numpy as np
 from kitd import __version__
 from kitd.capture.signature import render_signature, signature_from_json
 from kitd.config import KitConfig
-from kitd.crypto.bundle import SealedBundle, SealingKeys, seal_bundle, write_bundle
+from kitd.crypto.bundle import SealedBundle, SealingKeys, seal_bundle
 from kitd.crypto.kit_keys import KeySettings, KitKeys
 from kitd.crypto.manifest import ManifestError, build_manifest, item_entry
 from kitd.crypto.signing import KeyProblem, Signer
@@ -55,15 +54,6 @@ class SealingNotReady(KitError):
 
 class SealingFailed(KitError):
     """A finished visit could not be sealed; the visit stays in review, nothing is lost."""
-
-
-@dataclass(frozen=True)
-class SealedVisit:
-    bundle_id: str
-    path: Path
-    size: int
-    records: int
-    sealed_at: str
 
 
 def _capture_pixels(capture: Capture, item: str) -> np.ndarray:
@@ -190,13 +180,10 @@ def kit_keys(config: KitConfig) -> KitKeys:
 
 
 class BundleSealer:
-    """Seals finished visits with the kit's credentials (:class:`KitKeys`) into ``outbox``."""
+    """Seals finished visits with the kit's credentials (:class:`KitKeys`)."""
 
-    def __init__(
-        self, keys: KitKeys, outbox: Path, kit_id: str, region_code: str, fingerprint_ppi: float
-    ) -> None:
+    def __init__(self, keys: KitKeys, kit_id: str, region_code: str, fingerprint_ppi: float) -> None:
         self.keys = keys
-        self.outbox = outbox
         self.kit_id = kit_id
         self.region_code = region_code
         self.fingerprint_ppi = fingerprint_ppi
@@ -245,17 +232,17 @@ class BundleSealer:
         now: dt.datetime | None = None,
         officer_signer: Signer | None = None,
         officer_signs: bool = True,
-    ) -> SealedVisit:
-        """Seal a finished visit (its record as JSON) and write it to the outbox.
+    ) -> SealedBundle:
+        """Seal a finished visit (its record as JSON), in memory.
 
-        Any failure is SealingFailed saying why, and leaves nothing in the outbox: the visit
-        keeps its captures and can be finished again once the cause is mended.
+        Any failure is SealingFailed saying why: the visit keeps its captures and can be
+        finished again once the cause is mended.
         """
         created = now or dt.datetime.now(dt.UTC)
         try:
             keys = self.keys_for(visit["officer"], officer_signer, officer_signs)
             return self._seal(keys, visit, order, captures, devices, created)
-        except (KeyProblem, TransactionError, ManifestError, OSError) as exc:
+        except (KeyProblem, TransactionError, ManifestError) as exc:
             raise SealingFailed(f"cannot seal: {exc}") from None
         except SealingFailed:
             raise
@@ -271,7 +258,7 @@ class BundleSealer:
         captures: Mapping[str, Capture],
         devices: Sequence[Mapping[str, Any]],
         created: dt.datetime,
-    ) -> SealedVisit:
+    ) -> SealedBundle:
         bundle_id = str(uuid.uuid4())
         records = visit_records(visit["items"], captures, self.fingerprint_ppi)
         header = transaction_header(bundle_id, self.kit_id, self.region_code, created, visit, order)
@@ -299,8 +286,4 @@ class BundleSealer:
             records=digests,
             officer_signed=keys.officer is not None,
         )
-        bundle: SealedBundle = seal_bundle(bundle_id, transaction, manifest, keys, created, self.kit_id)
-        path = write_bundle(self.outbox, bundle)
-        return SealedVisit(
-            bundle_id, path, len(bundle.sealed), len(digests), created.isoformat(timespec="seconds")
-        )
+        return seal_bundle(bundle_id, transaction, manifest, keys, created, self.kit_id, visit["id"])

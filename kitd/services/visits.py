@@ -13,6 +13,7 @@ captured items to retake.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable
@@ -23,7 +24,8 @@ from kitd.crypto.signing import KeyProblem
 from kitd.errors import DeviceGone, KitError
 from kitd.events import EventHub
 from kitd.services.captures import Capture
-from kitd.services.sealing import BundleSealer
+from kitd.services.outbox import Outbox, OutboxError
+from kitd.services.sealing import BundleSealer, SealingFailed
 from kitd.services.sessions import LiveSession, LiveSessions, SessionConflict, SessionNotFound
 from kitd.services.slots import DeviceSlot
 from kitd.services.visit_machine import Visit, WrongState, item_kind
@@ -95,12 +97,14 @@ class VisitDesk:
         kit: VisitContext,
         finger_order: list[int],
         sealer: BundleSealer,
+        outbox: Outbox,
         clock: Callable[[], Any] | None = None,
         require_officer_signature: bool = True,
     ) -> None:
         self.kit = kit
         self.finger_order = list(finger_order)
         self.sealer = sealer
+        self.outbox = outbox
         self.require_officer_signature = require_officer_signature
         self._active: _Active | None = None
         self._lock = asyncio.Lock()
@@ -168,6 +172,7 @@ class VisitDesk:
             order = await self.kit.in_database(pending_order, self.kit.database, order_id)
             # A visit that could not be sealed would be lost work (off the loop: it may ask the token).
             await asyncio.get_running_loop().run_in_executor(None, self.sealer.require_ready)
+            self.outbox.require_reserve()  # room on the disk for its bundle, and the next ones
             kwargs = {"clock": self._clock} if self._clock else {}
             visit = Visit.start(
                 uuid.uuid4().hex[:12], order_id, officer, order["category"], self.finger_order, **kwargs
@@ -266,17 +271,38 @@ class VisitDesk:
                 officer_signer,
                 officer_signs,
             )
-            finished.bundle = {"id": sealed.bundle_id, "size": sealed.size, "sealed_at": sealed.sealed_at}
+            finished.bundle = {
+                "id": sealed.bundle_id,
+                "size": len(sealed.sealed),
+                "sealed_at": sealed.statement["statement"]["created_at"],
+            }
+            try:
+                # Registered, written, then in one transaction: sealed, visit saved, order closed.
+                record = await self.kit.in_database(
+                    self.outbox.store,
+                    self.kit.database,
+                    sealed,
+                    finished.to_json(),
+                    now or dt.datetime.now(dt.UTC),
+                )
+            except OutboxError as exc:
+                raise SealingFailed(str(exc)) from None
+            finished = self._from_json(record)
             log.info(
                 "visit %s sealed as bundle %s (%d bytes)",
                 finished.id,
-                sealed.bundle_id,
-                sealed.size,
-                extra={"visit": finished.id, "bundle": sealed.bundle_id},
+                finished.bundle["id"],
+                finished.bundle["size"],
+                extra={"visit": finished.id, "bundle": finished.bundle["id"]},
             )
-            active.visit = finished
-            await self._close(active, "finished", None)
+            for item in list(active.followers):
+                self._stop_session(active, item)
+            self._active = None
             active.captures.clear()  # sealed and saved: the plaintext goes
+            self._announce(finished, finished.state)
+            log.info(
+                "visit %s ended: finished", finished.id, extra={"visit": finished.id, "outcome": "finished"}
+            )
             return finished
 
     async def set_outcome(self, visit_id: str, code: Any, note: Any, reschedule: Any) -> Visit:

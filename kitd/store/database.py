@@ -58,6 +58,43 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE work_orders ADD COLUMN outcome TEXT;
     ALTER TABLE work_orders ADD COLUMN ended_at TEXT;
     """,
+    # 3: the outbox and the laptops whose receipts the kit trusts (issue 24). A bundle's
+    # row is made ('sealing', with the finished visit's record) before its files are
+    # written, and becomes 'sealed' in the transaction that finishes the visit.
+    """
+    CREATE TABLE outbox (
+        bundle_id TEXT PRIMARY KEY,
+        visit_id TEXT,
+        state TEXT NOT NULL CHECK (
+            state IN ('sealing', 'sealed', 'offered', 'acknowledged', 'delivered', 'erased')
+        ),
+        sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+        size INTEGER NOT NULL CHECK (size > 0),
+        sealed_at TEXT NOT NULL,
+        -- While 'sealing': the finished visit's record, saved with the bundle's registration.
+        visit_record TEXT,
+        offered_at TEXT,
+        offered_to TEXT,
+        acknowledged_at TEXT,
+        acknowledged_by TEXT,
+        laptop_receipt TEXT,
+        delivered_at TEXT,
+        central_receipt TEXT,
+        erased_at TEXT,
+        -- What start-up found wrong with its files ('missing', 'damaged'), and since when.
+        problem TEXT,
+        problem_since TEXT
+    );
+    CREATE INDEX outbox_state ON outbox (state, sealed_at);
+    CREATE UNIQUE INDEX outbox_one_bundle_per_visit ON outbox (visit_id) WHERE state != 'erased';
+    CREATE TABLE laptops (
+        name TEXT PRIMARY KEY CHECK (length(name) > 0),
+        certificate TEXT NOT NULL,
+        fingerprint TEXT NOT NULL UNIQUE,
+        trusted_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    """,
 )
 
 

@@ -70,36 +70,47 @@ def close_order(
     reschedule: dict[str, str] | None = None,
     now: dt.datetime | None = None,
 ) -> None:
-    """The order's visit ended with ``outcome`` (``finished`` or an outcome code).
+    """The order's visit ended with ``outcome`` (``finished`` or an outcome code), committed.
 
     Rescheduled: the order stays pending with the new appointment. Otherwise its personal
     fields are erased: only the order id, the outcome and the times stay.
     """
-    stamp = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if outcome == "rescheduled":
-            if reschedule is None:
-                raise ValueError("a rescheduled order needs its new appointment")
-            order = pending_order(conn, order_id)
-            order["appointment"] = {"start": reschedule["start"], "end": reschedule["end"]}
-            start = dt.datetime.fromisoformat(reschedule["start"]).astimezone(dt.UTC).isoformat()
-            conn.execute(
-                "UPDATE work_orders SET content = ?, appointment_start = ?, outcome = ? WHERE order_id = ?",
-                (
-                    json.dumps(order, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
-                    start,
-                    outcome,
-                    order_id,
-                ),
-            )
-        else:
-            conn.execute(
-                "UPDATE work_orders SET status = 'done', content = NULL, appointment_start = NULL, "
-                "outcome = ?, ended_at = ? WHERE order_id = ?",
-                (outcome, stamp, order_id),
-            )
+        close_order_in(conn, order_id, outcome, reschedule, now)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def close_order_in(
+    conn: sqlite3.Connection,
+    order_id: str,
+    outcome: str,
+    reschedule: dict[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """:func:`close_order` inside the caller's transaction."""
+    stamp = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    if outcome == "rescheduled":
+        if reschedule is None:
+            raise ValueError("a rescheduled order needs its new appointment")
+        order = pending_order(conn, order_id)
+        order["appointment"] = {"start": reschedule["start"], "end": reschedule["end"]}
+        start = dt.datetime.fromisoformat(reschedule["start"]).astimezone(dt.UTC).isoformat()
+        conn.execute(
+            "UPDATE work_orders SET content = ?, appointment_start = ?, outcome = ? WHERE order_id = ?",
+            (
+                json.dumps(order, sort_keys=True, ensure_ascii=False, separators=(",", ":")),
+                start,
+                outcome,
+                order_id,
+            ),
+        )
+    else:
+        conn.execute(
+            "UPDATE work_orders SET status = 'done', content = NULL, appointment_start = NULL, "
+            "outcome = ?, ended_at = ? WHERE order_id = ?",
+            (outcome, stamp, order_id),
+        )

@@ -1,0 +1,131 @@
+"""Receipts: a laptop's or the central office's signed word that it holds a sealed bundle.
+
+Its one job: :func:`check_receipt` checks a receipt — a signed statement (kitd.crypto.statements)
+``{"type": "laptop_receipt" | "central_receipt", "bundle_id", "sha256", "size",
+"received_at", "by"}`` — against the keys the kit knows: a laptop receipt must be signed by
+a trusted laptop's certificate (not revoked) and say it is by that laptop; a central receipt
+by the central office's signing certificate. Each refusal is one :class:`ReceiptRefused`
+sentence. Whether it names a file the outbox holds is the outbox's to check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+
+from kitd.crypto.cms import SignatureInvalid, carried_certificates
+from kitd.crypto.statements import signature_der, verify_statement
+from kitd.errors import KitError
+
+RECEIPT_TYPES = ("laptop_receipt", "central_receipt")
+RECEIPT_FIELDS = ("type", "bundle_id", "sha256", "size", "received_at", "by")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class ReceiptRefused(KitError):
+    """A receipt the kit does not take; the message says why."""
+
+
+@dataclass(frozen=True)
+class KnownLaptop:
+    name: str
+    certificate: x509.Certificate
+    revoked_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A receipt whose signature checked out."""
+
+    type: str
+    bundle_id: str
+    sha256: str
+    size: int
+    received_at: str
+    by: str
+    document: dict[str, Any]
+
+
+def receipt_fields(document: Any) -> dict[str, Any]:
+    """The receipt's statement, its fields present and of the right kinds."""
+    if not isinstance(document, dict) or not isinstance(document.get("statement"), dict):
+        raise ReceiptRefused('a receipt is a signed statement: {"statement": {...}, "signature": "..."}')
+    statement = document["statement"]
+    missing = [name for name in RECEIPT_FIELDS if name not in statement]
+    if missing:
+        raise ReceiptRefused(f"the receipt has no '{missing[0]}'")
+    extra = sorted(set(statement) - set(RECEIPT_FIELDS))
+    if extra:
+        raise ReceiptRefused(f"the receipt has an unknown field '{extra[0]}'")
+    if statement["type"] not in RECEIPT_TYPES:
+        raise ReceiptRefused(f"'type' is {statement['type']!r}, not one of {', '.join(RECEIPT_TYPES)}")
+    for name in ("bundle_id", "received_at", "by"):
+        if not isinstance(statement[name], str) or not statement[name]:
+            raise ReceiptRefused(f"'{name}' is not a non-empty string")
+    if not isinstance(statement["sha256"], str) or not SHA256_HEX.fullmatch(statement["sha256"]):
+        raise ReceiptRefused("'sha256' is not 64 lower-case hexadecimal digits")
+    if (
+        isinstance(statement["size"], bool)
+        or not isinstance(statement["size"], int)
+        or statement["size"] <= 0
+    ):
+        raise ReceiptRefused("'size' is not a positive whole number of bytes")
+    try:
+        received = dt.datetime.fromisoformat(statement["received_at"])
+    except ValueError:
+        raise ReceiptRefused("'received_at' is not an ISO 8601 time") from None
+    if received.tzinfo is None:
+        raise ReceiptRefused("'received_at' has no time zone")
+    return statement
+
+
+def _laptop_of(document: dict[str, Any], laptops: Sequence[KnownLaptop]) -> KnownLaptop:
+    try:
+        carried = carried_certificates(signature_der(document))
+    except SignatureInvalid as exc:
+        raise ReceiptRefused(f"signature: {exc}") from None
+    known = [laptop for laptop in laptops if laptop.certificate in carried]
+    if not known:
+        raise ReceiptRefused("signed by an unknown key: no laptop this kit trusts")
+    return known[0]
+
+
+def check_receipt(
+    document: Any,
+    laptops: Sequence[KnownLaptop],
+    central: x509.Certificate | None,
+    at: dt.datetime | None = None,
+) -> Receipt:
+    """The receipt, once its fields and its signature check out (ReceiptRefused says why not)."""
+    statement = receipt_fields(document)
+    if statement["type"] == "laptop_receipt":
+        laptop = _laptop_of(document, laptops)
+        if laptop.revoked_at is not None:
+            raise ReceiptRefused(f"signed by laptop '{laptop.name}', revoked on {laptop.revoked_at}")
+        pinned, who = laptop.certificate, f"laptop '{laptop.name}'"
+    else:
+        if central is None:
+            raise ReceiptRefused(
+                "the kit trusts no central signing certificate (kitctl keys trust central-signing)"
+            )
+        pinned, who = central, "the central office"
+    try:
+        verify_statement(document, [], at=at, pinned=pinned)
+    except SignatureInvalid as exc:
+        raise ReceiptRefused(f"signature: {exc}") from None
+    if statement["type"] == "laptop_receipt" and statement["by"] != laptop.name:
+        raise ReceiptRefused(f"says it is by {statement['by']!r}, but {who} signed it")
+    return Receipt(
+        statement["type"],
+        statement["bundle_id"],
+        statement["sha256"],
+        statement["size"],
+        statement["received_at"],
+        statement["by"],
+        document,
+    )

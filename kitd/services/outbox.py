@@ -1,0 +1,504 @@
+"""The durable outbox: sealed bundles kept until the central office has them.
+
+Its one job: :class:`Outbox` keeps the files of ``data_dir/outbox/`` and their rows (kitd.store
+.outbox) in step through weeks offline and power cuts. A bundle is registered (``sealing``)
+before its files are written and becomes ``sealed`` in the one transaction that finishes its
+visit; laptops' and the central office's receipts (kitd.crypto.receipts) move it on;
+delivered bundles are erased ``outbox.retention_days`` after delivery, and nothing else ever
+is. :meth:`Outbox.reconcile` (at start-up) finishes or forgets interrupted sealings,
+re-registers a whole sealed file that lost its row, reports a row whose file is gone, and
+removes leftover temporary files. Every file operation goes through the kit's I/O layer
+(kitd.durable_files), so that tests can record it and make it fail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import shutil
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from kitd.crypto.bundle import (
+    SEALED_SUFFIX,
+    STATEMENT_SUFFIX,
+    BundleRejected,
+    SealedBundle,
+    bundle_paths,
+    check_statement,
+    write_bundle,
+)
+from kitd.crypto.kit_keys import check_signing_certificate
+from kitd.crypto.receipts import KnownLaptop, ReceiptRefused, check_receipt
+from kitd.crypto.signing import KeyProblem
+from kitd.durable_files import DISK, FileOps, is_temporary, remove_durably
+from kitd.errors import KitError
+from kitd.store import outbox as rows
+from kitd.store.outbox import KEPT
+
+log = logging.getLogger("kitd.outbox")
+
+# What one full visit takes on the disk: the sealing benchmark's ten fingers, two irises and
+# a signature seal to 293 KiB (bench/sealing.py); rounded up for the statement, the
+# database's rows and its write-ahead log, and prints larger than the simulator's.
+FULL_VISIT_BYTES = 384 * 1024
+QUARANTINE = "quarantine"
+LAPTOP_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class OutboxError(KitError):
+    """A bundle could not be written to or registered in the outbox (says which and why)."""
+
+
+class DiskReserve(KitError):
+    """Free space does not cover the reserve of full visits: no visit starts (409)."""
+
+
+class BundleNotFound(KitError):
+    """No bundle with that id in the outbox (404)."""
+
+
+@dataclass
+class Reconciled:
+    """What start-up found and did (each list names bundles or files)."""
+
+    temporary_removed: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
+    leftovers_removed: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {name: list(value) for name, value in self.__dict__.items()}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def public_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A bundle's row as the API and kitctl show it (receipts as objects, no visit record)."""
+    shown = {k: v for k, v in row.items() if k != "visit_record"}
+    for name in ("laptop_receipt", "central_receipt"):
+        if shown.get(name):
+            shown[name] = json.loads(shown[name])
+    return shown
+
+
+class Outbox:
+    """The outbox in ``directory``; its rows are in the database connection each call is given."""
+
+    def __init__(
+        self,
+        directory: Path,
+        kit_certificate: Callable[[], x509.Certificate | None],
+        central_certificate: Callable[[], x509.Certificate | None],
+        retention_days: float = 7,
+        reserve_visits: int = 10,
+        ops: FileOps = DISK,
+    ) -> None:
+        self.directory = Path(directory)
+        self.kit_certificate = kit_certificate
+        self.central_certificate = central_certificate
+        self.retention_days = float(retention_days)
+        self.reserve_visits = int(reserve_visits)
+        self.ops = ops
+
+    # --- sealing ---------------------------------------------------------------------------
+
+    def store(
+        self, conn: sqlite3.Connection, bundle: SealedBundle, visit_record: dict[str, Any], now: dt.datetime
+    ) -> dict[str, Any]:
+        """Register ``bundle``, write its files and, in one transaction, make it ``sealed`` and
+        its visit (``visit_record``, finished) saved and its order closed. Returns the visit's
+        record as saved: if an earlier finish of the visit left a whole bundle that could not
+        be registered, that bundle is the one registered now, and ``bundle`` is dropped.
+
+        OutboxError says what failed; nothing is then reported sealed, and a finish again
+        retries (start-up also finishes or forgets what was interrupted)."""
+        visit_id = visit_record["id"]
+        try:
+            earlier = rows.sealing_row_of_visit(conn, visit_id)
+            if earlier is not None:
+                if self._whole(earlier):
+                    return rows.complete_sealing(conn, earlier["bundle_id"], now)
+                self._discard(conn, earlier)
+            rows.register_sealing(
+                conn,
+                bundle.bundle_id,
+                visit_record,
+                hashlib.sha256(bundle.sealed).hexdigest(),
+                len(bundle.sealed),
+                bundle.statement["statement"]["created_at"],
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxError(
+                f"the kit's database could not register bundle {bundle.bundle_id}: {exc}"
+            ) from None
+        try:
+            write_bundle(self.directory, bundle, self.ops)
+        except OSError as exc:
+            try:
+                rows.forget_sealing(conn, bundle.bundle_id)
+            except sqlite3.Error:
+                pass  # start-up forgets it: its files are not whole
+            raise OutboxError(
+                f"the outbox could not write bundle {bundle.bundle_id}: {exc.strerror or exc}"
+            ) from None
+        try:
+            return rows.complete_sealing(conn, bundle.bundle_id, now)
+        except sqlite3.Error as exc:
+            # The files are whole and the row says 'sealing': finishing again (or start-up)
+            # registers this same bundle; nothing is sealed twice.
+            raise OutboxError(
+                f"bundle {bundle.bundle_id} is written but the kit's database could not register it "
+                f"({exc}): finish the visit again"
+            ) from None
+
+    def _whole(self, row: dict[str, Any]) -> bool:
+        """Both files of a registered bundle are there and the sealed one is the one registered."""
+        sealed, statement = bundle_paths(self.directory, row["bundle_id"])
+        try:
+            if sealed.stat().st_size != row["size"] or _sha256_of(sealed) != row["sha256"]:
+                return False
+            document = json.loads(statement.read_bytes())
+            return document["statement"]["sha256"] == row["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
+    def _discard(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+        """An interrupted sealing: its files go, then its row."""
+        remove_durably(list(bundle_paths(self.directory, row["bundle_id"])), self.ops)
+        rows.forget_sealing(conn, row["bundle_id"])
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def bundles(
+        self, conn: sqlite3.Connection, states: Sequence[str] = rows.STATES[1:]
+    ) -> list[dict[str, Any]]:
+        return [public_row(r) for r in rows.bundle_rows(conn, tuple(states))]
+
+    def bundle(self, conn: sqlite3.Connection, bundle_id: str) -> dict[str, Any]:
+        row = rows.bundle_row(conn, bundle_id)
+        if row is None or row["state"] == "sealing":
+            raise BundleNotFound(f"no bundle '{bundle_id}' in the outbox")
+        return public_row(row)
+
+    def sealed_file(self, bundle_id: str) -> Path:
+        return bundle_paths(self.directory, bundle_id)[0]
+
+    def free_bytes(self) -> int:
+        place = self.directory if self.directory.exists() else self.directory.parent
+        return shutil.disk_usage(place).free
+
+    def reserve_bytes(self) -> int:
+        return self.reserve_visits * FULL_VISIT_BYTES
+
+    def reserve_problem(self) -> str | None:
+        """Why no visit may start for lack of disk, or None."""
+        try:
+            free = self.free_bytes()
+        except OSError as exc:
+            return f"the outbox's disk cannot be read ({exc.strerror or exc})"
+        need = self.reserve_bytes()
+        if free >= need:
+            return None
+        return (
+            f"the disk has {free / 2**20:.1f} MiB free, less than the reserve for "
+            f"{self.reserve_visits} full visits ({need / 2**20:.1f} MiB, outbox.reserve_visits): "
+            "hand the sealed bundles to a laptop or free space first"
+        )
+
+    def require_reserve(self) -> None:
+        problem = self.reserve_problem()
+        if problem is not None:
+            raise DiskReserve(f"no visit can start: {problem}")
+
+    def summary(self, conn: sqlite3.Connection, now: dt.datetime | None = None) -> dict[str, Any]:
+        """For the status: free space and the reserve, bundles by state, the oldest bundle the
+        office does not have yet, and every bundle whose files start-up found wrong."""
+        now = now or _now()
+        oldest = rows.oldest_unacknowledged(conn)
+        age = None
+        if oldest is not None:
+            age = max(0, round((now - dt.datetime.fromisoformat(oldest)).total_seconds()))
+        try:
+            free: int | None = self.free_bytes()
+        except OSError:
+            free = None
+        return {
+            "free_bytes": free,
+            "reserve_bytes": self.reserve_bytes(),
+            "reserve_ok": free is not None and free >= self.reserve_bytes(),
+            "bundles": rows.state_counts(conn),
+            "oldest_unacknowledged_sealed_at": oldest,
+            "oldest_unacknowledged_age_s": age,
+            "problems": rows.problems(conn),
+        }
+
+    # --- a laptop --------------------------------------------------------------------------
+
+    def offer(
+        self, conn: sqlite3.Connection, laptop: str, now: dt.datetime, bundle_ids: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The bundles listed to ``laptop`` (all it has not acknowledged, or those named):
+        each becomes ``offered``. Bundles whose file start-up found missing are not listed."""
+        candidates = [
+            r
+            for r in rows.bundle_rows(conn, rows.UNACKNOWLEDGED)
+            if r["problem"] is None and (bundle_ids is None or r["bundle_id"] in bundle_ids)
+        ]
+        rows.mark_offered(conn, [r["bundle_id"] for r in candidates], laptop, now)
+        return [self.bundle(conn, r["bundle_id"]) for r in candidates]
+
+    def trust_laptop(
+        self,
+        conn: sqlite3.Connection,
+        name: str,
+        certificate: x509.Certificate,
+        now: dt.datetime | None = None,
+    ) -> dict[str, Any]:
+        """Trust ``certificate`` for laptop ``name``'s receipts (until revoked)."""
+        if not LAPTOP_NAME.fullmatch(name):
+            raise rows.LaptopError(f"laptop name {name!r}: 1-64 letters, digits, '.', '_' or '-'")
+        try:
+            check_signing_certificate(certificate, f"laptop '{name}'")
+        except KeyProblem as exc:
+            raise rows.LaptopError(str(exc)) from None
+        now = now or _now()
+        if certificate.not_valid_after_utc <= now:
+            raise rows.LaptopError(
+                f"laptop '{name}': its certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}"
+            )
+        pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+        fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
+        rows.trust_laptop(conn, name, pem, fingerprint, now)
+        return {"name": name, "fingerprint": fingerprint, "subject": certificate.subject.rfc4514_string()}
+
+    def revoke_laptop(self, conn: sqlite3.Connection, name: str, now: dt.datetime | None = None) -> None:
+        """Refuse ``name``'s receipts from now on (the receipts taken before stand)."""
+        rows.revoke_laptop(conn, name, now or _now())
+
+    def known_laptops(self, conn: sqlite3.Connection) -> list[KnownLaptop]:
+        return [
+            KnownLaptop(r["name"], x509.load_pem_x509_certificate(r["certificate"].encode()), r["revoked_at"])
+            for r in rows.laptops(conn)
+        ]
+
+    def take_receipts(
+        self, conn: sqlite3.Connection, documents: Sequence[Any], now: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Each receipt checked and applied: ``accepted`` (the bundle moved on), ``duplicate``
+        (it had already; nothing changes) or ``refused`` with its reason."""
+        now = now or _now()
+        laptops = self.known_laptops(conn)
+        central = self.central_certificate()
+        results = []
+        for index, document in enumerate(documents):
+            result: dict[str, Any] = {"index": index}
+            statement = document.get("statement") if isinstance(document, dict) else None
+            if isinstance(statement, dict):
+                result.update(bundle_id=statement.get("bundle_id"), type=statement.get("type"))
+            try:
+                receipt = check_receipt(document, laptops, central, now)
+                result.update(self._apply(conn, receipt, now))
+            except ReceiptRefused as exc:
+                result.update(result="refused", reason=str(exc))
+            results.append(result)
+            if result["result"] == "refused":
+                log.warning("receipt %d refused: %s", index, result["reason"])
+            else:
+                log.info("receipt for bundle %s: %s", result["bundle_id"], result["result"])
+        return results
+
+    def _apply(self, conn: sqlite3.Connection, receipt: Any, now: dt.datetime) -> dict[str, Any]:
+        row = rows.bundle_row(conn, receipt.bundle_id)
+        if row is None or row["state"] == "sealing":
+            raise ReceiptRefused(f"names bundle '{receipt.bundle_id}', which this kit does not hold")
+        if receipt.sha256 != row["sha256"] or receipt.size != row["size"]:
+            raise ReceiptRefused(
+                f"names another file than bundle {receipt.bundle_id}: its SHA-256 or size differ"
+            )
+        if receipt.type == "laptop_receipt":
+            moved = rows.mark_acknowledged(conn, receipt.bundle_id, receipt.by, receipt.document, now)
+        else:
+            moved = rows.mark_delivered(conn, receipt.bundle_id, receipt.document, now)
+        state = rows.bundle_row(conn, receipt.bundle_id)["state"]  # type: ignore[index]
+        return {"result": "accepted" if moved else "duplicate", "state": state}
+
+    # --- erasing ---------------------------------------------------------------------------
+
+    def erase_expired(self, conn: sqlite3.Connection, now: dt.datetime | None = None) -> list[str]:
+        """Bundles delivered ``retention_days`` ago or more: the row says erased first, then
+        the files go (start-up removes any an interruption left)."""
+        now = now or _now()
+        erased = rows.mark_erased(conn, now - dt.timedelta(days=self.retention_days), now)
+        for bundle_id in erased:
+            try:
+                remove_durably(list(bundle_paths(self.directory, bundle_id)), self.ops)
+            except OSError as exc:
+                log.warning("bundle %s is erased but its files could not be removed yet: %s", bundle_id, exc)
+        if erased:
+            log.info("erased %d delivered bundles (retention %g days)", len(erased), self.retention_days)
+        return erased
+
+    # --- start-up --------------------------------------------------------------------------
+
+    def reconcile(self, conn: sqlite3.Connection, now: dt.datetime | None = None) -> Reconciled:
+        """Bring the files and the rows back in step after whatever stopped the kit."""
+        now = now or _now()
+        report = Reconciled()
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        entries = [p for p in self.directory.iterdir() if p.is_file()]
+        temporary = [p for p in entries if is_temporary(p)]
+        remove_durably(temporary, self.ops)
+        report.temporary_removed = sorted(p.name for p in temporary)
+        for row in rows.bundle_rows(conn, ("sealing",)):
+            if self._whole(row):
+                rows.complete_sealing(conn, row["bundle_id"], now)
+                report.completed.append(row["bundle_id"])
+                log.warning(
+                    "bundle %s: its sealing was interrupted after it was written; registered",
+                    row["bundle_id"],
+                )
+            else:
+                self._discard(conn, row)
+                report.forgotten.append(row["bundle_id"])
+                log.warning(
+                    "bundle %s: its sealing was interrupted before it was whole; the visit stays in review",
+                    row["bundle_id"],
+                )
+        known = {r["bundle_id"]: r for r in rows.bundle_rows(conn)}
+        for row in known.values():
+            self._check_files(conn, row, now, report)
+        self._adopt_strays(conn, known, now, report)
+        return report
+
+    def _check_files(
+        self, conn: sqlite3.Connection, row: dict[str, Any], now: dt.datetime, report: Reconciled
+    ) -> None:
+        sealed, statement = bundle_paths(self.directory, row["bundle_id"])
+        if row["state"] == "erased":
+            present = [p for p in (sealed, statement) if p.exists()]
+            if present:
+                remove_durably(present, self.ops)
+                report.leftovers_removed += [p.name for p in present]
+            return
+        if row["state"] not in KEPT:
+            return
+        try:
+            size = sealed.stat().st_size
+        except FileNotFoundError:
+            size = None
+        if size is None:
+            problem = "missing"
+            report.missing.append(row["bundle_id"])
+            log.error(
+                "bundle %s (%s since %s) has no file in the outbox: it is kept on the list, restore %s",
+                row["bundle_id"], row["state"], row["sealed_at"], sealed.name,
+            )  # fmt: skip
+        elif size != row["size"] or not statement.exists():
+            problem = "damaged"
+            report.damaged.append(row["bundle_id"])
+            log.error(
+                "bundle %s (%s): its file is %d bytes, registered %d (or its statement is gone)",
+                row["bundle_id"], row["state"], size, row["size"],
+            )  # fmt: skip
+        else:
+            problem = None
+        if problem != row["problem"]:
+            rows.set_problem(conn, row["bundle_id"], problem, now)
+
+    def _adopt_strays(
+        self, conn: sqlite3.Connection, known: dict[str, dict[str, Any]], now: dt.datetime, report: Reconciled
+    ) -> None:
+        """Files without a row: a whole, verified sealed file is registered; a lone statement is
+        an interrupted sealing's and goes; anything else is moved aside, never deleted."""
+        by_id: dict[str, dict[str, Path]] = {}
+        for path in self.directory.iterdir():
+            if not path.is_file() or is_temporary(path):
+                continue
+            for suffix, kind in ((STATEMENT_SUFFIX, "statement"), (SEALED_SUFFIX, "sealed")):
+                if path.name.endswith(suffix):
+                    by_id.setdefault(path.name[: -len(suffix)], {})[kind] = path
+                    break
+        for bundle_id, files in sorted(by_id.items()):
+            if bundle_id in known:
+                continue
+            if "sealed" not in files:
+                remove_durably([files["statement"]], self.ops)
+                report.leftovers_removed.append(files["statement"].name)
+                continue
+            problem = self._stray_problem(bundle_id, files)
+            if problem is None:
+                statement = json.loads(files["statement"].read_bytes())["statement"]
+                try:
+                    rows.register_found(
+                        conn, bundle_id, statement.get("visit_id"), statement["sha256"],
+                        statement["size"], statement["created_at"],
+                    )  # fmt: skip
+                except sqlite3.IntegrityError:
+                    problem = f"its visit {statement.get('visit_id')} has another bundle"
+                else:
+                    report.registered.append(bundle_id)
+                    log.warning("bundle %s had no row: verified and registered as sealed", bundle_id)
+                    continue
+            self._quarantine(list(files.values()))
+            report.quarantined.append(bundle_id)
+            log.error(
+                "bundle file %s is not a whole sealed bundle of this kit (%s): moved to %s/",
+                bundle_id,
+                problem,
+                QUARANTINE,
+            )
+
+    def _stray_problem(self, bundle_id: str, files: dict[str, Path]) -> str | None:
+        if "statement" not in files:
+            return "it has no statement"
+        try:
+            document = json.loads(files["statement"].read_bytes())
+            sealed = files["sealed"].read_bytes()
+            kit = self.kit_certificate()
+            if kit is not None:
+                statement = check_statement(document, sealed, [], kit, pinned=kit)
+            else:
+                statement = document["statement"]
+                if statement["sha256"] != hashlib.sha256(sealed).hexdigest() or statement["size"] != len(
+                    sealed
+                ):
+                    return "its statement does not match it"
+        except BundleRejected as exc:
+            return str(exc)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"its statement cannot be read ({exc})"
+        if statement.get("bundle_id") != bundle_id:
+            return "its statement names another bundle"
+        return None
+
+    def _quarantine(self, paths: list[Path]) -> None:
+        aside = self.directory / QUARANTINE
+        aside.mkdir(exist_ok=True, mode=0o700)
+        for path in paths:
+            self.ops.rename(path, aside / path.name)
+        self.ops.fsync_directory(aside)
+        self.ops.fsync_directory(self.directory)
