@@ -10,6 +10,8 @@ never the reverse.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 from kitd import __version__
 from kitd.config import KitConfig
 from kitd.drivers.registry import device_kind, make_driver
+from kitd.errors import KitError
 from kitd.events import EventHub
 from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
@@ -32,6 +35,9 @@ from kitd.store.database import DatabaseError, database_path, open_database
 from kitd.store.officers import OfficerRoll
 
 T = TypeVar("T")
+log = logging.getLogger("kitd.outbox")
+# How often delivered bundles past outbox.retention_days are looked for (and at start-up).
+ERASE_INTERVAL_S = 3600.0
 
 
 class Kit:
@@ -87,6 +93,8 @@ class Kit:
             require_officer_signature=bool(config["seal.require_officer_signature"]),
         )
         self.database = None
+        # What start-up's reconciliation could not do (shown by the status), or None.
+        self.outbox_problem: str | None = None
         self._officers: OfficerRoll | None = None
         # One thread owns the database connection: queries never block the event loop,
         # and never run two at once on the connection (a PIN check takes ~170 ms).
@@ -99,6 +107,34 @@ class Kit:
         """Open (and migrate) the kit's database in data_dir; DatabaseError names the file."""
         self.database = open_database(database_path(self.config.data_dir))
         self._officers = OfficerRoll(self.database, int(self.config["auth.max_pin_failures"]))
+
+    def reconcile_outbox(self) -> None:
+        """At start-up, before anything is served: the outbox's files and rows back in step
+        (kitd.services.outbox). A failure is logged and shown by the status; the kit runs on."""
+        try:
+            report = self.outbox.reconcile(self.database)
+        except (OSError, sqlite3.Error, KitError) as exc:
+            self.outbox_problem = f"the outbox could not be checked at start-up: {exc}"
+            log.error("%s", self.outbox_problem)
+            return
+        self.outbox_problem = None
+        changes = {name: value for name, value in report.to_json().items() if value}
+        if changes:
+            log.warning("outbox reconciled at start-up: %s", changes, extra={"reconciled": changes})
+
+    async def erase_delivered(self) -> None:
+        """Erase delivered bundles past their retention now, then every hour."""
+        while True:
+            try:
+                await self.in_database(self.outbox.erase_expired, self.database)
+            except (OSError, sqlite3.Error, KitError) as exc:
+                log.error("delivered bundles could not be erased: %s", exc)
+            await asyncio.sleep(ERASE_INTERVAL_S)
+
+    async def outbox_status(self) -> dict[str, Any]:
+        summary = await self.in_database(self.outbox.summary, self.database)
+        summary["problem"] = self.outbox_problem
+        return summary
 
     @property
     def officers(self) -> OfficerRoll:

@@ -22,6 +22,8 @@ COMPONENTS_URI = "urn:kitd:components"
 
 SESSION_STATES = ["running", "captured", "confirmed", "forced", "cancelled", "failed"]
 DEVICE_STATUSES = ["ready", "busy", "disconnected", "error"]
+# A bundle's states as the API shows them (kitd.store.outbox.STATES but the internal "sealing").
+OUTBOX_STATES = ("sealed", "offered", "acknowledged", "delivered", "erased")
 CATEGORIES = ["lansia", "disabilitas", "odgj", "lainnya"]
 ROLES = ["officer", "supervisor", "technician"]
 _NIP = {"type": "string", "pattern": "^[0-9]{18}$", "description": "18-digit NIP (civil servant number)."}
@@ -163,9 +165,10 @@ SCHEMAS: dict[str, Any] = {
     },
     "Status": {
         "type": "object",
-        "required": ["version", "uptime_s", "devices", "sealing"],
+        "required": ["version", "uptime_s", "devices", "sealing", "outbox"],
         "properties": {
             "version": {"type": "string"},
+            "outbox": {"$ref": "#/components/schemas/OutboxSummary"},
             "uptime_s": {"type": "number"},
             "sealing": {
                 "type": "object",
@@ -187,6 +190,122 @@ SCHEMAS: dict[str, Any] = {
                 "required": DEVICE_STATUSES,
                 "properties": {s: {"type": "integer"} for s in DEVICE_STATUSES},
             },
+        },
+    },
+    "OutboxSummary": {
+        "type": "object",
+        "description": "The outbox in data_dir/outbox: room on the disk, bundles by state, the oldest "
+        "bundle the office does not have yet, and bundles whose files start-up found wrong",
+        "required": [
+            "free_bytes",
+            "reserve_bytes",
+            "reserve_ok",
+            "bundles",
+            "oldest_unacknowledged_sealed_at",
+            "oldest_unacknowledged_age_s",
+            "problems",
+            "problem",
+        ],
+        "properties": {
+            "free_bytes": {"type": ["integer", "null"]},
+            "reserve_bytes": {
+                "type": "integer",
+                "description": "outbox.reserve_visits full visits: below it no visit starts",
+            },
+            "reserve_ok": {"type": "boolean"},
+            "bundles": {
+                "type": "object",
+                "required": list(OUTBOX_STATES),
+                "properties": {state: {"type": "integer"} for state in OUTBOX_STATES},
+            },
+            "oldest_unacknowledged_sealed_at": {"type": ["string", "null"]},
+            "oldest_unacknowledged_age_s": {"type": ["integer", "null"]},
+            "problems": {
+                "type": "array",
+                "description": "Bundles whose file is missing or damaged (kept on the list, never dropped)",
+                "items": {
+                    "type": "object",
+                    "required": ["bundle_id", "state", "problem", "problem_since"],
+                    "properties": {
+                        "bundle_id": {"type": "string"},
+                        "state": {"type": "string"},
+                        "problem": {"enum": ["missing", "damaged"]},
+                        "problem_since": {"type": "string"},
+                    },
+                },
+            },
+            "problem": {
+                "type": ["string", "null"],
+                "description": "What start-up's reconciliation could not do, if anything",
+            },
+        },
+    },
+    "OutboxBundle": {
+        "type": "object",
+        "required": ["bundle_id", "visit_id", "state", "sha256", "size", "sealed_at", "problem"],
+        "properties": {
+            "bundle_id": {"type": "string"},
+            "visit_id": {"type": ["string", "null"]},
+            "state": {"enum": list(OUTBOX_STATES)},
+            "sha256": {"type": "string"},
+            "size": {"type": "integer"},
+            "sealed_at": {"type": "string"},
+            "offered_at": {"type": ["string", "null"]},
+            "offered_to": {"type": ["string", "null"]},
+            "acknowledged_at": {"type": ["string", "null"]},
+            "acknowledged_by": {"type": ["string", "null"]},
+            "laptop_receipt": {"type": ["object", "null"]},
+            "delivered_at": {"type": ["string", "null"]},
+            "central_receipt": {"type": ["object", "null"]},
+            "erased_at": {"type": ["string", "null"]},
+            "problem": {"type": ["string", "null"]},
+            "problem_since": {"type": ["string", "null"]},
+        },
+    },
+    "Receipt": {
+        "type": "object",
+        "description": "A signed statement (detached CMS over the RFC 8785 form of 'statement', base64)",
+        "required": ["statement", "signature"],
+        "properties": {
+            "statement": {
+                "type": "object",
+                "required": ["type", "bundle_id", "sha256", "size", "received_at", "by"],
+                "properties": {
+                    "type": {"enum": ["laptop_receipt", "central_receipt"]},
+                    "bundle_id": {"type": "string"},
+                    "sha256": {"type": "string"},
+                    "size": {"type": "integer"},
+                    "received_at": {"type": "string"},
+                    "by": {"type": "string"},
+                },
+            },
+            "signature": {"type": "string"},
+        },
+    },
+    "ReceiptResults": {
+        "type": "object",
+        "required": ["results", "accepted", "duplicate", "refused"],
+        "properties": {
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "result"],
+                    "properties": {
+                        "index": {"type": "integer"},
+                        "bundle_id": {},
+                        "type": {},
+                        "result": {"enum": ["accepted", "duplicate", "refused"]},
+                        "state": {"type": "string"},
+                        "reason": {"type": "string"},
+                    },
+                },
+            },
+            "accepted": {"type": "integer"},
+            "duplicate": {"type": "integer"},
+            "refused": {"type": "integer"},
+            "error": {"type": "string"},
+            "message": {"type": "string"},
         },
     },
     "Device": {

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from hil.credentials import foreign_ca_signer, recipient_certificate, sign_request
 from hil.rig import SIMULATION_KIT_ID, install_simulation_credentials, simulation_officer, venv_script
 from hil.sample_visit import SampleVisit, finished_visit
-from kitd.crypto.bundle import BundleRejected, bundle_statement, check_statement, open_bundle
+from kitd.crypto.bundle import BundleRejected, bundle_statement, check_statement, open_bundle, write_bundle
 from kitd.crypto.cms import envelope, open_envelope, sign_content, verify_signed
 from kitd.crypto.container import pack_container, unpack_container
 from kitd.crypto.kit_keys import KeySettings, KitKeys
@@ -53,18 +53,12 @@ def visit() -> SampleVisit:
 
 @pytest.fixture(scope="module")
 def sealed(office: Path, visit: SampleVisit) -> Path:
-    sealer = BundleSealer(
-        KitKeys(KeySettings(office / "data" / "keys")),
-        office / "data" / "outbox",
-        SIMULATION_KIT_ID,
-        "3576",
-        385.0,
-    )
+    sealer = BundleSealer(KitKeys(KeySettings(office / "data" / "keys")), SIMULATION_KIT_ID, "3576", 385.0)
     devices = [
         {"id": "fingerprint", "kind": "fingerprint", "model": "NB-1010-U", "serial": "S1", "firmware": "1.2"}
     ]
     result = sealer.seal(visit.visit, visit.order, visit.captures, devices)
-    return result.path
+    return write_bundle(office / "data" / "outbox", result)
 
 
 def kitctl(*args: object) -> subprocess.CompletedProcess[str]:
@@ -396,7 +390,7 @@ def test_bad_usage_exits_2_with_one_line(office: Path, sealed: Path, tmp_path: P
 def test_sealing_needs_every_key_and_says_which(office: Path, visit: SampleVisit, tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     install_simulation_credentials(tmp_path, tmp_path / "office")
-    sealer = BundleSealer(KitKeys(KeySettings(keys)), tmp_path / "outbox", SIMULATION_KIT_ID, "3576", 385.0)
+    sealer = BundleSealer(KitKeys(KeySettings(keys)), SIMULATION_KIT_ID, "3576", 385.0)
     (keys / "officers" / f"{OFFICER}.key").unlink()
     with pytest.raises(SealingFailed, match=f"officer {OFFICER} has no signing credential"):
         sealer.seal(visit.visit, visit.order, visit.captures, [])
@@ -466,10 +460,8 @@ def test_garbled_inner_signeddata_and_statements_are_rejected_not_crashed(office
 
 def test_a_visit_a_guardian_consented_to_is_sealed_with_the_guardian(office: Path, tmp_path: Path) -> None:
     visit = finished_visit(OFFICER, "MJK-002", guardian={"name": "Sri", "relation": "kakak"})
-    sealer = BundleSealer(
-        KitKeys(KeySettings(office / "data" / "keys")), tmp_path / "outbox", SIMULATION_KIT_ID, "3576", 385.0
-    )
-    path = sealer.seal(visit.visit, visit.order, visit.captures, []).path
+    sealer = BundleSealer(KitKeys(KeySettings(office / "data" / "keys")), SIMULATION_KIT_ID, "3576", 385.0)
+    path = write_bundle(tmp_path / "outbox", sealer.seal(visit.visit, visit.order, visit.captures, []))
     key = serialization.load_pem_private_key((office / "office" / "central.key").read_bytes(), None)
     opened = open_bundle(path.read_bytes(), key, [read_certificate(office / "data" / "keys" / "ca.crt")])
     assert opened.manifest["consent"]["guardian"] == {"name": "Sri", "relation": "kakak"}
@@ -482,9 +474,7 @@ def test_a_kit_certificate_of_another_kit_is_refused_before_sealing(
 ) -> None:
     """kit.id must be the name the kit's certificate gives, or every bundle would be rejected
     at the office after its captures had gone."""
-    sealer = BundleSealer(
-        KitKeys(KeySettings(office / "data" / "keys")), tmp_path / "outbox", "kit-7", "3576", 385.0
-    )
+    sealer = BundleSealer(KitKeys(KeySettings(office / "data" / "keys")), "kit-7", "3576", 385.0)
     assert "names 'kit kit-sim', not 'kit kit-7'" in (sealer.problem() or "")
     with pytest.raises(SealingFailed, match="not 'kit kit-7'"):
         sealer.seal(visit.visit, visit.order, visit.captures, [])
@@ -499,7 +489,7 @@ def test_rotation_new_credentials_seal_new_bundles_and_old_bundles_still_verify(
     data = tmp_path / "data"
     install_simulation_credentials(data, tmp_path / "office")
     keys = KitKeys(KeySettings(data / "keys"))
-    sealer = BundleSealer(keys, data / "outbox", SIMULATION_KIT_ID, "3576", 385.0)
+    sealer = BundleSealer(keys, SIMULATION_KIT_ID, "3576", 385.0)
     before = sealer.seal(visit.visit, visit.order, visit.captures, [])
     old_key = (data / "keys" / "kit.key").read_bytes()
     (data / "keys" / "kit.key").rename(tmp_path / "retired.key")
@@ -513,12 +503,12 @@ def test_rotation_new_credentials_seal_new_bundles_and_old_bundles_still_verify(
     trust = [read_certificate(data / "keys" / "ca.crt")]
     old_central = serialization.load_pem_private_key((tmp_path / "office" / "central.key").read_bytes(), None)
     new_central_key = serialization.load_pem_private_key(new_central.with_suffix(".key").read_bytes(), None)
-    first = open_bundle(before.path.read_bytes(), old_central, trust)
-    second = open_bundle(after.path.read_bytes(), new_central_key, trust)
+    first = open_bundle(before.sealed, old_central, trust)
+    second = open_bundle(after.sealed, new_central_key, trust)
     assert first.kit.public_key() != second.kit.public_key()
     assert (data / "keys" / "kit.key").read_bytes() != old_key
     with pytest.raises(BundleRejected, match="envelope"):
-        open_bundle(after.path.read_bytes(), old_central, trust)  # the retired office key cannot
+        open_bundle(after.sealed, old_central, trust)  # the retired office key cannot
 
 
 def test_a_kit_that_does_not_require_the_officers_signature_says_so_in_the_bundle(
@@ -526,10 +516,10 @@ def test_a_kit_that_does_not_require_the_officers_signature_says_so_in_the_bundl
 ) -> None:
     """seal.require_officer_signature = false: sealed by the kit alone, the kit-signed manifest
     saying officer_signed false; the office sees it, and cannot be made to believe otherwise."""
-    sealer = BundleSealer(
-        KitKeys(KeySettings(office / "data" / "keys")), tmp_path / "outbox", SIMULATION_KIT_ID, "3576", 385.0
+    sealer = BundleSealer(KitKeys(KeySettings(office / "data" / "keys")), SIMULATION_KIT_ID, "3576", 385.0)
+    alone = write_bundle(
+        tmp_path / "outbox", sealer.seal(visit.visit, visit.order, visit.captures, [], officer_signs=False)
     )
-    alone = sealer.seal(visit.visit, visit.order, visit.captures, [], officer_signs=False).path
     statement = alone.with_name(alone.name.replace(".p7m", ".statement.json"))
     done = verify(office, alone, "--json")
     assert done.returncode == 0, done.stderr

@@ -9,7 +9,7 @@ from kitd import __version__
 from kitd.api.event_stream import KEEPALIVE_S
 from kitd.api.sign_in import COOKIE, PUBLIC_ROUTES, ROUTE_ROLES
 from kitd.events import REPLAY_EVENTS
-from kitd.schemas import CAPTURE_REQUESTS, SCHEMAS
+from kitd.schemas import CAPTURE_REQUESTS, OUTBOX_STATES, SCHEMAS
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -306,8 +306,8 @@ def _sealing(path: dict[str, Any]) -> dict[str, Any]:
         "(officer_cannot_sign: none installed, or locked until the officer signs in)",
     )
     path["post"]["responses"]["503"] = _error(
-        "The visit could not be sealed (cannot_seal: a missing key or certificate, named); it stays "
-        "in review with its captures"
+        "The visit could not be sealed or its bundle not written (cannot_seal: a missing key or "
+        "certificate, or the disk's error, named); it stays in review with its captures"
     )
     return path
 
@@ -326,8 +326,9 @@ VISIT_PATHS: dict[str, Any] = {
                 "404": _error("No pending order with that id (unknown_order)"),
                 "409": _json(
                     {"oneOf": [_ref("WrongStateError"), _ref("Error")]},
-                    "Another visit is active (wrong_state, naming its state), or the kit could not seal "
-                    "a visit (sealing_not_ready: its key, certificate or recipients, named)",
+                    "Another visit is active (wrong_state, naming its state), the kit could not seal "
+                    "a visit (sealing_not_ready: its key, certificate or recipients, named), or the free "
+                    "disk is below the reserve of outbox.reserve_visits full visits (disk_reserve)",
                 ),
                 "415": UNSUPPORTED_MEDIA_TYPE,
             },
@@ -398,6 +399,79 @@ VISIT_PATHS: dict[str, Any] = {
 }
 
 
+BUNDLE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+OUTBOX_PATHS: dict[str, Any] = {
+    "/api/v1/outbox": {
+        "get": {
+            "summary": "The outbox's bundles (supervisors, technicians), oldest first, with its summary",
+            "parameters": [
+                {
+                    "name": "state",
+                    "in": "query",
+                    "required": False,
+                    "description": "Only bundles in this state",
+                    "schema": {"enum": list(OUTBOX_STATES)},
+                }
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["bundles", "summary"],
+                        "properties": {
+                            "bundles": {"type": "array", "items": _ref("OutboxBundle")},
+                            "summary": _ref("OutboxSummary"),
+                        },
+                    },
+                    "Bundles and the outbox's summary (as in the status)",
+                ),
+                "400": _error("An unknown state"),
+            },
+        }
+    },
+    "/api/v1/outbox/{id}": {
+        "get": {
+            "summary": "One bundle of the outbox: its state, times and receipts",
+            "parameters": [BUNDLE_ID],
+            "responses": {
+                "200": _json(_ref("OutboxBundle"), "The bundle"),
+                "404": _error("No such bundle (unknown_bundle)"),
+            },
+        }
+    },
+    "/api/v1/outbox/receipts": {
+        "post": {
+            "summary": "Receipts from a laptop or the central office (supervisors): each checked and applied",
+            "requestBody": {
+                "required": True,
+                "description": "One receipt, or a JSON array of at most 500",
+                "content": {
+                    "application/json": {
+                        "schema": {"oneOf": [_ref("Receipt"), {"type": "array", "items": _ref("Receipt")}]}
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(
+                    _ref("ReceiptResults"),
+                    "Each receipt: accepted (the bundle moved on), duplicate (it had already) or refused "
+                    "with its reason (a signature that does not verify, another file, an unknown or "
+                    "revoked key)",
+                ),
+                "400": _error("Not JSON, or an empty array"),
+                "413": _error("More than 500 receipts in one request (too_large)"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+                "422": _json(
+                    _ref("ReceiptResults"),
+                    "Every receipt was refused (receipts_refused), each with its reason",
+                ),
+            },
+        }
+    },
+}
+
+
 def _with_sign_in(paths: dict[str, Any]) -> None:
     """Every operation but sign-in answers 401 without a token; a role-limited one 403."""
     for path, operations in paths.items():
@@ -418,6 +492,7 @@ def openapi_document() -> dict[str, Any]:
     document["paths"].update(SIGN_IN_PATHS)
     document["paths"].update(ORDER_PATHS)
     document["paths"].update(VISIT_PATHS)
+    document["paths"].update(OUTBOX_PATHS)
     _with_sign_in(document["paths"])
     document["components"]["schemas"] = copy.deepcopy(SCHEMAS)
     document["components"]["securitySchemes"] = {

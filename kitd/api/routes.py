@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kitd.api import orders, sign_in, visits
+from kitd.api import orders, outbox, sign_in, visits
 from kitd.api.event_stream import stream_events
 from kitd.api.openapi import openapi_document
 from kitd.api.preview_stream import stream_preview
@@ -50,7 +50,9 @@ def _kit(request: web.Request) -> Kit:
 
 async def get_status(request: web.Request) -> web.Response:
     # Off the event loop: the credentials' check reads files and may ask the token.
-    status = await asyncio.get_running_loop().run_in_executor(None, _kit(request).status)
+    kit = _kit(request)
+    status = await asyncio.get_running_loop().run_in_executor(None, kit.status)
+    status["outbox"] = await kit.outbox_status()
     return web.json_response(status)
 
 
@@ -209,6 +211,7 @@ def make_app(kit: Kit) -> web.Application:
     sign_in.add_routes(app)
     orders.add_routes(app)
     visits.add_routes(app)
+    outbox.add_routes(app)
     app.router.add_get("/api/v1/status", get_status)
     app.router.add_get("/api/v1/devices", get_devices)
     app.router.add_post("/api/v1/devices/{id}/capture", post_capture)

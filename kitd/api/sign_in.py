@@ -50,6 +50,9 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/officers/{nip}/pin"): frozenset({"supervisor"}),
     ("POST", "/api/v1/officers/{nip}/deactivate"): frozenset({"supervisor"}),
     ("POST", "/api/v1/orders"): frozenset({"supervisor"}),
+    ("GET", "/api/v1/outbox"): frozenset({"supervisor", "technician"}),
+    ("GET", "/api/v1/outbox/{id}"): frozenset({"supervisor", "technician"}),
+    ("POST", "/api/v1/outbox/receipts"): frozenset({"supervisor"}),
 }
 
 

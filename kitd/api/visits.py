@@ -21,6 +21,7 @@ from kitd.api.requests import (
 )
 from kitd.api.sign_in import CALLER
 from kitd.errors import KitError
+from kitd.services.outbox import DiskReserve
 from kitd.services.sealing import SealingFailed, SealingNotReady
 from kitd.services.visit_machine import BadVisitRequest, UnknownItem, WrongState
 from kitd.services.visits import NoCapture, OfficerCannotSign, VisitNotFound
@@ -35,6 +36,7 @@ VISIT_ERRORS: tuple[tuple[type[KitError], int, str], ...] = (
     (OfficerCannotSign, 409, "officer_cannot_sign"),
     (SealingNotReady, 409, "sealing_not_ready"),
     (SealingFailed, 503, "cannot_seal"),
+    (DiskReserve, 409, "disk_reserve"),
 )
 
 

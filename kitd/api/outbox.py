@@ -1,0 +1,79 @@
+"""The outbox endpoints: its bundles (supervisors, technicians) and receipts (supervisors).
+
+Its one job: turn HTTP into kitd.services.outbox calls. ``GET /api/v1/outbox[?state=...]``
+lists the bundles with the outbox's summary; ``GET /api/v1/outbox/{id}`` shows one;
+``POST /api/v1/outbox/receipts`` takes one receipt (a signed statement) or a JSON array of
+them and reports each: accepted, duplicate (nothing changes) or refused with its reason.
+The laptop's own API (a later issue) takes receipts the same way.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, error_response, json_body
+from kitd.services.outbox import BundleNotFound
+from kitd.store.outbox import STATES
+
+# At most this many receipts in one request (about 1.5 KB each).
+MAX_RECEIPTS = 500
+
+
+async def get_outbox(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    state = request.query.get("state")
+    shown = STATES[1:]
+    if state is not None:
+        if state not in shown:
+            return error_response(
+                400, "bad_request", f"state {state!r} is not one of {', '.join(shown)}", "state"
+            )
+        shown = (state,)
+    bundles = await kit.in_database(kit.outbox.bundles, kit.database, shown)
+    summary = await kit.outbox_status()
+    return web.json_response({"bundles": bundles, "summary": summary}, headers={"Cache-Control": "no-store"})
+
+
+async def get_bundle(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    try:
+        bundle = await kit.in_database(kit.outbox.bundle, kit.database, request.match_info["id"])
+    except BundleNotFound as exc:
+        return error_response(404, "unknown_bundle", str(exc))
+    return web.json_response(bundle, headers={"Cache-Control": "no-store"})
+
+
+async def post_receipts(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    try:
+        body = await json_body(request)
+    except ValueError as exc:
+        return bad_request("receipts", exc)
+    if body is NO_BODY:
+        return error_response(400, "bad_request", "receipts: no body: a receipt or a JSON array of them")
+    documents = body if isinstance(body, list) else [body]
+    if not documents:
+        return error_response(400, "bad_request", "receipts: the array is empty")
+    if len(documents) > MAX_RECEIPTS:
+        return error_response(
+            413, "too_large", f"receipts: {len(documents)} in one request, at most {MAX_RECEIPTS}"
+        )
+    results = await kit.in_database(kit.outbox.take_receipts, kit.database, documents)
+    counts = {
+        name: sum(r["result"] == name for r in results) for name in ("accepted", "duplicate", "refused")
+    }
+    answer = {"results": results, **counts}
+    if counts["refused"] == len(results):
+        first = results[0]["reason"]
+        answer.update(error="receipts_refused", message=f"no receipt was taken: {first}")
+        return web.json_response(answer, status=422)
+    return web.json_response(answer)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/outbox", get_outbox)
+    app.router.add_post("/api/v1/outbox/receipts", post_receipts)
+    # A bundle id is a UUID: /api/v1/outbox/receipts is never taken for one.
+    app.router.add_get(
+        "/api/v1/outbox/{id:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}}", get_bundle
+    )
