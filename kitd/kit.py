@@ -25,7 +25,7 @@ from kitd.events import EventHub
 from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
 from kitd.services.iris_feed import IrisFeed
-from kitd.services.outbox import Outbox
+from kitd.services.outbox import kit_outbox
 from kitd.services.sealing import BundleSealer, kit_keys
 from kitd.services.sessions import LiveSessions
 from kitd.services.sign_in import SignedInOfficers
@@ -78,13 +78,7 @@ class Kit:
             str(config["kit.region_code"]),
             float(config["fingerprint.ppi"]),
         )
-        self.outbox = Outbox(
-            config.data_dir / "outbox",
-            self.keys.kit_certificate,
-            self.keys.central_signing_certificate,
-            float(config["outbox.retention_days"]),
-            int(config["outbox.reserve_visits"]),
-        )
+        self.outbox = kit_outbox(config, self.keys)
         self.visits = VisitDesk(
             self,
             list(config["visit.finger_order"]),

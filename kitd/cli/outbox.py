@@ -1,0 +1,181 @@
+"""kitctl outbox and kitctl receipts: the sealed bundles waiting on the kit, and receipts.
+
+``kitctl outbox list [--state S] [--json]`` and ``kitctl outbox show ID [--json]`` read the
+outbox's rows and summary; ``kitctl receipts trust-laptop NAME CERT``, ``revoke-laptop NAME``
+and ``laptops`` manage the laptops whose receipts the kit takes (until pairing, a later
+issue, does it), and ``kitctl receipts take FILE...`` applies receipts brought on a stick
+(each file one receipt or a JSON array), reporting each as the API does. Works on the
+database in data_dir directly, whether or not the daemon runs (SQLite takes turns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from kitd.cli.options import add_config_option, config_from_args
+from kitd.services.outbox import BundleNotFound, kit_outbox
+from kitd.services.sealing import kit_keys
+from kitd.store.database import database_path, open_database
+from kitd.store.outbox import STATES, LaptopError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    outbox = subparsers.add_parser("outbox", help="the sealed bundles waiting for the office")
+    sub = outbox.add_subparsers(dest="action", required=True, parser_class=type(outbox))
+    listing = sub.add_parser("list", help="every bundle (oldest first) and the outbox's summary")
+    listing.add_argument("--state", choices=STATES[1:], help="only bundles in this state")
+    listing.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="one bundle: its state, times and receipts")
+    show.add_argument("bundle_id")
+    show.add_argument("--json", action="store_true")
+    for child in sub.choices.values():
+        add_config_option(child)
+    outbox.set_defaults(func=run_outbox)
+
+    receipts = subparsers.add_parser("receipts", help="laptops whose receipts the kit takes; take receipts")
+    sub = receipts.add_subparsers(dest="action", required=True, parser_class=type(receipts))
+    trust = sub.add_parser("trust-laptop", help="take receipts signed with this laptop's certificate")
+    trust.add_argument("name", help="the laptop's name, as its receipts say ('by')")
+    trust.add_argument("certificate", type=Path, help="the laptop's signing certificate (PEM)")
+    revoke = sub.add_parser("revoke-laptop", help="refuse this laptop's receipts from now on")
+    revoke.add_argument("name")
+    laptops = sub.add_parser("laptops", help="the laptops the kit knows, trusted or revoked")
+    laptops.add_argument("--json", action="store_true")
+    take = sub.add_parser("take", help="apply receipt files (each one receipt or a JSON array)")
+    take.add_argument("files", nargs="+", type=Path)
+    take.add_argument("--json", action="store_true")
+    for child in sub.choices.values():
+        add_config_option(child)
+    receipts.set_defaults(func=run_receipts)
+
+
+def _age(sealed_at: str, now: dt.datetime) -> str:
+    seconds = (now - dt.datetime.fromisoformat(sealed_at)).total_seconds()
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    counts = ", ".join(f"{n} {state}" for state, n in summary["bundles"].items())
+    free = summary["free_bytes"]
+    room = "unknown" if free is None else f"{free / 2**20:.0f} MiB"
+    reserve = "ok" if summary["reserve_ok"] else "BELOW the reserve: no visit can start"
+    print(f"outbox: {counts}; free {room}, reserve {summary['reserve_bytes'] / 2**20:.1f} MiB ({reserve})")
+    if summary["oldest_unacknowledged_age_s"] is not None:
+        days = summary["oldest_unacknowledged_age_s"] / 86400
+        print(
+            f"oldest bundle the office does not have: sealed "
+            f"{summary['oldest_unacknowledged_sealed_at']} ({days:.1f} d)"
+        )
+    for problem in summary["problems"]:
+        print(f"PROBLEM: bundle {problem['bundle_id']} ({problem['state']}): file {problem['problem']} "
+              f"since {problem['problem_since']}")  # fmt: skip
+
+
+def run_outbox(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    conn = open_database(database_path(config.data_dir))
+    keys = kit_keys(config)
+    outbox = kit_outbox(config, keys)
+    try:
+        if args.action == "list":
+            bundles = outbox.bundles(conn, (args.state,) if args.state else STATES[1:])
+            summary = outbox.summary(conn)
+            if args.json:
+                print(json.dumps({"bundles": bundles, "summary": summary}, indent=2))
+                return 0
+            now = dt.datetime.now(dt.UTC)
+            for b in bundles:
+                where = b["offered_to"] or b["acknowledged_by"] or ""
+                flag = f"  {b['problem'].upper()}" if b["problem"] else ""
+                print(f"{b['bundle_id']}  {b['state']:12s}  {b['size'] / 1024:6.0f} KiB  "
+                      f"{b['sealed_at']}  {_age(b['sealed_at'], now):>7s}  {where}{flag}")  # fmt: skip
+            _print_summary(summary)
+        else:
+            bundle = outbox.bundle(conn, args.bundle_id)
+            if args.json:
+                print(json.dumps(bundle, indent=2))
+                return 0
+            for name, value in bundle.items():
+                if value is None:
+                    continue
+                if isinstance(value, dict):
+                    value = json.dumps(value.get("statement", value), sort_keys=True)
+                print(f"{name}: {value}")
+            print(f"file: {outbox.sealed_file(args.bundle_id)}")
+    except BundleNotFound as exc:
+        print(f"kitctl outbox show: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+        keys.close()
+    return 0
+
+
+def _read_receipts(path: Path) -> list[Any]:
+    try:
+        document = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise LaptopError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise LaptopError(f"{path}: not JSON: {exc}") from None
+    return document if isinstance(document, list) else [document]
+
+
+def _certificate(path: Path) -> x509.Certificate:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LaptopError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise LaptopError(f"{path}: not a PEM certificate") from None
+
+
+def run_receipts(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    conn = open_database(database_path(config.data_dir))
+    keys = kit_keys(config)
+    outbox = kit_outbox(config, keys)
+    try:
+        if args.action == "trust-laptop":
+            trusted = outbox.trust_laptop(conn, args.name, _certificate(args.certificate))
+            print(f"trusted laptop {trusted['name']}: {trusted['subject']}, SHA-256 {trusted['fingerprint']}")
+        elif args.action == "revoke-laptop":
+            outbox.revoke_laptop(conn, args.name)
+            print(f"revoked laptop {args.name}: its receipts are refused from now on")
+        elif args.action == "laptops":
+            known = [{k: v for k, v in row.items() if k != "certificate"} for row in outbox.laptop_rows(conn)]
+            if args.json:
+                print(json.dumps(known, indent=2))
+            for row in [] if args.json else known:
+                state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "trusted"
+                print(
+                    f"{row['name']:20s}  {state:30s}  since {row['trusted_at']}  SHA-256 {row['fingerprint']}"
+                )
+        else:
+            documents = [d for path in args.files for d in _read_receipts(path)]
+            results = outbox.take_receipts(conn, documents)
+            if args.json:
+                print(json.dumps(results, indent=2))
+            for r in [] if args.json else results:
+                why = f": {r['reason']}" if r["result"] == "refused" else f" (now {r['state']})"
+                print(f"receipt {r['index']} for bundle {r.get('bundle_id')}: {r['result']}{why}")
+            if documents and all(r["result"] == "refused" for r in results):
+                return 1
+    except LaptopError as exc:
+        print(f"kitctl receipts {args.action}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+        keys.close()
+    return 0
