@@ -28,6 +28,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from kitd.config import KitConfig
 from kitd.crypto.bundle import (
     SEALED_SUFFIX,
     STATEMENT_SUFFIX,
@@ -37,7 +38,7 @@ from kitd.crypto.bundle import (
     check_statement,
     write_bundle,
 )
-from kitd.crypto.kit_keys import check_signing_certificate
+from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
 from kitd.crypto.receipts import KnownLaptop, ReceiptRefused, check_receipt
 from kitd.crypto.signing import KeyProblem
 from kitd.durable_files import DISK, FileOps, is_temporary, remove_durably
@@ -151,17 +152,24 @@ class Outbox:
                 len(bundle.sealed),
                 bundle.statement["statement"]["created_at"],
             )
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.Error as exc:
             raise OutboxError(
                 f"the kit's database could not register bundle {bundle.bundle_id}: {exc}"
+            ) from None
+        except OSError as exc:  # an earlier finish's files would not go
+            raise OutboxError(
+                f"the outbox could not remove an unfinished bundle of visit {visit_id}: {exc.strerror or exc}"
             ) from None
         try:
             write_bundle(self.directory, bundle, self.ops)
         except OSError as exc:
-            try:
-                rows.forget_sealing(conn, bundle.bundle_id)
-            except sqlite3.Error:
-                pass  # start-up forgets it: its files are not whole
+            # A file the disk would not let go keeps its row ('sealing'): without it, start-up
+            # would register a whole one as a stray, its visit never saved and never sealable.
+            if not any(p.exists() for p in bundle_paths(self.directory, bundle.bundle_id)):
+                try:
+                    rows.forget_sealing(conn, bundle.bundle_id)
+                except sqlite3.Error:
+                    pass  # start-up forgets it: its files are not whole
             raise OutboxError(
                 f"the outbox could not write bundle {bundle.bundle_id}: {exc.strerror or exc}"
             ) from None
@@ -298,6 +306,10 @@ class Outbox:
     def revoke_laptop(self, conn: sqlite3.Connection, name: str, now: dt.datetime | None = None) -> None:
         """Refuse ``name``'s receipts from now on (the receipts taken before stand)."""
         rows.revoke_laptop(conn, name, now or _now())
+
+    def laptop_rows(self, conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        """The laptops the kit knows (trusted or revoked), as stored."""
+        return rows.laptops(conn)
 
     def known_laptops(self, conn: sqlite3.Connection) -> list[KnownLaptop]:
         return [
@@ -499,6 +511,21 @@ class Outbox:
         aside = self.directory / QUARANTINE
         aside.mkdir(exist_ok=True, mode=0o700)
         for path in paths:
-            self.ops.rename(path, aside / path.name)
+            target, number = aside / path.name, 0
+            while target.exists():  # one quarantined before under this name: never replaced
+                number += 1
+                target = aside / f"{path.name}.{number}"
+            self.ops.rename(path, target)
         self.ops.fsync_directory(aside)
         self.ops.fsync_directory(self.directory)
+
+
+def kit_outbox(config: KitConfig, keys: KitKeys) -> Outbox:
+    """The outbox as configured: ``data_dir/outbox``, ``[outbox]``, the kit's certificates."""
+    return Outbox(
+        config.data_dir / "outbox",
+        keys.kit_certificate,
+        keys.central_signing_certificate,
+        float(config["outbox.retention_days"]),
+        int(config["outbox.reserve_visits"]),
+    )

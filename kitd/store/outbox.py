@@ -172,8 +172,9 @@ def mark_erased(conn: sqlite3.Connection, cutoff: dt.datetime, now: dt.datetime)
             ).fetchall()
         ]
         for bundle_id in ids:
+            # Its files are gone on purpose: what start-up found wrong with them no longer is.
             conn.execute(
-                "UPDATE outbox SET state = 'erased', erased_at = ? "
+                "UPDATE outbox SET state = 'erased', erased_at = ?, problem = NULL, problem_since = NULL "
                 "WHERE bundle_id = ? AND state = 'delivered'",
                 (stamp(now), bundle_id),
             )
@@ -221,7 +222,7 @@ def trust_laptop(conn: sqlite3.Connection, name: str, pem: str, fingerprint: str
     with transaction(conn):
         same_key = conn.execute("SELECT name FROM laptops WHERE fingerprint = ?", (fingerprint,)).fetchone()
         if same_key is not None and same_key["name"] != name:
-            raise LaptopError(f"this certificate is laptop '{same_key['name']}''s already")
+            raise LaptopError(f"this certificate is laptop '{same_key['name']}''s: one key, one name")
         existing = conn.execute(
             "SELECT revoked_at, fingerprint FROM laptops WHERE name = ?", (name,)
         ).fetchone()
