@@ -106,7 +106,12 @@ def seal_injected(
     now = now or dt.datetime.now(dt.UTC)
     record, order = injected_visit(rig.conn, sample, name)
     bundle = seal_visit(rig, record, order, sample, now)
-    finished = dict(
+    return rig.outbox.store(rig.conn, bundle, finished_record(record, bundle), now)
+
+
+def finished_record(record: dict[str, Any], bundle: SealedBundle) -> dict[str, Any]:
+    """The finished visit's record as the kit hands it to Outbox.store: it names its bundle."""
+    return dict(
         record,
         bundle={
             "id": bundle.bundle_id,
@@ -114,7 +119,6 @@ def seal_injected(
             "sealed_at": bundle.statement["statement"]["created_at"],
         },
     )
-    return rig.outbox.store(rig.conn, bundle, finished, now)
 
 
 def laptop_signer(rig: OutboxRig, name: str, trust: bool = True) -> FileSigner:

@@ -84,7 +84,8 @@ def receipt_fields(document: Any) -> dict[str, Any]:
     return statement
 
 
-def _laptop_of(document: dict[str, Any], laptops: Sequence[KnownLaptop]) -> KnownLaptop:
+def _laptops_carried(document: dict[str, Any], laptops: Sequence[KnownLaptop]) -> list[KnownLaptop]:
+    """The known laptops whose certificate the receipt's signature carries (who may have signed)."""
     try:
         carried = carried_certificates(signature_der(document))
     except SignatureInvalid as exc:
@@ -92,7 +93,24 @@ def _laptop_of(document: dict[str, Any], laptops: Sequence[KnownLaptop]) -> Know
     known = [laptop for laptop in laptops if laptop.certificate in carried]
     if not known:
         raise ReceiptRefused("signed by an unknown key: no laptop this kit trusts")
-    return known[0]
+    return known
+
+
+def _laptop_signer(
+    document: dict[str, Any], laptops: Sequence[KnownLaptop], at: dt.datetime | None
+) -> KnownLaptop:
+    """The known laptop whose key made the signature (a receipt may carry other certificates)."""
+    failure = ""
+    for laptop in _laptops_carried(document, laptops):
+        try:
+            verify_statement(document, [], at=at, pinned=laptop.certificate)
+        except SignatureInvalid as exc:
+            failure = failure or str(exc)
+            continue
+        if laptop.revoked_at is not None:
+            raise ReceiptRefused(f"signed by laptop '{laptop.name}', revoked on {laptop.revoked_at}")
+        return laptop
+    raise ReceiptRefused(f"signature: {failure}")
 
 
 def check_receipt(
@@ -104,22 +122,18 @@ def check_receipt(
     """The receipt, once its fields and its signature check out (ReceiptRefused says why not)."""
     statement = receipt_fields(document)
     if statement["type"] == "laptop_receipt":
-        laptop = _laptop_of(document, laptops)
-        if laptop.revoked_at is not None:
-            raise ReceiptRefused(f"signed by laptop '{laptop.name}', revoked on {laptop.revoked_at}")
-        pinned, who = laptop.certificate, f"laptop '{laptop.name}'"
+        laptop = _laptop_signer(document, laptops, at)
+        if statement["by"] != laptop.name:
+            raise ReceiptRefused(f"says it is by {statement['by']!r}, but laptop '{laptop.name}' signed it")
     else:
         if central is None:
             raise ReceiptRefused(
                 "the kit trusts no central signing certificate (kitctl keys trust central-signing)"
             )
-        pinned, who = central, "the central office"
-    try:
-        verify_statement(document, [], at=at, pinned=pinned)
-    except SignatureInvalid as exc:
-        raise ReceiptRefused(f"signature: {exc}") from None
-    if statement["type"] == "laptop_receipt" and statement["by"] != laptop.name:
-        raise ReceiptRefused(f"says it is by {statement['by']!r}, but {who} signed it")
+        try:
+            verify_statement(document, [], at=at, pinned=central)
+        except SignatureInvalid as exc:
+            raise ReceiptRefused(f"signature: {exc}") from None
     return Receipt(
         statement["type"],
         statement["bundle_id"],
