@@ -84,6 +84,13 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "each); 0 turns the check off.",
     ),
     (
+        "audit.checkpoint_interval_s",
+        (int, float),
+        300,
+        "How often the kit signs a checkpoint of its audit log when entries were added (it also "
+        "signs one after every sealed bundle).",
+    ),
+    (
         "auth.idle_lock_s",
         (int, float),
         300,
@@ -236,6 +243,7 @@ KEY_BACKENDS = ("file", "pkcs11")
 MAX_SEALED_SIGNATURE_S = 60.0
 
 POSITIVE_KEYS = (
+    "audit.checkpoint_interval_s",
     "auth.idle_lock_s",
     "iris.width",
     "iris.height",

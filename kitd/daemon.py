@@ -89,6 +89,7 @@ async def serve(config: KitConfig) -> int:
         log.error("%s", exc)
         return 1
     kit.reconcile_outbox()  # before anything is served: files and rows in step after a power cut
+    kit.record_start()
     # handler_cancellation: a client that goes away cancels its request, so that a capture it
     # was waiting for is cancelled too and frees the device (kitd.services.slots.run_job).
     runner = web.AppRunner(make_app(kit), access_log=None, handle_signals=False, handler_cancellation=True)
@@ -120,7 +121,10 @@ async def serve(config: KitConfig) -> int:
     # READY means the devices have been looked at once, so the first status is informed.
     await kit.run_devices(FIRST_LOOK_TIMEOUT_S)
     await kit.visits.restore()  # a visit cut off by a restart or power cut comes back
-    tasks: list[asyncio.Task[None]] = [asyncio.create_task(kit.erase_delivered(), name="erase-delivered")]
+    tasks: list[asyncio.Task[None]] = [
+        asyncio.create_task(kit.erase_delivered(), name="erase-delivered"),
+        asyncio.create_task(kit.checkpoint_periodically(), name="audit-checkpoints"),
+    ]
     interval = sdnotify.watchdog_interval_s()
     if interval:
         tasks.append(asyncio.create_task(_watchdog(interval), name="watchdog"))

@@ -22,6 +22,7 @@ from kitd.config import KitConfig
 from kitd.drivers.registry import device_kind, make_driver
 from kitd.errors import KitError
 from kitd.events import EventHub
+from kitd.services.audit import AuditLog, record_start
 from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
 from kitd.services.iris_feed import IrisFeed
@@ -79,6 +80,7 @@ class Kit:
             float(config["fingerprint.ppi"]),
         )
         self.outbox = kit_outbox(config, self.keys)
+        self.audit = AuditLog(config.data_dir / "keys", config.kit_id)
         self.visits = VisitDesk(
             self,
             list(config["visit.finger_order"]),
@@ -115,6 +117,29 @@ class Kit:
         changes = {name: value for name, value in report.to_json().items() if value}
         if changes:
             log.warning("outbox reconciled at start-up: %s", changes, extra={"reconciled": changes})
+
+    def record_start(self) -> None:
+        """At start-up: the daemon's start (and any change of its configuration) in the audit
+        log, and a checkpoint of it."""
+        settings = {**self.config.values, "devices": [d.uri for d in self.config.devices]}
+        try:
+            record_start(self.database, __version__, settings)
+            self.audit.checkpoint(self.database)
+        except (OSError, sqlite3.Error, KitError) as exc:
+            log.error("the audit log could not record the start: %s", exc)
+
+    async def checkpoint_audit(self) -> None:
+        """Sign a checkpoint of the audit log now (after a seal); a failure is logged."""
+        try:
+            await self.in_database(self.audit.checkpoint, self.database)
+        except (OSError, sqlite3.Error, KitError) as exc:
+            log.error("the audit log's checkpoint could not be signed: %s", exc)
+
+    async def checkpoint_periodically(self) -> None:
+        """A checkpoint every audit.checkpoint_interval_s (when entries were added)."""
+        while True:
+            await asyncio.sleep(float(self.config["audit.checkpoint_interval_s"]))
+            await self.checkpoint_audit()
 
     async def erase_delivered(self) -> None:
         """Erase delivered bundles past their retention now, then every hour."""

@@ -126,6 +126,7 @@ def test_devices_get_ids_by_kind() -> None:
         ("[auth]\nmax_pin_failures = 2.5", "config key 'auth.max_pin_failures': expected int"),
         ("[signature]\ncapture_seconds = 90", "config key 'signature.capture_seconds': at most 60"),
         ("[keys]\nbackend = 'tpm'", "config key 'keys.backend': expected file or pkcs11"),
+        ("[audit]\ncheckpoint_interval_s = 0", "config key 'audit.checkpoint_interval_s': must be above 0"),
         ("[outbox]\nretention_days = -1", "config key 'outbox.retention_days': must be 0 or more"),
         ("[outbox]\nretention_days = 'a week'", "config key 'outbox.retention_days': expected"),
         ("[outbox]\nreserve_visits = -3", "config key 'outbox.reserve_visits': must be 0 or more"),

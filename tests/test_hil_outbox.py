@@ -64,8 +64,10 @@ def test_the_daemon_shows_the_outbox_and_takes_receipts(start_kitd, tmp_path, sa
     listed = supervisor.checked("GET", "/api/v1/outbox").json()["bundles"]
     assert sorted(b["visit_id"] for b in listed) == ["V-000", "V-001", "V-002"]
     first = next(b for b in listed if b["visit_id"] == "V-000")
-    assert supervisor.checked("GET", f"/api/v1/outbox/{first['bundle_id']}").json()["state"] == "sealed"
-    missing = supervisor.request("GET", "/api/v1/outbox/00000000-0000-4000-8000-000000000000")
+    assert (
+        supervisor.checked("GET", f"/api/v1/outbox/bundles/{first['bundle_id']}").json()["state"] == "sealed"
+    )
+    missing = supervisor.request("GET", "/api/v1/outbox/bundles/00000000-0000-4000-8000-000000000000")
     assert missing.status == 404 and missing.json()["error"] == "unknown_bundle"
     officer = DaemonClient(kitd.url, kitd.sign_in("officer"))
     assert officer.request("GET", "/api/v1/outbox").status == 403
@@ -154,7 +156,7 @@ def test_a_restart_reports_a_lost_file_removes_leftovers_and_erases_what_was_del
     done = kitctl(kitd, "outbox", "list")
     assert f"PROBLEM: bundle {ids[1]} (sealed): file missing" in done.stdout, done.stdout
     # The lost bundle stays on the list (never dropped) until its file is back.
-    assert supervisor.checked("GET", f"/api/v1/outbox/{ids[1]}").json()["problem"] == "missing"
+    assert supervisor.checked("GET", f"/api/v1/outbox/bundles/{ids[1]}").json()["problem"] == "missing"
 
 
 def test_no_visit_starts_below_the_disk_reserve(start_kitd) -> None:  # noqa: ANN001

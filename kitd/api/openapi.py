@@ -430,7 +430,7 @@ OUTBOX_PATHS: dict[str, Any] = {
             },
         }
     },
-    "/api/v1/outbox/{id}": {
+    "/api/v1/outbox/bundles/{id}": {
         "get": {
             "summary": "One bundle of the outbox: its state, times and receipts",
             "parameters": [BUNDLE_ID],

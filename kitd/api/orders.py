@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from kitd.api.requests import KIT_KEY, error_response
+from kitd.api.sign_in import CALLER
+from kitd.store.audit import SYSTEM
 from kitd.store.work_orders import (
     MAX_FILE_BYTES,
     OrdersRefused,
@@ -59,7 +61,7 @@ async def post_orders(request: web.Request) -> web.Response:
     checked = await asyncio.get_running_loop().run_in_executor(
         None, check_rows, rows, kit.config["kit.region_code"]
     )
-    report = await kit.in_database(store_rows, kit.database, checked)
+    report = await kit.in_database(store_rows, kit.database, checked, request[CALLER].nip or SYSTEM)
     return web.json_response(report.to_json())
 
 

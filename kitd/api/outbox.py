@@ -1,7 +1,7 @@
 """The outbox endpoints: its bundles (supervisors, technicians) and receipts (supervisors).
 
 Its one job: turn HTTP into kitd.services.outbox calls. ``GET /api/v1/outbox[?state=...]``
-lists the bundles with the outbox's summary; ``GET /api/v1/outbox/{id}`` shows one;
+lists the bundles with the outbox's summary; ``GET /api/v1/outbox/bundles/{id}`` shows one;
 ``POST /api/v1/outbox/receipts`` takes one receipt (a signed statement) or a JSON array of
 them and reports each: accepted, duplicate (nothing changes) or refused with its reason.
 The laptop's own API (a later issue) takes receipts the same way.
@@ -73,7 +73,4 @@ async def post_receipts(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/outbox", get_outbox)
     app.router.add_post("/api/v1/outbox/receipts", post_receipts)
-    # A bundle id is a UUID: /api/v1/outbox/receipts is never taken for one.
-    app.router.add_get(
-        "/api/v1/outbox/{id:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}}", get_bundle
-    )
+    app.router.add_get("/api/v1/outbox/bundles/{id}", get_bundle)

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from kitd.api.requests import KIT_KEY, checked_body, error_response
 from kitd.services.sign_in import open_credential
+from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.officers import (
     OfficerError,
     OfficerInactive,
@@ -51,7 +52,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/officers/{nip}/deactivate"): frozenset({"supervisor"}),
     ("POST", "/api/v1/orders"): frozenset({"supervisor"}),
     ("GET", "/api/v1/outbox"): frozenset({"supervisor", "technician"}),
-    ("GET", "/api/v1/outbox/{id}"): frozenset({"supervisor", "technician"}),
+    ("GET", "/api/v1/outbox/bundles/{id}"): frozenset({"supervisor", "technician"}),
     ("POST", "/api/v1/outbox/receipts"): frozenset({"supervisor"}),
 }
 
@@ -198,7 +199,7 @@ async def post_own_pin(request: web.Request) -> web.Response:
         return error_response(403, "forbidden", "only an officer signed in with a NIP changes their own PIN")
     body = await checked_body(request, "PinChange", "PIN change")
     try:
-        await kit.in_database(kit.officers.check_pin, caller.nip, body["pin"])
+        await kit.in_database(kit.officers.check_pin, caller.nip, body["pin"], "pin_check")
     except OfficerLocked as exc:
         kit.signed_in.forget_officer(caller.nip)
         return error_response(423, "locked", str(exc))
@@ -214,7 +215,7 @@ async def post_own_pin(request: web.Request) -> web.Response:
         None, kit.keys.prepare_pin_change, caller.nip, body["pin"], body["new_pin"]
     )
     try:
-        await kit.in_database(kit.officers.reset_pin, caller.nip, body["new_pin"])
+        await kit.in_database(kit.officers.reset_pin, caller.nip, body["new_pin"], caller.nip, "pin_changed")
     except OfficerError as exc:
         kit.keys.abandon_pin_change(caller.nip)
         return error_response(400, "bad_request", str(exc), "new_pin")
@@ -224,14 +225,21 @@ async def post_own_pin(request: web.Request) -> web.Response:
 
 async def post_sign_out(request: web.Request) -> web.Response:
     caller = request[CALLER]
-    if caller.token:
-        request.app[KIT_KEY].signed_in.sign_out(caller.token)
+    kit = request.app[KIT_KEY]
+    if caller.token and kit.signed_in.sign_out(caller.token):
+        await kit.in_database(append_entry, kit.database, caller.nip or SYSTEM, "sign_out", {})
     response = web.json_response({"signed_out": True})
     response.del_cookie(COOKIE, path="/api/")
     return response
 
 
 # --- officers (supervisors) ---------------------------------------------------------
+
+
+def _actor(request: web.Request) -> str:
+    """Who acts, for the audit log: the signed-in officer's NIP, or ``system`` (kitctl on the
+    kit's socket, a technician at the kit itself)."""
+    return request[CALLER].nip or SYSTEM
 
 
 def _officer_error(exc: OfficerError) -> web.Response:
@@ -251,7 +259,7 @@ async def post_officer(request: web.Request) -> web.Response:
     body = await checked_body(request, "NewOfficer", "new officer")
     try:
         officer = await kit.in_database(
-            kit.officers.add, body["nip"], body["name"], body["role"], body["pin"]
+            kit.officers.add, body["nip"], body["name"], body["role"], body["pin"], _actor(request)
         )
     except OfficerError as exc:
         if "already exists" in str(exc):
@@ -265,7 +273,7 @@ async def post_officer(request: web.Request) -> web.Response:
 async def post_officer_unlock(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
     try:
-        officer = await kit.in_database(kit.officers.unlock, request.match_info["nip"])
+        officer = await kit.in_database(kit.officers.unlock, request.match_info["nip"], _actor(request))
     except OfficerError as exc:
         return _officer_error(exc)
     return web.json_response(officer.to_json())
@@ -276,13 +284,20 @@ async def post_officer_pin(request: web.Request) -> web.Response:
     nip = request.match_info["nip"]
     body = await checked_body(request, "NewPin", "new PIN")
     try:
-        officer = await kit.in_database(kit.officers.reset_pin, nip, body["pin"])
+        officer = await kit.in_database(kit.officers.reset_pin, nip, body["pin"], _actor(request))
     except OfficerError as exc:
         return _officer_error(exc)
     kit.signed_in.forget_officer(nip)
     # An installed credential is wrapped under the old PIN, which nobody here knows: it goes,
     # and a supervisor installs it again with the officer (kitctl officers credential).
-    kit.keys.drop_officer_credential(nip)
+    if kit.keys.drop_officer_credential(nip):
+        await kit.in_database(
+            append_entry,
+            kit.database,
+            _actor(request),
+            "credential_removed",
+            {"nip": nip, "why": "pin_reset"},
+        )
     return web.json_response(officer.to_json())
 
 
@@ -290,7 +305,7 @@ async def post_officer_deactivate(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
     nip = request.match_info["nip"]
     try:
-        officer = await kit.in_database(kit.officers.deactivate, nip)
+        officer = await kit.in_database(kit.officers.deactivate, nip, _actor(request))
     except OfficerError as exc:
         return _officer_error(exc)
     kit.signed_in.forget_officer(nip)

@@ -25,6 +25,7 @@ from kitd.services.outbox import DiskReserve
 from kitd.services.sealing import SealingFailed, SealingNotReady
 from kitd.services.visit_machine import BadVisitRequest, UnknownItem, WrongState
 from kitd.services.visits import NoCapture, OfficerCannotSign, VisitNotFound
+from kitd.store.audit import SYSTEM
 from kitd.store.visits import OrderNotPending
 
 # The visit's own errors (status, code); the rest of the kit's errors as for captures.
@@ -58,6 +59,11 @@ def _who(request: web.Request) -> str:
     return caller.nip or f"{caller.role} on the kit's socket"
 
 
+def _actor(request: web.Request) -> str:
+    """Who acts, for the audit log: the signed-in officer's NIP, or ``system`` (the socket)."""
+    return request[CALLER].nip or SYSTEM
+
+
 async def _answer(action: Any) -> web.Response:
     try:
         visit = await action
@@ -70,7 +76,7 @@ async def post_visit(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
     body = await checked_body(request, "VisitRequest", "visit")
     try:
-        visit = await kit.visits.start(body["order_id"], _who(request))
+        visit = await kit.visits.start(body["order_id"], _who(request), _actor(request))
     except KitError as exc:
         return visit_error(exc)
     return web.json_response(visit.to_json(), status=201, headers={"Location": f"/api/v1/visits/{visit.id}"})
@@ -89,29 +95,40 @@ async def get_visit(request: web.Request) -> web.Response:
 
 async def post_identity(request: web.Request) -> web.Response:
     body = await checked_body(request, "VisitIdentity", "identity")
-    return await _answer(request.app[KIT_KEY].visits.record_identity(request.match_info["id"], body))
+    visits = request.app[KIT_KEY].visits
+    return await _answer(visits.record_identity(request.match_info["id"], body, _actor(request)))
 
 
 async def post_item_start(request: web.Request) -> web.Response:
     desk = request.app[KIT_KEY].visits
-    return await _answer(desk.start_item(request.match_info["id"], request.match_info["item"]))
+    return await _answer(
+        desk.start_item(request.match_info["id"], request.match_info["item"], actor=_actor(request))
+    )
 
 
 async def post_item_retry(request: web.Request) -> web.Response:
     desk = request.app[KIT_KEY].visits
-    return await _answer(desk.start_item(request.match_info["id"], request.match_info["item"], retry=True))
+    visit_id, item = request.match_info["id"], request.match_info["item"]
+    return await _answer(desk.start_item(visit_id, item, retry=True, actor=_actor(request)))
 
 
 async def post_item_accept(request: web.Request) -> web.Response:
     desk = request.app[KIT_KEY].visits
-    return await _answer(desk.accept_item(request.match_info["id"], request.match_info["item"]))
+    return await _answer(
+        desk.accept_item(request.match_info["id"], request.match_info["item"], _actor(request))
+    )
 
 
 async def post_item_except(request: web.Request) -> web.Response:
     body = await checked_body(request, "VisitException", "exception")
     desk = request.app[KIT_KEY].visits
     action = desk.except_item(
-        request.match_info["id"], request.match_info["item"], body["reason"], body["confirm"], _who(request)
+        request.match_info["id"],
+        request.match_info["item"],
+        body["reason"],
+        body["confirm"],
+        _who(request),
+        _actor(request),
     )
     return await _answer(action)
 
@@ -126,12 +143,14 @@ async def post_outcome(request: web.Request) -> web.Response:
     body = await checked_body(request, "VisitOutcome", "outcome")
     desk = request.app[KIT_KEY].visits
     return await _answer(
-        desk.set_outcome(request.match_info["id"], body["code"], body.get("note"), body.get("reschedule"))
+        desk.set_outcome(
+            request.match_info["id"], body["code"], body.get("note"), body.get("reschedule"), _actor(request)
+        )
     )
 
 
 async def post_cancel(request: web.Request) -> web.Response:
-    return await _answer(request.app[KIT_KEY].visits.cancel(request.match_info["id"]))
+    return await _answer(request.app[KIT_KEY].visits.cancel(request.match_info["id"], _actor(request)))
 
 
 async def get_item_capture(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from kitd.cli.options import add_config_option, config_from_args
 from kitd.config import KitConfig
 from kitd.crypto.signing import KeyProblem
 from kitd.services.sealing import kit_keys
+from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import database_path, open_database
 from kitd.store.officers import (
     ROLES,
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             roll.get(args.nip)
             print(f"new PIN set for {roll.reset_pin(args.nip, read_pin(args.pin_stdin)).nip}")
             if kit_keys(config).drop_officer_credential(args.nip):
+                append_entry(conn, SYSTEM, "credential_removed", {"nip": args.nip, "why": "pin_reset"})
                 print("their installed signing credential was wrapped under the old PIN and is removed: "
                       "install it again with them (kitctl officers credential)")  # fmt: skip
         elif args.action == "credential":
@@ -144,7 +146,7 @@ def install_credential(args: argparse.Namespace, config: KitConfig, roll: Office
             file=sys.stderr,
         )
     try:
-        roll.check_pin(args.nip, pin)
+        roll.check_pin(args.nip, pin, "pin_check")
     except OfficerLocked as exc:
         raise OfficerError(str(exc)) from None
     except (WrongPin, OfficerInactive) as exc:
@@ -152,6 +154,12 @@ def install_credential(args: argparse.Namespace, config: KitConfig, roll: Office
     with kit_keys(config) as keys:
         certificate = keys.install_officer_credential(args.nip, data, password.encode() or None, pin)
     until = f"{certificate.not_valid_after_utc:%Y-%m-%d}"
+    append_entry(
+        roll.conn,
+        SYSTEM,
+        "credential_installed",
+        {"nip": args.nip, "serial": f"{certificate.serial_number:x}", "not_after": until},
+    )
     print(f"signing credential of {officer.name} ({args.nip}) installed, valid until {until}; "
           "it opens when they sign in")  # fmt: skip
     return 0

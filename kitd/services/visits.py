@@ -29,6 +29,7 @@ from kitd.services.sealing import BundleSealer, SealingFailed
 from kitd.services.sessions import LiveSession, LiveSessions, SessionConflict, SessionNotFound
 from kitd.services.slots import DeviceSlot
 from kitd.services.visit_machine import Visit, WrongState, item_kind
+from kitd.store.audit import SYSTEM, AuditEntry
 from kitd.store.visits import active_visits, close_order, load_visit, pending_order, save_visit
 
 T = TypeVar("T")
@@ -43,6 +44,8 @@ class VisitContext(Protocol):
     events: EventHub
 
     async def in_database(self, job: Callable[..., T], *args: Any) -> T: ...
+
+    async def checkpoint_audit(self) -> None: ...
 
 
 log = logging.getLogger("kitd.visits")
@@ -69,6 +72,26 @@ class OfficerCannotSign(KitError):
 
 class NoCapture(KitError):
     """The item has no capture kept in memory (404)."""
+
+
+def visit_facts(visit: Visit, item: str | None = None) -> dict[str, Any]:
+    """What the audit log says of a visit's change: ids, state, and the item's standing
+    (scores and flags, never a capture)."""
+    facts: dict[str, Any] = {"visit": visit.id, "order": visit.order_id, "state": visit.state}
+    if item is not None:
+        record = visit.item(item)
+        facts.update(
+            item=item,
+            status=record.status,
+            score=None if record.score is None else round(float(record.score), 1),
+            passed=record.passed,
+            attempts=record.attempts,
+        )
+        if record.status == "forced":
+            facts["failed_checks"] = list(record.failed_checks)
+        if record.exception is not None:
+            facts["exception"] = dict(record.exception)
+    return facts
 
 
 def item_label(visit: Visit, item: str) -> str:
@@ -164,7 +187,7 @@ class VisitDesk:
 
     # --- actions ---------------------------------------------------------------------------
 
-    async def start(self, order_id: str, officer: str) -> Visit:
+    async def start(self, order_id: str, officer: str, actor: str | None = None) -> Visit:
         async with self._lock:
             if self._active is not None:
                 visit = self._active.visit
@@ -178,17 +201,26 @@ class VisitDesk:
                 uuid.uuid4().hex[:12], order_id, officer, order["category"], self.finger_order, **kwargs
             )
             self._active = _Active(visit)
-            await self._saved(visit, "started")
+            await self._saved(visit, "started", actor=actor or officer, category=visit.category)
             return visit
 
-    async def record_identity(self, visit_id: str, body: dict[str, Any]) -> Visit:
+    async def record_identity(self, visit_id: str, body: dict[str, Any], actor: str = SYSTEM) -> Visit:
         async with self._lock:
             visit = self._require_active(visit_id).visit
             visit.record_identity(body.get("present"), body.get("consent_by"), body.get("guardian"))
-            await self._saved(visit, "identity")
+            identity = visit.identity or {}
+            guardian = identity.get("guardian") or {}
+            await self._saved(
+                visit,
+                "identity",
+                actor=actor,
+                present=len(identity.get("present") or []),
+                consent_by=identity.get("consent_by"),
+                guardian_relation=guardian.get("relation"),
+            )
             return visit
 
-    async def start_item(self, visit_id: str, item: str, retry: bool = False) -> Visit:
+    async def start_item(self, visit_id: str, item: str, retry: bool = False, actor: str = SYSTEM) -> Visit:
         async with self._lock:
             active = self._require_active(visit_id)
             visit = active.visit
@@ -202,10 +234,10 @@ class VisitDesk:
             active.followers[item] = asyncio.create_task(
                 self._follow(active, item, live), name=f"visit-{item}"
             )
-            await self._saved(visit, "item_started", item)
+            await self._saved(visit, "item_retried" if retry else "item_started", item, actor)
             return visit
 
-    async def accept_item(self, visit_id: str, item: str) -> Visit:
+    async def accept_item(self, visit_id: str, item: str, actor: str = SYSTEM) -> Visit:
         async with self._lock:
             active = self._require_active(visit_id)
             visit = active.visit
@@ -213,15 +245,17 @@ class VisitDesk:
             if record.status == "capturing" and record.session_id and item not in active.captures:
                 await self._confirm_session(active, item, record.session_id)
                 if record.status == "captured":  # the session handed over a passing capture
-                    await self._saved(visit, "item_accepted", item)
+                    await self._saved(visit, "item_accepted", item, actor)
                     return visit
             visit.accept_item(item)
             if item not in active.captures:
                 raise WrongState(f"item '{item}' has no capture to accept", visit.state)
-            await self._saved(visit, "item_accepted", item)
+            await self._saved(visit, "item_accepted", item, actor)
             return visit
 
-    async def except_item(self, visit_id: str, item: str, reason: Any, confirm: Any, officer: str) -> Visit:
+    async def except_item(
+        self, visit_id: str, item: str, reason: Any, confirm: Any, officer: str, actor: str | None = None
+    ) -> Visit:
         async with self._lock:
             active = self._require_active(visit_id)
             visit = active.visit
@@ -230,7 +264,7 @@ class VisitDesk:
             self._stop_session(active, item)
             visit.except_item(item, reason, confirm, officer)
             active.captures.pop(item, None)
-            await self._saved(visit, "item_excepted", item)
+            await self._saved(visit, "item_excepted", item, actor or officer)
             return visit
 
     async def finish(self, visit_id: str, caller_nip: str | None = None, credential: Any = None) -> Visit:
@@ -300,27 +334,30 @@ class VisitDesk:
             self._active = None
             active.captures.clear()  # sealed and saved: the plaintext goes
             self._announce(finished, finished.state)
+            await self.kit.checkpoint_audit()  # every sealed bundle is under a signed checkpoint
             log.info(
                 "visit %s ended: finished", finished.id, extra={"visit": finished.id, "outcome": "finished"}
             )
             return finished
 
-    async def set_outcome(self, visit_id: str, code: Any, note: Any, reschedule: Any) -> Visit:
+    async def set_outcome(
+        self, visit_id: str, code: Any, note: Any, reschedule: Any, actor: str = SYSTEM
+    ) -> Visit:
         async with self._lock:
             active = self._require_active(visit_id)
             visit = active.visit
             visit.set_outcome(code, note, reschedule)
-            await self._close(active, code, visit.outcome["reschedule"] if visit.outcome else None)
+            await self._close(active, code, visit.outcome["reschedule"] if visit.outcome else None, actor)
             return visit
 
-    async def cancel(self, visit_id: str) -> Visit:
+    async def cancel(self, visit_id: str, actor: str = SYSTEM) -> Visit:
         async with self._lock:
             active = self._require_active(visit_id)
             visit = active.visit
             visit.cancel()
             for item in list(active.followers):
                 self._stop_session(active, item)
-            await self._saved(visit, "ending")
+            await self._saved(visit, "ending", actor=actor)
             return visit
 
     # --- sessions ------------------------------------------------------------------------
@@ -416,9 +453,13 @@ class VisitDesk:
 
     # --- saving --------------------------------------------------------------------------
 
-    async def _saved(self, visit: Visit, change: str, item: str | None = None) -> None:
-        """Write the visit's record (committed), then announce the change."""
-        await self.kit.in_database(save_visit, self.kit.database, visit.to_json())
+    async def _saved(
+        self, visit: Visit, change: str, item: str | None = None, actor: str = SYSTEM, **details: Any
+    ) -> None:
+        """Write the visit's record and the audit entry of the change (one transaction), then
+        announce the change."""
+        entry = AuditEntry(actor, f"visit_{change}", {**visit_facts(visit, item), **details})
+        await self.kit.in_database(save_visit, self.kit.database, visit.to_json(), entry)
         self._announce(visit, change, item)
 
     def _announce(self, visit: Visit, change: str, item: str | None = None) -> None:
@@ -433,11 +474,13 @@ class VisitDesk:
             data.update(item=item, status=record.status, score=record.score)
         self.kit.events.publish("visit", data)
 
-    async def _close(self, active: _Active, outcome: str, reschedule: dict[str, str] | None) -> None:
+    async def _close(
+        self, active: _Active, outcome: str, reschedule: dict[str, str] | None, actor: str = SYSTEM
+    ) -> None:
         for item in list(active.followers):
             self._stop_session(active, item)
         visit = active.visit
-        await self._saved(visit, visit.state)
+        await self._saved(visit, visit.state, actor=actor, outcome=outcome, reschedule=reschedule)
         await self.kit.in_database(close_order, self.kit.database, visit.order_id, outcome, reschedule)
         self._active = None
         log.info("visit %s ended: %s", visit.id, outcome, extra={"visit": visit.id, "outcome": outcome})

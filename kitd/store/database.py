@@ -10,6 +10,8 @@ one is never edited.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kitd.errors import KitError
@@ -95,6 +97,36 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at TEXT
     );
     """,
+    # 4: the audit log (issue 25): append-only entries, each with its Merkle leaf hash, and
+    # the signed checkpoints. The triggers keep the kit's own code from editing history; a
+    # hand-edited database is caught by the tree (kitctl audit verify, a laptop's proofs).
+    """
+    CREATE TABLE audit_entries (
+        seq INTEGER PRIMARY KEY CHECK (seq >= 0),
+        at TEXT NOT NULL,
+        clock_confirmed INTEGER NOT NULL CHECK (clock_confirmed IN (0, 1)),
+        actor TEXT NOT NULL CHECK (length(actor) > 0),
+        action TEXT NOT NULL CHECK (length(action) > 0),
+        details TEXT NOT NULL,
+        leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32)
+    );
+    CREATE INDEX audit_entries_actor ON audit_entries (actor, seq);
+    CREATE INDEX audit_entries_action ON audit_entries (action, seq);
+    CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only');
+    END;
+    CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only');
+    END;
+    CREATE TABLE audit_checkpoints (
+        size INTEGER PRIMARY KEY CHECK (size >= 0),
+        root_hash BLOB NOT NULL CHECK (length(root_hash) = 32),
+        note TEXT NOT NULL,
+        signed_at TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -154,3 +186,15 @@ def _statements(script: str) -> list[str]:
             statements.append(current.strip())
             current = ""
     return [s for s in statements if s]
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, committed on leaving, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

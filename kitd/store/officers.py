@@ -19,6 +19,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from kitd.errors import KitError
 from kitd.identity_numbers import nip_problems
+from kitd.store.audit import SYSTEM, append_entry
+from kitd.store.database import transaction
 
 ROLES: tuple[str, ...] = ("officer", "supervisor", "technician")
 PIN_LENGTH = 6
@@ -101,17 +103,22 @@ class OfficerRoll:
         if self.conn.execute("SELECT 1 FROM officers WHERE nip = ?", (nip,)).fetchone():
             raise OfficerError(f"officer {nip} already exists")
 
-    def add(self, nip: str, name: str, role: str, pin: str) -> Officer:
+    def add(self, nip: str, name: str, role: str, pin: str, actor: str = SYSTEM) -> Officer:
         self.check_new(nip, name, role)
         problem = pin_problem(pin)
         if problem:
             raise OfficerError(problem)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        pin_hash = self.hasher.hash(pin)
         try:
-            self.conn.execute(
-                "INSERT INTO officers (nip, name, role, pin_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-                (nip, name.strip(), role, self.hasher.hash(pin), now),
-            )
+            with transaction(self.conn):
+                self.conn.execute(
+                    "INSERT INTO officers (nip, name, role, pin_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (nip, name.strip(), role, pin_hash, now),
+                )
+                append_entry(
+                    self.conn, actor, "officer_added", {"nip": nip, "name": name.strip(), "role": role}
+                )
         except sqlite3.IntegrityError:
             raise OfficerError(f"officer {nip} already exists") from None
         return self.get(nip)
@@ -143,13 +150,14 @@ class OfficerRoll:
             return int(self.conn.execute("SELECT count(*) FROM officers").fetchone()[0])
         return int(self.conn.execute("SELECT count(*) FROM officers WHERE role = ?", (role,)).fetchone()[0])
 
-    def check_pin(self, nip: str, pin: str) -> Officer:
+    def check_pin(self, nip: str, pin: str, purpose: str = "sign_in") -> Officer:
         """The officer when ``pin`` is theirs; else WrongPin, OfficerLocked, ...
 
         Every wrong PIN that reaches here counts (the API refuses a malformed one before);
         the count resets on a right one. The hash is checked even for an unknown NIP, and
         a deactivated officer hears so only with the right PIN, so that neither the time
-        taken nor the answer tells which NIPs exist.
+        taken nor the answer tells which NIPs exist. Each check is in the audit log as
+        ``purpose`` (``sign_in``, ``pin_check``) or ``<purpose>_refused`` with the reason.
         """
         row = self.conn.execute("SELECT * FROM officers WHERE nip = ?", (nip,)).fetchone()
         pin_text = pin if isinstance(pin, str) else ""
@@ -157,27 +165,36 @@ class OfficerRoll:
             if self._stand_in_hash is None:
                 self._stand_in_hash = self.hasher.hash("stand-in")
             self._verify(self._stand_in_hash, pin_text)
+            append_entry(self.conn, SYSTEM, f"{purpose}_refused", {"nip": str(nip), "reason": "unknown_nip"})
             raise UnknownOfficer("NIP or PIN is wrong")
         if not row["active"]:
             if self._verify(row["pin_hash"], pin_text):
+                append_entry(self.conn, nip, f"{purpose}_refused", {"reason": "deactivated"})
                 raise OfficerInactive(f"officer {nip} is deactivated")
+            append_entry(self.conn, nip, f"{purpose}_refused", {"reason": "wrong_pin"})
             raise UnknownOfficer("NIP or PIN is wrong")
         if row["locked"]:
+            append_entry(self.conn, nip, f"{purpose}_refused", {"reason": "locked"})
             raise OfficerLocked(
                 f"officer {nip} is locked after {self.max_pin_failures} wrong PINs: a supervisor must unlock"
             )
         if self._verify(row["pin_hash"], pin_text):
-            self.conn.execute("UPDATE officers SET pin_failures = 0 WHERE nip = ?", (nip,))
-            if self.hasher.check_needs_rehash(row["pin_hash"]):
-                self.conn.execute(
-                    "UPDATE officers SET pin_hash = ? WHERE nip = ?", (self.hasher.hash(pin_text), nip)
-                )
+            new_hash = self.hasher.hash(pin_text) if self.hasher.check_needs_rehash(row["pin_hash"]) else None
+            with transaction(self.conn):
+                self.conn.execute("UPDATE officers SET pin_failures = 0 WHERE nip = ?", (nip,))
+                if new_hash is not None:
+                    self.conn.execute("UPDATE officers SET pin_hash = ? WHERE nip = ?", (new_hash, nip))
+                append_entry(self.conn, nip, purpose, {"role": row["role"]})
             return _officer(row)
         failures = int(row["pin_failures"]) + 1
         locked = failures >= self.max_pin_failures
-        self.conn.execute(
-            "UPDATE officers SET pin_failures = ?, locked = ? WHERE nip = ?", (failures, int(locked), nip)
-        )
+        with transaction(self.conn):
+            self.conn.execute(
+                "UPDATE officers SET pin_failures = ?, locked = ? WHERE nip = ?", (failures, int(locked), nip)
+            )
+            append_entry(self.conn, nip, f"{purpose}_refused", {"reason": "wrong_pin", "failures": failures})
+            if locked:
+                append_entry(self.conn, SYSTEM, "officer_locked", {"nip": nip, "failures": failures})
         if locked:
             raise OfficerLocked(
                 f"officer {nip} is locked after {failures} wrong PINs: a supervisor must unlock"
@@ -190,23 +207,31 @@ class OfficerRoll:
         except (VerificationError, InvalidHashError):
             return False
 
-    def unlock(self, nip: str) -> Officer:
+    def unlock(self, nip: str, actor: str = SYSTEM) -> Officer:
         self.get(nip)
-        self.conn.execute("UPDATE officers SET locked = 0, pin_failures = 0 WHERE nip = ?", (nip,))
+        with transaction(self.conn):
+            self.conn.execute("UPDATE officers SET locked = 0, pin_failures = 0 WHERE nip = ?", (nip,))
+            append_entry(self.conn, actor, "officer_unlocked", {"nip": nip})
         return self.get(nip)
 
-    def reset_pin(self, nip: str, pin: str) -> Officer:
+    def reset_pin(self, nip: str, pin: str, actor: str = SYSTEM, action: str = "pin_reset") -> Officer:
+        """A new PIN (also unlocks): ``pin_reset`` by a supervisor, ``pin_changed`` by the officer."""
         problem = pin_problem(pin)
         if problem:
             raise OfficerError(problem)
         self.get(nip)
-        self.conn.execute(
-            "UPDATE officers SET pin_hash = ?, locked = 0, pin_failures = 0 WHERE nip = ?",
-            (self.hasher.hash(pin), nip),
-        )
+        pin_hash = self.hasher.hash(pin)
+        with transaction(self.conn):
+            self.conn.execute(
+                "UPDATE officers SET pin_hash = ?, locked = 0, pin_failures = 0 WHERE nip = ?",
+                (pin_hash, nip),
+            )
+            append_entry(self.conn, actor, action, {"nip": nip})
         return self.get(nip)
 
-    def deactivate(self, nip: str) -> Officer:
+    def deactivate(self, nip: str, actor: str = SYSTEM) -> Officer:
         self.get(nip)
-        self.conn.execute("UPDATE officers SET active = 0 WHERE nip = ?", (nip,))
+        with transaction(self.conn):
+            self.conn.execute("UPDATE officers SET active = 0 WHERE nip = ?", (nip,))
+            append_entry(self.conn, actor, "officer_deactivated", {"nip": nip})
         return self.get(nip)

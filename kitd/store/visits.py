@@ -14,6 +14,8 @@ import sqlite3
 from typing import Any
 
 from kitd.errors import KitError
+from kitd.store.audit import AuditEntry, append_entry
+from kitd.store.database import transaction
 
 ACTIVE_STATES: tuple[str, ...] = ("identity", "capturing", "review", "ending")
 
@@ -32,8 +34,15 @@ def pending_order(conn: sqlite3.Connection, order_id: str) -> dict[str, Any]:
     return json.loads(row["content"])
 
 
-def save_visit(conn: sqlite3.Connection, record: dict[str, Any]) -> None:
-    """Insert or update a visit's record (committed before this returns)."""
+def save_visit(conn: sqlite3.Connection, record: dict[str, Any], entry: AuditEntry | None = None) -> None:
+    """Insert or update a visit's record, with the audit ``entry`` of what changed it (in
+    the caller's transaction, or committed together before this returns)."""
+    if entry is not None and not conn.in_transaction:
+        with transaction(conn):
+            save_visit(conn, record, entry)
+        return
+    if entry is not None:
+        append_entry(conn, entry.actor, entry.action, entry.details)
     conn.execute(
         "INSERT INTO visits (id, order_id, state, record, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record, "
@@ -75,13 +84,8 @@ def close_order(
     Rescheduled: the order stays pending with the new appointment. Otherwise its personal
     fields are erased: only the order id, the outcome and the times stay.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         close_order_in(conn, order_id, outcome, reschedule, now)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def close_order_in(

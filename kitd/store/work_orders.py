@@ -29,6 +29,7 @@ from jsonschema import Draft202012Validator
 from kitd.ansi_nist_text import text_problem
 from kitd.errors import KitError
 from kitd.identity_numbers import kk_problems, nik_problems
+from kitd.store.audit import SYSTEM, append_entry
 
 SCHEMA_PATH = Path(__file__).with_name("work_order.schema.json")
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -47,6 +48,10 @@ def work_order_schema() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
     return Draft202012Validator(work_order_schema())
+
+
+# An import's audit entry names this many of the orders it brought in (and counts the rest).
+AUDITED_ORDER_IDS = 200
 
 
 @dataclass
@@ -306,17 +311,31 @@ def check_rows(rows: list[Any], region_code: str = "", today: dt.date | None = N
     return checked
 
 
-def store_rows(conn: sqlite3.Connection, checked: list[CheckedRow]) -> ImportReport:
-    """Store the good rows in one short transaction; the report of the whole import."""
+def store_rows(conn: sqlite3.Connection, checked: list[CheckedRow], actor: str = SYSTEM) -> ImportReport:
+    """Store the good rows in one short transaction, with its audit entry; the report of the
+    whole import."""
     report = ImportReport()
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     conn.execute("BEGIN IMMEDIATE")
     try:
+        imported: list[str] = []
         for row in checked:
             report.warnings += [{"row": row.number, "order_id": row.order_id, **w} for w in row.warnings]
+            before = report.imported
             errors = row.errors or _store_one(conn, row, now, report)
             if errors:
                 report.rejected.append({"row": row.number, "order_id": row.order_id, "errors": errors})
+            elif report.imported > before:
+                imported.append(str(row.order_id))
+        details = {
+            "imported": report.imported,
+            "unchanged": report.unchanged,
+            "rejected": len(report.rejected),
+            "order_ids": imported[:AUDITED_ORDER_IDS],
+        }
+        if len(imported) > AUDITED_ORDER_IDS:
+            details["more_order_ids"] = len(imported) - AUDITED_ORDER_IDS
+        append_entry(conn, actor, "orders_imported", details)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -352,10 +371,14 @@ def _store_one(
 
 
 def import_orders(
-    conn: sqlite3.Connection, rows: list[Any], region_code: str = "", today: dt.date | None = None
+    conn: sqlite3.Connection,
+    rows: list[Any],
+    region_code: str = "",
+    today: dt.date | None = None,
+    actor: str = SYSTEM,
 ) -> ImportReport:
     """Check every row and store the good ones in one transaction."""
-    return store_rows(conn, check_rows(rows, region_code, today))
+    return store_rows(conn, check_rows(rows, region_code, today), actor)
 
 
 def pending_orders(conn: sqlite3.Connection, day: dt.date, timezone: str) -> list[dict[str, Any]]:

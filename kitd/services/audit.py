@@ -1,0 +1,272 @@
+"""The kit's audit log as a whole: its note key, signed checkpoints, proofs and its check.
+
+Its one job: :class:`AuditLog` signs checkpoints of the entries the stores append
+(kitd.store.audit) — a C2SP tlog-checkpoint in a C2SP signed note, Ed25519, the key a
+0600 file ``data_dir/keys/audit-note.key`` (secure elements hold only P-256 keys) — and
+answers inclusion and consistency proofs (RFC 9162) over them; :meth:`AuditLog.verify`
+recomputes every entry's leaf and the tree at every checkpoint, naming the first entry or
+checkpoint that does not hold; :meth:`AuditLog.prove_extends` checks that the log now
+extends an older checkpoint, as a laptop does.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kitd.audit.checkpoint import Checkpoint, MalformedCheckpoint, open_checkpoint, sign_checkpoint
+from kitd.audit.merkle import (
+    ProofFailed,
+    consistency_proof,
+    frontier_append,
+    frontier_root,
+    inclusion_proof,
+    range_hash_from_leaves,
+    tree_hash,
+    verify_consistency,
+)
+from kitd.audit.note import (
+    MalformedKey,
+    MalformedNote,
+    NoteRefused,
+    SignerKey,
+    VerifierKey,
+    generate_signer_key,
+    parse_signer_key,
+)
+from kitd.durable_files import write_atomically
+from kitd.errors import KitError
+from kitd.store import audit as store
+from kitd.store.audit import entry_leaf
+from kitd.store.database import transaction
+
+NOTE_KEY_FILE = "audit-note.key"
+# The most entries one request may ask for.
+MAX_ENTRIES = 1000
+
+
+class AuditProblem(KitError):
+    """The audit log cannot do what was asked (a bad range, a missing or broken key)."""
+
+
+class CheckpointRefused(KitError):
+    """An older checkpoint that is not this kit's, or that the log does not extend."""
+
+
+@dataclass
+class AuditCheck:
+    """What :meth:`AuditLog.verify` found: ``problem`` names the first thing wrong."""
+
+    entries: int
+    checkpoints: int
+    problem: str | None = None
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "problem": self.problem,
+        }
+
+
+def audit_origin(kit_id: str) -> str:
+    """The log's name, in its checkpoints and as its note key's name."""
+    return f"e-ktp-kit/{kit_id}/audit"
+
+
+class AuditLog:
+    """The audit log of the kit whose keys are in ``keys_dir``."""
+
+    def __init__(self, keys_dir: Path, kit_id: str) -> None:
+        self.keys_dir = Path(keys_dir)
+        self.origin = audit_origin(kit_id)
+
+    @property
+    def key_path(self) -> Path:
+        return self.keys_dir / NOTE_KEY_FILE
+
+    def signer(self) -> SignerKey:
+        """The note key, made (once, 0600) if the kit has none yet."""
+        path = self.key_path
+        if not path.exists():
+            self.keys_dir.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, (generate_signer_key(self.origin) + "\n").encode(), mode=0o600)
+        try:
+            key = parse_signer_key(path.read_text().strip())
+        except (OSError, MalformedKey) as exc:
+            raise AuditProblem(f"the audit note key {path}: {exc}") from None
+        if key.name != self.origin:
+            raise AuditProblem(f"the audit note key {path} is named {key.name!r}, not {self.origin!r}")
+        return key
+
+    def verifier(self) -> VerifierKey:
+        return self.signer().verifier
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def checkpoint(self, conn: sqlite3.Connection, now: dt.datetime | None = None) -> dict[str, Any]:
+        """A signed checkpoint of the log as it is (the latest one if nothing was added since)."""
+        size = store.log_size(conn)
+        latest = store.latest_checkpoint(conn)
+        if latest is not None and latest["size"] == size:
+            return latest
+        root = tree_hash(store.leaf_hashes(conn, size))
+        note = sign_checkpoint(Checkpoint(self.origin, size, root), [self.signer()])
+        store.record_checkpoint(conn, size, root, note, now or dt.datetime.now(dt.UTC))
+        return store.latest_checkpoint(conn) or {}
+
+    def latest(self, conn: sqlite3.Connection) -> dict[str, Any]:
+        """The latest checkpoint, signed now if there is none yet."""
+        return store.latest_checkpoint(conn) or self.checkpoint(conn)
+
+    # --- reading and proofs --------------------------------------------------------------
+
+    def entries(self, conn: sqlite3.Connection, start: int, count: int) -> list[dict[str, Any]]:
+        if start < 0 or not 1 <= count <= MAX_ENTRIES:
+            raise AuditProblem(f"from must be 0 or more and count 1-{MAX_ENTRIES}")
+        return store.entries(conn, start, count)
+
+    def _size_checked(self, conn: sqlite3.Connection, size: int, what: str) -> None:
+        current = store.log_size(conn)
+        if not 0 <= size <= current:
+            raise AuditProblem(f"{what} {size}: the log has {current} entries")
+
+    def inclusion(self, conn: sqlite3.Connection, index: int, size: int) -> dict[str, Any]:
+        """Entry ``index``'s leaf hash and its path to the root of the tree of ``size`` entries."""
+        self._size_checked(conn, size, "size")
+        if not 0 <= index < size:
+            raise AuditProblem(f"index {index} is not in a tree of {size} entries")
+        leaves = store.leaf_hashes(conn, size)
+        proof = inclusion_proof(index, size, range_hash_from_leaves(leaves))
+        return {"index": index, "size": size, "leaf_hash": leaves[index], "proof": proof}
+
+    def consistency(self, conn: sqlite3.Connection, old: int, new: int) -> dict[str, Any]:
+        """The proof that the tree of ``new`` entries extends the one of ``old``."""
+        self._size_checked(conn, new, "new")
+        if not 0 <= old <= new:
+            raise AuditProblem(f"old {old} must be 0 to new ({new})")
+        leaves = store.leaf_hashes(conn, new)
+        return {"old": old, "new": new, "proof": consistency_proof(old, new, range_hash_from_leaves(leaves))}
+
+    # --- checks --------------------------------------------------------------------------
+
+    def verify(self, conn: sqlite3.Connection, verifier: VerifierKey | None = None) -> AuditCheck:
+        """Recompute every entry's leaf from its content and the tree at every checkpoint,
+        each checkpoint's signature checked with ``verifier`` (the kit's own by default)."""
+        verifier = verifier or self.verifier()
+        rows = store.stored_rows(conn)
+        marks = store.checkpoints(conn)
+        check = AuditCheck(len(rows), len(marks))
+        by_size: dict[int, list[dict[str, Any]]] = {}
+        for mark in marks:
+            by_size.setdefault(mark["size"], []).append(mark)
+        for mark in marks:
+            try:
+                opened = open_checkpoint(mark["note"], [verifier])
+            except (MalformedNote, MalformedCheckpoint, NoteRefused) as exc:
+                return self._failed(check, f"checkpoint of {mark['size']} entries: {exc}")
+            if (
+                opened.origin != self.origin
+                or opened.size != mark["size"]
+                or opened.root_hash != mark["root_hash"]
+            ):
+                return self._failed(check, f"checkpoint of {mark['size']} entries: its note says otherwise")
+            if mark["size"] > len(rows):
+                return self._failed(
+                    check,
+                    f"checkpoint of {mark['size']} entries: the log has only {len(rows)}: "
+                    "entries were deleted",
+                )
+        frontier: tuple[bytes, ...] = ()
+        for position, (document, stored) in enumerate(rows):
+            if document["seq"] != position:
+                return self._failed(
+                    check,
+                    f"entry {position}: its sequence is {document['seq']}: an entry before it was deleted "
+                    "or one inserted",
+                )
+            leaf = entry_leaf(document)
+            if leaf != stored:
+                return self._failed(
+                    check, f"entry {position} ({document['action']}): its content was changed"
+                )
+            frontier, _ = frontier_append(frontier, position, leaf)
+            for mark in by_size.get(position + 1, ()):
+                if frontier_root(frontier) != mark["root_hash"]:
+                    return self._failed(
+                        check,
+                        f"checkpoint of {position + 1} entries (signed {mark['signed_at']}): the entries "
+                        f"0-{position} no longer hash to its root: an entry was rewritten, inserted or moved",
+                    )
+        for mark in by_size.get(0, ()):
+            if tree_hash([]) != mark["root_hash"]:
+                return self._failed(check, "checkpoint of 0 entries: not the empty tree's hash")
+        return check
+
+    @staticmethod
+    def _failed(check: AuditCheck, problem: str) -> AuditCheck:
+        check.problem = problem
+        return check
+
+    def prove_extends(
+        self, conn: sqlite3.Connection, old_note: str, verifier: VerifierKey | None = None
+    ) -> dict[str, Any]:
+        """Check, as a laptop does, that the log now extends the checkpoint ``old_note``: the
+        note is this kit's, and a consistency proof from its size to the log's size verifies
+        against the two roots. CheckpointRefused says why not."""
+        verifier = verifier or self.verifier()
+        try:
+            old = open_checkpoint(old_note, [verifier])
+        except (MalformedNote, MalformedCheckpoint, NoteRefused) as exc:
+            raise CheckpointRefused(f"the older checkpoint: {exc}") from None
+        if old.origin != self.origin:
+            raise CheckpointRefused(f"the older checkpoint is of {old.origin!r}, not {self.origin!r}")
+        leaves = store.leaf_hashes(conn, store.log_size(conn))
+        if old.size > len(leaves):
+            raise CheckpointRefused(
+                f"the log has {len(leaves)} entries, fewer than the older checkpoint's {old.size}"
+            )
+        proof = consistency_proof(old.size, len(leaves), range_hash_from_leaves(leaves))
+        new_root = tree_hash(leaves)
+        try:
+            verify_consistency(old.size, len(leaves), old.root_hash, new_root, proof)
+        except ProofFailed as exc:
+            raise CheckpointRefused(f"the log does not extend the older checkpoint: {exc}") from None
+        return {"old_size": old.size, "new_size": len(leaves), "proof_hashes": len(proof)}
+
+
+def proof_json(hashes: Sequence[bytes]) -> list[str]:
+    """Hashes as the API sends them: standard base64."""
+    return [base64.b64encode(h).decode("ascii") for h in hashes]
+
+
+def record_start(conn: sqlite3.Connection, version: str, settings: dict[str, Any]) -> None:
+    """The daemon started (an entry), and its configuration changed since the last start
+    (another, naming the keys), as a digest of every setting: the audit shows both."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    last = store.find_entries(conn, action="daemon_started")
+    previous = last[-1]["details"] if last else None
+    with transaction(conn):
+        if previous is not None and previous.get("config_sha256") != digest:
+            before = previous.get("settings", {})
+            changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+            store.append_entry(conn, store.SYSTEM, "config_changed", {"keys": changed})
+        store.append_entry(
+            conn,
+            store.SYSTEM,
+            "daemon_started",
+            {"version": version, "config_sha256": digest, "settings": settings},
+        )
