@@ -1,7 +1,7 @@
 """Files written whole or not at all, and still there after a power cut.
 
 Its one job: the kit's one small file I/O layer. :class:`FileOps` is every operation a
-durable write is made of (create, write, fsync, rename, fsync of the folder, unlink), so
+durable write is made of (create, write, fsync, rename, fsync of the folder, unlink, mkdir), so
 that tests can record a run of them (to rebuild what a power cut at each point would
 leave) or make one fail (EIO, ENOSPC); :func:`write_atomically` writes to a temporary name
 in the same folder, fsyncs it, renames it over the final name and fsyncs the folder, so
@@ -48,6 +48,9 @@ class FileOps:
     def unlink(self, path: Path) -> None:
         os.unlink(path)
 
+    def mkdir(self, path: Path, mode: int) -> None:
+        os.mkdir(path, mode)
+
     def fsync_directory(self, directory: Path) -> None:
         """Make the names created, renamed or removed in ``directory`` durable."""
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -64,6 +67,20 @@ DISK = FileOps()
 def fsync_directory(directory: Path, ops: FileOps = DISK) -> None:
     """Make a rename in ``directory`` durable (the new name is in the directory's blocks)."""
     ops.fsync_directory(directory)
+
+
+def make_directory(path: Path, mode: int = 0o700, ops: FileOps = DISK) -> None:
+    """The folder ``path`` (and any missing parent), its name fsynced into its parent so that
+    it survives a power cut; one already there is fsynced into its parent again (whoever made
+    it may not have, and a folder lost takes every file in it along)."""
+    if not path.parent.is_dir() and path.parent != path:
+        make_directory(path.parent, mode, ops)
+    try:
+        ops.mkdir(path, mode)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+    ops.fsync_directory(path.parent)
 
 
 def temporary_name(path: Path) -> Path:

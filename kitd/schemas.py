@@ -262,6 +262,18 @@ SCHEMAS: dict[str, Any] = {
             "problem_since": {"type": ["string", "null"]},
         },
     },
+    "AuditEntry": {
+        "type": "object",
+        "required": ["seq", "at", "clock_confirmed", "actor", "action", "details"],
+        "properties": {
+            "seq": {"type": "integer"},
+            "at": {"type": "string"},
+            "clock_confirmed": {"type": "boolean"},
+            "actor": {"type": "string", "description": "An officer's NIP, or system"},
+            "action": {"type": "string"},
+            "details": {"type": "object", "description": "What the action did; a NIK masked to 6+2 digits"},
+        },
+    },
     "Receipt": {
         "type": "object",
         "description": "A signed statement (detached CMS over the RFC 8785 form of 'statement', base64)",

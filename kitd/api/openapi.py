@@ -466,6 +466,111 @@ OUTBOX_PATHS: dict[str, Any] = {
                     _ref("ReceiptResults"),
                     "Every receipt was refused (receipts_refused), each with its reason",
                 ),
+                "503": _error(
+                    "The kit's database could not record a receipt (cannot_record): those before it are "
+                    "taken, send the rest again"
+                ),
+            },
+        }
+    },
+}
+
+
+def _whole_parameter(name: str, description: str, required: bool = True) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+
+
+BASE64_HASHES = {"type": "array", "items": {"type": "string", "contentEncoding": "base64"}}
+
+AUDIT_PATHS: dict[str, Any] = {
+    "/api/v1/audit/checkpoint": {
+        "get": {
+            "summary": "The audit log's latest checkpoint: a C2SP tlog-checkpoint in a C2SP signed note "
+            "(Ed25519, the kit's note key; kitctl keys status prints its public key)",
+            "responses": {
+                "200": {
+                    "description": "The signed note",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "503": _error("The note key cannot be read (audit_unavailable)"),
+            },
+        }
+    },
+    "/api/v1/audit/entries": {
+        "get": {
+            "summary": "Audit entries as they were hashed (RFC 8785 JSON of each is its Merkle leaf)",
+            "parameters": [
+                _whole_parameter("from", "The first sequence number (default 0)", required=False),
+                _whole_parameter("count", "How many, 1-1000 (default 100)", required=False),
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["from", "entries"],
+                        "properties": {
+                            "from": {"type": "integer"},
+                            "entries": {"type": "array", "items": _ref("AuditEntry")},
+                        },
+                    },
+                    "The entries (fewer at the end of the log)",
+                ),
+                "400": _error("from or count out of range (the parameter named)"),
+            },
+        }
+    },
+    "/api/v1/audit/proof/inclusion": {
+        "get": {
+            "summary": "RFC 9162 inclusion proof of entry index in the tree of size entries",
+            "parameters": [
+                _whole_parameter("index", "The entry's sequence number"),
+                _whole_parameter("size", "The tree's size (a checkpoint's)"),
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["index", "size", "leaf_hash", "proof"],
+                        "properties": {
+                            "index": {"type": "integer"},
+                            "size": {"type": "integer"},
+                            "leaf_hash": {"type": "string", "contentEncoding": "base64"},
+                            "proof": BASE64_HASHES,
+                        },
+                    },
+                    "The leaf hash and its path, from the leaf up",
+                ),
+                "400": _error("A missing or bad parameter, or a size beyond the log (named)"),
+            },
+        }
+    },
+    "/api/v1/audit/proof/consistency": {
+        "get": {
+            "summary": "RFC 9162 consistency proof that the tree of new entries extends the one of old",
+            "parameters": [
+                _whole_parameter("old", "The older tree's size"),
+                _whole_parameter("new", "The newer tree's size"),
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["old", "new", "proof"],
+                        "properties": {
+                            "old": {"type": "integer"},
+                            "new": {"type": "integer"},
+                            "proof": BASE64_HASHES,
+                        },
+                    },
+                    "The proof's hashes",
+                ),
+                "400": _error("A missing or bad parameter, or sizes out of order or beyond the log (named)"),
             },
         }
     },
@@ -493,6 +598,7 @@ def openapi_document() -> dict[str, Any]:
     document["paths"].update(ORDER_PATHS)
     document["paths"].update(VISIT_PATHS)
     document["paths"].update(OUTBOX_PATHS)
+    document["paths"].update(AUDIT_PATHS)
     _with_sign_in(document["paths"])
     document["components"]["schemas"] = copy.deepcopy(SCHEMAS)
     document["components"]["securitySchemes"] = {

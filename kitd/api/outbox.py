@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, error_response, json_body
-from kitd.services.outbox import BundleNotFound
+from kitd.services.outbox import BundleNotFound, OutboxError
 from kitd.store.outbox import STATES
 
 # At most this many receipts in one request (about 1.5 KB each).
@@ -58,7 +58,10 @@ async def post_receipts(request: web.Request) -> web.Response:
         return error_response(
             413, "too_large", f"receipts: {len(documents)} in one request, at most {MAX_RECEIPTS}"
         )
-    results = await kit.in_database(kit.outbox.take_receipts, kit.database, documents)
+    try:
+        results = await kit.in_database(kit.outbox.take_receipts, kit.database, documents)
+    except OutboxError as exc:
+        return error_response(503, "cannot_record", str(exc))
     counts = {
         name: sum(r["result"] == name for r in results) for name in ("accepted", "duplicate", "refused")
     }

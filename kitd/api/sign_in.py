@@ -54,6 +54,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/outbox"): frozenset({"supervisor", "technician"}),
     ("GET", "/api/v1/outbox/bundles/{id}"): frozenset({"supervisor", "technician"}),
     ("POST", "/api/v1/outbox/receipts"): frozenset({"supervisor"}),
+    ("GET", "/api/v1/audit/checkpoint"): frozenset({"supervisor"}),
+    ("GET", "/api/v1/audit/entries"): frozenset({"supervisor"}),
+    ("GET", "/api/v1/audit/proof/inclusion"): frozenset({"supervisor"}),
+    ("GET", "/api/v1/audit/proof/consistency"): frozenset({"supervisor"}),
 }
 
 

@@ -21,12 +21,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
 from kitd.cli.options import add_config_option, config_from_args
+from kitd.config import KitConfig
 from kitd.crypto.signing import KeyProblem
+from kitd.services.audit import AuditLog
 from kitd.services.sealing import kit_keys
+from kitd.store.audit import SYSTEM, append_entry
+from kitd.store.database import database_path, open_database
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -83,6 +88,23 @@ def _refused(exc: KeyProblem | OSError) -> int:
     return 1
 
 
+def _audited(
+    config: KitConfig, action: str, certificate: x509.Certificate | None = None, **details: Any
+) -> None:
+    """The key change in the audit log (kitctl acts on the kit: actor ``system``)."""
+    if certificate is not None:
+        details.update(
+            subject=certificate.subject.rfc4514_string(),
+            serial=f"{certificate.serial_number:x}",
+            not_after=f"{certificate.not_valid_after_utc:%Y-%m-%d}",
+        )
+    conn = open_database(database_path(config.data_dir))
+    try:
+        append_entry(conn, SYSTEM, action, details)
+    finally:
+        conn.close()
+
+
 def run_init(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     try:
@@ -91,6 +113,7 @@ def run_init(args: argparse.Namespace) -> int:
     except (KeyProblem, OSError) as exc:
         return _refused(exc)
     where = "in the token" if keys.settings.backend == "pkcs11" else f"in {keys.dir / 'kit.key'}"
+    _audited(config, "kit_key_made", backend=keys.settings.backend)
     print(f"kit key for 'kit {config.kit_id}' made {where}; request: {request}")
     print("have the office's CA sign the request, then: kitctl keys install CERT [INTERMEDIATE ...]")
     return 0
@@ -105,23 +128,28 @@ def run_install(args: argparse.Namespace) -> int:
             keys.install(certificate, chain, config.kit_id)
     except (KeyProblem, OSError) as exc:
         return _refused(exc)
+    _audited(config, "kit_certificate_installed", certificate, chain=len(chain))
     print(f"kit certificate installed: {certificate.subject.rfc4514_string()}, valid until "
           f"{certificate.not_valid_after_utc:%Y-%m-%d}; bundles sealed from now on use it")  # fmt: skip
     return 0
 
 
 def run_recipients(args: argparse.Namespace) -> int:
-    keys = kit_keys(config_from_args(args))
+    config = config_from_args(args)
+    keys = kit_keys(config)
     try:
-        keys.install_recipients(_one(args.central), _one(args.escrow))
+        central, escrow = _one(args.central), _one(args.escrow)
+        keys.install_recipients(central, escrow)
     except (KeyProblem, OSError) as exc:
         return _refused(exc)
+    _audited(config, "recipients_installed", central, escrow=escrow.subject.rfc4514_string())
     print("recipients installed: bundles sealed from now on open with their keys")
     return 0
 
 
 def run_trust(args: argparse.Namespace) -> int:
-    keys = kit_keys(config_from_args(args))
+    config = config_from_args(args)
+    keys = kit_keys(config)
     try:
         certificate = _one(args.certificate)
         if args.what == "ca":
@@ -130,6 +158,7 @@ def run_trust(args: argparse.Namespace) -> int:
             keys.trust_central_signing(certificate)
     except (KeyProblem, OSError) as exc:
         return _refused(exc)
+    _audited(config, "ca_trusted" if args.what == "ca" else "central_signing_trusted", certificate)
     print(f"trusted: {certificate.subject.rfc4514_string()}")
     return 0
 
@@ -138,8 +167,14 @@ def run_status(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with kit_keys(config) as keys:
         found = keys.status(config.kit_id)
+    note_key = AuditLog(config.data_dir / "keys", config.kit_id).verifier_if_any()
     if args.json:
-        print(json.dumps([entry.to_json() for entry in found], indent=1))
+        print(
+            json.dumps(
+                [*(entry.to_json() for entry in found), {"name": "audit note", "verifier_key": note_key}],
+                indent=1,
+            )
+        )
     else:
         for entry in found:
             state = "FAILED" if entry.problem else "warning" if entry.warning else "ok"
@@ -150,4 +185,6 @@ def run_status(args: argparse.Namespace) -> int:
             for note in (entry.problem, entry.warning):
                 if note:
                     print(f"{'':29s}{note}")
+        shown = note_key or "made at the first start of kitd"
+        print(f"{'audit note':20s} {'ok' if note_key else 'none yet':8s} {shown}")
     return 1 if any(entry.problem for entry in found) else 0

@@ -115,6 +115,12 @@ class AuditLog:
     def verifier(self) -> VerifierKey:
         return self.signer().verifier
 
+    def verifier_if_any(self) -> str | None:
+        """The note key's public half as a verifier key string, or None if none was made yet."""
+        if not self.key_path.exists():
+            return None
+        return str(self.verifier())
+
     # --- checkpoints ---------------------------------------------------------------------
 
     def checkpoint(self, conn: sqlite3.Connection, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -41,9 +41,10 @@ from kitd.crypto.bundle import (
 from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
 from kitd.crypto.receipts import KnownLaptop, ReceiptRefused, check_receipt
 from kitd.crypto.signing import KeyProblem
-from kitd.durable_files import DISK, FileOps, is_temporary, remove_durably
+from kitd.durable_files import DISK, FileOps, is_temporary, make_directory, remove_durably
 from kitd.errors import KitError
 from kitd.store import outbox as rows
+from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.outbox import KEPT
 
 log = logging.getLogger("kitd.outbox")
@@ -161,6 +162,8 @@ class Outbox:
                 f"the outbox could not remove an unfinished bundle of visit {visit_id}: {exc.strerror or exc}"
             ) from None
         try:
+            if not self.directory.is_dir():
+                make_directory(self.directory, 0o700, self.ops)  # its name, too, survives a power cut
             write_bundle(self.directory, bundle, self.ops)
         except OSError as exc:
             # A file the disk would not let go keeps its row ('sealing'): without it, start-up
@@ -294,6 +297,11 @@ class Outbox:
         except KeyProblem as exc:
             raise rows.LaptopError(str(exc)) from None
         now = now or _now()
+        if certificate.not_valid_before_utc > now:
+            raise rows.LaptopError(
+                f"laptop '{name}': its certificate is valid only from "
+                f"{certificate.not_valid_before_utc:%Y-%m-%d}"
+            )
         if certificate.not_valid_after_utc <= now:
             raise rows.LaptopError(
                 f"laptop '{name}': its certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}"
@@ -321,7 +329,8 @@ class Outbox:
         self, conn: sqlite3.Connection, documents: Sequence[Any], now: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
         """Each receipt checked and applied: ``accepted`` (the bundle moved on), ``duplicate``
-        (it had already; nothing changes) or ``refused`` with its reason."""
+        (it had already; nothing changes) or ``refused`` with its reason. OutboxError: the
+        database could not record one (the ones before it stand)."""
         now = now or _now()
         laptops = self.known_laptops(conn)
         central = self.central_certificate()
@@ -332,10 +341,21 @@ class Outbox:
             if isinstance(statement, dict):
                 result.update(bundle_id=statement.get("bundle_id"), type=statement.get("type"))
             try:
-                receipt = check_receipt(document, laptops, central, now)
-                result.update(self._apply(conn, receipt, now))
-            except ReceiptRefused as exc:
-                result.update(result="refused", reason=str(exc))
+                try:
+                    receipt = check_receipt(document, laptops, central, now)
+                    result.update(self._apply(conn, receipt, now))
+                except ReceiptRefused as exc:
+                    result.update(result="refused", reason=str(exc))
+                    append_entry(
+                        conn, SYSTEM, "receipt_refused", {k: v for k, v in result.items() if k != "result"}
+                    )
+            except sqlite3.Error as exc:
+                # The disk (full, failing) refused the change: nothing of this receipt is
+                # taken, the ones before it are; sent again, those come back 'duplicate'.
+                raise OutboxError(
+                    f"the kit's database could not record receipt {index} (bundle "
+                    f"{result.get('bundle_id')}): {exc}; the receipts before it are taken, send it again"
+                ) from None
             results.append(result)
             if result["result"] == "refused":
                 log.warning("receipt %d refused: %s", index, result["reason"])
@@ -380,14 +400,16 @@ class Outbox:
         """Bring the files and the rows back in step after whatever stopped the kit."""
         now = now or _now()
         report = Reconciled()
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Made, or fsynced into data_dir again: a power cut may lose a folder's name that was
+        # never fsynced, and every bundle in it with it.
+        make_directory(self.directory, 0o700, self.ops)
         entries = [p for p in self.directory.iterdir() if p.is_file()]
         temporary = [p for p in entries if is_temporary(p)]
         remove_durably(temporary, self.ops)
         report.temporary_removed = sorted(p.name for p in temporary)
         for row in rows.bundle_rows(conn, ("sealing",)):
             if self._whole(row):
-                rows.complete_sealing(conn, row["bundle_id"], now)
+                rows.complete_sealing(conn, row["bundle_id"], now, at_start_up=True)
                 report.completed.append(row["bundle_id"])
                 log.warning(
                     "bundle %s: its sealing was interrupted after it was written; registered",
@@ -404,6 +426,9 @@ class Outbox:
         for row in known.values():
             self._check_files(conn, row, now, report)
         self._adopt_strays(conn, known, now, report)
+        changes = {name: value for name, value in report.to_json().items() if value}
+        if changes:
+            append_entry(conn, SYSTEM, "outbox_reconciled", changes)
         return report
 
     def _check_files(
@@ -475,7 +500,9 @@ class Outbox:
                     report.registered.append(bundle_id)
                     log.warning("bundle %s had no row: verified and registered as sealed", bundle_id)
                     continue
-            self._quarantine(list(files.values()))
+            # The statement first: a sealed file left alone by an interruption is moved aside
+            # next time; a statement left alone would be taken for a sealing's and removed.
+            self._quarantine(sorted(files.values(), key=lambda p: p.name.endswith(SEALED_SUFFIX)))
             report.quarantined.append(bundle_id)
             log.error(
                 "bundle file %s is not a whole sealed bundle of this kit (%s): moved to %s/",

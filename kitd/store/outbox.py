@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from kitd.errors import KitError
+from kitd.store.audit import SYSTEM, AuditEntry, append_entry
+from kitd.store.database import transaction
 from kitd.store.visits import close_order_in, save_visit
 
 STATES: tuple[str, ...] = ("sealing", "sealed", "offered", "acknowledged", "delivered", "erased")
@@ -31,18 +31,6 @@ class LaptopError(KitError):
 
 def stamp(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).isoformat(timespec="seconds")
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, committed on leaving, rolled back on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def bundle_row(conn: sqlite3.Connection, bundle_id: str) -> dict[str, Any] | None:
@@ -88,15 +76,23 @@ def register_sealing(
     )
 
 
-def complete_sealing(conn: sqlite3.Connection, bundle_id: str, now: dt.datetime) -> dict[str, Any]:
+def complete_sealing(
+    conn: sqlite3.Connection, bundle_id: str, now: dt.datetime, at_start_up: bool = False
+) -> dict[str, Any]:
     """The bundle's files are whole: in one transaction it becomes ``sealed``, its visit is
-    saved finished and its order closed. Returns the visit's record."""
+    saved finished (the audit log saying so) and its order closed. Returns the visit's record."""
     with transaction(conn):
         row = bundle_row(conn, bundle_id)
         if row is None or row["state"] != "sealing" or row["visit_record"] is None:
             raise KitError(f"bundle {bundle_id} is not being sealed")
         record = json.loads(row["visit_record"])
-        save_visit(conn, record)
+        facts = {"visit": record["id"], "order": record["order_id"], "state": record["state"]}
+        facts.update(bundle=bundle_id, sha256=row["sha256"], size=row["size"])
+        if at_start_up:
+            facts["registered_at_start_up"] = True
+        save_visit(
+            conn, record, AuditEntry(SYSTEM if at_start_up else record["officer"], "visit_finished", facts)
+        )
         close_order_in(conn, record["order_id"], "finished", None, now)
         conn.execute(
             "UPDATE outbox SET state = 'sealed', visit_record = NULL WHERE bundle_id = ?", (bundle_id,)
@@ -113,6 +109,14 @@ def register_found(
     conn: sqlite3.Connection, bundle_id: str, visit_id: str | None, sha256: str, size: int, sealed_at: str
 ) -> None:
     """A whole, verified sealed file that had no row (start-up found it): ``sealed``."""
+    with transaction(conn):
+        append_entry(conn, SYSTEM, "bundle_found", {"bundle": bundle_id, "visit": visit_id, "sha256": sha256})
+        _insert_found(conn, bundle_id, visit_id, sha256, size, sealed_at)
+
+
+def _insert_found(
+    conn: sqlite3.Connection, bundle_id: str, visit_id: str | None, sha256: str, size: int, sealed_at: str
+) -> None:
     conn.execute(
         "INSERT INTO outbox (bundle_id, visit_id, state, sha256, size, sealed_at) "
         "VALUES (?, ?, 'sealed', ?, ?, ?)",
@@ -130,6 +134,8 @@ def mark_offered(conn: sqlite3.Connection, bundle_ids: list[str], laptop: str, n
                 "WHERE bundle_id = ? AND state IN ('sealed', 'offered')",
                 (stamp(now), laptop, bundle_id),
             ).rowcount
+        if bundle_ids:
+            append_entry(conn, SYSTEM, "bundles_offered", {"laptop": laptop, "bundles": list(bundle_ids)})
     return changed
 
 
@@ -143,6 +149,8 @@ def mark_acknowledged(
             "laptop_receipt = ? WHERE bundle_id = ? AND state IN ('sealed', 'offered')",
             (stamp(now), by, json.dumps(receipt, separators=(",", ":")), bundle_id),
         ).rowcount
+        if changed:
+            append_entry(conn, SYSTEM, "bundle_acknowledged", {"bundle": bundle_id, "by": by})
     return changed == 1
 
 
@@ -156,6 +164,9 @@ def mark_delivered(
             "WHERE bundle_id = ? AND state IN ('sealed', 'offered', 'acknowledged')",
             (stamp(now), json.dumps(receipt, separators=(",", ":")), bundle_id),
         ).rowcount
+        if changed:
+            by = receipt.get("statement", {}).get("by")
+            append_entry(conn, SYSTEM, "bundle_delivered", {"bundle": bundle_id, "by": by})
     return changed == 1
 
 
@@ -173,6 +184,7 @@ def mark_erased(conn: sqlite3.Connection, cutoff: dt.datetime, now: dt.datetime)
         ]
         for bundle_id in ids:
             # Its files are gone on purpose: what start-up found wrong with them no longer is.
+            append_entry(conn, SYSTEM, "bundle_erased", {"bundle": bundle_id})
             conn.execute(
                 "UPDATE outbox SET state = 'erased', erased_at = ?, problem = NULL, problem_since = NULL "
                 "WHERE bundle_id = ? AND state = 'delivered'",
@@ -217,7 +229,9 @@ def problems(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 # --- laptops -------------------------------------------------------------------------------
 
 
-def trust_laptop(conn: sqlite3.Connection, name: str, pem: str, fingerprint: str, now: dt.datetime) -> None:
+def trust_laptop(
+    conn: sqlite3.Connection, name: str, pem: str, fingerprint: str, now: dt.datetime, actor: str = SYSTEM
+) -> None:
     """Trust a laptop's receipts (its certificate); a revoked name or key is not trusted again."""
     with transaction(conn):
         same_key = conn.execute("SELECT name FROM laptops WHERE fingerprint = ?", (fingerprint,)).fetchone()
@@ -238,15 +252,17 @@ def trust_laptop(conn: sqlite3.Connection, name: str, pem: str, fingerprint: str
             "INSERT INTO laptops (name, certificate, fingerprint, trusted_at) VALUES (?, ?, ?, ?)",
             (name, pem, fingerprint, stamp(now)),
         )
+        append_entry(conn, actor, "laptop_trusted", {"laptop": name, "fingerprint": fingerprint})
 
 
-def revoke_laptop(conn: sqlite3.Connection, name: str, now: dt.datetime) -> None:
+def revoke_laptop(conn: sqlite3.Connection, name: str, now: dt.datetime, actor: str = SYSTEM) -> None:
     with transaction(conn):
         row = conn.execute("SELECT revoked_at FROM laptops WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise LaptopError(f"no laptop '{name}' is trusted")
         if row["revoked_at"] is None:
             conn.execute("UPDATE laptops SET revoked_at = ? WHERE name = ?", (stamp(now), name))
+            append_entry(conn, actor, "laptop_revoked", {"laptop": name})
 
 
 def laptops(conn: sqlite3.Connection) -> list[dict[str, Any]]:

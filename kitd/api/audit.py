@@ -1,0 +1,93 @@
+"""The audit endpoints (supervisors; paired laptops later): checkpoints, entries and proofs.
+
+Its one job: turn HTTP into kitd.services.audit calls. ``GET /api/v1/audit/checkpoint`` is
+the latest signed checkpoint (a C2SP signed note, text/plain); ``GET /api/v1/audit/entries
+?from=N&count=M`` the entries as they were hashed; ``GET /api/v1/audit/proof/inclusion
+?index=I&size=S`` and ``GET /api/v1/audit/proof/consistency?old=A&new=B`` RFC 9162 proofs,
+their hashes in base64. A bad parameter is a 400 naming it.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from aiohttp import web
+
+from kitd.api.requests import KIT_KEY, error_response
+from kitd.services.audit import AuditProblem, proof_json
+
+
+class BadParameter(ValueError):
+    """A query parameter that is missing or not a whole number (``name`` says which)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def _whole(request: web.Request, name: str, default: int | None = None) -> int:
+    text = request.query.get(name)
+    if text is None:
+        if default is None:
+            raise BadParameter(name, f"{name}: required (a whole number)")
+        return default
+    if not text.isdigit() or len(text) > 18:
+        raise BadParameter(name, f"{name} {text!r} is not a whole number of 0 or more")
+    return int(text)
+
+
+def _refused(exc: Exception) -> web.Response:
+    if isinstance(exc, BadParameter):
+        return error_response(400, "bad_request", str(exc), exc.name)
+    return error_response(400, "bad_request", str(exc))
+
+
+async def get_checkpoint(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    try:
+        latest = await kit.in_database(kit.audit.latest, kit.database)
+    except AuditProblem as exc:
+        return error_response(503, "audit_unavailable", str(exc))
+    return web.Response(
+        text=latest["note"], content_type="text/plain", charset="utf-8", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def get_entries(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    try:
+        start, count = _whole(request, "from", 0), _whole(request, "count", 100)
+        entries = await kit.in_database(kit.audit.entries, kit.database, start, count)
+    except (BadParameter, AuditProblem) as exc:
+        return _refused(exc)
+    return web.json_response({"from": start, "entries": entries}, headers={"Cache-Control": "no-store"})
+
+
+async def get_inclusion(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    try:
+        index, size = _whole(request, "index"), _whole(request, "size")
+        proof = await kit.in_database(kit.audit.inclusion, kit.database, index, size)
+    except (BadParameter, AuditProblem) as exc:
+        return _refused(exc)
+    proof["leaf_hash"] = base64.b64encode(proof["leaf_hash"]).decode("ascii")
+    proof["proof"] = proof_json(proof["proof"])
+    return web.json_response(proof)
+
+
+async def get_consistency(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    try:
+        old, new = _whole(request, "old"), _whole(request, "new")
+        proof = await kit.in_database(kit.audit.consistency, kit.database, old, new)
+    except (BadParameter, AuditProblem) as exc:
+        return _refused(exc)
+    proof["proof"] = proof_json(proof["proof"])
+    return web.json_response(proof)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/audit/checkpoint", get_checkpoint)
+    app.router.add_get("/api/v1/audit/entries", get_entries)
+    app.router.add_get("/api/v1/audit/proof/inclusion", get_inclusion)
+    app.router.add_get("/api/v1/audit/proof/consistency", get_consistency)

@@ -1,0 +1,101 @@
+"""kitctl audit: check the kit's audit log, read it, and prove it only grew.
+
+    kitctl audit verify [--json]                 recompute every entry's leaf and the tree at
+                                                 every checkpoint; name the first that fails
+    kitctl audit show [--since T] [--actor NIP] [--action A] [--json]
+    kitctl audit checkpoint                      the latest signed checkpoint (a C2SP note)
+    kitctl audit prove --old CHECKPOINT_FILE     the log now extends that older checkpoint
+
+Works on the database in data_dir and the kit's note key directly, whether or not the
+daemon runs. Exit 0: holds; 1: it does not (one line naming the first bad entry or
+checkpoint, or why the older checkpoint is refused); 2: bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from kitd.cli.options import add_config_option, config_from_args
+from kitd.services.audit import AuditLog, AuditProblem, CheckpointRefused
+from kitd.store.audit import find_entries
+from kitd.store.database import database_path, open_database
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("audit", help="check, read and prove the kit's audit log")
+    sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
+    verify = sub.add_parser("verify", help="recompute the log and check every checkpoint")
+    verify.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="entries, oldest first")
+    show.add_argument(
+        "--since", help="from this time on (ISO 8601, e.g. 2026-11-30 or 2026-11-30T08:00+07:00)"
+    )
+    show.add_argument("--actor", help="only this officer's NIP (or system)")
+    show.add_argument("--action", dest="what", help="only this action (e.g. sign_in, visit_started)")
+    show.add_argument("--json", action="store_true")
+    sub.add_parser("checkpoint", help="print the latest signed checkpoint (a C2SP signed note)")
+    prove = sub.add_parser("prove", help="check that the log extends an older checkpoint")
+    prove.add_argument("--old", type=Path, required=True, metavar="CHECKPOINT_FILE")
+    for child in sub.choices.values():
+        add_config_option(child)
+    parser.set_defaults(func=run)
+
+
+def _since(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise AuditProblem(f"--since {text!r} is not an ISO 8601 date or time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    conn = open_database(database_path(config.data_dir))
+    audit = AuditLog(config.data_dir / "keys", config.kit_id)
+    try:
+        if args.action == "verify":
+            check = audit.verify(conn)
+            if args.json:
+                print(json.dumps(check.to_json(), indent=1))
+            elif check.ok:
+                print(f"audit log holds: {check.entries} entries, {check.checkpoints} checkpoints verified")
+            else:
+                print(f"kitctl audit verify: FAILED: {check.problem}", file=sys.stderr)
+            return 0 if check.ok else 1
+        if args.action == "show":
+            found = find_entries(conn, _since(args.since), args.actor, args.what)
+            if args.json:
+                print(json.dumps(found, indent=1, ensure_ascii=False))
+            for entry in [] if args.json else found:
+                details = json.dumps(entry["details"], ensure_ascii=False, sort_keys=True)
+                clock = "" if entry["clock_confirmed"] else " (clock unconfirmed)"
+                who = f"{entry['actor']:18s}  {entry['action']:24s}"
+                print(f"{entry['seq']:>7}  {entry['at']}{clock}  {who}  {details}")
+            return 0
+        if args.action == "checkpoint":
+            sys.stdout.write(audit.latest(conn)["note"])
+            return 0
+        try:
+            old = args.old.read_text()
+        except OSError as exc:
+            raise AuditProblem(f"{args.old}: cannot read: {exc.strerror}") from None
+        proved = audit.prove_extends(conn, old)
+        print(
+            f"the log ({proved['new_size']} entries) extends the checkpoint of {proved['old_size']} "
+            f"(consistency proof of {proved['proof_hashes']} hashes verified)"
+        )
+        return 0
+    except (AuditProblem, CheckpointRefused) as exc:
+        print(f"kitctl audit {args.action}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
