@@ -170,9 +170,12 @@ class Outbox:
             # would register a whole one as a stray, its visit never saved and never sealable.
             if not any(p.exists() for p in bundle_paths(self.directory, bundle.bundle_id)):
                 try:
+                    # The removals durable before the row goes: a power cut must not bring back
+                    # a whole sealed file whose row is gone.
+                    self.ops.fsync_directory(self.directory)
                     rows.forget_sealing(conn, bundle.bundle_id)
-                except sqlite3.Error:
-                    pass  # start-up forgets it: its files are not whole
+                except (OSError, sqlite3.Error):
+                    pass  # the row stays 'sealing': a finish again, or start-up, settles it
             raise OutboxError(
                 f"the outbox could not write bundle {bundle.bundle_id}: {exc.strerror or exc}"
             ) from None
