@@ -31,15 +31,15 @@ def _whole(request: web.Request, name: str, default: int | None = None) -> int:
         if default is None:
             raise BadParameter(name, f"{name}: required (a whole number)")
         return default
-    if not text.isdigit() or len(text) > 18:
+    # str.isdigit takes "²", which int() refuses: ASCII digits only.
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise BadParameter(name, f"{name} {text!r} is not a whole number of 0 or more")
     return int(text)
 
 
-def _refused(exc: Exception) -> web.Response:
-    if isinstance(exc, BadParameter):
-        return error_response(400, "bad_request", str(exc), exc.name)
-    return error_response(400, "bad_request", str(exc))
+def _refused(exc: BadParameter | AuditProblem) -> web.Response:
+    name = exc.name if isinstance(exc, BadParameter) else exc.field
+    return error_response(400, "bad_request", str(exc), name)
 
 
 async def get_checkpoint(request: web.Request) -> web.Response:

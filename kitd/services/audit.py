@@ -53,7 +53,12 @@ MAX_ENTRIES = 1000
 
 
 class AuditProblem(KitError):
-    """The audit log cannot do what was asked (a bad range, a missing or broken key)."""
+    """The audit log cannot do what was asked (a bad range, a missing or broken key);
+    ``field`` names the request's parameter that was out of range, if one was."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class CheckpointRefused(KitError):
@@ -141,20 +146,22 @@ class AuditLog:
     # --- reading and proofs --------------------------------------------------------------
 
     def entries(self, conn: sqlite3.Connection, start: int, count: int) -> list[dict[str, Any]]:
-        if start < 0 or not 1 <= count <= MAX_ENTRIES:
-            raise AuditProblem(f"from must be 0 or more and count 1-{MAX_ENTRIES}")
+        if start < 0:
+            raise AuditProblem(f"from {start}: must be 0 or more", "from")
+        if not 1 <= count <= MAX_ENTRIES:
+            raise AuditProblem(f"count {count}: must be 1-{MAX_ENTRIES}", "count")
         return store.entries(conn, start, count)
 
     def _size_checked(self, conn: sqlite3.Connection, size: int, what: str) -> None:
         current = store.log_size(conn)
         if not 0 <= size <= current:
-            raise AuditProblem(f"{what} {size}: the log has {current} entries")
+            raise AuditProblem(f"{what} {size}: the log has {current} entries", what)
 
     def inclusion(self, conn: sqlite3.Connection, index: int, size: int) -> dict[str, Any]:
         """Entry ``index``'s leaf hash and its path to the root of the tree of ``size`` entries."""
         self._size_checked(conn, size, "size")
         if not 0 <= index < size:
-            raise AuditProblem(f"index {index} is not in a tree of {size} entries")
+            raise AuditProblem(f"index {index} is not in a tree of {size} entries", "index")
         leaves = store.leaf_hashes(conn, size)
         proof = inclusion_proof(index, size, range_hash_from_leaves(leaves))
         return {"index": index, "size": size, "leaf_hash": leaves[index], "proof": proof}
@@ -163,7 +170,7 @@ class AuditLog:
         """The proof that the tree of ``new`` entries extends the one of ``old``."""
         self._size_checked(conn, new, "new")
         if not 0 <= old <= new:
-            raise AuditProblem(f"old {old} must be 0 to new ({new})")
+            raise AuditProblem(f"old {old} must be 0 to new ({new})", "old")
         leaves = store.leaf_hashes(conn, new)
         return {"old": old, "new": new, "proof": consistency_proof(old, new, range_hash_from_leaves(leaves))}
 
@@ -172,7 +179,9 @@ class AuditLog:
     def verify(self, conn: sqlite3.Connection, verifier: VerifierKey | None = None) -> AuditCheck:
         """Recompute every entry's leaf from its content and the tree at every checkpoint,
         each checkpoint's signature checked with ``verifier`` (the kit's own by default)."""
-        verifier = verifier or self.verifier()
+        # A check makes no key (signer() would): with none, no checkpoint is vouched for.
+        if verifier is None and self.key_path.exists():
+            verifier = self.verifier()
         rows = store.stored_rows(conn)
         marks = store.checkpoints(conn)
         check = AuditCheck(len(rows), len(marks))
@@ -180,6 +189,11 @@ class AuditLog:
         for mark in marks:
             by_size.setdefault(mark["size"], []).append(mark)
         for mark in marks:
+            if verifier is None:
+                return self._failed(
+                    check,
+                    f"checkpoint of {mark['size']} entries: no audit note key ({self.key_path}) to check it",
+                )
             try:
                 opened = open_checkpoint(mark["note"], [verifier])
             except (MalformedNote, MalformedCheckpoint, NoteRefused) as exc:
@@ -233,14 +247,19 @@ class AuditLog:
         """Check, as a laptop does, that the log now extends the checkpoint ``old_note``: the
         note is this kit's, and a consistency proof from its size to the log's size verifies
         against the two roots. CheckpointRefused says why not."""
-        verifier = verifier or self.verifier()
+        if verifier is None:
+            if not self.key_path.exists():  # a check makes no key
+                raise CheckpointRefused(f"no audit note key ({self.key_path}) to check the older checkpoint")
+            verifier = self.verifier()
         try:
             old = open_checkpoint(old_note, [verifier])
         except (MalformedNote, MalformedCheckpoint, NoteRefused) as exc:
             raise CheckpointRefused(f"the older checkpoint: {exc}") from None
         if old.origin != self.origin:
             raise CheckpointRefused(f"the older checkpoint is of {old.origin!r}, not {self.origin!r}")
-        leaves = store.leaf_hashes(conn, store.log_size(conn))
+        # The leaves of the entries as they read now, not the hashes stored beside them: an
+        # entry rewritten with its old leaf hash left in place must not pass.
+        leaves = [entry_leaf(document) for document, _ in store.stored_rows(conn)]
         if old.size > len(leaves):
             raise CheckpointRefused(
                 f"the log has {len(leaves)} entries, fewer than the older checkpoint's {old.size}"
