@@ -34,7 +34,7 @@ from hil.sample_orders import sample_order
 from kitd.audit.checkpoint import Checkpoint, sign_checkpoint
 from kitd.audit.merkle import tree_hash
 from kitd.audit.note import generate_signer_key, parse_signer_key
-from kitd.services.audit import AuditLog, audit_origin
+from kitd.services.audit import AuditLog, AuditProblem, audit_origin
 from kitd.services.visit_machine import Visit
 from kitd.services.visits import visit_facts
 from kitd.store import audit as store
@@ -435,3 +435,34 @@ def test_a_missing_note_key_fails_the_checks_and_they_make_none(kit: KitOnDisk) 
     assert verified.returncode == 1 and "checkpoint of 6 entries: no audit note key" in _one_line(verified)
     assert proved.returncode == 1 and "no audit note key" in _one_line(proved)
     assert not key.exists()  # a check that minted a key would vouch for nothing
+
+
+def test_the_kit_never_signs_a_history_rewritten_since_its_last_checkpoint(
+    kit: KitOnDisk, card: sqlite3.Connection
+) -> None:
+    """At its next start the kit reads the whole log once: rewritten under its last
+    checkpoint, it refuses to sign a new one (and says where to look); untouched, it signs."""
+    _forged_sha256(card, 5, keep_leaf=False)
+    conn = open_database(database_path(kit.data_dir))
+    try:
+        append_entry(conn, SYSTEM, "daemon_started", {})
+        with pytest.raises(AuditProblem, match="no longer hash to its last checkpoint"):
+            AuditLog(kit.data_dir / "keys", SIMULATION_KIT_ID).checkpoint(conn)
+        assert [c["size"] for c in store.checkpoints(conn)] == [6, 11]
+    finally:
+        conn.close()
+
+
+def test_the_kit_signs_what_grew_after_its_last_checkpoint(kit: KitOnDisk) -> None:
+    conn = open_database(database_path(kit.data_dir))
+    try:
+        audit = AuditLog(kit.data_dir / "keys", SIMULATION_KIT_ID)
+        append_entry(conn, SYSTEM, "daemon_started", {})
+        first = audit.checkpoint(conn)
+        append_entry(conn, SYSTEM, "daemon_started", {})
+        second = audit.checkpoint(conn)  # only the new entry is read this time
+        assert (first["size"], second["size"]) == (14, 15)
+        assert second["root_hash"] == tree_hash(store.leaf_hashes(conn, 15))
+        assert audit.verify(conn).ok
+    finally:
+        conn.close()

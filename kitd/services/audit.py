@@ -98,6 +98,11 @@ class AuditLog:
     def __init__(self, keys_dir: Path, kit_id: str) -> None:
         self.keys_dir = Path(keys_dir)
         self.origin = audit_origin(kit_id)
+        # The tree as this process has seen it grow (its right edge): a checkpoint reads only
+        # the entries added since the last one, and never signs a history rewritten meanwhile.
+        self._frontier: tuple[bytes, ...] = ()
+        self._seen = 0
+        self._checked_start = False
 
     @property
     def key_path(self) -> Path:
@@ -134,10 +139,33 @@ class AuditLog:
         latest = store.latest_checkpoint(conn)
         if latest is not None and latest["size"] == size:
             return latest
-        root = tree_hash(store.leaf_hashes(conn, size))
+        root = self._grown_root(conn, size, latest)
         note = sign_checkpoint(Checkpoint(self.origin, size, root), [self.signer()])
         store.record_checkpoint(conn, size, root, note, now or dt.datetime.now(dt.UTC))
         return store.latest_checkpoint(conn) or {}
+
+    def _grown_root(self, conn: sqlite3.Connection, size: int, latest: dict[str, Any] | None) -> bytes:
+        """The root of the first ``size`` entries, the frontier advanced over the new ones only.
+        The first time, the whole log is read and must still hash to its latest checkpoint:
+        a kit never signs a history that no longer extends what it signed before."""
+        if self._seen > size:
+            raise AuditProblem(f"the audit log has {size} entries, fewer than the {self._seen} signed before")
+        frontier, seen = self._frontier, self._seen
+        for seq, leaf in store.leaf_hashes_between(conn, seen, size):
+            if seq != seen:
+                raise AuditProblem(f"the audit log has no entry {seen}: entries were deleted; not signing")
+            frontier, _ = frontier_append(frontier, seen, leaf)
+            seen += 1
+            if not self._checked_start and latest is not None and seen == latest["size"]:
+                if frontier_root(frontier) != latest["root_hash"]:
+                    raise AuditProblem(
+                        f"the audit log's first {seen} entries no longer hash to its last checkpoint: "
+                        "it was rewritten; not signing (kitctl audit verify names where)"
+                    )
+        if seen != size:
+            raise AuditProblem(f"the audit log has {seen} entries in sequence, not {size}; not signing")
+        self._frontier, self._seen, self._checked_start = frontier, seen, True
+        return frontier_root(frontier)
 
     def latest(self, conn: sqlite3.Connection) -> dict[str, Any]:
         """The latest checkpoint, signed now if there is none yet."""

@@ -147,6 +147,14 @@ def leaf_hashes(conn: sqlite3.Connection, size: int) -> list[bytes]:
     return [bytes(r[0]) for r in rows]
 
 
+def leaf_hashes_between(conn: sqlite3.Connection, start: int, end: int) -> list[tuple[int, bytes]]:
+    """(sequence, stored leaf hash) of the entries ``start`` .. ``end - 1``."""
+    rows = conn.execute(
+        "SELECT seq, leaf_hash FROM audit_entries WHERE seq >= ? AND seq < ? ORDER BY seq", (start, end)
+    ).fetchall()
+    return [(int(r[0]), bytes(r[1])) for r in rows]
+
+
 def find_entries(
     conn: sqlite3.Connection, since: str | None = None, actor: str | None = None, action: str | None = None
 ) -> list[dict[str, Any]]:
