@@ -91,6 +91,8 @@ class Kit:
         self.database = None
         # What start-up's reconciliation could not do (shown by the status), or None.
         self.outbox_problem: str | None = None
+        # Why the audit log could not be checkpointed (shown by the status), or None.
+        self.audit_problem: str | None = None
         self._officers: OfficerRoll | None = None
         # One thread owns the database connection: queries never block the event loop,
         # and never run two at once on the connection (a PIN check takes ~170 ms).
@@ -126,14 +128,24 @@ class Kit:
             record_start(self.database, __version__, settings)
             self.audit.checkpoint(self.database)
         except (OSError, sqlite3.Error, KitError) as exc:
-            log.error("the audit log could not record the start: %s", exc)
+            self.audit_problem = f"the audit log could not record the start: {exc}"
+            log.error("%s", self.audit_problem)
 
     async def checkpoint_audit(self) -> None:
         """Sign a checkpoint of the audit log now (after a seal); a failure is logged."""
         try:
             await self.in_database(self.audit.checkpoint, self.database)
         except (OSError, sqlite3.Error, KitError) as exc:
-            log.error("the audit log's checkpoint could not be signed: %s", exc)
+            self.audit_problem = f"the audit log's checkpoint could not be signed: {exc}"
+            log.error("%s", self.audit_problem)
+        else:
+            self.audit_problem = None
+
+    async def audit_status(self) -> dict[str, Any]:
+        """For the status: the log's size, its latest checkpoint, and what went wrong, if anything."""
+        summary = await self.in_database(self.audit.summary, self.database)
+        summary["problem"] = self.audit_problem
+        return summary
 
     async def checkpoint_periodically(self) -> None:
         """A checkpoint every audit.checkpoint_interval_s (when entries were added)."""

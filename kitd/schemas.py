@@ -165,9 +165,21 @@ SCHEMAS: dict[str, Any] = {
     },
     "Status": {
         "type": "object",
-        "required": ["version", "uptime_s", "devices", "sealing", "outbox"],
+        "required": ["version", "uptime_s", "devices", "sealing", "outbox", "audit"],
         "properties": {
             "version": {"type": "string"},
+            "audit": {
+                "type": "object",
+                "description": "The audit log: its entries, its latest signed checkpoint, and why the "
+                "kit could not sign one (a log rewritten under its last checkpoint, a broken key)",
+                "required": ["entries", "checkpoint_size", "checkpoint_at", "problem"],
+                "properties": {
+                    "entries": {"type": "integer"},
+                    "checkpoint_size": {"type": ["integer", "null"]},
+                    "checkpoint_at": {"type": ["string", "null"]},
+                    "problem": {"type": ["string", "null"]},
+                },
+            },
             "outbox": {"$ref": "#/components/schemas/OutboxSummary"},
             "uptime_s": {"type": "number"},
             "sealing": {

@@ -20,7 +20,7 @@ from hil.rig import KitdProcess, venv_script
 def test_kitd_without_devices_serves_and_stops(start_kitd) -> None:
     kitd = start_kitd(devices=[{"uri": "usb:298d:1010"}])
     status = kitd.client.checked("GET", "/api/v1/status").json()
-    assert set(status) == {"version", "uptime_s", "devices", "sealing", "outbox"}
+    assert set(status) == {"version", "uptime_s", "devices", "sealing", "outbox", "audit"}
     assert isinstance(status["uptime_s"], float | int)
     # the rig's simulation credentials
     assert status["sealing"] == {"ready": True, "problem": None, "warnings": []}

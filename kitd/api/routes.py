@@ -53,6 +53,7 @@ async def get_status(request: web.Request) -> web.Response:
     kit = _kit(request)
     status = await asyncio.get_running_loop().run_in_executor(None, kit.status)
     status["outbox"] = await kit.outbox_status()
+    status["audit"] = await kit.audit_status()
     return web.json_response(status)
 
 

@@ -167,6 +167,15 @@ class AuditLog:
         self._frontier, self._seen, self._checked_start = frontier, seen, True
         return frontier_root(frontier)
 
+    def summary(self, conn: sqlite3.Connection) -> dict[str, Any]:
+        """How many entries, and the latest checkpoint's size and time."""
+        latest = store.latest_checkpoint(conn)
+        return {
+            "entries": store.log_size(conn),
+            "checkpoint_size": None if latest is None else latest["size"],
+            "checkpoint_at": None if latest is None else latest["signed_at"],
+        }
+
     def latest(self, conn: sqlite3.Connection) -> dict[str, Any]:
         """The latest checkpoint, signed now if there is none yet."""
         return store.latest_checkpoint(conn) or self.checkpoint(conn)
