@@ -62,12 +62,15 @@ from hil.outbox_rig import (
     sample_captures,
     seal_visit,
 )
+from hil.rig import SIMULATION_KIT_ID
 from hil.sample_visit import SampleVisit
 from kitd.crypto.bundle import SEALED_SUFFIX, STATEMENT_SUFFIX, BundleRejected, bundle_paths, open_bundle
 from kitd.crypto.receipts import ReceiptRefused, check_receipt
 from kitd.crypto.signing import FileSigner, read_certificate, read_file_signer
 from kitd.durable_files import FileOps, is_temporary, remove_durably
+from kitd.services.audit import AuditLog, CheckpointRefused
 from kitd.services.outbox import QUARANTINE, Outbox, Reconciled
+from kitd.store import audit as audit_rows
 from kitd.store import outbox as rows
 from kitd.store.database import database_path, open_database
 
@@ -77,7 +80,8 @@ RETENTION_DAYS = 7.0
 KEPT_CAP = 6
 # The phases a round's kill aims at, and how often.
 TARGETS: dict[str, float] = {
-    "store": 0.30,
+    "store": 0.26,
+    "checkpoint": 0.04,
     "reconcile": 0.12,
     "erase": 0.14,
     "central": 0.12,
@@ -91,6 +95,7 @@ PHASE_SECONDS: dict[str, float] = {
     "reconcile": 0.003,
     "seal": 0.25,
     "store": 0.015,
+    "checkpoint": 0.01,
     "offer": 0.004,
     "laptop": 0.015,
     "central": 0.015,
@@ -249,9 +254,16 @@ class Child:
         saved = self.rig.outbox.store(self.rig.conn, bundle, finished_record(record, bundle), now)
         # An earlier finish's whole bundle may be the one registered (store's contract).
         say(f"sealed {saved['bundle']['id']} {name}")
+        # As the daemon does after every seal: a signed checkpoint of the audit log.
+        self.begin("checkpoint")
+        signed = AuditLog(self.rig.data_dir / "keys", SIMULATION_KIT_ID).checkpoint(self.rig.conn)
+        say(f"checkpointed {signed['size']}")
 
     def do_store(self) -> None:
         self.do_seal()
+
+    def do_checkpoint(self) -> None:
+        self.do_seal()  # a seal ends with the audit log's checkpoint, as in the daemon
 
     def do_offer(self) -> None:
         self.begin("offer")
@@ -547,7 +559,16 @@ def where_it_landed(lines: list[Line]) -> tuple[str, str]:
             step = f"sql {line.words[1]}"
         elif word == "mark":
             step = " ".join(line.words[1:])
-        elif word in ("sealed", "offered", "acknowledged", "delivered", "erased", "reconciled", "end"):
+        elif word in (
+            "sealed",
+            "checkpointed",
+            "offered",
+            "acknowledged",
+            "delivered",
+            "erased",
+            "reconciled",
+            "end",
+        ):
             phase, step, file = f"after {phase}", "cpu", ""
     return phase, f"{phase}: {step}"
 
@@ -562,7 +583,16 @@ def phase_lengths(lines: list[Line]) -> dict[str, float]:
             if began is not None and began[0] == "seal":
                 lengths["seal"] = line.at - began[1]  # the store begins when the sealing ends
             began = (line.words[1], line.at)
-        elif word in ("sealed", "offered", "acknowledged", "delivered", "erased", "reconciled", "end"):
+        elif word in (
+            "sealed",
+            "checkpointed",
+            "offered",
+            "acknowledged",
+            "delivered",
+            "erased",
+            "reconciled",
+            "end",
+        ):
             if began is not None:
                 lengths[began[0]] = line.at - began[1]
             began = None
@@ -579,6 +609,9 @@ class Checker:
         self.office_key = serialization.load_pem_private_key((office / "central.key").read_bytes(), None)
         self.trust = [read_certificate(kit / "keys" / "ca.crt")]
         self.central = read_certificate(kit / "keys" / "central-signing.crt")
+        self.audit = AuditLog(kit / "keys", SIMULATION_KIT_ID)
+        # The latest checkpoint seen after the round before: the log must extend it.
+        self.last_checkpoint: str | None = None
 
     def after_kill(self) -> list[str]:
         problems: list[str] = []
@@ -589,8 +622,26 @@ class Checker:
                 return [f"integrity_check: {verdict[:5]}"]
             problems += self._rows_and_files(conn)
             problems += self._visits(conn)
+            problems += self._audit(conn)
         finally:
             conn.close()
+        return problems
+
+    def _audit(self, conn: sqlite3.Connection) -> list[str]:
+        """The audit log verifies (every leaf, every checkpoint), and extends the last
+        checkpoint seen before this round's kill."""
+        check = self.audit.verify(conn)
+        if not check.ok:
+            return [f"audit log: {check.problem}"]
+        problems = []
+        if self.last_checkpoint is not None:
+            try:
+                self.audit.prove_extends(conn, self.last_checkpoint)
+            except CheckpointRefused as exc:
+                problems.append(f"audit log: {exc}")
+        latest = audit_rows.latest_checkpoint(conn)
+        if latest is not None:
+            self.last_checkpoint = latest["note"]
         return problems
 
     def _rows_and_files(self, conn: sqlite3.Connection) -> list[str]:
