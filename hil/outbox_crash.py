@@ -197,7 +197,25 @@ class FilesBeforeRows(Outbox):
         return rows.mark_erased(conn, now - dt.timedelta(days=self.retention_days), now)
 
 
-BROKEN = ("lazy-writes", "files-before-rows")
+BROKEN = ("lazy-writes", "files-before-rows", "audit-rewrite")
+
+
+def rewrite_first_audit_entry(conn: sqlite3.Connection) -> None:
+    """BROKEN on purpose: the audit log's first entry rewritten by someone holding the card,
+    its leaf hash recomputed (the careful forger whom only the checkpoints catch)."""
+    row = conn.execute("SELECT * FROM audit_entries WHERE seq = 0").fetchone()
+    if row is None:
+        return
+    before = json.loads(row["details"])
+    details = dict(before, forged=int(before.get("forged", 0)) + 1)  # a new change every time
+    document = audit_rows.entry_document(
+        0, row["at"], bool(row["clock_confirmed"]), row["actor"], row["action"], details
+    )
+    conn.execute("DROP TRIGGER IF EXISTS audit_entries_no_update")
+    conn.execute(
+        "UPDATE audit_entries SET details = ?, leaf_hash = ? WHERE seq = 0",
+        (json.dumps(details, sort_keys=True, separators=(",", ":")), audit_rows.entry_leaf(document)),
+    )
 
 
 @dataclasses.dataclass
@@ -350,6 +368,8 @@ def child_work(
             0,
             ops,
         )
+    if broken == "audit-rewrite":
+        rewrite_first_audit_entry(rig.conn)
     say("begin reconcile")
     if target == "reconcile":
         say("aim reconcile")
