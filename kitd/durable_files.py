@@ -127,3 +127,27 @@ def remove_durably(paths: list[Path], ops: FileOps = DISK) -> None:
         directories.add(path.parent)
     for directory in directories:
         ops.fsync_directory(directory)
+
+
+def write_exclusively(path: Path, data: bytes, mode: int = 0o600, ops: FileOps = DISK) -> bool:
+    """Write ``data`` to ``path`` whole, fsynced, only if ``path`` does not exist yet (a key
+    made once, never replaced by a second maker racing the first); whether it was written."""
+    temporary = temporary_name(path)
+    fd = ops.create(temporary, mode)
+    try:
+        try:
+            ops.write(fd, data)
+            ops.fsync(fd)
+        finally:
+            ops.close(fd)
+        try:
+            os.link(temporary, path)  # fails if the name exists, unlike a rename
+        except FileExistsError:
+            return False
+        ops.fsync_directory(path.parent)
+        return True
+    finally:
+        try:
+            ops.unlink(temporary)
+        except OSError:
+            pass  # start-up's temporary files are removed where the kit looks for them

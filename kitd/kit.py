@@ -111,8 +111,8 @@ class Kit:
         (kitd.services.outbox). A failure is logged and shown by the status; the kit runs on."""
         try:
             report = self.outbox.reconcile(self.database)
-        except (OSError, sqlite3.Error, KitError) as exc:
-            self.outbox_problem = f"the outbox could not be checked at start-up: {exc}"
+        except Exception as exc:  # noqa: BLE001 - whatever the card holds, the kit starts and says so
+            self.outbox_problem = f"the outbox could not be checked at start-up: {type(exc).__name__}: {exc}"
             log.error("%s", self.outbox_problem)
             return
         self.outbox_problem = None

@@ -95,10 +95,11 @@ def test_an_entry_commits_and_rolls_back_with_the_change_it_records(tmp_path: Pa
         "visit_started",
         OFFICER,
     )
-    # An entry of its own (no caller's transaction) that cannot be written leaves nothing.
-    with pytest.raises(rfc8785.CanonicalizationError):
-        append_entry(conn, SYSTEM, "unwritable", {"what": object()})
-    assert not conn.in_transaction and store.log_size(conn) == size + 1
+    # Details canonical JSON cannot hold (an object, 1e400 from a client) are kept as text:
+    # the action is recorded, never failed by its entry.
+    append_entry(conn, SYSTEM, "odd", {"what": object(), "huge": float("inf")})
+    assert list(store.entries(conn, size + 1, 1)[0]["details"]) == ["unencodable"]
+    assert not conn.in_transaction and store.log_size(conn) == size + 2
     assert AuditLog(tmp_path / "keys", "kit-test").verify(conn).ok
     other.close()
     conn.close()
@@ -466,3 +467,31 @@ def test_the_kit_signs_what_grew_after_its_last_checkpoint(kit: KitOnDisk) -> No
         assert audit.verify(conn).ok
     finally:
         conn.close()
+
+
+def test_the_kit_never_signs_a_log_cut_below_its_last_checkpoint(
+    kit: KitOnDisk, card: sqlite3.Connection
+) -> None:
+    """Cut below its last checkpoint, then grown again past it: the kit starting anew still
+    refuses to sign (the cut is seen before any growth could hide it)."""
+    card.execute("DELETE FROM audit_entries WHERE seq >= 8")
+    conn = open_database(database_path(kit.data_dir))
+    try:
+        with pytest.raises(AuditProblem, match="fewer than the 11 signed before"):
+            AuditLog(kit.data_dir / "keys", SIMULATION_KIT_ID).checkpoint(conn)
+        for _ in range(5):
+            append_entry(conn, SYSTEM, "daemon_started", {})
+        with pytest.raises(AuditProblem, match="no longer hash to its last checkpoint"):
+            AuditLog(kit.data_dir / "keys", SIMULATION_KIT_ID).checkpoint(conn)
+    finally:
+        conn.close()
+
+
+def test_an_entry_edited_into_garbage_is_named_not_crashed_on(
+    kit: KitOnDisk, card: sqlite3.Connection
+) -> None:
+    card.execute("UPDATE audit_entries SET details = '{not json' WHERE seq = 3")
+    verified, proved = kit.verify_and_prove(kit.first)
+    assert verified.returncode == 1 and "entry 3 (" in _one_line(verified), verified.stderr
+    assert "content was changed" in verified.stderr
+    assert proved.returncode == 1 and "does not extend" in _one_line(proved), proved.stderr

@@ -45,6 +45,7 @@ from kitd.crypto.signing import FileSigner
 from kitd.crypto.statements import canonical_bytes, sign_statement
 from kitd.durable_files import temporary_name, write_atomically
 from kitd.services.outbox import QUARANTINE, BundleNotFound, DiskReserve, OutboxError
+from kitd.store import audit as audit_store
 from kitd.store import outbox as rows
 from kitd.store.visits import load_visit, save_visit
 
@@ -1098,3 +1099,19 @@ def test_a_bundle_whose_file_is_missing_is_not_offered(rig: OutboxRig, sample: C
     listed = rig.outbox.offer(rig.conn, LAPTOP, now())
     assert [b["bundle_id"] for b in listed] == [present["bundle_id"]]
     assert state_of(rig, gone["bundle_id"]) == "sealed"
+
+
+@pytest.mark.parametrize(
+    "odd", [2**60, float("inf"), {"deep": ["x" * 500]}], ids=["huge", "infinite", "object"]
+)
+def test_a_receipt_naming_an_odd_bundle_is_refused_and_audited_as_text(
+    rig: OutboxRig, sample: Captures, odd: Any
+) -> None:
+    """What a client may put where a bundle id goes (JSON reads 1e400 as infinity): refused
+    with its reason, and the refusal's audit entry holds it as short text."""
+    sealed_row(rig, sample)
+    document = {"statement": {"type": "laptop_receipt", "bundle_id": odd}, "signature": "AA=="}
+    [result] = rig.outbox.take_receipts(rig.conn, [document])
+    assert result["result"] == "refused", result
+    entry = audit_store.find_entries(rig.conn, action="receipt_refused")[-1]
+    assert isinstance(entry["details"]["bundle_id"], str) and len(entry["details"]["bundle_id"]) <= 128

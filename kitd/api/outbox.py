@@ -12,7 +12,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, error_response, json_body
+from kitd.api.sign_in import CALLER
 from kitd.services.outbox import BundleNotFound, OutboxError
+from kitd.store.audit import SYSTEM
 from kitd.store.outbox import STATES
 
 # At most this many receipts in one request (about 1.5 KB each).
@@ -59,7 +61,8 @@ async def post_receipts(request: web.Request) -> web.Response:
             413, "too_large", f"receipts: {len(documents)} in one request, at most {MAX_RECEIPTS}"
         )
     try:
-        results = await kit.in_database(kit.outbox.take_receipts, kit.database, documents)
+        actor = request[CALLER].nip or SYSTEM
+        results = await kit.in_database(kit.outbox.take_receipts, kit.database, documents, None, actor)
     except OutboxError as exc:
         return error_response(503, "cannot_record", str(exc))
     counts = {

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(audit.latest(conn)["note"])
             return 0
         try:
-            old = args.old.read_text()
+            old = args.old.read_bytes()  # the note's own check says if it is not UTF-8
         except OSError as exc:
             raise AuditProblem(f"{args.old}: cannot read: {exc.strerror}") from None
         proved = audit.prove_extends(conn, old)

@@ -20,7 +20,7 @@ from typing import Any
 from cryptography import x509
 
 from kitd.cli.options import add_config_option, config_from_args
-from kitd.services.outbox import BundleNotFound, kit_outbox
+from kitd.services.outbox import BundleNotFound, OutboxError, kit_outbox
 from kitd.services.sealing import kit_keys
 from kitd.store.database import database_path, open_database
 from kitd.store.outbox import STATES, LaptopError
@@ -172,7 +172,7 @@ def run_receipts(args: argparse.Namespace) -> int:
                 print(f"receipt {r['index']} for bundle {r.get('bundle_id')}: {r['result']}{why}")
             if documents and all(r["result"] == "refused" for r in results):
                 return 1
-    except LaptopError as exc:
+    except (LaptopError, OutboxError) as exc:
         print(f"kitctl receipts {args.action}: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -41,10 +41,10 @@ from kitd.audit.note import (
     generate_signer_key,
     parse_signer_key,
 )
-from kitd.durable_files import write_atomically
+from kitd.durable_files import make_directory, write_exclusively
 from kitd.errors import KitError
 from kitd.store import audit as store
-from kitd.store.audit import entry_leaf
+from kitd.store.audit import content_leaf
 from kitd.store.database import transaction
 
 NOTE_KEY_FILE = "audit-note.key"
@@ -109,11 +109,8 @@ class AuditLog:
         return self.keys_dir / NOTE_KEY_FILE
 
     def signer(self) -> SignerKey:
-        """The note key, made (once, 0600) if the kit has none yet."""
+        """The note key (AuditProblem if there is none: :meth:`checkpoint` makes the first)."""
         path = self.key_path
-        if not path.exists():
-            self.keys_dir.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, (generate_signer_key(self.origin) + "\n").encode(), mode=0o600)
         try:
             key = parse_signer_key(path.read_text().strip())
         except (OSError, MalformedKey) as exc:
@@ -133,8 +130,22 @@ class AuditLog:
 
     # --- checkpoints ---------------------------------------------------------------------
 
+    def _make_key(self, conn: sqlite3.Connection) -> None:
+        """The kit's first note key (0600), never one in place of a lost key: a laptop pins it,
+        and the checkpoints signed before would no longer verify."""
+        if store.latest_checkpoint(conn) is not None:
+            raise AuditProblem(
+                f"the audit note key {self.key_path} is missing but checkpoints were signed with it: "
+                "restore it from the kit's backup; not signing with a new one"
+            )
+        make_directory(self.keys_dir)
+        # Its first checkpoint, signed next, is the first thing it vouches for.
+        write_exclusively(self.key_path, (generate_signer_key(self.origin) + "\n").encode(), 0o600)
+
     def checkpoint(self, conn: sqlite3.Connection, now: dt.datetime | None = None) -> dict[str, Any]:
         """A signed checkpoint of the log as it is (the latest one if nothing was added since)."""
+        if not self.key_path.exists():
+            self._make_key(conn)
         size = store.log_size(conn)
         latest = store.latest_checkpoint(conn)
         if latest is not None and latest["size"] == size:
@@ -148,8 +159,12 @@ class AuditLog:
         """The root of the first ``size`` entries, the frontier advanced over the new ones only.
         The first time, the whole log is read and must still hash to its latest checkpoint:
         a kit never signs a history that no longer extends what it signed before."""
-        if self._seen > size:
-            raise AuditProblem(f"the audit log has {size} entries, fewer than the {self._seen} signed before")
+        if self._seen > size or (latest is not None and latest["size"] > size):
+            signed = max(self._seen, latest["size"] if latest is not None else 0)
+            raise AuditProblem(
+                f"the audit log has {size} entries, fewer than the {signed} signed before: entries were "
+                "deleted; not signing"
+            )
         frontier, seen = self._frontier, self._seen
         for seq, leaf in store.leaf_hashes_between(conn, seen, size):
             if seq != seen:
@@ -164,6 +179,8 @@ class AuditLog:
                     )
         if seen != size:
             raise AuditProblem(f"the audit log has {seen} entries in sequence, not {size}; not signing")
+        # The start's comparison was made (the loop passed the last checkpoint's size, checked
+        # above to be within the log), or there was nothing signed to compare with.
         self._frontier, self._seen, self._checked_start = frontier, seen, True
         return frontier_root(frontier)
 
@@ -255,7 +272,7 @@ class AuditLog:
                     f"entry {position}: its sequence is {document['seq']}: an entry before it was deleted "
                     "or one inserted",
                 )
-            leaf = entry_leaf(document)
+            leaf = content_leaf(document)
             if leaf != stored:
                 return self._failed(
                     check, f"entry {position} ({document['action']}): its content was changed"
@@ -279,7 +296,7 @@ class AuditLog:
         return check
 
     def prove_extends(
-        self, conn: sqlite3.Connection, old_note: str, verifier: VerifierKey | None = None
+        self, conn: sqlite3.Connection, old_note: str | bytes, verifier: VerifierKey | None = None
     ) -> dict[str, Any]:
         """Check, as a laptop does, that the log now extends the checkpoint ``old_note``: the
         note is this kit's, and a consistency proof from its size to the log's size verifies
@@ -296,7 +313,7 @@ class AuditLog:
             raise CheckpointRefused(f"the older checkpoint is of {old.origin!r}, not {self.origin!r}")
         # The leaves of the entries as they read now, not the hashes stored beside them: an
         # entry rewritten with its old leaf hash left in place must not pass.
-        leaves = [entry_leaf(document) for document, _ in store.stored_rows(conn)]
+        leaves = [content_leaf(document) for document, _ in store.stored_rows(conn)]
         if old.size > len(leaves):
             raise CheckpointRefused(
                 f"the log has {len(leaves)} entries, fewer than the older checkpoint's {old.size}"

@@ -98,6 +98,25 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def same_visit(stored: str | None, record: dict[str, Any]) -> bool:
+    """Whether a registered bundle's visit record (JSON) is ``record`` but for its bundle and times."""
+    if stored is None:
+        return False
+    ignored = ("bundle", "updated_at")
+    earlier = {k: v for k, v in json.loads(stored).items() if k not in ignored}
+    return earlier == {k: v for k, v in json.loads(json.dumps(record)).items() if k not in ignored}
+
+
+def _short(value: Any) -> Any:
+    """What a refused receipt said, fit for the audit log: short text as it is, else its repr
+    cut short (a client may send anything there)."""
+    if isinstance(value, str) and len(value) <= 128:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
+        return value
+    return repr(value)[:128]
+
+
 def public_row(row: dict[str, Any]) -> dict[str, Any]:
     """A bundle's row as the API and kitctl show it (receipts as objects, no visit record)."""
     shown = {k: v for k, v in row.items() if k != "visit_record"}
@@ -142,7 +161,8 @@ class Outbox:
         try:
             earlier = rows.sealing_row_of_visit(conn, visit_id)
             if earlier is not None:
-                if self._whole(earlier):
+                # The same visit as it stood then (no item retaken since): that bundle is it.
+                if self._whole(earlier) and same_visit(earlier["visit_record"], visit_record):
                     return rows.complete_sealing(conn, earlier["bundle_id"], now)
                 self._discard(conn, earlier)
             rows.register_sealing(
@@ -199,6 +219,13 @@ class Outbox:
             return document["statement"]["sha256"] == row["sha256"]
         except (OSError, ValueError, KeyError, TypeError):
             return False
+
+    def forget_unfinished(self, conn: sqlite3.Connection, visit_id: str) -> None:
+        """A visit that ends otherwise than finished: a bundle an earlier finish wrote but could
+        not register goes (files, then row), so that start-up never seals it after all."""
+        earlier = rows.sealing_row_of_visit(conn, visit_id)
+        if earlier is not None:
+            self._discard(conn, earlier)
 
     def _discard(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
         """An interrupted sealing: its files go, then its row."""
@@ -329,7 +356,11 @@ class Outbox:
         ]
 
     def take_receipts(
-        self, conn: sqlite3.Connection, documents: Sequence[Any], now: dt.datetime | None = None
+        self,
+        conn: sqlite3.Connection,
+        documents: Sequence[Any],
+        now: dt.datetime | None = None,
+        actor: str = SYSTEM,
     ) -> list[dict[str, Any]]:
         """Each receipt checked and applied: ``accepted`` (the bundle moved on), ``duplicate``
         (it had already; nothing changes) or ``refused`` with its reason. OutboxError: the
@@ -346,12 +377,11 @@ class Outbox:
             try:
                 try:
                     receipt = check_receipt(document, laptops, central, now)
-                    result.update(self._apply(conn, receipt, now))
+                    result.update(self._apply(conn, receipt, now, actor))
                 except ReceiptRefused as exc:
                     result.update(result="refused", reason=str(exc))
-                    append_entry(
-                        conn, SYSTEM, "receipt_refused", {k: v for k, v in result.items() if k != "result"}
-                    )
+                    said = {k: _short(v) for k, v in result.items() if k != "result"}
+                    append_entry(conn, actor, "receipt_refused", said)
             except sqlite3.Error as exc:
                 # The disk (full, failing) refused the change: nothing of this receipt is
                 # taken, the ones before it are; sent again, those come back 'duplicate'.
@@ -366,7 +396,7 @@ class Outbox:
                 log.info("receipt for bundle %s: %s", result["bundle_id"], result["result"])
         return results
 
-    def _apply(self, conn: sqlite3.Connection, receipt: Any, now: dt.datetime) -> dict[str, Any]:
+    def _apply(self, conn: sqlite3.Connection, receipt: Any, now: dt.datetime, actor: str) -> dict[str, Any]:
         row = rows.bundle_row(conn, receipt.bundle_id)
         if row is None or row["state"] == "sealing":
             raise ReceiptRefused(f"names bundle '{receipt.bundle_id}', which this kit does not hold")
@@ -375,9 +405,9 @@ class Outbox:
                 f"names another file than bundle {receipt.bundle_id}: its SHA-256 or size differ"
             )
         if receipt.type == "laptop_receipt":
-            moved = rows.mark_acknowledged(conn, receipt.bundle_id, receipt.by, receipt.document, now)
+            moved = rows.mark_acknowledged(conn, receipt.bundle_id, receipt.by, receipt.document, now, actor)
         else:
-            moved = rows.mark_delivered(conn, receipt.bundle_id, receipt.document, now)
+            moved = rows.mark_delivered(conn, receipt.bundle_id, receipt.document, now, actor)
         state = rows.bundle_row(conn, receipt.bundle_id)["state"]  # type: ignore[index]
         return {"result": "accepted" if moved else "duplicate", "state": state}
 
@@ -533,8 +563,11 @@ class Outbox:
             return str(exc)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return f"its statement cannot be read ({exc})"
-        if statement.get("bundle_id") != bundle_id:
+        if not isinstance(statement, dict) or statement.get("bundle_id") != bundle_id:
             return "its statement names another bundle"
+        missing = [k for k in ("sha256", "size", "created_at") if not statement.get(k)]
+        if missing:
+            return f"its statement has no {missing[0]}"
         return None
 
     def _quarantine(self, paths: list[Path]) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -30,7 +30,7 @@ from kitd.services.sessions import LiveSession, LiveSessions, SessionConflict, S
 from kitd.services.slots import DeviceSlot
 from kitd.services.visit_machine import Visit, WrongState, item_kind
 from kitd.store.audit import SYSTEM, AuditEntry
-from kitd.store.visits import active_visits, close_order, load_visit, pending_order, save_visit
+from kitd.store.visits import active_visits, end_visit, load_visit, pending_order, save_visit
 
 T = TypeVar("T")
 
@@ -72,6 +72,19 @@ class OfficerCannotSign(KitError):
 
 class NoCapture(KitError):
     """The item has no capture kept in memory (404)."""
+
+
+async def _to_the_end(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` as a task of its own that a cancelled caller does not cancel."""
+    task = asyncio.ensure_future(work)
+    # If nobody waits any more, its error is still read (and logged), never left dangling.
+    task.add_done_callback(_log_orphan_failure)
+    return await asyncio.shield(task)
+
+
+def _log_orphan_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("visit action ended with: %s", task.exception())
 
 
 def visit_facts(visit: Visit, item: str | None = None) -> dict[str, Any]:
@@ -268,6 +281,12 @@ class VisitDesk:
             return visit
 
     async def finish(self, visit_id: str, caller_nip: str | None = None, credential: Any = None) -> Visit:
+        """:meth:`_finish`, carried to its end even if the request that asked goes away: a
+        bundle half registered, or a visit finished on disk and active in memory, would be
+        worse than an answer nobody reads."""
+        return await _to_the_end(self._finish(visit_id, caller_nip, credential))
+
+    async def _finish(self, visit_id: str, caller_nip: str | None, credential: Any) -> Visit:
         """Seal the visit into the outbox, then end it; if sealing fails it stays in review.
 
         The officer's signature is theirs alone: only the visit's officer, signed in, finishes
@@ -343,6 +362,9 @@ class VisitDesk:
     async def set_outcome(
         self, visit_id: str, code: Any, note: Any, reschedule: Any, actor: str = SYSTEM
     ) -> Visit:
+        return await _to_the_end(self._set_outcome(visit_id, code, note, reschedule, actor))
+
+    async def _set_outcome(self, visit_id: str, code: Any, note: Any, reschedule: Any, actor: str) -> Visit:
         async with self._lock:
             active = self._require_active(visit_id)
             visit = active.visit
@@ -474,13 +496,23 @@ class VisitDesk:
             data.update(item=item, status=record.status, score=record.score)
         self.kit.events.publish("visit", data)
 
+    def _end(
+        self, record: dict[str, Any], entry: AuditEntry, outcome: str, reschedule: dict[str, str] | None
+    ) -> None:
+        """On the database's thread: a bundle an earlier finish left unregistered goes, then the
+        visit, its entry and its order's closing are one transaction."""
+        self.outbox.forget_unfinished(self.kit.database, record["id"])
+        end_visit(self.kit.database, record, entry, outcome, reschedule)
+
     async def _close(
         self, active: _Active, outcome: str, reschedule: dict[str, str] | None, actor: str = SYSTEM
     ) -> None:
         for item in list(active.followers):
             self._stop_session(active, item)
         visit = active.visit
-        await self._saved(visit, visit.state, actor=actor, outcome=outcome, reschedule=reschedule)
-        await self.kit.in_database(close_order, self.kit.database, visit.order_id, outcome, reschedule)
+        facts = {**visit_facts(visit), "outcome": outcome, "reschedule": reschedule}
+        entry = AuditEntry(actor, f"visit_{visit.state}", facts)
+        await self.kit.in_database(self._end, visit.to_json(), entry, outcome, reschedule)
+        self._announce(visit, visit.state)
         self._active = None
         log.info("visit %s ended: %s", visit.id, outcome, extra={"visit": visit.id, "outcome": outcome})

@@ -140,7 +140,12 @@ def mark_offered(conn: sqlite3.Connection, bundle_ids: list[str], laptop: str, n
 
 
 def mark_acknowledged(
-    conn: sqlite3.Connection, bundle_id: str, by: str, receipt: dict[str, Any], now: dt.datetime
+    conn: sqlite3.Connection,
+    bundle_id: str,
+    by: str,
+    receipt: dict[str, Any],
+    now: dt.datetime,
+    actor: str = SYSTEM,
 ) -> bool:
     """A laptop's receipt: a sealed or offered bundle becomes acknowledged."""
     with transaction(conn):
@@ -150,12 +155,12 @@ def mark_acknowledged(
             (stamp(now), by, json.dumps(receipt, separators=(",", ":")), bundle_id),
         ).rowcount
         if changed:
-            append_entry(conn, SYSTEM, "bundle_acknowledged", {"bundle": bundle_id, "by": by})
+            append_entry(conn, actor, "bundle_acknowledged", {"bundle": bundle_id, "by": by})
     return changed == 1
 
 
 def mark_delivered(
-    conn: sqlite3.Connection, bundle_id: str, receipt: dict[str, Any], now: dt.datetime
+    conn: sqlite3.Connection, bundle_id: str, receipt: dict[str, Any], now: dt.datetime, actor: str = SYSTEM
 ) -> bool:
     """The central office's receipt: a bundle not yet delivered becomes delivered."""
     with transaction(conn):
@@ -166,7 +171,7 @@ def mark_delivered(
         ).rowcount
         if changed:
             by = receipt.get("statement", {}).get("by")
-            append_entry(conn, SYSTEM, "bundle_delivered", {"bundle": bundle_id, "by": by})
+            append_entry(conn, actor, "bundle_delivered", {"bundle": bundle_id, "by": by})
     return changed == 1
 
 

@@ -72,6 +72,21 @@ def active_visits(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [json.loads(r["record"]) for r in rows]
 
 
+def end_visit(
+    conn: sqlite3.Connection,
+    record: dict[str, Any],
+    entry: AuditEntry,
+    outcome: str,
+    reschedule: dict[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """A visit ended with ``outcome``: its record, its audit entry and its order's closing in
+    one transaction (a power cut between them would leave the order open, personal data and all)."""
+    with transaction(conn):
+        save_visit(conn, record, entry)
+        close_order_in(conn, record["order_id"], outcome, reschedule, now)
+
+
 def close_order(
     conn: sqlite3.Connection,
     order_id: str,
