@@ -47,7 +47,8 @@ from kitd.audit.merkle import (
     inclusion_proof,
     tree_hash,
 )
-from kitd.audit.note import sign_note
+from kitd.audit.note import generate_signer_key, sign_note
+from kitd.durable_files import write_exclusively
 from kitd.services.audit import AuditLog
 from kitd.store import audit as store
 from kitd.store.database import database_path, open_database, transaction
@@ -167,6 +168,8 @@ def _build(folder: Path, count: int, per_checkpoint: int) -> tuple[AuditLog, lis
     AuditLog, the notes signed (oldest first) and the seconds the building took."""
     conn = open_database(database_path(folder))
     audit = AuditLog(folder / "keys", SIMULATION_KIT_ID)
+    audit.keys_dir.mkdir(parents=True, exist_ok=True)  # the kit's first note key, as checkpoint() makes it
+    write_exclusively(audit.key_path, (generate_signer_key(audit.origin) + "\n").encode())
     signer = audit.signer()
     notes: list[str] = []
     frontier: tuple[bytes, ...] = ()

@@ -108,10 +108,14 @@ def forget_sealing(conn: sqlite3.Connection, bundle_id: str) -> None:
 def register_found(
     conn: sqlite3.Connection, bundle_id: str, visit_id: str | None, sha256: str, size: int, sealed_at: str
 ) -> None:
-    """A whole, verified sealed file that had no row (start-up found it): ``sealed``."""
-    with transaction(conn):
+    """A whole, verified sealed file that had no row (start-up found it): ``sealed``, with its
+    audit entry (in the caller's transaction, or in one of its own)."""
+    if conn.in_transaction:
         append_entry(conn, SYSTEM, "bundle_found", {"bundle": bundle_id, "visit": visit_id, "sha256": sha256})
         _insert_found(conn, bundle_id, visit_id, sha256, size, sealed_at)
+        return
+    with transaction(conn):
+        register_found(conn, bundle_id, visit_id, sha256, size, sealed_at)
 
 
 def _insert_found(
