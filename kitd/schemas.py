@@ -435,13 +435,18 @@ SCHEMAS: dict[str, Any] = {
     },
     "Officer": {
         "type": "object",
-        "required": ["nip", "name", "role", "active", "locked"],
+        "required": ["nip", "name", "role", "active", "locked", "language"],
         "properties": {
             "nip": _NIP,
             "name": {"type": "string"},
             "role": {"enum": ROLES},
             "active": {"type": "boolean", "description": "false once deactivated (never deleted)"},
             "locked": {"type": "boolean", "description": "true after too many wrong PINs, until unlocked"},
+            "language": {
+                "enum": ["id", "en"],
+                "description": "The touch screen's language for this officer: id (Bahasa Indonesia, the "
+                "default) or en",
+            },
         },
     },
     "SignIn": {
@@ -476,6 +481,171 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string", "minLength": 1},
             "role": {"enum": ROLES},
             "pin": _PIN,
+        },
+    },
+    "LanguageChoice": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["language"],
+        "properties": {"language": {"enum": ["id", "en"]}},
+    },
+    "Me": {
+        "type": "object",
+        "required": ["officer", "role", "idle_lock_s"],
+        "properties": {
+            "officer": {
+                "oneOf": [_ref("Officer"), {"type": "null"}],
+                "description": "null on the kit's socket",
+            },
+            "role": {"enum": ROLES},
+            "idle_lock_s": {"type": "number", "description": "A sign-in ends after this long unused"},
+        },
+    },
+    "Words": {
+        "type": "object",
+        "required": ["id", "en"],
+        "description": "One message in Bahasa Indonesia (id) and English (en)",
+        "properties": {"id": {"type": "string"}, "en": {"type": "string"}},
+    },
+    "Messages": {
+        "type": "object",
+        "required": ["languages", "feedback", "reasons"],
+        "properties": {
+            "languages": {"type": "array", "items": {"enum": ["id", "en"]}},
+            "feedback": {
+                "type": "object",
+                "description": "The quality assessors' feedback by modality, then by code",
+                "additionalProperties": {"type": "object", "additionalProperties": _ref("Words")},
+            },
+            "reasons": {
+                "type": "object",
+                "description": "Why a visit cannot start, by code (device_missing:KIND per device kind)",
+                "additionalProperties": _ref("Words"),
+            },
+        },
+    },
+    "Summary": {
+        "type": "object",
+        "required": [
+            "kit",
+            "officer",
+            "role",
+            "idle_lock_s",
+            "devices",
+            "outbox",
+            "disk",
+            "battery",
+            "clock",
+            "visit",
+            "visit_start",
+        ],
+        "properties": {
+            "kit": {
+                "type": "object",
+                "required": ["id", "timezone"],
+                "properties": {"id": {"type": "string"}, "timezone": {"type": "string"}},
+            },
+            "officer": {"oneOf": [_ref("Officer"), {"type": "null"}]},
+            "role": {"enum": ROLES},
+            "idle_lock_s": {"type": "number"},
+            "devices": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "kind", "status", "ready", "reason"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "status": {"enum": ["ready", "busy", "disconnected", "error"]},
+                        "ready": {"type": "boolean", "description": "ready or busy: there to capture with"},
+                        "reason": {"type": "string"},
+                    },
+                },
+            },
+            "outbox": {
+                "type": "object",
+                "required": ["waiting", "problems"],
+                "properties": {
+                    "waiting": {"type": "integer", "description": "Sealed bundles no laptop has taken yet"},
+                    "problems": {
+                        "type": "integer",
+                        "description": "Bundles whose files start-up found wrong",
+                    },
+                },
+            },
+            "disk": {
+                "type": "object",
+                "required": ["free_bytes", "reserve_bytes", "enough"],
+                "properties": {
+                    "free_bytes": {"type": ["integer", "null"]},
+                    "reserve_bytes": {"type": "integer"},
+                    "enough": {"type": "boolean"},
+                },
+            },
+            "battery": {
+                "description": "null while the kit reports no battery",
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["percent", "charging"],
+                        "properties": {"percent": {"type": "number"}, "charging": {"type": "boolean"}},
+                    },
+                    {"type": "null"},
+                ],
+            },
+            "clock": {
+                "type": "object",
+                "required": ["confirmed", "confirmed_at"],
+                "properties": {
+                    "confirmed": {
+                        "type": "boolean",
+                        "description": "Whether a laptop has confirmed the clock",
+                    },
+                    "confirmed_at": {"type": ["string", "null"]},
+                },
+            },
+            "visit": {
+                "description": "The caller's active visit (kept across a lock), or null",
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["id", "state", "order_id"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "state": {"type": "string"},
+                            "order_id": {"type": "string"},
+                        },
+                    },
+                    {"type": "null"},
+                ],
+            },
+            "visit_start": {
+                "type": "object",
+                "required": ["possible", "reasons"],
+                "properties": {
+                    "possible": {"type": "boolean"},
+                    "reasons": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {
+                                    "enum": [
+                                        "no_credential",
+                                        "disk_reserve",
+                                        "sealing_not_ready",
+                                        "visit_active",
+                                        "device_missing",
+                                    ]
+                                },
+                                "device": {"type": "string", "description": "For device_missing: the kind"},
+                                "message": _ref("Words"),
+                            },
+                        },
+                    },
+                },
+            },
         },
     },
     "PinChange": {

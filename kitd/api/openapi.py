@@ -190,6 +190,27 @@ SIGN_IN_PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/v1/auth/me": {
+        "get": {
+            "summary": "Who this token signed in, and how long a sign-in lasts unused (asking is a use)",
+            "responses": {"200": _json(_ref("Me"), "The caller")},
+        }
+    },
+    "/api/v1/auth/language": {
+        "post": {
+            "summary": "The touch screen's language for the signed-in officer, kept for their next sign-in",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("LanguageChoice")}},
+            },
+            "responses": {
+                "200": _json(_ref("Officer"), "The officer, with their language"),
+                "400": _error("Not a language the kit speaks (id, en)"),
+                "403": _error("The caller has no NIP (the kit's socket)"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+            },
+        }
+    },
     "/api/v1/officers": {
         "get": {
             "summary": "Every officer, active or not (supervisors)",
@@ -578,17 +599,64 @@ AUDIT_PATHS: dict[str, Any] = {
 
 
 def _with_sign_in(paths: dict[str, Any]) -> None:
-    """Every operation but sign-in answers 401 without a token; a role-limited one 403."""
+    """Every operation but the public ones answers 401 without a token; a role-limited one 403."""
     for path, operations in paths.items():
         for method, operation in operations.items():
             key = (method.upper(), path)
             if key in PUBLIC_ROUTES:
+                operation["security"] = []  # no sign-in asked
                 continue
             responses = operation["responses"]
             responses["401"] = _error("No token, or one that expired or was ended (unauthenticated)")
             if key in ROUTE_ROLES:
                 only = ", ".join(sorted(ROUTE_ROLES[key]))
                 responses["403"] = _json(_ref("ForbiddenError"), f"Signed in, but not as: {only} (forbidden)")
+
+
+SCREEN_PATHS: dict[str, Any] = {
+    "/": {
+        "get": {
+            "summary": "The touch screen's web app (its page; public: it holds no data)",
+            "description": "Shown by Chromium in kiosk mode on the kit. Sent with a Content-Security-"
+            "Policy that allows nothing but the kit itself.",
+            "responses": {
+                "200": {
+                    "description": "The app's page",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
+                "404": _error("This kitd was installed without its app"),
+            },
+        }
+    },
+    "/screen/{path}": {
+        "get": {
+            "summary": "One of the touch screen app's files (script, style, message catalogue; public)",
+            "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "The file", "content": {"*/*": {"schema": {"type": "string"}}}},
+                "404": _error("The app has no such file"),
+            },
+        }
+    },
+    "/api/v1/messages": {
+        "get": {
+            "summary": "The officer-facing words the daemon owns, by code, in Bahasa Indonesia and English "
+            "(public)",
+            "description": "The quality assessors' feedback for each modality, and the reasons a visit "
+            "cannot start; a client shows these and never retypes them.",
+            "responses": {"200": _json(_ref("Messages"), "The catalogue")},
+        }
+    },
+    "/api/v1/summary": {
+        "get": {
+            "summary": "What a status bar shows and whether a visit can start now (and every reason why not)",
+            "description": "Devices' readiness, bundles waiting for a laptop, free space against the "
+            "visit reserve, battery, clock, the caller's active visit. A watching route: asking it "
+            "does not restart the sign-in's idle time, so polling it never keeps an idle kit unlocked.",
+            "responses": {"200": _json(_ref("Summary"), "The summary")},
+        }
+    },
+}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -599,6 +667,7 @@ def openapi_document() -> dict[str, Any]:
     document["paths"].update(VISIT_PATHS)
     document["paths"].update(OUTBOX_PATHS)
     document["paths"].update(AUDIT_PATHS)
+    document["paths"].update(SCREEN_PATHS)
     _with_sign_in(document["paths"])
     document["components"]["schemas"] = copy.deepcopy(SCHEMAS)
     document["components"]["securitySchemes"] = {

@@ -42,7 +42,20 @@ from kitd.store.officers import (
 
 COOKIE = "kitd_token"
 EVERY_ROLE = frozenset({"officer", "supervisor", "technician"})
-PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("POST", "/api/v1/auth/signin")})
+PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/api/v1/auth/signin"),
+        # The touch screen's app (no data in it) and the words it shows before a sign-in.
+        ("GET", "/"),
+        ("GET", "/screen/{path}"),
+        ("GET", "/api/v1/messages"),
+    }
+)
+# Routes that watch rather than use: asking them does not restart a sign-in's idle time, so
+# that a status bar polling, or an event stream held open, never keeps an idle kit unlocked.
+WATCHING_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {("GET", "/api/v1/summary"), ("GET", "/api/v1/events")}
+)
 ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/devices/{id}/capture"): frozenset({"technician"}),
     ("GET", "/api/v1/officers"): frozenset({"supervisor"}),
@@ -97,14 +110,16 @@ def request_token(request: web.Request) -> str | None:
 async def require_sign_in(request: web.Request, handler: Any) -> web.StreamResponse:
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else request.path
-    if (request.method, route) in PUBLIC_ROUTES:
+    method = "GET" if request.method == "HEAD" else request.method
+    if (method, route) in PUBLIC_ROUTES:
         return await handler(request)
     if _on_unix_socket(request):
         caller = Caller("technician")
     else:
         kit = request.app[KIT_KEY]
         token = request_token(request)
-        officer = kit.signed_in.officer(token) if token else None
+        look_up = kit.signed_in.watching if (method, route) in WATCHING_ROUTES else kit.signed_in.officer
+        officer = look_up(token) if token else None
         if officer is not None and not await _standing_holds(kit, token, officer.nip):
             officer = None
         if officer is None:
@@ -227,6 +242,36 @@ async def post_own_pin(request: web.Request) -> web.Response:
     return web.json_response({"changed": True, "credential": state})
 
 
+async def get_me(request: web.Request) -> web.Response:
+    """Who is signed in with this token, and how long a sign-in lasts unused. Asking is a use:
+    the touch screen asks when the officer touches it, so that reading a screen keeps it open."""
+    kit = request.app[KIT_KEY]
+    caller = request[CALLER]
+    officer = await kit.in_database(kit.officers.get, caller.nip) if caller.nip else None
+    return web.json_response(
+        {
+            "officer": None if officer is None else officer.to_json(),
+            "role": caller.role,
+            "idle_lock_s": kit.signed_in.idle_lock_s,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def post_own_language(request: web.Request) -> web.Response:
+    """The touch screen's language for the signed-in officer, remembered for their next sign-in."""
+    kit = request.app[KIT_KEY]
+    caller = request[CALLER]
+    if not caller.nip:
+        return error_response(403, "forbidden", "only an officer signed in with a NIP has a language")
+    body = await checked_body(request, "LanguageChoice", "language")
+    try:
+        officer = await kit.in_database(kit.officers.set_language, caller.nip, body["language"])
+    except OfficerError as exc:
+        return _officer_error(exc)
+    return web.json_response(officer.to_json())
+
+
 async def post_sign_out(request: web.Request) -> web.Response:
     caller = request[CALLER]
     kit = request.app[KIT_KEY]
@@ -319,6 +364,8 @@ async def post_officer_deactivate(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/auth/signin", post_sign_in)
     app.router.add_post("/api/v1/auth/signout", post_sign_out)
+    app.router.add_get("/api/v1/auth/me", get_me)
+    app.router.add_post("/api/v1/auth/language", post_own_language)
     app.router.add_get("/api/v1/officers", get_officers)
     app.router.add_post("/api/v1/officers", post_officer)
     app.router.add_post("/api/v1/officers/{nip}/unlock", post_officer_unlock)

@@ -75,6 +75,13 @@ class SignedInOfficers:
         entry = self._live(token)
         return None if entry is None else entry.standing
 
+    def watching(self, token: str) -> Officer | None:
+        """The token's officer without restarting its idle time (a status bar polling, an
+        event stream: watching is not using); None for an unknown or idle one."""
+        self._forget_idle()
+        entry = self._live(token)
+        return None if entry is None else entry.officer
+
     def officer(self, token: str) -> Officer | None:
         """The token's officer, restarting its idle time; None for an unknown or idle one."""
         # Every request sweeps: an idle sign-in's credential (a private key) leaves memory

@@ -127,6 +127,10 @@ MIGRATIONS: tuple[str, ...] = (
         signed_at TEXT NOT NULL
     );
     """,
+    # 5: the touch screen's language, remembered per officer (Bahasa Indonesia unless chosen).
+    """
+    ALTER TABLE officers ADD COLUMN language TEXT NOT NULL DEFAULT 'id' CHECK (language IN ('id', 'en'));
+    """,
 )
 
 

@@ -23,6 +23,7 @@ from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import transaction
 
 ROLES: tuple[str, ...] = ("officer", "supervisor", "technician")
+LANGUAGES: tuple[str, ...] = ("id", "en")  # the touch screen's: Bahasa Indonesia first
 PIN_LENGTH = 6
 # Argon2id, 64 MiB, 2 passes, 1 lane: a guess costs ~170 ms on this machine and more
 # on the kit, so a stolen database does not give up a 6-digit PIN in minutes per core
@@ -59,6 +60,7 @@ class Officer:
     role: str
     active: bool
     locked: bool
+    language: str = "id"  # the touch screen's language for them: "id" or "en"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -67,6 +69,7 @@ class Officer:
             "role": self.role,
             "active": self.active,
             "locked": self.locked,
+            "language": self.language,
         }
 
 
@@ -77,7 +80,9 @@ def pin_problem(pin: object) -> str | None:
 
 
 def _officer(row: sqlite3.Row) -> Officer:
-    return Officer(row["nip"], row["name"], row["role"], bool(row["active"]), bool(row["locked"]))
+    return Officer(
+        row["nip"], row["name"], row["role"], bool(row["active"]), bool(row["locked"]), row["language"]
+    )
 
 
 class OfficerRoll:
@@ -121,6 +126,19 @@ class OfficerRoll:
                 )
         except sqlite3.IntegrityError:
             raise OfficerError(f"officer {nip} already exists") from None
+        return self.get(nip)
+
+    def set_language(self, nip: str, language: str) -> Officer:
+        """The touch screen's language for this officer from now on (not audited: it grants
+        nothing, and it is not part of the officer's standing)."""
+        if language not in LANGUAGES:
+            raise OfficerError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}")
+        with transaction(self.conn):
+            if (
+                self.conn.execute("UPDATE officers SET language = ? WHERE nip = ?", (language, nip)).rowcount
+                == 0
+            ):
+                raise UnknownOfficer(f"no officer with NIP {nip}")
         return self.get(nip)
 
     def get(self, nip: str) -> Officer:

@@ -1,0 +1,125 @@
+"""The touch screen's part of the API: its web app's files, the status summary, the messages.
+
+Its one job: serve the app in ``kitd/screen/`` at ``/`` (public: it holds no data, and the
+kiosk's browser loads it before anyone signs in), answer ``GET /api/v1/summary`` (what the
+status bar and the start-visit button show; a watching route, see kitd.api.sign_in) and
+``GET /api/v1/messages`` (the officer-facing words the daemon owns, in both languages). The
+app is a client of the API like any other: it has no way in that the buttons or a laptop lack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from kitd.api.requests import KIT_KEY, error_response
+from kitd.api.sign_in import CALLER
+from kitd.services.kit_summary import can_sign, device_readiness, message_catalogue, start_reasons
+
+SCREEN_DIR = Path(__file__).resolve().parent.parent / "screen"
+# The app loads nothing from elsewhere, runs no inline script, and is framed by nobody.
+APP_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # Revalidated on every load: a kit updated in the field shows its new app at once.
+    "Cache-Control": "no-cache",
+}
+APP_TYPES = {
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+}
+# Bundles sealed on the kit and not yet taken by a laptop.
+WAITING_STATES = ("sealed", "offered")
+
+
+def screen_file(name: str) -> Path | None:
+    """The app's file called ``name`` (a path under kitd/screen/), or None if there is none;
+    nothing outside the folder is ever served."""
+    if not name or "\\" in name or any(part in ("", ".", "..") for part in name.split("/")):
+        return None
+    path = (SCREEN_DIR / name).resolve()
+    if not path.is_relative_to(SCREEN_DIR) or not path.is_file():
+        return None
+    return path
+
+
+def _file_response(path: Path) -> web.FileResponse:
+    content_type = (
+        APP_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    )
+    headers = dict(APP_HEADERS, **{"Content-Type": content_type})
+    return web.FileResponse(path, headers=headers)
+
+
+async def get_app(request: web.Request) -> web.StreamResponse:
+    path = screen_file("index.html")
+    if path is None:
+        return error_response(404, "no_app", "this kitd was installed without its touch-screen app")
+    return _file_response(path)
+
+
+async def get_screen_file(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["path"]
+    path = screen_file(name)
+    if path is None:
+        return error_response(404, "unknown_file", f"the touch-screen app has no file '{name}'")
+    return _file_response(path)
+
+
+async def get_messages(request: web.Request) -> web.Response:
+    return web.json_response(message_catalogue())
+
+
+async def get_summary(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    caller = request[CALLER]
+    credential = kit.signed_in.credential(caller.token) if caller.token else None
+    outbox = await kit.in_database(kit.outbox.summary, kit.database)
+    officer = await kit.in_database(kit.officers.get, caller.nip) if caller.nip else None
+
+    def ask_devices_and_keys() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        # Off the event loop: the credentials' checks read files and may ask the token.
+        devices = device_readiness(kit)
+        signs = caller.nip is not None and can_sign(kit, caller.nip, credential)
+        return devices, start_reasons(kit, devices, signs, bool(outbox["reserve_ok"]))
+
+    devices, reasons = await asyncio.get_running_loop().run_in_executor(None, ask_devices_and_keys)
+    own = [v for v in kit.visits.active() if v.officer == caller.nip]
+    summary = {
+        "kit": {"id": kit.config.kit_id, "timezone": kit.config["kit.timezone"]},
+        "officer": None if officer is None else officer.to_json(),
+        "role": caller.role,
+        "idle_lock_s": kit.signed_in.idle_lock_s,
+        "devices": devices,
+        "outbox": {
+            "waiting": sum(outbox["bundles"].get(state, 0) for state in WAITING_STATES),
+            "problems": len(outbox["problems"]),
+        },
+        "disk": {
+            "free_bytes": outbox["free_bytes"],
+            "reserve_bytes": outbox["reserve_bytes"],
+            "enough": bool(outbox["reserve_ok"]),
+        },
+        # No battery gauge is read yet (the peripheral controller's issue brings one).
+        "battery": None,
+        # No laptop confirms the clock yet (the field laptop's clock issue).
+        "clock": {"confirmed": False, "confirmed_at": None},
+        "visit": None if not own else {"id": own[0].id, "state": own[0].state, "order_id": own[0].order_id},
+        "visit_start": {"possible": not reasons, "reasons": reasons},
+    }
+    return web.json_response(summary, headers={"Cache-Control": "no-store"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", get_app)
+    # Any character, a newline included: every name under /screen/ is this route's to refuse.
+    app.router.add_get(r"/screen/{path:[\s\S]+}", get_screen_file)
+    app.router.add_get("/api/v1/messages", get_messages)
+    app.router.add_get("/api/v1/summary", get_summary)
