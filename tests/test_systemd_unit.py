@@ -1,5 +1,7 @@
 """dist/kitd.service: systemd's own offline security analysis scores it 2.5 or better, it runs
-as the kitd user with only the kit's devices, and its directories are the daemon's."""
+as the kitd user with only the kit's devices, and its directories are the daemon's;
+dist/kitd-screen.service shows the kit's app in a kiosk browser whose profile is in memory,
+as a user of its own that has the display and not the kit's devices."""
 
 from __future__ import annotations
 
@@ -209,3 +211,43 @@ def test_udev_rules_give_the_kits_devices_to_group_kitd() -> None:
     assert set(subsystems) == {"usb", "tty", "video4linux", "gpio"}
     assert 'ATTR{idVendor}=="298d"' in subsystems["usb"]
     assert 'ATTR{idProduct}=="1010"' in subsystems["usb"]
+
+
+SCREEN_UNIT = REPO / "dist" / "kitd-screen.service"
+SCREEN_SYSUSERS = REPO / "dist" / "sysusers.d" / "kitd-screen.conf"
+
+
+def test_the_kiosk_browser_shows_the_kits_own_app_from_a_profile_in_memory(tmp_path: Path) -> None:
+    # Continued lines (ending in a backslash) joined, as systemd reads them.
+    joined = tmp_path / SCREEN_UNIT.name
+    joined.write_text(SCREEN_UNIT.read_text().replace("\\\n", " "))
+    service = unit_settings(joined)["Service"]
+    command = only(service, "ExecStart").split()
+    settings = defaults()
+    assert command[-1] == f"http://{settings['api.host']}:{settings['api.port']}/"
+    assert "--kiosk" in command and "--incognito" in command
+    runtime = "/run/" + only(service, "RuntimeDirectory")
+    profile = next(arg.split("=", 1)[1] for arg in command if arg.startswith("--user-data-dir="))
+    assert profile.startswith(runtime + "/"), "the profile lives under the RuntimeDirectory (a tmpfs)"
+    assert "--disk-cache-dir=/dev/null" in command
+    # Never as kitd: the browser reaches the kit only through its API.
+    assert only(service, "User") == "kitd-screen"
+
+
+@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="systemd-sysusers is not installed")
+def test_the_kiosk_user_has_the_display_but_not_the_kits_devices(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    subprocess.run(
+        ["systemd-sysusers", f"--root={tmp_path}", str(SYSUSERS), str(SCREEN_SYSUSERS)],
+        check=True,
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
+    members = {
+        line.split(":")[0]: line.split(":")[3].split(",")
+        for line in (tmp_path / "etc/group").read_text().splitlines()
+    }
+    assert "kitd-screen" not in members["kitd"]
+    for group in ("video", "input", "render"):
+        assert "kitd-screen" in members[group], group

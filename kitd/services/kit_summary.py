@@ -10,16 +10,13 @@ assessors' feedback, these reasons) so that no client retypes them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kitd.capture.fingerprint_quality import FEEDBACK_MESSAGES as FINGERPRINT_FEEDBACK
 from kitd.capture.iris_quality import FEEDBACK_MESSAGES as IRIS_FEEDBACK
 from kitd.capture.signature_quality import FEEDBACK_MESSAGES as SIGNATURE_FEEDBACK
 from kitd.crypto.signing import KeyProblem
 from kitd.services.visits import ITEM_DEVICES
-
-if TYPE_CHECKING:
-    from kitd.kit import Kit
 
 LANGUAGES = ("id", "en")
 # A device the officer can capture with now: busy is in use by a session, still there.
@@ -88,7 +85,7 @@ def message_catalogue() -> dict[str, Any]:
     }
 
 
-def can_sign(kit: Kit, nip: str, credential: Any) -> bool:
+def can_sign(kit: Any, nip: str, credential: Any) -> bool:
     """Whether the officer could sign a bundle now: a credential their sign-in opened, or a
     plain key file (development, the simulation). Reads files: call it off the event loop."""
     try:
@@ -98,7 +95,7 @@ def can_sign(kit: Kit, nip: str, credential: Any) -> bool:
     return True
 
 
-def device_readiness(kit: Kit) -> list[dict[str, Any]]:
+def device_readiness(kit: Any) -> list[dict[str, Any]]:
     readiness = []
     for slot in kit.slots.values():
         status, reason, _since = slot.current()
@@ -115,7 +112,7 @@ def device_readiness(kit: Kit) -> list[dict[str, Any]]:
 
 
 def start_reasons(
-    kit: Kit, devices: list[dict[str, Any]], signs: bool, reserve_ok: bool
+    kit: Any, devices: list[dict[str, Any]], signs: bool, reserve_ok: bool
 ) -> list[dict[str, Any]]:
     """Every reason a visit cannot start now for a caller who can sign or not (none: it can)."""
     reasons = []
