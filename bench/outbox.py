@@ -219,17 +219,11 @@ def run(smoke: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="kitd-bench-outbox-") as folder:
         root = Path(folder)
         ops = CountingOps()
-        rig = open_rig(root / "sealing", root / "office", ops=ops)
-        try:
+        with open_rig(root / "sealing", root / "office", ops=ops) as rig:
             bundle = _sealing(rig, ops, sample, seals)
             _receipts(rig, bundle, receipts)
-        finally:
-            rig.close()
-        rig = open_rig(root / "full", root / "office")
-        try:
+        with open_rig(root / "full", root / "office") as rig:
             _reconcile(rig, bundle, bundles, 3)
-        finally:
-            rig.close()
     statement = len(statement_bytes(bundle.statement))
     whole = len(bundle.sealed) + statement
     print(

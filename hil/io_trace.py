@@ -4,9 +4,10 @@ outbox's (through a recording FileOps), and the shim's faults for the database.
 Its one job: the Python face of hil/sqlite_io_shim.c — :func:`build_shim` compiles it,
 :class:`IoTrace` talks to it in the process it is preloaded in (start the trace, add a record
 or a mark, arm a fault, count calls), :class:`RecordingFileOps` does each outbox file
-operation for real and records it with its bytes into the same stream, and
-:func:`read_trace` reads a trace back. For the power-cut harness (hil/power_cut.py) and the
-database's I/O-fault tests (hil/sqlite_faults.py).
+operation for real and records it with its bytes (into the same stream, through
+:meth:`IoTrace.file_op`, or to any other sink: the crash harness announces them), and
+:func:`read_trace` reads a trace back. For the power-cut harness (hil/power_cut.py), the
+database's I/O-fault tests (hil/sqlite_faults.py) and the crash harness (hil/outbox_crash.py).
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ import os
 import shutil
 import struct
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from kitd.durable_files import FileOps
 
 SHIM_SOURCE = Path(__file__).with_name("sqlite_io_shim.c")
 COMPILER = shutil.which("cc") or shutil.which("gcc")
 _HEADER = struct.Struct("<IHHHHqqII")
+T = TypeVar("T")
 
 
 def build_shim(out_dir: Path) -> Path:
@@ -132,42 +136,69 @@ class IoTrace:
         """How many ``op`` calls on database files since the last arm."""
         return int(self._count(op.encode()))
 
+    def file_op(self, record: Record) -> None:
+        """A :class:`RecordingFileOps` sink: the outbox's file operation into the trace, its
+        paths made absolute. A mkdir and a directory's fsync are left out: the shim records
+        those itself, at the system call (as SQLite's)."""
+        if record.op in ("mkdir", "fsync_directory"):
+            return
+        path2 = os.path.abspath(record.path2) if record.path2 else ""
+        self.record(record.op, os.path.abspath(record.path), path2, record.offset, record.arg, record.data)
+
 
 class RecordingFileOps(FileOps):
-    """The outbox's file operations done for real, each recorded (with the bytes written)
-    into the shim's trace once it has succeeded. A directory's fsync is recorded by the
-    shim itself, at the fsync(2) (as SQLite's are)."""
+    """The real file operations (kitd.durable_files.FileOps), each handed to ``sink`` as a
+    :class:`Record` (a list has it appended, a callable is called with it): once it has
+    succeeded, or with ``before`` as it starts (what a kill in the middle of it must still
+    say). Every operation is recorded — its op is the method's name (create, write, fsync,
+    close, rename, unlink, mkdir, fsync_directory) — with the paths as the caller gave them
+    (a descriptor's: its file's, or the descriptor's number if it was not created here), a
+    create's mode in ``arg``, a write's offset in its file and its bytes, a rename's target
+    in ``path2``. :meth:`IoTrace.file_op` is the sink of the shim's trace."""
 
-    def __init__(self, trace: IoTrace) -> None:
-        self.trace = trace
+    def __init__(self, sink: Callable[[Record], object] | list[Record], before: bool = False) -> None:
+        self.sink: Callable[[Record], object] = sink.append if isinstance(sink, list) else sink
+        self.before = before
         self._open: dict[int, tuple[str, int]] = {}  # fd -> path and how much is written
 
+    def name_of(self, fd: int) -> str:
+        """The path ``fd`` was created with."""
+        return self._open.get(fd, (str(fd), 0))[0]
+
+    def _do(self, record: Record, operation: Callable[..., T], *args: Any) -> T:
+        """``operation(*args)``, with ``record`` handed to the sink before or after it."""
+        if self.before:
+            self.sink(record)
+        result = operation(*args)
+        if not self.before:
+            self.sink(record)
+        return result
+
     def create(self, path: Path, mode: int) -> int:
-        fd = super().create(path, mode)
-        name = os.path.abspath(path)
-        self._open[fd] = (name, 0)
-        self.trace.record("create", name, arg=mode)
+        record = Record("create", os.fspath(path), arg=mode)
+        fd = self._do(record, super().create, path, mode)
+        self._open[fd] = (record.path, 0)
         return fd
 
     def write(self, fd: int, data: bytes) -> None:
-        super().write(fd, data)
-        name, written = self._open[fd]
+        name, written = self._open.get(fd, (str(fd), 0))
+        self._do(Record("write", name, offset=written, data=bytes(data)), super().write, fd, data)
         self._open[fd] = (name, written + len(data))
-        self.trace.record("write", name, offset=written, data=bytes(data))
 
     def fsync(self, fd: int) -> None:
-        super().fsync(fd)
-        self.trace.record("fsync", self._open[fd][0])
+        self._do(Record("fsync", self.name_of(fd)), super().fsync, fd)
 
     def close(self, fd: int) -> None:
-        name, _ = self._open.pop(fd)
-        super().close(fd)
-        self.trace.record("close", name)
+        self._do(Record("close", self._open.pop(fd, (str(fd), 0))[0]), super().close, fd)
 
     def rename(self, source: Path, target: Path) -> None:
-        super().rename(source, target)
-        self.trace.record("rename", os.path.abspath(source), os.path.abspath(target))
+        self._do(Record("rename", os.fspath(source), os.fspath(target)), super().rename, source, target)
 
     def unlink(self, path: Path) -> None:
-        super().unlink(path)
-        self.trace.record("unlink", os.path.abspath(path))
+        self._do(Record("unlink", os.fspath(path)), super().unlink, path)
+
+    def mkdir(self, path: Path, mode: int) -> None:
+        self._do(Record("mkdir", os.fspath(path), arg=mode), super().mkdir, path, mode)
+
+    def fsync_directory(self, directory: Path) -> None:
+        self._do(Record("fsync_directory", os.fspath(directory)), super().fsync_directory, directory)

@@ -51,6 +51,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from hil.io_trace import Record, RecordingFileOps
 from hil.outbox_rig import (
     OutboxRig,
     central_signer,
@@ -115,55 +116,19 @@ def say(line: str) -> None:
     os.write(1, f"{time.monotonic():.6f} {line}\n".encode())
 
 
-class ReportedFileOps(FileOps):
-    """The real file operations, each announced on stdout before it starts (the parent
-    names the step a kill landed in)."""
-
-    def __init__(self) -> None:
-        self.names: dict[int, str] = {}
-
-    def create(self, path: Path, mode: int) -> int:
-        say(f"op create {path.name}")
-        fd = super().create(path, mode)
-        self.names[fd] = path.name
-        return fd
-
-    def write(self, fd: int, data: bytes) -> None:
-        say(f"op write {self.names.get(fd, fd)}")
-        super().write(fd, data)
-
-    def fsync(self, fd: int) -> None:
-        say(f"op fsync {self.names.get(fd, fd)}")
-        super().fsync(fd)
-
-    def close(self, fd: int) -> None:
-        say(f"op close {self.names.pop(fd, fd)}")
-        super().close(fd)
-
-    def rename(self, source: Path, target: Path) -> None:
-        say(f"op rename {target.name}")
-        super().rename(source, target)
-
-    def unlink(self, path: Path) -> None:
-        say(f"op unlink {path.name}")
-        super().unlink(path)
-
-    def mkdir(self, path: Path, mode: int) -> None:
-        say(f"op mkdir {path.name}")
-        super().mkdir(path, mode)
-
-    def fsync_directory(self, directory: Path) -> None:
-        say(f"op fsync_directory {directory.name}")
-        super().fsync_directory(directory)
+def announce(record: Record) -> None:
+    """A file operation said as it starts (the parent names the step a kill landed in): its
+    name and its file's (a rename's: the target's)."""
+    say(f"op {record.op} {Path(record.path2 or record.path).name}")
 
 
-class LazyWrites(ReportedFileOps):
+class LazyWrites(RecordingFileOps):
     """BROKEN on purpose: a write stays in the process (an unflushed buffer; fsync does not
     flush it) until the next file is created, so a file is renamed into place, and reported
     sealed, before its bytes are in it."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(announce, before=True)
         self.held: list[tuple[int, bytes]] = []
         self.closing: list[int] = []
 
@@ -176,11 +141,11 @@ class LazyWrites(ReportedFileOps):
         return super().create(path, mode)
 
     def write(self, fd: int, data: bytes) -> None:
-        say(f"op write {self.names.get(fd, fd)}")
+        announce(Record("write", self.name_of(fd)))
         self.held.append((fd, bytes(data)))
 
     def close(self, fd: int) -> None:
-        say(f"op close {self.names.get(fd, fd)}")
+        announce(Record("close", self.name_of(fd)))
         self.closing.append(fd)
 
 
@@ -355,19 +320,11 @@ def child_work(
     say(f"child {os.getpid()}")
     started = time.monotonic()
     rng = random.Random(seed)
-    ops = LazyWrites() if broken == "lazy-writes" else ReportedFileOps()
-    rig = open_rig(data_dir, office_dir, ops=ops, retention_days=RETENTION_DAYS)
+    ops = LazyWrites() if broken == "lazy-writes" else RecordingFileOps(announce, before=True)
+    outbox_type = FilesBeforeRows if broken == "files-before-rows" else Outbox
+    rig = open_rig(data_dir, office_dir, ops=ops, retention_days=RETENTION_DAYS, outbox_type=outbox_type)
     # Each statement announced as it starts: a kill after "sql COMMIT" is in the commit.
     rig.conn.set_trace_callback(lambda sql: say(f"sql {sql.split(None, 1)[0].upper()}"))
-    if broken == "files-before-rows":
-        rig.outbox = FilesBeforeRows(
-            rig.outbox.directory,
-            rig.keys.kit_certificate,
-            rig.keys.central_signing_certificate,
-            RETENTION_DAYS,
-            0,
-            ops,
-        )
     if broken == "audit-rewrite":
         rewrite_first_audit_entry(rig.conn)
     say("begin reconcile")
@@ -873,13 +830,10 @@ def prepare(base: Path) -> tuple[Path, Path, Path]:
     if base.exists() and any(base.iterdir()):
         raise ValueError(f"{base} is not empty: a run starts from a new kit")
     kit, office = base / "kit", base / "office"
-    rig = open_rig(kit, office, retention_days=RETENTION_DAYS)
-    try:
+    with open_rig(kit, office, retention_days=RETENTION_DAYS) as rig:
         laptop_signer(rig, LAPTOP)
         central_signer(rig)
         rig.outbox.reconcile(rig.conn)
-    finally:
-        rig.close()
     captures = base / "captures.pickle"
     captures.write_bytes(pickle.dumps(sample_captures()))
     return kit, office, captures
@@ -922,11 +876,8 @@ def run_rounds(
             # and checks what a reconciliation must leave.
             target = rng.choices(list(targets), weights=list(targets.values()))[0]
             if target != "reconcile" and not failures:
-                rig = open_rig(kit, office, retention_days=RETENTION_DAYS)
-                try:
+                with open_rig(kit, office, retention_days=RETENTION_DAYS) as rig:
                     report = rig.outbox.reconcile(rig.conn)
-                finally:
-                    rig.close()
                 count_reconciled(report.to_json(), run)
                 failures += checker.after_reconcile(report) + checker.reconciled_files()
             run.failures += [f"round {number} ({aimed}): {f}" for f in failures]

@@ -3,9 +3,10 @@ receipts signed as a laptop or the central office would sign them.
 
 Its one job: :func:`open_rig` gives the real outbox code (kitd.services.outbox, the kit's
 database, the simulation credentials) on a data_dir, with the file operations the caller
-passes (recording, failing); :func:`seal_injected` seals a finished visit made of one set of
-simulated captures under a new visit and order id; :func:`receipt` signs a receipt. For the
-outbox's tests, its crash and power-cut harnesses and its benchmark.
+passes (recording, failing); :func:`seal_new_visit` seals a finished visit made of one set of
+simulated captures under a new visit and order id, :func:`seal_injected` stores it too;
+:func:`receipt` signs a receipt. For the outbox's tests, its crash and power-cut harnesses
+and its benchmark.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class OutboxRig:
         self.conn.close()
         self.keys.close()
 
+    def __enter__(self) -> OutboxRig:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
 
 def open_rig(
     data_dir: Path,
@@ -53,13 +60,15 @@ def open_rig(
     ops: FileOps = DISK,
     retention_days: float = 7,
     reserve_visits: int = 0,
+    outbox_type: type[Outbox] = Outbox,
 ) -> OutboxRig:
-    """The outbox of the kit in ``data_dir`` (simulation credentials, the office's in ``office_dir``)."""
+    """The outbox of the kit in ``data_dir`` (simulation credentials, the office's in
+    ``office_dir``); ``outbox_type`` may be a broken one. Closed by ``close()`` or a ``with``."""
     install_simulation_credentials(data_dir, office_dir)
     conn = open_database(database_path(data_dir))
     keys = KitKeys(KeySettings(data_dir / "keys", "file", "", "kit", "kit-signing", ""))
     sealer = BundleSealer(keys, SIMULATION_KIT_ID, "3576", 385.0)
-    outbox = Outbox(
+    outbox = outbox_type(
         data_dir / "outbox",
         keys.kit_certificate,
         keys.central_signing_certificate,
@@ -99,14 +108,23 @@ def seal_visit(
     return rig.sealer.seal(record, order, sample.captures, [], now, signer, True)
 
 
+def seal_new_visit(
+    rig: OutboxRig, sample: SampleVisit, name: str, now: dt.datetime | None = None
+) -> tuple[SealedBundle, dict[str, Any]]:
+    """Inject a finished visit ``name`` and seal it in memory, not yet stored: the bundle and
+    the visit's finished record (what Outbox.store takes)."""
+    record, order = injected_visit(rig.conn, sample, name)
+    bundle = seal_visit(rig, record, order, sample, now)
+    return bundle, finished_record(record, bundle)
+
+
 def seal_injected(
     rig: OutboxRig, sample: SampleVisit, name: str, now: dt.datetime | None = None
 ) -> dict[str, Any]:
     """Inject a finished visit, seal it and store it in the outbox; the visit's record as saved."""
     now = now or dt.datetime.now(dt.UTC)
-    record, order = injected_visit(rig.conn, sample, name)
-    bundle = seal_visit(rig, record, order, sample, now)
-    return rig.outbox.store(rig.conn, bundle, finished_record(record, bundle), now)
+    bundle, finished = seal_new_visit(rig, sample, name, now)
+    return rig.outbox.store(rig.conn, bundle, finished, now)
 
 
 def finished_record(record: dict[str, Any], bundle: SealedBundle) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def _run(work: Path, variant: str) -> None:
     trace = IoTrace()
     ops = {"no-directory-fsync": SkipDirectoryFsync, "no-file-fsync": SkipFileFsync}.get(
         variant, RecordingFileOps
-    )(trace)
+    )(trace.file_op)
     data_dir = work / "data"
     rig = open_rig(data_dir, work / "office", ops=ops)
     rig.conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
@@ -416,18 +417,24 @@ RAM_DISK = Path("/dev/shm")
 RAM_DISK_NEEDED = 512 * 2**20
 
 
-def scratch_place(fallback: Path) -> Path:
+@contextmanager
+def scratch_place(fallback: Path) -> Iterator[Path]:
     """Where the harnesses' kits run and their rebuilt disks are checked: a new folder on the
     RAM disk when it has room, else ``fallback``. No power is really cut here, durability is
     the model's (from the trace), so the disk's own fsyncs prove nothing and only cost time.
-    The caller removes it."""
+    A folder on the RAM disk is removed at the end; ``fallback`` is the caller's to remove."""
+    place = fallback
     try:
         if os.access(RAM_DISK, os.W_OK) and shutil.disk_usage(RAM_DISK).free >= RAM_DISK_NEEDED:
-            return Path(tempfile.mkdtemp(prefix="kitd-outbox-harness-", dir=RAM_DISK))
+            place = Path(tempfile.mkdtemp(prefix="kitd-outbox-harness-", dir=RAM_DISK))
     except OSError:
         pass  # no RAM disk here
-    fallback.mkdir(parents=True, exist_ok=True)
-    return fallback
+    place.mkdir(parents=True, exist_ok=True)
+    try:
+        yield place
+    finally:
+        if place != fallback:
+            shutil.rmtree(place, ignore_errors=True)
 
 
 def write_disk(files: dict[str, bytes | None], target: Path, contents: Path) -> Path:

@@ -29,13 +29,12 @@ from typing import Any
 from hil.io_trace import IoTrace, RecordingFileOps, shim_environment
 from hil.outbox_rig import (
     central_signer,
-    injected_visit,
     laptop_signer,
     open_rig,
     receipt,
     sample_captures,
     seal_injected,
-    seal_visit,
+    seal_new_visit,
 )
 from hil.power_cut import copy_disk
 from kitd.crypto.bundle import SealedBundle
@@ -64,8 +63,7 @@ class Plan:
 def prepare(work: Path) -> Plan:
     """A kit in ``work/base`` (its office in ``work/office``) and the plan of the cases."""
     work = Path(work).resolve()
-    rig = open_rig(work / "base", work / "office")
-    try:
+    with open_rig(work / "base", work / "office") as rig:
         sample = sample_captures()
         now = dt.datetime.now(dt.UTC)
         stored = seal_injected(rig, sample, "receipts-visit", now)
@@ -75,19 +73,8 @@ def prepare(work: Path) -> Plan:
             receipt(laptop, "laptop_receipt", row, "laptop-1", now),
             receipt(central, "central_receipt", row, "central", now),
         ]
-        record, order = injected_visit(rig.conn, sample, "fault-visit")
-        bundle = seal_visit(rig, record, order, sample, now)
-        finished = dict(
-            record,
-            bundle={
-                "id": bundle.bundle_id,
-                "size": len(bundle.sealed),
-                "sealed_at": bundle.statement["statement"]["created_at"],
-            },
-        )
-    finally:
-        rig.close()
-    plan = Plan(record["id"], bundle, finished, row["bundle_id"], stored["id"], receipts)
+        bundle, finished = seal_new_visit(rig, sample, "fault-visit", now)
+    plan = Plan(finished["id"], bundle, finished, row["bundle_id"], stored["id"], receipts)
     (work / "plan.pickle").write_bytes(pickle.dumps(plan))
     return plan
 
@@ -136,7 +123,7 @@ def _run(work: Path) -> None:
                     # The rebuilt disks start from base/ as durable (the model's clean boot);
                     # no os.sync() is needed for that: no real power is cut.
                     trace.start(case / "trace")
-                    rig = open_rig(case / "data", office, ops=RecordingFileOps(trace))
+                    rig = open_rig(case / "data", office, ops=RecordingFileOps(trace.file_op))
                     rig.conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
                     trace.arm(fault, nth, error)
                     first = _attempt(rig, plan, operation)

@@ -79,9 +79,8 @@ def sample() -> Captures:
 
 @pytest.fixture()
 def rig(tmp_path: Path) -> Iterator[OutboxRig]:
-    opened = open_rig(tmp_path / "data", tmp_path / "office")
-    yield opened
-    opened.close()
+    with open_rig(tmp_path / "data", tmp_path / "office") as opened:
+        yield opened
 
 
 @pytest.fixture()
@@ -959,15 +958,12 @@ def test_bundles_the_office_has_not_got_are_never_erased(
 
 
 def test_a_retention_of_zero_days_erases_on_delivery(tmp_path: Path, sample: Captures) -> None:
-    rig = open_rig(tmp_path / "data", tmp_path / "office", retention_days=0)
-    try:
+    with open_rig(tmp_path / "data", tmp_path / "office", retention_days=0) as rig:
         row = sealed_row(rig, sample)
         delivered_at = now()
         take(rig, receipt(central_signer(rig), "central_receipt", row, "central office"), at=delivered_at)
         assert rig.outbox.erase_expired(rig.conn, delivered_at) == [row["bundle_id"]]
         assert state_of(rig, row["bundle_id"]) == "erased" and outbox_files(rig) == {}
-    finally:
-        rig.close()
 
 
 # --- storing a visit's bundle --------------------------------------------------------------

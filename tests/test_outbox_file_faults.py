@@ -26,17 +26,15 @@ from hil.file_faults import ERRORS, OPERATIONS, FailingFileOps
 from hil.outbox_rig import (
     OutboxRig,
     central_signer,
-    finished_record,
-    injected_visit,
     laptop_signer,
     open_rig,
     receipt,
     sample_captures,
     seal_injected,
-    seal_visit,
+    seal_new_visit,
 )
 from hil.sample_visit import SampleVisit
-from kitd.crypto.bundle import SealedBundle, bundle_paths, statement_bytes, write_bundle
+from kitd.crypto.bundle import bundle_paths, statement_bytes, write_bundle
 from kitd.durable_files import write_atomically
 from kitd.services.outbox import OutboxError, Reconciled
 from kitd.store import outbox as rows
@@ -56,16 +54,8 @@ def sample() -> SampleVisit:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[OutboxRig]:
-    opened = open_rig(tmp_path / "data", tmp_path / "office")
-    yield opened
-    opened.close()
-
-
-def seal(rig: OutboxRig, sample: SampleVisit, name: str) -> tuple[SealedBundle, dict[str, Any]]:
-    """A finished visit ``name`` (its order imported) sealed in memory, not yet stored."""
-    record, order = injected_visit(rig.conn, sample, name)
-    bundle = seal_visit(rig, record, order, sample, NOW)
-    return bundle, finished_record(record, bundle)
+    with open_rig(tmp_path / "data", tmp_path / "office") as opened:
+        yield opened
 
 
 def files_of(rig: OutboxRig, bundle_id: str) -> list[str]:
@@ -114,7 +104,7 @@ def healthy_calls(rig: OutboxRig, sample: SampleVisit) -> dict[str, int]:
     rig.outbox.reconcile(rig.conn, NOW)
     counting = FailingFileOps()
     rig.outbox.ops = counting
-    bundle, record = seal(rig, sample, "HEALTHY")
+    bundle, record = seal_new_visit(rig, sample, "HEALTHY", NOW)
     rig.outbox.store(rig.conn, bundle, record, NOW)
     assert_one_bundle(rig, "HEALTHY")
     # Statement then sealed file: each at least created, written, fsynced, closed, renamed
@@ -134,7 +124,7 @@ def test_a_store_that_fails_at_any_file_step_is_refused_and_a_retry_seals_once(
     for operation, count in calls.items():
         for nth in range(1, count + 1):
             name = f"F-{operation}-{nth}"
-            bundle, record = seal(rig, sample, name)
+            bundle, record = seal_new_visit(rig, sample, name, NOW)
             failing = FailingFileOps(operation, nth, error)
             rig.outbox.ops = failing
             with pytest.raises(OutboxError) as refused:
@@ -149,7 +139,7 @@ def test_a_store_that_fails_at_any_file_step_is_refused_and_a_retry_seals_once(
             assert order_status(rig.conn, name) == "pending" and load_visit(rig.conn, name) is None
             # The officer finishes again (sealed anew) on a healthy disk: one bundle.
             rig.outbox.ops = FailingFileOps()
-            again, record = seal(rig, sample, name)
+            again, record = seal_new_visit(rig, sample, name, NOW)
             saved = rig.outbox.store(rig.conn, again, record, NOW)
             assert saved["bundle"]["id"] == again.bundle_id
             assert assert_one_bundle(rig, name)["bundle_id"] == again.bundle_id
@@ -168,7 +158,7 @@ def test_a_store_whose_clean_up_fails_too_is_resolved_by_start_up_or_a_finish_ag
     for operation, count in calls.items():
         for nth in range(1, count + 1):
             name = f"D-{operation}-{nth}"
-            bundle, record = seal(rig, sample, name)
+            bundle, record = seal_new_visit(rig, sample, name, NOW)
             rig.outbox.ops = FailingFileOps(operation, nth, error, then_failing=("unlink", "fsync_directory"))
             with pytest.raises(OutboxError) as refused:
                 rig.outbox.store(rig.conn, bundle, record, NOW)
@@ -196,7 +186,7 @@ def test_a_store_whose_clean_up_fails_too_is_resolved_by_start_up_or_a_finish_ag
                 if whole:
                     assert assert_one_bundle(rig, name)["bundle_id"] == bundle.bundle_id
                     continue
-            again, record = seal(rig, sample, name)
+            again, record = seal_new_visit(rig, sample, name, NOW)
             if first == "finish again" and finals and f"{bundle.bundle_id}.p7m" not in finals:
                 # The earlier statement must go first: on a disk that still refuses, the
                 # finish again is refused too, saying so, and nothing changes.
@@ -341,7 +331,7 @@ def untidy_outbox(tmp_path_factory: pytest.TempPathFactory, sample: SampleVisit)
     )
     rows.mark_erased(rig.conn, LATER, LATER)  # its files not yet removed
     bundle_paths(outbox, kept["GONE"]["bundle_id"])[0].unlink()
-    whole, record = seal(rig, sample, "INTERRUPTED-WHOLE")
+    whole, record = seal_new_visit(rig, sample, "INTERRUPTED-WHOLE", NOW)
     rows.register_sealing(
         rig.conn,
         whole.bundle_id,
@@ -351,7 +341,7 @@ def untidy_outbox(tmp_path_factory: pytest.TempPathFactory, sample: SampleVisit)
         record["bundle"]["sealed_at"],
     )
     write_bundle(outbox, whole)
-    half, record = seal(rig, sample, "INTERRUPTED-HALF")
+    half, record = seal_new_visit(rig, sample, "INTERRUPTED-HALF", NOW)
     rows.register_sealing(
         rig.conn,
         half.bundle_id,
@@ -361,12 +351,12 @@ def untidy_outbox(tmp_path_factory: pytest.TempPathFactory, sample: SampleVisit)
         record["bundle"]["sealed_at"],
     )
     write_atomically(bundle_paths(outbox, half.bundle_id)[1], statement_bytes(half.statement))
-    stray, _record = seal(rig, sample, "STRAY")
+    stray, _record = seal_new_visit(rig, sample, "STRAY", NOW)
     write_bundle(outbox, stray)
     (outbox / ".lost.p7m.0badf00d.part").write_bytes(b"half a bundle")
     (outbox / "foreign.p7m").write_bytes(b"not a bundle")
     (outbox / "foreign.statement.json").write_text("{}")
-    lone, _record = seal(rig, sample, "LONE")
+    lone, _record = seal_new_visit(rig, sample, "LONE", NOW)
     write_atomically(bundle_paths(outbox, lone.bundle_id)[1], statement_bytes(lone.statement))
     rig.close()
     return root

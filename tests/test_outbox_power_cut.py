@@ -15,7 +15,6 @@ Broken write paths are run through the same harness to show it catches them.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,11 +44,8 @@ BROKEN = {
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Where the runs are recorded and their disks rebuilt (a RAM disk when there is one)."""
-    fallback = tmp_path_factory.mktemp("power-cut")
-    place = scratch_place(fallback)
-    yield place
-    if place != fallback:
-        shutil.rmtree(place, ignore_errors=True)
+    with scratch_place(tmp_path_factory.mktemp("power-cut")) as place:
+        yield place
 
 
 @pytest.fixture(scope="module")

@@ -47,11 +47,8 @@ def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Where the cases run and their disks are checked (a RAM disk when there is one)."""
-    fallback = tmp_path_factory.mktemp("sqlite-faults")
-    place = scratch_place(fallback)
-    yield place
-    if place != fallback:
-        shutil.rmtree(place, ignore_errors=True)
+    with scratch_place(tmp_path_factory.mktemp("sqlite-faults")) as place:
+        yield place
 
 
 @pytest.fixture(scope="module")

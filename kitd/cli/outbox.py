@@ -13,14 +13,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
 from kitd.cli.options import add_config_option, config_from_args
-from kitd.services.outbox import BundleNotFound, OutboxError, kit_outbox
+from kitd.services.outbox import BundleNotFound, Outbox, OutboxError, kit_outbox
 from kitd.services.sealing import kit_keys
 from kitd.store.database import database_path, open_database
 from kitd.store.outbox import STATES, LaptopError
@@ -80,43 +83,52 @@ def _print_summary(summary: dict[str, Any]) -> None:
               f"since {problem['problem_since']}")  # fmt: skip
 
 
-def run_outbox(args: argparse.Namespace) -> int:
+@contextmanager
+def _kit_outbox(args: argparse.Namespace) -> Iterator[tuple[sqlite3.Connection, Outbox]]:
+    """The kit's database and outbox, as configured; the database and the keys closed after."""
     config = config_from_args(args)
     conn = open_database(database_path(config.data_dir))
-    keys = kit_keys(config)
-    outbox = kit_outbox(config, keys)
     try:
-        if args.action == "list":
-            bundles = outbox.bundles(conn, (args.state,) if args.state else STATES[1:])
-            summary = outbox.summary(conn)
-            if args.json:
-                print(json.dumps({"bundles": bundles, "summary": summary}, indent=2))
-                return 0
-            now = dt.datetime.now(dt.UTC)
-            for b in bundles:
-                where = b["offered_to"] or b["acknowledged_by"] or ""
-                flag = f"  {b['problem'].upper()}" if b["problem"] else ""
-                print(f"{b['bundle_id']}  {b['state']:12s}  {b['size'] / 1024:6.0f} KiB  "
-                      f"{b['sealed_at']}  {_age(b['sealed_at'], now):>7s}  {where}{flag}")  # fmt: skip
-            _print_summary(summary)
-        else:
-            bundle = outbox.bundle(conn, args.bundle_id)
-            if args.json:
-                print(json.dumps(bundle, indent=2))
-                return 0
-            for name, value in bundle.items():
-                if value is None:
-                    continue
-                if isinstance(value, dict):
-                    value = json.dumps(value.get("statement", value), sort_keys=True)
-                print(f"{name}: {value}")
-            print(f"file: {outbox.sealed_file(args.bundle_id)}")
-    except BundleNotFound as exc:
-        print(f"kitctl outbox show: {exc}", file=sys.stderr)
-        return 1
+        keys = kit_keys(config)
+        try:
+            yield conn, kit_outbox(config, keys)
+        finally:
+            keys.close()
     finally:
         conn.close()
-        keys.close()
+
+
+def run_outbox(args: argparse.Namespace) -> int:
+    with _kit_outbox(args) as (conn, outbox):
+        try:
+            if args.action == "list":
+                bundles = outbox.bundles(conn, (args.state,) if args.state else STATES[1:])
+                summary = outbox.summary(conn)
+                if args.json:
+                    print(json.dumps({"bundles": bundles, "summary": summary}, indent=2))
+                    return 0
+                now = dt.datetime.now(dt.UTC)
+                for b in bundles:
+                    where = b["offered_to"] or b["acknowledged_by"] or ""
+                    flag = f"  {b['problem'].upper()}" if b["problem"] else ""
+                    print(f"{b['bundle_id']}  {b['state']:12s}  {b['size'] / 1024:6.0f} KiB  "
+                          f"{b['sealed_at']}  {_age(b['sealed_at'], now):>7s}  {where}{flag}")  # fmt: skip
+                _print_summary(summary)
+            else:
+                bundle = outbox.bundle(conn, args.bundle_id)
+                if args.json:
+                    print(json.dumps(bundle, indent=2))
+                    return 0
+                for name, value in bundle.items():
+                    if value is None:
+                        continue
+                    if isinstance(value, dict):
+                        value = json.dumps(value.get("statement", value), sort_keys=True)
+                    print(f"{name}: {value}")
+                print(f"file: {outbox.sealed_file(args.bundle_id)}")
+        except BundleNotFound as exc:
+            print(f"kitctl outbox show: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -142,40 +154,40 @@ def _certificate(path: Path) -> x509.Certificate:
 
 
 def run_receipts(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    conn = open_database(database_path(config.data_dir))
-    keys = kit_keys(config)
-    outbox = kit_outbox(config, keys)
-    try:
-        if args.action == "trust-laptop":
-            trusted = outbox.trust_laptop(conn, args.name, _certificate(args.certificate))
-            print(f"trusted laptop {trusted['name']}: {trusted['subject']}, SHA-256 {trusted['fingerprint']}")
-        elif args.action == "revoke-laptop":
-            outbox.revoke_laptop(conn, args.name)
-            print(f"revoked laptop {args.name}: its receipts are refused from now on")
-        elif args.action == "laptops":
-            known = [{k: v for k, v in row.items() if k != "certificate"} for row in outbox.laptop_rows(conn)]
-            if args.json:
-                print(json.dumps(known, indent=2))
-            for row in [] if args.json else known:
-                state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "trusted"
+    with _kit_outbox(args) as (conn, outbox):
+        try:
+            if args.action == "trust-laptop":
+                trusted = outbox.trust_laptop(conn, args.name, _certificate(args.certificate))
                 print(
-                    f"{row['name']:20s}  {state:30s}  since {row['trusted_at']}  SHA-256 {row['fingerprint']}"
+                    f"trusted laptop {trusted['name']}: {trusted['subject']}, "
+                    f"SHA-256 {trusted['fingerprint']}"
                 )
-        else:
-            documents = [d for path in args.files for d in _read_receipts(path)]
-            results = outbox.take_receipts(conn, documents)
-            if args.json:
-                print(json.dumps(results, indent=2))
-            for r in [] if args.json else results:
-                why = f": {r['reason']}" if r["result"] == "refused" else f" (now {r['state']})"
-                print(f"receipt {r['index']} for bundle {r.get('bundle_id')}: {r['result']}{why}")
-            if documents and all(r["result"] == "refused" for r in results):
-                return 1
-    except (LaptopError, OutboxError) as exc:
-        print(f"kitctl receipts {args.action}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        conn.close()
-        keys.close()
+            elif args.action == "revoke-laptop":
+                outbox.revoke_laptop(conn, args.name)
+                print(f"revoked laptop {args.name}: its receipts are refused from now on")
+            elif args.action == "laptops":
+                known = [
+                    {k: v for k, v in row.items() if k != "certificate"} for row in outbox.laptop_rows(conn)
+                ]
+                if args.json:
+                    print(json.dumps(known, indent=2))
+                for row in [] if args.json else known:
+                    state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "trusted"
+                    print(
+                        f"{row['name']:20s}  {state:30s}  since {row['trusted_at']}  "
+                        f"SHA-256 {row['fingerprint']}"
+                    )
+            else:
+                documents = [d for path in args.files for d in _read_receipts(path)]
+                results = outbox.take_receipts(conn, documents)
+                if args.json:
+                    print(json.dumps(results, indent=2))
+                for r in [] if args.json else results:
+                    why = f": {r['reason']}" if r["result"] == "refused" else f" (now {r['state']})"
+                    print(f"receipt {r['index']} for bundle {r.get('bundle_id')}: {r['result']}{why}")
+                if documents and all(r["result"] == "refused" for r in results):
+                    return 1
+        except (LaptopError, OutboxError) as exc:
+            print(f"kitctl receipts {args.action}: {exc}", file=sys.stderr)
+            return 1
     return 0
