@@ -787,7 +787,8 @@ def _base_document() -> dict[str, Any]:
                     "X-Frame-Time, X-Frame-Missed (frames the camera lost before it, estimated), "
                     "X-Frame-Missed-Total, X-Frame-Flags and X-Frame-Skipped (frames this viewer "
                     "did not get because it was slower than the camera). While no frame comes, "
-                    "a card saying why is sent about once a second (no X-Frame-Seq).",
+                    "a plain dark card is sent about once a second (no X-Frame-Seq). Frames carry only "
+                    "the assessor's circles and eyelids, no words.",
                     "parameters": [
                         {
                             "name": "device",

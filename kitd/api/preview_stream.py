@@ -2,7 +2,8 @@
 
 Each viewer awaits the camera feed's newest frame (kitd.services.iris_feed), which encodes
 each frame once for all viewers; a viewer that is slow skips frames and is told how many.
-While the camera is away the viewer is sent a card saying so.
+While the camera is away the viewer is sent a plain dark card about once a second (no words:
+the page says why, from the device's status, in its own language).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from kitd.capture.iris_preview import card_lines
 from kitd.errors import EndOfStream
 from kitd.services.captures import frame_headers
 from kitd.services.iris_feed import IrisFeed
@@ -62,10 +62,9 @@ async def stream_preview(
             except EndOfStream:
                 frame = None
             if frame is None:
-                status, reason, _ = slot.current()
                 camera = feed.camera
                 ended = camera.ended if camera is not None else None
-                await response.write(part(feed.card(width, card_lines(status, reason, ended)), {}))
+                await response.write(part(feed.card(width), {}))
                 if ended:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(feed.closed.wait(), VIEWER_WAIT_S)

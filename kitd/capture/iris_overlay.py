@@ -1,9 +1,11 @@
-"""What the iris assessor found, drawn on the live preview: circles, eyelids, score and message.
+"""What the iris assessor found, drawn on the live preview: the pupil and limbus circles and
+the eyelid lines, the limbus in the pass or fail colour. No words, no score: the page says
+what to do, in its own language, from the feedback codes the API reports.
 
 `draw_assessment` draws one report on a BGR image (the preview frame, scaled); each camera's
 preview (kitd.services.iris_feed) has its own `IrisQualityOverlay`, which assesses each
 previewed frame (once, whatever the number of viewers and sessions, on the preview's own
-thread) and draws it. The officer reads the message in Bahasa Indonesia, with the English under it.
+thread) and draws it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from kitd.capture.iris_quality import FEEDBACK_MESSAGES, IrisReport, assess_iris
+from kitd.capture.iris_quality import IrisReport, assess_iris
 
 RECENT_REPORTS = 4
 PASS_COLOUR = (80, 200, 80)  # BGR
@@ -27,71 +29,29 @@ PUPIL_COLOUR = (255, 200, 0)
 LID_COLOUR = (200, 120, 255)
 
 
-BAND_COLOUR = (24, 24, 24)
-
-
-def _text(
-    image: np.ndarray, line: str, origin: tuple[int, int], size: float, colour: tuple[int, int, int]
-) -> None:
-    # On a solid dark band: readable on bright skin and dark lashes alike. An outline drawn as
-    # a second, thicker pass drifts from the fill along the line (and costs a second pass).
-    thickness = max(1, round(1.6 * size))
-    (width, height), baseline = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, size, thickness)
-    pad = max(2, round(height * 0.25))
-    x, y = origin
-    cv2.rectangle(
-        image, (x - pad, y - height - pad), (x + width + pad, y + baseline), BAND_COLOUR, cv2.FILLED
-    )
-    cv2.putText(image, line, origin, cv2.FONT_HERSHEY_SIMPLEX, size, colour, thickness, cv2.LINE_AA)
-
-
 def draw_assessment(image: np.ndarray, report: IrisReport, scale: float = 1.0) -> None:
-    """Draw `report` on the BGR `image` in place; `scale` is image pixels per frame pixel."""
-    height, width = image.shape[:2]
-    colour = PASS_COLOUR if report.passed else FAIL_COLOUR
+    """Draw `report`'s circles and eyelids on the BGR `image` in place (nothing when it found
+    no eye); `scale` is image pixels per frame pixel."""
     circles = report.circles()
-    line = max(1, round(2 * width / 640))
-    if circles is not None:
-        (px, py, pr), (ix, iy, ir) = circles
-        cv2.circle(
-            image, (round(px * scale), round(py * scale)), max(1, round(pr * scale)), PUPIL_COLOUR, line
-        )
-        cv2.circle(image, (round(ix * scale), round(iy * scale)), max(1, round(ir * scale)), colour, line)
-        m = report.metrics
-        for key in ("upper_eyelid_y", "lower_eyelid_y"):
-            if key in m:
-                y = round(m[key] * scale)
-                half = round(0.5 * ir * scale)
-                cx = round(ix * scale)
-                cv2.line(image, (cx - half, y), (cx + half, y), LID_COLOUR, line)
-    size = 0.6 * width / 480
-    step = round(28 * width / 480)
-    left = round(10 * width / 480)
-    _text(image, f"{report.score:.0f}", (left, height - left), size * 1.4, colour)
-    if report.feedback:
-        indonesian, english = FEEDBACK_MESSAGES[report.feedback[0]]
-        _text(image, indonesian, (left, step), size, colour)
-        _text(image, english, (left, 2 * step), size * 0.8, colour)
-
-
-def draw_session_message(image: np.ndarray, message: tuple[str, str]) -> None:
-    """The capture session's state, bottom right, under the assessor's own message."""
-    height, width = image.shape[:2]
-    size = 0.55 * width / 480
-    step = round(24 * width / 480)
-    indonesian, english = message
-    for offset, (line, scale) in enumerate(((english, 0.8), (indonesian, 1.0))):
-        (text_width, _), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, size * scale, 1)
-        origin = (
-            width - text_width - round(10 * width / 480),
-            height - round(10 * width / 480) - offset * step,
-        )
-        _text(image, line, origin, size * scale, (255, 255, 255))
+    if circles is None:
+        return
+    colour = PASS_COLOUR if report.passed else FAIL_COLOUR
+    line = max(1, round(2 * image.shape[1] / 640))
+    (px, py, pr), (ix, iy, ir) = circles
+    cv2.circle(image, (round(px * scale), round(py * scale)), max(1, round(pr * scale)), PUPIL_COLOUR, line)
+    cv2.circle(image, (round(ix * scale), round(iy * scale)), max(1, round(ir * scale)), colour, line)
+    m = report.metrics
+    for key in ("upper_eyelid_y", "lower_eyelid_y"):
+        if key in m:
+            y = round(m[key] * scale)
+            half = round(0.5 * ir * scale)
+            cx = round(ix * scale)
+            cv2.line(image, (cx - half, y), (cx + half, y), LID_COLOUR, line)
 
 
 class IrisQualityOverlay:
     """A preview overlay and a camera's one judge: assess frames (thresholds from the config),
-    at most `judge_fps` a second, and draw the newest report on every preview frame.
+    at most `judge_fps` a second, and draw the newest report's circles on every preview frame.
 
     Judging a frame costs several times what showing it does (5 ms against 1 ms at 640 x 480
     on this kind of machine, three times that on a Pi), so a camera's frames are judged at a
@@ -115,7 +75,8 @@ class IrisQualityOverlay:
         # a frame it was offered finds it here even if a newer one has been judged since.
         self._recent: deque[tuple[Any, IrisReport]] = deque(maxlen=RECENT_REPORTS)
         self.judged = 0
-        # A running capture session's line for the officer: (Bahasa Indonesia, English).
+        # A running capture session's line for the officer, (Bahasa Indonesia, English), as
+        # kitd.services.sessions sets it. Not drawn: the preview carries no words.
         self.session_message: tuple[str, str] | None = None
 
     def _find(self, frame: Any) -> IrisReport | None:
@@ -157,6 +118,3 @@ class IrisQualityOverlay:
         newest = self.judge_if_due(frame)
         if newest is not None:
             draw_assessment(image, newest[1], scale)
-        message = self.session_message
-        if message is not None:
-            draw_session_message(image, message)

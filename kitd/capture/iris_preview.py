@@ -1,5 +1,8 @@
 """The iris camera's live preview as pictures: frames scaled for the 7" screen with the
-overlays drawn on them, and the cards shown while there is no frame to show.
+overlays drawn on them, and the plain dark card shown while there is no frame to show.
+
+The pictures carry no words: the page says what is going on, in its own language, from the
+API (the device's status, the session's state and feedback codes).
 
 Pure image work (OpenCV); serving it over HTTP is the API's (kitd.api.preview_stream) and
 keeping it fed from the camera is the kit's (kitd.services.iris_feed). Nothing here writes a
@@ -40,23 +43,13 @@ def render_preview(
     return data.tobytes()
 
 
-def render_card(width: int, lines: list[str]) -> bytes:
-    """A dark card with a message (officer's words: Bahasa Indonesia first, then English)."""
-    height = width * 3 // 4
-    card = np.full((height, width), 24, np.uint8)
-    scale = width / 640
-    for i, line in enumerate(lines):
-        y = int(height / 2 + (i - (len(lines) - 1) / 2) * 48 * scale)
-        size = 1.1 * scale if i == 0 else 0.8 * scale
-        (w, _), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, size, 2)
-        cv2.putText(card, line, ((width - w) // 2, y), cv2.FONT_HERSHEY_SIMPLEX, size, 230, 2, cv2.LINE_AA)
+CARD_GREY = 24
+
+
+def render_card(width: int) -> bytes:
+    """A plain dark 4:3 card `width` pixels wide: nothing drawn on it."""
+    card = np.full((width * 3 // 4, width), CARD_GREY, np.uint8)
     ok, data = cv2.imencode(".jpg", card, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        raise ValueError("could not encode the preview card")
     return data.tobytes()
-
-
-def card_lines(status: str, reason: str, ended: str | None) -> list[str]:
-    if ended:
-        return ["Rekaman selesai", "Replay ended"]
-    if status == "ready":
-        return ["Menunggu gambar kamera...", "Waiting for the camera..."]
-    return ["Kamera iris tidak tersambung", "Iris camera not connected"]

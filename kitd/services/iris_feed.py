@@ -4,9 +4,9 @@ encoded once per frame for every viewer.
 An `IrisFeed` per camera slot is told of each frame by the driver's reader thread and lets
 any number of coroutines await the newest one without a thread each. Each frame is scaled
 and encoded once, on the feed's own thread, whatever the number of viewers, with the feed's
-overlays drawn first: the quality overlay (circles, score, the assessor's message, and the
-state of a capture session on this camera). The gate and the sessions ask the same overlay
-for a frame's report, so a frame is judged once. Nothing here writes a frame to disk.
+overlays drawn first: the quality overlay (the assessor's circles and eyelids; no words, which
+the page draws from the API). The gate and the sessions ask the same overlay for a frame's
+report, so a frame is judged once. Nothing here writes a frame to disk.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ class IrisFeed:
         self.slot = slot
         self.viewers = 0
         self.closed = asyncio.Event()
-        # The quality overlay of this camera's preview; sessions on this camera write their
-        # line for the officer into it (`session_message`).
+        # The quality overlay of this camera's preview, and the judge the gate and the
+        # sessions on this camera ask.
         self.quality = IrisQualityOverlay(thresholds, judge_fps)
         self.overlays: list[Overlay] = [self.quality]
         self._camera: FrameStream | None = None
@@ -44,7 +44,7 @@ class IrisFeed:
         self._next: asyncio.Future[Frame] | None = None
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"preview-{slot.id}")
         self._encoded: tuple[int, asyncio.Future[bytes]] | None = None
-        self._cards: dict[tuple[int, tuple[str, ...]], bytes] = {}
+        self._cards: dict[int, bytes] = {}
 
     @property
     def camera(self) -> FrameStream | None:
@@ -107,11 +107,11 @@ class IrisFeed:
             self._encoded = (frame.seq, asyncio.ensure_future(job))
         return await asyncio.shield(self._encoded[1])
 
-    def card(self, width: int, lines: list[str]) -> bytes:
-        key = (width, tuple(lines))
-        if key not in self._cards:
-            self._cards[key] = render_card(width, lines)
-        return self._cards[key]
+    def card(self, width: int) -> bytes:
+        """The plain dark card shown while there is no frame, encoded once per width."""
+        if width not in self._cards:
+            self._cards[width] = render_card(width)
+        return self._cards[width]
 
     def close(self) -> None:
         self.closed.set()
