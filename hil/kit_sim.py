@@ -56,11 +56,19 @@ def start_iris_camera(workdir: Path) -> SimulatedDevice:
     return SimulatedDevice(simulator=sim, devices=[{"id": "iris_camera", "uri": uri}])
 
 
+def start_panel(workdir: Path) -> SimulatedDevice:
+    """The buttons, LEDs and buzzer: kitd's pins reach them over the simulator's pin link."""
+    sim = SimulatorProcess("hil.panel_sim", [], workdir / "panel").start()
+    settings = {"panel.enabled": True, "panel.pin_factory": f"socket:{sim.addresses['pins']}"}
+    return SimulatedDevice(simulator=sim, settings=settings)
+
+
 # Every simulator the kit has, in start order.
 SIMULATORS: dict[str, Callable[[Path], SimulatedDevice]] = {
     "fingerprint": start_fingerprint_reader,
     "iris_camera": start_iris_camera,
     "signature": start_signature_pad,
+    "panel": start_panel,
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kitd.capture import fingerprint_quality, iris_quality, signature_quality
+from kitd.drivers.panel import PanelWiring, check_target
 from kitd.drivers.registry import BAUD_RATES, DriverSettings, device_kind
 from kitd.drivers.usbip_address import parse_backend_setting
 from kitd.errors import ConfigError
@@ -233,7 +234,59 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         2.0,
         "A recording ends once no pen packet at all has arrived for this long after the first tip-down.",
     ),
+    # The physical panel (kitd/drivers/panel.py): four buttons, three LEDs, a buzzer on GPIO.
+    (
+        "panel.enabled",
+        bool,
+        False,
+        "Whether the kit has the panel; without it the kit works from the touch screen alone.",
+    ),
+    (
+        "panel.pin_factory",
+        str,
+        "lgpio",
+        "How the panel's pins are reached: lgpio (the kit's GPIO header, the 'kit' extra) or "
+        "socket:HOST:PORT (the panel simulator, hil/panel_sim.py).",
+    ),
+    *(
+        (f"panel.{name}_pin", int, pin, f"BCM number of the {what}.")
+        for name, pin, what in (
+            ("capture", 5, "Capture/Next button"),
+            ("retry", 6, "Retry button"),
+            ("skip", 13, "Skip button"),
+            ("cancel", 19, "Cancel button"),
+            ("ready_led", 17, "ready LED (green)"),
+            ("capturing_led", 27, "capturing LED (amber)"),
+            ("error_led", 22, "error LED (red)"),
+            ("buzzer", 18, "buzzer (a passive piezo, driven by PWM)"),
+        )
+    ),
+    (
+        "panel.button_active_high",
+        bool,
+        False,
+        "Buttons connect their pin to 3.3 V when pressed (the pin pulled down); false: to ground "
+        "(pulled up, pressed reads 0).",
+    ),
+    ("panel.led_active_high", bool, True, "LEDs light when their pin is high; false: when it is low."),
+    (
+        "panel.bounce_time_s",
+        (int, float),
+        0.05,
+        "Contact bounce ignored after a button's change (gpiozero's bounce_time); 0: none.",
+    ),
+    (
+        "panel.cancel_hold_s",
+        (int, float),
+        2.0,
+        "How long Cancel is held (a rising tone meanwhile) to put the visit in ending; released "
+        "earlier, nothing happens.",
+    ),
 ]
+
+# The panel's pins by part: (button or LED name, its config key).
+PANEL_BUTTON_KEYS = {name: f"panel.{name}_pin" for name in ("capture", "retry", "skip", "cancel")}
+PANEL_LED_KEYS = {name: f"panel.{name}_led_pin" for name in ("ready", "capturing", "error")}
 
 # Where the kit's signing key may live (kitd.crypto.kit_keys).
 KEY_BACKENDS = ("file", "pkcs11")
@@ -311,6 +364,19 @@ class KitConfig:
     def kit_id(self) -> str:
         """``kit.id``, or the host name when it is empty."""
         return str(self.values["kit.id"]) or socket.gethostname()
+
+    def panel_wiring(self) -> PanelWiring:
+        """The panel's pins and wiring, from this configuration."""
+        v = self.values
+        return PanelWiring(
+            buttons={name: int(v[key]) for name, key in PANEL_BUTTON_KEYS.items()},
+            leds={name: int(v[key]) for name, key in PANEL_LED_KEYS.items()},
+            buzzer=int(v["panel.buzzer_pin"]),
+            button_active_high=bool(v["panel.button_active_high"]),
+            led_active_high=bool(v["panel.led_active_high"]),
+            bounce_time_s=float(v["panel.bounce_time_s"]),
+            hold_time_s=float(v["panel.cancel_hold_s"]),
+        )
 
     def driver_settings(self) -> DriverSettings:
         """What the drivers are built with, from this configuration."""
@@ -425,8 +491,28 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
     if values["signature.baud"] not in BAUD_RATES:
         rates = ", ".join(map(str, BAUD_RATES))
         raise ConfigError(f"{where}config key 'signature.baud': expected one of {rates}")
+    _check_panel(values, where)
     devices = _parse_devices(device_tables, where)
     return KitConfig(values=values, devices=devices, source=source)
+
+
+def _check_panel(values: dict[str, Any], where: str) -> None:
+    try:
+        check_target(values["panel.pin_factory"])
+    except ValueError as exc:
+        raise ConfigError(f"{where}config key 'panel.pin_factory': expected lgpio or {exc}") from None
+    pins = [key for key in values if key.startswith("panel.") and key.endswith("_pin")]
+    for key in pins:
+        if not 0 <= values[key] <= 27:
+            raise ConfigError(f"{where}config key '{key}': expected a BCM GPIO number 0-27")
+    for key in pins:
+        twin = next((k for k in pins if k != key and values[k] == values[key]), None)
+        if twin is not None:
+            raise ConfigError(f"{where}config key '{key}': GPIO {values[key]} is also {twin}")
+    if not 0 <= values["panel.bounce_time_s"] < 1:
+        raise ConfigError(f"{where}config key 'panel.bounce_time_s': expected 0 or more, under 1")
+    if not values["panel.cancel_hold_s"] > values["panel.bounce_time_s"]:
+        raise ConfigError(f"{where}config key 'panel.cancel_hold_s': must be above panel.bounce_time_s")
 
 
 def _known_zone(name: str) -> bool:

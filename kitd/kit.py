@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from kitd import __version__
 from kitd.config import KitConfig
+from kitd.drivers.panel import PanelDriver
 from kitd.drivers.registry import device_kind, make_driver
 from kitd.errors import KitError
 from kitd.events import EventHub
@@ -27,6 +28,7 @@ from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
 from kitd.services.iris_feed import IrisFeed
 from kitd.services.outbox import kit_outbox
+from kitd.services.panel import Panel
 from kitd.services.sealing import BundleSealer, kit_keys
 from kitd.services.sessions import LiveSessions
 from kitd.services.sign_in import SignedInOfficers
@@ -37,6 +39,8 @@ from kitd.store.officers import OfficerRoll
 
 T = TypeVar("T")
 log = logging.getLogger("kitd.outbox")
+# The panel's device id (in /api/v1/devices, kind `panel`).
+PANEL_ID = "panel"
 # How often delivered bundles past outbox.retention_days are looked for (and at start-up).
 ERASE_INTERVAL_S = 3600.0
 
@@ -98,6 +102,23 @@ class Kit:
         # and never run two at once on the connection (a PIN check takes ~170 ms).
         self._database_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitd-database")
         self._supervisors: list[asyncio.Task[None]] = []
+        # The physical panel, when the kit has one: a device slot like the others (so that the
+        # devices list shows it, and its absence is `disconnected`), followed by its service.
+        self.panel: Panel | None = None
+        if config["panel.enabled"]:
+            target = str(config["panel.pin_factory"])
+            driver = PanelDriver.at(target, config.panel_wiring())
+            self.slots[PANEL_ID] = DeviceSlot(
+                PANEL_ID,
+                f"gpio:{target}",
+                "panel",
+                lambda: driver,
+                holder={"program": "kitd", "api": api_url},
+                reconnect_min_s=float(config["devices.reconnect_min_s"]),
+                reconnect_max_s=float(config["devices.reconnect_max_s"]),
+                health_interval_s=float(config["devices.health_interval_s"]),
+            )
+            self.panel = Panel(self, driver, PANEL_ID)
         for slot in self.slots.values():
             slot.on_status = self._device_changed
 
@@ -223,6 +244,8 @@ class Kit:
             await asyncio.wait(looked_at, timeout=looked_at_timeout_s)
             for task in looked_at:
                 task.cancel()
+        if self.panel is not None:
+            tasks.append(asyncio.create_task(self.panel.run(), name="panel"))
         self._supervisors = tasks
         return tasks
 

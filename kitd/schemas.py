@@ -338,7 +338,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "uri": {"type": "string"},
-            "kind": {"enum": ["fingerprint", "signature", "iris_camera"]},
+            "kind": {"enum": ["fingerprint", "signature", "iris_camera", "panel"]},
             "model": {"type": ["string", "null"]},
             "serial": {"type": ["string", "null"]},
             "firmware": {"type": ["string", "null"]},
@@ -887,6 +887,31 @@ SCHEMAS: dict[str, Any] = {
             "device": {"type": "string"},
             "status": {"enum": DEVICE_STATUSES},
             "reason": {"type": "string"},
+        },
+    },
+    "PanelEvent": {
+        "type": "object",
+        "description": "A button of the physical panel changed something, or meant nothing (the "
+        "low tone). The screen shows it; action exception_reasons asks it to open the item's "
+        "exception reasons.",
+        "required": ["button", "action", "outcome", "visit", "item", "message"],
+        "properties": {
+            "button": {"enum": ["capture", "retry", "skip", "cancel"]},
+            "action": {
+                "enum": [
+                    "accept",
+                    "start",
+                    "retry",
+                    "exception_reasons",
+                    "hold_cancel",
+                    "cancel",
+                    "meaningless",
+                ]
+            },
+            "outcome": {"enum": ["done", "failed", "meaningless"]},
+            "visit": {"type": ["string", "null"]},
+            "item": {"type": ["string", "null"]},
+            "message": {"type": "string"},
         },
     },
 }

@@ -96,6 +96,18 @@ def test_readme_documents_every_key() -> None:
         assert f"`{key}`" in readme, key
 
 
+def test_panel_wiring_from_the_config() -> None:
+    config = parse_config(
+        "[panel]\nenabled = true\npin_factory = 'socket:127.0.0.1:7000'\ncancel_pin = 26\n"
+        "button_active_high = true\nbounce_time_s = 0.02\ncancel_hold_s = 1.5\n"
+    )
+    wiring = config.panel_wiring()
+    assert wiring.buttons == {"capture": 5, "retry": 6, "skip": 13, "cancel": 26}
+    assert wiring.leds == {"ready": 17, "capturing": 27, "error": 22} and wiring.buzzer == 18
+    assert wiring.button_active_high and wiring.led_active_high
+    assert (wiring.bounce_time_s, wiring.hold_time_s) == (0.02, 1.5)
+
+
 def test_devices_get_ids_by_kind() -> None:
     config = parse_config(
         '[[device]]\nuri = "usb:298d:1010"\n[[device]]\nuri = "usb:298d:1010?serial=B"\n'
@@ -140,6 +152,13 @@ def test_devices_get_ids_by_kind() -> None:
             "config key 'keys.pkcs11_module': needed with keys.backend = 'pkcs11'",
         ),
         ("[devices]\nreconnect_max_s = 'soon'", "config key 'devices.reconnect_max_s'"),
+        ("[panel]\nenabled = 'yes'", "config key 'panel.enabled': expected bool"),
+        ("[panel]\npin_factory = 'gpio'", "config key 'panel.pin_factory': expected lgpio or"),
+        ("[panel]\npin_factory = 'socket:localhost'", "config key 'panel.pin_factory'"),
+        ("[panel]\nbuzzer_pin = 40", "config key 'panel.buzzer_pin': expected a BCM GPIO number"),
+        ("[panel]\ncapture_pin = 17", "config key 'panel.capture_pin': GPIO 17 is also panel.ready_led_pin"),
+        ("[panel]\nbounce_time_s = -0.1", "config key 'panel.bounce_time_s'"),
+        ("[panel]\ncancel_hold_s = 0", "config key 'panel.cancel_hold_s': must be above"),
         ("[[device]]\nuri = 'ftp:x'", "device URI 'ftp:x': unknown scheme 'ftp'"),
         ("[[device]]\nuri = 'usb:1234:5678'", "no driver for USB device 1234:5678"),
         ("[[device]]\nuri = 'usb:298d'", "expected usb:VVVV:PPPP"),

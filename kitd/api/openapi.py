@@ -100,10 +100,11 @@ SESSION_PATHS: dict[str, Any] = {
     },
     "/api/v1/events": {
         "get": {
-            "summary": "Server-sent events: assessment, capture, end, device, visit",
+            "summary": "Server-sent events: assessment, capture, end, device, visit, panel",
             "description": "Each event has `id` (increasing from 1 in each run of the daemon), `event` "
             "(its type) and `data` (JSON): assessment -> AssessmentEvent, capture -> CaptureEvent, "
-            "end -> EndEvent, device -> DeviceEvent, visit -> VisitEvent. While idle a comment line "
+            "end -> EndEvent, device -> DeviceEvent, visit -> VisitEvent, panel -> PanelEvent. While idle a "
+            "comment line "
             "`: keepalive` comes "
             f"every {KEEPALIVE_S:g} s. A client reconnecting with `Last-Event-ID: N` first gets "
             f"the events after N that the daemon still keeps (the last {REPLAY_EVENTS}), then live "

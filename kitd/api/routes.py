@@ -71,6 +71,10 @@ async def post_capture(request: web.Request) -> web.Response:
     slot = kit.slot(device_id)
     if slot is None:
         return error_response(404, "unknown_device", f"no device '{device_id}'")
+    if slot.kind not in CAPTURE_REQUESTS:  # the panel: buttons and lights, nothing to capture
+        return error_response(
+            400, "not_capturable", f"device '{device_id}' is a {slot.kind}: it takes no captures"
+        )
     try:
         body = await json_body(request)
         options = {} if body is NO_BODY else body  # no body: no options; `null` is refused

@@ -93,6 +93,19 @@ class SignedInOfficers:
         entry.last_used = self._clock()
         return entry.officer
 
+    def is_signed_in(self, nip: str) -> bool:
+        """Whether officer `nip` holds a live sign-in (not restarting its idle time)."""
+        now = self._clock()
+        return any(e.officer.nip == nip and not self._idle(e, now) for e in self._tokens.values())
+
+    def use(self, nip: str) -> None:
+        """Officer `nip` used the kit without a token (the panel's buttons): their live
+        sign-ins' idle time restarts, as a request with their token would."""
+        now = self._clock()
+        for entry in self._tokens.values():
+            if entry.officer.nip == nip and not self._idle(entry, now):
+                entry.last_used = now
+
     def expires_at(self, token: str) -> float:
         """Wall-clock time (Unix seconds) at which the token expires if unused."""
         entry = self._tokens[token]
