@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from hil.kit_sim import SIMULATORS, SimulatedDevice
+from hil.kit_sim import SIMULATORS, SimulatedDevice, simulated_kitd
 from hil.rig import REPO, KitdProcess, venv_script
 from kitd.cli.daemon_client import DaemonClient
 
@@ -129,13 +129,7 @@ def breakdown() -> list[tuple[str, float]]:
 
 def _start_kitd(root: Path, started: list[SimulatedDevice]) -> KitdProcess:
     """kitd as hil.kit_sim.start_kit starts it, its config made from the simulators."""
-    settings: dict = {"api.port": 0, "log.level": "warning"}
-    devices: list[dict[str, str]] = []
-    for device in started:
-        settings.update(device.settings)
-        devices.extend(device.devices)
-    kitd = KitdProcess(root / "kitd", devices=devices, settings=settings, for_tests=False)
-    return kitd.start()
+    return simulated_kitd(root, started, {"log.level": "warning"}, for_tests=False).start()
 
 
 def applicant_render() -> tuple[int, float]:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from hil.events import EventRecorder
-from hil.kit_sim import SIMULATORS
-from hil.rig import KitdProcess, wait_until
+from hil.kit_sim import simulated_kitd, start_simulators
+from hil.rig import wait_until
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
 
@@ -56,13 +56,8 @@ def _item(visit: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _one_visit(workdir: Path) -> None:
-    simulated = [start(workdir) for start in SIMULATORS.values()]
-    settings: dict[str, Any] = {"api.port": 0, "log.level": "warning"}
-    devices: list[dict[str, str]] = []
-    for device in simulated:
-        settings.update(device.settings)
-        devices.extend(device.devices)
-    kitd = KitdProcess(workdir / "kitd", devices=devices, settings=settings, for_tests=False)
+    simulated = start_simulators(workdir)
+    kitd = simulated_kitd(workdir, simulated, {"log.level": "warning"}, for_tests=False)
     try:
         kitd.start()
         for device_id in ("fingerprint", "iris_camera", "signature"):

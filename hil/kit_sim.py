@@ -72,22 +72,48 @@ SIMULATORS: dict[str, Callable[[Path], SimulatedDevice]] = {
 }
 
 
-def start_kit(workdir: Path, port: int, log_level: str = "info") -> tuple[KitdProcess, list[SimulatedDevice]]:
-    """Start every simulator, then kitd; on any failure stop what was started and re-raise."""
+def start_simulators(workdir: Path) -> list[SimulatedDevice]:
+    """Every simulator, in start order; on any failure those started are stopped, and it re-raises."""
     started: list[SimulatedDevice] = []
     try:
         for start in SIMULATORS.values():
             started.append(start(workdir))
-        settings: dict[str, Any] = {"api.port": port, "log.level": log_level}
-        devices: list[dict[str, str]] = []
-        for device in started:
-            settings.update(device.settings)
-            devices.extend(device.devices)
-        kitd = KitdProcess(workdir / "kitd", devices=devices, settings=settings, for_tests=False)
+    except BaseException:
+        stop_simulators(started)
+        raise
+    return started
+
+
+def stop_simulators(simulated: list[SimulatedDevice]) -> None:
+    for device in simulated:
+        device.simulator.stop()
+
+
+def simulated_kitd(
+    workdir: Path,
+    simulated: list[SimulatedDevice],
+    settings: dict[str, Any] | None = None,
+    for_tests: bool = True,
+    env: dict[str, str] | None = None,
+) -> KitdProcess:
+    """A kitd (not started yet) configured for the simulated devices, ``settings`` on top."""
+    values: dict[str, Any] = {"api.port": 0}
+    devices: list[dict[str, str]] = []
+    for device in simulated:
+        values.update(device.settings)
+        devices.extend(device.devices)
+    values.update(settings or {})
+    return KitdProcess(workdir / "kitd", devices=devices, settings=values, for_tests=for_tests, env=env)
+
+
+def start_kit(workdir: Path, port: int, log_level: str = "info") -> tuple[KitdProcess, list[SimulatedDevice]]:
+    """Start every simulator, then kitd; on any failure stop what was started and re-raise."""
+    started = start_simulators(workdir)
+    try:
+        kitd = simulated_kitd(workdir, started, {"api.port": port, "log.level": log_level}, for_tests=False)
         kitd.start()
     except BaseException:
-        for device in started:
-            device.simulator.stop()
+        stop_simulators(started)
         raise
     return kitd, started
 

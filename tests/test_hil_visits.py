@@ -27,7 +27,7 @@ import rfc8785
 from cryptography.hazmat.primitives import serialization
 
 from hil.credentials import officer_pkcs12, sign_request
-from hil.kit_sim import SIMULATORS
+from hil.kit_sim import SIMULATORS, simulated_kitd, start_simulators
 from hil.rig import KitdProcess, simulation_officer, venv_script, wait_until
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
@@ -46,15 +46,11 @@ def start_rig(
     tmp_path: Path, rig_logs: Any, settings: dict[str, Any] | None = None, env: dict[str, str] | None = None
 ) -> tuple[KitdProcess, dict[str, Any], list[Any]]:
     """The three simulators and a kitd with them (``settings`` and ``env`` added), devices ready."""
-    simulated = [start(tmp_path) for start in SIMULATORS.values()]
+    simulated = start_simulators(tmp_path)
     for device in simulated:
         rig_logs.add(device.simulator.name, device.simulator.logs)
-    values: dict[str, Any] = {"api.port": 0, "fingerprint.capture_timeout_s": 30.0, **(settings or {})}
-    devices: list[dict[str, str]] = []
-    for device in simulated:
-        values.update(device.settings)
-        devices.extend(device.devices)
-    kitd = KitdProcess(tmp_path / "kitd", devices=devices, settings=values, env=env)
+    values: dict[str, Any] = {"fingerprint.capture_timeout_s": 30.0, **(settings or {})}
+    kitd = simulated_kitd(tmp_path, simulated, values, env=env)
     rig_logs.add("kitd", kitd.logs)
     kitd.start()
     for device_id in ("fingerprint", "iris_camera", "signature"):
