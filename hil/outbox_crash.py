@@ -196,6 +196,9 @@ class Child:
     visits: int = 0
     # The round's target phase, while the child is in the step that leads to it.
     aim: str | None = None
+    # One audit log for the child's life, as the daemon keeps one: its checkpoints grow from
+    # the frontier it holds instead of re-reading the whole log every time.
+    audit: AuditLog | None = None
 
     def begin(self, phase: str, *words: str) -> None:
         """A phase begins; the target's own beginning is marked ("aim") for the parent to
@@ -239,7 +242,9 @@ class Child:
         say(f"sealed {saved['bundle']['id']} {name}")
         # As the daemon does after every seal: a signed checkpoint of the audit log.
         self.begin("checkpoint")
-        signed = AuditLog(self.rig.data_dir / "keys", SIMULATION_KIT_ID).checkpoint(self.rig.conn)
+        if self.audit is None:
+            self.audit = AuditLog(self.rig.data_dir / "keys", SIMULATION_KIT_ID)
+        signed = self.audit.checkpoint(self.rig.conn)
         say(f"checkpointed {signed['size']}")
 
     def do_store(self) -> None:
@@ -515,6 +520,10 @@ class Warm:
             self.process.wait()
 
 
+# The words a child says when a phase is done.
+PHASE_ENDS = ("sealed", "checkpointed", "offered", "acknowledged", "delivered", "erased", "reconciled", "end")
+
+
 def where_it_landed(lines: list[Line]) -> tuple[str, str]:
     """The phase a child was in when it died (or had just finished), and the last file
     operation or SQL statement it had begun in that phase ("cpu": none yet)."""
@@ -536,16 +545,7 @@ def where_it_landed(lines: list[Line]) -> tuple[str, str]:
             step = f"sql {line.words[1]}"
         elif word == "mark":
             step = " ".join(line.words[1:])
-        elif word in (
-            "sealed",
-            "checkpointed",
-            "offered",
-            "acknowledged",
-            "delivered",
-            "erased",
-            "reconciled",
-            "end",
-        ):
+        elif word in PHASE_ENDS:
             phase, step, file = f"after {phase}", "cpu", ""
     return phase, f"{phase}: {step}"
 
@@ -560,16 +560,7 @@ def phase_lengths(lines: list[Line]) -> dict[str, float]:
             if began is not None and began[0] == "seal":
                 lengths["seal"] = line.at - began[1]  # the store begins when the sealing ends
             began = (line.words[1], line.at)
-        elif word in (
-            "sealed",
-            "checkpointed",
-            "offered",
-            "acknowledged",
-            "delivered",
-            "erased",
-            "reconciled",
-            "end",
-        ):
+        elif word in PHASE_ENDS:
             if began is not None:
                 lengths[began[0]] = line.at - began[1]
             began = None
