@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-EVENT_TYPES = ("assessment", "capture", "end", "device", "visit", "panel")
+EVENT_TYPES = ("assessment", "capture", "end", "device", "visit", "panel", "ink")
 SUBSCRIBER_QUEUE = 10_000
 REPLAY_EVENTS = 1000  # kept for clients that reconnect; fewer than a subscriber's queue holds
 

@@ -370,6 +370,12 @@ SCHEMAS: dict[str, Any] = {
             "timeout_s": {"type": "number"},
             "max_attempts": {"type": ["integer", "null"]},
             "best_score": {"type": ["number", "null"]},
+            "passes": {"type": "integer", "description": "Passing frames in a row so far"},
+            "passes_needed": {
+                "type": ["integer", "null"],
+                "description": "Passing frames in a row that capture the item; null when the officer "
+                "ends the session (a signature)",
+            },
             "forced": {"type": "boolean"},
             "reasons": {"type": "array", "items": {"type": "string"}},
             "result": {
@@ -396,6 +402,33 @@ SCHEMAS: dict[str, Any] = {
                 "type": "integer",
                 "description": "Signature only: pen packets in the signature judged",
             },
+            "passes": {"type": "integer", "description": "Passing frames in a row so far"},
+            "passes_needed": {
+                "type": ["integer", "null"],
+                "description": "Passing frames in a row that capture the item; null when the officer "
+                "ends the session (a signature)",
+            },
+        },
+    },
+    "InkEvent": {
+        "type": "object",
+        "description": "A signature session's pen points since the last ink event, for the screen "
+        "to draw live: each [x, y, pressure, tip] in the pad's units (tip 1 on the surface).",
+        "required": ["session", "from", "points", "read_at", "max_x", "max_y", "max_pressure"],
+        "properties": {
+            "session": {"type": "string"},
+            "from": {"type": "integer", "description": "The index of the first point in the recording"},
+            "read_at": {
+                "type": "number",
+                "description": "When the first of these points was read (UNIX time, seconds)",
+            },
+            "points": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4},
+            },
+            "max_x": {"type": "integer"},
+            "max_y": {"type": "integer"},
+            "max_pressure": {"type": "integer"},
         },
     },
     "CaptureEvent": {

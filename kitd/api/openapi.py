@@ -98,13 +98,30 @@ SESSION_PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/v1/sessions/{id}/press": {
+        "get": {
+            "summary": "The latest press of a fingerprint session as the officer's screen shows it "
+            "(in memory only, never cached)",
+            "parameters": [SESSION_ID],
+            "responses": {
+                "200": {
+                    "description": "The press; X-Kit-Press: its number in the session, X-Kit-Quality: "
+                    "its score",
+                    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "404": _error("Unknown session"),
+                "409": _error("No press yet (or not a fingerprint session)"),
+            },
+        }
+    },
     "/api/v1/events": {
         "get": {
-            "summary": "Server-sent events: assessment, capture, end, device, visit, panel",
+            "summary": "Server-sent events: assessment, capture, end, device, visit, panel, ink",
             "description": "Each event has `id` (increasing from 1 in each run of the daemon), `event` "
             "(its type) and `data` (JSON): assessment -> AssessmentEvent, capture -> CaptureEvent, "
-            "end -> EndEvent, device -> DeviceEvent, visit -> VisitEvent, panel -> PanelEvent. While idle a "
-            "comment line "
+            "end -> EndEvent, device -> DeviceEvent, visit -> VisitEvent, panel -> PanelEvent, ink -> "
+            "InkEvent (a signature session's new pen points, about every 50 ms). While "
+            "idle a comment line "
             "`: keepalive` comes "
             f"every {KEEPALIVE_S:g} s. A client reconnecting with `Last-Event-ID: N` first gets "
             f"the events after N that the daemon still keeps (the last {REPLAY_EVENTS}), then live "

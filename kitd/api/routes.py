@@ -39,7 +39,7 @@ from kitd.errors import (
 )
 from kitd.kit import Kit
 from kitd.schemas import CAPTURE_REQUESTS, check
-from kitd.services.sessions import SessionConflict, SessionNotFound
+from kitd.services.sessions import SessionConflict, SessionNotFound, latest_press
 
 log = logging.getLogger("kitd.api")
 
@@ -183,6 +183,15 @@ async def get_session_capture(request: web.Request) -> web.Response:
     return capture_response(capture)
 
 
+async def get_session_press(request: web.Request) -> web.Response:
+    """The latest press of a fingerprint session, for the officer's screen (never cached)."""
+    try:
+        press = latest_press(_kit(request).sessions.get(request.match_info["id"]))
+    except KitError as exc:
+        return session_error_response(exc)
+    return capture_response(press)
+
+
 async def get_events(request: web.Request) -> web.StreamResponse:
     return await stream_events(request, _kit(request).events, allowed=StillSignedIn(request))
 
@@ -229,6 +238,7 @@ def make_app(kit: Kit) -> web.Application:
     app.router.add_post("/api/v1/sessions/{id}/confirm", post_session_confirm)
     app.router.add_delete("/api/v1/sessions/{id}", delete_session)
     app.router.add_get("/api/v1/sessions/{id}/capture", get_session_capture)
+    app.router.add_get("/api/v1/sessions/{id}/press", get_session_press)
     app.router.add_get("/api/v1/events", get_events)
     app.on_shutdown.append(_close_streams)
     return app

@@ -37,6 +37,8 @@ from kitd.services.slots import DeviceSlot
 log = logging.getLogger("kitd.sessions")
 
 KEEP_ENDED = 50
+# The pen's points go to the screen in batches this far apart (~20 a second).
+INK_INTERVAL_S = 0.05
 
 
 class SessionNotFound(KitError):
@@ -61,6 +63,9 @@ class LiveSession:
     cancel: threading.Event = field(default_factory=threading.Event)
     created: float = field(default_factory=time.time)
     error: str | None = None
+    # The latest press of a fingerprint session (press number, frame, its score), for the
+    # officer's screen; in memory only, like everything a session holds.
+    latest: tuple[int, Any, float] | None = None
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
@@ -78,6 +83,7 @@ class LiveSession:
                 "timeout_s": core.policy.timeout_s,
                 "max_attempts": core.policy.max_attempts,
                 "best_score": None if best is None else round(best.score, 1),
+                **session_progress(core),
                 "forced": core.forced,
                 "reasons": [self.error] if self.error else list(core.reasons),
                 "result": None
@@ -107,6 +113,16 @@ class SessionModality:
     encode: Callable[[Any], Capture]
 
 
+def session_progress(core: CaptureSession) -> dict[str, int | None]:
+    """Passing frames in a row so far and how many capture the item ("Tahan posisi... 1/3");
+    ``passes_needed`` is None for a session the officer ends (a signature)."""
+    needed = core.policy.consecutive_passes
+    return {
+        "passes": core.passes_in_a_row,
+        "passes_needed": None if core.policy.needs_confirm or needed == sys.maxsize else needed,
+    }
+
+
 def assessment_event(live: LiveSession, frame: int, report: Any) -> dict[str, Any]:
     return {
         "session": live.id,
@@ -114,7 +130,20 @@ def assessment_event(live: LiveSession, frame: int, report: Any) -> dict[str, An
         "score": round(float(report.score), 1),
         "passed": bool(report.passed),
         "feedback": list(report.feedback),
+        **session_progress(live.core),
     }
+
+
+def latest_press(live: LiveSession) -> Capture:
+    """The latest press of a running (or ended) fingerprint session as a PNG, with its score;
+    SessionConflict when there is none (yet, or not a fingerprint session)."""
+    with live.lock:
+        latest = live.latest
+    if latest is None:
+        raise SessionConflict(f"session {live.id} has no press to show (yet)")
+    press, frame, score = latest
+    headers = {"X-Kit-Press": str(press), "X-Kit-Quality": f"{score:.1f}"}
+    return Capture(encode_png(frame), "image/png", headers, None)
 
 
 async def _run_fingerprint(kit: CaptureContext, slot: DeviceSlot, live: LiveSession, emit: Emit) -> None:
@@ -123,14 +152,21 @@ async def _run_fingerprint(kit: CaptureContext, slot: DeviceSlot, live: LiveSess
     assess = fingerprint_assessor(config)
     poll = float(config["fingerprint.poll_interval_s"])
 
+    pressed: list[Any] = [None]
+
+    def judge(frame: Any) -> Any:
+        pressed[0] = frame  # the frame this report is about, kept by told() for the screen
+        return assess(frame)
+
     def told(session: CaptureSession, report: Any) -> None:
+        live.latest = (session.attempts, pressed[0], round(float(report.score), 1))
         emit("assessment", assessment_event(live, session.attempts, report))
 
     def job(driver: Any, _cancel: threading.Event) -> CaptureSession:
         return run_fingerprint_session(
             driver,
             live.core,
-            assess,
+            judge,
             poll,
             live.cancel,
             on_assessment=told,
@@ -215,16 +251,20 @@ async def _run_signature(kit: CaptureContext, slot: DeviceSlot, live: LiveSessio
 
     def job(pad: Any, _cancel: threading.Event) -> None:
         judged = 0
+        ink = InkBatcher(live.id, pad.query, emit)
 
         def progress(samples: list[Any]) -> bool:
             nonlocal judged
             now = time.monotonic()
+            ink.offer(samples, now)
             with live.lock:
                 if live.cancel.is_set():
                     core.cancel()
                 core.tick(now)
-                if core.ended:
-                    return True
+                ended = core.ended
+            if ended:
+                ink.offer(samples, now, flush=True)  # the screen has every point kept
+                return True
             if len(samples) == judged:
                 return False
             judged = len(samples)
@@ -247,6 +287,35 @@ async def _run_signature(kit: CaptureContext, slot: DeviceSlot, live: LiveSessio
             core.tick(time.monotonic() + core.policy.timeout_s)  # the recording ran out
 
     await slot.run_job(job)
+
+
+class InkBatcher:
+    """The pen's new points as ``ink`` events, at most one every INK_INTERVAL_S (and at once
+    when the pen lifts, so a stroke's end is not held back): the screen draws them live."""
+
+    def __init__(self, session_id: str, query: Any, emit: Emit) -> None:
+        self.session_id = session_id
+        self.pad = {"max_x": query.max_x, "max_y": query.max_y, "max_pressure": query.max_pressure}
+        self.emit = emit
+        self.sent = 0
+        self.sent_at = -math.inf
+
+    def offer(self, samples: list[Any], now: float, flush: bool = False) -> None:
+        new = samples[self.sent :]
+        if not new:
+            return
+        lifted = not new[-1].pen.tip
+        if now - self.sent_at < INK_INTERVAL_S and not (lifted or flush):
+            return
+        points = [[s.pen.x, s.pen.y, s.pen.pressure, 1 if s.pen.tip else 0] for s in new]
+        # When the batch's first point was read, on the host's clock: the screen (same host)
+        # can tell how long a point took to become ink.
+        read_at = round(time.time() - (time.monotonic() - new[0].t), 3)
+        self.emit(
+            "ink",
+            {"session": self.session_id, "from": self.sent, "points": points, "read_at": read_at, **self.pad},
+        )
+        self.sent, self.sent_at = len(samples), now
 
 
 def _signature_result(candidate: Any) -> Capture:
