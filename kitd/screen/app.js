@@ -1,0 +1,1867 @@
+// The officer's touch screen: sign-in, the day's orders, an order, and the whole visit on it.
+// Plain ES module, no framework: state in S, each screen a function that builds its <main>.
+// Every visible string comes from i18n/<lang>.json (t); the API's own messages (visit-start
+// reasons, capture feedback) come from the daemon, in both languages.
+
+const API = '/api/v1';
+const POLL_MS = 2000; // the status bar's summary
+const USE_MS = 20000; // a touch calls /auth/me (a use: keeps the sign-in) at most this often
+const LOCALES = { id: 'id-ID', en: 'en-GB' };
+const LANGS = ['id', 'en'];
+const DEVICE_LOOK = {
+  ready: ['ok', '✓'],
+  busy: ['busy', '◔'],
+  disconnected: ['bad', '✕'],
+  error: ['bad', '⚠'],
+};
+
+const S = {
+  lang: 'id',
+  cat: {}, // the catalogues, by language
+  msgs: null, // GET /messages
+  officer: null, // signed in when set
+  gen: 0, // sign-in generation: a late 401 of an ended sign-in is ignored
+  summary: null,
+  orders: [],
+  ordersError: null,
+  order: null,
+  visit: null,
+  screen: null,
+  signin: { nip: '', pin: '', field: 'nip', msg: null, busy: false },
+  start: { busy: false, error: null },
+  lastUse: 0,
+  timer: null,
+  events: null,
+  eventsAt: 0,
+  polling: false,
+  again: false,
+  live: {}, // the running capture: session, last assessment, press image, ink
+  dialog: null, // {kind: 'except'|'outcome', ...}
+  visitBusy: false,
+  visitError: null,
+};
+
+// --- helpers ---------------------------------------------------------------------------
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const kid of kids.flat()) if (kid != null && kid !== false) e.append(kid);
+  return e;
+}
+
+const has = (key) => key in (S.cat[S.lang] || {});
+
+function t(key, vars) {
+  const text = S.cat[S.lang]?.[key] ?? S.cat.id?.[key] ?? key;
+  return vars ? text.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? vars[k] : m)) : text;
+}
+
+const icon = (sym) => el('span', { class: 'ico', 'aria-hidden': 'true' }, sym);
+
+// The API's own message (a visit-start reason, an error code it names) in the page's language.
+function apiText(code, message) {
+  const own = message?.[S.lang] ?? S.msgs?.reasons?.[code]?.[S.lang];
+  if (own) return own;
+  if (code === 'network') return t('error.network');
+  return has('error.' + code) ? t('error.' + code) : t('error.other', { code });
+}
+
+async function api(path, { method = 'GET', body, signin = false } = {}) {
+  const init = {
+    method,
+    headers: { Accept: 'application/json' },
+    cache: 'no-store',
+    signal: AbortSignal.timeout(15000),
+  };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers['Content-Type'] = 'application/json';
+  }
+  const gen = S.gen;
+  let res;
+  try {
+    res = await fetch(API + path, init);
+  } catch {
+    return { ok: false, status: 0, data: { error: 'network' } };
+  }
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = {};
+  }
+  if (res.status === 401 && !signin && S.officer && gen === S.gen) locked('signin.idle');
+  return { ok: res.ok, status: res.status, data: data || {} };
+}
+
+// --- time, in the kit's timezone ---------------------------------------------------------
+
+const kitZone = () => S.summary?.kit?.timezone;
+
+// [Date, timeZone] to format: the kit's zone; without it, an ISO time's own offset.
+function zoned(when) {
+  const zone = kitZone();
+  if (zone || typeof when !== 'string') return [new Date(when), zone];
+  const m = /(?:Z|([+-])(\d\d):?(\d\d))$/.exec(when);
+  if (!m) return [new Date(when), undefined];
+  const offset = m[1] ? (m[1] === '-' ? -1 : 1) * (m[2] * 60 + +m[3]) : 0;
+  return [new Date(Date.parse(when) + offset * 60000), 'UTC'];
+}
+
+function fmt(when, opts) {
+  const [date, timeZone] = zoned(when);
+  try {
+    return new Intl.DateTimeFormat(LOCALES[S.lang], { ...opts, timeZone }).format(date);
+  } catch {
+    return new Intl.DateTimeFormat(LOCALES[S.lang], opts).format(date);
+  }
+}
+
+const HM = { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+const time = (when) => fmt(when, HM);
+
+function ymd(when) {
+  const [date, timeZone] = zoned(when);
+  const p = {};
+  let parts;
+  try {
+    parts = new Intl.DateTimeFormat('en', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+  } catch {
+    parts = new Intl.DateTimeFormat('en', { year: 'numeric', month: '2-digit', day: '2-digit' });
+  }
+  for (const x of parts.formatToParts(date)) p[x.type] = x.value;
+  return `${p.year}-${p.month}-${p.day}`;
+}
+
+const today = () => ymd(new Date());
+
+function dayText(yyyymmdd, opts = { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }) {
+  const d = new Date(yyyymmdd + 'T00:00:00Z');
+  if (isNaN(d)) return yyyymmdd;
+  return new Intl.DateTimeFormat(LOCALES[S.lang], { ...opts, timeZone: 'UTC' }).format(d);
+}
+
+// "09.00–10.00" (its date first when not today); null without appointment.
+function windowText(order) {
+  const a = order.appointment;
+  if (!a?.start) return null;
+  const span = a.end ? `${time(a.start)}–${time(a.end)}` : time(a.start);
+  const day = ymd(a.start);
+  return day === today()
+    ? span
+    : `${dayText(day, { weekday: 'short', day: 'numeric', month: 'short' })}, ${span}`;
+}
+
+function bytesText(n) {
+  const [v, unit] = n >= 1e9 ? [n / 1e9, 'GB'] : [n / 1e6, 'MB'];
+  return `${new Intl.NumberFormat(LOCALES[S.lang], { maximumFractionDigits: v < 10 ? 1 : 0 }).format(v)} ${unit}`;
+}
+
+const phoneText = (p) => String(p || '').replace(/(\d{4})(?=\d{3})/g, '$1 ');
+
+// --- signing in and out; watching the kit ------------------------------------------------
+
+async function signedIn(officer) {
+  S.officer = officer;
+  S.gen += 1;
+  if (LANGS.includes(officer.language)) S.lang = officer.language;
+  S.signin = { nip: '', pin: '', field: 'nip', msg: null, busy: false };
+  S.lastUse = Date.now();
+  if (!S.msgs) loadMessages();
+  watch();
+  await refresh();
+  await openOrders();
+}
+
+// The sign-in ended (auto-lock, sign-out): back to sign-in with the message (after an
+// auto-lock the NIP is kept: the same officer goes on with the visit).
+function locked(msg, keepNip = true) {
+  const nip = (keepNip && S.officer?.nip) || '';
+  unwatch();
+  S.officer = null;
+  S.gen += 1;
+  S.summary = null;
+  S.visit = null;
+  stopLive();
+  S.order = null;
+  S.signin = { nip, pin: '', field: nip ? 'pin' : 'nip', msg, busy: false };
+  show('signin');
+}
+
+function watch() {
+  unwatch();
+  S.timer = setInterval(refresh, POLL_MS);
+  openEvents();
+}
+
+function openEvents() {
+  S.eventsAt = Date.now();
+  try {
+    S.events = new EventSource(API + '/events');
+    S.events.addEventListener('device', refresh);
+    S.events.addEventListener('visit', (e) => {
+      refresh();
+      onVisitEvent(e);
+    });
+    for (const type of ['assessment', 'ink', 'end'])
+      S.events.addEventListener(type, (e) => onLiveEvent(type, e));
+    S.events.addEventListener('panel', onPanelEvent);
+  } catch {
+    S.events = null;
+  }
+}
+
+function unwatch() {
+  clearInterval(S.timer);
+  S.timer = null;
+  S.events?.close();
+  S.events = null;
+}
+
+async function refresh() {
+  if (!S.officer) return;
+  if (S.polling) return void (S.again = true);
+  S.polling = true;
+  const gen = S.gen;
+  const r = await api('/summary');
+  S.polling = false;
+  if (S.again) {
+    S.again = false;
+    setTimeout(refresh);
+  }
+  if (!r.ok || !S.officer || gen !== S.gen) return;
+  S.summary = r.data;
+  // A stream the server ended (restart) comes back; one refused is tried again now and then.
+  if (S.events?.readyState === 2 && Date.now() - S.eventsAt > 30000) openEvents();
+  updateDynamic();
+}
+
+async function loadMessages() {
+  const r = await api('/messages');
+  if (r.ok) {
+    S.msgs = r.data;
+    updateDynamic();
+  }
+}
+
+// A touch is a use: it keeps the sign-in alive (the summary's polling does not).
+function used() {
+  if (S.officer && Date.now() - S.lastUse >= USE_MS) {
+    S.lastUse = Date.now();
+    api('/auth/me');
+  }
+}
+
+async function setLang(lang) {
+  if (lang === S.lang || !LANGS.includes(lang)) return;
+  if (S.officer) {
+    const r = await api('/auth/language', { method: 'POST', body: { language: lang } });
+    if (!r.ok) return;
+    S.officer = { ...S.officer, ...(r.data.officer || r.data) };
+  }
+  S.lang = lang;
+  render();
+}
+
+async function signOut() {
+  unwatch();
+  S.gen += 1; // the 401s of requests under way are not an auto-lock
+  await api('/auth/signout', { method: 'POST', signin: true });
+  if (S.officer) locked('signin.signed_out', false);
+}
+
+// --- rendering ---------------------------------------------------------------------------
+
+function show(screen) {
+  if (screen !== 'visit') stopLive();
+  S.screen = screen;
+  render();
+}
+
+function render() {
+  document.documentElement.lang = S.lang;
+  document.title = t('app.title');
+  document.body.classList.toggle('in', !!S.officer);
+  renderBar();
+  const main = SCREENS[S.screen]();
+  main.dataset.screen = S.screen;
+  document.querySelector('main').replaceWith(main);
+  updateDynamic();
+}
+
+// The parts that follow the summary, each rebuilt only when what it shows changed (a
+// button rebuilt under a finger would lose its tap).
+const shown = new WeakMap();
+
+function part(id, inputs, build) {
+  const node = document.getElementById(id);
+  const key = JSON.stringify([S.lang, inputs]);
+  if (!node || shown.get(node) === key) return;
+  shown.set(node, key);
+  node.replaceChildren(...[].concat(build()));
+}
+
+function updateDynamic() {
+  const s = S.summary || {};
+  part('bar-status', [s.devices, s.outbox, s.disk, s.battery], () => statusChips(S.summary));
+  part('bar-clock', [s.clock, s.kit, time(new Date())], () => clockChip(S.summary));
+  const reasons = S.msgs ? 1 : 0;
+  if (S.screen === 'order') part('dyn', [s.visit, s.visit_start, S.start, reasons], startPanel);
+  if (S.screen === 'orders') part('dyn', [s.visit?.id, S.orders.length, S.start], activeBanner);
+  if (S.screen === 'visit') part('vdev', [s.devices, S.visit?.current, S.live.failed], deviceTrouble);
+}
+
+function renderBar() {
+  const bar = $('header[data-testid="status-bar"]');
+  const who = S.officer
+    ? el('span', { class: 'who', 'data-testid': 'officer' }, t('bar.officer', { name: S.officer.name }))
+    : el('span', { class: 'who' }, t('app.title'));
+  const langs = el(
+    'div',
+    { class: 'langs', role: 'group', 'aria-label': t('lang.group') },
+    LANGS.map((l) =>
+      el(
+        'button',
+        {
+          type: 'button',
+          lang: l,
+          'data-lang': l,
+          'aria-pressed': String(l === S.lang),
+          onclick: () => setLang(l),
+        },
+        t('lang.' + l),
+      ),
+    ),
+  );
+  const top = el(
+    'div',
+    { class: 'bar-top' },
+    who,
+    S.officer && el('span', { id: 'bar-clock', class: 'chip', 'data-testid': 'clock' }),
+    langs,
+    S.officer &&
+      el(
+        'button',
+        { type: 'button', class: 'signout', 'data-testid': 'signout', onclick: signOut },
+        t('bar.signout'),
+      ),
+  );
+  const status =
+    S.officer && el('div', { id: 'bar-status', class: 'bar-status', 'data-testid': 'status-line' });
+  bar.replaceChildren(top, status || '');
+}
+
+function chip(kind, sym, text, attrs) {
+  return el('span', { class: 'chip ' + kind, ...attrs }, sym && icon(sym), text);
+}
+
+function deviceName(d) {
+  return has('dev.' + d.kind) ? t('dev.' + d.kind) : has('dev.' + d.id) ? t('dev.' + d.id) : d.id;
+}
+
+function statusChips(s) {
+  if (!s) return [];
+  const out = [];
+  const devices = el('span', { class: 'devices', role: 'group', 'aria-label': t('bar.devices') });
+  for (const d of s.devices || []) {
+    const status = DEVICE_LOOK[d.status] ? d.status : d.ready ? 'ready' : 'error';
+    const [kind, sym] = DEVICE_LOOK[status];
+    devices.append(
+      chip(kind, sym, `${deviceName(d)}: ${t('device.' + status)}`, {
+        'data-device': d.id,
+        'data-status': status,
+      }),
+    );
+  }
+  out.push(devices);
+  if (s.outbox) {
+    const n = s.outbox.waiting ?? 0;
+    out.push(chip(n ? 'info' : 'plain', null, t('bar.outbox', { n }), { 'data-testid': 'outbox' }));
+  }
+  if (s.disk) {
+    const low = s.disk.enough === false;
+    const text = t(low ? 'bar.disk_low' : 'bar.disk', { free: bytesText(s.disk.free_bytes ?? 0) });
+    out.push(chip(low ? 'bad' : 'plain', low ? '⚠' : null, text, { 'data-testid': 'disk' }));
+  }
+  if (s.battery) {
+    const { percent: pct, charging } = s.battery;
+    const low = pct < 20 && !charging;
+    const text = t(charging ? 'bar.battery_charging' : 'bar.battery', { pct });
+    out.push(chip(low ? 'bad' : 'plain', low ? '⚠' : null, text, { 'data-testid': 'battery' }));
+  }
+  return out;
+}
+
+function clockChip(s) {
+  const now = time(new Date());
+  if (!s?.clock) return [now];
+  const ok = s.clock.confirmed;
+  const clock = $('#bar-clock');
+  clock.className = 'chip ' + (ok ? 'plain' : 'warn');
+  clock.dataset.confirmed = String(!!ok);
+  return [icon(ok ? '✓' : '⚠'), t(ok ? 'bar.clock_ok' : 'bar.clock_unconfirmed', { time: now })];
+}
+
+// --- sign-in -----------------------------------------------------------------------------
+
+const MAX = { nip: 18, pin: 6 };
+
+function signinScreen() {
+  const f = S.signin;
+  const field = (name) =>
+    el(
+      'div',
+      { class: 'field' },
+      el('label', { for: name }, t('signin.' + name)),
+      el('input', {
+        id: name,
+        'data-testid': name,
+        type: name === 'pin' ? 'password' : 'text',
+        readonly: true,
+        inputmode: 'none',
+        autocomplete: 'off',
+        class: f.field === name ? 'on' : null,
+        'aria-describedby': name + '-count',
+        onclick: () => pick(name),
+      }),
+      el('span', { id: name + '-count', class: 'count' }),
+    );
+  const keys = ['1', '2', '3', '4', '5', '6', '7', '8', '9', 'clear', '0', 'erase'].map((k) => {
+    const label = k === 'clear' ? t('key.clear') : k === 'erase' ? [icon('⌫'), t('key.erase')] : k;
+    return el('button', { type: 'button', class: 'key', 'data-key': k, onclick: () => press(k) }, label);
+  });
+  const main = el(
+    'main',
+    { class: 'signin' },
+    el(
+      'div',
+      { class: 'signin-form' },
+      el('h1', {}, t('signin.title')),
+      field('nip'),
+      field('pin'),
+      el('p', { class: 'msg', role: 'alert', 'data-testid': 'signin-message', id: 'signin-msg' }),
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'big primary',
+          'data-testid': 'signin-submit',
+          id: 'signin-submit',
+          onclick: submit,
+        },
+        t('signin.submit'),
+      ),
+    ),
+    el('div', { class: 'keypad', role: 'group', 'aria-label': t('signin.keypad') }, keys),
+  );
+  queueMicrotask(fillSignin);
+  return main;
+}
+
+// The fields, counts, message and button from S.signin (without rebuilding the screen).
+function fillSignin() {
+  const f = S.signin;
+  for (const name of ['nip', 'pin']) {
+    const input = document.getElementById(name);
+    if (!input) return;
+    input.value = f[name];
+    input.classList.toggle('on', f.field === name);
+    document.getElementById(name + '-count').textContent = t('signin.count', {
+      n: f[name].length,
+      max: MAX[name],
+    });
+  }
+  const msg = $('#signin-msg');
+  msg.textContent = f.msg ? t(f.msg) : '';
+  msg.className = 'msg ' + (f.msg === 'signin.idle' || f.msg === 'signin.signed_out' ? 'info' : 'warn');
+  if (f.msg) msg.dataset.msg = f.msg;
+  else delete msg.dataset.msg;
+  const btn = $('#signin-submit');
+  btn.disabled = f.busy;
+  btn.textContent = t(f.busy ? 'signin.checking' : 'signin.submit');
+}
+
+function pick(name) {
+  S.signin.field = name;
+  fillSignin();
+}
+
+function press(key) {
+  const f = S.signin;
+  const v = f[f.field];
+  if (key === 'erase') f[f.field] = v.slice(0, -1);
+  else if (key === 'clear') f[f.field] = '';
+  else if (v.length < MAX[f.field]) {
+    f[f.field] = v + key;
+    if (f.field === 'nip' && f.nip.length === MAX.nip && f.pin.length < MAX.pin) f.field = 'pin';
+  }
+  fillSignin();
+}
+
+async function submit() {
+  const f = S.signin;
+  if (f.busy) return;
+  if (f.nip.length !== MAX.nip || f.pin.length !== MAX.pin) {
+    f.msg = 'signin.incomplete';
+    f.field = f.nip.length !== MAX.nip ? 'nip' : 'pin';
+    return fillSignin();
+  }
+  f.busy = true;
+  fillSignin();
+  const r = await api('/auth/signin', { method: 'POST', body: { nip: f.nip, pin: f.pin }, signin: true });
+  f.busy = false;
+  if (r.ok) return signedIn(r.data.officer);
+  const msgs = { 401: 'signin.wrong', 423: 'signin.locked', 400: 'signin.incomplete', 0: 'error.network' };
+  f.msg = msgs[r.status] || 'error.network';
+  f.pin = '';
+  f.field = 'pin';
+  fillSignin();
+}
+
+function onKey(e) {
+  if (S.screen !== 'signin' || e.ctrlKey || e.altKey || e.metaKey) return;
+  if (/^\d$/.test(e.key)) press(e.key);
+  else if (e.key === 'Backspace') press('erase');
+  else if (e.key === 'Enter' && !(e.target instanceof HTMLButtonElement)) submit();
+  else return;
+  e.preventDefault();
+}
+
+// --- orders ------------------------------------------------------------------------------
+
+async function openOrders() {
+  const day = kitZone() ? '?day=' + today() : '';
+  const r = await api('/orders' + day);
+  if (!S.officer) return;
+  S.orders = r.ok ? (Array.isArray(r.data) ? r.data : r.data.orders || []) : S.orders;
+  S.ordersError = r.ok ? null : apiText(r.data.error, null);
+  S.start = { busy: false, error: null };
+  show('orders');
+}
+
+function badge(category) {
+  const c = has('cat.' + category) ? category : 'lainnya';
+  return el('span', { class: 'badge cat-' + c, 'data-category': category }, t('cat.' + c));
+}
+
+function companionText(o) {
+  const c = o.companion;
+  if (!c?.name) return t('order.none');
+  return c.relation ? `${c.name} (${c.relation})` : c.name;
+}
+
+function ordersScreen() {
+  const groups = { today: [], other: [], none: [] };
+  const now = today();
+  for (const o of S.orders)
+    groups[!o.appointment?.start ? 'none' : ymd(o.appointment.start) === now ? 'today' : 'other'].push(o);
+  const n = S.orders.length;
+  const head = el(
+    'div',
+    { class: 'head' },
+    el(
+      'div',
+      { class: 'titles' },
+      el('h1', {}, t('orders.title')),
+      el('span', { class: 'sub' }, t('orders.today', { date: dayText(now) })),
+      ' · ',
+      el(
+        'span',
+        { class: 'sub', 'data-testid': 'orders-count' },
+        n === 1 ? t('orders.count_one') : t('orders.count', { n }),
+      ),
+    ),
+    el(
+      'button',
+      { type: 'button', class: 'quiet', 'data-testid': 'orders-reload', onclick: openOrders },
+      icon('↻'),
+      t('orders.reload'),
+    ),
+  );
+  const list = el('div', {
+    class: 'scroll',
+    tabindex: '0',
+    'aria-label': t('orders.title'),
+    'data-testid': 'orders-list',
+  });
+  if (S.ordersError)
+    list.append(
+      el(
+        'p',
+        { class: 'msg warn', role: 'alert', 'data-testid': 'orders-error' },
+        `${t('orders.error')} ${S.ordersError}`,
+      ),
+    );
+  else if (!n) list.append(el('p', { class: 'empty', 'data-testid': 'orders-empty' }, t('orders.empty')));
+  for (const [g, orders] of Object.entries(groups)) {
+    if (!orders.length) continue;
+    list.append(
+      el('h2', { 'data-group': g }, t('orders.group_' + g)),
+      el(
+        'ul',
+        { class: 'cards' },
+        orders.map((o) => el('li', {}, orderCard(o))),
+      ),
+    );
+  }
+  return el('main', { class: 'orders' }, head, el('div', { id: 'dyn' }), list);
+}
+
+function orderCard(o) {
+  const a = o.address || {};
+  const win = windowText(o);
+  return el(
+    'button',
+    {
+      type: 'button',
+      class: 'card cat-' + o.category,
+      'data-testid': 'order-card',
+      'data-order-id': o.order_id,
+      onclick: () => openOrder(o),
+    },
+    el(
+      'span',
+      { class: 'c-top' },
+      el('span', { class: 'c-name' }, o.name),
+      badge(o.category),
+      el('span', { class: 'c-time' + (win ? '' : ' none') }, win || t('orders.group_none')),
+    ),
+    el('span', { class: 'c-line' }, el('b', {}, t('order.needs') + ': '), o.needs || t('order.none')),
+    el(
+      'span',
+      { class: 'c-line' },
+      el('b', {}, t('order.companion') + ': '),
+      companionText(o),
+      o.companion?.phone ? ` · ${phoneText(o.companion.phone)}` : '',
+    ),
+    el('span', { class: 'c-line' }, [a.street, a.kelurahan].filter(Boolean).join(', ')),
+  );
+}
+
+function activeBanner() {
+  const v = S.summary?.visit;
+  if (!v) return '';
+  const o = S.orders.find((x) => x.order_id === v.order_id);
+  return el(
+    'div',
+    { class: 'banner', 'data-testid': 'active-visit' },
+    el('span', {}, icon('⚠'), t('orders.active', { name: o ? o.name : v.order_id })),
+    el(
+      'button',
+      { type: 'button', class: 'primary', 'data-testid': 'continue-visit', onclick: () => openVisit(v.id) },
+      t('order.continue'),
+    ),
+    S.start.error &&
+      el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'start-error' }, S.start.error),
+  );
+}
+
+// --- one order ---------------------------------------------------------------------------
+
+function openOrder(order) {
+  S.order = order;
+  S.start = { busy: false, error: null };
+  show('order');
+}
+
+function addressText(a = {}) {
+  return [
+    a.street,
+    a.rt || a.rw ? t('addr.rt_rw', { rt: a.rt || '-', rw: a.rw || '-' }) : null,
+    a.kelurahan && t('addr.kel', { v: a.kelurahan }),
+    a.kecamatan && t('addr.kec', { v: a.kecamatan }),
+    a.kabupaten_kota,
+  ]
+    .filter(Boolean)
+    .join(', ');
+}
+
+function birthText(bd) {
+  if (!bd) return t('order.none');
+  const [y, m, d] = bd.split('-').map(Number);
+  const [ty, tm, td] = today().split('-').map(Number);
+  const age = ty - y - (tm < m || (tm === m && td < d) ? 1 : 0);
+  return `${dayText(bd, { day: 'numeric', month: 'long', year: 'numeric' })} (${t('order.age', { n: age })})`;
+}
+
+function orderScreen() {
+  const o = S.order;
+  const facts = [
+    ['order.appointment', windowText(o) || t('orders.group_none'), 'big-num'],
+    ['order.needs', o.needs || t('order.none')],
+    ['order.companion', companionText(o)],
+    ['order.companion_phone', o.companion?.phone ? phoneText(o.companion.phone) : t('order.none'), 'big-num'],
+    ['order.address', addressText(o.address)],
+    ['order.birth', birthText(o.birth_date)],
+    ['order.sex', has('sex.' + o.sex) ? t('sex.' + o.sex) : o.sex || t('order.none')],
+    ['order.nik', o.nik, 'num'],
+    ['order.kk', o.kk, 'num'],
+    ['order.kind', has('kind.' + o.kind) ? t('kind.' + o.kind) : o.kind],
+    ['order.id', o.order_id, 'num'],
+  ];
+  const dl = el('dl', { class: 'facts', 'data-testid': 'order-facts' });
+  for (const [key, value, cls] of facts)
+    dl.append(el('dt', {}, t(key)), el('dd', { class: cls, 'data-field': key.slice(6) }, value ?? ''));
+  return el(
+    'main',
+    { class: 'order' },
+    el(
+      'div',
+      { class: 'head' },
+      el(
+        'button',
+        { type: 'button', class: 'quiet', 'data-testid': 'back', onclick: openOrders },
+        icon('←'),
+        t('order.back'),
+      ),
+      el('h1', {}, o.name),
+      badge(o.category),
+    ),
+    el(
+      'div',
+      { class: 'cols' },
+      el('div', { class: 'scroll', tabindex: '0', 'aria-label': t('order.details') }, dl),
+      el('div', { id: 'dyn', class: 'side' }),
+    ),
+  );
+}
+
+function startPanel() {
+  const s = S.summary;
+  const v = s?.visit;
+  const box = el('div', { class: 'panel', 'data-testid': 'start-panel' });
+  if (v) {
+    box.append(
+      el(
+        'button',
+        { type: 'button', class: 'big go', 'data-testid': 'continue-visit', onclick: () => openVisit(v.id) },
+        t('order.continue'),
+      ),
+    );
+    if (v.order_id !== S.order.order_id)
+      box.append(el('p', { class: 'msg info' }, t('order.other_visit', { id: v.order_id })));
+  } else {
+    const vs = s?.visit_start;
+    const possible = !!vs?.possible;
+    box.append(
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'big go',
+          'data-testid': 'start-visit',
+          disabled: !possible || S.start.busy,
+          'aria-describedby': 'start-why',
+          onclick: startVisit,
+        },
+        t(S.start.busy ? 'order.starting' : 'order.start'),
+      ),
+    );
+    const why = el('div', { id: 'start-why', class: 'why', 'data-testid': 'start-reasons' });
+    if (!vs) why.append(el('p', {}, t('order.checking')));
+    else if (possible) why.append(el('p', { class: 'msg ok' }, icon('✓'), t('order.ready')));
+    else
+      why.append(
+        el('p', {}, t('order.cannot_start')),
+        el(
+          'ul',
+          {},
+          (vs.reasons || []).map((r) =>
+            el('li', { 'data-reason': r.code, 'data-device': r.device }, apiText(r.code, r.message)),
+          ),
+        ),
+      );
+    box.append(why);
+  }
+  if (S.start.error)
+    box.append(el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'start-error' }, S.start.error));
+  return box;
+}
+
+async function startVisit() {
+  if (S.start.busy) return;
+  S.start = { busy: true, error: null };
+  updateDynamic();
+  const r = await api('/visits', { method: 'POST', body: { order_id: S.order.order_id } });
+  S.start = { busy: false, error: r.ok ? null : apiText(r.data.error, null) };
+  if (!S.officer) return;
+  if (r.ok) {
+    S.visit = r.data;
+    S.dialog = null;
+    S.visitError = null;
+    show('visit');
+  } else updateDynamic();
+  refresh();
+}
+
+// --- the visit: identity, capture, exceptions, signature, review, outcome -----------------
+
+// What each kind of item may be excepted for (the visit's own reason codes).
+const EXCEPTION_REASONS = {
+  finger: ['amputated', 'bandaged', 'unable_to_print', 'cannot_position'],
+  thumbprint: ['amputated', 'bandaged', 'unable_to_print', 'cannot_position'],
+  iris: ['missing', 'blind_or_diseased', 'cannot_open'],
+  signature: ['cannot_sign'],
+};
+const OUTCOMES = ['not_home', 'refused', 'unable', 'rescheduled', 'cancelled'];
+const NEEDS_NOTE = ['unable', 'cancelled'];
+const OPEN = ['identity', 'capturing', 'review', 'ending'];
+const ITEM_DEVICE = { finger: 'fingerprint', thumbprint: 'fingerprint', iris: 'iris_camera', signature: 'signature' };
+const MODALITY = { finger: 'fingerprint', thumbprint: 'fingerprint', iris: 'iris', signature: 'signature' };
+// Each item's standing as a symbol too (never only a colour).
+const MARK = { pending: '○', capturing: '◉', captured: '✓', forced: '!', excepted: '✕', to_retake: '↻' };
+
+const kindOf = (item) => item.split(':')[0];
+const itemOf = (v, name) => v.items.find((i) => i.item === name);
+
+function itemName(v, name) {
+  const kind = kindOf(name);
+  if (kind === 'finger') return t('finger.' + name.split(':')[1]);
+  if (kind === 'iris') return t('eye.' + name.split(':')[1]);
+  if (kind === 'thumbprint') return t('item.thumbprint', { finger: t('finger.' + itemOf(v, name).finger) });
+  return t('item.signature');
+}
+
+const scoreText = (n) =>
+  n == null ? '–' : new Intl.NumberFormat(LOCALES[S.lang], { maximumFractionDigits: 1 }).format(n);
+
+async function openVisit(id) {
+  const r = await api('/visits/' + encodeURIComponent(id));
+  if (!S.officer) return;
+  if (r.ok) {
+    S.visit = r.data;
+    S.dialog = S.visit.state === 'ending' ? { kind: 'outcome' } : null;
+    S.visitError = null;
+    return show('visit');
+  }
+  S.start = { busy: false, error: apiText(r.data.error, null) };
+  updateDynamic();
+}
+
+// The visit as the daemon has it now, and the screen redrawn if what it shows changed.
+// Answers are applied in the order asked: a late answer to an older question never
+// overwrites a newer one. While an action is under way its own answer comes first.
+async function reloadVisit() {
+  const v = S.visit;
+  if (!v || S.screen !== 'visit') return;
+  if (S.visitBusy) return void (S.visitStale = true);
+  const seq = (S.visitSeq = (S.visitSeq || 0) + 1);
+  const r = await api('/visits/' + encodeURIComponent(v.id));
+  if (!r.ok || S.screen !== 'visit' || S.visit?.id !== v.id || seq < (S.visitShown || 0)) return;
+  if (S.visitBusy) return void (S.visitStale = true);
+  S.visitShown = seq;
+  setVisit(r.data);
+}
+
+function setVisit(v) {
+  const before = S.visit;
+  S.visit = v;
+  if (v.state === 'ending' && !S.dialog) S.dialog = { kind: 'outcome' };
+  const cur = v.current && itemOf(v, v.current);
+  const sid = cur?.status === 'capturing' ? cur.session_id : null;
+  if (sid !== S.live.session) startLive(v, sid);
+  // Rebuilt only when what the screen is made of changes: the running item's score and
+  // feedback are patched in place (they change with every frame).
+  const items = (x) =>
+    (x?.items || []).map((i) => [i.item, i.status, i.exception?.reason, i.status === 'capturing' ? null : i.score]);
+  const key = (x) => JSON.stringify([x?.state, x?.current, items(x), x?.bundle, x?.outcome, x?.resumed]);
+  if (key(before) !== key(v) || S.screen !== 'visit') show('visit');
+  else fillLive();
+}
+
+function onVisitEvent(e) {
+  let data;
+  try {
+    data = JSON.parse(e.data);
+  } catch {
+    return;
+  }
+  if (S.visit && data.visit === S.visit.id) reloadVisit();
+}
+
+// The kit's Skip button asks for the item's exception reasons: the screen opens them (the
+// officer still picks one and confirms it here).
+function onPanelEvent(e) {
+  let d;
+  try {
+    d = JSON.parse(e.data);
+  } catch {
+    return;
+  }
+  const v = S.visit;
+  if (S.screen !== 'visit' || !v || d.visit !== v.id) return;
+  if (d.action === 'exception_reasons' && d.item && itemOf(v, d.item))
+    openDialog({ kind: 'except', item: d.item, reason: null, step: 'pick' });
+}
+
+// --- the running capture: events, the press image, the iris preview, the ink --------------
+
+function startLive(v, sid) {
+  stopLive();
+  const cur = sid && itemOf(v, v.current);
+  S.live = { session: sid, item: cur?.item, kind: cur ? kindOf(cur.item) : null, ink: [], drawn: 0 };
+  if (cur && S.live.kind === 'iris') irisStream();
+}
+
+function stopLive() {
+  S.live.abort?.abort();
+  if (S.live.url) URL.revokeObjectURL(S.live.url);
+  if (S.live.irisUrl) URL.revokeObjectURL(S.live.irisUrl);
+  S.live = {};
+}
+
+function onLiveEvent(type, e) {
+  if (S.screen !== 'visit' || !S.live.session) return;
+  let d;
+  try {
+    d = JSON.parse(e.data);
+  } catch {
+    return;
+  }
+  if (d.session !== S.live.session) return;
+  if (type === 'assessment') {
+    Object.assign(S.live, {
+      score: d.score,
+      passed: d.passed,
+      feedback: d.feedback,
+      passes: d.passes,
+      needed: d.passes_needed,
+      frame: d.frame,
+      at: performance.now(),
+    });
+    fillLive();
+    if (S.live.kind === 'finger' || S.live.kind === 'thumbprint') loadPress(d.frame);
+  } else if (type === 'ink') {
+    S.live.pad = d;
+    S.live.ink.length = d.from;
+    S.live.ink.push(...d.points);
+    drawInk();
+  } else if (type === 'end') {
+    if (d.outcome === 'failed') {
+      S.live.failed = true;
+      fillLive();
+      updateDynamic();
+    }
+    reloadVisit();
+  }
+}
+
+// The latest press, fetched when its assessment arrives; kept in memory only (a blob URL).
+async function loadPress(frame) {
+  const sid = S.live.session;
+  if (S.live.pressBusy) return void (S.live.pressAgain = frame);
+  S.live.pressBusy = true;
+  try {
+    const res = await fetch(`${API}/sessions/${sid}/press`, { cache: 'no-store' });
+    if (res.ok && S.live.session === sid) {
+      const url = URL.createObjectURL(await res.blob());
+      const img = document.getElementById('press-img');
+      if (S.live.url) URL.revokeObjectURL(S.live.url);
+      S.live.url = url;
+      if (img) {
+        img.src = url;
+        img.dataset.press = res.headers.get('X-Kit-Press') || '';
+      }
+    }
+  } catch {
+    // the next press brings the next image
+  }
+  if (S.live.session !== sid) return;
+  S.live.pressBusy = false;
+  if (S.live.pressAgain != null) {
+    const again = S.live.pressAgain;
+    S.live.pressAgain = null;
+    loadPress(again);
+  }
+}
+
+// The iris camera's MJPEG, read part by part (each one a blob URL in memory, never a file).
+async function irisStream() {
+  const abort = new AbortController();
+  S.live.abort = abort;
+  S.live.irisFrames = 0;
+  const enc = new TextEncoder();
+  const sep = enc.encode('\r\n\r\n');
+  let buf = new Uint8Array(0);
+  const find = (a, pat, from = 0) => {
+    outer: for (let i = from; i <= a.length - pat.length; i++) {
+      for (let j = 0; j < pat.length; j++) if (a[i + j] !== pat[j]) continue outer;
+      return i;
+    }
+    return -1;
+  };
+  try {
+    const res = await fetch(API + '/stream/iris.mjpg', { cache: 'no-store', signal: abort.signal });
+    if (!res.ok || !res.body) return;
+    const reader = res.body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      const joined = new Uint8Array(buf.length + value.length);
+      joined.set(buf);
+      joined.set(value, buf.length);
+      buf = joined;
+      for (;;) {
+        const end = find(buf, sep);
+        if (end < 0) break;
+        const head = new TextDecoder().decode(buf.subarray(0, end));
+        const m = /Content-Length:\s*(\d+)/i.exec(head);
+        const len = m ? +m[1] : -1;
+        if (len < 0 || buf.length < end + 4 + len) break;
+        showIris(buf.slice(end + 4, end + 4 + len));
+        buf = buf.slice(end + 4 + len);
+      }
+    }
+  } catch {
+    // aborted (the item ended) or the stream broke: the device chip says why
+  }
+}
+
+function showIris(jpeg) {
+  const img = document.getElementById('iris-img');
+  if (!img) return;
+  const url = URL.createObjectURL(new Blob([jpeg], { type: 'image/jpeg' }));
+  const old = S.live.irisUrl;
+  S.live.irisUrl = url;
+  img.onload = () => {
+    // Decoded and shown: counted for the benchmark's frames per second.
+    S.live.irisShown = (S.live.irisShown || 0) + 1;
+    img.dataset.shown = String(S.live.irisShown);
+  };
+  img.dataset.shown = String(S.live.irisShown || 0);
+  img.src = url;
+  S.live.irisFrames += 1;
+  img.dataset.frames = String(S.live.irisFrames);
+  if (old) setTimeout(() => URL.revokeObjectURL(old), 1000);
+}
+
+function drawInk() {
+  const canvas = document.getElementById('ink');
+  const pad = S.live.pad;
+  if (!canvas || !pad) return;
+  const box = canvas.getBoundingClientRect();
+  if (canvas.width !== Math.round(box.width) || canvas.height !== Math.round(box.height)) {
+    canvas.width = Math.round(box.width);
+    canvas.height = Math.round(box.height);
+    S.live.drawn = 0;
+  }
+  const scale = Math.min(canvas.width / pad.max_x, canvas.height / pad.max_y);
+  const ox = (canvas.width - pad.max_x * scale) / 2;
+  const oy = (canvas.height - pad.max_y * scale) / 2;
+  const ctx = canvas.getContext('2d');
+  if (S.live.drawn === 0) ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.strokeStyle = '#0b2f57';
+  ctx.lineCap = 'round';
+  const ink = S.live.ink;
+  for (let i = Math.max(1, S.live.drawn); i < ink.length; i++) {
+    const [x0, y0, , t0] = ink[i - 1];
+    const [x1, y1, p1, t1] = ink[i];
+    if (!t0 || !t1) continue;
+    ctx.lineWidth = 1.5 + 3 * (p1 / (pad.max_pressure || 1));
+    ctx.beginPath();
+    ctx.moveTo(ox + x0 * scale, oy + y0 * scale);
+    ctx.lineTo(ox + x1 * scale, oy + y1 * scale);
+    ctx.stroke();
+  }
+  S.live.drawn = ink.length;
+  canvas.dataset.points = String(ink.length);
+  canvas.dataset.drawnAt = String(Date.now());
+}
+
+// The feedback, score, meter and progress, patched in place (no rebuild under a finger).
+function fillLive() {
+  const msg = document.getElementById('live-msg');
+  if (!msg) return;
+  const L = S.live;
+  const v = S.visit;
+  const cur = v.current && itemOf(v, v.current);
+  const score = L.score ?? cur?.score ?? null;
+  let text;
+  let tone = 'info';
+  let code = '';
+  if (L.failed) {
+    text = t('capture.failed');
+    tone = 'warn';
+    code = 'failed';
+  } else if (!L.session) text = t(cur?.status === 'to_retake' ? 'capture.retake' : 'capture.ready');
+  else if (L.feedback?.length) {
+    code = L.feedback[0];
+    text = S.msgs?.feedback?.[MODALITY[L.kind]]?.[code]?.[S.lang] || t('capture.adjust');
+    tone = 'warn';
+  } else if (L.passed && L.needed) {
+    text = t('capture.hold', { n: L.passes, m: L.needed });
+    tone = 'ok';
+    code = 'hold';
+  } else if (L.passed) {
+    text = t(L.kind === 'signature' ? 'capture.sign_ok' : 'capture.good');
+    tone = 'ok';
+    code = 'good';
+  } else text = t(L.kind === 'signature' ? 'capture.sign_now' : 'capture.waiting');
+  msg.textContent = text;
+  msg.className = 'live-msg ' + tone;
+  msg.dataset.code = code;
+  msg.dataset.frame = String(L.frame ?? ''); // which assessment it says (tests, benchmark)
+  const sc = document.getElementById('live-score');
+  sc.textContent = t('capture.score', { score: scoreText(score) });
+  const meter = document.getElementById('live-meter');
+  meter.value = score ?? 0;
+  const accept = document.getElementById('act-accept');
+  if (accept) accept.disabled = S.visitBusy || (score == null && !L.passed);
+}
+
+// --- actions ---------------------------------------------------------------------------
+
+async function visitAct(path, body) {
+  if (S.visitBusy) return null;
+  S.visitBusy = true;
+  S.visitError = null;
+  document.querySelectorAll('main.visit button.act').forEach((b) => (b.disabled = true));
+  const v = S.visit;
+  S.visitStale = false;
+  const seq = (S.visitSeq = (S.visitSeq || 0) + 1);
+  const r = await api(`/visits/${encodeURIComponent(v.id)}/${path}`, { method: 'POST', body });
+  S.visitBusy = false;
+  if (!S.officer || S.visit?.id !== v.id) return null;
+  if (r.ok) {
+    if (/\/(start|retry)$/.test(path)) S.live.session = null; // a new session: start afresh
+    S.visitShown = seq;
+    setVisit(r.data);
+    show('visit');
+    // What changed while the action was under way (a capture is quick) is asked for now.
+    if (S.visitStale) reloadVisit();
+    return r.data;
+  }
+  S.visitError = apiText(r.data.error, null);
+  await reloadVisit();
+  show('visit');
+  return null;
+}
+
+function deviceOf(item) {
+  const kind = ITEM_DEVICE[kindOf(item)];
+  return (S.summary?.devices || []).find((d) => d.kind === kind || d.id === kind);
+}
+
+// A device gone mid-capture: which one and what to do; the visit is kept.
+function deviceTrouble() {
+  const v = S.visit;
+  if (!v || v.state !== 'capturing' || !v.current) return '';
+  const d = deviceOf(v.current);
+  const gone = d && d.status !== 'ready' && d.status !== 'busy';
+  // Starting again is not offered while the device is away.
+  for (const id of ['act-start', 'act-retry']) {
+    const b = document.getElementById(id);
+    if (b) b.disabled = !!gone || S.visitBusy;
+  }
+  if (!gone && !S.live.failed) return '';
+  const name = d ? deviceName(d) : t('dev.' + ITEM_DEVICE[kindOf(v.current)]);
+  return el(
+    'p',
+    { class: 'msg warn', role: 'alert', 'data-testid': 'device-trouble', 'data-device': d?.id },
+    icon('⚠'),
+    t(gone ? 'capture.device_gone' : 'capture.device_failed', { device: name }),
+  );
+}
+
+// --- the screen --------------------------------------------------------------------------
+
+function visitOrder(v) {
+  return S.orders.find((x) => x.order_id === v.order_id) || (S.order?.order_id === v.order_id ? S.order : null);
+}
+
+function visitScreen() {
+  const v = S.visit;
+  const o = visitOrder(v);
+  const head = el(
+    'div',
+    { class: 'head vhead' },
+    el(
+      'button',
+      { type: 'button', class: 'quiet', 'data-testid': 'back', onclick: openOrders },
+      icon('←'),
+      t('visit.back'),
+    ),
+    el(
+      'div',
+      { class: 'titles' },
+      el('h1', {}, o ? o.name : t('visit.title')),
+      el(
+        'span',
+        { class: 'sub', 'data-testid': 'visit-facts' },
+        `${has('state.' + v.state) ? t('state.' + v.state) : v.state} · `,
+        el('span', { class: 'num', 'aria-label': `${t('visit.id')} ${v.id}` }, v.id),
+      ),
+    ),
+    OPEN.includes(v.state) &&
+      el(
+        'button',
+        { type: 'button', class: 'quiet', 'data-testid': 'end-visit', onclick: () => openDialog({ kind: 'outcome' }) },
+        t('visit.end'),
+      ),
+  );
+  const body =
+    {
+      identity: identityView,
+      capturing: captureView,
+      review: reviewView,
+      ending: reviewOrCapture,
+      finished: finishedView,
+      ended: endedView,
+    }[v.state] || finishedView;
+  const main = el(
+    'main',
+    { class: 'visit', 'data-visit-id': v.id, 'data-state': v.state },
+    head,
+    el('div', { id: 'vdev' }),
+    S.visitError && el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'visit-error' }, S.visitError),
+    resumedNote(v),
+    body(v),
+  );
+  if (S.dialog) main.append(S.dialog.kind === 'except' ? exceptDialog(v) : outcomeDialog(v));
+  queueMicrotask(() => {
+    fillLive();
+    if (S.live.ink?.length) {
+      S.live.drawn = 0;
+      drawInk();
+    }
+    if (S.live.url) {
+      const img = document.getElementById('press-img');
+      if (img) img.src = S.live.url;
+    }
+    if (S.live.irisUrl) {
+      const img = document.getElementById('iris-img');
+      if (img) img.src = S.live.irisUrl;
+    }
+  });
+  return main;
+}
+
+function reviewOrCapture(v) {
+  return v.items.every((i) => ['captured', 'forced', 'excepted'].includes(i.status)) ? reviewView(v) : captureView(v);
+}
+
+// After a restart: which items must be taken again, and why.
+function resumedNote(v) {
+  if (!v.resumed || !OPEN.includes(v.state)) return null;
+  const again = v.items.filter((i) => i.status === 'to_retake');
+  if (!again.length) return null;
+  return el(
+    'p',
+    { class: 'msg info', role: 'status', 'data-testid': 'resumed' },
+    icon('↻'),
+    t('visit.resumed', { n: again.length, items: again.map((i) => itemName(v, i.item)).join(', ') }),
+  );
+}
+
+// --- identity and consent -----------------------------------------------------------------
+
+function identityView(v) {
+  const o = visitOrder(v) || {};
+  const guardianNeeded = v.category === 'odgj';
+  if (S.identity?.vid !== v.id) S.identity = null;
+  const f = (S.identity ||= {
+    vid: v.id,
+    applicant: true,
+    companion: !!o.companion?.name,
+    consent: guardianNeeded ? 'guardian' : 'applicant',
+    gname: o.companion?.name || '',
+    grel: o.companion?.relation || '',
+  });
+  if (guardianNeeded) f.consent = 'guardian';
+  const toggle = (key, label, testid) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        class: 'choice',
+        role: 'checkbox',
+        'aria-checked': String(!!f[key]),
+        'data-testid': testid,
+        onclick: () => {
+          f[key] = !f[key];
+          show('visit');
+        },
+      },
+      icon(f[key] ? '☑' : '☐'),
+      label,
+    );
+  const consent = (who) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        class: 'choice',
+        role: 'radio',
+        'aria-checked': String(f.consent === who),
+        disabled: guardianNeeded && who === 'applicant',
+        'data-consent': who,
+        onclick: () => {
+          f.consent = who;
+          show('visit');
+        },
+      },
+      icon(f.consent === who ? '◉' : '○'),
+      t('identity.consent_' + who),
+    );
+  const input = (key, label, id) =>
+    el(
+      'div',
+      { class: 'tfield' },
+      el('label', { for: id }, label),
+      el('input', {
+        id,
+        type: 'text',
+        value: f[key],
+        autocomplete: 'off',
+        oninput: (e) => (f[key] = e.target.value),
+      }),
+    );
+  const present = el(
+    'fieldset',
+    {},
+    el('legend', {}, t('identity.present')),
+    toggle('applicant', `${o.name || t('visit.applicant')} (${t('identity.applicant')})`, 'present-applicant'),
+    o.companion?.name &&
+      toggle('companion', `${o.companion.name} (${o.companion.relation || t('order.companion')})`, 'present-companion'),
+  );
+  const who = el(
+    'fieldset',
+    { role: 'radiogroup', 'aria-label': t('identity.consent') },
+    el('legend', {}, t('identity.consent')),
+    consent('applicant'),
+    consent('guardian'),
+    guardianNeeded && el('p', { class: 'msg info' }, t('identity.guardian_needed')),
+  );
+  const guardian =
+    f.consent === 'guardian' &&
+    el(
+      'fieldset',
+      {},
+      el('legend', {}, t('identity.guardian')),
+      input('gname', t('identity.guardian_name'), 'guardian-name'),
+      input('grel', t('identity.guardian_relation'), 'guardian-relation'),
+    );
+  const submit = () => {
+    const present = [];
+    if (f.applicant) present.push(o.name || v.order_id);
+    if (f.companion && o.companion?.name) present.push(o.companion.name);
+    const body = { present, consent_by: f.consent };
+    if (f.consent === 'guardian') body.guardian = { name: f.gname.trim(), relation: f.grel.trim() };
+    visitAct('identity', body).then((r) => r && (S.identity = null));
+  };
+  const ready =
+    (f.applicant || f.companion) && (f.consent !== 'guardian' || (f.gname.trim() && f.grel.trim()));
+  // The button stays in sight below the form, which scrolls on a small screen.
+  return el(
+    'div',
+    { class: 'review' },
+    el(
+      'div',
+      { class: 'scroll identity', tabindex: '0', 'aria-label': t('identity.title') },
+      el('h2', {}, t('identity.title')),
+      present,
+      who,
+      guardian,
+    ),
+    el(
+      'button',
+      { type: 'button', class: 'big go act', 'data-testid': 'identity-submit', disabled: !ready, onclick: submit },
+      t('identity.submit'),
+    ),
+  );
+}
+
+// --- capture ------------------------------------------------------------------------------
+
+function mark(v, i) {
+  const cur = v.current === i.item;
+  const status = i.status;
+  return el(
+    'li',
+    {
+      class: `mark st-${status}${cur ? ' cur' : ''}`,
+      'data-item': i.item,
+      'data-status': status,
+      'aria-current': cur ? 'step' : null,
+    },
+    el('span', { class: 'sym', 'aria-hidden': 'true' }, MARK[status] || '?'),
+    el('span', { class: 'mname', 'aria-hidden': 'true' }, shortName(v, i.item)),
+    el('span', { class: 'sr' }, `${itemName(v, i.item)}: ${t('status.' + status)}`),
+  );
+}
+
+// On the diagrams, under their hand's or the eyes' heading: the short name.
+function shortName(v, name) {
+  const [kind, which] = name.split(':');
+  if (kind === 'finger') return t('short.finger.' + (((+which - 1) % 5) + 1));
+  if (kind === 'iris') return t('short.eye.' + which);
+  return itemName(v, name);
+}
+
+function diagrams(v) {
+  const fingers = (from) =>
+    el(
+      'ul',
+      { class: 'hand', 'aria-label': t(from === 1 ? 'diagram.right_hand' : 'diagram.left_hand') },
+      [0, 1, 2, 3, 4].map((n) => mark(v, itemOf(v, `finger:${from + n}`))),
+    );
+  const hands = el(
+    'div',
+    { class: 'diagram', 'data-testid': 'hand-diagram' },
+    el('div', { class: 'dcol' }, el('span', { class: 'dhead' }, t('diagram.right_hand')), fingers(1)),
+    el('div', { class: 'dcol' }, el('span', { class: 'dhead' }, t('diagram.left_hand')), fingers(6)),
+  );
+  const eyes = el(
+    'div',
+    { class: 'dcol' },
+    el('span', { class: 'dhead' }, t('diagram.eyes')),
+    el(
+      'ul',
+      { class: 'eyes', 'data-testid': 'eye-diagram', 'aria-label': t('diagram.eyes') },
+      ['iris:right', 'iris:left'].map((n) => mark(v, itemOf(v, n))),
+    ),
+  );
+  const rest = el(
+    'ul',
+    { class: 'eyes', 'aria-label': t('item.signature') },
+    v.items.filter((i) => ['signature', 'thumbprint'].includes(i.item)).map((i) => mark(v, i)),
+  );
+  return el('div', { class: 'diagrams' }, hands, eyes, rest);
+}
+
+function captureView(v) {
+  const cur = v.current && itemOf(v, v.current);
+  if (!cur) return el('div', {}, diagrams(v));
+  const kind = kindOf(cur.item);
+  const running = cur.status === 'capturing';
+  const d = deviceOf(cur.item);
+  const deviceOk = !d || d.status === 'ready' || d.status === 'busy';
+  let view;
+  if (kind === 'iris')
+    view = running
+      ? el('img', { id: 'iris-img', class: 'view', alt: t('capture.iris_alt', { item: itemName(v, cur.item) }) })
+      : el('div', { class: 'view empty-view' }, icon('◎'));
+  else if (kind === 'signature')
+    view = el('canvas', {
+      id: 'ink',
+      class: 'view ink',
+      role: 'img',
+      'aria-label': t('capture.ink_alt'),
+    });
+  else
+    view = el('img', {
+      id: 'press-img',
+      class: 'view',
+      alt: t('capture.press_alt', { item: itemName(v, cur.item) }),
+    });
+  const buttons = [];
+  const btn = (id, cls, label, onclick, disabled) =>
+    el('button', { type: 'button', class: 'act ' + cls, id: 'act-' + id, 'data-action': id, onclick, disabled }, label);
+  if (!running)
+    buttons.push(
+      btn('start', 'go', t(cur.status === 'to_retake' ? 'action.retake' : 'action.start'), () =>
+        visitAct(`items/${cur.item}/start`),
+        !deviceOk,
+      ),
+    );
+  else {
+    buttons.push(
+      btn('retry', '', t(kind === 'signature' ? 'action.clear' : 'action.retry'), () =>
+        visitAct(`items/${cur.item}/retry`),
+        !deviceOk,
+      ),
+      btn('accept', 'go', t(kind === 'signature' ? 'action.accept_signature' : 'action.accept'), () =>
+        visitAct(`items/${cur.item}/accept`),
+        cur.score == null,
+      ),
+    );
+  }
+  buttons.push(
+    btn('except', 'warnb', t(kind === 'signature' ? 'action.cannot_sign' : 'action.except'), () =>
+      openDialog({ kind: 'except', item: cur.item, reason: null, step: 'pick' }),
+    ),
+  );
+  return el(
+    'div',
+    { class: 'capture', 'data-item': cur.item },
+    diagrams(v),
+    el(
+      'section',
+      { class: 'live', 'aria-labelledby': 'live-title' },
+      el('h2', { id: 'live-title', 'data-testid': 'item-title' }, itemName(v, cur.item)),
+      el('p', { id: 'live-msg', class: 'live-msg', role: 'status', 'aria-live': 'polite', 'data-testid': 'feedback' }),
+      el(
+        'div',
+        { class: 'scoreline' },
+        el('span', { id: 'live-score', 'data-testid': 'score' }),
+        el('meter', {
+          id: 'live-meter',
+          min: '0',
+          max: '100',
+          low: '40',
+          high: '60',
+          optimum: '100',
+          'aria-label': t('capture.quality'),
+        }),
+      ),
+      view,
+      el('div', { class: 'actions', role: 'group', 'aria-label': t('capture.actions') }, buttons),
+    ),
+  );
+}
+
+// --- dialogs ------------------------------------------------------------------------------
+
+function openDialog(d) {
+  S.dialog = d;
+  show('visit');
+}
+
+function closeDialog() {
+  S.dialog = null;
+  if (S.visit?.state === 'ending') return openOrders();
+  show('visit');
+}
+
+function dialog(id, title, ...kids) {
+  return el(
+    'div',
+    { class: 'overlay' },
+    el(
+      'div',
+      { class: 'dialog', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': id + '-title', 'data-testid': id },
+      el('h2', { id: id + '-title' }, title),
+      ...kids,
+    ),
+  );
+}
+
+function exceptDialog(v) {
+  const d = S.dialog;
+  const name = itemName(v, d.item);
+  const reasons = EXCEPTION_REASONS[kindOf(d.item)];
+  if (d.step === 'confirm')
+    return dialog(
+      'except-dialog',
+      t('except.confirm_title'),
+      el(
+        'p',
+        { class: 'msg warn', 'data-testid': 'except-summary' },
+        t('except.confirm_text', { item: name, reason: t('reason.' + d.reason) }),
+      ),
+      el(
+        'div',
+        { class: 'actions' },
+        el('button', { type: 'button', onclick: () => openDialog({ ...d, step: 'pick' }) }, t('dialog.back')),
+        el(
+          'button',
+          {
+            type: 'button',
+            class: 'warnb act',
+            'data-testid': 'except-confirm',
+            onclick: () => {
+              S.dialog = null;
+              visitAct(`items/${d.item}/except`, { reason: d.reason, confirm: true });
+            },
+          },
+          t('except.confirm'),
+        ),
+      ),
+    );
+  return dialog(
+    'except-dialog',
+    t('except.title', { item: name }),
+    el(
+      'div',
+      { class: 'choices', role: 'radiogroup', 'aria-label': t('except.reason') },
+      reasons.map((r) =>
+        el(
+          'button',
+          {
+            type: 'button',
+            class: 'choice',
+            role: 'radio',
+            'aria-checked': String(d.reason === r),
+            'data-reason': r,
+            onclick: () => openDialog({ ...d, reason: r }),
+          },
+          icon(d.reason === r ? '◉' : '○'),
+          t('reason.' + r),
+        ),
+      ),
+    ),
+    el(
+      'div',
+      { class: 'actions' },
+      el('button', { type: 'button', onclick: closeDialog }, t('dialog.cancel')),
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'primary',
+          'data-testid': 'except-next',
+          disabled: !d.reason,
+          onclick: () => openDialog({ ...d, step: 'confirm' }),
+        },
+        t('dialog.next'),
+      ),
+    ),
+  );
+}
+
+// The kit's zone's UTC offset at a wall time on a day there, as "+08:00".
+function zoneOffset(day, hm) {
+  const zone = kitZone() || 'UTC';
+  const guess = new Date(`${day}T${hm}:00Z`);
+  const name = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' })
+    .formatToParts(guess)
+    .find((p) => p.type === 'timeZoneName')?.value;
+  const m = /GMT([+-]\d\d):?(\d\d)?/.exec(name || '');
+  return m ? `${m[1]}:${m[2] || '00'}` : '+00:00';
+}
+
+function outcomeDialog(v) {
+  const d = S.dialog;
+  if (!d.date) {
+    const [y, mo, da] = today().split('-').map(Number);
+    const next = new Date(Date.UTC(y, mo - 1, da + 1)).toISOString().slice(0, 10);
+    Object.assign(d, { code: d.code || null, note: d.note || '', date: next, from: '09:00', to: '10:00' });
+  }
+  const needsNote = NEEDS_NOTE.includes(d.code);
+  const resched = d.code === 'rescheduled';
+  const bad = resched && !(d.date && d.from && d.to && d.to > d.from);
+  const ok = d.code && (!needsNote || d.note.trim()) && !bad;
+  const note = el(
+    'div',
+    { class: 'tfield' },
+    el('label', { for: 'outcome-note' }, t(needsNote ? 'outcome.note_needed' : 'outcome.note')),
+    el(
+      'textarea',
+      {
+        id: 'outcome-note',
+        oninput: (e) => {
+          d.note = e.target.value;
+          const b = document.querySelector('[data-testid="outcome-submit"]');
+          if (b) b.disabled = !(d.code && (!NEEDS_NOTE.includes(d.code) || d.note.trim()) && !bad);
+        },
+      },
+      d.note,
+    ),
+  );
+  // A stepper instead of the browser's own pickers: 24-hour times in the page's language,
+  // the day in words, targets for a finger, and nothing that opens outside the page.
+  const step = (key, label, text, change) =>
+    el(
+      'div',
+      { class: 'stepper', role: 'group', 'aria-label': label, 'data-step': key },
+      el('span', { class: 'slabel', 'aria-hidden': 'true' }, label),
+      el(
+        'button',
+        { type: 'button', 'aria-label': t('outcome.earlier', { what: label }), onclick: () => change(-1) },
+        '−',
+      ),
+      el('output', { class: 'svalue', 'data-testid': 'resched-' + key, 'aria-live': 'polite' }, text),
+      el(
+        'button',
+        { type: 'button', 'aria-label': t('outcome.later_step', { what: label }), onclick: () => change(1) },
+        '+',
+      ),
+    );
+  const moveDay = (n) => {
+    const [y, mo, da] = d.date.split('-').map(Number);
+    const next = new Date(Date.UTC(y, mo - 1, da + n)).toISOString().slice(0, 10);
+    if (next > today()) openDialog({ ...d, date: next });
+  };
+  const minutes = (hm) => +hm.slice(0, 2) * 60 + +hm.slice(3);
+  const hhmm = (m) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+  const moveTime = (key, n) => {
+    const m = minutes(d[key]) + n * 30;
+    if (m < 0 || m > 23 * 60 + 30) return;
+    const next = { ...d, [key]: hhmm(m) };
+    if (key === 'from' && minutes(next.to) <= m) next.to = hhmm(Math.min(m + 60, 23 * 60 + 59));
+    openDialog(next);
+  };
+  const wall = (hm) => (S.lang === 'id' ? hm.replace(':', '.') : hm);
+  const submit = () => {
+    const body = { code: d.code };
+    if (d.note.trim()) body.note = d.note.trim();
+    if (resched)
+      body.reschedule = {
+        start: `${d.date}T${d.from}:00${zoneOffset(d.date, d.from)}`,
+        end: `${d.date}T${d.to}:00${zoneOffset(d.date, d.to)}`,
+      };
+    S.dialog = null;
+    visitAct('outcome', body);
+  };
+  return dialog(
+    'outcome-dialog',
+    t('outcome.title'),
+    el(
+      'div',
+      { class: 'dscroll' },
+      el(
+        'div',
+        { class: 'choices', role: 'radiogroup', 'aria-label': t('outcome.title') },
+        OUTCOMES.map((c) =>
+          el(
+            'button',
+            {
+              type: 'button',
+              class: 'choice',
+              role: 'radio',
+              'aria-checked': String(d.code === c),
+              'data-outcome': c,
+              onclick: () => openDialog({ ...d, code: c }),
+            },
+            icon(d.code === c ? '◉' : '○'),
+            t('outcome.' + c),
+          ),
+        ),
+      ),
+      resched &&
+        el(
+          'fieldset',
+          { class: 'when' },
+          el('legend', {}, t('outcome.when', { zone: kitZone() || 'UTC' })),
+          step(
+            'date',
+            t('outcome.date'),
+            dayText(d.date, { weekday: 'short', day: 'numeric', month: 'long', year: 'numeric' }),
+            moveDay,
+          ),
+          step('from', t('outcome.from'), wall(d.from), (n) => moveTime('from', n)),
+          step('to', t('outcome.to'), wall(d.to), (n) => moveTime('to', n)),
+        ),
+      note,
+    ),
+    el(
+      'div',
+      { class: 'actions' },
+      el(
+        'button',
+        { type: 'button', 'data-testid': 'outcome-close', onclick: closeDialog },
+        t(v.state === 'ending' ? 'outcome.later' : 'dialog.cancel'),
+      ),
+      el(
+        'button',
+        { type: 'button', class: 'primary act', 'data-testid': 'outcome-submit', disabled: !ok, onclick: submit },
+        t('outcome.submit'),
+      ),
+    ),
+  );
+}
+
+// --- review, finished, ended ----------------------------------------------------------------
+
+function reviewView(v) {
+  const rows = v.items.map((i) => {
+    const ex = i.exception;
+    const flags = [];
+    if (i.status === 'forced') flags.push(t('review.forced'));
+    if (ex) flags.push(t('reason.' + ex.reason));
+    return el(
+      'li',
+      { class: `rrow st-${i.status}`, 'data-item': i.item, 'data-status': i.status },
+      el('span', { class: 'sym', 'aria-hidden': 'true' }, MARK[i.status] || '?'),
+      el('span', { class: 'rname' }, itemName(v, i.item)),
+      el('span', { class: 'rstat' }, t('status.' + i.status), flags.length ? ` · ${flags.join(' · ')}` : ''),
+      el('span', { class: 'rscore num', 'data-testid': 'item-score' }, i.score == null ? '' : scoreText(i.score)),
+      v.state === 'review' &&
+        el(
+          'button',
+          {
+            type: 'button',
+            class: 'act',
+            'data-action': 'reopen',
+            'aria-label': t('review.reopen_item', { item: itemName(v, i.item) }),
+            onclick: () => visitAct(`items/${i.item}/start`),
+          },
+          t('review.reopen'),
+        ),
+    );
+  });
+  return el(
+    'div',
+    { class: 'review' },
+    el(
+      'ul',
+      { class: 'scroll rlist', tabindex: '0', 'aria-label': t('review.title'), 'data-testid': 'review-list' },
+      rows,
+    ),
+    v.state === 'review' &&
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'big go act',
+          'data-testid': 'finish',
+          onclick: () => visitAct('finish'),
+        },
+        t(S.visitBusy ? 'review.sealing' : 'review.finish'),
+      ),
+  );
+}
+
+function finishedView(v) {
+  return el(
+    'div',
+    { class: 'scroll done', tabindex: '0', 'aria-label': t('state.finished') },
+    el('p', { class: 'msg ok big-msg', role: 'status', 'data-testid': 'finished' }, icon('✓'), t('finished.text')),
+    v.bundle
+      ? el('p', { 'data-testid': 'bundle' }, t('finished.bundle'), ' ', el('b', { class: 'num' }, v.bundle.id))
+      : el('p', {}, t('finished.no_bundle')),
+    el('button', { type: 'button', class: 'big primary', onclick: openOrders }, t('visit.back')),
+  );
+}
+
+function endedView(v) {
+  const o = v.outcome || {};
+  const r = o.reschedule;
+  return el(
+    'div',
+    { class: 'scroll done', tabindex: '0', 'aria-label': t('state.ended') },
+    el(
+      'p',
+      { class: 'msg info big-msg', role: 'status', 'data-testid': 'ended' },
+      t('ended.text', { outcome: t('outcome.' + o.code) }),
+    ),
+    r &&
+      el(
+        'p',
+        { 'data-testid': 'rescheduled' },
+        t('ended.rescheduled', {
+          when: `${dayText(ymd(r.start), { weekday: 'long', day: 'numeric', month: 'long' })}, ${time(
+            r.start,
+          )}–${time(r.end)}`,
+        }),
+      ),
+    o.note && el('p', {}, `${t('outcome.note')}: ${o.note}`),
+    el('button', { type: 'button', class: 'big primary', onclick: openOrders }, t('visit.back')),
+  );
+}
+
+const SCREENS = { signin: signinScreen, orders: ordersScreen, order: orderScreen, visit: visitScreen };
+
+// --- start -------------------------------------------------------------------------------
+
+async function boot() {
+  const load = (l) => fetch(new URL(`i18n/${l}.json`, import.meta.url)).then((r) => r.json());
+  [S.cat.id, S.cat.en] = await Promise.all(LANGS.map(load));
+  document.addEventListener('pointerdown', used, { capture: true, passive: true });
+  document.addEventListener('keydown', used, { capture: true, passive: true });
+  document.addEventListener('keydown', onKey);
+  loadMessages();
+  const r = await api('/auth/me');
+  if (r.ok && r.data.officer) await signedIn(r.data.officer);
+  else show('signin');
+}
+
+boot();
