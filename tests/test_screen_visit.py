@@ -71,6 +71,8 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenKit]:
                              sex="L", appointment=window),
                 sample_order("VIS-KILL", name="Wulan Sari", nik="3576015402900005", birth_date="1990-02-14",
                              appointment=window),
+                sample_order("VIS-PANEL", name="Sutrisno", nik="3576010707450003", birth_date="1945-07-07",
+                             sex="L", appointment=window),
             ]
         )  # fmt: skip
         yield kit
@@ -401,8 +403,7 @@ def test_an_unplugged_reader_mid_capture_and_a_killed_daemon_at_the_iris(
     screen.problems[:] = [p for p in screen.problems if not p.startswith(f"request failed: {old_url}/")]
     type_on_keypad(page, "pin", OFFICER["pin"])
     page.get_by_role("button", name=ID["signin.submit"], exact=True).click()
-    on(page, "orders").get_by_test_id("continue-visit").click()
-    visit = on(page, "visit")
+    visit = on(page, "visit")  # straight back to the visit: no tap needed
     resumed = visit.get_by_test_id("resumed")
     expect(resumed).to_contain_text(ID["finger.1"])
     expect(resumed).to_contain_text(fill(ID["visit.resumed"], n=10, items="").split(":")[0])
@@ -417,3 +418,31 @@ def test_an_unplugged_reader_mid_capture_and_a_killed_daemon_at_the_iris(
     for item in FINGERS:
         take(page, item, ID, start="action.retake")
     finish(page, ID, screen, "-resumed")
+
+
+def test_what_a_panel_button_did_shows_on_the_screen(screen: Screen, kit: ScreenKit) -> None:
+    """The physical panel drives the same visit: the screen says what each press did (the
+    officer pressed without looking), follows the visit, and opens the exception's reasons
+    for Skip, which a reason and its confirmation need."""
+    page = screen.page
+    panel = kit.sims["panel"]
+    open_visit(page, kit, "VIS-PANEL", ID)
+    note = page.get_by_test_id("panel-note")
+    # Nothing to capture before the identity is recorded: said, and nothing changes.
+    panel.control("tap capture")
+    expect(note).to_have_text(fill(ID["panel.did.meaningless"], button=ID["panel.button.capture"]))
+    expect(on(page, "visit")).to_have_attribute("data-state", "identity")
+    identity(page, ID)
+    # Capture/Next between items starts the current one; the screen follows it to the end.
+    first = page.get_by_test_id("item-title").inner_text()
+    panel.control("tap capture")
+    expect(note).to_have_text(fill(ID["panel.did.start"], button=ID["panel.button.capture"]))
+    captured = page.locator('main[data-screen="visit"] .mark[data-status="captured"]')
+    expect(captured).to_have_count(1, timeout=CAPTURE_S)
+    expect(page.get_by_test_id("item-title")).not_to_have_text(first)
+    screen.look("visit-panel-note")
+    # Skip: the exception dialog opens on the screen for the item now current.
+    panel.control("tap skip")
+    expect(note).to_have_text(fill(ID["panel.did.exception_reasons"], button=ID["panel.button.skip"]))
+    expect(page.get_by_role("dialog")).to_be_visible()
+    screen.look("visit-panel-skip")

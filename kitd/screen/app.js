@@ -6,6 +6,7 @@
 const API = '/api/v1';
 const POLL_MS = 2000; // the status bar's summary
 const USE_MS = 20000; // a touch calls /auth/me (a use: keeps the sign-in) at most this often
+const PANEL_NOTE_MS = 4000; // how long what a panel button did stays said
 const LOCALES = { id: 'id-ID', en: 'en-GB' };
 const LANGS = ['id', 'en'];
 const DEVICE_LOOK = {
@@ -178,6 +179,9 @@ async function signedIn(officer) {
   if (!S.msgs) loadMessages();
   watch();
   await refresh();
+  // Back to the visit left open (an auto-lock, a restart of the daemon): the work goes on
+  // where it was, with what must be taken again marked.
+  if (S.summary?.visit) return openVisit(S.summary.visit.id);
   await openOrders();
 }
 
@@ -896,10 +900,31 @@ function onPanelEvent(e) {
   } catch {
     return;
   }
+  if (!S.officer) return;
+  panelNote(d);
   const v = S.visit;
   if (S.screen !== 'visit' || !v || d.visit !== v.id) return;
   if (d.action === 'exception_reasons' && d.item && itemOf(v, d.item))
     openDialog({ kind: 'except', item: d.item, reason: null, step: 'pick' });
+}
+
+// What a button of the panel did (or that it means nothing now), said for a few seconds
+// outside the screen's own content: the officer pressed it without looking at the screen.
+function panelNote(d) {
+  let note = document.querySelector('[data-testid="panel-note"]');
+  if (!note) {
+    note = el('p', { class: 'msg info panel-note', role: 'status', 'data-testid': 'panel-note' });
+    document.body.append(note);
+  }
+  const button = t('panel.button.' + d.button);
+  const key = d.outcome === 'failed' ? 'panel.failed' : 'panel.did.' + d.action;
+  note.textContent = t(S.cat.id?.[key] ? key : 'panel.did.other', { button });
+  note.dataset.action = d.action;
+  note.hidden = false;
+  clearTimeout(S.panelTimer);
+  S.panelTimer = setTimeout(() => {
+    note.hidden = true;
+  }, PANEL_NOTE_MS);
 }
 
 // --- the running capture: events, the press image, the iris preview, the ink --------------
