@@ -163,6 +163,12 @@ class PanelSim:
         if len(words) < 3 or not words[1].isdigit():
             return
         command, gpio, value = words[0], int(words[1]), words[2]
+        if command in ("output", "state", "freq") and value != "none":
+            try:
+                float(value)
+            except ValueError:
+                log.warning("pin line with a bad value ignored: %s", " ".join(words))
+                return
         with self.lock:
             state = self.state
             if command == "input":

@@ -21,6 +21,9 @@ from typing import Any
 EVENT_TYPES = ("assessment", "capture", "end", "device", "visit", "panel", "ink")
 SUBSCRIBER_QUEUE = 10_000
 REPLAY_EVENTS = 1000  # kept for clients that reconnect; fewer than a subscriber's queue holds
+# Sent live and never kept for a replay: a signature's pen points are biometric, and a
+# caller reconnecting later (another officer's, after the session) must not get them.
+LIVE_ONLY = frozenset({"ink"})
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class EventHub:
             raise ValueError(f"unknown event type {event_type!r}")
         event = Event(self._next_id, event_type, data)
         self._next_id += 1
-        self._recent.append(event)
+        if event_type not in LIVE_ONLY:
+            self._recent.append(event)
         for queue in list(self._subscribers):
             try:
                 queue.put_nowait(event)

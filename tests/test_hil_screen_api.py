@@ -22,7 +22,19 @@ def client(kitd, role: str) -> DaemonClient:  # noqa: ANN001
 
 
 @pytest.mark.parametrize(
-    "name", ["", "..", "../api/screen.py", "i18n/../../api/screen.py", "/etc/passwd", "a\\b", "i18n//id.json"]
+    "name",
+    [
+        "",
+        "..",
+        "../api/screen.py",
+        "i18n/../../api/screen.py",
+        "/etc/passwd",
+        "a\\b",
+        "i18n//id.json",
+        "a\x00b.js",  # a NUL would have made resolving the path raise (a 500)
+        "x" * 300 + ".js",  # so would a name longer than the system takes
+        "README.md",  # the folder's notes are not the app
+    ],
 )
 def test_no_name_reaches_outside_the_apps_folder(name: str) -> None:
     assert screen_file(name) is None

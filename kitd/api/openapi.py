@@ -102,6 +102,7 @@ SESSION_PATHS: dict[str, Any] = {
         "get": {
             "summary": "The latest press of a fingerprint session as the officer's screen shows it "
             "(in memory only, never cached)",
+            "description": "A watching route: asking does not restart the sign-in's idle time.",
             "parameters": [SESSION_ID],
             "responses": {
                 "200": {
@@ -120,7 +121,8 @@ SESSION_PATHS: dict[str, Any] = {
             "description": "Each event has `id` (increasing from 1 in each run of the daemon), `event` "
             "(its type) and `data` (JSON): assessment -> AssessmentEvent, capture -> CaptureEvent, "
             "end -> EndEvent, device -> DeviceEvent, visit -> VisitEvent, panel -> PanelEvent, ink -> "
-            "InkEvent (a signature session's new pen points, about every 50 ms). While "
+            "InkEvent (a signature session's new pen points, about every 50 ms; sent live only, never "
+            "replayed: they are biometric). While "
             "idle a comment line "
             "`: keepalive` comes "
             f"every {KEEPALIVE_S:g} s. A client reconnecting with `Last-Event-ID: N` first gets "
@@ -386,6 +388,7 @@ VISIT_PATHS: dict[str, Any] = {
     "/api/v1/visits/{id}": {
         "get": {
             "summary": "A visit: state, current item, every item with its score, forced flag and exception",
+            "description": "A watching route: asking does not restart the sign-in's idle time.",
             "parameters": [VISIT_ID],
             "responses": {"200": VISIT_ANSWER, "404": _error("Unknown visit")},
         }

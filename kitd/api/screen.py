@@ -10,7 +10,6 @@ app is a client of the API like any other: it has no way in that the buttons or 
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +28,34 @@ APP_HEADERS = {
     # Revalidated on every load: a kit updated in the field shows its new app at once.
     "Cache-Control": "no-cache",
 }
+# The kinds of file the app is made of, and what they are sent as.
 APP_TYPES = {
-    ".js": "text/javascript",
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
     ".json": "application/json",
-    ".css": "text/css",
+    ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
+MAX_NAME = 200  # far longer than any of the app's own names
 # Bundles sealed on the kit and not yet taken by a laptop.
 WAITING_STATES = ("sealed", "offered")
 
 
 def screen_file(name: str) -> Path | None:
-    """The app's file called ``name`` (a path under kitd/screen/), or None if there is none;
-    nothing outside the folder is ever served."""
-    if not name or "\\" in name or any(part in ("", ".", "..") for part in name.split("/")):
+    """The app's file called ``name`` (a path under kitd/screen/ of a kind the app is made of),
+    or None if there is none; nothing outside the folder, nor its README, is ever served."""
+    if not name or len(name) > MAX_NAME or "\\" in name or "\x00" in name:
+        return None
+    if any(part in ("", ".", "..") for part in name.split("/")):
         return None
     path = (SCREEN_DIR / name).resolve()
-    if not path.is_relative_to(SCREEN_DIR) or not path.is_file():
+    if path.suffix not in APP_TYPES or not path.is_relative_to(SCREEN_DIR) or not path.is_file():
         return None
     return path
 
 
 def _file_response(path: Path) -> web.FileResponse:
-    content_type = (
-        APP_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    )
-    headers = dict(APP_HEADERS, **{"Content-Type": content_type})
+    headers = dict(APP_HEADERS, **{"Content-Type": APP_TYPES[path.suffix]})
     return web.FileResponse(path, headers=headers)
 
 

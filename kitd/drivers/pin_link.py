@@ -199,6 +199,7 @@ class PinLinkFactory(PiFactory):
         self._revision = revision
         self.address = f"{host}:{port}"
         self._send_lock = threading.Lock()
+        self._lost_lock = threading.Lock()
         self._offset = float("inf")  # our clock minus the panel's, as edges show it
         self.problem: str | None = None
         # Told once when the link drops (the device slot learns it from is_present too).
@@ -309,9 +310,11 @@ class PinLinkFactory(PiFactory):
         return None
 
     def _lost(self, reason: str) -> None:
-        if self.problem is not None:
-            return
-        self.problem = reason
+        # The reader thread and a sender may find the link gone at once: one says so.
+        with self._lost_lock:
+            if self.problem is not None:
+                return
+            self.problem = reason
         log.info("%s", reason)
         try:
             self._sock.close()

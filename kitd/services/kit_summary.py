@@ -1,11 +1,10 @@
-"""What the touch screen's status bar and its start-visit button need, in one answer.
+"""What the touch screen's status bar and its start-visit button need to know of the kit.
 
-Its one job: :func:`kit_summary` gathers each device's readiness, the bundles waiting
-for a laptop, free space against the visit reserve, the battery and the clock, the
-caller's active visit, and whether a visit can start now and, if not, every reason
-why, each with its words in Bahasa Indonesia and English (:data:`START_REASONS`).
-:func:`message_catalogue` serves the officer-facing words the daemon owns (the
-assessors' feedback, these reasons) so that no client retypes them.
+Its one job: :func:`device_readiness` says each device's state and whether it is there to
+capture with, :func:`start_reasons` every reason a visit cannot start now, each with its
+words in Bahasa Indonesia and English (:data:`START_REASONS`), and :func:`message_catalogue`
+the officer-facing words the daemon owns (the assessors' feedback, these reasons) so that no
+client retypes them. kitd.api.screen puts them together with the outbox and the caller.
 """
 
 from __future__ import annotations
@@ -30,15 +29,15 @@ START_REASONS: dict[str, tuple[str, str]] = {
         "You have no signing credential on this kit: ask a supervisor to install it.",
     ),
     "disk_reserve": (
-        "Ruang penyimpanan hampir penuh: serahkan berkas ke laptop dulu.",
+        "Ruang penyimpanan hampir penuh: serahkan paket ke laptop dulu.",
         "The storage is nearly full: hand the bundles to a laptop first.",
     ),
     "sealing_not_ready": (
-        "Kit belum bisa menyegel rekaman (kunci kit): hubungi teknisi.",
+        "Kunci penyegelan kit belum siap: hubungi teknisi.",
         "The kit cannot seal recordings yet (its keys): call a technician.",
     ),
     "visit_active": (
-        "Sebuah kunjungan sedang berjalan di kit ini: lanjutkan atau akhiri dulu.",
+        "Ada kunjungan yang sedang berjalan di kit ini: lanjutkan atau akhiri dulu.",
         "A visit is in progress on this kit: continue or end it first.",
     ),
     "device_missing:fingerprint": (
@@ -50,7 +49,7 @@ START_REASONS: dict[str, tuple[str, str]] = {
         "The iris camera is not connected.",
     ),
     "device_missing:signature": (
-        "Bantalan tanda tangan tidak tersambung.",
+        "Pad tanda tangan tidak tersambung.",
         "The signature pad is not connected.",
     ),
 }

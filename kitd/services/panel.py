@@ -73,17 +73,26 @@ class Panel:
                     subscription.close()
                     subscription = self.kit.events.open()
                     continue
-                self.on_event(event)
+                try:
+                    self.on_event(event)
+                except Exception:  # noqa: BLE001 - one odd event must not leave the panel deaf
+                    log.exception("panel: following event %s %s failed", event.id, event.type)
         finally:
             self.driver.on_button = None
             subscription.close()
             presses.cancel()
+            if self._judge_timer is not None:
+                self._judge_timer.cancel()
 
     def _told(self, button: str, what: str) -> None:
         """From gpiozero's threads: hand the change to the event loop, in order."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if loop is None:
+            return
+        try:
             loop.call_soon_threadsafe(self._presses.put_nowait, (button, what))
+        except RuntimeError:  # the loop closed meanwhile (the daemon is stopping): nobody to tell
+            pass
 
     async def _take_presses(self) -> None:
         while True:

@@ -299,14 +299,22 @@ class InkBatcher:
         self.emit = emit
         self.sent = 0
         self.sent_at = -math.inf
+        self.tip_down = False  # the pen was on the pad at the last point sent
 
     def offer(self, samples: list[Any], now: float, flush: bool = False) -> None:
         new = samples[self.sent :]
         if not new:
             return
-        lifted = not new[-1].pen.tip
+        # A stroke ended within these points (the tip went up): sent at once. A pen hovering
+        # above the pad is no stroke's end and waits for the interval like any point.
+        lifted = False
+        tip_down = self.tip_down
+        for sample in new:
+            lifted = lifted or (tip_down and not sample.pen.tip)
+            tip_down = bool(sample.pen.tip)
         if now - self.sent_at < INK_INTERVAL_S and not (lifted or flush):
             return
+        self.tip_down = tip_down
         points = [[s.pen.x, s.pen.y, s.pen.pressure, 1 if s.pen.tip else 0] for s in new]
         # When the batch's first point was read, on the host's clock: the screen (same host)
         # can tell how long a point took to become ink.

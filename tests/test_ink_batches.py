@@ -1,0 +1,53 @@
+"""A signature session's ink events (kitd.services.sessions.InkBatcher): at most one every
+INK_INTERVAL_S while the pen writes or hovers, at once when a stroke ends, every point once."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from kitd.drivers.isdv4 import PenPacket, PenSample
+from kitd.services.sessions import INK_INTERVAL_S, InkBatcher
+
+PAD = SimpleNamespace(max_x=1000, max_y=800, max_pressure=255)
+STEP_S = 0.005  # a pad's 200 points a second
+
+
+def pen(t: float, tip: bool) -> PenSample:
+    return PenSample(t, PenPacket(x=int(t * 1000), y=10, pressure=100 if tip else 0, tip=tip, proximity=True))
+
+
+def run(tips: list[bool]) -> tuple[list[tuple[float, dict[str, Any]]], list[PenSample]]:
+    """Offer the points one by one as a pad delivers them: (time, event) of each ink event."""
+    events: list[tuple[float, dict[str, Any]]] = []
+    now = [0.0]
+    batcher = InkBatcher("s1", PAD, lambda kind, data: events.append((now[0], data)))
+    samples: list[PenSample] = []
+    for i, tip in enumerate(tips):
+        now[0] = i * STEP_S
+        samples.append(pen(now[0], tip))
+        batcher.offer(samples, now[0])
+    batcher.offer(samples, now[0], flush=True)
+    return events, samples
+
+
+def test_a_hovering_pen_is_sent_at_the_interval_not_at_every_point() -> None:
+    events, samples = run([False] * 100)  # half a second above the pad
+    gaps = [b[0] - a[0] for a, b in zip(events, events[1:], strict=False)]
+    assert len(events) < 20, len(events)  # not one per point (100)
+    assert all(gap >= INK_INTERVAL_S - 1e-9 for gap in gaps[:-1]), gaps  # the last is the flush
+
+
+def test_a_strokes_end_goes_at_once_and_every_point_once() -> None:
+    tips = [True] * 7 + [False] + [True] * 30 + [False] * 5
+    events, samples = run(tips)
+    # The first lift (the 8th point, at 35 ms) is sent at once, before the interval is up.
+    first_lift = next(t for t, data in events if any(p[3] == 0 for p in data["points"]))
+    assert first_lift == 7 * STEP_S
+    # Every point exactly once, in order, and the pad's size with each batch.
+    sent = [p for _, data in events for p in data["points"]]
+    assert sent == [[s.pen.x, s.pen.y, s.pen.pressure, int(s.pen.tip)] for s in samples]
+    assert [data["from"] for _, data in events] == [
+        sum(len(d["points"]) for _, d in events[:i]) for i in range(len(events))
+    ]
+    assert {(d["max_x"], d["max_y"], d["max_pressure"]) for _, d in events} == {(1000, 800, 255)}
