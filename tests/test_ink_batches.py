@@ -1,12 +1,15 @@
 """A signature session's ink events (kitd.services.sessions.InkBatcher): at most one every
-INK_INTERVAL_S while the pen writes or hovers, at once when a stroke ends, every point once."""
+INK_INTERVAL_S while the pen writes or hovers, at once when a stroke ends, every point once;
+and live only: the event hub never keeps them for a caller who reconnects later."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
 from kitd.drivers.isdv4 import PenPacket, PenSample
+from kitd.events import EventHub
 from kitd.services.sessions import INK_INTERVAL_S, InkBatcher
 
 PAD = SimpleNamespace(max_x=1000, max_y=800, max_pressure=255)
@@ -51,3 +54,25 @@ def test_a_strokes_end_goes_at_once_and_every_point_once() -> None:
         sum(len(d["points"]) for _, d in events[:i]) for i in range(len(events))
     ]
     assert {(d["max_x"], d["max_y"], d["max_pressure"]) for _, d in events} == {(1000, 800, 255)}
+
+
+def test_ink_goes_to_those_watching_and_is_never_replayed() -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        hub = EventHub()
+        hub.bind(asyncio.get_running_loop())
+        live = hub.open()
+        hub.publish("assessment", {"session": "s1"})
+        hub.publish("ink", {"session": "s2", "points": [[1, 2, 3, 1]]})
+        hub.publish("end", {"session": "s2"})
+        watched = [(await live.get()).type for _ in range(3)]  # type: ignore[union-attr]
+        live.close()
+        later = hub.open(after=0)  # a caller reconnecting with Last-Event-ID: 0
+        replayed = []
+        while not later._queue.empty():  # noqa: SLF001 - what was queued for it at once
+            replayed.append((await later.get()).type)  # type: ignore[union-attr]
+        later.close()
+        return watched, replayed
+
+    watched, replayed = asyncio.run(scenario())
+    assert watched == ["assessment", "ink", "end"]
+    assert replayed == ["assessment", "end"]
