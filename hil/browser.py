@@ -16,6 +16,7 @@ Its one job: give the screen tests and the screen benchmark what they share.
   refusal is one), page errors, files not found, failed requests and requests to anywhere
   but the kit are collected in :class:`Screen`, whose :meth:`Screen.look` keeps
   screenshots and checks accessibility at both sizes.
+* :func:`screen_on`: a new screen on the kit's app, failing its user on any fault left.
 * :func:`save_screen`: a screenshot kept under ``artifacts/screens/<size>/<name>.png``.
 * :func:`accessibility_problems`: axe-core (the copy bundled by axe-playwright-python) run
   on the page with ``target-size`` enabled at the contract's 48 px, plus direct checks
@@ -376,6 +377,23 @@ def new_screen(
 
     page.on("requestfailed", on_failed)
     return screen
+
+
+@contextmanager
+def screen_on(
+    kit: ScreenKit, browser: Browser, size: str = "800x480", timezone_id: str = "UTC"
+) -> Iterator[Screen]:
+    """A fresh screen (:func:`new_screen`) showing the kit's app; once the caller is done,
+    whatever went wrong unasserted (console errors, requests the page lost, accessibility
+    faults of the screens it looked at) fails it."""
+    screen = new_screen(browser, size, timezone_id=timezone_id)
+    try:
+        screen.page.goto(kit.url + "/")
+        yield screen
+    finally:
+        screen.close()
+    faults = screen.faults()
+    assert not faults, "the screen had faults:\n" + "\n".join(faults)
 
 
 def save_screen(page: Page, size: str, name: str) -> Path:

@@ -32,6 +32,7 @@ from hil.browser import (
     need_browser,
     new_screen,
     open_browser,
+    screen_on,
     sign_in_on_screen,
     start_screen_kit,
     type_on_keypad,
@@ -172,13 +173,8 @@ def screen(request: pytest.FixtureRequest, kit: ScreenKit, browser: Any, rig_log
     lost, accessibility faults of the screens it looked at) fails the test."""
     for name, source in kit.logs().items():
         rig_logs.add(name, source)
-    size = getattr(request, "param", "800x480")
-    screen = new_screen(browser, size, timezone_id=BROWSER_ZONE)
-    screen.page.goto(kit.url + "/")
-    yield screen
-    screen.close()
-    faults = screen.faults()
-    assert not faults, "the screen had faults:\n" + "\n".join(faults)
+    with screen_on(kit, browser, getattr(request, "param", "800x480"), timezone_id=BROWSER_ZONE) as screen:
+        yield screen
 
 
 def on(page: Any, name: str) -> Any:

@@ -22,8 +22,8 @@ from hil.browser import (
     ScreenKit,
     catalogue,
     need_browser,
-    new_screen,
     open_browser,
+    screen_on,
     sign_in_on_screen,
     start_screen_kit,
     type_on_keypad,
@@ -64,12 +64,8 @@ def browser(kit: ScreenKit) -> Iterator[Any]:
 def screen(kit: ScreenKit, browser: Any, rig_logs: Any) -> Iterator[Screen]:
     for name, source in kit.logs().items():
         rig_logs.add(name, source)
-    screen = new_screen(browser, "800x480")
-    screen.page.goto(kit.url + "/")
-    yield screen
-    screen.close()
-    faults = screen.faults()
-    assert not faults, "the screen had faults:\n" + "\n".join(faults)
+    with screen_on(kit, browser) as screen:
+        yield screen
 
 
 def test_the_screen_locks_when_idle_and_the_visit_is_kept(screen: Screen, kit: ScreenKit) -> None:

@@ -26,8 +26,8 @@ from hil.browser import (
     catalogue,
     fill,
     need_browser,
-    new_screen,
     open_browser,
+    screen_on,
     start_screen_kit,
     type_on_keypad,
 )
@@ -90,14 +90,11 @@ def browser(kit: ScreenKit) -> Iterator[Any]:
 def screen(request: pytest.FixtureRequest, kit: ScreenKit, browser: Any, rig_logs: Any) -> Iterator[Screen]:
     for name, source in kit.logs().items():
         rig_logs.add(name, source)
-    size = getattr(request, "param", "800x480")
-    screen = new_screen(browser, size, timezone_id="America/Sao_Paulo")
-    screen.page.goto(kit.url + "/")
-    yield screen
-    screen.close()
-    kit.end_visits()
-    faults = screen.faults()
-    assert not faults, "the screen had faults:\n" + "\n".join(faults)
+    try:
+        with screen_on(kit, browser, getattr(request, "param", "800x480"), "America/Sao_Paulo") as screen:
+            yield screen
+    finally:
+        kit.end_visits()
 
 
 # ---------------------------------------------------------------------------------------
