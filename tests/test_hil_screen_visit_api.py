@@ -88,6 +88,11 @@ def test_press_image_progress_and_ink_for_the_screen(tmp_path: Any, rig_logs: An
         wait_until(signed, "the signature passes", 60)
         visit = act(officer, visit, "items/signature/accept")
         recording = officer.checked("GET", f"/api/v1/visits/{visit['id']}/items/signature/capture").json()
+        kept = [[p["x"], p["y"], p["pressure"], int(p["tip"])] for p in recording["points"]]
+        # The last batch (sent as the session ends) may still be on its way to the recorder.
+        wait_until(
+            lambda: sum(len(ink["points"]) for ink in events.of("ink", pen)) >= len(kept), "the last ink"
+        )
         inks = events.of("ink", pen)
         assert len(inks) >= 3, inks
         sent = 0
@@ -97,7 +102,6 @@ def test_press_image_progress_and_ink_for_the_screen(tmp_path: Any, rig_logs: An
             assert abs(ink["read_at"] - time.time()) < 300  # the host's clock, in seconds
             sent += len(ink["points"])
             drawn += ink["points"]
-        kept = [[p["x"], p["y"], p["pressure"], int(p["tip"])] for p in recording["points"]]
         assert drawn[: len(kept)] == kept  # what the screen drew is what was kept
         signature_assessments = events.of("assessment", pen)
         assert signature_assessments and all(a["passes_needed"] is None for a in signature_assessments)

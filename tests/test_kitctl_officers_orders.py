@@ -56,7 +56,14 @@ def test_first_supervisor_and_the_officer_commands(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "NIP must be 18 digits" in bad.stderr
     listed = json.loads(kitctl(config, "officers", "list", "--json").stdout)
     assert listed == [
-        {"nip": SUPERVISOR_NIP, "name": "Siti Aminah", "role": "supervisor", "active": True, "locked": False}
+        {
+            "nip": SUPERVISOR_NIP,
+            "name": "Siti Aminah",
+            "role": "supervisor",
+            "active": True,
+            "locked": False,
+            "language": "id",  # the touch screen's, Bahasa Indonesia until the officer chooses
+        }
     ]
     assert kitctl(config, "officers", "deactivate", SUPERVISOR_NIP).returncode == 0
     assert "inactive" in kitctl(config, "officers", "list").stdout
