@@ -45,6 +45,11 @@ from kitd.cli.daemon_client import DaemonClient
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright
 
+try:  # Playwright's assertions, for the screen tests (need_browser says why when it is missing)
+    from playwright.sync_api import expect
+except ImportError:
+    expect = None  # type: ignore[assignment]
+
 CHROMIUM = Path("/usr/bin/chromium")
 # No sandbox (CI runs as root), no GPU, and nothing that reaches out to the network.
 CHROMIUM_ARGS = [

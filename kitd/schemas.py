@@ -30,6 +30,17 @@ _NIP = {"type": "string", "pattern": "^[0-9]{18}$", "description": "18-digit NIP
 _PIN = {"type": "string", "pattern": "^[0-9]{6}$", "description": "6-digit PIN."}
 
 
+# A capture session's progress, in its JSON and in each of its assessment events.
+_PROGRESS = {
+    "passes": {"type": "integer", "description": "Passing frames in a row so far"},
+    "passes_needed": {
+        "type": ["integer", "null"],
+        "description": "Passing frames in a row that capture the item; null when the officer "
+        "ends the session (a signature)",
+    },
+}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -370,12 +381,7 @@ SCHEMAS: dict[str, Any] = {
             "timeout_s": {"type": "number"},
             "max_attempts": {"type": ["integer", "null"]},
             "best_score": {"type": ["number", "null"]},
-            "passes": {"type": "integer", "description": "Passing frames in a row so far"},
-            "passes_needed": {
-                "type": ["integer", "null"],
-                "description": "Passing frames in a row that capture the item; null when the officer "
-                "ends the session (a signature)",
-            },
+            **_PROGRESS,
             "forced": {"type": "boolean"},
             "reasons": {"type": "array", "items": {"type": "string"}},
             "result": {
@@ -402,12 +408,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": "integer",
                 "description": "Signature only: pen packets in the signature judged",
             },
-            "passes": {"type": "integer", "description": "Passing frames in a row so far"},
-            "passes_needed": {
-                "type": ["integer", "null"],
-                "description": "Passing frames in a row that capture the item; null when the officer "
-                "ends the session (a signature)",
-            },
+            **_PROGRESS,
         },
     },
     "InkEvent": {

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+from hil.rig import wait_until
 from kitd.drivers.panel import PanelDriver, PanelWiring
 from kitd.events import EventHub
 from kitd.services.panel import Panel
@@ -107,16 +108,6 @@ def mock_factory() -> MockFactory:
     return MockFactory(pin_class=MockPWMPin)
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
-
-
 def test_driver_reports_buttons_and_drives_leds_and_buzzer() -> None:
     factory = mock_factory()
     driver = PanelDriver(WIRING, lambda: factory)
@@ -128,7 +119,7 @@ def test_driver_reports_buttons_and_drives_leds_and_buzzer() -> None:
         factory.pin(5).drive_low()  # active low: pressed
         factory.pin(5).drive_high()
         factory.pin(19).drive_low()
-        wait_for(lambda: ("cancel", "held") in told, "cancel held")
+        wait_until(lambda: ("cancel", "held") in told, "cancel held")
         factory.pin(19).drive_high()
         assert told == [
             ("capture", "pressed"),
@@ -138,10 +129,10 @@ def test_driver_reports_buttons_and_drives_leds_and_buzzer() -> None:
             ("cancel", "released"),
         ]
         driver.show({"ready": "on", "error": "on"})
-        wait_for(lambda: factory.pin(17).state and factory.pin(22).state, "LEDs on")
+        wait_until(lambda: factory.pin(17).state and factory.pin(22).state, "LEDs on")
         driver.play(TONES["good"])
-        wait_for(lambda: factory.pin(18).frequency, "a tone")
-        wait_for(lambda: not factory.pin(18).state, "silence after the beep")
+        wait_until(lambda: factory.pin(18).frequency, "a tone")
+        wait_until(lambda: not factory.pin(18).state, "silence after the beep")
     finally:
         driver.close()
     assert not driver.is_present()

@@ -28,6 +28,7 @@ from hil.browser import (
     Screen,
     ScreenKit,
     catalogue,
+    expect,
     fill,
     need_browser,
     new_screen,
@@ -39,11 +40,6 @@ from hil.browser import (
 )
 from hil.rig import simulation_officer
 from hil.sample_orders import sample_order
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the kit fixture skips (or fails, in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 KIT_ZONE = "Asia/Makassar"  # WITA, +08:00: neither the orders' +07:00 nor the browser's
 BROWSER_ZONE = "America/Sao_Paulo"

@@ -21,6 +21,7 @@ from hil.browser import (
     Screen,
     ScreenKit,
     catalogue,
+    expect,
     need_browser,
     open_browser,
     screen_on,
@@ -30,11 +31,6 @@ from hil.browser import (
 )
 from hil.rig import simulation_officer
 from hil.sample_orders import sample_order
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the kit fixture skips (or fails, in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 IDLE_LOCK_S = 5
 OFFICER = simulation_officer("officer")

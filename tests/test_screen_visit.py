@@ -24,6 +24,7 @@ from hil.browser import (
     Screen,
     ScreenKit,
     catalogue,
+    expect,
     fill,
     need_browser,
     open_browser,
@@ -35,11 +36,6 @@ from hil.rig import simulation_officer
 from hil.sample_orders import sample_order
 from kitd.capture.fingerprint_quality import FEEDBACK_MESSAGES
 from kitd.capture.iris_quality import FEEDBACK_MESSAGES as IRIS_FEEDBACK
-
-try:
-    from playwright.sync_api import expect
-except ImportError:  # the kit fixture skips (or fails, in CI) with the reason
-    expect = None  # type: ignore[assignment]
 
 KIT_ZONE = "Asia/Makassar"
 ID = catalogue("id")

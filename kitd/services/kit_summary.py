@@ -16,8 +16,8 @@ from kitd.capture.iris_quality import FEEDBACK_MESSAGES as IRIS_FEEDBACK
 from kitd.capture.signature_quality import FEEDBACK_MESSAGES as SIGNATURE_FEEDBACK
 from kitd.crypto.signing import KeyProblem
 from kitd.services.visits import ITEM_DEVICES
+from kitd.store.officers import LANGUAGES
 
-LANGUAGES = ("id", "en")
 # A device the officer can capture with now: busy is in use by a session, still there.
 PRESENT_STATUSES = ("ready", "busy")
 
