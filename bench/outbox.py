@@ -27,6 +27,8 @@ import time
 import uuid
 from pathlib import Path
 
+from kitformats.statements import verify_statement
+
 from hil.outbox_rig import (
     OutboxRig,
     finished_record,
@@ -39,7 +41,6 @@ from hil.outbox_rig import (
 )
 from hil.sample_visit import SampleVisit
 from kitd.crypto.bundle import SealedBundle, bundle_paths, statement_bytes
-from kitd.crypto.statements import verify_statement
 from kitd.durable_files import FileOps
 from kitd.services.outbox import FULL_VISIT_BYTES
 from kitd.store import outbox as rows

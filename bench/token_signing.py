@@ -16,9 +16,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from kitformats.cms import sign_content
+
 from bench.stats import time_calls
 from hil.credentials import provision_simulation_credentials, sign_request
-from kitd.crypto.cms import sign_content
 from kitd.crypto.pkcs11_keys import open_token
 
 SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")

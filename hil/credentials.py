@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-
-from kitd.crypto.signing import FileSigner, KeyProblem, read_certificate, read_file_signer, write_private_key
+from kitformats.signing import FileSigner, KeyProblem, read_certificate, read_file_signer, write_private_key
 
 SIMULATION_ORGANISATION = "SIMULATION ONLY - not for use"
 CA_NAME = "kitd simulation CA"
@@ -31,7 +30,7 @@ LIFETIME = dt.timedelta(days=3653)
 
 @dataclass(frozen=True)
 class SimulationCredentials:
-    """Where the simulation credentials live (paths only: read them with kitd.crypto.signing)."""
+    """Where the simulation credentials live (paths only: read them with kitformats.signing)."""
 
     keys_dir: Path
     office_dir: Path

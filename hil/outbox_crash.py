@@ -50,6 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from kitformats.bundle_statements import SEALED_SUFFIX, STATEMENT_SUFFIX, BundleRejected
+from kitformats.receipts import ReceiptRefused
+from kitformats.signing import FileSigner, read_certificate, read_file_signer
 
 from hil.io_trace import Record, RecordingFileOps
 from hil.outbox_rig import (
@@ -65,9 +68,8 @@ from hil.outbox_rig import (
 )
 from hil.rig import SIMULATION_KIT_ID
 from hil.sample_visit import SampleVisit
-from kitd.crypto.bundle import SEALED_SUFFIX, STATEMENT_SUFFIX, BundleRejected, bundle_paths, open_bundle
-from kitd.crypto.receipts import ReceiptRefused, check_receipt
-from kitd.crypto.signing import FileSigner, read_certificate, read_file_signer
+from kitd.crypto.bundle import bundle_paths, open_bundle
+from kitd.crypto.receipts import check_receipt
 from kitd.durable_files import FileOps, is_temporary, remove_durably
 from kitd.services.audit import AuditLog, CheckpointRefused
 from kitd.services.outbox import QUARANTINE, Outbox, Reconciled

@@ -20,17 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from kitformats.bundle_statements import SEALED_SUFFIX, STATEMENT_SUFFIX, BundleRejected, check_statement
+from kitformats.signing import read_certificate
 
 from hil.outbox_rig import open_rig
-from kitd.crypto.bundle import (
-    SEALED_SUFFIX,
-    STATEMENT_SUFFIX,
-    BundleRejected,
-    bundle_paths,
-    check_statement,
-    open_bundle,
-)
-from kitd.crypto.signing import read_certificate
+from kitd.crypto.bundle import bundle_paths, open_bundle
 from kitd.durable_files import is_temporary
 from kitd.store import outbox as rows
 from kitd.store.database import DatabaseError

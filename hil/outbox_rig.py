@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kitformats.signing import FileSigner
+from kitformats.statements import sign_statement
+
 from hil.credentials import signing_credential
 from hil.rig import SIMULATION_KIT_ID, install_simulation_credentials, simulation_officer
 from hil.sample_orders import sample_order
 from hil.sample_visit import SampleVisit, finished_visit
 from kitd.crypto.bundle import SealedBundle
 from kitd.crypto.kit_keys import KeySettings, KitKeys
-from kitd.crypto.signing import FileSigner
-from kitd.crypto.statements import sign_statement
 from kitd.durable_files import DISK, FileOps
 from kitd.services.outbox import Outbox
 from kitd.services.sealing import BundleSealer

@@ -6,9 +6,8 @@ them onto these at the edge.
 
 from __future__ import annotations
 
-
-class KitError(Exception):
-    """Base of every error the kit reports to a person."""
+# The one root, shared with the field laptop's formats (a bad signature is a KitError too).
+from kitformats.errors import KitError as KitError
 
 
 class ConfigError(KitError):

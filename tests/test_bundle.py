@@ -23,16 +23,17 @@ import pytest
 from asn1crypto import cms as asn1_cms
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
+from kitformats.bundle_statements import BundleRejected, bundle_statement, check_statement
+from kitformats.cms import envelope, open_envelope, sign_content, verify_signed
+from kitformats.signing import read_certificate, read_file_signer
+from kitformats.statements import sign_statement
 
 from hil.credentials import foreign_ca_signer, recipient_certificate, sign_request
 from hil.rig import SIMULATION_KIT_ID, install_simulation_credentials, simulation_officer, venv_script
 from hil.sample_visit import SampleVisit, finished_visit
-from kitd.crypto.bundle import BundleRejected, bundle_statement, check_statement, open_bundle, write_bundle
-from kitd.crypto.cms import envelope, open_envelope, sign_content, verify_signed
+from kitd.crypto.bundle import open_bundle, write_bundle
 from kitd.crypto.container import pack_container, unpack_container
 from kitd.crypto.kit_keys import KeySettings, KitKeys
-from kitd.crypto.signing import read_certificate, read_file_signer
-from kitd.crypto.statements import sign_statement
 from kitd.services.sealing import BundleSealer, SealingFailed
 
 OFFICER = simulation_officer("officer")["nip"]
@@ -287,7 +288,7 @@ def container(office: Path, sealed: Path) -> bytes:
     key = serialization.load_pem_private_key((office / "office" / "central.key").read_bytes(), None)
     _, signed = open_envelope(sealed.read_bytes(), key)
     trust = [read_certificate(office / "data" / "keys" / "ca.crt")]
-    from kitd.crypto.cms import verify_signed
+    from kitformats.cms import verify_signed
 
     return verify_signed(signed, trust).content
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from asn1crypto import cms as asn1_cms
 from cryptography.hazmat.primitives import serialization
+from kitformats.cms import SealBroken, SignatureInvalid, envelope, open_envelope, sign_content, verify_signed
+from kitformats.signing import KeyProblem, read_certificate
+from kitformats.statements import canonical_bytes, sign_statement, verify_statement
 
 from hil.credentials import SimulationCredentials, foreign_ca_signer, provision_simulation_credentials
-from kitd.crypto.cms import SealBroken, SignatureInvalid, envelope, open_envelope, sign_content, verify_signed
-from kitd.crypto.signing import KeyProblem, read_certificate
-from kitd.crypto.statements import canonical_bytes, sign_statement, verify_statement
 
 NIP = "198501012010011001"
 CONTENT = b"ANSI/NIST-ITL transaction, or any bytes at all"

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives import serialization
+from kitformats.signing import common_name, read_certificate
 
 from hil.credentials import officer_pkcs12, sign_request
 from hil.kit_sim import SIMULATORS, simulated_kitd, start_simulators
@@ -32,7 +33,6 @@ from hil.rig import KitdProcess, simulation_officer, venv_script, wait_until
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
 from kitd.crypto.bundle import OpenedBundle, open_bundle
-from kitd.crypto.signing import common_name, read_certificate
 from kitd.crypto.transaction import scale_to_500_ppi
 from kitd.services.visit_machine import Item
 

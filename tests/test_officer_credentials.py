@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
+from kitformats.signing import KeyProblem, common_name
 
 from hil.credentials import foreign_ca_signer, officer_pkcs12, provision_simulation_credentials
 from hil.rig import (
@@ -28,7 +29,6 @@ from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
 from kitd.crypto.kit_keys import KeySettings, KitKeys
 from kitd.crypto.officer_credentials import CredentialLocked
-from kitd.crypto.signing import KeyProblem, common_name
 
 NIP = "198001012005011002"
 PIN = "222222"

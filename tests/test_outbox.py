@@ -25,6 +25,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from kitformats.bundle_statements import bundle_statement
+from kitformats.cms import sign_content
+from kitformats.signing import FileSigner
+from kitformats.statements import canonical_bytes, sign_statement
 
 from hil.credentials import foreign_ca_signer, sign_request, signing_credential
 from hil.outbox_rig import (
@@ -39,10 +43,7 @@ from hil.outbox_rig import (
     seal_visit,
 )
 from hil.sample_visit import SampleVisit
-from kitd.crypto.bundle import SealedBundle, bundle_paths, bundle_statement, statement_bytes, write_bundle
-from kitd.crypto.cms import sign_content
-from kitd.crypto.signing import FileSigner
-from kitd.crypto.statements import canonical_bytes, sign_statement
+from kitd.crypto.bundle import SealedBundle, bundle_paths, statement_bytes, write_bundle
 from kitd.durable_files import temporary_name, write_atomically
 from kitd.services.outbox import QUARANTINE, BundleNotFound, DiskReserve, OutboxError
 from kitd.store import audit as audit_store

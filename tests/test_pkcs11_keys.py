@@ -26,11 +26,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from kitformats.cms import sign_content, verify_signed
+from kitformats.signing import KeyProblem, Signer, read_certificate
+from kitformats.statements import sign_statement, verify_statement
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from hil.credentials import SimulationCredentials, provision_simulation_credentials, sign_request
-from kitd.crypto.cms import sign_content, verify_signed
 from kitd.crypto.pkcs11_keys import (
     TokenProblem,
     TokenSigner,
@@ -40,8 +42,6 @@ from kitd.crypto.pkcs11_keys import (
     read_pin,
     token_public_key,
 )
-from kitd.crypto.signing import KeyProblem, Signer, read_certificate
-from kitd.crypto.statements import sign_statement, verify_statement
 
 SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
 TOKEN = "kit"

@@ -15,6 +15,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from kitformats.work_orders import work_order_schema
 
 from kitd.api.requests import KIT_KEY, error_response
 from kitd.api.sign_in import CALLER
@@ -26,7 +27,6 @@ from kitd.store.work_orders import (
     parse_orders,
     pending_orders,
     store_rows,
-    work_order_schema,
 )
 
 ORDER_MEDIA_TYPES = ("application/json", "text/csv")

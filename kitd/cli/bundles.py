@@ -29,16 +29,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from kitformats.bundle_statements import SEALED_SUFFIX, STATEMENT_SUFFIX, BundleRejected, check_statement
+from kitformats.signing import KeyProblem, common_name, read_certificate
 
-from kitd.crypto.bundle import (
-    SEALED_SUFFIX,
-    STATEMENT_SUFFIX,
-    BundleRejected,
-    OpenedBundle,
-    check_statement,
-    open_bundle,
-)
-from kitd.crypto.signing import KeyProblem, common_name, read_certificate
+from kitd.crypto.bundle import OpenedBundle, open_bundle
 from kitd.crypto.transaction import transaction_files
 from kitd.durable_files import write_atomically
 

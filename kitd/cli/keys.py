@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from kitformats.signing import KeyProblem
 
 from kitd.cli.options import add_config_option, config_from_args
 from kitd.config import KitConfig
-from kitd.crypto.signing import KeyProblem
 from kitd.services.audit import AuditLog
 from kitd.services.sealing import kit_keys
 from kitd.store.audit import SYSTEM, append_entry

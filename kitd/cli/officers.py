@@ -15,9 +15,10 @@ import json
 import sys
 from pathlib import Path
 
+from kitformats.signing import KeyProblem
+
 from kitd.cli.options import add_config_option, config_from_args
 from kitd.config import KitConfig
-from kitd.crypto.signing import KeyProblem
 from kitd.services.sealing import kit_keys
 from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import database_path, open_database

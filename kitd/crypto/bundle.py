@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,8 +24,17 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from kitformats.bundle_statements import (
+    SEALED_SUFFIX,
+    STATEMENT_SUFFIX,
+    BundleRejected,
+    bundle_statement,
+    check_statement,
+)
+from kitformats.cms import SealBroken, SignatureInvalid, envelope, open_envelope, sign_content, verify_signed
+from kitformats.signing import KIT_CN_PREFIX, OFFICER_CN_PREFIX, Signer, common_name
+from kitformats.statements import sign_statement
 
-from kitd.crypto.cms import SealBroken, SignatureInvalid, envelope, open_envelope, sign_content, verify_signed
 from kitd.crypto.container import (
     MANIFEST_NAME,
     TRANSACTION_NAME,
@@ -35,19 +43,8 @@ from kitd.crypto.container import (
     unpack_container,
 )
 from kitd.crypto.manifest import ManifestError, manifest_bytes, read_manifest
-from kitd.crypto.signing import KIT_CN_PREFIX, OFFICER_CN_PREFIX, Signer, common_name
-from kitd.crypto.statements import sign_statement, verify_statement
 from kitd.crypto.transaction import ParsedTransaction, TransactionError, read_transaction, record_digests
 from kitd.durable_files import DISK, FileOps, remove_durably, write_atomically
-from kitd.errors import KitError
-
-SEALED_SUFFIX = ".p7m"
-STATEMENT_SUFFIX = ".statement.json"
-STATEMENT_KIND = "kitd-bundle-statement/1"
-
-
-class BundleRejected(KitError):
-    """A bundle (or its statement) fails a check; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -86,25 +83,6 @@ class OpenedBundle:
 
 def _stamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
-
-
-def bundle_statement(
-    bundle_id: str, sealed: bytes, created: dt.datetime, kit_id: str, visit_id: str | None = None
-) -> dict[str, Any]:
-    """What the kit states of a sealed file: enough for a laptop with the kit's certificate,
-    and for the kit's own start-up to register a sealed file it finds without its row (the
-    visit's id is a random name, nothing personal)."""
-    statement = {
-        "kind": STATEMENT_KIND,
-        "bundle_id": bundle_id,
-        "sha256": hashlib.sha256(sealed).hexdigest(),
-        "size": len(sealed),
-        "created_at": _stamp(created),
-        "kit_id": kit_id,
-    }
-    if visit_id is not None:
-        statement["visit_id"] = visit_id
-    return statement
 
 
 def seal_bundle(
@@ -176,35 +154,6 @@ def _signers_by_role(
         who = "one kit and one officer" if officer_signed else "the kit alone (the manifest says so)"
         raise BundleRejected(f"a bundle is signed by {who}, not by {names}")
     return kits[0], officers[0] if officers else None
-
-
-def check_statement(
-    document: Any,
-    sealed: bytes | None,
-    trust: Sequence[x509.Certificate],
-    kit: x509.Certificate | None = None,
-    pinned: x509.Certificate | None = None,
-) -> dict[str, Any]:
-    """The kit's statement of ``sealed``, checked: its signature (to ``trust``, or made by the
-    ``pinned`` kit certificate alone, as a laptop checks it), its kit, and — when the sealed
-    file is at hand — its hash and size."""
-    try:
-        statement, signer = verify_statement(document, trust, pinned=pinned)
-    except SignatureInvalid as exc:
-        raise BundleRejected(f"statement: {exc}") from None
-    if not common_name(signer).startswith(KIT_CN_PREFIX):
-        raise BundleRejected(f"statement: signed by {common_name(signer)!r}, not by a kit")
-    if kit is not None and signer.public_key() != kit.public_key():
-        raise BundleRejected("statement: signed by another kit than the bundle")
-    if statement.get("kind") != STATEMENT_KIND:
-        raise BundleRejected(f"statement: kind is {statement.get('kind')!r}, not {STATEMENT_KIND}")
-    if statement.get("kit_id") != common_name(signer)[len(KIT_CN_PREFIX) :]:
-        raise BundleRejected("statement: kit_id is not the signing kit's")
-    if sealed is None:
-        return statement
-    if statement.get("sha256") != hashlib.sha256(sealed).hexdigest() or statement.get("size") != len(sealed):
-        raise BundleRejected("statement: does not match its sealed file (SHA-256 or size differ)")
-    return statement
 
 
 def open_bundle(

@@ -36,11 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-
-from kitd.config import KEY_BACKENDS
-from kitd.crypto.officer_credentials import read_pkcs12, unwrap_credential, wrap_credential
-from kitd.crypto.pkcs11_keys import TokenSession, open_token, read_pin
-from kitd.crypto.signing import (
+from kitformats.signing import (
     KIT_CN_PREFIX,
     OFFICER_CN_PREFIX,
     FileSigner,
@@ -51,6 +47,10 @@ from kitd.crypto.signing import (
     read_file_signer,
     write_private_key,
 )
+
+from kitd.config import KEY_BACKENDS
+from kitd.crypto.officer_credentials import read_pkcs12, unwrap_credential, wrap_credential
+from kitd.crypto.pkcs11_keys import TokenSession, open_token, read_pin
 from kitd.durable_files import fsync_directory, write_atomically
 
 MIN_RSA_BITS = 2048

@@ -34,8 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import pkcs12
-
-from kitd.crypto.signing import OFFICER_CN_PREFIX, FileSigner, KeyProblem, common_name
+from kitformats.signing import OFFICER_CN_PREFIX, FileSigner, KeyProblem, common_name
 
 FORMAT = "kitd-officer-credential/1"
 # Lighter than the sign-in hash (which runs first, on every sign-in): the kit's secret is

@@ -1,6 +1,6 @@
 """Keys that never leave a PKCS#11 token: made inside it, and signing for the kit as a file key does.
 
-Its one job: give :class:`~kitd.crypto.signing.Signer` a token backend. A P-256 key pair is
+Its one job: give :class:`~kitformats.signing.Signer` a token backend. A P-256 key pair is
 generated inside the token (sensitive, never extractable), its public half read back for a
 certificate request, and :class:`TokenSigner` signs SHA-256 digests with CKM_ECDSA. Every
 failure is a :class:`TokenProblem` naming the module, the token or the key.
@@ -35,10 +35,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from kitformats.signing import KeyProblem, common_name
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
-
-from kitd.crypto.signing import KeyProblem, common_name
 
 P256_PARAMS = encode_named_curve_parameters("secp256r1")
 DIGEST_BYTES = 32
@@ -393,7 +392,7 @@ def token_public_key(module: Path, token_label: str, pin: str, key_label: str) -
 
 
 class TokenSigner:
-    """A :class:`~kitd.crypto.signing.Signer` whose key is on a PKCS#11 token; ``close()`` it when done.
+    """A :class:`~kitformats.signing.Signer` whose key is on a PKCS#11 token; ``close()`` it when done.
 
     Its session is opened once, here, and reused by every signature; calls from several
     threads take turns. :meth:`on` makes one that borrows a session already open instead.

@@ -1,6 +1,6 @@
 """Receipts: a laptop's or the central office's signed word that it holds a sealed bundle.
 
-Its one job: :func:`check_receipt` checks a receipt — a signed statement (kitd.crypto.statements)
+Its one job: :func:`check_receipt` checks a receipt — a signed statement (kitformats.statements)
 ``{"type": "laptop_receipt" | "central_receipt", "bundle_id", "sha256", "size",
 "received_at", "by"}`` — against the keys the kit knows: a laptop receipt must be signed by
 a trusted laptop's certificate (not revoked) and say it is by that laptop; a central receipt
@@ -11,24 +11,14 @@ sentence. Whether it names a file the outbox holds is the outbox's to check.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-
-from kitd.crypto.cms import SignatureInvalid, carried_certificates
-from kitd.crypto.statements import signature_der, verify_statement
-from kitd.errors import KitError
-
-RECEIPT_TYPES = ("laptop_receipt", "central_receipt")
-RECEIPT_FIELDS = ("type", "bundle_id", "sha256", "size", "received_at", "by")
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-class ReceiptRefused(KitError):
-    """A receipt the kit does not take; the message says why."""
+from kitformats.cms import SignatureInvalid, carried_certificates
+from kitformats.receipts import ReceiptRefused, receipt_fields
+from kitformats.statements import signature_der, verify_statement
 
 
 @dataclass(frozen=True)
@@ -49,39 +39,6 @@ class Receipt:
     received_at: str
     by: str
     document: dict[str, Any]
-
-
-def receipt_fields(document: Any) -> dict[str, Any]:
-    """The receipt's statement, its fields present and of the right kinds."""
-    if not isinstance(document, dict) or not isinstance(document.get("statement"), dict):
-        raise ReceiptRefused('a receipt is a signed statement: {"statement": {...}, "signature": "..."}')
-    statement = document["statement"]
-    missing = [name for name in RECEIPT_FIELDS if name not in statement]
-    if missing:
-        raise ReceiptRefused(f"the receipt has no '{missing[0]}'")
-    extra = sorted(set(statement) - set(RECEIPT_FIELDS))
-    if extra:
-        raise ReceiptRefused(f"the receipt has an unknown field '{extra[0]}'")
-    if statement["type"] not in RECEIPT_TYPES:
-        raise ReceiptRefused(f"'type' is {statement['type']!r}, not one of {', '.join(RECEIPT_TYPES)}")
-    for name in ("bundle_id", "received_at", "by"):
-        if not isinstance(statement[name], str) or not statement[name]:
-            raise ReceiptRefused(f"'{name}' is not a non-empty string")
-    if not isinstance(statement["sha256"], str) or not SHA256_HEX.fullmatch(statement["sha256"]):
-        raise ReceiptRefused("'sha256' is not 64 lower-case hexadecimal digits")
-    if (
-        isinstance(statement["size"], bool)
-        or not isinstance(statement["size"], int)
-        or statement["size"] <= 0
-    ):
-        raise ReceiptRefused("'size' is not a positive whole number of bytes")
-    try:
-        received = dt.datetime.fromisoformat(statement["received_at"])
-    except ValueError:
-        raise ReceiptRefused("'received_at' is not an ISO 8601 time") from None
-    if received.tzinfo is None:
-        raise ReceiptRefused("'received_at' has no time zone")
-    return statement
 
 
 def _laptops_carried(document: dict[str, Any], laptops: Sequence[KnownLaptop]) -> list[KnownLaptop]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kitformats.signing import KeyProblem
+
 from kitd.capture.fingerprint_quality import FEEDBACK_MESSAGES as FINGERPRINT_FEEDBACK
 from kitd.capture.iris_quality import FEEDBACK_MESSAGES as IRIS_FEEDBACK
 from kitd.capture.signature_quality import FEEDBACK_MESSAGES as SIGNATURE_FEEDBACK
-from kitd.crypto.signing import KeyProblem
 from kitd.services.visits import ITEM_DEVICES
 from kitd.store.officers import LANGUAGES
 

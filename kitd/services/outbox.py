@@ -27,20 +27,14 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from kitformats.bundle_statements import SEALED_SUFFIX, STATEMENT_SUFFIX, BundleRejected, check_statement
+from kitformats.receipts import ReceiptRefused
+from kitformats.signing import KeyProblem
 
 from kitd.config import KitConfig
-from kitd.crypto.bundle import (
-    SEALED_SUFFIX,
-    STATEMENT_SUFFIX,
-    BundleRejected,
-    SealedBundle,
-    bundle_paths,
-    check_statement,
-    write_bundle,
-)
+from kitd.crypto.bundle import SealedBundle, bundle_paths, write_bundle
 from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
-from kitd.crypto.receipts import KnownLaptop, ReceiptRefused, check_receipt
-from kitd.crypto.signing import KeyProblem
+from kitd.crypto.receipts import KnownLaptop, check_receipt
 from kitd.durable_files import DISK, FileOps, is_temporary, make_directory, remove_durably
 from kitd.errors import KitError
 from kitd.store import outbox as rows

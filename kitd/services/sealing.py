@@ -20,6 +20,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from kitformats.signing import KeyProblem, Signer
 
 from kitd import __version__
 from kitd.capture.signature import render_signature, signature_from_json
@@ -27,7 +28,6 @@ from kitd.config import KitConfig
 from kitd.crypto.bundle import SealedBundle, SealingKeys, seal_bundle
 from kitd.crypto.kit_keys import KeySettings, KitKeys
 from kitd.crypto.manifest import ManifestError, build_manifest, item_entry
-from kitd.crypto.signing import KeyProblem, Signer
 from kitd.crypto.transaction import (
     FingerImpression,
     IrisImage,

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kitformats.signing import KeyProblem, Signer
+
 from kitd.crypto.kit_keys import KitKeys
-from kitd.crypto.signing import KeyProblem, Signer
 from kitd.store.officers import Officer
 
 log = logging.getLogger("kitd.sign_in")

@@ -20,7 +20,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from kitd.crypto.signing import KeyProblem
+from kitformats.signing import KeyProblem
+
 from kitd.errors import DeviceGone, KitError
 from kitd.events import EventHub
 from kitd.services.captures import Capture

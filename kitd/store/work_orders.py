@@ -20,29 +20,23 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from jsonschema import Draft202012Validator
+from kitformats.work_orders import work_order_schema
 
 from kitd.ansi_nist_text import text_problem
 from kitd.errors import KitError
 from kitd.identity_numbers import kk_problems, nik_problems
 from kitd.store.audit import SYSTEM, append_entry
 
-SCHEMA_PATH = Path(__file__).with_name("work_order.schema.json")
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 10_000
 
 
 class OrdersRefused(KitError):
     """A whole file refused (too big, too many rows, not JSON or CSV): says why."""
-
-
-@lru_cache(maxsize=1)
-def work_order_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)

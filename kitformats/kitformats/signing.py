@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import NameOID
 
-from kitd.errors import KitError
+from kitformats.errors import KitError
 
 # How certificates name who signs a bundle: the kit by its kit.id, an officer by NIP.
 KIT_CN_PREFIX = "kit "

@@ -2,7 +2,7 @@
 
 Its one job: turn bytes into signed or enveloped DER and back, checking everything on the way
 back. asn1crypto lays out the structures; cryptography does every computation, and a
-signature is only ever asked of a :class:`~kitd.crypto.signing.Signer` (a key on a token
+signature is only ever asked of a :class:`~kitformats.signing.Signer` (a key on a token
 must sign exactly like a file key). What is made here opens with ``openssl cms``, so the
 central office needs no code of ours to read a bundle.
 """
@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509 import verification
 
-from kitd.crypto.signing import KeyProblem, Signer, common_name
-from kitd.errors import KitError
+from kitformats.errors import KitError
+from kitformats.signing import KeyProblem, Signer, common_name
 
 ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2"
 # Some producers put the key type (id-ecPublicKey) where the signature algorithm goes; the

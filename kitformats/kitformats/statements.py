@@ -16,8 +16,8 @@ from typing import Any
 import rfc8785
 from cryptography import x509
 
-from kitd.crypto.cms import SignatureInvalid, sign_content, verify_signed
-from kitd.crypto.signing import Signer
+from kitformats.cms import SignatureInvalid, sign_content, verify_signed
+from kitformats.signing import Signer
 
 
 def canonical_bytes(statement: dict[str, Any]) -> bytes:
