@@ -15,14 +15,16 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from hil.rig import REPO
+from hil.rig import REPO, wait_until
 
 DEBUGGER = shutil.which("isdv4-serial-debugger")
+STDBUF = shutil.which("stdbuf") or "stdbuf"
 COMPILER = shutil.which("cc") or shutil.which("gcc")
 pytestmark = pytest.mark.skipif(
     DEBUGGER is None or COMPILER is None,
@@ -72,13 +74,19 @@ def test_debian_reader_sees_what_the_simulator_sent(
     )
     sim = start_simulator("hil.isdv4_sim", args)
     env = dict(os.environ, LD_PRELOAD=str(shim))
+    # Line-buffered (stdbuf adds its own preload to the shim's), so that the test sees each pen
+    # line as the reader prints it and unplugs the pad only once the reader has read it all:
+    # unplugged earlier, the last packets still in the pty are lost with it.
     reader = subprocess.Popen(
-        [DEBUGGER, sim.addresses["serial"]],
+        [STDBUF, "-oL", DEBUGGER, sim.addresses["serial"]],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+    lines: list[str] = []
+    collector = threading.Thread(target=lambda: lines.extend(reader.stdout), daemon=True)  # type: ignore[arg-type]
+    collector.start()
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -89,10 +97,15 @@ def test_debian_reader_sees_what_the_simulator_sent(
             time.sleep(0.1)
         else:
             raise AssertionError(f"the signature was not played within 60 s: {status}")
-        sim.control("unplug")  # the reader stops on the read error and flushes what it printed
-        stdout, stderr = reader.communicate(timeout=30)
+        sent = len(json.loads(sim.control("sent"))["pen"])
+        wait_until(lambda: len(read_pen_lines("".join(lines))) >= sent, "the reader printed every pen packet")
+        sim.control("unplug")  # the reader stops on the read error
+        reader.wait(timeout=30)
+        collector.join(timeout=30)
+        stderr = reader.stderr.read() if reader.stderr else ""
     finally:
         reader.kill()
+    stdout = "".join(lines)
     assert "Error during read" in stderr, stderr
     assert "TABLET: version: 4660" in stdout
     assert "TABLET: x max: 9600 y max 6000" in stdout
