@@ -279,3 +279,27 @@ def signing_credential(office_dir: Path, keys_dir: Path, common_name: str) -> Fi
     key_path, certificate_path = office_dir / f"{stem}.key", office_dir / f"{stem}.crt"
     _credential(key_path, certificate_path, common_name, ca, _load_ca_key(office_dir / "ca.key"))
     return read_file_signer(key_path, certificate_path)
+
+
+def self_signed_tls(directory: Path, name: str) -> tuple[Path, Path, x509.Certificate]:
+    """A laptop's TLS client credential as kit-sync makes one: a P-256 key and its self-signed
+    certificate (CA:FALSE, valid 2020-2100, so that a kit's wrong clock does not refuse it), as
+    ``directory/<name>.key`` (0600) and ``.crt``: the key path, the certificate path and the
+    certificate. No CA: the kit trusts the certificate itself, once paired."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _name(f"laptop {name} tls")
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path, certificate_path = directory / f"{name}.key", directory / f"{name}.crt"
+    write_private_key(key_path, key)
+    _write_certificate(certificate_path, certificate)
+    return key_path, certificate_path, certificate

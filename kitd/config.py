@@ -105,6 +105,39 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "technician: membership is shell access to the kit. If it does not exist, the socket is the "
         "daemon's user's only (0600).",
     ),
+    # The network API for paired field laptops (kitd.api.network), off unless asked for.
+    (
+        "network.enabled",
+        bool,
+        False,
+        "Whether the kit serves paired field laptops over HTTPS (mutual TLS 1.3) on network.port, "
+        "and opens a pairing listener on network.pairing_port while a supervisor's pairing window is.",
+    ),
+    (
+        "network.host",
+        str,
+        "0.0.0.0",
+        "Address the network API and the pairing listener listen on (0.0.0.0: every interface).",
+    ),
+    (
+        "network.port",
+        int,
+        8443,
+        "Port of the network API for paired laptops; 0 picks a free one (written to data_dir/network.port).",
+    ),
+    (
+        "network.pairing_port",
+        int,
+        8444,
+        "Port a laptop pairs on (kit-sync pair HOST:PORT CODE), listening only while a pairing "
+        "window is open; 0 picks a free one.",
+    ),
+    (
+        "network.pairing_window_s",
+        (int, float),
+        120,
+        "How long a pairing window (and its 6-digit code) stays open.",
+    ),
     (
         "auth.max_pin_failures",
         int,
@@ -298,6 +331,7 @@ MAX_SEALED_SIGNATURE_S = 60.0
 POSITIVE_KEYS = (
     "audit.checkpoint_interval_s",
     "auth.idle_lock_s",
+    "network.pairing_window_s",
     "iris.width",
     "iris.height",
     "iris.fps",
@@ -460,8 +494,11 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         )
     if values["auth.max_pin_failures"] < 1:
         raise ConfigError(f"{where}config key 'auth.max_pin_failures': must be 1 or more")
-    if not 0 <= values["api.port"] <= 65535:
-        raise ConfigError(f"{where}config key 'api.port': {values['api.port']} is not a port")
+    for key in ("api.port", "network.port", "network.pairing_port"):
+        if not 0 <= values[key] <= 65535:
+            raise ConfigError(f"{where}config key '{key}': {values[key]} is not a port")
+    if values["network.port"] and values["network.port"] == values["network.pairing_port"]:
+        raise ConfigError(f"{where}config key 'network.pairing_port': the same port as network.port")
     for key in POSITIVE_KEYS:
         if not values[key] > 0:
             raise ConfigError(f"{where}config key '{key}': must be above 0, got {values[key]!r}")

@@ -1,9 +1,10 @@
 """kitd: the process that runs one kit and serves its local HTTP API.
 
 `kitd [--config PATH]` reads the TOML config, builds the `Kit` (kitd.kit) and starts its
-devices, serves the API (kitd.api), writes the port it got to `data_dir/api.port`, tells
-systemd READY=1 and pings its watchdog, and stops cleanly on SIGTERM or SIGINT. Only
-process plumbing lives here.
+devices, serves the API (kitd.api), writes the port it got to `data_dir/api.port`, serves the
+network API for paired laptops when `network.enabled` (mutual TLS; its port in
+`data_dir/network.port`), tells systemd READY=1 and pings its watchdog, and stops cleanly on
+SIGTERM or SIGINT. Only process plumbing lives here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import grp
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from aiohttp import web
 
 from kitd import __version__, sdnotify
 from kitd.api import make_app
+from kitd.api.network import make_network_app
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, load_config
 from kitd.errors import ConfigError, KitError
 from kitd.kit import Kit
@@ -32,14 +35,15 @@ from kitd.logs import setup_logging
 log = logging.getLogger("kitd")
 
 PORT_FILE = "api.port"
+NETWORK_PORT_FILE = "network.port"
 # kitctl's way in on the kit: no token, the caller is a technician (kitd.api.sign_in).
 SOCKET_FILE = "kitd.sock"
 FIRST_LOOK_TIMEOUT_S = 5.0
 
 
-def write_port_file(data_dir: Path, port: int) -> Path:
-    """Write the API port atomically so that a reader never sees half a number."""
-    path = data_dir / PORT_FILE
+def write_port_file(data_dir: Path, port: int, name: str = PORT_FILE) -> Path:
+    """Write a port atomically so that a reader never sees half a number."""
+    path = data_dir / name
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"{port}\n")
     os.replace(tmp, path)
@@ -74,6 +78,39 @@ async def open_socket(runner: web.AppRunner, path: Path, group: str) -> None:
     os.chmod(path, 0o660)
 
 
+async def open_network(kit: Kit) -> web.AppRunner | None:
+    """network.enabled: the network API for paired laptops, on network.host:network.port with
+    the kit's TLS (made on first use) and mutual TLS; None when it is off. OSError: the port."""
+    config = kit.config
+    if not config["network.enabled"]:
+        return None
+    trust = kit.network_trust or kit.open_network_trust()
+    host, port = config["network.host"], config["network.port"]
+    runner = web.AppRunner(
+        make_network_app(kit), access_log=None, handle_signals=False, handler_cancellation=True
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=trust.server_context, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise OSError(
+            exc.errno, f"cannot listen on {host}:{port} (network.host/network.port): {reason}"
+        ) from None
+    trust.port = runner.addresses[0][1]
+    write_port_file(config.data_dir, trust.port, NETWORK_PORT_FILE)
+    log.info(
+        "network API for paired laptops on https://%s:%s (the kit's TLS certificate: SHA-256 %s)",
+        host,
+        trust.port,
+        trust.fingerprint,
+        extra={"network_port": trust.port, "tls_fingerprint": trust.fingerprint},
+    )
+    return runner
+
+
 async def serve(config: KitConfig) -> int:
     data_dir = config.data_dir
     try:
@@ -90,6 +127,12 @@ async def serve(config: KitConfig) -> int:
         return 1
     kit.reconcile_outbox()  # before anything is served: files and rows in step after a power cut
     kit.record_start()
+    if config["network.enabled"]:
+        try:
+            kit.open_network_trust()  # before the API: pairing admits laptops to it
+        except (OSError, ValueError, sqlite3.Error) as exc:
+            log.error("the network API cannot be opened (its TLS credentials, the paired laptops): %s", exc)
+            return 1
     # handler_cancellation: a client that goes away cancels its request, so that a capture it
     # was waiting for is cancelled too and frees the device (kitd.services.slots.run_job).
     runner = web.AppRunner(make_app(kit), access_log=None, handle_signals=False, handler_cancellation=True)
@@ -110,6 +153,12 @@ async def serve(config: KitConfig) -> int:
     except OSError as exc:
         await runner.cleanup()
         log.error("cannot listen on %s (kitctl's socket in data_dir): %s", socket_path, exc.strerror or exc)
+        return 1
+    try:
+        network_runner = await open_network(kit)
+    except OSError as exc:
+        await runner.cleanup()
+        log.error("%s", exc.strerror or exc)
         return 1
     port_file = write_port_file(data_dir, bound)
 
@@ -142,6 +191,10 @@ async def serve(config: KitConfig) -> int:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await kit.shutdown()
+    if network_runner is not None:
+        await network_runner.cleanup()
+        with contextlib.suppress(OSError):
+            (data_dir / NETWORK_PORT_FILE).unlink()
     await runner.cleanup()
     kit.close_database()  # after the API: a late request still finds it
     with contextlib.suppress(OSError):

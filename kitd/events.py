@@ -18,7 +18,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-EVENT_TYPES = ("assessment", "capture", "end", "device", "visit", "panel", "ink")
+EVENT_TYPES = (
+    "assessment",
+    "capture",
+    "end",
+    "device",
+    "visit",
+    "panel",
+    "ink",
+    "pairing",
+    "order_withdrawn",
+)
 SUBSCRIBER_QUEUE = 10_000
 REPLAY_EVENTS = 1000  # kept for clients that reconnect; fewer than a subscriber's queue holds
 # Sent live and never kept for a replay: a signature's pen points are biometric, and a

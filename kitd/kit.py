@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from kitd import __version__
 from kitd.config import KitConfig
+from kitd.crypto.kit_tls import NetworkTrust
 from kitd.drivers.panel import PanelDriver
 from kitd.drivers.registry import device_kind, make_driver
 from kitd.errors import KitError
@@ -28,6 +29,7 @@ from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
 from kitd.services.iris_feed import IrisFeed
 from kitd.services.outbox import kit_outbox
+from kitd.services.pairing import Pairing
 from kitd.services.panel import Panel
 from kitd.services.sealing import BundleSealer, kit_keys
 from kitd.services.sessions import LiveSessions
@@ -36,6 +38,7 @@ from kitd.services.slots import STATUSES, DeviceSlot
 from kitd.services.visits import VisitDesk
 from kitd.store.database import DatabaseError, database_path, open_database
 from kitd.store.officers import OfficerRoll
+from kitd.store.outbox import paired_tls_certificates
 
 T = TypeVar("T")
 log = logging.getLogger("kitd.outbox")
@@ -92,7 +95,11 @@ class Kit:
             self.outbox,
             require_officer_signature=bool(config["seal.require_officer_signature"]),
         )
+        # The pairing window for field laptops (its port is the API's: kitd.api.pairing).
+        self.pairing = Pairing(self)
         self.database = None
+        # The network API's TLS and the laptops it trusts, once opened (network.enabled).
+        self.network_trust: NetworkTrust | None = None
         # What start-up's reconciliation could not do (shown by the status), or None.
         self.outbox_problem: str | None = None
         # Why the audit log could not be checkpointed (shown by the status), or None.
@@ -126,6 +133,13 @@ class Kit:
         """Open (and migrate) the kit's database in data_dir; DatabaseError names the file."""
         self.database = open_database(database_path(self.config.data_dir))
         self._officers = OfficerRoll(self.database, int(self.config["auth.max_pin_failures"]))
+
+    def open_network_trust(self) -> NetworkTrust:
+        """For the network API: the kit's TLS credentials (made on first use) trusting the
+        paired laptops that are not revoked; pairing admits more while it runs."""
+        laptops = paired_tls_certificates(self.database)
+        self.network_trust = NetworkTrust.for_kit(self.config.data_dir / "keys", self.config.kit_id, laptops)
+        return self.network_trust
 
     def reconcile_outbox(self) -> None:
         """At start-up, before anything is served: the outbox's files and rows back in step

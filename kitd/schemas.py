@@ -854,6 +854,7 @@ SCHEMAS: dict[str, Any] = {
             "updated_at",
             "resumed",
             "bundle",
+            "order_withdrawn",
         ],
         "properties": {
             "id": {"type": "string"},
@@ -885,6 +886,22 @@ SCHEMAS: dict[str, Any] = {
                     "sealed_at": {"type": "string"},
                 },
             },
+            "order_withdrawn": {
+                "type": "boolean",
+                "description": "The office withdrew the order while this visit ran (a field laptop's "
+                "DELETE /api/v1/orders/{id}); the visit may still finish, the office decides",
+            },
+        },
+    },
+    "OrderWithdrawnEvent": {
+        "type": "object",
+        "description": "The office withdrew a work order (through a field laptop); visit: its visit "
+        "running now, which is flagged and may still finish, or null.",
+        "required": ["order_id", "visit", "visit_running"],
+        "properties": {
+            "order_id": {"type": "string"},
+            "visit": {"type": ["string", "null"]},
+            "visit_running": {"type": "boolean"},
         },
     },
     "WrongStateError": {
@@ -946,6 +963,55 @@ SCHEMAS: dict[str, Any] = {
             "visit": {"type": ["string", "null"]},
             "item": {"type": ["string", "null"]},
             "message": {"type": "string"},
+        },
+    },
+    # Pairing a field laptop (issue 29): the window a supervisor opens, and its events.
+    "PairingRequest": {
+        "type": "object",
+        "description": "Open a pairing window (no body: for network.pairing_window_s).",
+        "additionalProperties": False,
+        "properties": {
+            "seconds": {
+                **_SECONDS,
+                "description": "How long the window stays open; at most network.pairing_window_s "
+                "(longer asks are cut to it).",
+            }
+        },
+    },
+    "PairingWindow": {
+        "type": "object",
+        "description": "The pairing window: while open, its code, time and attempts left; the laptop "
+        "the latest window paired (null until one did).",
+        "required": ["open", "paired"],
+        "properties": {
+            "open": {"type": "boolean"},
+            "code": {"type": "string", "pattern": "^[0-9]{6}$", "description": "What the laptop types."},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "seconds_left": {"type": "number", "minimum": 0},
+            "attempts_left": {"type": "integer", "minimum": 0, "maximum": 5},
+            "port": {"type": "integer", "description": "The pairing port (kit-sync pair HOST:PORT CODE)."},
+            "kit_tls_fingerprint": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "SHA-256 of the kit's TLS certificate: what the laptop will pin.",
+            },
+            "paired": {"type": ["string", "null"]},
+        },
+    },
+    "PairingEvent": {
+        "type": "object",
+        "description": "The pairing window opened (or an attempt was used), closed (why: closed, "
+        "expired, wrong_codes, paired, shutdown) or paired a laptop. Never the code.",
+        "required": ["state"],
+        "properties": {
+            "state": {"enum": ["open", "closed", "paired"]},
+            "expires_at": {"type": "string"},
+            "seconds_left": {"type": "number"},
+            "attempts_left": {"type": "integer"},
+            "port": {"type": "integer"},
+            "kit_tls_fingerprint": {"type": "string"},
+            "why": {"type": "string"},
+            "laptop_name": {"type": "string"},
         },
     },
 }

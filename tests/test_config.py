@@ -96,6 +96,20 @@ def test_readme_documents_every_key() -> None:
         assert f"`{key}`" in readme, key
 
 
+def test_the_network_is_off_unless_asked_for_and_its_ports_default_apart() -> None:
+    config = parse_config("")
+    assert config["network.enabled"] is False
+    assert (config["network.host"], config["network.port"], config["network.pairing_port"]) == (
+        "0.0.0.0",
+        8443,
+        8444,
+    )
+    assert config["network.pairing_window_s"] == 120
+    # Port 0 twice is two free ports, not one port taken twice.
+    both_free = parse_config("[network]\nenabled = true\nport = 0\npairing_port = 0\npairing_window_s = 30.5")
+    assert both_free["network.enabled"] is True and both_free["network.pairing_window_s"] == 30.5
+
+
 def test_panel_wiring_from_the_config() -> None:
     config = parse_config(
         "[panel]\nenabled = true\npin_factory = 'socket:127.0.0.1:7000'\ncancel_pin = 26\n"
@@ -152,6 +166,15 @@ def test_devices_get_ids_by_kind() -> None:
             "config key 'keys.pkcs11_module': needed with keys.backend = 'pkcs11'",
         ),
         ("[devices]\nreconnect_max_s = 'soon'", "config key 'devices.reconnect_max_s'"),
+        ("[network]\nenabled = 1", "config key 'network.enabled': expected bool"),
+        ("[network]\nhost = 8443", "config key 'network.host': expected str"),
+        ("[network]\nport = 70000", "config key 'network.port': 70000 is not a port"),
+        ("[network]\nport = '8443'", "config key 'network.port': expected int"),
+        ("[network]\npairing_port = -1", "config key 'network.pairing_port': -1 is not a port"),
+        ("[network]\nport = 9000\npairing_port = 9000", "config key 'network.pairing_port': the same port"),
+        ("[network]\npairing_window_s = 0", "config key 'network.pairing_window_s': must be above 0"),
+        ("[network]\npairing_window_s = 'two minutes'", "config key 'network.pairing_window_s': expected"),
+        ("[network]\ncode = '123456'", "unknown config key 'network.code'"),
         ("[panel]\nenabled = 'yes'", "config key 'panel.enabled': expected bool"),
         ("[panel]\npin_factory = 'gpio'", "config key 'panel.pin_factory': expected lgpio or"),
         ("[panel]\npin_factory = 'socket:localhost'", "config key 'panel.pin_factory'"),

@@ -1,9 +1,10 @@
 """HIL: the outbox through the real daemon and kitctl.
 
 Bundles are sealed into a kit's data_dir by the real outbox code (hil.outbox_rig) before its
-kitd starts; then the daemon's status and outbox endpoints show them, a supervisor trusts a
-laptop with kitctl and posts receipts, a restart reconciles what was left wrong on the disk
-and erases what the office has had long enough, and a visit is refused below the disk reserve.
+kitd starts; then the daemon's status and outbox endpoints show them, the kit trusts a
+laptop's receipts key (as pairing would), a supervisor posts receipts and kitctl revokes the
+laptop, a restart reconciles what was left wrong on the disk and erases what the office has
+had long enough, and a visit is refused below the disk reserve.
 """
 
 from __future__ import annotations
@@ -78,11 +79,12 @@ def test_the_daemon_shows_the_outbox_and_takes_receipts(start_kitd, tmp_path, sa
     refused = supervisor.request("POST", "/api/v1/outbox/receipts", unknown)
     assert refused.status == 422 and refused.json()["error"] == "receipts_refused"
     assert "unknown key" in refused.json()["results"][0]["reason"]
-    certificate = workdir / "office" / "laptop-laptop-7.crt"
-    done = kitctl(kitd, "receipts", "trust-laptop", "laptop-7", certificate)
-    assert done.returncode == 0 and "trusted laptop laptop-7" in done.stdout, done.stderr
-    done = kitctl(kitd, "receipts", "trust-laptop", "laptop 7", certificate)
-    assert done.returncode == 1 and "laptop name" in done.stderr and done.stderr.count("\n") == 1
+    # Trusted beside the running daemon (pairing records a laptop's receipts key the same way:
+    # tests/test_hil_pairing.py); SQLite takes turns.
+    with open_rig(workdir / "data", workdir / "office") as beside:
+        beside.outbox.trust_laptop(beside.conn, "laptop-7", laptop.certificate)
+    known = json.loads(kitctl(kitd, "laptops", "list", "--json").stdout)
+    assert [(r["name"], r["paired_at"], r["revoked_at"]) for r in known] == [("laptop-7", None, None)]
 
     second = next(b for b in listed if b["visit_id"] == "V-001")
     batch = [
@@ -115,7 +117,13 @@ def test_the_daemon_shows_the_outbox_and_takes_receipts(start_kitd, tmp_path, sa
     assert done.returncode == 1 and "no bundle 'no-such-bundle'" in done.stderr
 
     # Revoked: its receipts are refused from now on.
-    assert kitctl(kitd, "receipts", "revoke-laptop", "laptop-7").returncode == 0
+    done = kitctl(kitd, "laptops", "revoke", "laptop-7")
+    assert done.returncode == 0 and "revoked laptop laptop-7" in done.stdout, done.stderr
+    done = kitctl(kitd, "laptops", "revoke", "laptop-8")
+    assert done.returncode == 1 and "no laptop 'laptop-8'" in done.stderr and done.stderr.count("\n") == 1
+    # This kit's network API is off: there is nothing to pair with.
+    done = kitctl(kitd, "laptops", "pair")
+    assert done.returncode == 1 and "network.enabled = false" in done.stderr, done.stderr
     third = next(b for b in listed if b["visit_id"] == "V-002")
     late = supervisor.request(
         "POST", "/api/v1/outbox/receipts", [receipt(laptop, "laptop_receipt", third, "laptop-7")]

@@ -332,6 +332,8 @@ def test_an_ended_visit_erases_its_orders_personal_fields(db: sqlite3.Connection
         "imported_at": None,
         "outcome": "not_home",
         "ended_at": "2026-12-01T03:00:00+00:00",
+        "updated_at": None,
+        "withdrawn_at": None,
     }
     everything = " ".join(str(v) for r in db.execute("SELECT * FROM work_orders") for v in tuple(r))
     assert "Sumiati" not in everything and "3576014703480001" not in everything

@@ -117,10 +117,12 @@ SESSION_PATHS: dict[str, Any] = {
     },
     "/api/v1/events": {
         "get": {
-            "summary": "Server-sent events: assessment, capture, end, device, visit, panel, ink",
+            "summary": "Server-sent events: assessment, capture, end, device, visit, panel, ink, pairing, "
+            "order_withdrawn",
             "description": "Each event has `id` (increasing from 1 in each run of the daemon), `event` "
             "(its type) and `data` (JSON): assessment -> AssessmentEvent, capture -> CaptureEvent, "
-            "end -> EndEvent, device -> DeviceEvent, visit -> VisitEvent, panel -> PanelEvent, ink -> "
+            "end -> EndEvent, device -> DeviceEvent, visit -> VisitEvent, panel -> PanelEvent, pairing "
+            "-> PairingEvent, order_withdrawn -> OrderWithdrawnEvent, ink -> "
             "InkEvent (a signature session's new pen points, about every 50 ms; sent live only, never "
             "replayed: they are biometric). While "
             "idle a comment line "
@@ -619,6 +621,40 @@ AUDIT_PATHS: dict[str, Any] = {
 }
 
 
+PAIRING_PATHS: dict[str, Any] = {
+    "/api/v1/pairing": {
+        "post": {
+            "summary": "Open a pairing window for a field laptop (supervisors; kitctl laptops pair): a new "
+            "6-digit code, the pairing port listening until the window closes",
+            "description": "The laptop runs kitd-pairing/1 (kitformats.pairing: SPAKE2 keyed by the code, "
+            "confirming both sides' TLS certificates) on the pairing port: `kit-sync pair HOST:PORT "
+            "CODE`. A window allows 5 attempts; it closes when a laptop pairs, after the 5th wrong "
+            "code, when its time is up, or when closed. Opening one while one is open replaces it "
+            "and its code.",
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _ref("PairingRequest")}},
+            },
+            "responses": {
+                "201": _json(_ref("PairingWindow"), "Open (Cache-Control: no-store: it holds the code)"),
+                "400": _error("Malformed request (the field named)"),
+                "409": _error("The network API is off: network.enabled is false (network_disabled)"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+                "503": _error("The pairing port cannot listen (cannot_listen, the reason named)"),
+            },
+        },
+        "get": {
+            "summary": "The pairing window: open or not, its code and time left, and the laptop it paired",
+            "responses": {"200": _json(_ref("PairingWindow"), "The window (Cache-Control: no-store)")},
+        },
+        "delete": {
+            "summary": "Close the pairing window (if open) and its port",
+            "responses": {"200": _json(_ref("PairingWindow"), "Closed")},
+        },
+    },
+}
+
+
 def _with_sign_in(paths: dict[str, Any]) -> None:
     """Every operation but the public ones answers 401 without a token; a role-limited one 403."""
     for path, operations in paths.items():
@@ -688,6 +724,7 @@ def openapi_document() -> dict[str, Any]:
     document["paths"].update(VISIT_PATHS)
     document["paths"].update(OUTBOX_PATHS)
     document["paths"].update(AUDIT_PATHS)
+    document["paths"].update(PAIRING_PATHS)
     document["paths"].update(SCREEN_PATHS)
     _with_sign_in(document["paths"])
     document["components"]["schemas"] = copy.deepcopy(SCHEMAS)

@@ -19,7 +19,6 @@ from kitformats.work_orders import work_order_schema
 
 from kitd.api.requests import KIT_KEY, error_response
 from kitd.api.sign_in import CALLER
-from kitd.store.audit import SYSTEM
 from kitd.store.work_orders import (
     MAX_FILE_BYTES,
     OrdersRefused,
@@ -61,7 +60,7 @@ async def post_orders(request: web.Request) -> web.Response:
     checked = await asyncio.get_running_loop().run_in_executor(
         None, check_rows, rows, kit.config["kit.region_code"]
     )
-    report = await kit.in_database(store_rows, kit.database, checked, request[CALLER].nip or SYSTEM)
+    report = await kit.in_database(store_rows, kit.database, checked, request[CALLER].actor)
     return web.json_response(report.to_json())
 
 

@@ -4,7 +4,7 @@ Its one job: turn HTTP into kitd.services.outbox calls. ``GET /api/v1/outbox[?st
 lists the bundles with the outbox's summary; ``GET /api/v1/outbox/bundles/{id}`` shows one;
 ``POST /api/v1/outbox/receipts`` takes one receipt (a signed statement) or a JSON array of
 them and reports each: accepted, duplicate (nothing changes) or refused with its reason.
-The laptop's own API (a later issue) takes receipts the same way.
+The field laptops' network API (kitd.api.network) takes receipts the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from aiohttp import web
 from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, error_response, json_body
 from kitd.api.sign_in import CALLER
 from kitd.services.outbox import BundleNotFound, OutboxError
-from kitd.store.audit import SYSTEM
 from kitd.store.outbox import STATES
 
 # At most this many receipts in one request (about 1.5 KB each).
@@ -46,6 +45,14 @@ async def get_bundle(request: web.Request) -> web.Response:
 
 
 async def post_receipts(request: web.Request) -> web.Response:
+    return await take_receipts(request)
+
+
+async def take_receipts(
+    request: web.Request, kind: str | None = None, laptop: str | None = None
+) -> web.Response:
+    """The request's receipts (one, or an array) taken and each answered; only of type ``kind``
+    and by ``laptop`` when given (a field laptop's connection, kitd.api.network)."""
     kit = request.app[KIT_KEY]
     try:
         body = await json_body(request)
@@ -61,8 +68,9 @@ async def post_receipts(request: web.Request) -> web.Response:
             413, "too_large", f"receipts: {len(documents)} in one request, at most {MAX_RECEIPTS}"
         )
     try:
-        actor = request[CALLER].nip or SYSTEM
-        results = await kit.in_database(kit.outbox.take_receipts, kit.database, documents, None, actor)
+        results = await kit.in_database(
+            kit.outbox.take_receipts, kit.database, documents, None, request[CALLER].actor, kind, laptop
+        )
     except OutboxError as exc:
         return error_response(503, "cannot_record", str(exc))
     counts = {

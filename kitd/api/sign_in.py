@@ -78,16 +78,29 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/audit/entries"): frozenset({"supervisor"}),
     ("GET", "/api/v1/audit/proof/inclusion"): frozenset({"supervisor"}),
     ("GET", "/api/v1/audit/proof/consistency"): frozenset({"supervisor"}),
+    # A pairing window lets a laptop in: supervisors, and technicians (kitctl on the socket).
+    ("POST", "/api/v1/pairing"): frozenset({"supervisor", "technician"}),
+    ("GET", "/api/v1/pairing"): frozenset({"supervisor", "technician"}),
+    ("DELETE", "/api/v1/pairing"): frozenset({"supervisor", "technician"}),
 }
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: a role, and the officer and token when signed in over TCP."""
+    """Who is asking: a role, and the officer and token when signed in over TCP; or a paired
+    field laptop on the network API (role ``laptop``, its name)."""
 
     role: str
     nip: str | None = None
     token: str | None = None
+    laptop: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who acts, for the audit log: the officer's NIP, ``laptop:NAME``, or ``system``."""
+        if self.nip:
+            return self.nip
+        return f"laptop:{self.laptop}" if self.laptop else SYSTEM
 
 
 CALLER = web.RequestKey("caller", Caller)

@@ -15,12 +15,12 @@ import argparse
 import sys
 
 from kitd import __version__
-from kitd.cli import audit, bundles, capture, devices, keys, officers, orders, outbox, quality
+from kitd.cli import audit, bundles, capture, devices, keys, laptops, officers, orders, outbox, quality
 from kitd.errors import ConfigError
 from kitd.store.database import DatabaseError
 
 # Command-group modules, in the order their help is shown.
-COMMAND_GROUPS = (devices, capture, quality, officers, orders, keys, bundles, outbox, audit)
+COMMAND_GROUPS = (devices, capture, quality, officers, orders, keys, bundles, outbox, laptops, audit)
 
 
 class _ArgumentParser(argparse.ArgumentParser):

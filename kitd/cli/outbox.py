@@ -1,11 +1,10 @@
 """kitctl outbox and kitctl receipts: the sealed bundles waiting on the kit, and receipts.
 
 ``kitctl outbox list [--state S] [--json]`` and ``kitctl outbox show ID [--json]`` read the
-outbox's rows and summary; ``kitctl receipts trust-laptop NAME CERT``, ``revoke-laptop NAME``
-and ``laptops`` manage the laptops whose receipts the kit takes (until pairing, a later
-issue, does it), and ``kitctl receipts take FILE...`` applies receipts brought on a stick
-(each file one receipt or a JSON array), reporting each as the API does. Works on the
-database in data_dir directly, whether or not the daemon runs (SQLite takes turns).
+outbox's rows and summary; ``kitctl receipts take FILE...`` applies receipts brought on a
+stick (each file one receipt or a JSON array), reporting each as the API does. Works on the
+database in data_dir directly, whether or not the daemon runs (SQLite takes turns). Whose
+receipts the kit takes is pairing's (kitctl laptops).
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from cryptography import x509
 
 from kitd.cli.options import add_config_option, config_from_args
 from kitd.services.outbox import BundleNotFound, Outbox, OutboxError, kit_outbox
@@ -42,15 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         add_config_option(child)
     outbox.set_defaults(func=run_outbox)
 
-    receipts = subparsers.add_parser("receipts", help="laptops whose receipts the kit takes; take receipts")
+    receipts = subparsers.add_parser("receipts", help="take receipts brought on a stick")
     sub = receipts.add_subparsers(dest="action", required=True, parser_class=type(receipts))
-    trust = sub.add_parser("trust-laptop", help="take receipts signed with this laptop's certificate")
-    trust.add_argument("name", help="the laptop's name, as its receipts say ('by')")
-    trust.add_argument("certificate", type=Path, help="the laptop's signing certificate (PEM)")
-    revoke = sub.add_parser("revoke-laptop", help="refuse this laptop's receipts from now on")
-    revoke.add_argument("name")
-    laptops = sub.add_parser("laptops", help="the laptops the kit knows, trusted or revoked")
-    laptops.add_argument("--json", action="store_true")
     take = sub.add_parser("take", help="apply receipt files (each one receipt or a JSON array)")
     take.add_argument("files", nargs="+", type=Path)
     take.add_argument("--json", action="store_true")
@@ -142,51 +132,18 @@ def _read_receipts(path: Path) -> list[Any]:
     return document if isinstance(document, list) else [document]
 
 
-def _certificate(path: Path) -> x509.Certificate:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LaptopError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        return x509.load_pem_x509_certificate(data)
-    except ValueError:
-        raise LaptopError(f"{path}: not a PEM certificate") from None
-
-
 def run_receipts(args: argparse.Namespace) -> int:
     with _kit_outbox(args) as (conn, outbox):
         try:
-            if args.action == "trust-laptop":
-                trusted = outbox.trust_laptop(conn, args.name, _certificate(args.certificate))
-                print(
-                    f"trusted laptop {trusted['name']}: {trusted['subject']}, "
-                    f"SHA-256 {trusted['fingerprint']}"
-                )
-            elif args.action == "revoke-laptop":
-                outbox.revoke_laptop(conn, args.name)
-                print(f"revoked laptop {args.name}: its receipts are refused from now on")
-            elif args.action == "laptops":
-                known = [
-                    {k: v for k, v in row.items() if k != "certificate"} for row in outbox.laptop_rows(conn)
-                ]
-                if args.json:
-                    print(json.dumps(known, indent=2))
-                for row in [] if args.json else known:
-                    state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "trusted"
-                    print(
-                        f"{row['name']:20s}  {state:30s}  since {row['trusted_at']}  "
-                        f"SHA-256 {row['fingerprint']}"
-                    )
-            else:
-                documents = [d for path in args.files for d in _read_receipts(path)]
-                results = outbox.take_receipts(conn, documents)
-                if args.json:
-                    print(json.dumps(results, indent=2))
-                for r in [] if args.json else results:
-                    why = f": {r['reason']}" if r["result"] == "refused" else f" (now {r['state']})"
-                    print(f"receipt {r['index']} for bundle {r.get('bundle_id')}: {r['result']}{why}")
-                if documents and all(r["result"] == "refused" for r in results):
-                    return 1
+            documents = [d for path in args.files for d in _read_receipts(path)]
+            results = outbox.take_receipts(conn, documents)
+            if args.json:
+                print(json.dumps(results, indent=2))
+            for r in [] if args.json else results:
+                why = f": {r['reason']}" if r["result"] == "refused" else f" (now {r['state']})"
+                print(f"receipt {r['index']} for bundle {r.get('bundle_id')}: {r['result']}{why}")
+            if documents and all(r["result"] == "refused" for r in results):
+                return 1
         except (LaptopError, OutboxError) as exc:
             print(f"kitctl receipts {args.action}: {exc}", file=sys.stderr)
             return 1

@@ -218,6 +218,7 @@ function openEvents() {
     for (const type of ['assessment', 'ink', 'end'])
       S.events.addEventListener(type, (e) => onLiveEvent(type, e));
     S.events.addEventListener('panel', onPanelEvent);
+    S.events.addEventListener('order_withdrawn', onOrderWithdrawn);
   } catch {
     S.events = null;
   }
@@ -876,7 +877,8 @@ function setVisit(v) {
   // feedback are patched in place (they change with every frame).
   const items = (x) =>
     (x?.items || []).map((i) => [i.item, i.status, i.exception?.reason, i.status === 'capturing' ? null : i.score]);
-  const key = (x) => JSON.stringify([x?.state, x?.current, items(x), x?.bundle, x?.outcome, x?.resumed]);
+  const key = (x) =>
+    JSON.stringify([x?.state, x?.current, items(x), x?.bundle, x?.outcome, x?.resumed, x?.order_withdrawn]);
   if (key(before) !== key(v) || S.screen !== 'visit') show('visit');
   else fillLive();
 }
@@ -889,6 +891,13 @@ function onVisitEvent(e) {
     return;
   }
   if (S.visit && data.visit === S.visit.id) reloadVisit();
+}
+
+// A withdrawn order leaves the day's list at once; its running visit, if any, learns of it
+// by its own visit event (and shows it: withdrawnNote).
+function onOrderWithdrawn() {
+  refresh();
+  if (S.screen === 'orders' && !S.start?.busy) openOrders();
 }
 
 // The kit's Skip button asks for the item's exception reasons: the screen opens them (the
@@ -1247,6 +1256,7 @@ function visitScreen() {
     head,
     el('div', { id: 'vdev' }),
     S.visitError && el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'visit-error' }, S.visitError),
+    withdrawnNote(v),
     resumedNote(v),
     body(v),
   );
@@ -1271,6 +1281,18 @@ function visitScreen() {
 
 function reviewOrCapture(v) {
   return v.items.every((i) => ['captured', 'forced', 'excepted'].includes(i.status)) ? reviewView(v) : captureView(v);
+}
+
+// The office withdrew the order while the visit runs (a field laptop's withdrawal): said at
+// once, in words; the officer may still finish, and the office decides.
+function withdrawnNote(v) {
+  if (!v.order_withdrawn || !OPEN.includes(v.state)) return null;
+  return el(
+    'p',
+    { class: 'msg warn', role: 'alert', 'data-testid': 'order-withdrawn' },
+    icon('⚠'),
+    t('visit.order_withdrawn'),
+  );
 }
 
 // After a restart: which items must be taken again, and why.

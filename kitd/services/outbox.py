@@ -111,6 +111,16 @@ def _short(value: Any) -> Any:
     return repr(value)[:128]
 
 
+def _refuse_unexpected(statement: dict[str, Any], kind: str | None, laptop: str | None) -> None:
+    """ReceiptRefused for a receipt of another type than ``kind``, or by another than ``laptop``."""
+    if kind is not None and statement.get("type") != kind:
+        raise ReceiptRefused(f"is of type {_short(statement.get('type'))!r}: only {kind} is taken here")
+    if laptop is not None and statement.get("by") != laptop:
+        raise ReceiptRefused(
+            f"says it is by {_short(statement.get('by'))!r}, but it came from laptop '{laptop}'"
+        )
+
+
 def public_row(row: dict[str, Any]) -> dict[str, Any]:
     """A bundle's row as the API and kitctl show it (receipts as objects, no visit record)."""
     shown = {k: v for k, v in row.items() if k != "visit_record"}
@@ -355,10 +365,13 @@ class Outbox:
         documents: Sequence[Any],
         now: dt.datetime | None = None,
         actor: str = SYSTEM,
+        kind: str | None = None,
+        laptop: str | None = None,
     ) -> list[dict[str, Any]]:
         """Each receipt checked and applied: ``accepted`` (the bundle moved on), ``duplicate``
-        (it had already; nothing changes) or ``refused`` with its reason. OutboxError: the
-        database could not record one (the ones before it stand)."""
+        (it had already; nothing changes) or ``refused`` with its reason. Only receipts of type
+        ``kind``, and by ``laptop``, when given (what a laptop's connection may bring).
+        OutboxError: the database could not record one (the ones before it stand)."""
         now = now or _now()
         laptops = self.known_laptops(conn)
         central = self.central_certificate()
@@ -370,6 +383,8 @@ class Outbox:
                 result.update(bundle_id=statement.get("bundle_id"), type=statement.get("type"))
             try:
                 try:
+                    if isinstance(statement, dict):
+                        _refuse_unexpected(statement, kind, laptop)
                     receipt = check_receipt(document, laptops, central, now)
                     result.update(self._apply(conn, receipt, now, actor))
                 except ReceiptRefused as exc:

@@ -132,6 +132,9 @@ class Visit:
     resumed: bool = False
     # The sealed bundle a finished visit became: {"id", "size", "sealed_at"}.
     bundle: dict[str, Any] | None = None
+    # The office withdrew the visit's order while it ran: the screen says so; the visit may
+    # still finish (the office decides what to do with its bundle).
+    order_withdrawn: bool = False
     clock: Callable[[], dt.datetime] = field(default=utc_now, repr=False, compare=False)
 
     # --- building, saving, resuming ---------------------------------------------------

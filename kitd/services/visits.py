@@ -32,6 +32,7 @@ from kitd.services.slots import DeviceSlot
 from kitd.services.visit_machine import Visit, WrongState, item_kind
 from kitd.store.audit import SYSTEM, AuditEntry
 from kitd.store.visits import active_visits, end_visit, load_visit, pending_order, save_visit
+from kitd.store.work_orders import withdraw_order
 
 T = TypeVar("T")
 
@@ -311,7 +312,9 @@ class VisitDesk:
                     raise OfficerCannotSign(f"the visit cannot be signed: {exc}") from None
                 officer_signs = False  # the manifest says so, and the office sees it
                 log.warning("visit %s sealed without the officer's signature: %s", finished.id, exc)
-            order = await self.kit.in_database(pending_order, self.kit.database, finished.order_id)
+            order = await self.kit.in_database(
+                pending_order, self.kit.database, finished.order_id, finished.order_withdrawn
+            )
             devices = [slot.describe() for slot in self.kit.slots.values()]
             now = self._clock() if self._clock else None
             sealed = await asyncio.get_running_loop().run_in_executor(
@@ -382,6 +385,42 @@ class VisitDesk:
                 self._stop_session(active, item)
             await self._saved(visit, "ending", actor=actor)
             return visit
+
+    async def withdraw_order(self, order_id: str, actor: str = SYSTEM) -> dict[str, Any]:
+        """The office takes order ``order_id`` back (kitd.store.work_orders.withdraw_order). If
+        its visit is running, the visit is flagged ``order_withdrawn`` (saved with the order's
+        change, announced: the screen shows it) and may still finish. An ``order_withdrawn``
+        event either way. UnknownOrder, OrderConflict (its visit ended) from the store."""
+        async with self._lock:
+            active = self._active if self._active and self._active.visit.order_id == order_id else None
+            flagged = None
+            if active is not None and not active.visit.order_withdrawn:
+                flagged = self._from_json(active.visit.to_json())
+                flagged.order_withdrawn = True
+            answer = await self.kit.in_database(
+                withdraw_order,
+                self.kit.database,
+                order_id,
+                actor,
+                None if flagged is None else flagged.to_json(),
+            )
+            visit_id = None
+            if active is not None:
+                visit_id = active.visit.id
+                if flagged is not None:
+                    active.visit.order_withdrawn = True
+                    self._announce(active.visit, "order_withdrawn")
+                    log.warning(
+                        "order %s was withdrawn while its visit %s runs: the visit may still finish",
+                        order_id,
+                        visit_id,
+                        extra={"visit": visit_id, "order": order_id},
+                    )
+            self.kit.events.publish(
+                "order_withdrawn",
+                {"order_id": order_id, "visit": visit_id, "visit_running": answer["visit_running"]},
+            )
+            return answer
 
     # --- sessions ------------------------------------------------------------------------
 

@@ -131,6 +131,24 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE officers ADD COLUMN language TEXT NOT NULL DEFAULT 'id' CHECK (language IN ('id', 'en'));
     """,
+    # 6: paired laptops (issue 29): a laptop paired with the kit's code has its TLS client
+    # certificate here beside its receipts certificate (certificate, fingerprint); a laptop
+    # trusted for receipts only (before pairing existed) has none. last_sync_at: its last
+    # listing of the outbox.
+    """
+    ALTER TABLE laptops ADD COLUMN tls_certificate TEXT;
+    ALTER TABLE laptops ADD COLUMN tls_fingerprint TEXT;
+    ALTER TABLE laptops ADD COLUMN paired_at TEXT;
+    ALTER TABLE laptops ADD COLUMN last_sync_at TEXT;
+    CREATE UNIQUE INDEX laptops_one_tls_certificate ON laptops (tls_fingerprint)
+        WHERE tls_fingerprint IS NOT NULL;
+    """,
+    # 7: orders a laptop replaces or withdraws (issue 29). A withdrawn order is closed (its
+    # personal fields erased) at once, or, while its visit runs, when that visit ends.
+    """
+    ALTER TABLE work_orders ADD COLUMN updated_at TEXT;
+    ALTER TABLE work_orders ADD COLUMN withdrawn_at TEXT;
+    """,
 )
 
 

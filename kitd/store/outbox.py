@@ -1,8 +1,9 @@
-"""The outbox's rows and the trusted laptops in the kit's database.
+"""The outbox's rows and the laptops the kit knows (paired or trusted) in the kit's database.
 
 Its one job: the SQL of a bundle's life — ``sealing`` (registered before its files are
 written) -> ``sealed`` -> ``offered`` -> ``acknowledged`` -> ``delivered`` -> ``erased`` —
-each change one committed transaction, and of the laptops whose receipts the kit takes.
+each change one committed transaction, and of the laptops: paired with the kit's code (their
+TLS client certificate and receipts certificate), trusted for receipts only, revoked.
 Nothing here touches a file (kitd.services.outbox does, through the kit's I/O layer).
 """
 
@@ -262,6 +263,71 @@ def trust_laptop(
             (name, pem, fingerprint, stamp(now)),
         )
         append_entry(conn, actor, "laptop_trusted", {"laptop": name, "fingerprint": fingerprint})
+
+
+def pairing_problem(conn: sqlite3.Connection, name: str, tls_fp: str, receipt_fp: str) -> str | None:
+    """Why laptop ``name`` with these certificates (SHA-256 hex) cannot be paired, or None: a
+    name is never given twice (not even after its revocation), a certificate is one laptop's."""
+    row = conn.execute("SELECT revoked_at FROM laptops WHERE name = ?", (name,)).fetchone()
+    if row is not None:
+        if row["revoked_at"] is not None:
+            return f"laptop name '{name}' was revoked on {row['revoked_at']}: pair it under a new name"
+        return f"laptop name '{name}' is taken: revoke it first, or pair under another name"
+    for column, fingerprint in (("tls_fingerprint", tls_fp), ("fingerprint", receipt_fp)):
+        other = conn.execute(f"SELECT name FROM laptops WHERE {column} = ?", (fingerprint,)).fetchone()
+        if other is not None:
+            return f"this certificate is laptop '{other['name']}''s: one key, one name"
+    return None
+
+
+def pair_laptop(
+    conn: sqlite3.Connection,
+    name: str,
+    tls_pem: str,
+    tls_fp: str,
+    receipt_pem: str,
+    receipt_fp: str,
+    now: dt.datetime,
+    actor: str = SYSTEM,
+) -> None:
+    """Record a laptop paired with the kit's code: its TLS client certificate (the network API
+    admits it) and its receipts certificate, audited ``laptop_paired``. LaptopError when the
+    name or a certificate is taken (:func:`pairing_problem`)."""
+    with transaction(conn):
+        problem = pairing_problem(conn, name, tls_fp, receipt_fp)
+        if problem is not None:
+            raise LaptopError(problem)
+        conn.execute(
+            "INSERT INTO laptops (name, certificate, fingerprint, trusted_at, tls_certificate, "
+            "tls_fingerprint, paired_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, receipt_pem, receipt_fp, stamp(now), tls_pem, tls_fp, stamp(now)),
+        )
+        append_entry(
+            conn,
+            actor,
+            "laptop_paired",
+            {"laptop": name, "tls_fingerprint": tls_fp, "receipt_fingerprint": receipt_fp},
+        )
+
+
+def laptop_by_tls_fingerprint(conn: sqlite3.Connection, fp_hex: str) -> dict[str, Any] | None:
+    """The laptop whose TLS client certificate has this SHA-256 (hex), revoked or not."""
+    row = conn.execute("SELECT * FROM laptops WHERE tls_fingerprint = ?", (fp_hex.lower(),)).fetchone()
+    return None if row is None else dict(row)
+
+
+def paired_tls_certificates(conn: sqlite3.Connection) -> list[str]:
+    """The TLS client certificates (PEM) of the paired laptops not revoked."""
+    rows = conn.execute(
+        "SELECT tls_certificate FROM laptops WHERE tls_certificate IS NOT NULL AND revoked_at IS NULL "
+        "ORDER BY name"
+    ).fetchall()
+    return [r["tls_certificate"] for r in rows]
+
+
+def touch_laptop(conn: sqlite3.Connection, name: str, now: dt.datetime) -> None:
+    """Laptop ``name`` synced now (it listed the outbox)."""
+    conn.execute("UPDATE laptops SET last_sync_at = ? WHERE name = ?", (stamp(now), name))
 
 
 def revoke_laptop(conn: sqlite3.Connection, name: str, now: dt.datetime, actor: str = SYSTEM) -> None:

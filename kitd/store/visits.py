@@ -3,7 +3,8 @@
 Its one job: keep each visit's record (its state machine as JSON, never a capture) so
 that a restart finds the active visit again, and close the order when its visit ends:
 erase the order's personal fields, keeping only its id, outcome and times, or, for a
-rescheduled visit, put the new appointment on the order and keep it pending.
+rescheduled visit, put the new appointment on the order and keep it pending; list the
+visits' ends (outcomes) since a cursor, for a field laptop.
 """
 
 from __future__ import annotations
@@ -24,11 +25,16 @@ class OrderNotPending(KitError):
     """The order is unknown, or already done (names it)."""
 
 
-def pending_order(conn: sqlite3.Connection, order_id: str) -> dict[str, Any]:
-    """The order as imported, while it is pending."""
-    row = conn.execute("SELECT status, content FROM work_orders WHERE order_id = ?", (order_id,)).fetchone()
+def pending_order(conn: sqlite3.Connection, order_id: str, withdrawn_too: bool = False) -> dict[str, Any]:
+    """The order as imported (or replaced), while it is pending; ``withdrawn_too``: also one the
+    office withdrew while its visit runs (that visit may still be sealed)."""
+    row = conn.execute(
+        "SELECT status, content, withdrawn_at FROM work_orders WHERE order_id = ?", (order_id,)
+    ).fetchone()
     if row is None:
         raise OrderNotPending(f"no work order '{order_id}'")
+    if row["withdrawn_at"] is not None and not withdrawn_too:
+        raise OrderNotPending(f"work order '{order_id}' was withdrawn by the office on {row['withdrawn_at']}")
     if row["status"] != "pending" or row["content"] is None:
         raise OrderNotPending(f"work order '{order_id}' is {row['status']}, not pending")
     return json.loads(row["content"])
@@ -96,8 +102,9 @@ def close_order(
 ) -> None:
     """The order's visit ended with ``outcome`` (``finished`` or an outcome code), committed.
 
-    Rescheduled: the order stays pending with the new appointment. Otherwise its personal
-    fields are erased: only the order id, the outcome and the times stay.
+    Rescheduled: the order stays pending with the new appointment, unless the office withdrew
+    it meanwhile. Otherwise its personal fields are erased: only the order id, the outcome and
+    the times stay.
     """
     with transaction(conn):
         close_order_in(conn, order_id, outcome, reschedule, now)
@@ -112,7 +119,10 @@ def close_order_in(
 ) -> None:
     """:func:`close_order` inside the caller's transaction."""
     stamp = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
-    if outcome == "rescheduled":
+    withdrawn = conn.execute(
+        "SELECT 1 FROM work_orders WHERE order_id = ? AND withdrawn_at IS NOT NULL", (order_id,)
+    ).fetchone()
+    if outcome == "rescheduled" and withdrawn is None:
         if reschedule is None:
             raise ValueError("a rescheduled order needs its new appointment")
         order = pending_order(conn, order_id)
@@ -133,3 +143,39 @@ def close_order_in(
             "outcome = ?, ended_at = ? WHERE order_id = ?",
             (outcome, stamp, order_id),
         )
+
+
+# The audit entries that record a visit's end (kitd.store.outbox.complete_sealing for a
+# finished one, kitd.services.visits for an outcome). Their sequence numbers are the cursor
+# of the outcomes a laptop follows: written in the transaction that ends the visit, in commit
+# order, never changed; and the kit already keeps them.
+VISIT_END_ACTIONS: tuple[str, ...] = ("visit_finished", "visit_ended")
+
+
+def outcomes_since(conn: sqlite3.Connection, after: int, limit: int) -> list[dict[str, Any]]:
+    """The visits that ended after cursor ``after`` (at most ``limit``, oldest first): each
+    ``{"cursor", "order_id", "visit_id", "outcome", "ended_at", "reschedule"}``; ``finished``
+    for a sealed visit, else the outcome given (``reschedule``: its new appointment)."""
+    marks = ", ".join("?" * len(VISIT_END_ACTIONS))
+    # The ids come from the visit's own row: the audit log masks anything shaped like a NIK.
+    rows = conn.execute(
+        "SELECT a.seq, v.id, v.order_id, v.record FROM audit_entries AS a "
+        "JOIN visits AS v ON v.id = json_extract(a.details, '$.visit') "
+        f"WHERE a.action IN ({marks}) AND a.seq > ? ORDER BY a.seq LIMIT ?",
+        (*VISIT_END_ACTIONS, after, limit),
+    ).fetchall()
+    outcomes = []
+    for row in rows:
+        record = json.loads(row["record"])
+        given = record.get("outcome") or {}
+        outcomes.append(
+            {
+                "cursor": int(row["seq"]),
+                "order_id": row["order_id"],
+                "visit_id": row["id"],
+                "outcome": "finished" if record["state"] == "finished" else given.get("code"),
+                "ended_at": record["updated_at"],
+                "reschedule": given.get("reschedule"),
+            }
+        )
+    return outcomes

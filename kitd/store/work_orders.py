@@ -3,8 +3,9 @@
 Its one job: read orders (a JSON array, or CSV whose header names nested fields with
 dots: ``address.rt``), check each against ``work_order.schema.json`` and the rules of
 Indonesian identity numbers, store the good ones in the kit's database and report
-the bad ones by row and reason; list the pending ones for a day. A row is numbered
-from 1 in the order the file gives them (a CSV's header is not a row).
+the bad ones by row and reason; list the pending ones for a day, and every one with its
+status for a field laptop, which may also replace a pending order or withdraw it. A row is
+numbered from 1 in the order the file gives them (a CSV's header is not a row).
 
 Orders hold personal data in the clear: only pending ones keep it (a later issue
 erases an order's personal fields when its visit ends).
@@ -30,6 +31,8 @@ from kitd.ansi_nist_text import text_problem
 from kitd.errors import KitError
 from kitd.identity_numbers import kk_problems, nik_problems
 from kitd.store.audit import SYSTEM, append_entry
+from kitd.store.database import transaction
+from kitd.store.visits import ACTIVE_STATES, save_visit
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 10_000
@@ -37,6 +40,23 @@ MAX_ROWS = 10_000
 
 class OrdersRefused(KitError):
     """A whole file refused (too big, too many rows, not JSON or CSV): says why."""
+
+
+class UnknownOrder(KitError):
+    """No work order with that id (404)."""
+
+
+class OrderConflict(KitError):
+    """The order cannot be changed now (409); ``code`` says why: ``order_closed`` (its visit
+    ended), ``order_withdrawn``, ``visit_running``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# What a laptop may ask for in the list of every order, and how each is named there.
+ORDER_STATUSES: tuple[str, ...] = ("pending", "closed", "withdrawn")
 
 
 @lru_cache(maxsize=1)
@@ -343,7 +363,7 @@ def _store_one(
     """Insert a good row, or count it unchanged; the errors if its id is taken."""
     content = _canonical(row.order)
     kept = conn.execute(
-        "SELECT status, content, outcome FROM work_orders WHERE order_id = ?", (row.order_id,)
+        "SELECT status, content, outcome, withdrawn_at FROM work_orders WHERE order_id = ?", (row.order_id,)
     ).fetchone()
     if kept is None:
         conn.execute(
@@ -355,7 +375,9 @@ def _store_one(
     if kept["content"] == content:
         report.unchanged += 1
         return []
-    if kept["status"] == "done":
+    if kept["withdrawn_at"] is not None:
+        message = f"order {row.order_id} was withdrawn by the office: a new visit needs a new order_id"
+    elif kept["status"] == "done":
         message = (
             f"order {row.order_id} is done (outcome {kept['outcome']}): a new visit needs a new order_id"
         )
@@ -380,7 +402,8 @@ def pending_orders(conn: sqlite3.Connection, day: dt.date, timezone: str) -> lis
     then the rest by appointment (orders without one last)."""
     zone = ZoneInfo(timezone)
     rows = conn.execute(
-        "SELECT order_id, content, appointment_start FROM work_orders WHERE status = 'pending'"
+        "SELECT order_id, content, appointment_start FROM work_orders "
+        "WHERE status = 'pending' AND withdrawn_at IS NULL"
     ).fetchall()
 
     def sort_key(row: sqlite3.Row) -> tuple[int, str, str]:
@@ -391,3 +414,130 @@ def pending_orders(conn: sqlite3.Connection, day: dt.date, timezone: str) -> lis
         return (0 if local_day == day else 1, start, row["order_id"])
 
     return [json.loads(r["content"]) for r in sorted(rows, key=sort_key)]
+
+
+# --- the laptop's view: every order, replaced, withdrawn --------------------------------
+
+
+def _status(row: sqlite3.Row) -> str:
+    if row["withdrawn_at"] is not None:
+        return "withdrawn"
+    return "pending" if row["status"] == "pending" else "closed"
+
+
+def all_orders(conn: sqlite3.Connection, status: str | None = None) -> list[dict[str, Any]]:
+    """Every order the kit holds, oldest import first, with its status (``pending``, ``closed``:
+    its visit ended, ``withdrawn``), the last visit's outcome and its times; the order itself
+    (personal data) only while it is pending."""
+    rows = conn.execute(
+        "SELECT order_id, status, content, outcome, imported_at, updated_at, ended_at, withdrawn_at "
+        "FROM work_orders ORDER BY imported_at, order_id"
+    ).fetchall()
+    listed = []
+    for row in rows:
+        shown = _status(row)
+        if status is not None and shown != status:
+            continue
+        listed.append(
+            {
+                "order_id": row["order_id"],
+                "status": shown,
+                "outcome": row["outcome"],
+                "imported_at": row["imported_at"],
+                "updated_at": row["updated_at"],
+                "ended_at": row["ended_at"],
+                "withdrawn_at": row["withdrawn_at"],
+                "order": json.loads(row["content"]) if shown == "pending" and row["content"] else None,
+            }
+        )
+    return listed
+
+
+def _visit_running(conn: sqlite3.Connection, order_id: str) -> str | None:
+    """The id of the order's visit that has not ended, if one has not."""
+    marks = ", ".join("?" * len(ACTIVE_STATES))
+    row = conn.execute(
+        f"SELECT id FROM visits WHERE order_id = ? AND state IN ({marks}) ORDER BY started_at DESC",
+        (order_id, *ACTIVE_STATES),
+    ).fetchone()
+    return None if row is None else str(row["id"])
+
+
+def _order_row(conn: sqlite3.Connection, order_id: str) -> sqlite3.Row:
+    row = conn.execute(
+        "SELECT status, content, outcome, withdrawn_at FROM work_orders WHERE order_id = ?", (order_id,)
+    ).fetchone()
+    if row is None:
+        raise UnknownOrder(f"no work order '{order_id}'")
+    return row
+
+
+def replace_order(conn: sqlite3.Connection, row: CheckedRow, actor: str = SYSTEM) -> bool:
+    """Put ``row`` (checked, without errors) in place of the pending order with its id, audited
+    ``order_replaced``; whether it changed anything. UnknownOrder; OrderConflict when the order
+    is closed or withdrawn, or its visit is running (the officer has it in hand)."""
+    order_id = str(row.order_id)
+    with transaction(conn):
+        kept = _order_row(conn, order_id)
+        if kept["withdrawn_at"] is not None:
+            raise OrderConflict(
+                "order_withdrawn", f"order {order_id} was withdrawn on {kept['withdrawn_at']}"
+            )
+        if kept["status"] != "pending":
+            raise OrderConflict(
+                "order_closed", f"order {order_id} is closed (its visit ended: {kept['outcome']})"
+            )
+        visit = _visit_running(conn, order_id)
+        if visit is not None:
+            raise OrderConflict(
+                "visit_running",
+                f"order {order_id} is being visited now (visit {visit}): withdraw it, or change it after",
+            )
+        content = _canonical(row.order)
+        if content == kept["content"]:
+            return False
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        conn.execute(
+            "UPDATE work_orders SET content = ?, appointment_start = ?, updated_at = ? WHERE order_id = ?",
+            (content, _utc_start(row.order), now, order_id),
+        )
+        append_entry(conn, actor, "order_replaced", {"order": order_id})
+    return True
+
+
+def withdraw_order(
+    conn: sqlite3.Connection,
+    order_id: str,
+    actor: str = SYSTEM,
+    visit_record: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The office takes the order back, audited ``order_withdrawn``: with no visit running it is
+    closed at once (personal fields erased); while its visit runs (``visit_record``: that visit
+    flagged, saved in the same transaction) it stays for that visit, which may still be sealed,
+    and closes when it ends. Withdrawing again changes nothing. UnknownOrder; OrderConflict
+    when its visit has ended already."""
+    stamp = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    with transaction(conn):
+        kept = _order_row(conn, order_id)
+        running = _visit_running(conn, order_id)
+        if visit_record is not None:
+            running = str(visit_record["id"])
+        if kept["withdrawn_at"] is None:
+            if kept["status"] != "pending":
+                raise OrderConflict(
+                    "order_closed",
+                    f"order {order_id} is closed (its visit ended: {kept['outcome']}): nothing to withdraw",
+                )
+            if running is None:
+                conn.execute(
+                    "UPDATE work_orders SET status = 'done', content = NULL, appointment_start = NULL, "
+                    "withdrawn_at = ?, ended_at = ? WHERE order_id = ?",
+                    (stamp, stamp, order_id),
+                )
+            else:
+                conn.execute("UPDATE work_orders SET withdrawn_at = ? WHERE order_id = ?", (stamp, order_id))
+            if visit_record is not None:
+                save_visit(conn, visit_record)
+            append_entry(conn, actor, "order_withdrawn", {"order": order_id, "visit": running})
+    return {"order_id": order_id, "status": "withdrawn", "visit_running": running is not None}

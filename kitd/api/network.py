@@ -1,0 +1,336 @@
+"""The network API for paired field laptops: who is connecting, and what a laptop may ask.
+
+Its one job: the aiohttp app served on ``network.port`` behind the kit's mutual TLS
+(kit.network_trust: only paired laptops' certificates finish a handshake). The
+:func:`require_paired_laptop` middleware looks up every request's client certificate in the
+kit's database, so that a laptop revoked by kitctl (another process) is refused at its next
+request (403 ``laptop_revoked``; 403 ``not_paired`` for a certificate the kit does not know),
+and names the laptop for the handlers (the audit log's actor ``laptop:NAME``). The routes:
+status and devices (the local API's handlers), work orders (push as the local import does,
+the list of every order, replace, withdraw), the visits' outcomes since a cursor, the
+outbox's bundles (listed with their kit-signed statements, downloaded with HTTP Range) and
+receipts (a laptop's own, the central office's). Documented in kitd.api.network_openapi.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from aiohttp import web
+
+from kitd.api.network_openapi import DEFAULT_OUTCOMES, MAX_OUTCOMES, network_openapi_document
+from kitd.api.orders import post_orders
+from kitd.api.outbox import take_receipts
+from kitd.api.requests import KIT_KEY, NO_BODY, RequestRefused, bad_request, error_response, json_body
+from kitd.api.routes import get_devices, get_status, json_errors
+from kitd.api.sign_in import CALLER, Caller
+from kitd.crypto.bundle import bundle_paths
+from kitd.kit import Kit
+from kitd.store.outbox import KEPT, bundle_row, laptop_by_tls_fingerprint, touch_laptop
+from kitd.store.visits import outcomes_since
+from kitd.store.work_orders import (
+    ORDER_STATUSES,
+    OrderConflict,
+    UnknownOrder,
+    all_orders,
+    check_rows,
+    replace_order,
+)
+
+log = logging.getLogger("kitd.network")
+
+MAX_CURSOR = 2**62  # an audit sequence number; SQLite's integers end at 2**63
+DOWNLOAD_CHUNK = 256 * 1024
+# One range of bytes (RFC 9110, 14.1.2): first-last, first- (to the end), -suffix.
+BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII | re.IGNORECASE)
+
+
+def _peer_fingerprint(request: web.Request) -> str | None:
+    """SHA-256 (hex) of the client certificate this connection's handshake verified."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return hashlib.sha256(der).hexdigest() if der else None
+
+
+@web.middleware
+async def require_paired_laptop(request: web.Request, handler: Any) -> web.StreamResponse:
+    kit = request.app[KIT_KEY]
+    fingerprint = _peer_fingerprint(request)
+    laptop = None
+    if fingerprint is not None:
+        laptop = await kit.in_database(laptop_by_tls_fingerprint, kit.database, fingerprint)
+    if laptop is None:
+        log.warning(
+            "network request %s %s refused: certificate %s is not a paired laptop's",
+            request.method, request.path, fingerprint, extra={"tls_fingerprint": fingerprint},
+        )  # fmt: skip
+        return error_response(
+            403, "not_paired", "this laptop's certificate is not paired with this kit: pair it first"
+        )
+    if laptop["revoked_at"] is not None:
+        log.warning(
+            "network request %s %s refused: laptop %s is revoked",
+            request.method, request.path, laptop["name"], extra={"laptop": laptop["name"]},
+        )  # fmt: skip
+        return error_response(
+            403,
+            "laptop_revoked",
+            f"laptop '{laptop['name']}' was revoked on {laptop['revoked_at']}: "
+            "pair it again under a new name",
+        )
+    request[CALLER] = Caller("laptop", laptop=laptop["name"])
+    return await handler(request)
+
+
+def _laptop(request: web.Request) -> str:
+    return str(request[CALLER].laptop)
+
+
+async def get_network_openapi(request: web.Request) -> web.Response:
+    return web.json_response(network_openapi_document())
+
+
+# --- work orders ---------------------------------------------------------------------------
+
+
+def _order_error(exc: UnknownOrder | OrderConflict) -> web.Response:
+    if isinstance(exc, UnknownOrder):
+        return error_response(404, "unknown_order", str(exc))
+    return error_response(409, exc.code, str(exc))
+
+
+async def get_all_orders(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    status = request.query.get("status")
+    if status is not None and status not in ORDER_STATUSES:
+        return error_response(
+            400, "bad_request", f"status {status!r} is not one of {', '.join(ORDER_STATUSES)}", "status"
+        )
+    orders = await kit.in_database(all_orders, kit.database, status)
+    return web.json_response({"orders": orders}, headers={"Cache-Control": "no-store"})
+
+
+async def put_order(request: web.Request) -> web.Response:
+    """One order replaced whole: checked as an import checks a row (400 with the row's report)."""
+    kit = request.app[KIT_KEY]
+    order_id = request.match_info["id"]
+    try:
+        body = await json_body(request)
+    except ValueError as exc:
+        return bad_request("order", exc)
+    if body is NO_BODY or not isinstance(body, dict):
+        return error_response(400, "bad_request", "order: the body is one work order, a JSON object")
+    if body.get("order_id") != order_id:
+        return error_response(
+            400,
+            "bad_request",
+            f"order: its order_id {body.get('order_id')!r} is not the order in the path ({order_id!r})",
+            "order_id",
+        )
+    (row,) = await asyncio.get_running_loop().run_in_executor(
+        None, check_rows, [body], kit.config["kit.region_code"]
+    )
+    warnings = [{"row": 1, "order_id": order_id, **w} for w in row.warnings]
+    if row.errors:
+        first = row.errors[0]
+        return web.json_response(
+            {
+                "error": "bad_request",
+                "message": f"order {order_id} refused: {first['field'] or 'the order'} {first['message']}",
+                "field": first["field"],
+                "rejected": [{"row": 1, "order_id": order_id, "errors": row.errors}],
+                "warnings": warnings,
+            },
+            status=400,
+        )
+    try:
+        changed = await kit.in_database(replace_order, kit.database, row, request[CALLER].actor)
+    except (UnknownOrder, OrderConflict) as exc:
+        return _order_error(exc)
+    return web.json_response(
+        {"order_id": order_id, "status": "pending", "changed": changed, "warnings": warnings}
+    )
+
+
+async def delete_order(request: web.Request) -> web.Response:
+    """The office withdraws the order; a visit running on it is flagged and may finish."""
+    kit = request.app[KIT_KEY]
+    try:
+        answer = await kit.visits.withdraw_order(request.match_info["id"], request[CALLER].actor)
+    except (UnknownOrder, OrderConflict) as exc:
+        return _order_error(exc)
+    return web.json_response(answer)
+
+
+def _whole_number(request: web.Request, name: str, default: int, lowest: int, highest: int) -> int:
+    """Query parameter ``name``, a whole number from ``lowest`` to ``highest``; else 400 naming it."""
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or not lowest <= int(text) <= highest:
+        message = f"{name} {text!r} is not a whole number from {lowest} to {highest}"
+        raise RequestRefused(error_response(400, "bad_request", message, name))
+    return int(text)
+
+
+async def get_outcomes(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    after = _whole_number(request, "after", 0, 0, MAX_CURSOR)
+    limit = _whole_number(request, "limit", DEFAULT_OUTCOMES, 1, MAX_OUTCOMES)
+    outcomes = await kit.in_database(outcomes_since, kit.database, after, limit)
+    following = outcomes[-1]["cursor"] if outcomes else after
+    return web.json_response({"outcomes": outcomes, "next": following}, headers={"Cache-Control": "no-store"})
+
+
+# --- bundles -------------------------------------------------------------------------------
+
+
+def _offered(kit: Kit, laptop: str, now: dt.datetime) -> list[dict[str, Any]]:
+    """On the database's thread: every bundle not yet acknowledged, now offered to ``laptop``,
+    with the kit's statement of it; the laptop synced now."""
+    conn = kit.database
+    listed = []
+    for bundle in kit.outbox.offer(conn, laptop, now):
+        _, statement_path = bundle_paths(kit.outbox.directory, bundle["bundle_id"])
+        try:
+            statement = json.loads(statement_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            log.error("bundle %s is not listed: its statement cannot be read (%s)", bundle["bundle_id"], exc)
+            continue
+        listed.append(
+            {
+                "bundle_id": bundle["bundle_id"],
+                "size": bundle["size"],
+                "sha256": bundle["sha256"],
+                "sealed_at": bundle["sealed_at"],
+                "statement": statement,
+            }
+        )
+    touch_laptop(conn, laptop, now)
+    return listed
+
+
+async def get_bundles(request: web.Request) -> web.Response:
+    kit = request.app[KIT_KEY]
+    bundles = await kit.in_database(_offered, kit, _laptop(request), dt.datetime.now(dt.UTC))
+    return web.json_response({"bundles": bundles}, headers={"Cache-Control": "no-store"})
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one range of bytes ``header`` asks of a ``size``-byte file, (first, last) inclusive;
+    None when it is malformed, several, or outside the file (416)."""
+    match = BYTE_RANGE.fullmatch(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first_text, last_text = match.groups()
+    if not first_text:
+        suffix = int(last_text)
+        return (max(0, size - suffix), size - 1) if suffix and size else None
+    first = int(first_text)
+    last = min(int(last_text), size - 1) if last_text else size - 1
+    return (first, last) if first <= last else None
+
+
+def _open_sealed(path: Path, size: int) -> BinaryIO:
+    """The sealed file, open; OSError when it is gone or not the size registered."""
+    source = path.open("rb")
+    length = os.fstat(source.fileno()).st_size
+    if length != size:
+        source.close()
+        raise OSError(f"its file is {length} bytes, {size} when it was sealed")
+    return source
+
+
+def _kept_row(kit: Kit, bundle_id: str) -> dict[str, Any] | None:
+    row = bundle_row(kit.database, bundle_id)
+    return row if row is not None and row["state"] in KEPT else None
+
+
+async def get_bundle_file(request: web.Request) -> web.StreamResponse:
+    """The sealed file, or the range of it asked (206; 416 outside it). Its ETag is its SHA-256,
+    so that a laptop resuming with ``If-Range`` gets the rest only of the same file."""
+    kit = request.app[KIT_KEY]
+    bundle_id = request.match_info["id"]
+    row = await kit.in_database(_kept_row, kit, bundle_id)
+    if row is None:
+        return error_response(404, "unknown_bundle", f"no bundle '{bundle_id}' the kit still keeps")
+    loop = asyncio.get_running_loop()
+    try:
+        source = await loop.run_in_executor(
+            None, _open_sealed, kit.outbox.sealed_file(bundle_id), row["size"]
+        )
+    except OSError as exc:
+        log.error("bundle %s cannot be sent: %s", bundle_id, exc.strerror or exc)
+        return error_response(
+            503, "bundle_unavailable", f"bundle {bundle_id} cannot be read on the kit: {exc.strerror or exc}"
+        )
+    try:
+        size = row["size"]
+        etag = f'"{row["sha256"]}"'
+        headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "no-store"}
+        first, last, status = 0, size - 1, 200
+        asked = request.headers.get("Range")
+        # If-Range names the file the client has part of: another one gets the whole file.
+        if asked is not None and request.headers.get("If-Range", etag) == etag:
+            span = byte_range(asked, size)
+            if span is None:
+                headers["Content-Range"] = f"bytes */{size}"
+                return web.Response(status=416, headers=headers)
+            (first, last), status = span, 206
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_type = "application/octet-stream"
+        response.content_length = last - first + 1
+        await response.prepare(request)
+        await loop.run_in_executor(None, source.seek, first)
+        left = 0 if request.method == "HEAD" else last - first + 1
+        while left > 0:
+            chunk = await loop.run_in_executor(None, source.read, min(DOWNLOAD_CHUNK, left))
+            if not chunk:  # cut short under us: the client sees a short body, never wrong bytes
+                break
+            await response.write(chunk)
+            left -= len(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        source.close()
+
+
+# --- receipts --------------------------------------------------------------------------------
+
+
+async def post_receipts(request: web.Request) -> web.Response:
+    """The laptop's own receipts: a receipt by any other laptop is refused."""
+    return await take_receipts(request, "laptop_receipt", _laptop(request))
+
+
+async def post_central_receipts(request: web.Request) -> web.Response:
+    """The central office's receipts, brought back by the laptop."""
+    return await take_receipts(request, "central_receipt")
+
+
+def make_network_app(kit: Kit) -> web.Application:
+    """The network API's app (served with kit.network_trust.server_context)."""
+    app = web.Application(middlewares=[json_errors, require_paired_laptop])
+    app[KIT_KEY] = kit
+    app.router.add_get("/api/v1/status", get_status)
+    app.router.add_get("/api/v1/devices", get_devices)
+    app.router.add_get("/api/v1/openapi.json", get_network_openapi)
+    app.router.add_post("/api/v1/orders", post_orders)
+    app.router.add_get("/api/v1/orders", get_all_orders)
+    app.router.add_put("/api/v1/orders/{id}", put_order)
+    app.router.add_delete("/api/v1/orders/{id}", delete_order)
+    app.router.add_get("/api/v1/outcomes", get_outcomes)
+    app.router.add_get("/api/v1/bundles", get_bundles)
+    app.router.add_get("/api/v1/bundles/{id}", get_bundle_file)
+    app.router.add_post("/api/v1/receipts", post_receipts)
+    app.router.add_post("/api/v1/central-receipts", post_central_receipts)
+    return app
