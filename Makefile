@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml kitformats/pyproject.toml scripts/install-system-packages
+$(STAMP): pyproject.toml kitformats/pyproject.toml kitsync/pyproject.toml scripts/install-system-packages
 	sh scripts/install-system-packages
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "kitd needs Python 3.11 or newer"'
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ./kitformats -e '.[test]'
+	$(VENV)/bin/pip install --quiet -e ./kitformats -e ./kitsync -e '.[test]'
 	touch $(STAMP)
 
 run: setup

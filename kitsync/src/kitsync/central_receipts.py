@@ -1,0 +1,106 @@
+"""``kit-sync push-receipts [KIT] DIR``: the central office's receipts back to the kit.
+
+Its one job: read every ``*.json`` in DIR (one receipt, or an array of them, per file; the
+kit's ``*.statement.json`` files a pull leaves are not receipts and are passed over), send
+the central receipts to ``POST /api/v1/central-receipts`` and say per file what the kit did
+with each: accepted (the bundle is delivered), duplicate (it was already) or refused, why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kitformats.bundle_statements import STATEMENT_SUFFIX
+from kitformats.receipts import ReceiptRefused, receipt_fields
+
+from kitsync.errors import UsageProblem
+from kitsync.ledger import Ledger
+from kitsync.link import KitLink
+
+BATCH = 500  # the kit's limit per request
+
+
+@dataclass
+class ReceiptFile:
+    """One receipt of a file: where it came from, and what became of it."""
+
+    label: str  # the file's name, with [i] when the file holds an array
+    document: Any
+    bundle_id: str | None = None
+    result: str | None = None  # accepted, duplicate, refused
+    reason: str | None = None
+    state: str | None = None
+
+    def line(self) -> str:
+        bundle = f" (bundle {self.bundle_id})" if self.bundle_id else ""
+        if self.result == "refused":
+            return f"{self.label}{bundle}: refused: {self.reason}"
+        state = f", now {self.state}" if self.state else ""
+        return f"{self.label}{bundle}: {self.result}{state}"
+
+
+def receipt_files(directory: Path) -> list[Path]:
+    """The JSON files of DIR that may hold receipts, by name."""
+    if not directory.is_dir():
+        raise UsageProblem(f"{directory}: no such folder")
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix.lower() == ".json"
+        and not p.name.endswith(STATEMENT_SUFFIX)
+        and not p.name.startswith(".")
+        and p.is_file()
+    )
+
+
+def read_receipts(path: Path) -> list[ReceiptFile]:
+    """Each receipt of one file, those that cannot be a central receipt already refused."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        return [ReceiptFile(path.name, None, result="refused", reason=f"not a JSON file: {exc}")]
+    documents = data if isinstance(data, list) else [data]
+    receipts = []
+    for index, document in enumerate(documents):
+        label = f"{path.name}[{index}]" if isinstance(data, list) else path.name
+        receipt = ReceiptFile(label, document)
+        try:
+            statement = receipt_fields(document)
+            receipt.bundle_id = statement["bundle_id"]
+            if statement["type"] != "central_receipt":
+                raise ReceiptRefused(f"a {statement['type']}, not a central_receipt")
+        except ReceiptRefused as exc:
+            receipt.result, receipt.reason = "refused", str(exc)
+        receipts.append(receipt)
+    return receipts
+
+
+def push_receipts(link: KitLink, directory: Path, ledger: Ledger | None = None) -> list[ReceiptFile]:
+    """Every central receipt in DIR sent; each with the kit's result (or the laptop's refusal)."""
+    receipts = [r for path in receipt_files(directory) for r in read_receipts(path)]
+    to_send = [r for r in receipts if r.result is None]
+    for start in range(0, len(to_send), BATCH):
+        batch = to_send[start : start + BATCH]
+        status, answer = link.call("POST", "/api/v1/central-receipts", [r.document for r in batch])
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if status not in (200, 422) or not isinstance(results, list) or len(results) != len(batch):
+            raise link.refusal("central receipts", status, answer)
+        for receipt, result in zip(batch, results, strict=True):
+            result = result if isinstance(result, dict) else {}
+            receipt.result = str(result.get("result", "refused"))
+            receipt.reason = result.get("reason")
+            receipt.state = result.get("state")
+            if ledger is not None and receipt.result in ("accepted", "duplicate") and receipt.bundle_id:
+                now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+                ledger.record_delivered(receipt.bundle_id, now)
+    return receipts
+
+
+def summary(receipts: list[ReceiptFile]) -> str:
+    counts = {name: sum(r.result == name for r in receipts) for name in ("accepted", "duplicate", "refused")}
+    said = ", ".join(f"{name} {count}" for name, count in counts.items())
+    return f"{len(receipts)} receipts: {said}"

@@ -1,0 +1,212 @@
+"""The ``kit-sync`` command line: pair, push-orders, pull, push-receipts, status.
+
+Its one job: read the command line, find the kit (named, or the only one paired), run the
+command, and end with its exit code: 0 ok, 1 a transfer or check failed, 2 usage, 3 not
+paired or revoked, 4 the kit's certificate does not match the pinned one. Every error is
+one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from kitformats.errors import KitError
+from kitformats.signing import read_certificate
+
+from kitsync.central_receipts import push_receipts, summary
+from kitsync.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SyncError
+from kitsync.laptop_keys import fingerprint, read_signer
+from kitsync.ledger import Ledger, one_at_a_time
+from kitsync.link import TIMEOUT_S, KitLink, client_context
+from kitsync.orders import push_orders, report_lines
+from kitsync.pair import pair
+from kitsync.places import KitFiles, KitRecord, choose_kit, default_data_dir, read_kit_record
+from kitsync.pull import Pull
+from kitsync.status import all_status, status_lines
+
+PROG = "kit-sync"
+try:
+    VERSION = importlib.metadata.version("kitsync")
+except importlib.metadata.PackageNotFoundError:  # run from a copy of the source, not installed
+    VERSION = "(not installed)"
+
+EXIT_CODES = """exit codes:
+  0  ok
+  1  a transfer or a check failed (the kit unreachable, a download cut, a bundle refused)
+  2  usage: a wrong command line, an unknown kit, a missing file
+  3  not paired with the kit, or revoked by it (or the kit refused to pair)
+  4  the kit's certificate is not the one pinned at pairing
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (usage problems exit 2 as argparse's do)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {PROG} --help)\n")
+
+
+def _parser() -> Parser:
+    parser = Parser(
+        prog=PROG,
+        description="The field laptop's link to e-KTP recording kits: pair, push work orders, "
+        "pull sealed bundles, push central receipts.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {VERSION}")
+    common = Parser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the laptop keeps its kits (default: $KIT_SYNC_HOME, else the user's data folder)",
+    )
+    common.add_argument(
+        "--timeout", type=float, default=TIMEOUT_S, metavar="SECONDS", help="network timeout (default 30)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    p = commands.add_parser("pair", parents=[common], help="pair with a kit showing a pairing code")
+    p.add_argument("address", metavar="HOST[:PORT]", help="the kit's address (pairing port 8444 by default)")
+    p.add_argument("code", metavar="CODE", help="the 6-digit code the kit shows")
+    p.add_argument("--name", help="this laptop's name on the kit (default: its host name)")
+
+    p = commands.add_parser("push-orders", parents=[common], help="send a JSON or CSV file of work orders")
+    p.add_argument(
+        "kit", nargs="?", metavar="KIT", help="the kit's id (may be left out when one kit is paired)"
+    )
+    p.add_argument("file", metavar="FILE", type=Path)
+    p.add_argument("--json", action="store_true", help="print the kit's report as JSON")
+
+    p = commands.add_parser("pull", parents=[common], help="fetch new sealed bundles and outcomes")
+    p.add_argument(
+        "kit", nargs="?", metavar="KIT", help="the kit's id (may be left out when one kit is paired)"
+    )
+    p.add_argument("dir", metavar="DIR", type=Path, help="the folder for the bundles (made if missing)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars (default: when stderr is a terminal)",
+    )
+
+    p = commands.add_parser("push-receipts", parents=[common], help="send the central office's receipts")
+    p.add_argument(
+        "kit", nargs="?", metavar="KIT", help="the kit's id (may be left out when one kit is paired)"
+    )
+    p.add_argument("dir", metavar="DIR", type=Path, help="the folder of receipt files (*.json)")
+
+    p = commands.add_parser("status", parents=[common], help="each paired kit: last sync, bundles pending")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    return parser
+
+
+def kit_link(files: KitFiles, record: KitRecord, timeout: float) -> KitLink:
+    """The pinned, mutually authenticated link to a paired kit."""
+    pinned = fingerprint(read_certificate(files.kit_tls_certificate))
+    try:
+        context = client_context(files.laptop_tls_certificate, files.laptop_tls_key)
+    except (OSError, ValueError) as exc:
+        raise SyncError(f"{files.laptop_tls_key}: cannot load this laptop's TLS key: {exc}") from None
+    return KitLink(record.kit_id, record.host, record.port, context, pinned, timeout)
+
+
+def _pair(args: argparse.Namespace, home: Path) -> int:
+    record, kit_fingerprint = pair(home, args.address, args.code, args.name, args.timeout)
+    print(
+        f"paired with kit {record.kit_id} as {record.laptop_name}; its network API is at {record.address}; "
+        f"kit certificate SHA-256 {kit_fingerprint} pinned"
+    )
+    return EXIT_OK
+
+
+def _push_orders(args: argparse.Namespace, home: Path) -> int:
+    files = choose_kit(home, args.kit)
+    record = read_kit_record(files)
+    with kit_link(files, record, args.timeout) as link:
+        report = push_orders(link, args.file)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(report_lines(f"{args.file} -> kit {record.kit_id}", report)))
+    return EXIT_FAILED if report.get("rejected") else EXIT_OK
+
+
+def _pull(args: argparse.Namespace, home: Path) -> int:
+    files = choose_kit(home, args.kit)
+    record = read_kit_record(files)
+    signer = read_signer(files.laptop_receipts_key, files.laptop_receipts_certificate)
+    with (
+        one_at_a_time(files.pull_lock, f"kit {record.kit_id}"),
+        kit_link(files, record, args.timeout) as link,
+        Ledger(files.ledger) as ledger,
+    ):
+        report = Pull(files, record, link, args.dir, signer).run(ledger, args.progress)
+    print(report.summary())
+    return EXIT_FAILED if report.failures else EXIT_OK
+
+
+def _push_receipts(args: argparse.Namespace, home: Path) -> int:
+    files = choose_kit(home, args.kit)
+    record = read_kit_record(files)
+    with kit_link(files, record, args.timeout) as link, Ledger(files.ledger) as ledger:
+        receipts = push_receipts(link, args.dir, ledger)
+    for receipt in receipts:
+        print(receipt.line())
+    if not receipts:
+        print(f"{args.dir}: no receipt files (*.json) to push")
+    else:
+        print(f"kit {record.kit_id}: {summary(receipts)}")
+    return EXIT_FAILED if any(r.result == "refused" for r in receipts) else EXIT_OK
+
+
+def _status(args: argparse.Namespace, home: Path) -> int:
+    statuses = all_status(home)
+    if args.json:
+        print(json.dumps(statuses, indent=2))
+    elif not statuses:
+        print(f"no kit is paired with this laptop (data in {home}): kit-sync pair HOST CODE")
+    else:
+        for status in statuses:
+            print("\n".join(status_lines(status)))
+    return EXIT_OK
+
+
+COMMANDS = {
+    "pair": _pair,
+    "push-orders": _push_orders,
+    "pull": _pull,
+    "push-receipts": _push_receipts,
+    "status": _status,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    home = default_data_dir(args.data_dir)
+    try:
+        return COMMANDS[args.command](args, home)
+    except SyncError as exc:
+        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KitError as exc:  # a key or certificate of the laptop's own (kitformats.KeyProblem)
+        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # the laptop's own disk: full, read-only, a folder in the way
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG} {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted (a pull resumes where it stopped)", file=sys.stderr)
+        return 130
+
+
+def run() -> NoReturn:
+    """The console script's entry point."""
+    sys.exit(main())

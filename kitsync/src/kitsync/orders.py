@@ -1,0 +1,77 @@
+"""``kit-sync push-orders [KIT] FILE``: the office's work orders into the kit.
+
+Its one job: send a JSON or CSV file of orders to ``POST /api/v1/orders`` and print the kit's
+row-by-row report (imported, unchanged, each rejected row with its reasons, warnings) the way
+``kitctl orders import`` prints it on the kit. The kit checks every row (the work-order schema
+of kitformats and its own rules): the laptop does not second-guess it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kitsync.errors import TransferFailed, UsageProblem
+from kitsync.link import KitLink
+
+MAX_FILE_BYTES = 10 * 1024 * 1024  # the kit's limit: a bigger file is refused whole
+
+
+def media_type(name: str, data: bytes) -> str:
+    """JSON or CSV, by the file's extension, else by its first character."""
+    suffix = Path(name).suffix.lower()
+    if suffix == ".json":
+        return "application/json"
+    if suffix == ".csv":
+        return "text/csv"
+    text = data[:4096].decode("utf-8-sig", errors="replace").lstrip()
+    return "application/json" if text.startswith(("[", "{")) else "text/csv"
+
+
+def read_orders_file(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageProblem(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageProblem(f"{path}: a folder, not a file of orders") from None
+    except OSError as exc:
+        raise UsageProblem(f"{path}: cannot read it: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise UsageProblem(f"{path}: {len(data)} bytes is over the kit's 10 MB limit: split it")
+    return data
+
+
+def push_orders(link: KitLink, path: Path) -> dict[str, Any]:
+    """The kit's import report for the orders in ``path``."""
+    data = read_orders_file(path)
+    status, answer = link.call("POST", "/api/v1/orders", body=data, content_type=media_type(path.name, data))
+    if status != 200 or not isinstance(answer, dict) or not isinstance(answer.get("rejected"), list):
+        if status in (400, 413):
+            message = answer.get("message") if isinstance(answer, dict) else None
+            raise TransferFailed(f"{path}: {message or f'refused whole (HTTP {status})'}")
+        raise link.refusal(f"{path}", status, answer)
+    return answer
+
+
+def report_lines(name: str, report: dict[str, Any]) -> list[str]:
+    """The report as ``kitctl orders import`` prints it."""
+    rejected = report.get("rejected") or []
+    warnings = report.get("warnings") or []
+    lines = [
+        f"{name}: imported {report.get('imported', 0)}, unchanged {report.get('unchanged', 0)}, "
+        f"rejected {len(rejected)}, warnings {len(warnings)}"
+    ]
+    for entry in rejected:
+        reasons = "; ".join(
+            f"{e.get('field') or 'row'}: {e.get('message')}" for e in entry.get("errors") or []
+        )
+        lines.append(
+            f"  row {entry.get('row')} ({entry.get('order_id') or 'no order_id'}) rejected: {reasons}"
+        )
+    for entry in warnings:
+        lines.append(
+            f"  row {entry.get('row')} ({entry.get('order_id')}) warning: "
+            f"{entry.get('field')}: {entry.get('message')}"
+        )
+    return lines
