@@ -1,0 +1,202 @@
+"""A field laptop beside a simulated kit: the real kit-sync paired with a real kitd over TLS.
+
+Its one job: fill a kit's outbox with sealed bundles before its kitd starts (the real outbox
+code, hil.outbox_rig), start that kitd with its network API on loopback, pair the real
+``kit-sync`` with it through a supervisor's pairing window, and run kit-sync's commands as a
+laptop's user would — for the HIL tests of the laptop link and its benchmark. A
+:class:`KitRelay` stands between them where a test needs a connection cut or slowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hil.outbox_rig import central_signer, open_rig, receipt, seal_injected
+from hil.rig import KitdProcess, venv_script, wait_until
+from hil.sample_visit import SampleVisit
+from kitd.cli.daemon_client import DaemonClient
+
+LOOPBACK = "127.0.0.1"
+# The network API and the pairing port on loopback, any free port (the kit says which).
+NETWORK_SETTINGS: dict[str, Any] = {
+    "network.enabled": True,
+    "network.host": LOOPBACK,
+    "network.port": 0,
+    "network.pairing_port": 0,
+}
+
+
+def seal_bundles(workdir: Path, sample: SampleVisit, count: int, prefix: str = "V") -> None:
+    """``count`` sealed bundles in the outbox of the kit at ``workdir`` (before its kitd
+    starts), and the central office's signing certificate trusted by it."""
+    rig = open_rig(workdir / "data", workdir / "office")
+    try:
+        for n in range(count):
+            seal_injected(rig, sample, f"{prefix}-{n:03d}")
+        central_signer(rig)
+    finally:
+        rig.close()
+
+
+def network_kit(workdir: Path, settings: dict[str, Any] | None = None, **kwargs: Any) -> KitdProcess:
+    """A kitd at ``workdir`` (not started) with its network API on loopback."""
+    return KitdProcess(workdir, settings={**NETWORK_SETTINGS, **(settings or {})}, **kwargs)
+
+
+VISIT_ITEMS = [*(f"finger:{n}" for n in range(1, 11)), "iris:right", "iris:left", "signature"]
+
+
+def complete_visit(officer: DaemonClient, order_id: str) -> dict[str, Any]:
+    """A whole visit through the API on the simulators, as the touch screen drives one:
+    identity, ten fingers, two irises, the signature (accepted once it passes), finish. The
+    finished visit (its ``bundle`` sealed)."""
+    visit = officer.checked("POST", "/api/v1/visits", {"order_id": order_id}).json()
+    base = f"/api/v1/visits/{visit['id']}"
+
+    def item(name: str) -> dict[str, Any]:
+        now = officer.checked("GET", base).json()
+        return next(i for i in now["items"] if i["item"] == name)
+
+    officer.checked("POST", f"{base}/identity", {"present": ["Sumiati"], "consent_by": "applicant"})
+    for name in VISIT_ITEMS:
+        officer.checked("POST", f"{base}/items/{name}/start", timeout_s=60)
+        if name == "signature":
+            wait_until(lambda: item("signature")["passed"], "the signature passes", 60)
+            officer.checked("POST", f"{base}/items/{name}/accept", timeout_s=60)
+        wait_until(lambda name=name: item(name)["status"] == "captured", f"{name} captured", 60)
+    return officer.checked("POST", f"{base}/finish", timeout_s=60).json()
+
+
+def outbox_rows(kitd: KitdProcess) -> dict[str, dict[str, Any]]:
+    """The kit's outbox rows by bundle id, read from its database as kitctl does."""
+    with sqlite3.connect(kitd.data_dir / "kitd.sqlite3") as db:
+        db.row_factory = sqlite3.Row
+        return {r["bundle_id"]: dict(r) for r in db.execute("SELECT * FROM outbox")}
+
+
+def sealed_file(kitd: KitdProcess, bundle_id: str) -> bytes:
+    return (kitd.data_dir / "outbox" / f"{bundle_id}.p7m").read_bytes()
+
+
+def central_receipts(kitd: KitdProcess, rows: Sequence[dict[str, Any]], directory: Path) -> list[Path]:
+    """The central office's signed receipts for ``rows``, one JSON file each in ``directory``."""
+    rig = open_rig(kitd.data_dir, kitd.office_dir)
+    try:
+        signer = central_signer(rig)
+    finally:
+        rig.close()
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for row in rows:
+        path = directory / f"{row['bundle_id']}.receipt.json"
+        path.write_text(json.dumps(receipt(signer, "central_receipt", row, "central office")))
+        paths.append(path)
+    return paths
+
+
+@dataclass
+class KitSync:
+    """The real kit-sync of one laptop, its data directory ``home``."""
+
+    home: Path
+
+    def command(self, *args: object) -> list[str]:
+        return [venv_script("kit-sync"), *map(str, args)]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, KIT_SYNC_HOME=str(self.home))
+
+    def run(self, *args: object, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args), capture_output=True, text=True, timeout=timeout_s, env=self.env, check=False
+        )
+
+    def start(self, *args: object) -> subprocess.Popen[bytes]:
+        """kit-sync running in the background (a test kills it)."""
+        return subprocess.Popen(
+            self.command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env
+        )
+
+    def pair(self, kitd: KitdProcess, name: str) -> dict[str, Any]:
+        """Pair with ``kitd``: a supervisor opens the window, kit-sync types the code. The
+        laptop's record of the kit (kit.json)."""
+        supervisor = DaemonClient(kitd.url, kitd.sign_in("supervisor"))
+        window = supervisor.checked("POST", "/api/v1/pairing").json()
+        done = self.run("pair", f"{LOOPBACK}:{window['port']}", window["code"], "--name", name)
+        if done.returncode != 0:
+            raise AssertionError(f"kit-sync pair exited {done.returncode}: {done.stderr}")
+        (record,) = (self.home / "kits").glob("*/kit.json")
+        return json.loads(record.read_text())
+
+    def kit_record(self) -> Path:
+        (record,) = (self.home / "kits").glob("*/kit.json")
+        return record
+
+
+class KitRelay:
+    """A TCP relay in front of the kit's network port (TLS passes through it untouched, so the
+    laptop still sees the kit's pinned certificate). With ``cut_after`` it cuts the first
+    connection that carries more than that many bytes from the kit, once: a download broken
+    mid-body. With ``bytes_per_s`` it paces what the kit sends, as a slow Wi-Fi link would, so
+    that a test killing the laptop lands in the middle of transfers."""
+
+    def __init__(self, kit_port: int, cut_after: int | None = None, bytes_per_s: float | None = None) -> None:
+        self.kit_port = kit_port
+        self.cut_after = cut_after
+        self.bytes_per_s = bytes_per_s
+        self.cuts = 0
+        self.connections = 0
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            kit = socket.create_connection((LOOPBACK, self.kit_port))
+            threading.Thread(target=self._pump, args=(client, kit, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(kit, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_kit: bool) -> None:
+        carried = 0
+        started = time.monotonic()
+        try:
+            while data := source.recv(16384):
+                if from_kit and self.bytes_per_s:
+                    behind = carried / self.bytes_per_s - (time.monotonic() - started)
+                    if behind > 0:
+                        time.sleep(behind)
+                cut = self.cut_after
+                if from_kit and cut is not None and self.cuts == 0 and carried + len(data) > cut:
+                    sink.sendall(data[: cut - carried])
+                    self.cuts += 1
+                    break
+                sink.sendall(data)
+                carried += len(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            end.close()
+
+    def close(self) -> None:
+        self._listener.close()
