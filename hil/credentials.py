@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
+from kitformats.link_certificates import self_signed
 from kitformats.signing import FileSigner, KeyProblem, read_certificate, read_file_signer, write_private_key
 
 SIMULATION_ORGANISATION = "SIMULATION ONLY - not for use"
@@ -282,23 +283,11 @@ def signing_credential(office_dir: Path, keys_dir: Path, common_name: str) -> Fi
 
 
 def self_signed_tls(directory: Path, name: str) -> tuple[Path, Path, x509.Certificate]:
-    """A laptop's TLS client credential as kit-sync makes one: a P-256 key and its self-signed
-    certificate (CA:FALSE, valid 2020-2100, so that a kit's wrong clock does not refuse it), as
+    """A laptop's TLS client credential as kit-sync makes one (kitformats.link_certificates:
+    a P-256 key and its self-signed certificate, CA:FALSE, valid 2020-2100), as
     ``directory/<name>.key`` (0600) and ``.crt``: the key path, the certificate path and the
     certificate. No CA: the kit trusts the certificate itself, once paired."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = _name(f"laptop {name} tls")
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-        .not_valid_after(dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    key, certificate = self_signed(f"laptop {name} tls", "tls-client")
     key_path, certificate_path = directory / f"{name}.key", directory / f"{name}.crt"
     write_private_key(key_path, key)
     _write_certificate(certificate_path, certificate)

@@ -11,7 +11,6 @@ pair certificates of its own. The pairing port listens only while a window is op
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import http.server
 import json
@@ -27,9 +26,9 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+from kitformats.link_certificates import Use, private_key_pem
+from kitformats.link_certificates import self_signed as link_certificate
 from kitformats.pairing import (
     CONFIRM_PATH,
     START_PATH,
@@ -63,31 +62,15 @@ class Credential:
         return fingerprint(x509.load_pem_x509_certificate(self.pem.encode()))
 
 
-def self_signed(directory: Path, name: str) -> Credential:
-    """A self-signed ECDSA P-256 certificate (CA:FALSE) and its key, as files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-        .not_valid_after(dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+def self_signed(directory: Path, name: str, use: Use) -> Credential:
+    """A key and its certificate in the link's profile (kitformats.link_certificates), as files."""
+    key, certificate = link_certificate(name, use)
     directory.mkdir(parents=True, exist_ok=True)
     stem = name.replace(" ", "-")
     certificate_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
     pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
     certificate_path.write_text(pem)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    key_path.write_bytes(private_key_pem(key))
     return Credential(pem, certificate_path, key_path)
 
 
@@ -99,7 +82,11 @@ class Laptop:
 
 
 def new_laptop(directory: Path, name: str) -> Laptop:
-    return Laptop(name, self_signed(directory, f"{name} tls"), self_signed(directory, f"{name} receipts"))
+    return Laptop(
+        name,
+        self_signed(directory, f"{name} tls", "tls-client"),
+        self_signed(directory, f"{name} receipts", "signing"),
+    )
 
 
 class PairingConnection:
@@ -427,7 +414,7 @@ def test_the_window_expires(kit: PairingKit) -> None:
 def test_a_relay_makes_neither_side_accept_and_cannot_pair_its_own_certificates(kit: PairingKit) -> None:
     window = kit.open_window()
     laptop = new_laptop(kit.laptops_dir, "lap-4")
-    relay_tls = self_signed(kit.laptops_dir, "relay server")
+    relay_tls = self_signed(kit.laptops_dir, "relay server", "tls-server")
     relay_laptop = new_laptop(kit.laptops_dir, "relay-laptop")
 
     # It forwards everything, and when the kit refuses, tells the laptop it paired.

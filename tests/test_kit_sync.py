@@ -12,6 +12,7 @@ certificate than the pinned one. The full cycle against the real daemon is anoth
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import http.server
@@ -32,17 +33,18 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from kitformats.bundle_statements import BundleRejected, bundle_statement
+from kitformats.link_certificates import private_key_pem
+from kitformats.link_certificates import self_signed as link_certificate
 from kitformats.pairing import KitExchange, PairingError, read_confirm, read_start
 from kitformats.receipts import receipt_fields, receipt_statement
-from kitformats.signing import FileSigner
+from kitformats.signing import FileSigner, KeyProblem, read_file_signer
 from kitformats.statements import sign_statement, verify_statement
 from kitsync.cli import main
 from kitsync.download import ContentRange, parse_content_range, range_headers, resume_start
-from kitsync.laptop_keys import make_credentials, read_signer, self_signed
+from kitsync.laptop_keys import make_credentials, self_signed
 from kitsync.ledger import Ledger
 from kitsync.orders import media_type
 from kitsync.pair import default_laptop_name
@@ -59,31 +61,9 @@ PEM = serialization.Encoding.PEM
 # --- certificates ------------------------------------------------------------------------------
 
 
-def _certificate(cn: str, usage: bool = False) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-        .not_valid_after(dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-    )
-    if usage:
-        builder = builder.add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
-        )
-    return key, builder.sign(key, hashes.SHA256())
-
-
 def _write_pair(directory: Path, stem: str, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
     key_path = directory / f"{stem}.key"
-    key_path.write_bytes(
-        key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    key_path.write_bytes(private_key_pem(key))
     key_path.chmod(0o600)
     (directory / f"{stem}.crt").write_bytes(cert.public_bytes(PEM))
 
@@ -97,9 +77,9 @@ class KitKeys:
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        key, self.tls = _certificate(f"kit {self.kit_id} TLS")
+        key, self.tls = link_certificate(f"kit {self.kit_id} TLS", "tls-server")
         _write_pair(self.directory, "kit-tls", key, self.tls)
-        signing_key, signing = _certificate(f"kit {self.kit_id}", usage=True)
+        signing_key, signing = link_certificate(f"kit {self.kit_id}", "signing")
         self.signer = FileSigner(signing_key, signing)
 
     @property
@@ -492,6 +472,19 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+@contextlib.contextmanager
+def pairing_port(
+    window: PairingWindow, context: ssl.SSLContext, handler: type[PairingHandler] | None = None
+) -> Iterator[str]:
+    """The stand-in kit's pairing port serving ``window`` while the block runs: its address."""
+    bound = type("BoundPairing", (handler or PairingHandler,), {"window": window})
+    serving = serve(bound, context)
+    try:
+        yield f"127.0.0.1:{serving.port}"
+    finally:
+        serving.stop()
+
+
 # --- fixtures ----------------------------------------------------------------------------------
 
 
@@ -649,11 +642,11 @@ def test_laptop_certificates_and_keys(tmp_path: Path) -> None:
         assert certificate.not_valid_before_utc.year == 2020 and certificate.not_valid_after_utc.year == 2100
         assert isinstance(certificate.public_key(), ec.EllipticCurvePublicKey)
     assert (tmp_path / "laptop-tls.key").stat().st_mode & 0o777 == 0o600
-    signer = read_signer(tmp_path / "laptop-receipts.key", tmp_path / "laptop-receipts.crt")
+    signer = read_file_signer(tmp_path / "laptop-receipts.key", tmp_path / "laptop-receipts.crt")
     assert signer.certificate == receipts
     (tmp_path / "laptop-receipts.key").chmod(0o644)
-    with pytest.raises(Exception, match="lets others read the key"):
-        read_signer(tmp_path / "laptop-receipts.key", tmp_path / "laptop-receipts.crt")
+    with pytest.raises(KeyProblem, match="lets others read the key"):
+        read_file_signer(tmp_path / "laptop-receipts.key", tmp_path / "laptop-receipts.crt")
 
 
 def test_a_laptop_receipt_is_what_the_kit_checks(tmp_path: Path) -> None:
@@ -690,7 +683,7 @@ def test_statement_checks(kit_keys: KitKeys) -> None:
         check_offer(_offer(kit, good), "KIT-9", None)
     with pytest.raises(BundleRejected, match="its size is not the one the kit lists"):
         check_offer(_offer(kit, good, size=99), KIT_ID, pinned)
-    _, stranger = _certificate("kit KIT-0042", usage=True)
+    _, stranger = link_certificate("kit KIT-0042", "signing")
     with pytest.raises(BundleRejected, match="not the expected signer"):
         check_offer(_offer(kit, good), KIT_ID, stranger)
     tampered = json.loads(json.dumps(kit.statements[good]))
@@ -749,7 +742,7 @@ BLOCKED = ("kitd", "cv2", "numpy", "usb", "serial", "aiohttp")
 
 def test_kitsync_imports_nothing_of_the_kit() -> None:
     """Every kitsync module imports with kitd and the kit's device and server libraries blocked."""
-    package = Path(__file__).resolve().parents[1] / "kitsync" / "kitsync"
+    package = Path(__file__).resolve().parents[1] / "kitsync" / "src" / "kitsync"
     modules = sorted(
         f"kitsync.{p.stem}" for p in package.glob("*.py") if p.stem not in ("__init__", "__main__")
     )
@@ -781,15 +774,9 @@ def test_pairing_with_the_right_code(
     tmp_path: Path, kit_keys: KitKeys, capsys: pytest.CaptureFixture[str]
 ) -> None:
     window = PairingWindow(kit_keys, "204816", network_port=18443)
-    handler = type("BoundPairing", (PairingHandler,), {"window": window})
-    serving = serve(handler, kit_keys.server_context(None))
     home = tmp_path / "laptop"
-    try:
-        code = main(
-            ["pair", f"127.0.0.1:{serving.port}", "204 816", "--name", LAPTOP, "--data-dir", str(home)]
-        )
-    finally:
-        serving.stop()
+    with pairing_port(window, kit_keys.server_context(None)) as address:
+        code = main(["pair", address, "204 816", "--name", LAPTOP, "--data-dir", str(home)])
     out = capsys.readouterr()
     assert code == 0, out.err
     assert f"paired with kit {KIT_ID} as {LAPTOP}" in out.out
@@ -819,13 +806,8 @@ def test_pairing_with_the_right_code(
         ledger.outcomes_cursor = 5
     old_tls = files.laptop_tls_certificate.read_bytes()
     window = PairingWindow(kit_keys, "777000", network_port=18443)
-    handler = type("BoundPairing", (PairingHandler,), {"window": window})
-    serving = serve(handler, kit_keys.server_context(None))
-    try:
-        address = f"127.0.0.1:{serving.port}"
+    with pairing_port(window, kit_keys.server_context(None)) as address:
         assert main(["pair", address, "777000", "--name", "lap-2", "--data-dir", str(home)]) == 0
-    finally:
-        serving.stop()
     assert files.laptop_tls_certificate.read_bytes() != old_tls
     assert places.read_kit_record(files).laptop_name == "lap-2"
     with Ledger(files.ledger) as ledger:
@@ -836,13 +818,9 @@ def test_pairing_with_a_wrong_code_keeps_nothing(
     tmp_path: Path, kit_keys: KitKeys, capsys: pytest.CaptureFixture[str]
 ) -> None:
     window = PairingWindow(kit_keys, "204816", network_port=18443)
-    handler = type("BoundPairing", (PairingHandler,), {"window": window})
-    serving = serve(handler, kit_keys.server_context(None))
     home = tmp_path / "laptop"
-    try:
-        code = main(["pair", f"127.0.0.1:{serving.port}", "111111", "--data-dir", str(home)])
-    finally:
-        serving.stop()
+    with pairing_port(window, kit_keys.server_context(None)) as address:
+        code = main(["pair", address, "111111", "--data-dir", str(home)])
     err = capsys.readouterr().err
     assert code == errors.EXIT_NOT_PAIRED
     assert "wrong code (4 attempts left" in err and len(err.strip().splitlines()) == 1
@@ -855,10 +833,17 @@ def test_pairing_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "6 digits" in capsys.readouterr().err
     assert main(["pair", "127.0.0.1", "123456", "--name", "a b", "--data-dir", str(tmp_path)]) == 2
     assert "laptop_name 'a b'" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exited:
-        main(["pair", "127.0.0.1"])
-    assert exited.value.code == errors.EXIT_USAGE
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    for wrong in (["pair", "127.0.0.1"], ["pair", "127.0.0.1", "123456", "--timeout", "-1"]):
+        with pytest.raises(SystemExit) as exited:
+            main(wrong)
+        assert exited.value.code == errors.EXIT_USAGE
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    # Unreachable while pairing: the kit has no id yet, the message names its address.
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert main(["pair", f"127.0.0.1:{port}", "123456", "--data-dir", str(tmp_path)]) == errors.EXIT_FAILED
+    assert capsys.readouterr().err.startswith(f"kit-sync pair: cannot reach the kit at 127.0.0.1:{port}: ")
 
 
 def _outcome(cursor: int) -> dict[str, Any]:
@@ -1027,7 +1012,7 @@ def test_another_kit_certificate_is_refused_before_any_request(
 def test_a_kit_that_refuses_the_laptop_certificate_means_not_paired(
     laptop: Laptop, tmp_path: Path, kit_keys: KitKeys, capsys: pytest.CaptureFixture[str], silent: bool
 ) -> None:
-    _, stranger = _certificate("laptop someone-else tls")
+    _, stranger = link_certificate("laptop someone-else tls", "tls-client")
     kit = StandInKit(kit_keys)
     serving = serve(kit_handler(kit), kit_keys.server_context([stranger]), silent)
     record = places.read_kit_record(laptop.files)
@@ -1089,7 +1074,7 @@ def test_push_receipts_reports_each_file(
     bundle_id = kit.add_bundle(100)
     out_dir = tmp_path / "bundles"
     assert laptop.run("pull", str(out_dir)) == 0
-    central_key, central = _certificate("central office", usage=True)
+    central_key, central = link_certificate("central office", "signing")
     sealed = kit.bundles[bundle_id]
     statement = receipt_statement(
         "central_receipt",
@@ -1163,7 +1148,7 @@ def test_a_probe_tells_a_refused_certificate_from_an_accepted_one(laptop: Laptop
     record = places.read_kit_record(laptop.files)
     with kit_link(laptop.files, record, 20) as link:
         assert link.refuses_certificate() is False
-    _, stranger = _certificate("laptop someone-else tls")
+    _, stranger = link_certificate("laptop someone-else tls", "tls-client")
     for silent in (False, True):
         serving = serve(kit_handler(StandInKit(kit_keys)), kit_keys.server_context([stranger]), silent)
         try:
@@ -1225,22 +1210,15 @@ def test_a_relay_or_a_lying_kit_cannot_pair(
     # A relay terminating TLS: the laptop sees the relay's certificate, the kit hashes its own.
     relay = KitKeys(tmp_path / "relay")
     window = PairingWindow(kit_keys, "204816", network_port=18443)
-    handler = type("BoundPairing", (PairingHandler,), {"window": window})
-    serving = serve(handler, relay.server_context(None))
     home = tmp_path / "laptop"
-    try:
-        code = main(["pair", f"127.0.0.1:{serving.port}", "204816", "--data-dir", str(home)])
-    finally:
-        serving.stop()
+    with pairing_port(window, relay.server_context(None)) as address:
+        code = main(["pair", address, "204816", "--data-dir", str(home)])
     assert code == errors.EXIT_NOT_PAIRED and window.paired == []
     assert "wrong code" in capsys.readouterr().err
     # A kit (or relay) that does not prove the key: the laptop keeps nothing.
     window = PairingWindow(kit_keys, "204816", network_port=18443)
-    serving = serve(type("Lying", (LyingKitHandler,), {"window": window}), kit_keys.server_context(None))
-    try:
-        code = main(["pair", f"127.0.0.1:{serving.port}", "204816", "--data-dir", str(home)])
-    finally:
-        serving.stop()
+    with pairing_port(window, kit_keys.server_context(None), LyingKitHandler) as address:
+        code = main(["pair", address, "204816", "--data-dir", str(home)])
     assert code == errors.EXIT_KIT_CERTIFICATE
     assert "the kit's confirmation does not match" in capsys.readouterr().err
     assert list((home / "kits").iterdir()) == []

@@ -71,7 +71,7 @@ from kitd.store.work_orders import (
 )
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
-LAPTOPS = ("lap-1", "lap-2", "lap-3")
+LAPTOPS = ("lap-1", "lap-2", "lap-3", "lap-4")
 # Every item of a visit excepted: it reaches review with no device at all, and seals.
 FINGERS = [f"finger:{n}" for n in range(1, 11)]
 
@@ -172,8 +172,9 @@ class NetworkKit:
 
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkKit]:
-    """A kitd with the network API on, two bundles sealed, three laptops paired (lap-2 is the
-    one the walk revokes) and a stranger's certificate made but never paired."""
+    """A kitd with the network API on, two bundles sealed, four laptops paired (lap-2 is the
+    one the walk revokes, lap-4's row is taken away) and a stranger's certificate made but
+    never paired."""
     workdir = tmp_path_factory.mktemp("network") / "kitd0"
     laptops_dir = workdir / "laptops"
     tls = {name: laptop_tls(laptops_dir, name) for name in (*LAPTOPS, "stranger")}
@@ -486,6 +487,19 @@ def test_every_path_refuses_strangers_and_a_revoked_laptop_and_serves_a_paired_o
         served = paired.request(method.upper(), where, body)
         assert served.status != 403, (method, path, served.status, served.body)
         assert served.status < 500, (method, path, served.status, served.body)
+
+
+def test_a_certificate_the_handshake_admits_but_the_database_does_not_know_is_not_paired(
+    kit: NetworkKit,
+) -> None:
+    """The trust store only grows while the kit runs (pairing admits a certificate before it is
+    recorded): a certificate that passes the handshake with no laptop row is still refused."""
+    laptop = kit.laptop("lap-4")
+    assert laptop.checked("GET", "/api/v1/status")["version"]
+    with kit.db() as conn:
+        conn.execute("DELETE FROM laptops WHERE name = 'lap-4'")
+    refused = laptop.request("GET", "/api/v1/status")
+    assert refused.status == 403 and refused.json()["error"] == "not_paired", refused.body
 
 
 # --- bundles ---------------------------------------------------------------------------------

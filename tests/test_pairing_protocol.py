@@ -2,21 +2,23 @@
 the confirmations byte for byte as the protocol states them (recomputed here with hashlib,
 hmac and python-spake2 directly), both sides agreeing with the right code, and every
 difference between what the two sides saw — another code, another kit certificate, other
-laptop certificates, another name, a message swapped — refused by both."""
+laptop certificates, another name, a message swapped — refused by both. Also the profile
+of the link's own certificates (kitformats.link_certificates) that pairing exchanges."""
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import struct
+from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from kitformats.link_certificates import NOT_AFTER, NOT_BEFORE, USES, self_signed
 from kitformats.pairing import (
     ConfirmationFailed,
     KitExchange,
@@ -42,20 +44,18 @@ CODE = "482916"
 NAME = "lap-1"
 
 
-def certificate(name: str, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = None) -> str:
-    """A self-signed certificate (PEM), P-256 unless another key is given."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    built = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-        .not_valid_after(dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
-        .sign(key, hashes.SHA256())
-    )
+def certificate(name: str) -> str:
+    """A certificate (PEM) in the link's profile: self-signed, P-256."""
+    return self_signed(name, "tls-client")[1].public_bytes(serialization.Encoding.PEM).decode()
+
+
+def rsa_certificate() -> str:
+    """A self-signed certificate outside the profile (PEM): an RSA key, which pairing refuses."""
+    key = rsa.generate_private_key(65537, 1024)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsa")])
+    built = x509.CertificateBuilder(
+        subject, subject, key.public_key(), x509.random_serial_number(), NOT_BEFORE, NOT_AFTER
+    ).sign(key, hashes.SHA256())
     return built.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -66,6 +66,38 @@ def certificates() -> dict[str, str]:
 
 def fp(pem: str) -> bytes:
     return fingerprint(x509.load_pem_x509_certificate(pem.encode()))
+
+
+def _extension(certificate: x509.Certificate, kind: type[x509.ExtensionType]) -> Any:
+    try:
+        return certificate.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def test_the_link_certificates_are_self_signed_p256_ca_false_and_valid_2020_to_2100() -> None:
+    extended = {
+        "tls-server": [ExtendedKeyUsageOID.SERVER_AUTH],
+        "tls-client": [ExtendedKeyUsageOID.CLIENT_AUTH],
+    }
+    for use in USES:
+        key, made = self_signed(f"laptop lap-1 {use}", use)
+        assert made.public_key() == key.public_key() and isinstance(key.curve, ec.SECP256R1)
+        made.verify_directly_issued_by(made)
+        constraints = made.extensions.get_extension_for_class(x509.BasicConstraints)
+        assert constraints.critical and constraints.value.ca is False
+        assert (made.not_valid_before_utc, made.not_valid_after_utc) == (NOT_BEFORE, NOT_AFTER)
+        usages = _extension(made, x509.ExtendedKeyUsage)
+        assert (None if usages is None else list(usages)) == extended.get(use)
+        key_usage = _extension(made, x509.KeyUsage)
+        if use == "tls-client":
+            # OpenSSL takes a self-signed certificate whose keyUsage lacks keyCertSign for not
+            # self-issued, and the kit trusts a laptop's as its own anchor: none at all.
+            assert key_usage is None
+        else:
+            assert key_usage.digital_signature and key_usage.content_commitment is (use == "signing")
+    with pytest.raises(ValueError, match="not 'ca'"):
+        self_signed("x", "ca")  # type: ignore[arg-type]
 
 
 def test_a_code_is_six_digits_from_the_system_randomness() -> None:
@@ -216,7 +248,7 @@ def test_the_wire_messages_round_trip(certificates: dict[str, str]) -> None:
 
 
 def test_a_malformed_start_names_its_field(certificates: dict[str, str]) -> None:
-    rsa_pem = certificate("rsa", rsa.generate_private_key(65537, 1024))
+    rsa_pem = rsa_certificate()
     good = start_body(NAME, certificates["laptop tls"], certificates["laptop receipts"], LaptopExchange(CODE))
     cases = [
         ({"laptop_name": "lap 1"}, "laptop_name"),

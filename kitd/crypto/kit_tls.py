@@ -11,16 +11,15 @@ every request: a context's trust store only grows.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import ssl
 from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from kitformats.link_certificates import private_key_pem, self_signed
+from kitformats.pairing import fingerprint
 
 from kitd.durable_files import make_directory, write_atomically
 
@@ -29,16 +28,12 @@ log = logging.getLogger("kitd.network")
 TLS_DIR = "tls"
 CERTIFICATE_NAME = "kit-tls.crt"
 KEY_NAME = "kit-tls.key"
-# The laptop pins the certificate itself and never looks at its dates; wide ones keep a kit
-# whose clock is wrong (no battery-backed clock, days offline) from serving an expired one.
-NOT_BEFORE = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-NOT_AFTER = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 MAX_COMMON_NAME = 64  # X.520 ub-common-name
 
 
 def tls_fingerprint(certificate: x509.Certificate) -> str:
     """The certificate's SHA-256 over its DER, in lower-case hex (what a laptop pins)."""
-    return certificate.fingerprint(hashes.SHA256()).hex()
+    return fingerprint(certificate).hex()
 
 
 def _common_name(kit_id: str) -> str:
@@ -62,42 +57,10 @@ def _read_pair(certificate_path: Path, key_path: Path) -> x509.Certificate | Non
     return certificate
 
 
-def _new_pair(kit_id: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(kit_id))])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOT_BEFORE)
-        .not_valid_after(NOT_AFTER)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, certificate
-
-
 def kit_tls_credentials(keys_dir: Path, kit_id: str) -> tuple[Path, Path, x509.Certificate]:
     """The kit's TLS certificate and key files (``keys_dir/tls/``) and the certificate, made on
-    first use: self-signed ECDSA P-256, CN "kit <kit_id> TLS", the key 0600.
+    first use: self-signed ECDSA P-256 in the link's profile (kitformats.link_certificates),
+    CN "kit <kit_id> TLS", the key 0600.
 
     The key is written before the certificate, each whole or not at all: a power cut between
     them leaves a pair that does not match, which is made anew (no laptop can have pinned it)."""
@@ -106,11 +69,8 @@ def kit_tls_credentials(keys_dir: Path, kit_id: str) -> tuple[Path, Path, x509.C
     certificate = _read_pair(certificate_path, key_path)
     if certificate is None:
         make_directory(directory, 0o700)
-        key, certificate = _new_pair(kit_id)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        write_atomically(key_path, key_pem, 0o600)
+        key, certificate = self_signed(_common_name(kit_id), "tls-server")
+        write_atomically(key_path, private_key_pem(key), 0o600)
         write_atomically(certificate_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
         log.info(
             "made the kit's TLS certificate %s (SHA-256 %s)",

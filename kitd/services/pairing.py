@@ -37,7 +37,6 @@ from kitformats.signing import KeyProblem
 
 from kitd.config import KitConfig
 from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
-from kitd.crypto.kit_tls import kit_tls_credentials, tls_fingerprint
 from kitd.errors import KitError
 from kitd.events import EventHub
 from kitd.services.audit import AuditLog
@@ -46,8 +45,6 @@ from kitd.store.outbox import LaptopError, pair_laptop, pairing_problem
 
 T = TypeVar("T")
 log = logging.getLogger("kitd.pairing")
-# Where the daemon writes the network API's port (config key network.port).
-NETWORK_PORT_FILE = "network.port"
 
 
 class PairingClosed(KitError):
@@ -174,9 +171,6 @@ class Pairing:
         async with self._lock:
             if self._stopping is not None:
                 await self._stopping  # a closing window's port is shut before it opens again
-            keys_dir = self.kit.keys.dir
-            kit_id = config.kit_id
-            _, _, certificate = await asyncio.to_thread(kit_tls_credentials, keys_dir, kit_id)
             port = await self._listen()
             replaced = self.window is not None
             self._cancel_expiry()
@@ -187,7 +181,9 @@ class Pairing:
                 expires_at=self._wall_clock() + dt.timedelta(seconds=length),
                 deadline=now + length,
                 port=port,
-                kit_tls_fingerprint=tls_fingerprint(certificate),
+                # The certificate the pairing port serves (read once, at start-up), not the
+                # files as they are now: the laptop hashes what its handshake shows.
+                kit_tls_fingerprint=self.kit.network_trust.fingerprint,
             )
             self.window = window
             self.paired = None
@@ -422,12 +418,10 @@ class Pairing:
         append_entry(self.kit.database, actor, action, details)
 
     def _network_port(self) -> int:
-        """The port the network API listens on: the one the daemon wrote down (network.port 0
-        picks any), else the configured one."""
-        try:
-            return int((self.kit.config.data_dir / NETWORK_PORT_FILE).read_text().strip())
-        except (OSError, ValueError):
-            return int(self.kit.config["network.port"])
+        """The port the network API listens on: the one the daemon got (network.port 0 picks
+        any), else the configured one."""
+        port = getattr(self.kit.network_trust, "port", None)
+        return int(self.kit.config["network.port"] if port is None else port)
 
     def _kit_signing_certificate(self) -> str | None:
         certificate = self.kit.keys.kit_certificate()

@@ -8,6 +8,7 @@
     receipts           a laptop's or the central office's receipt of a bundle
     work_orders        the work-order JSON Schema
     pairing            kitd-pairing/1: a laptop and a kit pair with a 6-digit code (SPAKE2)
+    link_certificates  the self-signed certificates of the laptop link (the kit's TLS, a laptop's)
 
 It depends on cryptography, asn1crypto, rfc8785 and spake2 only: a field laptop installs it
 without the kit's device libraries.

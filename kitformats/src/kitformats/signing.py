@@ -74,17 +74,23 @@ def read_certificate(path: Path) -> x509.Certificate:
 
 
 def read_file_signer(key_path: Path, certificate_path: Path) -> FileSigner:
-    """The key at ``key_path`` (mode 0600 or stricter) with its certificate, checked to match."""
+    """The key at ``key_path`` (mode 0600 or stricter) with its certificate, checked to match.
+
+    On Windows (a field laptop's receipt key) the mode says nothing: the user's profile
+    folder's ACL guards the key, and it is not checked here."""
     try:
         mode = key_path.stat().st_mode
+        data = key_path.read_bytes()
     except FileNotFoundError:
         raise KeyProblem(f"{key_path}: no such key") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    except OSError as exc:
+        raise KeyProblem(f"{key_path}: cannot read: {exc.strerror}") from None
+    if os.name != "nt" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyProblem(
             f"{key_path}: mode {stat.S_IMODE(mode):04o} lets others read the key; it must be 0600"
         )
     try:
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
         raise KeyProblem(f"{key_path}: not an unencrypted PEM private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):

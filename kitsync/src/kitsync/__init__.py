@@ -3,7 +3,7 @@
     cli               the kit-sync command line and its exit codes
     errors            the errors a command stops with, each with its exit code
     places            the data directory, one directory per kit, kit.json
-    laptop_keys       the laptop's TLS and receipt keys for a kit, fingerprints
+    laptop_keys       the laptop's TLS and receipt keys for a kit
     link              HTTPS to a kit: TLS 1.3, client certificate, the kit's certificate pinned
     pair              kit-sync pair: kitd-pairing/1, the laptop's side
     orders            kit-sync push-orders

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from kitformats.errors import KitError
-from kitformats.signing import read_certificate
+from kitformats.pairing import fingerprint
+from kitformats.signing import read_certificate, read_file_signer
 
 from kitsync.central_receipts import push_receipts, summary
 from kitsync.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SyncError
-from kitsync.laptop_keys import fingerprint, read_signer
 from kitsync.ledger import Ledger, one_at_a_time
 from kitsync.link import TIMEOUT_S, KitLink, client_context
 from kitsync.orders import push_orders, report_lines
@@ -52,6 +52,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {PROG} --help)\n")
 
 
+def _seconds(text: str) -> float:
+    """A --timeout: a number of seconds above 0 (argparse names the option when it is not)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return seconds
+
+
 def _parser() -> Parser:
     parser = Parser(
         prog=PROG,
@@ -68,7 +79,7 @@ def _parser() -> Parser:
         help="where the laptop keeps its kits (default: $KIT_SYNC_HOME, else the user's data folder)",
     )
     common.add_argument(
-        "--timeout", type=float, default=TIMEOUT_S, metavar="SECONDS", help="network timeout (default 30)"
+        "--timeout", type=_seconds, default=TIMEOUT_S, metavar="SECONDS", help="network timeout (default 30)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
@@ -141,7 +152,7 @@ def _push_orders(args: argparse.Namespace, home: Path) -> int:
 def _pull(args: argparse.Namespace, home: Path) -> int:
     files = choose_kit(home, args.kit)
     record = read_kit_record(files)
-    signer = read_signer(files.laptop_receipts_key, files.laptop_receipts_certificate)
+    signer = read_file_signer(files.laptop_receipts_key, files.laptop_receipts_certificate)
     with (
         one_at_a_time(files.pull_lock, f"kit {record.kit_id}"),
         kit_link(files, record, args.timeout) as link,

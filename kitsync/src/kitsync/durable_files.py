@@ -3,7 +3,8 @@
 Its one job: :func:`write_atomically` (a temporary name in the same folder, fsync, rename
 over the final name, fsync of the folder) and :func:`fsync_directory`, which makes a rename
 durable where the platform can (Windows cannot open a folder to fsync it; NTFS journals the
-rename itself).
+rename itself). kitd.durable_files does the same on the kit; kit-sync imports nothing of kitd
+(an import contract), and how a file is written is no format for kitformats to hold.
 """
 
 from __future__ import annotations

@@ -136,6 +136,11 @@ class KitLink:
         self._connection: PinnedConnection | None = None
         self._used = False  # whether the open connection carried a request already
 
+    @property
+    def who(self) -> str:
+        """How errors name the kit: by its id, or "the kit" while pairing (no id known yet)."""
+        return f"kit {self.label}" if self.label else "the kit"
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
@@ -170,7 +175,7 @@ class KitLink:
     def _mismatch(self, found: bytes) -> str:
         pinned = self.pinned.hex() if self.pinned else "none"
         return (
-            f"kit {self.label} at {self.address} presented another TLS certificate (SHA-256 "
+            f"{self.who} at {self.address} presented another TLS certificate (SHA-256 "
             f"{found.hex()[:16]}...) than the one pinned at pairing ({pinned[:16]}...): it may not be "
             "the kit; if its certificate was replaced, pair again"
         )
@@ -179,12 +184,12 @@ class KitLink:
         """The one-line error for a network failure talking to this kit."""
         if is_certificate_refusal(exc):
             return NotPaired(
-                f"kit {self.label} at {self.address} refused this laptop's certificate: "
+                f"{self.who} at {self.address} refused this laptop's certificate: "
                 f"not paired with it, or its pairing was revoked ({describe(exc)})"
             )
         if connecting:
-            return TransferFailed(f"cannot reach kit {self.label} at {self.address}: {describe(exc)}")
-        return TransferFailed(f"the connection to kit {self.label} at {self.address} broke: {describe(exc)}")
+            return TransferFailed(f"cannot reach {self.who} at {self.address}: {describe(exc)}")
+        return TransferFailed(f"the connection to {self.who} at {self.address} broke: {describe(exc)}")
 
     def send(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
@@ -206,7 +211,7 @@ class KitLink:
                     continue
                 if not reused and ended and self.refuses_certificate():
                     raise NotPaired(
-                        f"kit {self.label} at {self.address} refused this laptop's certificate: "
+                        f"{self.who} at {self.address} refused this laptop's certificate: "
                         "not paired with it, or its pairing was revoked"
                     ) from None
                 raise self.network_error(exc) from None
@@ -259,7 +264,7 @@ class KitLink:
         answer = _json_or_none(data)
         if isinstance(answer, dict) and answer.get("error") in NOT_PAIRED_ERRORS:
             message = answer.get("message") or answer["error"]
-            raise NotPaired(f"kit {self.label} at {self.address}: {message}")
+            raise NotPaired(f"{self.who} at {self.address}: {message}")
 
     def call(
         self,
@@ -291,7 +296,7 @@ class KitLink:
             reason = f"{answer['message']} ({answer.get('error', status)})"
         else:
             reason = f"HTTP {status}"
-        return TransferFailed(f"{what}: kit {self.label} answered: {reason}")
+        return TransferFailed(f"{what}: {self.who} answered: {reason}")
 
 
 def _json_or_none(data: bytes) -> Any:

@@ -12,7 +12,6 @@ and keeps its ledger.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import re
 import secrets
@@ -33,6 +32,7 @@ from kitformats.pairing import (
     check_code,
     check_laptop_name,
     confirm_body,
+    fingerprint,
     read_paired,
     read_start_answer,
     start_body,
@@ -40,7 +40,7 @@ from kitformats.pairing import (
 
 from kitsync.durable_files import fsync_directory, make_directory, write_atomically
 from kitsync.errors import KitCertificateChanged, NotPaired, TransferFailed, UsageProblem
-from kitsync.laptop_keys import fingerprint, make_credentials
+from kitsync.laptop_keys import make_credentials
 from kitsync.link import TIMEOUT_S, KitLink, client_context
 from kitsync.places import KIT_ID, KITS, KitFiles, KitRecord, kit_files, split_address, write_kit_record
 
@@ -121,7 +121,7 @@ def pair(
         _move_into_place(staging, kit_files(home, paired.kit_id).root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return record, hashlib.sha256(kit_der).hexdigest()
+    return record, fingerprint(kit_der).hex()
 
 
 def _exchange(
@@ -150,7 +150,7 @@ def _exchange(
         assert kit_der is not None
         # The confirm must go to the same certificate the start went to (were the connection
         # closed in between, the new one is held to it).
-        link.pinned = hashlib.sha256(kit_der).digest()
+        link.pinned = fingerprint(kit_der)
         if status != 200:
             raise _refused(status, answer, link.address, "start")
         try:
