@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,8 +12,24 @@ from typing import Any
 import pytest
 
 from hil.rig import FIXTURES, KitdProcess, SimulatorProcess
+from kitd.services.claims import LOCK_DIR_ENV
 
 LogSource = Callable[[], str]
+_OWN_LOCK_DIR: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every process the tests start claims devices in a lock directory of this pytest process
+    (one per xdist worker) unless a test names its own: two workers' kits running kit-sim's
+    default settings must not see each other's claims of their own simulated readers."""
+    if LOCK_DIR_ENV not in os.environ:
+        _OWN_LOCK_DIR.append(tempfile.mkdtemp(prefix="kitd-test-locks-"))
+        os.environ[LOCK_DIR_ENV] = _OWN_LOCK_DIR[0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for directory in _OWN_LOCK_DIR:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.hookimpl(hookwrapper=True)
