@@ -1,6 +1,7 @@
 """The OpenAPI document and the API cannot drift apart: the app's routes are the document's
 paths, method by method; the document is valid OpenAPI 3.1 (checked by an independent
-validator); and what the API accepts is what the document's schemas say."""
+validator), and so is the pairing port's; and what the API accepts is what the document's
+schemas say."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from openapi_spec_validator import validate
 
 from kitd.api import make_app
 from kitd.api.openapi import openapi_document
+from kitd.api.pairing_openapi import PAIRING_SCHEMAS, pairing_openapi_document
 from kitd.config import parse_config
 from kitd.kit import Kit
 from kitd.schemas import CAPTURE_REQUESTS, SCHEMAS, ShapeError, check
@@ -48,6 +50,17 @@ def test_the_document_is_valid_openapi_3_1() -> None:
     document = openapi_document()
     assert document["openapi"].startswith("3.1")
     validate(document)
+
+
+def test_the_pairing_ports_document_is_valid_openapi_3_1() -> None:
+    document = pairing_openapi_document()
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+    for schema in PAIRING_SCHEMAS.values():
+        Draft202012Validator.check_schema(schema)
+    # Every error answer has its code (the pairing app's routes are its paths: test_hil_pairing.py).
+    confirm = document["paths"]["/pairing/v1/confirm"]["post"]["responses"]
+    assert sorted(confirm) == ["200", "400", "401", "403", "404", "409", "413"]
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

@@ -5,7 +5,8 @@ and a complete enrollment write the audit entries they should, asserted action b
 then the kit's checkpoints verify with its note key alone (from ``kitctl keys status``):
 the tree root recomputed from the fetched entries, an inclusion proof of the finished
 visit, a consistency proof from a checkpoint taken before the visits. The audit endpoints
-refuse an officer and name a bad parameter.
+refuse an officer and name a bad parameter. A pairing window asked of this kit, whose network
+is off, is refused (409 network_disabled) and leaves no trace in the log.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import rfc8785
 from hil.pytest_plugin import RigLogs
 from hil.rig import SIMULATION_KIT_ID, KitdProcess, simulation_officer
 from hil.sample_orders import sample_order
+from kitd.api.openapi import openapi_document
 from kitd.audit.checkpoint import Checkpoint, open_checkpoint
 from kitd.audit.merkle import leaf_hash, tree_hash, verify_consistency, verify_inclusion
 from kitd.audit.note import (
@@ -265,3 +267,23 @@ def test_the_audit_endpoints_refuse_an_officer_and_name_a_bad_parameter(kit: Aud
         body = reply.json()
         assert body["error"] == "bad_request" and body["field"] == parameter, (path, body)
         assert parameter in body["message"], (path, body)
+
+
+def test_a_pairing_window_is_refused_while_the_network_is_off_and_nothing_is_audited(
+    kit: AuditedKit,
+) -> None:
+    # The module's kit runs with network.enabled = false, the default.
+    size = len(fetch_entries(kit.supervisor))
+    documented = openapi_document()["paths"]["/api/v1/pairing"]["post"]["responses"]
+    for body in (None, {"seconds": 30}):
+        reply = kit.supervisor.request("POST", "/api/v1/pairing", body)
+        assert reply.status == 409 and "409" in documented, (body, reply.status, reply.body)
+        answer = reply.json()
+        assert answer["error"] == "network_disabled", answer
+        assert "network.enabled = false" in answer["message"] and "\n" not in answer["message"], answer
+    done = kit.kitd.kitctl("laptops", "pair", "--config", str(kit.kitd.config_path))
+    assert done.returncode == 1 and done.stdout == "", (done.stdout, done.stderr)
+    assert done.stderr.startswith("kitctl laptops pair: ") and "network.enabled" in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert kit.supervisor.checked("GET", "/api/v1/pairing").json() == {"open": False, "paired": None}
+    assert len(fetch_entries(kit.supervisor)) == size  # no window opened, nothing audited

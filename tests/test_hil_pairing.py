@@ -6,7 +6,9 @@ certificate its TLS handshake showed — pairs with the code: the kit records it
 TLS certificate to the network API and closes the window. Five wrong codes close the window,
 and so does its time. A relay that terminates TLS between laptop and kit (its own
 certificate toward the laptop) and forwards everything makes neither side accept, and cannot
-pair certificates of its own. The pairing port listens only while a window is open.
+pair certificates of its own. The pairing port listens only while a window is open; it serves
+its own OpenAPI document, whose paths are the port's routes and whose schemas the port's
+answers (paired, wrong code, refusals) keep.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from jsonschema import Draft202012Validator
 from kitformats.link_certificates import Use, private_key_pem
 from kitformats.link_certificates import self_signed as link_certificate
 from kitformats.pairing import (
@@ -40,10 +43,15 @@ from kitformats.pairing import (
     read_start_answer,
     start_body,
 )
+from openapi_spec_validator import validate
 
 from hil.pytest_plugin import RigLogs
 from hil.rig import KitdProcess, venv_script, wait_until
+from kitd.api.pairing import pairing_app
+from kitd.api.pairing_openapi import MAX_PAIRING_BODY, PAIRING_OPENAPI_PATH, pairing_openapi_document
 from kitd.cli.daemon_client import DaemonClient
+from kitd.config import parse_config
+from kitd.kit import Kit
 
 HOST = "127.0.0.1"
 
@@ -103,9 +111,16 @@ class PairingConnection:
         self.peer_fingerprint = fingerprint(self.connection.sock.getpeercert(binary_form=True))
 
     def post(self, path: str, body: Any) -> tuple[int, dict[str, Any]]:
-        data = json.dumps(body).encode()
-        self.connection.request("POST", path, body=data, headers={"Content-Type": "application/json"})
+        return self.send("POST", path, json.dumps(body).encode())
+
+    def send(
+        self, method: str, path: str, data: bytes | None = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        """Any request, its body as given; the answer's status and JSON."""
+        headers = {} if data is None else {"Content-Type": content_type}
+        self.connection.request(method, path, body=data, headers=headers)
         response = self.connection.getresponse()
+        assert response.headers.get_content_type() == "application/json", (method, path, response.status)
         return response.status, json.loads(response.read())
 
     def close(self) -> None:
@@ -498,3 +513,129 @@ def test_kitctl_pairs_a_laptop_revokes_it_and_ctrl_c_closes_the_window(kit: Pair
     assert process.returncode == 130 and "the pairing window is closed" in err, err
     assert kit.window()["open"] is False
     wait_until(lambda: refused(port), "the pairing port closed on Ctrl-C")
+
+
+# --- the pairing port's document ----------------------------------------------------------
+
+
+def test_the_pairing_apps_routes_are_its_documents_paths() -> None:
+    app = pairing_app(Kit(parse_config("")))
+    # aiohttp answers HEAD for every GET by itself; the document lists what is served on purpose.
+    served = {
+        (route.method.lower(), route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    paths = pairing_openapi_document()["paths"]
+    documented = {(method, path) for path, operations in paths.items() for method in operations}
+    assert served - documented == set(), "served but not documented"
+    assert documented - served == set(), "documented but not served"
+    assert served == {("post", START_PATH), ("post", CONFIRM_PATH), ("get", PAIRING_OPENAPI_PATH)}
+
+
+def _schema(document: dict[str, Any], pointer: str, body: Any) -> list[str]:
+    """What is wrong with ``body`` against the document's schema at ``pointer`` (its $refs resolved
+    in the document)."""
+    shape = {**document, "$ref": f"#/{pointer}"}
+    return [error.message for error in Draft202012Validator(shape).iter_errors(body)]
+
+
+def _operation(path: str, method: str) -> str:
+    return "/".join(part.replace("~", "~0").replace("/", "~1") for part in ("paths", path, method))
+
+
+def request_errors(document: dict[str, Any], path: str, body: Any) -> list[str]:
+    """What is wrong with a laptop's body against the document's request schema for ``path``."""
+    return _schema(document, f"{_operation(path, 'post')}/requestBody/content/application~1json/schema", body)
+
+
+def assert_documented(document: dict[str, Any], method: str, path: str, status: int, body: Any) -> None:
+    """The answer's status is documented for the operation, and its JSON has that answer's shape."""
+    assert str(status) in document["paths"][path][method]["responses"], (method, path, status, body)
+    pointer = f"{_operation(path, method)}/responses/{status}/content/application~1json/schema"
+    assert not (wrong := _schema(document, pointer, body)), (method, path, status, body, wrong[:3])
+
+
+def test_the_pairing_port_serves_its_document_and_answers_as_it_says(kit: PairingKit) -> None:
+    document = pairing_openapi_document()
+    window = kit.open_window()
+    laptop = new_laptop(kit.laptops_dir, "lap-6")
+    answers: list[tuple[str, str, int, Any]] = []
+    connection = PairingConnection(window["port"])
+    try:
+        status, served = connection.send("GET", PAIRING_OPENAPI_PATH)
+        assert status == 200 and served == document
+        validate(served)
+
+        # Malformed bodies, each a 400 (naming the field when there is one) that uses no attempt.
+        malformed = [
+            (START_PATH, None, "application/json", None),
+            (START_PATH, b"{not json", "application/json", None),
+            (START_PATH, b'{"laptop_name": "lap-6"}', "text/plain", None),
+            (START_PATH, b"[]", "application/json", None),
+            (START_PATH, b'{"laptop_name": "no spaces"}', "application/json", "laptop_name"),
+            (CONFIRM_PATH, b'{"exchange": "x", "confirmation": "zz"}', "application/json", "confirmation"),
+        ]
+        for path, data, content_type, field_named in malformed:
+            status, answer = connection.send("POST", path, data, content_type)
+            assert status == 400 and answer["error"] == "bad_request", (path, data, answer)
+            assert answer.get("field") == field_named, (path, data, answer)
+            answers.append(("post", path, status, answer))
+        body = confirm_body("no-such-exchange", bytes(32))
+        assert not request_errors(document, CONFIRM_PATH, body)
+        status, answer = connection.send("POST", CONFIRM_PATH, json.dumps(body).encode())
+        assert status == 404 and answer["error"] == "unknown_exchange", answer
+        answers.append(("post", CONFIRM_PATH, status, answer))
+    finally:
+        connection.close()
+    assert kit.window()["attempts_left"] == 5
+
+    # A wrong code, then the right one.
+    wrong = pair(laptop, window["port"], f"{(int(window['code']) + 1) % 10**6:06d}")
+    assert wrong.confirm is not None and wrong.confirm[0] == 401 and wrong.confirm[1]["attempts_left"] == 4
+    right = pair(laptop, window["port"], window["code"])
+    assert right.accepted and right.confirm is not None, right
+    for attempt in (wrong, right):
+        answers.append(("post", START_PATH, *attempt.start))
+        answers.append(("post", CONFIRM_PATH, *attempt.confirm))
+
+    # In a new window: the name is taken now (409); five starts use the window up, and the sixth
+    # finds it closed (403); a body over the limit is refused unread (413).
+    window = kit.open_window()
+    connection = PairingConnection(window["port"])
+    try:
+        taken = start_body("lap-6", laptop.tls.pem, laptop.receipts.pem, LaptopExchange(window["code"]))
+        status, answer = connection.post(START_PATH, taken)
+        assert status == 409 and answer["error"] == "laptop_name_taken", answer
+        answers.append(("post", START_PATH, status, answer))
+        other = new_laptop(kit.laptops_dir, "lap-7")
+        for _ in range(6):
+            body = start_body("lap-7", other.tls.pem, other.receipts.pem, LaptopExchange(window["code"]))
+            assert not request_errors(document, START_PATH, body)
+            answers.append(("post", START_PATH, *connection.post(START_PATH, body)))
+        assert [status for _, _, status, _ in answers[-6:]] == [200] * 5 + [403]
+        assert answers[-1][3]["error"] == "pairing_closed", answers[-1]
+    finally:
+        connection.close()
+    connection = PairingConnection(window["port"])
+    try:
+        status, answer = connection.send("POST", START_PATH, b" " * (MAX_PAIRING_BODY + 1))
+        assert status == 413 and answer["error"] == "too_large", answer
+        answers.append(("post", START_PATH, status, answer))
+    finally:
+        connection.close()
+    kit.supervisor.checked("DELETE", "/api/v1/pairing")
+
+    for method, path, status, answer in answers:
+        assert_documented(document, method, path, status, answer)
+    assert {(path, status) for _, path, status, _ in answers} == {
+        (START_PATH, 200),
+        (START_PATH, 400),
+        (START_PATH, 403),
+        (START_PATH, 409),
+        (START_PATH, 413),
+        (CONFIRM_PATH, 200),
+        (CONFIRM_PATH, 400),
+        (CONFIRM_PATH, 401),
+        (CONFIRM_PATH, 404),
+    }

@@ -13,24 +13,13 @@ from typing import Any
 
 from kitd import __version__
 from kitd.api.openapi import ORDER_PATHS, OUTBOX_PATHS
+from kitd.api.openapi_parts import UNSUPPORTED_MEDIA_TYPE, error_answer, json_answer, ref
 from kitd.schemas import SCHEMAS
 from kitd.store.work_orders import ORDER_STATUSES
 
 # Outcomes in one answer: at most, and when the laptop names no limit.
 MAX_OUTCOMES = 1000
 DEFAULT_OUTCOMES = 100
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
 
 
 def _borrowed(operation: dict[str, Any], summary: str) -> dict[str, Any]:
@@ -161,19 +150,19 @@ PATHS: dict[str, Any] = {
     "/api/v1/status": {
         "get": {
             "summary": "The kit's version, uptime, devices by status, sealing, outbox and audit log",
-            "responses": {"200": _json(_ref("Status"), "Status")},
+            "responses": {"200": json_answer(ref("Status"), "Status")},
         }
     },
     "/api/v1/devices": {
         "get": {
             "summary": "The kit's devices and their state",
-            "responses": {"200": _json({"type": "array", "items": _ref("Device")}, "Devices")},
+            "responses": {"200": json_answer({"type": "array", "items": ref("Device")}, "Devices")},
         }
     },
     "/api/v1/openapi.json": {
         "get": {
             "summary": "This document",
-            "responses": {"200": _json({"type": "object"}, "The network API's OpenAPI document")},
+            "responses": {"200": json_answer({"type": "object"}, "The network API's OpenAPI document")},
         }
     },
     "/api/v1/orders": {
@@ -194,15 +183,15 @@ PATHS: dict[str, Any] = {
                 }
             ],
             "responses": {
-                "200": _json(
+                "200": json_answer(
                     {
                         "type": "object",
                         "required": ["orders"],
-                        "properties": {"orders": {"type": "array", "items": _ref("NetworkOrder")}},
+                        "properties": {"orders": {"type": "array", "items": ref("NetworkOrder")}},
                     },
                     "The orders, oldest import first",
                 ),
-                "400": _error("An unknown status"),
+                "400": error_answer("An unknown status"),
             },
         },
     },
@@ -216,18 +205,18 @@ PATHS: dict[str, Any] = {
                 "content": {"application/json": {"schema": {"type": "object"}}},
             },
             "responses": {
-                "200": _json(_ref("OrderReplaced"), "Replaced (or the same already)"),
-                "400": _json(
-                    {"anyOf": [_ref("OrderRefused"), _ref("Error")]},
+                "200": json_answer(ref("OrderReplaced"), "Replaced (or the same already)"),
+                "400": json_answer(
+                    {"anyOf": [ref("OrderRefused"), ref("Error")]},
                     "The order does not pass its checks (the row's report), or the body is not one order "
                     "for this path",
                 ),
-                "404": _error("No such order (unknown_order)"),
-                "409": _error(
+                "404": error_answer("No such order (unknown_order)"),
+                "409": error_answer(
                     "The order cannot change now: order_closed (its visit ended), order_withdrawn, "
                     "visit_running (an officer is visiting it: withdraw it instead)"
                 ),
-                "415": _error("The body's Content-Type is not application/json"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
             },
         },
         "delete": {
@@ -235,9 +224,9 @@ PATHS: dict[str, Any] = {
             "officer's screen (the visit may still finish) and closed when that visit ends",
             "parameters": [ORDER_ID],
             "responses": {
-                "200": _json(_ref("OrderWithdrawn"), "Withdrawn (withdrawing again changes nothing)"),
-                "404": _error("No such order (unknown_order)"),
-                "409": _error("The order's visit ended already (order_closed)"),
+                "200": json_answer(ref("OrderWithdrawn"), "Withdrawn (withdrawing again changes nothing)"),
+                "404": error_answer("No such order (unknown_order)"),
+                "409": error_answer("The order's visit ended already (order_closed)"),
             },
         },
     },
@@ -261,12 +250,12 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {
-                "200": _json(
+                "200": json_answer(
                     {
                         "type": "object",
                         "required": ["outcomes", "next"],
                         "properties": {
-                            "outcomes": {"type": "array", "items": _ref("Outcome")},
+                            "outcomes": {"type": "array", "items": ref("Outcome")},
                             "next": {
                                 "type": "integer",
                                 "description": "The cursor to ask after next (the last one given, "
@@ -276,7 +265,7 @@ PATHS: dict[str, Any] = {
                     },
                     "The outcomes, oldest first",
                 ),
-                "400": _error("after or limit is not a whole number in range (named)"),
+                "400": error_answer("after or limit is not a whole number in range (named)"),
             },
         }
     },
@@ -285,11 +274,11 @@ PATHS: dict[str, Any] = {
             "summary": "Every bundle the office does not have yet, with the kit's signed statement of it; "
             "each becomes offered to this laptop, whose last sync is now",
             "responses": {
-                "200": _json(
+                "200": json_answer(
                     {
                         "type": "object",
                         "required": ["bundles"],
-                        "properties": {"bundles": {"type": "array", "items": _ref("NetworkBundle")}},
+                        "properties": {"bundles": {"type": "array", "items": ref("NetworkBundle")}},
                     },
                     "The bundles, oldest first",
                 )
@@ -330,12 +319,12 @@ PATHS: dict[str, Any] = {
                         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
                     },
                 },
-                "404": _error("No such bundle, or erased (unknown_bundle)"),
+                "404": error_answer("No such bundle, or erased (unknown_bundle)"),
                 "416": {
                     "description": "The range is outside the file, or not one range "
                     "(Content-Range: bytes */SIZE)"
                 },
-                "503": _error("The bundle's file cannot be read on the kit (bundle_unavailable)"),
+                "503": error_answer("The bundle's file cannot be read on the kit (bundle_unavailable)"),
             },
         }
     },
@@ -353,7 +342,7 @@ PATHS: dict[str, Any] = {
     },
 }
 
-REFUSED = _error(
+REFUSED = error_answer(
     "The client certificate is not a paired laptop's (not_paired), or the laptop was revoked "
     "(laptop_revoked, with when). A certificate the kit never paired fails the TLS handshake already."
 )

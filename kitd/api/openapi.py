@@ -7,28 +7,10 @@ from typing import Any
 
 from kitd import __version__
 from kitd.api.event_stream import KEEPALIVE_S
+from kitd.api.openapi_parts import UNSUPPORTED_MEDIA_TYPE, error_answer, json_answer, ref
 from kitd.api.sign_in import COOKIE, PUBLIC_ROUTES, ROUTE_ROLES
 from kitd.events import REPLAY_EVENTS
 from kitd.schemas import CAPTURE_REQUESTS, OUTBOX_STATES, SCHEMAS
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-# A body labelled as anything but JSON (no Content-Type at all is read as JSON).
-UNSUPPORTED_MEDIA_TYPE = _error("The body's Content-Type is not application/json")
 
 SESSION_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -38,18 +20,18 @@ SESSION_PATHS: dict[str, Any] = {
             "summary": "Start a live capture session on a device",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("SessionRequest")}},
+                "content": {"application/json": {"schema": ref("SessionRequest")}},
             },
             "responses": {
-                "201": _json(
+                "201": json_answer(
                     {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
                     "Started",
                 ),
-                "400": _error("Malformed request, wrong modality for the device, unknown category"),
+                "400": error_answer("Malformed request, wrong modality for the device, unknown category"),
                 "415": UNSUPPORTED_MEDIA_TYPE,
-                "404": _error("Unknown device"),
-                "409": _error("Device busy"),
-                "503": _error("Device disconnected"),
+                "404": error_answer("Unknown device"),
+                "409": error_answer("Device busy"),
+                "503": error_answer("Device disconnected"),
             },
         }
     },
@@ -57,15 +39,20 @@ SESSION_PATHS: dict[str, Any] = {
         "get": {
             "summary": "State, best score so far and result summary",
             "parameters": [SESSION_ID],
-            "responses": {"200": _json(_ref("Session"), "The session"), "404": _error("Unknown session")},
+            "responses": {
+                "200": json_answer(ref("Session"), "The session"),
+                "404": error_answer("Unknown session"),
+            },
         },
         "delete": {
             "summary": "Cancel the session",
             "parameters": [SESSION_ID],
             "responses": {
-                "202": _json(_ref("Session"), "Cancelling"),
-                "404": _error("Unknown session"),
-                "409": _error("The session has already ended (session_state; the message names its state)"),
+                "202": json_answer(ref("Session"), "Cancelling"),
+                "404": error_answer("Unknown session"),
+                "409": error_answer(
+                    "The session has already ended (session_state; the message names its state)"
+                ),
             },
         },
     },
@@ -74,9 +61,9 @@ SESSION_PATHS: dict[str, Any] = {
             "summary": "The officer accepts the best capture (flagged forced if it did not pass)",
             "parameters": [SESSION_ID],
             "responses": {
-                "200": _json(_ref("Session"), "Confirmed"),
-                "404": _error("Unknown session"),
-                "409": _error("Already ended, or nothing to confirm yet"),
+                "200": json_answer(ref("Session"), "Confirmed"),
+                "404": error_answer("Unknown session"),
+                "409": error_answer("Already ended, or nothing to confirm yet"),
             },
         }
     },
@@ -90,11 +77,11 @@ SESSION_PATHS: dict[str, Any] = {
                     "description": "The capture; X-Kit-Forced: true when it did not pass the gate",
                     "content": {
                         "image/png": {"schema": {"type": "string", "format": "binary"}},
-                        "application/json": {"schema": _ref("Signature")},
+                        "application/json": {"schema": ref("Signature")},
                     },
                 },
-                "404": _error("Unknown session"),
-                "409": _error("No capture (yet)"),
+                "404": error_answer("Unknown session"),
+                "409": error_answer("No capture (yet)"),
             },
         }
     },
@@ -110,8 +97,8 @@ SESSION_PATHS: dict[str, Any] = {
                     "its score",
                     "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
                 },
-                "404": _error("Unknown session"),
-                "409": _error("No press yet (or not a fingerprint session)"),
+                "404": error_answer("Unknown session"),
+                "409": error_answer("No press yet (or not a fingerprint session)"),
             },
         }
     },
@@ -154,11 +141,14 @@ def _officer_action(summary: str, body: str | None = None) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": [NIP],
-        "responses": {"200": _json(_ref("Officer"), "The officer now"), "404": _error("No such officer")},
+        "responses": {
+            "200": json_answer(ref("Officer"), "The officer now"),
+            "404": error_answer("No such officer"),
+        },
     }
     if body:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
-        operation["responses"]["400"] = _error("Malformed request (the field named)")
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
+        operation["responses"]["400"] = error_answer("Malformed request (the field named)")
         operation["responses"]["415"] = UNSUPPORTED_MEDIA_TYPE
     return {"post": operation}
 
@@ -167,16 +157,18 @@ SIGN_IN_PATHS: dict[str, Any] = {
     "/api/v1/auth/pin": {
         "post": {
             "summary": "The signed-in officer changes their own PIN; their credential is wrapped again",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PinChange")}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref("PinChange")}}},
             "responses": {
-                "200": _json(_ref("PinChanged"), "Changed; the sign-in ends: sign in again with the new PIN"),
-                "400": _error("Malformed request, or the new PIN is not 6 digits (the field named)"),
-                "403": _error(
+                "200": json_answer(
+                    ref("PinChanged"), "Changed; the sign-in ends: sign in again with the new PIN"
+                ),
+                "400": error_answer("Malformed request, or the new PIN is not 6 digits (the field named)"),
+                "403": error_answer(
                     "The current PIN is wrong (wrong_pin; counted like a sign-in), or the caller "
                     "is not an officer signed in with a NIP"
                 ),  # fmt: skip
                 "415": UNSUPPORTED_MEDIA_TYPE,
-                "423": _error("Locked after too many wrong PINs: a supervisor must unlock (locked)"),
+                "423": error_answer("Locked after too many wrong PINs: a supervisor must unlock (locked)"),
             },
         }
     },
@@ -186,14 +178,16 @@ SIGN_IN_PATHS: dict[str, Any] = {
             "security": [],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("SignInRequest")}},
+                "content": {"application/json": {"schema": ref("SignInRequest")}},
             },
             "responses": {
-                "200": _json(_ref("SignIn"), "Signed in (Set-Cookie: kitd_token, HttpOnly, SameSite=Strict)"),
-                "400": _error("Malformed request (the field named)"),
-                "401": _error("NIP or PIN wrong, or the officer deactivated (unauthenticated)"),
+                "200": json_answer(
+                    ref("SignIn"), "Signed in (Set-Cookie: kitd_token, HttpOnly, SameSite=Strict)"
+                ),
+                "400": error_answer("Malformed request (the field named)"),
+                "401": error_answer("NIP or PIN wrong, or the officer deactivated (unauthenticated)"),
                 "415": UNSUPPORTED_MEDIA_TYPE,
-                "423": _error("Locked after too many wrong PINs: a supervisor must unlock (locked)"),
+                "423": error_answer("Locked after too many wrong PINs: a supervisor must unlock (locked)"),
             },
         }
     },
@@ -201,7 +195,7 @@ SIGN_IN_PATHS: dict[str, Any] = {
         "post": {
             "summary": "End this token (and clear the cookie)",
             "responses": {
-                "200": _json(
+                "200": json_answer(
                     {
                         "type": "object",
                         "required": ["signed_out"],
@@ -215,7 +209,7 @@ SIGN_IN_PATHS: dict[str, Any] = {
     "/api/v1/auth/me": {
         "get": {
             "summary": "Who this token signed in, and how long a sign-in lasts unused (asking is a use)",
-            "responses": {"200": _json(_ref("Me"), "The caller")},
+            "responses": {"200": json_answer(ref("Me"), "The caller")},
         }
     },
     "/api/v1/auth/language": {
@@ -223,12 +217,12 @@ SIGN_IN_PATHS: dict[str, Any] = {
             "summary": "The touch screen's language for the signed-in officer, kept for their next sign-in",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("LanguageChoice")}},
+                "content": {"application/json": {"schema": ref("LanguageChoice")}},
             },
             "responses": {
-                "200": _json(_ref("Officer"), "The officer, with their language"),
-                "400": _error("Not a language the kit speaks (id, en)"),
-                "403": _error("The caller has no NIP (the kit's socket)"),
+                "200": json_answer(ref("Officer"), "The officer, with their language"),
+                "400": error_answer("Not a language the kit speaks (id, en)"),
+                "403": error_answer("The caller has no NIP (the kit's socket)"),
                 "415": UNSUPPORTED_MEDIA_TYPE,
             },
         }
@@ -236,18 +230,18 @@ SIGN_IN_PATHS: dict[str, Any] = {
     "/api/v1/officers": {
         "get": {
             "summary": "Every officer, active or not (supervisors)",
-            "responses": {"200": _json({"type": "array", "items": _ref("Officer")}, "Officers")},
+            "responses": {"200": json_answer({"type": "array", "items": ref("Officer")}, "Officers")},
         },
         "post": {
             "summary": "Add an officer (supervisors)",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("NewOfficer")}},
+                "content": {"application/json": {"schema": ref("NewOfficer")}},
             },
             "responses": {
-                "201": _json(_ref("Officer"), "Added"),
-                "400": _error("Malformed request, or a NIP that is not a real NIP (the reason named)"),
-                "409": _error("An officer with this NIP exists (officer_exists)"),
+                "201": json_answer(ref("Officer"), "Added"),
+                "400": error_answer("Malformed request, or a NIP that is not a real NIP (the reason named)"),
+                "409": error_answer("An officer with this NIP exists (officer_exists)"),
                 "415": UNSUPPORTED_MEDIA_TYPE,
             },
         },
@@ -275,12 +269,12 @@ ORDER_PATHS: dict[str, Any] = {
                 },
             },
             "responses": {
-                "200": _json(
-                    _ref("OrderImport"), "What was imported, unchanged, rejected (by row) and warned"
+                "200": json_answer(
+                    ref("OrderImport"), "What was imported, unchanged, rejected (by row) and warned"
                 ),
-                "400": _error("Not a JSON array or CSV with an order_id column: refused whole"),
-                "413": _error("Over 10 MB or 10,000 rows: refused whole (too_large)"),
-                "415": _error("A body that is neither JSON nor CSV"),
+                "400": error_answer("Not a JSON array or CSV with an order_id column: refused whole"),
+                "413": error_answer("Over 10 MB or 10,000 rows: refused whole (too_large)"),
+                "415": error_answer("A body that is neither JSON nor CSV"),
             },
         },
         "get": {
@@ -295,15 +289,15 @@ ORDER_PATHS: dict[str, Any] = {
                 }
             ],
             "responses": {
-                "200": _json({"type": "array", "items": {"type": "object"}}, "Orders as imported"),
-                "400": _error("day is not YYYY-MM-DD"),
+                "200": json_answer({"type": "array", "items": {"type": "object"}}, "Orders as imported"),
+                "400": error_answer("day is not YYYY-MM-DD"),
             },
         },
     },
     "/api/v1/schemas/work-order.json": {
         "get": {
             "summary": "The JSON Schema of a work order (the field laptop uses the same file)",
-            "responses": {"200": _json({"type": "object"}, "JSON Schema, draft 2020-12")},
+            "responses": {"200": json_answer({"type": "object"}, "JSON Schema, draft 2020-12")},
         }
     },
 }
@@ -317,9 +311,9 @@ ITEM = {
     "schema": {"type": "string"},
     "description": "finger:1 .. finger:10, iris:right, iris:left, signature, thumbprint",
 }
-VISIT_ANSWER = _json(_ref("Visit"), "The visit now")
-WRONG_STATE = _json(
-    _ref("WrongStateError"), "The visit's state does not allow it (wrong_state, naming the state)"
+VISIT_ANSWER = json_answer(ref("Visit"), "The visit now")
+WRONG_STATE = json_answer(
+    ref("WrongStateError"), "The visit's state does not allow it (wrong_state, naming the state)"
 )
 
 
@@ -328,27 +322,27 @@ def _visit_action(
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": VISIT_ANSWER,
-        "404": _error("Unknown visit" + (" or item" if item else "")),
+        "404": error_answer("Unknown visit" + (" or item" if item else "")),
         "409": WRONG_STATE,
     }
     operation: dict[str, Any] = {"summary": summary, "parameters": [VISIT_ID, *([ITEM] if item else [])]}
     if body:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
-        responses["400"] = _error("Malformed request (the field named)")
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
+        responses["400"] = error_answer("Malformed request (the field named)")
         responses["415"] = UNSUPPORTED_MEDIA_TYPE
     if devices:
-        responses["503"] = _error("The item's device is disconnected or not configured")
+        responses["503"] = error_answer("The item's device is disconnected or not configured")
     operation["responses"] = responses
     return {"post": operation}
 
 
 def _sealing(path: dict[str, Any]) -> dict[str, Any]:
-    path["post"]["responses"]["409"] = _json(
-        {"oneOf": [_ref("WrongStateError"), _ref("Error")]},
+    path["post"]["responses"]["409"] = json_answer(
+        {"oneOf": [ref("WrongStateError"), ref("Error")]},
         "Not in review (wrong_state), or the visit's officer has no signing credential open "
         "(officer_cannot_sign: none installed, or locked until the officer signs in)",
     )
-    path["post"]["responses"]["503"] = _error(
+    path["post"]["responses"]["503"] = error_answer(
         "The visit could not be sealed or its bundle not written (cannot_seal: a missing key or "
         "certificate, or the disk's error, named); it stays in review with its captures"
     )
@@ -361,14 +355,14 @@ VISIT_PATHS: dict[str, Any] = {
             "summary": "Start a visit from a pending work order (one active visit per kit)",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("VisitRequest")}},
+                "content": {"application/json": {"schema": ref("VisitRequest")}},
             },
             "responses": {
-                "201": _json(_ref("Visit"), "Started, in state identity"),
-                "400": _error("Malformed request (the field named)"),
-                "404": _error("No pending order with that id (unknown_order)"),
-                "409": _json(
-                    {"oneOf": [_ref("WrongStateError"), _ref("Error")]},
+                "201": json_answer(ref("Visit"), "Started, in state identity"),
+                "400": error_answer("Malformed request (the field named)"),
+                "404": error_answer("No pending order with that id (unknown_order)"),
+                "409": json_answer(
+                    {"oneOf": [ref("WrongStateError"), ref("Error")]},
                     "Another visit is active (wrong_state, naming its state), the kit could not seal "
                     "a visit (sealing_not_ready: its key, certificate or recipients, named), or the free "
                     "disk is below the reserve of outbox.reserve_visits full visits (disk_reserve)",
@@ -382,8 +376,8 @@ VISIT_PATHS: dict[str, Any] = {
                 {"name": "state", "in": "query", "required": False, "schema": {"enum": ["active"]}}
             ],
             "responses": {
-                "200": _json({"type": "array", "items": _ref("Visit")}, "Active visits (at most one)"),
-                "400": _error("An unknown state"),
+                "200": json_answer({"type": "array", "items": ref("Visit")}, "Active visits (at most one)"),
+                "400": error_answer("An unknown state"),
             },
         },
     },
@@ -392,7 +386,7 @@ VISIT_PATHS: dict[str, Any] = {
             "summary": "A visit: state, current item, every item with its score, forced flag and exception",
             "description": "A watching route: asking does not restart the sign-in's idle time.",
             "parameters": [VISIT_ID],
-            "responses": {"200": VISIT_ANSWER, "404": _error("Unknown visit")},
+            "responses": {"200": VISIT_ANSWER, "404": error_answer("Unknown visit")},
         }
     },
     "/api/v1/visits/{id}/identity": _visit_action(
@@ -422,10 +416,10 @@ VISIT_PATHS: dict[str, Any] = {
                     "description": "The capture (Cache-Control: no-store)",
                     "content": {
                         "image/png": {"schema": {"type": "string", "format": "binary"}},
-                        "application/json": {"schema": _ref("Signature")},
+                        "application/json": {"schema": ref("Signature")},
                     },
                 },
-                "404": _error("Unknown visit or item, or no capture kept for it (no_capture)"),
+                "404": error_answer("Unknown visit or item, or no capture kept for it (no_capture)"),
             },
         }
     },
@@ -459,18 +453,18 @@ OUTBOX_PATHS: dict[str, Any] = {
                 }
             ],
             "responses": {
-                "200": _json(
+                "200": json_answer(
                     {
                         "type": "object",
                         "required": ["bundles", "summary"],
                         "properties": {
-                            "bundles": {"type": "array", "items": _ref("OutboxBundle")},
-                            "summary": _ref("OutboxSummary"),
+                            "bundles": {"type": "array", "items": ref("OutboxBundle")},
+                            "summary": ref("OutboxSummary"),
                         },
                     },
                     "Bundles and the outbox's summary (as in the status)",
                 ),
-                "400": _error("An unknown state"),
+                "400": error_answer("An unknown state"),
             },
         }
     },
@@ -479,8 +473,8 @@ OUTBOX_PATHS: dict[str, Any] = {
             "summary": "One bundle of the outbox: its state, times and receipts",
             "parameters": [BUNDLE_ID],
             "responses": {
-                "200": _json(_ref("OutboxBundle"), "The bundle"),
-                "404": _error("No such bundle (unknown_bundle)"),
+                "200": json_answer(ref("OutboxBundle"), "The bundle"),
+                "404": error_answer("No such bundle (unknown_bundle)"),
             },
         }
     },
@@ -492,25 +486,25 @@ OUTBOX_PATHS: dict[str, Any] = {
                 "description": "One receipt, or a JSON array of at most 500",
                 "content": {
                     "application/json": {
-                        "schema": {"oneOf": [_ref("Receipt"), {"type": "array", "items": _ref("Receipt")}]}
+                        "schema": {"oneOf": [ref("Receipt"), {"type": "array", "items": ref("Receipt")}]}
                     }
                 },
             },
             "responses": {
-                "200": _json(
-                    _ref("ReceiptResults"),
+                "200": json_answer(
+                    ref("ReceiptResults"),
                     "Each receipt: accepted (the bundle moved on), duplicate (it had already) or refused "
                     "with its reason (a signature that does not verify, another file, an unknown or "
                     "revoked key)",
                 ),
-                "400": _error("Not JSON, or an empty array"),
-                "413": _error("More than 500 receipts in one request (too_large)"),
+                "400": error_answer("Not JSON, or an empty array"),
+                "413": error_answer("More than 500 receipts in one request (too_large)"),
                 "415": UNSUPPORTED_MEDIA_TYPE,
-                "422": _json(
-                    _ref("ReceiptResults"),
+                "422": json_answer(
+                    ref("ReceiptResults"),
                     "Every receipt was refused (receipts_refused), each with its reason",
                 ),
-                "503": _error(
+                "503": error_answer(
                     "The kit's database could not record a receipt (cannot_record): those before it are "
                     "taken, send the rest again"
                 ),
@@ -542,7 +536,7 @@ AUDIT_PATHS: dict[str, Any] = {
                     "description": "The signed note",
                     "content": {"text/plain": {"schema": {"type": "string"}}},
                 },
-                "503": _error("The note key cannot be read (audit_unavailable)"),
+                "503": error_answer("The note key cannot be read (audit_unavailable)"),
             },
         }
     },
@@ -554,18 +548,18 @@ AUDIT_PATHS: dict[str, Any] = {
                 _whole_parameter("count", "How many, 1-1000 (default 100)", required=False),
             ],
             "responses": {
-                "200": _json(
+                "200": json_answer(
                     {
                         "type": "object",
                         "required": ["from", "entries"],
                         "properties": {
                             "from": {"type": "integer"},
-                            "entries": {"type": "array", "items": _ref("AuditEntry")},
+                            "entries": {"type": "array", "items": ref("AuditEntry")},
                         },
                     },
                     "The entries (fewer at the end of the log)",
                 ),
-                "400": _error("from or count out of range (the parameter named)"),
+                "400": error_answer("from or count out of range (the parameter named)"),
             },
         }
     },
@@ -577,7 +571,7 @@ AUDIT_PATHS: dict[str, Any] = {
                 _whole_parameter("size", "The tree's size (a checkpoint's)"),
             ],
             "responses": {
-                "200": _json(
+                "200": json_answer(
                     {
                         "type": "object",
                         "required": ["index", "size", "leaf_hash", "proof"],
@@ -590,7 +584,7 @@ AUDIT_PATHS: dict[str, Any] = {
                     },
                     "The leaf hash and its path, from the leaf up",
                 ),
-                "400": _error("A missing or bad parameter, or a size beyond the log (named)"),
+                "400": error_answer("A missing or bad parameter, or a size beyond the log (named)"),
             },
         }
     },
@@ -602,7 +596,7 @@ AUDIT_PATHS: dict[str, Any] = {
                 _whole_parameter("new", "The newer tree's size"),
             ],
             "responses": {
-                "200": _json(
+                "200": json_answer(
                     {
                         "type": "object",
                         "required": ["old", "new", "proof"],
@@ -614,7 +608,9 @@ AUDIT_PATHS: dict[str, Any] = {
                     },
                     "The proof's hashes",
                 ),
-                "400": _error("A missing or bad parameter, or sizes out of order or beyond the log (named)"),
+                "400": error_answer(
+                    "A missing or bad parameter, or sizes out of order or beyond the log (named)"
+                ),
             },
         }
     },
@@ -633,23 +629,23 @@ PAIRING_PATHS: dict[str, Any] = {
             "and its code.",
             "requestBody": {
                 "required": False,
-                "content": {"application/json": {"schema": _ref("PairingRequest")}},
+                "content": {"application/json": {"schema": ref("PairingRequest")}},
             },
             "responses": {
-                "201": _json(_ref("PairingWindow"), "Open (Cache-Control: no-store: it holds the code)"),
-                "400": _error("Malformed request (the field named)"),
-                "409": _error("The network API is off: network.enabled is false (network_disabled)"),
+                "201": json_answer(ref("PairingWindow"), "Open (Cache-Control: no-store: it holds the code)"),
+                "400": error_answer("Malformed request (the field named)"),
+                "409": error_answer("The network API is off: network.enabled is false (network_disabled)"),
                 "415": UNSUPPORTED_MEDIA_TYPE,
-                "503": _error("The pairing port cannot listen (cannot_listen, the reason named)"),
+                "503": error_answer("The pairing port cannot listen (cannot_listen, the reason named)"),
             },
         },
         "get": {
             "summary": "The pairing window: open or not, its code and time left, and the laptop it paired",
-            "responses": {"200": _json(_ref("PairingWindow"), "The window (Cache-Control: no-store)")},
+            "responses": {"200": json_answer(ref("PairingWindow"), "The window (Cache-Control: no-store)")},
         },
         "delete": {
             "summary": "Close the pairing window (if open) and its port",
-            "responses": {"200": _json(_ref("PairingWindow"), "Closed")},
+            "responses": {"200": json_answer(ref("PairingWindow"), "Closed")},
         },
     },
 }
@@ -664,10 +660,12 @@ def _with_sign_in(paths: dict[str, Any]) -> None:
                 operation["security"] = []  # no sign-in asked
                 continue
             responses = operation["responses"]
-            responses["401"] = _error("No token, or one that expired or was ended (unauthenticated)")
+            responses["401"] = error_answer("No token, or one that expired or was ended (unauthenticated)")
             if key in ROUTE_ROLES:
                 only = ", ".join(sorted(ROUTE_ROLES[key]))
-                responses["403"] = _json(_ref("ForbiddenError"), f"Signed in, but not as: {only} (forbidden)")
+                responses["403"] = json_answer(
+                    ref("ForbiddenError"), f"Signed in, but not as: {only} (forbidden)"
+                )
 
 
 SCREEN_PATHS: dict[str, Any] = {
@@ -681,7 +679,7 @@ SCREEN_PATHS: dict[str, Any] = {
                     "description": "The app's page",
                     "content": {"text/html": {"schema": {"type": "string"}}},
                 },
-                "404": _error("This kitd was installed without its app"),
+                "404": error_answer("This kitd was installed without its app"),
             },
         }
     },
@@ -691,7 +689,7 @@ SCREEN_PATHS: dict[str, Any] = {
             "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {
                 "200": {"description": "The file", "content": {"*/*": {"schema": {"type": "string"}}}},
-                "404": _error("The app has no such file"),
+                "404": error_answer("The app has no such file"),
             },
         }
     },
@@ -701,7 +699,7 @@ SCREEN_PATHS: dict[str, Any] = {
             "(public)",
             "description": "The quality assessors' feedback for each modality, and the reasons a visit "
             "cannot start; a client shows these and never retypes them.",
-            "responses": {"200": _json(_ref("Messages"), "The catalogue")},
+            "responses": {"200": json_answer(ref("Messages"), "The catalogue")},
         }
     },
     "/api/v1/summary": {
@@ -710,7 +708,7 @@ SCREEN_PATHS: dict[str, Any] = {
             "description": "Devices' readiness, bundles waiting for a laptop, free space against the "
             "visit reserve, battery, clock, the caller's active visit. A watching route: asking it "
             "does not restart the sign-in's idle time, so polling it never keeps an idle kit unlocked.",
-            "responses": {"200": _json(_ref("Summary"), "The summary")},
+            "responses": {"200": json_answer(ref("Summary"), "The summary")},
         }
     },
 }
@@ -790,7 +788,7 @@ def _base_document() -> dict[str, Any]:
                         + ". Another kind's fields are refused (400).",
                         "content": {
                             "application/json": {
-                                "schema": {"oneOf": [_ref(name) for name in CAPTURE_REQUESTS.values()]}
+                                "schema": {"oneOf": [ref(name) for name in CAPTURE_REQUESTS.values()]}
                             }
                         },
                     },
@@ -817,23 +815,25 @@ def _base_document() -> dict[str, Any]:
                                 "application/json": {"schema": {"$ref": "#/components/schemas/Signature"}},
                             },
                         },
-                        "400": _error("Malformed request body (JSON `null` included; an empty body is {})"),
+                        "400": error_answer(
+                            "Malformed request body (JSON `null` included; an empty body is {})"
+                        ),
                         "415": UNSUPPORTED_MEDIA_TYPE,
-                        "404": _error("Unknown device"),
-                        "409": _error("Device busy"),
+                        "404": error_answer("Unknown device"),
+                        "409": error_answer("Device busy"),
                         "422": {
                             "description": "No capture passed the quality gate (and force was not set): "
                             "`quality_gate` naming the failing checks, or `not_steady` when captures "
                             "passed but never `consecutive_passes` in a row within the time",
                             "content": {
                                 "application/json": {
-                                    "schema": {"oneOf": [_ref("QualityGateError"), _ref("NotSteadyError")]}
+                                    "schema": {"oneOf": [ref("QualityGateError"), ref("NotSteadyError")]}
                                 }
                             },
                         },
-                        "502": _error("Protocol error talking to the device"),
-                        "503": _error("Device disconnected"),
-                        "504": _error("No finger, frame or pen input within the time"),
+                        "502": error_answer("Protocol error talking to the device"),
+                        "503": error_answer("Device disconnected"),
+                        "504": error_answer("No finger, frame or pen input within the time"),
                     },
                 }
             },
@@ -861,8 +861,8 @@ def _base_document() -> dict[str, Any]:
                             "description": "The stream, until the viewer disconnects",
                             "content": {"multipart/x-mixed-replace": {"schema": {"type": "string"}}},
                         },
-                        "400": _error("Several iris cameras and no device named"),
-                        "404": _error("No such iris camera"),
+                        "400": error_answer("Several iris cameras and no device named"),
+                        "404": error_answer("No such iris camera"),
                     },
                 }
             },

@@ -5,7 +5,8 @@ kitctl on the kit's socket): ``POST /api/v1/pairing`` opens a window (201, its c
 ``GET`` shows it, ``DELETE`` closes it. On ``network.pairing_port`` — HTTPS with the kit's
 TLS certificate, no client certificate, listening only while a window is open
 (:class:`PairingListener`) — a laptop runs kitd-pairing/1: ``POST /pairing/v1/start`` and
-``POST /pairing/v1/confirm``.
+``POST /pairing/v1/confirm``; ``GET /pairing/v1/openapi.json`` is that port's document
+(kitd.api.pairing_openapi).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from kitformats.pairing import CONFIRM_PATH, START_PATH
 
+from kitd.api.pairing_openapi import MAX_PAIRING_BODY, PAIRING_OPENAPI_PATH, pairing_openapi_document
 from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, error_response, json_body
 from kitd.api.sign_in import CALLER
 from kitd.kit import Kit
@@ -30,8 +32,6 @@ from kitd.services.pairing import (
 )
 from kitd.store.audit import SYSTEM
 
-# A pairing message is a few kilobytes (two certificates); nothing bigger is read.
-MAX_PAIRING_BODY = 64 * 1024
 # How long a stopping pairing port waits for a request still being answered.
 STOP_TIMEOUT_S = 2.0
 NO_STORE = {"Cache-Control": "no-store"}
@@ -135,6 +135,10 @@ async def post_confirm(request: web.Request) -> web.Response:
     return web.json_response(answer, headers=NO_STORE)
 
 
+async def get_pairing_openapi(request: web.Request) -> web.Response:
+    return web.json_response(pairing_openapi_document())
+
+
 @web.middleware
 async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
@@ -148,11 +152,12 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
 
 
 def pairing_app(kit: Kit) -> web.Application:
-    """The pairing port's app: the two steps of kitd-pairing/1 and nothing else."""
+    """The pairing port's app: the two steps of kitd-pairing/1 and their document, nothing else."""
     app = web.Application(middlewares=[_json_errors], client_max_size=MAX_PAIRING_BODY)
     app[KIT_KEY] = kit
     app.router.add_post(START_PATH, post_start)
     app.router.add_post(CONFIRM_PATH, post_confirm)
+    app.router.add_get(PAIRING_OPENAPI_PATH, get_pairing_openapi)
     return app
 
 
