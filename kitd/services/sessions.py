@@ -66,6 +66,9 @@ class LiveSession:
     # The latest press of a fingerprint session (press number, frame, its score), for the
     # officer's screen; in memory only, like everything a session holds.
     latest: tuple[int, Any, float] | None = None
+    # Set on the event loop once the session's job has returned and its device is free again:
+    # the core says "ended" from the device's thread a moment before that.
+    device_freed: bool = False
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
@@ -437,6 +440,7 @@ class LiveSessions:
         except Exception as exc:  # noqa: BLE001 - a session must end with a reason, whatever happened
             log.exception("session %s failed", live.id)
             live.error = f"unexpected error: {exc}"
+        live.device_freed = True
         summary = live.summary()
         if summary["result"] is not None and not live.error:
             self.events.publish(

@@ -451,10 +451,10 @@ class VisitDesk:
         while True:
             with live.lock:
                 best = live.core.best[0] if live.core.best else None
-                ended = live.core.ended or live.error is not None
+                ended = (live.core.ended or live.error is not None) and live.device_freed
                 result = live.core.result
-            # A passing best captures the item only once its session has ended and handed
-            # over the capture (and freed its device for the next item).
+            # A passing best captures the item only once its session has ended, handed over
+            # the capture and freed its device (the officer's next item may start at once).
             if best is not None:
                 report = best.report
                 now = (round(best.score, 1), bool(report.passed), tuple(report.feedback))
