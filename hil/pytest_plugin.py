@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """Every process the tests start claims devices in a lock directory of this pytest process
     (one per xdist worker) unless a test names its own: two workers' kits running kit-sim's
     default settings must not see each other's claims of their own simulated readers."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background (a CI runner, `make test &`), pytest inherits SIGINT ignored,
+        # and so would every CLI a test starts: a test pressing Ctrl-C would wait for nothing.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if LOCK_DIR_ENV not in os.environ:
         _OWN_LOCK_DIR.append(tempfile.mkdtemp(prefix="kitd-test-locks-"))
         os.environ[LOCK_DIR_ENV] = _OWN_LOCK_DIR[0]

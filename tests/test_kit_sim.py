@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -111,10 +113,11 @@ def test_kit_sim_serves_a_ready_reader_and_stops_on_ctrl_c(tmp_path: Path) -> No
         assert not Path(f"/proc/{pid}").exists()
 
 
-def test_kit_sim_leaves_no_temporary_directory_behind(tmp_path: Path) -> None:
+def test_kit_sim_leaves_no_temporary_directory_behind() -> None:
     """Issue 17, defect 10d: without --workdir, kit-sim's /tmp/kit-sim-* went on piling up."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    # A short temporary folder of its own: kitd's socket (data_dir/kitd.sock) must fit in a Unix
+    # socket's 108 bytes, and a pytest-xdist worker's tmp_path is longer.
+    tmp = Path(tempfile.mkdtemp(prefix="ks-"))
     kit = KitSim([], env=dict(os.environ, TMPDIR=str(tmp)))
     try:
         assert kit.started.wait(60), kit.output
@@ -123,4 +126,6 @@ def test_kit_sim_leaves_no_temporary_directory_behind(tmp_path: Path) -> None:
     finally:
         status = kit.interrupt()
     assert status == 0, kit.output
-    assert list(tmp.iterdir()) == [], kit.output
+    left = list(tmp.iterdir())
+    shutil.rmtree(tmp)
+    assert left == [], kit.output
