@@ -22,7 +22,7 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest -q -ra -n 2 --dist loadfile
+	$(VENV)/bin/python -m pytest -q -ra -n 2 --dist loadfile --durations=25
 	$(VENV)/bin/python -m bench --smoke
 
 bench: setup

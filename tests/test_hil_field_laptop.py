@@ -38,7 +38,7 @@ from hil.sample_visit import SampleVisit
 from kitd.cli.daemon_client import DaemonClient
 
 # A bounded loop (issue 29): each round kills the laptop somewhere in its pull.
-KILL_ROUNDS = 8
+KILL_ROUNDS = 10
 
 
 @pytest.fixture(scope="module")
@@ -172,11 +172,12 @@ def test_a_laptop_killed_anywhere_in_a_pull_loses_and_duplicates_nothing(
         laptop = KitSync(tmp_path / "laptop")
         record = laptop.pair(kitd, "lap-killed")
         total = sum(row["size"] for row in outbox_rows(kitd).values())
-        # Slowed so that one pull takes over two seconds: the kills land in downloads,
+        # Slowed so that the whole transfer takes five seconds, spread over several killed
+        # rounds (each resumes the last one's .part): the kills land in downloads,
         # between a file's rename and its receipt, and in the receipts themselves. Each kill
         # comes before a whole pull could end (1.8 s at most), so the first round is always
         # killed, whatever the seed: a loop in which nothing was killed would prove nothing.
-        relay = KitRelay(record["port"], bytes_per_s=total / 2.0)
+        relay = KitRelay(record["port"], bytes_per_s=total / 5.0)
         laptop.kit_record().write_text(json.dumps({**record, "port": relay.port}))
         out = tmp_path / "bundles"
         kills, rounds = 0, []
