@@ -31,7 +31,7 @@ from kitformats.signing import KIT_CN_PREFIX, Signer, common_name, read_certific
 from kitformats.statements import sign_statement, signature_der
 
 from kitsync.download import Download, part_path
-from kitsync.durable_files import fsync_directory, make_directory, write_atomically
+from kitsync.durable_files import make_directory, write_atomically
 from kitsync.errors import ConnectionLost, TransferFailed
 from kitsync.ledger import Ledger
 from kitsync.link import KitLink
@@ -284,8 +284,9 @@ class Pull:
         )
         download.run()
         os.replace(part_path(sealed), sealed)
+        # Its fsync of DIR, after both renames, makes the two names durable before the ledger
+        # records the bundle stored.
         write_atomically(statement_path, json.dumps(offer.statement, indent=1).encode() + b"\n")
-        fsync_directory(self.directory)
         ledger.record_stored(
             offer.bundle_id,
             offer.sha256,
