@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hil.kit_sim import LOOPBACK_NETWORK
 from hil.outbox_rig import central_signer, open_rig, receipt, seal_injected
 from hil.rig import KitdProcess, venv_script, wait_until
 from hil.sample_visit import SampleVisit
@@ -28,12 +29,7 @@ from kitd.cli.daemon_client import DaemonClient
 
 LOOPBACK = "127.0.0.1"
 # The network API and the pairing port on loopback, any free port (the kit says which).
-NETWORK_SETTINGS: dict[str, Any] = {
-    "network.enabled": True,
-    "network.host": LOOPBACK,
-    "network.port": 0,
-    "network.pairing_port": 0,
-}
+NETWORK_SETTINGS: dict[str, Any] = LOOPBACK_NETWORK
 
 
 def seal_bundles(workdir: Path, sample: SampleVisit, count: int, prefix: str = "V") -> None:

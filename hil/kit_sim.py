@@ -1,11 +1,13 @@
 """kit-sim: a whole kit with no hardware — every simulator, then the real kitd against them.
 
-    kit-sim [--port 8080] [--workdir DIR]
+    kit-sim [--port 8080] [--workdir DIR] [--network]
 
 Starts each simulator in its own process, writes a kitd config pointing at them,
 starts the real `kitd`, prints the API's URL and every control channel, and stops
 them all on Ctrl-C or SIGTERM. Without --workdir it works in a new /tmp/kit-sim-*
 directory (configs, data, logs), removed when it exits; --workdir keeps them.
+--network also serves the network API for field laptops on loopback (the port it got is
+printed; `kitctl laptops pair` opens a pairing window for `kit-sync pair`).
 A device family adds its simulator to SIMULATORS.
 """
 
@@ -106,11 +108,27 @@ def simulated_kitd(
     return KitdProcess(workdir / "kitd", devices=devices, settings=values, for_tests=for_tests, env=env)
 
 
-def start_kit(workdir: Path, port: int, log_level: str = "info") -> tuple[KitdProcess, list[SimulatedDevice]]:
+# The network API on loopback, on any free port (printed), its pairing port chosen per window.
+LOOPBACK_NETWORK = {
+    "network.enabled": True,
+    "network.host": "127.0.0.1",
+    "network.port": 0,
+    "network.pairing_port": 0,
+}
+
+
+def start_kit(
+    workdir: Path, port: int, log_level: str = "info", network: bool = False
+) -> tuple[KitdProcess, list[SimulatedDevice]]:
     """Start every simulator, then kitd; on any failure stop what was started and re-raise."""
     started = start_simulators(workdir)
+    settings: dict[str, Any] = {
+        "api.port": port,
+        "log.level": log_level,
+        **(LOOPBACK_NETWORK if network else {}),
+    }
     try:
-        kitd = simulated_kitd(workdir, started, {"api.port": port, "log.level": log_level}, for_tests=False)
+        kitd = simulated_kitd(workdir, started, settings, for_tests=False)
         kitd.start()
     except BaseException:
         stop_simulators(started)
@@ -127,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         help="where configs, data and logs go, kept (default: a temp dir removed on exit)",
     )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--network", action="store_true", help="also serve the network API for field laptops, on loopback"
+    )
     args = parser.parse_args(argv)
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +165,7 @@ def run_kit(args: argparse.Namespace, workdir: Path) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        kitd, simulated = start_kit(workdir, args.port, args.log_level)
+        kitd, simulated = start_kit(workdir, args.port, args.log_level, args.network)
     except (RuntimeError, OSError) as exc:
         print(f"kit-sim: could not start the kit: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
@@ -159,6 +180,13 @@ def run_kit(args: argparse.Namespace, workdir: Path) -> int:
     for officer in SIMULATION_OFFICERS:
         role, nip, pin, name = officer["role"], officer["nip"], officer["pin"], officer["name"]
         print(f"kit-sim:   {role:10s} NIP {nip}  PIN {pin}  {name}")
+    if args.network:
+        network_port = (kitd.data_dir / "network.port").read_text().strip()
+        print(
+            f"kit-sim: network API for paired laptops on https://127.0.0.1:{network_port}; to pair, "
+            f"kitctl laptops pair --config {kitd.config_path} prints the code and the pairing port "
+            "for kit-sync pair 127.0.0.1:PORT CODE"
+        )
     office, keys = kitd.office_dir, kitd.data_dir / "keys"
     print(f"kit-sim: sealed bundles go to {kitd.data_dir / 'outbox'}; the office's keys (simulation only):")
     print(f"kit-sim:   kitctl bundle verify FILE --key {office / 'central.key'} --ca {keys / 'ca.crt'}")

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -118,11 +119,17 @@ def test_kit_sim_leaves_no_temporary_directory_behind() -> None:
     # A short temporary folder of its own: kitd's socket (data_dir/kitd.sock) must fit in a Unix
     # socket's 108 bytes, and a pytest-xdist worker's tmp_path is longer.
     tmp = Path(tempfile.mkdtemp(prefix="ks-"))
-    kit = KitSim([], env=dict(os.environ, TMPDIR=str(tmp)))
+    kit = KitSim(["--network"], env=dict(os.environ, TMPDIR=str(tmp)))
     try:
         assert kit.started.wait(60), kit.output
         (workdir,) = tmp.glob("kit-sim-*")
         assert f"config {workdir}" in kit.output
+        # --network: the network API for field laptops listens where it says (TLS: a bare
+        # connection is enough to show it is there; its tests are the laptop link's).
+        port = int(
+            re.search(r"network API for paired laptops on https://127\.0\.0\.1:(\d+)", kit.output).group(1)
+        )
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
     finally:
         status = kit.interrupt()
     assert status == 0, kit.output
