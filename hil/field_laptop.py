@@ -28,8 +28,6 @@ from hil.sample_visit import SampleVisit
 from kitd.cli.daemon_client import DaemonClient
 
 LOOPBACK = "127.0.0.1"
-# The network API and the pairing port on loopback, any free port (the kit says which).
-NETWORK_SETTINGS: dict[str, Any] = LOOPBACK_NETWORK
 
 
 def seal_bundles(workdir: Path, sample: SampleVisit, count: int, prefix: str = "V") -> None:
@@ -46,7 +44,7 @@ def seal_bundles(workdir: Path, sample: SampleVisit, count: int, prefix: str = "
 
 def network_kit(workdir: Path, settings: dict[str, Any] | None = None, **kwargs: Any) -> KitdProcess:
     """A kitd at ``workdir`` (not started) with its network API on loopback."""
-    return KitdProcess(workdir, settings={**NETWORK_SETTINGS, **(settings or {})}, **kwargs)
+    return KitdProcess(workdir, settings={**LOOPBACK_NETWORK, **(settings or {})}, **kwargs)
 
 
 VISIT_ITEMS = [*(f"finger:{n}" for n in range(1, 11)), "iris:right", "iris:left", "signature"]
@@ -132,10 +130,10 @@ class KitSync:
         done = self.run("pair", f"{LOOPBACK}:{window['port']}", window["code"], "--name", name)
         if done.returncode != 0:
             raise AssertionError(f"kit-sync pair exited {done.returncode}: {done.stderr}")
-        (record,) = (self.home / "kits").glob("*/kit.json")
-        return json.loads(record.read_text())
+        return json.loads(self.kit_record().read_text())
 
     def kit_record(self) -> Path:
+        """The laptop's kit.json of its one kit."""
         (record,) = (self.home / "kits").glob("*/kit.json")
         return record
 

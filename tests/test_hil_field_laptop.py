@@ -14,12 +14,13 @@ import os
 import random
 import signal
 import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from hil.field_laptop import (
-    NETWORK_SETTINGS,
     KitRelay,
     KitSync,
     central_receipts,
@@ -29,7 +30,7 @@ from hil.field_laptop import (
     seal_bundles,
     sealed_file,
 )
-from hil.kit_sim import simulated_kitd, start_simulators, stop_simulators
+from hil.kit_sim import LOOPBACK_NETWORK, simulated_kitd, start_simulators, stop_simulators
 from hil.outbox_rig import sample_captures
 from hil.pytest_plugin import RigLogs
 from hil.rig import KitdProcess
@@ -124,25 +125,47 @@ def test_orders_in_a_visit_then_its_bundle_out_to_the_office(tmp_path: Path, rig
 
 def network_kit_with(simulated: list, workdir: Path) -> KitdProcess:
     """The simulators' kitd with its network API on loopback."""
-    return simulated_kitd(workdir, simulated, {"fingerprint.capture_timeout_s": 30.0, **NETWORK_SETTINGS})
+    return simulated_kitd(workdir, simulated, {"fingerprint.capture_timeout_s": 30.0, **LOOPBACK_NETWORK})
 
 
-def test_a_download_cut_in_the_middle_resumes_byte_identical(
-    tmp_path: Path, rig_logs: RigLogs, sample: SampleVisit
-) -> None:
+@contextmanager
+def laptop_behind_relay(
+    tmp_path: Path,
+    rig_logs: RigLogs,
+    sample: SampleVisit,
+    bundles: int,
+    name: str,
+    relay_settings: Callable[[list[int]], dict[str, float]],
+) -> Iterator[tuple[KitdProcess, KitSync, KitRelay]]:
+    """A kit with ``bundles`` sealed in its outbox, a laptop paired with it, and the laptop's
+    record of the kit pointed at a KitRelay in front of the kit's network port, set up by
+    ``relay_settings`` from the sealed files' sizes (cut_after, bytes_per_s)."""
     kitd = network_kit(tmp_path / "kit")
-    seal_bundles(kitd.workdir, sample, 2)
+    seal_bundles(kitd.workdir, sample, bundles)
     rig_logs.add("kitd", kitd.logs)
     kitd.start()
     relay = None
     try:
         laptop = KitSync(tmp_path / "laptop")
-        record = laptop.pair(kitd, "lap-cut")
-        size = min(row["size"] for row in outbox_rows(kitd).values())
-        # Past the bundle list, inside the first sealed file.
-        relay = KitRelay(record["port"], cut_after=size // 2)
-        path = laptop.kit_record()
-        path.write_text(json.dumps({**record, "port": relay.port}))
+        record = laptop.pair(kitd, name)
+        sizes = [row["size"] for row in outbox_rows(kitd).values()]
+        relay = KitRelay(record["port"], **relay_settings(sizes))
+        laptop.kit_record().write_text(json.dumps({**record, "port": relay.port}))
+        yield kitd, laptop, relay
+    finally:
+        if relay is not None:
+            relay.close()
+        kitd.stop()
+
+
+def test_a_download_cut_in_the_middle_resumes_byte_identical(
+    tmp_path: Path, rig_logs: RigLogs, sample: SampleVisit
+) -> None:
+    # Cut past the bundle list, inside the first sealed file.
+    def cut(sizes: list[int]) -> dict[str, float]:
+        return {"cut_after": min(sizes) // 2}
+
+    with laptop_behind_relay(tmp_path, rig_logs, sample, 2, "lap-cut", cut) as (kitd, laptop, relay):
         out = tmp_path / "bundles"
         done = laptop.run("pull", out)
         assert done.returncode == 0, done.stderr
@@ -151,34 +174,24 @@ def test_a_download_cut_in_the_middle_resumes_byte_identical(
         assert pulled(out) == {b: sealed_file(kitd, b) for b in rows}
         assert {row["state"] for row in rows.values()} == {"acknowledged"}
         assert not list(out.glob("*.part"))
-    finally:
-        if relay is not None:
-            relay.close()
-        kitd.stop()
 
 
 def test_a_laptop_killed_anywhere_in_a_pull_loses_and_duplicates_nothing(
     tmp_path: Path, rig_logs: RigLogs, sample: SampleVisit
 ) -> None:
-    kitd = network_kit(tmp_path / "kit")
-    seal_bundles(kitd.workdir, sample, 10)
-    rig_logs.add("kitd", kitd.logs)
-    kitd.start()
     seed = int(os.environ.get("KILL_SEED", random.randrange(1 << 30)))
     print(f"KILL_SEED={seed}")
     chance = random.Random(seed)
-    relay = None
-    try:
-        laptop = KitSync(tmp_path / "laptop")
-        record = laptop.pair(kitd, "lap-killed")
-        total = sum(row["size"] for row in outbox_rows(kitd).values())
-        # Slowed so that the whole transfer takes five seconds, spread over several killed
-        # rounds (each resumes the last one's .part): the kills land in downloads,
-        # between a file's rename and its receipt, and in the receipts themselves. Each kill
-        # comes before a whole pull could end (1.8 s at most), so the first round is always
-        # killed, whatever the seed: a loop in which nothing was killed would prove nothing.
-        relay = KitRelay(record["port"], bytes_per_s=total / 5.0)
-        laptop.kit_record().write_text(json.dumps({**record, "port": relay.port}))
+
+    # Slowed so that the whole transfer takes five seconds, spread over several killed
+    # rounds (each resumes the last one's .part): the kills land in downloads,
+    # between a file's rename and its receipt, and in the receipts themselves. Each kill
+    # comes before a whole pull could end (1.8 s at most), so the first round is always
+    # killed, whatever the seed: a loop in which nothing was killed would prove nothing.
+    def paced(sizes: list[int]) -> dict[str, float]:
+        return {"bytes_per_s": sum(sizes) / 5.0}
+
+    with laptop_behind_relay(tmp_path, rig_logs, sample, 10, "lap-killed", paced) as (kitd, laptop, _):
         out = tmp_path / "bundles"
         kills, rounds = 0, []
         for _ in range(KILL_ROUNDS):
@@ -206,7 +219,3 @@ def test_a_laptop_killed_anywhere_in_a_pull_loses_and_duplicates_nothing(
         assert not list(out.glob("*.part"))
         assert laptop.run("pull", out, "--no-progress").returncode == 0
         assert pulled(out).keys() == rows.keys()
-    finally:
-        if relay is not None:
-            relay.close()
-        kitd.stop()
