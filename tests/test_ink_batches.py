@@ -76,3 +76,59 @@ def test_ink_goes_to_those_watching_and_is_never_replayed() -> None:
     watched, replayed = asyncio.run(scenario())
     assert watched == ["assessment", "ink", "end"]
     assert replayed == ["assessment", "end"]
+
+
+def test_a_signature_confirmed_while_a_read_is_judged_still_sends_every_kept_point(monkeypatch: Any) -> None:
+    """CI once lost the last batch: the officer's confirm landed while the pad's next read was
+    being judged, and the recording ended without flushing the points not yet sent as ink."""
+    from kitd.capture.session import CaptureSession
+    from kitd.services import sessions
+
+    reads = [[pen(i * STEP_S, True) for i in range(n, n + 5)] for n in range(0, 20, 5)]
+    clock = [0.0]
+
+    class Pad:
+        query = SimpleNamespace(max_x=1000, max_y=800, max_pressure=255, firmware=1)
+        counts = SimpleNamespace(noise_bytes=0)
+
+        def start(self) -> None: ...
+
+        def stop(self) -> None: ...
+
+        def read_samples(self) -> list[PenSample]:
+            clock[0] += 0.001  # reads come faster than INK_INTERVAL_S: ink is held back
+            return reads.pop(0) if reads else []
+
+    live = sessions.LiveSession(
+        "s1",
+        "signature",
+        "signature",
+        "TTD",
+        "lansia",
+        CaptureSession(sessions.signature_policy({"signature.capture_seconds": 30}), 0.0),  # type: ignore[arg-type]
+    )
+    real_assess = sessions.assess_signature
+    judged = [0]
+
+    def assess_then_confirm(signature: Any, thresholds: Any) -> Any:
+        report = real_assess(signature, thresholds)
+        judged[0] += 1
+        if judged[0] == 3:  # the officer confirms the second read's signature meanwhile
+            with live.lock:
+                live.core.confirm()
+        return report
+
+    monkeypatch.setattr(sessions, "assess_signature", assess_then_confirm)
+    monkeypatch.setattr(sessions.time, "monotonic", lambda: clock[0])
+    emitted: list[tuple[str, dict[str, Any]]] = []
+
+    class Slot:
+        async def run_job(self, job: Any) -> None:
+            job(Pad(), None)
+
+    kit = SimpleNamespace(config=SimpleNamespace(thresholds=lambda modality: {}))
+    asyncio.run(sessions._run_signature(kit, Slot(), live, lambda kind, data: emitted.append((kind, data))))  # noqa: SLF001
+    assert live.core.state in ("confirmed", "forced"), live.core.state
+    kept = live.core.result.payload.points  # type: ignore[union-attr]
+    sent = [p for kind, data in emitted if kind == "ink" for p in data["points"]]
+    assert len(sent) >= len(kept) == 10, (len(sent), len(kept))

@@ -274,9 +274,12 @@ async def _run_signature(kit: CaptureContext, slot: DeviceSlot, live: LiveSessio
             signature = signature_from_samples(pad.query, samples)
             report = assess_signature(signature, thresholds)
             with live.lock:
-                if core.ended:  # confirmed while this read was judged: keep what was confirmed
-                    return True
-                core.offer(report, signature, now)
+                confirmed = core.ended  # while this read was judged: keep what was confirmed
+                if not confirmed:
+                    core.offer(report, signature, now)
+            if confirmed:
+                ink.offer(samples, now, flush=True)  # as above: the screen has every point kept
+                return True
             emit("assessment", {**assessment_event(live, core.attempts, report), "points": len(samples)})
             return False
 
