@@ -3,8 +3,8 @@
 Orders go in with ``kit-sync push-orders``, an officer records a visit through the API on the
 simulators, ``kit-sync pull`` fetches its sealed bundle and acknowledges it, the central
 office's receipts go back with ``kit-sync push-receipts`` and the bundle is delivered. A
-download cut in the middle resumes and ends byte-identical, and a laptop killed at random
-points of its pull and acknowledgement neither loses nor duplicates a bundle.
+download cut in the middle resumes and ends byte-identical, and neither a laptop nor a kit
+killed at random points of a pull and its acknowledgement loses or duplicates a bundle.
 """
 
 from __future__ import annotations
@@ -13,30 +13,39 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 
 from hil.field_laptop import (
+    KitCrash,
     KitRelay,
     KitSync,
+    SealedAhead,
     central_receipts,
     complete_visit,
     network_kit,
+    network_port,
     outbox_rows,
     seal_bundles,
     sealed_file,
 )
 from hil.kit_sim import LOOPBACK_NETWORK, simulated_kitd, start_simulators, stop_simulators
+from hil.outbox_invariants import Expected, OfficeCheck, check_outbox
 from hil.outbox_rig import sample_captures
 from hil.pytest_plugin import RigLogs
-from hil.rig import KitdProcess
+from hil.rig import KitdProcess, venv_script
 from hil.sample_orders import sample_order
 from hil.sample_visit import SampleVisit
 from kitd.cli.daemon_client import DaemonClient
+from kitd.store.audit import find_entries
+from kitd.store.database import database_path, open_database
 
 # A bounded loop (issue 29): each round kills the laptop somewhere in its pull.
 KILL_ROUNDS = 10
@@ -219,3 +228,213 @@ def test_a_laptop_killed_anywhere_in_a_pull_loses_and_duplicates_nothing(
         assert not list(out.glob("*.part"))
         assert laptop.run("pull", out, "--no-progress").returncode == 0
         assert pulled(out).keys() == rows.keys()
+
+
+# Issue 30: each round kills the kit once, at a point of the pull chosen for the round.
+KIT_KILL_ROUNDS = int(os.environ.get("KIT_KILL_ROUNDS", "8"))
+# Where a round kills the kit, and how many bundles it needs that the laptop has not touched.
+KIT_KILL_POINTS = {"download": 1, "between downloads": 2, "receipts": 2}
+# Inside a download: its answer past this many bytes, more than any other answer of the kit.
+DOWNLOAD_KILL_FROM = 64 * 1024
+
+
+def whole_on_laptop(directory: Path) -> set[str]:
+    """The bundle ids a pull renamed into place in ``directory`` (their bytes unread)."""
+    return {p.name.removesuffix(".p7m") for p in directory.glob("*.p7m")}
+
+
+def waiting_on_kit(kitd: KitdProcess) -> list[str]:
+    """The bundles the kit still lists to a laptop (not acknowledged), in its listing's order."""
+    rows = sorted(outbox_rows(kitd).values(), key=lambda r: (r["sealed_at"], r["bundle_id"]))
+    return [r["bundle_id"] for r in rows if r["state"] in ("sealed", "offered")]
+
+
+def untouched(kitd: KitdProcess, directory: Path) -> list[str]:
+    """The bundles waiting on the kit of which the laptop has nothing, not even a part."""
+    held = whole_on_laptop(directory) | {p.name.removesuffix(".p7m.part") for p in directory.glob("*.part")}
+    return [b for b in waiting_on_kit(kitd) if b not in held]
+
+
+@contextmanager
+def acknowledged_on_kit(kitd: KitdProcess) -> Iterator[Callable[[], int]]:
+    """How many bundles the kit has taken a receipt for, asked fast enough to poll (from any
+    thread; 0 while the kit's database is being recovered)."""
+    db = sqlite3.connect(kitd.data_dir / "kitd.sqlite3", check_same_thread=False)
+
+    def count() -> int:
+        try:
+            return int(db.execute("SELECT count(*) FROM outbox WHERE state = 'acknowledged'").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    try:
+        yield count
+    finally:
+        db.close()
+
+
+def test_a_kit_killed_anywhere_in_a_pull_loses_and_duplicates_nothing(
+    tmp_path: Path, rig_logs: RigLogs, sample: SampleVisit
+) -> None:
+    """Each round, ``kit-sync pull`` runs and the kit's kitd is SIGKILLed at the point chosen
+    for the round: inside a download (an answer part-way through the relay), between
+    downloads (a bundle just whole on the laptop), amid the receipts (some stored on the
+    kit). It is started again on the same data_dir, with the bundles the next round needs
+    sealed while it was down. The relay either holds the laptop's connections until the kit
+    is back (the pull goes on in the same run) or refuses them (the pull gives up; the next
+    one resumes). At the end, pulls until one finds nothing left: every bundle on the laptop
+    once, byte-identical to the kit's, acknowledged once with the laptop's receipt, and the
+    kit's audit log and outbox pass their own checks.
+
+    A failure's messages give its seed to replay it; a soak runs more rounds:
+
+        KIT_KILL_ROUNDS=300 [KIT_KILL_SEED=N] .venv/bin/python -m pytest \\
+            tests/test_hil_field_laptop.py -k kit_killed -s
+    """
+    seed = int(os.environ.get("KIT_KILL_SEED", random.randrange(1 << 30)))
+    replay = f"(replay: KIT_KILL_SEED={seed})"
+    print(f"KIT_KILL_SEED={seed}")
+    chance = random.Random(seed)
+    # Each point as often as the others, in an order of the seed's.
+    points = [p for _ in range(0, KIT_KILL_ROUNDS, 3) for p in chance.sample(list(KIT_KILL_POINTS), 3)]
+    points = points[:KIT_KILL_ROUNDS]
+
+    # Paced to 0.1 s a bundle: a bundle just whole on the laptop is seen before the next is.
+    def paced(sizes: list[int]) -> dict[str, float]:
+        return {"bytes_per_s": 3e6}
+
+    name = "lap-kit-killed"
+    setup = laptop_behind_relay(tmp_path, rig_logs, sample, max(KIT_KILL_POINTS.values()), name, paced)
+    with setup as (kitd, laptop, relay), closing(SealedAhead(kitd, sample, "R")) as ahead:
+        out = tmp_path / "bundles"
+        checked: set[str] = set()  # the laptop's files found byte-identical to the kit's
+        landed: Counter[str] = Counter()
+        rounds = []
+        for number, point in enumerate(points):
+            started = time.monotonic()
+            waiting = waiting_on_kit(kitd)
+            to_download = [b for b in waiting if b not in whole_on_laptop(out)]
+            fresh = untouched(kitd, out)
+            assert len(fresh) >= KIT_KILL_POINTS[point], f"round {number}: too few new bundles {replay}"
+            crash = KitCrash(kitd, relay)
+            with acknowledged_on_kit(kitd) as acknowledged:
+                whole, taken_before = len(whole_on_laptop(out)), acknowledged()
+                if point == "download":
+                    sizes = [outbox_rows(kitd)[b]["size"] for b in fresh]
+                    crash.within_answer(chance.randint(DOWNLOAD_KILL_FROM, min(sizes) - 16 * 1024))
+                elif point == "between downloads":
+                    at = whole + chance.randint(1, len(to_download) - 1)
+                    crash.when(lambda at=at: len(whole_on_laptop(out)) >= at)
+                else:
+                    at = taken_before + chance.randint(1, len(waiting) - 1)
+                    crash.when(lambda at=at, count=acknowledged: count() >= at)
+                relay.waiting = chance.random() < 2 / 3
+                running = laptop.start("pull", out, "--no-progress")
+                ahead.seal(max(KIT_KILL_POINTS.values()))  # for the next round, meanwhile
+                while running.poll() is None and not crash.fired.wait(0.02):
+                    if time.monotonic() > started + 60:
+                        running.kill()
+                        raise AssertionError(f"round {number}: the pull never ended {replay}")
+                crash.disarm()
+                ended = not crash.fired.is_set()
+                crash.now()  # a pull that ended before its point: the kit killed idle after it
+                stored, taken = len(whole_on_laptop(out)) - whole, acknowledged() - taken_before
+            kitd.process.wait(timeout=10)
+            kitd.stop()  # reaped: its notify socket goes
+            note = f"round {number}: {point}, {'held' if relay.waiting else 'refused'}: "
+            where = {
+                "download": "inside a download",
+                "between downloads": "between downloads" if stored < len(to_download) else "after them",
+                "receipts": "amid the receipts" if taken < len(waiting) else "after them",
+            }[point]
+            where = "after the pull" if ended else where
+            landed[where] += 1
+            note += f"killed {where} ({stored} stored, {taken} acknowledged)"
+            if number + 1 < len(points):
+                # What the next round needs that the laptop will not have touched: a held pull
+                # goes on to the end; a refused one may finish the download it was in.
+                left = 0 if relay.waiting else max(0, len(untouched(kitd, out)) - 1)
+                ahead.store(KIT_KILL_POINTS[points[number + 1]] - left)
+            try:
+                kitd.start()
+            except RuntimeError as exc:
+                raise AssertionError(f"{note}: the kit did not start again {replay}: {exc}") from None
+            if not relay.waiting:  # refused until the pull gave up
+                running.wait(timeout=60)
+            relay.kit_port = network_port(kitd)
+            running.wait(timeout=60)
+            problem = running.stderr.read().decode() if running.stderr else ""
+            assert running.returncode in (0, 1), f"{note}: kit-sync {running.returncode} {replay}: {problem}"
+            rounds.append(f"{note}; kit-sync exit {running.returncode}, {time.monotonic() - started:.1f} s")
+            for bundle_id in whole_on_laptop(out) - checked:
+                assert (out / f"{bundle_id}.p7m").read_bytes() == sealed_file(kitd, bundle_id), (
+                    f"{note}: {bundle_id} is not the kit's bundle {replay}"
+                )
+                checked.add(bundle_id)
+            acknowledged_now = {b for b, row in outbox_rows(kitd).items() if row["state"] == "acknowledged"}
+            assert acknowledged_now <= checked, (
+                f"{note}: not on the laptop {acknowledged_now - checked} {replay}"
+            )
+        print("\n".join(rounds))  # where the kills landed (pytest -s)
+        print(dict(landed))
+        if len(points) >= 2 * len(KIT_KILL_POINTS):  # each point tried twice: each hit once
+            hit = {"inside a download", "between downloads", "amid the receipts"}
+            assert hit <= set(landed), f"the kills missed {hit - set(landed)}: {rounds} {replay}"
+        assert_pulled_until_nothing_left(kitd, laptop, out, name, replay)
+
+
+def assert_pulled_until_nothing_left(
+    kitd: KitdProcess, laptop: KitSync, out: Path, name: str, replay: str
+) -> None:
+    """Pulls until one finds nothing left; then every bundle of the kit is on the laptop once,
+    whole, acknowledged once with ``name``'s receipt, each visit's outcome once; the kit stops
+    cleanly and its audit log and outbox pass their own checks."""
+    for _ in range(3):
+        done = laptop.run("pull", out, "--no-progress")
+        assert done.returncode == 0, f"{done.stderr} {replay}"
+        if " 0 offered, 0 pulled, 0 acknowledged" in done.stdout:
+            break
+    else:
+        raise AssertionError(f"pulls still find bundles: {done.stdout} {replay}")
+    rows = outbox_rows(kitd)
+    assert {r["state"] for r in rows.values()} == {"acknowledged"}, f"{rows} {replay}"
+    assert pulled(out) == {b: sealed_file(kitd, b) for b in rows}, f"not each bundle once, whole {replay}"
+    leftovers = [p.name for p in out.iterdir() if not p.name.endswith((".p7m", ".statement.json", ".jsonl"))]
+    assert leftovers == [], f"partial files left on the laptop: {leftovers} {replay}"
+    for bundle_id, row in rows.items():
+        receipt = json.loads(row["laptop_receipt"])["statement"]
+        assert row["acknowledged_by"] == name == receipt["by"], f"{bundle_id}: {row} {replay}"
+        assert (receipt["bundle_id"], receipt["sha256"], receipt["size"]) == (
+            bundle_id,
+            row["sha256"],
+            row["size"],
+        ), f"{bundle_id}: not its receipt {replay}"
+    outcomes = Counter(
+        json.loads(line)["visit_id"] for line in (out / "outcomes.jsonl").read_text().splitlines()
+    )
+    assert outcomes == Counter({r["visit_id"]: 1 for r in rows.values()}), f"outcomes: {outcomes} {replay}"
+    status = laptop.run("status", "--json")
+    (kit_status,) = json.loads(status.stdout)
+    assert kit_status["ledger"]["acknowledged"] == len(rows), f"{kit_status} {replay}"
+
+    assert kitd.stop() == 0, f"kitd did not stop cleanly {replay}"
+    verify = subprocess.Popen(
+        [venv_script("kitctl"), "audit", "verify", "--config", str(kitd.config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    db = open_database(database_path(kitd.data_dir))
+    try:
+        times = Counter(e["details"]["bundle"] for e in find_entries(db, action="bundle_acknowledged"))
+    finally:
+        db.close()
+    assert times == Counter(dict.fromkeys(rows, 1)), f"acknowledged other than once each: {times} {replay}"
+    expected = Expected(
+        stored={b: r["visit_id"] for b, r in rows.items()}, reached=dict.fromkeys(rows, "acknowledged")
+    )
+    office = OfficeCheck(kitd.office_dir, kitd.data_dir / "keys" / "ca.crt")
+    problems = check_outbox(kitd.data_dir, kitd.office_dir, expected, office)
+    assert problems == [], f"{problems} {replay}"
+    said, _ = verify.communicate(timeout=60)
+    assert verify.returncode == 0, f"kitctl audit verify: {said} {replay}"
