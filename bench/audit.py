@@ -36,10 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.stats import time_calls
-from hil.rig import SIMULATION_KIT_ID, render_config, simulation_officer, venv_script
-from kitd.audit.checkpoint import Checkpoint, format_checkpoint, sign_checkpoint
-from kitd.audit.merkle import (
+from kitformats.audit.checkpoint import Checkpoint, format_checkpoint, sign_checkpoint
+from kitformats.audit.merkle import (
     HASH_SIZE,
     consistency_proof,
     frontier_append,
@@ -47,7 +45,10 @@ from kitd.audit.merkle import (
     inclusion_proof,
     tree_hash,
 )
-from kitd.audit.note import generate_signer_key, sign_note
+from kitformats.audit.note import generate_signer_key, sign_note
+
+from bench.stats import time_calls
+from hil.rig import SIMULATION_KIT_ID, render_config, simulation_officer, venv_script
 from kitd.durable_files import write_exclusively
 from kitd.services.audit import AuditLog
 from kitd.store import audit as store

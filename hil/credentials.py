@@ -24,8 +24,9 @@ from kitformats.signing import FileSigner, KeyProblem, read_certificate, read_fi
 SIMULATION_ORGANISATION = "SIMULATION ONLY - not for use"
 CA_NAME = "kitd simulation CA"
 RECIPIENT_KEY_BITS = 3072
-# A day of slack before "now" so that a rig whose clock lags a little still accepts them.
-NOT_BEFORE_SLACK = dt.timedelta(days=1)
+# Valid from two years back, as an office's long-lived credentials would be, so that a kit
+# whose clock lags (the clock tests run one a year behind) still signs and seals with them.
+NOT_BEFORE_SLACK = dt.timedelta(days=730)
 LIFETIME = dt.timedelta(days=3653)
 
 

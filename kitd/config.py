@@ -138,6 +138,21 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         120,
         "How long a pairing window (and its 6-digit code) stays open.",
     ),
+    # The kit's clock (kitd.clock): laptops confirm it at every sync.
+    (
+        "clock.max_skew_s",
+        (int, float),
+        120,
+        "A laptop's time further than this from the kit's (seconds) corrects the kit's clock; "
+        "nearer, it only confirms it.",
+    ),
+    (
+        "clock.set_system",
+        bool,
+        False,
+        "Whether a correction sets the machine's clock (clock_settime, CAP_SYS_TIME: the kit's "
+        "systemd unit grants it); off, the kit keeps its own offset in data_dir/clock.json.",
+    ),
     (
         "auth.max_pin_failures",
         int,
@@ -332,6 +347,7 @@ POSITIVE_KEYS = (
     "audit.checkpoint_interval_s",
     "auth.idle_lock_s",
     "network.pairing_window_s",
+    "clock.max_skew_s",
     "iris.width",
     "iris.height",
     "iris.fps",

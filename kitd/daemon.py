@@ -125,6 +125,7 @@ async def serve(config: KitConfig) -> int:
     except KitError as exc:
         log.error("%s", exc)
         return 1
+    kit.start_clock()  # before anything is written: every time written is the kit clock's
     kit.reconcile_outbox()  # before anything is served: files and rows in step after a power cut
     kit.record_start()
     if config["network.enabled"]:
@@ -173,6 +174,7 @@ async def serve(config: KitConfig) -> int:
     tasks: list[asyncio.Task[None]] = [
         asyncio.create_task(kit.erase_delivered(), name="erase-delivered"),
         asyncio.create_task(kit.checkpoint_periodically(), name="audit-checkpoints"),
+        asyncio.create_task(kit.note_the_time(), name="clock-notes"),
     ]
     interval = sdnotify.watchdog_interval_s()
     if interval:
@@ -191,6 +193,7 @@ async def serve(config: KitConfig) -> int:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await kit.shutdown()
+    kit.clock.note()
     if network_runner is not None:
         await network_runner.cleanup()
         with contextlib.suppress(OSError):

@@ -27,6 +27,7 @@ EVENT_TYPES = (
     "panel",
     "ink",
     "pairing",
+    "clock",
     "order_withdrawn",
 )
 SUBSCRIBER_QUEUE = 10_000

@@ -10,6 +10,7 @@ never the reverse.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import sqlite3
 import time
@@ -17,7 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from kitd import __version__
+from kitd import __version__, clock
+from kitd.clock import NOTE_INTERVAL_S, KitClock
 from kitd.config import KitConfig
 from kitd.crypto.kit_tls import NetworkTrust
 from kitd.drivers.panel import PanelDriver
@@ -36,6 +38,7 @@ from kitd.services.sessions import LiveSessions
 from kitd.services.sign_in import SignedInOfficers
 from kitd.services.slots import STATUSES, DeviceSlot
 from kitd.services.visits import VisitDesk
+from kitd.store.audit import SYSTEM, append_entry, latest_entry_time
 from kitd.store.database import DatabaseError, database_path, open_database
 from kitd.store.officers import OfficerRoll
 from kitd.store.outbox import paired_tls_certificates
@@ -75,6 +78,10 @@ class Kit:
             for slot in self.slots.values()
             if slot.kind == "iris_camera"
         }
+        # The kit's "now" (kitd.clock); the daemon installs it as the process's clock.
+        self.clock = KitClock.for_kit(
+            config.data_dir, float(config["clock.max_skew_s"]), bool(config["clock.set_system"])
+        )
         self.events = EventHub()
         self.sessions = LiveSessions(self, self.events)
         self.signed_in = SignedInOfficers(float(config["auth.idle_lock_s"]))
@@ -154,6 +161,38 @@ class Kit:
         changes = {name: value for name, value in report.to_json().items() if value}
         if changes:
             log.warning("outbox reconciled at start-up: %s", changes, extra={"reconciled": changes})
+
+    def start_clock(self) -> None:
+        """At start-up, before anything is written: this process's "now" is the kit's clock, and a
+        clock behind the last time the kit had seen (its own note, the audit log's last entry)
+        is flagged and audited."""
+        clock.install(self.clock)
+        try:
+            latest = latest_entry_time(self.database)
+            went_back = self.clock.check_at_start(latest)
+            if went_back is not None:
+                append_entry(self.database, SYSTEM, "clock_went_back", went_back)
+        except (OSError, sqlite3.Error, ValueError) as exc:
+            log.error("the clock could not be checked at start-up: %s", exc)
+
+    async def note_the_time(self) -> None:
+        """Keep the latest time seen, so that a restart can tell a clock that ran backwards."""
+        while True:
+            await asyncio.sleep(NOTE_INTERVAL_S)
+            self.clock.note()
+
+    async def confirm_clock(self, laptop_time: dt.datetime, laptop: str, actor: str) -> dict[str, Any]:
+        """A paired laptop's time: the clock corrected beyond clock.max_skew_s (audited with the old
+        and new times) or confirmed; the confirmation as the laptop is answered."""
+        was_confirmed = self.clock.confirmed
+        confirmation = self.clock.confirm(laptop_time, laptop)
+        details = {"laptop": laptop, **confirmation.to_json()}
+        if confirmation.corrected:
+            await self.in_database(append_entry, self.database, actor, "clock_corrected", details)
+        elif not was_confirmed:
+            await self.in_database(append_entry, self.database, actor, "clock_confirmed", details)
+        self.events.publish("clock", self.clock.describe())
+        return {**confirmation.to_json(), "max_skew_s": self.clock.max_skew_s}
 
     def record_start(self) -> None:
         """At start-up: the daemon's start (and any change of its configuration) in the audit
@@ -237,6 +276,7 @@ class Kit:
             "uptime_s": round(time.monotonic() - self.started, 3),
             "devices": counts,
             "sealing": self.visits.sealer.readiness(),
+            "clock": self.clock.describe(),
         }
 
     def devices(self) -> list[dict[str, Any]]:

@@ -174,11 +174,92 @@ SCHEMAS: dict[str, Any] = {
             "consecutive_passes": {"type": "integer", "description": "Passes in a row the gate needs"},
         },
     },
+    "Clock": {
+        "type": "object",
+        "description": "The kit's clock (a Pi has none that survives power off): whether a paired "
+        "laptop confirmed it since the machine started, and whether it ran backwards across a restart",
+        "required": [
+            "now",
+            "confirmed",
+            "confirmed_at",
+            "confirmed_by",
+            "last_confirmed_at",
+            "offset_s",
+            "set_system",
+            "went_back",
+            "problem",
+        ],
+        "properties": {
+            "now": {"type": "string", "description": "The kit's time, UTC"},
+            "confirmed": {"type": "boolean"},
+            "confirmed_at": {"type": ["string", "null"], "description": "When, on the corrected clock"},
+            "confirmed_by": {"type": ["string", "null"], "description": "The laptop that confirmed it"},
+            "last_confirmed_at": {
+                "type": ["string", "null"],
+                "description": "The last confirmation, even one from before a reboot or a backwards step",
+            },
+            "offset_s": {"type": "number", "description": "Added to the system time (set_system off)"},
+            "set_system": {"type": "boolean"},
+            "went_back": {
+                "description": "Set when a restart found the clock behind the latest time the kit had "
+                "seen; cleared by the next confirmation",
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["from", "to", "behind_s"],
+                        "properties": {
+                            "from": {"type": "string"},
+                            "to": {"type": "string"},
+                            "behind_s": {"type": "number"},
+                        },
+                    },
+                    {"type": "null"},
+                ],
+            },
+            "problem": {"type": ["string", "null"], "description": "Why data_dir/clock.json failed"},
+        },
+    },
+    "ClockRequest": {
+        "type": "object",
+        "required": ["laptop_time"],
+        "additionalProperties": False,
+        "properties": {
+            "laptop_time": {
+                "type": "string",
+                "description": "The laptop's time as it sends the request: ISO 8601 with its zone "
+                "(2026-11-30T12:00:00.000Z, or +07:00)",
+            }
+        },
+    },
+    "ClockConfirmation": {
+        "type": "object",
+        "required": [
+            "laptop_time",
+            "kit_time_before",
+            "kit_time",
+            "skew_s",
+            "corrected",
+            "by_system",
+            "confirmed_at",
+            "max_skew_s",
+        ],
+        "properties": {
+            "laptop_time": {"type": "string"},
+            "kit_time_before": {"type": "string"},
+            "kit_time": {"type": "string"},
+            "skew_s": {"type": "number", "description": "The laptop's time minus the kit's, before"},
+            "corrected": {"type": "boolean", "description": "The skew was beyond clock.max_skew_s"},
+            "by_system": {"type": "boolean", "description": "The machine's clock was set"},
+            "confirmed_at": {"type": "string"},
+            "max_skew_s": {"type": "number"},
+        },
+    },
     "Status": {
         "type": "object",
-        "required": ["version", "uptime_s", "devices", "sealing", "outbox", "audit"],
+        "required": ["version", "uptime_s", "devices", "sealing", "outbox", "audit", "clock"],
         "properties": {
             "version": {"type": "string"},
+            "clock": _ref("Clock"),
             "audit": {
                 "type": "object",
                 "description": "The audit log: its entries, its latest signed checkpoint, and why the "
@@ -629,13 +710,17 @@ SCHEMAS: dict[str, Any] = {
             },
             "clock": {
                 "type": "object",
-                "required": ["confirmed", "confirmed_at"],
+                "required": ["confirmed", "confirmed_at", "went_back"],
                 "properties": {
                     "confirmed": {
                         "type": "boolean",
-                        "description": "Whether a laptop has confirmed the clock",
+                        "description": "Whether a laptop has confirmed the clock since the kit started",
                     },
                     "confirmed_at": {"type": ["string", "null"]},
+                    "went_back": {
+                        "type": "boolean",
+                        "description": "A restart found the clock behind the time the kit had seen",
+                    },
                 },
             },
             "visit": {

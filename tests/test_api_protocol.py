@@ -113,6 +113,29 @@ def test_every_405_says_what_is_allowed(kitd) -> None:
         assert allowed <= documented | {"HEAD"}, (path, response.getheader("Allow"))
 
 
+def test_a_body_over_the_limit_is_a_413_every_operation_documents(kitd) -> None:
+    """aiohttp refuses a body over 1 MiB with 413 before any handler reads it (found beside the
+    schemathesis runs, tests/test_schemathesis.py): undocumented until every operation that
+    takes a body said so. An operation may refuse first what it checks before reading (the
+    technician's role, 403); the orders import reads up to 10 MB itself."""
+    document = kitd.client.checked("GET", "/api/v1/openapi.json").json()
+    over = b" " * (1024 * 1024 + 1)
+    refused_unread = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if "requestBody" not in operation:
+                continue
+            # The one device is known (a capture looks its device up first); nothing else need be.
+            concrete = re.sub(r"\{[^}]+\}", "nope", path.replace("{id}/capture", "fingerprint/capture"))
+            status, _, payload = send(kitd, method.upper(), concrete, over, JSON)
+            assert str(status) in operation["responses"], (method, path, status, payload)
+            if status != 403 and path != "/api/v1/orders":
+                assert status == 413 and payload["error"] == "too_large", (method, path, status, payload)
+                refused_unread.append(path)
+    assert "/api/v1/devices/{id}/capture" in refused_unread and len(refused_unread) >= 8, refused_unread
+    assert kitd.client.checked("GET", "/api/v1/status").status == 200
+
+
 @pytest.mark.parametrize("modality", ["fingerprint", "iris"])
 def test_kitctl_refuses_raw_with_force_in_one_line(tmp_path: Path, modality: str) -> None:
     out = tmp_path / "capture.png"

@@ -27,13 +27,13 @@ from typing import Any
 import pytest
 import rfc8785
 from argon2 import PasswordHasher
+from kitformats.audit.checkpoint import Checkpoint, sign_checkpoint
+from kitformats.audit.merkle import tree_hash
+from kitformats.audit.note import generate_signer_key, parse_signer_key
 
 from hil.outbox_rig import OFFICER, laptop_signer, open_rig, sample_captures, seal_injected
 from hil.rig import SIMULATION_KIT_ID, add_simulation_officers, render_config, simulation_officer, venv_script
 from hil.sample_orders import sample_order
-from kitd.audit.checkpoint import Checkpoint, sign_checkpoint
-from kitd.audit.merkle import tree_hash
-from kitd.audit.note import generate_signer_key, parse_signer_key
 from kitd.services.audit import AuditLog, AuditProblem, audit_origin
 from kitd.services.visit_machine import Visit
 from kitd.services.visits import visit_facts

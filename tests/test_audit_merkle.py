@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from kitd.audit.merkle import (
+from kitformats.audit.merkle import (
     EMPTY_TREE_HASH,
     ProofFailed,
     Subtree,
@@ -40,7 +39,7 @@ def b64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-# --- RFC 9162 section 2.1, written out as the RFC reads, sharing no code with kitd.audit.merkle.
+# --- RFC 9162 section 2.1, written out as the RFC reads, sharing no code with kitformats.audit.merkle.
 
 REFERENCE_SIZE = 130
 REFERENCE_LEAVES = [hashlib.sha256(b"\x00" + f"leaf {i}".encode()).digest() for i in range(REFERENCE_SIZE)]

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from kitd.audit.checkpoint import (
+from kitformats.audit.checkpoint import (
     Checkpoint,
     MalformedCheckpoint,
     format_checkpoint,
@@ -19,8 +18,8 @@ from kitd.audit.checkpoint import (
     parse_checkpoint,
     sign_checkpoint,
 )
-from kitd.audit.merkle import leaf_hash, tree_hash
-from kitd.audit.note import (
+from kitformats.audit.merkle import leaf_hash, tree_hash
+from kitformats.audit.note import (
     MalformedKey,
     MalformedNote,
     NoteRefused,

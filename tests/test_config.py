@@ -110,6 +110,13 @@ def test_the_network_is_off_unless_asked_for_and_its_ports_default_apart() -> No
     assert both_free["network.enabled"] is True and both_free["network.pairing_window_s"] == 30.5
 
 
+def test_the_clock_is_corrected_beyond_two_minutes_and_the_system_clock_left_alone_by_default() -> None:
+    config = parse_config("")
+    assert config["clock.max_skew_s"] == 120 and config["clock.set_system"] is False
+    tuned = parse_config("[clock]\nmax_skew_s = 2.5\nset_system = true")
+    assert tuned["clock.max_skew_s"] == 2.5 and tuned["clock.set_system"] is True
+
+
 def test_panel_wiring_from_the_config() -> None:
     config = parse_config(
         "[panel]\nenabled = true\npin_factory = 'socket:127.0.0.1:7000'\ncancel_pin = 26\n"
@@ -173,6 +180,8 @@ def test_devices_get_ids_by_kind() -> None:
         ("[network]\npairing_port = -1", "config key 'network.pairing_port': -1 is not a port"),
         ("[network]\nport = 9000\npairing_port = 9000", "config key 'network.pairing_port': the same port"),
         ("[network]\npairing_window_s = 0", "config key 'network.pairing_window_s': must be above 0"),
+        ("[clock]\nmax_skew_s = 0", "config key 'clock.max_skew_s': must be above 0"),
+        ("[clock]\nset_system = 'yes'", "config key 'clock.set_system'"),
         ("[network]\npairing_window_s = 'two minutes'", "config key 'network.pairing_window_s': expected"),
         ("[network]\ncode = '123456'", "unknown config key 'network.code'"),
         ("[panel]\nenabled = 'yes'", "config key 'panel.enabled': expected bool"),

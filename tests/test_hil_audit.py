@@ -20,20 +20,20 @@ from typing import Any
 
 import pytest
 import rfc8785
-
-from hil.pytest_plugin import RigLogs
-from hil.rig import SIMULATION_KIT_ID, KitdProcess, simulation_officer
-from hil.sample_orders import sample_order
-from kitd.api.openapi import openapi_document
-from kitd.audit.checkpoint import Checkpoint, open_checkpoint
-from kitd.audit.merkle import leaf_hash, tree_hash, verify_consistency, verify_inclusion
-from kitd.audit.note import (
+from kitformats.audit.checkpoint import Checkpoint, open_checkpoint
+from kitformats.audit.merkle import leaf_hash, tree_hash, verify_consistency, verify_inclusion
+from kitformats.audit.note import (
     NoteRefused,
     VerifierKey,
     generate_signer_key,
     parse_signer_key,
     parse_verifier_key,
 )
+
+from hil.pytest_plugin import RigLogs
+from hil.rig import SIMULATION_KIT_ID, KitdProcess, simulation_officer
+from hil.sample_orders import sample_order
+from kitd.api.openapi import openapi_document
 from kitd.cli.daemon_client import DaemonClient
 from kitd.store.audit import SYSTEM
 from tests.test_hil_visits import FINGERS, IRISES, act, start_rig, start_visit, stop_rig, take

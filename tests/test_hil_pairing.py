@@ -109,6 +109,7 @@ class PairingConnection:
         self.connection = http.client.HTTPSConnection(HOST, port, context=context, timeout=20)
         self.connection.connect()
         self.peer_fingerprint = fingerprint(self.connection.sock.getpeercert(binary_form=True))
+        self.headers: http.client.HTTPMessage | None = None  # the last answer's
 
     def post(self, path: str, body: Any) -> tuple[int, dict[str, Any]]:
         return self.send("POST", path, json.dumps(body).encode())
@@ -120,6 +121,7 @@ class PairingConnection:
         headers = {} if data is None else {"Content-Type": content_type}
         self.connection.request(method, path, body=data, headers=headers)
         response = self.connection.getresponse()
+        self.headers = response.headers
         assert response.headers.get_content_type() == "application/json", (method, path, response.status)
         return response.status, json.loads(response.read())
 
@@ -531,6 +533,28 @@ def test_the_pairing_apps_routes_are_its_documents_paths() -> None:
     assert served - documented == set(), "served but not documented"
     assert documented - served == set(), "documented but not served"
     assert served == {("post", START_PATH), ("post", CONFIRM_PATH), ("get", PAIRING_OPENAPI_PATH)}
+
+
+def test_another_method_on_the_pairing_port_is_405_naming_the_allowed_one(kit: PairingKit) -> None:
+    """Found by schemathesis (tests/test_schemathesis.py): the pairing port answered TRACE on
+    its steps 405 without Allow, which RFC 9110 (15.5.6) requires; the local API kept it."""
+    window = kit.open_window()
+    connection = PairingConnection(window["port"])
+    try:
+        for path, body in (
+            (
+                START_PATH,
+                {"laptop_name": "0", "tls_certificate": "0", "receipt_certificate": "0", "message": "0"},
+            ),
+            (CONFIRM_PATH, {"exchange": "", "confirmation": "0" * 64}),
+        ):
+            status, answer = connection.send("TRACE", path, json.dumps(body).encode())
+            assert status == 405 and answer["error"] == "method_not_allowed", (path, answer)
+            assert connection.headers is not None and connection.headers["Allow"] == "POST", path
+    finally:
+        connection.close()
+    assert kit.window()["attempts_left"] == window["attempts_left"]
+    kit.supervisor.checked("DELETE", "/api/v1/pairing")
 
 
 def _schema(document: dict[str, Any], pointer: str, body: Any) -> list[str]:

@@ -75,7 +75,7 @@ def test_the_summary_names_every_reason_a_visit_cannot_start(start_kitd) -> None
     summary = officer.checked("GET", "/api/v1/summary").json()
     assert summary["officer"]["nip"] == simulation_officer("officer")["nip"]
     assert summary["kit"]["timezone"] and summary["battery"] is None
-    assert summary["clock"] == {"confirmed": False, "confirmed_at": None}
+    assert summary["clock"] == {"confirmed": False, "confirmed_at": None, "went_back": False}
     assert [(d["id"], d["status"], d["ready"]) for d in summary["devices"]] == [
         ("fingerprint", "disconnected", False)
     ]

@@ -5,19 +5,24 @@ directory, addresses, the ledger, HTTP Range resume, the laptop's certificates, 
 receipt checks, the outcomes file) and, against a real HTTPS server in this module (stdlib
 http.server + ssl, TLS 1.3, mutual TLS as the kit does it), pairing with kitd-pairing/1, a pull
 that resumes a cut download, a repeated pull that changes nothing, a stored bundle
-acknowledged later without a second download, and the exit codes: 1 unreachable or a check
-failed, 2 usage, 3 refused client certificate / revoked / wrong code, 4 another kit
-certificate than the pinned one. The full cycle against the real daemon is another module's.
+acknowledged later without a second download, the kit's audit log checked at every sync
+against the checkpoint the laptop trusts (the decision: extends, shorter, same size with
+another root, a bad proof, a note by another key; and what a sync does and status says of
+it), and the exit codes: 1 unreachable or a check failed, 2 usage, 3 refused client
+certificate / revoked / wrong code, 4 another kit certificate than the pinned one, 5 the
+kit's audit log inconsistent. The full cycle against the real daemon is another module's.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import hashlib
 import http.server
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -26,7 +31,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from kitformats.audit.checkpoint import Checkpoint, sign_checkpoint
+from kitformats.audit.merkle import consistency_proof, leaf_hash, range_hash_from_leaves, tree_hash
+from kitformats.audit.note import SignerKey, generate_signer_key, parse_signer_key
 from kitformats.bundle_statements import BundleRejected, bundle_statement
 from kitformats.link_certificates import private_key_pem
 from kitformats.link_certificates import self_signed as link_certificate
@@ -42,10 +50,11 @@ from kitformats.pairing import KitExchange, PairingError, read_confirm, read_sta
 from kitformats.receipts import receipt_fields, receipt_statement
 from kitformats.signing import FileSigner, KeyProblem, read_file_signer
 from kitformats.statements import sign_statement, verify_statement
+from kitsync.audit import HistoryRewritten, extend_trust
 from kitsync.cli import main
 from kitsync.download import ContentRange, parse_content_range, range_headers, resume_start
 from kitsync.laptop_keys import make_credentials, self_signed
-from kitsync.ledger import Ledger
+from kitsync.ledger import Ledger, TrustedCheckpoint
 from kitsync.orders import media_type
 from kitsync.pair import default_laptop_name
 from kitsync.pull import Offer, append_lines, check_offer, laptop_receipt, last_cursor
@@ -56,6 +65,8 @@ from kitsync import download, errors, places
 KIT_ID = "KIT-0042"
 LAPTOP = "lap-1"
 PEM = serialization.Encoding.PEM
+# The stand-in kit's audit note key, named after its log as the kit names its own.
+NOTE_SIGNER = parse_signer_key(generate_signer_key(f"e-ktp-kit/{KIT_ID}/audit"))
 
 
 # --- certificates ------------------------------------------------------------------------------
@@ -103,6 +114,38 @@ class KitKeys:
 
 
 @dataclass
+class StandInLog:
+    """The stand-in kit's audit log: its entries' leaf hashes, its checkpoints signed and its
+    proofs made with kitformats.audit as the kit makes them; tests rewrite it or its answers."""
+
+    signer: SignerKey = NOTE_SIGNER
+    leaves: list[bytes] = field(default_factory=list)
+    note: bytes | None = None  # answered instead of a checkpoint of the leaves
+    proof: list[str] | None = None  # answered instead of the true consistency proof
+
+    def add(self, count: int) -> None:
+        self.leaves += [
+            leaf_hash(f"entry {len(self.leaves)} {secrets.token_hex(4)}".encode()) for _ in range(count)
+        ]
+
+    def checkpoint(self) -> bytes:
+        if self.note is not None:
+            return self.note
+        checkpoint = Checkpoint(self.signer.name, len(self.leaves), tree_hash(self.leaves))
+        return sign_checkpoint(checkpoint, [self.signer]).encode()
+
+    def proof_answer(self, old: int, new: int) -> dict[str, Any]:
+        hashes = consistency_proof(old, new, range_hash_from_leaves(self.leaves[:new]))
+        proof = self.proof if self.proof is not None else [_b64(h) for h in hashes]
+        return {"old": old, "new": new, "proof": proof}
+
+    def trusted(self, checked_at: str = "2026-05-01T08:00:00+00:00") -> TrustedCheckpoint:
+        """The log as it is now, as a laptop that checked it trusts it."""
+        root = tree_hash(self.leaves)
+        return TrustedCheckpoint(len(self.leaves), root, self.checkpoint().decode(), checked_at)
+
+
+@dataclass
 class StandInKit:
     """What the kit's network API holds and has seen; tests change it between requests."""
 
@@ -123,6 +166,7 @@ class StandInKit:
     victim: int | None = None
     kill_at: tuple[str, int] | None = None
     events: dict[str, int] = field(default_factory=dict)
+    audit: StandInLog | None = None  # None: no audit endpoints (404), as an older kit
 
     def kills_now(self, kind: str) -> bool:
         self.events[kind] = self.events.get(kind, 0) + 1
@@ -200,6 +244,16 @@ class KitHandler(http.server.BaseHTTPRequestHandler):
             self._json(200, {"bundles": listed})
         elif self.path.startswith("/api/v1/bundles/"):
             self._download(self.path.rsplit("/", 1)[1])
+        elif self.path == "/api/v1/audit/checkpoint" and kit.audit is not None:
+            note = kit.audit.checkpoint()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(note)))
+            self.end_headers()
+            self.wfile.write(note)
+        elif self.path.startswith("/api/v1/audit/proof/consistency?") and kit.audit is not None:
+            query = dict(part.split("=") for part in self.path.partition("?")[2].split("&"))
+            self._json(200, kit.audit.proof_answer(int(query["old"]), int(query["new"])))
         elif self.path.startswith("/api/v1/outcomes"):
             query = dict(part.split("=") for part in self.path.partition("?")[2].split("&"))
             after, limit = int(query["after"]), int(query["limit"])
@@ -270,6 +324,13 @@ class KitHandler(http.server.BaseHTTPRequestHandler):
                     result = "duplicate" if seen else "accepted"
                     results.append({"index": index, "result": result, "state": "delivered"})
             self._json(200, {"results": results})
+        elif self.path == "/api/v1/clock":  # as the kit answers a laptop whose time is its own
+            sent = json.loads(body)["laptop_time"]
+            self._json(
+                200,
+                {"laptop_time": sent, "kit_time_before": sent, "kit_time": sent, "skew_s": 0.0,
+                 "corrected": False, "by_system": False, "confirmed_at": sent, "max_skew_s": 120},
+            )  # fmt: skip
         elif self.path == "/api/v1/orders":
             rows = json.loads(body) if self.headers["Content-Type"] == "application/json" else []
             rejected = [
@@ -397,6 +458,7 @@ class PairingWindow:
     attempts_left: int = 5
     exchanges: dict[str, KitExchange] = field(default_factory=dict)
     paired: list[tuple[str, x509.Certificate, x509.Certificate]] = field(default_factory=list)
+    audit_note_key: str = str(NOTE_SIGNER.verifier)
 
 
 class PairingHandler(http.server.BaseHTTPRequestHandler):
@@ -461,7 +523,7 @@ class PairingHandler(http.server.BaseHTTPRequestHandler):
                     "laptop_name": start.laptop_name,
                     "network_port": window.network_port,
                     "kit_signing_certificate": window.keys.signer.certificate.public_bytes(PEM).decode(),
-                    "audit_note_key": "kit-0042+1a2b3c4d+AbCdEf",
+                    "audit_note_key": window.audit_note_key,
                 },
             )
 
@@ -728,6 +790,15 @@ def test_status_lines_say_last_sync_and_ledger() -> None:
         "unacknowledged_at_last_sync": 1,
         "oldest_unacknowledged": "2026-04-30T10:00:00+00:00",
         "ledger": {"stored": 1, "acknowledged": 2, "delivered": 1},
+        "audit": {
+            "state": "consistent",
+            "size": 57,
+            "checked_at": "2026-05-01T09:00:00+00:00",
+            "reason": None,
+            "found_at": None,
+            "inconsistencies": 0,
+            "last_check": {"at": "2026-05-02T08:00:00+00:00", "result": "consistent", "reason": None},
+        },
     }
     lines = status_lines(status)
     assert (
@@ -735,6 +806,31 @@ def test_status_lines_say_last_sync_and_ledger() -> None:
         in lines[1]
     )
     assert "4 bundles pulled: 3 acknowledged (1 delivered), 1 not acknowledged yet" in lines[2]
+    assert _audit_line(status) == (
+        "  audit log: consistent: 57 entries, checkpoint checked 2026-05-01T09:00:00+00:00, "
+        "still so at 2026-05-02T08:00:00+00:00"
+    )
+    unreachable = {"at": "2026-05-02T08:00:00+00:00", "result": "not checked", "reason": "HTTP 503"}
+    status["audit"]["last_check"] = unreachable
+    assert _audit_line(status).endswith(
+        "; the last sync (2026-05-02T08:00:00+00:00) could not check it: HTTP 503"
+    )
+    status["audit"].update(
+        state="inconsistent",
+        reason="its log has 50 entries, fewer than ...",
+        found_at="2026-05-02T08:00:00+00:00",
+    )
+    status["audit"]["inconsistencies"] = 1
+    assert _audit_line(status) == (
+        "  audit log: INCONSISTENT: its log has 50 entries, fewer than ... (found 2026-05-02T08:00:00+00:00; "
+        "1 found in all; last trusted checkpoint: 57 entries, checked 2026-05-01T09:00:00+00:00)"
+    )
+
+
+def _audit_line(status: dict[str, Any]) -> str:
+    """The one line of a kit's status that tells of its audit log."""
+    (line,) = [line for line in status_lines(status) if line.startswith("  audit log: ")]
+    return line
 
 
 BLOCKED = ("kitd", "cv2", "numpy", "usb", "serial", "aiohttp")
@@ -785,7 +881,7 @@ def test_pairing_with_the_right_code(
         PEM
     )  # pinned: as the handshake
     assert files.kit_signing_certificate.read_bytes() == kit_keys.signer.certificate.public_bytes(PEM)
-    assert files.audit_note_key.read_text() == "kit-0042+1a2b3c4d+AbCdEf\n"
+    assert files.audit_note_key.read_text() == f"{NOTE_SIGNER.verifier}\n"
     record = places.read_kit_record(files)
     assert (record.kit_id, record.host, record.port, record.laptop_name) == (
         KIT_ID,
@@ -879,7 +975,12 @@ def test_pull_stores_acknowledges_and_a_second_pull_is_a_no_op(
     kit.outcomes.append(_outcome(3))
     assert laptop.run("pull", KIT_ID, str(out_dir)) == 0
     assert "0 offered, 0 pulled, 0 acknowledged; 1 new outcomes" in capsys.readouterr().out
-    assert kit.paths() == ["GET /api/v1/bundles", "GET /api/v1/outcomes?after=2&limit=500"]
+    # The laptop's time first (every sync), then the bundles and the outcomes.
+    assert kit.paths() == [
+        "POST /api/v1/clock",
+        "GET /api/v1/bundles",
+        "GET /api/v1/outcomes?after=2&limit=500",
+    ]
     assert len((out_dir / "outcomes.jsonl").read_text().splitlines()) == 3
 
     assert laptop.run("status", "--json") == 0
@@ -1235,3 +1336,221 @@ def test_two_pulls_from_one_kit_do_not_run_at_once(
     assert f"another kit-sync is busy with kit {KIT_ID}" in capsys.readouterr().err
     assert laptop.kit.requests == []
     assert laptop.run("pull", str(tmp_path / "bundles")) == 0
+
+
+# --- the kit's audit log ------------------------------------------------------------------------
+
+
+def _prover(log: StandInLog, asked: list[tuple[int, int]] | None = None) -> Callable[[int, int], list[bytes]]:
+    """The kit's consistency proofs of ``log`` as it is, each request noted in ``asked``."""
+
+    def prove(old: int, new: int) -> list[bytes]:
+        if asked is not None:
+            asked.append((old, new))
+        return [base64.b64decode(h) for h in log.proof_answer(old, new)["proof"]]
+
+    return prove
+
+
+def test_a_checkpoint_that_extends_the_trusted_one_is_trusted() -> None:
+    log = StandInLog()
+    log.add(6)
+    asked: list[tuple[int, int]] = []
+    first = extend_trust(None, log.checkpoint(), NOTE_SIGNER.verifier, _prover(log, asked))
+    assert (first.size, first.root_hash) == (6, tree_hash(log.leaves))  # the first, as it comes
+    trusted = log.trusted()
+    same = extend_trust(trusted, log.checkpoint(), NOTE_SIGNER.verifier, _prover(log, asked))
+    assert same.size == 6 and asked == []  # the same size and root: nothing to prove
+    for grown in (1, 9, 16):
+        log.add(grown)
+        newer = extend_trust(trusted, log.checkpoint(), NOTE_SIGNER.verifier, _prover(log, asked))
+        assert (newer.size, newer.root_hash) == (len(log.leaves), tree_hash(log.leaves))
+        assert asked[-1] == (6, len(log.leaves))
+
+
+def _shorter(log: StandInLog) -> None:
+    del log.leaves[-1]
+
+
+def _same_size_other_root(log: StandInLog) -> None:
+    log.leaves[2] = leaf_hash(b"an entry rewritten")
+
+
+def _rewritten_then_grown(log: StandInLog) -> None:
+    del log.leaves[3]  # an entry removed, the later ones moved up and new ones added
+    log.add(4)
+
+
+def _inserted(log: StandInLog) -> None:
+    log.leaves.insert(1, leaf_hash(b"an entry slipped in"))
+
+
+def _proof_hash_changed(log: StandInLog) -> None:
+    log.add(5)
+    proof = log.proof_answer(6, 11)["proof"]
+    log.proof = [_b64(bytes(32)), *proof[1:]]
+
+
+def _proof_cut_short(log: StandInLog) -> None:
+    log.add(5)
+    log.proof = log.proof_answer(6, 11)["proof"][:-1]
+
+
+def _another_key(log: StandInLog) -> None:
+    log.signer = parse_signer_key(generate_signer_key(NOTE_SIGNER.name))  # the same name, another key
+    log.add(1)
+
+
+def _another_log(log: StandInLog) -> None:
+    log.add(1)
+    checkpoint = Checkpoint("e-ktp-kit/KIT-0007/audit", len(log.leaves), tree_hash(log.leaves))
+    log.note = sign_checkpoint(checkpoint, [NOTE_SIGNER]).encode()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (_shorter, "its log has 5 entries, fewer than the 6 entries this laptop trusted"),
+        (_same_size_other_root, "its log of 6 entries has another root hash than the 6 entries"),
+        (_rewritten_then_grown, "its log of 9 entries does not extend the 6 entries this laptop trusted"),
+        (_inserted, "its log of 7 entries does not extend the 6 entries"),
+        (_proof_hash_changed, "does not extend the 6 entries this laptop trusted (checked 2026-05-01"),
+        (_proof_cut_short, "its log of 11 entries does not extend the 6 entries"),
+        (_another_key, "its checkpoint is not signed by the audit note key pinned at pairing"),
+        (_another_log, "its checkpoint is of the log 'e-ktp-kit/KIT-0007/audit'"),
+    ],
+    ids=lambda v: v.__name__.strip("_") if callable(v) else "",
+)
+def test_a_checkpoint_that_does_not_extend_the_trusted_one_is_refused(
+    tamper: Callable[[StandInLog], None], reason: str
+) -> None:
+    log = StandInLog()
+    log.add(6)
+    trusted = log.trusted()
+    tamper(log)
+    with pytest.raises(HistoryRewritten, match=re.escape(reason)):
+        extend_trust(trusted, log.checkpoint(), NOTE_SIGNER.verifier, _prover(log))
+
+
+def _pin_note_key(laptop: Laptop) -> StandInLog:
+    """The laptop pinned the stand-in kit's note key at pairing; the kit serves its audit log."""
+    laptop.files.audit_note_key.write_text(f"{NOTE_SIGNER.verifier}\n")
+    laptop.kit.audit = StandInLog()
+    laptop.kit.audit.add(4)
+    return laptop.kit.audit
+
+
+def _audit_lines(err: str) -> list[str]:
+    """What a command said of the kit's audit log on stderr (a line each)."""
+    return [line for line in err.splitlines() if "audit log" in line]
+
+
+def _audit_status(laptop: Laptop, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    code = laptop.run("status", "--json")
+    (status,) = json.loads(capsys.readouterr().out)
+    return code, status["audit"]
+
+
+def test_every_sync_checks_the_audit_log_and_a_rewritten_one_is_recorded_not_trusted(
+    laptop: Laptop, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit = laptop.kit
+    log = _pin_note_key(laptop)
+    first = kit.add_bundle(1000)
+    out_dir = tmp_path / "bundles"
+    assert laptop.run("pull", str(out_dir)) == 0, capsys.readouterr().err
+    assert _audit_lines(capsys.readouterr().err) == []
+    assert kit.paths().index("GET /api/v1/audit/checkpoint") < kit.paths().index("GET /api/v1/bundles")
+    code, audit = _audit_status(laptop, capsys)
+    assert code == 0 and (audit["state"], audit["size"], audit["inconsistencies"]) == ("consistent", 4, 0)
+
+    log.add(3)  # the kit went on: a consistency proof from 4 to 7 entries, trusted
+    assert laptop.run("push-orders", str(_orders_file(tmp_path))) == 0
+    assert "GET /api/v1/audit/proof/consistency?old=4&new=7" in kit.paths()
+    code, audit = _audit_status(laptop, capsys)
+    assert code == 0 and (audit["state"], audit["size"]) == ("consistent", 7)
+    with Ledger(laptop.files.ledger) as ledger:
+        trusted = ledger.trusted_checkpoint()
+    assert trusted is not None and trusted.note == log.checkpoint().decode()
+
+    # Rewritten on the kit: entry 2 changed, the kit signs over the new tree and goes on.
+    log.leaves[2] = leaf_hash(b"an entry rewritten")
+    log.add(2)
+    rewritten = log.checkpoint().decode()
+    second = kit.add_bundle(2000)
+    capsys.readouterr()
+    assert laptop.run("pull", str(out_dir)) == errors.EXIT_AUDIT_INCONSISTENT
+    out = capsys.readouterr()
+    (warning,) = _audit_lines(out.err)
+    assert warning.startswith(f"kit-sync pull: WARNING: kit {KIT_ID}'s audit log is INCONSISTENT: ")
+    assert "does not extend the 7 entries this laptop trusted" in warning
+    assert "the last trusted checkpoint (7 entries) is kept" in warning and "syncing goes on" in warning
+    assert "1 offered, 1 pulled" in out.out  # the bundles still come: each is sealed on its own
+    for bundle_id in (first, second):
+        assert (out_dir / f"{bundle_id}.p7m").read_bytes() == kit.bundles[bundle_id]
+        assert bundle_id in kit.acknowledged
+    with Ledger(laptop.files.ledger) as ledger:
+        assert ledger.trusted_checkpoint() == trusted  # never replaced
+        (found,) = ledger.inconsistencies()
+        assert ledger.counts()["acknowledged"] == 2
+    assert (found["trusted_note"], found["new_note"]) == (trusted.note, rewritten)
+    assert "does not extend the 7 entries" in found["reason"] and found["found_at"]
+
+    assert laptop.run("status") == errors.EXIT_AUDIT_INCONSISTENT
+    out = capsys.readouterr()
+    assert "  audit log: INCONSISTENT: its log of 9 entries does not extend the 7 entries" in out.out
+    assert out.err.startswith(f"kit-sync status: WARNING: kit {KIT_ID}'s audit log is INCONSISTENT: ")
+    code, audit = _audit_status(laptop, capsys)
+    assert code == errors.EXIT_AUDIT_INCONSISTENT
+    assert (audit["state"], audit["size"], audit["inconsistencies"]) == ("inconsistent", 7, 1)
+
+    # The same rewritten checkpoint again (push-receipts): exit 5 again, recorded once.
+    receipts = tmp_path / "receipts"
+    receipts.mkdir()
+    assert laptop.run("push-receipts", str(receipts)) == errors.EXIT_AUDIT_INCONSISTENT
+    assert "INCONSISTENT" in capsys.readouterr().err
+    with Ledger(laptop.files.ledger) as ledger:
+        assert len(ledger.inconsistencies()) == 1
+
+
+def test_a_kit_paired_without_a_note_key_is_not_checked_and_one_that_cannot_show_its_log_not_this_time(
+    laptop: Laptop, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit = laptop.kit
+    kit.add_bundle(100)
+    out_dir = tmp_path / "bundles"
+    assert laptop.run("pull", str(out_dir)) == 0
+    assert _audit_lines(capsys.readouterr().err) == []
+    assert not any("/audit/" in path for path in kit.paths())
+    code, audit = _audit_status(laptop, capsys)
+    assert code == 0 and audit["state"] == "not checked"
+    assert audit["reason"].startswith("no audit note key was pinned at pairing")
+    assert laptop.run("status") == 0
+    assert "  audit log: not checked: no audit note key was pinned at pairing" in capsys.readouterr().out
+
+    # A key pinned, and a kit with no audit endpoints (an older kitd): not checked this time.
+    laptop.files.audit_note_key.write_text(f"{NOTE_SIGNER.verifier}\n")
+    kit.add_bundle(100)
+    assert laptop.run("pull", str(out_dir)) == 0
+    out = capsys.readouterr()
+    assert "1 pulled" in out.out
+    assert _audit_lines(out.err) == [
+        f"kit-sync pull: kit {KIT_ID}'s audit log was not checked this time: the checkpoint: "
+        f"kit {KIT_ID} answered: /api/v1/audit/checkpoint (not_found)"
+    ]
+    code, audit = _audit_status(laptop, capsys)
+    assert code == 0 and audit["state"] == "not checked" and "answered" in audit["reason"]
+
+
+def test_pairing_refuses_a_note_key_that_is_not_one(
+    tmp_path: Path, kit_keys: KitKeys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    window = PairingWindow(kit_keys, "204816", network_port=18443, audit_note_key="kit-0042+1a2b3c4d+AbCdEf")
+    home = tmp_path / "laptop"
+    with pairing_port(window, kit_keys.server_context(None)) as address:
+        code = main(["pair", address, "204816", "--name", LAPTOP, "--data-dir", str(home)])
+    err = capsys.readouterr().err
+    assert code == errors.EXIT_FAILED
+    assert err.startswith("kit-sync pair: pairing: the kit's audit note key: malformed verifier key")
+    assert list((home / "kits").iterdir()) == []

@@ -7,11 +7,13 @@ here as kit-sync makes them. Every path of the network OpenAPI document is walke
 client certificate, a stranger's, a revoked laptop's (revoked by another process while the
 kit runs) and a paired one's; bundles come down whole and by ranges; orders are pushed,
 listed, replaced and withdrawn (one while its visit runs: flagged, and the visit still
-finishes); outcomes are followed by their cursor; receipts are taken only as the laptop's own.
+finishes); outcomes are followed by their cursor; receipts are taken only as the laptop's own;
+the audit log's checkpoint and a consistency proof are a laptop's to check.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import http.client
@@ -31,6 +33,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from jsonschema import Draft202012Validator
+from kitformats.audit.checkpoint import open_checkpoint
+from kitformats.audit.merkle import tree_hash, verify_consistency
+from kitformats.audit.note import parse_signer_key
 from kitformats.bundle_statements import check_statement
 from kitformats.receipts import receipt_statement
 from kitformats.signing import FileSigner
@@ -49,7 +54,7 @@ from kitd.cli.daemon_client import DaemonClient
 from kitd.config import parse_config
 from kitd.crypto.kit_tls import NetworkTrust, kit_tls_credentials, tls_fingerprint
 from kitd.kit import Kit
-from kitd.store.audit import AuditEntry
+from kitd.store.audit import AuditEntry, entry_leaf
 from kitd.store.database import database_path, open_database
 from kitd.store.outbox import pair_laptop, revoke_laptop
 from kitd.store.visits import (
@@ -451,7 +456,7 @@ def assert_documented(method: str, path: str, answer: Answer) -> None:
 def test_every_path_refuses_strangers_and_a_revoked_laptop_and_serves_a_paired_one(kit: NetworkKit) -> None:
     paths = network_openapi_document()["paths"]
     operations = [(m, p) for p, ops in paths.items() for m in ops if m in HTTP_METHODS]
-    assert len(operations) == 12
+    assert len(operations) == 15
     # Before any request, a client that only listens: the handshake ends the connection.
     assert _handshake_refusal(kit.port, client_context(None)) in (
         "closed",
@@ -609,6 +614,40 @@ def test_orders_are_pushed_listed_replaced_and_withdrawn(kit: NetworkKit) -> Non
     start = officer.request("POST", "/api/v1/visits", {"order_id": "NET-002"})
     assert start.status == 404 and "withdrawn" in start.json()["message"]
     assert laptop.request("DELETE", "/api/v1/orders/NET-404").status == 404
+
+
+def test_pushed_orders_are_read_as_their_content_type_says(kit: NetworkKit) -> None:
+    """Found by schemathesis (tests/test_schemathesis.py): a JSON array labelled text/csv was
+    read as JSON (200, each row refused). The label is what the body is: CSV here, whose header
+    has no order_id column, so the push is refused whole, naming why."""
+    laptop = kit.laptop("lap-1")
+    as_csv = laptop.request("POST", "/api/v1/orders", b"[null, null]", {"Content-Type": "text/csv"})
+    assert as_csv.status == 400 and "no order_id column" in as_csv.json()["message"], as_csv.body
+    as_json = laptop.request(
+        "POST", "/api/v1/orders", orders_csv([sample_order("NET-005")]), {"Content-Type": "application/json"}
+    )
+    assert as_json.status == 400 and "not valid JSON" in as_json.json()["message"], as_json.body
+    # Unlabelled, a body is still read by what it holds (kitctl's files, curl's -d).
+    unlabelled = laptop.request("POST", "/api/v1/orders", json.dumps([sample_order("NET-005")]).encode())
+    assert unlabelled.status == 200 and unlabelled.json()["imported"] == 1, unlabelled.body
+
+
+def test_a_body_over_the_limit_is_a_413_every_operation_documents(kit: NetworkKit) -> None:
+    """Found beside the schemathesis runs (tests/test_schemathesis.py): aiohttp refuses a body
+    over 1 MiB with 413 before any handler reads it, which PUT /api/v1/orders/{id} did not
+    document. Every operation that takes a body says so now (the orders import reads up to
+    10 MB itself: this one is not JSON, 400)."""
+    laptop = kit.laptop("lap-1")
+    over = b" " * (1024 * 1024 + 1)
+    document = network_openapi_document()
+    taking = [(m, p) for p, ops in document["paths"].items() for m, op in ops.items() if "requestBody" in op]
+    assert ("put", "/api/v1/orders/{id}") in taking
+    for method, path in taking:
+        answer = laptop.request(method.upper(), _concrete(path), over, {"Content-Type": "application/json"})
+        if path == "/api/v1/orders":
+            assert answer.status == 400, answer.body
+        else:
+            assert answer.status == 413 and answer.json()["error"] == "too_large", (path, answer.body)
 
 
 def _except_everything(officer: DaemonClient, visit_id: str) -> dict[str, Any]:
@@ -780,3 +819,95 @@ def test_receipts_are_taken_only_as_the_connections_laptops_own(kit: NetworkKit)
     assert wait_until(
         lambda: laptop.checked("GET", "/api/v1/status")["outbox"]["bundles"]["delivered"] >= 1, "delivered"
     )
+
+
+# --- the audit log ---------------------------------------------------------------------------
+
+
+def test_a_laptop_gets_the_signed_checkpoint_and_a_consistency_proof(kit: NetworkKit) -> None:
+    """What kit-sync checks at every sync: the checkpoint opens with the kit's note key (the one
+    pairing hands out), its root is the tree of the entries, and a proof from an older size
+    verifies against both roots."""
+    laptop = kit.laptop("lap-1")
+    answer = laptop.request("GET", "/api/v1/audit/checkpoint")
+    assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    note_key = (kit.kitd.data_dir / "keys" / "audit-note.key").read_text().strip()
+    checkpoint = open_checkpoint(answer.body, [parse_signer_key(note_key).verifier])
+    entries = kit.local("supervisor").checked("GET", "/api/v1/audit/entries?count=1000").json()["entries"]
+    leaves = [entry_leaf(entry) for entry in entries[: checkpoint.size]]
+    assert checkpoint.size >= 2 and tree_hash(leaves) == checkpoint.root_hash
+    old = checkpoint.size // 2
+    path = f"/api/v1/audit/proof/consistency?old={old}&new={checkpoint.size}"
+    proof = laptop.request("GET", path)
+    assert_documented("GET", "/api/v1/audit/proof/consistency", proof)
+    hashes = [base64.b64decode(h) for h in proof.json()["proof"]]
+    verify_consistency(old, checkpoint.size, tree_hash(leaves[:old]), checkpoint.root_hash, hashes)
+    beyond = laptop.request("GET", f"/api/v1/audit/proof/consistency?old={old}&new=99999")
+    assert beyond.status == 400 and beyond.json()["field"] == "new"
+    assert_documented("GET", "/api/v1/audit/proof/consistency", beyond)
+
+
+# --- the kit's clock -------------------------------------------------------------------------
+
+
+def _clock_entries(kit: NetworkKit) -> list[dict[str, Any]]:
+    with kit.db() as db:
+        rows = db.execute(
+            "SELECT actor, action, details, clock_confirmed FROM audit_entries "
+            "WHERE action LIKE 'clock_%' ORDER BY seq"
+        ).fetchall()
+    return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+
+
+def test_a_laptops_time_corrects_the_kits_clock_beyond_the_skew_and_confirms_it(kit: NetworkKit) -> None:
+    laptop = kit.laptop("lap-1")
+    before = laptop.checked("GET", "/api/v1/status")["clock"]
+    assert before["confirmed"] is False and before["confirmed_at"] is None and before["offset_s"] == 0
+    hour_ahead = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    answer = laptop.checked("POST", "/api/v1/clock", {"laptop_time": hour_ahead.isoformat()})
+    try:
+        assert answer["corrected"] is True and answer["by_system"] is False
+        assert 3590 < answer["skew_s"] < 3610 and answer["max_skew_s"] == 120
+        status = laptop.checked("GET", "/api/v1/status")["clock"]
+        assert status["confirmed"] is True and status["confirmed_by"] == "lap-1"
+        assert 3590 < status["offset_s"] < 3610
+        kit_now = dt.datetime.fromisoformat(status["now"].replace("Z", "+00:00"))
+        assert abs((kit_now - hour_ahead).total_seconds()) < 60
+        corrected = _clock_entries(kit)[-1]
+        assert (corrected["actor"], corrected["action"]) == ("laptop:lap-1", "clock_corrected")
+        assert corrected["details"]["kit_time_before"] == answer["kit_time_before"]
+        assert corrected["details"]["kit_time"] == answer["kit_time"]
+        # The kit's screen says so too, in the officer's summary.
+        summary = kit.local("officer").checked("GET", "/api/v1/summary").json()["clock"]
+        assert summary == {"confirmed": True, "confirmed_at": status["confirmed_at"], "went_back": False}
+        # Within the skew: confirmed again, not corrected, nothing new in the audit log.
+        count = len(_clock_entries(kit))
+        near = laptop.checked(
+            "POST", "/api/v1/clock", {"laptop_time": (hour_ahead + dt.timedelta(seconds=30)).isoformat()}
+        )
+        assert near["corrected"] is False and len(_clock_entries(kit)) == count
+        # The correction is written on the corrected clock, which says so.
+        assert corrected["clock_confirmed"] == 1
+        assert kit.local("supervisor").checked("GET", "/api/v1/status").json()["clock"]["confirmed"]
+    finally:
+        back = laptop.checked("POST", "/api/v1/clock", {"laptop_time": dt.datetime.now(dt.UTC).isoformat()})
+        assert back["corrected"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({}, "laptop_time"),
+        ({"laptop_time": "tomorrow"}, "laptop_time"),
+        ({"laptop_time": "2026-11-30T12:00:00"}, "no zone"),
+        ({"laptop_time": "1970-01-01T00:00:00Z"}, "not a plausible time"),
+        ({"laptop_time": "2026-11-30T12:00:00Z", "extra": 1}, "extra"),
+        ({"laptop_time": 1764504000}, "laptop_time"),
+    ],
+)
+def test_a_laptop_time_that_is_no_time_is_refused_naming_it(kit: NetworkKit, body: Any, says: str) -> None:
+    before = kit.laptop("lap-1").checked("GET", "/api/v1/status")["clock"]
+    refused = kit.laptop("lap-1").request("POST", "/api/v1/clock", body)
+    assert refused.status == 400 and says in refused.json()["message"], refused.body
+    after = kit.laptop("lap-1").checked("GET", "/api/v1/status")["clock"]
+    assert (after["offset_s"], after["confirmed_at"]) == (before["offset_s"], before["confirmed_at"])

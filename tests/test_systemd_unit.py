@@ -251,3 +251,44 @@ def test_the_kiosk_user_has_the_display_but_not_the_kits_devices(tmp_path: Path)
     assert "kitd-screen" not in members["kitd"]
     for group in ("video", "input", "render"):
         assert "kitd-screen" in members[group], group
+
+
+# Not in dist/kitd.service.d/: systemd would apply a drop-in there to dist/kitd.service itself.
+SET_CLOCK = REPO / "dist" / "drop-ins" / "kitd-set-clock.conf"
+
+
+@needs_systemd_analyze
+def test_the_set_clock_drop_in_grants_the_clock_and_nothing_else(tmp_path: Path, security) -> None:
+    """For kits with clock.set_system on: CAP_SYS_TIME and the @clock calls, no other privilege,
+    and the unit with it still scores within MAX_EXPOSURE."""
+    drop_in = unit_settings(SET_CLOCK)["Service"]
+    assert drop_in == {
+        "CapabilityBoundingSet": ["CAP_SYS_TIME"],
+        "AmbientCapabilities": ["CAP_SYS_TIME"],
+        "ProtectClock": ["no"],
+        "SystemCallFilter": ["@clock"],
+    }
+    # The unit as systemd merges it: the drop-in's assignments after the unit's own.
+    added = "\n".join(f"{key}={value}" for key, values in drop_in.items() for value in values)
+    merged = tmp_path / "kitd.service"
+    merged.write_text(UNIT.read_text().replace("[Install]", f"{added}\n\n[Install]"))
+    analysed = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(merged)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert analysed.returncode == 0, analysed.stderr
+    assert overall_exposure(analysed.stdout) <= MAX_EXPOSURE, analysed.stdout
+    new = remaining_exposures(analysed.stdout) - remaining_exposures(security.stdout)
+    # The clock's calls are among @privileged's, and the capability is an ambient one: all five
+    # marks are the clock, and only the clock.
+    assert new == {
+        "SystemCallFilter=~@clock",
+        "SystemCallFilter=~@privileged",
+        "CapabilityBoundingSet=~CAP_SYS_TIME",
+        "AmbientCapabilities=",
+        "ProtectClock=",
+    }
+    print(f"with {SET_CLOCK.name}: exposure {overall_exposure(analysed.stdout)}")

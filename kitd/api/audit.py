@@ -1,4 +1,5 @@
-"""The audit endpoints (supervisors; paired laptops later): checkpoints, entries and proofs.
+"""The audit endpoints: checkpoints, entries and proofs (supervisors; the checkpoint and the
+consistency proofs are paired laptops' too, on the network API).
 
 Its one job: turn HTTP into kitd.services.audit calls. ``GET /api/v1/audit/checkpoint`` is
 the latest signed checkpoint (a C2SP signed note, text/plain); ``GET /api/v1/audit/entries

@@ -8,8 +8,11 @@ request (403 ``laptop_revoked``; 403 ``not_paired`` for a certificate the kit do
 and names the laptop for the handlers (the audit log's actor ``laptop:NAME``). The routes:
 status and devices (the local API's handlers), work orders (push as the local import does,
 the list of every order, replace, withdraw), the visits' outcomes since a cursor, the
-outbox's bundles (listed with their kit-signed statements, downloaded with HTTP Range) and
-receipts (a laptop's own, the central office's). Documented in kitd.api.network_openapi.
+outbox's bundles (listed with their kit-signed statements, downloaded with HTTP Range),
+receipts (a laptop's own, the central office's), the laptop's time for the kit's clock
+(kitd.clock), and the audit log's latest signed checkpoint
+and consistency proofs (the local API's handlers), with which a laptop checks at every sync
+that the log only grew. Documented in kitd.api.network_openapi.
 """
 
 from __future__ import annotations
@@ -26,12 +29,23 @@ from typing import Any, BinaryIO
 
 from aiohttp import web
 
+from kitd.api.audit import get_checkpoint, get_consistency
 from kitd.api.network_openapi import DEFAULT_OUTCOMES, MAX_OUTCOMES, network_openapi_document
 from kitd.api.orders import post_orders
 from kitd.api.outbox import take_receipts
-from kitd.api.requests import KIT_KEY, NO_BODY, RequestRefused, bad_request, error_response, json_body
+from kitd.api.requests import (
+    KIT_KEY,
+    NO_BODY,
+    RequestRefused,
+    bad_request,
+    checked_body,
+    error_response,
+    json_body,
+)
 from kitd.api.routes import get_devices, get_status, json_errors
 from kitd.api.sign_in import CALLER, Caller
+from kitd.clock import now as kit_time
+from kitd.clock import plausible_time
 from kitd.crypto.bundle import bundle_paths
 from kitd.kit import Kit
 from kitd.store.outbox import KEPT, bundle_row, laptop_by_tls_fingerprint, touch_laptop
@@ -220,7 +234,7 @@ def _offered(kit: Kit, laptop: str, now: dt.datetime) -> list[dict[str, Any]]:
 
 async def get_bundles(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
-    bundles = await kit.in_database(_offered, kit, _laptop(request), dt.datetime.now(dt.UTC))
+    bundles = await kit.in_database(_offered, kit, _laptop(request), kit_time())
     return web.json_response({"bundles": bundles}, headers={"Cache-Control": "no-store"})
 
 
@@ -317,6 +331,22 @@ async def post_central_receipts(request: web.Request) -> web.Response:
     return await take_receipts(request, "central_receipt")
 
 
+# --- the kit's clock ------------------------------------------------------------------------
+
+
+async def post_clock(request: web.Request) -> web.Response:
+    """The laptop's time, sent at every sync: the kit's clock corrected beyond clock.max_skew_s,
+    confirmed either way (kitd.clock)."""
+    body = await checked_body(request, "ClockRequest", "clock")
+    try:
+        laptop_time = plausible_time(body["laptop_time"])
+    except ValueError as exc:
+        return error_response(400, "bad_request", f"laptop_time: {exc}", "laptop_time")
+    kit = request.app[KIT_KEY]
+    answer = await kit.confirm_clock(laptop_time, _laptop(request), request[CALLER].actor)
+    return web.json_response(answer, headers={"Cache-Control": "no-store"})
+
+
 def make_network_app(kit: Kit) -> web.Application:
     """The network API's app (served with kit.network_trust.server_context)."""
     app = web.Application(middlewares=[json_errors, require_paired_laptop])
@@ -333,4 +363,7 @@ def make_network_app(kit: Kit) -> web.Application:
     app.router.add_get("/api/v1/bundles/{id}", get_bundle_file)
     app.router.add_post("/api/v1/receipts", post_receipts)
     app.router.add_post("/api/v1/central-receipts", post_central_receipts)
+    app.router.add_post("/api/v1/clock", post_clock)
+    app.router.add_get("/api/v1/audit/checkpoint", get_checkpoint)
+    app.router.add_get("/api/v1/audit/proof/consistency", get_consistency)
     return app

@@ -12,8 +12,8 @@ import copy
 from typing import Any
 
 from kitd import __version__
-from kitd.api.openapi import ORDER_PATHS, OUTBOX_PATHS
-from kitd.api.openapi_parts import UNSUPPORTED_MEDIA_TYPE, error_answer, json_answer, ref
+from kitd.api.openapi import AUDIT_PATHS, ORDER_PATHS, OUTBOX_PATHS
+from kitd.api.openapi_parts import UNSUPPORTED_MEDIA_TYPE, error_answer, json_answer, ref, with_body_limit
 from kitd.schemas import SCHEMAS
 from kitd.store.work_orders import ORDER_STATUSES
 
@@ -340,6 +340,36 @@ PATHS: dict[str, Any] = {
             "The central office's receipts the laptop brings back: central_receipt only",
         )
     },
+    "/api/v1/clock": {
+        "post": {
+            "summary": "The laptop's time, sent at every sync: further than clock.max_skew_s from the "
+            "kit's, the kit's clock is corrected to it (audited with the old and new times); either "
+            "way the kit's clock counts as confirmed until the kit restarts",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("ClockRequest")}},
+            },
+            "responses": {
+                "200": json_answer(ref("ClockConfirmation"), "What the laptop's time did to the kit's clock"),
+                "400": error_answer("No laptop_time, not an ISO 8601 time with its zone, or implausible"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+            },
+        }
+    },
+    "/api/v1/audit/checkpoint": {
+        "get": _borrowed(
+            AUDIT_PATHS["/api/v1/audit/checkpoint"]["get"],
+            "The audit log's latest checkpoint: a C2SP tlog-checkpoint in a C2SP signed note, signed "
+            "with the kit's note key (the verifier key the laptop pinned at pairing)",
+        )
+    },
+    "/api/v1/audit/proof/consistency": {
+        "get": _borrowed(
+            AUDIT_PATHS["/api/v1/audit/proof/consistency"]["get"],
+            "RFC 9162 consistency proof that the tree of new entries extends the one of old (a "
+            "laptop's last checkpoint)",
+        )
+    },
 }
 
 REFUSED = error_answer(
@@ -353,6 +383,7 @@ def network_openapi_document() -> dict[str, Any]:
     for operations in paths.values():
         for operation in operations.values():
             operation["responses"]["403"] = REFUSED
+    with_body_limit(paths)
     return {
         "openapi": "3.1.0",
         "info": {

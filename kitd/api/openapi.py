@@ -7,7 +7,7 @@ from typing import Any
 
 from kitd import __version__
 from kitd.api.event_stream import KEEPALIVE_S
-from kitd.api.openapi_parts import UNSUPPORTED_MEDIA_TYPE, error_answer, json_answer, ref
+from kitd.api.openapi_parts import UNSUPPORTED_MEDIA_TYPE, error_answer, json_answer, ref, with_body_limit
 from kitd.api.sign_in import COOKIE, PUBLIC_ROUTES, ROUTE_ROLES
 from kitd.events import REPLAY_EVENTS
 from kitd.schemas import CAPTURE_REQUESTS, OUTBOX_STATES, SCHEMAS
@@ -105,11 +105,12 @@ SESSION_PATHS: dict[str, Any] = {
     "/api/v1/events": {
         "get": {
             "summary": "Server-sent events: assessment, capture, end, device, visit, panel, ink, pairing, "
-            "order_withdrawn",
+            "order_withdrawn, clock",
             "description": "Each event has `id` (increasing from 1 in each run of the daemon), `event` "
             "(its type) and `data` (JSON): assessment -> AssessmentEvent, capture -> CaptureEvent, "
             "end -> EndEvent, device -> DeviceEvent, visit -> VisitEvent, panel -> PanelEvent, pairing "
-            "-> PairingEvent, order_withdrawn -> OrderWithdrawnEvent, ink -> "
+            "-> PairingEvent, order_withdrawn -> OrderWithdrawnEvent, clock -> Clock (a laptop confirmed "
+            "or corrected the kit's clock), ink -> "
             "InkEvent (a signature session's new pen points, about every 50 ms; sent live only, never "
             "replayed: they are biometric). While "
             "idle a comment line "
@@ -262,7 +263,8 @@ ORDER_PATHS: dict[str, Any] = {
             "requestBody": {
                 "required": True,
                 "description": "A JSON array of orders, or CSV whose header names nested fields with dots "
-                "(address.rt). At most 10 MB and 10,000 rows.",
+                "(address.rt), read as its Content-Type says (unlabelled: by what it holds). At most "
+                "10 MB and 10,000 rows.",
                 "content": {
                     "application/json": {"schema": {"type": "array", "items": {}}},
                     "text/csv": {"schema": {"type": "string"}},
@@ -498,7 +500,9 @@ OUTBOX_PATHS: dict[str, Any] = {
                     "revoked key)",
                 ),
                 "400": error_answer("Not JSON, or an empty array"),
-                "413": error_answer("More than 500 receipts in one request (too_large)"),
+                "413": error_answer(
+                    "More than 500 receipts in one request, or a body over 1 MiB (too_large)"
+                ),
                 "415": UNSUPPORTED_MEDIA_TYPE,
                 "422": json_answer(
                     ref("ReceiptResults"),
@@ -725,6 +729,7 @@ def openapi_document() -> dict[str, Any]:
     document["paths"].update(PAIRING_PATHS)
     document["paths"].update(SCREEN_PATHS)
     _with_sign_in(document["paths"])
+    with_body_limit(document["paths"])
     document["components"]["schemas"] = copy.deepcopy(SCHEMAS)
     document["components"]["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "description": "The token from sign-in"},

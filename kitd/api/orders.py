@@ -19,6 +19,7 @@ from kitformats.work_orders import work_order_schema
 
 from kitd.api.requests import KIT_KEY, error_response
 from kitd.api.sign_in import CALLER
+from kitd.clock import now as kit_time
 from kitd.store.work_orders import (
     MAX_FILE_BYTES,
     OrdersRefused,
@@ -52,7 +53,9 @@ async def post_orders(request: web.Request) -> web.Response:
     if data is None:
         return error_response(413, "too_large", "orders: the body is over the 10 MB limit: refused whole")
     try:
-        rows = parse_orders(data)
+        rows = parse_orders(
+            data, media_type=request.content_type if "Content-Type" in request.headers else None
+        )
     except OrdersRefused as exc:
         status, code = (413, "too_large") if "limit" in str(exc) else (400, "bad_request")
         return error_response(status, code, f"orders refused whole: {exc}")
@@ -69,7 +72,7 @@ async def get_orders(request: web.Request) -> web.Response:
     zone = kit.config["kit.timezone"]
     day_text = request.query.get("day")
     if day_text is None:
-        day = dt.datetime.now(ZoneInfo(zone)).date()
+        day = kit_time().astimezone(ZoneInfo(zone)).date()
     else:
         try:
             day = dt.date.fromisoformat(day_text)

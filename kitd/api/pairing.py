@@ -17,7 +17,7 @@ from aiohttp import web
 from kitformats.pairing import CONFIRM_PATH, START_PATH
 
 from kitd.api.pairing_openapi import MAX_PAIRING_BODY, PAIRING_OPENAPI_PATH, pairing_openapi_document
-from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, error_response, json_body
+from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, error_response, http_refusal, json_body
 from kitd.api.sign_in import CALLER
 from kitd.kit import Kit
 from kitd.schemas import check
@@ -148,7 +148,7 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
             raise
         if exc.status == 413:
             return error_response(413, "too_large", f"a pairing message is at most {MAX_PAIRING_BODY} bytes")
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        return http_refusal(exc)
 
 
 def pairing_app(kit: Kit) -> web.Application:

@@ -43,6 +43,18 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return web.json_response(body, status=status)
 
 
+def http_refusal(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusal (no such route, another method, a body over the limit) as the
+    kit's ``{error, message}``, its Allow kept: a 405 says what the route takes (RFC 9110,
+    15.5.6)."""
+    if exc.status == 413:  # the kit's own word for it, and aiohttp's limit in bytes
+        return error_response(413, "too_large", f"the body is refused unread: {exc.text}")
+    response = error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
+
 def bad_request(what: str, exc: ValueError) -> web.Response:
     """400 naming what was wrong, and the field when there is one (ShapeError knows it); 415 for
     a body that is not JSON by its Content-Type."""

@@ -28,6 +28,7 @@ from kitd.api.requests import (
     capture_response,
     checked_body,
     error_response,
+    http_refusal,
     json_body,
     kit_error_response,
 )
@@ -213,10 +214,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-        if "Allow" in exc.headers:  # a 405 says what the route takes (RFC 9110, 15.5.6)
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
+        return http_refusal(exc)
 
 
 def make_app(kit: Kit) -> web.Application:

@@ -110,8 +110,11 @@ async def get_summary(request: web.Request) -> web.Response:
         },
         # No battery gauge is read yet (the peripheral controller's issue brings one).
         "battery": None,
-        # No laptop confirms the clock yet (the field laptop's clock issue).
-        "clock": {"confirmed": False, "confirmed_at": None},
+        "clock": {
+            "confirmed": kit.clock.confirmed,
+            "confirmed_at": kit.clock.describe()["confirmed_at"],
+            "went_back": kit.clock.state.went_back is not None,
+        },
         "visit": None if not own else {"id": own[0].id, "state": own[0].state, "order_id": own[0].order_id},
         "visit_start": {"possible": not reasons, "reasons": reasons},
     }

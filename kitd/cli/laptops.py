@@ -13,7 +13,6 @@ paired (exit 0) or the window closed (exit 1); Ctrl-C closes it.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
 from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
+from kitd.clock import now as kit_time
 from kitd.store.database import database_path, open_database
 from kitd.store.outbox import LaptopError, laptops, revoke_laptop
 
@@ -81,7 +81,7 @@ def _revoke(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     conn = open_database(database_path(config.data_dir))
     try:
-        revoke_laptop(conn, args.name, dt.datetime.now(dt.UTC))
+        revoke_laptop(conn, args.name, kit_time())
     except LaptopError as exc:
         print(f"kitctl laptops revoke: {exc}", file=sys.stderr)
         return 1

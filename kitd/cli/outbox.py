@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kitd.cli.options import add_config_option, config_from_args
+from kitd.clock import now as kit_time
 from kitd.services.outbox import BundleNotFound, Outbox, OutboxError, kit_outbox
 from kitd.services.sealing import kit_keys
 from kitd.store.database import database_path, open_database
@@ -97,7 +98,7 @@ def run_outbox(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps({"bundles": bundles, "summary": summary}, indent=2))
                     return 0
-                now = dt.datetime.now(dt.UTC)
+                now = kit_time()
                 for b in bundles:
                     where = b["offered_to"] or b["acknowledged_by"] or ""
                     flag = f"  {b['problem'].upper()}" if b["problem"] else ""

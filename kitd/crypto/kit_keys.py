@@ -48,6 +48,7 @@ from kitformats.signing import (
     write_private_key,
 )
 
+from kitd.clock import now as kit_time
 from kitd.config import KEY_BACKENDS
 from kitd.crypto.officer_credentials import read_pkcs12, unwrap_credential, wrap_credential
 from kitd.crypto.pkcs11_keys import TokenSession, open_token, read_pin
@@ -128,7 +129,7 @@ def certificate_status(
 
 
 def require_valid_now(certificate: x509.Certificate, what: str, now: dt.datetime | None = None) -> None:
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or kit_time()
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         span = f"{_stamp(certificate.not_valid_before_utc)} .. {_stamp(certificate.not_valid_after_utc)}"
         raise KeyProblem(f"{what} is not valid now ({span})")
@@ -293,7 +294,7 @@ class KitKeys:
         except (OSError, ValueError):
             raise KeyProblem(f"{path}: cannot read the credential") from None
         signer = unwrap_credential(document, nip, pin, self.kit_mac)
-        now = dt.datetime.now(dt.UTC)
+        now = kit_time()
         if now > signer.certificate.not_valid_after_utc:
             raise KeyProblem(
                 f"officer {nip}'s certificate expired on {_stamp(signer.certificate.not_valid_after_utc)}"
@@ -406,7 +407,7 @@ class KitKeys:
     ) -> list[x509.Certificate]:
         """The CA certificates between ``certificate`` and ``ca`` (each a valid CA, found in
         ``chain``), nearest first; KeyProblem when there is no such path."""
-        now = dt.datetime.now(dt.UTC)
+        now = kit_time()
         path: list[x509.Certificate] = []
         current, spare = certificate, [c for c in chain if c != ca]
         while not issued_by(current, ca):
@@ -473,7 +474,7 @@ class KitKeys:
         replaced only when asked (a new CA is a decision, never a side effect)."""
         if certificate.issuer != certificate.subject or not issued_by(certificate, certificate):
             raise KeyProblem("the CA certificate is not self-signed (give the office's root)")
-        if not is_valid_ca(certificate, dt.datetime.now(dt.UTC)):
+        if not is_valid_ca(certificate, kit_time()):
             raise KeyProblem("the certificate is not a CA valid now (basicConstraints CA, validity)")
         current = self._trusted_ca()
         if current is not None and current != certificate and not replace:
@@ -505,7 +506,7 @@ class KitKeys:
 
     def status(self, kit_id: str, now: dt.datetime | None = None) -> list[CredentialStatus]:
         """Every credential, in the order a technician reads them."""
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or kit_time()
         backend = self.settings.backend
         try:
             signer = self.kit_signer(kit_id)

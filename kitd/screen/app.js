@@ -244,6 +244,9 @@ async function refresh() {
   }
   if (!r.ok || !S.officer || gen !== S.gen) return;
   S.summary = r.data;
+  // The kit's clock may be corrected by an offset the browser's own clock does not have.
+  const kitNow = Date.parse(r.data?.clock?.now || '');
+  S.clockOffset = Number.isNaN(kitNow) ? 0 : kitNow - Date.now();
   // A stream the server ended (restart) comes back; one refused is tried again now and then.
   if (S.events?.readyState === 2 && Date.now() - S.eventsAt > 30000) openEvents();
   updateDynamic();
@@ -317,7 +320,9 @@ function part(id, inputs, build) {
 function updateDynamic() {
   const s = S.summary || {};
   part('bar-status', [s.devices, s.outbox, s.disk, s.battery], () => statusChips(S.summary));
-  part('bar-clock', [s.clock, s.kit, time(new Date())], () => clockChip(S.summary));
+  part('bar-clock', [s.clock?.confirmed, s.clock?.went_back, s.kit, time(kitDate())], () =>
+    clockChip(S.summary),
+  );
   const reasons = S.msgs ? 1 : 0;
   if (S.screen === 'order') part('dyn', [s.visit, s.visit_start, S.start, reasons], startPanel);
   if (S.screen === 'orders') part('dyn', [s.visit?.id, S.orders.length, S.start], activeBanner);
@@ -405,14 +410,20 @@ function statusChips(s) {
   return out;
 }
 
+// The kit's time: the browser's plus the offset the last summary showed.
+const kitDate = () => new Date(Date.now() + (S.clockOffset || 0));
+
 function clockChip(s) {
-  const now = time(new Date());
+  const now = time(kitDate());
   if (!s?.clock) return [now];
   const ok = s.clock.confirmed;
+  const back = !ok && s.clock.went_back;
   const clock = $('#bar-clock');
-  clock.className = 'chip ' + (ok ? 'plain' : 'warn');
+  clock.className = 'chip ' + (ok ? 'plain' : back ? 'bad' : 'warn');
   clock.dataset.confirmed = String(!!ok);
-  return [icon(ok ? '✓' : '⚠'), t(ok ? 'bar.clock_ok' : 'bar.clock_unconfirmed', { time: now })];
+  clock.dataset.wentBack = String(!!back);
+  const words = ok ? 'bar.clock_ok' : back ? 'bar.clock_went_back' : 'bar.clock_unconfirmed';
+  return [icon(ok ? '✓' : '⚠'), t(words, { time: now })];
 }
 
 // --- sign-in -----------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kitd.audit.checkpoint import Checkpoint, MalformedCheckpoint, open_checkpoint, sign_checkpoint
-from kitd.audit.merkle import (
+from kitformats.audit.checkpoint import Checkpoint, MalformedCheckpoint, open_checkpoint, sign_checkpoint
+from kitformats.audit.merkle import (
     ProofFailed,
     consistency_proof,
     frontier_append,
@@ -32,7 +32,7 @@ from kitd.audit.merkle import (
     tree_hash,
     verify_consistency,
 )
-from kitd.audit.note import (
+from kitformats.audit.note import (
     MalformedKey,
     MalformedNote,
     NoteRefused,
@@ -41,6 +41,8 @@ from kitd.audit.note import (
     generate_signer_key,
     parse_signer_key,
 )
+
+from kitd.clock import now as kit_time
 from kitd.durable_files import make_directory, write_exclusively
 from kitd.errors import KitError
 from kitd.store import audit as store
@@ -152,7 +154,7 @@ class AuditLog:
             return latest
         root = self._grown_root(conn, size, latest)
         note = sign_checkpoint(Checkpoint(self.origin, size, root), [self.signer()])
-        store.record_checkpoint(conn, size, root, note, now or dt.datetime.now(dt.UTC))
+        store.record_checkpoint(conn, size, root, note, now or kit_time())
         return store.latest_checkpoint(conn) or {}
 
     def _grown_root(self, conn: sqlite3.Connection, size: int, latest: dict[str, Any] | None) -> bytes:

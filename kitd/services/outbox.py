@@ -31,6 +31,7 @@ from kitformats.bundle_statements import SEALED_SUFFIX, STATEMENT_SUFFIX, Bundle
 from kitformats.receipts import ReceiptRefused
 from kitformats.signing import KeyProblem
 
+from kitd.clock import now as kit_time
 from kitd.config import KitConfig
 from kitd.crypto.bundle import SealedBundle, bundle_paths, write_bundle
 from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
@@ -81,7 +82,7 @@ class Reconciled:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return kit_time()
 
 
 def _sha256_of(path: Path) -> str:

@@ -35,6 +35,7 @@ from kitformats.pairing import (
 )
 from kitformats.signing import KeyProblem
 
+from kitd.clock import now as kit_time
 from kitd.config import KitConfig
 from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
 from kitd.errors import KitError
@@ -140,7 +141,7 @@ class Pairing:
         self,
         kit: PairingContext,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        wall_clock: Callable[[], dt.datetime] = kit_time,
     ) -> None:
         self.kit = kit
         self.listener: Listener | None = None

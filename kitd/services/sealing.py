@@ -22,8 +22,9 @@ import cv2
 import numpy as np
 from kitformats.signing import KeyProblem, Signer
 
-from kitd import __version__
+from kitd import __version__, clock
 from kitd.capture.signature import render_signature, signature_from_json
+from kitd.clock import now as kit_time
 from kitd.config import KitConfig
 from kitd.crypto.bundle import SealedBundle, SealingKeys, seal_bundle
 from kitd.crypto.kit_keys import KeySettings, KitKeys
@@ -238,7 +239,7 @@ class BundleSealer:
         Any failure is SealingFailed saying why: the visit keeps its captures and can be
         finished again once the cause is mended.
         """
-        created = now or dt.datetime.now(dt.UTC)
+        created = now or kit_time()
         try:
             keys = self.keys_for(visit["officer"], officer_signer, officer_signs)
             return self._seal(keys, visit, order, captures, devices, created)
@@ -284,6 +285,7 @@ class BundleSealer:
             items=items,
             devices=devices,
             records=digests,
+            clock_confirmed_at=clock.confirmed_at(),
             officer_signed=keys.officer is not None,
         )
         return seal_bundle(bundle_id, transaction, manifest, keys, created, self.kit_id, visit["id"])

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kitd.ansi_nist_text import text_problem
+from kitd.clock import now as kit_time
 from kitd.errors import KitError
 
 STATES: tuple[str, ...] = ("identity", "capturing", "review", "ending", "finished", "ended")
@@ -70,7 +71,7 @@ class UnknownItem(VisitError):
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return kit_time()
 
 
 def _stamp(moment: dt.datetime) -> str:

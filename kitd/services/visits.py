@@ -13,7 +13,6 @@ captured items to retake.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
@@ -22,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from kitformats.signing import KeyProblem
 
+from kitd.clock import now as kit_time
 from kitd.errors import DeviceGone, KitError
 from kitd.events import EventHub
 from kitd.services.captures import Capture
@@ -340,7 +340,7 @@ class VisitDesk:
                     self.kit.database,
                     sealed,
                     finished.to_json(),
-                    now or dt.datetime.now(dt.UTC),
+                    now or kit_time(),
                 )
             except OutboxError as exc:
                 raise SealingFailed(str(exc)) from None

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rfc8785
+from kitformats.audit.merkle import leaf_hash
 
-from kitd.audit.merkle import leaf_hash
+from kitd import clock
 
 SYSTEM = "system"
 # A NIK: 16 digits standing alone (an 18-digit NIP is not one).
@@ -80,10 +81,13 @@ def append_entry(
     action: str,
     details: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
-    clock_confirmed: bool = False,
+    clock_confirmed: bool | None = None,
 ) -> int:
-    """Append one entry (in the caller's transaction, or in one of its own); its sequence."""
-    at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    """Append one entry (in the caller's transaction, or in one of its own); its sequence.
+    Its time and whether the clock was confirmed are the kit clock's unless given."""
+    if clock_confirmed is None:
+        clock_confirmed = clock.confirmed()
+    at = (now or clock.now()).astimezone(dt.UTC).isoformat(timespec="milliseconds")
     clean = mask_niks(dict(details or {}))
     try:
         rfc8785.dumps(clean)
@@ -138,6 +142,12 @@ def content_leaf(document: Mapping[str, Any]) -> bytes:
         return entry_leaf(document)
     except (ValueError, TypeError, RecursionError):
         return hashlib.sha256(b"an entry with no canonical form").digest()
+
+
+def latest_entry_time(conn: sqlite3.Connection) -> dt.datetime | None:
+    """When the last entry was written (its ``at``), or None for an empty log."""
+    row = conn.execute("SELECT at FROM audit_entries ORDER BY seq DESC LIMIT 1").fetchone()
+    return dt.datetime.fromisoformat(row[0]) if row else None
 
 
 def log_size(conn: sqlite3.Connection) -> int:

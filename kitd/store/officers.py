@@ -9,7 +9,6 @@ are :data:`PIN_HASHING` (about 170 ms a check on a 2-core x86 build machine).
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import sqlite3
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from kitd.clock import now as kit_time
 from kitd.errors import KitError
 from kitd.identity_numbers import nip_problems
 from kitd.store.audit import SYSTEM, append_entry
@@ -113,7 +113,7 @@ class OfficerRoll:
         problem = pin_problem(pin)
         if problem:
             raise OfficerError(problem)
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        now = kit_time().isoformat(timespec="seconds")
         pin_hash = self.hasher.hash(pin)
         try:
             with transaction(self.conn):

@@ -28,6 +28,7 @@ from jsonschema import Draft202012Validator
 from kitformats.work_orders import work_order_schema
 
 from kitd.ansi_nist_text import text_problem
+from kitd.clock import now as kit_time
 from kitd.errors import KitError
 from kitd.identity_numbers import kk_problems, nik_problems
 from kitd.store.audit import SYSTEM, append_entry
@@ -89,8 +90,9 @@ class ImportReport:
 # --- reading files -----------------------------------------------------------------------
 
 
-def parse_orders(data: bytes, name: str = "") -> list[Any]:
-    """The rows of a JSON array or a CSV file (by content; ``name`` only for messages)."""
+def parse_orders(data: bytes, name: str = "", media_type: str | None = None) -> list[Any]:
+    """The rows of a JSON array or a CSV file: as ``media_type`` says (an HTTP body's label,
+    application/json or text/csv), else by content (a file); ``name`` only for messages."""
     label = f"{name}: " if name else ""
     if len(data) > MAX_FILE_BYTES:
         raise OrdersRefused(f"{label}{len(data)} bytes is over the {MAX_FILE_BYTES} byte limit (10 MB)")
@@ -98,7 +100,10 @@ def parse_orders(data: bytes, name: str = "") -> list[Any]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise OrdersRefused(f"{label}not UTF-8 text") from None
-    if text.lstrip().startswith(("[", "{")):
+    # A label is what the body is: a JSON array sent as text/csv is CSV (with no order_id
+    # column), never JSON read past what its sender said.
+    as_json = text.lstrip().startswith(("[", "{")) if media_type is None else media_type == "application/json"
+    if as_json:
         try:
             rows = json.loads(text, parse_constant=_no_constant)
         except RecursionError:
@@ -329,7 +334,7 @@ def store_rows(conn: sqlite3.Connection, checked: list[CheckedRow], actor: str =
     """Store the good rows in one short transaction, with its audit entry; the report of the
     whole import."""
     report = ImportReport()
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    now = kit_time().isoformat(timespec="seconds")
     conn.execute("BEGIN IMMEDIATE")
     try:
         imported: list[str] = []
@@ -496,7 +501,7 @@ def replace_order(conn: sqlite3.Connection, row: CheckedRow, actor: str = SYSTEM
         content = _canonical(row.order)
         if content == kept["content"]:
             return False
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        now = kit_time().isoformat(timespec="seconds")
         conn.execute(
             "UPDATE work_orders SET content = ?, appointment_start = ?, updated_at = ? WHERE order_id = ?",
             (content, _utc_start(row.order), now, order_id),
@@ -517,7 +522,7 @@ def withdraw_order(
     flagged, saved in the same transaction) it stays for that visit, which may still be sealed,
     and closes when it ends. Withdrawing again changes nothing. UnknownOrder; OrderConflict
     when its visit has ended already."""
-    stamp = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    stamp = (now or kit_time()).isoformat(timespec="seconds")
     with transaction(conn):
         kept = _order_row(conn, order_id)
         running = _visit_running(conn, order_id)

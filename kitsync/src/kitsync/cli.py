@@ -1,9 +1,10 @@
 """The ``kit-sync`` command line: pair, push-orders, pull, push-receipts, status.
 
 Its one job: read the command line, find the kit (named, or the only one paired), run the
-command, and end with its exit code: 0 ok, 1 a transfer or check failed, 2 usage, 3 not
-paired or revoked, 4 the kit's certificate does not match the pinned one. Every error is
-one line on stderr, never a traceback.
+command — every one that talks to a kit checks its audit log first (kitsync.audit) — and end
+with its exit code: 0 ok, 1 a transfer or check failed, 2 usage, 3 not paired or revoked, 4 the
+kit's certificate does not match the pinned one, 5 a kit's audit log is inconsistent with the
+checkpoint this laptop trusted. Every error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from kitformats.errors import KitError
 from kitformats.pairing import fingerprint
 from kitformats.signing import read_certificate, read_file_signer
 
+from kitsync.audit import INCONSISTENT, AuditCheck, check_audit_log
 from kitsync.central_receipts import push_receipts, summary
-from kitsync.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SyncError
+from kitsync.errors import EXIT_AUDIT_INCONSISTENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SyncError
+from kitsync.kit_clock import clock_warning, send_laptop_time
 from kitsync.ledger import Ledger, one_at_a_time
 from kitsync.link import TIMEOUT_S, KitLink, client_context
 from kitsync.orders import push_orders, report_lines
 from kitsync.pair import pair
 from kitsync.places import KitFiles, KitRecord, choose_kit, default_data_dir, read_kit_record
 from kitsync.pull import Pull
-from kitsync.status import all_status, status_lines
+from kitsync.status import all_status, is_inconsistent, status_lines
 
 PROG = "kit-sync"
 try:
@@ -42,6 +45,9 @@ EXIT_CODES = """exit codes:
   2  usage: a wrong command line, an unknown kit, a missing file
   3  not paired with the kit, or revoked by it (or the kit refused to pair)
   4  the kit's certificate is not the one pinned at pairing
+  5  a kit's audit log is INCONSISTENT with the checkpoint this laptop trusted (it was
+     rewritten): found by this pull, push-orders or push-receipts (which still did their
+     work), or shown by status for any kit
 """
 
 
@@ -113,7 +119,9 @@ def _parser() -> Parser:
     )
     p.add_argument("dir", metavar="DIR", type=Path, help="the folder of receipt files (*.json)")
 
-    p = commands.add_parser("status", parents=[common], help="each paired kit: last sync, bundles pending")
+    p = commands.add_parser(
+        "status", parents=[common], help="each paired kit: last sync, bundles pending, its audit log"
+    )
     p.add_argument("--json", action="store_true", help="as JSON")
     return parser
 
@@ -128,6 +136,26 @@ def kit_link(files: KitFiles, record: KitRecord, timeout: float) -> KitLink:
     return KitLink(record.kit_id, record.host, record.port, context, pinned, timeout)
 
 
+def start_sync(link: KitLink, files: KitFiles, ledger: Ledger, command: str) -> AuditCheck:
+    """Every sync with a kit first gives it this laptop's time, then checks its audit log; what
+    the technician must see of either is one line on stderr (the sync goes on whatever it found)."""
+    clock_line = clock_warning(send_laptop_time(link, ledger))
+    if clock_line is not None:
+        print(f"{PROG} {command}: {clock_line}", file=sys.stderr)
+    check = check_audit_log(link, files, ledger)
+    warning = check.warning()
+    if warning is not None:
+        print(f"{PROG} {command}: {warning}", file=sys.stderr)
+    return check
+
+
+def _exit_code(check: AuditCheck, failed: bool) -> int:
+    """A rewritten audit log outranks a failed transfer: the next sync retries the transfer."""
+    if check.result == INCONSISTENT:
+        return EXIT_AUDIT_INCONSISTENT
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def _pair(args: argparse.Namespace, home: Path) -> int:
     record, kit_fingerprint = pair(home, args.address, args.code, args.name, args.timeout)
     print(
@@ -140,13 +168,14 @@ def _pair(args: argparse.Namespace, home: Path) -> int:
 def _push_orders(args: argparse.Namespace, home: Path) -> int:
     files = choose_kit(home, args.kit)
     record = read_kit_record(files)
-    with kit_link(files, record, args.timeout) as link:
+    with kit_link(files, record, args.timeout) as link, Ledger(files.ledger) as ledger:
+        audit = start_sync(link, files, ledger, "push-orders")
         report = push_orders(link, args.file)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         print("\n".join(report_lines(f"{args.file} -> kit {record.kit_id}", report)))
-    return EXIT_FAILED if report.get("rejected") else EXIT_OK
+    return _exit_code(audit, bool(report.get("rejected")))
 
 
 def _pull(args: argparse.Namespace, home: Path) -> int:
@@ -158,15 +187,17 @@ def _pull(args: argparse.Namespace, home: Path) -> int:
         kit_link(files, record, args.timeout) as link,
         Ledger(files.ledger) as ledger,
     ):
+        audit = start_sync(link, files, ledger, "pull")
         report = Pull(files, record, link, args.dir, signer).run(ledger, args.progress)
     print(report.summary())
-    return EXIT_FAILED if report.failures else EXIT_OK
+    return _exit_code(audit, bool(report.failures))
 
 
 def _push_receipts(args: argparse.Namespace, home: Path) -> int:
     files = choose_kit(home, args.kit)
     record = read_kit_record(files)
     with kit_link(files, record, args.timeout) as link, Ledger(files.ledger) as ledger:
+        audit = start_sync(link, files, ledger, "push-receipts")
         receipts = push_receipts(link, args.dir, ledger)
     for receipt in receipts:
         print(receipt.line())
@@ -174,7 +205,7 @@ def _push_receipts(args: argparse.Namespace, home: Path) -> int:
         print(f"{args.dir}: no receipt files (*.json) to push")
     else:
         print(f"kit {record.kit_id}: {summary(receipts)}")
-    return EXIT_FAILED if any(r.result == "refused" for r in receipts) else EXIT_OK
+    return _exit_code(audit, any(r.result == "refused" for r in receipts))
 
 
 def _status(args: argparse.Namespace, home: Path) -> int:
@@ -186,7 +217,14 @@ def _status(args: argparse.Namespace, home: Path) -> int:
     else:
         for status in statuses:
             print("\n".join(status_lines(status)))
-    return EXIT_OK
+    rewritten = [status for status in statuses if is_inconsistent(status)]
+    for status in rewritten:
+        print(
+            f"{PROG} status: WARNING: kit {status['kit_id']}'s audit log is INCONSISTENT: "
+            f"{status['audit']['reason']}",
+            file=sys.stderr,
+        )
+    return EXIT_AUDIT_INCONSISTENT if rewritten else EXIT_OK
 
 
 COMMANDS = {

@@ -2,8 +2,10 @@
 
 Its one job: the exceptions a command raises to stop with one line on stderr, and the exit
 code each stands for (0 ok, 1 a transfer or check failed, 2 usage, 3 not paired or revoked,
-4 the kit's certificate does not match the pinned one). They derive from kitformats' KitError,
-the one root of every error the kit's software reports to a person.
+4 the kit's certificate does not match the pinned one, 5 a kit's audit log is inconsistent with
+the checkpoint this laptop trusted — the one code no exception stands for: a sync goes on). They
+derive from kitformats' KitError, the one root of every error the kit's software reports to a
+person.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NOT_PAIRED = 3
 EXIT_KIT_CERTIFICATE = 4
+# The kit's audit log was rewritten (found by this sync, or shown by status): above 1, since a
+# failed transfer is retried next time and a rewritten history is not.
+EXIT_AUDIT_INCONSISTENT = 5
 
 
 class SyncError(KitError):

@@ -4,7 +4,9 @@ Its one job: a small SQLite file per kit (``ledger.sqlite``) that makes a repeat
 no-op. A bundle is ``stored`` once its sealed file and statement are on the laptop's disk,
 fsynced; ``acknowledged`` once the kit took the laptop's receipt for it; ``delivered`` once
 the kit took the central office's. It also keeps where the outcomes feed stopped (the kit's
-cursor) and what the last sync found, for ``kit-sync status``.
+cursor) and what the last sync found, for ``kit-sync status``; and the kit's audit log as this
+laptop checked it: the checkpoints it trusts (each shown to extend the one before), and every
+inconsistency it found, with both checkpoints' notes, kept for good.
 """
 
 from __future__ import annotations
@@ -35,7 +37,31 @@ CREATE TABLE IF NOT EXISTS sync (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- The ledger grows by tables: one written by an older kit-sync gains these when it is opened.
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    size INTEGER PRIMARY KEY,
+    root_hash BLOB NOT NULL,
+    note TEXT NOT NULL,
+    checked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_inconsistencies (
+    id INTEGER PRIMARY KEY,
+    found_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    trusted_note TEXT,
+    new_note TEXT NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class TrustedCheckpoint:
+    """A checkpoint of the kit's audit log that this laptop checked and trusts."""
+
+    size: int
+    root_hash: bytes
+    note: str
+    checked_at: str
 
 
 @dataclass(frozen=True)
@@ -164,6 +190,52 @@ class Ledger:
     def last_sync(self) -> dict[str, Any] | None:
         return self.value("last_sync")
 
+    # --- the kit's audit log -----------------------------------------------------------------
+
+    def trusted_checkpoint(self) -> TrustedCheckpoint | None:
+        """The latest checkpoint this laptop trusts (the largest: each extends the one before)."""
+        row = self.conn.execute("SELECT * FROM audit_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        return None if row is None else _trusted(row)
+
+    def trust_checkpoint(
+        self, before: TrustedCheckpoint | None, size: int, root_hash: bytes, note: str, now: str
+    ) -> bool:
+        """Keep a checkpoint shown to extend ``before``, unless another kit-sync trusted another
+        one meanwhile (it was not compared with that one: the next sync will be); whether it is
+        trusted now."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            latest = self.trusted_checkpoint()
+            if latest is not None and (latest.size, latest.root_hash) == (size, root_hash):
+                return True
+            if latest != before:
+                return False
+            self.conn.execute(
+                "INSERT INTO audit_checkpoints (size, root_hash, note, checked_at) VALUES (?, ?, ?, ?)",
+                (size, root_hash, note, now),
+            )
+        return True
+
+    def record_inconsistency(self, reason: str, trusted_note: str | None, new_note: str, now: str) -> None:
+        """A checkpoint that does not extend the trusted one, kept with both notes (once per pair)."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            seen = self.conn.execute(
+                "SELECT 1 FROM audit_inconsistencies WHERE trusted_note IS ? AND new_note = ?",
+                (trusted_note, new_note),
+            ).fetchone()
+            if seen is None:
+                self.conn.execute(
+                    "INSERT INTO audit_inconsistencies (found_at, reason, trusted_note, new_note) "
+                    "VALUES (?, ?, ?, ?)",
+                    (now, reason, trusted_note, new_note),
+                )
+
+    def inconsistencies(self) -> list[dict[str, Any]]:
+        """Every inconsistency found, oldest first."""
+        rows = self.conn.execute("SELECT * FROM audit_inconsistencies ORDER BY id").fetchall()
+        return [dict(row) for row in rows]
+
 
 @contextmanager
 def one_at_a_time(lock_path: Path, what: str) -> Iterator[None]:
@@ -179,6 +251,10 @@ def one_at_a_time(lock_path: Path, what: str) -> Iterator[None]:
         yield
     finally:
         conn.close()
+
+
+def _trusted(row: sqlite3.Row) -> TrustedCheckpoint:
+    return TrustedCheckpoint(int(row["size"]), bytes(row["root_hash"]), row["note"], row["checked_at"])
 
 
 def _bundle(row: sqlite3.Row) -> LedgerBundle:

@@ -261,7 +261,7 @@ class KitLink:
         """A 403 not_paired / laptop_revoked as NotPaired; other 403s are the caller's."""
         data = response.read()
         response.data = data  # type: ignore[attr-defined]  # for whoever reads the answer next
-        answer = _json_or_none(data)
+        answer = json_or_none(data)
         if isinstance(answer, dict) and answer.get("error") in NOT_PAIRED_ERRORS:
             message = answer.get("message") or answer["error"]
             raise NotPaired(f"{self.who} at {self.address}: {message}")
@@ -281,14 +281,22 @@ class KitLink:
         if body is not None:
             headers["Content-Type"] = content_type
         response = self.send(method, path, body, headers)
+        return response.status, json_or_none(self._read(response))
+
+    def fetch_text(self, path: str) -> tuple[int, bytes]:
+        """A GET whose answer is text (the audit log's signed note): (status, its bytes as sent,
+        for the caller to check; an error answer is JSON, for :meth:`refusal` once parsed)."""
+        response = self.send("GET", path, None, {"Accept": "text/plain, application/json"})
+        return response.status, self._read(response)
+
+    def _read(self, response: http.client.HTTPResponse) -> bytes:
+        """The answer's whole body (already read, for a 403 :meth:`_refused` looked at)."""
         try:
             data = getattr(response, "data", None)
-            if data is None:
-                data = response.read()
+            return bytes(data) if data is not None else response.read()
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise self.network_error(exc) from None
-        return response.status, _json_or_none(data)
 
     def refusal(self, what: str, status: int, answer: Any) -> TransferFailed:
         """The one-line error for an answer that is not the success expected."""
@@ -299,7 +307,7 @@ class KitLink:
         return TransferFailed(f"{what}: {self.who} answered: {reason}")
 
 
-def _json_or_none(data: bytes) -> Any:
+def json_or_none(data: bytes) -> Any:
     try:
         return json.loads(data)
     except ValueError:

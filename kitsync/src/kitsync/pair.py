@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from kitformats.audit.note import MalformedKey, parse_verifier_key
 from kitformats.pairing import (
     CONFIRM_PATH,
     DEFAULT_PORT,
@@ -198,6 +199,11 @@ def _keep(files: KitFiles, kit_der: bytes, paired: Paired) -> None:
             files.kit_signing_certificate, signing.public_bytes(serialization.Encoding.PEM), 0o644
         )
     if paired.audit_note_key:
+        # Pinned only as a key it is: every sync opens the kit's checkpoints with it.
+        try:
+            parse_verifier_key(paired.audit_note_key.strip())
+        except MalformedKey as exc:
+            raise TransferFailed(f"pairing: the kit's audit note key: {exc}") from None
         write_atomically(files.audit_note_key, paired.audit_note_key.strip().encode() + b"\n", 0o644)
 
 

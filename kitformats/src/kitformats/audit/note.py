@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from kitd.errors import KitError
+from kitformats.errors import KitError
 
 ED25519 = 0x01
 ED25519_KEY_SIZE = 32

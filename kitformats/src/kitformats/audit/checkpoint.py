@@ -3,7 +3,7 @@
 Its one job: the text of c2sp.org/tlog-checkpoint — the origin line, the tree size in
 decimal without leading zeros, the base64 root hash, then optional non-empty extension
 lines, each ending in a newline — written and read strictly, every error naming its line.
-Signing and opening one are the signed-note's job (:mod:`kitd.audit.note`); the two helpers
+Signing and opening one are the signed-note's job (:mod:`kitformats.audit.note`); the two helpers
 here only join them.
 """
 
@@ -15,9 +15,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kitd.audit.merkle import HASH_SIZE
-from kitd.audit.note import SignerKey, VerifierKey, open_note, sign_note
-from kitd.errors import KitError
+from kitformats.audit.merkle import HASH_SIZE
+from kitformats.audit.note import SignerKey, VerifierKey, open_note, sign_note
+from kitformats.errors import KitError
 
 # A tree size fits a signed 64-bit integer: Go's tlog (int64) and SQLite's INTEGER hold no more.
 MAX_TREE_SIZE = 2**63 - 1

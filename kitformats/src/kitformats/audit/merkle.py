@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from kitd.errors import KitError
+from kitformats.errors import KitError
 
 HASH_SIZE = 32
 
