@@ -25,7 +25,9 @@ Control channel: TCP on 127.0.0.1, one command per line, one reply line, `ok [DE
                                first frame that shows it): iris_x iris_y iris_r pupil_r
                                pupil_dx pupil_dy gaze_dx gaze_dy eyelid (1 open .. 0 closed)
                                blur motion motion_angle noise exposure eye (on|off)
-                               reflections (x,y;x,y or none) seed; lengths in pixels
+                               reflections (x,y;x,y or none) seed; lengths in pixels;
+                               exposure=0.05 is a dark scene (the illuminator off or the lens
+                               covered: only the frame code stays bright), eye=off a plain one
     get                        ok {JSON of the parameters}
     truth                      ok {JSON: the drawn eye's circles, visible iris, and the number
                                of the frame being sent}
@@ -33,13 +35,16 @@ Control channel: TCP on 127.0.0.1, one command per line, one reply line, `ok [DE
                                closer, settles again (loops); `set` turns it off
     fault stall [SECONDS]      send nothing (until cleared, or for SECONDS); connections stay open
     fault drop N               do not send the next N frames
+    fault drop-every N         do not send every Nth frame (N >= 2), until cleared: a camera
+                               that keeps losing frames (its `missed` counts, a lower rate)
     fault corrupt N [truncate|garble]
                                the next N frames are corrupt JPEGs: cut short (no end marker), or
                                with a run of bytes in the scan replaced by invalid markers
     fault exit                 the process exits at once (connections reset)
-    fault clear                disarm every fault
+    fault clear                disarm every fault (drop-every too)
     status                     ok {JSON: frame (the last due), sent, late, dropped, corrupted,
-                               stalled, clients [{id, sent, first, last, skipped}], fps, cpu_s}
+                               stalled, clients [{id, sent, first, last, skipped}], fps, cpu_s,
+                               drop_every}
     reset                      back to the start: default eye, faults cleared, counters kept
     help                       the command names
     quit                       reply `ok bye` and exit
@@ -129,6 +134,7 @@ class EyeCamera:
         self.counts = {"produced": 0, "sent": 0, "late": 0, "dropped": 0, "corrupted": 0, "stalled": 0}
         self.stall_until: float | None = None
         self.drop = 0
+        self.drop_every = 0  # 0: off; N: every Nth frame is not sent
         self.corrupt = 0
         self.corrupt_mode = "truncate"
         self.clients: dict[int, dict[str, Any]] = {}
@@ -206,7 +212,7 @@ class EyeCamera:
                 self.counts["late"] += late
                 number += late
             self.due = number
-            if self._held_back():
+            if self._held_back(number):
                 continue
             data, truth = self.frame(number)
             with self.lock:
@@ -218,7 +224,7 @@ class EyeCamera:
                 self.counts["produced"] += 1
                 self.new_frame.notify_all()
 
-    def _held_back(self) -> bool:
+    def _held_back(self, number: int) -> bool:
         with self.lock:
             if self.stall_until is not None and time.monotonic() < self.stall_until:
                 self.counts["stalled"] += 1
@@ -226,6 +232,9 @@ class EyeCamera:
             self.stall_until = None
             if self.drop:
                 self.drop -= 1
+                self.counts["dropped"] += 1
+                return True
+            if self.drop_every and number % self.drop_every == 0:
                 self.counts["dropped"] += 1
                 return True
         return False
@@ -243,6 +252,7 @@ class EyeCamera:
                 "cpu_s": round(cpu.user + cpu.system, 3),
                 "applicant": self.script is not None,
                 "stalled_now": self.stall_until is not None,
+                "drop_every": self.drop_every,
             }
 
 
@@ -369,7 +379,10 @@ class ControlServer(ControlChannel):
         raise ValueError("usage: applicant on|off")
 
     def _cmd_fault(self, args: list[str]) -> str:
-        usage = "usage: fault stall [SECONDS] | drop N | corrupt N [truncate|garble] | exit | clear"
+        usage = (
+            "usage: fault stall [SECONDS] | drop N | drop-every N | corrupt N [truncate|garble] "
+            "| exit | clear"
+        )
         camera = self.camera
         kind, rest = (args[0], args[1:]) if args else ("", [])
         with camera.lock:
@@ -378,6 +391,11 @@ class ControlServer(ControlChannel):
                 camera.stall_until = time.monotonic() + seconds
             elif kind == "drop" and len(rest) == 1:
                 camera.drop = int(rest[0])
+            elif kind == "drop-every" and len(rest) == 1:
+                every = int(rest[0])
+                if every < 2:
+                    raise ValueError("fault drop-every N: N must be 2 or more (every frame is a stall)")
+                camera.drop_every = every
             elif kind == "corrupt" and 1 <= len(rest) <= 2:
                 camera.corrupt = int(rest[0])
                 camera.corrupt_mode = rest[1] if len(rest) == 2 else "truncate"
@@ -387,7 +405,7 @@ class ControlServer(ControlChannel):
                 log.info("exiting on request (fault exit)")
                 return "ok exiting"
             elif kind == "clear" and not rest:
-                camera.stall_until, camera.drop, camera.corrupt = None, 0, 0
+                camera.stall_until, camera.drop, camera.drop_every, camera.corrupt = None, 0, 0, 0
             else:
                 raise ValueError(usage)
         return f"ok fault {' '.join(args)}"
@@ -398,6 +416,7 @@ class ControlServer(ControlChannel):
     def _cmd_reset(self, args: list[str]) -> str:
         with self.camera.lock:
             self.camera.stall_until, self.camera.drop, self.camera.corrupt = None, 0, 0
+            self.camera.drop_every = 0
         self.camera.show(self.camera.initial)
         return "ok"
 

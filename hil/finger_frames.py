@@ -118,3 +118,70 @@ def synthetic_fingers() -> dict[str, Condition]:
         return factory
 
     return {condition: factory_for(condition) for condition in synthetic_finger.CONDITIONS}
+
+
+# ---- the empty glass and the sensor's defects --------------------------------------------
+# What the real NB-1010-U shows where no finger touches (the background of
+# ../shared/fixtures/nb1010/capture.png): about 229-231 grey everywhere, pixel noise of ~1.5
+# grey, isolated dark specks on ~0.3% of pixels. The simulator adds a mild vignette (2% darker
+# in the corners) so that a check that passes it does not rely on a perfectly flat sensor.
+GLASS_GREY = 231.0
+GLASS_VIGNETTE = 0.02
+GLASS_NOISE = 1.5
+GLASS_SPECKS = 0.002
+DEAD_GREY = 6  # a dead row reads (almost) black
+STUCK_GREY = 140  # a stuck column holds one value whatever lies on it
+
+
+def empty_glass(seed: int = DEFAULT_FINGER_SEED) -> np.ndarray:
+    """The 180x256 frame the sensor sends with nothing on it: light, near uniform, noisy."""
+    rng = np.random.default_rng([0x61A55, seed])
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
+    r2 = ((x - (WIDTH - 1) / 2) / (WIDTH / 2)) ** 2 + ((y - (HEIGHT - 1) / 2) / (HEIGHT / 2)) ** 2
+    image = GLASS_GREY * (1.0 - GLASS_VIGNETTE / 2 * r2) + rng.normal(0.0, GLASS_NOISE, (HEIGHT, WIDTH))
+    specks = rng.random((HEIGHT, WIDTH)) < GLASS_SPECKS
+    image = np.where(specks, image - rng.uniform(40, 160, (HEIGHT, WIDTH)), image)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def with_dirt(frame: np.ndarray, seed: int = DEFAULT_FINGER_SEED) -> np.ndarray:
+    """Dirt on the glass: a few blotches of dried residue (darker, soft edged) and a faint
+    latent print (ridges a finger left behind), the same for the same seed."""
+    import cv2
+
+    rng = np.random.default_rng([0xD127, seed])
+    shade = np.zeros((HEIGHT, WIDTH), np.float32)
+    for _ in range(5):
+        centre = (int(rng.uniform(20, WIDTH - 20)), int(rng.uniform(15, HEIGHT - 15)))
+        axes = (int(rng.uniform(7, 20)), int(rng.uniform(4, 10)))  # 0.5-1.3 mm x 0.3-0.7 mm
+        cv2.ellipse(
+            shade, centre, axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.25, 0.5)), -1
+        )
+    shade = cv2.GaussianBlur(shade, (0, 0), 1.5)
+    # The latent print: ~4 x 3 mm of ridges (period 7 px, as at 385 ppi), 22 grey deep.
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    cx, cy = rng.uniform(60, WIDTH - 60), rng.uniform(45, HEIGHT - 45)
+    inside = np.clip(1.3 - np.sqrt(((x - cx) / 32) ** 2 + ((y - cy) / 24) ** 2), 0.0, 1.0)
+    angle = rng.uniform(0, np.pi)
+    ridges = 0.5 + 0.5 * np.cos(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / 7.0)
+    image = frame.astype(np.float32) * (1.0 - shade) - 22.0 * inside * ridges
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def spread_lines(count: int, size: int) -> list[int]:
+    """`count` line indices spread evenly over `size` lines (none on the frame's edge)."""
+    return [(i + 1) * size // (count + 1) for i in range(count)]
+
+
+def with_dead_rows(frame: np.ndarray, count: int) -> np.ndarray:
+    """`count` rows that read black: their sense line is broken."""
+    image = frame.copy()
+    image[spread_lines(count, HEIGHT), :] = DEAD_GREY
+    return image
+
+
+def with_stuck_columns(frame: np.ndarray, count: int) -> np.ndarray:
+    """`count` columns that hold one value whatever is on them: their drive line is stuck."""
+    image = frame.copy()
+    image[:, spread_lines(count, WIDTH)] = STUCK_GREY
+    return image

@@ -43,9 +43,11 @@ Frames: a capture serves the next queued 256x180 8-bit frame (a frame served onc
 is dequeued); with the queue empty it serves the "current finger", a swappable frame
 source (a callable returning 46080 bytes, see hil.finger_frames): the `--frame`
 image (several `--frame`s: one after the other, in turn), else `--pattern` (default
-`gradient`). A capture
-serves a frame whether or not a finger is on the sensor; the finger only changes what
-check finger answers.
+`gradient`). That is with a finger on the sensor; with none (`finger off`, the queue
+empty) a capture serves the empty glass, as the real sensor does: a light, near-uniform
+frame with a mild vignette, pixel noise and a few dark specks (hil.finger_frames.empty_glass,
+after the real frame's background). The sensor's defects (`fault dirty`, `dead-rows`,
+`stuck-columns`) mark every frame it serves, queued, finger or glass.
 
 Control channel: TCP on 127.0.0.1, one command per line (UTF-8), one reply line per
 command, `ok [DETAIL]` or `err REASON`:
@@ -72,6 +74,11 @@ command, `ok [DETAIL]` or `err REASON`:
                                and its header corrupted (80 2e ...); the other 89
                                follow as usual
     fault never-finger         check finger answers "no finger" until fault clear
+    fault dirty                the glass is dirty: a few dark blotches of residue and a
+                               faint latent print on every frame, until fault clear
+    fault dead-rows [N]        N rows (default 1, up to 16, spread evenly) read black
+    fault stuck-columns [N]    N columns (default 1, up to 16, spread evenly) hold one
+                               grey value whatever lies on them
     fault clear                disarm every fault and clear endpoint halts
     status                     ok {JSON: plugged, devnum, finger, queue, served,
                                commands {check_finger, pre_capture, capture, unknown},
@@ -104,6 +111,7 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from usbip import core as usbip_core
 
 from hil.control_channel import ControlChannel
@@ -116,11 +124,15 @@ from hil.finger_frames import (
     Condition,
     FrameSource,
     as_frame,
+    empty_glass,
     fixed_source,
     load_frame,
     make_pattern,
     rotating_source,
     synthetic_fingers,
+    with_dead_rows,
+    with_dirt,
+    with_stuck_columns,
 )
 from hil.usbip_device import Connection, UsbipServer, fail
 
@@ -159,6 +171,7 @@ RECORDED_COMMANDS = {
 }
 COMMAND_NAMES = {CMD_CHECK_FINGER: "check_finger", CMD_PRE_CAPTURE: "pre_capture", CMD_CAPTURE: "capture"}
 DEFAULT_UNPLUG_AFTER = 45
+MAX_BROKEN_LINES = 16  # dead rows or stuck columns a fault may break
 
 _EPIPE, _EOVERFLOW = -errno.EPIPE, -errno.EOVERFLOW
 
@@ -228,6 +241,7 @@ class NB1010Sim:
         self.lock = threading.RLock()
         self._initial = (current, current_name)
         self.current, self.current_name = current, current_name
+        self.glass = as_frame(empty_glass())  # what a capture serves with no finger on it
         self.queue: deque[bytes] = deque()
         self.finger = True
         self.plugged = True
@@ -245,6 +259,10 @@ class NB1010Sim:
         self.fault_bad_header = False
         self.fault_never_finger = False
         self.unplug_after: int | None = None
+        # The sensor's own defects: every frame served shows them.
+        self.fault_dirty = False
+        self.dead_rows = 0
+        self.stuck_columns = 0
 
     def _reset_device(self) -> None:
         self.configuration = CONFIGURATION_VALUE
@@ -265,9 +283,24 @@ class NB1010Sim:
 
     def next_frame(self) -> bytes:
         with self.lock:
-            frame = self.queue.popleft() if self.queue else as_frame(self.current())
+            if self.queue:
+                frame = self.queue.popleft()
+            else:
+                frame = as_frame(self.current()) if self.finger else self.glass
             self.frames_served += 1
+            return self._with_defects(frame)
+
+    def _with_defects(self, frame: bytes) -> bytes:
+        if not (self.fault_dirty or self.dead_rows or self.stuck_columns):
             return frame
+        image = np.frombuffer(frame, np.uint8).reshape(HEIGHT, WIDTH)
+        if self.fault_dirty:
+            image = with_dirt(image)
+        if self.dead_rows:
+            image = with_dead_rows(image, self.dead_rows)
+        if self.stuck_columns:
+            image = with_stuck_columns(image, self.stuck_columns)
+        return as_frame(image)
 
     def faults(self) -> list[str]:
         armed = []
@@ -278,9 +311,14 @@ class NB1010Sim:
             (self.fault_ep_stall, "ep-stall"),
             (self.fault_bad_header, "bad-header"),
             (self.fault_never_finger, "never-finger"),
+            (self.fault_dirty, "dirty"),
         ):
             if flag:
                 armed.append(name)
+        if self.dead_rows:
+            armed.append(f"dead-rows {self.dead_rows}")
+        if self.stuck_columns:
+            armed.append(f"stuck-columns {self.stuck_columns}")
         return armed
 
     def status(self) -> dict[str, Any]:
@@ -555,7 +593,10 @@ class ControlServer(ControlChannel):
         return f"ok plugged devnum={self.sim.replug()}"
 
     def _cmd_fault(self, args: list[str]) -> str:
-        usage = "usage: fault unplug-mid-frame [N] | stall | ep-stall | bad-header | never-finger | clear"
+        usage = (
+            "usage: fault unplug-mid-frame [N] | stall | ep-stall | bad-header | never-finger | dirty"
+            " | dead-rows [N] | stuck-columns [N] | clear"
+        )
         if not args:
             raise ValueError(usage)
         kind, rest = args[0], args[1:]
@@ -566,6 +607,14 @@ class ControlServer(ControlChannel):
                 if not 0 <= n < IMAGE_PACKETS:
                     raise ValueError(f"N must be 0..{IMAGE_PACKETS - 1}")
                 sim.unplug_after = n
+            elif kind in ("dead-rows", "stuck-columns") and len(rest) <= 1:
+                n = int(rest[0]) if rest else 1
+                if not 1 <= n <= MAX_BROKEN_LINES:
+                    raise ValueError(f"N must be 1..{MAX_BROKEN_LINES}")
+                if kind == "dead-rows":
+                    sim.dead_rows = n
+                else:
+                    sim.stuck_columns = n
             elif rest:
                 raise ValueError(usage)
             elif kind == "stall":
@@ -576,6 +625,8 @@ class ControlServer(ControlChannel):
                 sim.fault_bad_header = True
             elif kind == "never-finger":
                 sim.fault_never_finger = True
+            elif kind == "dirty":
+                sim.fault_dirty = True
             elif kind == "clear":
                 sim._reset_faults()
                 sim.halted.clear()

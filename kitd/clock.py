@@ -12,9 +12,11 @@ At start the clock compares itself with the latest time the kit is known to have
 last one it noted, the audit log's last entry): a time behind it means the clock ran backwards
 across the restart, which is flagged until a laptop confirms the clock again.
 
-The daemon installs its clock (:func:`install`); everything else asks :func:`kit_clock` or
-:func:`now`. Without an installed clock (tests, a command run outside the daemon) ``now`` is
-the system's time, unconfirmed.
+The kit's clock is handed to what writes times, never kept in a module: the daemon's Kit
+owns one; its database connection carries it (:func:`clock_of`: every audit entry, visit and
+order stamp written through that connection), and kitctl reads the same state from data_dir
+(:meth:`KitClock.for_config`). A connection or a piece of code given no clock uses the
+system's time, unconfirmed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from kitd.config import KitConfig
 from kitd.durable_files import write_atomically
 
 log = logging.getLogger("kitd.clock")
@@ -71,6 +74,11 @@ def plausible_time(text: str) -> dt.datetime:
             f"{LATEST.date()}): the laptop's clock is wrong"
         )
     return moment
+
+
+def system_now() -> dt.datetime:
+    """The system's time, UTC (what a clock with no offset and no state says)."""
+    return dt.datetime.now(dt.UTC)
 
 
 def set_system_time(seconds: float) -> None:
@@ -155,11 +163,17 @@ class KitClock:
         self.problem: str | None = None  # why the state file could not be read or written
 
     @classmethod
-    def for_kit(cls, data_dir: Path, max_skew_s: float, set_system: bool) -> KitClock:
-        """The daemon's clock, its state in ``data_dir``, on this boot."""
+    def for_kit(cls, data_dir: Path, max_skew_s: float = 120.0, set_system: bool = False) -> KitClock:
+        """The kit's clock, its state in ``data_dir``, on this boot."""
         clock = cls(data_dir / STATE_FILE, max_skew_s, set_system, current_boot=boot_id())
         clock.load()
         return clock
+
+    @classmethod
+    def for_config(cls, config: KitConfig) -> KitClock:
+        return cls.for_kit(
+            config.data_dir, float(config["clock.max_skew_s"]), bool(config["clock.set_system"])
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -174,6 +188,11 @@ class KitClock:
         """A laptop confirmed the clock during this boot, and it has not run backwards since."""
         state = self.state
         return state.confirmed_at is not None and state.boot_id == self._boot and state.went_back is None
+
+    @property
+    def confirmed_at(self) -> str | None:
+        """When a laptop confirmed the clock, if it is confirmed now (for a bundle's manifest)."""
+        return self.state.confirmed_at if self.confirmed else None
 
     def describe(self) -> dict[str, Any]:
         """For the status, the screen and a bundle's manifest."""
@@ -286,28 +305,8 @@ class KitClock:
             log.error("%s", self.problem)
 
 
-_installed: KitClock | None = None
-
-
-def install(clock: KitClock | None) -> None:
-    """Make ``clock`` the process's clock (the daemon at start); None goes back to the system's."""
-    global _installed
-    _installed = clock
-
-
-def kit_clock() -> KitClock | None:
-    return _installed
-
-
-def now() -> dt.datetime:
-    """The kit's time (UTC): the installed clock's, else the system's."""
-    return _installed.now() if _installed is not None else dt.datetime.now(dt.UTC)
-
-
-def confirmed() -> bool:
-    return _installed is not None and _installed.confirmed
-
-
-def confirmed_at() -> str | None:
-    """When a laptop confirmed the clock, if it is confirmed now (for a bundle's manifest)."""
-    return _installed.state.confirmed_at if _installed is not None and _installed.confirmed else None
+def clock_of(conn: Any) -> KitClock:
+    """The kit's clock a database connection carries (kitd.store.database.open_database gives it
+    one), else the system's, unconfirmed."""
+    carried = getattr(conn, "clock", None)
+    return carried if isinstance(carried, KitClock) else KitClock(None)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from kitd import __version__, clock
+from kitd import __version__
 from kitd.clock import NOTE_INTERVAL_S, KitClock
 from kitd.config import KitConfig
 from kitd.crypto.kit_tls import NetworkTrust
@@ -29,7 +29,9 @@ from kitd.events import EventHub
 from kitd.services.audit import AuditLog, record_start
 from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
+from kitd.services.diagnostics import run_checks
 from kitd.services.iris_feed import IrisFeed
+from kitd.services.kit_checks import kit_checks
 from kitd.services.outbox import kit_outbox
 from kitd.services.pairing import Pairing
 from kitd.services.panel import Panel
@@ -40,6 +42,7 @@ from kitd.services.slots import STATUSES, DeviceSlot
 from kitd.services.visits import VisitDesk
 from kitd.store.audit import SYSTEM, append_entry, latest_entry_time
 from kitd.store.database import DatabaseError, database_path, open_database
+from kitd.store.diagnostics import record_run
 from kitd.store.officers import OfficerRoll
 from kitd.store.outbox import paired_tls_certificates
 
@@ -78,20 +81,19 @@ class Kit:
             for slot in self.slots.values()
             if slot.kind == "iris_camera"
         }
-        # The kit's "now" (kitd.clock); the daemon installs it as the process's clock.
-        self.clock = KitClock.for_kit(
-            config.data_dir, float(config["clock.max_skew_s"]), bool(config["clock.set_system"])
-        )
+        # The kit's "now" (kitd.clock): handed to everything that writes or judges a time.
+        self.clock = KitClock.for_config(config)
         self.events = EventHub()
         self.sessions = LiveSessions(self, self.events)
         self.signed_in = SignedInOfficers(float(config["auth.idle_lock_s"]))
         # The kit's credentials: sealing, sign-in (officers' credentials) and the status use them.
-        self.keys = kit_keys(config)
+        self.keys = kit_keys(config, self.clock)
         sealer = BundleSealer(
             self.keys,
             config.kit_id,
             str(config["kit.region_code"]),
             float(config["fingerprint.ppi"]),
+            self.clock,
         )
         self.outbox = kit_outbox(config, self.keys)
         self.audit = AuditLog(config.data_dir / "keys", config.kit_id)
@@ -100,6 +102,7 @@ class Kit:
             list(config["visit.finger_order"]),
             sealer,
             self.outbox,
+            clock=self.clock.now,
             require_officer_signature=bool(config["seal.require_officer_signature"]),
         )
         # The pairing window for field laptops (its port is the API's: kitd.api.pairing).
@@ -138,7 +141,7 @@ class Kit:
 
     def open_database(self) -> None:
         """Open (and migrate) the kit's database in data_dir; DatabaseError names the file."""
-        self.database = open_database(database_path(self.config.data_dir))
+        self.database = open_database(database_path(self.config.data_dir), self.clock)
         self._officers = OfficerRoll(self.database, int(self.config["auth.max_pin_failures"]))
 
     def open_network_trust(self) -> NetworkTrust:
@@ -163,10 +166,8 @@ class Kit:
             log.warning("outbox reconciled at start-up: %s", changes, extra={"reconciled": changes})
 
     def start_clock(self) -> None:
-        """At start-up, before anything is written: this process's "now" is the kit's clock, and a
-        clock behind the last time the kit had seen (its own note, the audit log's last entry)
-        is flagged and audited."""
-        clock.install(self.clock)
+        """At start-up, before anything is written: a clock behind the last time the kit had seen
+        (its own note, the audit log's last entry) is flagged and audited."""
         try:
             latest = latest_entry_time(self.database)
             went_back = self.clock.check_at_start(latest)
@@ -193,6 +194,31 @@ class Kit:
             await self.in_database(append_entry, self.database, actor, "clock_confirmed", details)
         self.events.publish("clock", self.clock.describe())
         return {**confirmation.to_json(), "max_skew_s": self.clock.max_skew_s}
+
+    async def run_diagnostics(self, quick: bool, actor: str) -> dict[str, Any]:
+        """Every check (the quick subset when ``quick``), stored and audited; the run. A run
+        that cannot be stored is still returned, saying so (``stored``: false)."""
+        run = await run_checks(self, kit_checks(self), quick)
+        try:
+            await self.in_database(record_run, self.database, run, actor)
+            run["stored"] = True
+        except (OSError, sqlite3.Error, KitError) as exc:
+            log.error("a diagnostics run could not be stored: %s", exc)
+            run["stored"] = False
+        return run
+
+    async def precheck(self, actor: str) -> dict[str, Any]:
+        """The pre-visit check: the quick subset, stored like any run; ``critical``: its failed
+        checks without which no visit can succeed, ``findings``: every one not ok."""
+        run = await self.run_diagnostics(True, actor)
+        critical = {c.id for c in kit_checks(self) if c.visit_critical}
+        return {
+            "run_id": run["run_id"],
+            "status": run["status"],
+            "duration_s": run["duration_s"],
+            "critical": [f for f in run["checks"] if f["id"] in critical and f["status"] == "failed"],
+            "findings": [f for f in run["checks"] if f["status"] in ("warning", "failed")],
+        }
 
     def record_start(self) -> None:
         """At start-up: the daemon's start (and any change of its configuration) in the audit

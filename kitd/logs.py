@@ -1,7 +1,14 @@
-"""Logging as one JSON object per line on stderr, for journald and for the rig."""
+"""Logging as one JSON object per line on stderr, for journald and for the rig.
+
+The last lines are also kept in memory (:class:`RecentLines`, on the root logger beside
+stderr's handler: logging is the process's, not a kit's), so that a diagnostics report can
+carry them: stderr goes to journald on a kit and to a file on the rig, neither of which the
+daemon reads back.
+"""
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import sys
@@ -29,11 +36,43 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class RecentLines(logging.Handler):
+    """The last ``size`` lines logged, formatted as on stderr, oldest first."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self._lines: collections.deque[str] = collections.deque(maxlen=size)
+        self.setFormatter(JsonLineFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - a line that cannot be formatted is not kept
+            return
+        self._lines.append(line)  # under the handler's own lock (Handler.handle takes it)
+
+    def lines(self) -> list[str]:
+        with self.lock:  # type: ignore[union-attr]
+            return list(self._lines)
+
+
+# Lines kept in memory: a few minutes of a busy daemon at info, what a vendor reads first.
+RECENT_LINE_COUNT = 300
+
+
+def recent_lines() -> list[str] | None:
+    """The last lines logged, oldest first; None when no RecentLines handler is installed."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, RecentLines):
+            return handler.lines()
+    return None
+
+
 def setup_logging(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, RecentLines(RECENT_LINE_COUNT)]
     root.setLevel(level.upper())
     # aiohttp's access log would repeat every poll of the status page.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -219,6 +219,162 @@ SCHEMAS: dict[str, Any] = {
             "problem": {"type": ["string", "null"], "description": "Why data_dir/clock.json failed"},
         },
     },
+    "DiagnosticFinding": {
+        "type": "object",
+        "description": "One check's finding: a message (Bahasa Indonesia in id, English in en) says "
+        "what to do whenever the status is not ok",
+        "required": ["id", "device", "status", "values", "message", "duration_s"],
+        "properties": {
+            "id": {"type": "string", "description": "The check, e.g. fingerprint.present, unit.disk"},
+            "device": {"type": ["string", "null"], "description": "The device's id, or null for the unit"},
+            "status": {"enum": ["ok", "warning", "failed", "not_available"]},
+            "values": {"type": "object", "description": "What it measured; timed_out when it hung"},
+            "message": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["id", "en"],
+                        "properties": {"id": {"type": "string"}, "en": {"type": "string"}},
+                    },
+                    {"type": "null"},
+                ]
+            },
+            "duration_s": {"type": "number"},
+        },
+    },
+    "Precheck": {
+        "type": "object",
+        "description": "The quick checks run as the visit started (a stored diagnostics run)",
+        "required": ["run_id", "status", "duration_s", "critical", "findings"],
+        "properties": {
+            "run_id": {"type": "string"},
+            "status": {"enum": ["ok", "warning", "failed"]},
+            "duration_s": {"type": "number"},
+            "critical": {"type": "array", "items": _ref("DiagnosticFinding")},
+            "findings": {
+                "type": "array",
+                "items": _ref("DiagnosticFinding"),
+                "description": "Every check not ok: warnings for the officer to see",
+            },
+        },
+    },
+    "PrecheckFailedError": {
+        "type": "object",
+        "required": ["error", "message", "checks"],
+        "properties": {
+            "error": {"const": "precheck_failed"},
+            "message": {"type": "string"},
+            "checks": {"type": "array", "items": _ref("DiagnosticFinding")},
+        },
+    },
+    "DiagnosticsRun": {
+        "type": "object",
+        "required": ["run_id", "quick", "started_at", "duration_s", "kit", "status", "counts", "checks"],
+        "properties": {
+            "run_id": {"type": "string"},
+            "quick": {"type": "boolean", "description": "Only the quick subset a visit runs first"},
+            "started_at": {"type": "string"},
+            "duration_s": {"type": "number"},
+            "kit": {
+                "type": "object",
+                "required": ["id", "version"],
+                "properties": {"id": {"type": "string"}, "version": {"type": "string"}},
+            },
+            "status": {"enum": ["ok", "warning", "failed"], "description": "The worst check's"},
+            "counts": {
+                "type": "object",
+                "required": ["ok", "warning", "failed", "not_available"],
+                "properties": {s: {"type": "integer"} for s in ("ok", "warning", "failed", "not_available")},
+            },
+            "checks": {"type": "array", "items": _ref("DiagnosticFinding")},
+            "stored": {"type": "boolean", "description": "Kept in the history (false: it could not be)"},
+        },
+    },
+    "DiagnosticsReportRequest": {
+        "type": "object",
+        "description": "Which run the report is of: a new one (no body: a full run; quick: the quick "
+        "subset), or a stored one by its id; not both",
+        "additionalProperties": False,
+        "properties": {
+            "quick": {"type": "boolean"},
+            "run_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        },
+        "not": {"required": ["quick", "run_id"]},
+    },
+    "DiagnosticsReportStatement": {
+        "type": "object",
+        "description": "What the kit states for the vendor (kitformats.report_statements): no full "
+        "NIK, no credential, nothing biometric",
+        "required": ["kind", "kit_id", "created_at", "run", "software", "configuration", "devices", "log"],
+        "properties": {
+            "kind": {"const": "kitd-diagnostics-report/1"},
+            "kit_id": {"type": "string"},
+            "created_at": {"type": "string"},
+            "run": _ref("DiagnosticsRun"),
+            "software": {
+                "type": "object",
+                "required": ["kitd", "python", "os"],
+                "properties": {
+                    "kitd": {"type": "string"},
+                    "python": {"type": "string"},
+                    "os": {"type": "string"},
+                    "os_release": {"type": ["string", "null"]},
+                    "machine": {"type": "string"},
+                },
+            },
+            "configuration": {
+                "type": "object",
+                "required": ["values", "devices", "redacted", "redaction"],
+                "properties": {
+                    "source": {"type": ["string", "null"]},
+                    "values": {"type": "object", "description": "Every key, secrets as [redacted]"},
+                    "devices": {"type": "array", "items": {"type": "object", "required": ["id", "uri"]}},
+                    "redacted": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "What was redacted, by key",
+                    },
+                    "redaction": {"type": "string", "description": "The rules, in words"},
+                },
+            },
+            "devices": {
+                "type": "array",
+                "description": "Each device's last status and why (as /api/v1/devices)",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "kind", "status", "reason", "since"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "status": {"type": "string"},
+                        "reason": {"type": ["string", "null"]},
+                        "since": {"type": ["string", "null"]},
+                    },
+                },
+            },
+            "log": {
+                "type": "object",
+                "required": ["source", "lines", "note"],
+                "properties": {
+                    "source": {"type": ["string", "null"]},
+                    "lines": {"type": "array", "items": {"type": "string"}},
+                    "note": {"type": ["string", "null"], "description": "Why there are none"},
+                },
+            },
+        },
+    },
+    "DiagnosticsReport": {
+        "type": "object",
+        "description": "A signed statement (kitformats.statements): a detached CMS signature, base64, "
+        "over the RFC 8785 form of statement, made with the kit's key; null, with unsigned saying "
+        "why, when the key could not sign (kitctl diag --verify checks it with the kit's certificate)",
+        "required": ["statement", "signature"],
+        "properties": {
+            "statement": _ref("DiagnosticsReportStatement"),
+            "signature": {"type": ["string", "null"]},
+            "unsigned": {"type": "string"},
+        },
+    },
     "ClockRequest": {
         "type": "object",
         "required": ["laptop_time"],

@@ -20,7 +20,7 @@ from hil.rig import KitdProcess, venv_script
 def test_kitd_without_devices_serves_and_stops(start_kitd) -> None:
     kitd = start_kitd(devices=[{"uri": "usb:298d:1010"}])
     status = kitd.client.checked("GET", "/api/v1/status").json()
-    assert set(status) == {"version", "uptime_s", "devices", "sealing", "outbox", "audit"}
+    assert set(status) == {"version", "uptime_s", "devices", "sealing", "outbox", "audit", "clock"}
     assert isinstance(status["uptime_s"], float | int)
     # the rig's simulation credentials
     assert status["sealing"] == {"ready": True, "problem": None, "warnings": []}
@@ -105,7 +105,7 @@ def test_every_documented_operation_is_served_by_the_running_daemon(start_kitd) 
         for method, operation in item.items()
         if method in HTTP_METHODS
     ]
-    assert len(operations) == 51
+    assert len(operations) == 54
     answers = {}
     for method, path, operation in operations:
         if path == "/api/v1/auth/signout":

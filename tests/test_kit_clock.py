@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from kitd import clock
-from kitd.clock import KitClock, parse_time, plausible_time
+from kitd.clock import KitClock, clock_of, parse_time, plausible_time
+from kitd.store.audit import append_entry, entries
+from kitd.store.database import open_database
 
 START = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
 YEAR = dt.timedelta(days=365)
@@ -136,16 +138,29 @@ def test_a_laptop_time_in_another_zone_is_the_same_instant() -> None:
     assert plausible_time("2026-11-30T19:00:00+07:00") == dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 
 
-def test_without_an_installed_clock_now_is_the_systems_and_unconfirmed(tmp_path: Path) -> None:
-    clock.install(None)
-    assert abs((clock.now() - dt.datetime.now(dt.UTC)).total_seconds()) < 5
-    assert not clock.confirmed() and clock.confirmed_at() is None
+def test_the_kits_database_carries_its_clock_and_a_bare_connection_the_systems(tmp_path: Path) -> None:
+    """Times written through the kit's connection (audit entries, stamps) are the kit clock's;
+    kitctl's connection reads the same clock from data_dir."""
     machine = Machine(START - YEAR)
     kit = kit_clock(tmp_path / "clock.json", machine)
     kit.confirm(START, "laptop-a")
-    clock.install(kit)
+    conn = open_database(tmp_path / "kitd.sqlite3", kit)
     try:
-        assert clock.confirmed() and clock.confirmed_at() == kit.state.confirmed_at
-        assert abs((clock.now() - START).total_seconds()) < 1e-3
+        assert clock_of(conn) is kit
+        seq = append_entry(conn, "system", "something")
+        entry = entries(conn, seq, 1)[0]
+        assert entry["clock_confirmed"] is True and entry["at"].startswith(START.date().isoformat())
     finally:
-        clock.install(None)
+        conn.close()
+    bare = sqlite3.connect(":memory:")
+    assert (
+        not clock_of(bare).confirmed
+        and abs((clock_of(bare).now() - dt.datetime.now(dt.UTC)).total_seconds()) < 5
+    )
+    # kitctl on the kit: the clock kept in data_dir (its offset), confirmed only on this boot.
+    again = open_database(tmp_path / "kitd.sqlite3")
+    try:
+        offset = clock_of(again).state.offset_s
+        assert abs(offset - YEAR.total_seconds()) < 1 and clock_of(again).state.confirmed_by == "laptop-a"
+    finally:
+        again.close()

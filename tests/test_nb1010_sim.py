@@ -121,3 +121,34 @@ def test_a_failing_frame_source_is_eio_and_the_device_stays(broken_sim) -> None:
         assert bytes(dev.read(0x83, 64, 500))[12] == 0xF7
     finally:
         usb.util.dispose_resources(dev)
+
+
+def test_no_finger_serves_the_empty_glass_and_the_sensor_faults_mark_every_frame() -> None:
+    from kitd.capture.blank_frame import blank_frame_report
+
+    sim = NB1010Sim(fixed_source(make_pattern("gradient")), "pattern gradient")
+    control = ControlServer(sim, 0, threading.Event(), {})
+
+    def served() -> np.ndarray:
+        return np.frombuffer(sim.next_frame(), np.uint8).reshape(180, 256)
+
+    try:
+        assert sim.next_frame() == make_pattern("gradient")  # a finger on the sensor: the current finger
+        assert control.execute("finger off") == "ok finger off"
+        glass = blank_frame_report(served())
+        assert not (glass.damaged or glass.dirty or glass.uneven or glass.dim), glass
+        assert control.execute("fault dirty") == "ok faults: dirty"
+        assert control.execute("fault dead-rows 2") == "ok faults: dirty, dead-rows 2"
+        assert control.execute("fault stuck-columns") == "ok faults: dirty, dead-rows 2, stuck-columns 1"
+        report = blank_frame_report(served())
+        assert report.dirty and report.dead_rows == (60, 120) and report.stuck_columns == (128,)
+        assert sim.status()["faults"] == ["dirty", "dead-rows 2", "stuck-columns 1"]
+        assert control.execute("finger on") == "ok finger on"
+        assert (served()[60, :100] == 6).all()  # a dead row is dead under a finger too
+        assert control.execute("fault dead-rows 17").startswith("err N must be 1..16")
+        assert control.execute("fault clear") == "ok faults: none"
+        assert sim.next_frame() == make_pattern("gradient")
+        control.execute("fault dirty")
+        assert control.execute("reset") == "ok" and sim.status()["faults"] == []
+    finally:
+        control.close()

@@ -44,7 +44,6 @@ from kitd.api.requests import (
 )
 from kitd.api.routes import get_devices, get_status, json_errors
 from kitd.api.sign_in import CALLER, Caller
-from kitd.clock import now as kit_time
 from kitd.clock import plausible_time
 from kitd.crypto.bundle import bundle_paths
 from kitd.kit import Kit
@@ -234,7 +233,7 @@ def _offered(kit: Kit, laptop: str, now: dt.datetime) -> list[dict[str, Any]]:
 
 async def get_bundles(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
-    bundles = await kit.in_database(_offered, kit, _laptop(request), kit_time())
+    bundles = await kit.in_database(_offered, kit, _laptop(request), kit.clock.now())
     return web.json_response({"bundles": bundles}, headers={"Cache-Control": "no-store"})
 
 

@@ -360,14 +360,28 @@ VISIT_PATHS: dict[str, Any] = {
                 "content": {"application/json": {"schema": ref("VisitRequest")}},
             },
             "responses": {
-                "201": json_answer(ref("Visit"), "Started, in state identity"),
+                "201": json_answer(
+                    {
+                        "allOf": [
+                            ref("Visit"),
+                            {
+                                "type": "object",
+                                "required": ["precheck"],
+                                "properties": {"precheck": ref("Precheck")},
+                            },
+                        ]
+                    },
+                    "Started, in state identity, with the pre-visit check's warnings to show",
+                ),
                 "400": error_answer("Malformed request (the field named)"),
                 "404": error_answer("No pending order with that id (unknown_order)"),
                 "409": json_answer(
-                    {"oneOf": [ref("WrongStateError"), ref("Error")]},
+                    {"oneOf": [ref("WrongStateError"), ref("PrecheckFailedError"), ref("Error")]},
                     "Another visit is active (wrong_state, naming its state), the kit could not seal "
-                    "a visit (sealing_not_ready: its key, certificate or recipients, named), or the free "
-                    "disk is below the reserve of outbox.reserve_visits full visits (disk_reserve)",
+                    "a visit (sealing_not_ready: its key, certificate or recipients, named), the free "
+                    "disk is below the reserve of outbox.reserve_visits full visits (disk_reserve), or "
+                    "the pre-visit check found a fault that would make the visit fail (precheck_failed, "
+                    "with the failed checks: no fingerprint reader, say)",
                 ),
                 "415": UNSUPPORTED_MEDIA_TYPE,
             },
@@ -672,6 +686,100 @@ def _with_sign_in(paths: dict[str, Any]) -> None:
                 )
 
 
+DIAGNOSTICS_PATHS: dict[str, Any] = {
+    "/api/v1/diagnostics": {
+        "get": {
+            "summary": "Run the kit's checks now (technicians; kitctl diag): every device, the unit, "
+            "security and data; each under its own time limit, so the answer always comes. The run is "
+            "stored and its summary audited",
+            "parameters": [
+                {
+                    "name": "quick",
+                    "in": "query",
+                    "required": False,
+                    "description": "1: only the quick subset a visit runs before it starts",
+                    "schema": {"enum": ["0", "1", "true", "false"]},
+                }
+            ],
+            "responses": {
+                "200": json_answer(ref("DiagnosticsRun"), "The run, checks in the order a technician reads"),
+                "400": error_answer("quick is not 0 or 1 (field quick)"),
+            },
+        }
+    },
+    "/api/v1/diagnostics/history": {
+        "get": {
+            "summary": "The stored runs, newest first; or, with check, that check's findings across "
+            "them, oldest first (a trend: a sensor's uniformity sliding, dropped frames rising)",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "description": "How many runs, 1-500 (default 20)",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                },
+                {
+                    "name": "check",
+                    "in": "query",
+                    "required": False,
+                    "description": "A check's id (e.g. fingerprint.present)",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "200": json_answer(
+                    {
+                        "oneOf": [
+                            {
+                                "type": "object",
+                                "required": ["runs"],
+                                "properties": {"runs": {"type": "array", "items": ref("DiagnosticsRun")}},
+                            },
+                            {
+                                "type": "object",
+                                "required": ["check", "findings"],
+                                "properties": {
+                                    "check": {"type": "string"},
+                                    "findings": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["run_id", "started_at", "quick", "status", "values"],
+                                        },
+                                    },
+                                },
+                            },
+                        ]
+                    },
+                    "The runs, or one check's findings",
+                ),
+                "400": error_answer("limit out of range, or no such check (the parameter named)"),
+            },
+        }
+    },
+    "/api/v1/diagnostics/report": {
+        "post": {
+            "summary": "The signed report for the vendor (technicians; kitctl diag --out DIR): a run (a new "
+            "one, or a stored one by run_id) with kitd's, Python's and the OS's versions, the configuration "
+            "with secrets redacted, the devices' last statuses and the daemon's recent log lines; NIKs "
+            "masked, nothing biometric. Signed by the kit's key (file or token) in the daemon; audited "
+            "(diagnostics_report)",
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": ref("DiagnosticsReportRequest")}},
+            },
+            "responses": {
+                "200": json_answer(ref("DiagnosticsReport"), "The report (Cache-Control: no-store)"),
+                "400": error_answer("Malformed request (the field named)"),
+                "404": error_answer("No stored run with that run_id (unknown_run)"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+            },
+        }
+    },
+}
+
+
 SCREEN_PATHS: dict[str, Any] = {
     "/": {
         "get": {
@@ -726,6 +834,7 @@ def openapi_document() -> dict[str, Any]:
     document["paths"].update(VISIT_PATHS)
     document["paths"].update(OUTBOX_PATHS)
     document["paths"].update(AUDIT_PATHS)
+    document["paths"].update(DIAGNOSTICS_PATHS)
     document["paths"].update(PAIRING_PATHS)
     document["paths"].update(SCREEN_PATHS)
     _with_sign_in(document["paths"])

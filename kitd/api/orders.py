@@ -19,7 +19,6 @@ from kitformats.work_orders import work_order_schema
 
 from kitd.api.requests import KIT_KEY, error_response
 from kitd.api.sign_in import CALLER
-from kitd.clock import now as kit_time
 from kitd.store.work_orders import (
     MAX_FILE_BYTES,
     OrdersRefused,
@@ -72,7 +71,7 @@ async def get_orders(request: web.Request) -> web.Response:
     zone = kit.config["kit.timezone"]
     day_text = request.query.get("day")
     if day_text is None:
-        day = kit_time().astimezone(ZoneInfo(zone)).date()
+        day = kit.clock.now().astimezone(ZoneInfo(zone)).date()
     else:
         try:
             day = dt.date.fromisoformat(day_text)

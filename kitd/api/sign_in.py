@@ -78,6 +78,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/audit/entries"): frozenset({"supervisor"}),
     ("GET", "/api/v1/audit/proof/inclusion"): frozenset({"supervisor"}),
     ("GET", "/api/v1/audit/proof/consistency"): frozenset({"supervisor"}),
+    # Diagnostics read every device and the kit's state: technicians (kitctl diag on the socket).
+    ("GET", "/api/v1/diagnostics"): frozenset({"technician"}),
+    ("GET", "/api/v1/diagnostics/history"): frozenset({"technician"}),
+    ("POST", "/api/v1/diagnostics/report"): frozenset({"technician"}),
     # A pairing window lets a laptop in: supervisors, and technicians (kitctl on the socket).
     ("POST", "/api/v1/pairing"): frozenset({"supervisor", "technician"}),
     ("GET", "/api/v1/pairing"): frozenset({"supervisor", "technician"}),

@@ -24,7 +24,7 @@ from kitd.errors import KitError
 from kitd.services.outbox import DiskReserve
 from kitd.services.sealing import SealingFailed, SealingNotReady
 from kitd.services.visit_machine import BadVisitRequest, UnknownItem, WrongState
-from kitd.services.visits import NoCapture, OfficerCannotSign, VisitNotFound
+from kitd.services.visits import NoCapture, OfficerCannotSign, PrecheckFailed, VisitNotFound
 from kitd.store.audit import SYSTEM
 from kitd.store.visits import OrderNotPending
 
@@ -45,6 +45,10 @@ def visit_error(exc: KitError) -> web.Response:
     if isinstance(exc, WrongState):
         return web.json_response(
             {"error": "wrong_state", "message": str(exc), "state": exc.state}, status=409
+        )
+    if isinstance(exc, PrecheckFailed):
+        return web.json_response(
+            {"error": "precheck_failed", "message": str(exc), "checks": exc.checks}, status=409
         )
     if isinstance(exc, BadVisitRequest):
         return error_response(400, "bad_request", str(exc), exc.field)
@@ -79,7 +83,8 @@ async def post_visit(request: web.Request) -> web.Response:
         visit = await kit.visits.start(body["order_id"], _who(request), _actor(request))
     except KitError as exc:
         return visit_error(exc)
-    return web.json_response(visit.to_json(), status=201, headers={"Location": f"/api/v1/visits/{visit.id}"})
+    answer = {**visit.to_json(), "precheck": kit.visits.precheck_of(visit.id)}
+    return web.json_response(answer, status=201, headers={"Location": f"/api/v1/visits/{visit.id}"})
 
 
 async def get_visits(request: web.Request) -> web.Response:

@@ -15,12 +15,24 @@ import argparse
 import sys
 
 from kitd import __version__
-from kitd.cli import audit, bundles, capture, devices, keys, laptops, officers, orders, outbox, quality
+from kitd.cli import (
+    audit,
+    bundles,
+    capture,
+    devices,
+    diag,
+    keys,
+    laptops,
+    officers,
+    orders,
+    outbox,
+    quality,
+)
 from kitd.errors import ConfigError
 from kitd.store.database import DatabaseError
 
 # Command-group modules, in the order their help is shown.
-COMMAND_GROUPS = (devices, capture, quality, officers, orders, keys, bundles, outbox, laptops, audit)
+COMMAND_GROUPS = (devices, capture, quality, diag, officers, orders, keys, bundles, outbox, laptops, audit)
 
 
 class _ArgumentParser(argparse.ArgumentParser):

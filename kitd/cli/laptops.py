@@ -20,7 +20,7 @@ from typing import Any
 
 from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
 from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
-from kitd.clock import now as kit_time
+from kitd.clock import clock_of
 from kitd.store.database import database_path, open_database
 from kitd.store.outbox import LaptopError, laptops, revoke_laptop
 
@@ -81,7 +81,7 @@ def _revoke(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     conn = open_database(database_path(config.data_dir))
     try:
-        revoke_laptop(conn, args.name, kit_time())
+        revoke_laptop(conn, args.name, clock_of(conn).now())
     except LaptopError as exc:
         print(f"kitctl laptops revoke: {exc}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from kitd.cli.options import add_config_option, config_from_args
-from kitd.clock import now as kit_time
+from kitd.clock import KitClock
 from kitd.store.database import database_path, open_database
 from kitd.store.work_orders import OrdersRefused, import_orders, parse_orders, pending_orders
 
@@ -80,7 +80,7 @@ def _list(args: argparse.Namespace) -> int:
             print(f"kitctl orders list: --day {args.day!r} is not YYYY-MM-DD", file=sys.stderr)
             return 2
     else:
-        day = kit_time().astimezone(ZoneInfo(zone)).date()
+        day = KitClock.for_config(config).now().astimezone(ZoneInfo(zone)).date()
     conn = open_database(database_path(config.data_dir))
     try:
         orders = pending_orders(conn, day, zone)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kitd.cli.options import add_config_option, config_from_args
-from kitd.clock import now as kit_time
+from kitd.clock import clock_of
 from kitd.services.outbox import BundleNotFound, Outbox, OutboxError, kit_outbox
 from kitd.services.sealing import kit_keys
 from kitd.store.database import database_path, open_database
@@ -98,7 +98,7 @@ def run_outbox(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps({"bundles": bundles, "summary": summary}, indent=2))
                     return 0
-                now = kit_time()
+                now = clock_of(conn).now()
                 for b in bundles:
                     where = b["offered_to"] or b["acknowledged_by"] or ""
                     flag = f"  {b['problem'].upper()}" if b["problem"] else ""

@@ -26,7 +26,7 @@ import hmac
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from kitformats.signing import (
     write_private_key,
 )
 
-from kitd.clock import now as kit_time
+from kitd.clock import system_now
 from kitd.config import KEY_BACKENDS
 from kitd.crypto.officer_credentials import read_pkcs12, unwrap_credential, wrap_credential
 from kitd.crypto.pkcs11_keys import TokenSession, open_token, read_pin
@@ -129,7 +129,7 @@ def certificate_status(
 
 
 def require_valid_now(certificate: x509.Certificate, what: str, now: dt.datetime | None = None) -> None:
-    now = now or kit_time()
+    now = now or system_now()
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         span = f"{_stamp(certificate.not_valid_before_utc)} .. {_stamp(certificate.not_valid_after_utc)}"
         raise KeyProblem(f"{what} is not valid now ({span})")
@@ -181,12 +181,14 @@ def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
 class KitKeys:
     """The kit's credentials under ``settings.keys_dir`` and its key backend."""
 
-    def __init__(self, settings: KeySettings) -> None:
+    def __init__(self, settings: KeySettings, clock: Callable[[], dt.datetime] = system_now) -> None:
         if settings.backend not in KEY_BACKENDS:
             raise KeyProblem(
                 f"keys.backend must be one of {', '.join(KEY_BACKENDS)}, not {settings.backend!r}"
             )
         self.settings = settings
+        # The kit's time, against which every certificate's validity is judged.
+        self.clock = clock
         self.dir = settings.keys_dir
         self._token: TokenSession | None = None  # the open token session, kept (opening one costs)
         self._token_lock = threading.Lock()
@@ -272,7 +274,7 @@ class KitKeys:
         """An officer's PKCS#12 credential, checked (P-256, names the officer, valid now, issued
         by the kit's CA), kept wrapped under the officer's PIN and the kit's secret."""
         key, certificate = read_pkcs12(pkcs12_data, password, nip)
-        require_valid_now(certificate, "the officer's certificate")
+        require_valid_now(certificate, "the officer's certificate", self.clock())
         self._issued_by_the_kits_ca(certificate, "the officer's certificate")
         document = wrap_credential(nip, key, certificate, pin, self._kit_mac_creating)
         (self.dir / "officers").mkdir(parents=True, exist_ok=True)
@@ -294,7 +296,7 @@ class KitKeys:
         except (OSError, ValueError):
             raise KeyProblem(f"{path}: cannot read the credential") from None
         signer = unwrap_credential(document, nip, pin, self.kit_mac)
-        now = kit_time()
+        now = self.clock()
         if now > signer.certificate.not_valid_after_utc:
             raise KeyProblem(
                 f"officer {nip}'s certificate expired on {_stamp(signer.certificate.not_valid_after_utc)}"
@@ -359,7 +361,7 @@ class KitKeys:
         if common_name(signer.certificate) != expected:
             found = common_name(signer.certificate)
             raise KeyProblem(f"{what} names '{found}', not '{expected}'")
-        require_valid_now(signer.certificate, what)
+        require_valid_now(signer.certificate, what, self.clock())
         return signer
 
     def recipients(self) -> list[x509.Certificate]:
@@ -407,7 +409,7 @@ class KitKeys:
     ) -> list[x509.Certificate]:
         """The CA certificates between ``certificate`` and ``ca`` (each a valid CA, found in
         ``chain``), nearest first; KeyProblem when there is no such path."""
-        now = kit_time()
+        now = self.clock()
         path: list[x509.Certificate] = []
         current, spare = certificate, [c for c in chain if c != ca]
         while not issued_by(current, ca):
@@ -430,7 +432,7 @@ class KitKeys:
         expected = f"{KIT_CN_PREFIX}{kit_id}"
         if common_name(certificate) != expected:
             raise KeyProblem(f"{what} names '{common_name(certificate)}', not '{expected}' (kit.id)")
-        require_valid_now(certificate, what)
+        require_valid_now(certificate, what, self.clock())
         ca = self._trusted_ca()
         if ca is None:
             raise KeyProblem(
@@ -462,7 +464,7 @@ class KitKeys:
         for name, certificate in given.items():
             what = f"the {name} certificate"
             check_recipient(certificate, what)
-            require_valid_now(certificate, what)
+            require_valid_now(certificate, what, self.clock())
             self._issued_by_the_kits_ca(certificate, what)
         for name, certificate in given.items():
             path = self.recipient_path(name)
@@ -474,7 +476,7 @@ class KitKeys:
         replaced only when asked (a new CA is a decision, never a side effect)."""
         if certificate.issuer != certificate.subject or not issued_by(certificate, certificate):
             raise KeyProblem("the CA certificate is not self-signed (give the office's root)")
-        if not is_valid_ca(certificate, kit_time()):
+        if not is_valid_ca(certificate, self.clock()):
             raise KeyProblem("the certificate is not a CA valid now (basicConstraints CA, validity)")
         current = self._trusted_ca()
         if current is not None and current != certificate and not replace:
@@ -506,7 +508,7 @@ class KitKeys:
 
     def status(self, kit_id: str, now: dt.datetime | None = None) -> list[CredentialStatus]:
         """Every credential, in the order a technician reads them."""
-        now = now or kit_time()
+        now = now or self.clock()
         backend = self.settings.backend
         try:
             signer = self.kit_signer(kit_id)

@@ -799,6 +799,15 @@ function startPanel() {
   }
   if (S.start.error)
     box.append(el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'start-error' }, S.start.error));
+  // The pre-visit check refused the visit: what failed, each with what to do.
+  if (S.start.checks?.length)
+    box.append(
+      el(
+        'ul',
+        { class: 'msg warn', 'data-testid': 'precheck-failed' },
+        S.start.checks.map((c) => el('li', { 'data-check': c.id }, apiText(c.id, c.message))),
+      ),
+    );
   return box;
 }
 
@@ -807,9 +816,15 @@ async function startVisit() {
   S.start = { busy: true, error: null };
   updateDynamic();
   const r = await api('/visits', { method: 'POST', body: { order_id: S.order.order_id } });
-  S.start = { busy: false, error: r.ok ? null : apiText(r.data.error, null) };
+  S.start = {
+    busy: false,
+    error: r.ok ? null : apiText(r.data.error, null),
+    checks: !r.ok && r.data.error === 'precheck_failed' ? r.data.checks : null,
+  };
   if (!S.officer) return;
   if (r.ok) {
+    // The pre-visit check's warnings, shown on the visit's first screen.
+    S.precheck = { visit: r.data.id, findings: r.data.precheck?.findings || [] };
     S.visit = r.data;
     S.dialog = null;
     S.visitError = null;
@@ -1268,6 +1283,7 @@ function visitScreen() {
     el('div', { id: 'vdev' }),
     S.visitError && el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'visit-error' }, S.visitError),
     withdrawnNote(v),
+    precheckNote(v),
     resumedNote(v),
     body(v),
   );
@@ -1303,6 +1319,23 @@ function withdrawnNote(v) {
     { class: 'msg warn', role: 'alert', 'data-testid': 'order-withdrawn' },
     icon('⚠'),
     t('visit.order_withdrawn'),
+  );
+}
+
+// What the pre-visit check warned of (the clock not confirmed, a warm CPU, a dirty sensor):
+// shown while the officer records who is present, before any capture.
+function precheckNote(v) {
+  const found = S.precheck?.visit === v.id ? S.precheck.findings : [];
+  if (!found.length || v.state !== 'identity') return null;
+  return el(
+    'div',
+    { class: 'msg warn', 'data-testid': 'precheck-warnings' },
+    el('p', {}, icon('⚠'), t('visit.precheck_warnings')),
+    el(
+      'ul',
+      {},
+      found.map((c) => el('li', { 'data-check': c.id }, apiText(c.id, c.message))),
+    ),
   );
 }
 

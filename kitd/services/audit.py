@@ -42,7 +42,7 @@ from kitformats.audit.note import (
     parse_signer_key,
 )
 
-from kitd.clock import now as kit_time
+from kitd.clock import clock_of
 from kitd.durable_files import make_directory, write_exclusively
 from kitd.errors import KitError
 from kitd.store import audit as store
@@ -154,7 +154,7 @@ class AuditLog:
             return latest
         root = self._grown_root(conn, size, latest)
         note = sign_checkpoint(Checkpoint(self.origin, size, root), [self.signer()])
-        store.record_checkpoint(conn, size, root, note, now or kit_time())
+        store.record_checkpoint(conn, size, root, note, now or clock_of(conn).now())
         return store.latest_checkpoint(conn) or {}
 
     def _grown_root(self, conn: sqlite3.Connection, size: int, latest: dict[str, Any] | None) -> bytes:

@@ -31,7 +31,7 @@ from kitformats.bundle_statements import SEALED_SUFFIX, STATEMENT_SUFFIX, Bundle
 from kitformats.receipts import ReceiptRefused
 from kitformats.signing import KeyProblem
 
-from kitd.clock import now as kit_time
+from kitd.clock import clock_of
 from kitd.config import KitConfig
 from kitd.crypto.bundle import SealedBundle, bundle_paths, write_bundle
 from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
@@ -79,10 +79,6 @@ class Reconciled:
 
     def to_json(self) -> dict[str, list[str]]:
         return {name: list(value) for name, value in self.__dict__.items()}
-
-
-def _now() -> dt.datetime:
-    return kit_time()
 
 
 def _sha256_of(path: Path) -> str:
@@ -283,7 +279,7 @@ class Outbox:
     def summary(self, conn: sqlite3.Connection, now: dt.datetime | None = None) -> dict[str, Any]:
         """For the status: free space and the reserve, bundles by state, the oldest bundle the
         office does not have yet, and every bundle whose files start-up found wrong."""
-        now = now or _now()
+        now = now or clock_of(conn).now()
         oldest = rows.oldest_unacknowledged(conn)
         age = None
         if oldest is not None:
@@ -331,7 +327,7 @@ class Outbox:
             check_signing_certificate(certificate, f"laptop '{name}'")
         except KeyProblem as exc:
             raise rows.LaptopError(str(exc)) from None
-        now = now or _now()
+        now = now or clock_of(conn).now()
         if certificate.not_valid_before_utc > now:
             raise rows.LaptopError(
                 f"laptop '{name}': its certificate is valid only from "
@@ -348,7 +344,7 @@ class Outbox:
 
     def revoke_laptop(self, conn: sqlite3.Connection, name: str, now: dt.datetime | None = None) -> None:
         """Refuse ``name``'s receipts from now on (the receipts taken before stand)."""
-        rows.revoke_laptop(conn, name, now or _now())
+        rows.revoke_laptop(conn, name, now or clock_of(conn).now())
 
     def laptop_rows(self, conn: sqlite3.Connection) -> list[dict[str, Any]]:
         """The laptops the kit knows (trusted or revoked), as stored."""
@@ -373,7 +369,7 @@ class Outbox:
         (it had already; nothing changes) or ``refused`` with its reason. Only receipts of type
         ``kind``, and by ``laptop``, when given (what a laptop's connection may bring).
         OutboxError: the database could not record one (the ones before it stand)."""
-        now = now or _now()
+        now = now or clock_of(conn).now()
         laptops = self.known_laptops(conn)
         central = self.central_certificate()
         results = []
@@ -426,7 +422,7 @@ class Outbox:
     def erase_expired(self, conn: sqlite3.Connection, now: dt.datetime | None = None) -> list[str]:
         """Bundles delivered ``retention_days`` ago or more: the row says erased first, then
         the files go (start-up removes any an interruption left)."""
-        now = now or _now()
+        now = now or clock_of(conn).now()
         erased = rows.mark_erased(conn, now - dt.timedelta(days=self.retention_days), now)
         for bundle_id in erased:
             try:
@@ -441,7 +437,7 @@ class Outbox:
 
     def reconcile(self, conn: sqlite3.Connection, now: dt.datetime | None = None) -> Reconciled:
         """Bring the files and the rows back in step after whatever stopped the kit."""
-        now = now or _now()
+        now = now or clock_of(conn).now()
         report = Reconciled()
         # Made, or fsynced into data_dir again: a power cut may lose a folder's name that was
         # never fsynced, and every bundle in it with it.

@@ -35,7 +35,7 @@ from kitformats.pairing import (
 )
 from kitformats.signing import KeyProblem
 
-from kitd.clock import now as kit_time
+from kitd.clock import KitClock
 from kitd.config import KitConfig
 from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
 from kitd.errors import KitError
@@ -103,6 +103,7 @@ class PairingContext(Protocol):
     keys: KitKeys
     audit: AuditLog
     network_trust: Any
+    clock: KitClock
 
     async def in_database(self, job: Callable[..., T], *args: Any) -> T: ...
 
@@ -141,7 +142,7 @@ class Pairing:
         self,
         kit: PairingContext,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], dt.datetime] = kit_time,
+        wall_clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.kit = kit
         self.listener: Listener | None = None
@@ -149,7 +150,7 @@ class Pairing:
         # The laptop the latest window paired, until another opens (kitctl laptops pair asks).
         self.paired: str | None = None
         self._clock = clock
-        self._wall_clock = wall_clock
+        self._wall_clock = wall_clock or kit.clock.now
         self._lock = asyncio.Lock()
         self._expiry: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None

@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 from kitformats.signing import KeyProblem, Signer
 
-from kitd import __version__, clock
+from kitd import __version__
 from kitd.capture.signature import render_signature, signature_from_json
-from kitd.clock import now as kit_time
+from kitd.clock import KitClock
 from kitd.config import KitConfig
 from kitd.crypto.bundle import SealedBundle, SealingKeys, seal_bundle
 from kitd.crypto.kit_keys import KeySettings, KitKeys
@@ -166,8 +166,9 @@ def transaction_header(
     )
 
 
-def kit_keys(config: KitConfig) -> KitKeys:
-    """The kit's credentials as configured (``[keys]``, ``data_dir/keys/``)."""
+def kit_keys(config: KitConfig, clock: KitClock | None = None) -> KitKeys:
+    """The kit's credentials as configured (``[keys]``, ``data_dir/keys/``), judged on ``clock``
+    (the kit's, as kept in data_dir, when none is given)."""
     return KitKeys(
         KeySettings(
             config.data_dir / "keys",
@@ -176,15 +177,25 @@ def kit_keys(config: KitConfig) -> KitKeys:
             str(config["keys.token_label"]),
             str(config["keys.key_label"]),
             str(config["keys.pin_file"]),
-        )
+        ),
+        (clock or KitClock.for_config(config)).now,
     )
 
 
 class BundleSealer:
     """Seals finished visits with the kit's credentials (:class:`KitKeys`)."""
 
-    def __init__(self, keys: KitKeys, kit_id: str, region_code: str, fingerprint_ppi: float) -> None:
+    def __init__(
+        self,
+        keys: KitKeys,
+        kit_id: str,
+        region_code: str,
+        fingerprint_ppi: float,
+        clock: KitClock | None = None,
+    ) -> None:
         self.keys = keys
+        # Bundles' times and their manifests' clock facts (the kit's; the system's when none).
+        self.clock = clock or KitClock(None)
         self.kit_id = kit_id
         self.region_code = region_code
         self.fingerprint_ppi = fingerprint_ppi
@@ -239,7 +250,7 @@ class BundleSealer:
         Any failure is SealingFailed saying why: the visit keeps its captures and can be
         finished again once the cause is mended.
         """
-        created = now or kit_time()
+        created = now or self.clock.now()
         try:
             keys = self.keys_for(visit["officer"], officer_signer, officer_signs)
             return self._seal(keys, visit, order, captures, devices, created)
@@ -285,7 +296,7 @@ class BundleSealer:
             items=items,
             devices=devices,
             records=digests,
-            clock_confirmed_at=clock.confirmed_at(),
+            clock_confirmed_at=self.clock.confirmed_at,
             officer_signed=keys.officer is not None,
         )
         return seal_bundle(bundle_id, transaction, manifest, keys, created, self.kit_id, visit["id"])

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from kitd.ansi_nist_text import text_problem
-from kitd.clock import now as kit_time
+from kitd.clock import system_now
 from kitd.errors import KitError
 
 STATES: tuple[str, ...] = ("identity", "capturing", "review", "ending", "finished", "ended")
@@ -70,8 +71,19 @@ class UnknownItem(VisitError):
     """No such item in this visit (404)."""
 
 
+def _plain(value: Any) -> Any:
+    """A field's value as JSON-ready data (dataclasses as dicts, lists and dicts copied)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def utc_now() -> dt.datetime:
-    return kit_time()
+    return system_now()
 
 
 def _stamp(moment: dt.datetime) -> str:
@@ -160,9 +172,8 @@ class Visit:
         )
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("clock")
-        return data
+        # Not asdict(self): it would deep-copy the clock (the kit's, with its lock) to drop it.
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclass_fields(self) if f.name != "clock"}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], clock: Callable[[], dt.datetime] = utc_now) -> Visit:

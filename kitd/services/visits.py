@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from kitformats.signing import KeyProblem
 
-from kitd.clock import now as kit_time
+from kitd.clock import KitClock
 from kitd.errors import DeviceGone, KitError
 from kitd.events import EventHub
 from kitd.services.captures import Capture
@@ -44,10 +44,13 @@ class VisitContext(Protocol):
     slots: dict[str, DeviceSlot]
     sessions: LiveSessions
     events: EventHub
+    clock: KitClock
 
     async def in_database(self, job: Callable[..., T], *args: Any) -> T: ...
 
     async def checkpoint_audit(self) -> None: ...
+
+    async def precheck(self, actor: str) -> dict[str, Any]: ...
 
 
 log = logging.getLogger("kitd.visits")
@@ -74,6 +77,15 @@ class OfficerCannotSign(KitError):
 
 class NoCapture(KitError):
     """The item has no capture kept in memory (404)."""
+
+
+class PrecheckFailed(KitError):
+    """The pre-visit check found a fault that would make the visit fail (409 precheck_failed);
+    ``checks`` are the failed findings."""
+
+    def __init__(self, message: str, checks: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.checks = checks
 
 
 async def _to_the_end(work: Coroutine[Any, Any, T]) -> T:
@@ -123,6 +135,8 @@ def item_label(visit: Visit, item: str) -> str:
 @dataclass
 class _Active:
     visit: Visit
+    # The pre-visit check's findings that were not ok (warnings shown with the new visit).
+    precheck: dict[str, Any] | None = None
     captures: dict[str, Capture] = field(default_factory=dict)
     followers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -211,13 +225,27 @@ class VisitDesk:
             # A visit that could not be sealed would be lost work (off the loop: it may ask the token).
             await asyncio.get_running_loop().run_in_executor(None, self.sealer.require_ready)
             self.outbox.require_reserve()  # room on the disk for its bundle, and the next ones
+            # The quick checks (a few seconds): a fault that would make the visit fail refuses it
+            # here, in the office's words, rather than in the applicant's living room.
+            precheck = await self.kit.precheck(actor or officer)
+            if precheck["critical"]:
+                first = precheck["critical"][0]
+                said = first["message"]["en"] if first["message"] else first["id"]
+                raise PrecheckFailed(
+                    f"the pre-visit check failed: {first['id']}: {said}", precheck["critical"]
+                )
             kwargs = {"clock": self._clock} if self._clock else {}
             visit = Visit.start(
                 uuid.uuid4().hex[:12], order_id, officer, order["category"], self.finger_order, **kwargs
             )
-            self._active = _Active(visit)
+            self._active = _Active(visit, precheck)
             await self._saved(visit, "started", actor=actor or officer, category=visit.category)
             return visit
+
+    def precheck_of(self, visit_id: str) -> dict[str, Any] | None:
+        """The pre-visit check that let the active visit ``visit_id`` start (None: none ran)."""
+        active = self._active
+        return active.precheck if active is not None and active.visit.id == visit_id else None
 
     async def record_identity(self, visit_id: str, body: dict[str, Any], actor: str = SYSTEM) -> Visit:
         async with self._lock:
@@ -340,7 +368,7 @@ class VisitDesk:
                     self.kit.database,
                     sealed,
                     finished.to_json(),
-                    now or kit_time(),
+                    now or self.kit.clock.now(),
                 )
             except OutboxError as exc:
                 raise SealingFailed(str(exc)) from None

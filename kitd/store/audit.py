@@ -22,7 +22,7 @@ from typing import Any
 import rfc8785
 from kitformats.audit.merkle import leaf_hash
 
-from kitd import clock
+from kitd.clock import clock_of
 
 SYSTEM = "system"
 # A NIK: 16 digits standing alone (an 18-digit NIP is not one).
@@ -85,8 +85,9 @@ def append_entry(
 ) -> int:
     """Append one entry (in the caller's transaction, or in one of its own); its sequence.
     Its time and whether the clock was confirmed are the kit clock's unless given."""
+    clock = clock_of(conn)
     if clock_confirmed is None:
-        clock_confirmed = clock.confirmed()
+        clock_confirmed = clock.confirmed
     at = (now or clock.now()).astimezone(dt.UTC).isoformat(timespec="milliseconds")
     clean = mask_niks(dict(details or {}))
     try:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kitd.clock import KitClock
 from kitd.errors import KitError
 
 DATABASE_NAME = "kitd.sqlite3"
@@ -149,6 +150,18 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE work_orders ADD COLUMN updated_at TEXT;
     ALTER TABLE work_orders ADD COLUMN withdrawn_at TEXT;
     """,
+    # 8: diagnostics runs (issue 31): every run whole (its findings hold measured values and
+    # messages, never biometric data), so that a technician sees a check's trend over weeks.
+    """
+    CREATE TABLE diagnostic_runs (
+        run_id TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        quick INTEGER NOT NULL CHECK (quick IN (0, 1)),
+        status TEXT NOT NULL,
+        run TEXT NOT NULL
+    );
+    CREATE INDEX diagnostic_runs_by_time ON diagnostic_runs (started_at);
+    """,
 )
 
 
@@ -160,11 +173,26 @@ def database_path(data_dir: Path) -> Path:
     return Path(data_dir) / DATABASE_NAME
 
 
-def open_database(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the database at ``path``."""
+class KitConnection(sqlite3.Connection):
+    """A connection to the kit's database that carries the kit's clock: the times written
+    through it (audit entries, visits, orders) are that clock's (kitd.clock.clock_of)."""
+
+    clock: KitClock | None = None
+
+
+def open_database(path: Path, clock: KitClock | None = None) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the database at ``path``; its times are ``clock``'s,
+    else those of the kit's clock as kept beside the database (kitctl, on the kit's data_dir)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=KitConnection,
+        )
+        conn.clock = clock or KitClock.for_kit(path.parent)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from kitd.clock import now as kit_time
+from kitd.clock import clock_of
 from kitd.errors import KitError
 from kitd.identity_numbers import nip_problems
 from kitd.store.audit import SYSTEM, append_entry
@@ -113,7 +113,7 @@ class OfficerRoll:
         problem = pin_problem(pin)
         if problem:
             raise OfficerError(problem)
-        now = kit_time().isoformat(timespec="seconds")
+        now = clock_of(self.conn).now().isoformat(timespec="seconds")
         pin_hash = self.hasher.hash(pin)
         try:
             with transaction(self.conn):

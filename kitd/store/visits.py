@@ -14,7 +14,7 @@ import json
 import sqlite3
 from typing import Any
 
-from kitd.clock import now as kit_time
+from kitd.clock import clock_of
 from kitd.errors import KitError
 from kitd.store.audit import AuditEntry, append_entry
 from kitd.store.database import transaction
@@ -119,7 +119,7 @@ def close_order_in(
     now: dt.datetime | None = None,
 ) -> None:
     """:func:`close_order` inside the caller's transaction."""
-    stamp = (now or kit_time()).isoformat(timespec="seconds")
+    stamp = (now or clock_of(conn).now()).isoformat(timespec="seconds")
     withdrawn = conn.execute(
         "SELECT 1 FROM work_orders WHERE order_id = ? AND withdrawn_at IS NOT NULL", (order_id,)
     ).fetchone()

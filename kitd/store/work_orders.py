@@ -28,7 +28,7 @@ from jsonschema import Draft202012Validator
 from kitformats.work_orders import work_order_schema
 
 from kitd.ansi_nist_text import text_problem
-from kitd.clock import now as kit_time
+from kitd.clock import clock_of
 from kitd.errors import KitError
 from kitd.identity_numbers import kk_problems, nik_problems
 from kitd.store.audit import SYSTEM, append_entry
@@ -334,7 +334,7 @@ def store_rows(conn: sqlite3.Connection, checked: list[CheckedRow], actor: str =
     """Store the good rows in one short transaction, with its audit entry; the report of the
     whole import."""
     report = ImportReport()
-    now = kit_time().isoformat(timespec="seconds")
+    now = clock_of(conn).now().isoformat(timespec="seconds")
     conn.execute("BEGIN IMMEDIATE")
     try:
         imported: list[str] = []
@@ -501,7 +501,7 @@ def replace_order(conn: sqlite3.Connection, row: CheckedRow, actor: str = SYSTEM
         content = _canonical(row.order)
         if content == kept["content"]:
             return False
-        now = kit_time().isoformat(timespec="seconds")
+        now = clock_of(conn).now().isoformat(timespec="seconds")
         conn.execute(
             "UPDATE work_orders SET content = ?, appointment_start = ?, updated_at = ? WHERE order_id = ?",
             (content, _utc_start(row.order), now, order_id),
@@ -522,7 +522,7 @@ def withdraw_order(
     flagged, saved in the same transaction) it stays for that visit, which may still be sealed,
     and closes when it ends. Withdrawing again changes nothing. UnknownOrder; OrderConflict
     when its visit has ended already."""
-    stamp = (now or kit_time()).isoformat(timespec="seconds")
+    stamp = (now or clock_of(conn).now()).isoformat(timespec="seconds")
     with transaction(conn):
         kept = _order_row(conn, order_id)
         running = _visit_running(conn, order_id)

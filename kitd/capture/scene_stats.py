@@ -1,0 +1,123 @@
+"""What an iris camera's frame says of the camera itself: its exposure and its focus.
+
+Its one job: pure measures of one 8-bit grey frame for the camera's diagnostics
+(kitd.services.camera_checks) — the exposure histogram (mean, share of pixels clipped dark and
+bright) with its verdict, and a scene focus measure (variance of the Laplacian at a fixed
+working width) with its verdict. They judge the camera and its illuminator, not an eye: the
+iris assessor (kitd.capture.iris_quality) judges eyes. No I/O; numpy and OpenCV only.
+
+The thresholds were set on the simulator's healthy stream (hil.eye_sim) and checked against
+real near-infrared eyes (the IIT Delhi set, 320 x 240, and the open-iris sample, 640 x 480, in
+../shared/fixtures); the figures are beside each constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# A pixel at or below DARK_LEVEL is clipped dark, at or above BRIGHT_LEVEL clipped bright.
+# 25 is above a NIR sensor's black level plus its noise (a capped lens reads 0-12), below
+# any lit skin (the darkest lit skin in the IITD set is ~60).
+DARK_LEVEL = 25
+BRIGHT_LEVEL = 250
+# Real NIR eyes have pupils, lashes and hair: 4-21 % of their pixels dark (IITD, 156 images),
+# 2 % (open-iris); their means are 95-181. A frame over half dark, or with a mean under 50, is
+# underexposed (the illuminator weak or off); nearly all dark (the simulator's exposure=0.05:
+# 98 %) is the illuminator off or the lens covered.
+DARK_SHARE_WARN = 0.5
+DARK_SHARE_FAIL = 0.9
+MEAN_LOW = 50.0
+# Real eyes clip their reflections and some skin: 0.1-9 % (IITD), 18 % (open-iris). Over 40 %
+# clipped bright (or a mean over 230) is overexposed — sunlight on the camera, which carries
+# much near-infrared; nearly all (the driver flags `saturated` at 95 %) is blinding.
+BRIGHT_SHARE_WARN = 0.4
+BRIGHT_SHARE_FAIL = 0.9
+MEAN_HIGH = 230.0
+
+# Focus is measured at this width, whatever the camera's: a blur then reads the same on a
+# 320- or a 1280-pixel camera (it is a share of the frame), and the area downscale averages
+# away the sensor noise that would otherwise read as detail.
+FOCUS_WIDTH = 160
+# Variance of the Laplacian at FOCUS_WIDTH: real eyes 1591-9350 (IITD; median 4354), 4503
+# (open-iris); the simulator's eye ~2850, a closed lid ~1220, a plain skin scene with no eye
+# ~140. Real eyes blurred (Gaussian sigma in pixels of a 640 frame): sigma 2: 382-1945,
+# sigma 4: 53-204, sigma 8: 5-12. Below 25 even a plain in-focus scene is implausible: the
+# lens is smeared (or nothing at all is in front of the camera).
+FOCUS_LOW = 25.0
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A frame's exposure histogram, summarised."""
+
+    mean: float
+    dark_share: float
+    bright_share: float
+    p05: float
+    p50: float
+    p95: float
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "mean": round(self.mean, 1),
+            "dark_share": round(self.dark_share, 4),
+            "bright_share": round(self.bright_share, 4),
+            "p05": round(self.p05, 1),
+            "p50": round(self.p50, 1),
+            "p95": round(self.p95, 1),
+        }
+
+
+def exposure(image: np.ndarray) -> Exposure:
+    """The exposure of an 8-bit grey frame."""
+    if image.size == 0:
+        raise ValueError("an empty frame has no exposure")
+    histogram = np.bincount(image.ravel(), minlength=256).astype(np.float64)
+    total = histogram.sum()
+    cumulative = np.cumsum(histogram) / total
+
+    def percentile(share: float) -> float:
+        return float(np.searchsorted(cumulative, share))
+
+    return Exposure(
+        mean=float(np.dot(histogram, np.arange(256)) / total),
+        dark_share=float(histogram[: DARK_LEVEL + 1].sum() / total),
+        bright_share=float(histogram[BRIGHT_LEVEL:].sum() / total),
+        p05=percentile(0.05),
+        p50=percentile(0.50),
+        p95=percentile(0.95),
+    )
+
+
+# Exposure verdicts, worst first within each side.
+BLACK, DARK, NORMAL, BRIGHT, SATURATED = "black", "dark", "normal", "bright", "saturated"
+
+
+def exposure_verdict(found: Exposure) -> str:
+    """`black` (nearly all dark), `dark`, `normal`, `bright` or `saturated` (nearly all clipped)."""
+    if found.dark_share >= DARK_SHARE_FAIL:
+        return BLACK
+    if found.bright_share >= BRIGHT_SHARE_FAIL:
+        return SATURATED
+    if found.dark_share >= DARK_SHARE_WARN or found.mean < MEAN_LOW:
+        return DARK
+    if found.bright_share >= BRIGHT_SHARE_WARN or found.mean > MEAN_HIGH:
+        return BRIGHT
+    return NORMAL
+
+
+def focus(image: np.ndarray) -> float:
+    """Variance of the Laplacian of the frame scaled to FOCUS_WIDTH (area averaging; never up)."""
+    height, width = image.shape[:2]
+    if width > FOCUS_WIDTH:
+        size = (FOCUS_WIDTH, max(1, round(height * FOCUS_WIDTH / width)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    laplacian = cv2.Laplacian(image.astype(np.float32), cv2.CV_32F, ksize=1)
+    return float(laplacian.var())
+
+
+def focus_is_low(value: float) -> bool:
+    return value < FOCUS_LOW

@@ -1,0 +1,457 @@
+"""Diagnostics of an iris camera: the format it got, the frames it delivers, what it sees.
+
+Its one job: the checks of an ``iris_camera`` slot, after its presence check
+(kitd.services.device_checks adds them):
+
+    SLOT.format       the size and rate the camera gave against iris.width/height/fps
+    SLOT.frame_rate   frames delivered, dropped and damaged over RATE_WINDOW_S
+    SLOT.exposure     the exposure histogram: too dark (illuminator, lens cover), too bright
+    SLOT.focus        the scene's focus measure: a smeared lens (judged on a normal exposure only)
+
+They read the stream by subscribing to the driver's frames, as the preview does
+(kitd.services.iris_feed): they never take the slot's job, so a session capturing meanwhile
+loses no frame and waits for nothing. A camera that is not streaming is ``not_available`` at
+once — its presence check says why — rather than failing twice. The measures and their
+thresholds are kitd.capture.scene_stats'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kitd.capture import scene_stats
+from kitd.drivers.base import FrameStream
+from kitd.drivers.camera_frames import Frame
+from kitd.services.diagnostics import FAILED, NOT_AVAILABLE, OK, WARNING, Check, Words, finding
+
+# How long a check waits for a frame before saying none comes: 45 periods at 30 fps, longer
+# than any pause of a healthy camera, shorter than the driver's own stall-and-reopen cycle.
+FRAME_WAIT_S = 1.5
+# The frame rate is measured over this long: 90 frames at 30 fps, so one late frame moves the
+# dropped share by about 1 %.
+RATE_WINDOW_S = 3.0
+# No frame for this long in the middle of the measurement: the stream stalled.
+STALL_S = 1.5
+# Below this share of its nominal rate a camera is slow (a UVC camera on a shared hub or a
+# throttled CPU); the simulator's healthy stream measures 29.5-30.1 of 30.
+RATE_LOW_SHARE = 0.8
+# Over this share of frames dropped or damaged, a capture waits noticeably longer for its
+# frames; the simulator's healthy stream drops under 1 %, a UVC camera on its own port none.
+DROPPED_WARN_SHARE = 0.05
+DAMAGED_WARN_SHARE = 0.05
+# The camera's rate may be reported as 29.97 for 30: lower by more than this is lower.
+FPS_TOLERANCE = 0.02
+# Exposure and focus judge a few frames a little apart, so a blink or a glance is not the verdict.
+SAMPLES = 3
+SAMPLE_SPACING_S = 0.1
+DAMAGE_FLAGS = frozenset({"undecodable", "truncated"})
+
+
+# --- reading the stream without taking it ------------------------------------------------------
+
+
+def _stream(slot: Any) -> tuple[Any, dict[str, Any] | None]:
+    """The slot's streaming driver, or (None, the not_available finding saying it is not streaming)."""
+    status, reason, _since = slot.current()
+    camera = slot.driver
+    if status in ("ready", "busy") and camera is not None and isinstance(camera, FrameStream):
+        return camera, None
+    return None, finding(
+        NOT_AVAILABLE,
+        {"status": status, "reason": reason},
+        Words(
+            f"Kamera iris tidak mengirim gambar ({reason}): pemeriksaan keberadaannya menjelaskan sebabnya.",
+            f"The iris camera is not streaming ({reason}): its presence check says why.",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What the reader thread said of one frame (no pixels: ninety of them are kept)."""
+
+    seq: int
+    monotonic: float
+    missed: int
+    flags: frozenset[str]
+
+
+async def _arrivals(camera: Any, window_s: float) -> tuple[list[Arrival], float | None]:
+    """Every frame the camera delivers for ``window_s``, and when the stream stalled (seconds
+    after the start; None when it did not): no frame first for FRAME_WAIT_S, or then for STALL_S."""
+    arrivals: list[Arrival] = []
+
+    def arrived(frame: Frame) -> None:
+        # On the camera's reader thread: note it and return (list.append is atomic).
+        arrivals.append(Arrival(frame.seq, frame.monotonic, frame.missed, frame.flags))
+
+    unsubscribe = camera.subscribe(arrived)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < window_s:
+            await asyncio.sleep(0.05)
+            now = time.monotonic()
+            if not arrivals:
+                if now - started > FRAME_WAIT_S:
+                    return arrivals, now - started
+            elif now - arrivals[-1].monotonic > STALL_S:
+                return arrivals, arrivals[-1].monotonic - started
+    finally:
+        unsubscribe()
+    return arrivals, None
+
+
+async def _frames(camera: Any, count: int, spacing_s: float, timeout_s: float) -> list[Frame]:
+    """The next ``count`` decoded frames at least ``spacing_s`` apart (fewer if they stop coming);
+    a fresh newest frame counts as the first."""
+    kept: list[Frame] = []
+    latest = camera.latest()
+    if latest is not None and latest.image is not None and time.monotonic() - latest.monotonic < 0.5:
+        kept.append(latest)
+
+    def arrived(frame: Frame) -> None:
+        if frame.image is not None and len(kept) < count:
+            if not kept or frame.monotonic - kept[-1].monotonic >= spacing_s:
+                kept.append(frame)
+
+    if len(kept) >= count:
+        return kept
+    unsubscribe = camera.subscribe(arrived)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(kept) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    finally:
+        unsubscribe()
+    return kept[:count]
+
+
+def _no_frame(slot: Any, waited_s: float) -> dict[str, Any]:
+    """No frame came: not_available if the camera meanwhile stopped streaming, else failed."""
+    _camera, not_streaming = _stream(slot)
+    if not_streaming is not None:
+        return not_streaming
+    return finding(
+        FAILED,
+        {"waited_s": waited_s},
+        Words(
+            f"Kamera iris tidak mengirim gambar dalam {waited_s:g} detik: periksa kabelnya, "
+            "cabut lalu colokkan lagi.",
+            f"The iris camera sent no frame within {waited_s:g} s: check its cable, unplug it "
+            "and plug it in again.",
+        ),
+    )
+
+
+# --- pure summaries ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamTally:
+    """A measurement window's frames: how many came, how fast, how many were lost or damaged."""
+
+    frames: int
+    dropped: int
+    damaged: int
+    span_s: float
+    measured_fps: float | None
+
+    @property
+    def dropped_share(self) -> float:
+        # The first frame's `missed` were lost before the window opened: not counted.
+        expected = max(self.frames - 1, 0) + self.dropped
+        return self.dropped / expected if expected else 0.0
+
+    @property
+    def damaged_share(self) -> float:
+        return self.damaged / self.frames if self.frames else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "dropped_share": round(self.dropped_share, 4),
+            "damaged": self.damaged,
+            "span_s": round(self.span_s, 3),
+            "measured_fps": None if self.measured_fps is None else round(self.measured_fps, 2),
+        }
+
+
+def tally(arrivals: list[Arrival]) -> StreamTally:
+    if not arrivals:
+        return StreamTally(0, 0, 0, 0.0, None)
+    span = arrivals[-1].monotonic - arrivals[0].monotonic
+    return StreamTally(
+        frames=len(arrivals),
+        dropped=sum(a.missed for a in arrivals[1:]),
+        damaged=sum(bool(a.flags & DAMAGE_FLAGS) for a in arrivals),
+        span_s=span,
+        measured_fps=(len(arrivals) - 1) / span if len(arrivals) > 1 and span > 0 else None,
+    )
+
+
+def _configured(kit: Any) -> tuple[int, int, float]:
+    config = kit.config
+    return int(config["iris.width"]), int(config["iris.height"]), float(config["iris.fps"])
+
+
+# --- the checks ---------------------------------------------------------------------------------
+
+
+def format_check(slot: Any) -> Check:
+    """The size and rate the camera gave (or the stream carries) against the configured ones."""
+
+    async def run(kit: Any) -> dict[str, Any]:
+        camera, not_streaming = _stream(slot)
+        if not_streaming is not None:
+            return not_streaming
+        detail = camera.live_detail()
+        frames = await _frames(camera, 1, 0.0, FRAME_WAIT_S)
+        if not frames:
+            return _no_frame(slot, FRAME_WAIT_S)
+        frame = frames[0]
+        assert frame.image is not None
+        frame_w, frame_h = int(frame.image.shape[1]), int(frame.image.shape[0])
+        want_w, want_h, want_fps = _configured(kit)
+        got_fps = float(detail.get("fps") or detail.get("nominal_fps") or want_fps)
+        values: dict[str, Any] = {
+            "source": detail.get("source"),
+            "format": detail.get("format"),
+            "width": detail.get("width", frame_w),
+            "height": detail.get("height", frame_h),
+            "fps": round(got_fps, 3),
+            "frame_width": frame_w,
+            "frame_height": frame_h,
+            "configured": {"width": want_w, "height": want_h, "fps": want_fps},
+        }
+        if "wrong_size" in frame.flags:
+            expected = f"{values['width']}x{values['height']}"
+            return finding(
+                FAILED,
+                values,
+                Words(
+                    f"Gambar kamera iris berukuran {frame_w}x{frame_h}, bukan {expected} yang diharapkan "
+                    "kit: samakan iris.width dan iris.height dengan kamera.",
+                    f"The iris camera's frames are {frame_w}x{frame_h}, not the {expected} the kit "
+                    "expects: set iris.width and iris.height to the camera's size.",
+                ),
+            )
+        if "width" not in detail:
+            return finding(OK, values)  # a replayed file: nothing was negotiated
+        got_w, got_h = int(detail["width"]), int(detail["height"])
+        if got_w < want_w or got_h < want_h or got_fps < want_fps * (1 - FPS_TOLERANCE):
+            return finding(
+                WARNING,
+                values,
+                Words(
+                    f"Kamera iris memberi {got_w}x{got_h} pada {got_fps:g} fps, di bawah yang diatur "
+                    f"({want_w}x{want_h} pada {want_fps:g} fps): colokkan langsung ke port USB kit tanpa "
+                    "hub; jika tetap, pilih mode yang dimiliki kamera.",
+                    f"The iris camera gave {got_w}x{got_h} at {got_fps:g} fps, below the configured "
+                    f"{want_w}x{want_h} at {want_fps:g} fps: plug it straight into the kit's USB port (no "
+                    "hub); if it stays, configure a mode the camera has.",
+                ),
+            )
+        return finding(OK, values)
+
+    return Check(f"{slot.id}.format", slot.id, run, quick=True, time_limit_s=FRAME_WAIT_S + 1.5)
+
+
+def frame_rate_check(slot: Any) -> Check:
+    """Frames delivered, dropped (gaps in their arrival at the nominal rate) and damaged."""
+
+    async def run(kit: Any) -> dict[str, Any]:
+        camera, not_streaming = _stream(slot)
+        if not_streaming is not None:
+            return not_streaming
+        nominal = float(camera.live_detail().get("nominal_fps") or _configured(kit)[2])
+        arrivals, stalled_at = await _arrivals(camera, RATE_WINDOW_S)
+        counted = tally(arrivals)
+        values = {
+            **counted.to_json(),
+            "window_s": RATE_WINDOW_S,
+            "nominal_fps": round(nominal, 3),
+            "configured_fps": _configured(kit)[2],
+        }
+        if not arrivals:
+            return _no_frame(slot, FRAME_WAIT_S)
+        if stalled_at is not None:
+            values["stalled_after_s"] = round(stalled_at, 2)
+            return finding(
+                FAILED,
+                values,
+                Words(
+                    f"Kamera iris berhenti mengirim gambar di tengah pemeriksaan ({stalled_at:.1f} detik "
+                    "setelah mulai): periksa kabel USB-nya, cabut lalu colokkan lagi, lalu ulangi.",
+                    f"The iris camera stopped sending frames in the middle of the check ({stalled_at:.1f} s "
+                    "in): check its USB cable, unplug it and plug it in again, then run the check again.",
+                ),
+            )
+        fps = counted.measured_fps or 0.0
+        if fps < RATE_LOW_SHARE * nominal or counted.dropped_share > DROPPED_WARN_SHARE:
+            return finding(
+                WARNING,
+                values,
+                Words(
+                    f"Kamera iris hanya mengirim {fps:.1f} dari {nominal:g} gambar per detik "
+                    f"({counted.dropped_share:.0%} hilang): periksa kabel USB-nya dan colokkan langsung ke "
+                    "kit tanpa hub; jika CPU panas, dinginkan kit.",
+                    f"The iris camera delivers only {fps:.1f} of {nominal:g} frames a second "
+                    f"({counted.dropped_share:.0%} dropped): check its USB cable and plug it straight into "
+                    "the kit (no hub); if the CPU is hot, let the kit cool.",
+                ),
+            )
+        if counted.damaged_share > DAMAGED_WARN_SHARE:
+            return finding(
+                WARNING,
+                values,
+                Words(
+                    f"{counted.damaged} dari {counted.frames} gambar kamera iris rusak: periksa kabel "
+                    "USB-nya, cabut lalu colokkan lagi.",
+                    f"{counted.damaged} of {counted.frames} frames from the iris camera arrived damaged: "
+                    "check its USB cable, unplug it and plug it in again.",
+                ),
+            )
+        return finding(OK, values)
+
+    return Check(
+        f"{slot.id}.frame_rate", slot.id, run, time_limit_s=RATE_WINDOW_S + FRAME_WAIT_S + STALL_S + 1.0
+    )
+
+
+EXPOSURE_WORDS = {
+    scene_stats.BLACK: (
+        FAILED,
+        Words(
+            "Gambar kamera iris hampir hitam: periksa lampu inframerah (iluminator) menyala dan buka "
+            "penutup lensa.",
+            "The iris camera's picture is nearly black: check that the infrared illuminator lights up "
+            "and uncover the lens.",
+        ),
+    ),
+    scene_stats.DARK: (
+        WARNING,
+        Words(
+            "Gambar kamera iris terlalu gelap: periksa lampu inframerah (iluminator) dan pastikan tidak "
+            "ada yang menutupi lensa.",
+            "The iris camera's picture is too dark: check the infrared illuminator and that nothing "
+            "covers the lens.",
+        ),
+    ),
+    scene_stats.BRIGHT: (
+        WARNING,
+        Words(
+            "Gambar kamera iris terlalu terang: jauhkan kamera dari sinar matahari langsung dan "
+            "lampu terang.",
+            "The iris camera's picture is overexposed: keep the camera out of direct sunlight and "
+            "bright lamps.",
+        ),
+    ),
+    scene_stats.SATURATED: (
+        FAILED,
+        Words(
+            "Gambar kamera iris hampir putih seluruhnya: jauhkan dari sinar matahari langsung; jika "
+            "tetap, laporkan kamera rusak.",
+            "The iris camera's picture is nearly all white: move it out of direct sunlight; if it stays, "
+            "report the camera as faulty.",
+        ),
+    ),
+}
+
+
+def _exposure(frame: Frame) -> scene_stats.Exposure:
+    assert frame.image is not None  # _frames keeps decoded frames only
+    return scene_stats.exposure(frame.image)
+
+
+async def _measured(frames: list[Frame], measure: Callable[[Frame], Any]) -> list[Any]:
+    # A few milliseconds a frame, but off the event loop: the API and the preview keep going.
+    return await asyncio.to_thread(lambda: [measure(f) for f in frames])
+
+
+def exposure_check(slot: Any) -> Check:
+    """The exposure histogram of the median of a few frames (by their mean)."""
+
+    async def run(kit: Any) -> dict[str, Any]:
+        camera, not_streaming = _stream(slot)
+        if not_streaming is not None:
+            return not_streaming
+        frames = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, FRAME_WAIT_S + SAMPLES * SAMPLE_SPACING_S)
+        if not frames:
+            return _no_frame(slot, FRAME_WAIT_S)
+        found = await _measured(frames, _exposure)
+        middle = sorted(found, key=lambda e: e.mean)[len(found) // 2]
+        verdict = scene_stats.exposure_verdict(middle)
+        values = {
+            **middle.to_json(),
+            "verdict": verdict,
+            "frames": len(found),
+            "means": [round(e.mean, 1) for e in found],
+        }
+        if verdict == scene_stats.NORMAL:
+            return finding(OK, values)
+        status, words = EXPOSURE_WORDS[verdict]
+        return finding(status, values, words)
+
+    return Check(f"{slot.id}.exposure", slot.id, run, time_limit_s=FRAME_WAIT_S + 2.0)
+
+
+def focus_check(slot: Any) -> Check:
+    """The scene's focus measure, the best of a few frames; judged only on a normal exposure,
+    and low only below what even a plain scene in focus gives (no eye in front is not a fault)."""
+
+    async def run(kit: Any) -> dict[str, Any]:
+        camera, not_streaming = _stream(slot)
+        if not_streaming is not None:
+            return not_streaming
+        frames = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, FRAME_WAIT_S + SAMPLES * SAMPLE_SPACING_S)
+        if not frames:
+            return _no_frame(slot, FRAME_WAIT_S)
+
+        def measure(frame: Frame) -> tuple[float, str]:
+            assert frame.image is not None
+            verdict = scene_stats.exposure_verdict(scene_stats.exposure(frame.image))
+            return scene_stats.focus(frame.image), verdict
+
+        found = await _measured(frames, measure)
+        judged = [value for value, verdict in found if verdict == scene_stats.NORMAL]
+        values: dict[str, Any] = {
+            "focus": round(max(v for v, _ in found), 1),
+            "focus_low": scene_stats.FOCUS_LOW,
+            "focus_width": scene_stats.FOCUS_WIDTH,
+            "frames": len(found),
+        }
+        if not judged:
+            return finding(
+                NOT_AVAILABLE,
+                values,
+                Words(
+                    "Ketajaman tidak dapat dinilai pada gambar yang terlalu gelap atau terang: lihat "
+                    "pemeriksaan eksposur.",
+                    "Focus cannot be judged on a picture too dark or too bright: see the exposure check.",
+                ),
+            )
+        values["focus"] = round(max(judged), 1)
+        if scene_stats.focus_is_low(max(judged)):
+            return finding(
+                WARNING,
+                values,
+                Words(
+                    "Gambar kamera iris sangat kabur: bersihkan lensanya dengan kain lembut (jika tidak ada "
+                    "apa pun di depan kamera, letakkan tangan di depannya lalu ulangi).",
+                    "The iris camera's picture is very blurred: clean its lens with a soft cloth (if nothing "
+                    "is in front of the camera, hold a hand in front of it and run the check again).",
+                ),
+            )
+        return finding(OK, values)
+
+    return Check(f"{slot.id}.focus", slot.id, run, time_limit_s=FRAME_WAIT_S + 2.0)
+
+
+def camera_checks(slot: Any) -> list[Check]:
+    """An iris camera's checks after its presence, cheapest first."""
+    return [format_check(slot), frame_rate_check(slot), exposure_check(slot), focus_check(slot)]
