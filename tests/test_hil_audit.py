@@ -149,6 +149,11 @@ def test_visits_are_audited_action_by_action_and_verify_with_the_note_key_alone(
     assert [e["seq"] for e in entries] == list(range(len(entries)))
     assert entries[: len(head)] == head  # what was there stays as it was
     done = entries[len(head) :]
+    # Each start ran the pre-visit check first (a quick diagnostics run, audited as the officer's).
+    prechecks = [i for i, e in enumerate(done) if e["action"] == "diagnostics_run"]
+    assert [done[i + 1]["action"] for i in prechecks] == ["visit_started", "visit_started"]
+    assert all(done[i]["details"]["quick"] and done[i]["actor"] == OFFICER for i in prechecks)
+    done = [e for e in done if e["action"] != "diagnostics_run"]
     visit_entries = [e for e in done if e["details"].get("visit") in (absent["id"], visit["id"])]
     assert visit_entries == done  # nothing else happened meanwhile
 

@@ -68,7 +68,8 @@ def visit_now(officer: DaemonClient, visit: dict[str, Any]) -> dict[str, Any]:
 
 
 def unchanged(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    strip = lambda v: {k: x for k, x in v.items() if k != "updated_at"}  # noqa: E731
+    # The start's answer also carries its pre-visit check, which the visit itself does not keep.
+    strip = lambda v: {k: x for k, x in v.items() if k not in ("updated_at", "precheck")}  # noqa: E731
     return strip(before) == strip(after)
 
 

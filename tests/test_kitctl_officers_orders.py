@@ -65,6 +65,11 @@ def test_first_supervisor_and_the_officer_commands(tmp_path: Path) -> None:
             "language": "id",  # the touch screen's, Bahasa Indonesia until the officer chooses
         }
     ]
+    # The kit's last active supervisor stays: nobody could import orders or unlock officers.
+    last = kitctl(config, "officers", "deactivate", SUPERVISOR_NIP)
+    assert last.returncode == 1 and "last active supervisor: add another supervisor first" in last.stderr
+    other = ["officers", "add", "--nip", "198002022010012002", "--name", "Dewi", "--role", "supervisor"]
+    assert kitctl(config, *other, "--pin-stdin", stdin="573920\n").returncode == 0
     assert kitctl(config, "officers", "deactivate", SUPERVISOR_NIP).returncode == 0
     assert "inactive" in kitctl(config, "officers", "list").stdout
     unknown = kitctl(config, "officers", "unlock", "199001012015011003")

@@ -13,7 +13,14 @@ from argon2 import PasswordHasher
 
 from hil.sample_orders import orders_csv, sample_order
 from kitd.store.database import MIGRATIONS, DatabaseError, open_database
-from kitd.store.officers import OfficerError, OfficerLocked, OfficerRoll, UnknownOfficer, WrongPin
+from kitd.store.officers import (
+    LastSupervisor,
+    OfficerError,
+    OfficerLocked,
+    OfficerRoll,
+    UnknownOfficer,
+    WrongPin,
+)
 from kitd.store.visits import (
     OrderNotPending,
     active_visits,
@@ -121,6 +128,18 @@ def test_wrong_pins_lock_until_unlocked(db: sqlite3.Connection) -> None:
     assert roll.check_pin(OFFICER_NIP, "135790").nip == OFFICER_NIP
     with pytest.raises(UnknownOfficer):
         roll.check_pin("199001012015011003", "135790")
+
+
+def test_the_last_active_supervisor_is_not_deactivated(db: sqlite3.Connection) -> None:
+    roll = OfficerRoll(db, hasher=FAST)
+    roll.add(OFFICER_NIP, "Siti", "supervisor", "135790")
+    with pytest.raises(LastSupervisor, match="last active supervisor"):
+        roll.deactivate(OFFICER_NIP)
+    assert roll.get(OFFICER_NIP).active
+    roll.add("198002022010012002", "Dewi", "supervisor", "246801")
+    assert not roll.deactivate(OFFICER_NIP).active
+    with pytest.raises(LastSupervisor):
+        roll.deactivate("198002022010012002")
 
 
 def test_deactivated_officers_are_kept_but_cannot_sign_in(db: sqlite3.Connection) -> None:

@@ -51,6 +51,11 @@ class OfficerInactive(OfficerError):
     pass
 
 
+class LastSupervisor(OfficerError):
+    """Deactivating this officer would leave the kit with no active supervisor: nobody could
+    then import orders, add officers or unlock one (409)."""
+
+
 @dataclass(frozen=True)
 class Officer:
     """An officer as the API shows them (never the PIN hash)."""
@@ -248,8 +253,15 @@ class OfficerRoll:
         return self.get(nip)
 
     def deactivate(self, nip: str, actor: str = SYSTEM) -> Officer:
-        self.get(nip)
+        officer = self.get(nip)
         with transaction(self.conn):
+            others = self.conn.execute(
+                "SELECT count(*) FROM officers WHERE role = 'supervisor' AND active = 1 AND nip != ?", (nip,)
+            ).fetchone()[0]
+            if officer.role == "supervisor" and officer.active and others == 0:
+                raise LastSupervisor(
+                    f"officer {nip} is the kit's last active supervisor: add another supervisor first"
+                )
             self.conn.execute("UPDATE officers SET active = 0 WHERE nip = ?", (nip,))
             append_entry(self.conn, actor, "officer_deactivated", {"nip": nip})
         return self.get(nip)
