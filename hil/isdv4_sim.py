@@ -42,11 +42,22 @@ Control channel: TCP on 127.0.0.1, one command per line, one reply line,
     fault no-query           `*` and `%` are never answered
     fault clear              disarm every fault
     signature SEED [STYLE [STROKES]]   what the next `1` plays (STROKES 0: the style's choice)
+    draw corners [INSET]     a technician's pen (hil.pen_strokes) for the guided pad test: a tap
+                             near each corner, top left, top right, bottom right, bottom left,
+                             INSET (default 0.03) of the pad's extent in from its edges
+    draw line [WOBBLE]       one stroke from near the top left to near the bottom right (10% in);
+                             WOBBLE (default 0) bends it sideways by that share of its length
+                             (0.05: a line no ruler drew, beyond the test's 3%)
+    draw path X,Y;X,Y;...    one pen-down stroke through those pad coordinates, in order
+                             Each `draw` plays at --rate at once while the pad samples (instead
+                             of what it was playing), else on the next `1` instead of a
+                             signature; `ok playing N packets` or `ok N packets for the next start`
     loop on|off              keep writing signatures while sampling
     status                   ok {JSON: plugged, link, pty, sampling, session, seed, style,
                              loop, faults, commands, sent counts, script_left (packets of the
-                             signature not yet played), written (the hand has finished: its
-                             whole signature played and every packet on the wire), unread
+                             signature or drawing not yet played), written (the hand has
+                             finished: its whole signature or drawing played and every packet
+                             on the wire), drawing (packets kept for the next `1`), unread
                              (bytes on the line the host has not read yet; null unplugged)}
     sent [PATH]              ok {JSON} of what went out since the last `1`: "pen" is
                              [[x, y, pressure, tip, proximity], ...] of every intact pen packet
@@ -86,6 +97,7 @@ from typing import Any
 import numpy as np
 
 from hil.control_channel import ControlChannel
+from hil.pen_strokes import corner_taps, diagonal, parse_points, stroke
 from hil.synthetic_signature import STYLES, synthetic_signature
 from kitd.drivers.isdv4 import (
     MAX_COORDINATE,
@@ -252,6 +264,8 @@ class PadSim:
         self.sampling = False
         self.session = 0
         self.script: list[PenPacket] = []
+        # A `draw` command's pen path waiting for the next `1` (None: a signature plays).
+        self.drawing: list[PenPacket] | None = None
         self.tick = 0
         self.next_at = 0.0
         self.pen_count = 0
@@ -359,7 +373,21 @@ class PadSim:
         self.session += 1
         self.record = SessionRecord(session=self.session)
         self.sampling = True
-        self._next_script(self.setup.lead_in_s if delay_s is None else delay_s)
+        delay = self.setup.lead_in_s if delay_s is None else delay_s
+        if self.drawing is not None:
+            self.script, self.drawing, self.tick = self.drawing, None, 0
+            self.next_at = time.monotonic() + delay
+        else:
+            self._next_script(delay)
+
+    def play(self, script: list[PenPacket]) -> bool:
+        """Play `script` now if sampling (True), else keep it for the next `1` (False)."""
+        if not self.sampling:
+            self.drawing = script
+            return False
+        self.script, self.tick = script, 0
+        self.next_at = time.monotonic()
+        return True
 
     def _next_script(self, delay_s: float) -> None:
         query = self.setup.query
@@ -465,6 +493,7 @@ class PadSim:
             "sent": self.record.as_json()["counts"],
             "script_left": max(0, len(self.script) - self.tick) if self.sampling else 0,
             "written": self.session > 0 and self.tick >= len(self.script) and not self.outbox,
+            "drawing": 0 if self.drawing is None else len(self.drawing),
             "unread": self.unread(),
         }
 
@@ -537,6 +566,33 @@ class ControlServer(ControlChannel):
 
         self.sim.call(choose)
         return "ok"
+
+    def _cmd_draw(self, args: list[str]) -> str:
+        usage = "usage: draw corners [INSET] | line [WOBBLE] | path X,Y;X,Y;..."
+        if not args or len(args) > 2:
+            raise ValueError(usage)
+        query, rate = self.sim.setup.query, self.sim.setup.rate_hz
+        if args[0] == "corners":
+            inset = float(args[1]) if len(args) == 2 else 0.03
+            if not 0 <= inset < 0.5:
+                raise ValueError(f"INSET {inset} must be from 0 to below 0.5")
+            script = corner_taps(query.max_x, query.max_y, inset, rate)
+        elif args[0] == "line":
+            wobble = float(args[1]) if len(args) == 2 else 0.0
+            if not 0 <= wobble < 0.5:
+                raise ValueError(f"WOBBLE {wobble} must be from 0 to below 0.5")
+            script = diagonal(query.max_x, query.max_y, wobble, rate_hz=rate)
+        elif args[0] == "path" and len(args) == 2:
+            points = parse_points(args[1])
+            beyond = [p for p in points if not (0 <= p[0] <= query.max_x and 0 <= p[1] <= query.max_y)]
+            if beyond:
+                raise ValueError(f"{beyond[0]} is beyond the pad (0..{query.max_x}, 0..{query.max_y})")
+            script = stroke(points, rate)
+        else:
+            raise ValueError(usage)
+        if self.sim.call(lambda: self.sim.play(script)):
+            return f"ok playing {len(script)} packets"
+        return f"ok {len(script)} packets for the next start"
 
     def _cmd_loop(self, args: list[str]) -> str:
         if args not in (["on"], ["off"]):

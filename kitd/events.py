@@ -29,11 +29,13 @@ EVENT_TYPES = (
     "pairing",
     "clock",
     "order_withdrawn",
+    "guided",
 )
 SUBSCRIBER_QUEUE = 10_000
 REPLAY_EVENTS = 1000  # kept for clients that reconnect; fewer than a subscriber's queue holds
 # Sent live and never kept for a replay: a signature's pen points are biometric, and a
-# caller reconnecting later (another officer's, after the session) must not get them.
+# caller reconnecting later (another officer's, after the session) must not get them. Any
+# other event published with `live_only` (a guided test's state carrying its pen's points) too.
 LIVE_ONLY = frozenset({"ink"})
 
 
@@ -83,12 +85,14 @@ class EventHub:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def publish(self, event_type: str, data: dict[str, Any]) -> Event:
+    def publish(self, event_type: str, data: dict[str, Any], live_only: bool = False) -> Event:
+        """Send `data` to every subscriber; kept for a replay unless its type is LIVE_ONLY or it
+        is `live_only` itself."""
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event_type!r}")
         event = Event(self._next_id, event_type, data)
         self._next_id += 1
-        if event_type not in LIVE_ONLY:
+        if event_type not in LIVE_ONLY and not live_only:
             self._recent.append(event)
         for queue in list(self._subscribers):
             try:

@@ -30,6 +30,7 @@ from kitd.services.audit import AuditLog, record_start
 from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
 from kitd.services.diagnostics import run_checks
+from kitd.services.guided_desk import GuidedDesk
 from kitd.services.iris_feed import IrisFeed
 from kitd.services.kit_checks import kit_checks
 from kitd.services.outbox import kit_outbox
@@ -136,6 +137,8 @@ class Kit:
                 health_interval_s=float(config["devices.health_interval_s"]),
             )
             self.panel = Panel(self, driver, PANEL_ID)
+        # A technician's guided tests of the panel and the pad (one at a time; not during a visit).
+        self.guided = GuidedDesk(self)
         for slot in self.slots.values():
             slot.on_status = self._device_changed
 
@@ -212,12 +215,16 @@ class Kit:
         checks without which no visit can succeed, ``findings``: every one not ok."""
         run = await self.run_diagnostics(True, actor)
         critical = {c.id for c in kit_checks(self) if c.visit_critical}
+        # A guided test holds the panel or the pad: no visit until it ends.
+        held = self.guided.holding()
         return {
             "run_id": run["run_id"],
-            "status": run["status"],
+            "status": run["status"] if held is None else "failed",
             "duration_s": run["duration_s"],
-            "critical": [f for f in run["checks"] if f["id"] in critical and f["status"] == "failed"],
-            "findings": [f for f in run["checks"] if f["status"] in ("warning", "failed")],
+            "critical": [f for f in run["checks"] if f["id"] in critical and f["status"] == "failed"]
+            + ([held] if held else []),
+            "findings": [f for f in run["checks"] if f["status"] in ("warning", "failed")]
+            + ([held] if held else []),
         }
 
     def record_start(self) -> None:
@@ -341,6 +348,7 @@ class Kit:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.guided.shutdown()
         await self.visits.shutdown()
         await self.sessions.shutdown()
         self.close_streams()

@@ -375,6 +375,100 @@ SCHEMAS: dict[str, Any] = {
             "unsigned": {"type": "string"},
         },
     },
+    # Guided tests (issue 31): a technician and the kit testing the panel or the pad step by step.
+    "GuidedTestRequest": {
+        "type": "object",
+        "description": "Which guided test to start: panel (each button, LED and the buzzer) or pad "
+        "(the signature pad's corners and a straight line); device names one of several pads",
+        "additionalProperties": False,
+        "required": ["test"],
+        "properties": {
+            "test": {"enum": ["panel", "pad"]},
+            "device": {"type": "string", "minLength": 1, "maxLength": 64},
+        },
+    },
+    "GuidedConfirm": {
+        "type": "object",
+        "description": "The technician's answer to the confirm step waiting: was the LED lit (alone), "
+        "the buzzer heard",
+        "additionalProperties": False,
+        "required": ["step", "seen"],
+        "properties": {
+            "step": {"type": "string", "minLength": 1, "maxLength": 64},
+            "seen": {"type": "boolean"},
+        },
+    },
+    "GuidedStep": {
+        "type": "object",
+        "description": "One step: press a button, confirm what was seen or heard, touch a spot of the "
+        "pad, draw on it. values: what it measured (a touch step's zone to touch and the point "
+        "touched; the line's linearity, length_mm, deviation_mm; a press step's other_presses)",
+        "required": ["id", "kind", "prompt", "status", "values"],
+        "properties": {
+            "id": {
+                "type": "string",
+                "description": "e.g. press_capture, led_ready, buzzer, corner_top_left, line",
+            },
+            "kind": {"enum": ["press", "confirm", "touch", "draw"]},
+            "prompt": {
+                "type": "object",
+                "description": "What to do, Bahasa Indonesia (id) and English (en)",
+                "required": ["id", "en"],
+                "properties": {"id": {"type": "string"}, "en": {"type": "string"}},
+            },
+            "status": {"enum": ["waiting", "done", "failed", "skipped"]},
+            "values": {"type": "object"},
+        },
+    },
+    "GuidedTest": {
+        "type": "object",
+        "description": "A guided test's state: its steps in order, the one waiting now (current), and "
+        "once it ended (every step done, a step failed, its time limit passed, cancelled) its finding, "
+        "stored as a diagnostics run of that one check (run_id)",
+        "required": ["guided_id", "test", "device", "state", "steps", "current", "finding"],
+        "properties": {
+            "guided_id": {"type": "string"},
+            "test": {"enum": ["panel", "pad"]},
+            "device": {"type": "string", "description": "The device's id"},
+            "state": {"enum": ["running", "passed", "failed", "timed_out", "cancelled"]},
+            "steps": {"type": "array", "items": _ref("GuidedStep")},
+            "current": {"type": ["string", "null"], "description": "The step waiting now; null once ended"},
+            "finding": {
+                "description": "null while running; then the check <device>.guided (panel.guided, "
+                "signature.guided) with what to do when not ok",
+                "oneOf": [_ref("DiagnosticFinding"), {"type": "null"}],
+            },
+            "run_id": {"type": ["string", "null"], "description": "The stored run of its finding"},
+            "started_at": {"type": "string"},
+            "time_limit_s": {"type": "number"},
+        },
+    },
+    "GuidedEvent": {
+        "description": "The guided test's state whenever it changes; while the pad test runs, ink "
+        "carries the pen's new points (such an event is sent live only, never replayed)",
+        "allOf": [_ref("GuidedTest")],
+        "properties": {
+            "ink": {
+                "type": "object",
+                "required": ["points", "max_x", "max_y", "max_pressure"],
+                "properties": {
+                    "points": {
+                        "type": "array",
+                        "description": "Each [x, y, pressure, tip] in the pad's units (tip 1 on the surface)",
+                        "items": {
+                            "type": "array",
+                            "items": {"type": "integer"},
+                            "minItems": 4,
+                            "maxItems": 4,
+                        },
+                    },
+                    "max_x": {"type": "integer"},
+                    "max_y": {"type": "integer"},
+                    "max_pressure": {"type": "integer"},
+                },
+            }
+        },
+    },
     "ClockRequest": {
         "type": "object",
         "required": ["laptop_time"],

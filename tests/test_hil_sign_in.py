@@ -63,7 +63,7 @@ def test_every_documented_path_is_refused_without_a_token(kitd) -> None:  # noqa
     # api.socket_group "kitd" does not exist on this machine: the socket is the daemon's user's alone.
     assert stat.S_IMODE(os.stat(kitd.socket_path).st_mode) == 0o600
     operations = documented_operations()
-    assert len(operations) == 54
+    assert len(operations) == 58
     for method, path in operations:
         status = status_of(kitd, method, path, {})
         if (method, path) in PUBLIC_ROUTES:
@@ -239,6 +239,12 @@ def test_supervisors_manage_officers_and_their_tokens_end(start_kitd) -> None:  
         "POST", "/api/v1/auth/signin", {"nip": new["nip"], "pin": "445566"}
     )
     assert again.status == 401 and "deactivated" in again.json()["message"]
+    # The kit's one supervisor cannot deactivate themself (nor another the last): nobody could
+    # then import orders, add officers or unlock a locked one.
+    own = simulation_officer("supervisor")["nip"]
+    last = supervisor.request("POST", f"/api/v1/officers/{own}/deactivate")
+    assert last.status == 409 and last.json()["error"] == "last_supervisor", last.body
+    assert supervisor.request("GET", "/api/v1/status").status == 200  # still signed in
 
 
 def test_orders_by_role(start_kitd) -> None:  # noqa: ANN001

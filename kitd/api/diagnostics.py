@@ -22,6 +22,7 @@ from kitd.api.sign_in import CALLER
 from kitd.errors import KitError
 from kitd.schemas import check
 from kitd.services.diagnostics_report import report_statement, signed_report
+from kitd.services.guided_desk import guided_check_ids
 from kitd.services.kit_checks import kit_checks
 from kitd.store.audit import append_entry
 from kitd.store.diagnostics import check_history, recent_runs, stored_run
@@ -57,7 +58,7 @@ async def get_history(request: web.Request) -> web.Response:
     if check_id is None:
         runs = await kit.in_database(recent_runs, kit.database, limit)
         return web.json_response({"runs": runs}, headers={"Cache-Control": "no-store"})
-    known = {c.id for c in kit_checks(kit)}
+    known = {c.id for c in kit_checks(kit)} | set(guided_check_ids(kit))
     if check_id not in known:
         listed = ", ".join(sorted(known))
         return error_response(

@@ -105,14 +105,16 @@ SESSION_PATHS: dict[str, Any] = {
     "/api/v1/events": {
         "get": {
             "summary": "Server-sent events: assessment, capture, end, device, visit, panel, ink, pairing, "
-            "order_withdrawn, clock",
+            "order_withdrawn, clock, guided",
             "description": "Each event has `id` (increasing from 1 in each run of the daemon), `event` "
             "(its type) and `data` (JSON): assessment -> AssessmentEvent, capture -> CaptureEvent, "
             "end -> EndEvent, device -> DeviceEvent, visit -> VisitEvent, panel -> PanelEvent, pairing "
             "-> PairingEvent, order_withdrawn -> OrderWithdrawnEvent, clock -> Clock (a laptop confirmed "
             "or corrected the kit's clock), ink -> "
             "InkEvent (a signature session's new pen points, about every 50 ms; sent live only, never "
-            "replayed: they are biometric). While "
+            "replayed: they are biometric), guided -> GuidedEvent (a guided test's state whenever it "
+            "changes; one carrying `ink`, the pad test's new pen points, is sent live only, never "
+            "replayed). While "
             "idle a comment line "
             "`: keepalive` comes "
             f"every {KEEPALIVE_S:g} s. A client reconnecting with `Last-Event-ID: N` first gets "
@@ -138,7 +140,9 @@ SESSION_PATHS: dict[str, Any] = {
 NIP = {"name": "nip", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _officer_action(summary: str, body: str | None = None) -> dict[str, Any]:
+def _officer_action(
+    summary: str, body: str | None = None, refusal: dict[str, Any] | None = None
+) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": [NIP],
@@ -151,6 +155,8 @@ def _officer_action(summary: str, body: str | None = None) -> dict[str, Any]:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
         operation["responses"]["400"] = error_answer("Malformed request (the field named)")
         operation["responses"]["415"] = UNSUPPORTED_MEDIA_TYPE
+    if refusal:
+        operation["responses"]["409"] = refusal
     return {"post": operation}
 
 
@@ -252,7 +258,9 @@ SIGN_IN_PATHS: dict[str, Any] = {
         "Give an officer a new PIN; unlocks and ends their tokens (supervisors)", "NewPin"
     ),
     "/api/v1/officers/{nip}/deactivate": _officer_action(
-        "Stop an officer signing in, ending their tokens; kept for the audit log (supervisors)"
+        "Stop an officer signing in, ending their tokens; kept for the audit log (supervisors). The "
+        "kit's last active supervisor is not deactivated (409 last_supervisor)",
+        refusal=error_answer("The kit's last active supervisor: add another first (last_supervisor)"),
     ),
 }
 
@@ -779,6 +787,78 @@ DIAGNOSTICS_PATHS: dict[str, Any] = {
     },
 }
 
+GUIDED_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+GUIDED_PATHS: dict[str, Any] = {
+    "/api/v1/diagnostics/guided": {
+        "post": {
+            "summary": "Start a guided test (technicians; the touch screen's technician page): panel "
+            "(each button pressed in turn, each LED lit alone and confirmed, the buzzer confirmed) or "
+            "pad (the signature pad's four corners touched, then a straight line drawn)",
+            "description": "The device is the test's until it ends: the panel's buttons go to the test, "
+            "not the visit, and the pad is held; a visit cannot start meanwhile (precheck_failed). Its "
+            "state comes as `guided` events on every change. It ends when every step is done, a step "
+            "fails, 120 s pass (timed_out) or it is cancelled; its finding (check <device>.guided) is "
+            "then stored as a diagnostics run of that one check, audited, in the history.",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("GuidedTestRequest")}},
+            },
+            "responses": {
+                "201": json_answer(ref("GuidedTest"), "Started: the first step waiting"),
+                "400": error_answer("Malformed request (the field named)"),
+                "404": error_answer("No such device of the test's kind (unknown_device)"),
+                "409": error_answer(
+                    "A guided test is running (guided_test_running), a visit is active (visit_active), "
+                    "the device is busy with a capture (device_busy), or the kit has none (no_device)"
+                ),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+                "503": error_answer("The device is not ready, the reason named (device_not_ready)"),
+            },
+        }
+    },
+    "/api/v1/diagnostics/guided/{id}": {
+        "get": {
+            "summary": "A guided test's state now (running, or one of the last 20 ended)",
+            "parameters": [GUIDED_ID],
+            "responses": {
+                "200": json_answer(ref("GuidedTest"), "The test (Cache-Control: no-store)"),
+                "404": error_answer("No such guided test (unknown_guided_test)"),
+            },
+        },
+        "delete": {
+            "summary": "Cancel the guided test: its device freed, the panel back to the visit; its "
+            "finding (warning, cancelled) stored",
+            "parameters": [GUIDED_ID],
+            "responses": {
+                "200": json_answer(ref("GuidedTest"), "Cancelled"),
+                "404": error_answer("No such guided test (unknown_guided_test)"),
+                "409": error_answer("It has already ended (not_running)"),
+            },
+        },
+    },
+    "/api/v1/diagnostics/guided/{id}/confirm": {
+        "post": {
+            "summary": "The technician's answer to the confirm step waiting (an LED lit alone, the buzzer "
+            "heard); seen false fails the step and ends the test with what to do",
+            "parameters": [GUIDED_ID],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("GuidedConfirm")}},
+            },
+            "responses": {
+                "200": json_answer(ref("GuidedTest"), "Taken: the next step waiting, or the test ended"),
+                "400": error_answer("Malformed request (the field named)"),
+                "404": error_answer("No such guided test (unknown_guided_test)"),
+                "409": error_answer(
+                    "The test has ended (not_running), or that step is not the confirm step waiting "
+                    "(wrong_step, naming the one that is)"
+                ),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+            },
+        }
+    },
+}
+
 
 SCREEN_PATHS: dict[str, Any] = {
     "/": {
@@ -835,6 +915,7 @@ def openapi_document() -> dict[str, Any]:
     document["paths"].update(OUTBOX_PATHS)
     document["paths"].update(AUDIT_PATHS)
     document["paths"].update(DIAGNOSTICS_PATHS)
+    document["paths"].update(GUIDED_PATHS)
     document["paths"].update(PAIRING_PATHS)
     document["paths"].update(SCREEN_PATHS)
     _with_sign_in(document["paths"])

@@ -32,6 +32,7 @@ from kitd.api.requests import KIT_KEY, checked_body, error_response
 from kitd.services.sign_in import open_credential
 from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.officers import (
+    LastSupervisor,
     OfficerError,
     OfficerInactive,
     OfficerLocked,
@@ -82,6 +83,11 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/diagnostics"): frozenset({"technician"}),
     ("GET", "/api/v1/diagnostics/history"): frozenset({"technician"}),
     ("POST", "/api/v1/diagnostics/report"): frozenset({"technician"}),
+    # Guided tests take the panel or the pad over and drive its LEDs and buzzer: technicians.
+    ("POST", "/api/v1/diagnostics/guided"): frozenset({"technician"}),
+    ("GET", "/api/v1/diagnostics/guided/{id}"): frozenset({"technician"}),
+    ("POST", "/api/v1/diagnostics/guided/{id}/confirm"): frozenset({"technician"}),
+    ("DELETE", "/api/v1/diagnostics/guided/{id}"): frozenset({"technician"}),
     # A pairing window lets a laptop in: supervisors, and technicians (kitctl on the socket).
     ("POST", "/api/v1/pairing"): frozenset({"supervisor", "technician"}),
     ("GET", "/api/v1/pairing"): frozenset({"supervisor", "technician"}),
@@ -318,6 +324,8 @@ def _actor(request: web.Request) -> str:
 def _officer_error(exc: OfficerError) -> web.Response:
     if isinstance(exc, UnknownOfficer):
         return error_response(404, "unknown_officer", str(exc))
+    if isinstance(exc, LastSupervisor):
+        return error_response(409, "last_supervisor", str(exc))
     return error_response(400, "bad_request", str(exc))
 
 

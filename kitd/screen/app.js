@@ -40,6 +40,7 @@ const S = {
   dialog: null, // {kind: 'except'|'outcome', ...}
   visitBusy: false,
   visitError: null,
+  diag: null, // the technician's page: its tab, the last run, the history, a guided test
 };
 
 // --- helpers ---------------------------------------------------------------------------
@@ -75,12 +76,12 @@ function apiText(code, message) {
   return has('error.' + code) ? t('error.' + code) : t('error.other', { code });
 }
 
-async function api(path, { method = 'GET', body, signin = false } = {}) {
+async function api(path, { method = 'GET', body, signin = false, timeout = 15000 } = {}) {
   const init = {
     method,
     headers: { Accept: 'application/json' },
     cache: 'no-store',
-    signal: AbortSignal.timeout(15000),
+    signal: AbortSignal.timeout(timeout),
   };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
@@ -182,6 +183,8 @@ async function signedIn(officer) {
   // Back to the visit left open (an auto-lock, a restart of the daemon): the work goes on
   // where it was, with what must be taken again marked.
   if (S.summary?.visit) return openVisit(S.summary.visit.id);
+  // A technician comes to the kit to look at it: their page first (the orders are one tap away).
+  if (isTechnician()) return openTech();
   await openOrders();
 }
 
@@ -195,6 +198,7 @@ function locked(msg, keepNip = true) {
   S.summary = null;
   S.visit = null;
   stopLive();
+  S.diag = null;
   S.order = null;
   S.signin = { nip, pin: '', field: nip ? 'pin' : 'nip', msg, busy: false };
   show('signin');
@@ -219,6 +223,7 @@ function openEvents() {
       S.events.addEventListener(type, (e) => onLiveEvent(type, e));
     S.events.addEventListener('panel', onPanelEvent);
     S.events.addEventListener('order_withdrawn', onOrderWithdrawn);
+    S.events.addEventListener('guided', onGuidedEvent);
   } catch {
     S.events = null;
   }
@@ -280,6 +285,8 @@ async function setLang(lang) {
 }
 
 async function signOut() {
+  // A guided test is not left holding the panel or the pad for whoever comes next.
+  if (S.diag?.guided?.state === 'running') await cancelGuided();
   unwatch();
   S.gen += 1; // the 401s of requests under way are not an auto-lock
   await api('/auth/signout', { method: 'POST', signin: true });
@@ -327,6 +334,7 @@ function updateDynamic() {
   if (S.screen === 'order') part('dyn', [s.visit, s.visit_start, S.start, reasons], startPanel);
   if (S.screen === 'orders') part('dyn', [s.visit?.id, S.orders.length, S.start], activeBanner);
   if (S.screen === 'visit') part('vdev', [s.devices, S.visit?.current, S.live.failed], deviceTrouble);
+  if (S.screen === 'tech') part('tech-body', techKey(), techBody);
 }
 
 function renderBar() {
@@ -595,6 +603,13 @@ function ordersScreen() {
         n === 1 ? t('orders.count_one') : t('orders.count', { n }),
       ),
     ),
+    isTechnician() &&
+      el(
+        'button',
+        { type: 'button', class: 'quiet', 'data-testid': 'tech-open', onclick: () => openTech() },
+        icon('⚙'),
+        t('tech.open'),
+      ),
     el(
       'button',
       { type: 'button', class: 'quiet', 'data-testid': 'orders-reload', onclick: openOrders },
@@ -1939,7 +1954,792 @@ function endedView(v) {
   );
 }
 
-const SCREENS = { signin: signinScreen, orders: ordersScreen, order: orderScreen, visit: visitScreen };
+// --- the technician's page: the checks, their history, the guided tests ----------------------
+
+// Worst first: what to fix comes before what is fine. Each status has a symbol, not only a colour.
+const DIAG_ORDER = ['failed', 'warning', 'not_available', 'ok'];
+const DIAG_MARK = { failed: '✕', warning: '⚠', not_available: '–', ok: '✓' };
+const TECH_TABS = ['checks', 'history', 'guided'];
+const HISTORY_LIMIT = 20;
+const DIAG_TIMEOUT_MS = 120000; // a full run is ~6 s; every check has its own limit of at most 10 s
+const GUIDED_MARK = { waiting: '○', done: '✓', failed: '✕', skipped: '–' };
+const GUIDED_TESTS = ['panel', 'pad'];
+
+const isTechnician = () => S.officer?.role === 'technician';
+
+function openTech(tab) {
+  S.diag ||= {
+    tab: 'checks',
+    run: null, // the run shown: the last one run here, or one opened from the history
+    busy: null, // {quick, since} while a run is under way
+    error: null,
+    runs: null, // the history's last runs, newest first
+    runsError: null,
+    trend: null, // {check, findings (oldest first), error}
+    guided: null, // the guided test's state, as the daemon has it
+    gBusy: false,
+    gError: null,
+    ink: [], // the pad test's pen points, [x, y, pressure, tip] in the pad's units
+    pad: null, // the pad's extent, as its points came
+    drawn: 0, // how many of the points are on the canvas
+  };
+  if (tab) S.diag.tab = tab;
+  show('tech');
+  if (S.diag.tab === 'history' && !S.diag.trend) loadRuns();
+}
+
+function techTab(tab) {
+  S.diag.tab = tab;
+  if (tab === 'history') S.diag.trend = null;
+  openTech();
+}
+
+// Said to a screen reader (the visible page shows it its own way).
+function techSay(text) {
+  const live = document.getElementById('tech-live');
+  if (live) live.textContent = text;
+}
+
+function techScreen() {
+  const D = S.diag;
+  const tabs = el(
+    'div',
+    { class: 'tabs', role: 'tablist', 'aria-label': t('tech.sections') },
+    TECH_TABS.map((tab) =>
+      el(
+        'button',
+        {
+          type: 'button',
+          role: 'tab',
+          id: 'tab-' + tab,
+          'data-tab': tab,
+          'aria-selected': String(D.tab === tab),
+          'aria-controls': 'tech-body',
+          onclick: () => techTab(tab),
+        },
+        t('tech.tab.' + tab),
+      ),
+    ),
+  );
+  return el(
+    'main',
+    { class: 'tech' },
+    el(
+      'div',
+      { class: 'head' },
+      el('h1', { class: 'sr' }, t('tech.title')),
+      tabs,
+      el('button', { type: 'button', class: 'quiet', 'data-testid': 'tech-orders', onclick: leaveTech }, t('tech.orders')),
+    ),
+    el('p', { id: 'tech-live', class: 'sr', role: 'status', 'aria-live': 'polite', 'data-testid': 'tech-live' }),
+    el('div', { id: 'tech-body', class: 'tbody', role: 'tabpanel', 'aria-labelledby': 'tab-' + D.tab }),
+  );
+}
+
+async function leaveTech() {
+  const g = S.diag?.guided;
+  if (g?.state === 'running') await cancelGuided();
+  openOrders();
+}
+
+// What the page's body is made of: it is rebuilt only when one of these changes.
+function techKey() {
+  const D = S.diag;
+  const g = D.guided && guidedShape(D.guided);
+  const trend = D.trend && [D.trend.check, D.trend.findings?.map((f) => f.run_id), D.trend.error];
+  return [D.tab, D.run?.run_id, !!D.busy, D.error, D.runs?.map((r) => r.run_id), D.runsError, trend, g, D.gBusy, D.gError];
+}
+
+function techBody() {
+  const body = document.getElementById('tech-body');
+  body.setAttribute('aria-busy', String(!!S.diag.busy));
+  const view = { checks: checksView, history: historyView, guided: guidedView }[S.diag.tab]();
+  if (S.diag.tab === 'guided') queueMicrotask(drawPad);
+  return view;
+}
+
+// --- the checks
+
+function numText(n) {
+  const a = Math.abs(n);
+  const opts =
+    a > 0 && a < 1
+      ? { maximumSignificantDigits: 2 } // a linearity of 0.0012 is not 0
+      : { maximumFractionDigits: a >= 100 || Number.isInteger(n) ? 0 : a >= 10 ? 1 : 2 };
+  return new Intl.NumberFormat(LOCALES[S.lang], opts).format(n);
+}
+
+// A value as short as it can be read: numbers in the page's language, bytes in MB/GB.
+function valueText(v, key = '') {
+  if (v == null) return '–';
+  if (typeof v === 'boolean') return t(v ? 'diag.yes' : 'diag.no');
+  if (typeof v === 'number') return /bytes$/.test(key) && v >= 1e6 ? bytesText(v) : numText(v);
+  if (typeof v === 'string') {
+    if (ISO_TIME.test(v) && !Number.isNaN(Date.parse(v))) return whenText(v);
+    return v.length > 40 ? v.slice(0, 39) + '…' : v;
+  }
+  if (Array.isArray(v))
+    return v.length <= 4 && v.every((x) => x == null || typeof x !== 'object')
+      ? v.map((x) => valueText(x)).join(', ') || '–'
+      : `[${v.length}]`;
+  const entries = Object.entries(v);
+  const shown = entries.slice(0, 3).map(([k, x]) => `${k} ${x && typeof x === 'object' ? '…' : valueText(x, k)}`);
+  return `{${shown.join(', ')}${entries.length > 3 ? ', …' : ''}}`;
+}
+
+function valuesText(values) {
+  const entries = Object.entries(values || {});
+  const shown = entries.slice(0, 8).map(([k, v]) => `${k} ${valueText(v, k)}`);
+  if (entries.length > 8) shown.push(t('diag.more', { n: entries.length - 8 }));
+  return shown.join(' · ');
+}
+
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d/;
+const HMS = { ...HM, second: '2-digit' };
+
+// A run's time in the kit's zone, to the second (runs come minutes apart); its day when not today.
+function whenText(iso) {
+  const hms = fmt(iso, HMS);
+  return ymd(iso) === today() ? hms : `${dayText(ymd(iso), { day: 'numeric', month: 'short' })} ${hms}`;
+}
+
+function statusText(status) {
+  return has('diag.status.' + status) ? t('diag.status.' + status) : status;
+}
+
+// Quick, full, or a guided test's finding (stored as a run of its one check).
+const runKind = (run) => t(run.guided_id ? 'diag.kind_guided' : run.quick ? 'diag.kind_quick' : 'diag.kind_full');
+
+function countsView(counts = {}) {
+  const n = (st) => counts[st] ?? 0;
+  return el(
+    'span',
+    { class: 'counts num', 'data-testid': 'diag-counts' },
+    el('span', { 'aria-hidden': 'true' }, DIAG_ORDER.map((st) => `${DIAG_MARK[st]}${n(st)}`).join(' ')),
+    el(
+      'span',
+      { class: 'sr' },
+      t('diag.counts', { failed: n('failed'), warning: n('warning'), not_available: n('not_available'), ok: n('ok') }),
+    ),
+  );
+}
+
+function checksView() {
+  const D = S.diag;
+  const run = (quick) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        class: 'act ' + (quick ? 'primary' : 'go'),
+        'data-testid': quick ? 'diag-run-quick' : 'diag-run-full',
+        disabled: !!D.busy,
+        onclick: () => runChecks(quick),
+      },
+      t(quick ? 'diag.run_quick' : 'diag.run_full'),
+    );
+  const out = [el('div', { class: 'actions' }, run(true), run(false))];
+  if (D.busy) {
+    const s = Math.floor((Date.now() - D.busy.since) / 1000);
+    out.push(
+      el(
+        'div',
+        { class: 'dbusy', 'data-testid': 'diag-busy', 'data-quick': String(D.busy.quick) },
+        el('span', { class: 'spinner', 'aria-hidden': 'true' }),
+        el('span', { class: 'dbusy-text' }, t(D.busy.quick ? 'diag.running_quick' : 'diag.running_full')),
+        el('span', { id: 'diag-elapsed', class: 'num' }, t('diag.elapsed', { s })),
+      ),
+    );
+    return out;
+  }
+  if (D.error) out.push(el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'diag-error' }, D.error));
+  if (!D.run) {
+    out.push(el('p', { class: 'empty', 'data-testid': 'diag-none' }, t('diag.none')));
+    return out;
+  }
+  out.push(runSummary(D.run), findingsView(D.run));
+  return out;
+}
+
+function runSummary(run) {
+  return el(
+    'p',
+    {
+      class: 'dsum d-' + run.status,
+      'data-testid': 'diag-summary',
+      'data-status': run.status,
+      'data-run-id': run.run_id,
+      'data-quick': String(!!run.quick),
+    },
+    el('b', {}, icon(DIAG_MARK[run.status] || '?'), statusText(run.status)),
+    ` · ${runKind(run)} · ${whenText(run.started_at)} · `,
+    t('diag.seconds', { s: numText(run.duration_s ?? 0) }),
+    ' · ',
+    countsView(run.counts),
+    run.stored === false && el('span', { class: 'dwarn', 'data-testid': 'diag-not-stored' }, ` · ${t('diag.not_stored')}`),
+  );
+}
+
+// The findings, failed first, then warnings, not available and ok; each group in the daemon's order.
+function findingsView(run) {
+  const groups = DIAG_ORDER.map((st) => [st, (run.checks || []).filter((c) => c.status === st)]);
+  return el(
+    'div',
+    { class: 'scroll', tabindex: '0', 'aria-label': t('diag.findings'), 'data-testid': 'diag-checks' },
+    groups
+      .filter(([, checks]) => checks.length)
+      .map(([st, checks]) =>
+        el(
+          'section',
+          { class: 'dgroup', 'data-group': st, 'aria-labelledby': 'dg-' + st },
+          el('h2', { id: 'dg-' + st }, icon(DIAG_MARK[st]), `${statusText(st)} (${checks.length})`),
+          el('ul', { class: 'dlist' }, checks.map(checkRow)),
+        ),
+      ),
+  );
+}
+
+function checkRow(c) {
+  const msg = c.message && (c.message[S.lang] ?? c.message.id);
+  const values = valuesText(c.values);
+  return el(
+    'li',
+    { class: 'dcheck d-' + c.status, 'data-check': c.id, 'data-status': c.status },
+    el(
+      'div',
+      { class: 'dline' },
+      el('span', { class: 'sym', 'aria-hidden': 'true' }, DIAG_MARK[c.status] || '?'),
+      el('span', { class: 'dname' }, c.id, el('span', { class: 'sr' }, `: ${statusText(c.status)}`)),
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'dtrend',
+          'data-action': 'trend',
+          'aria-label': t('diag.trend_of', { check: c.id }),
+          onclick: () => openTrend(c.id),
+        },
+        t('diag.trend'),
+      ),
+    ),
+    msg && el('p', { class: 'dmsg', 'data-testid': 'diag-message' }, msg),
+    values && el('p', { class: 'dvals', 'data-testid': 'diag-values' }, values),
+  );
+}
+
+async function runChecks(quick) {
+  const D = S.diag;
+  if (D.busy) return;
+  D.busy = { quick, since: Date.now() };
+  D.error = null;
+  updateDynamic();
+  techSay(t(quick ? 'diag.running_quick' : 'diag.running_full'));
+  const tick = setInterval(() => {
+    const shown = document.getElementById('diag-elapsed');
+    if (shown && D.busy) shown.textContent = t('diag.elapsed', { s: Math.floor((Date.now() - D.busy.since) / 1000) });
+  }, 500);
+  const r = await api('/diagnostics' + (quick ? '?quick=1' : ''), { timeout: DIAG_TIMEOUT_MS });
+  clearInterval(tick);
+  if (S.diag !== D) return; // signed out meanwhile
+  D.busy = null;
+  if (r.ok) {
+    D.run = r.data;
+    D.runs = null; // the history has one more
+    techSay(t('diag.done', { status: statusText(r.data.status) }));
+  } else {
+    D.error = apiText(r.data.error, null);
+    techSay(D.error);
+  }
+  updateDynamic();
+}
+
+// --- the history: the last runs, one check's trend
+
+async function loadRuns() {
+  const D = S.diag;
+  const r = await api(`/diagnostics/history?limit=${HISTORY_LIMIT}`);
+  if (S.diag !== D) return;
+  D.runs = r.ok ? r.data.runs || [] : D.runs;
+  D.runsError = r.ok ? null : apiText(r.data.error, null);
+  updateDynamic();
+}
+
+function openRun(run) {
+  Object.assign(S.diag, { run, error: null, tab: 'checks' });
+  openTech();
+}
+
+async function openTrend(check) {
+  const D = S.diag;
+  D.tab = 'history';
+  D.trend = { check, findings: null, error: null };
+  openTech();
+  const r = await api(`/diagnostics/history?limit=${HISTORY_LIMIT}&check=${encodeURIComponent(check)}`);
+  if (S.diag !== D || D.trend?.check !== check) return;
+  D.trend = { check, findings: r.ok ? r.data.findings || [] : null, error: r.ok ? null : apiText(r.data.error, null) };
+  updateDynamic();
+}
+
+function closeTrend() {
+  S.diag.trend = null;
+  if (!S.diag.runs) loadRuns();
+  updateDynamic();
+}
+
+function historyView() {
+  const D = S.diag;
+  if (D.trend) return trendView(D.trend);
+  if (D.runsError) return el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'hist-error' }, D.runsError);
+  if (!D.runs) return el('p', { class: 'empty' }, t('hist.loading'));
+  if (!D.runs.length) return el('p', { class: 'empty', 'data-testid': 'hist-empty' }, t('hist.empty'));
+  return [
+    el('h2', { class: 'thead' }, t('hist.title', { n: D.runs.length })),
+    el(
+      'ul',
+      { class: 'scroll hlist', tabindex: '0', 'aria-label': t('hist.title', { n: D.runs.length }), 'data-testid': 'diag-runs' },
+      D.runs.map((run) =>
+        el(
+          'li',
+          { 'data-run-id': run.run_id, 'data-status': run.status },
+          el(
+            'button',
+            { type: 'button', class: 'hrun d-' + run.status, 'data-action': 'open-run', onclick: () => openRun(run) },
+            el('span', { class: 'sym', 'aria-hidden': 'true' }, DIAG_MARK[run.status] || '?'),
+            el('span', { class: 'htime num' }, whenText(run.started_at)),
+            el('span', { class: 'hkind' }, runKind(run)),
+            el('span', { class: 'hstat' }, statusText(run.status)),
+            countsView(run.counts),
+          ),
+        ),
+      ),
+    ),
+  ];
+}
+
+// The values that are numbers in the check's findings (the ones a trend can draw).
+function numericKeys(findings) {
+  const seen = new Map();
+  for (const f of findings)
+    for (const [k, v] of Object.entries(f.values || {}))
+      if (typeof v === 'number' && Number.isFinite(v)) seen.set(k, (seen.get(k) || 0) + 1);
+  return [...seen.keys()];
+}
+
+// One value over the runs, oldest left: a small line, its last value in words beside it.
+function sparkline(key, series) {
+  const W = 120;
+  const H = 30;
+  const nums = series.map((v) => (typeof v === 'number' && Number.isFinite(v) ? v : null));
+  const known = nums.filter((v) => v != null);
+  const [min, max, last] = [Math.min(...known), Math.max(...known), known[known.length - 1]];
+  const span = max - min || 1;
+  const step = nums.length > 1 ? W / (nums.length - 1) : 0;
+  const xy = (v, i) => [i * step, H - 4 - ((v - min) / span) * (H - 8)];
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  const attrs = (node, a) => Object.entries(a).forEach(([k, v]) => node.setAttribute(k, String(v)));
+  attrs(svg, {
+    viewBox: `-4 0 ${W + 8} ${H}`,
+    width: W + 8,
+    height: H,
+    role: 'img',
+    'aria-label': t('trend.spark', {
+      key,
+      min: valueText(min, key),
+      max: valueText(max, key),
+      last: valueText(last, key),
+    }),
+  });
+  const line = document.createElementNS(NS, 'polyline');
+  const points = nums.map((v, i) => (v == null ? null : xy(v, i).map((n) => n.toFixed(1)).join(','))).filter(Boolean);
+  attrs(line, { points: points.join(' '), fill: 'none', stroke: '#0b4f91', 'stroke-width': 2 });
+  const dot = document.createElementNS(NS, 'circle');
+  const [cx, cy] = xy(last, nums.lastIndexOf(last));
+  attrs(dot, { cx, cy, r: 3.5, fill: '#111' });
+  svg.append(line, dot);
+  return el(
+    'figure',
+    { class: 'spark', 'data-key': key },
+    svg,
+    el('figcaption', { 'aria-hidden': 'true' }, `${key} ${valueText(last, key)}`),
+  );
+}
+
+function trendView(T) {
+  const head = el(
+    'div',
+    { class: 'head' },
+    el('button', { type: 'button', 'data-testid': 'trend-back', onclick: closeTrend }, icon('←'), t('trend.back')),
+    el('h2', { class: 'thead', 'data-testid': 'trend-title' }, t('trend.title', { check: T.check })),
+  );
+  if (T.error) return [head, el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'trend-error' }, T.error)];
+  if (!T.findings) return [head, el('p', { class: 'empty' }, t('hist.loading'))];
+  if (!T.findings.length) return [head, el('p', { class: 'empty', 'data-testid': 'trend-empty' }, t('trend.empty'))];
+  const f = T.findings; // oldest first
+  const strip = el(
+    'ol',
+    { class: 'tstrip', 'aria-label': t('trend.statuses'), 'data-testid': 'trend-strip' },
+    f.map((x) =>
+      el(
+        'li',
+        { class: 'd-' + x.status, 'data-status': x.status },
+        el('span', { 'aria-hidden': 'true' }, DIAG_MARK[x.status] || '?'),
+        el('span', { class: 'sr' }, `${whenText(x.started_at)}: ${statusText(x.status)}`),
+      ),
+    ),
+  );
+  const sparks = numericKeys(f)
+    .slice(0, 3)
+    .map((k) => sparkline(k, f.map((x) => x.values?.[k])));
+  const list = el(
+    'ol',
+    { class: 'scroll tlist', tabindex: '0', 'aria-label': t('trend.list'), 'data-testid': 'trend-list' },
+    [...f].reverse().map((x) =>
+      el(
+        'li',
+        { class: 'd-' + x.status, 'data-run-id': x.run_id, 'data-status': x.status },
+        el('span', { class: 'sym', 'aria-hidden': 'true' }, DIAG_MARK[x.status] || '?'),
+        el('span', { class: 'htime num' }, whenText(x.started_at)),
+        el('span', { class: 'hstat' }, statusText(x.status)),
+        el('span', { class: 'dvals' }, valuesText(x.values)),
+      ),
+    ),
+  );
+  return [
+    head,
+    el('div', { class: 'trow', 'data-testid': 'trend-chart' }, el('span', { class: 'sub' }, t('trend.old_new')), strip, sparks),
+    el('p', { class: 'sub tnote' }, t('trend.newest_first')),
+    list,
+  ];
+}
+
+// --- the guided tests: the screen asks, the technician acts, the kit watches
+
+// The daemon's own words for a step, in the page's language.
+const words = (w) => (w ? (w[S.lang] ?? w.id ?? '') : '');
+
+// Whatever of a guided test's state the page is built from: not the pen's new points (an
+// event's `ink`), which are drawn on the canvas as they come, without a rebuild.
+function guidedShape(g) {
+  const steps = (g.steps || []).map((s) => [s.id, s.kind, s.status, s.prompt, s.values]);
+  return [g.guided_id, g.test, g.state, g.current, steps, g.finding];
+}
+
+// How far a test has come: a late answer or event never takes the page back.
+function guidedProgress(g) {
+  return (g.steps || []).filter((s) => s.status !== 'waiting').length + (g.state === 'running' ? 0 : 1000);
+}
+
+// The test's state from an answer or a `guided` event (which may carry the pen's new points).
+function setGuided(g, fresh = false) {
+  const D = S.diag;
+  const before = D.guided;
+  if (!fresh && (!before || before.guided_id !== g.guided_id)) return;
+  if (g.ink) takeInk(g.ink);
+  if (!fresh && guidedProgress(g) < guidedProgress(before)) return;
+  const { ink, ...state } = g;
+  D.guided = state;
+  const cur = g.state === 'running' && (g.steps || []).find((s) => s.id === g.current);
+  if (fresh || g.current !== before?.current || g.state !== before?.state)
+    techSay(cur ? words(cur.prompt) : t('guided.state.' + g.state));
+  updateDynamic();
+  drawPad();
+}
+
+async function startGuided(test) {
+  const D = S.diag;
+  if (D.gBusy) return;
+  Object.assign(D, { gBusy: true, gError: null, ink: [], pad: null, drawn: 0 });
+  updateDynamic();
+  const r = await api('/diagnostics/guided', { method: 'POST', body: { test } });
+  if (S.diag !== D) return;
+  D.gBusy = false;
+  if (r.ok) setGuided(r.data, true);
+  else D.gError = apiText(r.data.error, null);
+  updateDynamic();
+}
+
+async function guidedAct(path, init) {
+  const D = S.diag;
+  const g = D.guided;
+  if (!g || D.gBusy) return;
+  D.gBusy = true;
+  D.gError = null;
+  updateDynamic();
+  const r = await api(`/diagnostics/guided/${encodeURIComponent(g.guided_id)}${path}`, init);
+  if (S.diag !== D) return;
+  D.gBusy = false;
+  if (r.ok) setGuided(r.data);
+  else D.gError = apiText(r.data.error, null);
+  updateDynamic();
+}
+
+const confirmStep = (seen) =>
+  guidedAct('/confirm', { method: 'POST', body: { step: S.diag.guided.current, seen } });
+const cancelGuided = () => guidedAct('', { method: 'DELETE' });
+
+function onGuidedEvent(e) {
+  let d;
+  try {
+    d = JSON.parse(e.data);
+  } catch {
+    return;
+  }
+  if (S.diag?.guided) setGuided(d);
+}
+
+function guidedView() {
+  const D = S.diag;
+  const g = D.guided;
+  const error = D.gError && el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'guided-error' }, D.gError);
+  if (!g)
+    return [
+      el('p', { class: 'gintro' }, t('guided.intro')),
+      el(
+        'div',
+        { class: 'gstart' },
+        GUIDED_TESTS.map((test) =>
+          el(
+            'button',
+            {
+              type: 'button',
+              class: 'big primary',
+              'data-testid': 'guided-start-' + test,
+              disabled: D.gBusy,
+              onclick: () => startGuided(test),
+            },
+            t('guided.test.' + test),
+          ),
+        ),
+      ),
+      error,
+    ];
+  const running = g.state === 'running';
+  const cur = running ? (g.steps || []).find((s) => s.id === g.current) : null;
+  const steps = el(
+    'ol',
+    { class: 'gsteps', tabindex: '0', 'aria-label': t('guided.steps'), 'data-testid': 'guided-steps' },
+    (g.steps || []).map((s) => {
+      const now = cur?.id === s.id;
+      return el(
+        'li',
+        {
+          class: 'g-' + s.status + (now ? ' cur' : ''),
+          'data-step': s.id,
+          'data-kind': s.kind,
+          'data-status': s.status,
+          'aria-current': now ? 'step' : null,
+        },
+        el('span', { class: 'sym', 'aria-hidden': 'true' }, now ? '◉' : GUIDED_MARK[s.status] || '?'),
+        el('span', { class: 'gname' }, words(s.prompt)),
+        el('span', { class: 'sr' }, `: ${t('guided.step.' + (has('guided.step.' + s.status) ? s.status : 'waiting'))}`),
+      );
+    }),
+  );
+  const main = el('div', { class: 'gmain' }, el('h2', { class: 'thead' }, t('guided.test.' + g.test)));
+  if (cur) {
+    main.append(
+      el(
+        'p',
+        { class: 'gprompt', 'data-testid': 'guided-prompt', 'data-step': cur.id, 'data-kind': cur.kind },
+        words(cur.prompt),
+      ),
+    );
+    // What the step has seen so far (a wrong button, a near miss), the target's zone aside.
+    const { zone, limit, min_length_mm, ...seen } = cur.values || {};
+    const said = valuesText(seen);
+    if (said) main.append(el('p', { class: 'dvals', 'data-testid': 'guided-seen' }, said));
+    if (cur.kind === 'confirm') {
+      const heard = /buzz|beep|sound|tone/i.test(cur.id);
+      main.append(
+        el(
+          'div',
+          { class: 'gyesno', role: 'group', 'aria-label': words(cur.prompt) },
+          el(
+            'button',
+            { type: 'button', class: 'go', 'data-testid': 'guided-yes', disabled: D.gBusy, onclick: () => confirmStep(true) },
+            icon('✓'),
+            t(heard ? 'guided.yes_heard' : 'guided.yes_lit'),
+          ),
+          el(
+            'button',
+            { type: 'button', class: 'warnb', 'data-testid': 'guided-no', disabled: D.gBusy, onclick: () => confirmStep(false) },
+            icon('✕'),
+            t('guided.no'),
+          ),
+        ),
+      );
+    }
+  } else if (!running) {
+    const tone = g.state === 'passed' ? 'ok' : g.state === 'cancelled' ? 'info' : 'warn';
+    const f = g.finding;
+    // The steps are on the left already: what the test measured, without them.
+    const { state, steps: _, ...measured } = f?.values || {};
+    const values = valuesText(measured);
+    const parts = [
+      el(
+        'p',
+        { class: `msg big-msg ${tone}`, 'data-testid': 'guided-result', 'data-state': g.state },
+        icon(g.state === 'passed' ? '✓' : g.state === 'cancelled' ? '–' : '✕'),
+        has('guided.state.' + g.state) ? t('guided.state.' + g.state) : g.state,
+      ),
+      f?.message && el('p', { class: 'dmsg', 'data-testid': 'guided-message' }, words(f.message)),
+      values && el('p', { class: 'dvals', 'data-testid': 'guided-values' }, values),
+    ];
+    main.append(...parts.filter(Boolean));
+  }
+  if (g.test === 'pad' && (running || D.ink.length))
+    main.append(
+      el('canvas', { id: 'gpad', class: 'gpad', role: 'img', 'aria-label': t('guided.pad_alt'), 'data-testid': 'guided-pad' }),
+    );
+  main.append(
+    error || '',
+    el(
+      'div',
+      { class: 'actions' },
+      running
+        ? el('button', { type: 'button', class: 'warnb', 'data-testid': 'guided-cancel', disabled: D.gBusy, onclick: cancelGuided }, t('guided.cancel'))
+        : el(
+            'button',
+            {
+              type: 'button',
+              class: 'primary',
+              'data-testid': 'guided-done',
+              onclick: () => {
+                Object.assign(D, { guided: null, gError: null, ink: [], pad: null, drawn: 0 });
+                updateDynamic();
+              },
+            },
+            t('guided.done'),
+          ),
+    ),
+  );
+  return el('div', { class: 'guided', 'data-state': g.state, 'data-test': g.test }, steps, main);
+}
+
+// --- the pad test's canvas: the pen's points as they come, and the targets to touch
+
+window.addEventListener('resize', () => S.screen === 'tech' && drawPad());
+
+function takeInk(ink) {
+  const D = S.diag;
+  D.pad = { max_x: ink.max_x, max_y: ink.max_y, max_pressure: ink.max_pressure };
+  D.ink.push(...(ink.points || []));
+}
+
+// The pad's extent: the pen's (from its points), else the bottom-right corner's target zone.
+function padExtent(g) {
+  const D = S.diag;
+  if (D.pad?.max_x && D.pad?.max_y) return D.pad;
+  const zones = (g?.steps || []).map((s) => s.values?.zone).filter(Boolean);
+  if (!zones.length) return null;
+  return { max_x: Math.max(...zones.map((z) => z.x_max)), max_y: Math.max(...zones.map((z) => z.y_max)) };
+}
+
+// The pad on the canvas: its outline, each corner's target (the one to touch now strong, the
+// touched ones ticked), the line to draw, and the pen's points; new points are added to what
+// is drawn, everything is drawn again when the canvas is new or resized.
+function drawPad() {
+  const D = S.diag;
+  const canvas = document.getElementById('gpad');
+  const g = D?.guided;
+  const pad = padExtent(g);
+  if (!canvas || !pad) return;
+  const box = canvas.getBoundingClientRect();
+  const [w, h] = [Math.round(box.width), Math.round(box.height)];
+  if (!w || !h) return;
+  const fresh = canvas.width !== w || canvas.height !== h || canvas.dataset.drawn !== 'yes';
+  if (fresh) {
+    canvas.width = w;
+    canvas.height = h;
+    D.drawn = 0;
+  }
+  const scale = Math.min((w - 8) / pad.max_x, (h - 8) / pad.max_y);
+  const ox = (w - pad.max_x * scale) / 2;
+  const oy = (h - pad.max_y * scale) / 2;
+  const X = (x) => ox + x * scale;
+  const Y = (y) => oy + y * scale;
+  const ctx = canvas.getContext('2d');
+  if (D.drawn === 0) {
+    ctx.clearRect(0, 0, w, h);
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = '#6b7580';
+    ctx.strokeRect(X(0), Y(0), pad.max_x * scale, pad.max_y * scale);
+    const running = g.state === 'running';
+    let n = 0;
+    for (const s of g.steps || []) {
+      const z = s.values?.zone;
+      if (s.kind === 'touch' && z) {
+        n += 1;
+        const now = running && s.id === g.current;
+        const look =
+          s.status === 'done'
+            ? ['#d7f0dd', '#146c2e']
+            : s.status === 'failed'
+              ? ['#ffe0e0', '#c4001a']
+              : now
+                ? ['#fff0c2', '#8a6d00']
+                : ['#f4f6f8', '#8a939c'];
+        ctx.fillStyle = look[0];
+        ctx.strokeStyle = look[1];
+        ctx.lineWidth = now ? 4 : 2;
+        const [x0, y0, zw, zh] = [X(z.x_min), Y(z.y_min), (z.x_max - z.x_min) * scale, (z.y_max - z.y_min) * scale];
+        ctx.fillRect(x0, y0, zw, zh);
+        ctx.strokeRect(x0, y0, zw, zh);
+        ctx.fillStyle = look[1];
+        ctx.font = `bold ${Math.max(14, Math.round(Math.min(zw, zh) * 0.6))}px sans-serif`;
+        ctx.textAlign = 'center';
+        ctx.textBaseline = 'middle';
+        ctx.fillText(s.status === 'done' ? '✓' : String(n), x0 + zw / 2, y0 + zh / 2);
+      }
+      if (s.kind === 'draw' && running && s.id === g.current) {
+        // The line asked for: top left to bottom right, a tenth in from the corners.
+        ctx.setLineDash([10, 8]);
+        ctx.strokeStyle = '#0b4f91';
+        ctx.lineWidth = 2;
+        ctx.beginPath();
+        ctx.moveTo(X(pad.max_x * 0.1), Y(pad.max_y * 0.1));
+        ctx.lineTo(X(pad.max_x * 0.9), Y(pad.max_y * 0.9));
+        ctx.stroke();
+        ctx.setLineDash([]);
+      }
+    }
+  }
+  ctx.strokeStyle = '#111';
+  ctx.lineCap = 'round';
+  const ink = D.ink;
+  for (let i = Math.max(1, D.drawn); i < ink.length; i++) {
+    const [x0, y0, , t0] = ink[i - 1];
+    const [x1, y1, p1, t1] = ink[i];
+    if (!t0 || !t1) continue;
+    ctx.lineWidth = 2 + 3 * (p1 / (D.pad?.max_pressure || 1));
+    ctx.beginPath();
+    ctx.moveTo(X(x0), Y(y0));
+    ctx.lineTo(X(x1), Y(y1));
+    ctx.stroke();
+  }
+  // Where the pen came down: a dot (a tap is only that).
+  for (let i = Math.max(0, D.drawn); i < ink.length; i++) {
+    const [x, y, , tip] = ink[i];
+    if (tip && !ink[i - 1]?.[3]) {
+      ctx.fillStyle = '#111';
+      ctx.beginPath();
+      ctx.arc(X(x), Y(y), 4, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+  }
+  D.drawn = ink.length;
+  canvas.dataset.drawn = 'yes';
+  canvas.dataset.points = String(ink.length);
+}
+
+const SCREENS = {
+  signin: signinScreen,
+  orders: ordersScreen,
+  order: orderScreen,
+  visit: visitScreen,
+  tech: techScreen,
+};
 
 // --- start -------------------------------------------------------------------------------
 

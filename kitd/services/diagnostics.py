@@ -145,14 +145,21 @@ async def run_checks(kit: Any, checks: Sequence[Check], quick: bool) -> dict[str
     chosen = [c for c in checks if c.quick or not quick]
     started_at, started = kit.clock.now(), time.monotonic()
     findings = [await run_check(check, kit) for check in chosen]
+    return diagnostics_run(kit, findings, quick, iso(started_at), time.monotonic() - started)
+
+
+def diagnostics_run(
+    kit: Any, findings: Sequence[dict[str, Any]], quick: bool, started_at: str, duration_s: float
+) -> dict[str, Any]:
+    """A run of ``findings`` in the shape the history keeps (a guided test's is one finding)."""
     counts = {status: sum(f["status"] == status for f in findings) for status in STATUSES}
     return {
         "run_id": uuid.uuid4().hex[:12],
         "quick": quick,
-        "started_at": iso(started_at),
-        "duration_s": round(time.monotonic() - started, 3),
+        "started_at": started_at,
+        "duration_s": round(duration_s, 3),
         "kit": {"id": kit.config.kit_id, "version": __version__},
         "status": overall(findings),
         "counts": counts,
-        "checks": findings,
+        "checks": list(findings),
     }

@@ -10,6 +10,10 @@ reason and its confirmation need the screen).
 
 The panel acts only while the visit's officer is signed in (a kit left alone does not
 capture for whoever picks it up); a press that acts counts as a use of their sign-in.
+
+A guided test of the panel (kitd.services.guided_panel) takes it over with :meth:`Panel.divert`:
+until :meth:`Panel.restore`, button changes go to the test instead of the visit, and the LEDs
+and the buzzer are the test's to drive.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from kitd.drivers.panel import PanelDriver
@@ -56,6 +61,25 @@ class Panel:
         self._failed = False
         self._last_done: str | None = None
         self._visit_sessions: set[str] = set()
+        # While a guided test owns the panel: where button changes go instead of the visit.
+        self._diverted: Callable[[str, str], None] | None = None
+
+    # --- a guided test's -------------------------------------------------------------------
+
+    def divert(self, to: Callable[[str, str], None]) -> None:
+        """Hand every button change to ``to(button, what)`` (on the event loop) instead of the
+        visit, and leave the LEDs and the buzzer alone, until :meth:`restore`."""
+        self._diverted = to
+
+    def restore(self) -> None:
+        """The panel follows the kit again: the buzzer silent, the LEDs saying what it does."""
+        self._diverted = None
+        self.driver.play(())
+        self.render()
+
+    @property
+    def diverted(self) -> bool:
+        return self._diverted is not None
 
     # --- running -------------------------------------------------------------------------
 
@@ -98,6 +122,9 @@ class Panel:
         while True:
             button, what = await self._presses.get()
             try:
+                if self._diverted is not None:
+                    self._diverted(button, what)
+                    continue
                 await self.press(button, what)
             except Exception:  # noqa: BLE001 - a bug in one press must not deafen the panel
                 log.exception("panel button %s %s failed", button, what)
@@ -143,10 +170,12 @@ class Panel:
         return self.kit.signed_in.is_signed_in(nip)
 
     def render(self) -> None:
-        self.driver.show(leds(self.view()))
+        if self._diverted is None:  # a guided test's LEDs are its own
+            self.driver.show(leds(self.view()))
 
     def sound(self, tone: str) -> None:
-        self.driver.play(TONES[tone])
+        if self._diverted is None:
+            self.driver.play(TONES[tone])
 
     def on_event(self, event: Event) -> None:
         """One event of the kit's: LEDs follow, the buzzer says what happened."""
