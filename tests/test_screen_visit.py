@@ -110,6 +110,11 @@ def open_visit(page: Any, kit: ScreenKit, order_id: str, words: dict[str, str]) 
     on(page, "order").get_by_role("button", name=words["order.start"], exact=True).click()
     visit = on(page, "visit")
     expect(visit).to_have_attribute("data-state", "identity")
+    # The pre-visit check's warnings on the visit's first screen, in the page's language: the
+    # rig's clock, which no laptop confirmed, among them.
+    warned = visit.get_by_test_id("precheck-warnings")
+    expect(warned).to_contain_text(words["visit.precheck_warnings"])
+    expect(warned.locator('[data-check="unit.clock"]')).to_be_visible()
     return visit
 
 
