@@ -181,6 +181,12 @@ class KitSync:
         (record,) = (self.home / "kits").glob("*/kit.json")
         return record
 
+    def point_at(self, port: int) -> None:
+        """The laptop's record of its kit pointed at ``port`` (a relay, or a loopback kit's port
+        after a restart: it takes any free port each time; a real kit keeps network.port)."""
+        record = json.loads(self.kit_record().read_text())
+        self.kit_record().write_text(json.dumps({**record, "port": port}))
+
 
 class KitRelay:
     """A TCP relay in front of the kit's network port (TLS passes through it untouched, so the

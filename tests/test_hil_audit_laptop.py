@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import rfc8785
 
-from hil.field_laptop import KitSync, network_kit, outbox_rows, seal_bundles, sealed_file
+from hil.field_laptop import KitSync, network_kit, network_port, outbox_rows, seal_bundles, sealed_file
 from hil.outbox_rig import open_rig, sample_captures, seal_injected
 from hil.pytest_plugin import RigLogs
 from hil.rig import SIMULATION_KIT_ID, KitdProcess
@@ -109,9 +109,7 @@ def start_followed(kitd: KitdProcess, laptop: KitSync) -> None:
     """Start the kit, and point the laptop's record of it at the network port of this start
     (the loopback kit takes any free port each time; a real kit keeps network.port)."""
     kitd.start()
-    record = json.loads(laptop.kit_record().read_text())
-    record["port"] = int((kitd.data_dir / "network.port").read_text())
-    laptop.kit_record().write_text(json.dumps(record))
+    laptop.point_at(network_port(kitd))
 
 
 def audit_lines(stderr: str) -> list[str]:

@@ -159,7 +159,7 @@ def laptop_behind_relay(
         record = laptop.pair(kitd, name)
         sizes = [row["size"] for row in outbox_rows(kitd).values()]
         relay = KitRelay(record["port"], **relay_settings(sizes))
-        laptop.kit_record().write_text(json.dumps({**record, "port": relay.port}))
+        laptop.point_at(relay.port)
         yield kitd, laptop, relay
     finally:
         if relay is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from kitformats.signing import read_certificate
 
-from hil.field_laptop import KitSync, complete_visit
+from hil.field_laptop import KitSync, complete_visit, network_port
 from hil.kit_sim import LOOPBACK_NETWORK, simulated_kitd, start_simulators, stop_simulators
 from hil.pytest_plugin import RigLogs
 from hil.rig import KitdProcess
@@ -27,6 +28,7 @@ from hil.sample_orders import sample_order
 from hil.shifted_clock import faketime_library, shifted_clock_env
 from kitd.cli.daemon_client import DaemonClient
 from kitd.crypto.bundle import open_bundle
+from kitd.store.audit import find_entries
 
 pytestmark = pytest.mark.skipif(
     faketime_library() is None, reason="libfaketime is not installed (scripts/install-system-packages)"
@@ -50,13 +52,9 @@ def _manifest(kitd: KitdProcess, bundle_id: str) -> dict[str, Any]:
 
 
 def _clock_entries(kitd: KitdProcess) -> list[dict[str, Any]]:
-    with sqlite3.connect(kitd.data_dir / "kitd.sqlite3") as db:
+    with closing(sqlite3.connect(kitd.data_dir / "kitd.sqlite3")) as db:
         db.row_factory = sqlite3.Row
-        rows = db.execute(
-            "SELECT seq, at, clock_confirmed, actor, action, details FROM audit_entries "
-            "WHERE action LIKE 'clock_%' ORDER BY seq"
-        ).fetchall()
-    return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+        return [e for e in find_entries(db) if e["action"].startswith("clock_")]
 
 
 def test_a_kit_a_year_behind_is_corrected_at_sync_and_a_clock_set_back_is_flagged(
@@ -131,9 +129,7 @@ def test_a_kit_a_year_behind_is_corrected_at_sync_and_a_clock_set_back_is_flagge
         screen = DaemonClient(kitd.url, kitd.sign_in("officer")).checked("GET", "/api/v1/summary").json()
         assert screen["clock"]["went_back"] is True and screen["clock"]["confirmed"] is False
         # The next sync confirms it again (the restarted kit listens on a new free port).
-        record = json.loads(laptop.kit_record().read_text())
-        port = int((kitd.data_dir / "network.port").read_text())
-        laptop.kit_record().write_text(json.dumps({**record, "port": port}))
+        laptop.point_at(network_port(kitd))
         synced = laptop.run("pull", out)
         assert synced.returncode == 0 and "24 hours behind" in synced.stderr, synced.stderr
         status = DaemonClient(kitd.url, kitd.sign_in("supervisor")).checked("GET", "/api/v1/status").json()

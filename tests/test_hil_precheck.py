@@ -5,14 +5,15 @@ with the new visit. Each run is stored (the history) and audited."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from hil.kit_sim import simulated_kitd, start_fingerprint_reader
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
+from kitd.store.audit import find_entries
 
 
 def test_a_visit_without_its_fingerprint_reader_is_refused_before_it_starts(
@@ -68,6 +69,6 @@ def test_a_visit_without_its_fingerprint_reader_is_refused_before_it_starts(
 
 def audited_runs(kitd: Any) -> list[dict[str, Any]]:
     """The diagnostics runs' summaries in the kit's audit log, oldest first."""
-    with sqlite3.connect(kitd.data_dir / "kitd.sqlite3") as db:
-        rows = db.execute("SELECT details FROM audit_entries WHERE action = 'diagnostics_run' ORDER BY seq")
-        return [json.loads(r[0]) for r in rows]
+    with closing(sqlite3.connect(kitd.data_dir / "kitd.sqlite3")) as db:
+        db.row_factory = sqlite3.Row
+        return [e["details"] for e in find_entries(db, action="diagnostics_run")]

@@ -54,7 +54,7 @@ from kitd.cli.daemon_client import DaemonClient
 from kitd.config import parse_config
 from kitd.crypto.kit_tls import NetworkTrust, kit_tls_credentials, tls_fingerprint
 from kitd.kit import Kit
-from kitd.store.audit import AuditEntry, entry_leaf
+from kitd.store.audit import AuditEntry, entry_leaf, find_entries
 from kitd.store.database import database_path, open_database
 from kitd.store.outbox import pair_laptop, revoke_laptop
 from kitd.store.visits import (
@@ -852,11 +852,7 @@ def test_a_laptop_gets_the_signed_checkpoint_and_a_consistency_proof(kit: Networ
 
 def _clock_entries(kit: NetworkKit) -> list[dict[str, Any]]:
     with kit.db() as db:
-        rows = db.execute(
-            "SELECT actor, action, details, clock_confirmed FROM audit_entries "
-            "WHERE action LIKE 'clock_%' ORDER BY seq"
-        ).fetchall()
-    return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+        return [e for e in find_entries(db) if e["action"].startswith("clock_")]
 
 
 def test_a_laptops_time_corrects_the_kits_clock_beyond_the_skew_and_confirms_it(kit: NetworkKit) -> None:
