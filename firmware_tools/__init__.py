@@ -1,5 +1,6 @@
-"""Peripheral firmware images: inspect, verify, upload, test and roll back. Empty for now.
+"""The peripheral controller's firmware images: read, verify, upload, test and roll back (kitfw).
 
-Issue 32 fills it: the tools a technician uses on the fingerprint reader's, the pad's and
-the camera's firmware. A client of kitd's drivers, like kitctl; kitd never imports it.
+mcuboot_image (the MCUboot image format) and image_checks (hash, signature, version,
+allow-list) are pure: they import nothing of the kit, so the daemon, the simulator and a
+technician's laptop judge an image alike. cli is kitfw; remote reaches the daemon's API.
 """

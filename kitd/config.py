@@ -330,6 +330,33 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "How long Cancel is held (a rising tone meanwhile) to put the visit in ending; released "
         "earlier, nothing happens.",
     ),
+    # The peripheral's firmware (firmware_tools, kitfw): what an image must be to go in.
+    (
+        "firmware.public_keys",
+        list,
+        [],
+        "PEM public keys (imgtool getpub --encoding pem) whose signatures an image may carry: "
+        "ECDSA P-256 or Ed25519. Empty: no image is accepted.",
+    ),
+    (
+        "firmware.allow_list",
+        str,
+        "",
+        "File of the image hashes that may go in, one lowercase hex SHA-256 a line, # comments; "
+        "empty: any image signed by a pinned key.",
+    ),
+    (
+        "firmware.reset_timeout_s",
+        (int, float),
+        30,
+        "How long an upload waits for the peripheral to come back after its reset.",
+    ),
+    (
+        "firmware.self_test_timeout_s",
+        (int, float),
+        10,
+        "How long the new image's self-test may take before the image is left unconfirmed.",
+    ),
 ]
 
 # The panel's pins by part: (button or LED name, its config key).
@@ -357,6 +384,8 @@ POSITIVE_KEYS = (
     "iris.preview_width",
     "signature.capture_seconds",
     "signature.pen_lift_stop_s",
+    "firmware.reset_timeout_s",
+    "firmware.self_test_timeout_s",
 )
 
 # Per-device keys of a [[device]] entry.
@@ -545,6 +574,11 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         rates = ", ".join(map(str, BAUD_RATES))
         raise ConfigError(f"{where}config key 'signature.baud': expected one of {rates}")
     _check_panel(values, where)
+    keys = values["firmware.public_keys"]
+    if not all(isinstance(path, str) and path for path in keys):
+        raise ConfigError(
+            f"{where}config key 'firmware.public_keys': expected a list of PEM file paths, got {keys!r}"
+        )
     devices = _parse_devices(device_tables, where)
     return KitConfig(values=values, devices=devices, source=source)
 

@@ -72,7 +72,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     # Valid with every commented-out setting, header and [[device]] made live: known keys of
     # the right types, real threshold names, device URIs a driver takes.
     shown_config = parse_config(shown_text)
-    assert [d.id for d in shown_config.devices] == ["fingerprint", "iris_camera", "signature"]
+    assert [d.id for d in shown_config.devices] == ["fingerprint", "iris_camera", "signature", "peripheral"]
     shown = dotted(tomllib.loads(shown_text))
     shown.pop("device")
     missing = [key for key, *_ in CONFIG_REFERENCE if key not in shown]
@@ -191,6 +191,12 @@ def test_devices_get_ids_by_kind() -> None:
         ("[panel]\ncapture_pin = 17", "config key 'panel.capture_pin': GPIO 17 is also panel.ready_led_pin"),
         ("[panel]\nbounce_time_s = -0.1", "config key 'panel.bounce_time_s'"),
         ("[panel]\ncancel_hold_s = 0", "config key 'panel.cancel_hold_s': must be above"),
+        ("[firmware]\npublic_keys = 'office.pem'", "config key 'firmware.public_keys': expected list"),
+        ("[firmware]\npublic_keys = ['']", "config key 'firmware.public_keys': expected a list of PEM"),
+        ("[firmware]\npublic_keys = [1]", "config key 'firmware.public_keys': expected a list of PEM"),
+        ("[firmware]\nallow_list = false", "config key 'firmware.allow_list': expected str"),
+        ("[firmware]\nreset_timeout_s = 0", "config key 'firmware.reset_timeout_s': must be above 0"),
+        ("[firmware]\nself_test_timeout_s = -1", "config key 'firmware.self_test_timeout_s': must be above"),
         ("[[device]]\nuri = 'ftp:x'", "device URI 'ftp:x': unknown scheme 'ftp'"),
         ("[[device]]\nuri = 'usb:1234:5678'", "no driver for USB device 1234:5678"),
         ("[[device]]\nuri = 'usb:298d'", "expected usb:VVVV:PPPP"),
