@@ -65,12 +65,23 @@ def start_panel(workdir: Path) -> SimulatedDevice:
     return SimulatedDevice(simulator=sim, settings=settings)
 
 
+def start_peripheral(workdir: Path) -> SimulatedDevice:
+    """The peripheral controller (illuminator, battery gauge, MCUboot firmware) over SMP on a pty;
+    its flash stays in the work directory, so a --workdir kit keeps its firmware."""
+    folder = workdir / "peripheral"
+    args = ["--link", str(folder / "ttyACM0"), "--state-dir", str(folder / "flash")]
+    sim = SimulatorProcess("hil.smp_peripheral_sim", args, folder).start()
+    uri = f"smp:{sim.addresses['serial']}"
+    return SimulatedDevice(simulator=sim, devices=[{"id": "peripheral", "uri": uri}])
+
+
 # Every simulator the kit has, in start order.
 SIMULATORS: dict[str, Callable[[Path], SimulatedDevice]] = {
     "fingerprint": start_fingerprint_reader,
     "iris_camera": start_iris_camera,
     "signature": start_signature_pad,
     "panel": start_panel,
+    "peripheral": start_peripheral,
 }
 
 

@@ -30,6 +30,7 @@ from kitd.services.audit import AuditLog, record_start
 from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
 from kitd.services.diagnostics import run_checks
+from kitd.services.firmware_desk import FirmwareDesk
 from kitd.services.guided_desk import GuidedDesk
 from kitd.services.iris_feed import IrisFeed
 from kitd.services.kit_checks import kit_checks
@@ -139,6 +140,8 @@ class Kit:
             self.panel = Panel(self, driver, PANEL_ID)
         # A technician's guided tests of the panel and the pad (one at a time; not during a visit).
         self.guided = GuidedDesk(self)
+        # Firmware updates and rollbacks of the peripheral (one at a time; not during a visit).
+        self.firmware = FirmwareDesk(self)
         for slot in self.slots.values():
             slot.on_status = self._device_changed
 
@@ -215,8 +218,9 @@ class Kit:
         checks without which no visit can succeed, ``findings``: every one not ok."""
         run = await self.run_diagnostics(True, actor)
         critical = {c.id for c in kit_checks(self) if c.visit_critical}
-        # A guided test holds the panel or the pad: no visit until it ends.
-        held = self.guided.holding()
+        # A guided test holds the panel or the pad, a firmware update the peripheral: no visit
+        # until it ends.
+        held = self.guided.holding() or self.firmware.holding()
         return {
             "run_id": run["run_id"],
             "status": run["status"] if held is None else "failed",
@@ -349,6 +353,7 @@ class Kit:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.guided.shutdown()
+        await self.firmware.shutdown()
         await self.visits.shutdown()
         await self.sessions.shutdown()
         self.close_streams()

@@ -469,6 +469,108 @@ SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    # The peripheral's firmware (issue 32): its MCUboot slots and the operations on them.
+    "FirmwareSlot": {
+        "type": "object",
+        "required": ["slot", "version", "hash", "bootable", "pending", "confirmed", "active", "permanent"],
+        "properties": {
+            "slot": {"type": "integer", "description": "0 runs, 1 receives uploads (and keeps the previous)"},
+            "version": {"type": "string", "description": "major.minor.revision+build"},
+            "hash": {"type": "string", "description": "The image's SHA-256 (its hash TLV), hex"},
+            "bootable": {"type": "boolean"},
+            "pending": {"type": "boolean", "description": "Marked to boot (for test) at the next reset"},
+            "confirmed": {"type": "boolean", "description": "Kept by MCUboot across resets"},
+            "active": {"type": "boolean", "description": "The image running now"},
+            "permanent": {"type": "boolean"},
+        },
+    },
+    "FirmwareFinding": {
+        "type": "object",
+        "required": ["check", "ok", "reason"],
+        "properties": {
+            "check": {"enum": ["format", "hash", "signature", "version", "allow_list"]},
+            "ok": {"type": "boolean"},
+            "reason": {"type": "string", "description": "One line, in English"},
+        },
+    },
+    "FirmwareVerification": {
+        "type": "object",
+        "required": ["ok", "findings", "running_version", "version", "image_hash", "image_size"],
+        "properties": {
+            "ok": {"type": "boolean", "description": "Every check passed: the image may go in"},
+            "findings": {"type": "array", "items": _ref("FirmwareFinding")},
+            "running_version": {
+                "type": ["string", "null"],
+                "description": "The running version the version check compared with (null: unknown)",
+            },
+            "version": {"type": ["string", "null"]},
+            "image_hash": {"type": ["string", "null"]},
+            "image_size": {"type": "integer"},
+        },
+    },
+    "FirmwareStep": {
+        "type": "object",
+        "required": ["action", "at", "details"],
+        "properties": {
+            "action": {
+                "type": "string",
+                "description": "Its audit log action: firmware_verified, firmware_refused, "
+                "firmware_rollback_started, firmware_upload_started, firmware_upload_interrupted, "
+                "firmware_uploaded, firmware_marked_for_test, firmware_reset, firmware_back, "
+                "firmware_self_test, firmware_confirmed, firmware_reverted, firmware_failed",
+            },
+            "at": {"type": "string", "description": "When, by the kit's clock"},
+            "details": {"type": "object", "description": "Version, hash, offset, what ran, why"},
+        },
+    },
+    "FirmwareOperation": {
+        "type": "object",
+        "required": [
+            "operation_id", "kind", "device", "state", "bytes_done", "bytes_total", "steps", "outcome",
+        ],
+        "properties": {
+            "operation_id": {"type": "string"},
+            "kind": {"enum": ["upload", "rollback"]},
+            "device": {"type": "string"},
+            "state": {
+                "enum": ["running", "confirmed", "rolled_back", "reverted", "refused", "failed"],
+                "description": "confirmed: the new image runs, confirmed; rolled_back: the previous "
+                "image runs again; reverted: the image from before runs (the new one was reverted); "
+                "refused: nothing was sent; failed: the outcome says what runs",
+            },
+            "version": {"type": ["string", "null"], "description": "The image's version"},
+            "image_hash": {"type": ["string", "null"]},
+            "image_size": {"type": "integer"},
+            "allow_downgrade": {"type": "boolean"},
+            "bytes_done": {"type": "integer", "description": "Bytes the peripheral holds of the image"},
+            "bytes_total": {"type": "integer"},
+            "findings": {"type": "array", "items": _ref("FirmwareFinding")},
+            "steps": {"type": "array", "items": _ref("FirmwareStep")},
+            "old_version": {"type": ["string", "null"], "description": "What ran before"},
+            "running_version": {"type": ["string", "null"], "description": "What runs after"},
+            "running_hash": {"type": ["string", "null"]},
+            "outcome": {"type": ["string", "null"], "description": "One line, once it has ended"},
+            "started_at": {"type": "string"},
+            "ended_at": {"type": ["string", "null"]},
+        },
+    },
+    "Firmware": {
+        "type": "object",
+        "required": ["device", "status", "running_version", "slots", "read_now", "problem", "operation"],
+        "properties": {
+            "device": {"type": ["string", "null"], "description": "The peripheral's id (null: none)"},
+            "status": {"type": ["string", "null"], "description": "Its device status"},
+            "running_version": {"type": ["string", "null"]},
+            "slots": {"type": "array", "items": _ref("FirmwareSlot")},
+            "read_now": {
+                "type": "boolean",
+                "description": "false: the slots as last read (an operation holds the peripheral, or it "
+                "did not answer: problem says why)",
+            },
+            "problem": {"type": ["string", "null"]},
+            "operation": {"oneOf": [_ref("FirmwareOperation"), {"type": "null"}]},
+        },
+    },
     "ClockRequest": {
         "type": "object",
         "required": ["laptop_time"],
@@ -680,12 +782,16 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "uri": {"type": "string"},
-            "kind": {"enum": ["fingerprint", "signature", "iris_camera", "panel"]},
+            "kind": {"enum": ["fingerprint", "signature", "iris_camera", "panel", "peripheral"]},
             "model": {"type": ["string", "null"]},
             "serial": {"type": ["string", "null"]},
             "firmware": {"type": ["string", "null"]},
             "status": {"enum": DEVICE_STATUSES},
-            "detail": {"type": "object", "description": "Kind-specific facts"},
+            "detail": {
+                "type": "object",
+                "description": "Kind-specific facts (a peripheral's: path, baud, buf_size and "
+                "image_slots, its MCUboot slots as when it was last opened)",
+            },
         },
     },
     "SessionRequest": {

@@ -1,10 +1,11 @@
-"""HIL: a healthy simulated kit, all four devices, reports every check ok — but for what a rig
+"""HIL: a healthy simulated kit, all its devices, reports every check ok — but for what a rig
 cannot have: the clock no laptop confirmed yet (a warning saying so), and the facts a machine does
-not report (an SD card's wear, a battery, a Pi's throttling flags, no laptop paired), which are
+not report (an SD card's wear, a Pi's throttling flags, no laptop paired), which are
 not_available with their reason. The full run in the documented shape, stored in the history."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from hil.kit_sim import simulated_kitd, start_simulators, stop_simulators
 from kitd.cli.daemon_client import DaemonClient
 from kitd.schemas import check
 
+DEVICE_IDS = ("fingerprint", "iris_camera", "signature", "panel", "peripheral")
 # What a healthy rig may leave not_available, and why (the check's own message says it).
 MAY_BE_ABSENT = {"unit.sd_wear", "unit.cpu_temperature", "unit.throttling", "unit.battery", "data.last_sync"}
 
@@ -24,7 +26,7 @@ def test_a_healthy_simulated_kit_reports_its_checks_ok(tmp_path: Path, rig_logs:
     rig_logs.add("kitd", kitd.logs)
     try:
         kitd.start()
-        for device_id in ("fingerprint", "iris_camera", "signature", "panel"):
+        for device_id in DEVICE_IDS:
             kitd.wait_for_status(device_id, "ready")
         next(d for d in simulated if d.simulator.name == "nb1010_sim").simulator.control("finger off")
         technician = DaemonClient(kitd.url, kitd.sign_in("technician"))
@@ -32,7 +34,12 @@ def test_a_healthy_simulated_kit_reports_its_checks_ok(tmp_path: Path, rig_logs:
         check("DiagnosticsRun", run)
         found = {f["id"]: f for f in run["checks"]}
         devices = [f for f in run["checks"] if f["device"] is not None]
-        assert {f["device"] for f in devices} == {"fingerprint", "iris_camera", "signature", "panel"}
+        assert {f["device"] for f in devices} == {*DEVICE_IDS}
+        # The peripheral's gauge is read, and the illuminator was lit while the camera's checks looked.
+        assert found["unit.battery"]["status"] == "ok" and found["unit.battery"]["values"]["percent"] == 80
+        peripheral = next(d for d in simulated if d.simulator.name == "smp_peripheral_sim").simulator
+        lit = json.loads(peripheral.control("counts"))
+        assert lit["illuminator_on"] == lit["illuminator_off"] == 2  # exposure and focus, each
         assert [(f["id"], f["status"]) for f in devices if f["status"] != "ok"] == []
         clock = found.pop("unit.clock")
         assert clock["status"] == "warning" and "confirmed" in clock["message"]["en"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from kitd import __version__
 from kitd.api.event_stream import KEEPALIVE_S
+from kitd.api.firmware_openapi import FIRMWARE_PATHS
 from kitd.api.openapi_parts import UNSUPPORTED_MEDIA_TYPE, error_answer, json_answer, ref, with_body_limit
 from kitd.api.sign_in import COOKIE, PUBLIC_ROUTES, ROUTE_ROLES
 from kitd.events import REPLAY_EVENTS
@@ -916,6 +917,7 @@ def openapi_document() -> dict[str, Any]:
     document["paths"].update(AUDIT_PATHS)
     document["paths"].update(DIAGNOSTICS_PATHS)
     document["paths"].update(GUIDED_PATHS)
+    document["paths"].update(FIRMWARE_PATHS)
     document["paths"].update(PAIRING_PATHS)
     document["paths"].update(SCREEN_PATHS)
     _with_sign_in(document["paths"])

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kitd.api import audit, diagnostics, guided, orders, outbox, pairing, screen, sign_in, visits
+from kitd.api import audit, diagnostics, firmware, guided, orders, outbox, pairing, screen, sign_in, visits
 from kitd.api.event_stream import stream_events
 from kitd.api.openapi import openapi_document
 from kitd.api.preview_stream import stream_preview
@@ -227,6 +227,7 @@ def make_app(kit: Kit) -> web.Application:
     audit.add_routes(app)
     diagnostics.add_routes(app)
     guided.add_routes(app)
+    firmware.add_routes(app)
     pairing.add_routes(app)
     screen.add_routes(app)
     app.router.add_get("/api/v1/status", get_status)

@@ -88,6 +88,12 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/diagnostics/guided/{id}"): frozenset({"technician"}),
     ("POST", "/api/v1/diagnostics/guided/{id}/confirm"): frozenset({"technician"}),
     ("DELETE", "/api/v1/diagnostics/guided/{id}"): frozenset({"technician"}),
+    # The peripheral's firmware (kitfw on the socket): what goes into the kit's hardware.
+    ("GET", "/api/v1/firmware"): frozenset({"supervisor", "technician"}),
+    ("POST", "/api/v1/firmware/verify"): frozenset({"supervisor", "technician"}),
+    ("POST", "/api/v1/firmware/upload"): frozenset({"supervisor", "technician"}),
+    ("POST", "/api/v1/firmware/rollback"): frozenset({"supervisor", "technician"}),
+    ("GET", "/api/v1/firmware/operations/{id}"): frozenset({"supervisor", "technician"}),
     # A pairing window lets a laptop in: supervisors, and technicians (kitctl on the socket).
     ("POST", "/api/v1/pairing"): frozenset({"supervisor", "technician"}),
     ("GET", "/api/v1/pairing"): frozenset({"supervisor", "technician"}),

@@ -91,9 +91,20 @@ class DaemonClient:
             )
         return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
 
-    def request(self, method: str, path: str, body: Any = None, timeout_s: float = 10.0) -> Reply:
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout_s: float = 10.0,
+        content_type: str = "application/json",
+    ) -> Reply:
+        """``body``: bytes are sent as they are (as ``content_type``), anything else as JSON."""
+        if isinstance(body, bytes):
+            data: bytes | None = body
+        else:
+            data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type} if data is not None else {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         prefix = urllib.parse.urlsplit(self.base_url).path if self.base_url.startswith("http") else ""
@@ -108,9 +119,16 @@ class DaemonClient:
         except (OSError, http.client.HTTPException) as exc:
             raise DaemonUnreachable(f"daemon unreachable at {self.base_url}: {exc}") from None
 
-    def checked(self, method: str, path: str, body: Any = None, timeout_s: float = 10.0) -> Reply:
+    def checked(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout_s: float = 10.0,
+        content_type: str = "application/json",
+    ) -> Reply:
         """Like `request`, but an error status raises DaemonError with the daemon's message."""
-        reply = self.request(method, path, body, timeout_s)
+        reply = self.request(method, path, body, timeout_s, content_type)
         if reply.status >= 400:
             try:
                 payload = reply.json()

@@ -1,8 +1,8 @@
 """Device URIs and the registry that maps a URI to the driver that serves it.
 
 URIs are taken literally (no percent-decoding): `usb:VID:PID[?serial=S]`; later
-families add `serial:` and `camera:`. Nothing here knows about simulators: the
-same URI reaches a real sensor, a replayed trace or a USB/IP simulator, depending
+families add `serial:`, `camera:` and `smp:` (the peripheral controller). Nothing here knows
+about simulators: the same URI reaches a real sensor, a replayed trace or a USB/IP simulator, depending
 only on the configured USB backend.
 """
 
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from kitd.drivers.base import Driver
 from kitd.drivers.isdv4 import ISDV4Pad
 from kitd.drivers.nb1010 import NB1010Reader
+from kitd.drivers.peripheral import DEFAULT_BAUD as PERIPHERAL_BAUD
+from kitd.drivers.peripheral import PeripheralController
 from kitd.drivers.usb_link import resolve_backend
 from kitd.drivers.uvc_camera import make_camera, parse_camera_target
 from kitd.errors import ConfigError
@@ -136,6 +138,19 @@ def make_serial_driver(uri: DeviceUri, settings: DriverSettings) -> Driver:
     return ISDV4Pad.over_serial(uri.target, serial_baud(uri, settings.signature_baud))
 
 
+def smp_kind(uri: DeviceUri) -> str:
+    # The kit's peripheral controller: MCUmgr SMP on a USB serial port (CDC-ACM).
+    if not uri.target.startswith("/"):
+        raise ConfigError(f"device URI '{uri.text}': expected smp:/dev/PATH[?baud=115200]")
+    check_params(uri, {"baud"})
+    serial_baud(uri, 0)
+    return "peripheral"
+
+
+def make_smp_driver(uri: DeviceUri, settings: DriverSettings) -> Driver:
+    return PeripheralController.over_serial(uri.target, serial_baud(uri, PERIPHERAL_BAUD))
+
+
 @dataclass(frozen=True)
 class DriverFamily:
     """A URI scheme: how to tell the kind of device it names, and how to build its driver."""
@@ -149,6 +164,7 @@ FAMILIES: dict[str, DriverFamily] = {
     "usb": DriverFamily(kind_of=usb_kind, make=make_usb_driver),
     "camera": DriverFamily(kind_of=camera_kind, make=make_camera_driver),
     "serial": DriverFamily(kind_of=serial_kind, make=make_serial_driver),
+    "smp": DriverFamily(kind_of=smp_kind, make=make_smp_driver),
 }
 
 

@@ -8,6 +8,9 @@ Its one job: the checks of an ``iris_camera`` slot, after its presence check
     SLOT.exposure     the exposure histogram: too dark (illuminator, lens cover), too bright
     SLOT.focus        the scene's focus measure: a smeared lens (judged on a normal exposure only)
 
+Exposure and focus look with the iris illuminator on when the kit has a peripheral controller
+(switched through that device's slot, as jobs: its thread alone talks to its port).
+
 They read the stream by subscribing to the driver's frames, as the preview does
 (kitd.services.iris_feed): they never take the slot's job, so a session capturing meanwhile
 loses no frame and waits for nothing. A camera that is not streaming is ``not_available`` at
@@ -19,13 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from kitd.capture import scene_stats
 from kitd.drivers.base import FrameStream
 from kitd.drivers.camera_frames import Frame
+from kitd.errors import KitError
 from kitd.services.diagnostics import FAILED, NOT_AVAILABLE, OK, WARNING, Check, Words, finding
 
 # How long a check waits for a frame before saying none comes: 45 periods at 30 fps, longer
@@ -48,6 +53,7 @@ FPS_TOLERANCE = 0.02
 # Exposure and focus judge a few frames a little apart, so a blink or a glance is not the verdict.
 SAMPLES = 3
 SAMPLE_SPACING_S = 0.1
+SAMPLES_WAIT_S = FRAME_WAIT_S + SAMPLES * SAMPLE_SPACING_S
 DAMAGE_FLAGS = frozenset({"undecodable", "truncated"})
 
 
@@ -373,14 +379,40 @@ async def _measured(frames: list[Frame], measure: Callable[[Frame], Any]) -> lis
     return await asyncio.to_thread(lambda: [measure(f) for f in frames])
 
 
+@asynccontextmanager
+async def _illuminated(kit: Any) -> AsyncIterator[bool]:
+    """The iris illuminator on while a check looks, when the kit has a peripheral controller
+    ready (True), off again after. Switched as jobs of the peripheral's slot, whose thread owns
+    its port; a peripheral that is away or busy (a firmware update) leaves the check to look
+    without the light."""
+    slot = next((s for s in getattr(kit, "slots", {}).values() if s.kind == "peripheral"), None)
+    lit = False
+    if slot is not None:
+        try:
+            await slot.run_job(lambda driver, _cancel: driver.set_illuminator(True, 100))
+            lit = True
+        except KitError:
+            pass
+    try:
+        yield lit
+    finally:
+        if lit:
+            try:
+                await slot.run_job(lambda driver, _cancel: driver.set_illuminator(False, 0))
+            except KitError:
+                pass
+
+
 def exposure_check(slot: Any) -> Check:
-    """The exposure histogram of the median of a few frames (by their mean)."""
+    """The exposure histogram of the median of a few frames (by their mean), under the
+    illuminator when the kit has one."""
 
     async def run(kit: Any) -> dict[str, Any]:
         camera, not_streaming = _stream(slot)
         if not_streaming is not None:
             return not_streaming
-        frames = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, FRAME_WAIT_S + SAMPLES * SAMPLE_SPACING_S)
+        async with _illuminated(kit):
+            frames = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, SAMPLES_WAIT_S)
         if not frames:
             return _no_frame(slot, FRAME_WAIT_S)
         found = await _measured(frames, _exposure)
@@ -408,7 +440,8 @@ def focus_check(slot: Any) -> Check:
         camera, not_streaming = _stream(slot)
         if not_streaming is not None:
             return not_streaming
-        frames = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, FRAME_WAIT_S + SAMPLES * SAMPLE_SPACING_S)
+        async with _illuminated(kit):
+            frames = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, SAMPLES_WAIT_S)
         if not frames:
             return _no_frame(slot, FRAME_WAIT_S)
 

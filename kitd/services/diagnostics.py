@@ -68,6 +68,9 @@ DEVICE_NAMES = {
     "iris_camera": Words("kamera iris", "iris camera"),
     "signature": Words("bantalan tanda tangan", "signature pad"),
     "panel": Words("panel tombol", "button panel"),
+    "peripheral": Words(
+        "pengendali periferal (lampu iris, baterai)", "peripheral controller (iris light, battery)"
+    ),
 }
 
 

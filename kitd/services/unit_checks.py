@@ -4,7 +4,8 @@ throttling, the clock, the battery.
 Its one job: small pure readers of what Linux and the Raspberry Pi firmware report under
 ``/sys`` (each takes the root, so that tests give a folder of their own), and the checks built
 on them. Where a machine does not report a fact (an SD card with no wear estimate, a PC with no
-firmware throttling flags, no battery gauge yet) the check is ``not_available``, never a guess.
+firmware throttling flags, no peripheral controller with its battery gauge) the check is
+``not_available``, never a guess.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kitd.clock import EARLIEST, iso
+from kitd.errors import KitError
 from kitd.services.diagnostics import FAILED, NOT_AVAILABLE, OK, WARNING, Check, Words, finding
 from kitd.store.audit import latest_entry_time
 
@@ -26,6 +28,10 @@ HOT_C = 80.0
 # 0x0B: beyond); pre-EOL: 0x01 normal, 0x02 warning (80% of reserved blocks used), 0x03 urgent.
 WORN_STEP = 0x08
 WORN_OUT_STEP = 0x0A
+# A visit of an hour or two takes about a fifth of the battery: below this, charge before the next
+# one; below BATTERY_EMPTY_PERCENT the kit may stop in the middle of a visit.
+BATTERY_LOW_PERCENT = 25
+BATTERY_EMPTY_PERCENT = 10
 # The Pi firmware's get_throttled bits: now (0-3) and since boot (16-19).
 THROTTLE_BITS = {
     0: "under_voltage",
@@ -263,11 +269,45 @@ async def check_clock(kit: Any) -> dict[str, Any]:
 
 
 async def check_battery(kit: Any) -> dict[str, Any]:
-    # The battery gauge sits on the peripheral controller (the firmware issue): not read yet.
+    """The gauge on the peripheral controller, read as a job of its device slot (the slot's thread
+    owns the port); not_available on a kit without one, or while it is away or busy."""
+    slot = next((s for s in getattr(kit, "slots", {}).values() if s.kind == "peripheral"), None)
+    if slot is None:
+        return finding(
+            NOT_AVAILABLE,
+            {},
+            Words("Kit ini tidak punya pengukur baterai.", "This kit has no battery gauge."),
+        )
+    try:
+        reading = await slot.run_job(lambda driver, _cancel: driver.battery())
+    except KitError as exc:
+        return finding(
+            NOT_AVAILABLE,
+            {"device": slot.id, "reason": str(exc)},
+            Words(
+                f"Pengukur baterai tidak dapat dibaca sekarang ({exc}).",
+                f"The battery gauge cannot be read now ({exc}).",
+            ),
+        )
+    values = {"millivolts": reading.millivolts, "percent": reading.percent, "charging": reading.charging}
+    if reading.charging or reading.percent > BATTERY_LOW_PERCENT:
+        return finding(OK, values)
+    if reading.percent > BATTERY_EMPTY_PERCENT:
+        return finding(
+            WARNING,
+            values,
+            Words(
+                f"Baterai tinggal {reading.percent}%: isi daya sebelum kunjungan berikutnya.",
+                f"The battery is down to {reading.percent}%: charge it before the next visit.",
+            ),
+        )
     return finding(
-        NOT_AVAILABLE,
-        {},
-        Words("Kit ini belum membaca baterainya.", "This kit does not read its battery yet."),
+        FAILED,
+        values,
+        Words(
+            f"Baterai hampir habis ({reading.percent}%): isi daya sekarang, kit bisa mati saat kunjungan.",
+            f"The battery is nearly empty ({reading.percent}%): charge it now, the kit may stop mid-visit.",
+        ),
     )
 
 

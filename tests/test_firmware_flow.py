@@ -1,0 +1,392 @@
+"""The firmware flow's decisions (kitd.services.firmware) against an in-process peripheral with
+MCUboot's test/confirm/revert: whatever goes wrong, the peripheral ends running the old image or
+the new one confirmed, the operation says which, and nothing is sent for a refused image."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from kitd.errors import DeviceGone, ProtocolError
+from kitd.services.firmware import (
+    CONFIRMED,
+    FAILED,
+    REFUSED,
+    REVERTED,
+    ROLLBACK,
+    ROLLED_BACK,
+    UPLOAD,
+    FirmwareFlow,
+    FirmwareOperation,
+    FlowTiming,
+)
+
+CHUNK = 512
+
+
+@dataclass
+class Slot:
+    slot: int
+    version: str
+    hash: str
+    bootable: bool = True
+    pending: bool = False
+    confirmed: bool = False
+    active: bool = False
+    permanent: bool = False
+
+
+@dataclass
+class SelfTest:
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Image:
+    version: str
+    hash: str
+
+
+class FakePeripheral:
+    """Two slots and MCUboot's swap: a reset boots a pending image for test, and reverts a test
+    boot that was not confirmed. ``faults`` maps a point to what happens there once."""
+
+    def __init__(self, running: str = "1.0.0", previous: str | None = None) -> None:
+        self.primary = Image(running, hashlib.sha256(running.encode()).hexdigest())
+        self.secondary = (
+            None if previous is None else Image(previous, hashlib.sha256(previous.encode()).hexdigest())
+        )
+        self.confirmed = True
+        self.pending = False
+        self.received = b""
+        self.receiving: str | None = None
+        self.upload_offsets: list[int] = []
+        self.failing_versions: set[str] = set()
+        self.faults: dict[str, Callable[[], None]] = {}
+        self.cut_at: list[int] = []  # upload offsets where the link is cut, once each
+        self.calls: list[str] = []
+
+    # --- what the flow calls -------------------------------------------------------------------
+
+    def image_slots(self) -> list[Slot]:
+        slots = [Slot(0, self.primary.version, self.primary.hash, confirmed=self.confirmed, active=True)]
+        if self.secondary is not None:
+            slots.append(Slot(1, self.secondary.version, self.secondary.hash, pending=self.pending))
+        return slots
+
+    def running_version(self) -> str:
+        return self.primary.version
+
+    def upload(self, image: bytes, progress: Callable[[int, int], None] | None = None) -> None:
+        self.calls.append("upload")
+        digest = hashlib.sha256(image).hexdigest()
+        if self.receiving != digest:
+            self.receiving, self.received = digest, b""
+        offset = len(self.received)
+        self.upload_offsets.append(offset)
+        while offset < len(image):
+            if self.cut_at and offset >= self.cut_at[0]:
+                self.cut_at.pop(0)
+                raise DeviceGone("the port went away")
+            self.received += image[offset : offset + CHUNK]
+            offset = len(self.received)
+            if progress is not None:
+                progress(offset, len(image))
+        self.secondary, self.pending = Image(_version_of(image), digest), False
+        self.receiving = None
+
+    def mark_for_test(self, image_hash: bytes) -> None:
+        self.calls.append("mark_for_test")
+        assert self.secondary is not None and self.secondary.hash == image_hash.hex()
+        self.pending = True
+        self._fault("after_mark")
+
+    def confirm(self, image_hash: bytes | None = None) -> None:
+        self.calls.append("confirm")
+        self._fault("confirm")
+        self.confirmed = True
+
+    def reset(self) -> None:
+        self.calls.append("reset")
+        self.boot()
+        self._fault("reset")
+
+    def wait_until_back(self, timeout_s: float) -> list[Slot]:
+        self.calls.append("wait")
+        self._fault("wait")
+        return self.image_slots()
+
+    def self_test(self) -> SelfTest:
+        self.calls.append("self_test")
+        self._fault("self_test")
+        if self.primary.version in self.failing_versions:
+            return SelfTest(False, "illuminator current out of range")
+        return SelfTest(True, "all good")
+
+    # --- MCUboot --------------------------------------------------------------------------------
+
+    def boot(self) -> None:
+        if self.pending:
+            self.primary, self.secondary = self.secondary, self.primary
+            self.pending, self.confirmed = False, False
+        elif not self.confirmed and self.secondary is not None:
+            self.primary, self.secondary = self.secondary, self.primary
+            self.confirmed = True
+
+    def _fault(self, point: str) -> None:
+        fault = self.faults.pop(point, None)
+        if fault is not None:
+            fault()
+
+
+def _version_of(image: bytes) -> str:
+    return image.split(b"|", 1)[0].decode()
+
+
+def make_image(version: str, size: int = 8192) -> bytes:
+    head = f"{version}|".encode()
+    return head + bytes(i % 251 for i in range(size - len(head)))
+
+
+def power_loss(peripheral: FakePeripheral) -> Callable[[], None]:
+    """The peripheral loses power: it boots again (MCUboot decides what), and the call fails."""
+
+    def cut() -> None:
+        peripheral.boot()
+        raise DeviceGone("the peripheral lost power")
+
+    return cut
+
+
+def accept_all(running: str | None) -> list[dict[str, Any]]:
+    return [{"check": check, "ok": True, "reason": "fine"} for check in ("format", "hash", "signature")]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, action: str, details: dict[str, Any]) -> None:
+        self.entries.append((action, details))
+
+    @property
+    def actions(self) -> list[str]:
+        return [action for action, _ in self.entries]
+
+
+def run_update(
+    peripheral: FakePeripheral,
+    image: bytes,
+    verify: Callable[[str | None], list[dict[str, Any]]] = accept_all,
+    cancel: threading.Event | None = None,
+    attempts: int = 5,
+) -> tuple[FirmwareOperation, Recorder]:
+    operation = FirmwareOperation("op1", UPLOAD, "peripheral", "system", "2026-01-01T00:00:00Z")
+    operation.version = _version_of(image)
+    operation.image_hash = hashlib.sha256(image).hexdigest()
+    audit = Recorder()
+    flow = FirmwareFlow(
+        peripheral, operation, FlowTiming(1.0, 1.0, attempts), lambda: "2026-01-01T00:00:01Z", audit, cancel
+    )
+    flow.update(image, hashlib.sha256(image).digest(), verify)
+    return operation, audit
+
+
+def run_rollback(peripheral: FakePeripheral) -> tuple[FirmwareOperation, Recorder]:
+    operation = FirmwareOperation("op2", ROLLBACK, "peripheral", "system", "2026-01-01T00:00:00Z")
+    audit = Recorder()
+    FirmwareFlow(peripheral, operation, FlowTiming(1.0, 1.0), lambda: "t", audit).roll_back()
+    return operation, audit
+
+
+def assert_safe(peripheral: FakePeripheral, operation: FirmwareOperation, old: str, new: str) -> None:
+    """Old image running, or the new one confirmed; and the operation says which."""
+    running = peripheral.primary.version
+    assert (running == old) or (running == new and peripheral.confirmed), (running, peripheral.confirmed)
+    # Whatever MCUboot does at the next reset, the same image runs: nothing is left under test.
+    peripheral.boot()
+    assert peripheral.primary.version == running
+    if operation.state == CONFIRMED:
+        assert running == new
+    elif operation.state in (REVERTED, REFUSED, FAILED):
+        assert running == old
+    assert operation.outcome and "\n" not in operation.outcome
+    assert operation.ended_at is not None
+
+
+def test_a_good_image_is_uploaded_tested_and_confirmed() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    image = make_image("1.1.0")
+    operation, audit = run_update(peripheral, image)
+    assert operation.state == CONFIRMED, operation.outcome
+    assert peripheral.primary.version == "1.1.0" and peripheral.confirmed
+    assert operation.bytes_done == operation.bytes_total == len(image)
+    assert operation.old_version == "1.0.0" and operation.running_version == "1.1.0"
+    assert audit.actions == [
+        "firmware_verified",
+        "firmware_upload_started",
+        "firmware_uploaded",
+        "firmware_marked_for_test",
+        "firmware_reset",
+        "firmware_back",
+        "firmware_self_test",
+        "firmware_confirmed",
+    ]
+    assert [s.action for s in operation.steps] == audit.actions
+    for _action, details in audit.entries:
+        assert details["version"] == "1.1.0" and details["hash"] == hashlib.sha256(image).hexdigest()
+    assert_safe(peripheral, operation, "1.0.0", "1.1.0")
+
+
+def test_a_refused_image_sends_nothing() -> None:
+    peripheral = FakePeripheral("1.2.0")
+
+    def refuse_downgrade(running: str | None) -> list[dict[str, Any]]:
+        assert running == "1.2.0"  # the device's own running version is what the check compares
+        return [
+            {"check": "signature", "ok": True, "reason": "Ed25519 by key a"},
+            {"check": "version", "ok": False, "reason": "1.1.0 is older than the running 1.2.0"},
+        ]
+
+    operation, audit = run_update(peripheral, make_image("1.1.0"), refuse_downgrade)
+    assert operation.state == REFUSED
+    assert "version: 1.1.0 is older" in operation.outcome
+    assert audit.actions == ["firmware_refused"]
+    assert peripheral.calls == [] and peripheral.received == b""
+
+
+def test_a_cut_link_resumes_from_where_the_device_has_it() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.cut_at = [4096]
+    operation, audit = run_update(peripheral, make_image("1.1.0"))
+    assert operation.state == CONFIRMED, operation.outcome
+    starts = [d for a, d in audit.entries if a == "firmware_upload_started"]
+    assert [(d["attempt"], d["offset"]) for d in starts] == [(1, CHUNK), (2, 4096 + CHUNK)]
+    assert peripheral.upload_offsets == [0, 4096]
+    assert "firmware_upload_interrupted" in audit.actions
+    assert_safe(peripheral, operation, "1.0.0", "1.1.0")
+
+
+def test_an_upload_that_never_gets_through_marks_nothing() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.cut_at = [1024, 1024, 1024]
+    operation, audit = run_update(peripheral, make_image("1.1.0"), attempts=3)
+    assert operation.state == FAILED
+    assert "failed 3 times" in operation.outcome and "old image runs" in operation.outcome
+    assert "mark_for_test" not in peripheral.calls and "reset" not in peripheral.calls
+    assert audit.actions.count("firmware_upload_interrupted") == 3
+    assert_safe(peripheral, operation, "1.0.0", "1.1.0")
+
+
+def test_a_failed_self_test_is_reverted_and_the_old_image_runs() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.failing_versions.add("1.1.0")
+    operation, audit = run_update(peripheral, make_image("1.1.0"))
+    assert operation.state == REVERTED, operation.outcome
+    assert "failed its self-test" in operation.outcome and "1.0.0 runs" in operation.outcome
+    assert "confirm" not in peripheral.calls
+    assert audit.actions[-3:] == ["firmware_reset", "firmware_back", "firmware_reverted"]
+    assert peripheral.primary.version == "1.0.0" and peripheral.confirmed
+    assert_safe(peripheral, operation, "1.0.0", "1.1.0")
+
+
+def test_a_new_image_that_does_not_come_back_is_reverted() -> None:
+    peripheral = FakePeripheral("1.0.0")
+
+    def hung() -> None:
+        peripheral.boot()  # the watchdog resets it: MCUboot finds it unconfirmed
+        raise DeviceGone("not back within 1 s")
+
+    peripheral.faults["wait"] = hung
+    operation, audit = run_update(peripheral, make_image("1.1.0"))
+    assert operation.state == REVERTED, operation.outcome
+    assert "did not come back" in operation.outcome
+    assert_safe(peripheral, operation, "1.0.0", "1.1.0")
+
+
+@pytest.mark.parametrize("point", ["after_mark", "reset", "self_test", "confirm"])
+def test_a_power_loss_leaves_the_old_image_or_the_new_one_confirmed(point: str) -> None:
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.faults[point] = power_loss(peripheral)
+    operation, _ = run_update(peripheral, make_image("1.1.0"))
+    assert operation.state in (CONFIRMED, REVERTED), (point, operation.state, operation.outcome)
+    assert_safe(peripheral, operation, "1.0.0", "1.1.0")
+
+
+def test_a_power_loss_during_the_upload_resumes() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.cut_at = [2048]
+    operation, _ = run_update(peripheral, make_image("1.1.0"))
+    assert operation.state == CONFIRMED
+    assert_safe(peripheral, operation, "1.0.0", "1.1.0")
+
+
+def test_protocol_errors_cost_an_attempt_each_and_then_go_through() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    calls = {"n": 0}
+    upload = peripheral.upload
+
+    def flaky(image: bytes, progress: Callable[[int, int], None] | None = None) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ProtocolError("corrupted frame")
+        upload(image, progress)
+
+    peripheral.upload = flaky  # type: ignore[method-assign]
+    operation, _ = run_update(peripheral, make_image("1.1.0"))
+    assert operation.state == CONFIRMED and calls["n"] == 2
+
+
+def test_a_cancelled_upload_marks_nothing() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    cancel = threading.Event()
+    cancel.set()
+    operation, _ = run_update(peripheral, make_image("1.1.0"), cancel=cancel)
+    assert operation.state == FAILED and "stopping" in operation.outcome
+    assert "mark_for_test" not in peripheral.calls
+
+
+def test_rollback_of_a_test_boot_resets_it_away() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.secondary = Image("1.1.0", "ab" * 32)
+    peripheral.pending = True
+    peripheral.boot()  # 1.1.0 runs under test
+    operation, audit = run_rollback(peripheral)
+    assert operation.state == ROLLED_BACK, operation.outcome
+    assert peripheral.primary.version == "1.0.0" and peripheral.confirmed
+    assert audit.actions == [
+        "firmware_rollback_started",
+        "firmware_reset",
+        "firmware_back",
+        "firmware_reverted",
+    ]
+
+
+def test_rollback_of_a_confirmed_image_tests_and_confirms_the_previous_one() -> None:
+    peripheral = FakePeripheral("1.1.0", previous="1.0.0")
+    operation, audit = run_rollback(peripheral)
+    assert operation.state == ROLLED_BACK, operation.outcome
+    assert peripheral.primary.version == "1.0.0" and peripheral.confirmed
+    assert operation.version == "1.0.0" and operation.running_version == "1.0.0"
+    assert audit.actions[-1] == "firmware_confirmed"
+
+
+def test_rollback_whose_previous_image_fails_its_self_test_keeps_the_current_one() -> None:
+    peripheral = FakePeripheral("1.1.0", previous="1.0.0")
+    peripheral.failing_versions.add("1.0.0")
+    operation, _ = run_rollback(peripheral)
+    assert operation.state == REVERTED
+    assert peripheral.primary.version == "1.1.0" and peripheral.confirmed
+
+
+def test_rollback_with_no_previous_image_is_refused() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    operation, audit = run_rollback(peripheral)
+    assert operation.state == REFUSED and "nothing to roll back to" in operation.outcome
+    assert "reset" not in peripheral.calls and "mark_for_test" not in peripheral.calls
