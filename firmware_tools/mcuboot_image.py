@@ -95,7 +95,14 @@ class ImageVersion:
     build: int = 0
 
     def __str__(self) -> str:
-        return f"{self.major}.{self.minor}.{self.revision}+{self.build}"
+        return version_text(self)
+
+
+def version_text(version: ImageVersion) -> str:
+    """A version as the kit shows it everywhere (the API, the audit log, kitfw): imgtool's
+    --version form, "1.2.3", or "1.2.3+4" with a build number."""
+    text = f"{version.major}.{version.minor}.{version.revision}"
+    return f"{text}+{version.build}" if version.build else text
 
 
 def parse_version(text: str) -> ImageVersion:

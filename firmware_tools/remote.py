@@ -30,7 +30,7 @@ from firmware_tools.image_checks import (
 from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
 from kitd.cli.options import client_from_args, config_from_args
 from kitd.errors import ConfigError
-from kitd.services.firmware import parse_device_version
+from kitd.services.firmware import parse_kit_version
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
 FIRMWARE = "/api/v1/firmware"
@@ -142,7 +142,7 @@ def _check_here(args: argparse.Namespace, data: bytes, running: str | None) -> N
         allow_list = read_allow_list(path) if path else None
     except (KeyFileError, AllowListError) as exc:
         raise _Stop(USAGE, str(exc)) from None
-    running_version = parse_device_version(running)
+    running_version = parse_kit_version(running)
     findings = verify_image(data, keys, allow_list, running_version, args.allow_downgrade)
     pinned = bool(keys)
     refused = [f for f in findings if not f.ok and (pinned or f.check not in NEEDS_PINNING)]
@@ -231,6 +231,12 @@ def describe_step(step: dict[str, Any]) -> str:
         "firmware_confirmed": lambda: f"confirmed: {d.get('running_version')} runs",
         "firmware_reverted": lambda: f"reverted: {d.get('running_version')} runs",
         "firmware_failed": lambda: f"failed: {d.get('reason')}",
+        "firmware_erased": lambda: f"erased slot 1: {d.get('erased_version')} is no longer marked for test",
+        "firmware_still_marked": lambda: (
+            f"{d.get('marked_version')} is still marked for test in slot 1 ({d.get('reason')})"
+            if d.get("certain")
+            else f"slot 1 may still be marked for test ({d.get('reason')})"
+        ),
     }
     describe = words.get(action)
     return describe() if describe is not None else action

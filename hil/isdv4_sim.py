@@ -78,16 +78,13 @@ import fcntl
 import json
 import logging
 import os
-import queue
 import select
-import signal
 import struct
 import sys
 import tempfile
 import termios
 import threading
 import time
-import tty
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +95,7 @@ import numpy as np
 
 from hil.control_channel import ControlChannel
 from hil.pen_strokes import corner_taps, diagonal, parse_points, stroke
+from hil.pty_device import IoThreadWork, close_pty, open_pty, run_until_stopped
 from hil.synthetic_signature import STYLES, synthetic_signature
 from kitd.drivers.isdv4 import (
     MAX_COORDINATE,
@@ -114,7 +112,6 @@ from kitd.drivers.isdv4 import (
 log = logging.getLogger("isdv4_sim")
 
 MAX_OUTBOX = 64
-CALL_TIMEOUT_S = 10.0
 LOOP_PAUSE_S = 0.5
 COMMAND_NAMES = {ord("0"): "stop", ord("1"): "start", ord("*"): "query", ord("%"): "touch_query"}
 
@@ -252,8 +249,7 @@ class PadSim:
         self.pty_name = ""
         self.faults = Faults()
         self.rng = np.random.default_rng(setup.seed)
-        self._tasks: queue.Queue[tuple[Callable[[], Any], queue.Queue]] = queue.Queue()
-        self._wake_r, self._wake_w = os.pipe()
+        self.io = IoThreadWork()
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -277,39 +273,13 @@ class PadSim:
 
     # -- running work on the I/O thread --
     def call(self, work: Callable[[], Any]) -> Any:
-        answer: queue.Queue = queue.Queue(maxsize=1)
-        self._tasks.put((work, answer))
-        os.write(self._wake_w, b"x")
-        ok, value = answer.get(timeout=CALL_TIMEOUT_S)
-        if not ok:
-            raise value
-        return value
-
-    def _run_tasks(self) -> None:
-        while True:
-            try:
-                work, answer = self._tasks.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                answer.put((True, work()))
-            except Exception as exc:  # noqa: BLE001 - the control channel reports it as `err`
-                answer.put((False, exc))
+        return self.io.call(work)
 
     # -- plugging --
     def plug(self) -> str:
         self.unplug(quiet=True)
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no line editing before the host configures the port
-        os.set_blocking(master, False)
-        self.master, self.slave = master, slave
-        self.pty_name = os.ttyname(slave)
-        link = self.setup.link
-        tmp = link.with_name(f".{link.name}.{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        os.symlink(self.pty_name, tmp)
-        os.replace(tmp, link)
-        log.info("plugged: %s -> %s", link, self.pty_name)
+        self.master, self.slave, self.pty_name = open_pty(self.setup.link)
+        log.info("plugged: %s -> %s", self.setup.link, self.pty_name)
         if self.faults.wrong_baud:
             self._start_session(0.0)  # powers up sampling, at a rate the host does not read
         return self.pty_name
@@ -317,12 +287,7 @@ class PadSim:
     def unplug(self, quiet: bool = False) -> bool:
         if self.master is None:
             return False
-        self.setup.link.unlink(missing_ok=True)
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)  # type: ignore[arg-type]
-            except OSError:
-                pass
+        close_pty(self.setup.link, self.master, self.slave)
         self.master = self.slave = None
         self.sampling = False
         self.outbox.clear()
@@ -335,13 +300,12 @@ class PadSim:
     def serve(self, stop: threading.Event) -> None:
         while not stop.is_set():
             master = self.master
-            readers = [self._wake_r] + ([master] if master is not None else [])
+            readers = [self.io.wake_fd] + ([master] if master is not None else [])
             writers = [master] if master is not None and self.outbox else []
             timeout = 0.2 if not self.sampling else max(0.0, min(0.2, self.next_at - time.monotonic()))
             readable, _, _ = select.select(readers, writers, [], timeout)
-            if self._wake_r in readable:
-                os.read(self._wake_r, 4096)
-                self._run_tasks()
+            if self.io.wake_fd in readable:
+                self.io.run_due()
             if master is not None and master == self.master and master in readable:
                 try:
                     received = os.read(master, 4096)
@@ -667,17 +631,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"isdv4_sim: cannot start: {exc}", file=sys.stderr)
         return 1
-    io_thread = threading.Thread(target=sim.serve, args=(stop,), name="pty", daemon=True)
-    io_thread.start()
-    control.start()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    print(f"READY serial={setup.link} control=127.0.0.1:{control.port}", flush=True)
-    log.info("pad %s, touch %s", setup.query, "none" if touch is None else f"sensor {touch.sensor_id}")
-    stop.wait()
-    log.info("stopping")
-    control.close()
-    io_thread.join(2.0)
+    note = f"pad {setup.query}, touch {'none' if touch is None else f'sensor {touch.sensor_id}'}"
+    run_until_stopped(sim.serve, control, setup.link, stop, log, note)
     sim.unplug()
     return 0
 

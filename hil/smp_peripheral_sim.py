@@ -6,6 +6,7 @@ through a symlink, so kitd opens `smp:LINK` exactly as it opens /dev/ttyACM0 on 
     python -m hil.smp_peripheral_sim --link PATH --state-dir DIR [--control-port 0]
                                      [--baud 115200] [--reset-s 1.5] [--initial-version 1.0.0]
                                      [--buf-size 512] [--slot-size 393216]
+                                     [--allow-erase-pending]
 
 When listening it prints one line to stdout, `READY serial=LINK control=127.0.0.1:PORT`;
 logs go to stderr.
@@ -22,8 +23,10 @@ What it answers (the `smp` package's classes decode requests and encode answers;
 are kitd.drivers.peripheral's):
 
     OS (0)         echo; reset (answers, then resets); MCUmgr parameters (--buf-size, 4 buffers)
-    image (1)      state read/write, upload, erase (slot 1; refused while slot 1 holds the
-                   image to revert to)
+    image (1)      state read/write, upload, erase (slot 1, as Zephyr's img_mgmt: refused with
+                   NO_FREE_SLOT while slot 1 holds the image to revert to, or is marked for
+                   test or permanent, unless --allow-erase-pending, Zephyr's
+                   CONFIG_MCUMGR_GRP_IMG_ALLOW_ERASE_PENDING, lets a mark be erased with it)
     kit (64)       0 read battery {mv, percent, charging}; 1 write illuminator {on, level} ->
                    the same back; 2 read self_test {ok, detail}
     anything else  {"rc": 8} (ENOTSUP); a request that does not parse {"rc": 3} (EINVAL)
@@ -33,7 +36,9 @@ file's SHA-256 `sha`; an off-0 chunk with the sha of the unfinished upload answe
 offset already written (the client resumes from there); a chunk at another offset than the
 device expects is dropped and answered with the expected offset, as Zephyr's img_mgmt does
 (so 0 after a reset, which forgets the upload: it lives in RAM). The last chunk's answer has
-`match` (the written bytes against sha).
+`match` (the written bytes against sha), and the upload is then over: as Zephyr resets its
+upload state on completion, the same sha at off 0 again starts a new upload (slot 1 erased),
+not a resume.
 
 MCUboot, two slots in swap mode: slot 0 runs. State write with confirm false and slot 1's
 image hash marks it for test (pending); with confirm true and slot 1's hash, permanent; with
@@ -67,6 +72,8 @@ Control channel: TCP on 127.0.0.1, one command per line, one reply line, `ok [DE
     drop-every N             drop every Nth request frame (never answered; 0: off)
     corrupt-every N          flip a byte in every Nth answer frame (its CRC fails; 0: off)
     reset-at-offset N        reset by itself once an upload has written past byte N (once)
+    corrupt-upload           the next upload chunk reaches flash with one byte flipped (once):
+                             the upload completes with match false
     power-loss               the port vanishes at once, the unanswered and unwritten are
                              lost, back after --reset-s (a boot, like any reset)
     reset                    a reset as if commanded over SMP (no answer to anyone)
@@ -91,15 +98,12 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import select
-import signal
 import struct
 import sys
 import termios
 import threading
 import time
-import tty
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,6 +122,7 @@ from smp.exceptions import SMPException
 from firmware_tools.mcuboot_image import ImageFormatError, ImageVersion, parse_image
 from hil.control_channel import ControlChannel
 from hil.firmware_images import build_image, firmware_body
+from hil.pty_device import IoThreadWork, close_pty, open_pty, run_until_stopped
 from kitd.drivers.peripheral import (
     KIT_GROUP,
     BatteryReadRequest,
@@ -131,7 +136,6 @@ from kitd.drivers.peripheral import (
 
 log = logging.getLogger("smp_peripheral_sim")
 
-CALL_TIMEOUT_S = 10.0
 LINE_LENGTH = 127
 # Bytes read or written at once on a paced line: 5.6 ms at 115200, fine enough to time a frame.
 PACE_CHUNK = 64
@@ -145,7 +149,7 @@ IMAGE_GROUP = smpheader.GroupId.IMAGE_MANAGEMENT
 OS_GROUP = smpheader.GroupId.OS_MANAGEMENT
 
 
-def version_text(version: ImageVersion) -> str:
+def img_mgmt_version(version: ImageVersion) -> str:
     """As Zephyr's img_mgmt writes a version: 1.2.3, with .4 when there is a build number."""
     text = f"{version.major}.{version.minor}.{version.revision}"
     return f"{text}.{version.build}" if version.build else text
@@ -172,7 +176,7 @@ def read_slot_image(data: bytes) -> SlotImage | None:
     if image.image_hash is None:
         return None
     return SlotImage(
-        version=version_text(image.version),
+        version=img_mgmt_version(image.version),
         hash=image.image_hash,
         valid=image.computed_hash() == image.image_hash,
         bootable=not image.header.flags & 0x10,
@@ -199,8 +203,13 @@ class Flash:
         image = build_image(initial_version, firmware_body(4096, seed=1))
         (self.folder / "slot-a.bin").write_bytes(image)
         (self.folder / "slot-b.bin").write_bytes(b"")
-        self.boot = {"primary": "slot-a.bin", "secondary": "slot-b.bin", "pending": None,
-                     "confirmed": True, "trial": False}
+        self.boot = {
+            "primary": "slot-a.bin",
+            "secondary": "slot-b.bin",
+            "pending": None,
+            "confirmed": True,
+            "trial": False,
+        }
         self.save()
         log.info("new flash in %s: %s in slot 0", self.folder, initial_version)
 
@@ -281,6 +290,7 @@ class Faults:
     drop_every: int = 0
     corrupt_every: int = 0
     reset_at_offset: int | None = None
+    corrupt_upload: bool = False
     fail_self_test: set[str] = field(default_factory=set)
 
 
@@ -290,6 +300,7 @@ class Setup:
     baud: int
     reset_s: float
     buf_size: int
+    allow_erase_pending: bool = False
 
 
 class PeripheralSim:
@@ -310,8 +321,7 @@ class PeripheralSim:
         self.battery = {"mv": 3900, "percent": 80, "charging": False}
         self.counts: Counter = Counter()
         self.by_command: Counter = Counter()
-        self._tasks: queue.Queue[tuple[Callable[[], Any], queue.Queue]] = queue.Queue()
-        self._wake_r, self._wake_w = os.pipe()
+        self.io = IoThreadWork()
         self._volatile()
 
     def _volatile(self) -> None:
@@ -327,50 +337,19 @@ class PeripheralSim:
 
     # -- running work on the I/O thread --
     def call(self, work: Callable[[], Any]) -> Any:
-        answer: queue.Queue = queue.Queue(maxsize=1)
-        self._tasks.put((work, answer))
-        os.write(self._wake_w, b"x")
-        ok, value = answer.get(timeout=CALL_TIMEOUT_S)
-        if not ok:
-            raise value
-        return value
-
-    def _run_tasks(self) -> None:
-        while True:
-            try:
-                work, answer = self._tasks.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                answer.put((True, work()))
-            except Exception as exc:  # noqa: BLE001 - the control channel reports it as `err`
-                answer.put((False, exc))
+        return self.io.call(work)
 
     # -- the port --
     def plug(self) -> str:
         self.close_port()
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        self.master, self.slave = master, slave
-        self.pty_name = os.ttyname(slave)
-        link = self.setup.link
-        tmp = link.with_name(f".{link.name}.{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        os.symlink(self.pty_name, tmp)
-        os.replace(tmp, link)
-        log.info("port up: %s -> %s", link, self.pty_name)
+        self.master, self.slave, self.pty_name = open_pty(self.setup.link)
+        log.info("port up: %s -> %s", self.setup.link, self.pty_name)
         return self.pty_name
 
     def close_port(self) -> bool:
         if self.master is None:
             return False
-        self.setup.link.unlink(missing_ok=True)
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)  # type: ignore[arg-type]
-            except OSError:
-                pass
+        close_pty(self.setup.link, self.master, self.slave)
         self.master = self.slave = None
         self.rx.clear()
         self.line.clear()
@@ -417,7 +396,7 @@ class PeripheralSim:
                     continue
                 timeout = min(timeout, self.up_at - now)
             master = self.master
-            readers = [self._wake_r]
+            readers = [self.io.wake_fd]
             writers = []
             if master is not None:
                 if now >= self.rx_free_at:
@@ -434,9 +413,8 @@ class PeripheralSim:
                 if self.reset_after_answer:
                     timeout = min(timeout, 0.01)
             readable, writable, _ = select.select(readers, writers, [], max(0.0, timeout))
-            if self._wake_r in readable:
-                os.read(self._wake_r, 4096)
-                self._run_tasks()
+            if self.io.wake_fd in readable:
+                self.io.run_due()
             if master is not None and master == self.master:
                 if master in readable:
                     self._read(master)
@@ -655,7 +633,11 @@ class PeripheralSim:
             return self._reply(smpimg.ImageUploadWriteResponse, request, off=expected)
         if upload.off + len(request.data) > upload.length:
             return self._group_error(head, smpimg.IMG_MGMT_ERR.INVALID_IMAGE_DATA_OVERRUN)
-        self.flash.write_secondary(upload.off, request.data)
+        data = request.data
+        if self.faults.corrupt_upload and data:
+            self.faults.corrupt_upload = False
+            data = bytes((data[0] ^ 0xFF,)) + data[1:]
+        self.flash.write_secondary(upload.off, data)
         upload.off += len(request.data)
         limit = self.faults.reset_at_offset
         if limit is not None and upload.off > limit:
@@ -663,16 +645,24 @@ class PeripheralSim:
             self.go_down(f"by itself at upload offset {upload.off}")
             return None
         fields: dict[str, Any] = {"off": upload.off}
-        if upload.off == upload.length and upload.sha is not None:
-            fields["match"] = hashlib.sha256(self.flash.read(1)).digest() == upload.sha
-            log.info("upload complete: match=%s", fields["match"])
+        if upload.off == upload.length:
+            if upload.sha is not None:
+                fields["match"] = hashlib.sha256(self.flash.read(1)).digest() == upload.sha
+            log.info("upload complete: match=%s", fields.get("match"))
+            self.upload = None  # Zephyr's img_mgmt_reset_upload: a finished upload is not resumed
         return self._reply(smpimg.ImageUploadWriteResponse, request, **fields)
 
     def _smp_erase(self, request: smpimg.ImageEraseRequest) -> bytes:
         if request.slot not in (None, 1):
             return self._group_error(request.header, smpimg.IMG_MGMT_ERR.INVALID_SLOT)
-        if self.flash.boot["trial"]:
-            return self._group_error(request.header, smpimg.IMG_MGMT_ERR.IMAGE_SETTING_TEST_TO_ACTIVE_DENIED)
+        boot = self.flash.boot
+        # Zephyr's img_mgmt_erase: a slot whose image info reads is checked by
+        # img_mgmt_slot_in_use: the image to revert to is never erased; a slot marked for test or
+        # permanent only when built with CONFIG_MCUMGR_GRP_IMG_ALLOW_ERASE_PENDING (the mark
+        # lives in the slot's trailer and goes with it).
+        in_use = boot["trial"] or (boot["pending"] and not self.setup.allow_erase_pending)
+        if in_use and self.flash.image(1) is not None:
+            return self._group_error(request.header, smpimg.IMG_MGMT_ERR.NO_FREE_SLOT)
         self.flash.erase_secondary()
         self.flash.boot["pending"] = None
         self.flash.save()
@@ -717,14 +707,22 @@ class PeripheralSim:
                 "drop_every": self.faults.drop_every,
                 "corrupt_every": self.faults.corrupt_every,
                 "reset_at_offset": self.faults.reset_at_offset,
+                "corrupt_upload": self.faults.corrupt_upload,
                 "fail_self_test": sorted(self.faults.fail_self_test),
             },
         }
 
     def count_report(self) -> dict[str, Any]:
         names = (
-            "requests", "answers", "dropped", "corrupted", "bad_frames", "resets", "boots",
-            "illuminator_on", "illuminator_off",
+            "requests",
+            "answers",
+            "dropped",
+            "corrupted",
+            "bad_frames",
+            "resets",
+            "boots",
+            "illuminator_on",
+            "illuminator_off",
         )
         return {**{n: self.counts.get(n, 0) for n in names}, "by_command": dict(self.by_command)}
 
@@ -816,6 +814,10 @@ class ControlServer(ControlChannel):
         self.sim.call(lambda: setattr(self.sim.faults, "reset_at_offset", int(args[0])))
         return f"ok reset once an upload passes byte {args[0]}"
 
+    def _cmd_corrupt_upload(self, args: list[str]) -> str:
+        self.sim.call(lambda: setattr(self.sim.faults, "corrupt_upload", True))
+        return "ok the next upload chunk reaches flash with a byte flipped"
+
     def _cmd_power_loss(self, args: list[str]) -> str:
         self.sim.call(lambda: self.sim.go_down("power loss"))
         return f"ok power lost; back in {self.sim.setup.reset_s:g} s"
@@ -882,6 +884,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--initial-version", default="1.0.0", help="slot 0's image on a new --state-dir")
     parser.add_argument("--buf-size", type=int, default=512, help="the SMP buffer it advertises")
     parser.add_argument("--slot-size", type=int, default=0x60000, help="bytes a slot holds")
+    parser.add_argument(
+        "--allow-erase-pending",
+        action="store_true",
+        help="erase slot 1 even when marked (Zephyr's CONFIG_MCUMGR_GRP_IMG_ALLOW_ERASE_PENDING)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="smp_peripheral_sim: %(message)s")
     if args.baud < 0 or args.reset_s < 0 or args.buf_size < 64:
@@ -894,7 +901,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     link = args.link.absolute()
     link.parent.mkdir(parents=True, exist_ok=True)
-    sim = PeripheralSim(Setup(link=link, baud=args.baud, reset_s=args.reset_s, buf_size=args.buf_size), flash)
+    setup = Setup(
+        link=link,
+        baud=args.baud,
+        reset_s=args.reset_s,
+        buf_size=args.buf_size,
+        allow_erase_pending=args.allow_erase_pending,
+    )
+    sim = PeripheralSim(setup, flash)
     stop = threading.Event()
     try:
         sim.boot()  # power-on: MCUboot runs first, as after any reset
@@ -902,16 +916,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"smp_peripheral_sim: cannot start: {exc}", file=sys.stderr)
         return 1
-    io_thread = threading.Thread(target=sim.serve, args=(stop,), name="pty", daemon=True)
-    io_thread.start()
-    control.start()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    print(f"READY serial={link} control=127.0.0.1:{control.port}", flush=True)
-    stop.wait()
-    log.info("stopping")
-    control.close()
-    io_thread.join(2.0)
+    run_until_stopped(sim.serve, control, link, stop, log)
     sim.close_port()
     return 0
 

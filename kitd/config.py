@@ -174,6 +174,12 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         1.0,
         "How often a ready device's presence is checked (bus enumeration, no I/O to the device).",
     ),
+    (
+        "devices.battery_interval_s",
+        (int, float),
+        60.0,
+        "How often the peripheral's battery gauge is read for the touch screen's status bar.",
+    ),
     ("fingerprint.ppi", (int, float), 385, "NB-1010-U resolution from the vendor's datasheet."),
     ("fingerprint.poll_interval_s", (int, float), 0.1, "Pause between finger-presence polls."),
     (
@@ -371,6 +377,7 @@ KEY_BACKENDS = ("file", "pkcs11")
 MAX_SEALED_SIGNATURE_S = 60.0
 
 POSITIVE_KEYS = (
+    "devices.battery_interval_s",
     "audit.checkpoint_interval_s",
     "auth.idle_lock_s",
     "network.pairing_window_s",

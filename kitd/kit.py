@@ -27,6 +27,7 @@ from kitd.drivers.registry import device_kind, make_driver
 from kitd.errors import KitError
 from kitd.events import EventHub
 from kitd.services.audit import AuditLog, record_start
+from kitd.services.battery_watch import BatteryWatch
 from kitd.services.captures import CAPTURE_KINDS, Capture
 from kitd.services.claims import claim_scope
 from kitd.services.diagnostics import run_checks
@@ -142,6 +143,7 @@ class Kit:
         self.guided = GuidedDesk(self)
         # Firmware updates and rollbacks of the peripheral (one at a time; not during a visit).
         self.firmware = FirmwareDesk(self)
+        self.battery = BatteryWatch(self.firmware, self.clock, float(config["devices.battery_interval_s"]))
         for slot in self.slots.values():
             slot.on_status = self._device_changed
 
@@ -337,6 +339,8 @@ class Kit:
                 task.cancel()
         if self.panel is not None:
             tasks.append(asyncio.create_task(self.panel.run(), name="panel"))
+        if self.firmware.peripheral() is not None:
+            tasks.append(asyncio.create_task(self.battery.run(), name="battery"))
         self._supervisors = tasks
         return tasks
 

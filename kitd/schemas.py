@@ -517,7 +517,8 @@ SCHEMAS: dict[str, Any] = {
                 "description": "Its audit log action: firmware_verified, firmware_refused, "
                 "firmware_rollback_started, firmware_upload_started, firmware_upload_interrupted, "
                 "firmware_uploaded, firmware_marked_for_test, firmware_reset, firmware_back, "
-                "firmware_self_test, firmware_confirmed, firmware_reverted, firmware_failed",
+                "firmware_self_test, firmware_confirmed, firmware_reverted, firmware_failed, "
+                "firmware_erased, firmware_still_marked",
             },
             "at": {"type": "string", "description": "When, by the kit's clock"},
             "details": {"type": "object", "description": "Version, hash, offset, what ran, why"},
@@ -1054,12 +1055,19 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "battery": {
-                "description": "null while the kit reports no battery",
+                "description": "The peripheral's battery gauge as last read (every "
+                "devices.battery_interval_s); null on a kit without one, or when no reading is "
+                "fresher than three intervals",
                 "oneOf": [
                     {
                         "type": "object",
                         "required": ["percent", "charging"],
-                        "properties": {"percent": {"type": "number"}, "charging": {"type": "boolean"}},
+                        "properties": {
+                            "percent": {"type": "number"},
+                            "charging": {"type": "boolean"},
+                            "millivolts": {"type": "integer"},
+                            "read_at": {"type": "string", "description": "ISO 8601, the kit's clock"},
+                        },
                     },
                     {"type": "null"},
                 ],

@@ -4,15 +4,20 @@ the new one confirmed, the operation says which, and nothing is sent for a refus
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import hashlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kitd.errors import DeviceGone, ProtocolError
+from kitd.drivers.peripheral import PeripheralController
+from kitd.errors import DeviceBusy, DeviceGone, ProtocolError
 from kitd.services.firmware import (
     CONFIRMED,
     FAILED,
@@ -25,6 +30,9 @@ from kitd.services.firmware import (
     FirmwareOperation,
     FlowTiming,
 )
+from kitd.services.firmware_desk import FirmwareDesk, ran_here_confirmed
+from kitd.store.audit import append_entry
+from kitd.store.database import database_path, open_database
 
 CHUNK = 512
 
@@ -55,7 +63,9 @@ class Image:
 
 class FakePeripheral:
     """Two slots and MCUboot's swap: a reset boots a pending image for test, and reverts a test
-    boot that was not confirmed. ``faults`` maps a point to what happens there once."""
+    boot that was not confirmed. ``faults`` maps a point to what happens there once. Erasing
+    slot 1 is refused while it is marked or holds the image to revert to, as Zephyr refuses it
+    (``allow_erase_pending``: as built with CONFIG_MCUMGR_GRP_IMG_ALLOW_ERASE_PENDING)."""
 
     def __init__(self, running: str = "1.0.0", previous: str | None = None) -> None:
         self.primary = Image(running, hashlib.sha256(running.encode()).hexdigest())
@@ -64,6 +74,7 @@ class FakePeripheral:
         )
         self.confirmed = True
         self.pending = False
+        self.permanent = False
         self.received = b""
         self.receiving: str | None = None
         self.upload_offsets: list[int] = []
@@ -71,6 +82,9 @@ class FakePeripheral:
         self.faults: dict[str, Callable[[], None]] = {}
         self.cut_at: list[int] = []  # upload offsets where the link is cut, once each
         self.calls: list[str] = []
+        self.resets_take = True  # False: a reset is answered and nothing happens
+        self.self_confirming: set[str] = set()  # versions that confirm themselves at boot
+        self.allow_erase_pending = False
 
     # --- what the flow calls -------------------------------------------------------------------
 
@@ -108,13 +122,28 @@ class FakePeripheral:
         self._fault("after_mark")
 
     def confirm(self, image_hash: bytes | None = None) -> None:
+        """As img_mgmt's state write with confirm: the running image (no hash, or its hash), or
+        slot 1's made permanent (MCUboot swaps it in for good at the next boot); else refused."""
         self.calls.append("confirm")
         self._fault("confirm")
-        self.confirmed = True
+        wanted = None if image_hash is None else image_hash.hex()
+        if wanted is None or wanted == self.primary.hash:
+            self.confirmed = True
+        elif self.secondary is not None and wanted == self.secondary.hash:
+            self.pending, self.permanent = True, True
+        else:
+            raise ProtocolError(f"confirm: hash {wanted[:12]} not found")
+
+    def erase(self) -> None:
+        self.calls.append("erase")
+        if not self.confirmed or (self.pending and not self.allow_erase_pending):
+            raise ProtocolError("erase slot 1: SMP group 1 error no_free_slot (16)")
+        self.secondary, self.pending, self.permanent = None, False, False
 
     def reset(self) -> None:
         self.calls.append("reset")
-        self.boot()
+        if self.resets_take:
+            self.boot()
         self._fault("reset")
 
     def wait_until_back(self, timeout_s: float) -> list[Slot]:
@@ -122,7 +151,7 @@ class FakePeripheral:
         self._fault("wait")
         return self.image_slots()
 
-    def self_test(self) -> SelfTest:
+    def self_test(self, timeout_s: float | None = None) -> SelfTest:
         self.calls.append("self_test")
         self._fault("self_test")
         if self.primary.version in self.failing_versions:
@@ -134,7 +163,10 @@ class FakePeripheral:
     def boot(self) -> None:
         if self.pending:
             self.primary, self.secondary = self.secondary, self.primary
-            self.pending, self.confirmed = False, False
+            self.pending, self.confirmed = False, self.permanent
+            self.permanent = False
+            if self.primary.version in self.self_confirming:
+                self.confirmed = True
         elif not self.confirmed and self.secondary is not None:
             self.primary, self.secondary = self.secondary, self.primary
             self.confirmed = True
@@ -198,10 +230,12 @@ def run_update(
     return operation, audit
 
 
-def run_rollback(peripheral: FakePeripheral) -> tuple[FirmwareOperation, Recorder]:
+def run_rollback(
+    peripheral: FakePeripheral, ran_before: Callable[[str], bool] = lambda _hash: True
+) -> tuple[FirmwareOperation, Recorder]:
     operation = FirmwareOperation("op2", ROLLBACK, "peripheral", "system", "2026-01-01T00:00:00Z")
     audit = Recorder()
-    FirmwareFlow(peripheral, operation, FlowTiming(1.0, 1.0), lambda: "t", audit).roll_back()
+    FirmwareFlow(peripheral, operation, FlowTiming(1.0, 1.0), lambda: "t", audit).roll_back(ran_before)
     return operation, audit
 
 
@@ -390,3 +424,237 @@ def test_rollback_with_no_previous_image_is_refused() -> None:
     operation, audit = run_rollback(peripheral)
     assert operation.state == REFUSED and "nothing to roll back to" in operation.outcome
     assert "reset" not in peripheral.calls and "mark_for_test" not in peripheral.calls
+
+
+@pytest.mark.parametrize("how", ["fails its self-test", "its self-test does not answer"])
+def test_an_image_that_confirms_itself_without_a_passing_self_test_ends_failed(how: str) -> None:
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.self_confirming.add("1.1.0")
+    if how == "fails its self-test":
+        peripheral.failing_versions.add("1.1.0")
+    else:
+        peripheral.faults["self_test"] = lambda: (_ for _ in ()).throw(DeviceGone("no answer"))
+    operation, audit = run_update(peripheral, make_image("1.1.0"))
+    # No reset reverts a confirmed image, and its self-test never passed: no success, and said.
+    assert operation.state == FAILED, operation.outcome
+    assert "confirm" not in peripheral.calls
+    assert peripheral.primary.version == "1.1.0" and peripheral.confirmed
+    assert "1.1.0" in operation.outcome and "confirmed" in operation.outcome
+    assert audit.actions[-1] == "firmware_failed"
+    assert operation.running_version == "1.1.0"
+
+
+def test_a_reset_that_never_takes_ends_failed_and_says_the_mark_stands() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.resets_take = False
+    operation, audit = run_update(peripheral, make_image("1.1.0"))
+    assert operation.state == FAILED, operation.outcome
+    assert peripheral.calls.count("reset") == 2
+    # Zephyr refuses to erase a slot marked for test: the mark stands, and the kit says so.
+    assert peripheral.pending and "erase" in peripheral.calls
+    assert "1.1.0 is still marked for test in slot 1" in operation.outcome
+    assert "next reset boots it untested" in operation.outcome
+    assert audit.actions[-2:] == ["firmware_failed", "firmware_still_marked"]
+    marked = audit.entries[-1][1]
+    assert marked["certain"] and marked["marked_version"] == "1.1.0" and "no_free_slot" in marked["reason"]
+    assert operation.steps[-1].action == "firmware_still_marked"
+
+
+def test_a_mark_left_standing_is_erased_when_the_device_allows_it() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.resets_take = False
+    peripheral.allow_erase_pending = True
+    operation, audit = run_update(peripheral, make_image("1.1.0"))
+    assert operation.state == FAILED
+    assert not peripheral.pending and peripheral.secondary is None
+    assert audit.actions[-1] == "firmware_erased" and "was erased from slot 1" in operation.outcome
+    peripheral.boot()  # the next reset: the old image, nothing untested
+    assert peripheral.primary.version == "1.0.0"
+
+
+def test_a_stop_between_the_mark_and_the_test_boot_says_the_mark_may_stand() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    cancel = threading.Event()
+    peripheral.faults["after_mark"] = cancel.set
+    operation, audit = run_update(peripheral, make_image("1.1.0"), cancel=cancel)
+    assert operation.state == FAILED and "stopping" in operation.outcome
+    assert "reset" not in peripheral.calls and "erase" not in peripheral.calls  # stopping: hands off
+    assert "may still be marked for test" in operation.outcome
+    assert audit.actions[-1] == "firmware_still_marked" and audit.entries[-1][1]["certain"] is False
+
+
+def test_a_refused_reset_before_the_test_boot_tries_to_erase_the_mark() -> None:
+    peripheral = FakePeripheral("1.0.0")
+
+    def refused() -> None:
+        raise ProtocolError("reset refused: SMP error ebusy")
+
+    peripheral.reset = refused  # type: ignore[method-assign]
+    operation, audit = run_update(peripheral, make_image("1.1.0"))
+    assert operation.state == FAILED and "reset refused" in operation.outcome
+    assert "still marked for test" in operation.outcome and audit.actions[-1] == "firmware_still_marked"
+
+
+def test_a_rollback_whose_reset_never_takes_ends_failed() -> None:
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.secondary = Image("1.1.0", "ab" * 32)
+    peripheral.pending = True
+    peripheral.boot()  # 1.1.0 runs under test
+    peripheral.resets_take = False
+    operation, audit = run_rollback(peripheral)
+    assert operation.state == FAILED, operation.outcome
+    assert "still runs the unconfirmed image" in operation.outcome
+    assert operation.running_version == "1.1.0"
+    assert audit.actions[-1] == "firmware_failed"
+
+
+def test_a_rollback_to_an_image_that_never_ran_here_is_refused() -> None:
+    # After an update that failed past its upload, slot 1 holds the new image, never run.
+    peripheral = FakePeripheral("1.0.0", previous="1.1.0")
+    asked: list[str] = []
+    operation, audit = run_rollback(peripheral, lambda image_hash: asked.append(image_hash) and False)
+    assert operation.state == REFUSED, operation.outcome
+    assert "never ran confirmed on this peripheral" in operation.outcome and "1.1.0" in operation.outcome
+    assert asked == [peripheral.secondary.hash]
+    assert "reset" not in peripheral.calls and "mark_for_test" not in peripheral.calls
+    assert audit.actions == ["firmware_rollback_started", "firmware_refused"]
+
+
+def test_a_rollback_with_no_running_image_reported_is_refused() -> None:
+    peripheral = FakePeripheral("1.1.0", previous="1.0.0")
+    peripheral.image_slots = lambda: [Slot(1, "1.0.0", "cd" * 32)]  # type: ignore[method-assign]
+    operation, _ = run_rollback(peripheral)
+    assert operation.state == REFUSED and "no running image" in operation.outcome
+
+
+def test_the_entries_record_the_running_image_a_rollback_may_go_back_to(tmp_path: Path) -> None:
+    peripheral = FakePeripheral("1.0.0")
+    old_hash = peripheral.primary.hash
+    _operation, audit = run_update(peripheral, make_image("1.1.0"))
+    conn = open_database(database_path(tmp_path))
+    for action, details in audit.entries:
+        append_entry(conn, "system", action, details)
+    append_entry(conn, "system", "firmware_verified", {"device": "other", "running_hash": "ee" * 32})
+    ran = ran_here_confirmed(conn, "peripheral")
+    assert old_hash in ran and hashlib.sha256(make_image("1.1.0")).hexdigest() in ran
+    assert "ee" * 32 not in ran
+    # The new image booted unconfirmed only: not yet a place to roll back to.
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.failing_versions.add("1.2.0")
+    _operation, audit = run_update(peripheral, make_image("1.2.0"))
+    for action, details in audit.entries:
+        append_entry(conn, "system", action, details)
+    assert hashlib.sha256(make_image("1.2.0")).hexdigest() not in ran_here_confirmed(conn, "peripheral")
+
+
+# --- the driver's upload: a completed upload that does not match its SHA-256 ------------------
+
+
+class ChunkDevice:
+    """img_mgmt's upload as far as the driver's loop sees it: chunks at the offset it expects,
+    `match` on the last, the upload forgotten once complete; ``corrupt`` flips a byte written."""
+
+    def __init__(self, corrupt: int) -> None:
+        self.corrupt = corrupt  # uploads still to corrupt
+        self.flash = bytearray()
+        self.sent: list[int] = []
+        self.erased = 0
+
+    def send_chunk(self, image: bytes, start: int, sha: bytes) -> tuple[bool | None, int]:
+        self.sent.append(start)
+        if start == 0:
+            self.flash = bytearray()
+        data = bytearray(image[start : start + CHUNK])
+        if start == 0 and self.corrupt:
+            self.corrupt -= 1
+            data[0] ^= 0xFF
+        self.flash += data
+        if len(self.flash) < len(image):
+            return None, len(self.flash)
+        return hashlib.sha256(self.flash).digest() == sha, len(self.flash)
+
+    def erase(self) -> None:
+        self.erased += 1
+        self.flash = bytearray()
+
+
+def driver_on(device: ChunkDevice) -> PeripheralController:
+    driver = PeripheralController("/nonexistent/ttyACM9")
+    driver._send_chunk = device.send_chunk  # type: ignore[method-assign]
+    driver.erase = device.erase  # type: ignore[method-assign]
+    return driver
+
+
+def test_a_corrupted_upload_is_erased_and_sent_again_from_0() -> None:
+    device = ChunkDevice(corrupt=1)
+    image = make_image("1.1.0", 4 * CHUNK)
+    progress: list[int] = []
+    driver_on(device).upload(image, lambda done, total: progress.append(done))
+    assert bytes(device.flash) == image
+    assert device.erased == 1
+    assert device.sent == [0, 512, 1024, 1536, 0, 512, 1024, 1536]
+    assert progress == [512, 1024, 1536, 2048, 0, 512, 1024, 1536, 2048]
+
+
+def test_an_upload_that_never_matches_fails_after_one_resend() -> None:
+    device = ChunkDevice(corrupt=5)
+    with pytest.raises(ProtocolError, match="does not match its SHA-256"):
+        driver_on(device).upload(make_image("1.1.0", 2 * CHUNK))
+    assert device.erased == 1 and device.sent == [0, 512, 0, 512]
+
+
+def test_the_self_test_is_not_asked_again_past_its_timeout() -> None:
+    driver = PeripheralController("/nonexistent/ttyACM9", tries=4)
+    asked: list[float] = []
+
+    def ensure_open() -> None:
+        driver._client = SlowClient(asked)  # type: ignore[assignment]
+
+    driver._ensure_open = ensure_open  # type: ignore[method-assign]
+    driver._disconnect = lambda: None  # type: ignore[method-assign]
+    started = time.monotonic()
+    with pytest.raises(DeviceGone, match="within 0.3 s"):
+        driver.self_test(0.3)
+    assert time.monotonic() - started < 0.6
+    assert sum(asked) <= 0.3 + 1e-6 and len(asked) < 4
+
+
+class SlowClient:
+    """An SMP client whose request never gets an answer within the time it is given."""
+
+    def __init__(self, asked: list[float]) -> None:
+        self.asked = asked
+
+    async def request(self, request: Any, timeout_s: float) -> Any:
+        self.asked.append(timeout_s)
+        await asyncio.sleep(timeout_s)
+        raise TimeoutError("no answer")
+
+
+def test_a_failed_start_of_the_job_is_audited() -> None:
+    written: list[tuple[str, str, dict[str, Any]]] = []
+
+    class Kit:
+        clock = type("Clock", (), {"now": staticmethod(lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC))})()
+        database = None
+        slots: dict[str, Any] = {}
+
+        async def in_database(self, job: Callable[..., Any], *args: Any) -> Any:
+            _conn, actor, action, details = args
+            written.append((actor, action, details))
+
+    class BusySlot:
+        id = "peripheral"
+
+        async def run_job(self, job: Any) -> None:
+            raise DeviceBusy("a capture holds it")
+
+    desk = FirmwareDesk(Kit())  # type: ignore[arg-type]
+    operation = FirmwareOperation("op3", UPLOAD, "peripheral", "tech", "2026-01-01T00:00:00Z")
+    operation.version, operation.image_hash = "1.1.0", "ab" * 32
+    asyncio.run(desk._run(operation, BusySlot(), lambda flow: None))
+    assert operation.state == FAILED and "busy" in operation.outcome
+    assert [(actor, action) for actor, action, _ in written] == [("tech", "firmware_failed")]
+    details = written[0][2]
+    assert details["operation_id"] == "op3" and details["hash"] == "ab" * 32 and "busy" in details["reason"]
+    assert operation.steps[-1].action == "firmware_failed"

@@ -6,6 +6,7 @@ not_available with their reason. The full run in the documented shape, stored in
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,21 @@ DEVICE_IDS = ("fingerprint", "iris_camera", "signature", "panel", "peripheral")
 MAY_BE_ABSENT = {"unit.sd_wear", "unit.cpu_temperature", "unit.throttling", "unit.battery", "data.last_sync"}
 
 
+def _wait_for(read: Any, done: Any, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done(read()):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_a_healthy_simulated_kit_reports_its_checks_ok(tmp_path: Path, rig_logs: Any) -> None:
     simulated = start_simulators(tmp_path)
     for device in simulated:
         rig_logs.add(device.simulator.name, device.simulator.logs)
-    kitd = simulated_kitd(tmp_path, simulated)
+    # The screen's battery is read often here, to see a change arrive.
+    kitd = simulated_kitd(tmp_path, simulated, {"devices.battery_interval_s": 0.5})
     rig_logs.add("kitd", kitd.logs)
     try:
         kitd.start()
@@ -50,6 +61,15 @@ def test_a_healthy_simulated_kit_reports_its_checks_ok(tmp_path: Path, rig_logs:
         assert run["status"] == "warning" and run["stored"] is True
         latest = technician.checked("GET", "/api/v1/diagnostics/history?limit=1").json()["runs"]
         assert latest[0]["run_id"] == run["run_id"]
+        # The screen's status bar has the gauge too, and follows it.
+        summary = technician.checked("GET", "/api/v1/summary").json()
+        check("Summary", summary)
+        assert summary["battery"]["percent"] == 80 and summary["battery"]["charging"] is False
+        peripheral.control("battery 3550 9 true")
+        assert _wait_for(
+            lambda: technician.checked("GET", "/api/v1/summary").json()["battery"],
+            lambda battery: battery["percent"] == 9 and battery["charging"] is True,
+        )
     finally:
         kitd.stop()
         stop_simulators(simulated)

@@ -231,6 +231,12 @@ def test_a_failed_self_test_ends_with_the_old_image_after_the_revert(rig, images
     assert actions[-4:] == ["firmware_self_test", "firmware_reset", "firmware_back", "firmware_reverted"]
     assert kit.operation()["state"] == "reverted"
 
+    # Slot 1 now holds the new image, which never ran confirmed here: no "rollback" boots it.
+    back = kit.kitfw("rollback")
+    assert back.returncode == 1 and "409 never_ran_here" in back.stderr, back.stdout + back.stderr
+    assert back.stderr.count("\n") == 1 and NEW in back.stderr
+    assert kit.running() == (OLD, True)
+
 
 def test_an_unplugged_upload_resumes_from_the_devices_offset(rig, images) -> None:  # noqa: ANN001
     """Unplugged longer than the driver's own reconnection (5 s), the upload attempt fails; the next

@@ -149,7 +149,7 @@ def test_images_signed_by_a_pinned_key_are_accepted(image_set: ImageSet, name: s
         ),
         ("truncated_tlvs", "format", "truncated: the TLV area needs "),
         ("unsigned", "signature", "the image is not signed"),
-        ("downgrade", "version", "1.0.0+0 is older than the running 1.2.0+0 (--allow-downgrade to allow)"),
+        ("downgrade", "version", "1.0.0 is older than the running 1.2.0 (--allow-downgrade to allow)"),
         ("off_list", "allow_list", " is not on the allow-list"),
     ],
 )
@@ -291,6 +291,6 @@ def test_info_shows_the_header_and_every_tlv(image_set: ImageSet) -> None:
 
     code, text, _ = kitfw("info", image_set.images["ecdsa"])
     assert code == 0
-    assert "ECDSASIG     type 0x22" in text and "version        1.2.3+0" in text
+    assert "ECDSASIG     type 0x22" in text and "version        1.2.3" in text
     code, _, err = kitfw("info", image_set.images["truncated_body"])
     assert code == 1 and err.startswith("kitfw: ") and "truncated" in err

@@ -234,9 +234,54 @@ def test_the_battery_check_reads_the_peripherals_gauge(reading: Any, status: str
     found = asyncio.run(check_battery(kit))
     assert found["status"] == status
     if isinstance(reading, BatteryReading):
-        assert found["values"] == {"millivolts": reading.millivolts, "percent": reading.percent,
-                                   "charging": reading.charging}
+        assert found["values"] == {
+            "millivolts": reading.millivolts,
+            "percent": reading.percent,
+            "charging": reading.charging,
+        }
 
 
 def test_without_a_peripheral_the_battery_is_not_available() -> None:
     assert asyncio.run(check_battery(SimpleNamespace(slots={})))["status"] == "not_available"
+
+
+def test_a_corrupted_upload_is_erased_and_sent_again(board: SimulatorProcess, controller: Any) -> None:
+    controller.open()
+    image, image_hash = new_image("1.6.0")
+    board.control("corrupt-upload")  # the first chunk reaches flash with a byte flipped: match false
+    seen: list[int] = []
+    controller.upload(image, lambda done, total: seen.append(done))
+    assert seen.count(len(image)) == 2 and seen[seen.index(len(image)) + 1] == 0
+    counts = json.loads(board.control("counts"))["by_command"]
+    assert counts["erase"] == 1
+    (slot,) = [s for s in controller.image_slots() if s.slot == 1]
+    assert slot.hash == image_hash.hex()
+    assert state(board)["slots"][1]["hash"] == image_hash.hex()
+
+
+def test_erase_of_a_marked_slot_is_refused_as_zephyr_does(board: SimulatorProcess, controller: Any) -> None:
+    controller.open()
+    image, image_hash = new_image("1.7.0")
+    controller.upload(image)
+    controller.mark_for_test(image_hash)
+    with pytest.raises(ProtocolError, match="no_free_slot"):
+        controller.erase()
+    assert state(board)["boot"]["pending"] == "test"
+
+
+def test_erase_takes_the_mark_with_it_when_the_board_allows_it(
+    start_simulator: Callable[..., SimulatorProcess], tmp_path: Path
+) -> None:
+    args = ["--link", str(tmp_path / "acm1"), "--state-dir", str(tmp_path / "flash1")]
+    board = start_simulator(SIM, args + ["--reset-s", "0.3", "--baud", "0", "--allow-erase-pending"])
+    driver = PeripheralController(board.addresses["serial"], request_timeout_s=0.3, reconnect_s=2.0)
+    try:
+        driver.open()
+        image, image_hash = new_image("1.7.0")
+        driver.upload(image)
+        driver.mark_for_test(image_hash)
+        driver.erase()
+        assert [s.slot for s in driver.image_slots()] == [0]
+        assert state(board)["boot"]["pending"] is None
+    finally:
+        driver.close()

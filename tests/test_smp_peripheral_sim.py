@@ -324,3 +324,23 @@ def test_unknown_commands_are_not_supported(start_simulator, tmp_path: Path) -> 
 
     answer = asyncio.run(ask())
     assert error(answer) and int(answer.rc) == 8  # MGMT_ERR_ENOTSUP
+
+
+def test_the_same_sha_after_a_completed_upload_starts_a_new_one(start_simulator, tmp_path: Path) -> None:
+    sim = start_board(start_simulator, tmp_path)
+    link = sim.addresses["serial"]
+    image = build_image("1.6.0", firmware_body(5000, seed=13))
+
+    async def twice() -> tuple[list[int], list[int]]:
+        client = await connected(link)
+        first = await upload(client, image)
+        second = await upload(client, image)
+        await client.disconnect()
+        return first, second
+
+    first, second = asyncio.run(twice())
+    # Zephyr forgets an upload once it completes: the same sha at 0 is written afresh, not answered
+    # with the end (which would pass a corrupted image's re-send without a `match`).
+    assert first[-1] == second[-1] == len(image)
+    assert second[0] == first[0] < len(image)
+    assert json.loads(sim.control("counts"))["by_command"]["upload"] == 2 * len(first)

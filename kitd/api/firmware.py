@@ -80,7 +80,7 @@ async def post_upload(request: web.Request) -> web.Response:
 
 async def post_rollback(request: web.Request) -> web.Response:
     try:
-        operation = request.app[KIT_KEY].firmware.start_rollback(request[CALLER].actor)
+        operation = await request.app[KIT_KEY].firmware.start_rollback(request[CALLER].actor)
     except FirmwareRefused as exc:
         return _refused(exc)
     return _started(operation)

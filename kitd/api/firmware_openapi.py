@@ -29,6 +29,11 @@ CANNOT_START = error_answer(
     "(visit_active), the peripheral is busy (device_busy), the kit has none (no_device), or its "
     "firmware keys or allow-list cannot be read (firmware_config)"
 )
+CANNOT_ROLL_BACK = error_answer(
+    "As for an upload (firmware_operation_running, visit_active, device_busy, no_device), or slot 1 "
+    "holds an image the audit log never saw run confirmed on this peripheral (never_ran_here: after "
+    "an update that failed past its upload it is the new, untried image)"
+)
 NOT_READY = error_answer("The peripheral is not ready, the reason named (device_not_ready)")
 STARTED = json_answer(
     ref("FirmwareOperation"),
@@ -84,7 +89,7 @@ FIRMWARE_PATHS: dict[str, Any] = {
         "post": {
             "summary": "Go back to the previous image: a test boot not yet confirmed is reset away; a "
             "confirmed image is replaced by the previous one in the secondary slot, tested and confirmed",
-            "responses": {"202": STARTED, "409": CANNOT_START, "503": NOT_READY},
+            "responses": {"202": STARTED, "409": CANNOT_ROLL_BACK, "503": NOT_READY},
         }
     },
     "/api/v1/firmware/operations/{id}": {

@@ -108,8 +108,7 @@ async def get_summary(request: web.Request) -> web.Response:
             "reserve_bytes": outbox["reserve_bytes"],
             "enough": bool(outbox["reserve_ok"]),
         },
-        # No battery gauge is read yet (the peripheral controller's issue brings one).
-        "battery": None,
+        "battery": kit.battery.describe(),
         "clock": {
             "confirmed": kit.clock.confirmed,
             "confirmed_at": kit.clock.describe()["confirmed_at"],

@@ -9,8 +9,12 @@ uses:
     OS (0)        echo, reset, MCUmgr parameters (the device's buffer size)
     image (1)     state read/write (test: confirm false with a hash; confirm true), upload
                   (off/len/sha/data; the first chunk carries len and the whole file's SHA-256,
-                  and the same sha again after a cut answers with the offset the device has),
-                  erase
+                  and the same sha again after a cut answers with the offset the device has;
+                  a completed upload whose bytes do not match the sha (`match: false`) is
+                  erased and sent again from 0, once), erase of slot 1 (Zephyr refuses it
+                  while slot 1 is marked for test or holds the image to revert to, unless
+                  built with CONFIG_MCUMGR_GRP_IMG_ALLOW_ERASE_PENDING: a refusal is a
+                  ProtocolError)
     kit (64)      0 read `battery` -> {mv, percent, charging}
                   1 write `illuminator` {on, level 0..100} -> the same back
                   2 read `self_test` -> {ok, detail}
@@ -28,8 +32,10 @@ Call it off any running event loop, as every kitd driver.
 A request that gets no answer, a garbled one (CRC, base64) or an answer to an earlier request
 (a late reply after a timeout) is retried a bounded number of times on a freshly opened port
 (which also discards half-received lines); a port that stays gone becomes DeviceGone, an SMP
-error code a ProtocolError. On reset a USB CDC-ACM board drops off the bus and enumerates
-again: the port vanishes and returns, so `wait_until_back` waits for exactly that.
+error code a ProtocolError. The self-test is the exception: it is asked again only within its
+own timeout (a slow self-test must not run four times over). On reset a USB CDC-ACM board
+drops off the bus and enumerates again: the port vanishes and returns, so `wait_until_back`
+waits for exactly that.
 """
 
 from __future__ import annotations
@@ -51,11 +57,17 @@ from smp.exceptions import SMPException
 from smpclient import SMPClient
 from smpclient.exceptions import SMPClientException
 from smpclient.generics import error, error_v1, success
-from smpclient.requests.image_management import ImageStatesRead, ImageStatesWrite, ImageUploadWrite
+from smpclient.requests.image_management import (
+    ImageErase,
+    ImageStatesRead,
+    ImageStatesWrite,
+    ImageUploadWrite,
+)
 from smpclient.requests.os_management import EchoWrite, MCUMgrParametersRead, ResetWrite
 from smpclient.transport import SMPTransportDisconnected
 from smpclient.transport.serial import SMPSerialTransport
 
+from firmware_tools.mcuboot_image import ImageFormatError, parse_version, version_text
 from kitd.drivers.facts import DeviceFacts
 from kitd.errors import DeviceGone, ProtocolError
 
@@ -191,11 +203,15 @@ class SelfTest:
 
 
 def kit_version(text: str) -> str:
-    """A version as imgtool writes it ("1.2.3+4"): Zephyr's img_mgmt reports a build number as
-    a fourth part ("1.2.3.4"), the kit's image tools read imgtool's form."""
+    """The device's version in the kit's form (firmware_tools.mcuboot_image.version_text, imgtool's
+    "1.2.3+4"): Zephyr's img_mgmt reports a build number as a fourth part ("1.2.3.4"). The one
+    place the device's form is read; anything else it reports is passed on as it is."""
     parts = text.split(".")
-    if len(parts) == 4 and all(p.isdigit() for p in parts):
-        return f"{'.'.join(parts[:3])}+{parts[3]}"
+    if 3 <= len(parts) <= 4 and all(p.isdigit() for p in parts):
+        try:
+            return version_text(parse_version(".".join(parts[:3]) + (f"+{parts[3]}" if parts[3:] else "")))
+        except ImageFormatError:
+            return text  # too large for an image header: not a version MCUboot wrote
     return text
 
 
@@ -236,6 +252,8 @@ WIRE_EXPANSION = 1.4
 TRIES = 4
 # The first chunk of an upload may wait this many request timeouts (the device erases the slot).
 FIRST_CHUNK_FACTOR = 2
+# Times a completed upload whose bytes did not match its SHA-256 is erased and sent again.
+MISMATCH_RESENDS = 1
 # After a commanded reset the old port should vanish within this long (Zephyr answers, then
 # reboots after CONFIG_MCUMGR_GRP_OS_RESET_MS, 250 ms by default).
 VANISH_WAIT_S = 2.0
@@ -347,32 +365,54 @@ class PeripheralController:
 
         Every chunk is retried on its own; when the device answers with another offset than
         the one sent (it has more, or forgot the upload in a reset), the next chunk starts
-        there, and an offset of 0 starts over with the length and SHA-256 again.
+        there, and an offset of 0 starts over with the length and SHA-256 again. A completed
+        upload the device finds not matching its SHA-256 (`match: false`: a byte changed on the
+        way or in flash) is erased and sent again from 0, :data:`MISMATCH_RESENDS` times; then
+        a ProtocolError. Zephyr forgets a completed upload, so the same sha at 0 starts afresh.
         """
         total = len(image)
         if total == 0:
             raise ValueError("an empty image cannot be uploaded")
         sha = hashlib.sha256(image).digest()
         with self._lock:
-            off = 0
+            off, resends = 0, 0
             while True:
-                start = off
-
-                def chunk(start: int = start) -> ImageUploadWrite:
-                    return self._chunk(image, start, sha)
-
-                # The first chunk may wait for the device to erase the slot.
-                timeout = FIRST_CHUNK_FACTOR * self.request_timeout_s if start == 0 else None
-                response = self._call(chunk, f"upload at offset {start}", timeout)
-                if response.off is None or not 0 <= response.off <= total:
-                    raise ProtocolError(f"{self.where}: upload answered offset {response.off} of {total}")
-                off = response.off
+                match, off = self._send_chunk(image, off, sha)
                 if progress is not None:
                     progress(off, total)
-                if off == total:
-                    if response.match is False:
-                        raise ProtocolError(f"{self.where}: the uploaded image does not match its SHA-256")
+                if off < total:
+                    continue
+                if match is not False:
                     return
+                if resends >= MISMATCH_RESENDS:
+                    raise ProtocolError(
+                        f"{self.where}: the uploaded image does not match its SHA-256 ({resends + 1} times)"
+                    )
+                resends += 1
+                self.erase()
+                off = 0
+                if progress is not None:
+                    progress(0, total)
+
+    def _send_chunk(self, image: bytes, start: int, sha: bytes) -> tuple[bool | None, int]:
+        """One upload request at `start`: the device's `match` (None until it has it all, or
+        when it does not check) and the offset it has."""
+
+        def chunk() -> ImageUploadWrite:
+            return self._chunk(image, start, sha)
+
+        total = len(image)
+        # The first chunk may wait for the device to erase the slot.
+        timeout = FIRST_CHUNK_FACTOR * self.request_timeout_s if start == 0 else None
+        response = self._call(chunk, f"upload at offset {start}", timeout)
+        if response.off is None or not 0 <= response.off <= total:
+            raise ProtocolError(f"{self.where}: upload answered offset {response.off} of {total}")
+        return response.match, response.off
+
+    def erase(self) -> None:
+        """Erase slot 1: its image, and with MCUboot's flags in its trailer a mark for test too.
+        A device that refuses (see the module doc) raises ProtocolError."""
+        self._call(lambda: ImageErase(slot=1), "erase slot 1")
 
     def mark_for_test(self, image_hash: bytes) -> list[ImageSlot]:
         """Boot the image with this hash once at the next reset (MCUboot reverts unless confirmed)."""
@@ -439,8 +479,12 @@ class PeripheralController:
             why = f" (last: {_line(last)})" if last is not None else ""
             raise DeviceGone(f"{self.where}: did not come back within {timeout_s:g} s of its reset{why}")
 
-    def self_test(self) -> SelfTest:
-        response = self._call(SelfTestRead, "self-test")
+    def self_test(self, timeout_s: float | None = None) -> SelfTest:
+        """Run the running image's self-test; `timeout_s`: how long it may take in all (default:
+        one request's timeout, which is sized for the line, not for the tests the board runs).
+        It is asked again on no answer only while `timeout_s` lasts, and an answer that came
+        in that time is the verdict."""
+        response = self._call(SelfTestRead, "self-test", timeout_s, within=timeout_s)
         return SelfTest(ok=response.ok, detail=response.detail)
 
     def battery(self) -> BatteryReading:
@@ -504,14 +548,25 @@ class PeripheralController:
         except OSError:
             return True
 
-    def _call(self, make: Callable[[], Any], what: str, timeout_s: float | None = None) -> Any:
-        """One request, retried on no answer; a fresh request (sequence number) each try."""
+    def _call(
+        self, make: Callable[[], Any], what: str, timeout_s: float | None = None, within: float | None = None
+    ) -> Any:
+        """One request, retried on no answer; a fresh request (sequence number) each try.
+        `within`: all the tries together end by then (each waits only for what is left)."""
         with self._lock:
             last: Exception | None = None
+            deadline = None if within is None else time.monotonic() + within
+            tried = 0
             for _ in range(self.tries):
+                wait = timeout_s or self.request_timeout_s
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        break
+                tried += 1
                 try:
                     self._ensure_open()
-                    response = self._run(self._client.request(make(), timeout_s or self.request_timeout_s))
+                    response = self._run(self._client.request(make(), wait))
                 except DeviceGone as exc:
                     last = exc
                     break
@@ -523,7 +578,10 @@ class PeripheralController:
                 if success(response):
                     return response
                 raise ProtocolError(f"{self.where}: {what}: {describe_error(response)}")
-            raise DeviceGone(f"{self.where}: no answer to {what} after {self.tries} tries ({_line(last)})")
+            within_text = f" within {within:g} s" if within is not None else ""
+            raise DeviceGone(
+                f"{self.where}: no answer to {what}{within_text} after {tried} tries ({_line(last)})"
+            )
 
     def _chunk(self, image: bytes, off: int, sha: bytes) -> ImageUploadWrite:
         """The upload request at `off`, as much data as the device's buffer takes."""
@@ -544,4 +602,3 @@ def _line(exc: BaseException | None) -> str:
         return "no error"
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-

@@ -32,6 +32,7 @@ from kitd.drivers.base import FrameStream
 from kitd.drivers.camera_frames import Frame
 from kitd.errors import KitError
 from kitd.services.diagnostics import FAILED, NOT_AVAILABLE, OK, WARNING, Check, Words, finding
+from kitd.services.slots import peripheral_slot
 
 # How long a check waits for a frame before saying none comes: 45 periods at 30 fps, longer
 # than any pause of a healthy camera, shorter than the driver's own stall-and-reopen cycle.
@@ -385,7 +386,7 @@ async def _illuminated(kit: Any) -> AsyncIterator[bool]:
     ready (True), off again after. Switched as jobs of the peripheral's slot, whose thread owns
     its port; a peripheral that is away or busy (a firmware update) leaves the check to look
     without the light."""
-    slot = next((s for s in getattr(kit, "slots", {}).values() if s.kind == "peripheral"), None)
+    slot = peripheral_slot(kit)
     lit = False
     if slot is not None:
         try:

@@ -7,9 +7,14 @@ device has it (the driver resumes) a bounded number of times; the new image is o
 for *test*, so MCUboot boots it once and reverts to the old one at the next reset unless it is
 confirmed; and it is confirmed only once it runs and its self-test passes. When it does not come
 back, or fails its self-test, it is left unconfirmed and the peripheral reset again: the old image
-runs, and the operation says so. A rollback is the same path backwards: a test boot not yet
-confirmed is reset away; a confirmed image is replaced by the previous one still in the
-secondary slot, tested and confirmed like a new one.
+runs, and the operation says so. An operation that ends without confirming while the image
+is still marked for test (a reset that never took, a failure or a stop between the mark and the
+test boot) erases the secondary slot when the device lets it, else says that the next reset
+boots the image untested. A rollback is the same path backwards: a test boot not yet confirmed
+is reset away; a confirmed image is replaced by the previous one still in the secondary slot,
+tested and confirmed like a new one, but only when that image has run on this peripheral,
+confirmed, before (the audit log's word): after a failed update the secondary slot may hold a
+new image that never ran.
 
 Every step goes into the operation's steps (what ``GET /api/v1/firmware/operations/{id}``
 answers) and, through ``audit``, into the kit's audit log. Running one operation at a time,
@@ -19,7 +24,6 @@ the device slot and the audit log's database are kitd.services.firmware_desk's.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,22 +60,20 @@ ACTIONS = (
     "firmware_confirmed",
     "firmware_reverted",
     "firmware_failed",
+    # After an operation that ended unconfirmed with the image still marked for test: the slot
+    # erased (no reset boots it), or the mark left standing because the device refused the erase.
+    "firmware_erased",
+    "firmware_still_marked",
 )
+# The ends that leave the image the operation wanted running, confirmed.
+SUCCEEDED = (CONFIRMED, ROLLED_BACK)
 
 
-def device_version(version: ImageVersion) -> str:
-    """A version as the peripheral reports it (Zephyr's img_mgmt): 1.2.3, or 1.2.3.4 with a build."""
-    text = f"{version.major}.{version.minor}.{version.revision}"
-    return f"{text}.{version.build}" if version.build else text
-
-
-def parse_device_version(text: str | None) -> ImageVersion | None:
-    """The peripheral's 1.2.3[.4] as an ImageVersion (None when it reports none or something else)."""
+def parse_kit_version(text: str | None) -> ImageVersion | None:
+    """A version as the kit shows it ("1.2.3+4": firmware_tools.mcuboot_image.version_text) as an
+    ImageVersion; None when there is none or it is something else."""
     if not text:
         return None
-    parts = text.split(".")
-    if len(parts) == 4:
-        text = ".".join(parts[:3]) + "+" + parts[3]
     try:
         return parse_version(text)
     except ImageFormatError:
@@ -106,13 +108,15 @@ class PeripheralDriver(Protocol):
 
     def mark_for_test(self, image_hash: bytes) -> None: ...
 
+    def erase(self) -> None: ...
+
     def confirm(self, image_hash: bytes | None = None) -> None: ...
 
     def reset(self) -> None: ...
 
     def wait_until_back(self, timeout_s: float) -> list[Any]: ...
 
-    def self_test(self) -> Any: ...
+    def self_test(self, timeout_s: float | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,11 @@ class FirmwareFlow:
         self._cancel = cancel or threading.Event()
         # Told of every fresh reading of the slots (GET /api/v1/firmware shows them while busy).
         self._on_slots = on_slots
+        # Whether this operation marked an image for test (asked to: the power may have gone
+        # with the mark written), and the last reading of the slots since then (None: none yet):
+        # an operation that ends without confirming must not leave that mark unsaid.
+        self._marked = False
+        self._since_mark: list[Any] | None = None
 
     # --- the two operations ----------------------------------------------------------------------
 
@@ -253,27 +262,38 @@ class FirmwareFlow:
             pass
         except Exception as exc:  # noqa: BLE001 - any failure still ends with what runs said
             self._fail_with_what_runs(exc)
+        self._settle_the_mark()
 
-    def roll_back(self) -> None:
-        """Back to the image before: a test boot reset away, or the secondary slot's image tested."""
+    def roll_back(self, ran_before: Callable[[str], bool]) -> None:
+        """Back to the image before: a test boot reset away, or the secondary slot's image tested
+        when ``ran_before(its hash)`` says it ran on this peripheral, confirmed (the audit log)."""
         try:
-            self._roll_back()
+            self._roll_back(ran_before)
         except FlowEnded:
             pass
         except Exception as exc:  # noqa: BLE001
             self._fail_with_what_runs(exc)
+        self._settle_the_mark()
 
     def _update(self, image: bytes, image_hash: bytes, verify: Verify) -> None:
         op = self.op
-        running = self.driver.running_version()
+        # The running image's hash goes into the first entry: the audit log's record that it ran
+        # here, confirmed, which a later rollback to it relies on.
+        before = running_slot(self._slots())
+        running = before.version if before is not None else None
+        was = {
+            "running_version": running,
+            "running_hash": before.hash if before is not None else None,
+            "running_confirmed": bool(before is not None and before.confirmed),
+        }
         op.old_version = running
         op.findings = verify(running)
         refused = [f for f in op.findings if not f.get("ok")]
         if refused:
             reasons = [f"{f.get('check')}: {f.get('reason')}" for f in refused]
-            self._step("firmware_refused", running_version=running, reasons=reasons)
+            self._step("firmware_refused", **was, reasons=reasons)
             self._end(REFUSED, "refused, nothing was sent: " + "; ".join(reasons))
-        self._step("firmware_verified", running_version=running, checks=[f.get("check") for f in op.findings])
+        self._step("firmware_verified", **was, checks=[f.get("check") for f in op.findings])
         self._upload(image)
         slots = self._slots()
         target = image_hash.hex()
@@ -287,11 +307,14 @@ class FirmwareFlow:
         self._step("firmware_uploaded", slot=landed.slot, size=len(image))
         self._test_and_confirm(image_hash, op.version or landed.version, landed.slot, success=CONFIRMED)
 
-    def _roll_back(self) -> None:
+    def _roll_back(self, ran_before: Callable[[str], bool]) -> None:
         slots = self._slots()
         running = running_slot(slots)
         previous = other_slot(slots, running)
         self.op.old_version = running.version if running is not None else None
+        if running is None:
+            self._step("firmware_refused", reason="the peripheral reports no running image")
+            self._end(REFUSED, "the peripheral reports no running image: nothing was changed")
         self._step(
             "firmware_rollback_started",
             running_version=self.op.old_version,
@@ -308,10 +331,17 @@ class FirmwareFlow:
                     "firmware_reverted", running_version=now_running.version, running_hash=now_running.hash
                 )
                 self._end(ROLLED_BACK, f"rolled back: {now_running.version} runs again, confirmed")
-            self._end(FAILED, "the peripheral still runs the unconfirmed image after its reset")
+            self._step("firmware_failed", reason="still the unconfirmed image after the rollback's reset")
+            self._end_with(slots, FAILED, "the peripheral still runs the unconfirmed image after its reset")
         if previous is None or not previous.version or not previous.bootable or previous.hash == running.hash:
             self._step("firmware_refused", reason="no previous image to roll back to")
             self._end(REFUSED, "no previous bootable image in the secondary slot: nothing to roll back to")
+        if not ran_before(previous.hash.lower()):
+            # After an update that failed past its upload the secondary slot holds an image that
+            # never ran: "rolling back" to it would boot untried firmware.
+            why = never_ran(previous.version, previous.hash)
+            self._step("firmware_refused", reason=why, slot=previous.slot)
+            self._end(REFUSED, f"{why}: nothing to roll back to, nothing was changed")
         self.op.version, self.op.image_hash = previous.version, previous.hash
         self._test_and_confirm(
             bytes.fromhex(previous.hash), previous.version, previous.slot, success=ROLLED_BACK
@@ -390,6 +420,11 @@ class FirmwareFlow:
                 self._reset("the image under test did not boot: once more")
                 slots = self._wait_back()
                 running = running_slot(slots)
+            if self._pending(slots, target):
+                # Two resets did not take: the mark stands (what is done about it, and said, is
+                # _settle_the_mark's). Not a revert.
+                self._step("firmware_failed", reason="still marked for test after two resets")
+                self._end_with(slots, FAILED, f"{version} did not boot after two resets")
             if running is None or running.hash.lower() != target:
                 self._end_reverted(slots, f"{version} did not boot")
         self._check_cancel()
@@ -401,7 +436,7 @@ class FirmwareFlow:
         ok, detail = bool(getattr(result, "ok", False)), str(getattr(result, "detail", ""))
         self._step("firmware_self_test", ok=ok, detail=detail)
         if not ok:
-            self._revert(f"{version} failed its self-test ({detail})")
+            self._revert(target, f"{version} failed its self-test ({detail})")
         try:
             self.driver.confirm(target_hash)
             slots = self._slots()
@@ -409,13 +444,14 @@ class FirmwareFlow:
             self._settle(target, version, success, f"confirming it failed ({exc})", self_test_passed=True)
         running = running_slot(slots)
         if running is not None and running.hash.lower() == target and running.confirmed:
-            self._step("firmware_confirmed", running_version=running.version, running_hash=running.hash)
-            self._end_with(slots, success, f"{running.version} runs, confirmed")
-        self._revert(f"{version} did not stay confirmed")
+            self._confirmed(slots, running, success)
+        self._revert(target, f"{version} did not stay confirmed")
 
     def _mark_for_test(self, target_hash: bytes, slot: int) -> bool:
         """Mark the image for test; False when the device already boots it (the power went just
         after the mark was written, and MCUboot took it up at power-on)."""
+        # Set before asking: the mark may be written even when its answer is lost.
+        self._marked, self._since_mark = True, None
         try:
             self.driver.mark_for_test(target_hash)
         except DeviceError as exc:
@@ -439,22 +475,25 @@ class FirmwareFlow:
         slots = self._wait_back()
         running = running_slot(slots)
         if running is not None and running.hash.lower() == target:
+            if running.confirmed and not self_test_passed:
+                # Confirmed without the kit's confirm (an image that confirms itself at boot): a
+                # reset no longer reverts it, and its self-test never passed, so no success.
+                self._step("firmware_failed", reason="confirmed without passing its self-test")
+                self._end_with(
+                    slots, FAILED, f"{why}; {running.version} runs, confirmed without passing its self-test"
+                )
             if running.confirmed:
-                self._step("firmware_confirmed", running_version=running.version, running_hash=running.hash)
-                self._end_with(slots, success, f"{running.version} runs, confirmed")
+                self._confirmed(slots, running, success)
             if self_test_passed:
                 self.driver.confirm(bytes.fromhex(target))
                 slots = self._slots()
                 running = running_slot(slots)
                 if running is not None and running.confirmed and running.hash.lower() == target:
-                    self._step(
-                        "firmware_confirmed", running_version=running.version, running_hash=running.hash
-                    )
-                    self._end_with(slots, success, f"{running.version} runs, confirmed")
-            self._revert(why)
+                    self._confirmed(slots, running, success)
+            self._revert(target, why)
         self._end_reverted(slots, why)
 
-    def _revert(self, why: str) -> None:
+    def _revert(self, target: str, why: str) -> None:
         """Leave the image under test unconfirmed and reset: MCUboot boots the old one."""
         self._reset("to revert to the confirmed image")
         slots = self._wait_back()
@@ -462,7 +501,22 @@ class FirmwareFlow:
         if running is not None and not running.confirmed:
             self._step("firmware_failed", reason="still the unconfirmed image after the revert's reset")
             self._end_with(slots, FAILED, f"{why}; the unconfirmed image still runs after a reset")
+        if running is not None and running.hash.lower() == target:
+            # It confirmed itself before the kit could leave it unconfirmed: no reset reverts it.
+            self._step(
+                "firmware_failed", reason="the image under test still runs, confirmed, after the reset"
+            )
+            self._end_with(slots, FAILED, f"{why}; {running.version} still runs, confirmed (kitfw rollback)")
         self._end_reverted(slots, why)
+
+    def _confirmed(self, slots: list[Any], running: Any, success: str) -> None:
+        self._step(
+            "firmware_confirmed",
+            running_version=running.version,
+            running_hash=running.hash,
+            running_confirmed=True,
+        )
+        self._end_with(slots, success, f"{running.version} runs, confirmed")
 
     def _end_reverted(self, slots: list[Any], why: str) -> None:
         running = running_slot(slots)
@@ -471,15 +525,14 @@ class FirmwareFlow:
             "firmware_reverted",
             running_version=version,
             running_hash=running.hash if running is not None else None,
+            running_confirmed=bool(running is not None and running.confirmed),
         )
         self._end_with(slots, REVERTED, f"{why}: reverted, {version} runs")
 
     def _self_test(self) -> Any:
-        deadline = time.monotonic() + self.timing.self_test_timeout_s
-        result = self.driver.self_test()
-        if time.monotonic() > deadline:
-            raise DeviceTimeout(f"the self-test took over {self.timing.self_test_timeout_s:g} s")
-        return result
+        # The driver keeps to the timeout (it asks again only within it) and its answer is the
+        # verdict: an answer that came in time is not judged late afterwards.
+        return self.driver.self_test(self.timing.self_test_timeout_s)
 
     def _reset(self, why: str) -> None:
         self._check_cancel()
@@ -511,6 +564,8 @@ class FirmwareFlow:
         return slots
 
     def _seen(self, slots: list[Any]) -> None:
+        if self._marked:
+            self._since_mark = slots
         if self._on_slots is not None:
             self._on_slots(slots)
 
@@ -559,3 +614,67 @@ class FirmwareFlow:
             pass
         if self.op.running_version is not None:
             self.op.outcome = f"{self.op.outcome}; {self.op.running_version} runs"
+
+    def _settle_the_mark(self) -> None:
+        """After an operation that ended without confirming: an image this operation marked for
+        test and still marked (a reset that never took; a failure or a stop between the mark and
+        the test boot) would boot untested at the next reset, in a visit perhaps. Erase slot 1
+        when the device lets it (Zephyr refuses unless built to allow it); either way the audit
+        log and the outcome say what became of the mark."""
+        op = self.op
+        if not self._marked or op.state in SUCCEEDED:
+            return
+        stopping = self._cancel.is_set()
+        slots = self._since_mark
+        if not stopping:
+            try:
+                slots = self._slots()
+            except DeviceError:
+                pass  # the last reading since the mark, if any, is what is known
+        if slots is None:
+            self._step(
+                "firmware_still_marked", certain=False, reason="no reading of the slots since the mark"
+            )
+            op.outcome = (
+                f"{op.outcome}; slot 1 may still be marked for test (the slots could not be read "
+                "since the mark): check with kitfw list before the next reset"
+            )
+            return
+        marked = next((s for s in slots if s.pending and not s.active), None)
+        if marked is None:
+            return
+        refusal = "the daemon is stopping" if stopping else self._erase_the_mark()
+        if refusal is None:
+            self._step(
+                "firmware_erased", slot=marked.slot, erased_version=marked.version, erased_hash=marked.hash
+            )
+            op.outcome = f"{op.outcome}; {marked.version}, left marked for test, was erased from slot 1"
+            return
+        self._step(
+            "firmware_still_marked",
+            certain=True,
+            slot=marked.slot,
+            marked_version=marked.version,
+            marked_hash=marked.hash,
+            reason=f"not erased: {refusal}",
+        )
+        op.outcome = (
+            f"{op.outcome}; {marked.version} is still marked for test in slot 1 (not erased: "
+            f"{refusal}): the next reset boots it untested, the reset after reverts it"
+        )
+
+    def _erase_the_mark(self) -> str | None:
+        """Erase slot 1 and check that the mark went with it; None when it did, else why not."""
+        try:
+            self.driver.erase()
+            slots = self._slots()
+        except DeviceError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if any(s.pending and not s.active for s in slots):
+            return "the device still reports slot 1 marked after the erase"
+        return None
+
+
+def never_ran(version: str, image_hash: str) -> str:
+    """Why a rollback to the secondary slot's image is refused, in one line."""
+    return f"slot 1 holds {version} ({image_hash[:12]}), which never ran confirmed on this peripheral"

@@ -24,33 +24,52 @@ from firmware_tools.image_checks import (
     read_public_keys,
     verify_image,
 )
-from firmware_tools.mcuboot_image import ImageFormatError, parse_image
+from firmware_tools.mcuboot_image import ImageFormatError, parse_image, version_text
 from kitd.clock import KitClock, iso
 from kitd.errors import DeviceBusy, DeviceError, KitError
 from kitd.services.diagnostics import FAILED, Words, finding
+from kitd.services.firmware import (
+    FAILED as OPERATION_FAILED,
+)
 from kitd.services.firmware import (
     ROLLBACK,
     RUNNING,
     UPLOAD,
     FirmwareFlow,
     FirmwareOperation,
+    FirmwareStep,
     FlowTiming,
-    device_version,
-    parse_device_version,
+    never_ran,
+    other_slot,
+    parse_kit_version,
+    running_slot,
     slot_json,
 )
+from kitd.services.slots import peripheral_slot
 from kitd.services.visits import VisitDesk
-from kitd.store.audit import append_entry
+from kitd.store.audit import append_entry, find_entries
 
 T = TypeVar("T")
 log = logging.getLogger("kitd.firmware")
 
-PERIPHERAL = "peripheral"
 KEEP_ENDED = 20
 # How long a step's audit entry may wait for the database before the flow goes on without it.
 AUDIT_WAIT_S = 30.0
 # How long a reading of the slots (GET /api/v1/firmware) may take.
 READ_TIMEOUT_S = 10.0
+# What an audit entry's write may fail with and the operation go on (a full disk, a closed
+# database, the loop stopping): the steps still say it.
+AUDIT_ERRORS = (OSError, sqlite3.Error, KitError, TimeoutError, RuntimeError)
+# The entries that record the image running on the peripheral (running_hash), and whether it ran
+# confirmed (running_confirmed; firmware_back's own word for it is `confirmed`).
+RAN_ACTIONS = (
+    "firmware_verified",
+    "firmware_refused",
+    "firmware_rollback_started",
+    "firmware_back",
+    "firmware_confirmed",
+    "firmware_reverted",
+)
 
 
 class FirmwareRefused(KitError):
@@ -99,7 +118,7 @@ class FirmwareDesk:
 
     def peripheral(self) -> Any | None:
         """The peripheral's device slot (the first one configured), or None."""
-        return next((s for s in self.kit.slots.values() if s.kind == PERIPHERAL), None)
+        return peripheral_slot(self.kit)
 
     def get(self, operation_id: str) -> FirmwareOperation:
         operation = self._operations.get(operation_id)
@@ -122,7 +141,7 @@ class FirmwareDesk:
         read_now, problem = False, None
         if slot is not None and self._running is None:
             try:
-                slots = await self._read(slot, _read_slots)
+                slots = await self.read(slot, _read_slots)
             except (DeviceError, TimeoutError) as exc:
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
@@ -158,7 +177,7 @@ class FirmwareDesk:
         keys, allow_list = self._pinned()
 
         def verify(running: str | None) -> list[dict[str, Any]]:
-            version = parse_device_version(running)
+            version = parse_kit_version(running)
             return [finding_json(f) for f in verify_image(data, keys, allow_list, version, allow_downgrade)]
 
         return verify
@@ -182,13 +201,15 @@ class FirmwareDesk:
             return None
         if self._running is None:
             try:
-                return await self._read(slot, _read_running_version)
+                return await self.read(slot, _read_running_version)
             except (DeviceError, TimeoutError):
                 pass
         running = next((s for s in self._slots if s["active"]), None)
         return running["version"] if running else slot.firmware
 
-    async def _read(self, slot: Any, job: Callable[[Any, threading.Event], T]) -> T:
+    async def read(self, slot: Any, job: Callable[[Any, threading.Event], T]) -> T:
+        """A short read of the peripheral as a job of its slot; an operation starting meanwhile
+        waits for it instead of being refused as busy."""
         self._reading += 1
         try:
             return await asyncio.wait_for(slot.run_job(job), READ_TIMEOUT_S)
@@ -210,7 +231,7 @@ class FirmwareDesk:
             raise FirmwareRefused(422, "image_refused", "the image has no hash TLV (SHA256)")
         verify = self.checks(data, allow_downgrade)
         operation = self._new(UPLOAD, slot, actor)
-        operation.version, operation.image_hash = device_version(image.version), image.image_hash.hex()
+        operation.version, operation.image_hash = version_text(image.version), image.image_hash.hex()
         operation.image_size, operation.allow_downgrade = len(data), allow_downgrade
         image_hash = image.image_hash
 
@@ -220,11 +241,28 @@ class FirmwareDesk:
         self._launch(operation, slot, run)
         return operation
 
-    def start_rollback(self, actor: str) -> FirmwareOperation:
-        """Start a rollback to the image before; FirmwareRefused when it cannot start."""
+    async def start_rollback(self, actor: str) -> FirmwareOperation:
+        """Start a rollback to the image before; FirmwareRefused when it cannot start, and 409
+        `never_ran_here` when the secondary slot's image never ran on this peripheral, confirmed
+        (after an update that failed past its upload it holds a new image, never run)."""
         slot = self._free_peripheral()
+        ran = await self.kit.in_database(ran_here_confirmed, self.kit.database, slot.id)
+        try:
+            slots = await self.read(slot, _read_slots)
+        except (DeviceError, TimeoutError) as exc:
+            raise FirmwareRefused(
+                503, "device_not_ready", f"device {slot.id}: its slots could not be read ({exc})"
+            ) from None
+        self._saw(slots)
+        running = running_slot(slots)
+        previous = other_slot(slots, running)
+        # A test boot is reset away (MCUboot's own revert), whatever slot 1 holds.
+        testing = running is not None and not running.confirmed
+        if not testing and previous is not None and previous.hash and previous.hash.lower() not in ran:
+            raise FirmwareRefused(409, "never_ran_here", never_ran(previous.version, previous.hash))
+        slot = self._free_peripheral()  # the reads took a while: still free?
         operation = self._new(ROLLBACK, slot, actor)
-        self._launch(operation, slot, lambda flow: flow.roll_back())
+        self._launch(operation, slot, lambda flow: flow.roll_back(lambda h: h in ran))
         return operation
 
     def _free_peripheral(self) -> Any:
@@ -303,12 +341,12 @@ class FirmwareDesk:
                 await asyncio.sleep(0.01)
             await slot.run_job(job)
         except DeviceBusy as exc:
-            self._ended_early(operation, f"the peripheral is busy: {exc}")
+            await self._ended_early(operation, f"the peripheral is busy: {exc}")
         except DeviceError as exc:
-            self._ended_early(operation, f"the peripheral went away: {exc}")
+            await self._ended_early(operation, f"the peripheral went away: {exc}")
         except Exception as exc:  # noqa: BLE001 - an operation's failure must not go unsaid
             log.exception("firmware operation %s failed unexpectedly", operation.id)
-            self._ended_early(operation, f"unexpected error: {type(exc).__name__}: {exc}")
+            await self._ended_early(operation, f"unexpected error: {type(exc).__name__}: {exc}")
         finally:
             self._running = None
         if operation.running_version is not None:
@@ -327,10 +365,27 @@ class FirmwareDesk:
             },
         )
 
-    def _ended_early(self, operation: FirmwareOperation, why: str) -> None:
-        if operation.state == RUNNING:
-            operation.state, operation.outcome = "failed", why
-            operation.ended_at = iso(self.kit.clock.now())
+    async def _ended_early(self, operation: FirmwareOperation, why: str) -> None:
+        """The job did not run, or did not end its flow: the operation fails, and the audit log
+        says why in a firmware_failed entry like the flow's own."""
+        if operation.state != RUNNING:
+            return
+        at = iso(self.kit.clock.now())
+        details = {
+            "operation_id": operation.id,
+            "device": operation.device,
+            "version": operation.version,
+            "hash": operation.image_hash,
+            "reason": why,
+        }
+        operation.steps.append(FirmwareStep("firmware_failed", at, details))
+        operation.state, operation.outcome, operation.ended_at = OPERATION_FAILED, why, at
+        try:
+            await self.kit.in_database(
+                append_entry, self.kit.database, operation.actor, "firmware_failed", details
+            )
+        except AUDIT_ERRORS as exc:
+            log.error("firmware step firmware_failed could not be audited: %s", exc)
 
     def _saw(self, slots: list[Any]) -> None:
         # Called on the device's thread; the list is replaced whole, never changed in place.
@@ -346,7 +401,7 @@ class FirmwareDesk:
             )
             try:
                 future.result(AUDIT_WAIT_S)
-            except (OSError, sqlite3.Error, KitError, TimeoutError, RuntimeError) as exc:
+            except AUDIT_ERRORS as exc:
                 # A full disk is no reason to stop an update halfway: the steps still say it.
                 log.error("firmware step %s could not be audited: %s", action, exc)
 
@@ -394,6 +449,22 @@ class _Either:
         return any(e.is_set() for e in self._events)
 
 
+def ran_here_confirmed(conn: sqlite3.Connection, device: str) -> frozenset[str]:
+    """The image hashes the audit log records as having run on ``device``, confirmed: what a
+    rollback may go back to."""
+    hashes = set()
+    for action in RAN_ACTIONS:
+        for entry in find_entries(conn, action=action):
+            details = entry["details"]
+            running = details.get("running_hash")
+            if details.get("device") != device or not running:
+                continue
+            confirmed = details.get("running_confirmed", details.get("confirmed"))
+            if confirmed or action == "firmware_confirmed":
+                hashes.add(str(running).lower())
+    return frozenset(hashes)
+
+
 def _read_slots(driver: Any, cancel: threading.Event) -> list[Any]:
     return list(driver.image_slots())
 
@@ -410,7 +481,7 @@ def _image_facts(data: bytes) -> dict[str, Any]:
         return {"version": None, "image_hash": None, "image_size": len(data)}
     image_hash = image.image_hash
     return {
-        "version": device_version(image.version),
+        "version": version_text(image.version),
         "image_hash": image_hash.hex() if image_hash is not None else None,
         "image_size": len(data),
     }

@@ -261,3 +261,13 @@ class DeviceSlot:
         if self._claim is not None:
             self._claim.release()
             self._claim = None
+
+
+# The device kind of the kit's peripheral controller (kitd.drivers.peripheral).
+PERIPHERAL = "peripheral"
+
+
+def peripheral_slot(kit: Any) -> DeviceSlot | None:
+    """The kit's peripheral controller's slot (the first one configured), or None: the one place
+    that knows how the firmware desk, the battery check and the illuminator find it."""
+    return next((s for s in getattr(kit, "slots", {}).values() if s.kind == PERIPHERAL), None)

@@ -17,6 +17,7 @@ from typing import Any
 from kitd.clock import EARLIEST, iso
 from kitd.errors import KitError
 from kitd.services.diagnostics import FAILED, NOT_AVAILABLE, OK, WARNING, Check, Words, finding
+from kitd.services.slots import peripheral_slot
 from kitd.store.audit import latest_entry_time
 
 SYS = Path("/sys")
@@ -271,7 +272,7 @@ async def check_clock(kit: Any) -> dict[str, Any]:
 async def check_battery(kit: Any) -> dict[str, Any]:
     """The gauge on the peripheral controller, read as a job of its device slot (the slot's thread
     owns the port); not_available on a kit without one, or while it is away or busy."""
-    slot = next((s for s in getattr(kit, "slots", {}).values() if s.kind == "peripheral"), None)
+    slot = peripheral_slot(kit)
     if slot is None:
         return finding(
             NOT_AVAILABLE,
