@@ -658,3 +658,17 @@ def test_a_failed_start_of_the_job_is_audited() -> None:
     details = written[0][2]
     assert details["operation_id"] == "op3" and details["hash"] == "ab" * 32 and "busy" in details["reason"]
     assert operation.steps[-1].action == "firmware_failed"
+
+
+def test_a_restart_during_the_self_test_is_a_revert_and_makes_nothing_permanent() -> None:
+    # The power blinks while the new image tests itself: MCUboot boots the old one (the new was
+    # not confirmed), which answers the self-test. Confirming the new image by its hash now would
+    # be MCUboot's "swap it in for good" — the new image permanent, its self-test never passed.
+    peripheral = FakePeripheral("1.0.0")
+    peripheral.faults["self_test"] = peripheral.boot
+    operation, audit = run_update(peripheral, make_image("1.1.0"))
+    assert operation.state == REVERTED, operation.outcome
+    assert "no longer running after the self-test" in operation.outcome
+    assert not peripheral.permanent and not peripheral.pending
+    assert audit.actions[-2:] == ["firmware_self_test", "firmware_reverted"]
+    assert_safe(peripheral, operation, "1.0.0", "1.1.0")

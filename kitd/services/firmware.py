@@ -438,7 +438,19 @@ class FirmwareFlow:
         if not ok:
             self._revert(target, f"{version} failed its self-test ({detail})")
         try:
-            self.driver.confirm(target_hash)
+            slots = self._slots()
+        except DeviceError as exc:
+            self._settle(target, version, success, f"the peripheral went away after its self-test ({exc})")
+        running = running_slot(slots)
+        if running is None or running.hash.lower() != target:
+            # The board restarted between its boot and the answer (a power cut): MCUboot went back
+            # to the old image, and the self-test that passed may have been the old image's.
+            self._end_reverted(slots, f"{version} was no longer running after the self-test (a restart)")
+        try:
+            # The running image, just seen to be the new one. Never with its hash: a confirm
+            # naming slot 1's image is MCUboot's "swap it in for good", which, had the board
+            # gone back to the old image meanwhile, would make the new one permanent untested.
+            self.driver.confirm(None)
             slots = self._slots()
         except DeviceError as exc:
             self._settle(target, version, success, f"confirming it failed ({exc})", self_test_passed=True)
@@ -485,7 +497,7 @@ class FirmwareFlow:
             if running.confirmed:
                 self._confirmed(slots, running, success)
             if self_test_passed:
-                self.driver.confirm(bytes.fromhex(target))
+                self.driver.confirm(None)  # the running image, the new one (see _test_and_confirm)
                 slots = self._slots()
                 running = running_slot(slots)
                 if running is not None and running.confirmed and running.hash.lower() == target:
