@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from hil.rig import SIMULATION_OFFICERS, KitdProcess, SimulatorProcess
 
 
@@ -72,7 +75,30 @@ def start_peripheral(workdir: Path) -> SimulatedDevice:
     args = ["--link", str(folder / "ttyACM0"), "--state-dir", str(folder / "flash")]
     sim = SimulatorProcess("hil.smp_peripheral_sim", args, folder).start()
     uri = f"smp:{sim.addresses['serial']}"
-    return SimulatedDevice(simulator=sim, devices=[{"id": "peripheral", "uri": uri}])
+    settings = {"firmware.public_keys": [str(firmware_signing_key(folder).with_suffix(".pub.pem"))]}
+    return SimulatedDevice(simulator=sim, devices=[{"id": "peripheral", "uri": uri}], settings=settings)
+
+
+def firmware_signing_key(folder: Path) -> Path:
+    """The simulation's own firmware signing key (Ed25519, made once, never a kit's), its public
+    half beside it as NAME.pub.pem and pinned in the kit's configuration: images signed with it
+    (imgtool sign --key) pass kitfw verify and upload on the simulated kit."""
+    private = folder / "firmware-signing.pem"
+    if not private.exists():
+        key = ed25519.Ed25519PrivateKey.generate()
+        folder.mkdir(parents=True, exist_ok=True)
+        private.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        private.chmod(0o600)
+        private.with_suffix(".pub.pem").write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    return private
 
 
 # Every simulator the kit has, in start order.
@@ -201,6 +227,12 @@ def run_kit(args: argparse.Namespace, workdir: Path) -> int:
     office, keys = kitd.office_dir, kitd.data_dir / "keys"
     print(f"kit-sim: sealed bundles go to {kitd.data_dir / 'outbox'}; the office's keys (simulation only):")
     print(f"kit-sim:   kitctl bundle verify FILE --key {office / 'central.key'} --ca {keys / 'ca.crt'}")
+    signing = firmware_signing_key(workdir / "peripheral")
+    print(
+        "kit-sim: peripheral firmware (simulation key): imgtool sign --key "
+        f"{signing} --header-size 0x200 --align 4 --slot-size 0x60000 --pad-header --version 1.1.0 "
+        f"BODY.bin IMAGE.bin; kitfw upload IMAGE.bin --config {kitd.config_path}"
+    )
     print(f"kit-sim: config {kitd.config_path}; Ctrl-C stops everything", flush=True)
     try:
         while not stop.wait(0.5):
