@@ -213,7 +213,7 @@ class GaugeSlot:
     def __init__(self, reading: BatteryReading | Exception) -> None:
         self.reading = reading
 
-    async def run_job(self, job: Callable[[Any, threading.Event], Any]) -> Any:
+    async def run_when_free(self, job: Callable[[Any, threading.Event], Any]) -> Any:
         if isinstance(self.reading, Exception):
             raise self.reading
         return job(SimpleNamespace(battery=lambda: self.reading), threading.Event())

@@ -390,7 +390,7 @@ async def _illuminated(kit: Any) -> AsyncIterator[bool]:
     lit = False
     if slot is not None:
         try:
-            await slot.run_job(lambda driver, _cancel: driver.set_illuminator(True, 100))
+            await slot.run_when_free(lambda driver, _cancel: driver.set_illuminator(True, 100))
             lit = True
         except KitError:
             pass
@@ -399,7 +399,7 @@ async def _illuminated(kit: Any) -> AsyncIterator[bool]:
     finally:
         if lit:
             try:
-                await slot.run_job(lambda driver, _cancel: driver.set_illuminator(False, 0))
+                await slot.run_when_free(lambda driver, _cancel: driver.set_illuminator(False, 0))
             except KitError:
                 pass
 

@@ -212,7 +212,7 @@ class FirmwareDesk:
         waits for it instead of being refused as busy."""
         self._reading += 1
         try:
-            return await asyncio.wait_for(slot.run_job(job), READ_TIMEOUT_S)
+            return await asyncio.wait_for(slot.run_when_free(job), READ_TIMEOUT_S)
         finally:
             self._reading -= 1
 

@@ -252,6 +252,15 @@ class DeviceSlot:
             self._set_status("ready", "last capture succeeded")
             return result
 
+    async def run_when_free(self, job: Callable[[Any, threading.Event], T], wait_s: float = 2.0) -> T:
+        """`run_job` for a short job (a gauge read, a light switched) that may meet another short
+        one on the same device: it waits up to `wait_s` for that one to end instead of failing
+        DeviceBusy at once; a long job (a capture, a firmware update) still makes it DeviceBusy."""
+        deadline = time.monotonic() + wait_s
+        while self._job_lock.locked() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return await self.run_job(job)
+
     async def shutdown(self) -> None:
         self.cancel.set()
         if self._job_cancel is not None:

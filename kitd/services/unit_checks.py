@@ -280,7 +280,7 @@ async def check_battery(kit: Any) -> dict[str, Any]:
             Words("Kit ini tidak punya pengukur baterai.", "This kit has no battery gauge."),
         )
     try:
-        reading = await slot.run_job(lambda driver, _cancel: driver.battery())
+        reading = await slot.run_when_free(lambda driver, _cancel: driver.battery())
     except KitError as exc:
         return finding(
             NOT_AVAILABLE,
