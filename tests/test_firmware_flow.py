@@ -646,7 +646,7 @@ def test_a_failed_start_of_the_job_is_audited() -> None:
     class BusySlot:
         id = "peripheral"
 
-        async def run_job(self, job: Any) -> None:
+        async def run_when_free(self, job: Any, **_waiting: Any) -> None:
             raise DeviceBusy("a capture holds it")
 
     desk = FirmwareDesk(Kit())  # type: ignore[arg-type]

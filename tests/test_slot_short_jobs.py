@@ -42,6 +42,10 @@ def test_two_short_jobs_at_once_both_run() -> None:
     async def scenario() -> list[Any]:
         slot, supervisor = await _ready_slot()
         try:
+            first = asyncio.create_task(slot.run_when_free(lambda driver, _cancel: driver.read(0.3)))
+            await asyncio.sleep(0.1)
+            assert slot.holds_brief_job()  # what a firmware update's start waits out
+            await first
             return await asyncio.gather(
                 slot.run_when_free(lambda driver, _cancel: driver.read(0.2)),
                 slot.run_when_free(lambda driver, _cancel: driver.read(0.2)),
@@ -60,6 +64,7 @@ def test_a_long_job_still_makes_a_short_one_busy() -> None:
         try:
             long_job = asyncio.create_task(slot.run_job(lambda driver, _cancel: driver.read(1.0)))
             await asyncio.sleep(0.1)
+            assert not slot.holds_brief_job()
             with pytest.raises(DeviceBusy):
                 await slot.run_when_free(lambda driver, _cancel: driver.read(0.0), wait_s=0.2)
             assert await long_job == "read"

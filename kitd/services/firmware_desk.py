@@ -110,9 +110,6 @@ class FirmwareDesk:
         self._slots: list[dict[str, Any]] = []
         # Set when the daemon stops: the running flow ends at its next step.
         self._stopping = threading.Event()
-        # Short reads of the slots under way (GET /api/v1/firmware): an operation waits for them
-        # rather than being refused as if a capture held the device.
-        self._reading = 0
 
     # --- asking ---------------------------------------------------------------------------------
 
@@ -210,11 +207,7 @@ class FirmwareDesk:
     async def read(self, slot: Any, job: Callable[[Any, threading.Event], T]) -> T:
         """A short read of the peripheral as a job of its slot; an operation starting meanwhile
         waits for it instead of being refused as busy."""
-        self._reading += 1
-        try:
-            return await asyncio.wait_for(slot.run_when_free(job), READ_TIMEOUT_S)
-        finally:
-            self._reading -= 1
+        return await asyncio.wait_for(slot.run_when_free(job), READ_TIMEOUT_S)
 
     # --- starting ---------------------------------------------------------------------------------
 
@@ -284,7 +277,7 @@ class FirmwareDesk:
                 f"visit {active[0].id} is active: update the peripheral once it has ended",
             )
         status, reason, _since = slot.current()
-        if status == "busy" and not self._reading:
+        if status == "busy" and not slot.holds_brief_job():
             raise FirmwareRefused(
                 409, "device_busy", f"device {slot.id} is busy ({reason}): try again once it is free"
             )
@@ -337,9 +330,7 @@ class FirmwareDesk:
             run(flow)
 
         try:
-            while self._reading:
-                await asyncio.sleep(0.01)
-            await slot.run_job(job)
+            await slot.run_when_free(job, wait_s=READ_TIMEOUT_S, brief=False)
         except DeviceBusy as exc:
             await self._ended_early(operation, f"the peripheral is busy: {exc}")
         except DeviceError as exc:

@@ -64,6 +64,7 @@ class DeviceSlot:
         self._holder = dict(holder or {})
         self._claim: DeviceClaim | None = None
         self._job_lock = asyncio.Lock()
+        self._brief_job = False  # the job holding the device is a brief one (run_when_free)
         self._job_cancel: threading.Event | None = None
         self._wake = asyncio.Event()
         # Told of every status change (the daemon's event stream): on_status(slot, status, reason).
@@ -207,7 +208,7 @@ class DeviceSlot:
         except TimeoutError:
             pass
 
-    async def run_job(self, job: Callable[[Any, threading.Event], T]) -> T:
+    async def run_job(self, job: Callable[[Any, threading.Event], T], brief: bool = False) -> T:
         """Run `job(driver, cancel)` on the device's thread, exclusively; DeviceBusy if taken,
         DeviceGone if the device is not ready (for a camera: its stream is not flowing).
 
@@ -222,6 +223,7 @@ class DeviceSlot:
             if status != "ready":
                 raise DeviceGone(f"device {self.id} is {status}: {reason}")
             cancel = self._job_cancel = threading.Event()
+            self._brief_job = brief
             if self.cancel.is_set():
                 cancel.set()
             self._set_status("busy", "capturing")
@@ -249,17 +251,25 @@ class DeviceSlot:
                 raise
             finally:
                 self._job_cancel = None
+                self._brief_job = False
             self._set_status("ready", "last capture succeeded")
             return result
 
-    async def run_when_free(self, job: Callable[[Any, threading.Event], T], wait_s: float = 2.0) -> T:
-        """`run_job` for a short job (a gauge read, a light switched) that may meet another short
-        one on the same device: it waits up to `wait_s` for that one to end instead of failing
-        DeviceBusy at once; a long job (a capture, a firmware update) still makes it DeviceBusy."""
+    async def run_when_free(
+        self, job: Callable[[Any, threading.Event], T], wait_s: float = 2.0, brief: bool = True
+    ) -> T:
+        """`run_job` after waiting up to `wait_s` for the job holding the device to end, for jobs
+        that may meet a brief one (a gauge read, a light switched) instead of failing DeviceBusy at
+        once; a long job (a capture, a firmware update) still makes it DeviceBusy. ``brief``: this
+        job is one of those brief ones (`holds_brief_job`)."""
         deadline = time.monotonic() + wait_s
         while self._job_lock.locked() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        return await self.run_job(job)
+        return await self.run_job(job, brief)
+
+    def holds_brief_job(self) -> bool:
+        """Busy only with a brief job, which a job started with `run_when_free` waits out."""
+        return self._job_lock.locked() and self._brief_job
 
     async def shutdown(self) -> None:
         self.cancel.set()
