@@ -208,7 +208,10 @@ def test_loop_replays_a_sequence_again(tmp_path: Path) -> None:
         positions = [cursor.next(5.0).position for _ in range(8)]
     finally:
         camera.close()
-    assert positions == [0, 1, 2, 0, 1, 2, 0, 1][: len(positions)] or cursor.skipped > 0
+    # The reader may have delivered the first frame before the cursor was made, so the cursor
+    # starts wherever the stream is; from there the frames must come round in order.
+    in_order = [(positions[0] + i) % 3 for i in range(len(positions))]
+    assert positions == in_order or cursor.skipped > 0
     assert set(positions) == {0, 1, 2} and camera.ended is None
 
 
