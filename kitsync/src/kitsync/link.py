@@ -136,6 +136,10 @@ class KitLink:
         self._connection: PinnedConnection | None = None
         self._used = False  # whether the open connection carried a request already
 
+    def twin(self) -> KitLink:
+        """Another link to the same kit, with its own connection (for a thread of its own)."""
+        return KitLink(self.label, self.host, self.port, self.context, self.pinned, self.timeout)
+
     @property
     def who(self) -> str:
         """How errors name the kit: by its id, or "the kit" while pairing (no id known yet)."""

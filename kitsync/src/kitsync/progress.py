@@ -1,40 +1,36 @@
 """Progress bars for transfers on a terminal, and nothing where output goes to a file.
 
-Its one job: :func:`transfer_progress` gives the pull a bar per bundle (bytes, speed, time
-left) and one for the whole pull, drawn by rich on stderr when stderr is a terminal; off a
+Its one job: :func:`transfer_progress` gives the pull a bar per bundle on its way (bytes, speed,
+time left) and one for the whole pull, drawn by rich on stderr when stderr is a terminal; off a
 terminal (a script, a log) every call does nothing and only the summary line is printed.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class TransferProgress(Protocol):
+    """What a pull tells of its bundles; bundles may be downloaded several at a time, each named
+    by its id, and the calls may come from the threads that download them."""
+
     def bundle(self, name: str, size: int) -> None:
-        """A new bundle begins."""
+        """A bundle begins."""
         ...
 
-    def update(self, done: int) -> None:
-        """Bytes of the current bundle on disk so far."""
+    def update(self, name: str, done: int) -> None:
+        """Bytes of the bundle ``name`` on disk so far."""
         ...
 
-    def finished(self) -> None:
-        """The current bundle is done (stored or failed)."""
+    def finished(self, name: str) -> None:
+        """The bundle ``name`` is done (stored or failed)."""
         ...
 
     def note(self, line: str) -> None:
@@ -48,10 +44,10 @@ class Quiet:
     def bundle(self, name: str, size: int) -> None:
         pass
 
-    def update(self, done: int) -> None:
+    def update(self, name: str, done: int) -> None:
         pass
 
-    def finished(self) -> None:
+    def finished(self, name: str) -> None:
         pass
 
     def note(self, line: str) -> None:
@@ -59,31 +55,40 @@ class Quiet:
 
 
 class Bars:
-    """rich's bars: the current bundle and the whole pull."""
+    """rich's bars: one for each bundle on its way and one for the whole pull."""
 
     def __init__(self, progress: Progress, count: int, total: int) -> None:
         self.progress = progress
         self.overall = progress.add_task(f"{count} bundles", total=total)
-        self.current: TaskID | None = None
-        self.size = 0
+        # The downloading threads and the pull's own share these: one lock over them.
+        self.lock = threading.Lock()
+        self.current: dict[str, tuple[TaskID, int]] = {}  # name: its bar, its size
+        self.done: dict[str, int] = {}
         self.before = 0  # bytes of the bundles finished, for the overall bar
 
     def bundle(self, name: str, size: int) -> None:
-        self.current = self.progress.add_task(name[:8], total=size)
-        self.size = size
+        with self.lock:
+            self.current[name] = (self.progress.add_task(name[:8], total=size), size)
+            self.done[name] = 0
 
-    def update(self, done: int) -> None:
-        if self.current is not None:
-            self.progress.update(self.current, completed=done)
-            self.progress.update(self.overall, completed=self.before + done)
+    def update(self, name: str, done: int) -> None:
+        with self.lock:
+            if name not in self.current:
+                return
+            self.done[name] = done
+            self.progress.update(self.current[name][0], completed=done)
+            self.progress.update(self.overall, completed=self.before + sum(self.done.values()))
 
-    def finished(self) -> None:
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-        # A bundle acknowledged without a download, or failed, counts as done for the whole.
-        self.before += self.size
-        self.progress.update(self.overall, completed=self.before)
-        self.current, self.size = None, 0
+    def finished(self, name: str) -> None:
+        with self.lock:
+            if name not in self.current:
+                return
+            task, size = self.current.pop(name)
+            self.done.pop(name, None)
+            self.progress.remove_task(task)
+            # A bundle acknowledged without a download, or failed, counts as done for the whole.
+            self.before += size
+            self.progress.update(self.overall, completed=self.before + sum(self.done.values()))
 
     def note(self, line: str) -> None:
         self.progress.console.print(line, markup=False, highlight=False)
@@ -97,6 +102,17 @@ def transfer_progress(count: int, total: int, enabled: bool | None = None) -> It
     if not enabled or count == 0:
         yield Quiet()
         return
+    # Imported only to draw: rich is an eighth of kit-sync's start, and a script needs none of it.
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     console = Console(stderr=True)
     columns = (
         TextColumn("[progress.description]{task.description}"),

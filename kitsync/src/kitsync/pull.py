@@ -5,7 +5,8 @@ offers: check its kit-signed statement, download it (resumed, kitsync.download),
 and SHA-256 against the statement, fsync, rename to ``DIR/<id>.p7m`` beside its statement
 ``DIR/<id>.statement.json`` (written atomically), fsync DIR, record it ``stored`` in the
 ledger — and only then sign the laptop's receipt and send it (a batch of stored bundles' receipts
-in one request), and record it ``acknowledged``.
+in one request), and record it ``acknowledged``. Bundles download two at a time and receipts
+go out while later bundles download (:class:`Pull`), each bundle still through these steps.
 A killed run leaves a ``.part`` (resumed next time) or a stored bundle (acknowledged next
 time without downloading it again); a repeated pull finds nothing new and changes nothing.
 Then the outcomes the kit recorded since the ledger's cursor go to ``DIR/outcomes.jsonl``.
@@ -14,11 +15,15 @@ Then the outcomes the kit recorded since the ledger's cursor go to ``DIR/outcome
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +45,14 @@ from kitsync.progress import TransferProgress, transfer_progress
 
 OUTCOMES_FILE = "outcomes.jsonl"
 OUTCOMES_PAGE = 500
-# Receipts sent in one request: one round trip and one ledger commit for many bundles.
-RECEIPT_BATCH = 25
+# Receipts sent in one request: one round trip and one ledger commit for several bundles, few
+# enough that the kit checks them while later bundles still download.
+RECEIPT_BATCH = 10
+# Bundles downloaded at once, each on a connection of its own: while one waits for the kit or
+# the disk, another's bytes come; the kit serves two about twice as fast as one.
+FETCHERS = 2
+# Bundles fetched ahead of the one the ledger records next: enough to keep the fetchers busy.
+AHEAD = 2 * FETCHERS
 # A bundle id names two files in DIR: nothing that could climb out of it or hide there.
 BUNDLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -174,8 +185,34 @@ class PullReport:
         )
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A bundle a fetcher brought: its files in DIR, fsynced, not yet in the ledger."""
+
+    offer: Offer
+    statement: dict[str, Any]
+    sealed: Path
+    resumed_from: int
+
+
+@dataclass
+class Acknowledging:
+    """Receipts on their way to the kit (sent by the acknowledging thread)."""
+
+    batch: list[Stored]
+    answer: Future[tuple[list[tuple[str, dict[str, Any]]], list[str]]]
+
+
 class Pull:
-    """One pull from one kit into one folder."""
+    """One pull from one kit into one folder.
+
+    Three kinds of work overlap, each bundle still going through the same steps in the same
+    order: ``FETCHERS`` threads, each on a connection of its own, check a bundle's statement,
+    download it and put its files in place; this thread records each in the ledger, in the
+    order the kit offered them; one more thread signs and sends the stored bundles' receipts,
+    ``RECEIPT_BATCH`` a request, on the link the pull was given, whose answers this thread
+    records. Only this thread touches the ledger and the report.
+    """
 
     def __init__(
         self,
@@ -198,6 +235,9 @@ class Pull:
             else None
         )
         self.report = PullReport(record.kit_id, record.address)
+        self._fetch_links: list[KitLink] = []
+        self._fetch_links_lock = threading.Lock()
+        self._thread_link = threading.local()
 
     def run(self, ledger: Ledger, progress: bool | None = None) -> PullReport:
         make_directory(self.directory)
@@ -206,29 +246,56 @@ class Pull:
         self.report.failures.extend(rejected)
         acknowledged: set[str] = set()
         waiting: list[Stored] = []  # stored, their receipts not sent yet
+        sending: deque[Acknowledging] = deque()
+        fetching: deque[tuple[Offer, Future[Fetched]]] = deque()
         lost = False
-        with transfer_progress(len(offers), sum(o.size for o in offers), progress) as bars:
-            for offer in offers:
-                bars.bundle(offer.bundle_id, offer.size)
-                try:
-                    waiting.append(self._take(offer, ledger, bars))
-                    if len(waiting) >= RECEIPT_BATCH:
-                        acknowledged |= self._acknowledge(waiting, ledger, bars)
-                except ConnectionLost as exc:
-                    self._failed(bars, str(exc))
-                    lost = True  # the network is gone: the other bundles would only wait for it
-                    break
-                except (TransferFailed, BundleRejected) as exc:
-                    self._failed(bars, str(exc))
-                finally:
-                    bars.finished()
+        with (
+            transfer_progress(len(offers), sum(o.size for o in offers), progress) as bars,
+            ThreadPoolExecutor(FETCHERS, thread_name_prefix="kit-sync-fetch") as fetchers,
+            ThreadPoolExecutor(1, thread_name_prefix="kit-sync-receipts") as receipts,
+        ):
+            try:
+                for offer in offers:
+                    if lost:
+                        break
+                    try:
+                        held = self._held(offer, ledger)
+                    except BundleRejected as exc:
+                        self._failed(bars, str(exc))
+                        continue
+                    if held is not None:
+                        bars.bundle(offer.bundle_id, offer.size)
+                        bars.finished(offer.bundle_id)
+                        waiting.append(held)
+                    else:
+                        fetching.append((offer, fetchers.submit(self._fetch, offer, bars)))
+                    while len(fetching) >= AHEAD and not lost:
+                        lost = self._settle(fetching.popleft(), ledger, waiting, bars)
+                    if len(waiting) >= RECEIPT_BATCH and not lost:
+                        sending.append(self._send(waiting, receipts))
+                    lost = self._recorded(sending, ledger, acknowledged, bars, wait=False) or lost
+                while fetching and not lost:
+                    lost = self._settle(fetching.popleft(), ledger, waiting, bars)
+            finally:
+                # What is still on its way: not begun, dropped; begun, its files kept for the
+                # next pull (a fetcher stores nothing in the ledger).
+                for _, future in fetching:
+                    future.cancel()
+                for _, future in fetching:
+                    if not future.cancelled():
+                        try:
+                            future.result()
+                        except Exception:  # noqa: BLE001 - already told: the network is gone
+                            pass
             if not lost:
                 listed = {o.bundle_id for o in offers}
                 waiting.extend(self._unlisted(ledger, listed | {w.bundle_id for w in waiting}))
-                try:
-                    acknowledged |= self._acknowledge(waiting, ledger, bars)
-                except TransferFailed as exc:
-                    self._failed(bars, str(exc))
+                if waiting:
+                    sending.append(self._send(waiting, receipts))
+            # Receipts already sent are answered and recorded even when the network went.
+            self._recorded(sending, ledger, acknowledged, bars, wait=True)
+        for link in self._fetch_links:
+            link.close()
         unacknowledged = [
             {"bundle_id": o.bundle_id, "sealed_at": o.sealed_at}
             for o in offers
@@ -262,8 +329,9 @@ class Pull:
                 rejected.append(str(exc))
         return offers, rejected
 
-    def _take(self, offer: Offer, ledger: Ledger, bars: TransferProgress) -> Stored:
-        """Bring one offered bundle to ``stored`` (unless it is already): what its receipt says."""
+    def _held(self, offer: Offer, ledger: Ledger) -> Stored | None:
+        """What the receipt of an offered bundle this laptop holds already says; None when it
+        is to be downloaded."""
         entry = ledger.bundle(offer.bundle_id)
         if entry is not None and (entry.sha256 != offer.sha256 or entry.size != offer.size):
             raise BundleRejected(
@@ -277,27 +345,71 @@ class Pull:
             return Stored(offer.bundle_id, offer.sha256, offer.size)
         if entry is not None:
             ledger.forget(offer.bundle_id)  # its file is gone from the laptop: pull it again
+        return None
+
+    def _fetch_link(self) -> KitLink:
+        """This fetcher thread's own link to the kit."""
+        link: KitLink | None = getattr(self._thread_link, "link", None)
+        if link is None:
+            link = self._thread_link.link = self.link.twin()
+            with self._fetch_links_lock:
+                self._fetch_links.append(link)
+        return link
+
+    def _fetch(self, offer: Offer, bars: TransferProgress) -> Fetched:
+        """In a fetcher thread: the offer's statement checked, the bundle downloaded and its two
+        files in place in DIR, durable (recording it is the pull's thread's)."""
         statement = check_offer(offer, self.record.kit_id, self.kit_signing)
         sealed, statement_path = bundle_paths(self.directory, offer.bundle_id)
-        download = Download(
-            self.link, offer.bundle_id, offer.size, offer.sha256, part_path(sealed), bars.update
-        )
-        download.run()
-        os.replace(part_path(sealed), sealed)
-        # Its fsync of DIR, after both renames, makes the two names durable before the ledger
-        # records the bundle stored.
-        write_atomically(statement_path, json.dumps(offer.statement, indent=1).encode() + b"\n")
+        bars.bundle(offer.bundle_id, offer.size)
+        try:
+            download = Download(
+                self._fetch_link(),
+                offer.bundle_id,
+                offer.size,
+                offer.sha256,
+                part_path(sealed),
+                functools.partial(bars.update, offer.bundle_id),
+            )
+            download.run()
+            os.replace(part_path(sealed), sealed)
+            # Its fsync of DIR, after both renames, makes the two names durable before the ledger
+            # records the bundle stored.
+            write_atomically(statement_path, json.dumps(offer.statement, indent=1).encode() + b"\n")
+        finally:
+            bars.finished(offer.bundle_id)
+        return Fetched(offer, statement, sealed, download.resumed_from)
+
+    def _settle(
+        self,
+        fetch: tuple[Offer, Future[Fetched]],
+        ledger: Ledger,
+        waiting: list[Stored],
+        bars: TransferProgress,
+    ) -> bool:
+        """A fetched bundle recorded ``stored`` and put to wait for its receipt, or its failure
+        told; True when the network is gone (the pull stops)."""
+        offer, future = fetch
+        try:
+            fetched = future.result()
+        except ConnectionLost as exc:
+            self._failed(bars, str(exc))
+            return True
+        except (TransferFailed, BundleRejected) as exc:
+            self._failed(bars, str(exc))
+            return False
         ledger.record_stored(
             offer.bundle_id,
             offer.sha256,
             offer.size,
-            offer.sealed_at or statement.get("created_at"),
-            sealed,
+            offer.sealed_at or fetched.statement.get("created_at"),
+            fetched.sealed,
             _stamp(self.now()),
         )
         self.report.pulled.append(offer.bundle_id)
-        self.report.pulled_bytes += offer.size - download.resumed_from
-        return Stored(offer.bundle_id, offer.sha256, offer.size)
+        self.report.pulled_bytes += offer.size - fetched.resumed_from
+        waiting.append(Stored(offer.bundle_id, offer.sha256, offer.size))
+        return False
 
     def _unlisted(self, ledger: Ledger, listed: set[str]) -> list[Stored]:
         """Bundles stored here that the kit no longer offers: it took their receipt and the
@@ -311,12 +423,43 @@ class Pull:
             and _still_there(Path(entry.path), entry.size)
         ]
 
-    def _acknowledge(self, waiting: list[Stored], ledger: Ledger, bars: TransferProgress) -> set[str]:
-        """The laptop's receipts for stored bundles, sent in one request (``waiting`` is emptied);
-        those the kit took are recorded acknowledged; each it refused is a failure."""
+    def _send(self, waiting: list[Stored], receipts: ThreadPoolExecutor) -> Acknowledging:
+        """The receipts of the stored bundles in ``waiting`` (emptied) handed to the
+        acknowledging thread."""
         batch, waiting[:] = list(waiting), []
-        if not batch:
-            return set()
+        return Acknowledging(batch, receipts.submit(self._acknowledge, batch))
+
+    def _recorded(
+        self,
+        sending: deque[Acknowledging],
+        ledger: Ledger,
+        acknowledged: set[str],
+        bars: TransferProgress,
+        wait: bool,
+    ) -> bool:
+        """The kit's answers to receipts sent, in order, recorded as far as they came (all of
+        them, waiting, with ``wait``); True when the network is gone."""
+        lost = False
+        while sending and (wait or sending[0].answer.done()):
+            try:
+                taken, refused = sending.popleft().answer.result()
+            except ConnectionLost as exc:
+                self._failed(bars, str(exc))
+                lost = True
+                continue
+            except TransferFailed as exc:
+                self._failed(bars, str(exc))
+                continue
+            for message in refused:
+                self._failed(bars, message)
+            ledger.record_acknowledged(taken, _stamp(self.now()))
+            self.report.acknowledged += len(taken)
+            acknowledged.update(bundle_id for bundle_id, _ in taken)
+        return lost
+
+    def _acknowledge(self, batch: list[Stored]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+        """In the acknowledging thread: the laptop's receipts for stored bundles, sent in one
+        request; those the kit took (bundle id, receipt) and why it refused each other one."""
         receipts = [
             stored.receipt
             or laptop_receipt(
@@ -333,17 +476,15 @@ class Pull:
                 else f"receipt for bundle {batch[0].bundle_id}"
             )
             raise self.link.refusal(what, status, answer)
-        taken = []
+        taken, refused = [], []
         for stored, receipt, result in zip(batch, receipts, results, strict=True):
             result = result if isinstance(result, dict) else {}
             if result.get("result") in ("accepted", "duplicate"):
                 taken.append((stored.bundle_id, receipt))
             else:
                 reason = result.get("reason", "no reason given")
-                self._failed(bars, f"receipt for bundle {stored.bundle_id}: refused by the kit: {reason}")
-        ledger.record_acknowledged(taken, _stamp(self.now()))
-        self.report.acknowledged += len(taken)
-        return {bundle_id for bundle_id, _ in taken}
+                refused.append(f"receipt for bundle {stored.bundle_id}: refused by the kit: {reason}")
+        return taken, refused
 
 
 def _still_there(path: Path, size: int) -> bool:
