@@ -30,15 +30,16 @@ import re
 import secrets
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from spake2 import SPAKE2_A, SPAKE2_B
-from spake2.spake2 import SPAKEError
 
 from kitformats.errors import KitError
+
+if TYPE_CHECKING:
+    from spake2 import SPAKE2_A, SPAKE2_B
 
 PROTOCOL = "kitd-pairing/1"
 LAPTOP_IDENTITY = b"kit-sync"
@@ -138,6 +139,8 @@ def kit_confirmation(key: bytes, transcript: Transcript) -> bytes:
 
 
 def _spake2_key(side: SPAKE2_A | SPAKE2_B, inbound: bytes) -> bytes:
+    from spake2.spake2 import SPAKEError
+
     try:
         return side.finish(inbound)
     except (SPAKEError, ValueError) as exc:
@@ -148,6 +151,10 @@ class LaptopExchange:
     """The laptop's side of one exchange: SPAKE2 side A keyed by the code it was given."""
 
     def __init__(self, code: str) -> None:
+        # Imported when a pairing begins: the library takes a tenth of kit-sync's start, and
+        # only pairing needs it (a pull imports this module for its fingerprints).
+        from spake2 import SPAKE2_A
+
         self._spake2 = SPAKE2_A(check_code(code).encode("ascii"), idA=LAPTOP_IDENTITY, idB=KIT_IDENTITY)
         self.message = self._spake2.start()
         self._key: bytes | None = None
@@ -199,6 +206,8 @@ class KitExchange:
         laptop_receipt_fingerprint: bytes,
         laptop_name: str,
     ) -> None:
+        from spake2 import SPAKE2_B  # imported when a pairing begins, as the laptop's side does
+
         spake2 = SPAKE2_B(check_code(code).encode("ascii"), idA=LAPTOP_IDENTITY, idB=KIT_IDENTITY)
         self.message = spake2.start()
         self._key = _spake2_key(spake2, laptop_message)

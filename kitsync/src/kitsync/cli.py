@@ -10,7 +10,6 @@ checkpoint this laptop trusted. Every error is one line on stderr, never a trace
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import sys
 from collections.abc import Sequence
@@ -28,16 +27,11 @@ from kitsync.kit_clock import clock_warning, send_laptop_time
 from kitsync.ledger import Ledger, one_at_a_time
 from kitsync.link import TIMEOUT_S, KitLink, client_context
 from kitsync.orders import push_orders, report_lines
-from kitsync.pair import pair
 from kitsync.places import KitFiles, KitRecord, choose_kit, default_data_dir, read_kit_record
 from kitsync.pull import Pull
 from kitsync.status import all_status, is_inconsistent, status_lines
 
 PROG = "kit-sync"
-try:
-    VERSION = importlib.metadata.version("kitsync")
-except importlib.metadata.PackageNotFoundError:  # run from a copy of the source, not installed
-    VERSION = "(not installed)"
 
 EXIT_CODES = """exit codes:
   0  ok
@@ -56,6 +50,26 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {PROG} --help)\n")
+
+
+def version() -> str:
+    """The installed distribution's version."""
+    import importlib.metadata  # here: a tenth of kit-sync's start, for an option rarely asked
+
+    try:
+        return importlib.metadata.version("kitsync")
+    except importlib.metadata.PackageNotFoundError:  # run from a copy of the source, not installed
+        return "(not installed)"
+
+
+class VersionAction(argparse.Action):
+    """``--version``, its version looked up only when it is asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **_: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser.exit(0, f"{PROG} {version()}\n")
 
 
 def _seconds(text: str) -> float:
@@ -77,7 +91,7 @@ def _parser() -> Parser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {VERSION}")
+    parser.add_argument("--version", action=VersionAction)
     common = Parser(add_help=False)
     common.add_argument(
         "--data-dir",
@@ -157,6 +171,8 @@ def _exit_code(check: AuditCheck, failed: bool) -> int:
 
 
 def _pair(args: argparse.Namespace, home: Path) -> int:
+    from kitsync.pair import pair  # here: SPAKE2's library is needed by this command only
+
     record, kit_fingerprint = pair(home, args.address, args.code, args.name, args.timeout)
     print(
         f"paired with kit {record.kit_id} as {record.laptop_name}; its network API is at {record.address}; "
