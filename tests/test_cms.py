@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import cms as asn1_cms
+from asn1crypto import parser
 from cryptography.hazmat.primitives import serialization
 from kitformats.cms import SealBroken, SignatureInvalid, envelope, open_envelope, sign_content, verify_signed
 from kitformats.signing import KeyProblem, read_certificate
@@ -260,3 +261,128 @@ def test_provisioning_again_keeps_the_ca_and_adds_the_new_officer(creds: Simulat
     verified = verify_signed(sign_content(b"x", [newcomer]), _trust(creds))
     assert verified.signers == [newcomer.certificate]
     assert again.officer_keys["199002022015022002"].stat().st_mode & 0o077 == 0
+
+
+# --- not in DER ----------------------------------------------------------------------------
+
+
+def _replaced(der: bytes, at: int, by: bytes) -> bytes:
+    """``der`` with the value that starts at ``at`` put as ``by``, and the length of every value
+    around it made right again."""
+
+    def replace(data: bytes, start: int) -> bytes:
+        out = b""
+        while data:
+            size = parser.peek(data)
+            value, data = data[:size], data[size:]
+            if start == 0:
+                value = by
+            elif 0 < start < size:
+                class_, method, tag, header, contents, _ = parser.parse(value)
+                value = parser.emit(class_, method, tag, replace(contents, start - len(header)))
+            out += value
+            start -= size
+        return out
+
+    return replace(der, at)
+
+
+def _long_length(value: bytes) -> bytes:
+    """``value`` with its length on three octets: valid BER, never DER (which takes the fewest)."""
+    contents = parser.parse(value)[4]
+    return value[:1] + b"\x83" + len(contents).to_bytes(3, "big") + contents
+
+
+def _parts(der: bytes) -> dict[str, tuple[int, bytes]]:
+    """Values of a SignedData by kit and officer: where each starts in ``der``, and its bytes."""
+    info = asn1_cms.ContentInfo.load(der)
+    signed_data = info["content"]
+    certificate = signed_data["certificates"][0].chosen
+    signer_info = signed_data["signer_infos"][0]
+
+    def within(outer: bytes, part: bytes) -> tuple[int, bytes]:
+        return der.index(outer) + outer.index(part), part
+
+    in_certificate = certificate.dump()
+    in_signer_info = signer_info.dump()
+    return {
+        "ContentInfo": (0, der),
+        "content type": within(der, info["content_type"].dump()),
+        "[0] around the SignedData": within(der, signed_data.dump()),
+        "SignedData": within(der, parser.parse(signed_data.dump())[4]),
+        "version": within(der, signed_data["version"].dump()),
+        "digest algorithms": within(der, signed_data["digest_algorithms"].dump()),
+        "encapsulated content": within(der, signed_data["encap_content_info"].dump()),
+        "certificates": within(der, signed_data["certificates"].dump()),
+        "a certificate": within(der, in_certificate),
+        "a certificate's validity": within(in_certificate, certificate["tbs_certificate"]["validity"].dump()),
+        "signer infos": within(der, signed_data["signer_infos"].dump()),
+        "a signer info": within(der, in_signer_info),
+        "a signer identifier": within(in_signer_info, signer_info["sid"].dump()),
+        "a digest algorithm": within(in_signer_info, signer_info["digest_algorithm"].dump()),
+        "signed attributes": within(in_signer_info, signer_info["signed_attrs"].dump()),
+        "a signed attribute": within(in_signer_info, signer_info["signed_attrs"][0].dump()),
+        "a signature algorithm": within(in_signer_info, signer_info["signature_algorithm"].dump()),
+        "a signature": within(in_signer_info, signer_info["signature"].dump()),
+    }
+
+
+NOT_DER = "^the SignedData is not in DER$"
+
+
+@pytest.mark.parametrize(
+    ("where", "refusal"),
+    [
+        ("ContentInfo", NOT_DER),
+        ("content type", NOT_DER),
+        ("[0] around the SignedData", NOT_DER),
+        ("SignedData", NOT_DER),
+        ("version", NOT_DER),
+        ("digest algorithms", NOT_DER),
+        ("encapsulated content", NOT_DER),
+        ("certificates", NOT_DER),
+        # cryptography reads a certificate only in DER, before the check for the whole.
+        ("a certificate", "^not a CMS SignedData$"),
+        ("a certificate's validity", "^not a CMS SignedData$"),
+        ("signer infos", NOT_DER),
+        ("a signer info", NOT_DER),
+        ("a signer identifier", NOT_DER),
+        ("a digest algorithm", NOT_DER),
+        ("signed attributes", NOT_DER),
+        ("a signed attribute", NOT_DER),
+        ("a signature algorithm", NOT_DER),
+        ("a signature", NOT_DER),
+    ],
+)
+def test_a_length_not_in_der_is_refused_wherever_it_is(
+    creds: SimulationCredentials, sealed: tuple[bytes, bytes], where: str, refusal: str
+) -> None:
+    """Also in a part seen in DER just before (a certificate, a signer's identifier...): what
+    the check remembers of one encoding is never taken for another's."""
+    signed = sealed[0]
+    verify_signed(signed, _trust(creds))
+    at, part = _parts(signed)[where]
+    altered = _replaced(signed, at, _long_length(part))
+    assert asn1_cms.ContentInfo.load(altered, strict=True).dump(force=True) == signed
+    with pytest.raises(SignatureInvalid, match=refusal):
+        verify_signed(altered, _trust(creds))
+
+
+@pytest.mark.parametrize("where", ["certificates", "signer infos", "signed attributes"])
+def test_a_set_out_of_order_is_refused(
+    creds: SimulationCredentials, sealed: tuple[bytes, bytes], where: str
+) -> None:
+    signed = sealed[0]
+    verify_signed(signed, _trust(creds))
+    at, part = _parts(signed)[where]
+    class_, method, tag, _, contents, _ = parser.parse(part)
+    elements = []
+    while contents:
+        size = parser.peek(contents)
+        elements.append(contents[:size])
+        contents = contents[size:]
+    assert len(elements) > 1 and elements == sorted(elements)
+    altered = _replaced(signed, at, parser.emit(class_, method, tag, b"".join(reversed(elements))))
+    assert asn1_cms.ContentInfo.load(altered, strict=True).dump(force=True) == signed
+    with pytest.raises(SignatureInvalid, match=NOT_DER):
+        verify_signed(altered, _trust(creds))

@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
-from typing import TypeVar
+from functools import cache, lru_cache, wraps
+from typing import Any, TypeVar
 
 from asn1crypto import algos, cms, core, parser
 from asn1crypto import x509 as asn1_x509
@@ -37,7 +37,15 @@ AES256_GCM = "2.16.840.1.101.3.4.1.46"
 GCM_NONCE_BYTES = 12
 GCM_TAG_BYTES = 16
 CONTENT_KEY_BYTES = 32
-_SET_OF_TAG = 17
+_UNIVERSAL, _CONTEXT = 0, 2  # ASN.1 classes
+_PRIMITIVE, _CONSTRUCTED = 0, 1
+_OCTET_STRING_TAG, _SEQUENCE_TAG, _SET_OF_TAG = 4, 16, 17
+# The SignedData a kit or a laptop verifies carry the same few certificates, signer identifiers
+# and algorithm identifiers over and over, so what is worked out from such DER is remembered
+# (see _remembered). The DER comes from outside: how many answers are kept, and how long a
+# DER may be to be kept at all, are bounded.
+_REMEMBERED = 128
+_REMEMBERED_BYTES = 16 * 1024
 # What a kit makes, and so all the office opens: RSA-OAEP with SHA-256 and MGF1-SHA-256.
 _OAEP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256}
 
@@ -70,32 +78,42 @@ class VerifiedContent:
 
 # -- shared helpers -------------------------------------------------------------------------
 
-
-def _asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+_Result = TypeVar("_Result")
 
 
-@cache
+def _remembered(function: Callable[..., _Result]) -> Callable[..., _Result]:
+    """``function``, a pure function of its arguments (the last one DER), with the answers for
+    the last _REMEMBERED distinct arguments remembered: that changes no answer, only its cost.
+    A DER longer than _REMEMBERED_BYTES is worked out each time and not kept. (A call that
+    raises is not remembered either: garbage is looked at again each time.)"""
+    cached = lru_cache(maxsize=_REMEMBERED)(function)
+
+    @wraps(function)
+    def remembered(*args: Any) -> _Result:
+        return cached(*args) if len(args[-1]) <= _REMEMBERED_BYTES else function(*args)
+
+    return remembered
+
+
+@_remembered
 def _issuer_and_serial_der(certificate_der: bytes) -> bytes:
+    # Built once per certificate: copying a parsed Name into a new structure makes asn1crypto
+    # re-encode it, most of an envelope's cost otherwise.
     parsed = asn1_x509.Certificate.load(certificate_der)
     return cms.IssuerAndSerialNumber({"issuer": parsed.issuer, "serial_number": parsed.serial_number}).dump()
 
 
-def _issuer_and_serial(certificate: x509.Certificate) -> cms.IssuerAndSerialNumber:
-    # Built once per certificate and loaded from its DER after: copying a parsed Name into a
-    # new structure makes asn1crypto re-encode it, most of an envelope's cost otherwise.
-    der = _issuer_and_serial_der(certificate.public_bytes(serialization.Encoding.DER))
-    return cms.IssuerAndSerialNumber.load(der)
+@_remembered
+def _key_identifier(certificate_der: bytes) -> bytes | None:
+    return asn1_x509.Certificate.load(certificate_der).key_identifier
 
 
-def _identifies(
-    sid: cms.SignerIdentifier | cms.RecipientIdentifier, certificate: asn1_x509.Certificate
-) -> bool:
+def _identifies(sid: cms.SignerIdentifier | cms.RecipientIdentifier, certificate_der: bytes) -> bool:
     if sid.name == "issuer_and_serial_number":
         # Byte for byte: asn1crypto's Name equality folds case and spaces (RFC 5280 matching),
         # which would let a changed byte in a signer's identifier pass unnoticed.
-        return sid.chosen.dump() == _issuer_and_serial_der(certificate.dump())
-    return sid.chosen.native == certificate.key_identifier
+        return sid.chosen.dump() == _issuer_and_serial_der(certificate_der)
+    return sid.chosen.native == _key_identifier(certificate_der)
 
 
 def _common_name(certificate: x509.Certificate) -> str:
@@ -121,15 +139,75 @@ def _signing_time_value(when: dt.datetime) -> cms.Time:
     return cms.Time({"generalized_time": when})
 
 
-def _signer_info(signer: Signer, content_digest: bytes, signing_time: dt.datetime) -> cms.SignerInfo:
-    attributes = cms.CMSAttributes(
-        [
-            {"type": "content_type", "values": ["data"]},
-            {"type": "message_digest", "values": [content_digest]},
-            {"type": "signing_time", "values": [_signing_time_value(signing_time)]},
-        ]
+def _der(class_: int, method: int, tag: int, *parts: bytes) -> bytes:
+    """One DER value: the header (its length in DER) and ``parts`` as its contents."""
+    return parser.emit(class_, method, tag, b"".join(parts))
+
+
+def _der_sequence(*fields: bytes) -> bytes:
+    return _der(_UNIVERSAL, _CONSTRUCTED, _SEQUENCE_TAG, *fields)
+
+
+def _der_set_of(elements: Sequence[bytes]) -> bytes:
+    # DER orders a SET OF by its elements' encodings (X.690 11.6), as asn1crypto does.
+    return _der(_UNIVERSAL, _CONSTRUCTED, _SET_OF_TAG, *sorted(elements))
+
+
+def _der_octet_string(value: bytes) -> bytes:
+    return _der(_UNIVERSAL, _PRIMITIVE, _OCTET_STRING_TAG, value)
+
+
+def _der_context(tag: int, *parts: bytes) -> bytes:
+    """A constructed [tag]: an EXPLICIT tag around ``parts``, or an IMPLICIT one on a SET OF."""
+    return _der(_CONTEXT, _CONSTRUCTED, tag, *parts)
+
+
+@dataclass(frozen=True)
+class _FixedDer:
+    """The parts that are the same in every SignedData made here, laid out by asn1crypto once."""
+
+    version: bytes  # CMSVersion v1: of the SignedData, and of a SignerInfo naming issuer and serial
+    digest_algorithms: bytes  # the SignedData's SET OF DigestAlgorithmIdentifier: SHA-256 alone
+    digest_algorithm: bytes  # a SignerInfo's: SHA-256
+    signature_algorithm: bytes  # a SignerInfo's: ECDSA with SHA-256
+    data: bytes  # the content type id-data
+    signed_data: bytes  # the content type id-signedData
+    content_type_attribute: bytes  # the signed attribute contentType, id-data
+    message_digest_type: bytes  # the signed attribute types whose values vary
+    signing_time_type: bytes
+
+
+@cache
+def _fixed_der() -> _FixedDer:
+    # Building values from dicts is most of what asn1crypto costs (most of a signature's, when a
+    # SignedData was built whole each time): these are built once, and a SignedData is put
+    # together from DER, byte for byte what asn1crypto made of it.
+    return _FixedDer(
+        version=cms.CMSVersion("v1").dump(),
+        digest_algorithms=cms.DigestAlgorithms([{"algorithm": "sha256"}]).dump(),
+        digest_algorithm=algos.DigestAlgorithm({"algorithm": "sha256"}).dump(),
+        signature_algorithm=algos.SignedDigestAlgorithm({"algorithm": ECDSA_WITH_SHA256}).dump(),
+        data=cms.ContentType("data").dump(),
+        signed_data=cms.ContentType("signed_data").dump(),
+        content_type_attribute=cms.CMSAttribute({"type": "content_type", "values": ["data"]}).dump(),
+        message_digest_type=cms.CMSAttributeType("message_digest").dump(),
+        signing_time_type=cms.CMSAttributeType("signing_time").dump(),
     )
-    to_sign = attributes.dump()
+
+
+def _signer_info(signer: Signer, content_digest: bytes, signing_time: dt.datetime) -> bytes:
+    """The DER SignerInfo of ``signer``: signed attributes content type, digest and time."""
+    fixed = _fixed_der()
+    # The signed attributes are a SET OF, so in the order of their encodings; they are signed
+    # as a SET OF (RFC 5652 5.4) and stored under [0] IMPLICIT, with the same contents.
+    digest_attribute = _der_sequence(
+        fixed.message_digest_type, _der_set_of([_der_octet_string(content_digest)])
+    )
+    time_attribute = _der_sequence(
+        fixed.signing_time_type, _der_set_of([_signing_time_value(signing_time).dump()])
+    )
+    attributes = b"".join(sorted([fixed.content_type_attribute, digest_attribute, time_attribute]))
+    to_sign = _der(_UNIVERSAL, _CONSTRUCTED, _SET_OF_TAG, attributes)
     signature = signer.sign_digest(hashlib.sha256(to_sign).digest())
     # A token holding a different key than its certificate says would make bundles nobody
     # can verify; better to learn it at the kit than at the office.
@@ -143,17 +221,15 @@ def _signer_info(signer: Signer, content_digest: bytes, signing_time: dt.datetim
             f"the key of '{_common_name(signer.certificate)}' does not match its certificate:"
             " its signature does not verify"
         ) from None
-    return cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                name="issuer_and_serial_number", value=_issuer_and_serial(signer.certificate)
-            ),
-            "digest_algorithm": {"algorithm": "sha256"},
-            "signed_attrs": attributes,
-            "signature_algorithm": {"algorithm": ECDSA_WITH_SHA256},
-            "signature": signature,
-        }
+    certificate_der = signer.certificate.public_bytes(serialization.Encoding.DER)
+    return _der_sequence(
+        fixed.version,
+        # The SignerIdentifier's issuerAndSerialNumber choice is the IssuerAndSerialNumber, untagged.
+        _issuer_and_serial_der(certificate_der),
+        fixed.digest_algorithm,
+        _der_context(0, attributes),
+        fixed.signature_algorithm,
+        _der_octet_string(signature),
     )
 
 
@@ -179,50 +255,145 @@ def sign_content(
         certificate.public_bytes(serialization.Encoding.DER)
         for certificate in [*(signer.certificate for signer in signers), *extra_certificates]
     )
-    encapsulated: dict[str, object] = {"content_type": "data"}
-    if not detached:
-        encapsulated["content"] = content
-    signed_data = cms.SignedData(
-        {
-            "version": "v1",
-            "digest_algorithms": [{"algorithm": "sha256"}],
-            "encap_content_info": encapsulated,
-            # A certificate is its own DER in the CHOICE: loaded, not rebuilt, it costs nothing.
-            "certificates": [cms.CertificateChoices.load(der) for der in certificates],
-            "signer_infos": signer_infos,
-        }
+    fixed = _fixed_der()
+    # EncapsulatedContentInfo: id-data, then the content (an OCTET STRING in [0] EXPLICIT)
+    # unless detached.
+    carried = () if detached else (_der_context(0, _der_octet_string(content)),)
+    signed_data = _der_sequence(
+        fixed.version,
+        fixed.digest_algorithms,
+        _der_sequence(fixed.data, *carried),
+        # certificates, a [0] IMPLICIT SET OF (so sorted): a certificate is its own DER in the CHOICE.
+        _der_context(0, *sorted(certificates)),
+        _der_set_of(signer_infos),
     )
-    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    # ContentInfo: id-signedData, then the SignedData in [0] EXPLICIT.
+    return _der_sequence(fixed.signed_data, _der_context(0, signed_data))
 
 
 _Extension = TypeVar("_Extension", bound=x509.ExtensionType)
-_CertificatePair = tuple[asn1_x509.Certificate, x509.Certificate]
+_CertificatePair = tuple[bytes, x509.Certificate]
 
 
-def _parse_signed_data(der: bytes) -> tuple[cms.SignedData, list[_CertificatePair]]:
-    """The SignedData and its certificates (each once), in asn1crypto's and cryptography's form."""
+# A SignedData is refused unless it is in DER, the one encoding of what it says: the signatures
+# cover only the content and the signed attributes, so no other byte may change without
+# changing the meaning (a length in long form, a SET OF out of order...). The test is
+# asn1crypto's: re-encode what was read (dump(force=True)) and compare with the bytes received.
+# Done on the whole, that cost more than all the rest of a verification, nearly all of it in
+# re-encoding parts that are the same in every SignedData of a signer (its certificate above
+# all). But DER is made of DER: a value's re-encoding is its own tag and length around its
+# parts' re-encodings (a SET OF's sorted), and a part's re-encoding depends on its bytes alone.
+# So _reencoded_signed_data re-encodes level by level as dump(force=True) does, and takes a
+# repeating part's re-encoding from what _is_der remembers of the very same bytes. It makes the
+# same bytes as dump(force=True) of the whole, so the comparison with what was received is the
+# same, exactly as strict, and every byte received is in it.
+
+
+@_remembered
+def _is_der(spec: type[core.Asn1Value], encoded: bytes) -> bool:
+    """Whether ``encoded``, read as a ``spec``, is in DER: re-encoded, it is the same bytes."""
+    return spec.load(encoded).dump(force=True) == encoded
+
+
+def _reencoded(value: core.Asn1Value, *, remember: bool = False) -> bytes:
+    """``value.dump(force=True)``: the DER of what ``value`` says.
+
+    With ``remember`` (for a part that repeats from one SignedData to the next): when _is_der
+    says the bytes ``value`` was read from re-encode to themselves, they are the answer. It
+    reads them as their own type, which is how ``value`` was read only when it is untagged; a
+    tagged value is re-encoded every time.
+    """
+    if remember and value.explicit is None and not value.implicit:
+        received = value.dump()  # not forced: the bytes it was read from
+        if _is_der(type(value), received):
+            return received
+    return value.dump(force=True)
+
+
+def _tagged(value: core.Asn1Value, contents: bytes) -> bytes:
+    """The re-encoded ``contents`` of ``value`` under its tag (and EXPLICIT tags, innermost
+    first), with DER lengths: as dump(force=True) puts them."""
+    encoded = parser.emit(value.class_, value.method, value.tag, contents)
+    for class_, tag in value.explicit or ():
+        encoded = parser.emit(class_, _CONSTRUCTED, tag, encoded)
+    return encoded
+
+
+def _reencoded_set_of(value: core.SetOf, element: Callable[[Any], bytes]) -> bytes:
+    # DER orders a SET OF by its elements' encodings (X.690 11.6), as dump(force=True) does.
+    return _tagged(value, b"".join(sorted(element(item) for item in value)))
+
+
+def _reencoded_sequence(value: core.Sequence, field: Callable[[str, Any], bytes]) -> bytes:
+    # The fields present, in order. An absent OPTIONAL field is Void; none of the sequences
+    # re-encoded here (ContentInfo, SignedData, SignerInfo) has a DEFAULT one, which
+    # dump(force=True) would leave out when equal to its default.
+    present = [(name, part) for name in value if not isinstance(part := value[name], core.Void)]
+    return _tagged(value, b"".join(field(name, part) for name, part in present))
+
+
+def _reencoded_signer_info(name: str, part: Any) -> bytes:
+    if name == "signed_attrs":
+        # The content-type attribute repeats; the digest and the time do not, but remembering
+        # them costs no more than re-encoding them.
+        return _reencoded_set_of(part, lambda attribute: _reencoded(attribute, remember=True))
+    return _reencoded(part, remember=name in ("sid", "digest_algorithm", "signature_algorithm"))
+
+
+def _reencoded_signed_data(info: cms.ContentInfo) -> bytes:
+    """``info.dump(force=True)`` of a ContentInfo of SignedData, but with its repeating parts
+    (certificates, signer identifiers, algorithm identifiers, attributes) re-encoded once per
+    distinct bytes rather than each time."""
+
+    def signed_data_field(name: str, part: Any) -> bytes:
+        if name == "certificates":
+            return _reencoded_set_of(part, lambda choice: _reencoded(choice, remember=True))
+        if name == "signer_infos":
+            return _reencoded_set_of(part, lambda info: _reencoded_sequence(info, _reencoded_signer_info))
+        return _reencoded(part, remember=name == "digest_algorithms")
+
+    content_type = _reencoded(info["content_type"])
+    signed_data = info["content"]  # the [0] EXPLICIT content, read as a SignedData
+    return _tagged(info, content_type + _reencoded_sequence(signed_data, signed_data_field))
+
+
+@_remembered
+def _carried(certificate_der: bytes) -> tuple[x509.Certificate, bool]:
+    """A carried certificate in cryptography's form, and whether its two signature algorithms
+    differ: worked out once per distinct certificate."""
+    parsed = asn1_x509.Certificate.load(certificate_der)
+    # The outer signatureAlgorithm is outside what the CA signed; RFC 5280 4.1.1.2 wants it
+    # equal to the signed one, and a changed byte there must not pass unnoticed.
+    differ = parsed["signature_algorithm"].dump() != parsed["tbs_certificate"]["signature"].dump()
+    return x509.load_der_x509_certificate(certificate_der), differ
+
+
+def _parse_signed_data(der: bytes) -> tuple[cms.SignedData, list[_CertificatePair], bool]:
+    """The SignedData, its certificates (each once: DER and cryptography's form), and whether
+    ``der`` is in DER."""
     try:
         info = cms.ContentInfo.load(der, strict=True)
         if info["content_type"].native != "signed_data":
             raise ValueError
         signed_data = info["content"]
-        by_der: dict[bytes, _CertificatePair] = {}
+        by_der: dict[bytes, tuple[x509.Certificate, bool]] = {}
         for choice in signed_data["certificates"] or ():
             certificate_der = choice.chosen.dump()
             if choice.name == "certificate" and certificate_der not in by_der:
-                by_der[certificate_der] = (choice.chosen, x509.load_der_x509_certificate(certificate_der))
-        # Parse the parts read below now, so that garbage fails here with one message.
-        signed_data["signer_infos"].native  # noqa: B018
+                by_der[certificate_der] = _carried(certificate_der)
+        # Re-encoding reads every part (or did, for one with the same bytes), so that garbage
+        # fails here with one message. It re-encodes parts in place: done before anything is
+        # read from them, it leaves them as received when they are in DER, and a SignedData
+        # that is not is refused (by the caller that verifies) before its parts are used.
+        in_der = _reencoded_signed_data(info) == der
         signed_data["encap_content_info"]["content_type"].native  # noqa: B018
     except Exception:  # noqa: BLE001 - asn1crypto raises many kinds on garbled DER
         raise SignatureInvalid("not a CMS SignedData") from None
-    for parsed, certificate in by_der.values():
-        # The outer signatureAlgorithm is outside what the CA signed; RFC 5280 4.1.1.2 wants
-        # it equal to the signed one, and a changed byte there must not pass unnoticed.
-        if parsed["signature_algorithm"].dump() != parsed["tbs_certificate"]["signature"].dump():
+    for certificate, algorithms_differ in by_der.values():
+        if algorithms_differ:
             name = _common_name(certificate)
             raise SignatureInvalid(f"certificate '{name}': its two signature algorithms differ")
-    return signed_data, list(by_der.values())
+    return signed_data, [(d, certificate) for d, (certificate, _) in by_der.items()], in_der
 
 
 def carried_certificates(der: bytes) -> list[x509.Certificate]:
@@ -371,8 +542,8 @@ def _verify_signed(
     intermediates: Sequence[x509.Certificate],
     pinned: x509.Certificate | None,
 ) -> VerifiedContent:
-    signed_data, certificates = _parse_signed_data(der)
-    if cms.ContentInfo.load(der).dump(force=True) != der:
+    signed_data, certificates, in_der = _parse_signed_data(der)
+    if not in_der:
         # Not in the one DER encoding of what it says (a BIT STRING's unused bits, a length
         # in long form...): the signatures do not cover those bytes, so they are refused.
         raise SignatureInvalid("the SignedData is not in DER")
@@ -407,9 +578,8 @@ def _verify_signed(
     content_type = encapsulated["content_type"].dotted
     result = VerifiedContent(content=content, signers=[], signing_times=[])
     for signer_info in signed_data["signer_infos"]:
-        matches = [
-            certificate for parsed, certificate in certificates if _identifies(signer_info["sid"], parsed)
-        ]
+        sid = signer_info["sid"]
+        matches = [certificate for carried_der, certificate in certificates if _identifies(sid, carried_der)]
         if not matches:
             raise SignatureInvalid(f"{_describe_sid(signer_info)}: its certificate is not in the SignedData")
         if len(matches) > 1:
@@ -564,7 +734,7 @@ def _oaep_of(algorithm: cms.KeyEncryptionAlgorithm) -> padding.OAEP | None:
 def _content_key(
     recipient_infos: cms.RecipientInfos, key: rsa.RSAPrivateKey, certificate: x509.Certificate | None
 ) -> bytes:
-    named = None if certificate is None else _asn1_certificate(certificate)
+    named = None if certificate is None else certificate.public_bytes(serialization.Encoding.DER)
     candidates: list[tuple[bytes, padding.OAEP]] = []
     for recipient_info in recipient_infos:
         if recipient_info.name != "ktri":
