@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -386,3 +387,47 @@ def test_a_set_out_of_order_is_refused(
     assert asn1_cms.ContentInfo.load(altered, strict=True).dump(force=True) == signed
     with pytest.raises(SignatureInvalid, match=NOT_DER):
         verify_signed(altered, _trust(creds))
+
+
+# Run in a fresh interpreter: the threads must be the first in it to use asn1crypto's classes.
+FIRST_USE_IN_THREADS = """
+import base64, json, sys, threading
+from cryptography import x509
+from kitformats.cms import verify_signed
+sys.setswitchinterval(1e-6)  # hand the interpreter from thread to thread as often as it can
+signed = base64.b64decode(sys.argv[1])
+trust = [x509.load_pem_x509_certificate(open(sys.argv[2], "rb").read())]
+start = threading.Barrier(8)
+failures = []
+def verify():
+    start.wait()
+    try:
+        verify_signed(signed, trust)
+    except Exception as exc:
+        failures.append(str(exc))
+threads = [threading.Thread(target=verify) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps(failures))
+"""
+
+
+def test_threads_verifying_at_once_from_the_start_all_succeed(
+    creds: SimulationCredentials, sealed: tuple[bytes, bytes]
+) -> None:
+    """asn1crypto sets a class up on its first use, without a lock: threads that were the first
+    to verify at once saw half-built tables and refused good signatures. kit-sync's fetchers
+    check statements two at a time from the start of a pull; so do a kit's threads."""
+    signed, _ = sealed
+    encoded = base64.b64encode(signed).decode()
+    for _ in range(4):  # each a fresh interpreter: a race shows in some starts, not in all
+        done = subprocess.run(
+            [sys.executable, "-c", FIRST_USE_IN_THREADS, encoded, str(creds.ca_certificate)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == []

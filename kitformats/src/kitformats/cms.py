@@ -799,3 +799,33 @@ def _open_envelope(
     except InvalidTag:
         raise SealBroken("the authentication tag does not match: the file was altered") from None
     return encrypted["content_type"].native, content
+
+
+# -- asn1crypto among threads ----------------------------------------------------------------
+
+
+def _set_up_every_asn1_class() -> None:
+    """Have asn1crypto set up each of its classes now, while one thread runs.
+
+    asn1crypto builds a class's lookup tables (an OID's names, a CHOICE's alternatives, a
+    SEQUENCE's fields) when its first instance is made, with no lock. Two threads making the
+    first instances at once (a field laptop's fetchers checking statements, a kit's database
+    and executor threads) can read a table another is still filling, and a good signature is
+    then refused as "not a CMS SignedData". An instance of every class, made here, sets them
+    all up before there is any other thread to race; it takes a few milliseconds.
+    """
+    pending = [core.Asn1Value]
+    seen: set[type] = set()
+    while pending:
+        cls = pending.pop()
+        for subclass in cls.__subclasses__():
+            if subclass not in seen:
+                seen.add(subclass)
+                pending.append(subclass)
+        try:
+            cls()  # the set-up comes first in asn1crypto's constructor; what follows may refuse
+        except Exception:  # noqa: BLE001, S112 - a class that needs arguments is set up already
+            continue
+
+
+_set_up_every_asn1_class()
