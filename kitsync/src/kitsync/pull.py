@@ -187,11 +187,13 @@ class PullReport:
 
 @dataclass(frozen=True)
 class Fetched:
-    """A bundle a fetcher brought: its files in DIR, fsynced, not yet in the ledger."""
+    """A bundle a fetcher brought: its sealed file in DIR, fsynced; its statement still to write
+    beside it, and neither in the ledger yet."""
 
     offer: Offer
     statement: dict[str, Any]
     sealed: Path
+    statement_path: Path
     resumed_from: int
 
 
@@ -208,10 +210,10 @@ class Pull:
 
     Three kinds of work overlap, each bundle still going through the same steps in the same
     order: ``FETCHERS`` threads, each on a connection of its own, check a bundle's statement,
-    download it and put its files in place; this thread records each in the ledger, in the
-    order the kit offered them; one more thread signs and sends the stored bundles' receipts,
-    ``RECEIPT_BATCH`` a request, on the link the pull was given, whose answers this thread
-    records. Only this thread touches the ledger and the report.
+    download it and put it in place; this thread writes its statement beside it and records
+    it in the ledger, in the order the kit offered them; one more thread signs and sends the
+    stored bundles' receipts, ``RECEIPT_BATCH`` a request, on the link the pull was given,
+    whose answers this thread records. Only this thread touches the ledger and the report.
     """
 
     def __init__(
@@ -373,12 +375,9 @@ class Pull:
             )
             download.run()
             os.replace(part_path(sealed), sealed)
-            # Its fsync of DIR, after both renames, makes the two names durable before the ledger
-            # records the bundle stored.
-            write_atomically(statement_path, json.dumps(offer.statement, indent=1).encode() + b"\n")
         finally:
             bars.finished(offer.bundle_id)
-        return Fetched(offer, statement, sealed, download.resumed_from)
+        return Fetched(offer, statement, sealed, statement_path, download.resumed_from)
 
     def _settle(
         self,
@@ -398,6 +397,9 @@ class Pull:
         except (TransferFailed, BundleRejected) as exc:
             self._failed(bars, str(exc))
             return False
+        # Written here, while the fetcher goes on to the next bundle. Its fsync of DIR, after both
+        # renames, makes the two names durable before the ledger records the bundle stored.
+        write_atomically(fetched.statement_path, json.dumps(offer.statement, indent=1).encode() + b"\n")
         ledger.record_stored(
             offer.bundle_id,
             offer.sha256,
