@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,16 +144,18 @@ def central_receipts(kitd: KitdProcess, rows: Sequence[dict[str, Any]], director
 
 @dataclass
 class KitSync:
-    """The real kit-sync of one laptop, its data directory ``home``."""
+    """The real kit-sync of one laptop, its data directory ``home`` (``environment``: more
+    variables for it)."""
 
     home: Path
+    environment: dict[str, str] = field(default_factory=dict)
 
     def command(self, *args: object) -> list[str]:
         return [venv_script("kit-sync"), *map(str, args)]
 
     @property
     def env(self) -> dict[str, str]:
-        return dict(os.environ, KIT_SYNC_HOME=str(self.home))
+        return dict(os.environ, **self.environment, KIT_SYNC_HOME=str(self.home))
 
     def run(self, *args: object, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
