@@ -9,13 +9,11 @@ The field laptops' network API (kitd.api.network) takes receipts the same way.
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, error_response, json_body
 from kitd.api.sign_in import CALLER
-from kitd.services.outbox import BundleNotFound, OutboxError, check_receipts
+from kitd.services.outbox import BundleNotFound, OutboxError
 from kitd.store.outbox import STATES
 
 # At most this many receipts in one request (about 1.5 KB each).
@@ -69,17 +67,9 @@ async def take_receipts(
         return error_response(
             413, "too_large", f"receipts: {len(documents)} in one request, at most {MAX_RECEIPTS}"
         )
-    outbox = kit.outbox
-    # The signatures are checked off the database's thread: a laptop's downloads wait for that
-    # thread at every request (who is asking, which bundle), and a batch of receipts held it.
-    now = kit.clock.now()
-    signers = await kit.in_database(outbox.receipt_signers, kit.database)
-    checked = await asyncio.get_running_loop().run_in_executor(
-        None, check_receipts, documents, signers, now, kind, laptop
-    )
     try:
         results = await kit.in_database(
-            outbox.apply_receipts, kit.database, checked, now, request[CALLER].actor
+            kit.outbox.take_receipts, kit.database, documents, None, request[CALLER].actor, kind, laptop
         )
     except OutboxError as exc:
         return error_response(503, "cannot_record", str(exc))

@@ -35,7 +35,7 @@ from kitd.clock import clock_of
 from kitd.config import KitConfig
 from kitd.crypto.bundle import SealedBundle, bundle_paths, write_bundle
 from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
-from kitd.crypto.receipts import KnownLaptop, Receipt, check_receipt
+from kitd.crypto.receipts import KnownLaptop, check_receipt
 from kitd.durable_files import DISK, FileOps, is_temporary, make_directory, remove_durably
 from kitd.errors import KitError
 from kitd.store import outbox as rows
@@ -116,43 +116,6 @@ def _refuse_unexpected(statement: dict[str, Any], kind: str | None, laptop: str 
         raise ReceiptRefused(
             f"says it is by {_short(statement.get('by'))!r}, but it came from laptop '{laptop}'"
         )
-
-
-@dataclass(frozen=True)
-class ReceiptSigners:
-    """Whose signatures a receipt may carry: the kit's laptops, the central office."""
-
-    laptops: list[KnownLaptop]
-    central: x509.Certificate | None
-
-
-# A receipt's result so far (its index, bundle and type), and the receipt once its fields and
-# signature checked out, or why it is refused.
-CheckedReceipt = tuple[dict[str, Any], Receipt | ReceiptRefused]
-
-
-def check_receipts(
-    documents: Sequence[Any],
-    signers: ReceiptSigners,
-    now: dt.datetime,
-    kind: str | None = None,
-    laptop: str | None = None,
-) -> list[CheckedReceipt]:
-    """Each receipt's fields and signature checked, touching no database: the kit runs this
-    off its database's thread, which the downloads of the same laptop wait for otherwise."""
-    checked: list[CheckedReceipt] = []
-    for index, document in enumerate(documents):
-        result: dict[str, Any] = {"index": index}
-        statement = document.get("statement") if isinstance(document, dict) else None
-        if isinstance(statement, dict):
-            result.update(bundle_id=statement.get("bundle_id"), type=statement.get("type"))
-        try:
-            if isinstance(statement, dict):
-                _refuse_unexpected(statement, kind, laptop)
-            checked.append((result, check_receipt(document, signers.laptops, signers.central, now)))
-        except ReceiptRefused as exc:
-            checked.append((result, exc))
-    return checked
 
 
 def public_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -407,24 +370,19 @@ class Outbox:
         ``kind``, and by ``laptop``, when given (what a laptop's connection may bring).
         OutboxError: the database could not record one (the ones before it stand)."""
         now = now or clock_of(conn).now()
-        checked = check_receipts(documents, self.receipt_signers(conn), now, kind, laptop)
-        return self.apply_receipts(conn, checked, now, actor)
-
-    def receipt_signers(self, conn: sqlite3.Connection) -> ReceiptSigners:
-        """Whose receipts the kit takes: its laptops and the central office's certificate."""
-        return ReceiptSigners(self.known_laptops(conn), self.central_certificate())
-
-    def apply_receipts(
-        self, conn: sqlite3.Connection, checked: Sequence[CheckedReceipt], now: dt.datetime, actor: str
-    ) -> list[dict[str, Any]]:
-        """The receipts :func:`check_receipts` checked, applied in order (see take_receipts)."""
+        laptops = self.known_laptops(conn)
+        central = self.central_certificate()
         results = []
-        for index, (result, receipt) in enumerate(checked):
-            result = dict(result)
+        for index, document in enumerate(documents):
+            result: dict[str, Any] = {"index": index}
+            statement = document.get("statement") if isinstance(document, dict) else None
+            if isinstance(statement, dict):
+                result.update(bundle_id=statement.get("bundle_id"), type=statement.get("type"))
             try:
                 try:
-                    if isinstance(receipt, ReceiptRefused):
-                        raise receipt
+                    if isinstance(statement, dict):
+                        _refuse_unexpected(statement, kind, laptop)
+                    receipt = check_receipt(document, laptops, central, now)
                     result.update(self._apply(conn, receipt, now, actor))
                 except ReceiptRefused as exc:
                     result.update(result="refused", reason=str(exc))
