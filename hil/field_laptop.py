@@ -293,7 +293,7 @@ def network_port(kitd: KitdProcess) -> int:
 class KitCrash:
     """One SIGKILL of a running kitd (its whole process group) at a point of a laptop's pull:
     after ``at`` bytes of one answer went through the relay (:meth:`within_answer`: inside a
-    download), or as soon as a condition polled every few milliseconds holds (:meth:`when`:
+    download), or as soon as a condition polled every half millisecond holds (:meth:`when`:
     a bundle whole on the laptop, receipts stored on the kit); or :meth:`now`. The relay stops
     reaching for the kit's port before the kill: no laptop's connection goes to a port the
     dead kit left (another process may get it). ``fired`` is set once the kit is killed."""
@@ -325,7 +325,7 @@ class KitCrash:
                 if condition():
                     self.now()
                     return
-                time.sleep(0.002)
+                time.sleep(0.0005)  # receipts are recorded about a millisecond apart
 
         threading.Thread(target=poll, daemon=True).start()
 
