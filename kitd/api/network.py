@@ -303,7 +303,8 @@ async def get_bundle_file(request: web.Request) -> web.StreamResponse:
         response.content_type = "application/octet-stream"
         response.content_length = last - first + 1
         await response.prepare(request)
-        await loop.run_in_executor(None, source.seek, first)
+        if first:  # a file just opened is at its start: a hop to another thread the fewer
+            await loop.run_in_executor(None, source.seek, first)
         left = 0 if request.method == "HEAD" else last - first + 1
         while left > 0:
             chunk = await loop.run_in_executor(None, source.read, min(DOWNLOAD_CHUNK, left))

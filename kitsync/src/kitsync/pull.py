@@ -209,11 +209,12 @@ class Pull:
     """One pull from one kit into one folder.
 
     Three kinds of work overlap, each bundle still going through the same steps in the same
-    order: ``FETCHERS`` threads, each on a connection of its own, check a bundle's statement,
-    download it and put it in place; this thread writes its statement beside it and records
-    it in the ledger, in the order the kit offered them; one more thread signs and sends the
-    stored bundles' receipts, ``RECEIPT_BATCH`` a request, on the link the pull was given,
-    whose answers this thread records. Only this thread touches the ledger and the report.
+    order: this thread checks each bundle's statement; ``FETCHERS`` threads, each on a
+    connection of its own, download it and put it in place; this thread writes its statement
+    beside it and records it in the ledger, in the order the kit offered them; one more
+    thread signs and sends the stored bundles' receipts, ``RECEIPT_BATCH`` a request, on the
+    link the pull was given, whose answers this thread records. Only this thread touches the
+    ledger and the report.
     """
 
     def __init__(
@@ -270,7 +271,14 @@ class Pull:
                         bars.finished(offer.bundle_id)
                         waiting.append(held)
                     else:
-                        fetching.append((offer, fetchers.submit(self._fetch, offer, bars)))
+                        # Checked here, while the fetchers download the bundles before it: they
+                        # go from one download to the next without waiting for a check.
+                        try:
+                            statement = check_offer(offer, self.record.kit_id, self.kit_signing)
+                        except BundleRejected as exc:
+                            self._failed(bars, str(exc))
+                            continue
+                        fetching.append((offer, fetchers.submit(self._fetch, offer, statement, bars)))
                     while len(fetching) >= AHEAD and not lost:
                         lost = self._settle(fetching.popleft(), ledger, waiting, bars)
                     if len(waiting) >= RECEIPT_BATCH and not lost:
@@ -358,10 +366,9 @@ class Pull:
                 self._fetch_links.append(link)
         return link
 
-    def _fetch(self, offer: Offer, bars: TransferProgress) -> Fetched:
-        """In a fetcher thread: the offer's statement checked, the bundle downloaded and its two
-        files in place in DIR, durable (recording it is the pull's thread's)."""
-        statement = check_offer(offer, self.record.kit_id, self.kit_signing)
+    def _fetch(self, offer: Offer, statement: dict[str, Any], bars: TransferProgress) -> Fetched:
+        """In a fetcher thread: the bundle of a checked offer downloaded and in place in DIR,
+        durable (its statement and the ledger are the pull's thread's)."""
         sealed, statement_path = bundle_paths(self.directory, offer.bundle_id)
         bars.bundle(offer.bundle_id, offer.size)
         try:
