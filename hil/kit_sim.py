@@ -26,6 +26,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from kitformats.signing import write_private_key
 
 from hil.rig import SIMULATION_OFFICERS, KitdProcess, SimulatorProcess
 
@@ -86,13 +87,7 @@ def firmware_signing_key(folder: Path) -> Path:
     private = folder / "firmware-signing.pem"
     if not private.exists():
         key = ed25519.Ed25519PrivateKey.generate()
-        folder.mkdir(parents=True, exist_ok=True)
-        private.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        private.chmod(0o600)
+        write_private_key(private, key)
         private.with_suffix(".pub.pem").write_bytes(
             key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -125,7 +125,7 @@ def _common_name(certificate: x509.Certificate) -> str:
 def _as_set_of(attributes: core.Asn1Value) -> bytes:
     # Signed and authenticated attributes are protected as a DER SET OF (tag 0x31), not as
     # the [0]/[1] IMPLICIT tag they are stored under; the received contents are kept as is.
-    return parser.emit(0, 1, _SET_OF_TAG, attributes.contents)
+    return _der(_UNIVERSAL, _CONSTRUCTED, _SET_OF_TAG, attributes.contents)
 
 
 # -- SignedData ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -54,6 +55,15 @@ class Quiet:
         print(line, file=sys.stderr)
 
 
+@dataclass
+class _Bar:
+    """A bundle on its way: its bar, its size, its bytes on disk so far."""
+
+    task: TaskID
+    size: int
+    done: int = 0
+
+
 class Bars:
     """rich's bars: one for each bundle on its way and one for the whole pull."""
 
@@ -62,33 +72,34 @@ class Bars:
         self.overall = progress.add_task(f"{count} bundles", total=total)
         # The downloading threads and the pull's own share these: one lock over them.
         self.lock = threading.Lock()
-        self.current: dict[str, tuple[TaskID, int]] = {}  # name: its bar, its size
-        self.done: dict[str, int] = {}
+        self.on_way: dict[str, _Bar] = {}
         self.before = 0  # bytes of the bundles finished, for the overall bar
+
+    def _overall(self) -> None:
+        self.progress.update(self.overall, completed=self.before + sum(b.done for b in self.on_way.values()))
 
     def bundle(self, name: str, size: int) -> None:
         with self.lock:
-            self.current[name] = (self.progress.add_task(name[:8], total=size), size)
-            self.done[name] = 0
+            self.on_way[name] = _Bar(self.progress.add_task(name[:8], total=size), size)
 
     def update(self, name: str, done: int) -> None:
         with self.lock:
-            if name not in self.current:
+            bar = self.on_way.get(name)
+            if bar is None:
                 return
-            self.done[name] = done
-            self.progress.update(self.current[name][0], completed=done)
-            self.progress.update(self.overall, completed=self.before + sum(self.done.values()))
+            bar.done = done
+            self.progress.update(bar.task, completed=done)
+            self._overall()
 
     def finished(self, name: str) -> None:
         with self.lock:
-            if name not in self.current:
+            bar = self.on_way.pop(name, None)
+            if bar is None:
                 return
-            task, size = self.current.pop(name)
-            self.done.pop(name, None)
-            self.progress.remove_task(task)
+            self.progress.remove_task(bar.task)
             # A bundle acknowledged without a download, or failed, counts as done for the whole.
-            self.before += size
-            self.progress.update(self.overall, completed=self.before + sum(self.done.values()))
+            self.before += bar.size
+            self._overall()
 
     def note(self, line: str) -> None:
         self.progress.console.print(line, markup=False, highlight=False)

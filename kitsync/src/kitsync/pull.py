@@ -18,9 +18,9 @@ import datetime as dt
 import functools
 import json
 import os
+import queue
 import re
 import sys
-import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -238,9 +238,6 @@ class Pull:
             else None
         )
         self.report = PullReport(record.kit_id, record.address)
-        self._fetch_links: list[KitLink] = []
-        self._fetch_links_lock = threading.Lock()
-        self._thread_link = threading.local()
 
     def run(self, ledger: Ledger, progress: bool | None = None) -> PullReport:
         make_directory(self.directory)
@@ -252,6 +249,12 @@ class Pull:
         sending: deque[Acknowledging] = deque()
         fetching: deque[tuple[Offer, Future[Fetched]]] = deque()
         lost = False
+        # A connection for each fetcher, taken by a download and given back after it (a link
+        # connects only when first used).
+        twins = [self.link.twin() for _ in range(FETCHERS)]
+        links: queue.SimpleQueue[KitLink] = queue.SimpleQueue()
+        for twin in twins:
+            links.put(twin)
         with (
             transfer_progress(len(offers), sum(o.size for o in offers), progress) as bars,
             ThreadPoolExecutor(FETCHERS, thread_name_prefix="kit-sync-fetch") as fetchers,
@@ -278,7 +281,7 @@ class Pull:
                         except BundleRejected as exc:
                             self._failed(bars, str(exc))
                             continue
-                        fetching.append((offer, fetchers.submit(self._fetch, offer, statement, bars)))
+                        fetching.append((offer, fetchers.submit(self._fetch, offer, statement, links, bars)))
                     while len(fetching) >= AHEAD and not lost:
                         lost = self._settle(fetching.popleft(), ledger, waiting, bars)
                     if len(waiting) >= RECEIPT_BATCH and not lost:
@@ -304,8 +307,8 @@ class Pull:
                     sending.append(self._send(waiting, receipts))
             # Receipts already sent are answered and recorded even when the network went.
             self._recorded(sending, ledger, acknowledged, bars, wait=True)
-        for link in self._fetch_links:
-            link.close()
+        for twin in twins:
+            twin.close()
         unacknowledged = [
             {"bundle_id": o.bundle_id, "sealed_at": o.sealed_at}
             for o in offers
@@ -357,23 +360,22 @@ class Pull:
             ledger.forget(offer.bundle_id)  # its file is gone from the laptop: pull it again
         return None
 
-    def _fetch_link(self) -> KitLink:
-        """This fetcher thread's own link to the kit."""
-        link: KitLink | None = getattr(self._thread_link, "link", None)
-        if link is None:
-            link = self._thread_link.link = self.link.twin()
-            with self._fetch_links_lock:
-                self._fetch_links.append(link)
-        return link
-
-    def _fetch(self, offer: Offer, statement: dict[str, Any], bars: TransferProgress) -> Fetched:
-        """In a fetcher thread: the bundle of a checked offer downloaded and in place in DIR,
-        durable (its statement and the ledger are the pull's thread's)."""
+    def _fetch(
+        self,
+        offer: Offer,
+        statement: dict[str, Any],
+        links: queue.SimpleQueue[KitLink],
+        bars: TransferProgress,
+    ) -> Fetched:
+        """In a fetcher thread: the bundle of a checked offer downloaded (on a link of ``links``,
+        given back after) and in place in DIR, durable (its statement and the ledger are the
+        pull's thread's)."""
         sealed, statement_path = bundle_paths(self.directory, offer.bundle_id)
         bars.bundle(offer.bundle_id, offer.size)
+        link = links.get()
         try:
             download = Download(
-                self._fetch_link(),
+                link,
                 offer.bundle_id,
                 offer.size,
                 offer.sha256,
@@ -383,6 +385,7 @@ class Pull:
             download.run()
             os.replace(part_path(sealed), sealed)
         finally:
+            links.put(link)
             bars.finished(offer.bundle_id)
         return Fetched(offer, statement, sealed, statement_path, download.resumed_from)
 
