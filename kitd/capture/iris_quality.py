@@ -313,8 +313,6 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     # iris are not taken off: by grey alone they cannot be told from the dark crypts of
     # real irises, and taking the crypts off refused eyes people see as wide open.
     usable = inside & ~beyond & (grey < spec_cut)
-    # Per annulus ray, the cell where a lid begins (ANNULUS_RADII: none on the ray).
-    first = np.where(beyond.any(axis=1), beyond.argmax(axis=1), ANNULUS_RADII).astype(np.float64)
     # Samples farther out stand for more area. Iris outside the frame is left out: the
     # usable area is what the lids, lashes and reflections leave (ISO/IEC 29794-6), and
     # the frame's edges are the margins' checks (off_center), which are the camera's.
@@ -336,7 +334,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
             lid_heights[f"{name}_eyelid_y{suffix}"] = max(y, edge) if side < 0 else min(y, edge)
     upper_y, lower_y = lid_heights["upper_eyelid_y"], lid_heights["lower_eyelid_y"]
 
-    reflection = reflection_on_iris(g, pupil, iris, spec_cut, (dark_cut, bright_cut), first)
+    reflection = reflection_on_iris(g, pupil, iris, spec_cut, (dark_cut, bright_cut), (upper_lid, lower_lid))
 
     # Saturation where it costs texture: over the iris annulus (sclera and skin may clip).
     saturated = float((weight * (grey >= 250)).sum() / max(weight.sum(), 1e-6))
@@ -432,9 +430,12 @@ def _score(m: Mapping[str, float], t: Mapping[str, float]) -> float:
     f_contrast = _sigmoid((m["iris_sclera_contrast"] - 0.03) / 0.01) * _sigmoid(
         (m["iris_pupil_contrast"] - 0.15) / 0.03
     )
-    # A reflection on the iris halves the score, whatever its size once it is there: where
-    # it sits matters (it hides texture the matcher needs), not a few pixels more or less.
-    f_reflection = 1.0 - 0.5 * min(1.0, m["reflection_on_iris"] / 0.0004)
+    # A reflection on the iris halves the score, whatever its size once it is past the
+    # check's limit: where it sits matters (it hides texture the matcher needs), not a few
+    # pixels more or less. Under the limit it costs next to nothing: a glint the check lets
+    # through must not sink the score on its own (and have the gate name some other cause).
+    limit = max(t["max_reflection_on_iris"], 1e-6)
+    f_reflection = 1.0 - 0.5 * _sigmoid((m["reflection_on_iris"] - 1.25 * limit) / (0.15 * limit))
     f_noise = _sigmoid((1.25 * t["max_noise_grey"] - m["noise_grey"]) / (0.2 * t["max_noise_grey"]))
     q = f_size * f_usable * f_focus * f_motion * f_gaze * f_exposure * f_margin * f_contrast * f_reflection
     q *= f_noise

@@ -52,6 +52,10 @@ LIMBUS_FOOT = 0.9  # an edge point sits where its step has fallen to this share 
 LIMBUS_BELOW_PUPIL = 0.06
 LIMBUS_PRIOR_WEIGHT = 0.1
 LIMBUS_BOTTOM_TOLERANCE = 0.05  # lower-sector points this close (iris radii) to the sides' circle are limbus
+# A spot this close to a lid's margin (iris radii) is the tear film's glint along it, not the
+# illuminator on the iris: the meniscus is a few pixels wide, and the lid's line as found
+# may be off by as much again.
+LID_GLINT_REACH = 0.1
 MIN_SPOT_PX = 12  # smallest specular spot taken for the illuminator's reflection (the simulated one: ~40)
 
 
@@ -592,7 +596,7 @@ def reflection_on_iris(
     iris: tuple[float, float, float],
     spec_cut: float,
     iris_range: tuple[float, float],
-    lid_start: np.ndarray,
+    lids: tuple[Lid | None, Lid | None],
 ) -> float:
     """Share of the iris annulus covered by specular spots that lie on the iris itself.
 
@@ -601,9 +605,8 @@ def reflection_on_iris(
     where it belongs; at the limbus it is on the sclera or the lid margin) and a ring just
     around it is iris-grey nearly all round, and so is a stretch beyond it towards the
     nearer lid (a reflection on the lid margin or the tear film has lid or lashes on that
-    side), a tenth of the annulus inside the eyelid boundary
-    (`lid_start`: per annulus ray, the cell where the lid begins), and at least MIN_SPOT_PX
-    pixels: the illuminator's image, not a glint off a lash.
+    side), at least LID_GLINT_REACH inside either lid's margin (`lids`: upper, lower), and at
+    least MIN_SPOT_PX pixels: the illuminator's image, not a glint off a lash.
     """
     h, w = g.shape
     px, py, pr = pupil
@@ -641,14 +644,13 @@ def reflection_on_iris(
             or math.hypot(cx - ix, cy - iy) >= ir - 0.1 * span
         ):
             continue
-        row = (
-            round(math.degrees(math.atan2(cy - py, cx - px)) % 360.0 / (360.0 / ANNULUS_ANGLES))
-            % ANNULUS_ANGLES
-        )
-        col = min(ANNULUS_RADII - 1, max(0, int((from_pupil - pr) / max(span, 1.0) * ANNULUS_RADII)))
-        # Away from the lid's edge too, as from the pupil's and the limbus's: a tenth of the
-        # annulus (the tear film on a lid margin glints right at it).
-        if col >= lid_start[row] - 2:
+        # Away from the lids' margins too: the tear film along a margin glints right at it,
+        # on the upper and on the lower lid alike.
+        reach = LID_GLINT_REACH * ir
+        if any(
+            lid is not None and side * (cy - float(lid.y_at(cx))) < reach
+            for lid, side in zip(lids, (1.0, -1.0), strict=True)
+        ):
             continue
         radius = 0.5 * max(bw, bh) + 4.0
         ring = sample(g, cx + radius * cos, cy + radius * sin)
