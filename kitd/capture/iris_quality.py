@@ -81,7 +81,10 @@ from kitd.capture.iris_segmentation import (
 from kitd.capture.quality_report import QualityReport, judge, merge_thresholds
 from kitd.grey_image import to_grey8
 
-# Below this iris-sclera contrast the "iris" is lid skin (see _checks); the closed
+# A lid margin this close above the pupil's top (pupil radii) touches it: on real eyes
+# (IITD development half) the dark margin and the pupil then read as one edge.
+LID_NEAR_PUPIL = 0.15
+# Below this iris-sclera contrast the "iris" is lid skin (see _checks): the eye is closed.
 HIDDEN_IRIS_CONTRAST = 0.06  # real eyes of the development half: 0.15 and more
 
 FEEDBACK_CODES: tuple[str, ...] = (
@@ -339,10 +342,16 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     # Saturation where it costs texture: over the iris annulus (sclera and skin may clip).
     saturated = float((weight * (grey >= 250)).sum() / max(weight.sum(), 1e-6))
 
-    # With the top of the pupil's edge under the lid, its ellipse says more about the lid
-    # than about the gaze: 0, and open_wider speaks instead.
+    # With the top of the pupil's edge under the lid, or the lid's dark margin touching it
+    # (the two merge, and the edge found runs along the margin), its ellipse says more about
+    # the lid than about the gaze: 0, and open_wider speaks instead.
     pupil_aspect = aspect(fine.ellipse)
-    gaze = math.degrees(math.acos(min(1.0, max(0.0, pupil_aspect)))) if fine.seen >= 0.9 else 0.0
+    lid_on_pupil = upper_lid is not None and float(upper_lid.y_at(px)) > py - (1.0 + LID_NEAR_PUPIL) * pr
+    gaze = (
+        math.degrees(math.acos(min(1.0, max(0.0, pupil_aspect))))
+        if fine.seen >= 0.9 and not lid_on_pupil
+        else 0.0
+    )
     widths = edge_widths(g, fine)
     edge_width, widest = widths if widths else (float(2.0 * pr), float(2.0 * pr))
 
