@@ -51,6 +51,16 @@ LIMBUS_FOOT = 0.9  # an edge point sits where its step has fallen to this share 
 # fifth of their points' worth.
 LIMBUS_BELOW_PUPIL = 0.06
 LIMBUS_PRIOR_WEIGHT = 0.1
+# The limbus seen near the horizontal (rays within about 20 degrees of it, which neither lid
+# reaches) is what each ray's step is judged by: a step much stronger than it is a lid's or
+# the lashes' edge (dark lashes, then bright skin); a step onto grey much darker than the
+# sclera there is onto sclera the upper lid shades, and lies outward of the limbus. On the
+# development eyes the points so dropped lay 9-13 px outside the marked limbus, the rest
+# within 2 px of it.
+LIMBUS_HORIZONTAL_SIN = 0.35  # |sin| of the rays the reference is taken from
+LIMBUS_MAX_STEP = 1.6  # a limbus step is at most this many times the horizontal rays' median step
+LIMBUS_MIN_SCLERA = 0.7  # the grey just past a limbus step: at least this share of the horizontal sclera's
+LIMBUS_SCLERA_REACH = 0.16  # iris radii past the step the sclera's grey is read over
 LIMBUS_BOTTOM_TOLERANCE = 0.05  # lower-sector points this close (iris radii) to the sides' circle are limbus
 # A spot this close to a lid's margin (iris radii) is the tear film's glint along it, not the
 # illuminator on the iris: the meniscus is a few pixels wide, and the lid's line as found
@@ -264,6 +274,8 @@ def limbus(
     side sectors, which the lids rarely reach, with the centre drawn towards where real
     limbi sit relative to their pupils (side arcs alone hardly tell the centre's height);
     then the lower sector's points that lie on it (the limbus, not the lower lid) join in.
+    Rays whose step is far stronger than the near-horizontal rays' or lands on grey far
+    darker than their sclera (a lid, lashes, shaded sclera) give no point.
     """
     px, py, pr = (v / factor for v in pupil)
     h, w = half.shape
@@ -279,7 +291,8 @@ def limbus(
     # Outside the frame the samples replicate the edge: no steps there.
     xs = px + cos[:, None] * radii[None, :]
     ys = py + sin[:, None] * radii[None, :]
-    strength[(xs < 1) | (ys < 1) | (xs > w - 2) | (ys > h - 2)] = 0.0
+    off_frame = (xs < 1) | (ys < 1) | (xs > w - 2) | (ys > h - 2)
+    strength[off_frame] = 0.0
     total = strength.sum(axis=0)
     if not total.any():
         return None
@@ -289,9 +302,23 @@ def limbus(
     best = local.argmax(axis=1)
     found = local[np.arange(len(best)), best]
     keep = found > 0.25 * median(found[found > 0]) if (found > 0).any() else found > 0
+    # The grey just past each step: the sclera's, if the step is the limbus's.
+    index = np.arange(radii.size)[None, :]
+    reach = max(2, round(LIMBUS_SCLERA_REACH * peak))  # samples are 1 px of the half-size frame apart
+    past = (index > best[:, None] + 1) & (index <= best[:, None] + reach) & ~off_frame
+    beyond = (profiles * past).sum(axis=1) / np.maximum(past.sum(axis=1), 1)
+    horizontal = (np.abs(sin) < LIMBUS_HORIZONTAL_SIN) & keep & past.any(axis=1)
+    if horizontal.sum() >= 3:
+        greys = beyond[horizontal]
+        sclera = float(np.partition(greys, (3 * greys.size) // 4)[(3 * greys.size) // 4])
+        step = median(found[horizontal])
+        plausible = keep & (beyond >= LIMBUS_MIN_SCLERA * sclera) & (found <= LIMBUS_MAX_STEP * step)
+        # Never at the cost of the eye: with too few left, every step stays.
+        if plausible.sum() >= 8:
+            keep = plausible
     if keep.sum() < 8:
         return None
-    inward = (strength < LIMBUS_FOOT * found[:, None]) & (np.arange(radii.size)[None, :] <= best[:, None])
+    inward = (strength < LIMBUS_FOOT * found[:, None]) & (index <= best[:, None])
     foot = radii.size - 1 - np.argmax(inward[:, ::-1], axis=1)
     foot = np.where(inward.any(axis=1), np.minimum(foot + 1, best), best)
     rr = radii[foot]
@@ -330,6 +357,25 @@ LID_OFF_LIMBUS = 0.01  # iris radii inside the limbus a lid must be to be one (e
 LID_GAP = 0.1  # iris radii below the upper lid the lower one is looked for from (its shadow, its lashes)
 LID_BEND = 0.25  # a typical lid's bend, in 1 / iris radius
 LID_SHAPE_WEIGHT = 0.1  # the typical shape's pull, as a share of the points
+# --- BEGIN drop-in (constants go with the other LID_ constants) ---
+# An upper lid's walk that stops on something dark may have stopped in a curtain of lashes
+# hanging from the margin, or in the shadow the lid casts on the upper iris; the margin is then
+# the bottom of the solid band above: the lid-shaped curve along which grey steps up (dark
+# above, iris below) most, searched this far above the walk's lid (iris radii; a curtain or a
+# shadow reaches about a third of the iris radius below the margin).
+LID_MARGIN_REACH = 0.4
+LID_MARGIN_BELOW = 0.03  # iris radii below the walk's lid the curve may still lie (its own edge)
+# The curve's mean step must reach this share of (iris - pupil) for a margin to be taken: the
+# tips of a lash curtain end at scattered heights, and blurred along the rows make a weaker step.
+LID_MARGIN_STEP = 0.2
+# Of the curves that step nearly as much as the strongest (this share), the lowest is taken:
+# a lid's crease and the lashes over the skin above the margin can step as strongly.
+LID_MARGIN_LOWEST = 0.6
+LID_MARGIN_SNAP = 0.04  # iris radii: each column's point moves to its strongest step this close to the curve
+# The shapes tried (1 / iris radius, the marked development lids' spread: tilts within +-0.16,
+# bends 0.07-0.24).
+LID_MARGIN_TILTS = (-0.2, -0.1, 0.0, 0.1, 0.2)
+LID_MARGIN_BENDS = (0.05, 0.15, 0.25)
 
 
 @functools.lru_cache(maxsize=1)
@@ -385,7 +431,9 @@ def eyelids(
     whose grey is not the iris's: skin above it, or the lid's dark margin and the lashes'
     roots. A parabola through those points, robustly. Columns where the iris runs on to
     the limbus (sclera beyond, no lid) or out of the frame give no point; with too few
-    points the lid is taken not to be over the iris. An upper lid come down over the pupil
+    points the lid is taken not to be over the iris. Where the upper lid's walk stopped on
+    dark (a lash curtain or the lid's shadow may hang below the margin), the margin is
+    looked for above it (:func:`_margin_above`). An upper lid come down over the pupil
     (the walk starts in lid skin) is placed where, down the pupil's middle, grey no brighter
     than `skin_cut` begins (:func:`lid_over_pupil`), and the lower lid is looked for below it.
     """
@@ -470,8 +518,87 @@ def eyelids(
                     if lid is None
                     else lid.moved(over_pupil - float(lid.y_at(px)))
                 )
+        # Stopped on dark (the run's greys below the iris's in most columns): a lash curtain or
+        # the lid's shadow may hang below the margin.
+        if (
+            sign > 0
+            and lid is not None
+            and found.any()
+            and median(work[np.maximum(index[found] - run // 2, 0), columns[found]] - iris_grey) < 0
+        ):
+            lid = _margin_above(work, lid, columns, cols_x, fy, sy, y0, (ix, ir), iris_grey - pupil_grey)
         lids.append(lid)
     return lids[0], lids[1]
+
+
+def _margin_above(
+    work: np.ndarray,
+    lid: Lid,
+    columns: np.ndarray,
+    cols_x: np.ndarray,
+    fy: np.ndarray,
+    sy: float,
+    y0: int,
+    iris: tuple[float, float],
+    contrast: float,
+) -> Lid:
+    """The upper lid's margin at or above `lid` (the walk's): the bottom of the solid band.
+
+    On the work copy (blurred along the rows, so single lashes are faded), each column's step
+    up in grey going down (dark above, lighter below), clipped to (iris - pupil) so that a
+    glint does not outweigh the rest. Lid-shaped curves (LID_MARGIN_TILTS x LID_MARGIN_BENDS)
+    at every height from LID_MARGIN_REACH above the walk's lid to just below it score the
+    mean step along them; the lowest height whose best curve steps at least LID_MARGIN_LOWEST
+    as much as the strongest is taken, if its step reaches LID_MARGIN_STEP of (iris - pupil).
+    Each column's point then moves to its strongest step within LID_MARGIN_SNAP of the curve,
+    and the lid is the robust parabola through them. Otherwise the walk's lid stands.
+    """
+    ix, ir = iris
+    ch = work.shape[0]
+    span = max(contrast, 8.0)
+    half = max(1, round(0.02 * ir * sy))  # the step's half-width, work rows (2 at the work scale)
+    step = np.zeros((ch, columns.size), np.float32)
+    step[half:-half] = np.clip(work[2 * half :, columns] - work[: -2 * half, columns], 0.0, span)
+    centre = float(lid.y_at(ix))
+    lo = int((centre - LID_MARGIN_REACH * ir - y0 + 0.5) * sy - 0.5)
+    hi = int((centre + LID_MARGIN_BELOW * ir - y0 + 0.5) * sy - 0.5)
+    levels = np.arange(max(0, lo), min(ch - 1, hi) + 1)
+    if levels.size == 0:
+        return lid
+    u = (cols_x - ix) / ir
+    along = np.arange(columns.size)
+    shapes = [(t, b) for b in LID_MARGIN_BENDS for t in LID_MARGIN_TILTS]
+    offsets = np.array([(t * u + b * u * u) * ir * sy for t, b in shapes])  # shapes x columns
+    at = np.rint(levels[None, :, None] + offsets[:, None, :]).astype(np.int64)  # shapes x levels x columns
+    inside = (at >= 0) & (at < ch)
+    scores = np.where(inside, step[np.clip(at, 0, ch - 1), along], 0.0).sum(axis=2) / np.maximum(
+        inside.sum(axis=2), 1
+    )
+    which = scores.argmax(axis=0)
+    by_level = scores[which, np.arange(levels.size)]
+    # Local peaks over the heights (2 rows either side), strong enough against the strongest.
+    padded = np.pad(by_level, 2, constant_values=-1.0)
+    peaks = (by_level >= np.lib.stride_tricks.sliding_window_view(padded, 5).max(axis=1)) & (
+        by_level >= LID_MARGIN_LOWEST * by_level.max()
+    )
+    k = int(np.flatnonzero(peaks).max())
+    if by_level[k] < LID_MARGIN_STEP * span:
+        return lid
+    curve = levels[k] + offsets[which[k]]
+    snap = max(1, int(LID_MARGIN_SNAP * ir * sy))
+    near = np.rint(curve[None, :] + np.arange(-snap, snap + 1)[:, None]).astype(np.int64)
+    valid = (near >= 0) & (near < ch)
+    values = np.where(valid, step[np.clip(near, 0, ch - 1), along], -1.0)
+    best = values.argmax(axis=0)
+    good = values[best, along] > 0.5 * LID_MARGIN_STEP * span
+    if good.sum() < 4:
+        return lid
+    ys = fy[np.clip(near[best, along], 0, ch - 1)]
+    margin = _robust_lid(cols_x[good].astype(np.float64), ys[good].astype(np.float64), ix, ir, 1.0)
+    return margin if margin is not None else lid
+
+
+# --- END drop-in ---
 
 
 def _robust_lid(xs: np.ndarray, ys: np.ndarray, centre_x: float, ir: float, sign: float) -> Lid | None:
