@@ -376,6 +376,14 @@ LID_MARGIN_SNAP = 0.04  # iris radii: each column's point moves to its strongest
 # bends 0.07-0.24).
 LID_MARGIN_TILTS = (-0.2, -0.1, 0.0, 0.1, 0.2)
 LID_MARGIN_BENDS = (0.05, 0.15, 0.25)
+# Lashes hanging from the margin over the iris (a curtain): the margin is the bottom of the band
+# their roots make, where lash-dark pixels are densest (:func:`_band_above`).
+LID_BAND_WINDOW = 0.1  # iris radii along a row the share of lash-dark pixels is taken over (a few lashes)
+# The least share of lash-dark pixels along a curve for a root band: most of the width is lash.
+LID_BAND_MIN_SHARE = 0.5
+# The band's bottom: where the share has fallen below this share of the crest's (the curtain
+# below thins out gradually; a margin with bare iris under it drops at once).
+LID_BAND_KEEP = 0.9
 
 
 @functools.lru_cache(maxsize=1)
@@ -433,7 +441,8 @@ def eyelids(
     the limbus (sclera beyond, no lid) or out of the frame give no point; with too few
     points the lid is taken not to be over the iris. Where the upper lid's walk stopped on
     dark (a lash curtain or the lid's shadow may hang below the margin), the margin is
-    looked for above it (:func:`_margin_above`). An upper lid come down over the pupil
+    looked for above it: the bottom of the lashes' root band (:func:`_band_above`), else the
+    lowest strong dark-to-light step (:func:`_margin_above`). An upper lid come down over the pupil
     (the walk starts in lid skin) is placed where, down the pupil's middle, grey no brighter
     than `skin_cut` begins (:func:`lid_over_pupil`), and the lower lid is looked for below it.
     """
@@ -447,9 +456,9 @@ def eyelids(
     scale = min(1.0, LID_WORK_RADIUS / ir)
     cw, ch = max(8, round((x1 - x0) * scale)), max(8, round((y1 - y0) * scale))
     sx, sy = cw / (x1 - x0), ch / (y1 - y0)
-    work = cv2.resize(g[y0:y1, x0:x1], (cw, ch), interpolation=cv2.INTER_LINEAR)
+    sharp = cv2.resize(g[y0:y1, x0:x1], (cw, ch), interpolation=cv2.INTER_LINEAR)
     radius = ir * sx
-    work = cv2.blur(work, (max(3, int(LID_BLUR_ALONG * radius)) | 1, 1)).astype(np.float32)
+    work = cv2.blur(sharp, (max(3, int(LID_BLUR_ALONG * radius)) | 1, 1)).astype(np.float32)
     # The iris's and the pupil's greys, from the frame: the annulus's middle left and right
     # of the pupil and a little below (a lid come down past the pupil's centre covers the
     # rays above the horizontal); the pupil's middle.
@@ -526,7 +535,14 @@ def eyelids(
             and found.any()
             and median(work[np.maximum(index[found] - run // 2, 0), columns[found]] - iris_grey) < 0
         ):
-            lid = _margin_above(work, lid, columns, cols_x, fy, sy, y0, (ix, ir), iris_grey - pupil_grey)
+            band = _band_above(
+                sharp, iris_grey - not_iris_cut, radius, run, lid, columns, cols_x, fy, sy, y0, (ix, ir)
+            )
+            lid = (
+                band
+                if band is not None
+                else _margin_above(work, lid, columns, cols_x, fy, sy, y0, (ix, ir), iris_grey - pupil_grey)
+            )
         lids.append(lid)
     return lids[0], lids[1]
 
@@ -598,7 +614,80 @@ def _margin_above(
     return margin if margin is not None else lid
 
 
-# --- END drop-in ---
+@functools.lru_cache(maxsize=1)
+def _band_shapes() -> tuple[np.ndarray, np.ndarray]:
+    """The tilts and bends of the lid-shaped curves tried (LID_MARGIN_TILTS x LID_MARGIN_BENDS)."""
+    tilts, bends = (a.ravel() for a in np.meshgrid(LID_MARGIN_TILTS, LID_MARGIN_BENDS))
+    tilts.flags.writeable = False
+    bends.flags.writeable = False
+    return tilts, bends
+
+
+def _band_above(
+    sharp: np.ndarray,
+    dark_cut: float,
+    radius: float,
+    run: int,
+    lid: Lid,
+    columns: np.ndarray,
+    cols_x: np.ndarray,
+    fy: np.ndarray,
+    sy: float,
+    y0: int,
+    iris: tuple[float, float],
+) -> Lid | None:
+    """The upper lid's margin at or above `lid` (the walk's) where lashes hang over the iris:
+    the bottom of the band their roots make, or None where there is no such band.
+
+    Lashes grow from the margin in a row and fan out towards their tips, so the share of
+    lash-dark pixels (darker than `dark_cut`, on the unblurred work copy, along each row over
+    LID_BAND_WINDOW) is highest along the roots and falls off down a curtain, whose tips end at
+    scattered heights; a thin dark margin with bare iris below is a narrow crest of it. Lid-
+    shaped curves (LID_MARGIN_TILTS x LID_MARGIN_BENDS) at every height from LID_MARGIN_REACH
+    above the walk's lid to just below it score the mean share along them. Going up from the
+    walk's lid, the first crest (a height no lower-scoring than any within `run` rows of it,
+    away from the search's ends, at least LID_BAND_MIN_SHARE) is the root band: a first crest
+    rather than the highest, since the lashes over the skin above a bare margin can be denser
+    than the margin itself. The margin is the curve at the band's bottom: the lowest height
+    below the crest whose score is still LID_BAND_KEEP of the crest's.
+    """
+    ix, ir = iris
+    ch = sharp.shape[0]
+    centre = float(lid.y_at(ix))
+    lo = int((centre - LID_MARGIN_REACH * ir - y0 + 0.5) * sy - 0.5)
+    hi = int((centre + LID_MARGIN_BELOW * ir - y0 + 0.5) * sy - 0.5)
+    levels = np.arange(max(0, lo), min(ch - 1, hi) + 1)
+    if levels.size <= 2 * run:
+        return None
+    tilts, bends = _band_shapes()
+    u = (cols_x - ix) / ir
+    offsets = (tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)  # shapes x columns
+    at = np.rint(levels[None, :, None] + offsets[:, None, :]).astype(np.int64)  # shapes x levels x columns
+    # Only the rows the curves cross are measured.
+    first, last = max(0, int(at.min())), min(ch - 1, int(at.max()))
+    dark = (sharp[first : last + 1] < dark_cut).astype(np.float32)
+    share = cv2.blur(dark, (max(3, int(LID_BAND_WINDOW * radius)) | 1, 1))[:, columns]
+    inside = (at >= first) & (at <= last)
+    along = np.arange(columns.size)
+    scores = (share[np.clip(at - first, 0, last - first), along] * inside).sum(axis=2) / np.maximum(
+        inside.sum(axis=2), 1
+    )
+    which = scores.argmax(axis=0)
+    by_level = scores[which, np.arange(levels.size)]
+    # Crests: no lower than any height within `run` rows; the search's ends are never crests
+    # (the band may go on past them).
+    padded = np.pad(by_level, run, constant_values=np.inf)
+    crests = (by_level >= np.lib.stride_tricks.sliding_window_view(padded, 2 * run + 1).max(axis=1)) & (
+        by_level >= LID_BAND_MIN_SHARE
+    )
+    if not crests.any():
+        return None
+    top = int(np.flatnonzero(crests).max())  # the lowest: nearest the walk's lid
+    fallen = by_level[top:] < LID_BAND_KEEP * by_level[top]
+    k = top + (int(np.argmax(fallen)) - 1 if fallen.any() else fallen.size - 1)
+    curve = np.clip(at[which[k], k], 0, ch - 1)
+    ys = fy[curve] + 0.5 / sy  # the bottom of the curve's rows
+    return _robust_lid(cols_x.astype(np.float64), ys.astype(np.float64), ix, ir, 1.0)
 
 
 def _robust_lid(xs: np.ndarray, ys: np.ndarray, centre_x: float, ir: float, sign: float) -> Lid | None:
