@@ -63,9 +63,9 @@ LIMBUS_MIN_SCLERA = 0.7  # the grey just past a limbus step: at least this share
 LIMBUS_SCLERA_REACH = 0.16  # iris radii past the step the sclera's grey is read over
 LIMBUS_BOTTOM_TOLERANCE = 0.05  # lower-sector points this close (iris radii) to the sides' circle are limbus
 # A spot this close to a lid's margin (iris radii) is the tear film's glint along it, not the
-# illuminator on the iris: the meniscus is a few pixels wide, and the lid's line as found
-# may be off by as much again.
-LID_GLINT_REACH = 0.1
+# illuminator on the iris: the meniscus and the margin's dark band are 0.05-0.1 iris radii
+# wide, and the lid's line is placed within that band (half-way up it for a lower lid).
+LID_GLINT_REACH = 0.15
 MIN_SPOT_PX = 12  # smallest specular spot taken for the illuminator's reflection (the simulated one: ~40)
 
 
@@ -384,6 +384,29 @@ LID_BAND_MIN_SHARE = 0.5
 # The band's bottom: where the share has fallen below this share of the crest's (the curtain
 # below thins out gradually; a margin with bare iris under it drops at once).
 LID_BAND_KEEP = 0.9
+# A lower lid's margin bends much less than an upper lid's (the marked development lower lids:
+# median 0.11, 0.0-0.16 for most, against 0.15 for the upper); pulled towards the upper's
+# LID_BEND, a lower lid fitted to points on one side bends up at the other, over the iris.
+LID_LOWER_BEND = 0.1
+# Where the lower lid sits low over the iris, the lower walk's side columns stop on the limbus
+# itself (sclera beyond) a few pixels inside a limbus circle that is a little off, and those
+# points curve up as the limbus does, steeper than a lower lid can. The lid is the curve most
+# points agree with, among lower-lid shapes (tilts and bends, 1 / iris radius: the marked lower
+# lids' tilts are within +-0.24, bends within -0.06..0.2 curving up at the sides), a point
+# agreeing within LID_LOWER_AGREE iris radii (about two rows of the work copy).
+LID_LOWER_TILTS = (-0.3, 0.3, 13)  # from, to, how many
+LID_LOWER_BENDS = (0.3, -0.1, 9)
+LID_LOWER_AGREE = 0.02
+# Going down, the iris meets the lower lid in a dark band (the margin's shadow and the tear
+# meniscus's dark edge, a few pixels) just above the bright lid skin, often not dark enough to
+# stop the walk, which then stops on the skin below it. A band darker than the iris by this
+# share of (iris - pupil), starting within LID_LOWER_BAND_GAP iris radii above a bright stop and ending
+# within LID_LOWER_BAND_REACH above it, holds the margin: the marks put it anywhere from the band's
+# top to the skin, so the point moves LID_LOWER_BAND_SHARE of the way up the band.
+LID_LOWER_BAND_DARK = 0.15
+LID_LOWER_BAND_GAP = 0.03
+LID_LOWER_BAND_REACH = 0.12
+LID_LOWER_BAND_SHARE = 0.5
 
 
 @functools.lru_cache(maxsize=1)
@@ -439,7 +462,10 @@ def eyelids(
     whose grey is not the iris's: skin above it, or the lid's dark margin and the lashes'
     roots. A parabola through those points, robustly. Columns where the iris runs on to
     the limbus (sclera beyond, no lid) or out of the frame give no point; with too few
-    points the lid is taken not to be over the iris. Where the upper lid's walk stopped on
+    points the lid is taken not to be over the iris. The lower lid's point moves up into the
+    dark band just above where its walk stopped on bright skin (:func:`_above_dark_band`), and
+    its points are those agreeing with one lower-lid shape (:func:`_lower_lid_agreeing`):
+    the limbus, where the walk meets it, curves more. Where the upper lid's walk stopped on
     dark (a lash curtain or the lid's shadow may hang below the margin), the margin is
     looked for above it: the bottom of the lashes' root band (:func:`_band_above`), else the
     lowest strong dark-to-light step (:func:`_margin_above`). An upper lid come down over the pupil
@@ -507,7 +533,9 @@ def eyelids(
             ok = runs & (rows >= start[None, :]) & (rows <= limbus_edge[None, :] + 2.0 * run / sy)
             found = ok.any(axis=0)
             index = np.argmax(ok, axis=0)
-            edge = fy[index] - 0.5 / sy
+            edge = _above_dark_band(
+                work, index, columns, fy, sy, radius, run, iris_grey, iris_grey - pupil_grey
+            )
         # Where the iris simply runs on to the limbus (sclera beyond) there is no lid; where
         # the walk starts in lid, the lid is further in, over the pupil.
         found &= sign * (edge - limbus_edge) > max(1.0, LID_OFF_LIMBUS * ir)
@@ -515,7 +543,16 @@ def eyelids(
         found &= ~inside_lid
         lid = None
         if found.sum() >= LID_MIN_COLUMNS * columns.size:
-            lid = _robust_lid(cols_x[found].astype(np.float64), edge[found].astype(np.float64), ix, ir, sign)
+            if sign < 0:
+                found &= _lower_lid_agreeing(cols_x, edge, found, ix, ir)
+            lid = _robust_lid(
+                cols_x[found].astype(np.float64),
+                edge[found].astype(np.float64),
+                ix,
+                ir,
+                sign,
+                LID_BEND if sign > 0 else LID_LOWER_BEND,
+            )
         if sign > 0 and (
             inside_lid.sum() >= LID_MIN_COLUMNS * columns.size
             or (lid is not None and lid.y_at(px) > py - pr + 2.0)
@@ -690,7 +727,9 @@ def _band_above(
     return _robust_lid(cols_x.astype(np.float64), ys.astype(np.float64), ix, ir, 1.0)
 
 
-def _robust_lid(xs: np.ndarray, ys: np.ndarray, centre_x: float, ir: float, sign: float) -> Lid | None:
+def _robust_lid(
+    xs: np.ndarray, ys: np.ndarray, centre_x: float, ir: float, sign: float, typical: float = LID_BEND
+) -> Lid | None:
     """A parabola through a lid's column points, robustly: the points far off it dropped
     and the rest refitted. Its bend and slope are drawn towards a typical lid's (LID_BEND,
     level) as if LID_SHAPE_WEIGHT of the points said so: points on one side of the iris
@@ -712,7 +751,7 @@ def _robust_lid(xs: np.ndarray, ys: np.ndarray, centre_x: float, ir: float, sign
         m2, m1, m0 = (float(t) for t in moments @ weights)
         pull = LID_SHAPE_WEIGHT * n
         solved = solve_small(
-            [[p4 + pull, p3, p2], [p3, p2 + pull, p1], [p2, p1, p0]], [m2 + pull * sign * LID_BEND, m1, m0]
+            [[p4 + pull, p3, p2], [p3, p2 + pull, p1], [p2, p1, p0]], [m2 + pull * sign * typical, m1, m0]
         )
         if solved is None:
             break
@@ -725,6 +764,68 @@ def _robust_lid(xs: np.ndarray, ys: np.ndarray, centre_x: float, ir: float, sign
             break
         keep = new_keep
     return lid
+
+
+def _above_dark_band(
+    work: np.ndarray,
+    index: np.ndarray,
+    columns: np.ndarray,
+    fy: np.ndarray,
+    sy: float,
+    radius: float,
+    run: int,
+    iris_grey: float,
+    contrast: float,
+) -> np.ndarray:
+    """The lower walk's edge in each column (frame y): the top of the not-iris run that starts
+    at work row `index`, or, where that run is bright (lid skin) and a band darker than the
+    iris by LID_LOWER_BAND_DARK of (iris - pupil) lies just above it (LID_LOWER_BAND_GAP, reaching less
+    than LID_LOWER_BAND_REACH iris radii up), LID_LOWER_BAND_SHARE of the way up the band."""
+    ch = work.shape[0]
+    edge = fy[index] - 0.5 / sy
+    reach = max(2, round(LID_LOWER_BAND_REACH * radius))
+    gap = max(1, round(LID_LOWER_BAND_GAP * radius))
+    bright = work[np.minimum(index + run // 2, ch - 1), columns] > iris_grey
+    up = index[None, :] - np.arange(1, reach + 1)[:, None]  # rows above the run, going up
+    dark = (work[np.maximum(up, 0), columns] < iris_grey - LID_LOWER_BAND_DARK * max(contrast, 8.0)) & (
+        up >= 0
+    )
+    first = np.argmax(dark, axis=0)
+    band = dark | (np.arange(reach)[:, None] < first[None, :])  # dark from its first row on
+    end = np.argmax(~band, axis=0)  # rows above the run to the band's top
+    valid = bright & dark.any(axis=0) & (first < gap) & (~band).any(axis=0)
+    top = fy[np.clip(index - end, 0, ch - 1)] - 0.5 / sy
+    return np.where(valid, edge + LID_LOWER_BAND_SHARE * (top - edge), edge)
+
+
+def _lower_lid_agreeing(
+    cols_x: np.ndarray, edge: np.ndarray, found: np.ndarray, centre_x: float, ir: float
+) -> np.ndarray:
+    """`found` less the lower-lid points that disagree with the lower-lid shape (LID_LOWER_TILTS
+    x LID_LOWER_BENDS, at any height) the most points lie within LID_LOWER_AGREE iris radii of.
+    Whether there is a lid at all is the walk's to say (enough columns found it)."""
+    u = (cols_x[found] - centre_x) / ir
+    v = edge[found] / ir
+    tilt, bend = np.meshgrid(np.linspace(*LID_LOWER_TILTS), np.linspace(*LID_LOWER_BENDS))
+    off = (
+        v[None, :] - tilt.reshape(-1, 1) * u[None, :] + bend.reshape(-1, 1) * (u * u)[None, :]
+    )  # shapes x points
+    # For every shape and every point's height, how many points lie within LID_LOWER_AGREE of
+    # it: each shape's heights sorted, all shapes laid end to end (far apart) and searched at once.
+    apart = float(np.ptp(off)) + 1.0
+    ordered = np.sort(off, axis=1) + apart * np.arange(off.shape[0])[:, None]
+    flat = ordered.ravel()
+    counts = np.searchsorted(flat, flat + LID_LOWER_AGREE, "right") - np.searchsorted(
+        flat, flat - LID_LOWER_AGREE, "left"
+    )
+    best = int(np.argmax(counts))
+    shape = best // off.shape[1]
+    agree = np.abs(off[shape] - (flat[best] - apart * shape)) <= LID_LOWER_AGREE
+    if agree.sum() < 4:
+        return found  # too few to fit a lid to (the walk has said there is one): all are kept
+    out = found.copy()
+    out[np.flatnonzero(found)] = agree
+    return out
 
 
 # --- the pupil edge's width, the lids, reflections ---------------------------------------------
