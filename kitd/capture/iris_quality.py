@@ -20,14 +20,21 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   ellipse (the pupil's foreshortening) tells the gaze.
 * **Limbus**: rays from the pupil centre over the left, right and lower sectors; the radius
   where the summed iris-to-sclera steps peak, then each ray's own step near it, moved in to
-  the foot of its ramp (where a person puts the limbus). The circle is fitted to the side
-  sectors, its centre drawn a little towards where real limbi sit relative to their pupils
-  (side arcs alone hardly fix its height), then the lower sector's points on it join in.
+  the foot of its ramp (where a person puts the limbus). Rays whose step is far stronger
+  than the near-horizontal rays' (a lid, lashes) or lands on grey far darker than their
+  sclera (sclera the lid shades) give no point. The circle is fitted to the side sectors,
+  its centre drawn a little towards where real limbi sit relative to their pupils (side
+  arcs alone hardly fix its height), then the lower sector's points on it join in.
 * **Lids**: column by column across the iris, walking away from the pupil on a copy blurred
   along the rows, the first run of grey that is not the iris's (skin, or the lid's dark
-  margin and the lashes' roots); a parabola through those points, robustly. A lid down over
-  the pupil is read down the pupil's middle column. Whatever the lids leave between them,
-  in the frame, less specular spots, is the usable iris.
+  margin and the lashes' roots); a parabola through those points, robustly. An upper walk
+  that stops on dark may be in a curtain of lashes: the margin is then the bottom of the
+  band the lashes' roots make (where lash-dark pixels are densest along a lid-shaped
+  curve), or else the strongest dark-to-light step above. A lower walk that stops on skin
+  moves up into the margin's dark band, and only the points one flat lid shape agrees with
+  are fitted (where the walk meets the limbus, the points curve as it does). A lid down
+  over the pupil is read down the pupil's middle column. Whatever the lids leave between
+  them, in the frame, less specular spots, is the usable iris.
 * **Iris annulus**: sampled between the two circles (Daugman's rubber sheet, 120 angles x 20
   radii); its usable samples give contrast, grey-scale use and exposure.
 * **Sharpness and motion**: the width of the pupil edge (its rise over its steepest slope),
@@ -35,8 +42,8 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   alike; motion widens the edges across the motion and leaves those along it sharp, so the
   narrowest orientation measures focus and the spread between orientations measures motion.
 * **Reflections**: bright spots (well above the sclera) whose surroundings are iris, not
-  pupil, lid or sclera, and with iris between them and the nearer lid (the tear film
-  glints along the lid margin).
+  pupil, lid or sclera, away from both lids' lines and with iris between them and the
+  nearer lid (the tear film glints along the lid margin).
 * **Noise**: a 3 x 3 mask that cancels planes and straight edges, its median response round
   the pupil (Immerkaer's estimate): sensor gain turned up for want of light.
 
