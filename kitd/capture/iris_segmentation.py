@@ -38,6 +38,12 @@ from kitd.capture.iris_geometry import (
 
 COARSE_WIDTH = 160  # px: the shrunk copy the pupil is first looked for in
 PUPIL_RAYS = 48
+# The pupil's edge on a ray is the first step out of the pupil's grey, not the strongest: past
+# it lie the dark crypts of the collarette and, at the top, the lash margin against the skin,
+# whose steps can be stronger. A step counts from half the ray's strongest in its window (any
+# share from 0.3 to 0.7 gave the same on the development eyes); its point is the steepest
+# place of that first run, so a ramp widened by blur or motion is taken at its middle.
+PUPIL_FIRST_STEP = 0.5
 LIMBUS_STEP_DEG = 4.0
 # The rubber sheet's grid: the assessor's annulus, the lid search and the reflections' lid test
 # index the same cells, so all of them take it from here.
@@ -204,12 +210,19 @@ def fine_pupil(g: np.ndarray, coarse: tuple[float, float, float]) -> PupilEdge |
     # the edge, nothing steps up but noise.
     strength, wide = step_strength(profiles, 3), step_strength(profiles, 8)
     rows = np.arange(len(cos))
+    samples = np.arange(len(radii))
     need = 0.25 * max(outer - inner, 8.0)
 
     def edge_points(expected: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # Each ray's strongest step within `reach` of the radius it is expected at.
+        # Each ray's first run of steps at least PUPIL_FIRST_STEP of its strongest within
+        # `reach` of the radius it is expected at, and the steepest place in that run.
         window = np.abs(radii[None, :] - expected[:, None]) < reach
-        best = np.where(window, strength, -np.inf).argmax(axis=1)
+        steps = np.where(window, strength, -np.inf)
+        strong = steps >= PUPIL_FIRST_STEP * steps.max(axis=1, keepdims=True)
+        after = samples[None, :] >= strong.argmax(axis=1)[:, None]
+        ended = after & ~strong
+        stop = np.where(ended.any(axis=1), ended.argmax(axis=1), len(radii))
+        best = np.where(after & (samples[None, :] < stop[:, None]), steps, -np.inf).argmax(axis=1)
         rr = radii[best].astype(np.float64)
         return cx + cos * rr, cy + sin * rr, wide[rows, best] > need
 
