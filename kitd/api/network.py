@@ -24,8 +24,12 @@ import json
 import logging
 import os
 import re
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from aiohttp import web
 
@@ -47,6 +51,7 @@ from kitd.api.sign_in import CALLER, Caller
 from kitd.clock import plausible_time
 from kitd.crypto.bundle import bundle_paths
 from kitd.kit import Kit
+from kitd.store.database import BUSY_TIMEOUT_S, database_path
 from kitd.store.outbox import KEPT, bundle_row, laptop_by_tls_fingerprint, touch_laptop
 from kitd.store.visits import outcomes_since
 from kitd.store.work_orders import (
@@ -61,9 +66,56 @@ from kitd.store.work_orders import (
 log = logging.getLogger("kitd.network")
 
 MAX_CURSOR = 2**62  # an audit sequence number; SQLite's integers end at 2**63
-DOWNLOAD_CHUNK = 256 * 1024
+# A download is read in pieces of this many bytes: the first with its row and the opening of its
+# file (a bundle of a few hundred kB is read whole there), the rest on the default executor.
+# TLS allows no sendfile: every byte passes through Python anyway, so a larger piece costs only
+# memory while it is on its way, and saves hops between threads.
+DOWNLOAD_CHUNK = 1024 * 1024
 # One range of bytes (RFC 9110, 14.1.2): first-last, first- (to the end), -suffix.
 BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII | re.IGNORECASE)
+
+
+_Read = TypeVar("_Read")
+
+
+class NetworkReads:
+    """The network API's reads of who is asking and of the bundle asked for (its row, and the
+    first piece of its file), on a thread and a connection to the kit's database of their own
+    (read only, opened there when first used).
+
+    On the database's thread they would wait behind whatever it writes: a batch of receipts
+    takes it for tens of milliseconds, and every download asked for meanwhile would stand
+    still. The database is in WAL mode: a reader neither waits for a writer nor holds one
+    up, and sees every change committed before it reads (a laptop revoked by kitctl included).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitd-network-reads")
+        self._connection: sqlite3.Connection | None = None
+
+    def _read(self, job: Callable[..., _Read], *args: Any) -> _Read:
+        if self._connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA query_only=ON")
+            self._connection = connection
+        return job(self._connection, *args)
+
+    async def read(self, job: Callable[..., _Read], *args: Any) -> _Read:
+        """``job(connection, *args)`` on the reads' thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._read, job, *args)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+READS_KEY = web.AppKey("network_reads", NetworkReads)
 
 
 def _peer_fingerprint(request: web.Request) -> str | None:
@@ -75,11 +127,10 @@ def _peer_fingerprint(request: web.Request) -> str | None:
 
 @web.middleware
 async def require_paired_laptop(request: web.Request, handler: Any) -> web.StreamResponse:
-    kit = request.app[KIT_KEY]
     fingerprint = _peer_fingerprint(request)
     laptop = None
     if fingerprint is not None:
-        laptop = await kit.in_database(laptop_by_tls_fingerprint, kit.database, fingerprint)
+        laptop = await request.app[READS_KEY].read(laptop_by_tls_fingerprint, fingerprint)
     if laptop is None:
         log.warning(
             "network request %s %s refused: certificate %s is not a paired laptop's",
@@ -252,19 +303,63 @@ def byte_range(header: str, size: int) -> tuple[int, int] | None:
     return (first, last) if first <= last else None
 
 
-def _open_sealed(path: Path, size: int) -> BinaryIO:
-    """The sealed file, open; OSError when it is gone or not the size registered."""
+def _open_sealed(path: Path, size: int, first: int, count: int) -> tuple[BinaryIO, bytes]:
+    """The sealed file, open, and its first ``count`` bytes from ``first`` on; OSError when it
+    is gone or not the size registered."""
     source = path.open("rb")
-    length = os.fstat(source.fileno()).st_size
-    if length != size:
+    try:
+        length = os.fstat(source.fileno()).st_size
+        if length != size:
+            raise OSError(f"its file is {length} bytes, {size} when it was sealed")
+        if first:
+            source.seek(first)
+        return source, source.read(count)
+    except BaseException:
         source.close()
-        raise OSError(f"its file is {length} bytes, {size} when it was sealed")
-    return source
+        raise
 
 
-def _kept_row(kit: Kit, bundle_id: str) -> dict[str, Any] | None:
-    row = bundle_row(kit.database, bundle_id)
+def _kept_row(conn: sqlite3.Connection, bundle_id: str) -> dict[str, Any] | None:
+    row = bundle_row(conn, bundle_id)
     return row if row is not None and row["state"] in KEPT else None
+
+
+@dataclass
+class _Answer:
+    """A download's answer: its status and headers, and, when it has a body of ``length``
+    bytes, the sealed file open after its first piece, ``chunk``."""
+
+    status: int
+    headers: dict[str, str]
+    length: int = 0
+    source: BinaryIO | None = None
+    chunk: bytes = b""
+
+
+def _download_answer(
+    conn: sqlite3.Connection, path: Path, bundle_id: str, asked: str | None, if_range: str | None, head: bool
+) -> _Answer | None:
+    """On the network reads' thread, in one hop: the bundle's row, the range asked of it, and
+    its file opened and read up to DOWNLOAD_CHUNK (a bundle of a few hundred kB is read whole
+    with it); None when the kit keeps no such bundle, OSError when its file cannot be read."""
+    row = _kept_row(conn, bundle_id)
+    if row is None:
+        return None
+    size = row["size"]
+    etag = f'"{row["sha256"]}"'
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "no-store"}
+    first, last, status = 0, size - 1, 200
+    # If-Range names the file the client has part of: another one gets the whole file.
+    if asked is not None and if_range in (None, etag):
+        span = byte_range(asked, size)
+        if span is None:
+            headers["Content-Range"] = f"bytes */{size}"
+            return _Answer(416, headers)
+        (first, last), status = span, 206
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    length = last - first + 1
+    source, chunk = _open_sealed(path, size, first, 0 if head else min(DOWNLOAD_CHUNK, length))
+    return _Answer(status, headers, length, source, chunk)
 
 
 async def get_bundle_file(request: web.Request) -> web.StreamResponse:
@@ -272,46 +367,41 @@ async def get_bundle_file(request: web.Request) -> web.StreamResponse:
     so that a laptop resuming with ``If-Range`` gets the rest only of the same file."""
     kit = request.app[KIT_KEY]
     bundle_id = request.match_info["id"]
-    row = await kit.in_database(_kept_row, kit, bundle_id)
-    if row is None:
-        return error_response(404, "unknown_bundle", f"no bundle '{bundle_id}' the kit still keeps")
-    loop = asyncio.get_running_loop()
+    head = request.method == "HEAD"
     try:
-        source = await loop.run_in_executor(
-            None, _open_sealed, kit.outbox.sealed_file(bundle_id), row["size"]
+        answer = await request.app[READS_KEY].read(
+            _download_answer,
+            kit.outbox.sealed_file(bundle_id),
+            bundle_id,
+            request.headers.get("Range"),
+            request.headers.get("If-Range"),
+            head,
         )
     except OSError as exc:
         log.error("bundle %s cannot be sent: %s", bundle_id, exc.strerror or exc)
         return error_response(
             503, "bundle_unavailable", f"bundle {bundle_id} cannot be read on the kit: {exc.strerror or exc}"
         )
+    if answer is None:
+        return error_response(404, "unknown_bundle", f"no bundle '{bundle_id}' the kit still keeps")
+    if answer.source is None:
+        return web.Response(status=answer.status, headers=answer.headers)
+    source, chunk = answer.source, answer.chunk
     try:
-        size = row["size"]
-        etag = f'"{row["sha256"]}"'
-        headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "no-store"}
-        first, last, status = 0, size - 1, 200
-        asked = request.headers.get("Range")
-        # If-Range names the file the client has part of: another one gets the whole file.
-        if asked is not None and request.headers.get("If-Range", etag) == etag:
-            span = byte_range(asked, size)
-            if span is None:
-                headers["Content-Range"] = f"bytes */{size}"
-                return web.Response(status=416, headers=headers)
-            (first, last), status = span, 206
-            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-        response = web.StreamResponse(status=status, headers=headers)
+        response = web.StreamResponse(status=answer.status, headers=answer.headers)
         response.content_type = "application/octet-stream"
-        response.content_length = last - first + 1
+        response.content_length = answer.length
         await response.prepare(request)
-        if first:  # a file just opened is at its start: a hop to another thread the fewer
-            await loop.run_in_executor(None, source.seek, first)
-        left = 0 if request.method == "HEAD" else last - first + 1
-        while left > 0:
-            chunk = await loop.run_in_executor(None, source.read, min(DOWNLOAD_CHUNK, left))
-            if not chunk:  # cut short under us: the client sees a short body, never wrong bytes
-                break
+        left = 0 if head else answer.length
+        loop = asyncio.get_running_loop()
+        while chunk:
             await response.write(chunk)
             left -= len(chunk)
+            if left <= 0:
+                break
+            chunk = await loop.run_in_executor(None, source.read, min(DOWNLOAD_CHUNK, left))
+        # A file cut short under us ends the loop early: the client sees a short body, never
+        # wrong bytes.
         await response.write_eof()
         return response
     finally:
@@ -347,10 +437,16 @@ async def post_clock(request: web.Request) -> web.Response:
     return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
 
+async def _close_reads(app: web.Application) -> None:
+    await asyncio.get_running_loop().run_in_executor(None, app[READS_KEY].close)
+
+
 def make_network_app(kit: Kit) -> web.Application:
     """The network API's app (served with kit.network_trust.server_context)."""
     app = web.Application(middlewares=[json_errors, require_paired_laptop])
     app[KIT_KEY] = kit
+    app[READS_KEY] = NetworkReads(database_path(kit.config.data_dir))
+    app.on_cleanup.append(_close_reads)
     app.router.add_get("/api/v1/status", get_status)
     app.router.add_get("/api/v1/devices", get_devices)
     app.router.add_get("/api/v1/openapi.json", get_network_openapi)
