@@ -27,8 +27,10 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """``data`` at ``path``, whole or not at all: a reader finds the old file or the new one."""
+def write_atomically(path: Path, data: bytes, mode: int = 0o600, sync_directory: bool = True) -> None:
+    """``data`` at ``path``, whole or not at all: a reader finds the old file or the new one.
+    Without ``sync_directory`` the new name is durable only once the caller fsyncs the folder
+    (:func:`fsync_directory`): one fsync for several files written into it."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}{PART_SUFFIX}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = os.open(temporary, flags, mode)
@@ -47,7 +49,8 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
         except OSError:
             pass  # gone already; a leftover hidden .part harms nothing
         raise
-    fsync_directory(path.parent)
+    if sync_directory:
+        fsync_directory(path.parent)
 
 
 def make_directory(path: Path, mode: int = 0o700) -> None:

@@ -124,6 +124,17 @@ class Ledger:
             (bundle_id, sha256, size, sealed_at, str(path), now),
         )
 
+    def record_stored_together(self, bundles: list[tuple[str, str, int, str | None, Path]], now: str) -> None:
+        """Several bundles whose files are on disk, fsynced (bundle id, SHA-256, size, sealed
+        at, path each): one commit, one fsync, for all of them."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO bundles (bundle_id, sha256, size, sealed_at, path, stored_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(*bundle[:4], str(bundle[4]), now) for bundle in bundles],
+            )
+
     def record_acknowledged(self, taken: list[tuple[str, dict[str, Any]]], now: str) -> None:
         """The kit took these bundles' receipts (bundle id, the receipt): one commit for all."""
         with self.conn:

@@ -6,7 +6,8 @@ and SHA-256 against the statement, fsync, rename to ``DIR/<id>.p7m`` beside its 
 ``DIR/<id>.statement.json`` (written atomically), fsync DIR, record it ``stored`` in the
 ledger — and only then sign the laptop's receipt and send it (a batch of stored bundles' receipts
 in one request), and record it ``acknowledged``. Bundles download two at a time and receipts
-go out while later bundles download (:class:`Pull`), each bundle still through these steps.
+go out while later bundles download (:class:`Pull`), each bundle still through these steps;
+bundles that came meanwhile share one fsync of DIR and one commit of the ledger.
 A killed run leaves a ``.part`` (resumed next time) or a stored bundle (acknowledged next
 time without downloading it again); a repeated pull finds nothing new and changes nothing.
 Then the outcomes the kit recorded since the ledger's cursor go to ``DIR/outcomes.jsonl``.
@@ -36,7 +37,7 @@ from kitformats.signing import KIT_CN_PREFIX, Signer, common_name, read_certific
 from kitformats.statements import sign_statement, signature_der
 
 from kitsync.download import Download, part_path
-from kitsync.durable_files import make_directory, write_atomically
+from kitsync.durable_files import fsync_directory, make_directory, write_atomically
 from kitsync.errors import ConnectionLost, TransferFailed
 from kitsync.ledger import Ledger
 from kitsync.link import KitLink
@@ -187,8 +188,8 @@ class PullReport:
 
 @dataclass(frozen=True)
 class Fetched:
-    """A bundle a fetcher brought: its sealed file in DIR, fsynced; its statement still to write
-    beside it, and neither in the ledger yet."""
+    """A bundle a fetcher brought: its sealed file and its statement in DIR, each fsynced, their
+    names not yet (an fsync of DIR), and neither in the ledger yet."""
 
     offer: Offer
     statement: dict[str, Any]
@@ -210,11 +211,11 @@ class Pull:
 
     Three kinds of work overlap, each bundle still going through the same steps in the same
     order: this thread checks each bundle's statement; ``FETCHERS`` threads, each on a
-    connection of its own, download it and put it in place; this thread writes its statement
-    beside it and records it in the ledger, in the order the kit offered them; one more
-    thread signs and sends the stored bundles' receipts, ``RECEIPT_BATCH`` a request, on the
-    link the pull was given, whose answers this thread records. Only this thread touches the
-    ledger and the report.
+    connection of its own, download it and put it in place with its statement beside it; this
+    thread makes their names durable and records them in the ledger, in the order the kit
+    offered them, all those that came while it waited at once; one more thread signs and sends
+    the stored bundles' receipts, ``RECEIPT_BATCH`` a request, on the link the pull was given,
+    whose answers this thread records. Only this thread touches the ledger and the report.
     """
 
     def __init__(
@@ -283,12 +284,12 @@ class Pull:
                             continue
                         fetching.append((offer, fetchers.submit(self._fetch, offer, statement, links, bars)))
                     while len(fetching) >= AHEAD and not lost:
-                        lost = self._settle(fetching.popleft(), ledger, waiting, bars)
+                        lost = self._settle(fetching, ledger, waiting, bars)
                     if len(waiting) >= RECEIPT_BATCH and not lost:
                         sending.append(self._send(waiting, receipts))
                     lost = self._recorded(sending, ledger, acknowledged, bars, wait=False) or lost
                 while fetching and not lost:
-                    lost = self._settle(fetching.popleft(), ledger, waiting, bars)
+                    lost = self._settle(fetching, ledger, waiting, bars)
             finally:
                 # What is still on its way: not begun, dropped; begun, its files kept for the
                 # next pull (a fetcher stores nothing in the ledger).
@@ -368,8 +369,8 @@ class Pull:
         bars: TransferProgress,
     ) -> Fetched:
         """In a fetcher thread: the bundle of a checked offer downloaded (on a link of ``links``,
-        given back after) and in place in DIR, durable (its statement and the ledger are the
-        pull's thread's)."""
+        given back after) and in place in DIR with its statement, both fsynced (the fsync of DIR
+        and the ledger are the pull's thread's)."""
         sealed, statement_path = bundle_paths(self.directory, offer.bundle_id)
         bars.bundle(offer.bundle_id, offer.size)
         link = links.get()
@@ -384,6 +385,10 @@ class Pull:
             )
             download.run()
             os.replace(part_path(sealed), sealed)
+            # Here, not in the pull's thread: the fetchers write statements side by side, and
+            # the pull's thread makes all names that came meanwhile durable with one fsync of DIR.
+            statement_bytes = json.dumps(offer.statement, indent=1).encode() + b"\n"
+            write_atomically(statement_path, statement_bytes, sync_directory=False)
         finally:
             links.put(link)
             bars.finished(offer.bundle_id)
@@ -391,37 +396,50 @@ class Pull:
 
     def _settle(
         self,
-        fetch: tuple[Offer, Future[Fetched]],
+        fetching: deque[tuple[Offer, Future[Fetched]]],
         ledger: Ledger,
         waiting: list[Stored],
         bars: TransferProgress,
     ) -> bool:
-        """A fetched bundle recorded ``stored`` and put to wait for its receipt, or its failure
+        """The first bundle of ``fetching`` (waited for) and those after it already fetched,
+        taken off it: each recorded ``stored`` and put to wait for its receipt, or its failure
         told; True when the network is gone (the pull stops)."""
-        offer, future = fetch
-        try:
-            fetched = future.result()
-        except ConnectionLost as exc:
-            self._failed(bars, str(exc))
-            return True
-        except (TransferFailed, BundleRejected) as exc:
-            self._failed(bars, str(exc))
-            return False
-        # Written here, while the fetcher goes on to the next bundle. Its fsync of DIR, after both
-        # renames, makes the two names durable before the ledger records the bundle stored.
-        write_atomically(fetched.statement_path, json.dumps(offer.statement, indent=1).encode() + b"\n")
-        ledger.record_stored(
-            offer.bundle_id,
-            offer.sha256,
-            offer.size,
-            offer.sealed_at or fetched.statement.get("created_at"),
-            fetched.sealed,
+        ready = [fetching.popleft()]
+        while fetching and fetching[0][1].done():
+            ready.append(fetching.popleft())
+        fetched: list[Fetched] = []
+        lost = False
+        for _, future in ready:
+            try:
+                fetched.append(future.result())
+            except ConnectionLost as exc:
+                self._failed(bars, str(exc))
+                lost = True
+            except (TransferFailed, BundleRejected) as exc:
+                self._failed(bars, str(exc))
+        if not fetched:
+            return lost
+        # One fsync of DIR, after the renames of every bundle here and of its statement, makes
+        # all their names durable before the ledger records them stored (in one commit).
+        fsync_directory(self.directory)
+        ledger.record_stored_together(
+            [
+                (
+                    f.offer.bundle_id,
+                    f.offer.sha256,
+                    f.offer.size,
+                    f.offer.sealed_at or f.statement.get("created_at"),
+                    f.sealed,
+                )
+                for f in fetched
+            ],
             _stamp(self.now()),
         )
-        self.report.pulled.append(offer.bundle_id)
-        self.report.pulled_bytes += offer.size - fetched.resumed_from
-        waiting.append(Stored(offer.bundle_id, offer.sha256, offer.size))
-        return False
+        for f in fetched:
+            self.report.pulled.append(f.offer.bundle_id)
+            self.report.pulled_bytes += f.offer.size - f.resumed_from
+            waiting.append(Stored(f.offer.bundle_id, f.offer.sha256, f.offer.size))
+        return lost
 
     def _unlisted(self, ledger: Ledger, listed: set[str]) -> list[Stored]:
         """Bundles stored here that the kit no longer offers: it took their receipt and the
