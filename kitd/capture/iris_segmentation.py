@@ -625,23 +625,11 @@ def _margin_above(
     half = max(1, round(0.02 * ir * sy))  # the step's half-width, work rows (2 at the work scale)
     step = np.zeros((ch, columns.size), np.float32)
     step[half:-half] = np.clip(work[2 * half :, columns] - work[: -2 * half, columns], 0.0, span)
-    centre = float(lid.y_at(ix))
-    lo = int((centre - LID_MARGIN_REACH * ir - y0 + 0.5) * sy - 0.5)
-    hi = int((centre + LID_MARGIN_BELOW * ir - y0 + 0.5) * sy - 0.5)
-    levels = np.arange(max(0, lo), min(ch - 1, hi) + 1)
+    levels, offsets, at = _curves_above(lid, cols_x, iris, y0, sy, ch)
     if levels.size == 0:
         return lid
-    u = (cols_x - ix) / ir
     along = np.arange(columns.size)
-    shapes = [(t, b) for b in LID_MARGIN_BENDS for t in LID_MARGIN_TILTS]
-    offsets = np.array([(t * u + b * u * u) * ir * sy for t, b in shapes])  # shapes x columns
-    at = np.rint(levels[None, :, None] + offsets[:, None, :]).astype(np.int64)  # shapes x levels x columns
-    inside = (at >= 0) & (at < ch)
-    scores = np.where(inside, step[np.clip(at, 0, ch - 1), along], 0.0).sum(axis=2) / np.maximum(
-        inside.sum(axis=2), 1
-    )
-    which = scores.argmax(axis=0)
-    by_level = scores[which, np.arange(levels.size)]
+    which, by_level = _best_curves(step, at, 0)
     # Local peaks over the heights (2 rows either side), strong enough against the strongest.
     padded = np.pad(by_level, 2, constant_values=-1.0)
     peaks = (by_level >= np.lib.stride_tricks.sliding_window_view(padded, 5).max(axis=1)) & (
@@ -665,12 +653,45 @@ def _margin_above(
 
 
 @functools.lru_cache(maxsize=1)
-def _band_shapes() -> tuple[np.ndarray, np.ndarray]:
+def _lid_shapes() -> tuple[np.ndarray, np.ndarray]:
     """The tilts and bends of the lid-shaped curves tried (LID_MARGIN_TILTS x LID_MARGIN_BENDS)."""
     tilts, bends = (a.ravel() for a in np.meshgrid(LID_MARGIN_TILTS, LID_MARGIN_BENDS))
     tilts.flags.writeable = False
     bends.flags.writeable = False
     return tilts, bends
+
+
+def _curves_above(
+    lid: Lid, cols_x: np.ndarray, iris: tuple[float, float], y0: int, sy: float, rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lid-shaped curves a margin is looked for along, at or above `lid` (the walk's):
+    the heights (work rows at the iris's centre column, from LID_MARGIN_REACH above the lid to
+    LID_MARGIN_BELOW under it), each shape's offsets from them (shapes x columns), and the
+    work row each curve crosses each column at (shapes x heights x columns)."""
+    ix, ir = iris
+    centre = float(lid.y_at(ix))
+    lo = int((centre - LID_MARGIN_REACH * ir - y0 + 0.5) * sy - 0.5)
+    hi = int((centre + LID_MARGIN_BELOW * ir - y0 + 0.5) * sy - 0.5)
+    levels = np.arange(max(0, lo), min(rows - 1, hi) + 1)
+    tilts, bends = _lid_shapes()
+    u = (cols_x - ix) / ir
+    offsets = (tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)
+    at = np.rint(levels[None, :, None] + offsets[:, None, :]).astype(np.int64)
+    return levels, offsets, at
+
+
+def _best_curves(values: np.ndarray, at: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each height, the shape whose curve has the highest mean of `values` (rows from work
+    row `first` on, x columns) along it, and that mean; parts of a curve off `values` count
+    for nothing."""
+    rows = values.shape[0]
+    inside = (at >= first) & (at < first + rows)
+    along = np.arange(values.shape[1])
+    scores = np.where(inside, values[np.clip(at - first, 0, rows - 1), along], 0.0).sum(axis=2) / np.maximum(
+        inside.sum(axis=2), 1
+    )
+    which = scores.argmax(axis=0)
+    return which, scores[which, np.arange(at.shape[1])]
 
 
 def _band_above(
@@ -703,27 +724,14 @@ def _band_above(
     """
     ix, ir = iris
     ch = sharp.shape[0]
-    centre = float(lid.y_at(ix))
-    lo = int((centre - LID_MARGIN_REACH * ir - y0 + 0.5) * sy - 0.5)
-    hi = int((centre + LID_MARGIN_BELOW * ir - y0 + 0.5) * sy - 0.5)
-    levels = np.arange(max(0, lo), min(ch - 1, hi) + 1)
+    levels, _, at = _curves_above(lid, cols_x, iris, y0, sy, ch)
     if levels.size <= 2 * run:
         return None
-    tilts, bends = _band_shapes()
-    u = (cols_x - ix) / ir
-    offsets = (tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)  # shapes x columns
-    at = np.rint(levels[None, :, None] + offsets[:, None, :]).astype(np.int64)  # shapes x levels x columns
     # Only the rows the curves cross are measured.
     first, last = max(0, int(at.min())), min(ch - 1, int(at.max()))
     dark = (sharp[first : last + 1] < dark_cut).astype(np.float32)
     share = cv2.blur(dark, (max(3, int(LID_BAND_WINDOW * radius)) | 1, 1))[:, columns]
-    inside = (at >= first) & (at <= last)
-    along = np.arange(columns.size)
-    scores = (share[np.clip(at - first, 0, last - first), along] * inside).sum(axis=2) / np.maximum(
-        inside.sum(axis=2), 1
-    )
-    which = scores.argmax(axis=0)
-    by_level = scores[which, np.arange(levels.size)]
+    which, by_level = _best_curves(share, at, first)
     # Crests: no lower than any height within `run` rows; the search's ends are never crests
     # (the band may go on past them).
     padded = np.pad(by_level, run, constant_values=np.inf)
