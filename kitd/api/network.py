@@ -48,10 +48,10 @@ from kitd.api.requests import (
 )
 from kitd.api.routes import get_devices, get_status, json_errors
 from kitd.api.sign_in import CALLER, Caller
-from kitd.clock import plausible_time
+from kitd.clock import KitClock, plausible_time
 from kitd.crypto.bundle import bundle_paths
 from kitd.kit import Kit
-from kitd.store.database import BUSY_TIMEOUT_S, database_path
+from kitd.store.database import database_path, open_database
 from kitd.store.outbox import KEPT, bundle_row, laptop_by_tls_fingerprint, touch_laptop
 from kitd.store.visits import outcomes_since
 from kitd.store.work_orders import (
@@ -81,7 +81,7 @@ _Read = TypeVar("_Read")
 class NetworkReads:
     """The network API's reads of who is asking and of the bundle asked for (its row, and the
     first piece of its file), on a thread and a connection to the kit's database of their own
-    (read only, opened there when first used).
+    (opened there when first used, as the kit opens it, then made read only).
 
     On the database's thread they would wait behind whatever it writes: a batch of receipts
     takes it for tens of milliseconds, and every download asked for meanwhile would stand
@@ -89,17 +89,15 @@ class NetworkReads:
     up, and sees every change committed before it reads (a laptop revoked by kitctl included).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: KitClock) -> None:
         self.path = path
+        self.clock = clock
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitd-network-reads")
         self._connection: sqlite3.Connection | None = None
 
     def _read(self, job: Callable[..., _Read], *args: Any) -> _Read:
         if self._connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            connection.row_factory = sqlite3.Row
+            connection = open_database(self.path, self.clock)
             connection.execute("PRAGMA query_only=ON")
             self._connection = connection
         return job(self._connection, *args)
@@ -445,7 +443,7 @@ def make_network_app(kit: Kit) -> web.Application:
     """The network API's app (served with kit.network_trust.server_context)."""
     app = web.Application(middlewares=[json_errors, require_paired_laptop])
     app[KIT_KEY] = kit
-    app[READS_KEY] = NetworkReads(database_path(kit.config.data_dir))
+    app[READS_KEY] = NetworkReads(database_path(kit.config.data_dir), kit.clock)
     app.on_cleanup.append(_close_reads)
     app.router.add_get("/api/v1/status", get_status)
     app.router.add_get("/api/v1/devices", get_devices)

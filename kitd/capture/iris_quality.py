@@ -73,8 +73,6 @@ import numpy as np
 
 from kitd.capture.iris_geometry import annulus, aspect, entropy, median, percentile, sample, unit_rays
 from kitd.capture.iris_segmentation import (
-    ANNULUS_ANGLES,
-    ANNULUS_RADII,
     COARSE_WIDTH,
     PUPIL_RAYS,
     coarse_pupil,
@@ -88,6 +86,9 @@ from kitd.capture.iris_segmentation import (
 from kitd.capture.quality_report import QualityReport, judge, merge_thresholds
 from kitd.grey_image import to_grey8
 
+# The rubber sheet's grid (the iris annulus sampled between the pupil and the limbus).
+ANNULUS_ANGLES = 120
+ANNULUS_RADII = 20
 # A lid margin this close above the pupil's top (pupil radii) touches it: on real eyes
 # (IITD development half) the dark margin and the pupil then read as one edge.
 LID_NEAR_PUPIL = 0.15

@@ -45,10 +45,6 @@ PUPIL_RAYS = 48
 # place of that first run, so a ramp widened by blur or motion is taken at its middle.
 PUPIL_FIRST_STEP = 0.5
 LIMBUS_STEP_DEG = 4.0
-# The rubber sheet's grid: the assessor's annulus, the lid search and the reflections' lid test
-# index the same cells, so all of them take it from here.
-ANNULUS_ANGLES = 120
-ANNULUS_RADII = 20
 # The limbus (set on the development half of the IITD eyes, see groundtruth/):
 LIMBUS_MIN_PUPIL_RATIO = 0.12  # the smallest pupil, as a share of the iris radius, looked for
 LIMBUS_FOOT = 0.9  # an edge point sits where its step has fallen to this share of its peak
@@ -370,7 +366,6 @@ LID_OFF_LIMBUS = 0.01  # iris radii inside the limbus a lid must be to be one (e
 LID_GAP = 0.1  # iris radii below the upper lid the lower one is looked for from (its shadow, its lashes)
 LID_BEND = 0.25  # a typical lid's bend, in 1 / iris radius
 LID_SHAPE_WEIGHT = 0.1  # the typical shape's pull, as a share of the points
-# --- BEGIN drop-in (constants go with the other LID_ constants) ---
 # An upper lid's walk that stops on something dark may have stopped in a curtain of lashes
 # hanging from the margin, or in the shadow the lid casts on the upper iris; the margin is then
 # the bottom of the solid band above: the lid-shaped curve along which grey steps up (dark
@@ -407,15 +402,15 @@ LID_LOWER_BEND = 0.1
 # points agree with, among lower-lid shapes (tilts and bends, 1 / iris radius: the marked lower
 # lids' tilts are within +-0.24, bends within -0.06..0.2 curving up at the sides), a point
 # agreeing within LID_LOWER_AGREE iris radii (about two rows of the work copy).
-LID_LOWER_TILTS = (-0.3, 0.3, 13)  # from, to, how many
-LID_LOWER_BENDS = (0.3, -0.1, 9)
+LID_LOWER_TILTS = tuple(np.linspace(-0.3, 0.3, 13).tolist())
+LID_LOWER_BENDS = tuple(np.linspace(0.3, -0.1, 9).tolist())
 LID_LOWER_AGREE = 0.02
 # Going down, the iris meets the lower lid in a dark band (the margin's shadow and the tear
 # meniscus's dark edge, a few pixels) just above the bright lid skin, often not dark enough to
 # stop the walk, which then stops on the skin below it. A band darker than the iris by this
-# share of (iris - pupil), starting within LID_LOWER_BAND_GAP iris radii above a bright stop and ending
-# within LID_LOWER_BAND_REACH above it, holds the margin: the marks put it anywhere from the band's
-# top to the skin, so the point moves LID_LOWER_BAND_SHARE of the way up the band.
+# share of (iris - pupil), starting within LID_LOWER_BAND_GAP iris radii above a bright stop
+# and ending within LID_LOWER_BAND_REACH above it, holds the margin: the marks put it anywhere
+# from the band's top to the skin, so the point moves LID_LOWER_BAND_SHARE of the way up it.
 LID_LOWER_BAND_DARK = 0.15
 LID_LOWER_BAND_GAP = 0.03
 LID_LOWER_BAND_REACH = 0.12
@@ -652,10 +647,13 @@ def _margin_above(
     return margin if margin is not None else lid
 
 
-@functools.lru_cache(maxsize=1)
-def _lid_shapes() -> tuple[np.ndarray, np.ndarray]:
-    """The tilts and bends of the lid-shaped curves tried (LID_MARGIN_TILTS x LID_MARGIN_BENDS)."""
-    tilts, bends = (a.ravel() for a in np.meshgrid(LID_MARGIN_TILTS, LID_MARGIN_BENDS))
+@functools.lru_cache(maxsize=2)
+def _lid_shapes(
+    tilts: tuple[float, ...] = LID_MARGIN_TILTS, bends: tuple[float, ...] = LID_MARGIN_BENDS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (tilt, bend) pair of the lid-shaped curves tried, the bends outermost: two
+    read-only arrays, made once (the upper lid's margin search, the lower lid's shapes)."""
+    tilts, bends = (a.ravel() for a in np.meshgrid(tilts, bends))
     tilts.flags.writeable = False
     bends.flags.writeable = False
     return tilts, bends
@@ -827,10 +825,8 @@ def _lower_lid_agreeing(
     Whether there is a lid at all is the walk's to say (enough columns found it)."""
     u = (cols_x[found] - centre_x) / ir
     v = edge[found] / ir
-    tilt, bend = np.meshgrid(np.linspace(*LID_LOWER_TILTS), np.linspace(*LID_LOWER_BENDS))
-    off = (
-        v[None, :] - tilt.reshape(-1, 1) * u[None, :] + bend.reshape(-1, 1) * (u * u)[None, :]
-    )  # shapes x points
+    tilt, bend = _lid_shapes(LID_LOWER_TILTS, LID_LOWER_BENDS)
+    off = v[None, :] - tilt[:, None] * u[None, :] + bend[:, None] * (u * u)[None, :]  # shapes x points
     # For every shape and every point's height, how many points lie within LID_LOWER_AGREE of
     # it: each shape's heights sorted, all shapes laid end to end (far apart) and searched at once.
     apart = float(np.ptp(off)) + 1.0

@@ -118,15 +118,12 @@ class Ledger:
         self, bundle_id: str, sha256: str, size: int, sealed_at: str | None, path: Path, now: str
     ) -> None:
         """The bundle's files are on disk, fsynced (a bundle stored again replaces its row)."""
-        self.conn.execute(
-            "INSERT OR REPLACE INTO bundles (bundle_id, sha256, size, sealed_at, path, stored_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (bundle_id, sha256, size, sealed_at, str(path), now),
-        )
+        self.record_stored_together([(bundle_id, sha256, size, sealed_at, path)], now)
 
     def record_stored_together(self, bundles: list[tuple[str, str, int, str | None, Path]], now: str) -> None:
         """Several bundles whose files are on disk, fsynced (bundle id, SHA-256, size, sealed
-        at, path each): one commit, one fsync, for all of them."""
+        at, path each): one commit, one fsync, for all of them (a bundle stored again replaces
+        its row)."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.executemany(

@@ -194,7 +194,6 @@ class Fetched:
     offer: Offer
     statement: dict[str, Any]
     sealed: Path
-    statement_path: Path
     resumed_from: int
 
 
@@ -392,7 +391,7 @@ class Pull:
         finally:
             links.put(link)
             bars.finished(offer.bundle_id)
-        return Fetched(offer, statement, sealed, statement_path, download.resumed_from)
+        return Fetched(offer, statement, sealed, download.resumed_from)
 
     def _settle(
         self,
