@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,7 +38,7 @@ from hil.browser import (
     sign_in_on_screen,
     start_screen_kit,
 )
-from hil.rig import simulation_officer
+from hil.rig import simulation_officer, wait_until
 
 KIT_ZONE = "Asia/Makassar"
 ID = catalogue("id")
@@ -68,11 +69,23 @@ def browser(kit: ScreenKit) -> Iterator[Any]:
 def screen(request: pytest.FixtureRequest, kit: ScreenKit, browser: Any, rig_logs: Any) -> Iterator[Screen]:
     for name, source in kit.logs().items():
         rig_logs.add(name, source)
+    started: list[str] = []
+
+    def note_start(response: Any) -> None:
+        if response.request.method == "POST" and response.url.endswith("/api/v1/diagnostics/guided"):
+            if response.status == 201:
+                started.append(response.json()["guided_id"])
+
     try:
         with screen_on(kit, browser, getattr(request, "param", "800x480"), "America/Sao_Paulo") as screen:
+            screen.page.on("response", note_start)
             yield screen
     finally:
         kit.set_language("technician", "id")
+        # A test that failed half-way leaves no guided test running for the next one.
+        for guided_id in started:
+            if kit.api("technician", "GET", f"/api/v1/diagnostics/guided/{guided_id}")["state"] == "running":
+                kit.api("technician", "DELETE", f"/api/v1/diagnostics/guided/{guided_id}")
 
 
 def on(page: Any, name: str) -> Any:
@@ -390,6 +403,53 @@ def test_the_panel_guided_on_the_screen(screen: Screen, kit: ScreenKit) -> None:
     expect(latest).to_have_attribute("data-run-id", ended["run_id"])
     expect(latest).to_contain_text(EN["diag.kind_guided"])
     expect(latest).to_have_attribute("data-status", "failed")
+
+
+def test_a_press_read_before_the_start_is_answered_is_ticked(screen: Screen, kit: ScreenKit) -> None:
+    """The technician presses Rekam/Lanjut the moment the test starts: the kit reads it before
+    the screen has the start's answer. Its event, come early, is ticked once the answer
+    comes (the screen's own re-reading refused here, so only the event can tick it). A CI
+    run lost such a press under load."""
+    page = screen.page
+    panel = kit.sims["panel"]
+    kit.wait_ready("panel")
+    kit.sign_in_browser(page, "technician")
+    on(page, "tech")
+    tab(page, ID, "guided").click()
+    page.route(
+        re.compile(r"/api/v1/diagnostics/guided/[0-9a-f]+$"),
+        lambda route: route.abort("aborted") if route.request.method == "GET" else route.fallback(),
+    )
+
+    def answered_late(route: Any) -> None:
+        answer = route.fetch()
+        guided_id = answer.json()["guided_id"]
+        panel.control("tap capture")
+        wait_until(
+            lambda: kit.api("technician", "GET", f"/api/v1/diagnostics/guided/{guided_id}")["current"]
+            == "press_retry",
+            "the kit read the press",
+        )
+        time.sleep(1.0)  # the event's way to the browser, which has no answer yet
+        route.fulfill(response=answer)
+
+    page.route(re.compile(r"/api/v1/diagnostics/guided$"), answered_late)
+    page.get_by_role("button", name=ID["guided.test.panel"], exact=True).click()
+    expect(step(page, "press_capture")).to_have_attribute("data-status", "done")
+    expect(page.get_by_test_id("guided-prompt")).to_have_attribute("data-step", "press_retry")
+
+
+def test_a_lost_event_is_made_good_by_the_screens_own_reading(screen: Screen, kit: ScreenKit) -> None:
+    """With no event stream at all (refused here), a press is still ticked: while a test runs
+    the screen reads its state with the status bar's poll."""
+    page = screen.page
+    page.route(re.compile(r"/api/v1/events"), lambda route: route.abort("aborted"))
+    panel = kit.sims["panel"]
+    kit.wait_ready("panel")
+    start_guided(page, kit, "panel")
+    panel.control("tap capture")
+    expect(step(page, "press_capture")).to_have_attribute("data-status", "done")
+    expect(page.get_by_test_id("guided-prompt")).to_have_attribute("data-step", "press_retry")
 
 
 def test_the_pad_guided_on_the_screen_with_the_pen_drawn_live(screen: Screen, kit: ScreenKit) -> None:

@@ -43,6 +43,15 @@ def test_tokens_are_random_and_end_at_sign_out_or_for_their_officer() -> None:
     assert signed_in.officer("") is None and signed_in.officer("not-a-token") is None
 
 
+def test_no_token_reads_as_an_option_on_a_command_line() -> None:
+    # kitctl takes the token after --token; argparse reads "-..." as an option. With
+    # base64url tokens 1 in 64 began with '-' (a CI run failed on one).
+    signed_in = SignedInOfficers(300, clock=Clock())
+    tokens = [signed_in.issue(BUDI) for _ in range(400)]
+    assert not [t for t in tokens if t.startswith("-")]
+    assert all(t.isascii() and t.isalnum() for t in tokens)
+
+
 def test_idle_tokens_are_dropped_when_new_ones_are_issued() -> None:
     clock = Clock()
     signed_in = SignedInOfficers(10, clock=clock)

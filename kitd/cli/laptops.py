@@ -97,16 +97,18 @@ def _pair(args: argparse.Namespace) -> int:
         print(f"kitctl laptops pair: --seconds must be above 0, not {args.seconds:g}", file=sys.stderr)
         return 2
     body = None if args.seconds is None else {"seconds": args.seconds}
+    # Ctrl-C may come the moment the window opens, before the wait has begun: it closes
+    # the window all the same, so that no code is left open for anyone in reach.
     try:
-        window = client.checked("POST", "/api/v1/pairing", body).json()
-    except (DaemonError, DaemonUnreachable) as exc:
-        print(f"kitctl laptops pair: {exc}", file=sys.stderr)
-        return 1
-    print(f"pairing code: {window['code']}", flush=True)
-    print(f"on the laptop: kit-sync pair <this kit's address>:{window['port']} {window['code']}")
-    print(f"the kit's TLS fingerprint (SHA-256): {window['kit_tls_fingerprint']}")
-    print(f"the window closes at {window['expires_at']} or after {window['attempts_left']} attempts")
-    try:
+        try:
+            window = client.checked("POST", "/api/v1/pairing", body).json()
+        except (DaemonError, DaemonUnreachable) as exc:
+            print(f"kitctl laptops pair: {exc}", file=sys.stderr)
+            return 1
+        print(f"pairing code: {window['code']}", flush=True)
+        print(f"on the laptop: kit-sync pair <this kit's address>:{window['port']} {window['code']}")
+        print(f"the kit's TLS fingerprint (SHA-256): {window['kit_tls_fingerprint']}")
+        print(f"the window closes at {window['expires_at']} or after {window['attempts_left']} attempts")
         return _wait(client, window)
     except KeyboardInterrupt:
         try:

@@ -255,6 +255,7 @@ async function refresh() {
   // A stream the server ended (restart) comes back; one refused is tried again now and then.
   if (S.events?.readyState === 2 && Date.now() - S.eventsAt > 30000) openEvents();
   updateDynamic();
+  recheckGuided();
 }
 
 async function loadMessages() {
@@ -1979,6 +1980,7 @@ function openTech(tab) {
     guided: null, // the guided test's state, as the daemon has it
     gBusy: false,
     gError: null,
+    gEarly: [], // the test's events that came before its start was answered
     ink: [], // the pad test's pen points, [x, y, pressure, tip] in the pad's units
     pad: null, // the pad's extent, as its points came
     drawn: 0, // how many of the points are on the canvas
@@ -2449,13 +2451,15 @@ function setGuided(g, fresh = false) {
 async function startGuided(test) {
   const D = S.diag;
   if (D.gBusy) return;
-  Object.assign(D, { gBusy: true, gError: null, ink: [], pad: null, drawn: 0 });
+  Object.assign(D, { gBusy: true, gError: null, ink: [], pad: null, drawn: 0, gEarly: [] });
   updateDynamic();
   const r = await api('/diagnostics/guided', { method: 'POST', body: { test } });
   if (S.diag !== D) return;
   D.gBusy = false;
-  if (r.ok) setGuided(r.data, true);
-  else D.gError = apiText(r.data.error, null);
+  if (r.ok) {
+    setGuided(r.data, true);
+    replayEarlyGuided(D, r.data.guided_id);
+  } else D.gError = apiText(r.data.error, null);
   updateDynamic();
 }
 
@@ -2485,7 +2489,26 @@ function onGuidedEvent(e) {
   } catch {
     return;
   }
-  if (S.diag?.guided) setGuided(d);
+  if (S.diag?.gBusy && !S.diag.guided) S.diag.gEarly.push(d);
+  else if (S.diag?.guided) setGuided(d);
+}
+
+// Between the start's request and its answer the test's first events may already come (the
+// technician pressed a button at once): they are kept and replayed on the answer, not lost.
+function replayEarlyGuided(D, id) {
+  const early = D.gEarly.filter((g) => g.guided_id === id);
+  D.gEarly = [];
+  for (const g of early) setGuided(g);
+}
+
+// An event lost on the way (a stream dropped, a slow screen) would leave a step looking
+// unmet; while a test runs the screen also asks for its state with the status bar's poll.
+async function recheckGuided() {
+  const D = S.diag;
+  const g = D?.guided;
+  if (!g || g.state !== 'running' || D.gBusy) return;
+  const r = await api(`/diagnostics/guided/${encodeURIComponent(g.guided_id)}`);
+  if (r.ok && S.diag === D) setGuided(r.data);
 }
 
 function guidedView() {

@@ -49,7 +49,9 @@ class SignedInOfficers:
 
     def issue(self, officer: Officer, standing: str = "", credential: Any = None) -> str:
         self._forget_idle()
-        token = secrets.token_urlsafe(32)
+        # Hex, not base64url: a technician passes it after --token, and one in 64 base64url
+        # tokens begins with '-', which a command line reads as an option.
+        token = secrets.token_hex(32)
         self._tokens[token] = _Token(officer, self._clock(), standing, credential)
         return token
 
