@@ -84,6 +84,9 @@ def test_leds_say_ready_capturing_judging_and_error() -> None:
     judging = capturing(current_status="capturing", session_running=True, judging=True)
     assert leds(judging)["capturing"] == "blink"
     assert leds(capturing(failed=True)) == {"ready": "off", "capturing": "off", "error": "on"}
+    # A session started just now is shown capturing, even one already over.
+    shown = capturing(current_status="captured", session_running=False, capture_shown=True)
+    assert leds(shown) == {"ready": "off", "capturing": "on", "error": "off"}
 
 
 def test_tones_for_the_kit_s_events() -> None:
@@ -264,6 +267,20 @@ def test_panel_drives_a_visit_from_button_presses() -> None:
                 break
         assert ("panel", "meaningless", "meaningless") in kinds and ("panel", "accept", "done") in kinds
         events.close()
+
+    asyncio.run(run_panel(scenario))
+
+
+def test_a_capture_over_before_the_panel_follows_still_shows_amber() -> None:
+    # A CI run on a busy machine: the panel read the item's start after its session had
+    # ended, and amber never lit. It is shown CAPTURING_SHOWN_S all the same, then green.
+    async def scenario(kit: FakeKit, panel: Panel, factory: MockFactory) -> None:
+        led = {name: factory.pin(pin) for name, pin in WIRING.leds.items()}
+        await settle(lambda: led["ready"].state, "ready LED")
+        await kit.start_item("v1", "finger:1")  # from the screen
+        kit.sessions_by_id["s1"].core.ended = True  # over before the panel reads the start
+        await settle(lambda: led["capturing"].state and not led["ready"].state, "amber shown")
+        await settle(lambda: led["ready"].state and not led["capturing"].state, "then ready again")
 
     asyncio.run(run_panel(scenario))
 

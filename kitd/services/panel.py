@@ -36,6 +36,9 @@ log = logging.getLogger("kitd.panel")
 
 # The amber LED blinks while judged presses or frames came within this long.
 JUDGING_S = 1.0
+# A capture that ends at once (a good finger on a quick reader, or the panel following the
+# kit's events late on a busy kit) still shows amber this long: a shorter flash is not seen.
+CAPTURING_SHOWN_S = 0.4
 
 
 class PanelContext(Protocol):
@@ -58,6 +61,8 @@ class Panel:
         self._presses: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._judging_until = 0.0
         self._judge_timer: asyncio.TimerHandle | None = None
+        self._capturing_until = 0.0
+        self._capturing_timer: asyncio.TimerHandle | None = None
         self._failed = False
         self._last_done: str | None = None
         self._visit_sessions: set[str] = set()
@@ -105,8 +110,9 @@ class Panel:
             self.driver.on_button = None
             subscription.close()
             presses.cancel()
-            if self._judge_timer is not None:
-                self._judge_timer.cancel()
+            for timer in (self._judge_timer, self._capturing_timer):
+                if timer is not None:
+                    timer.cancel()
 
     def _told(self, button: str, what: str) -> None:
         """From gpiozero's threads: hand the change to the event loop, in order."""
@@ -162,6 +168,7 @@ class Panel:
             has_best=has_best,
             last_done=self._last_done,
             judging=time.monotonic() < self._judging_until,
+            capture_shown=time.monotonic() < self._capturing_until,
             failed=self._failed,
             officer_present=self._officer_present(visit.officer),
         )
@@ -216,6 +223,7 @@ class Panel:
             self._failed = False
         if change in ("item_started", "item_retried"):
             self._last_done = None
+            self._show_capturing()
         if change in ("item_accepted", "item_session_ended") and status in ("captured", "forced"):
             self._last_done = data.get("item")
         if change in ("item_excepted", "ending") or data.get("state") in ("finished", "ended"):
@@ -226,6 +234,14 @@ class Panel:
         tone = tone_for("visit", data, False)
         if tone:
             self.sound(tone)
+
+    def _show_capturing(self) -> None:
+        self._capturing_until = time.monotonic() + CAPTURING_SHOWN_S
+        if self._loop is None:
+            return
+        if self._capturing_timer is not None:
+            self._capturing_timer.cancel()
+        self._capturing_timer = self._loop.call_later(CAPTURING_SHOWN_S + 0.05, self.render)
 
     # --- what a button does ----------------------------------------------------------------
 

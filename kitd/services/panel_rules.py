@@ -53,6 +53,7 @@ class PanelView:
     has_best: bool = False  # the current item has a capture to accept (a best so far)
     last_done: str | None = None  # the item captured last (Retry between items retakes it)
     judging: bool = False  # the session judged a press or frame just now
+    capture_shown: bool = False  # an item's session started just now (amber is shown a while)
     failed: bool = False  # the last action or session failed (the screen says why)
     officer_present: bool = True  # the visit's officer is signed in
 
@@ -132,7 +133,7 @@ def _cancel(view: PanelView, what: str) -> Decision:
 
 def leds(view: PanelView) -> dict[str, str]:
     """The LEDs for `view`: ready (green), capturing (amber; blinking while judging), error (red)."""
-    capturing = view.current_status == "capturing" and view.session_running
+    capturing = view.capture_shown or (view.current_status == "capturing" and view.session_running)
     return {
         "ready": "on" if not (capturing or view.failed) else "off",
         "capturing": ("blink" if view.judging else "on") if capturing else "off",
