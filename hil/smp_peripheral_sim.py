@@ -72,6 +72,8 @@ Control channel: TCP on 127.0.0.1, one command per line, one reply line, `ok [DE
     drop-every N             drop every Nth request frame (never answered; 0: off)
     corrupt-every N          flip a byte in every Nth answer frame (its CRC fails; 0: off)
     reset-at-offset N        reset by itself once an upload has written past byte N (once)
+    unplug-at-offset N       the cable pulled once an upload has written past byte N (once),
+                             that chunk unanswered; the board keeps running (`replug`)
     corrupt-upload           the next upload chunk reaches flash with one byte flipped (once):
                              the upload completes with match false
     power-loss               the port vanishes at once, the unanswered and unwritten are
@@ -290,6 +292,7 @@ class Faults:
     drop_every: int = 0
     corrupt_every: int = 0
     reset_at_offset: int | None = None
+    unplug_at_offset: int | None = None
     corrupt_upload: bool = False
     fail_self_test: set[str] = field(default_factory=set)
 
@@ -644,6 +647,13 @@ class PeripheralSim:
             self.faults.reset_at_offset = None
             self.go_down(f"by itself at upload offset {upload.off}")
             return None
+        limit = self.faults.unplug_at_offset
+        if limit is not None and upload.off > limit:
+            self.faults.unplug_at_offset = None
+            self.plugged = False
+            self.close_port()
+            log.info("unplugged at upload offset %d", upload.off)
+            return None
         fields: dict[str, Any] = {"off": upload.off}
         if upload.off == upload.length:
             if upload.sha is not None:
@@ -707,6 +717,7 @@ class PeripheralSim:
                 "drop_every": self.faults.drop_every,
                 "corrupt_every": self.faults.corrupt_every,
                 "reset_at_offset": self.faults.reset_at_offset,
+                "unplug_at_offset": self.faults.unplug_at_offset,
                 "corrupt_upload": self.faults.corrupt_upload,
                 "fail_self_test": sorted(self.faults.fail_self_test),
             },
@@ -813,6 +824,12 @@ class ControlServer(ControlChannel):
             raise ValueError("usage: reset-at-offset N")
         self.sim.call(lambda: setattr(self.sim.faults, "reset_at_offset", int(args[0])))
         return f"ok reset once an upload passes byte {args[0]}"
+
+    def _cmd_unplug_at_offset(self, args: list[str]) -> str:
+        if len(args) != 1 or not args[0].isdigit():
+            raise ValueError("usage: unplug-at-offset N")
+        self.sim.call(lambda: setattr(self.sim.faults, "unplug_at_offset", int(args[0])))
+        return f"ok unplugged once an upload passes byte {args[0]}"
 
     def _cmd_corrupt_upload(self, args: list[str]) -> str:
         self.sim.call(lambda: setattr(self.sim.faults, "corrupt_upload", True))
