@@ -22,6 +22,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
+from kitsync.pull import RECEIPT_BATCH
 
 from hil.field_laptop import (
     KitCrash,
@@ -233,9 +234,10 @@ def test_a_laptop_killed_anywhere_in_a_pull_loses_and_duplicates_nothing(
 # Issue 30: each round kills the kit once, at a point of the pull chosen for the round.
 KIT_KILL_ROUNDS = int(os.environ.get("KIT_KILL_ROUNDS", "8"))
 # Where a round kills the kit, and how many bundles it needs that the laptop has not touched.
-# Three receipts: the kit records each about a millisecond after the one before, and a kill
-# "amid the receipts" must land between two of them.
-KIT_KILL_POINTS = {"download": 1, "between downloads": 2, "receipts": 3}
+# The kit records the receipts of one request in one commit (kitd.services.outbox), and
+# kit-sync sends them RECEIPT_BATCH (10) a request: a kill "amid the receipts" lands between
+# the first request's and the second's, so that round needs 12 bundles.
+KIT_KILL_POINTS = {"download": 1, "between downloads": 2, "receipts": RECEIPT_BATCH + 2}
 # Inside a download: its answer past this many bytes, more than any other answer of the kit.
 DOWNLOAD_KILL_FROM = 64 * 1024
 
@@ -328,7 +330,8 @@ def test_a_kit_killed_anywhere_in_a_pull_loses_and_duplicates_nothing(
                     at = whole + chance.randint(1, len(to_download) - 1)
                     crash.when(lambda at=at: len(whole_on_laptop(out)) >= at)
                 else:
-                    at = taken_before + chance.randint(1, len(waiting) - 1)
+                    # Within the first request's receipts: the kill comes once they are taken.
+                    at = taken_before + chance.randint(1, min(RECEIPT_BATCH, len(waiting) - 1))
                     crash.when(lambda at=at, count=acknowledged: count() >= at)
                 relay.waiting = chance.random() < 2 / 3
                 running = laptop.start("pull", out, "--no-progress")

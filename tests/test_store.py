@@ -12,7 +12,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from hil.sample_orders import orders_csv, sample_order
-from kitd.store.database import MIGRATIONS, DatabaseError, open_database
+from kitd.store.database import MIGRATIONS, DatabaseError, open_database, transaction
 from kitd.store.officers import (
     LastSupervisor,
     OfficerError,
@@ -67,6 +67,24 @@ def test_database_is_durable_and_migrated(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(DatabaseError, match="newer than this kitd knows"):
         open_database(path)
+
+
+def test_a_transaction_inside_another_is_undone_alone_and_committed_with_it(tmp_path: Path) -> None:
+    conn = open_database(tmp_path / "kitd.sqlite")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    with transaction(conn):
+        conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(sqlite3.IntegrityError), transaction(conn):
+            conn.execute("INSERT INTO t VALUES (2)")
+            raise sqlite3.IntegrityError("this one is refused")
+        with transaction(conn):
+            conn.execute("INSERT INTO t VALUES (3)")
+        assert conn.in_transaction  # the inner ones committed nothing yet
+    assert not conn.in_transaction
+    conn.close()
+    again = open_database(tmp_path / "kitd.sqlite")
+    assert [x for (x,) in again.execute("SELECT x FROM t ORDER BY x")] == [1, 3]
+    again.close()
 
 
 def test_unusable_database_path_is_named(tmp_path: Path) -> None:

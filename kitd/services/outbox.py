@@ -40,6 +40,7 @@ from kitd.durable_files import DISK, FileOps, is_temporary, make_directory, remo
 from kitd.errors import KitError
 from kitd.store import outbox as rows
 from kitd.store.audit import SYSTEM, append_entry
+from kitd.store.database import transaction
 from kitd.store.outbox import KEPT
 
 log = logging.getLogger("kitd.outbox")
@@ -106,6 +107,11 @@ def _short(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
         return value
     return repr(value)[:128]
+
+
+def _bundle_named(document: Any) -> Any:
+    statement = document.get("statement") if isinstance(document, dict) else None
+    return statement.get("bundle_id") if isinstance(statement, dict) else None
 
 
 def _refuse_unexpected(statement: dict[str, Any], kind: str | None, laptop: str | None) -> None:
@@ -372,13 +378,15 @@ class Outbox:
         now = now or clock_of(conn).now()
         laptops = self.known_laptops(conn)
         central = self.central_certificate()
-        results = []
-        for index, document in enumerate(documents):
+        results: list[dict[str, Any]] = []
+        failed: OutboxError | None = None
+
+        def take(index: int, document: Any) -> dict[str, Any]:
             result: dict[str, Any] = {"index": index}
             statement = document.get("statement") if isinstance(document, dict) else None
             if isinstance(statement, dict):
                 result.update(bundle_id=statement.get("bundle_id"), type=statement.get("type"))
-            try:
+            with transaction(conn):
                 try:
                     if isinstance(statement, dict):
                         _refuse_unexpected(statement, kind, laptop)
@@ -388,18 +396,37 @@ class Outbox:
                     result.update(result="refused", reason=str(exc))
                     said = {k: _short(v) for k, v in result.items() if k != "result"}
                     append_entry(conn, actor, "receipt_refused", said)
-            except sqlite3.Error as exc:
-                # The disk (full, failing) refused the change: nothing of this receipt is
-                # taken, the ones before it are; sent again, those come back 'duplicate'.
-                raise OutboxError(
-                    f"the kit's database could not record receipt {index} (bundle "
-                    f"{result.get('bundle_id')}): {exc}; the receipts before it are taken, send it again"
-                ) from None
-            results.append(result)
+            return result
+
+        try:
+            # One commit for the request (on a kit's SD card each fsync costs milliseconds);
+            # each receipt in a savepoint of its own, so that one the disk refuses leaves the
+            # ones before it to be committed.
+            with transaction(conn):
+                for index, document in enumerate(documents):
+                    try:
+                        results.append(take(index, document))
+                    except sqlite3.Error as exc:
+                        failed = OutboxError(
+                            f"the kit's database could not record receipt {index} (bundle "
+                            f"{_bundle_named(document)}): {exc}; the receipts before it are taken, "
+                            "send it again"
+                        )
+                        break
+        except sqlite3.Error as exc:
+            named = list(dict.fromkeys(str(_bundle_named(d)) for d in documents))
+            bundles = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+            raise OutboxError(
+                f"the kit's database could not record the {len(documents)} receipts (bundle {bundles}): "
+                f"{exc}; none of them is taken, send them again"
+            ) from None
+        for result in results:
             if result["result"] == "refused":
-                log.warning("receipt %d refused: %s", index, result["reason"])
+                log.warning("receipt %d refused: %s", result["index"], result["reason"])
             else:
                 log.info("receipt for bundle %s: %s", result["bundle_id"], result["result"])
+        if failed is not None:
+            raise failed
         return results
 
     def _apply(self, conn: sqlite3.Connection, receipt: Any, now: dt.datetime, actor: str) -> dict[str, Any]:

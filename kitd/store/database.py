@@ -240,7 +240,21 @@ def _statements(script: str) -> list[str]:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, committed on leaving, rolled back on any exception."""
+    """One write transaction, committed on leaving, rolled back on any exception.
+
+    Inside another one, a savepoint: on an exception only its own changes are undone, and what
+    it did is committed with the outer transaction (one commit, one fsync, for many changes)."""
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT nested")
+        try:
+            yield
+            conn.execute("RELEASE nested")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO nested")
+                conn.execute("RELEASE nested")
+            raise
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield

@@ -289,6 +289,8 @@ class Pull:
                     lost = self._recorded(sending, ledger, acknowledged, bars, wait=False) or lost
                 while fetching and not lost:
                     lost = self._settle(fetching, ledger, waiting, bars)
+                    if len(waiting) >= RECEIPT_BATCH and not lost:
+                        sending.append(self._send(waiting, receipts))
             finally:
                 # What is still on its way: not begun, dropped; begun, its files kept for the
                 # next pull (a fetcher stores nothing in the ledger).
