@@ -349,6 +349,12 @@ class PeripheralSim:
         log.info("port up: %s -> %s", self.setup.link, self.pty_name)
         return self.pty_name
 
+    def unplug(self) -> bool:
+        """The cable pulled: the port goes and stays gone until replugged; the board runs on.
+        False when it was unplugged already."""
+        self.plugged = False
+        return self.close_port()
+
     def close_port(self) -> bool:
         if self.master is None:
             return False
@@ -650,8 +656,7 @@ class PeripheralSim:
         limit = self.faults.unplug_at_offset
         if limit is not None and upload.off > limit:
             self.faults.unplug_at_offset = None
-            self.plugged = False
-            self.close_port()
+            self.unplug()
             log.info("unplugged at upload offset %d", upload.off)
             return None
         fields: dict[str, Any] = {"off": upload.off}
@@ -819,17 +824,17 @@ class ControlServer(ControlChannel):
     def _cmd_corrupt_every(self, args: list[str]) -> str:
         return self._every(args, "corrupt_every")
 
-    def _cmd_reset_at_offset(self, args: list[str]) -> str:
+    def _at_offset(self, args: list[str], name: str, what: str) -> str:
         if len(args) != 1 or not args[0].isdigit():
-            raise ValueError("usage: reset-at-offset N")
-        self.sim.call(lambda: setattr(self.sim.faults, "reset_at_offset", int(args[0])))
-        return f"ok reset once an upload passes byte {args[0]}"
+            raise ValueError(f"usage: {name.replace('_', '-')} N")
+        self.sim.call(lambda: setattr(self.sim.faults, name, int(args[0])))
+        return f"ok {what} once an upload passes byte {args[0]}"
+
+    def _cmd_reset_at_offset(self, args: list[str]) -> str:
+        return self._at_offset(args, "reset_at_offset", "reset")
 
     def _cmd_unplug_at_offset(self, args: list[str]) -> str:
-        if len(args) != 1 or not args[0].isdigit():
-            raise ValueError("usage: unplug-at-offset N")
-        self.sim.call(lambda: setattr(self.sim.faults, "unplug_at_offset", int(args[0])))
-        return f"ok unplugged once an upload passes byte {args[0]}"
+        return self._at_offset(args, "unplug_at_offset", "unplugged")
 
     def _cmd_corrupt_upload(self, args: list[str]) -> str:
         self.sim.call(lambda: setattr(self.sim.faults, "corrupt_upload", True))
@@ -865,11 +870,7 @@ class ControlServer(ControlChannel):
         return "ok " + json.dumps(reading, separators=(",", ":"))
 
     def _cmd_unplug(self, args: list[str]) -> str:
-        def pull() -> bool:
-            self.sim.plugged = False
-            return self.sim.close_port()
-
-        return "ok unplugged" if self.sim.call(pull) else "ok already unplugged"
+        return "ok unplugged" if self.sim.call(self.sim.unplug) else "ok already unplugged"
 
     def _cmd_replug(self, args: list[str]) -> str:
         def push() -> str:

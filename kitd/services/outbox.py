@@ -109,9 +109,14 @@ def _short(value: Any) -> Any:
     return repr(value)[:128]
 
 
-def _bundle_named(document: Any) -> Any:
+def _statement_of(document: Any) -> dict[str, Any] | None:
+    """A receipt's statement, when it has one to read (a refused receipt may not)."""
     statement = document.get("statement") if isinstance(document, dict) else None
-    return statement.get("bundle_id") if isinstance(statement, dict) else None
+    return statement if isinstance(statement, dict) else None
+
+
+def _bundle_named(document: Any) -> Any:
+    return (_statement_of(document) or {}).get("bundle_id")
 
 
 def _refuse_unexpected(statement: dict[str, Any], kind: str | None, laptop: str | None) -> None:
@@ -383,12 +388,12 @@ class Outbox:
 
         def take(index: int, document: Any) -> dict[str, Any]:
             result: dict[str, Any] = {"index": index}
-            statement = document.get("statement") if isinstance(document, dict) else None
-            if isinstance(statement, dict):
+            statement = _statement_of(document)
+            if statement is not None:
                 result.update(bundle_id=statement.get("bundle_id"), type=statement.get("type"))
             with transaction(conn):
                 try:
-                    if isinstance(statement, dict):
+                    if statement is not None:
                         _refuse_unexpected(statement, kind, laptop)
                     receipt = check_receipt(document, laptops, central, now)
                     result.update(self._apply(conn, receipt, now, actor))

@@ -41,6 +41,30 @@ JUDGING_S = 1.0
 CAPTURING_SHOWN_S = 0.4
 
 
+class _Lately:
+    """Something the LEDs show for a while after it happened (judging, a capture started): true
+    until `seconds` after the last :meth:`happened`, when the panel renders again."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._until = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def happened(self, loop: asyncio.AbstractEventLoop | None, render: Callable[[], None]) -> None:
+        self._until = time.monotonic() + self.seconds
+        self.cancel()
+        if loop is not None:
+            self._timer = loop.call_later(self.seconds + 0.05, render)
+
+    def __bool__(self) -> bool:
+        return time.monotonic() < self._until
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class PanelContext(Protocol):
     """What the panel needs of its kit (kitd.kit.Kit)."""
 
@@ -59,10 +83,8 @@ class Panel:
         self.device_id = device_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self._presses: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        self._judging_until = 0.0
-        self._judge_timer: asyncio.TimerHandle | None = None
-        self._capturing_until = 0.0
-        self._capturing_timer: asyncio.TimerHandle | None = None
+        self._judging = _Lately(JUDGING_S)
+        self._capturing = _Lately(CAPTURING_SHOWN_S)
         self._failed = False
         self._last_done: str | None = None
         self._visit_sessions: set[str] = set()
@@ -110,9 +132,8 @@ class Panel:
             self.driver.on_button = None
             subscription.close()
             presses.cancel()
-            for timer in (self._judge_timer, self._capturing_timer):
-                if timer is not None:
-                    timer.cancel()
+            self._judging.cancel()
+            self._capturing.cancel()
 
     def _told(self, button: str, what: str) -> None:
         """From gpiozero's threads: hand the change to the event loop, in order."""
@@ -167,8 +188,8 @@ class Panel:
             session_running=running,
             has_best=has_best,
             last_done=self._last_done,
-            judging=time.monotonic() < self._judging_until,
-            capture_shown=time.monotonic() < self._capturing_until,
+            judging=bool(self._judging),
+            capture_shown=bool(self._capturing),
             failed=self._failed,
             officer_present=self._officer_present(visit.officer),
         )
@@ -190,11 +211,7 @@ class Panel:
         if event.type == "assessment":
             view = self.view()
             if data.get("session") in self._current_sessions(view):
-                self._judging_until = time.monotonic() + JUDGING_S
-                if self._judge_timer is not None:
-                    self._judge_timer.cancel()
-                assert self._loop is not None
-                self._judge_timer = self._loop.call_later(JUDGING_S + 0.05, self.render)
+                self._judging.happened(self._loop, self.render)
             else:
                 return
         elif event.type == "end":
@@ -223,7 +240,7 @@ class Panel:
             self._failed = False
         if change in ("item_started", "item_retried"):
             self._last_done = None
-            self._show_capturing()
+            self._capturing.happened(self._loop, self.render)
         if change in ("item_accepted", "item_session_ended") and status in ("captured", "forced"):
             self._last_done = data.get("item")
         if change in ("item_excepted", "ending") or data.get("state") in ("finished", "ended"):
@@ -234,14 +251,6 @@ class Panel:
         tone = tone_for("visit", data, False)
         if tone:
             self.sound(tone)
-
-    def _show_capturing(self) -> None:
-        self._capturing_until = time.monotonic() + CAPTURING_SHOWN_S
-        if self._loop is None:
-            return
-        if self._capturing_timer is not None:
-            self._capturing_timer.cancel()
-        self._capturing_timer = self._loop.call_later(CAPTURING_SHOWN_S + 0.05, self.render)
 
     # --- what a button does ----------------------------------------------------------------
 
