@@ -60,6 +60,10 @@ LIMBUS_PRIOR_WEIGHT = 0.1
 # development eyes the points so dropped lay 9-13 px outside the marked limbus, the rest
 # within 2 px of it.
 LIMBUS_HORIZONTAL_SIN = 0.35  # |sin| of the rays the reference is taken from
+# A ray that leaves the frame near the limbus gives a point only with a step this share of
+# the horizontal rays' median: with the iris running past the frame's edge, its strongest
+# step inside is texture, and a circle fitted through it shrinks into the frame.
+LIMBUS_CLIPPED_STEP = 0.7
 LIMBUS_MAX_STEP = 1.6  # a limbus step is at most this many times the horizontal rays' median step
 LIMBUS_MIN_SCLERA = 0.7  # the grey just past a limbus step: at least this share of the horizontal sclera's
 LIMBUS_SCLERA_REACH = 0.16  # iris radii past the step the sclera's grey is read over
@@ -284,7 +288,9 @@ def limbus(
     limbi sit relative to their pupils (side arcs alone hardly tell the centre's height);
     then the lower sector's points that lie on it (the limbus, not the lower lid) join in.
     Rays whose step is far stronger than the near-horizontal rays' or lands on grey far
-    darker than their sclera (a lid, lashes, shaded sclera) give no point.
+    darker than their sclera (a lid, lashes, shaded sclera) give no point. Rays that leave
+    the frame near the limbus set no reference and give a point only on a strong step: the
+    iris may run on past the edge.
     """
     px, py, pr = (v / factor for v in pupil)
     h, w = half.shape
@@ -316,12 +322,18 @@ def limbus(
     reach = max(2, round(LIMBUS_SCLERA_REACH * peak))  # samples are 1 px of the half-size frame apart
     past = (index > best[:, None] + 1) & (index <= best[:, None] + reach) & ~off_frame
     beyond = (profiles * past).sum(axis=1) / np.maximum(past.sum(axis=1), 1)
+    # A ray that leaves the frame inside the search window may not reach its limbus at all
+    # (the iris continues past the frame's edge): its strongest step there is texture.
+    clipped = (off_frame & window[None, :]).any(axis=1)
     horizontal = (np.abs(sin) < LIMBUS_HORIZONTAL_SIN) & keep & past.any(axis=1)
+    if (horizontal & ~clipped).sum() >= 3:
+        horizontal &= ~clipped
     if horizontal.sum() >= 3:
         greys = beyond[horizontal]
         sclera = float(np.partition(greys, (3 * greys.size) // 4)[(3 * greys.size) // 4])
         step = median(found[horizontal])
         plausible = keep & (beyond >= LIMBUS_MIN_SCLERA * sclera) & (found <= LIMBUS_MAX_STEP * step)
+        plausible &= ~clipped | (found >= LIMBUS_CLIPPED_STEP * step)
         # Never at the cost of the eye: with too few left, every step stays.
         if plausible.sum() >= 8:
             keep = plausible
