@@ -4,7 +4,8 @@ Its one job: make, from one grey eye image and where its iris is, the copies the
 assessor must score lower and name: blurred (out of focus), an upper lid lowered over the
 iris (flat skin grey, or skin texture taken from the image's own skin), darkened (a weak
 illuminator) and noisy (a sensor at high gain). Each comes with the feedback a person
-would give. Pure functions of numpy arrays.
+would give. Also a curtain of lashes hung from a marked upper lid, which must not move the
+lid found. Pure functions of numpy arrays.
 """
 
 from __future__ import annotations
@@ -83,3 +84,38 @@ DEGRADATIONS: dict[str, tuple[str | None, Callable[[np.ndarray, Circle, Circle],
     "darkened": ("too_dark", lambda g, iris, pupil: darkened(g)),
     "noisy": (None, lambda g, iris, pupil: noisy(g)),  # any feedback: it must not pass
 }
+
+
+def lash_curtain(
+    grey: np.ndarray,
+    iris: Circle,
+    margin: Callable[[np.ndarray], np.ndarray],
+    reach: float = 0.4,
+    seed: int = 0,
+) -> np.ndarray:
+    """Dense dark lashes hanging from the upper lid's margin over the iris (`margin`: the lid's
+    y for an array of x): one strand about every pixel along the margin, each from its root
+    down to 0.1-`reach` iris radii, 1-1.5 px thick, fanning out towards the eye's corners, in
+    near-black. The margin, at the roots, stays where it was: a lid finder must find it there,
+    not at the strands' tips."""
+    rng = np.random.default_rng(seed)
+    ix, _, ir = iris
+    h, w = grey.shape
+    scale = 4  # drawn at four times the size, then shrunk: strands a pixel thick, smooth
+    ink = np.zeros((h * scale, w * scale), np.uint8)
+    x = ix - 1.1 * ir
+    while x < ix + 1.1 * ir:
+        root = float(margin(np.array([x]))[0])
+        length = rng.uniform(0.1, reach) * ir
+        lean = length * (0.25 * (x - ix) / ir + rng.normal(0.0, 0.1))
+        t = np.linspace(0.0, 1.0, 8)
+        points = np.stack([x + lean * t * t, root - 1.0 + length * t], axis=1)
+        # polylines' shift=2 takes coordinates in quarter pixels of the drawn canvas
+        cv2.polylines(
+            ink, [np.rint(points * scale * 4).astype(np.int32)], False, 255,
+            int(rng.choice([3, 4, 6])), cv2.LINE_AA, shift=2,
+        )  # fmt: skip
+        x += rng.exponential(1.0 / 0.6)
+    cover = cv2.resize(ink, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    out = grey.astype(np.float32) * (1.0 - cover) + 30.0 * cover
+    return np.clip(out, 0, 255).astype(np.uint8)

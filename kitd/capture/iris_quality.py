@@ -22,7 +22,8 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   where the summed iris-to-sclera steps peak, then each ray's own step near it, moved in to
   the foot of its ramp (where a person puts the limbus). Rays whose step is far stronger
   than the near-horizontal rays' (a lid, lashes) or lands on grey far darker than their
-  sclera (sclera the lid shades) give no point. The circle is fitted to the side sectors,
+  sclera (sclera the lid shades) give no point, and so do weak steps on rays that leave
+  the frame near the limbus (the iris may run on past its edge). The circle is fitted to the side sectors,
   its centre drawn a little towards where real limbi sit relative to their pupils (side
   arcs alone hardly fix its height), then the lower sector's points on it join in.
 * **Lids**: column by column across the iris, walking away from the pupil on a copy blurred
@@ -30,7 +31,9 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   margin and the lashes' roots); a parabola through those points, robustly. An upper walk
   that stops on dark may be in a curtain of lashes: the margin is then the bottom of the
   band the lashes' roots make (where lash-dark pixels are densest along a lid-shaped
-  curve), or else the strongest dark-to-light step above. A lower walk that stops on skin
+  curve); where the lid still runs along strands hanging down the eye (a curtain), the
+  margin is the row of their roots, the lid-shaped curve above along which no iris shows
+  between the strands (the darkest). A lower walk that stops on skin
   moves up into the margin's dark band, and only the points one flat lid shape agrees with
   are fitted (where the walk meets the limbus, the points curve as it does). A lid down
   over the pupil is read down the pupil's middle column. Whatever the lids leave between

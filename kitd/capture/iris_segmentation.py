@@ -380,18 +380,10 @@ LID_BEND = 0.25  # a typical lid's bend, in 1 / iris radius
 LID_SHAPE_WEIGHT = 0.1  # the typical shape's pull, as a share of the points
 # An upper lid's walk that stops on something dark may have stopped in a curtain of lashes
 # hanging from the margin, or in the shadow the lid casts on the upper iris; the margin is then
-# the bottom of the solid band above: the lid-shaped curve along which grey steps up (dark
-# above, iris below) most, searched this far above the walk's lid (iris radii; a curtain or a
-# shadow reaches about a third of the iris radius below the margin).
+# looked for along lid-shaped curves up to this far above the walk's lid (iris radii; a curtain
+# or a shadow reaches about a third of the iris radius below the margin).
 LID_MARGIN_REACH = 0.4
 LID_MARGIN_BELOW = 0.03  # iris radii below the walk's lid the curve may still lie (its own edge)
-# The curve's mean step must reach this share of (iris - pupil) for a margin to be taken: the
-# tips of a lash curtain end at scattered heights, and blurred along the rows make a weaker step.
-LID_MARGIN_STEP = 0.2
-# Of the curves that step nearly as much as the strongest (this share), the lowest is taken:
-# a lid's crease and the lashes over the skin above the margin can step as strongly.
-LID_MARGIN_LOWEST = 0.6
-LID_MARGIN_SNAP = 0.04  # iris radii: each column's point moves to its strongest step this close to the curve
 # The shapes tried (1 / iris radius, the marked development lids' spread: tilts within +-0.16,
 # bends 0.07-0.24).
 LID_MARGIN_TILTS = (-0.2, -0.1, 0.0, 0.1, 0.2)
@@ -433,20 +425,29 @@ LID_LOWER_BAND_SHARE = 0.5
 # window LID_STRAND_WIDTH x LID_STRAND_HEIGHT iris radii is high. Measured on the marked
 # development eyes, the marked upper lid runs along horizontal structure (-0.9..+0.2 mean along
 # it) except in the two eyes whose upper iris is behind a curtain; a lid found along strands
-# (over LID_CURTAIN_STRANDS) is in a curtain and the margin is above it.
+# (over LID_CURTAIN_STRANDS) is in a curtain and the margin is above it. The cut sits low in
+# the margins' range, not at 0.3 as before: a walk stopped at a curtain's ragged tips runs
+# partly across strand ends, and a margin wrongly searched above is still found at the darkest
+# roots, its own (the cut chosen on the odd development subjects, 0.3 / 0.15 / none tried; on
+# the even ones 0.15 changed nothing and none lost four upper lids).
 LID_STRAND_WIDTH = 0.15
 LID_STRAND_HEIGHT = 0.05
 LID_STRAND_FLOOR = 20.0  # grey levels per pixel: gradients weaker than this (smooth skin) are no structure
-LID_CURTAIN_STRANDS = 0.3
-# Going up from a lid in a curtain, the margin is the first curve along which the structure is
-# no longer strands (the share at most LID_CURTAIN_MARGIN), or along which the grey between the
-# strands (the rows closed over LID_CURTAIN_GAPS iris radii, which fills strands thinner than
-# that) is brighter than the iris's by LID_NOT_IRIS (skin behind the lashes, not iris), or that
-# leaves the iris; searched up to LID_CURTAIN_REACH iris radii above (a curtain of the marked
-# development eyes hangs up to 0.55 below the margin).
-LID_CURTAIN_MARGIN = 0.0
+LID_CURTAIN_STRANDS = 0.15
+# Lashes grow from the margin in one row and fan out down a curtain, so between the roots there
+# are no gaps: going up from a lid in a curtain, the margin is the curve along which the grey
+# with the strands closed over (the rows closed over LID_CURTAIN_GAPS iris radii, which fills
+# strands thinner than that, iris seen between them) is darkest, searched up to
+# LID_CURTAIN_REACH iris radii above (a curtain of the marked development eyes hangs up to 0.55
+# below the margin) and within the iris. Curtain and shadow are lighter (iris between the
+# strands), the skin above the roots lighter still. (The first curve above whose closed grey
+# was skin-bright, the rule before, climbed past the roots into the lid's own lashes.) Each
+# column's point then moves to its darkest closed grey within LID_CURTAIN_SNAP iris radii of
+# the curve (a real margin is not exactly the walk's shape), and the lid is the robust
+# parabola through them.
 LID_CURTAIN_GAPS = 0.15
 LID_CURTAIN_REACH = 0.6
+LID_CURTAIN_SNAP = 0.08
 
 
 @functools.lru_cache(maxsize=1)
@@ -507,8 +508,9 @@ def eyelids(
     its points are those agreeing with one lower-lid shape (:func:`_lower_lid_agreeing`):
     the limbus, where the walk meets it, curves more. Where the upper lid's walk stopped on
     dark (a lash curtain or the lid's shadow may hang below the margin), the margin is
-    looked for above it: the bottom of the lashes' root band (:func:`_band_above`), else the
-    lowest strong dark-to-light step (:func:`_margin_above`). An upper lid come down over the pupil
+    looked for above it: the bottom of the lashes' root band (:func:`_band_above`), and,
+    where the lid then still lies along strands, the darkest curve above, between whose
+    strands no iris is seen (:func:`_above_curtain`). An upper lid come down over the pupil
     (the walk starts in lid skin) is placed where, down the pupil's middle, grey no brighter
     than `skin_cut` begins (:func:`lid_over_pupil`), and the lower lid is looked for below it.
     """
@@ -615,22 +617,7 @@ def eyelids(
             band = _band_above(
                 sharp, iris_grey - not_iris_cut, radius, run, lid, columns, cols_x, fy, sy, y0, (ix, ir)
             )
-            lid = (
-                band
-                if band is not None
-                else _margin_above(work, lid, columns, cols_x, fy, sy, y0, (ix, ir), iris_grey - pupil_grey)
-            )
-            lid = _above_curtain(
-                sharp,
-                lid,
-                fx,
-                sy,
-                y0,
-                radius,
-                (ix, iy, ir),
-                ((ax[on] - x0 + 0.5) * sx - 0.5, (ay[on] - y0 + 0.5) * sy - 0.5),
-                not_iris_cut,
-            )
+            lid = _above_curtain(sharp, band if band is not None else lid, fx, sy, y0, radius, (ix, iy, ir))
         lids.append(lid)
     return lids[0], lids[1]
 
@@ -657,8 +644,6 @@ def _above_curtain(
     y0: int,
     radius: float,
     iris: tuple[float, float, float],
-    iris_points: tuple[np.ndarray, np.ndarray],
-    not_iris_cut: float,
 ) -> Lid:
     """The upper lid's margin, `lid` (the walk's, moved to the lashes' root band) or above it
     where `lid` lies in a curtain of lashes hanging over the iris.
@@ -666,10 +651,11 @@ def _above_curtain(
     Along the lid over the iris (columns within 0.85 iris radii of its centre, rows below the
     limbus) the mean :func:`_strandness` of the unblurred work copy says whether the lid runs
     along strands (a curtain, iris seen between its lashes) or across the eye (a margin). In a
-    curtain the lid moves up, one work row at a time and keeping its shape, to the first curve
-    that runs along a margin (strandness at most LID_CURTAIN_MARGIN), or along which the grey
-    between the strands is brighter than the iris's (skin behind the lashes), or that leaves
-    the iris (the margin above the limbus); none within LID_CURTAIN_REACH iris radii: `lid`."""
+    curtain the margin is the lash roots' row: of the curves of the lid's shape from it up to
+    LID_CURTAIN_REACH iris radii above it, while over the iris, the one along which the grey
+    between the strands (the rows closed over LID_CURTAIN_GAPS) is darkest; each column's point
+    then moves to its darkest such grey within LID_CURTAIN_SNAP iris radii, and the margin is
+    the robust parabola through them."""
     ix, iy, ir = iris
     ch, cw = sharp.shape
     over = np.abs(fx - ix) <= 0.85 * ir
@@ -681,12 +667,17 @@ def _above_curtain(
     pad = max(3, int(LID_STRAND_HEIGHT * radius)) + 2
     last = min(ch, int((float(np.max(lid_y)) - y0 + 1.0) * sy) + pad)
 
+    def work_rows(dy: float, first: int) -> tuple[np.ndarray, np.ndarray]:
+        """The work rows (from `first` on) the lid `dy` pixels higher crosses, and where it is
+        over the iris."""
+        ys = lid_y - dy
+        rows = np.rint((ys - y0 + 0.5) * sy - 0.5).astype(np.int64) - first
+        return rows, (ys > limbus_top + 1.0) & (rows >= 0) & (rows < last - first)
+
     def along(values: np.ndarray, first: int, dy: float) -> float | None:
         """The mean of `values` (work rows from `first` on) along the lid `dy` pixels higher,
         over the iris; None off it."""
-        ys = lid_y - dy
-        rows = np.rint((ys - y0 + 0.5) * sy - 0.5).astype(np.int64) - first
-        inside = (ys > limbus_top + 1.0) & (rows >= 0) & (rows < values.shape[0])
+        rows, inside = work_rows(dy, first)
         if inside.sum() < LID_MIN_COLUMNS * xs.size:
             return None
         return float(values[rows[inside], xs[inside]].mean())
@@ -698,74 +689,33 @@ def _above_curtain(
     if strand is None or strand <= LID_CURTAIN_STRANDS:
         return lid
     first = max(0, int((float(np.min(lid_y)) - LID_CURTAIN_REACH * ir - y0) * sy) - pad)
-    strands = _strandness(sharp[first:last], radius)
     gaps = cv2.morphologyEx(
-        sharp, cv2.MORPH_CLOSE, np.ones((1, max(3, int(LID_CURTAIN_GAPS * radius)) | 1), np.uint8)
+        sharp[first:last], cv2.MORPH_CLOSE, np.ones((1, max(3, int(LID_CURTAIN_GAPS * radius)) | 1), np.uint8)
     )
     gaps = cv2.blur(gaps, (max(3, int(LID_BLUR_ALONG * radius)) | 1, 1)).astype(np.float32)
-    skin = median(sample(gaps, *iris_points)) + not_iris_cut
-    gaps = gaps[first:last]
     step = 1.0 / sy
-    for k in range(1, int(LID_CURTAIN_REACH * ir * sy) + 1):
-        strand = along(strands, first, k * step)
-        if strand is None or strand <= LID_CURTAIN_MARGIN or (along(gaps, first, k * step) or 0.0) > skin:
-            return lid.moved(-k * step)
-    return lid
-
-
-def _margin_above(
-    work: np.ndarray,
-    lid: Lid,
-    columns: np.ndarray,
-    cols_x: np.ndarray,
-    fy: np.ndarray,
-    sy: float,
-    y0: int,
-    iris: tuple[float, float],
-    contrast: float,
-) -> Lid:
-    """The upper lid's margin at or above `lid` (the walk's): the bottom of the solid band.
-
-    On the work copy (blurred along the rows, so single lashes are faded), each column's step
-    up in grey going down (dark above, lighter below), clipped to (iris - pupil) so that a
-    glint does not outweigh the rest. Lid-shaped curves (LID_MARGIN_TILTS x LID_MARGIN_BENDS)
-    at every height from LID_MARGIN_REACH above the walk's lid to just below it score the
-    mean step along them; the lowest height whose best curve steps at least LID_MARGIN_LOWEST
-    as much as the strongest is taken, if its step reaches LID_MARGIN_STEP of (iris - pupil).
-    Each column's point then moves to its strongest step within LID_MARGIN_SNAP of the curve,
-    and the lid is the robust parabola through them. Otherwise the walk's lid stands.
-    """
-    ix, ir = iris
-    ch = work.shape[0]
-    span = max(contrast, 8.0)
-    half = max(1, round(0.02 * ir * sy))  # the step's half-width, work rows (2 at the work scale)
-    step = np.zeros((ch, columns.size), np.float32)
-    step[half:-half] = np.clip(work[2 * half :, columns] - work[: -2 * half, columns], 0.0, span)
-    levels, offsets, at = _curves_above(lid, cols_x, iris, y0, sy, ch)
-    if levels.size == 0:
+    means = []
+    for k in range(int(LID_CURTAIN_REACH * ir * sy) + 1):
+        mean = along(gaps, first, k * step)
+        if mean is None:
+            break
+        means.append(mean)
+    if not means:
         return lid
-    along = np.arange(columns.size)
-    which, by_level = _best_curves(step, at, 0)
-    # Local peaks over the heights (2 rows either side), strong enough against the strongest.
-    padded = np.pad(by_level, 2, constant_values=-1.0)
-    peaks = (by_level >= np.lib.stride_tricks.sliding_window_view(padded, 5).max(axis=1)) & (
-        by_level >= LID_MARGIN_LOWEST * by_level.max()
-    )
-    k = int(np.flatnonzero(peaks).max())
-    if by_level[k] < LID_MARGIN_STEP * span:
-        return lid
-    curve = levels[k] + offsets[which[k]]
-    snap = max(1, int(LID_MARGIN_SNAP * ir * sy))
-    near = np.rint(curve[None, :] + np.arange(-snap, snap + 1)[:, None]).astype(np.int64)
-    valid = (near >= 0) & (near < ch)
-    values = np.where(valid, step[np.clip(near, 0, ch - 1), along], -1.0)
-    best = values.argmax(axis=0)
-    good = values[best, along] > 0.5 * LID_MARGIN_STEP * span
-    if good.sum() < 4:
-        return lid
-    ys = fy[np.clip(near[best, along], 0, ch - 1)]
-    margin = _robust_lid(cols_x[good].astype(np.float64), ys[good].astype(np.float64), ix, ir, 1.0)
-    return margin if margin is not None else lid
+    roots = int(np.argmin(means)) * step
+    rows, inside = work_rows(roots, first)
+    snap = max(1, int(LID_CURTAIN_SNAP * ir * sy))
+    near = rows[None, :] + np.arange(-snap, snap + 1)[:, None]
+    valid = (near >= 0) & (near < gaps.shape[0])
+    darkest = near[
+        np.where(valid, gaps[np.clip(near, 0, gaps.shape[0] - 1), xs], np.inf).argmin(axis=0),
+        np.arange(xs.size),
+    ]
+    if inside.sum() < 4:
+        return lid.moved(-roots)
+    ys = (darkest[inside] + first + 0.5) / sy + y0 - 0.5
+    margin = _robust_lid(fxs[inside].astype(np.float64), ys.astype(np.float64), ix, ir, 1.0)
+    return margin if margin is not None else lid.moved(-roots)
 
 
 @functools.lru_cache(maxsize=2)
