@@ -26,6 +26,7 @@ from groundtruth.draw_iris import contact_sheet, draw_eye
 from groundtruth.iris_agreement import IITD_DIR, agreement, iitd_halves, measure, summarise
 from groundtruth.iris_marks import IITD_MARKS, lid_curve, load_marks
 from hil.rig import REPO, venv_script
+from kitd.capture import iris_quality
 from kitd.capture.iris_quality import IrisReport, assess_iris
 
 ARTIFACTS = REPO / "artifacts"
@@ -187,6 +188,37 @@ def test_a_lash_curtain_does_not_pull_the_upper_lid_down() -> None:
                 within.append(found.upper_lid <= 8.0)
     # Measured: 83 of 100 (71 before the curtain's margin was its darkest row of roots).
     assert sum(within) / len(within) >= 0.78, (sum(within), len(within))
+
+
+def test_the_upper_lid_hardly_depends_on_a_small_limbus_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limbus found 2 px off (each way in x, y and radius: within the issue's 5 px) on each
+    marked development eye: the upper lid found moves by at most 6 px nearly always. A margin
+    with bare skin and then the lid's own lashes above it once jumped 25 px up to those
+    lashes for such an error."""
+    development, _ = iitd_halves()
+    marks, checks = load_marks(IITD_MARKS), camera_checks()
+    found_limbus = iris_quality.limbus
+    moved, cases = [], 0
+    for path in [p for p in development if p.name in marks]:
+        image = grey(path)
+        upper = assess_iris(image, checks).metrics.get("upper_eyelid_y")
+        if upper is None:
+            continue
+        for error in ((2, 0, 0), (-2, 0, 0), (0, 2, 0), (0, -2, 0), (0, 0, 2), (0, 0, -2)):
+
+            def off(*args: object, error: tuple[int, int, int] = error) -> tuple[float, ...] | None:
+                circle = found_limbus(*args)
+                return None if circle is None else tuple(v + e for v, e in zip(circle, error, strict=True))
+
+            monkeypatch.setattr(iris_quality, "limbus", off)
+            now = assess_iris(image, checks).metrics.get("upper_eyelid_y")
+            monkeypatch.undo()
+            cases += 1
+            if now is None or abs(now - upper) > 6.0:
+                moved.append((path.name, error, now and round(now - upper, 1)))
+    # Measured: 1 of 300 (6 before a curve over the lid's skin ended the search for the lashes'
+    # root band).
+    assert len(moved) <= 3, (cases, moved)
 
 
 def moved_sideways(image: np.ndarray, dx: int, seed: int) -> np.ndarray:
