@@ -529,7 +529,9 @@ def eyelids(
     where the lid then still lies along strands, the darkest curve above, between whose
     strands no iris is seen (:func:`_above_curtain`). An upper lid come down over the pupil
     (the walk starts in lid skin) is placed where, down the pupil's middle, grey no brighter
-    than `skin_cut` begins (:func:`lid_over_pupil`), and the lower lid is looked for below it.
+    than `skin_cut` begins (:func:`lid_over_pupil`), and the lower lid is looked for below it;
+    a walk that starts in lashes instead (a margin low over the iris, lashes over the pupil)
+    takes its start for the lid and looks for the margin above it as on dark.
     """
     h, w = g.shape
     px, py, pr = pupil
@@ -623,6 +625,13 @@ def eyelids(
                     if lid is None
                     else lid.moved(over_pupil - float(lid.y_at(px)))
                 )
+            elif lid is None and inside_lid.sum() >= LID_MIN_COLUMNS * columns.size:
+                # No skin over the pupil, yet the walk starts in something not iris: lashes
+                # hanging from a margin low over the iris. The walk's lid is its start.
+                lid = _robust_lid(
+                    cols_x[inside_lid].astype(np.float64), start[inside_lid].astype(np.float64), ix, ir, sign
+                )
+                found = inside_lid
         # Stopped on dark (the run's greys below the iris's in most columns): a lash curtain or
         # the lid's shadow may hang below the margin.
         if (
