@@ -427,10 +427,10 @@ LID_BAND_KEEP = 0.9
 # A curve of the walk's lid's shape with this share of skin-bright pixels (brighter than the
 # iris by the bright side's cut, LID_NOT_IRIS_BRIGHT) runs over the lid's skin: the margin is
 # below it, and a band of dark above it is the lid's own lashes over the skin, not the roots
-# of lashes over the iris. (The
-# lashes crossing the skin leave a third or less of it bare along a row; with a share of 0.15
-# the upper lid of the marked development eyes jumps up to those lashes for a 2 px limbus error
-# in 1 case of 300, against 6 without the rule, and is found as before otherwise.)
+# of lashes over the iris. (The lashes crossing the skin leave a third or less of it bare along
+# a row; with a share of 0.15 the upper lid of the marked development eyes jumps up to those
+# lashes for a 2 px limbus error in 1 case of 300, against 6 without the rule, and is found as
+# before otherwise.)
 LID_BAND_SKIN = 0.15
 # A lower lid's margin bends much less than an upper lid's (the marked development lower lids:
 # median 0.11, 0.0-0.16 for most, against 0.15 for the upper); pulled towards the upper's
