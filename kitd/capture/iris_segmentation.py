@@ -723,26 +723,28 @@ def _above_curtain(
     pad = max(3, int(LID_STRAND_HEIGHT * radius)) + 2
     last = min(ch, int((float(np.max(lid_y)) - y0 + 1.0) * sy) + pad)
 
-    def work_rows(dy: float, first: int) -> tuple[np.ndarray, np.ndarray]:
-        """The work rows (from `first` on) the lid `dy` pixels higher crosses, and where it is
-        over the iris."""
-        ys = lid_y - dy
+    def work_rows(dys: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+        """The work rows (from `first` on) the lid crosses moved up by each of `dys` pixels
+        (heights x columns), and where it is over the iris."""
+        ys = lid_y[None, :] - dys[:, None]
         rows = np.rint((ys - y0 + 0.5) * sy - 0.5).astype(np.int64) - first
         return rows, (ys > limbus_top + 1.0) & (rows >= 0) & (rows < last - first)
 
-    def along(values: np.ndarray, first: int, dy: float) -> float | None:
-        """The mean of `values` (work rows from `first` on) along the lid `dy` pixels higher,
-        over the iris; None off it."""
-        rows, inside = work_rows(dy, first)
-        if inside.sum() < LID_MIN_COLUMNS * xs.size:
-            return None
-        return float(values[rows[inside], xs[inside]].mean())
+    def along(values: np.ndarray, first: int, dys: np.ndarray) -> np.ndarray:
+        """The mean of `values` (work rows from `first` on) along the lid moved up by each of
+        `dys` pixels, over the iris; NaN where too little of it is (all heights at once: this
+        runs on every frame with lashes over the iris)."""
+        rows, inside = work_rows(dys, first)
+        picked = np.where(inside, values[np.clip(rows, 0, values.shape[0] - 1), xs[None, :]], 0.0)
+        counts = inside.sum(axis=1)
+        means = picked.sum(axis=1) / np.maximum(counts, 1)
+        return np.where(counts >= LID_MIN_COLUMNS * xs.size, means, np.nan)
 
     first = max(0, int((float(np.min(lid_y)) - y0) * sy) - pad)
     if last - first < 8:
         return lid
-    strand = along(_strandness(sharp[first:last], radius), first, 0.0)
-    if strand is None or strand <= LID_CURTAIN_STRANDS:
+    strand = float(along(_strandness(sharp[first:last], radius), first, np.zeros(1))[0])
+    if not strand > LID_CURTAIN_STRANDS:  # NaN (off the iris) too
         return lid
     first = max(0, int((float(np.min(lid_y)) - LID_CURTAIN_REACH * ir - y0) * sy) - pad)
     gaps = cv2.morphologyEx(
@@ -750,16 +752,13 @@ def _above_curtain(
     )
     gaps = cv2.blur(gaps, (max(3, int(LID_BLUR_ALONG * radius)) | 1, 1)).astype(np.float32)
     step = 1.0 / sy
-    means = []
-    for k in range(int(LID_CURTAIN_REACH * ir * sy) + 1):
-        mean = along(gaps, first, k * step)
-        if mean is None:
-            break
-        means.append(mean)
-    if not means:
+    means = along(gaps, first, np.arange(int(LID_CURTAIN_REACH * ir * sy) + 1) * step)
+    # Up to the first height off the iris.
+    means = means[: int(np.argmax(np.isnan(means))) if np.isnan(means).any() else means.size]
+    if not means.size:
         return lid
     roots = int(np.argmin(means)) * step
-    rows, inside = work_rows(roots, first)
+    rows, inside = (a[0] for a in work_rows(np.array([roots]), first))
     snap = max(1, int(LID_CURTAIN_SNAP * ir * sy))
     near = rows[None, :] + np.arange(-snap, snap + 1)[:, None]
     valid = (near >= 0) & (near < gaps.shape[0])
