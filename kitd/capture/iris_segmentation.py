@@ -599,14 +599,16 @@ def eyelids(
     pupil_half = np.sqrt(np.maximum(pr * pr - across * across, 0.0))
     limbus_half = np.sqrt(np.maximum(ir * ir - (cols_x - ix) ** 2, 0.0))
     # A run of `run` rows, upwards (ending at the row) and downwards (starting at it).
+    # Not iris: darker than it by the dark side's cut, or brighter by the bright side's (the
+    # upper walk keeps the dark side's cut both ways, see LID_NOT_IRIS_BRIGHT).
     along = work[:, columns]
-    not_iris = ((along > iris_grey + bright_cut) | (along < iris_grey - dark_cut)).astype(np.uint8)
+    darker = along < iris_grey - dark_cut
+    not_iris_up = (darker | (along > iris_grey + dark_cut)).astype(np.uint8)
+    not_iris_down = (darker | (along > iris_grey + bright_cut)).astype(np.uint8)
     # Eroded along the columns: a row stays where `run` rows of not-iris end (up) or begin (down).
     kernel = np.ones((run, 1), np.uint8)
-    # The upper walk's not-iris: the dark side's cut both ways (LID_NOT_IRIS_BRIGHT).
-    not_iris_up = (np.abs(along - iris_grey) > dark_cut).astype(np.uint8)
     up_run = cv2.erode(not_iris_up, kernel, anchor=(0, run - 1), borderValue=0).astype(bool)
-    down_run = cv2.erode(not_iris, kernel, anchor=(0, 0), borderValue=0).astype(bool)
+    down_run = cv2.erode(not_iris_down, kernel, anchor=(0, 0), borderValue=0).astype(bool)
     rows = fy[:, None]
     lids = []
     for sign, runs in ((1.0, up_run), (-1.0, down_run)):
