@@ -143,6 +143,9 @@ def test_no_eye_frames_say_no_eye_and_carry_no_circles() -> None:
         report = assess_iris(frame)
         # A burnt-out frame may hide an eye: what to change is the light.
         assert report.feedback == (["too_bright"] if name == "white" else ["no_eye"]), name
+        # The same whatever form the frame comes in (burnt out is judged on its grey).
+        for form in (cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), frame.astype(np.float32) / 255.0):
+            assert assess_iris(form).feedback == report.feedback, name
         assert not report.passed and report.score == 0.0, name
         assert "pupil_x" not in report.metrics and "iris_r" not in report.metrics, name
         assert report.circles() is None

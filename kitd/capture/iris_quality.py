@@ -23,9 +23,10 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   the foot of its ramp (where a person puts the limbus). Rays whose step is far stronger
   than the near-horizontal rays' (a lid, lashes) or lands on grey far darker than their
   sclera (sclera the lid shades) give no point, and so do weak steps on rays that leave
-  the frame near the limbus (the iris may run on past its edge). The circle is fitted to the side sectors,
-  its centre drawn a little towards where real limbi sit relative to their pupils (side
-  arcs alone hardly fix its height), then the lower sector's points on it join in.
+  the frame near the limbus (the iris may run on past its edge). The circle is fitted to
+  the side sectors, its centre drawn a little towards where real limbi sit relative to
+  their pupils (side arcs alone hardly fix its height), then the lower sector's points on
+  it join in.
 * **Lids**: column by column across the iris, walking away from the pupil on a copy blurred
   along the rows, the first run of grey that is not the iris's (skin, or the lid's dark
   margin and the lashes' roots); a parabola through those points, robustly. An upper walk
@@ -557,7 +558,8 @@ def assess_iris(image: np.ndarray, thresholds: Mapping[str, float] | None = None
     arr = np.asarray(image)
     if arr.ndim not in (2, 3) or arr.size == 0 or min(arr.shape[:2]) < 16:
         raise ValueError(f"expected a grey image of at least 16 x 16 pixels, got shape {arr.shape}")
-    raw = _measure(to_grey8(arr))
+    grey = to_grey8(arr)
+    raw = _measure(grey)
     metrics = {k: round(float(v), 4) for k, v in raw.items() if math.isfinite(v)}
     if (
         not metrics.get("eye_found")
@@ -566,6 +568,6 @@ def assess_iris(image: np.ndarray, thresholds: Mapping[str, float] | None = None
     ):
         # Circles found on something that is not an eye (skin texture, a shadow) are not
         # reported: the officer is told there is no eye, the overlay draws nothing.
-        metrics = {"eye_found": 0.0, "saturated_fraction": round(float((arr >= 250).mean()), 4)}
+        metrics = {"eye_found": 0.0, "saturated_fraction": round(float((grey >= 250).mean()), 4)}
     score = _score(metrics, t) if metrics.get("eye_found") else 0.0
     return judge(IrisReport, score, metrics, _checks(metrics, t), t, _closest_to_failing)
