@@ -260,6 +260,11 @@ class Pull:
             ThreadPoolExecutor(FETCHERS, thread_name_prefix="kit-sync-fetch") as fetchers,
             ThreadPoolExecutor(1, thread_name_prefix="kit-sync-receipts") as receipts,
         ):
+
+            def send_full_batch() -> None:
+                if len(waiting) >= RECEIPT_BATCH:
+                    sending.append(self._send(waiting, receipts))
+
             try:
                 for offer in offers:
                     if lost:
@@ -284,13 +289,13 @@ class Pull:
                         fetching.append((offer, fetchers.submit(self._fetch, offer, statement, links, bars)))
                     while len(fetching) >= AHEAD and not lost:
                         lost = self._settle(fetching, ledger, waiting, bars)
-                    if len(waiting) >= RECEIPT_BATCH and not lost:
-                        sending.append(self._send(waiting, receipts))
+                    if not lost:
+                        send_full_batch()
                     lost = self._recorded(sending, ledger, acknowledged, bars, wait=False) or lost
                 while fetching and not lost:
                     lost = self._settle(fetching, ledger, waiting, bars)
-                    if len(waiting) >= RECEIPT_BATCH and not lost:
-                        sending.append(self._send(waiting, receipts))
+                    if not lost:
+                        send_full_batch()
             finally:
                 # What is still on its way: not begun, dropped; begun, its files kept for the
                 # next pull (a fetcher stores nothing in the ledger).
