@@ -15,6 +15,7 @@ import json
 import math
 import subprocess
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -31,7 +32,7 @@ from groundtruth.iris_agreement import (
     measure,
     summarise,
 )
-from groundtruth.iris_marks import IITD_MARKS, lid_curve, load_marks
+from groundtruth.iris_marks import IITD_MARKS, EyeMarks, lid_curve, load_marks
 from hil.rig import REPO, venv_script
 from kitd.capture import iris_quality
 from kitd.capture.iris_quality import IrisReport, assess_iris
@@ -69,6 +70,43 @@ def held_out_images(held_out: list[Path]) -> dict[str, np.ndarray]:
 def held_out_reports(held_out_images: dict[str, np.ndarray]) -> dict[str, IrisReport]:
     checks = camera_checks()
     return {name: assess_iris(image, checks) for name, image in held_out_images.items()}
+
+
+@dataclass(frozen=True)
+class MarkedEye:
+    name: str
+    image: np.ndarray
+    marks: EyeMarks
+
+
+@pytest.fixture(scope="module")
+def marked_development() -> list[MarkedEye]:
+    """The marked development eyes, each read once for every test of the module."""
+    marks = load_marks(IITD_MARKS)
+    return [MarkedEye(p.name, grey(p), marks[p.name]) for p in iitd_halves()[0] if p.name in marks]
+
+
+@pytest.fixture(scope="module")
+def development_reports(marked_development: list[MarkedEye]) -> dict[str, IrisReport]:
+    checks = camera_checks()
+    return {eye.name: assess_iris(eye.image, checks) for eye in marked_development}
+
+
+CURTAIN_REACHES = (0.25, 0.4, 0.55)  # iris radii the lashes hang down to, two curtains each
+
+
+@pytest.fixture(scope="module")
+def curtain_reports(marked_development: list[MarkedEye]) -> dict[tuple[str, float, int], IrisReport]:
+    """Each marked development eye with an upper lid, under curtains of lashes hung from it."""
+    checks, reports = camera_checks(), {}
+    for eye in marked_development:
+        curve = lid_curve(eye.marks.points.get("upper_lid", []))
+        if curve is None:
+            continue
+        for reach, seed in [(r, s) for r in CURTAIN_REACHES for s in (0, 1)]:
+            copy = lash_curtain(eye.image, eye.marks.limbus, lambda x, c=curve: np.polyval(c, x), reach, seed)
+            reports[eye.name, reach, seed] = assess_iris(copy, checks)
+    return reports
 
 
 def test_the_halves_are_the_issue_s(held_out: list[Path]) -> None:
@@ -143,15 +181,13 @@ def embedded(image: np.ndarray, scale: float, x: int, y: int, seed: int) -> np.n
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def test_development_eyes_are_found_at_any_size_and_place() -> None:
+def test_development_eyes_are_found_at_any_size_and_place(marked_development: list[MarkedEye]) -> None:
     """From 80 to 400 px across, anywhere in the frame: the pupil within 4 % of the iris's
     radius of the marks (3 px at the IITD size) and the limbus within 7 % (5 px), scaled."""
-    development, _ = iitd_halves()
-    marks = load_marks(IITD_MARKS)
     rng = np.random.default_rng(18)
     cases, good, missed = 0, 0, []
-    for path in [p for p in development if p.name in marks][::4]:
-        image, eye = grey(path), marks[path.name]
+    for marked in marked_development[::4]:
+        image, eye = marked.image, marked.marks
         for diameter in (80, 120, 200, 300, 400):
             scale = diameter / (2 * eye.limbus[2])
             h, w = min(480, round(240 * scale)), min(640, round(320 * scale))
@@ -159,7 +195,7 @@ def test_development_eyes_are_found_at_any_size_and_place() -> None:
             m = assess_iris(embedded(image, scale, x, y, cases)).metrics
             cases += 1
             if not m.get("eye_found"):
-                missed.append((path.name, diameter))
+                missed.append((marked.name, diameter))
                 continue
             ir = eye.limbus[2] * scale
             px, py, pr = (
@@ -178,48 +214,38 @@ def test_development_eyes_are_found_at_any_size_and_place() -> None:
     assert not missed and good / cases >= 0.7, (good, cases, missed)
 
 
-def test_a_lash_curtain_does_not_pull_the_upper_lid_down() -> None:
+def test_a_lash_curtain_does_not_pull_the_upper_lid_down(
+    marked_development: list[MarkedEye], curtain_reports: dict[tuple[str, float, int], IrisReport]
+) -> None:
     """Dense lashes hung from the marked upper lid of each marked development eye, down to 0.4
     iris radii over the iris (two curtains each): the lid is still found at their roots."""
-    development, _ = iitd_halves()
-    marks = load_marks(IITD_MARKS)
     within = []
-    for path in [p for p in development if p.name in marks]:
-        eye = marks[path.name]
-        curve = lid_curve(eye.points.get("upper_lid", []))
-        if curve is None:
-            continue
+    for eye in marked_development:
         for seed in (0, 1):
-            copy = lash_curtain(grey(path), eye.limbus, lambda x, c=curve: np.polyval(c, x), 0.4, seed)
-            found = agreement(path.name, eye, assess_iris(copy, camera_checks()))
-            if found.upper_lid is not None:
+            report = curtain_reports.get((eye.name, 0.4, seed))
+            found = report and agreement(eye.name, eye.marks, report)
+            if found and found.upper_lid is not None:
                 within.append(found.upper_lid <= 8.0)
     # Measured: 86 of 100 (70 before the curtain's margin was its darkest row of roots).
     assert sum(within) / len(within) >= 0.78, (sum(within), len(within))
 
 
-def test_a_lid_low_over_the_iris_behind_a_lash_curtain_is_still_told_open_wider() -> None:
+def test_a_lid_low_over_the_iris_behind_a_lash_curtain_is_still_told_open_wider(
+    marked_development: list[MarkedEye], curtain_reports: dict[tuple[str, float, int], IrisReport]
+) -> None:
     """Curtains of three lengths (0.25, 0.4 and 0.55 iris radii, two each) on each marked
     development eye: where the marks leave less than 70 % of the iris, open_wider is still
     said, though the lashes may hang over the pupil and the walk up from it start in them;
     where they leave more, it is not."""
-    development, _ = iitd_halves()
-    marks, checks = load_marks(IITD_MARKS), camera_checks()
+    covered = {eye.name: marked_usable_area(eye.marks, eye.image.shape) < 0.7 for eye in marked_development}
     missed, wrongly, low = [], [], 0
-    for path in [p for p in development if p.name in marks]:
-        eye, image = marks[path.name], grey(path)
-        curve = lid_curve(eye.points.get("upper_lid", []))
-        if curve is None:
-            continue
-        covered = marked_usable_area(eye, image.shape) < 0.7
-        for reach, seed in [(r, s) for r in (0.25, 0.4, 0.55) for s in (0, 1)]:
-            copy = lash_curtain(image, eye.limbus, lambda x, c=curve: np.polyval(c, x), reach, seed)
-            said = "open_wider" in assess_iris(copy, checks).feedback
-            low += covered
-            if covered and not said:
-                missed.append((path.name, reach, seed))
-            elif said and not covered:
-                wrongly.append((path.name, reach, seed))
+    for (name, reach, seed), report in curtain_reports.items():
+        said = "open_wider" in report.feedback
+        low += covered[name]
+        if covered[name] and not said:
+            missed.append((name, reach, seed))
+        elif said and not covered[name]:
+            wrongly.append((name, reach, seed))
     # Measured: missed 1 of 36, said wrongly 3 of 264 (missed 6 before a walk starting in
     # lashes took its start for the lid).
     assert len(missed) <= 2 and low >= 30, (missed, low)
@@ -227,16 +253,15 @@ def test_a_lid_low_over_the_iris_behind_a_lash_curtain_is_still_told_open_wider(
 
 
 @pytest.mark.parametrize("gamma", [0.7, 1.4])
-def test_another_camera_s_tone_curve_keeps_the_lids(gamma: float) -> None:
+def test_another_camera_s_tone_curve_keeps_the_lids(
+    gamma: float, marked_development: list[MarkedEye]
+) -> None:
     """The marked development eyes through a camera's tone curve (grey raised to a gamma of 0.7
     or 1.4, an ordinary difference between cameras): the lids are still found where marked."""
-    development, _ = iitd_halves()
-    marks, checks = load_marks(IITD_MARKS), camera_checks()
+    checks = camera_checks()
     table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
     rows = [
-        agreement(path.name, marks[path.name], assess_iris(table[grey(path)], checks))
-        for path in development
-        if path.name in marks
+        agreement(eye.name, eye.marks, assess_iris(table[eye.image], checks)) for eye in marked_development
     ]
     summary = summarise(rows)
     # Measured, upper / lower: 0.84 / 0.87 at 0.7 and 0.84 / 0.89 at 1.4 (lower lids 0.67 and
@@ -245,18 +270,20 @@ def test_another_camera_s_tone_curve_keeps_the_lids(gamma: float) -> None:
     assert summary["lower_lid_within_8px"] >= 0.83, summary
 
 
-def test_the_upper_lid_hardly_depends_on_a_small_limbus_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_upper_lid_hardly_depends_on_a_small_limbus_error(
+    monkeypatch: pytest.MonkeyPatch,
+    marked_development: list[MarkedEye],
+    development_reports: dict[str, IrisReport],
+) -> None:
     """The limbus found 2 px off (each way in x, y and radius: within the issue's 5 px) on each
     marked development eye: the upper lid found moves by at most 6 px nearly always. A margin
     with bare skin and then the lid's own lashes above it once jumped 25 px up to those
     lashes for such an error."""
-    development, _ = iitd_halves()
-    marks, checks = load_marks(IITD_MARKS), camera_checks()
+    checks = camera_checks()
     found_limbus = iris_quality.limbus
     moved, cases = [], 0
-    for path in [p for p in development if p.name in marks]:
-        image = grey(path)
-        upper = assess_iris(image, checks).metrics.get("upper_eyelid_y")
+    for eye in marked_development:
+        upper = development_reports[eye.name].metrics.get("upper_eyelid_y")
         if upper is None:
             continue
         for error in ((2, 0, 0), (-2, 0, 0), (0, 2, 0), (0, -2, 0), (0, 0, 2), (0, 0, -2)):
@@ -266,11 +293,11 @@ def test_the_upper_lid_hardly_depends_on_a_small_limbus_error(monkeypatch: pytes
                 return None if circle is None else tuple(v + e for v, e in zip(circle, error, strict=True))
 
             monkeypatch.setattr(iris_quality, "limbus", off)
-            now = assess_iris(image, checks).metrics.get("upper_eyelid_y")
+            now = assess_iris(eye.image, checks).metrics.get("upper_eyelid_y")
             monkeypatch.undo()
             cases += 1
             if now is None or abs(now - upper) > 6.0:
-                moved.append((path.name, error, now and round(now - upper, 1)))
+                moved.append((eye.name, error, now and round(now - upper, 1)))
     # Measured: 1 of 300 (6 before a curve over the lid's skin ended the search for the lashes'
     # root band).
     assert len(moved) <= 3, (cases, moved)
@@ -289,19 +316,20 @@ def moved_sideways(image: np.ndarray, dx: int, seed: int) -> np.ndarray:
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def test_development_eyes_past_the_frame_s_side_are_off_center() -> None:
+def test_development_eyes_past_the_frame_s_side_are_off_center(
+    marked_development: list[MarkedEye], development_reports: dict[str, IrisReport]
+) -> None:
     """A development eye that passes, moved so its marked limbus runs past the frame's left or
     right edge: 0.05 iris radii past (the 320 x 240 camera allows 0.1) it still passes; 0.3
     past it is refused, mostly off_center, which needs the limbus followed past the edge
     rather than shrunk into the frame."""
-    development, _ = iitd_halves()
-    marks, checks = load_marks(IITD_MARKS), camera_checks()
+    checks = camera_checks()
     slightly, far, off_center = [], [], 0
-    for path in [p for p in development if p.name in marks]:
-        image = grey(path)
-        if not assess_iris(image, checks).passed:
+    for eye in marked_development:
+        if not development_reports[eye.name].passed:
             continue
-        ix, _, ir = marks[path.name].limbus
+        image = eye.image
+        ix, _, ir = eye.marks.limbus
         for seed, (past, side) in enumerate([(0.05, -1), (0.05, 1), (0.3, -1), (0.3, 1)]):
             gap = ix - ir if side < 0 else image.shape[1] - 1 - ix - ir
             report = assess_iris(moved_sideways(image, round(side * (gap + past * ir)), seed), checks)
