@@ -117,8 +117,9 @@ def test_an_enrollment_driven_by_the_panel(rig) -> None:  # noqa: ANN001
         # on at the beep) and goes off; one press, one session.
         assert ("capturing", 1.0) in seen, seen
         assert LOW_HZ not in record.tones(seen) and LONG_HZ not in record.tones(seen), seen
-        ready_again = lambda: record.led("ready") == 1.0 and record.led("capturing") == 0.0  # noqa: E731
-        assert wait_until(ready_again, "ready again", 20)
+        assert wait_until(
+            lambda: record.led("ready") == 1.0 and record.led("capturing") == 0.0, "ready again", 20
+        )
 
     for item in IRISES:
         panel.control("tap capture")
