@@ -201,7 +201,9 @@ class KitRelay:
     down: a connection made then waits for the kit to be back when ``waiting`` (a laptop
     whose Wi-Fi holds while the kit reboots), else is closed at once. ``on_answer``, when set,
     is told after each piece of an answer went through how many bytes the kit has sent since
-    the laptop last spoke on that connection (a download's body, past its first bytes)."""
+    the laptop last spoke on that connection (a download's body, past its first bytes).
+    ``on_request``, when set, is called before each piece the laptop sends is passed on to the
+    kit (a request, before the kit has it)."""
 
     def __init__(self, kit_port: int, cut_after: int | None = None, bytes_per_s: float | None = None) -> None:
         self.kit_port: int | None = kit_port
@@ -209,6 +211,7 @@ class KitRelay:
         self.bytes_per_s = bytes_per_s
         self.waiting = False
         self.on_answer: Callable[[int], object] | None = None
+        self.on_request: Callable[[], object] | None = None
         self.cuts = 0
         self.connections = 0
         self._closed = threading.Event()
@@ -258,6 +261,8 @@ class KitRelay:
                     behind = carried / self.bytes_per_s - (time.monotonic() - started)
                     if behind > 0:
                         time.sleep(behind)
+                if not from_kit and (asking := self.on_request) is not None:
+                    asking()
                 cut = self.cut_after
                 if from_kit and cut is not None and self.cuts == 0 and carried + len(data) > cut:
                     sink.sendall(data[: cut - carried])
@@ -293,8 +298,10 @@ def network_port(kitd: KitdProcess) -> int:
 class KitCrash:
     """One SIGKILL of a running kitd (its whole process group) at a point of a laptop's pull:
     after ``at`` bytes of one answer went through the relay (:meth:`within_answer`: inside a
-    download), or as soon as a condition polled every half millisecond holds (:meth:`when`:
-    a bundle whole on the laptop, receipts stored on the kit); or :meth:`now`. The relay stops
+    download), at the first request of the laptop's once a condition holds, before the kit
+    has it (:meth:`before_request`: the next download asked for, a bundle whole on the
+    laptop), or as soon as a condition polled every half millisecond holds (:meth:`when`:
+    receipts stored on the kit); or :meth:`now`. The relay stops
     reaching for the kit's port before the kill: no laptop's connection goes to a port the
     dead kit left (another process may get it). ``fired`` is set once the kit is killed."""
 
@@ -317,6 +324,11 @@ class KitCrash:
         """Kill when an answer of the kit has reached ``at`` bytes."""
         self.relay.on_answer = lambda carried: carried >= at and not self._disarmed.is_set() and self.now()
 
+    def before_request(self, condition: Callable[[], bool]) -> None:
+        """Kill at the laptop's first request once ``condition`` holds, before it reaches the
+        kit: what the kit sent before is on its way, what was asked now is never answered."""
+        self.relay.on_request = lambda: not self._disarmed.is_set() and condition() and self.now()
+
     def when(self, condition: Callable[[], bool]) -> None:
         """Kill as soon as ``condition`` holds (polled on a thread of its own)."""
 
@@ -333,3 +345,4 @@ class KitCrash:
         """No kill at the point any more (the pull ended before it): :meth:`now` still kills."""
         self._disarmed.set()
         self.relay.on_answer = None
+        self.relay.on_request = None
