@@ -8,6 +8,13 @@ own score against. Made with (from the repository root):
     .venv/bin/pip install nbis-py==0.1.3
     .venv/bin/python bench/make_nfiq2_reference.py            # both sets
     .venv/bin/python bench/make_nfiq2_reference.py --set db4b  # one
+    .venv/bin/python bench/make_nfiq2_reference.py --altered   # and NFIQ 2 of altered copies
+
+``--altered`` also writes ``tests/data/nfiq2_fvc2002_<set>_altered.csv``: NFIQ 2 of
+each print cropped by a few pixels, turned by 2 degrees and mirrored. Nothing a
+person would call a different print, so how far NFIQ 2 moves on them is NFIQ 2's
+own noise, the yardstick any score that ranks "like NFIQ 2" is measured against
+(``python -m groundtruth.fingerprint_agreement --retest``).
 
 ``nbis-py`` is a development/benchmark dependency only (x86 wheels, ~150-200 ms an
 image); kitd never imports it. The TIFF files are handed to NFIQ 2 byte for byte;
@@ -20,13 +27,39 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 DATA = REPO / "tests" / "data"
 SETS = {"db1b": "DB1_B", "db4b": "DB4_B"}
 COMMAND = ".venv/bin/python bench/make_nfiq2_reference.py"
+TURN_DEG = 2.0
+
+
+def _turned(image: np.ndarray, degrees: float) -> np.ndarray:
+    """The print turned about its centre; the corners it uncovers are the background's grey."""
+    h, w = image.shape
+    matrix = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), degrees, 1.0)
+    background = int(np.percentile(image, 99))
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=background)
+
+
+# Copies of one print that are the same print to any reader: a pixel or a few off the
+# edge, a slight turn, the mirror image (a finger's ridges have no handedness NFIQ 2 uses).
+ALTERATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "crop_top_1": lambda im: im[1:],
+    "crop_left_1": lambda im: im[:, 1:],
+    "crop_corner_2": lambda im: im[2:, 2:],
+    "crop_sides_4": lambda im: im[4:-4, 4:-4],
+    "turn_plus_2": lambda im: _turned(im, TURN_DEG),
+    "turn_minus_2": lambda im: _turned(im, -TURN_DEG),
+    "mirror": lambda im: im[:, ::-1],
+}
 
 
 def nfiq2_extractor():  # type: ignore[no-untyped-def]
@@ -62,11 +95,35 @@ def write_reference(extractor, name: str, fixtures: Path, output: Path) -> int: 
     return 0
 
 
+def write_altered(extractor, name: str, fixtures: Path, output: Path) -> int:  # type: ignore[no-untyped-def]
+    """NFIQ 2 of every print's altered copies into ``output``; 1 when the set is missing."""
+    files = sorted(fixtures.glob("*.tif"))
+    if not files:
+        print(f"no .tif files in {fixtures}", file=sys.stderr)
+        return 1
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", newline="") as fh:
+        made_by = f"{COMMAND} --altered --set {name}"
+        fh.write(f"# NFIQ 2 (nbis-py 0.1.3) of altered copies of FVC2002 {SETS[name]}; made by: {made_by}\n")
+        writer = csv.writer(fh)
+        writer.writerow(["file", *ALTERATIONS])
+        for path in files:
+            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            scores = []
+            for alter in ALTERATIONS.values():
+                encoded = cv2.imencode(".png", np.ascontiguousarray(alter(image)))[1].tobytes()
+                scores.append(extractor.extract_minutiae(encoded).quality().score)
+            writer.writerow([path.name, *scores])
+            print(name, path.name, *scores)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=sorted(SETS), action="append", help="default: every set")
     parser.add_argument("--fixtures", type=Path, default=FIXTURES, help="folder holding fvc2002-<set>/")
     parser.add_argument("--output-dir", type=Path, default=DATA)
+    parser.add_argument("--altered", action="store_true", help="also NFIQ 2 of altered copies of each print")
     args = parser.parse_args(argv)
 
     extractor = nfiq2_extractor()
@@ -74,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.set or sorted(SETS):
         output = args.output_dir / f"nfiq2_fvc2002_{name}.csv"
         failed |= write_reference(extractor, name, args.fixtures / f"fvc2002-{name}", output)
+        if args.altered:
+            altered = args.output_dir / f"nfiq2_fvc2002_{name}_altered.csv"
+            failed |= write_altered(extractor, name, args.fixtures / f"fvc2002-{name}", altered)
     return failed
 
 

@@ -7,11 +7,15 @@ of the 20th), pooled over the 20 fingers. It reports Spearman's rank correlation
 NFIQ 2 with a bootstrap 90% interval (fingers resampled, since a finger's 8 prints are
 not independent) for each set and pooled, and the gate against NFIQ 2 as counts.
 
-    python -m groundtruth.fingerprint_agreement [--fixed] [--json]
+    python -m groundtruth.fingerprint_agreement [--fixed | --retest] [--json]
 
 ``--fixed`` scores with the constants as shipped, no refitting, through
 ``assess_fingerprint`` alone, so an older tree (``PYTHONPATH=<old tree>``) reports its
-own model in the same table as the baseline.
+own model in the same table as the baseline. ``--retest`` measures NFIQ 2 against
+itself: its score of copies of each print cropped by a few pixels, turned by 2 degrees
+or mirrored (``bench/make_nfiq2_reference.py --altered``) ranked against its score of
+the print, the same way; how far NFIQ 2 agrees with itself bounds how far any score can
+agree with it.
 """
 
 from __future__ import annotations
@@ -61,6 +65,24 @@ def load_prints(fixtures: Path = FIXTURES, references: Path = REFERENCES) -> lis
             for row in csv.DictReader(line for line in fh if not line.startswith("#")):
                 prints.append(Print(name, row["file"], f"{name}-{row['finger']}", float(row["nfiq2"])))
     return prints
+
+
+def load_altered(prints: Sequence[Print], references: Path = REFERENCES) -> dict[str, list[float]]:
+    """NFIQ 2 of each print's altered copies, by alteration, in the order of ``prints``.
+
+    Empty when a set's table is missing."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for name in sorted({p.set for p in prints}):
+        table = references / f"nfiq2_fvc2002_{name}_altered.csv"
+        if not table.is_file():
+            return {}
+        with table.open() as fh:
+            for row in csv.DictReader(line for line in fh if not line.startswith("#")):
+                found[(name, row.pop("file"))] = row
+    if any((p.set, p.file) not in found for p in prints):
+        return {}
+    alterations = list(found[(prints[0].set, prints[0].file)])
+    return {a: [float(found[(p.set, p.file)][a]) for p in prints] for a in alterations}
 
 
 def read_print(fixtures: Path, p: Print) -> np.ndarray:
@@ -218,10 +240,35 @@ def print_report(result: dict[str, object], label: str, out: Callable[[str], Non
         )
 
 
+def report_retest(prints: Sequence[Print], as_json: bool) -> int:
+    """NFIQ 2 of each alteration ranked against NFIQ 2 of the print, per set and pooled."""
+    altered = load_altered(prints)
+    if not altered:
+        print("no NFIQ 2 of altered copies: run bench/make_nfiq2_reference.py --altered", file=sys.stderr)
+        return 1
+    # The gate is NFIQ 2 of the copy at the kit's own min_score, so its table reads like ours.
+    from kitd.capture.fingerprint_quality import DEFAULT_THRESHOLDS
+
+    least = DEFAULT_THRESHOLDS["min_score"]
+    results = {a: agreement(prints, scores, [s >= least for s in scores]) for a, scores in altered.items()}
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for alteration, result in results.items():
+        print_report(result, f"NFIQ 2 of the copy ({alteration}) against NFIQ 2 of the print")
+    for name in (*SETS, "pooled"):
+        rhos = [r[name]["spearman"] for r in results.values() if isinstance(r.get(name), dict)]
+        if rhos:
+            print(f"{name}: NFIQ 2 against itself, mean over {len(rhos)} alterations {np.mean(rhos):.3f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, default=FIXTURES)
-    parser.add_argument("--fixed", action="store_true", help="the shipped constants, no refitting")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--fixed", action="store_true", help="the shipped constants, no refitting")
+    mode.add_argument("--retest", action="store_true", help="NFIQ 2 against itself on altered copies")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -229,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     if not prints:
         print(f"no FVC2002 prints with NFIQ 2 references under {args.fixtures}", file=sys.stderr)
         return 1
+    if args.retest:
+        return report_retest(prints, args.json)
     if args.fixed:
         scores, passed = fixed_scores(prints, args.fixtures)
         result = agreement(prints, scores, passed)
