@@ -484,6 +484,16 @@ LID_CURTAIN_STRANDS = 0.15
 LID_CURTAIN_GAPS = 0.15
 LID_CURTAIN_REACH = 0.6
 LID_CURTAIN_SNAP = 0.08
+# A walk stopped at the tips of clumped, tapering, soft-edged lashes (as real curtains hang)
+# runs across their ends, not along them: the strands are just above. The lid is also taken to
+# lie in a curtain where the mean strandness along it moved up by 0 to LID_STRAND_ABOVE iris
+# radii is over LID_CURTAIN_STRANDS and the lid itself is no clear line across the eye
+# (strandness over -LID_STRAND_ACROSS): above a bare margin, whose own dark line runs across,
+# the lid's lashes over the skin are strands too. (Chosen on the odd development subjects:
+# 0.05 / 0.1 / 0.2 tried; the ACROSS condition keeps a margin under dense lashes on skin from
+# flipping with a 2 px limbus error.)
+LID_STRAND_ABOVE = 0.1
+LID_STRAND_ACROSS = 0.25
 
 
 @functools.lru_cache(maxsize=1)
@@ -742,11 +752,15 @@ def _above_curtain(
         means = picked.sum(axis=1) / np.maximum(counts, 1)
         return np.where(counts >= LID_MIN_COLUMNS * xs.size, means, np.nan)
 
-    first = max(0, int((float(np.min(lid_y)) - y0) * sy) - pad)
+    first = max(0, int((float(np.min(lid_y)) - LID_STRAND_ABOVE * ir - y0) * sy) - pad)
     if last - first < 8:
         return lid
-    strand = float(along(_strandness(sharp[first:last], radius), first, np.zeros(1))[0])
-    if not strand > LID_CURTAIN_STRANDS:  # NaN (off the iris) too
+    heights = np.arange(int(LID_STRAND_ABOVE * ir * sy) + 1) / sy
+    strands = along(_strandness(sharp[first:last], radius), first, heights)
+    along_lid, above = strands[0], float(np.mean(strands))
+    if not (  # NaN (off the iris) too
+        along_lid > LID_CURTAIN_STRANDS or (above > LID_CURTAIN_STRANDS and along_lid > -LID_STRAND_ACROSS)
+    ):
         return lid
     first = max(0, int((float(np.min(lid_y)) - LID_CURTAIN_REACH * ir - y0) * sy) - pad)
     gaps = cv2.morphologyEx(
