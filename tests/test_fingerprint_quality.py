@@ -390,6 +390,34 @@ def _regression_entry(report: FingerprintReport) -> dict[str, object]:
     }
 
 
+NB1010_WINDOW_MM = (16.9, 11.9)  # 256 x 180 px at 385 ppi
+
+
+def nb1010_window(image: np.ndarray) -> np.ndarray:
+    """A 500 ppi print as the NB-1010 would take it: its 16.9 x 11.9 mm window (the long
+    side along the finger) centred on the print's ink, shrunk to 385 ppi, 256 x 180."""
+    height, width = (round(mm / 25.4 * FVC_PPI) for mm in NB1010_WINDOW_MM)
+    ys, xs = np.nonzero(cv2.GaussianBlur(image, (0, 0), 8) < 200)
+    y0 = int(np.clip(round(ys.mean() - height / 2), 0, image.shape[0] - height))
+    x0 = int(np.clip(round(xs.mean() - width / 2), 0, image.shape[1] - width))
+    window = image[y0 : y0 + height, x0 : x0 + width]
+    return cv2.resize(cv2.rotate(window, cv2.ROTATE_90_CLOCKWISE), (256, 180), interpolation=cv2.INTER_AREA)
+
+
+@needs_fvc
+def test_a_finger_filling_the_nb1010_window_is_no_dirty_sensor() -> None:
+    """Every DB1_B print NFIQ 2 scores >= 50, cut to the NB-1010's window: the finger covers
+    it all, and its wet or smeared spots are the print's, not dirt on the glass (three such
+    windows read as a dirty sensor when dirt was judged over every block without ridges)."""
+    good = [p for p in agreement.load_prints(FIXTURES) if p.set == "db1b" and p.nfiq2 >= 50]
+    dirty = []
+    for p in good:
+        report = assess_fingerprint(nb1010_window(fvc(p.file)), 385.0)
+        if "dirty_sensor" in report.failed_checks:
+            dirty.append((p.file, report.metrics["noise"]))
+    assert len(good) >= 60 and not dirty, dirty
+
+
 @needs_nb1010
 def test_nb1010_frame_regression() -> None:
     """The real sensor's frame is assessed without error and as it was when recorded.

@@ -375,12 +375,14 @@ def _measure(image: np.ndarray, ppi: float) -> dict[str, float]:
     # Adult ridge periods lie within about 0.3-0.8 mm; outside, the block is noise
     # or a blur, not a ridge.
     metrics["frequency_plausibility"] = float(np.mean((period_mm > 0.3) & (period_mm < 0.8)))
-    # Dirt shows off the ridges: speckle (grey levels) of the blocks without ridge
-    # structure, median over them (the print's ragged edge and a few blocks of
-    # stray skin do not move it). Dark blotches without ridges count here too:
-    # grime is dirt. With ridges everywhere, dirt cannot be told from skin texture
-    # (the NB-1010's ridges are grainy): 0.
-    clear = ~ridged
+    # Dirt shows off the print: speckle (grey levels) of the blocks with neither
+    # ridge structure nor ink, median over them (the print's ragged edge and a few
+    # blocks of stray skin do not move it). Blotches of ink inside the print are
+    # skin (wet or smeared spots), not glass: on a window the finger fills (the
+    # NB-1010's 17 x 12 mm) they were all that was left to judge, and a sharp print
+    # read as a dirty sensor. With the print everywhere, dirt cannot be told from
+    # skin texture (the NB-1010's ridges are grainy): 0.
+    clear = ~ridged & ~fg
     metrics["noise"] = float(np.median(nz[clear])) if clear.sum() >= 4 else 0.0
 
     # r smoothed along the ridge direction (5 taps over 1.2 periods): ridges stay,
