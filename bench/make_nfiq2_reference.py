@@ -9,6 +9,13 @@ own score against. Made with (from the repository root):
     .venv/bin/python bench/make_nfiq2_reference.py            # both sets
     .venv/bin/python bench/make_nfiq2_reference.py --set db4b  # one
     .venv/bin/python bench/make_nfiq2_reference.py --altered   # and NFIQ 2 of altered copies
+    .venv/bin/python bench/make_nfiq2_reference.py --window    # and of the NB-1010's window
+
+``--window`` also writes ``tests/data/nfiq2_fvc2002_<set>_window.csv``: NFIQ 2 of the
+part of each print the kit's NB-1010 would hold, its 16.9 x 11.9 mm window centred on the
+print (``groundtruth.fingerprint_agreement.window_at_500ppi``), at 500 ppi as NFIQ 2 wants;
+``python -m groundtruth.fingerprint_agreement --window`` ranks our score of the same window
+at the NB-1010's 385 ppi against it.
 
 ``--altered`` also writes ``tests/data/nfiq2_fvc2002_<set>_altered.csv``: NFIQ 2 of
 each print cropped by a few pixels, turned by 2 degrees and mirrored. Nothing a
@@ -34,11 +41,15 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script, by a Python that has nbis-py (and maybe not kitd)
+from groundtruth.fingerprint_agreement import window_at_500ppi  # noqa: E402
+
 FIXTURES = REPO.parent / "shared" / "fixtures"
 DATA = REPO / "tests" / "data"
 SETS = {"db1b": "DB1_B", "db4b": "DB4_B"}
 COMMAND = ".venv/bin/python bench/make_nfiq2_reference.py"
 TURN_DEG = 2.0
+Copy = Callable[[np.ndarray], np.ndarray]
 
 
 def _turned(image: np.ndarray, degrees: float) -> np.ndarray:
@@ -51,7 +62,7 @@ def _turned(image: np.ndarray, degrees: float) -> np.ndarray:
 
 # Copies of one print that are the same print to any reader: a pixel or a few off the
 # edge, a slight turn, the mirror image (a finger's ridges have no handedness NFIQ 2 uses).
-ALTERATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+ALTERATIONS: dict[str, Copy] = {
     "crop_top_1": lambda im: im[1:],
     "crop_left_1": lambda im: im[:, 1:],
     "crop_corner_2": lambda im: im[2:, 2:],
@@ -95,23 +106,25 @@ def write_reference(extractor, name: str, fixtures: Path, output: Path) -> int: 
     return 0
 
 
-def write_altered(extractor, name: str, fixtures: Path, output: Path) -> int:  # type: ignore[no-untyped-def]
-    """NFIQ 2 of every print's altered copies into ``output``; 1 when the set is missing."""
+def write_copies(  # type: ignore[no-untyped-def]
+    extractor, name: str, fixtures: Path, output: Path, copies: dict[str, Copy], what: str, flag: str
+) -> int:
+    """NFIQ 2 of copies of every print (one column each) into ``output``; 1 when the set is missing."""
     files = sorted(fixtures.glob("*.tif"))
     if not files:
         print(f"no .tif files in {fixtures}", file=sys.stderr)
         return 1
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", newline="") as fh:
-        made_by = f"{COMMAND} --altered --set {name}"
-        fh.write(f"# NFIQ 2 (nbis-py 0.1.3) of altered copies of FVC2002 {SETS[name]}; made by: {made_by}\n")
+        made_by = f"{COMMAND} {flag} --set {name}"
+        fh.write(f"# NFIQ 2 (nbis-py 0.1.3) of {what} of FVC2002 {SETS[name]}; made by: {made_by}\n")
         writer = csv.writer(fh)
-        writer.writerow(["file", *ALTERATIONS])
+        writer.writerow(["file", *copies])
         for path in files:
             image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             scores = []
-            for alter in ALTERATIONS.values():
-                encoded = cv2.imencode(".png", np.ascontiguousarray(alter(image)))[1].tobytes()
+            for copy in copies.values():
+                encoded = cv2.imencode(".png", np.ascontiguousarray(copy(image)))[1].tobytes()
                 scores.append(extractor.extract_minutiae(encoded).quality().score)
             writer.writerow([path.name, *scores])
             print(name, path.name, *scores)
@@ -124,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixtures", type=Path, default=FIXTURES, help="folder holding fvc2002-<set>/")
     parser.add_argument("--output-dir", type=Path, default=DATA)
     parser.add_argument("--altered", action="store_true", help="also NFIQ 2 of altered copies of each print")
+    parser.add_argument("--window", action="store_true", help="also NFIQ 2 of each print's NB-1010 window")
     args = parser.parse_args(argv)
 
     extractor = nfiq2_extractor()
@@ -131,9 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.set or sorted(SETS):
         output = args.output_dir / f"nfiq2_fvc2002_{name}.csv"
         failed |= write_reference(extractor, name, args.fixtures / f"fvc2002-{name}", output)
+        folder = args.fixtures / f"fvc2002-{name}"
         if args.altered:
             altered = args.output_dir / f"nfiq2_fvc2002_{name}_altered.csv"
-            failed |= write_altered(extractor, name, args.fixtures / f"fvc2002-{name}", altered)
+            failed |= write_copies(
+                extractor, name, folder, altered, ALTERATIONS, "altered copies", "--altered"
+            )
+        if args.window:
+            window = args.output_dir / f"nfiq2_fvc2002_{name}_window.csv"
+            copies = {"nfiq2": window_at_500ppi}
+            failed |= write_copies(extractor, name, folder, window, copies, "the NB-1010 window", "--window")
     return failed
 
 

@@ -7,7 +7,7 @@ of the 20th), pooled over the 20 fingers. It reports Spearman's rank correlation
 NFIQ 2 with a bootstrap 90% interval (fingers resampled, since a finger's 8 prints are
 not independent) for each set and pooled, and the gate against NFIQ 2 as counts.
 
-    python -m groundtruth.fingerprint_agreement [--fixed | --retest] [--json]
+    python -m groundtruth.fingerprint_agreement [--fixed | --retest | --window] [--json]
 
 ``--fixed`` scores with the constants as shipped, no refitting, through
 ``assess_fingerprint`` alone, so an older tree (``PYTHONPATH=<old tree>``) reports its
@@ -15,7 +15,10 @@ own model in the same table as the baseline. ``--retest`` measures NFIQ 2 agains
 itself: its score of copies of each print cropped by a few pixels, turned by 2 degrees
 or mirrored (``bench/make_nfiq2_reference.py --altered``) ranked against its score of
 the print, the same way; how far NFIQ 2 agrees with itself bounds how far any score can
-agree with it.
+agree with it. ``--window`` measures the shipped model on another sensor's geometry: each
+print cut to the NB-1010's window and shrunk to its 385 ppi (:func:`nb1010_window`), ranked
+against NFIQ 2 of the same window at 500 ppi (``bench/make_nfiq2_reference.py --window``);
+the finger fills such a window, so the print's area says little there.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ REFERENCES = REPO / "tests" / "data"
 SETS: tuple[str, ...] = ("db1b", "db4b")
 FVC_PPI = 500.0
 # NFIQ 2 bands of the gate table: good (>= 50), fair (30-49), poor (< 30).
+# The NB-1010's window, 256 x 180 px at 385 ppi: 16.9 mm along the finger, 11.9 across.
+NB1010_WINDOW_MM = (16.9, 11.9)
+NB1010_FRAME = (256, 180)
+NB1010_PPI = 385.0
 GOOD_NFIQ2 = 50.0
 POOR_NFIQ2 = 30.0
 BANDS: tuple[str, ...] = (">=50", "30-49", "<30")
@@ -83,6 +90,40 @@ def load_altered(prints: Sequence[Print], references: Path = REFERENCES) -> dict
         return {}
     alterations = list(found[(prints[0].set, prints[0].file)])
     return {a: [float(found[(p.set, p.file)][a]) for p in prints] for a in alterations}
+
+
+def window_at_500ppi(image: np.ndarray) -> np.ndarray:
+    """The part of a 500 ppi print the NB-1010's window would hold, upright (its long side
+    along the finger), centred on the print's ink and moved inside the image."""
+    height, width = (round(mm / 25.4 * FVC_PPI) for mm in NB1010_WINDOW_MM)
+    ys, xs = np.nonzero(cv2.GaussianBlur(image, (0, 0), 8) < 200)
+    if ys.size == 0:
+        ys, xs = np.array([image.shape[0] / 2]), np.array([image.shape[1] / 2])
+    y0 = int(np.clip(round(ys.mean() - height / 2), 0, max(image.shape[0] - height, 0)))
+    x0 = int(np.clip(round(xs.mean() - width / 2), 0, max(image.shape[1] - width, 0)))
+    return image[y0 : y0 + height, x0 : x0 + width]
+
+
+def nb1010_window(image: np.ndarray) -> np.ndarray:
+    """A 500 ppi print as the NB-1010 would take it: :func:`window_at_500ppi`, laid along the
+    frame's long side and shrunk to 385 ppi (256 x 180)."""
+    window = cv2.rotate(window_at_500ppi(image), cv2.ROTATE_90_CLOCKWISE)
+    return cv2.resize(window, NB1010_FRAME, interpolation=cv2.INTER_AREA)
+
+
+def load_window_nfiq2(prints: Sequence[Print], references: Path = REFERENCES) -> list[float]:
+    """NFIQ 2 of each print's NB-1010 window, in the order of ``prints``; empty when missing."""
+    found: dict[tuple[str, str], float] = {}
+    for name in sorted({p.set for p in prints}):
+        table = references / f"nfiq2_fvc2002_{name}_window.csv"
+        if not table.is_file():
+            return []
+        with table.open() as fh:
+            for row in csv.DictReader(line for line in fh if not line.startswith("#")):
+                found[(name, row["file"])] = float(row["nfiq2"])
+    if any((p.set, p.file) not in found for p in prints):
+        return []
+    return [found[(p.set, p.file)] for p in prints]
 
 
 def read_print(fixtures: Path, p: Print) -> np.ndarray:
@@ -263,12 +304,33 @@ def report_retest(prints: Sequence[Print], as_json: bool) -> int:
     return 0
 
 
+def report_window(prints: Sequence[Print], fixtures: Path, as_json: bool) -> int:
+    """The shipped model on the prints' NB-1010 windows against NFIQ 2 of the same windows."""
+    from kitd.capture.fingerprint_quality import assess_fingerprint
+
+    nfiq2 = load_window_nfiq2(prints)
+    if not nfiq2:
+        print("no NFIQ 2 of the NB-1010 windows: run bench/make_nfiq2_reference.py --window", file=sys.stderr)
+        return 1
+    windows = [Print(p.set, p.file, p.finger, n) for p, n in zip(prints, nfiq2, strict=True)]
+    reports = [assess_fingerprint(nb1010_window(read_print(fixtures, p)), NB1010_PPI) for p in prints]
+    result = agreement(windows, [r.score for r in reports], [r.passed for r in reports])
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print_report(
+        result, "shipped model on each print's NB-1010 window (385 ppi) against NFIQ 2 of the window"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, default=FIXTURES)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--fixed", action="store_true", help="the shipped constants, no refitting")
     mode.add_argument("--retest", action="store_true", help="NFIQ 2 against itself on altered copies")
+    mode.add_argument("--window", action="store_true", help="the shipped model on the NB-1010's window")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -278,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.retest:
         return report_retest(prints, args.json)
+    if args.window:
+        return report_window(prints, args.fixtures, args.json)
     if args.fixed:
         scores, passed = fixed_scores(prints, args.fixtures)
         result = agreement(prints, scores, passed)
