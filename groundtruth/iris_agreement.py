@@ -98,10 +98,9 @@ def _lid_error(marks: EyeMarks, metrics: Mapping[str, float], part: str) -> floa
     return max(abs(a - b) for a, b in zip(marked, seen, strict=True))
 
 
-def marked_usable_area(marks: EyeMarks, shape: tuple[int, ...]) -> float:
-    """The share of the marked iris (between the marked pupil and limbus, in a frame of
-    `shape`) that the marked lids leave uncovered: what usable_iris_area would be with the
-    marks (reflections aside), to tell whether open_wider is due."""
+def marked_iris(marks: EyeMarks, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of a frame of `shape`: the marked iris (between the marked pupil and limbus),
+    and what of it the marked lids leave uncovered."""
     h, w = shape[:2]
     (px, py, pr), (ix, iy, ir) = marks.pupil, marks.limbus
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -112,7 +111,15 @@ def marked_usable_area(marks: EyeMarks, shape: tuple[int, ...]) -> float:
         if curve is not None:
             lid_y = np.polyval(curve, xs)
             hidden |= ys < lid_y if above else ys > lid_y
-    return float((iris & ~hidden).sum() / max(int(iris.sum()), 1))
+    return iris, iris & ~hidden
+
+
+def marked_usable_area(marks: EyeMarks, shape: tuple[int, ...]) -> float:
+    """The share of the marked iris that the marked lids leave uncovered: what
+    usable_iris_area would be with the marks (reflections aside), to tell whether
+    open_wider is due."""
+    iris, visible = marked_iris(marks, shape)
+    return float(visible.sum() / max(int(iris.sum()), 1))
 
 
 def agreement(name: str, marks: EyeMarks, report: IrisReport) -> Agreement:

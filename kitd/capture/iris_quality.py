@@ -225,6 +225,12 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # too_dark below, too_bright above; and too_bright when this share of the iris annulus
     # is saturated.
     "min_iris_grey": 60.0,
+    # An iris darker than min_iris_grey is too_dark only when the sclera beside it is darker
+    # than this too: how dark an iris is in the near infrared is the person's (its pigment),
+    # how bright the sclera is, the light's. Lit well, the sclera reads 130-210 on the IITD
+    # development eyes and 194-212 on the open-iris and simulated eyes; at 0.55 of the light,
+    # 72-117; at a quarter, 30-55.
+    "min_sclera_grey": 120.0,
     "max_iris_grey": 175.0,
     "max_saturated_fraction": 0.10,
     # Specular reflections on the iris (not the pupil, where they belong): more than this
@@ -443,7 +449,7 @@ def _score(m: Mapping[str, float], t: Mapping[str, float]) -> float:
     f_gaze = _sigmoid((30.0 - m["gaze_deg"]) / 3.0)
     grey = m["iris_grey"]
     f_exposure = (
-        _sigmoid((grey - 50.0) / 6.0)
+        _sigmoid((_lit_grey(m, t) - 50.0) / 6.0)
         * _sigmoid((185.0 - grey) / 6.0)
         * _sigmoid((0.3 - m["saturated_fraction"]) / 0.04)
     )
@@ -469,6 +475,13 @@ def _score(m: Mapping[str, float], t: Mapping[str, float]) -> float:
 # --- checks and feedback ---------------------------------------------------------------------------
 
 
+def _lit_grey(m: Mapping[str, float], t: Mapping[str, float]) -> float:
+    """The iris's grey, or what the sclera's light says it would be at least: a dark iris
+    beside a well-lit sclera is dark by its pigment, and more light is not what it needs."""
+    ratio = t["min_iris_grey"] / max(t["min_sclera_grey"], 1e-6)
+    return max(m["iris_grey"], ratio * m.get("sclera_grey", 0.0))
+
+
 def _checks(m: Mapping[str, float], t: Mapping[str, float]) -> list[str]:
     """The feedback codes whose checks fail, in :data:`FEEDBACK_PRIORITY` order."""
     if not m.get("eye_found"):
@@ -481,7 +494,7 @@ def _checks(m: Mapping[str, float], t: Mapping[str, float]) -> list[str]:
         # grey, its edges, its size) says nothing.
         return ["open_wider"]
     failed = set()
-    if m["iris_grey"] < t["min_iris_grey"]:
+    if _lit_grey(m, t) < t["min_iris_grey"]:
         failed.add("too_dark")
     if m["iris_grey"] > t["max_iris_grey"] or m["saturated_fraction"] > t["max_saturated_fraction"]:
         failed.add("too_bright")
@@ -523,7 +536,7 @@ def _closest_to_failing(m: Mapping[str, float], t: Mapping[str, float]) -> str:
         "open_wider": m["usable_iris_area"] / max(t["min_usable_iris_area"], eps),
         "hold_still": t["max_motion_blur_px"] / max(m["motion_blur_px"], eps),
         "out_of_focus": t["max_edge_width_px"] / max(m["edge_width_px"], eps),
-        "too_dark": m["iris_grey"] / max(t["min_iris_grey"], eps),
+        "too_dark": _lit_grey(m, t) / max(t["min_iris_grey"], eps),
         "too_bright": t["max_iris_grey"] / max(m["iris_grey"], eps),
         "grainy": t["max_noise_grey"] / max(m["noise_grey"], eps),
     }
