@@ -5,7 +5,8 @@ assessor must score lower and name: blurred (out of focus), an upper lid lowered
 iris (flat skin grey, or skin texture taken from the image's own skin), darkened (a weak
 illuminator) and noisy (a sensor at high gain). Each comes with the feedback a person
 would give. Also a curtain of lashes hung from a marked upper lid, which must not move the
-lid found. Pure functions of numpy arrays.
+lid found, and a clump of lashes about the pupil's size, which must not be taken for the
+pupil. Pure functions of numpy arrays.
 """
 
 from __future__ import annotations
@@ -184,4 +185,75 @@ def lash_clumps(
     cover = cv2.GaussianBlur(cover, (0, 0), max(0.5, 0.012 * ir))  # out of focus
     # Fading towards the tips is in the taper; the roots above the margin are not touched.
     out = grey.astype(np.float32) * (1.0 - cover) + core * cover
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def stuck_lashes(
+    grey: np.ndarray,
+    iris: Circle,
+    pupil: Circle,
+    margin: Callable[[np.ndarray], np.ndarray],
+    at: float = -0.55,
+    hanging: bool = True,
+    width: float = 1.2,
+    length: float = 1.8,
+    strands: int = 40,
+    thickness: tuple[float, float] = (1.2, 2.5),
+    ink: float = 1.0,
+    flare: float = 0.0,
+    shadow: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """A clump of lashes stuck together (mascara, tears, sleep), about as big as the pupil:
+    `strands` dark strands whose roots lie along `width` pupil radii of the upper lid's margin
+    (`margin`: its y for an array of x) centred `at` iris radii from the iris centre (negative:
+    the image's left), each 0.6-1 times `length` pupil radii long, leaning outwards like the
+    lid's other lashes and drawn towards the clump's axis, so that they cross into one dense
+    dark mass with lighter gaps between the strands; `thickness` in px at a 100 px iris
+    radius (1-2.5 px: the IITD eyes' own lashes; mascara thickens them). Hanging down over
+    the iris (`hanging`), stopped short of the pupil's edge (a clump on the pupil joins it, a
+    different case), or lying up on the lid skin. `ink`: the strands' grey as a share of the
+    pupil's (its darkest tenth): 1 as dark as the pupil, less for mascara (carbon black, darker
+    in near infrared than a pupil the illuminator's light scattered in the eye greys).
+    `flare`: grey added to the whole frame first, fading towards white (a camera's black
+    level, stray light): the IITD pupils are clipped to 0, and nothing could be darker.
+    `shadow`: how much the clump's shadow, cast onto the eye just below it by an illuminator
+    below the camera, darkens there (0 none, 0.5 halves the grey)."""
+    rng = np.random.default_rng(seed)
+    ix, _, ir = iris
+    px, py, pr = pupil
+    h, w = grey.shape
+    out = flare + grey.astype(np.float32) * (1.0 - flare / 255.0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = out[(xx - px) ** 2 + (yy - py) ** 2 < (0.8 * pr) ** 2]
+    ink *= float(np.percentile(inside, 10)) if inside.size else 0.0
+    scale = 4  # drawn at four times the size, then shrunk: strands smooth at a pixel's width
+    canvas = np.zeros((h * scale, w * scale), np.uint8)
+    centre = ix + at * ir
+    down = 1.0 if hanging else -1.0
+    t = np.linspace(0.0, 1.0, 12)
+    for _ in range(strands):
+        x = centre + rng.uniform(-0.5, 0.5) * width * pr
+        root = float(margin(np.array([x]))[0])
+        long = rng.uniform(0.6, 1.0) * length * pr
+        # Tips gather towards the axis (some past it: the strands cross), the whole clump
+        # leaning outwards as the lid's lashes fan out towards the eye's corners.
+        tip_x = centre + rng.uniform(-0.5, 0.5) * (x - centre) + long * (0.3 * at + rng.normal(0.0, 0.08))
+        bend = rng.normal(0.0, 0.08) * long * np.sin(np.pi * t)
+        points = np.stack([x + (tip_x - x) * t * t + bend, root - down + down * long * t], axis=1)
+        if hanging:
+            clear = np.hypot(points[:, 0] - px, points[:, 1] - py) > 1.2 * pr
+            points = points[: int(np.argmin(clear)) if not clear.all() else len(points)]
+        if len(points) < 2:
+            continue
+        cv2.polylines(
+            canvas, [np.rint(points * scale * 4).astype(np.int32)], False, 255,
+            max(1, round(rng.uniform(*thickness) * ir / 100.0 * scale)), cv2.LINE_AA, shift=2,
+        )  # fmt: skip
+    cover = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    if shadow > 0:
+        drop = max(1, round(0.06 * ir))
+        cast = cv2.GaussianBlur(np.roll(cover, drop, axis=0), (0, 0), 0.02 * ir + 1.0)
+        out *= 1.0 - shadow * np.clip(1.5 * cast, 0.0, 1.0)
+    out = out * (1.0 - cover) + ink * cover
     return np.clip(out, 0, 255).astype(np.uint8)

@@ -11,6 +11,7 @@ further unnoticed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -22,7 +23,14 @@ import cv2
 import numpy as np
 import pytest
 
-from groundtruth.degraded_eyes import DEGRADATIONS, darkened, darker_iris, lash_clumps, lash_curtain
+from groundtruth.degraded_eyes import (
+    DEGRADATIONS,
+    darkened,
+    darker_iris,
+    lash_clumps,
+    lash_curtain,
+    stuck_lashes,
+)
 from groundtruth.draw_iris import contact_sheet, draw_eye
 from groundtruth.iris_agreement import (
     IITD_DIR,
@@ -180,6 +188,34 @@ def embedded(image: np.ndarray, scale: float, x: int, y: int, seed: int) -> np.n
     frame = np.random.default_rng(seed).normal(float(np.median(image[0])), 3.0, (480, 640))
     frame[y : y + small.shape[0], x : x + small.shape[1]] = small
     return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def test_a_clump_of_lashes_is_not_taken_for_the_pupil(marked_development: list[MarkedEye]) -> None:
+    """A clump of lashes about the pupil's size (groundtruth.degraded_eyes.stuck_lashes), at the
+    upper left and the upper right of each marked development eye: hanging from the marked
+    upper lid over the iris with its shadow below it, or lying on the lid's skin; mascara
+    darker than a pupil greyed by stray light, pupil-sized or half as big again. The pupil is
+    still found within 3 px of the marks."""
+    checks, found, missed = camera_checks(), 0, []
+    for eye in marked_development:
+        curve = lid_curve(eye.marks.points.get("upper_lid", []))
+        if curve is None:
+            continue
+        for at, hanging, size in itertools.product((-0.55, 0.55), (True, False), (1.0, 1.25)):
+            copy = stuck_lashes(
+                eye.image, eye.marks.limbus, eye.marks.pupil, lambda x, c=curve: np.polyval(c, x), at=at,
+                hanging=hanging, width=1.2 * size, length=1.8 * size, strands=round(28 * size * size),
+                thickness=(2.0, 3.5), ink=0.3, flare=30.0, shadow=0.5 if hanging else 0.0,
+            )  # fmt: skip
+            row = agreement(eye.name, eye.marks, assess_iris(copy, checks))
+            if row.found and row.pupil_ok:
+                found += 1
+            else:
+                missed.append((eye.name, at, hanging, size))
+    # Measured: 388 of 400 (314 before the pupil was sized by its inscribed disk and its
+    # surround read without its top; the misses: a clump hanging against the pupil, taken in
+    # with it, and a flat grey pupil split at the darkest level the lashes set).
+    assert found / (found + len(missed)) >= 0.95, missed
 
 
 def test_development_eyes_are_found_at_any_size_and_place(marked_development: list[MarkedEye]) -> None:

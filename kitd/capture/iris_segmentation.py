@@ -115,27 +115,25 @@ def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tupl
                 continue
             shape_r = bw / 2.0 if bh <= bw else (bw + bh) / 4.0
             shape_y = (y + bh - shape_r) if bh < bw else (y + bh / 2.0)
+            if inscribed is None:
+                inscribed = cv2.distanceTransform(_holes_filled(dark), cv2.DIST_L2, 3)
+            box = inscribed[y : y + bh, x : x + bw] * (labels[y : y + bh, x : x + bw] == i)
+            r_in = float(box.max())
             # A pupil the lashes or the lid's dark margin touch is one blob with them, taller
             # than the pupil and not a disk: its largest inscribed disk may be the pupil.
-            if area >= 0.9 * circle_below(shape_r, min(float(bh), 2.0 * shape_r)):
-                r_in = 0.0
-            else:
-                if inscribed is None:
-                    inscribed = cv2.distanceTransform(_holes_filled(dark), cv2.DIST_L2, 3)
-                box = inscribed[y : y + bh, x : x + bw] * (labels[y : y + bh, x : x + bw] == i)
-                r_in = float(box.max())
-                cy_in, cx_in = np.unravel_index(int(box.argmax()), box.shape)
             if (
-                r_in > 0
+                area < 0.9 * circle_below(shape_r, min(float(bh), 2.0 * shape_r))
                 and bh > 2.15 * r_in + 2.0
                 and r_in >= min_r
-                and _ring_contrast(small, x + cx_in + 0.5, y + cy_in + 0.5, r_in)
-                > _ring_contrast(small, x + shape_r, shape_y, shape_r)
             ):
-                x, y = max(0, int(round(x + cx_in - r_in))), max(0, int(round(y + cy_in - r_in)))
-                bw = bh = max(1, int(round(2.0 * r_in)))
-                bw, bh = min(bw, sx - x), min(bh, sy - y)
-                area = int(round(math.pi * r_in * r_in))
+                cy_in, cx_in = np.unravel_index(int(box.argmax()), box.shape)
+                if _ring_contrast(small, x + cx_in + 0.5, y + cy_in + 0.5, r_in) > _ring_contrast(
+                    small, x + shape_r, shape_y, shape_r
+                ):
+                    x, y = max(0, int(round(x + cx_in - r_in))), max(0, int(round(y + cy_in - r_in)))
+                    bw = bh = max(1, int(round(2.0 * r_in)))
+                    bw, bh = min(bw, sx - x), min(bh, sy - y)
+                    area = int(round(math.pi * r_in * r_in))
             # A lid cuts a pupil's top: its width is its size. A turned eye's pupil is taller
             # than wide (up to 1.6 times: a 50 degree turn); taller still is a lash, hair or
             # a text stroke.
@@ -146,24 +144,32 @@ def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tupl
             fill = area / circle_below(r, min(float(bh), 2.0 * r))
             if fill < 0.3:
                 continue
-            # Surround: a box 1.8 radii around the blob's circle, minus the blob itself.
+            # Surround: a box 1.8 radii around the blob's circle, minus the blob itself, from
+            # half a radius above the circle's centre down. A pupil is ringed by its iris at
+            # the sides and below; its top may be under a lid (skin, or the lid's dark margin).
+            # A clump of lashes has the lid's skin above it and often the pupil below it.
             # A lid cuts the top (wider than tall): the bottom stays on the circle. A turned
             # eye's pupil is taller than wide: its box's centre is the centre.
             ccx, ccy = x + r, (y + bh - r) if bh < bw else (y + bh / 2.0)
             x0, x1 = max(0, int(ccx - 1.8 * r)), min(sx, int(ccx + 1.8 * r) + 1)
-            y0, y1 = max(0, int(ccy - 1.8 * r)), min(sy, int(ccy + 1.8 * r) + 1)
+            y0, y1 = max(0, int(ccy - 0.5 * r)), min(sy, int(ccy + 1.8 * r) + 1)
+            yb = max(y, y0)  # the blob's part within the box
             box_sum = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+            part_sum = integral[y + bh, x + bw] - integral[yb, x + bw] - integral[y + bh, x] + integral[yb, x]
             inner_sum = integral[y + bh, x + bw] - integral[y, x + bw] - integral[y + bh, x] + integral[y, x]
             box_n = (x1 - x0) * (y1 - y0)
-            inner_n = bw * bh
-            if box_n - inner_n <= 0:
+            part_n = bw * (y + bh - yb)
+            if box_n - part_n <= 0:
                 continue
-            surround = (box_sum - inner_sum) / (box_n - inner_n)
-            inside = inner_sum / inner_n
+            surround = (box_sum - part_sum) / (box_n - part_n)
+            inside = inner_sum / (bw * bh)
             contrast = (surround - inside) / max(med - lo, 1.0)
             if contrast <= 0.15:
                 continue
-            score = min(fill, 1.0) * min(contrast, 1.0) * r
+            # Its size is its largest inscribed disk's: a pupil is a compact disk, dark all
+            # through; a clump of lashes is elongated, tapers and has lighter gaps between its
+            # strands, and the disk inside it is far smaller than its outline.
+            score = min(fill, 1.0) * min(contrast, 1.0) * min(r, r_in)
             if score > best_score:
                 best, best_score = (ccx * fx, ccy * fy, r * fx), score
         if best is not None:
