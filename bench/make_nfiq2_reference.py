@@ -87,48 +87,57 @@ def nfiq2_extractor():  # type: ignore[no-untyped-def]
     return nbis.new_nbis_extractor(settings)
 
 
-def write_reference(extractor, name: str, fixtures: Path, output: Path) -> int:  # type: ignore[no-untyped-def]
-    """Score every print of one set into ``output``; 1 when the set is missing."""
+def write_table(
+    name: str, fixtures: Path, output: Path, comment: str, columns: list[str], row: Callable[[Path], list]
+) -> int:
+    """One row per print of a set (``row`` of its file) under a comment and a header into
+    ``output``; 1 when the set is missing."""
     files = sorted(fixtures.glob("*.tif"))
     if not files:
         print(f"no .tif files in {fixtures}", file=sys.stderr)
         return 1
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", newline="") as fh:
-        fh.write(f"# NFIQ 2 (nbis-py 0.1.3) of FVC2002 {SETS[name]}; made by: {COMMAND} --set {name}\n")
+        fh.write(f"# {comment}\n")
         writer = csv.writer(fh)
-        writer.writerow(["file", "finger", "impression", "nfiq2"])
+        writer.writerow(columns)
         for path in files:
-            finger, impression = path.stem.split("_")
-            score = extractor.extract_minutiae(path.read_bytes()).quality().score
-            writer.writerow([path.name, finger, impression, score])
-            print(name, path.name, score)
+            values = row(path)
+            writer.writerow(values)
+            print(name, *values)
     return 0
+
+
+def write_reference(extractor, name: str, fixtures: Path, output: Path) -> int:  # type: ignore[no-untyped-def]
+    """Score every print of one set into ``output``, its TIFF bytes as they are."""
+
+    def row(path: Path) -> list:
+        return [
+            path.name,
+            *path.stem.split("_"),
+            extractor.extract_minutiae(path.read_bytes()).quality().score,
+        ]
+
+    comment = f"NFIQ 2 (nbis-py 0.1.3) of FVC2002 {SETS[name]}; made by: {COMMAND} --set {name}"
+    return write_table(name, fixtures, output, comment, ["file", "finger", "impression", "nfiq2"], row)
 
 
 def write_copies(  # type: ignore[no-untyped-def]
     extractor, name: str, fixtures: Path, output: Path, copies: dict[str, Copy], what: str, flag: str
 ) -> int:
-    """NFIQ 2 of copies of every print (one column each) into ``output``; 1 when the set is missing."""
-    files = sorted(fixtures.glob("*.tif"))
-    if not files:
-        print(f"no .tif files in {fixtures}", file=sys.stderr)
-        return 1
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", newline="") as fh:
-        made_by = f"{COMMAND} {flag} --set {name}"
-        fh.write(f"# NFIQ 2 (nbis-py 0.1.3) of {what} of FVC2002 {SETS[name]}; made by: {made_by}\n")
-        writer = csv.writer(fh)
-        writer.writerow(["file", *copies])
-        for path in files:
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            scores = []
-            for copy in copies.values():
-                encoded = cv2.imencode(".png", np.ascontiguousarray(copy(image)))[1].tobytes()
-                scores.append(extractor.extract_minutiae(encoded).quality().score)
-            writer.writerow([path.name, *scores])
-            print(name, path.name, *scores)
-    return 0
+    """NFIQ 2 of copies of every print of one set (one column each) into ``output``."""
+
+    def row(path: Path) -> list:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        encoded = [
+            cv2.imencode(".png", np.ascontiguousarray(copy(image)))[1].tobytes() for copy in copies.values()
+        ]
+        return [path.name, *(extractor.extract_minutiae(e).quality().score for e in encoded)]
+
+    comment = (
+        f"NFIQ 2 (nbis-py 0.1.3) of {what} of FVC2002 {SETS[name]}; made by: {COMMAND} {flag} --set {name}"
+    )
+    return write_table(name, fixtures, output, comment, ["file", *copies], row)
 
 
 def main(argv: list[str] | None = None) -> int:
