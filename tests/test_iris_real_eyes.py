@@ -135,11 +135,12 @@ def test_held_out_circles_and_lids_lie_on_the_hand_marks(held_out: list[Path]) -
     summary = summarise(measure(load_marks(IITD_MARKS), held_out, camera_checks()))
     assert summary["images"] == 30 and summary["found"] == 1.0
     assert summary["pupil_within_3px"] >= 0.9
-    # Issue 18 asks 0.90 for the limbus and 0.85 for the lids. Measured: 0.70 and 0.68 since the
-    # side arcs reach 57 deg below horizontal and a curtain's margin is its darkest row of roots
-    # (0.80 and 0.66 before; the limbus fell on these subjects while it rose on the
-    # development ones, 0.66 to 0.72: its height rests mostly on a prior). Held a little under
-    # those figures until they are met.
+    # Issue 18 asks 0.90 for the limbus and 0.85 for the lids. Measured: 0.73 and 0.70 since a
+    # clump of lashes is not taken for a pupil (0.70 and 0.68 before, when one pupil was; 0.80
+    # and 0.66 before the side arcs reached 57 deg below horizontal and a curtain's margin was
+    # its darkest row of roots: the limbus fell on these subjects while it rose on the
+    # development ones, 0.66 to 0.72, its height resting mostly on a prior). Held a little
+    # under those figures until they are met.
     assert summary["limbus_within_5px"] >= 0.66
     assert summary["lids_within_8px"] >= 0.65
 
@@ -148,10 +149,10 @@ def test_held_out_eyes_are_usable_with_the_320x240_camera_s_checks(
     held_out_reports: dict[str, IrisReport],
 ) -> None:
     refused = {name: report.feedback for name, report in held_out_reports.items() if not report.passed}
-    # Issue 18 asks 0.90; measured 0.85 (68 of 80; 0.70 at the first pass, 0.7875 at the stop
-    # before): the others are told open_wider or too_dark (the closing notes name each with its
-    # reason). Held a little under that.
-    assert 1 - len(refused) / len(held_out_reports) >= 0.8, refused
+    # Issue 18 asks 0.90; measured 0.875 (70 of 80; 0.70 at the first pass, then 0.7875 and
+    # 0.85): the others are told open_wider, or hold_still on a wrong pupil circle (the closing
+    # notes name each with its reason). Held a little under that.
+    assert 1 - len(refused) / len(held_out_reports) >= 0.84, refused
 
 
 @pytest.mark.parametrize("name", sorted(DEGRADATIONS))
