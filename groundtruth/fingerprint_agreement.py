@@ -39,11 +39,11 @@ FIXTURES = REPO.parent / "shared" / "fixtures"
 REFERENCES = REPO / "tests" / "data"
 SETS: tuple[str, ...] = ("db1b", "db4b")
 FVC_PPI = 500.0
-# NFIQ 2 bands of the gate table: good (>= 50), fair (30-49), poor (< 30).
 # The NB-1010's window, 256 x 180 px at 385 ppi: 16.9 mm along the finger, 11.9 across.
 NB1010_WINDOW_MM = (16.9, 11.9)
 NB1010_FRAME = (256, 180)
 NB1010_PPI = 385.0
+# NFIQ 2 bands of the gate table: good (>= 50), fair (30-49), poor (< 30).
 GOOD_NFIQ2 = 50.0
 POOR_NFIQ2 = 30.0
 BANDS: tuple[str, ...] = (">=50", "30-49", "<30")
@@ -60,6 +60,12 @@ class Print:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def _table_rows(table: Path) -> list[dict[str, str]]:
+    """The rows of one of the committed CSV tables (its # lines say how it was made)."""
+    with table.open() as fh:
+        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+
+
 def load_prints(fixtures: Path = FIXTURES, references: Path = REFERENCES) -> list[Print]:
     """The prints of every set whose folder and NFIQ 2 reference are present."""
     prints = []
@@ -68,28 +74,32 @@ def load_prints(fixtures: Path = FIXTURES, references: Path = REFERENCES) -> lis
         table = references / f"nfiq2_fvc2002_{name}.csv"
         if not folder.is_dir() or not table.is_file():
             continue
-        with table.open() as fh:
-            for row in csv.DictReader(line for line in fh if not line.startswith("#")):
-                prints.append(Print(name, row["file"], f"{name}-{row['finger']}", float(row["nfiq2"])))
+        for row in _table_rows(table):
+            prints.append(Print(name, row["file"], f"{name}-{row['finger']}", float(row["nfiq2"])))
     return prints
+
+
+def _columns_per_print(prints: Sequence[Print], suffix: str, references: Path) -> dict[str, list[float]]:
+    """The number columns of the tables ``nfiq2_fvc2002_<set>_<suffix>.csv``, each in the order
+    of ``prints``; empty when a set's table is missing or leaves out one of them."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for name in sorted({p.set for p in prints}):
+        table = references / f"nfiq2_fvc2002_{name}_{suffix}.csv"
+        if not table.is_file():
+            return {}
+        for row in _table_rows(table):
+            found[(name, row.pop("file"))] = row
+    if not prints or any((p.set, p.file) not in found for p in prints):
+        return {}
+    columns = list(found[(prints[0].set, prints[0].file)])
+    return {c: [float(found[(p.set, p.file)][c]) for p in prints] for c in columns}
 
 
 def load_altered(prints: Sequence[Print], references: Path = REFERENCES) -> dict[str, list[float]]:
     """NFIQ 2 of each print's altered copies, by alteration, in the order of ``prints``.
 
     Empty when a set's table is missing."""
-    found: dict[tuple[str, str], dict[str, str]] = {}
-    for name in sorted({p.set for p in prints}):
-        table = references / f"nfiq2_fvc2002_{name}_altered.csv"
-        if not table.is_file():
-            return {}
-        with table.open() as fh:
-            for row in csv.DictReader(line for line in fh if not line.startswith("#")):
-                found[(name, row.pop("file"))] = row
-    if any((p.set, p.file) not in found for p in prints):
-        return {}
-    alterations = list(found[(prints[0].set, prints[0].file)])
-    return {a: [float(found[(p.set, p.file)][a]) for p in prints] for a in alterations}
+    return _columns_per_print(prints, "altered", references)
 
 
 def window_at_500ppi(image: np.ndarray) -> np.ndarray:
@@ -113,17 +123,7 @@ def nb1010_window(image: np.ndarray) -> np.ndarray:
 
 def load_window_nfiq2(prints: Sequence[Print], references: Path = REFERENCES) -> list[float]:
     """NFIQ 2 of each print's NB-1010 window, in the order of ``prints``; empty when missing."""
-    found: dict[tuple[str, str], float] = {}
-    for name in sorted({p.set for p in prints}):
-        table = references / f"nfiq2_fvc2002_{name}_window.csv"
-        if not table.is_file():
-            return []
-        with table.open() as fh:
-            for row in csv.DictReader(line for line in fh if not line.startswith("#")):
-                found[(name, row["file"])] = float(row["nfiq2"])
-    if any((p.set, p.file) not in found for p in prints):
-        return []
-    return [found[(p.set, p.file)] for p in prints]
+    return _columns_per_print(prints, "window", references).get("nfiq2", [])
 
 
 def read_print(fixtures: Path, p: Print) -> np.ndarray:
@@ -281,17 +281,35 @@ def print_report(result: dict[str, object], label: str, out: Callable[[str], Non
         )
 
 
-def report_retest(prints: Sequence[Print], as_json: bool) -> int:
-    """NFIQ 2 of each alteration ranked against NFIQ 2 of the print, per set and pooled."""
-    altered = load_altered(prints)
-    if not altered:
-        print("no NFIQ 2 of altered copies: run bench/make_nfiq2_reference.py --altered", file=sys.stderr)
-        return 1
-    # The gate is NFIQ 2 of the copy at the kit's own min_score, so its table reads like ours.
+def retest_agreement(prints: Sequence[Print]) -> dict[str, dict[str, object]]:
+    """NFIQ 2 of each alteration ranked against NFIQ 2 of the print, per set and pooled, by
+    alteration; the gate is NFIQ 2 of the copy at the kit's own min_score, so its table reads
+    like ours. Empty without the altered copies' tables."""
     from kitd.capture.fingerprint_quality import DEFAULT_THRESHOLDS
 
     least = DEFAULT_THRESHOLDS["min_score"]
-    results = {a: agreement(prints, scores, [s >= least for s in scores]) for a, scores in altered.items()}
+    altered = load_altered(prints)
+    return {a: agreement(prints, scores, [s >= least for s in scores]) for a, scores in altered.items()}
+
+
+def window_agreement(prints: Sequence[Print], fixtures: Path = FIXTURES) -> dict[str, object]:
+    """The shipped model on the prints' NB-1010 windows (:func:`nb1010_window`, 385 ppi)
+    against NFIQ 2 of the same windows; empty without their table."""
+    from kitd.capture.fingerprint_quality import assess_fingerprint
+
+    nfiq2 = load_window_nfiq2(prints)
+    if not nfiq2:
+        return {}
+    windows = [Print(p.set, p.file, p.finger, n) for p, n in zip(prints, nfiq2, strict=True)]
+    reports = [assess_fingerprint(nb1010_window(read_print(fixtures, p)), NB1010_PPI) for p in prints]
+    return agreement(windows, [r.score for r in reports], [r.passed for r in reports])
+
+
+def report_retest(prints: Sequence[Print], as_json: bool) -> int:
+    results = retest_agreement(prints)
+    if not results:
+        print("no NFIQ 2 of altered copies: run bench/make_nfiq2_reference.py --altered", file=sys.stderr)
+        return 1
     if as_json:
         print(json.dumps(results, indent=2))
         return 0
@@ -305,16 +323,10 @@ def report_retest(prints: Sequence[Print], as_json: bool) -> int:
 
 
 def report_window(prints: Sequence[Print], fixtures: Path, as_json: bool) -> int:
-    """The shipped model on the prints' NB-1010 windows against NFIQ 2 of the same windows."""
-    from kitd.capture.fingerprint_quality import assess_fingerprint
-
-    nfiq2 = load_window_nfiq2(prints)
-    if not nfiq2:
+    result = window_agreement(prints, fixtures)
+    if not result:
         print("no NFIQ 2 of the NB-1010 windows: run bench/make_nfiq2_reference.py --window", file=sys.stderr)
         return 1
-    windows = [Print(p.set, p.file, p.finger, n) for p, n in zip(prints, nfiq2, strict=True)]
-    reports = [assess_fingerprint(nb1010_window(read_print(fixtures, p)), NB1010_PPI) for p in prints]
-    result = agreement(windows, [r.score for r in reports], [r.passed for r in reports])
     if as_json:
         print(json.dumps(result, indent=2))
         return 0
