@@ -101,6 +101,13 @@ def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tupl
     if med - lo < 12:
         return None  # a flat frame: nothing dark stands out
     integral = cv2.integral(small, sdepth=cv2.CV_64F)
+
+    def grey_sum(left: int, top: int, right: int, bottom: int) -> float:
+        """The sum of the shrunk copy's grey over columns left..right-1, rows top..bottom-1."""
+        return float(
+            integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
+        )
+
     best, best_score = None, 0.0
     min_r = max(2.0, 0.012 * sx)  # pupils smaller than ~8 px of a 640 px frame are not looked for
     for level in (0.2, 0.35, 0.5):
@@ -154,9 +161,9 @@ def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tupl
             x0, x1 = max(0, int(ccx - 1.8 * r)), min(sx, int(ccx + 1.8 * r) + 1)
             y0, y1 = max(0, int(ccy - 0.5 * r)), min(sy, int(ccy + 1.8 * r) + 1)
             yb = max(y, y0)  # the blob's part within the box
-            box_sum = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-            part_sum = integral[y + bh, x + bw] - integral[yb, x + bw] - integral[y + bh, x] + integral[yb, x]
-            inner_sum = integral[y + bh, x + bw] - integral[y, x + bw] - integral[y + bh, x] + integral[y, x]
+            box_sum = grey_sum(x0, y0, x1, y1)
+            part_sum = grey_sum(x, yb, x + bw, y + bh)
+            inner_sum = grey_sum(x, y, x + bw, y + bh)
             box_n = (x1 - x0) * (y1 - y0)
             part_n = bw * (y + bh - yb)
             if box_n - part_n <= 0:
