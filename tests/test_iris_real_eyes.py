@@ -16,6 +16,7 @@ import json
 import math
 import subprocess
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,11 @@ class MarkedEye:
     image: np.ndarray
     marks: EyeMarks
 
+    def upper_margin(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The marked upper lid's y for an array of x (what lashes are hung from); None unmarked."""
+        curve = lid_curve(self.marks.points.get("upper_lid", []))
+        return None if curve is None else lambda x: np.polyval(curve, x)
+
 
 @pytest.fixture(scope="module")
 def marked_development() -> list[MarkedEye]:
@@ -109,11 +115,11 @@ def curtain_reports(marked_development: list[MarkedEye]) -> dict[tuple[str, floa
     """Each marked development eye with an upper lid, under curtains of lashes hung from it."""
     checks, reports = camera_checks(), {}
     for eye in marked_development:
-        curve = lid_curve(eye.marks.points.get("upper_lid", []))
-        if curve is None:
+        margin = eye.upper_margin()
+        if margin is None:
             continue
         for reach, seed in [(r, s) for r in CURTAIN_REACHES for s in (0, 1)]:
-            copy = lash_curtain(eye.image, eye.marks.limbus, lambda x, c=curve: np.polyval(c, x), reach, seed)
+            copy = lash_curtain(eye.image, eye.marks.limbus, margin, reach, seed)
             reports[eye.name, reach, seed] = assess_iris(copy, checks)
     return reports
 
@@ -199,12 +205,12 @@ def test_a_clump_of_lashes_is_not_taken_for_the_pupil(marked_development: list[M
     still found within 3 px of the marks."""
     checks, found, missed = camera_checks(), 0, []
     for eye in marked_development:
-        curve = lid_curve(eye.marks.points.get("upper_lid", []))
-        if curve is None:
+        margin = eye.upper_margin()
+        if margin is None:
             continue
         for at, hanging, size in itertools.product((-0.55, 0.55), (True, False), (1.0, 1.25)):
             copy = stuck_lashes(
-                eye.image, eye.marks.limbus, eye.marks.pupil, lambda x, c=curve: np.polyval(c, x), at=at,
+                eye.image, eye.marks.limbus, eye.marks.pupil, margin, at=at,
                 hanging=hanging, width=1.2 * size, length=1.8 * size, strands=round(28 * size * size),
                 thickness=(2.0, 3.5), ink=0.3, flare=30.0, shadow=0.5 if hanging else 0.0,
             )  # fmt: skip
@@ -297,11 +303,11 @@ def test_clumped_lashes_do_not_hide_an_open_iris(marked_development: list[Marked
     for less than 70 %, as it is when the lid is found at the clumps' tips."""
     checks, hidden, n = camera_checks(), [], 0
     for eye in marked_development:
-        curve = lid_curve(eye.marks.points.get("upper_lid", []))
-        if curve is None or marked_usable_area(eye.marks, eye.image.shape) < 0.8:
+        margin = eye.upper_margin()
+        if margin is None or marked_usable_area(eye.marks, eye.image.shape) < 0.8:
             continue
         for reach, seed in [(r, s) for r in (0.4, 0.55) for s in (0, 1)]:
-            copy = lash_clumps(eye.image, eye.marks.limbus, lambda x, c=curve: np.polyval(c, x), reach, seed)
+            copy = lash_clumps(eye.image, eye.marks.limbus, margin, reach, seed)
             n += 1
             if assess_iris(copy, checks).metrics["usable_iris_area"] < 0.7:
                 hidden.append((eye.name, reach, seed))
