@@ -370,7 +370,7 @@ def scaled_marks(marks: EyeMarks, scale: float) -> EyeMarks:
 def test_a_smaller_eye_from_another_camera_keeps_the_lids(
     scale: float, marked_development: list[MarkedEye]
 ) -> None:
-    """The marked development eyes shrunk as another camera would frame them, an iris 90-170 px
+    """The marked development eyes shrunk as another camera would frame them, an iris 90-150 px
     across instead of about 200: the lids are still found where marked, within 8 px at the
     IITD size (scaled with the eye)."""
     lids, missed = [], []
