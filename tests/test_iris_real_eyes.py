@@ -141,12 +141,13 @@ def test_held_out_circles_and_lids_lie_on_the_hand_marks(held_out: list[Path]) -
     summary = summarise(measure(load_marks(IITD_MARKS), held_out, camera_checks()))
     assert summary["images"] == 30 and summary["found"] == 1.0
     assert summary["pupil_within_3px"] >= 0.9
-    # Issue 18 asks 0.90 for the limbus and 0.85 for the lids. Measured: 0.73 and 0.70 since a
-    # clump of lashes is not taken for a pupil (0.70 and 0.68 before, when one pupil was; 0.80
-    # and 0.66 before the side arcs reached 57 deg below horizontal and a curtain's margin was
-    # its darkest row of roots: the limbus fell on these subjects while it rose on the
-    # development ones, 0.66 to 0.72, its height resting mostly on a prior). Held a little
-    # under those figures until they are met.
+    # Issue 18 asks 0.90 for the limbus and 0.85 for the lids. Measured: 0.73 and 0.73 since the
+    # lower lid and a margin above the upper walk's lid may tilt with the head (0.70 before);
+    # 0.73 and 0.70 since a clump of lashes is not taken for a pupil (0.70 and 0.68 before,
+    # when one pupil was; 0.80 and 0.66 before the side arcs reached 57 deg below horizontal
+    # and a curtain's margin was its darkest row of roots: the limbus fell on these subjects
+    # while it rose on the development ones, 0.66 to 0.72, its height resting mostly on a
+    # prior). Held a little under those figures until they are met.
     assert summary["limbus_within_5px"] >= 0.66
     assert summary["lids_within_8px"] >= 0.65
 
@@ -155,8 +156,8 @@ def test_held_out_eyes_are_usable_with_the_320x240_camera_s_checks(
     held_out_reports: dict[str, IrisReport],
 ) -> None:
     refused = {name: report.feedback for name, report in held_out_reports.items() if not report.passed}
-    # Issue 18 asks 0.90; measured 0.875 (70 of 80; 0.70 at the first pass, then 0.7875 and
-    # 0.85): the others are told open_wider, or hold_still on a wrong pupil circle (the closing
+    # Issue 18 asks 0.90; measured 0.8875 (71 of 80; 0.70 at the first pass, then 0.7875, 0.85
+    # and 0.875): the others are told open_wider, or hold_still on a wrong pupil circle (the closing
     # notes name each with its reason). Held a little under that.
     assert 1 - len(refused) / len(held_out_reports) >= 0.84, refused
 
@@ -387,6 +388,42 @@ def test_a_smaller_eye_from_another_camera_keeps_the_lids(
     # and 0.75; 0.844, 0.896 and 0.875 while an eye smaller than the lids' work size was looked
     # at its own size.
     assert sum(lids) / len(lids) >= 0.88, missed
+
+
+def turned(eye: MarkedEye, degrees: float) -> tuple[np.ndarray, EyeMarks]:
+    """The eye and its marks turned `degrees` (counter-clockwise as seen) about the marked
+    limbus's centre: a head tilted to one side. The frame's edge is mirrored into the corners."""
+    ix, iy, _ = eye.marks.limbus
+    matrix = cv2.getRotationMatrix2D((ix, iy), degrees, 1.0)
+    h, w = eye.image.shape
+    image = cv2.warpAffine(
+        eye.image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+    )
+    points = {
+        part: [
+            (float(x), float(y))
+            for x, y in (np.array(pts, np.float64).reshape(-1, 2) @ matrix[:, :2].T + matrix[:, 2])
+        ]
+        for part, pts in eye.marks.points.items()
+    }
+    return image, EyeMarks(points)
+
+
+def test_a_head_tilted_to_one_side_keeps_the_lids(marked_development: list[MarkedEye]) -> None:
+    """The marked development eyes turned 12 degrees either way, as the head of an applicant
+    lying in bed or unable to hold it upright is: the lids, tilted with it, are still found
+    where marked, within 8 px at their three columns."""
+    checks = camera_checks()
+    rows = []
+    for eye, degrees in itertools.product(marked_development, (-12.0, 12.0)):
+        image, marks = turned(eye, degrees)
+        rows.append(agreement(f"{eye.name} {degrees:+.0f}", marks, assess_iris(image, checks)))
+    summary = summarise(rows)
+    # Measured, the upper and lower lids pooled (192 in all): 0.823 (upper 78 of 100, lower 80
+    # of 92); 0.719 (68 and 70) while the lower lid's walk was drawn to level with the shape's
+    # full pull and a margin found above the upper walk's lid was levelled again. Upright, 91
+    # of 96 against 92.
+    assert summary["lids_within_8px"] >= 0.8, summary
 
 
 def test_the_upper_lid_hardly_depends_on_a_small_limbus_error(

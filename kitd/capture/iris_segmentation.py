@@ -426,6 +426,17 @@ LID_OFF_LIMBUS = 0.01  # iris radii inside the limbus a lid must be to be one (e
 LID_GAP = 0.1  # iris radii below the upper lid the lower one is looked for from (its shadow, its lashes)
 LID_BEND = 0.25  # a typical lid's bend, in 1 / iris radius
 LID_SHAPE_WEIGHT = 0.1  # the typical shape's pull, as a share of the points
+# A head tilted to one side (an applicant lying in bed, or who cannot hold the head upright)
+# tilts both lids with it. The upper lid's walk is drawn towards level with the shape's full
+# pull (a glint or a clump of lash tips on one side would tilt it otherwise); the lower lid's
+# walk, whose points already agree with one lower-lid shape, with this share of it; and a
+# margin found above the walk's lid (the lashes' roots, a curtain) keeps near the walk's tilt
+# rather than levelling it. (Chosen on the marked development eyes turned by +-6 and +-12
+# degrees about the limbus, odd and even subjects: the lids within 8 px at +-12 degrees rise
+# from 138 to 158 of 192, at +-6 from 168 to 174, upright 91 of 96 against 92; 0, 0.25 and 0.5
+# tried for the lower lid. Any less than the full pull on the upper walk moved the simulated
+# eye's lids by 2-3 px, a glint on one side tilting them.)
+LID_LOWER_TILT_PULL = 0.25
 # An upper lid's walk that stops on something dark may have stopped in a curtain of lashes
 # hanging from the margin, or in the shadow the lid casts on the upper iris; the margin is then
 # looked for along lid-shaped curves up to this far above the walk's lid (iris radii; a curtain
@@ -676,6 +687,7 @@ def eyelids(
                 ir,
                 sign,
                 LID_BEND if sign > 0 else LID_LOWER_BEND,
+                tilt_pull=1.0 if sign > 0 else LID_LOWER_TILT_PULL,
             )
         if sign > 0 and (
             inside_lid.sum() >= LID_MIN_COLUMNS * columns.size
@@ -805,7 +817,7 @@ def _above_curtain(
     if inside.sum() < 4:
         return lid.moved(-roots)
     ys = (darkest[inside] + first + 0.5) / sy + y0 - 0.5
-    margin = _robust_lid(fxs[inside].astype(np.float64), ys.astype(np.float64), ix, ir, 1.0)
+    margin = _robust_lid(fxs[inside].astype(np.float64), ys.astype(np.float64), ix, ir, 1.0, tilt=lid.tilt)
     return margin if margin is not None else lid.moved(-roots)
 
 
@@ -917,16 +929,24 @@ def _band_above(
     k = top + (int(np.argmax(fallen)) - 1 if fallen.any() else fallen.size - 1)
     curve = np.clip(at[which[k], k], 0, ch - 1)
     ys = fy[curve] + 0.5 / sy  # the bottom of the curve's rows
-    return _robust_lid(cols_x.astype(np.float64), ys.astype(np.float64), ix, ir, 1.0)
+    return _robust_lid(cols_x.astype(np.float64), ys.astype(np.float64), ix, ir, 1.0, tilt=lid.tilt)
 
 
 def _robust_lid(
-    xs: np.ndarray, ys: np.ndarray, centre_x: float, ir: float, sign: float, typical: float = LID_BEND
+    xs: np.ndarray,
+    ys: np.ndarray,
+    centre_x: float,
+    ir: float,
+    sign: float,
+    typical: float = LID_BEND,
+    tilt: float = 0.0,
+    tilt_pull: float = 1.0,
 ) -> Lid | None:
     """A parabola through a lid's column points, robustly: the points far off it dropped
-    and the rest refitted. Its bend and slope are drawn towards a typical lid's (LID_BEND,
-    level) as if LID_SHAPE_WEIGHT of the points said so: points on one side of the iris
-    only would otherwise bend it wildly over the other."""
+    and the rest refitted. Its bend is drawn towards a typical lid's (`typical`) as if
+    LID_SHAPE_WEIGHT of the points said so, and its slope towards `tilt` (level, or the
+    lid a margin search started from) with `tilt_pull` of that: points on one side of the
+    iris only would otherwise bend it wildly over the other."""
     u = (xs - centre_x) / ir
     v = ys / ir
     powers = np.vander(u, 5).T  # u^4, u^3, u^2, u, 1
@@ -937,21 +957,22 @@ def _robust_lid(
         n = int(keep.sum())
         if n < 4:
             break
-        # The normal equations of v = bend u^2 + tilt u + level, with the typical shape's
-        # pull on the bend and the slope.
+        # The normal equations of v = bend u^2 + slope u + level, with the pulls on the bend
+        # and the slope.
         weights = keep.astype(np.float64)
         p4, p3, p2, p1, p0 = (float(t) for t in powers @ weights)
         m2, m1, m0 = (float(t) for t in moments @ weights)
         pull = LID_SHAPE_WEIGHT * n
         solved = solve_small(
-            [[p4 + pull, p3, p2], [p3, p2 + pull, p1], [p2, p1, p0]], [m2 + pull * sign * typical, m1, m0]
+            [[p4 + pull, p3, p2], [p3, p2 + tilt_pull * pull, p1], [p2, p1, p0]],
+            [m2 + pull * sign * typical, m1 + tilt_pull * pull * tilt, m0],
         )
         if solved is None:
             break
-        bend, tilt, level = solved
+        bend, slope, level = solved
         bend = min(max(bend * sign, -0.2), LID_MAX_BEND) * sign
-        lid = Lid(centre_x, level * ir, tilt, bend / ir)
-        residual = np.abs(ir * (level + tilt * u + bend * u * u) - ys)
+        lid = Lid(centre_x, level * ir, slope, bend / ir)
+        residual = np.abs(ir * (level + slope * u + bend * u * u) - ys)
         new_keep = residual <= max(2.0, 2.5 * median(residual[keep]))
         if (new_keep == keep).all():
             break
