@@ -437,18 +437,6 @@ LID_SHAPE_WEIGHT = 0.1  # the typical shape's pull, as a share of the points
 # tried for the lower lid. Any less than the full pull on the upper walk moved the simulated
 # eye's lids by 2-3 px, a glint on one side tilting them.)
 LID_LOWER_TILT_PULL = 0.25
-# Turned further, by 18-24 degrees, the lids were lost half the time: level was too far from
-# them. An upper lid sloping more than LID_OWN_TILT (a lid's own slope on an upright head,
-# which follows the gaze and the eye's shape) tells the head's tilt by the excess
-# (:func:`_head_tilt`), and the walks are drawn towards the head's tilt rather than level: the
-# upper walk's, read from the slope most of its points agree on (:func:`_pairs_tilt`, pairs
-# at least LID_PAIRS_APART iris radii apart, so a glint on one side moves it little and, under
-# LID_OWN_TILT, not at all); the lower walk's, from the upper lid found. The margin's search
-# above the upper walk (LID_MARGIN_TILTS) and the lower lid's shapes (LID_LOWER_TILTS) turn
-# with it too. (Chosen on the odd development subjects, 0.4-1.0 apart and 0-0.15 own slope
-# tried, confirmed on the even ones; the figures are in tests/test_iris_real_eyes.py.)
-LID_PAIRS_APART = 0.5
-LID_OWN_TILT = 0.05
 # An upper lid's walk that stops on something dark may have stopped in a curtain of lashes
 # hanging from the margin, or in the shadow the lid casts on the upper iris; the margin is then
 # looked for along lid-shaped curves up to this far above the walk's lid (iris radii; a curtain
@@ -691,8 +679,7 @@ def eyelids(
         lid = None
         if found.sum() >= LID_MIN_COLUMNS * columns.size:
             if sign < 0:
-                head = 0.0 if lids[0] is None else _head_tilt(lids[0].tilt)
-                found &= _lower_lid_agreeing(cols_x, edge, found, ix, ir, head)
+                found &= _lower_lid_agreeing(cols_x, edge, found, ix, ir)
             lid = _robust_lid(
                 cols_x[found].astype(np.float64),
                 edge[found].astype(np.float64),
@@ -700,7 +687,6 @@ def eyelids(
                 ir,
                 sign,
                 LID_BEND if sign > 0 else LID_LOWER_BEND,
-                tilt=_head_tilt(_pairs_tilt(cols_x[found], edge[found], ix, ir)) if sign > 0 else head,
                 tilt_pull=1.0 if sign > 0 else LID_LOWER_TILT_PULL,
             )
         if sign > 0 and (
@@ -861,7 +847,7 @@ def _curves_above(
     levels = np.arange(max(0, lo), min(rows - 1, hi) + 1)
     tilts, bends = _lid_shapes()
     u = (cols_x - ix) / ir
-    offsets = ((tilts[:, None] + _head_tilt(lid.tilt)) * u + bends[:, None] * u * u) * (ir * sy)
+    offsets = (tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)
     at = np.rint(levels[None, :, None] + offsets[:, None, :]).astype(np.int64)
     return levels, offsets, at
 
@@ -946,25 +932,6 @@ def _band_above(
     return _robust_lid(cols_x.astype(np.float64), ys.astype(np.float64), ix, ir, 1.0, tilt=lid.tilt)
 
 
-def _pairs_tilt(xs: np.ndarray, ys: np.ndarray, centre_x: float, ir: float) -> float:
-    """The slope most of the lid's points agree on (frame pixels down per pixel across): the
-    median of the slopes between every two points at least LID_PAIRS_APART iris radii apart,
-    a typical lid's bend taken off first (Theil and Sen's estimate: a glint or a clump of lash
-    tips over a few columns moves few of the pairs). Level with too few pairs."""
-    u = (xs.astype(np.float64) - centre_x) / ir
-    v = ys.astype(np.float64) / ir - LID_BEND * u * u
-    across = u[None, :] - u[:, None]
-    apart = across >= LID_PAIRS_APART
-    if apart.sum() < 3:
-        return 0.0
-    return float(np.median((v[None, :] - v[:, None])[apart] / across[apart]))
-
-
-def _head_tilt(lid_tilt: float) -> float:
-    """The head's tilt an upper lid's slope tells: what of it is past LID_OWN_TILT."""
-    return math.copysign(max(abs(lid_tilt) - LID_OWN_TILT, 0.0), lid_tilt)
-
-
 def _robust_lid(
     xs: np.ndarray,
     ys: np.ndarray,
@@ -1046,18 +1013,15 @@ def _above_dark_band(
 
 
 def _lower_lid_agreeing(
-    cols_x: np.ndarray, edge: np.ndarray, found: np.ndarray, centre_x: float, ir: float, head: float = 0.0
+    cols_x: np.ndarray, edge: np.ndarray, found: np.ndarray, centre_x: float, ir: float
 ) -> np.ndarray:
-    """`found` less the lower-lid points that disagree with the lower-lid shape (LID_LOWER_TILTS,
-    turned by the `head`'s tilt, x LID_LOWER_BENDS, at any height) the most points lie within
-    LID_LOWER_AGREE iris radii of.
+    """`found` less the lower-lid points that disagree with the lower-lid shape (LID_LOWER_TILTS
+    x LID_LOWER_BENDS, at any height) the most points lie within LID_LOWER_AGREE iris radii of.
     Whether there is a lid at all is the walk's to say (enough columns found it)."""
     u = (cols_x[found] - centre_x) / ir
     v = edge[found] / ir
     tilt, bend = _lid_shapes(LID_LOWER_TILTS, LID_LOWER_BENDS)
-    off = (
-        v[None, :] - (tilt[:, None] + head) * u[None, :] + bend[:, None] * (u * u)[None, :]
-    )  # shapes, points
+    off = v[None, :] - tilt[:, None] * u[None, :] + bend[:, None] * (u * u)[None, :]  # shapes x points
     # For every shape and every point's height, how many points lie within LID_LOWER_AGREE of
     # it: each shape's heights sorted, all shapes laid end to end (far apart) and searched at once.
     apart = float(np.ptp(off)) + 1.0
