@@ -357,14 +357,23 @@ def test_another_camera_s_tone_curve_keeps_the_lids(
     assert summary["lower_lid_within_8px"] >= 0.83, summary
 
 
-def scaled_marks(marks: EyeMarks, scale: float) -> EyeMarks:
-    """The marks of the eye resized `scale` times (pixel centres kept on pixel centres)."""
+def marks_through(marks: EyeMarks, matrix: np.ndarray) -> EyeMarks:
+    """The marks moved as the image is by the 2 x 3 affine `matrix` (cv2.warpAffine's)."""
     return EyeMarks(
         {
-            part: [((x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5) for x, y in points]
+            part: [
+                (float(x), float(y))
+                for x, y in np.array(points, np.float64).reshape(-1, 2) @ matrix[:, :2].T + matrix[:, 2]
+            ]
             for part, points in marks.points.items()
         }
     )
+
+
+def scaled_marks(marks: EyeMarks, scale: float) -> EyeMarks:
+    """The marks of the eye resized `scale` times (pixel centres kept on pixel centres)."""
+    shift = 0.5 * scale - 0.5
+    return marks_through(marks, np.array([[scale, 0.0, shift], [0.0, scale, shift]]))
 
 
 @pytest.mark.parametrize("scale", [0.45, 0.6, 0.75])
@@ -399,14 +408,7 @@ def turned(eye: MarkedEye, degrees: float) -> tuple[np.ndarray, EyeMarks]:
     image = cv2.warpAffine(
         eye.image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
     )
-    points = {
-        part: [
-            (float(x), float(y))
-            for x, y in (np.array(pts, np.float64).reshape(-1, 2) @ matrix[:, :2].T + matrix[:, 2])
-        ]
-        for part, pts in eye.marks.points.items()
-    }
-    return image, EyeMarks(points)
+    return image, marks_through(eye.marks, matrix)
 
 
 def test_a_head_tilted_to_one_side_keeps_the_lids(marked_development: list[MarkedEye]) -> None:
