@@ -242,13 +242,8 @@ def test_development_eyes_are_found_at_any_size_and_place(marked_development: li
             if not m.get("eye_found"):
                 missed.append((marked.name, diameter))
                 continue
-            ir = eye.limbus[2] * scale
-            px, py, pr = (
-                (eye.pupil[0] + 0.5) * scale - 0.5 + x,
-                (eye.pupil[1] + 0.5) * scale - 0.5 + y,
-                eye.pupil[2] * scale,
-            )
-            lx, ly = (eye.limbus[0] + 0.5) * scale - 0.5 + x, (eye.limbus[1] + 0.5) * scale - 0.5 + y
+            placed = scaled_marks(eye, scale, (x, y))
+            (px, py, pr), (lx, ly, ir) = placed.pupil, placed.limbus
             pupil_ok = math.hypot(m["pupil_x"] - px, m["pupil_y"] - py) <= max(1.5, 0.04 * ir) and abs(
                 m["pupil_r"] - pr
             ) <= max(1.5, 0.04 * ir)
@@ -370,10 +365,11 @@ def marks_through(marks: EyeMarks, matrix: np.ndarray) -> EyeMarks:
     )
 
 
-def scaled_marks(marks: EyeMarks, scale: float) -> EyeMarks:
-    """The marks of the eye resized `scale` times (pixel centres kept on pixel centres)."""
+def scaled_marks(marks: EyeMarks, scale: float, at: tuple[int, int] = (0, 0)) -> EyeMarks:
+    """The marks of the eye resized `scale` times (pixel centres kept on pixel centres) and
+    placed with its top left corner at `at` in a larger frame."""
     shift = 0.5 * scale - 0.5
-    return marks_through(marks, np.array([[scale, 0.0, shift], [0.0, scale, shift]]))
+    return marks_through(marks, np.array([[scale, 0.0, shift + at[0]], [0.0, scale, shift + at[1]]]))
 
 
 @pytest.mark.parametrize("scale", [0.45, 0.6, 0.75])
