@@ -889,7 +889,8 @@ def _band_above(
     shaped curves (LID_MARGIN_TILTS x LID_MARGIN_BENDS) at every height from LID_MARGIN_REACH
     above the walk's lid to just below it score the mean share along them. Going up from the
     walk's lid, the first crest (a height no lower-scoring than any within `run` rows of it,
-    away from the search's ends, at least LID_BAND_MIN_SHARE) is the root band: a first crest
+    away from the search's ends, at least LID_BAND_MIN_SHARE; or the darkest height of all,
+    just above the walk's lid, the share falling off below it) is the root band: a first crest
     rather than the highest, since the lashes over the skin above a bare margin can be denser
     than the margin itself; and none above a curve that runs over skin (LID_BAND_SKIN of its
     pixels brighter than `cuts`' second). The margin is the curve at the band's bottom: the
@@ -908,11 +909,16 @@ def _band_above(
     share = cv2.blur(dark, window)[:, columns]
     which, by_level = _best_curves(share, at, first)
     # Crests: no lower than any height within `run` rows; the search's ends are never crests
-    # (the band may go on past them).
+    # (the band may go on past them), but for the darkest height of all just above its
+    # bottom (the walk's lid) where the share falls off below it: a dense thin margin right
+    # at the walk's lid is the margin, not the lashes on the skin above it.
     padded = np.pad(by_level, run, constant_values=np.inf)
     crests = (by_level >= np.lib.stride_tricks.sliding_window_view(padded, 2 * run + 1).max(axis=1)) & (
         by_level >= LID_BAND_MIN_SHARE
     )
+    darkest = int(np.argmax(by_level))
+    if darkest >= by_level.size - run and by_level[-1] < LID_BAND_KEEP * by_level[darkest]:
+        crests[darkest] = by_level[darkest] >= LID_BAND_MIN_SHARE
     # A curve along the lid's skin lies above the margin: no crest above it is the margin's.
     # (Along the walk's lid's own shape: other shapes would find skin at the iris's sides.)
     shape = (np.asarray(lid.y_at(cols_x)) - float(lid.y_at(ix))) * sy
