@@ -29,6 +29,7 @@ from kitd.capture.iris_quality import (
     IrisReport,
     assess_iris,
 )
+from kitd.capture.iris_segmentation import LID_TONE_RANGE, lid_tone_table
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
@@ -128,6 +129,21 @@ def test_located_circles_match_the_simulator_s_truth(seed: int, changes: dict) -
     pupil, iris = report.circles() or ((0, 0, 0), (0, 0, 0))
     assert close(pupil, truth.pupil, 2.0), (pupil, truth.pupil)
     assert close(iris, truth.iris, 3.0), (iris, truth.iris)
+
+
+def test_the_lids_tone_table_brings_an_iris_back_into_the_development_eyes_range() -> None:
+    """Pupil 5, sclera 205: an iris at 0.3 of the way up (a camera whose tone curve darkens
+    the middle greys) is brought to the range's lower end, one at 0.85 to its upper end;
+    one inside the range is left alone, and so are greys past the pupil's and the sclera's."""
+    lo, hi = LID_TONE_RANGE
+    assert lid_tone_table(5.0, 5.0 + 200.0 * 0.5 * (lo + hi), 205.0) is None
+    assert lid_tone_table(5.0, 100.0, 9.0) is None  # no span between pupil and sclera
+    for share, end in ((0.3, lo), (0.85, hi)):
+        table = lid_tone_table(5.0, 5.0 + 200.0 * share, 205.0)
+        assert table is not None and table.dtype == np.uint8 and table.shape == (256,)
+        assert abs(int(table[round(5 + 200 * share)]) - (5 + 200 * end)) <= 1
+        assert (np.diff(table.astype(int)) >= 0).all()
+        assert (table[:6] == np.arange(6)).all() and (table[205:] == np.arange(205, 256)).all()
 
 
 def test_no_eye_frames_say_no_eye_and_carry_no_circles() -> None:
@@ -402,7 +418,8 @@ SIM_LADDERS: dict[str, tuple[str, Callable[[float], dict], list[float], int]] = 
 
 # Scores along a ladder must not rise by more than this between steps (metrics of a frame
 # carry a little noise; a degradation that has not yet reached its knee leaves them flat).
-SCORE_SLACK = 1.5
+# The real eye moved by 0-3 whole pixels, nothing else changed, scores over a range of 1.8.
+SCORE_SLACK = 2.0
 
 
 def check_ladder(name: str, code: str, reports: list[IrisReport], fail_from: int) -> None:

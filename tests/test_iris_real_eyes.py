@@ -334,22 +334,25 @@ def test_a_dark_iris_in_good_light_is_not_too_dark(
     assert len(lost) <= 2, lost
 
 
-@pytest.mark.parametrize("gamma", [0.7, 1.4])
+@pytest.mark.parametrize("gamma", [0.45, 0.7, 1.4, 2.2])
 def test_another_camera_s_tone_curve_keeps_the_lids(
     gamma: float, marked_development: list[MarkedEye]
 ) -> None:
     """The marked development eyes through a camera's tone curve (grey raised to a gamma of 0.7
-    or 1.4, an ordinary difference between cameras): the lids are still found where marked."""
+    or 1.4, an ordinary difference between cameras; 0.45 and 2.2, one camera's grey encoded
+    for a screen and the other's linear): the lids are still found where marked."""
     checks = camera_checks()
     table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
     rows = [
         agreement(eye.name, eye.marks, assess_iris(table[eye.image], checks)) for eye in marked_development
     ]
     summary = summarise(rows)
-    # Measured, upper / lower: 0.84 / 0.87 at 0.7 and 0.84 / 0.89 at 1.4 (lower lids 0.67 and
-    # 0.78 while the lower lid's skin was told from the iris by a share of iris - pupil).
+    # Measured, upper / lower: 0.82 / 0.87 at 0.45, 0.90 / 0.89 at 0.7, 0.92 / 0.91 at 1.4 and
+    # 0.88 / 0.89 at 2.2; 0.80 / 0.85, 0.88 / 0.89, 0.90 / 0.87 and 0.64 / 0.78 while the lids
+    # were looked for on the greys as they came (lower lids 0.67 and 0.78 at 0.7 and 1.4 while
+    # the lower lid's skin was told from the iris by a share of iris - pupil).
     assert summary["upper_lid_within_8px"] >= 0.8, summary
-    assert summary["lower_lid_within_8px"] >= 0.83, summary
+    assert summary["lower_lid_within_8px"] >= 0.85, summary
 
 
 def marks_through(marks: EyeMarks, matrix: np.ndarray) -> EyeMarks:

@@ -83,6 +83,7 @@ from kitd.capture.iris_segmentation import (
     edge_widths,
     eyelids,
     fine_pupil,
+    lid_tone_table,
     limbus,
     noise_grey,
     reflection_on_iris,
@@ -327,7 +328,13 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     spec_cut = sclera_grey + 0.4 * max(255.0 - sclera_grey, 0.0)
     bright_cut = iris_ref + 0.5 * max(sclera_grey - iris_ref, 12.0)
     dark_cut = iris_ref - 0.5 * max(iris_ref - pupil_grey, 12.0)
-    upper_lid, lower_lid = eyelids(g, pupil, iris, pupil_grey + 0.5 * (bright_cut - pupil_grey))
+    # The lids on the eye's greys brought into the development eyes' tone (another camera's
+    # tone curve): everything else is measured on the frame as it is.
+    skin_cut = pupil_grey + 0.5 * (bright_cut - pupil_grey)
+    table = lid_tone_table(pupil_grey, iris_ref, sclera_grey)
+    if table is not None:
+        skin_cut = float(np.interp(skin_cut, np.arange(256), table))
+    upper_lid, lower_lid = eyelids(g if table is None else cv2.LUT(g, table), pupil, iris, skin_cut)
     beyond = np.zeros(grey.shape, bool)
     if upper_lid is not None:
         beyond |= ys < upper_lid.y_at(xs)
