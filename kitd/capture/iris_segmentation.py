@@ -936,17 +936,16 @@ def _band_above(
     window = (max(3, int(LID_BAND_WINDOW * radius)) | 1, 1)
     share = cv2.blur(dark, window)[:, columns]
     which, by_level = _best_curves(share, at, first)
-    # Crests: no lower than any height within `run` rows; the search's ends are never crests
-    # (the band may go on past them), but for the darkest height of all just above its
-    # bottom (the walk's lid) where the share falls off below it: a dense thin margin right
-    # at the walk's lid is the margin, not the lashes on the skin above it.
-    padded = np.pad(by_level, run, constant_values=np.inf)
+    # Crests: no lower than any height within `run` rows, nor than what lies past the search's
+    # ends. Past its top the band may go on: nothing there is beaten. Past its bottom (the
+    # walk's lid) a crest must beat every height above it and have the share fall off below
+    # it: a dense thin margin right at the walk's lid is the margin, not the lashes on the
+    # skin above it.
+    past_bottom = max(float(by_level[:-run].max()), float(by_level[-1]) / LID_BAND_KEEP)
+    padded = np.concatenate([np.full(run, np.inf), by_level, np.full(run, past_bottom)])
     crests = (by_level >= np.lib.stride_tricks.sliding_window_view(padded, 2 * run + 1).max(axis=1)) & (
         by_level >= LID_BAND_MIN_SHARE
     )
-    darkest = int(np.argmax(by_level))
-    if darkest >= by_level.size - run and by_level[-1] < LID_BAND_KEEP * by_level[darkest]:
-        crests[darkest] = by_level[darkest] >= LID_BAND_MIN_SHARE
     # A curve along the lid's skin lies above the margin: no crest above it is the margin's.
     # (Along the walk's lid's own shape: other shapes would find skin at the iris's sides.)
     shape = (np.asarray(lid.y_at(cols_x)) - float(lid.y_at(ix))) * sy
