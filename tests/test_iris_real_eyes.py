@@ -427,26 +427,35 @@ def test_a_head_tilted_to_one_side_keeps_the_lids(marked_development: list[Marke
     assert summary["lids_within_8px"] >= 0.8, summary
 
 
-def test_a_mirrored_eye_s_upper_lid_is_found_as_the_eye_s() -> None:
+def test_a_mirrored_eye_s_limbus_and_upper_lid_are_found_as_the_eye_s() -> None:
     """A left eye is a right eye's mirror image: on each development eye (all 76, marked or
-    not) and its mirror image, the upper lid is found in the same place (the mirror's, mirrored
-    back, within 3 px at the lid's three columns)."""
-    apart = []
+    not) and its mirror image, the limbus and the upper lid are found in the same place (the
+    mirror's, mirrored back: the limbus within 1 px in x, y and radius, the lid within 3 px at
+    its three columns)."""
+    limbus_apart, lid_apart = [], []
     for path in iitd_halves()[0]:
         image = grey(path)
+        width = image.shape[1]
         seen, mirrored = assess_iris(image).metrics, assess_iris(cv2.flip(image, 1)).metrics
-        apart.append(
+        limbus_apart.append(
+            max(
+                abs(seen["iris_x"] - (width - 1 - mirrored["iris_x"])),
+                abs(seen["iris_y"] - mirrored["iris_y"]),
+                abs(seen["iris_r"] - mirrored["iris_r"]),
+            )
+        )
+        lid_apart.append(
             max(
                 abs(seen[f"upper_eyelid_y{a}"] - mirrored[f"upper_eyelid_y{b}"])
                 for a, b in (("", ""), ("_left", "_right"), ("_right", "_left"))
             )
         )
-    # Measured: 72 of 76 within 3 px, none more than 8 apart; 70 and one 13 px apart while a
-    # dense thin margin right at the walk's lid was passed over for the lashes on the skin
-    # above it (a crest of lash-dark pixels at the band search's lower end never counted).
-    # The rest is the limbus: the half-size copy it is looked for on is read half a pixel
-    # off, one way on the eye and the other on its mirror.
-    assert sum(a <= 3.0 for a in apart) >= 72 and max(apart) <= 8.0, sorted(apart)[-6:]
+    # Measured: the limbus within 1 px on 68 of 76 (at most 3.1 px apart), the upper lid within
+    # 3 px on 75 (at most 4.2 px). While the half-size copy the limbus is looked for on was read
+    # half a pixel off (one way on the eye, the other on its mirror) and the left sector's rays
+    # were not the right's mirror: the limbus 24 of 76 (5.3 px), the lid 72 (7 px).
+    assert sum(a <= 1.0 for a in limbus_apart) >= 64, sorted(limbus_apart)[-10:]
+    assert sum(a <= 3.0 for a in lid_apart) >= 74 and max(lid_apart) <= 6.0, sorted(lid_apart)[-6:]
 
 
 def test_the_upper_lid_hardly_depends_on_a_small_limbus_error(
@@ -501,7 +510,10 @@ def test_development_eyes_past_the_frame_s_side_are_off_center(
     """A development eye that passes, moved so its marked limbus runs past the frame's left or
     right edge: 0.05 iris radii past (the 320 x 240 camera allows 0.1) it still passes; 0.3
     past it is refused, mostly off_center, which needs the limbus followed past the edge
-    rather than shrunk into the frame."""
+    rather than shrunk into the frame. Only where the frame holds the sclera on the other side
+    (0.3 iris radii past the limbus): moved away from it, an eye already at one edge has no
+    sclera left at all, only the fill, and an iris no darker than what surrounds it is a
+    closed eye (open_wider), as it should be."""
     checks = camera_checks()
     slightly, far, off_center = [], [], 0
     for eye in marked_development:
@@ -511,12 +523,14 @@ def test_development_eyes_past_the_frame_s_side_are_off_center(
         ix, _, ir = eye.marks.limbus
         for seed, (past, side) in enumerate([(0.05, -1), (0.05, 1), (0.3, -1), (0.3, 1)]):
             gap = ix - ir if side < 0 else image.shape[1] - 1 - ix - ir
+            other_gap = image.shape[1] - 1 - ix - ir if side < 0 else ix - ir
+            if other_gap < 0.3 * ir:
+                continue
             report = assess_iris(moved_sideways(image, round(side * (gap + past * ir)), seed), checks)
             (slightly if past < 0.1 else far).append(report.passed)
             off_center += past > 0.1 and "off_center" in report.feedback
-    # Measured: 79 of 88 pass slightly past; 80 of 88 refused far past, 70 of them off_center
-    # (66 of 86 refused before rays leaving the frame had to have a strong step to give a
-    # limbus point, and the side arcs reached only 45 deg below horizontal).
+    # Measured: 66 of 75 pass slightly past; 67 of 75 refused far past, 58 of them off_center
+    # (with the eyes that have no sclera left: 73 of 86, 10 of the 13 refused open_wider).
     assert sum(slightly) / len(slightly) >= 0.85, (sum(slightly), len(slightly))
     assert 1 - sum(far) / len(far) >= 0.8, (sum(far), len(far))
     assert off_center / len(far) >= 0.7, (off_center, len(far))

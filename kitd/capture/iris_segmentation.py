@@ -285,14 +285,10 @@ def fine_pupil(g: np.ndarray, coarse: tuple[float, float, float]) -> PupilEdge |
 def _limbus_angles() -> tuple[np.ndarray, np.ndarray]:
     # Left and right sectors (LIMBUS_SIDE_UP_DEG above horizontal to LIMBUS_SIDE_DOWN_DEG
     # below) and the lower one (60-120 deg, y grows downwards); the upper sector is usually
-    # under the lid.
-    degrees = np.concatenate(
-        [
-            np.arange(-LIMBUS_SIDE_UP_DEG, LIMBUS_SIDE_DOWN_DEG + 0.1, LIMBUS_STEP_DEG),
-            np.arange(180.0 - LIMBUS_SIDE_DOWN_DEG, 180.0 + LIMBUS_SIDE_UP_DEG + 0.1, LIMBUS_STEP_DEG),
-            np.arange(60.0, 120.1, LIMBUS_STEP_DEG * 1.5),
-        ]
-    )
+    # under the lid. The left sector is the right one mirrored, ray for ray, so that a left
+    # eye is searched as a right eye is.
+    right = np.arange(-LIMBUS_SIDE_UP_DEG, LIMBUS_SIDE_DOWN_DEG + 0.1, LIMBUS_STEP_DEG)
+    degrees = np.concatenate([right, 180.0 - right, np.arange(60.0, 120.1, LIMBUS_STEP_DEG * 1.5)])
     radians = np.radians(degrees)
     return np.cos(radians).astype(np.float32), np.sin(radians).astype(np.float32)
 
@@ -315,7 +311,10 @@ def limbus(
     the frame near the limbus set no reference and give a point only on a strong step: the
     iris may run on past the edge.
     """
-    px, py, pr = (v / factor for v in pupil)
+    # A pixel's centre, not its corner, is what shrinks by `factor`: read at v / factor the
+    # copy is half a pixel off, left on an eye and right on its mirror image.
+    px, py = ((v + 0.5) / factor - 0.5 for v in pupil[:2])
+    pr = pupil[2] / factor
     h, w = half.shape
     cos, sin = _limbus_angles()
     r0 = 1.15 * pr + 2
@@ -382,7 +381,7 @@ def limbus(
             or circle
         )
     cx, cy, r = circle
-    return cx * factor, cy * factor, r * factor
+    return (cx + 0.5) * factor - 0.5, (cy + 0.5) * factor - 0.5, r * factor
 
 
 # --- the lids ---------------------------------------------------------------------------------
