@@ -529,11 +529,38 @@ def test_development_eyes_past_the_frame_s_side_are_off_center(
             report = assess_iris(moved_sideways(image, round(side * (gap + past * ir)), seed), checks)
             (slightly if past < 0.1 else far).append(report.passed)
             off_center += past > 0.1 and "off_center" in report.feedback
-    # Measured: 66 of 75 pass slightly past; 67 of 75 refused far past, 58 of them off_center
-    # (with the eyes that have no sclera left: 73 of 86, 10 of the 13 refused open_wider).
-    assert sum(slightly) / len(slightly) >= 0.85, (sum(slightly), len(slightly))
+    # Measured: 72 of 75 pass slightly past; 67 of 75 refused far past, 61 of them off_center.
+    # 66 and 58 while an iris little darker than the one sclera left in the frame was taken
+    # for a closed eye (open_wider): in near-infrared the nasal side's is often 130-140 against
+    # an iris of 110-130, the other side's 180-190.
+    assert sum(slightly) / len(slightly) >= 0.9, (sum(slightly), len(slightly))
     assert 1 - sum(far) / len(far) >= 0.8, (sum(far), len(far))
     assert off_center / len(far) >= 0.7, (off_center, len(far))
+
+
+def test_an_open_eye_at_the_kit_frame_s_side_is_told_to_move_not_to_open_wider(
+    marked_development: list[MarkedEye], development_reports: dict[str, IrisReport]
+) -> None:
+    """Each development eye that passes, enlarged to a 240 px iris (the kit camera's) in a 640 x
+    480 frame, its marked limbus at the frame's left or right edge: one sclera is out of the
+    frame, and what to say first is off_center (the kit's checks want 0.6 iris radii of room),
+    never open_wider for an eye that is open."""
+    told, wrong = 0, []
+    for eye in (e for e in marked_development if development_reports[e.name].passed):
+        ix, iy, ir = eye.marks.limbus
+        scale = 120.0 / ir
+        for side in (-1, 1):
+            x = -(ix - ir) * scale if side < 0 else 639 - (ix + ir) * scale
+            matrix = np.array([[scale, 0.0, x], [0.0, scale, 240 - iy * scale]])
+            frame = cv2.warpAffine(eye.image, matrix, (640, 480), borderValue=float(np.median(eye.image[0])))
+            feedback = assess_iris(frame).feedback
+            told += feedback[:1] == ["off_center"]
+            if "open_wider" in feedback[:1]:
+                wrong.append((eye.name, side))
+    # Measured: off_center first on 84 of 86 (the two others, one eye on both sides: its lids
+    # leave less than 70 % of the iris, open_wider with off_center). 80 while an iris little
+    # darker than the one sclera left in the frame was taken for a closed eye.
+    assert told >= 82, (told, wrong)
 
 
 def test_the_held_out_contact_sheet_is_drawn(

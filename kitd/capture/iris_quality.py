@@ -190,6 +190,7 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "grey_scale_use": "entropy of the usable iris's grey levels [bits]",
     "iris_grey": "median grey of the usable iris [0-255]",
     "sclera_grey": "median grey just outside the limbus, left and right [0-255]",
+    "sclera_sides": "sides of the limbus, left and right, whose sclera is in the frame [0-2]",
     "saturated_fraction": "share of the iris annulus (without an eye: of the frame) at 250 or more [0-1]",
     "edge_width_px": "width of the pupil edge in its sharpest orientation (defocus) [px]",
     "motion_blur_px": "widest minus sharpest pupil-edge orientation (blur along a motion) [px]",
@@ -310,6 +311,8 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     sclera_y = iy + np.sin(side)[:, None] * ir * np.array([1.12, 1.2, 1.28])[None, :]
     on_frame = (sclera_x >= 0) & (sclera_x <= w - 1)
     sclera_samples = sample(g, sclera_x, sclera_y)[on_frame]
+    # A side counts with a third of its samples in the frame (a few at its edge are not the sclera).
+    sclera_sides = int(on_frame[:5].sum() >= 5) + int(on_frame[5:].sum() >= 5)
     # The brighter half of them: the sclera's edge by the limbus is often shaded by the lids
     # and the lashes, where only some of the samples land.
     upper_quarter = (3 * sclera_samples.size) // 4
@@ -410,6 +413,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
             "grey_scale_use": entropy(iris_values),
             "iris_grey": iris_grey,
             "sclera_grey": sclera_grey,
+            "sclera_sides": float(sclera_sides),
             "saturated_fraction": saturated,
             "edge_width_px": edge_width,
             "motion_blur_px": max(0.0, widest - edge_width),
@@ -495,10 +499,12 @@ def _checks(m: Mapping[str, float], t: Mapping[str, float]) -> list[str]:
         # Nothing else is worth saying about a frame without an eye, unless it is burnt out:
         # the eye may be there, washed out with its limbus, and the light is what to change.
         return ["too_bright"] if m.get("saturated_fraction", 0.0) > BURNT_OUT_FRAME else ["no_eye"]
-    if m["iris_sclera_contrast"] < HIDDEN_IRIS_CONTRAST and m["sclera_grey"] < 240:
+    if m["iris_sclera_contrast"] < HIDDEN_IRIS_CONTRAST and m["sclera_grey"] < 240 and m["sclera_sides"] == 2:
         # An "iris" as bright as the sclera beside it (unless both are burnt out: too
         # bright) is lid skin: the eye is (nearly) closed, and what was measured on it (its
-        # grey, its edges, its size) says nothing.
+        # grey, its edges, its size) says nothing. Only with the sclera seen on both sides:
+        # in near-infrared one side (the nasal, mostly) is often little brighter than the
+        # iris, and an open eye at the frame's edge would be told to open wider, not to move.
         return ["open_wider"]
     failed = set()
     if _lit_grey(m, t) < t["min_iris_grey"]:
