@@ -37,6 +37,17 @@ def sample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
 
 
+def into_copy(v: np.ndarray | float, scale: float) -> np.ndarray | float:
+    """A frame coordinate in a copy of the frame resized by `scale` (cv2.resize's pixel
+    centres: the centre of the frame's first pixel is that of the copy's, not its corner)."""
+    return (v + 0.5) * scale - 0.5
+
+
+def out_of_copy(v: np.ndarray | float, scale: float) -> np.ndarray | float:
+    """A coordinate in a copy resized by `scale`, back in the frame (into_copy's inverse)."""
+    return (v + 0.5) / scale - 0.5
+
+
 def median(values: np.ndarray) -> float:
     """The (lower) median: np.median's checks cost more than the partition on these small arrays."""
     flat = np.ravel(values)

@@ -311,8 +311,10 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     sclera_y = iy + np.sin(side)[:, None] * ir * np.array([1.12, 1.2, 1.28])[None, :]
     on_frame = (sclera_x >= 0) & (sclera_x <= w - 1)
     sclera_samples = sample(g, sclera_x, sclera_y)[on_frame]
-    # A side counts with a third of its samples in the frame (a few at its edge are not the sclera).
-    sclera_sides = int(on_frame[:5].sum() >= 5) + int(on_frame[5:].sum() >= 5)
+    # A side (the right's five angles, then the left's) counts with a third of its samples in
+    # the frame: a few at the frame's edge are not the sclera.
+    per_side = on_frame.reshape(2, -1).sum(axis=1)
+    sclera_sides = int((3 * per_side >= on_frame.size // 2).sum())
     # The brighter half of them: the sclera's edge by the limbus is often shaded by the lids
     # and the lashes, where only some of the samples land.
     upper_quarter = (3 * sclera_samples.size) // 4

@@ -25,7 +25,9 @@ from kitd.capture.iris_geometry import (
     circle_below,
     circle_with_prior,
     edge_profiles,
+    into_copy,
     median,
+    out_of_copy,
     percentile,
     ray_to_ellipse,
     robust_circle,
@@ -311,9 +313,9 @@ def limbus(
     the frame near the limbus set no reference and give a point only on a strong step: the
     iris may run on past the edge.
     """
-    # A pixel's centre, not its corner, is what shrinks by `factor`: read at v / factor the
-    # copy is half a pixel off, left on an eye and right on its mirror image.
-    px, py = ((v + 0.5) / factor - 0.5 for v in pupil[:2])
+    # Pixel centres, not corners, shrink by `factor`: read at v / factor the copy is half a
+    # pixel off, left on an eye and right on its mirror image.
+    px, py = (into_copy(v, 1.0 / factor) for v in pupil[:2])
     pr = pupil[2] / factor
     h, w = half.shape
     cos, sin = _limbus_angles()
@@ -381,7 +383,7 @@ def limbus(
             or circle
         )
     cx, cy, r = circle
-    return (cx + 0.5) * factor - 0.5, (cy + 0.5) * factor - 0.5, r * factor
+    return out_of_copy(cx, 1.0 / factor), out_of_copy(cy, 1.0 / factor), r * factor
 
 
 # --- the lids ---------------------------------------------------------------------------------
@@ -648,8 +650,8 @@ def eyelids(
     dark_cut = LID_NOT_IRIS * max(iris_grey - pupil_grey, 8.0)
     run = max(2, round(LID_RUN * radius))
     # Frame coordinates of the work image's columns and rows.
-    fx = (np.arange(cw, dtype=np.float32) + 0.5) / sx + x0 - 0.5
-    fy = (np.arange(ch, dtype=np.float32) + 0.5) / sy + y0 - 0.5
+    fx = out_of_copy(np.arange(cw, dtype=np.float32), sx) + x0
+    fy = out_of_copy(np.arange(ch, dtype=np.float32), sy) + y0
     # The bright level below the iris (the lower lid's skin, the sclera), and the cut above the
     # iris's grey from it; where the frame ends above the limbus's bottom, the rows below the
     # iris are mostly iris, whose outer ring may be brighter than its middle (on a development
@@ -660,7 +662,7 @@ def eyelids(
         k = int(LID_BRIGHT_SHARE * (below.size - 1))
         bright_cut = LID_NOT_IRIS_BRIGHT * max(float(np.partition(below, k)[k]) - iris_grey, 8.0)
     columns = np.unique(
-        np.clip(np.rint((ix + ir * _lid_column_shares() - x0 + 0.5) * sx - 0.5), 0, cw - 1).astype(np.int64)
+        np.clip(np.rint(into_copy(ix + ir * _lid_column_shares() - x0, sx)), 0, cw - 1).astype(np.int64)
     )
     cols_x = fx[columns]
     across = np.abs(cols_x - px)
@@ -798,7 +800,7 @@ def _above_curtain(
         """The work rows (from `first` on) the lid crosses moved up by each of `dys` pixels
         (heights x columns), and where it is over the iris."""
         ys = lid_y[None, :] - dys[:, None]
-        rows = np.rint((ys - y0 + 0.5) * sy - 0.5).astype(np.int64) - first
+        rows = np.rint(into_copy(ys - y0, sy)).astype(np.int64) - first
         return rows, (ys > limbus_top + 1.0) & (rows >= 0) & (rows < last - first)
 
     def along(values: np.ndarray, first: int, dys: np.ndarray) -> np.ndarray:
@@ -843,7 +845,7 @@ def _above_curtain(
     ]
     if inside.sum() < 4:
         return lid.moved(-roots)
-    ys = (darkest[inside] + first + 0.5) / sy + y0 - 0.5
+    ys = out_of_copy(darkest[inside] + first, sy) + y0
     margin = _robust_lid(fxs[inside].astype(np.float64), ys.astype(np.float64), ix, ir, 1.0, tilt=lid.tilt)
     return margin if margin is not None else lid.moved(-roots)
 
@@ -869,8 +871,8 @@ def _curves_above(
     work row each curve crosses each column at (shapes x heights x columns)."""
     ix, ir = iris
     centre = float(lid.y_at(ix))
-    lo = int((centre - LID_MARGIN_REACH * ir - y0 + 0.5) * sy - 0.5)
-    hi = int((centre + LID_MARGIN_BELOW * ir - y0 + 0.5) * sy - 0.5)
+    lo = int(into_copy(centre - LID_MARGIN_REACH * ir - y0, sy))
+    hi = int(into_copy(centre + LID_MARGIN_BELOW * ir - y0, sy))
     levels = np.arange(max(0, lo), min(rows - 1, hi) + 1)
     tilts, bends = _lid_shapes()
     u = (cols_x - ix) / ir
