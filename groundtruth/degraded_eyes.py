@@ -5,12 +5,14 @@ assessor must score lower and name: blurred (out of focus), an upper lid lowered
 iris (flat skin grey, or skin texture taken from the image's own skin), darkened (a weak
 illuminator) and noisy (a sensor at high gain). Each comes with the feedback a person
 would give. Also a curtain of lashes hung from a marked upper lid, which must not move the
-lid found, and a clump of lashes about the pupil's size, which must not be taken for the
-pupil. Pure functions of numpy arrays.
+lid found, a clump of lashes about the pupil's size, which must not be taken for the
+pupil, and glare from glasses, which must not be taken for a lid. Pure functions of numpy
+arrays.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import cv2
@@ -44,6 +46,34 @@ def darker_iris(grey: np.ndarray, iris: np.ndarray, target: float = 50.0) -> np.
 def noisy(grey: np.ndarray, sigma: float = 40.0, seed: int = 0) -> np.ndarray:
     noise = np.random.default_rng(seed).normal(0.0, sigma, grey.shape)
     return np.clip(grey.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def glasses_glare(
+    grey: np.ndarray,
+    iris: Circle,
+    where: tuple[float, float],
+    size: tuple[float, float] = (0.3, 0.18),
+    tilt: float = 20.0,
+) -> np.ndarray:
+    """The illuminator's image in the applicant's glasses: a saturated patch, elliptical,
+    `size` iris radii across its two half-axes, turned by `tilt` degrees, its centre at
+    `where` = (direction in degrees, y downwards; distance in iris radii) from the iris's
+    centre, its edge soft over about 2 px (the lens is out of focus). Whatever it covers is
+    lost: neither lid nor iris shows through."""
+    ix, iy, ir = iris
+    angle, reach = math.radians(where[0]), where[1] * ir
+    centre = (ix + reach * math.cos(angle), iy + reach * math.sin(angle))
+    scale = 4  # drawn at four times the size for a smooth outline
+    patch = np.zeros((grey.shape[0] * scale, grey.shape[1] * scale), np.uint8)
+    cv2.ellipse(
+        patch,
+        (round(centre[0] * scale), round(centre[1] * scale)),
+        (round(size[0] * ir * scale), round(size[1] * ir * scale)),
+        tilt, 0, 360, 255, -1, cv2.LINE_AA,
+    )  # fmt: skip
+    cover = cv2.resize(patch, grey.shape[::-1], interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    cover = cv2.GaussianBlur(cover, (0, 0), 1.0)
+    return np.clip(grey.astype(np.float32) * (1.0 - cover) + 255.0 * cover, 0, 255).astype(np.uint8)
 
 
 def _lid_mask(shape: tuple[int, ...], iris: Circle, pupil: Circle) -> np.ndarray:

@@ -37,8 +37,12 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   between the strands (the darkest). A lower walk that stops on skin
   moves up into the margin's dark band, and only the points one flat lid shape agrees with
   are fitted (where the walk meets the limbus, the points curve as it does). A lid down
-  over the pupil is read down the pupil's middle column. Whatever the lids leave between
-  them, in the frame, less specular spots, is the usable iris.
+  over the pupil is read down the pupil's middle column. Glare over the iris (the
+  illuminator's image in glasses: a saturated patch) is neither iris nor lid: an upper walk
+  that crossed it, or a lower walk that stops just past it, gives no point, and along the
+  curves the margin is searched on, the glare is filled in from round it. Whatever the lids
+  leave between them, in the frame, less specular spots, is the usable iris; when that is
+  too little though the lids leave enough, the reflection is what to change, not the lids.
 * **Iris annulus**: sampled between the two circles (Daugman's rubber sheet, 120 angles x 20
   radii); its usable samples give contrast, grey-scale use and exposure.
 * **Sharpness and motion**: the width of the pupil edge (its rise over its steepest slope),
@@ -185,6 +189,7 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "lower_eyelid_y_right": "lower eyelid half an iris radius right of the iris centre, y [px] (as above)",
     "eyelid_opening": "visible height of the iris along its vertical axis over its diameter [0-1]",
     "usable_iris_area": "share of the iris in the frame not hidden by lids, lashes or reflections [0-1]",
+    "iris_between_lids": "share of the iris in the frame the lids leave, reflections on it counted [0-1]",
     "iris_sclera_contrast": "(sclera - iris) / (sclera + iris - 2 pupil), median greys [0-1]",
     "iris_pupil_contrast": "(iris - pupil) / (iris + pupil) median greys [0-1]",
     "grey_scale_use": "entropy of the usable iris's grey levels [bits]",
@@ -339,7 +344,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     table = lid_tone_table(pupil_grey, iris_ref, sclera_grey)
     if table is not None:
         skin_cut = float(np.interp(skin_cut, np.arange(256), table))
-    upper_lid, lower_lid = eyelids(g if table is None else cv2.LUT(g, table), pupil, iris, skin_cut)
+    upper_lid, lower_lid = eyelids(g if table is None else cv2.LUT(g, table), pupil, iris, skin_cut, spec_cut)
     beyond = np.zeros(grey.shape, bool)
     if upper_lid is not None:
         beyond |= ys < upper_lid.y_at(xs)
@@ -354,6 +359,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     # the frame's edges are the margins' checks (off_center), which are the camera's.
     weight = (pr + u * (ir - pr)) * inside
     usable_area = float((weight * usable).sum() / max(weight.sum(), 1e-6))
+    between_lids = float((weight * (inside & ~beyond)).sum() / max(weight.sum(), 1e-6))
     iris_values = grey[usable]
     # A sliver of iris between nearly closed lids says little: the grey of all the annulus
     # in the frame speaks for it (lid skin, when the eye is closed).
@@ -406,6 +412,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
             **lid_heights,
             "eyelid_opening": float(np.clip((lower_y - upper_y) / (2.0 * ir), 0.0, 1.0)),
             "usable_iris_area": usable_area,
+            "iris_between_lids": between_lids,
             "iris_sclera_contrast": float(
                 np.clip((sclera_grey - iris_grey) / max(sclera_grey + iris_grey - 2 * pupil_grey, 1.0), 0, 1)
             ),
@@ -525,7 +532,9 @@ def _checks(m: Mapping[str, float], t: Mapping[str, float]) -> list[str]:
     if m["gaze_deg"] > t["max_gaze_deg"]:
         failed.add("look_at_camera")
     if m["usable_iris_area"] < t["min_usable_iris_area"]:
-        failed.add("open_wider")
+        # Lids that leave enough of the iris are not the fault: glare on it (glasses) is.
+        lids_leave_enough = m["iris_between_lids"] >= t["min_usable_iris_area"]
+        failed.add("reflection_on_iris" if lids_leave_enough else "open_wider")
     if m["noise_grey"] > t["max_noise_grey"]:
         failed.add("grainy")
     if m["motion_blur_px"] > t["max_motion_blur_px"]:

@@ -83,6 +83,9 @@ LIMBUS_BOTTOM_TOLERANCE = 0.05  # lower-sector points this close (iris radii) to
 # illuminator on the iris: the meniscus and the margin's dark band are 0.05-0.1 iris radii
 # wide, and the lid's line is placed within that band (half-way up it for a lower lid).
 LID_GLINT_REACH = 0.15
+# Iris radii squared: a saturated spot this big over the iris is glare (the illuminator's image
+# on the cornea or in glasses) to the lid walks, not a lash's glint.
+GLARE_MIN_AREA = 0.005
 MIN_SPOT_PX = 12  # smallest specular spot taken for the illuminator's reflection (the simulated one: ~40)
 
 
@@ -599,7 +602,11 @@ class Lid:
 
 
 def eyelids(
-    g: np.ndarray, pupil: tuple[float, float, float], iris: tuple[float, float, float], skin_cut: float
+    g: np.ndarray,
+    pupil: tuple[float, float, float],
+    iris: tuple[float, float, float],
+    skin_cut: float,
+    spec_cut: float = 256.0,
 ) -> tuple[Lid | None, Lid | None]:
     """The upper and lower lids' margins across the iris, or None for a lid not over it.
 
@@ -673,8 +680,13 @@ def eyelids(
     # upper walk keeps the dark side's cut both ways, see LID_NOT_IRIS_BRIGHT).
     along = work[:, columns]
     darker = along < iris_grey - dark_cut
-    not_iris_up = (darker | (along > iris_grey + dark_cut)).astype(np.uint8)
-    not_iris_down = (darker | (along > iris_grey + bright_cut)).astype(np.uint8)
+    not_iris_up = darker | (along > iris_grey + dark_cut)
+    not_iris_down = darker | (along > iris_grey + bright_cut)
+    glare = _glare_over_iris(sharp, spec_cut, radius, (into_copy(ix - x0, sx), into_copy(iy - y0, sy)))
+    if glare is not None:
+        not_iris_up &= ~glare[:, columns]
+        not_iris_down &= ~glare[:, columns]
+    not_iris_up, not_iris_down = not_iris_up.astype(np.uint8), not_iris_down.astype(np.uint8)
     # Eroded along the columns: a row stays where `run` rows of not-iris end (up) or begin (down).
     kernel = np.ones((run, 1), np.uint8)
     up_run = cv2.erode(not_iris_up, kernel, anchor=(0, run - 1), borderValue=0).astype(bool)
@@ -703,6 +715,17 @@ def eyelids(
         # Where the iris simply runs on to the limbus (sclera beyond) there is no lid; where
         # the walk starts in lid, the lid is further in, over the pupil.
         found &= sign * (edge - limbus_edge) > max(1.0, LID_OFF_LIMBUS * ir)
+        if glare is not None:
+            # A walk that met glare may have met the lid under it, and the column cannot tell
+            # where it is. Going up, any glare crossed: past it lie the lid's skin and lashes,
+            # which blurred along the rows can pass for iris up to the lashes' roots. Going
+            # down, glare just before the stop: past glare the lower lid's bare skin stops
+            # the walk at once, and a walk that went on through iris after glare found the lid.
+            if sign > 0:
+                met = (rows <= start[None, :]) & (rows >= edge[None, :])
+            else:
+                met = (rows < edge[None, :]) & (rows >= edge[None, :] - (run + 2) / sy)
+            found &= ~(met & glare[:, columns]).any(axis=0)
         inside_lid = found & (sign * (start - edge) < 1.5 * run / sy)
         found &= ~inside_lid
         lid = None
@@ -745,10 +768,42 @@ def eyelids(
             and median(work[np.maximum(index[found] - run // 2, 0), columns[found]] - iris_grey) < 0
         ):
             cuts = (iris_grey - dark_cut, iris_grey + bright_cut)
-            band = _band_above(sharp, cuts, radius, run, lid, columns, cols_x, fy, sy, y0, (ix, ir))
-            lid = _above_curtain(sharp, band if band is not None else lid, fx, sy, y0, radius, (ix, iy, ir))
+            # Along curves, glare is filled in from round it: a lid's band runs on under it.
+            seen = sharp
+            if glare is not None:
+                seen = cv2.inpaint(sharp, glare.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+            band = _band_above(seen, cuts, radius, run, lid, columns, cols_x, fy, sy, y0, (ix, ir))
+            lid = _above_curtain(seen, band if band is not None else lid, fx, sy, y0, radius, (ix, iy, ir))
         lids.append(lid)
     return lids[0], lids[1]
+
+
+def _glare_over_iris(
+    sharp: np.ndarray, spec_cut: float, radius: float, centre: tuple[float, float]
+) -> np.ndarray | None:
+    """Where, on the lids' work copy, a reflection lies over the iris: the illuminator's image
+    in glasses or on the cornea, saturated past `spec_cut`, with the halo the blur along the
+    rows spreads round it. A walk that meets it has not met a lid: it says nothing of what is
+    behind it. Spots mostly outside the limbus, or reaching the copy's top (skin lit to
+    saturation above a lid), are not taken. None when there is none."""
+    spots = (sharp >= spec_cut).astype(np.uint8)
+    if not spots.any():
+        return None
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(spots, 8, cv2.CV_32S)
+    area = stats[:, cv2.CC_STAT_AREA]
+    keep = (area >= max(4, round(GLARE_MIN_AREA * radius * radius))) & (stats[:, cv2.CC_STAT_TOP] > 0)
+    keep[0] = False
+    if not keep.any():
+        return None
+    for i in np.flatnonzero(keep):
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+        keep[i] = np.mean(np.hypot(xs + x - centre[0], ys + y - centre[1]) < radius) >= 0.5
+    if not keep.any():
+        return None
+    halo = max(3, int(LID_BLUR_ALONG * radius)) // 2 + 2
+    glare = keep[labels].astype(np.uint8)
+    return cv2.dilate(glare, np.ones((3, 2 * halo + 1), np.uint8)).astype(bool)
 
 
 def _strandness(image: np.ndarray, radius: float) -> np.ndarray:
