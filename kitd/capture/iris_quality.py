@@ -87,6 +87,7 @@ from kitd.capture.iris_segmentation import (
     edge_widths,
     eyelids,
     fine_pupil,
+    glare_at_pupil_edge,
     lid_tone_table,
     limbus,
     noise_grey,
@@ -103,6 +104,10 @@ ANNULUS_RADII = 20
 LID_NEAR_PUPIL = 0.15
 # Below this iris-sclera contrast the "iris" is lid skin (see _checks): the eye is closed.
 HIDDEN_IRIS_CONTRAST = 0.1  # real eyes of the development half: 0.15 and more
+# Glare touching more than this share of the pupil's edge: the eye is measured through it
+# (see _checks). None of the 156 IITD eyes has any; glasses glare over the pupil's edge of
+# the development eyes, 0.1-0.3.
+GLARE_AT_PUPIL_EDGE = 0.05
 # A frame without an eye found, more than half of it at 250 or more: burnt out (too_bright).
 # A real eye lit 1.9 times too strongly is 73 % so.
 BURNT_OUT_FRAME = 0.5
@@ -202,6 +207,7 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "sharpness": "2 px over the edge width, at most 1 [0-1]",
     "gaze_deg": "how far the eye looks away: arccos of the pupil ellipse's aspect (0: pupil partly hidden)",
     "reflection_on_iris": "share of the iris annulus covered by specular reflections [0-1]",
+    "glare_at_pupil_edge": "share of the pupil's edge a large saturated patch (glasses) touches [0-1]",
     "noise_grey": "sensor noise around the iris, a standard deviation [grey levels]",
 }
 
@@ -434,6 +440,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
             # 0.95 reads as 18 degrees, under the default limit).
             "gaze_deg": gaze,
             "reflection_on_iris": reflection,
+            "glare_at_pupil_edge": glare_at_pupil_edge(g, pupil, spec_cut),
             "noise_grey": noise_grey(g, iris),
         }
     )
@@ -508,6 +515,11 @@ def _checks(m: Mapping[str, float], t: Mapping[str, float]) -> list[str]:
         # Nothing else is worth saying about a frame without an eye, unless it is burnt out:
         # the eye may be there, washed out with its limbus, and the light is what to change.
         return ["too_bright"] if m.get("saturated_fraction", 0.0) > BURNT_OUT_FRAME else ["no_eye"]
+    if m["glare_at_pupil_edge"] > GLARE_AT_PUPIL_EDGE and m["sclera_grey"] < 240:
+        # Glare across the pupil's edge (glasses) may have been taken for part of it: the
+        # circles, the lids and the greys are measured wrong, and the glare is what to change.
+        # (With the sclera burnt out too, the whole eye is over-exposed: too_bright.)
+        return ["reflection_on_iris"]
     if m["iris_sclera_contrast"] < HIDDEN_IRIS_CONTRAST and m["sclera_grey"] < 240 and m["sclera_sides"] == 2:
         # An "iris" as bright as the sclera beside it (unless both are burnt out: too
         # bright) is lid skin: the eye is (nearly) closed, and what was measured on it (its

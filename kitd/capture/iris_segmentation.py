@@ -1208,6 +1208,39 @@ def noise_grey(g: np.ndarray, iris: tuple[float, float, float]) -> float:
     return 1.4826 * median(np.abs(response)) / 6.0
 
 
+# Glare is a saturated patch of at least this share of the pupil's radius squared: the
+# illuminator's own image on the cornea is far smaller (about 0.02 of it on the development
+# eyes and the simulated one), its image in glasses as big as the pupil or more.
+GLARE_PUPIL_AREA = 0.1
+
+
+def glare_at_pupil_edge(g: np.ndarray, pupil: tuple[float, float, float], spec_cut: float) -> float:
+    """Share of the pupil's edge (48 directions, from 0.9 to 1.25 of its radius) that glare
+    touches: where glare lies across the edge, the edge found may be the glare's, and the
+    pupil, the iris and the lids measured from it with it."""
+    h, w = g.shape
+    px, py, pr = pupil
+    reach = 1.3 * pr + 2.0
+    x0, x1 = max(0, int(px - reach)), min(w, int(px + reach) + 1)
+    y0, y1 = max(0, int(py - reach)), min(h, int(py + reach) + 1)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return 0.0
+    spots = (g[y0:y1, x0:x1] >= spec_cut).astype(np.uint8)
+    if not spots.any():
+        return 0.0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(spots, 8, cv2.CV_32S)
+    big = stats[:, cv2.CC_STAT_AREA] >= max(MIN_SPOT_PX, GLARE_PUPIL_AREA * pr * pr)
+    big[0] = False
+    if not big.any():
+        return 0.0
+    glare = big[labels]
+    cos, sin = unit_rays(48, 0.0, 360.0)
+    radii = np.linspace(0.9, 1.25, 8, dtype=np.float32) * pr
+    xs = np.clip(np.rint(px - x0 + cos[:, None] * radii[None, :]), 0, x1 - x0 - 1).astype(np.int64)
+    ys = np.clip(np.rint(py - y0 + sin[:, None] * radii[None, :]), 0, y1 - y0 - 1).astype(np.int64)
+    return float(glare[ys, xs].any(axis=1).mean())
+
+
 def reflection_on_iris(
     g: np.ndarray,
     pupil: tuple[float, float, float],
