@@ -18,6 +18,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from kitd.capture.iris_geometry import into_copy
+
 Circle = tuple[float, float, float]
 
 
@@ -67,7 +69,7 @@ def glasses_glare(
     patch = np.zeros((grey.shape[0] * scale, grey.shape[1] * scale), np.uint8)
     cv2.ellipse(
         patch,
-        (round(centre[0] * scale), round(centre[1] * scale)),
+        (round(into_copy(centre[0], scale)), round(into_copy(centre[1], scale))),
         (round(size[0] * ir * scale), round(size[1] * ir * scale)),
         tilt, 0, 360, 255, -1, cv2.LINE_AA,
     )  # fmt: skip

@@ -285,6 +285,20 @@ def test_a_glint_at_the_lid_margin_is_not_a_reflection_on_the_iris(seed: int, si
         assert report.feedback[:1] == ["reflection_on_iris"], (below, report.feedback, report.metrics)
 
 
+@pytest.mark.parametrize("iris_r", [90.0, 115.0])
+def test_the_illuminator_s_own_glint_by_a_small_pupil_is_not_glasses_glare(iris_r: float) -> None:
+    """The illuminator's image on the cornea has one size whatever the pupil: by a small pupil
+    (16-24 px) it is still far smaller than glare in glasses, in the pupil, on its edge or
+    beside it, and the pupil's edge is not said to be under glare."""
+    for pupil_r in (16.0, 18.0, 20.0, 22.0, 24.0):
+        edge = 0.74 * pupil_r  # on the pupil's edge, up and to the right (as 0.7 x 1.05 of it)
+        for glint in ((338.0, 222.0), (320.0 + edge, 240.0 - edge)):
+            for seed in HELD_OUT_SEEDS[:2]:
+                image = simulated(seed, iris_r=iris_r, pupil_r=pupil_r, reflections=(glint,))
+                metrics = assess_iris(image).metrics
+                assert metrics["glare_at_pupil_edge"] == 0.0, (pupil_r, glint, seed)
+
+
 # --- degradation ladders ------------------------------------------------------------------------
 
 

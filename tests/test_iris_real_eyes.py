@@ -289,7 +289,7 @@ def test_a_lid_low_over_the_iris_behind_a_lash_curtain_is_still_told_open_wider(
             missed.append((name, reach, seed))
         elif said and not covered[name]:
             wrongly.append((name, reach, seed))
-    # Measured: missed 1 of 36, said wrongly 3 of 264 (missed 6 before a walk starting in
+    # Measured: missed 1 of 36, said wrongly 5 of 264 (missed 6 before a walk starting in
     # lashes took its start for the lid).
     assert len(missed) <= 2 and low >= 30, (missed, low)
     assert len(wrongly) <= 6, wrongly
@@ -363,11 +363,11 @@ def test_glare_from_glasses_is_not_taken_for_a_lid(
                 lower.append(found.lower_lid <= 8.0)
             if "open_wider" in report.feedback and "open_wider" not in development_reports[eye.name].feedback:
                 wrongly.append((eye.name, where))
-    # Measured: upper lids 178 of 200 within 8 px, lower 168 of 184, open_wider said for the
+    # Measured: upper lids 177 of 200 within 8 px, lower 166 of 184, open_wider said for the
     # glare none of 200 times (91, 149 and 117 before glare was told from a lid).
     assert sum(upper) / len(upper) >= 0.85, (sum(upper), len(upper))
     assert sum(lower) / len(lower) >= 0.87, (sum(lower), len(lower))
-    assert len(wrongly) <= 6, wrongly
+    assert len(wrongly) <= 2, wrongly
 
 
 def test_glare_across_the_pupil_s_edge_is_told_as_a_reflection(
@@ -387,6 +387,32 @@ def test_glare_across_the_pupil_s_edge_is_told_as_a_reflection(
     assert told.count(["reflection_on_iris"]) == len(told), told
     plain = [*development_reports.values(), *held_out_reports.values()]
     assert all(r.metrics.get("glare_at_pupil_edge", 0.0) == 0.0 for r in plain)
+
+
+def test_over_exposed_eyes_and_lowered_lids_are_not_told_glare() -> None:
+    """Bright is not glare: every IITD eye lit 2.2 times too strongly (its sclera near or at
+    saturation, its iris too bright) is told what it was before glare was looked for, mostly
+    too_bright, never reflection_on_iris first; every eye under a lid lowered over its iris
+    (flat skin grey or its own skin's texture, on the circles found and, where marked, on the
+    marked ones) is told open_wider, though the skin may saturate by the pupil's edge."""
+    marks = load_marks(IITD_MARKS)
+    bright, lids = [], []
+    for path in sorted(IITD_DIR.glob("*.png")):
+        image = grey(path)
+        bright.append(assess_iris(np.clip(image * 2.2, 0, 255).astype(np.uint8)).feedback[:1])
+        found = assess_iris(image).circles()
+        placed = [found] if found else []
+        if path.name in marks:
+            placed.append((marks[path.name].pupil, marks[path.name].limbus))
+        for pupil, iris in placed:
+            for name in ("lid_flat", "lid_textured"):
+                lowered = DEGRADATIONS[name][1](image, iris, pupil)
+                lids.append((path.name, name, assess_iris(lowered).feedback[:1]))
+    # Measured: too_bright first for 127 of 156 (move_closer, off_center, open_wider or
+    # look_at_camera for the rest, as before), reflection_on_iris never (4 times, and once for a
+    # lowered lid, while glare at the pupil's edge was any large saturated patch).
+    assert ["reflection_on_iris"] not in bright and bright.count(["too_bright"]) >= 120, bright
+    assert all(told == ["open_wider"] for *_, told in lids), [row for row in lids if row[2] != ["open_wider"]]
 
 
 @pytest.mark.parametrize("gamma", [0.45, 0.7, 1.4, 2.2])

@@ -51,7 +51,9 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   narrowest orientation measures focus and the spread between orientations measures motion.
 * **Reflections**: bright spots (well above the sclera) whose surroundings are iris, not
   pupil, lid or sclera, away from both lids' lines and with iris between them and the
-  nearer lid (the tear film glints along the lid margin).
+  nearer lid (the tear film glints along the lid margin). Glare (a lamp's image in glasses:
+  large, compact, saturated) across the pupil's edge makes every other measure doubtful:
+  reflection_on_iris is then all that is said, unless the eye is over-exposed.
 * **Noise**: a 3 x 3 mask that cancels planes and straight edges, its median response round
   the pupil (Immerkaer's estimate): sensor gain turned up for want of light.
 
@@ -108,6 +110,9 @@ HIDDEN_IRIS_CONTRAST = 0.1  # real eyes of the development half: 0.15 and more
 # (see _checks). None of the 156 IITD eyes has any; glasses glare over the pupil's edge of
 # the development eyes, 0.1-0.3.
 GLARE_AT_PUPIL_EDGE = 0.05
+# A sclera this bright or brighter is burnt out: the eye is over-exposed, and what is bright
+# on it (an iris as bright as the sclera, glare) is the light's doing.
+BURNT_OUT_SCLERA = 240
 # A frame without an eye found, more than half of it at 250 or more: burnt out (too_bright).
 # A real eye lit 1.9 times too strongly is 73 % so.
 BURNT_OUT_FRAME = 0.5
@@ -440,7 +445,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
             # 0.95 reads as 18 degrees, under the default limit).
             "gaze_deg": gaze,
             "reflection_on_iris": reflection,
-            "glare_at_pupil_edge": glare_at_pupil_edge(g, pupil, spec_cut),
+            "glare_at_pupil_edge": glare_at_pupil_edge(g, pupil, iris, spec_cut),
             "noise_grey": noise_grey(g, iris),
         }
     )
@@ -515,12 +520,17 @@ def _checks(m: Mapping[str, float], t: Mapping[str, float]) -> list[str]:
         # Nothing else is worth saying about a frame without an eye, unless it is burnt out:
         # the eye may be there, washed out with its limbus, and the light is what to change.
         return ["too_bright"] if m.get("saturated_fraction", 0.0) > BURNT_OUT_FRAME else ["no_eye"]
-    if m["glare_at_pupil_edge"] > GLARE_AT_PUPIL_EDGE and m["sclera_grey"] < 240:
+    over_exposed = m["sclera_grey"] >= BURNT_OUT_SCLERA or m["iris_grey"] > t["max_iris_grey"]
+    if m["glare_at_pupil_edge"] > GLARE_AT_PUPIL_EDGE and not over_exposed:
         # Glare across the pupil's edge (glasses) may have been taken for part of it: the
         # circles, the lids and the greys are measured wrong, and the glare is what to change.
-        # (With the sclera burnt out too, the whole eye is over-exposed: too_bright.)
+        # (With the sclera burnt out, or the iris too bright, the eye is over-exposed.)
         return ["reflection_on_iris"]
-    if m["iris_sclera_contrast"] < HIDDEN_IRIS_CONTRAST and m["sclera_grey"] < 240 and m["sclera_sides"] == 2:
+    if (
+        m["iris_sclera_contrast"] < HIDDEN_IRIS_CONTRAST
+        and m["sclera_grey"] < BURNT_OUT_SCLERA
+        and m["sclera_sides"] == 2
+    ):
         # An "iris" as bright as the sclera beside it (unless both are burnt out: too
         # bright) is lid skin: the eye is (nearly) closed, and what was measured on it (its
         # grey, its edges, its size) says nothing. Only with the sclera seen on both sides:
@@ -544,9 +554,10 @@ def _checks(m: Mapping[str, float], t: Mapping[str, float]) -> list[str]:
     if m["gaze_deg"] > t["max_gaze_deg"]:
         failed.add("look_at_camera")
     if m["usable_iris_area"] < t["min_usable_iris_area"]:
-        # Lids that leave enough of the iris are not the fault: glare on it (glasses) is.
+        # Lids that leave enough of the iris are not the fault: glare on it (glasses) is,
+        # unless the whole eye is too bright (the iris itself then reads as glare).
         lids_leave_enough = m["iris_between_lids"] >= t["min_usable_iris_area"]
-        failed.add("reflection_on_iris" if lids_leave_enough else "open_wider")
+        failed.add("reflection_on_iris" if lids_leave_enough and "too_bright" not in failed else "open_wider")
     if m["noise_grey"] > t["max_noise_grey"]:
         failed.add("grainy")
     if m["motion_blur_px"] > t["max_motion_blur_px"]:

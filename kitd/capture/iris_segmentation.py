@@ -627,7 +627,9 @@ def eyelids(
     (the walk starts in lid skin) is placed where, down the pupil's middle, grey no brighter
     than `skin_cut` begins (:func:`lid_over_pupil`), and the lower lid is looked for below it;
     a walk that starts in lashes instead (a margin low over the iris, lashes over the pupil)
-    takes its start for the lid and looks for the margin above it as on dark.
+    takes its start for the lid and looks for the margin above it as on dark. Greys from
+    `spec_cut` up are reflections (:func:`_glare_over_iris`; the default, above any grey,
+    takes none).
     """
     h, w = g.shape
     px, py, pr = pupil
@@ -724,7 +726,8 @@ def eyelids(
             if sign > 0:
                 met = (rows <= start[None, :]) & (rows >= edge[None, :])
             else:
-                met = (rows < edge[None, :]) & (rows >= edge[None, :] - (run + 2) / sy)
+                stop = fy[index] - 0.5 / sy  # the stop's row, above any band the edge moved into
+                met = (rows < stop[None, :]) & (rows >= stop[None, :] - (run + 2) / sy)
             found &= ~(met & glare[:, columns]).any(axis=0)
         inside_lid = found & (sign * (start - edge) < 1.5 * run / sy)
         found &= ~inside_lid
@@ -789,7 +792,7 @@ def _glare_over_iris(
     spots = (sharp >= spec_cut).astype(np.uint8)
     if not spots.any():
         return None
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(spots, 8, cv2.CV_32S)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(spots, 8, cv2.CV_32S)
     area = stats[:, cv2.CC_STAT_AREA]
     keep = (area >= max(4, round(GLARE_MIN_AREA * radius * radius))) & (stats[:, cv2.CC_STAT_TOP] > 0)
     keep[0] = False
@@ -1208,37 +1211,60 @@ def noise_grey(g: np.ndarray, iris: tuple[float, float, float]) -> float:
     return 1.4826 * median(np.abs(response)) / 6.0
 
 
-# Glare is a saturated patch of at least this share of the pupil's radius squared: the
-# illuminator's own image on the cornea is far smaller (about 0.02 of it on the development
-# eyes and the simulated one), its image in glasses as big as the pupil or more.
+# Glare (the illuminator's image in glasses: about 0.17 iris radii squared) is told from the
+# illuminator's own image on the cornea (about 0.004 of it, a fixed size whatever the pupil)
+# by size: a saturated patch of at least GLARE_IRIS_AREA iris radii squared and
+# GLARE_PUPIL_AREA pupil radii squared.
+GLARE_IRIS_AREA = 0.02
 GLARE_PUPIL_AREA = 0.1
+# Glare is the image of a lamp, compact: the patch fills this share of its convex hull (glare
+# laid on the development eyes: 0.91 and more). Lid skin lit to saturation is ragged (0.4-0.8).
+GLARE_SOLIDITY = 0.85
 
 
-def glare_at_pupil_edge(g: np.ndarray, pupil: tuple[float, float, float], spec_cut: float) -> float:
-    """Share of the pupil's edge (48 directions, from 0.9 to 1.25 of its radius) that glare
-    touches: where glare lies across the edge, the edge found may be the glare's, and the
-    pupil, the iris and the lids measured from it with it."""
+def _compact(labels: np.ndarray, stats: np.ndarray, i: int) -> bool:
+    """Whether component `i` of `labels` fills GLARE_SOLIDITY of its convex hull."""
+    x, y, w, h = (int(v) for v in stats[i, :4])
+    mask = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
+    outline, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.contourArea(cv2.convexHull(np.vstack(outline)))
+    return int(stats[i, cv2.CC_STAT_AREA]) >= GLARE_SOLIDITY * hull
+
+
+def glare_at_pupil_edge(
+    g: np.ndarray, pupil: tuple[float, float, float], iris: tuple[float, float, float], spec_cut: float
+) -> float:
+    """Share of the pupil's edge (48 directions, from 0.9 to 1.25 of its radius, those in the
+    frame) that glare touches: where glare lies across the edge, the edge found may be the
+    glare's, and the pupil, the iris and the lids measured from it with it."""
     h, w = g.shape
     px, py, pr = pupil
-    reach = 1.3 * pr + 2.0
-    x0, x1 = max(0, int(px - reach)), min(w, int(px + reach) + 1)
-    y0, y1 = max(0, int(py - reach)), min(h, int(py + reach) + 1)
+    ix, iy, ir = iris
+    # The box round the iris and a little past it: a patch is judged whole.
+    reach = 1.2 * ir + 2.0
+    x0, x1 = max(0, int(ix - reach)), min(w, int(ix + reach) + 1)
+    y0, y1 = max(0, int(iy - reach)), min(h, int(iy + reach) + 1)
     if x1 - x0 < 3 or y1 - y0 < 3:
         return 0.0
-    spots = (g[y0:y1, x0:x1] >= spec_cut).astype(np.uint8)
-    if not spots.any():
-        return 0.0
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(spots, 8, cv2.CV_32S)
-    big = stats[:, cv2.CC_STAT_AREA] >= max(MIN_SPOT_PX, GLARE_PUPIL_AREA * pr * pr)
-    big[0] = False
-    if not big.any():
-        return 0.0
-    glare = big[labels]
     cos, sin = unit_rays(48, 0.0, 360.0)
     radii = np.linspace(0.9, 1.25, 8, dtype=np.float32) * pr
-    xs = np.clip(np.rint(px - x0 + cos[:, None] * radii[None, :]), 0, x1 - x0 - 1).astype(np.int64)
-    ys = np.clip(np.rint(py - y0 + sin[:, None] * radii[None, :]), 0, y1 - y0 - 1).astype(np.int64)
-    return float(glare[ys, xs].any(axis=1).mean())
+    xs = np.rint(px - x0 + cos[:, None] * radii[None, :]).astype(np.int64)
+    ys = np.rint(py - y0 + sin[:, None] * radii[None, :]).astype(np.int64)
+    on = (xs >= 0) & (xs < x1 - x0) & (ys >= 0) & (ys < y1 - y0)
+    seen = on.any(axis=1)
+    xs, ys = np.clip(xs, 0, x1 - x0 - 1), np.clip(ys, 0, y1 - y0 - 1)
+    spots = (g[y0:y1, x0:x1] >= spec_cut).astype(np.uint8)
+    # Most frames: nothing saturated round the pupil's edge, and nothing more to look at.
+    if not seen.any() or not (spots[ys, xs].astype(bool) & on).any():
+        return 0.0
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(spots, 8, cv2.CV_32S)
+    least = max(MIN_SPOT_PX, GLARE_PUPIL_AREA * pr * pr, GLARE_IRIS_AREA * ir * ir)
+    big = stats[:, cv2.CC_STAT_AREA] >= least
+    big[0] = False
+    for i in np.flatnonzero(big):
+        big[i] = _compact(labels, stats, i)
+    touched = (big[labels[ys, xs]] & on).any(axis=1)
+    return float(touched[seen].mean())
 
 
 def reflection_on_iris(
