@@ -34,10 +34,9 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   band the lashes' roots make (where lash-dark pixels are densest along a lid-shaped
   curve); where the lid still runs along strands hanging down the eye (a curtain), the
   margin is the row of their roots, the lid-shaped curve above along which no iris shows
-  between the strands (the darkest). A lower walk that stops on skin moves up into the
-  margin's dark band; one that stops on bright with that band just below stopped on the
-  iris's bright outer rim, and moves down to the band. Only the points one flat lid shape
-  agrees with are fitted (where the walk meets the limbus, the points curve as it does). A lid down
+  between the strands (the darkest). A lower walk that stops on skin
+  moves up into the margin's dark band, and only the points one flat lid shape agrees with
+  are fitted (where the walk meets the limbus, the points curve as it does). A lid down
   over the pupil is read down the pupil's middle column. Glare over the iris (the
   illuminator's image in glasses: a saturated patch) is neither iris nor lid: an upper walk
   that crossed it, or a lower walk that stops just past it, gives no point, and along the

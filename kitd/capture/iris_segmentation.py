@@ -480,14 +480,6 @@ LID_LOWER_BEND = 0.1
 LID_LOWER_TILTS = tuple(np.linspace(-0.3, 0.3, 13).tolist())
 LID_LOWER_BENDS = tuple(np.linspace(0.3, -0.1, 9).tolist())
 LID_LOWER_AGREE = 0.02
-# Going down, the iris's outer rim may be lit brighter than the cut that tells the lower lid's
-# skin (a soft lower limbus; a camera that compresses the bright end, which narrows skin -
-# iris): a walk stopped on bright with the margin's dark band (darker than the iris by the
-# dark side's cut) starting within LID_RIM_REACH iris radii below stopped on the rim, and the
-# lid is at the band. (On the marked development eyes: the lower lids' mean error 3.93 ->
-# 3.78 px, none lost; greys above 150 halved, within 8 px 0.78 -> 0.85, mean 6.1 -> 5.1 px;
-# 0.15 and 0.25 tried, within 0.3 px of it.)
-LID_RIM_REACH = 0.2
 # Going down, the iris meets the lower lid in a dark band (the margin's shadow and the tear
 # meniscus's dark edge, a few pixels) just above the bright lid skin, often not dark enough to
 # stop the walk, which then stops on the skin below it. A band darker than the iris by this
@@ -718,7 +710,7 @@ def eyelids(
         else:
             ok = runs & (rows >= start[None, :]) & (rows <= limbus_edge[None, :] + 2.0 * run / sy)
             found = ok.any(axis=0)
-            index = _below_bright_rim(work, np.argmax(ok, axis=0), columns, run, radius, iris_grey, dark_cut)
+            index = np.argmax(ok, axis=0)
             edge = _above_dark_band(
                 work, index, columns, fy, sy, radius, run, iris_grey, iris_grey - pupil_grey
             )
@@ -1078,26 +1070,6 @@ def _robust_lid(
             break
         keep = new_keep
     return lid
-
-
-def _below_bright_rim(
-    work: np.ndarray,
-    index: np.ndarray,
-    columns: np.ndarray,
-    run: int,
-    radius: float,
-    iris_grey: float,
-    dark_cut: float,
-) -> np.ndarray:
-    """The lower walk's stop in each column (work rows): `index`, or, where the run there is
-    bright and the lid margin's dark band (darker than the iris by `dark_cut`) begins within
-    LID_RIM_REACH iris radii below the run, the band's first row: the bright run was the
-    iris's outer rim, lit brighter than the skin's cut, not the lid's skin."""
-    ch = work.shape[0]
-    below = index[None, :] + run + np.arange(max(2, round(LID_RIM_REACH * radius)))[:, None]
-    dark = (work[np.minimum(below, ch - 1), columns] < iris_grey - dark_cut) & (below < ch)
-    bright = work[np.minimum(index + run // 2, ch - 1), columns] > iris_grey
-    return np.where(bright & dark.any(axis=0), index + run + np.argmax(dark, axis=0), index)
 
 
 def _above_dark_band(
