@@ -790,22 +790,26 @@ def _glare_over_iris(
     behind it. Spots mostly outside the limbus, or reaching the copy's top (skin lit to
     saturation above a lid), are not taken. None when there is none."""
     spots = (sharp >= spec_cut).astype(np.uint8)
-    if not spots.any():
+    least = max(4, round(GLARE_MIN_AREA * radius * radius))
+    bright = cv2.findNonZero(spots)
+    if bright is None or len(bright) < least:
         return None
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(spots, 8, cv2.CV_32S)
-    area = stats[:, cv2.CC_STAT_AREA]
-    keep = (area >= max(4, round(GLARE_MIN_AREA * radius * radius))) & (stats[:, cv2.CC_STAT_TOP] > 0)
+    # Only the box round the saturated pixels is labelled (most frames: a glint or two).
+    bx, by, bw, bh = cv2.boundingRect(bright)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(spots[by : by + bh, bx : bx + bw], 8, cv2.CV_32S)
+    keep = (stats[:, cv2.CC_STAT_AREA] >= least) & (stats[:, cv2.CC_STAT_TOP] + by > 0)
     keep[0] = False
     if not keep.any():
         return None
     for i in np.flatnonzero(keep):
         x, y, w, h = (int(v) for v in stats[i, :4])
         ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
-        keep[i] = np.mean(np.hypot(xs + x - centre[0], ys + y - centre[1]) < radius) >= 0.5
+        keep[i] = np.mean(np.hypot(xs + x + bx - centre[0], ys + y + by - centre[1]) < radius) >= 0.5
     if not keep.any():
         return None
     halo = max(3, int(LID_BLUR_ALONG * radius)) // 2 + 2
-    glare = keep[labels].astype(np.uint8)
+    glare = np.zeros(sharp.shape, np.uint8)
+    glare[by : by + bh, bx : bx + bw] = keep[labels]
     return cv2.dilate(glare, np.ones((3, 2 * halo + 1), np.uint8)).astype(bool)
 
 
