@@ -627,7 +627,7 @@ def test_an_open_eye_at_the_kit_frame_s_side_is_told_to_move_not_to_open_wider(
     480 frame, its marked limbus at the frame's left or right edge: one sclera is out of the
     frame, and what to say first is off_center (the kit's checks want 0.6 iris radii of room),
     never open_wider for an eye that is open."""
-    told, wrong = 0, []
+    told, others = 0, []
     for n, eye in enumerate(e for e in marked_development if development_reports[e.name].passed):
         ix, iy, ir = eye.marks.limbus
         scale = 120.0 / ir
@@ -635,13 +635,13 @@ def test_an_open_eye_at_the_kit_frame_s_side_is_told_to_move_not_to_open_wider(
             x = -(ix - ir) * scale if side < 0 else 639 - (ix + ir) * scale
             feedback = assess_iris(embedded(eye.image, scale, round(x), round(240 - iy * scale), n)).feedback
             told += feedback[:1] == ["off_center"]
-            if "open_wider" in feedback[:1]:
-                wrong.append((eye.name, side))
+            if feedback[:1] != ["off_center"]:
+                others.append((eye.name, side, feedback))
     # Measured: off_center first on 84 of 86 (the two others: an eye whose lids leave less
     # than 70 % of its iris, open_wider with off_center; a limbus found 0.2 radii inside the
     # marks, its sclera samples on the iris). 80 while an iris little darker than the one
     # sclera left in the frame was taken for a closed eye.
-    assert told >= 82, (told, wrong)
+    assert told >= 82, (told, others)
 
 
 def test_the_held_out_contact_sheet_is_drawn(

@@ -369,8 +369,9 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     # usable area is what the lids, lashes and reflections leave (ISO/IEC 29794-6), and
     # the frame's edges are the margins' checks (off_center), which are the camera's.
     weight = (pr + u * (ir - pr)) * inside
-    usable_area = float((weight * usable).sum() / max(weight.sum(), 1e-6))
-    between_lids = float((weight * (inside & ~beyond)).sum() / max(weight.sum(), 1e-6))
+    total = max(float(weight.sum()), 1e-6)
+    usable_area = float((weight * usable).sum() / total)
+    between_lids = float((weight * (inside & ~beyond)).sum() / total)
     iris_values = grey[usable]
     # A sliver of iris between nearly closed lids says little: the grey of all the annulus
     # in the frame speaks for it (lid skin, when the eye is closed).

@@ -781,6 +781,24 @@ def eyelids(
     return lids[0], lids[1]
 
 
+def saturated_patches(
+    image: np.ndarray, cut: float, least: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]] | None:
+    """The connected patches of `image` at or above `cut` (8-connected): labels, stats and
+    centroids as cv2.connectedComponentsWithStats gives them, of the box round the saturated
+    pixels only (most frames: a glint or two), and that box's corner in `image`. None with
+    fewer than `least` such pixels."""
+    mask = (image >= cut).astype(np.uint8)
+    bright = cv2.findNonZero(mask)
+    if bright is None or len(bright) < least:
+        return None
+    bx, by, bw, bh = cv2.boundingRect(bright)
+    _, labels, stats, centroids = cv2.connectedComponentsWithStats(
+        mask[by : by + bh, bx : bx + bw], 8, cv2.CV_32S
+    )
+    return labels, stats, centroids, (bx, by)
+
+
 def _glare_over_iris(
     sharp: np.ndarray, spec_cut: float, radius: float, centre: tuple[float, float]
 ) -> np.ndarray | None:
@@ -789,14 +807,11 @@ def _glare_over_iris(
     rows spreads round it. A walk that meets it has not met a lid: it says nothing of what is
     behind it. Spots mostly outside the limbus, or reaching the copy's top (skin lit to
     saturation above a lid), are not taken. None when there is none."""
-    spots = (sharp >= spec_cut).astype(np.uint8)
     least = max(4, round(GLARE_MIN_AREA * radius * radius))
-    bright = cv2.findNonZero(spots)
-    if bright is None or len(bright) < least:
+    patches = saturated_patches(sharp, spec_cut, least)
+    if patches is None:
         return None
-    # Only the box round the saturated pixels is labelled (most frames: a glint or two).
-    bx, by, bw, bh = cv2.boundingRect(bright)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(spots[by : by + bh, bx : bx + bw], 8, cv2.CV_32S)
+    labels, stats, _, (bx, by) = patches
     keep = (stats[:, cv2.CC_STAT_AREA] >= least) & (stats[:, cv2.CC_STAT_TOP] + by > 0)
     keep[0] = False
     if not keep.any():
@@ -809,7 +824,7 @@ def _glare_over_iris(
         return None
     halo = max(3, int(LID_BLUR_ALONG * radius)) // 2 + 2
     glare = np.zeros(sharp.shape, np.uint8)
-    glare[by : by + bh, bx : bx + bw] = keep[labels]
+    glare[by : by + labels.shape[0], bx : bx + labels.shape[1]] = keep[labels]
     return cv2.dilate(glare, np.ones((3, 2 * halo + 1), np.uint8)).astype(bool)
 
 
@@ -1256,18 +1271,25 @@ def glare_at_pupil_edge(
     ys = np.rint(py - y0 + sin[:, None] * radii[None, :]).astype(np.int64)
     on = (xs >= 0) & (xs < x1 - x0) & (ys >= 0) & (ys < y1 - y0)
     seen = on.any(axis=1)
+    box = g[y0:y1, x0:x1]
     xs, ys = np.clip(xs, 0, x1 - x0 - 1), np.clip(ys, 0, y1 - y0 - 1)
-    spots = (g[y0:y1, x0:x1] >= spec_cut).astype(np.uint8)
     # Most frames: nothing saturated round the pupil's edge, and nothing more to look at.
-    if not seen.any() or not (spots[ys, xs].astype(bool) & on).any():
+    if not seen.any() or not ((box[ys, xs] >= spec_cut) & on).any():
         return 0.0
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(spots, 8, cv2.CV_32S)
+    patches = saturated_patches(box, spec_cut)
+    if patches is None:
+        return 0.0
+    labels, stats, _, (bx, by) = patches
     least = max(MIN_SPOT_PX, GLARE_PUPIL_AREA * pr * pr, GLARE_IRIS_AREA * ir * ir)
     big = stats[:, cv2.CC_STAT_AREA] >= least
     big[0] = False
     for i in np.flatnonzero(big):
         big[i] = _compact(labels, stats, i)
-    touched = (big[labels[ys, xs]] & on).any(axis=1)
+    # The ring's samples in the labelled box (any outside it is not saturated).
+    lx, ly = xs - bx, ys - by
+    in_box = (lx >= 0) & (lx < labels.shape[1]) & (ly >= 0) & (ly < labels.shape[0])
+    label = labels[np.clip(ly, 0, labels.shape[0] - 1), np.clip(lx, 0, labels.shape[1] - 1)]
+    touched = (big[label] & in_box & on).any(axis=1)
     return float(touched[seen].mean())
 
 
@@ -1295,15 +1317,11 @@ def reflection_on_iris(
     span = ir - pr
     x0, x1 = max(0, int(ix - ir)), min(w, int(ix + ir) + 1)
     y0, y1 = max(0, int(iy - ir)), min(h, int(iy + ir) + 1)
-    mask = (g[y0:y1, x0:x1] >= spec_cut).astype(np.uint8)
-    bright = cv2.findNonZero(mask)
-    if bright is None or len(bright) < MIN_SPOT_PX:
+    patches = saturated_patches(g[y0:y1, x0:x1], spec_cut, MIN_SPOT_PX)
+    if patches is None:
         return 0.0
-    # Only the box round the bright pixels is labelled (most of the iris box is not).
-    bx, by, bw, bh = cv2.boundingRect(bright)
-    mask = mask[by : by + bh, bx : bx + bw]
+    _, stats, centroids, (bx, by) = patches
     x0, y0 = x0 + bx, y0 + by
-    count, _, stats, centroids = cv2.connectedComponentsWithStats(mask, 8, cv2.CV_16U)
     cos, sin = unit_rays(16, 0.0, 360.0)
     low, high = iris_range
     covered = 0
