@@ -6,7 +6,8 @@ iris (flat skin grey, or skin texture taken from the image's own skin), darkened
 illuminator) and noisy (a sensor at high gain). Each comes with the feedback a person
 would give. Also a curtain of lashes hung from a marked upper lid, which must not move the
 lid found, a clump of lashes about the pupil's size, which must not be taken for the
-pupil, and glare from glasses, which must not be taken for a lid. Pure functions of numpy
+pupil, a band of lashes run into the pupil's top, which must not move it, and glare from
+glasses, which must not be taken for a lid. Pure functions of numpy
 arrays.
 """
 
@@ -289,3 +290,34 @@ def stuck_lashes(
         out *= 1.0 - shadow * np.clip(1.5 * cast, 0.0, 1.0)
     out = out * (1.0 - cover) + ink * cover
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def lash_band(
+    grey: np.ndarray,
+    iris: Circle,
+    pupil: Circle,
+    thickness: float = 0.15,
+    side: int = 1,
+    overlap: float = 0.05,
+    seed: int = 0,
+) -> np.ndarray:
+    """A lid come down to the pupil with its lashes seen end on: a band of near-black lashes
+    `thickness` iris radii tall, curved like a lid's margin, its lower edge `overlap` pupil
+    radii into the pupil's top, so that the pupil and the band are one dark blob, wider than
+    the pupil and not a disk. The band runs from just past the pupil's centre towards one
+    corner of the eye (`side`: +1 the image's right, -1 its left) and ends an iris radius
+    out; its top is ragged and its strands a little lighter here and there. The pupil stays
+    where it was: a pupil finder must find it there, not the blob's outline."""
+    rng = np.random.default_rng(seed)
+    h, w = grey.shape
+    ix, _, ir = iris
+    px, py, pr = pupil
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    bottom = py - pr + overlap * pr + 0.2 * ir * ((xx - px) / ir) ** 2
+    ragged = rng.uniform(0.0, 0.05 * ir, w).astype(np.float32)[None, :]
+    band = (yy < bottom) & (yy > bottom - thickness * ir + ragged)
+    band &= (side * (xx - px) > -0.3 * pr) & (np.abs(xx - ix) < ir)
+    strands = rng.uniform(0.0, 8.0, w).astype(np.float32)[None, :] * np.ones((h, 1), np.float32)
+    out = grey.astype(np.float32)
+    out[band] = float(np.percentile(grey, 1)) + 3.0 + strands[band]
+    return np.clip(cv2.GaussianBlur(out, (0, 0), 0.8), 0, 255).astype(np.uint8)

@@ -16,7 +16,7 @@ import json
 import math
 import subprocess
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from groundtruth.degraded_eyes import (
     darkened,
     darker_iris,
     glasses_glare,
+    lash_band,
     lash_clumps,
     lash_curtain,
     stuck_lashes,
@@ -201,32 +202,59 @@ def embedded(image: np.ndarray, scale: float, x: int, y: int, seed: int) -> np.n
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
+def pupils_found(copies: Iterable[tuple[MarkedEye, tuple, np.ndarray]]) -> tuple[int, list[tuple]]:
+    """Of altered copies of marked eyes (the eye, what was done, the copy): how many have their
+    pupil found within 3 px of the marks, and what was done to the others."""
+    checks, found, missed = camera_checks(), 0, []
+    for eye, case, copy in copies:
+        row = agreement(eye.name, eye.marks, assess_iris(copy, checks))
+        if row.found and row.pupil_ok:
+            found += 1
+        else:
+            missed.append((eye.name, *case))
+    return found, missed
+
+
 def test_a_clump_of_lashes_is_not_taken_for_the_pupil(marked_development: list[MarkedEye]) -> None:
     """A clump of lashes about the pupil's size (groundtruth.degraded_eyes.stuck_lashes), at the
     upper left and the upper right of each marked development eye: hanging from the marked
     upper lid over the iris with its shadow below it, or lying on the lid's skin; mascara
     darker than a pupil greyed by stray light, pupil-sized or half as big again. The pupil is
     still found within 3 px of the marks."""
-    checks, found, missed = camera_checks(), 0, []
-    for eye in marked_development:
-        margin = eye.upper_margin()
-        if margin is None:
-            continue
-        for at, hanging, size in itertools.product((-0.55, 0.55), (True, False), (1.0, 1.25)):
-            copy = stuck_lashes(
-                eye.image, eye.marks.limbus, eye.marks.pupil, margin, at=at,
-                hanging=hanging, width=1.2 * size, length=1.8 * size, strands=round(28 * size * size),
-                thickness=(2.0, 3.5), ink=0.3, flare=30.0, shadow=0.5 if hanging else 0.0,
-            )  # fmt: skip
-            row = agreement(eye.name, eye.marks, assess_iris(copy, checks))
-            if row.found and row.pupil_ok:
-                found += 1
-            else:
-                missed.append((eye.name, at, hanging, size))
+
+    def copies() -> Iterator[tuple[MarkedEye, tuple, np.ndarray]]:
+        for eye in marked_development:
+            margin = eye.upper_margin()
+            if margin is None:
+                continue
+            for at, hanging, size in itertools.product((-0.55, 0.55), (True, False), (1.0, 1.25)):
+                yield eye, (at, hanging, size), stuck_lashes(
+                    eye.image, eye.marks.limbus, eye.marks.pupil, margin, at=at,
+                    hanging=hanging, width=1.2 * size, length=1.8 * size, strands=round(28 * size * size),
+                    thickness=(2.0, 3.5), ink=0.3, flare=30.0, shadow=0.5 if hanging else 0.0,
+                )  # fmt: skip
+
+    found, missed = pupils_found(copies())
     # Measured: 388 of 400 (314 before the pupil was sized by its inscribed disk and its
     # surround read without its top; the misses: a clump hanging against the pupil, taken in
     # with it, and a flat grey pupil split at the darkest level the lashes set).
     assert found / (found + len(missed)) >= 0.95, missed
+
+
+def test_a_band_of_lashes_run_into_the_pupil_does_not_move_it(marked_development: list[MarkedEye]) -> None:
+    """A lid come down to the pupil, its lashes seen end on (groundtruth.degraded_eyes.lash_band):
+    a near-black band 0.15 or 0.25 iris radii tall whose lower edge runs 5 % or 20 % of the
+    pupil's radius into its top, towards either corner, so that pupil and lashes are one dark
+    blob, wider than the pupil and not a disk. The pupil is still found within 3 px of the marks
+    on each marked development eye."""
+    found, missed = pupils_found(
+        (eye, case, lash_band(eye.image, eye.marks.limbus, eye.marks.pupil, *case))
+        for eye in marked_development
+        for case in itertools.product((0.15, 0.25), (-1, 1), (0.05, 0.2))
+    )
+    # Measured: 396 of 400 (342 when only the blob's outline was refined, the pupil then fitted
+    # to its own edge on some rays and the band's on others; the misses now by 3.1-3.2 px).
+    assert found / (found + len(missed)) >= 0.97, missed
 
 
 def test_development_eyes_are_found_at_any_size_and_place(marked_development: list[MarkedEye]) -> None:

@@ -85,7 +85,8 @@ from kitd.capture.iris_geometry import annulus, aspect, entropy, median, percent
 from kitd.capture.iris_segmentation import (
     COARSE_WIDTH,
     PUPIL_RAYS,
-    coarse_pupil,
+    clearer_edge,
+    coarse_pupils,
     edge_widths,
     eyelids,
     fine_pupil,
@@ -296,10 +297,11 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     )
     # Bright level: reflections and lid skin above it are flattened while the limbus is sought.
     bright = max(percentile(np.bincount(small.ravel(), minlength=256), 0.98), 40.0)
-    coarse = coarse_pupil(small, w, h)
-    if coarse is None:
-        return metrics
-    fine = fine_pupil(g, coarse)
+    fine = None
+    for coarse in coarse_pupils(small, w, h):
+        edge = fine_pupil(g, coarse)
+        if fine is None or (edge is not None and clearer_edge(edge, fine)):
+            fine = edge
     if fine is None:
         return metrics
     pupil, pupil_rms = fine.circle, fine.rms

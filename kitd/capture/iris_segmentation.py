@@ -92,8 +92,11 @@ MIN_SPOT_PX = 12  # smallest specular spot taken for the illuminator's reflectio
 # --- the pupil --------------------------------------------------------------------------------
 
 
-def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tuple[float, float, float] | None:
-    """(x, y, r) in frame pixels of the best dark round blob, found on a shrunk copy."""
+def coarse_pupils(small: np.ndarray, frame_width: int, frame_height: int) -> list[tuple[float, float, float]]:
+    """(x, y, r) in frame pixels of the best dark round blob, found on a shrunk copy; empty when
+    there is none. When the blob is the pupil run into the lashes or the lid's dark margin, the
+    other reading of it follows (its largest inscribed disk, or its outline's circle): which one
+    is the pupil, only the pupil's edge at full resolution tells."""
     sy, sx = small.shape
     fx, fy = frame_width / sx, frame_height / sy
     hist = np.bincount(small.ravel(), minlength=256)
@@ -104,7 +107,7 @@ def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tupl
     lo = float(cv2.blur(cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel), (3, 3)).min())
     med = percentile(hist, 0.5)
     if med - lo < 12:
-        return None  # a flat frame: nothing dark stands out
+        return []  # a flat frame: nothing dark stands out
     integral = cv2.integral(small, sdepth=cv2.CV_64F)
 
     def grey_sum(left: int, top: int, right: int, bottom: int) -> float:
@@ -113,7 +116,7 @@ def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tupl
             integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
         )
 
-    best, best_score = None, 0.0
+    best, best_score, best_other = None, 0.0, None
     min_r = max(2.0, 0.012 * sx)  # pupils smaller than ~8 px of a 640 px frame are not looked for
     for level in (0.2, 0.35, 0.5):
         threshold = lo + level * (med - lo)
@@ -125,31 +128,35 @@ def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tupl
             x, y, bw, bh, area = (int(v) for v in stats[i])
             if area < math.pi * min_r * min_r:
                 continue
+            other, disk_box = None, None
             shape_r = bw / 2.0 if bh <= bw else (bw + bh) / 4.0
             shape_y = (y + bh - shape_r) if bh < bw else (y + bh / 2.0)
             if inscribed is None:
                 inscribed = cv2.distanceTransform(_holes_filled(dark), cv2.DIST_L2, 3)
             box = inscribed[y : y + bh, x : x + bw] * (labels[y : y + bh, x : x + bw] == i)
             r_in = float(box.max())
-            # A pupil the lashes or the lid's dark margin touch is one blob with them, taller
-            # than the pupil and not a disk: its largest inscribed disk may be the pupil.
-            if (
-                area < 0.9 * circle_below(shape_r, min(float(bh), 2.0 * shape_r))
-                and bh > 2.15 * r_in + 2.0
-                and r_in >= min_r
-            ):
+            # A pupil the lashes or the lid's dark margin touch is one blob with them, not a
+            # disk: its largest inscribed disk may be the pupil, the more likely the taller
+            # the blob is than the disk.
+            if area < 0.9 * circle_below(shape_r, min(float(bh), 2.0 * shape_r)) and r_in >= min_r:
                 cy_in, cx_in = np.unravel_index(int(box.argmax()), box.shape)
-                if _ring_contrast(small, x + cx_in + 0.5, y + cy_in + 0.5, r_in) > _ring_contrast(
-                    small, x + shape_r, shape_y, shape_r
-                ):
-                    x, y = max(0, int(round(x + cx_in - r_in))), max(0, int(round(y + cy_in - r_in)))
-                    bw = bh = max(1, int(round(2.0 * r_in)))
-                    bw, bh = min(bw, sx - x), min(bh, sy - y)
-                    area = int(round(math.pi * r_in * r_in))
+                disk = (x + cx_in + 0.5, y + cy_in + 0.5, r_in)
+                outline = (x + shape_r, shape_y, shape_r)
+                dx, dy = max(0, int(round(x + cx_in - r_in))), max(0, int(round(y + cy_in - r_in)))
+                side = max(1, int(round(2.0 * r_in)))
+                disk_box = (dx, dy, min(side, sx - dx), min(side, sy - dy), int(round(math.pi * r_in * r_in)))
+                if bh > 2.15 * r_in + 2.0 and _ring_contrast(small, *disk) > _ring_contrast(small, *outline):
+                    other, (x, y, bw, bh, area) = outline, disk_box
+                else:
+                    other = disk
             # A lid cuts a pupil's top: its width is its size. A turned eye's pupil is taller
             # than wide (up to 1.6 times: a 50 degree turn); taller still is a lash, hair or
             # a text stroke.
             r = bw / 2.0 if bh <= bw else (bw + bh) / 4.0
+            if disk_box is not None and other is not outline and (r > 0.3 * sy or bh < 0.3 * bw):
+                # Too big or too flat for a pupil: a pupil run into a band of lashes, if any.
+                other, (x, y, bw, bh, area) = None, disk_box
+                r = bw / 2.0
             if r < min_r or r > 0.3 * sy or bh > 1.6 * bw or bh < 0.3 * bw:
                 continue  # too small, too big, far taller than wide, or a line (a lid margin)
             # Filled against the part of the circle the blob's height leaves below a lid.
@@ -184,11 +191,18 @@ def coarse_pupil(small: np.ndarray, frame_width: int, frame_height: int) -> tupl
             score = min(fill, 1.0) * min(contrast, 1.0) * min(r, r_in)
             if score > best_score:
                 best, best_score = (ccx * fx, ccy * fy, r * fx), score
+                best_other = (
+                    None
+                    if other is None or not min_r <= other[2] <= 0.3 * sy
+                    else (other[0] * fx, other[1] * fy, other[2] * fx)
+                )
         if best is not None:
             # The pupil is the darkest round thing: the lowest level that finds one wins.
             # Higher levels would take in a dark iris with its pupil as one blob.
             break
-    return best
+    if best is None:
+        return []
+    return [best] if best_other is None else [best, best_other]
 
 
 def _ring_contrast(small: np.ndarray, x: float, y: float, r: float) -> float:
@@ -281,6 +295,18 @@ def fine_pupil(g: np.ndarray, coarse: tuple[float, float, float]) -> PupilEdge |
         on_edge[np.nonzero(near)[0][ellipse[1]]] = True
     top = sin < -0.7  # rays within 45 degrees of straight up, where the upper lid comes down
     return PupilEdge((fx, fy, fr), rms, shape, xs[on_edge], ys[on_edge], float(near[top].mean()))
+
+
+def clearer_edge(edge: PupilEdge, than: PupilEdge) -> bool:
+    """Whether the rays found `edge` more cleanly than `than`: the rays on it, discounted by
+    how far they scatter about its circle (rms, px). A pupil run into the lashes, refined from
+    the blob's outline, is fitted to the pupil's edge on some rays and the lashes' on others:
+    as many rays, scattered several pixels. Two refinements within a few pixels of each other
+    found the same pupil: `than`, found first, stands."""
+    (x, y, r), (tx, ty, tr) = edge.circle, than.circle
+    if max(math.hypot(x - tx, y - ty), abs(r - tr)) <= max(1.5, 0.05 * tr):
+        return False
+    return edge.xs.size / (1.0 + edge.rms) > than.xs.size / (1.0 + than.rms)
 
 
 # --- the limbus -------------------------------------------------------------------------------
