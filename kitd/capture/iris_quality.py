@@ -297,6 +297,8 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     )
     # Bright level: reflections and lid skin above it are flattened while the limbus is sought.
     bright = max(percentile(np.bincount(small.ravel(), minlength=256), 0.98), 40.0)
+    # A dark blob that is not a disk (the pupil run into lashes) comes with a second reading:
+    # the pupil is the one whose edge the rays find more clearly at full resolution.
     fine = None
     for coarse in coarse_pupils(small, w, h):
         edge = fine_pupil(g, coarse)

@@ -46,6 +46,11 @@ PUPIL_RAYS = 48
 # share from 0.3 to 0.7 gave the same on the development eyes); its point is the steepest
 # place of that first run, so a ramp widened by blur or motion is taken at its middle.
 PUPIL_FIRST_STEP = 0.5
+# Two readings of a dark blob (its outline, its largest inscribed disk), both refined: the other
+# one is the pupil only if its edge is this many times as clear (clearer_edge), the scatter
+# about the circle weighed as a share of the radius (a tenth of it halves the clarity).
+CLEARER_EDGE = 1.2
+EDGE_SCATTER_WEIGHT = 10.0
 LIMBUS_STEP_DEG = 4.0
 # The side arcs the limbus circle is fitted to: up to 45 deg above horizontal (the upper lid
 # comes lower) and down to 57 below, where the lower sector begins; a lower lid rarely rises
@@ -128,11 +133,14 @@ def coarse_pupils(small: np.ndarray, frame_width: int, frame_height: int) -> lis
             x, y, bw, bh, area = (int(v) for v in stats[i])
             if area < math.pi * min_r * min_r:
                 continue
-            other, disk_box = None, None
+            other, disk_box, disk_taken = None, None, False
             shape_r = bw / 2.0 if bh <= bw else (bw + bh) / 4.0
             shape_y = (y + bh - shape_r) if bh < bw else (y + bh / 2.0)
             if inscribed is None:
-                inscribed = cv2.distanceTransform(_holes_filled(dark), cv2.DIST_L2, 3)
+                # Padded with dark: past the frame's edge is not pupil, and a blob running off
+                # the frame must not have its largest disk centred on the edge.
+                padded = np.pad(_holes_filled(dark), 1)
+                inscribed = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
             box = inscribed[y : y + bh, x : x + bw] * (labels[y : y + bh, x : x + bw] == i)
             r_in = float(box.max())
             # A pupil the lashes or the lid's dark margin touch is one blob with them, not a
@@ -142,21 +150,24 @@ def coarse_pupils(small: np.ndarray, frame_width: int, frame_height: int) -> lis
                 cy_in, cx_in = np.unravel_index(int(box.argmax()), box.shape)
                 disk = (x + cx_in + 0.5, y + cy_in + 0.5, r_in)
                 outline = (x + shape_r, shape_y, shape_r)
-                dx, dy = max(0, int(round(x + cx_in - r_in))), max(0, int(round(y + cy_in - r_in)))
-                side = max(1, int(round(2.0 * r_in)))
-                disk_box = (dx, dy, min(side, sx - dx), min(side, sy - dy), int(round(math.pi * r_in * r_in)))
+                side = max(1, round(2.0 * r_in))
+                left, top = round(x + cx_in - r_in), round(y + cy_in - r_in)
+                right, bottom = min(sx, left + side), min(sy, top + side)
+                left, top = max(0, left), max(0, top)
+                area_in = round(math.pi * r_in * r_in)
+                disk_box = (left, top, max(1, right - left), max(1, bottom - top), area_in)
                 if bh > 2.15 * r_in + 2.0 and _ring_contrast(small, *disk) > _ring_contrast(small, *outline):
-                    other, (x, y, bw, bh, area) = outline, disk_box
+                    other, disk_taken, (x, y, bw, bh, area) = outline, True, disk_box
                 else:
                     other = disk
             # A lid cuts a pupil's top: its width is its size. A turned eye's pupil is taller
             # than wide (up to 1.6 times: a 50 degree turn); taller still is a lash, hair or
             # a text stroke.
             r = bw / 2.0 if bh <= bw else (bw + bh) / 4.0
-            if disk_box is not None and other is not outline and (r > 0.3 * sy or bh < 0.3 * bw):
+            if disk_box is not None and not disk_taken and (r > 0.3 * sy or bh < 0.3 * bw):
                 # Too big or too flat for a pupil: a pupil run into a band of lashes, if any.
                 other, (x, y, bw, bh, area) = None, disk_box
-                r = bw / 2.0
+                r = bw / 2.0 if bh <= bw else (bw + bh) / 4.0
             if r < min_r or r > 0.3 * sy or bh > 1.6 * bw or bh < 0.3 * bw:
                 continue  # too small, too big, far taller than wide, or a line (a lid margin)
             # Filled against the part of the circle the blob's height leaves below a lid.
@@ -191,9 +202,13 @@ def coarse_pupils(small: np.ndarray, frame_width: int, frame_height: int) -> lis
             score = min(fill, 1.0) * min(contrast, 1.0) * min(r, r_in)
             if score > best_score:
                 best, best_score = (ccx * fx, ccy * fy, r * fx), score
+                # The other reading only if it is another circle (over a pixel of the shrunk
+                # copy away): refining the same pupil twice tells nothing.
                 best_other = (
                     None
-                    if other is None or not min_r <= other[2] <= 0.3 * sy
+                    if other is None
+                    or not min_r <= other[2] <= 0.3 * sy
+                    or max(math.hypot(other[0] - ccx, other[1] - ccy), abs(other[2] - r)) <= 1.0
                     else (other[0] * fx, other[1] * fy, other[2] * fx)
                 )
         if best is not None:
@@ -298,15 +313,21 @@ def fine_pupil(g: np.ndarray, coarse: tuple[float, float, float]) -> PupilEdge |
 
 
 def clearer_edge(edge: PupilEdge, than: PupilEdge) -> bool:
-    """Whether the rays found `edge` more cleanly than `than`: the rays on it, discounted by
-    how far they scatter about its circle (rms, px). A pupil run into the lashes, refined from
-    the blob's outline, is fitted to the pupil's edge on some rays and the lashes' on others:
-    as many rays, scattered several pixels. Two refinements within a few pixels of each other
-    found the same pupil: `than`, found first, stands."""
+    """Whether the rays found `edge` clearly more cleanly than `than`: the rays on it,
+    discounted by how far they scatter about its circle as a share of its radius, at least
+    CLEARER_EDGE times `than`'s. A pupil run into the lashes, refined from the blob's outline,
+    is fitted to the pupil's edge on some rays and the lashes' on others: as many rays,
+    scattered several pixels. (In pixels, a small circle in noise or texture would win for its
+    size alone.) Two refinements within a few pixels of each other found the same pupil:
+    `than`, found first, stands."""
     (x, y, r), (tx, ty, tr) = edge.circle, than.circle
     if max(math.hypot(x - tx, y - ty), abs(r - tr)) <= max(1.5, 0.05 * tr):
         return False
-    return edge.xs.size / (1.0 + edge.rms) > than.xs.size / (1.0 + than.rms)
+
+    def clarity(e: PupilEdge) -> float:
+        return e.xs.size / (1.0 + EDGE_SCATTER_WEIGHT * e.rms / max(e.circle[2], 1.0))
+
+    return clarity(edge) > CLEARER_EDGE * clarity(than)
 
 
 # --- the limbus -------------------------------------------------------------------------------
