@@ -478,16 +478,20 @@ LID_GAP = 0.1  # iris radii below the upper lid the lower one is looked for from
 LID_BEND = 0.25  # a typical lid's bend, in 1 / iris radius
 LID_SHAPE_WEIGHT = 0.1  # the typical shape's pull, as a share of the points
 # A head tilted to one side (an applicant lying in bed, or who cannot hold the head upright)
-# tilts both lids with it. The upper lid's walk is drawn towards level with the shape's full
-# pull (a glint or a clump of lash tips on one side would tilt it otherwise); the lower lid's
-# walk, whose points already agree with one lower-lid shape, with this share of it; and a
-# margin found above the walk's lid (the lashes' roots, a curtain) keeps near the walk's tilt
-# rather than levelling it. (Chosen on the marked development eyes turned by +-6 and +-12
-# degrees about the limbus, odd and even subjects: the lids within 8 px at +-12 degrees rise
-# from 138 to 158 of 192, at +-6 from 168 to 174, upright 91 of 96 against 92; 0, 0.25 and 0.5
-# tried for the lower lid. Any less than the full pull on the upper walk moved the simulated
-# eye's lids by 2-3 px, a glint on one side tilting them.)
+# tilts both lids with it. The upper lid's walk is drawn towards level with half the shape's
+# pull (a glint or a clump of lash tips on one side would tilt it otherwise; with the full
+# pull, points across the iris kept only about 0.7 of their tilt); the lower lid's walk,
+# whose points already agree with one lower-lid shape, with a quarter of it; and a margin
+# found above the walk's lid (the lashes' roots, a curtain) keeps near the walk's tilt rather
+# than levelling it. (Chosen on the marked development eyes turned by +-6 and +-12 degrees
+# about the limbus, odd and even subjects: the lids within 8 px at +-12 degrees rise from 138
+# to 158 of 192 with the lower walk's pull, 0, 0.25 and 0.5 tried; the upper walk's half pull
+# then takes its lids within 8 px at +-12 degrees from 78 to 82 of 100, at +-15 from 68 to
+# 75, odd and even subjects both gaining at +-6, +-12 and +-15, upright 48 of 50 as before;
+# the simulated eye's lids move by 2.2 px at most, and a quarter pull let a lash curtain
+# tilt the lid.)
 LID_LOWER_TILT_PULL = 0.25
+LID_UPPER_TILT_PULL = 0.5
 # An upper lid's walk that stops on something dark may have stopped in a curtain of lashes
 # hanging from the margin, or in the shadow the lid casts on the upper iris; the margin is then
 # looked for along lid-shaped curves up to this far above the walk's lid (iris radii; a curtain
@@ -789,7 +793,7 @@ def eyelids(
                 ir,
                 sign,
                 LID_BEND if sign > 0 else LID_LOWER_BEND,
-                tilt_pull=1.0 if sign > 0 else LID_LOWER_TILT_PULL,
+                tilt_pull=LID_UPPER_TILT_PULL if sign > 0 else LID_LOWER_TILT_PULL,
             )
         if sign > 0 and (
             inside_lid.sum() >= LID_MIN_COLUMNS * columns.size
