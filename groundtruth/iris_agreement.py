@@ -7,8 +7,11 @@ limbus's within 5 px, each lid within 8 px at its three columns (the iris centre
 an iris radius either side), lids clipped to the limbus on both sides (a lid above the iris
 hides nothing, wherever above it is).
 
-    python -m groundtruth.iris_agreement [--marks FILE] [--half development|held-out|all]
-        [--config PATH] [--json]
+    python -m groundtruth.iris_agreement [--marks FILE] [--half development|held-out|all] [--json]
+    python -m groundtruth.iris_agreement --repeat [--json]
+
+`--repeat` measures the marker against themself instead: the ten images marked twice, the
+second marking taken as the finding (needs no images).
 
 The IITD images are split by subject: the 16 lowest subject numbers are for development,
 the 16 highest are held out (only measured).
@@ -20,7 +23,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +32,7 @@ import numpy as np
 
 from groundtruth.iris_marks import (
     IITD_MARKS,
+    IITD_REPEAT_MARKS,
     EyeMarks,
     circle_distance,
     lid_columns,
@@ -82,20 +86,39 @@ class Agreement:
         return None if worst is None else worst <= LID_TOLERANCE_PX
 
 
-def _lid_error(marks: EyeMarks, metrics: Mapping[str, float], part: str) -> float | None:
+def _lid_error(marks: EyeMarks, seen_at: Callable[[list[float]], list[float]], part: str) -> float | None:
+    """The worst of the three columns between the marked lid and the one `seen_at` gives
+    (its heights at the marks' columns), both clipped to the marked limbus."""
     limbus = marks.limbus
     columns = lid_columns(limbus)
     heights = marks.lid_heights(part, columns)
     if heights is None:
         return None
-    # The assessor's lid at the marks' columns: its three heights, joined by a parabola.
+    marked = visible_lid(heights, columns, limbus, part)
+    seen = visible_lid(seen_at(columns), columns, limbus, part)
+    return max(abs(a - b) for a, b in zip(marked, seen, strict=True))
+
+
+def _assessor_lid(metrics: Mapping[str, float], part: str) -> Callable[[list[float]], list[float]]:
+    """The assessor's lid at any columns: its three heights, joined by a parabola."""
     name = part.replace("_lid", "")
     found_columns = lid_columns((metrics["iris_x"], metrics["iris_y"], metrics["iris_r"]))
     found = [metrics[f"{name}_eyelid_y_left"], metrics[f"{name}_eyelid_y"], metrics[f"{name}_eyelid_y_right"]]
-    curve = [float(y) for y in np.polyval(lid_curve(list(zip(found_columns, found, strict=True))), columns)]
-    marked = visible_lid(heights, columns, limbus, part)
-    seen = visible_lid(curve, columns, limbus, part)
-    return max(abs(a - b) for a, b in zip(marked, seen, strict=True))
+    curve = lid_curve(list(zip(found_columns, found, strict=True)))
+    return lambda columns: [float(y) for y in np.polyval(curve, columns)]
+
+
+def _marked_lid(marks: EyeMarks, part: str) -> Callable[[list[float]], list[float]]:
+    """Another marking's lid at any columns; an unmarked lid hides nothing (its limbus's edge,
+    as the assessor gives a lid it did not find)."""
+
+    def at(columns: list[float]) -> list[float]:
+        heights = marks.lid_heights(part, columns)
+        if heights is None:
+            heights = [-math.inf if part == "upper_lid" else math.inf] * len(columns)
+        return visible_lid(heights, columns, marks.limbus, part)
+
+    return at
 
 
 def marked_iris(marks: EyeMarks, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -122,15 +145,31 @@ def marked_usable_area(marks: EyeMarks, shape: tuple[int, ...]) -> float:
     return float(visible.sum() / max(int(iris.sum()), 1))
 
 
+def _agreement(
+    name: str,
+    marks: EyeMarks,
+    pupil: tuple[float, float, float],
+    limbus: tuple[float, float, float],
+    lid_at: Callable[[str], Callable[[list[float]], list[float]]],
+) -> Agreement:
+    pc, pr = circle_distance(marks.pupil, pupil)
+    lc, lr = circle_distance(marks.limbus, limbus)
+    upper, lower = (_lid_error(marks, lid_at(part), part) for part in ("upper_lid", "lower_lid"))
+    return Agreement(name, True, pc, pr, lc, lr, upper, lower)
+
+
 def agreement(name: str, marks: EyeMarks, report: IrisReport) -> Agreement:
     m = report.metrics
     if not m.get("eye_found"):
         return Agreement(name, False)
-    pc, pr = circle_distance(marks.pupil, (m["pupil_x"], m["pupil_y"], m["pupil_r"]))
-    lc, lr = circle_distance(marks.limbus, (m["iris_x"], m["iris_y"], m["iris_r"]))
-    return Agreement(
-        name, True, pc, pr, lc, lr, _lid_error(marks, m, "upper_lid"), _lid_error(marks, m, "lower_lid")
-    )
+    pupil, limbus = (m["pupil_x"], m["pupil_y"], m["pupil_r"]), (m["iris_x"], m["iris_y"], m["iris_r"])
+    return _agreement(name, marks, pupil, limbus, lambda part: _assessor_lid(m, part))
+
+
+def repeat_agreement(name: str, marks: EyeMarks, again: EyeMarks) -> Agreement:
+    """How far a second marking of the image (`again`) is from the first, measured as the
+    assessor is: the yardstick its tolerances are read against."""
+    return _agreement(name, marks, again.pupil, again.limbus, lambda part: _marked_lid(again, part))
 
 
 def summarise(rows: list[Agreement]) -> dict[str, float | int]:
@@ -170,14 +209,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--marks", type=Path, default=IITD_MARKS)
     parser.add_argument("--half", choices=("development", "held-out", "all"), default="development")
+    parser.add_argument(
+        "--repeat",
+        action="store_true",
+        help=f"the second marking ({IITD_REPEAT_MARKS.name}) against the first, not the assessor",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if not IITD_DIR.is_dir():
-        print(f"iris_agreement: {IITD_DIR} is not there (the IITD eyes live in ../shared)", file=sys.stderr)
-        return 2
-    development, held_out = iitd_halves()
-    images = {"development": development, "held-out": held_out, "all": development + held_out}[args.half]
-    rows = measure(load_marks(args.marks), images)
+    if args.repeat:
+        marks, again = load_marks(args.marks), load_marks(IITD_REPEAT_MARKS)
+        rows = [repeat_agreement(name, marks[name], again[name]) for name in sorted(again) if name in marks]
+        half = "repeat"
+    else:
+        if not IITD_DIR.is_dir():
+            missing = f"iris_agreement: {IITD_DIR} is not there (the IITD eyes live in ../shared)"
+            print(missing, file=sys.stderr)
+            return 2
+        development, held_out = iitd_halves()
+        images = {"development": development, "held-out": held_out, "all": development + held_out}[args.half]
+        rows = measure(load_marks(args.marks), images)
+        half = args.half
     for row in rows:
         if args.json:
             print(json.dumps(asdict(row)))
@@ -198,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"lids {row.upper_lid if row.upper_lid is None else round(row.upper_lid, 1)}/"
                 f"{row.lower_lid if row.lower_lid is None else round(row.lower_lid, 1)}"
             )
-    print(json.dumps({"half": args.half, **summarise(rows)}))
+    print(json.dumps({"half": half, **summarise(rows)}))
     return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from groundtruth.draw_iris import FOUND_COLOUR, MARK_COLOUR, contact_sheet, draw_eye, grid_picture
-from groundtruth.iris_agreement import iitd_halves, subject
+from groundtruth.iris_agreement import iitd_halves, repeat_agreement, subject, summarise
 from groundtruth.iris_marks import (
     IITD_MARKS,
     IITD_REPEAT_MARKS,
@@ -67,6 +67,53 @@ def test_the_committed_marks_cover_both_halves_and_a_tenth_twice() -> None:
         assert len(eye.points["pupil"]) >= 5 and len(eye.points["limbus"]) >= 5
     # The data say where they come from, and the terms of the images.
     assert "IITD Iris Database version 1.0" in json.loads(IITD_MARKS.read_text())["about"]
+
+
+def eye_marks(dx: float = 0.0, dy: float = 0.0, lid: float | None = 40.0) -> EyeMarks:
+    points = {
+        "pupil": circle_points(160 + dx, 120 + dy, 40, range(0, 360, 45)),
+        "limbus": circle_points(160 + dx, 120 + dy, 100, range(0, 360, 30)),
+    }
+    if lid is not None:
+        columns = (70.0, 120.0, 160.0, 200.0, 250.0)
+        points["upper_lid"] = [(x + dx, lid + dy + 0.002 * (x - 160.0) ** 2) for x in columns]
+    return EyeMarks(points)
+
+
+def test_a_second_marking_is_measured_against_the_first_as_the_assessor_is() -> None:
+    same = repeat_agreement("eye.png", eye_marks(), eye_marks())
+    assert same.pupil_ok and same.limbus_ok and same.lid_ok("upper_lid")
+    assert same.upper_lid == pytest.approx(0)
+    assert same.lower_lid is None  # not marked the first time: nothing to compare
+    moved = repeat_agreement("eye.png", eye_marks(), eye_marks(dx=3.0, dy=4.0))
+    assert moved.pupil_centre == pytest.approx(5.0) and moved.limbus_centre == pytest.approx(5.0)
+    assert not moved.pupil_ok and moved.limbus_ok
+    # The lid moved with the eye: 4 px lower at its columns, 3 px along a gentle curve.
+    assert moved.upper_lid == pytest.approx(4.0, abs=1.5) and moved.lid_ok("upper_lid")
+    # A lid left unmarked the second time hides nothing: it is read at the limbus's top edge,
+    # 20 px above the first marking's lid at the iris centre.
+    unmarked = repeat_agreement("eye.png", eye_marks(), eye_marks(lid=None))
+    assert unmarked.upper_lid == pytest.approx(20.0, abs=0.5) and not unmarked.lid_ok("upper_lid")
+    shares = summarise([same, moved, unmarked])
+    assert shares["pupil_within_3px"] == pytest.approx(0.667)
+    assert shares["upper_lid_within_8px"] == pytest.approx(0.667)
+
+
+def test_the_repeatability_is_reported_from_the_committed_marks() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "groundtruth.iris_agreement", "--repeat"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    *rows, last = result.stdout.strip().splitlines()
+    summary = json.loads(last)
+    repeats = load_marks(IITD_REPEAT_MARKS)
+    assert summary["half"] == "repeat" and summary["images"] == len(repeats) == len(rows)
+    assert sorted(row.split()[0] for row in rows) == sorted(repeats)
+    assert 0.0 <= summary["limbus_within_5px"] <= 1.0
 
 
 def test_the_iitd_halves_split_by_subject() -> None:
