@@ -20,6 +20,7 @@ the 16 highest are held out (only measured).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -86,7 +87,10 @@ class Agreement:
         return None if worst is None else worst <= LID_TOLERANCE_PX
 
 
-def _lid_error(marks: EyeMarks, seen_at: Callable[[list[float]], list[float]], part: str) -> float | None:
+LidAt = Callable[[str, list[float]], list[float]]  # a lid's heights at columns, by part
+
+
+def _lid_error(marks: EyeMarks, seen_at: LidAt, part: str) -> float | None:
     """The worst of the three columns between the marked lid and the one `seen_at` gives
     (its heights at the marks' columns), both clipped to the marked limbus."""
     limbus = marks.limbus
@@ -95,30 +99,26 @@ def _lid_error(marks: EyeMarks, seen_at: Callable[[list[float]], list[float]], p
     if heights is None:
         return None
     marked = visible_lid(heights, columns, limbus, part)
-    seen = visible_lid(seen_at(columns), columns, limbus, part)
+    seen = visible_lid(seen_at(part, columns), columns, limbus, part)
     return max(abs(a - b) for a, b in zip(marked, seen, strict=True))
 
 
-def _assessor_lid(metrics: Mapping[str, float], part: str) -> Callable[[list[float]], list[float]]:
-    """The assessor's lid at any columns: its three heights, joined by a parabola."""
+def _assessor_lid(metrics: Mapping[str, float], part: str, columns: list[float]) -> list[float]:
+    """The assessor's lid at `columns`: its three heights, joined by a parabola."""
     name = part.replace("_lid", "")
     found_columns = lid_columns((metrics["iris_x"], metrics["iris_y"], metrics["iris_r"]))
     found = [metrics[f"{name}_eyelid_y_left"], metrics[f"{name}_eyelid_y"], metrics[f"{name}_eyelid_y_right"]]
     curve = lid_curve(list(zip(found_columns, found, strict=True)))
-    return lambda columns: [float(y) for y in np.polyval(curve, columns)]
+    return [float(y) for y in np.polyval(curve, columns)]
 
 
-def _marked_lid(marks: EyeMarks, part: str) -> Callable[[list[float]], list[float]]:
-    """Another marking's lid at any columns; an unmarked lid hides nothing (its limbus's edge,
+def _marked_lid(marks: EyeMarks, part: str, columns: list[float]) -> list[float]:
+    """Another marking's lid at `columns`; an unmarked lid hides nothing (its limbus's edge,
     as the assessor gives a lid it did not find)."""
-
-    def at(columns: list[float]) -> list[float]:
-        heights = marks.lid_heights(part, columns)
-        if heights is None:
-            heights = [-math.inf if part == "upper_lid" else math.inf] * len(columns)
-        return visible_lid(heights, columns, marks.limbus, part)
-
-    return at
+    heights = marks.lid_heights(part, columns)
+    if heights is None:
+        heights = [-math.inf if part == "upper_lid" else math.inf] * len(columns)
+    return visible_lid(heights, columns, marks.limbus, part)
 
 
 def marked_iris(marks: EyeMarks, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -150,11 +150,11 @@ def _agreement(
     marks: EyeMarks,
     pupil: tuple[float, float, float],
     limbus: tuple[float, float, float],
-    lid_at: Callable[[str], Callable[[list[float]], list[float]]],
+    lid_at: LidAt,
 ) -> Agreement:
     pc, pr = circle_distance(marks.pupil, pupil)
     lc, lr = circle_distance(marks.limbus, limbus)
-    upper, lower = (_lid_error(marks, lid_at(part), part) for part in ("upper_lid", "lower_lid"))
+    upper, lower = (_lid_error(marks, lid_at, part) for part in ("upper_lid", "lower_lid"))
     return Agreement(name, True, pc, pr, lc, lr, upper, lower)
 
 
@@ -163,13 +163,13 @@ def agreement(name: str, marks: EyeMarks, report: IrisReport) -> Agreement:
     if not m.get("eye_found"):
         return Agreement(name, False)
     pupil, limbus = (m["pupil_x"], m["pupil_y"], m["pupil_r"]), (m["iris_x"], m["iris_y"], m["iris_r"])
-    return _agreement(name, marks, pupil, limbus, lambda part: _assessor_lid(m, part))
+    return _agreement(name, marks, pupil, limbus, functools.partial(_assessor_lid, m))
 
 
 def repeat_agreement(name: str, marks: EyeMarks, again: EyeMarks) -> Agreement:
     """How far a second marking of the image (`again`) is from the first, measured as the
     assessor is: the yardstick its tolerances are read against."""
-    return _agreement(name, marks, again.pupil, again.limbus, lambda part: _marked_lid(again, part))
+    return _agreement(name, marks, again.pupil, again.limbus, functools.partial(_marked_lid, again))
 
 
 def summarise(rows: list[Agreement]) -> dict[str, float | int]:
