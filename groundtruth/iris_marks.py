@@ -3,7 +3,8 @@ lid, and the shapes fitted to them.
 
 Its one job: turn clicked points into the ground truth the iris assessor is measured
 against (a circle for the pupil and one for the limbus, a curve for each lid), read and
-write the marks file, and say how two marks of the same eye differ. Pure functions and
+write the marks file, say how two marks of the same eye differ, and move marks as their
+image is moved, turned or resized. Pure functions and
 plain data; the tool that collects the points is :mod:`groundtruth.mark_iris`.
 
 A lid is described by its height (y, frame pixels) at three columns: the marked iris
@@ -123,6 +124,26 @@ def save_marks(path: Path, marks: dict[str, EyeMarks], about: str) -> None:
     """Write a marks file, images in name order (so that a diff shows what changed)."""
     lines = [f"{json.dumps(name)}: {json.dumps(marks[name].to_json())}" for name in sorted(marks)]
     path.write_text("{\n" + f'"about": {json.dumps(about)},\n"images": {{\n' + ",\n".join(lines) + "\n}\n}\n")
+
+
+def marks_through(marks: EyeMarks, matrix: np.ndarray) -> EyeMarks:
+    """The marks moved as the image is by the 2 x 3 affine `matrix` (cv2.warpAffine's)."""
+    return EyeMarks(
+        {
+            part: [
+                (float(x), float(y))
+                for x, y in np.array(points, np.float64).reshape(-1, 2) @ matrix[:, :2].T + matrix[:, 2]
+            ]
+            for part, points in marks.points.items()
+        }
+    )
+
+
+def scaled_marks(marks: EyeMarks, scale: float, at: tuple[int, int] = (0, 0)) -> EyeMarks:
+    """The marks of the eye resized `scale` times (pixel centres kept on pixel centres) and
+    placed with its top left corner at `at` in a larger frame."""
+    shift = 0.5 * scale - 0.5
+    return marks_through(marks, np.array([[scale, 0.0, shift + at[0]], [0.0, scale, shift + at[1]]]))
 
 
 def circle_distance(a: tuple[float, float, float], b: tuple[float, float, float]) -> tuple[float, float]:

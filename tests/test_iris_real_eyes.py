@@ -44,7 +44,8 @@ from groundtruth.iris_agreement import (
     measure,
     summarise,
 )
-from groundtruth.iris_marks import IITD_MARKS, EyeMarks, lid_curve, load_marks
+from groundtruth.iris_marks import IITD_MARKS, EyeMarks, lid_curve, load_marks, scaled_marks
+from groundtruth.lid_probes import turned
 from hil.rig import REPO, venv_script
 from kitd.capture import iris_quality
 from kitd.capture.iris_quality import IrisReport, assess_iris
@@ -481,26 +482,6 @@ def test_another_camera_s_tone_curve_keeps_the_lids(
     assert summary["lower_lid_within_8px"] >= 0.85, summary
 
 
-def marks_through(marks: EyeMarks, matrix: np.ndarray) -> EyeMarks:
-    """The marks moved as the image is by the 2 x 3 affine `matrix` (cv2.warpAffine's)."""
-    return EyeMarks(
-        {
-            part: [
-                (float(x), float(y))
-                for x, y in np.array(points, np.float64).reshape(-1, 2) @ matrix[:, :2].T + matrix[:, 2]
-            ]
-            for part, points in marks.points.items()
-        }
-    )
-
-
-def scaled_marks(marks: EyeMarks, scale: float, at: tuple[int, int] = (0, 0)) -> EyeMarks:
-    """The marks of the eye resized `scale` times (pixel centres kept on pixel centres) and
-    placed with its top left corner at `at` in a larger frame."""
-    shift = 0.5 * scale - 0.5
-    return marks_through(marks, np.array([[scale, 0.0, shift + at[0]], [0.0, scale, shift + at[1]]]))
-
-
 @pytest.mark.parametrize("scale", [0.45, 0.6, 0.75])
 def test_a_smaller_eye_from_another_camera_keeps_the_lids(
     scale: float, marked_development: list[MarkedEye]
@@ -524,18 +505,6 @@ def test_a_smaller_eye_from_another_camera_keeps_the_lids(
     assert sum(lids) / len(lids) >= 0.88, missed
 
 
-def turned(eye: MarkedEye, degrees: float) -> tuple[np.ndarray, EyeMarks]:
-    """The eye and its marks turned `degrees` (counter-clockwise as seen) about the marked
-    limbus's centre: a head tilted to one side. The frame's edge is mirrored into the corners."""
-    ix, iy, _ = eye.marks.limbus
-    matrix = cv2.getRotationMatrix2D((ix, iy), degrees, 1.0)
-    h, w = eye.image.shape
-    image = cv2.warpAffine(
-        eye.image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
-    )
-    return image, marks_through(eye.marks, matrix)
-
-
 def test_a_head_tilted_to_one_side_keeps_the_lids(marked_development: list[MarkedEye]) -> None:
     """The marked development eyes turned 12 degrees either way, as the head of an applicant
     lying in bed or unable to hold it upright is: the lids, tilted with it, are still found
@@ -543,7 +512,7 @@ def test_a_head_tilted_to_one_side_keeps_the_lids(marked_development: list[Marke
     checks = camera_checks()
     rows = []
     for eye, degrees in itertools.product(marked_development, (-12.0, 12.0)):
-        image, marks = turned(eye, degrees)
+        image, marks = turned(eye.image, eye.marks, degrees)
         rows.append(agreement(f"{eye.name} {degrees:+.0f}", marks, assess_iris(image, checks)))
     summary = summarise(rows)
     # Measured, the upper and lower lids pooled (192 in all): 0.865 (upper 82 of 100, lower 84

@@ -1,0 +1,156 @@
+"""How the lids found hold on altered copies of the marked development eyes.
+
+Its one job: alter each marked development eye as heads, lashes and cameras do (turned 6, 12
+and 15 degrees either way; curtains and clumps of lashes hung from its marked upper lid;
+blurred, moved vertically, vignetted, flattened, through tone curves, grainy, half size),
+move the marks with it, and count, per kind of copy and per half of the development
+subjects (odd and even numbers), the lids found within 8 px of the marks at their three
+columns (a half-size copy's error counted at full size). A change to the lid finder is worth
+keeping when both halves gain and no kind of copy loses; a gain on one half only is noise.
+The held-out half is never read.
+
+    python -m groundtruth.lid_probes [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from groundtruth.degraded_eyes import lash_clumps, lash_curtain
+from groundtruth.iris_agreement import IITD_DIR, LID_TOLERANCE_PX, agreement, iitd_halves, subject
+from groundtruth.iris_marks import IITD_MARKS, EyeMarks, lid_curve, load_marks, marks_through, scaled_marks
+from kitd.capture.iris_quality import assess_iris
+
+TURNS = (6.0, 12.0, 15.0)  # degrees, each either way
+CURTAIN_REACHES = (0.25, 0.4, 0.55)  # iris radii the lashes hang down to
+CLUMP_REACHES = (0.3, 0.5)
+SEEDS = (0, 1)
+PARTS = ("upper_lid", "lower_lid")
+LASH_KINDS = ("curtain", "clumps")  # only the upper lid is counted: the lashes hang from it
+
+Copy = tuple[str, np.ndarray, EyeMarks, float]  # kind, image, its marks, its scale
+
+
+def turned(image: np.ndarray, marks: EyeMarks, degrees: float) -> tuple[np.ndarray, EyeMarks]:
+    """The eye and its marks turned `degrees` (counter-clockwise as seen) about the marked
+    limbus's centre: a head tilted to one side. The frame's edge is mirrored into the corners."""
+    ix, iy, _ = marks.limbus
+    matrix = cv2.getRotationMatrix2D((ix, iy), degrees, 1.0)
+    h, w = image.shape
+    moved = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    return moved, marks_through(marks, matrix)
+
+
+def camera_like(grey: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """What another camera or a moving head makes of the same eye (the marks stay)."""
+    g = grey.astype(np.float32)
+    yield "blur", cv2.GaussianBlur(grey, (0, 0), 1.5)
+    streak = np.zeros((9, 9), np.float32)
+    streak[2:7, 4] = 1.0 / 5.0  # 5 px of vertical motion
+    yield "vertical_motion", cv2.filter2D(grey, -1, streak)
+    h, w = grey.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    falloff = 1.0 - (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)
+    yield "vignetting", np.clip(g * falloff, 0, 255).astype(np.uint8)
+    yield "low_contrast", np.clip(128.0 + 0.6 * (g - 128.0), 0, 255).astype(np.uint8)
+    for gamma in (0.7, 1.4):
+        table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
+        yield "tone_curve", cv2.LUT(grey, table)
+    grain = np.random.default_rng(1).normal(0.0, 6.0, grey.shape)
+    yield "grain", np.clip(g + grain, 0, 255).astype(np.uint8)
+
+
+def copies(grey: np.ndarray, marks: EyeMarks) -> Iterator[Copy]:
+    """Every altered copy of one marked eye, the eye as it is first."""
+    yield "as_is", grey, marks, 1.0
+    for degrees in TURNS:
+        for sign in (-1.0, 1.0):
+            yield (f"turned_{degrees:.0f}", *turned(grey, marks, sign * degrees), 1.0)
+    curve = lid_curve(marks.points.get("upper_lid", []))
+    if curve is not None:
+
+        def margin(x: np.ndarray) -> np.ndarray:
+            return np.polyval(curve, x)
+
+        for reach, seed in itertools.product(CURTAIN_REACHES, SEEDS):
+            yield "curtain", lash_curtain(grey, marks.limbus, margin, reach, seed), marks, 1.0
+        for reach, seed in itertools.product(CLUMP_REACHES, SEEDS):
+            yield "clumps", lash_clumps(grey, marks.limbus, margin, reach, seed), marks, 1.0
+    for kind, image in camera_like(grey):
+        yield kind, image, marks, 1.0
+    half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    yield "half_size", half, scaled_marks(marks, 0.5), 0.5
+
+
+def probe_counts(eyes: Iterable[tuple[str, np.ndarray, EyeMarks]]) -> dict[tuple[str, str, str], list[int]]:
+    """(kind of copy, lid, "odd" or "even" subjects) -> [lids within 8 px, lids marked]."""
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    for name, grey, marks in eyes:
+        half = "odd" if subject(name) % 2 else "even"
+        for kind, image, moved, scale in copies(grey, marks):
+            row = agreement(name, moved, assess_iris(image))
+            for part in PARTS:
+                error = getattr(row, part)
+                if error is None or (kind in LASH_KINDS and part != "upper_lid"):
+                    continue
+                cell = counts.setdefault((kind, part, half), [0, 0])
+                cell[0] += int(row.found and error / scale <= LID_TOLERANCE_PX)
+                cell[1] += 1
+    return counts
+
+
+def development_eyes() -> Iterator[tuple[str, np.ndarray, EyeMarks]]:
+    marks = load_marks(IITD_MARKS)
+    for path in iitd_halves()[0]:
+        if path.name in marks:
+            yield path.name, cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), marks[path.name]
+
+
+def table(counts: dict[tuple[str, str, str], list[int]]) -> list[str]:
+    """One line per kind of copy and one for all: each lid's count on the even and odd subjects."""
+    kinds = list(dict.fromkeys(kind for kind, _, _ in counts))
+    columns = [(part, half) for part in PARTS for half in ("even", "odd")]
+    lines = [f"{'copy':16s}" + "".join(f"{part.split('_')[0] + ' ' + half:>15s}" for part, half in columns)]
+    for kind in [*kinds, "all"]:
+        cells = []
+        for part, half in columns:
+            chosen = [v for (k, p, h), v in counts.items() if p == part and h == half and kind in (k, "all")]
+            hit, total = sum(v[0] for v in chosen), sum(v[1] for v in chosen)
+            cells.append(f"{hit:>8d}/{total:<6d}" if total else f"{'':15s}")
+        lines.append(f"{kind:16s}" + "".join(cells))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m groundtruth.lid_probes", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not IITD_DIR.is_dir():
+        print(f"lid_probes: {IITD_DIR} is not there (the IITD eyes live in ../shared)", file=sys.stderr)
+        return 2
+    counts = probe_counts(development_eyes())
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {"copy": k, "lid": p, "subjects": h, "within": v[0], "of": v[1]}
+                    for (k, p, h), v in counts.items()
+                ]
+            )
+        )
+    else:
+        print("\n".join(table(counts)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The lid probes of groundtruth.lid_probes: the copies and their marks move together, and the
+counts are the agreement's own verdicts. The eyes themselves are in ../shared (skips without)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from groundtruth.iris_agreement import IITD_DIR, agreement, iitd_halves, subject
+from groundtruth.iris_marks import IITD_MARKS, EyeMarks, load_marks
+from groundtruth.lid_probes import PARTS, copies, main, probe_counts, table, turned
+from kitd.capture.iris_quality import assess_iris
+
+needs_iitd = pytest.mark.skipif(not IITD_DIR.is_dir(), reason=f"the IITD eyes are not at {IITD_DIR}")
+
+
+def ring_marks(cx: float, cy: float) -> EyeMarks:
+    angles = np.radians(np.arange(0, 360, 30))
+
+    def circle(r: float) -> list[tuple[float, float]]:
+        return [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in angles]
+
+    return EyeMarks(
+        {"pupil": circle(10.0), "limbus": circle(40.0), "upper_lid": [(cx - 30, cy - 20), (cx, cy - 25)]}
+    )
+
+
+def test_a_turned_eye_s_marks_turn_with_its_image() -> None:
+    """A bright dot on the marked upper lid, turned a quarter turn about the limbus's centre,
+    lands where the turned marks put that point; the circles keep their centre and size."""
+    image = np.zeros((120, 160), np.uint8)
+    marks = ring_marks(80.0, 60.0)
+    x, y = marks.points["upper_lid"][1]
+    image[round(y), round(x)] = 255
+    moved, moved_marks = turned(image, marks, 90.0)
+    mx, my = moved_marks.points["upper_lid"][1]
+    assert moved[round(my), round(mx)] == 255
+    assert (round(mx), round(my)) != (round(x), round(y))
+    assert np.allclose(moved_marks.limbus, marks.limbus, atol=1e-6)
+    assert np.allclose(moved_marks.pupil, marks.pupil, atol=1e-6)
+
+
+def test_the_table_sums_each_lid_and_half_over_the_copies() -> None:
+    counts = {
+        ("as_is", "upper_lid", "even"): [3, 4],
+        ("as_is", "lower_lid", "odd"): [1, 2],
+        ("curtain", "upper_lid", "even"): [5, 8],
+    }
+    lines = table(counts)
+    assert lines[0].split()[0] == "copy" and len(lines) == 4
+    assert lines[-1].split() == ["all", "8/12", "1/2"]
+    assert lines[2].split() == ["curtain", "5/8"]
+
+
+@needs_iitd
+def test_counts_are_the_agreement_s_verdicts_on_each_copy() -> None:
+    """Two development eyes, one of an odd subject and one of an even: every copy is counted
+    once per marked lid, the lashes' copies for the upper lid only, and the eyes as they are
+    count as the agreement with their own marks says."""
+    marks = load_marks(IITD_MARKS)
+    development = [p for p in iitd_halves()[0] if p.name in marks]
+    odd = next(p for p in development if subject(p.name) % 2)
+    even = next(p for p in development if subject(p.name) % 2 == 0)
+    eyes = [(p.name, cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), marks[p.name]) for p in (odd, even)]
+    counts = probe_counts(eyes)
+    for name, grey, eye_marks in eyes:
+        half = "odd" if name == odd.name else "even"
+        row = agreement(name, eye_marks, assess_iris(grey))
+        for part in PARTS:
+            if getattr(row, part) is None:
+                continue
+            assert counts["as_is", part, half] == [int(row.lid_ok(part)), 1]
+            assert counts["turned_12", part, half][1] == 2
+            assert ("curtain", part, half) in counts or part == "lower_lid"
+        kinds = [kind for kind, *_ in copies(grey, eye_marks)]
+        assert kinds.count("curtain") == 6 and kinds.count("tone_curve") == 2
+    assert all(0 <= hit <= total for hit, total in counts.values())
+
+
+def test_without_the_eyes_the_command_says_where_they_should_be(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("groundtruth.lid_probes.IITD_DIR", tmp_path / "absent")
+    assert main([]) == 2
+    assert "absent" in capsys.readouterr().err
