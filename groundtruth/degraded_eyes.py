@@ -6,9 +6,9 @@ iris (flat skin grey, or skin texture taken from the image's own skin), darkened
 illuminator) and noisy (a sensor at high gain). Each comes with the feedback a person
 would give. Also a curtain of lashes hung from a marked upper lid, which must not move the
 lid found, a clump of lashes about the pupil's size, which must not be taken for the
-pupil, a band of lashes run into the pupil's top, which must not move it, and glare from
-glasses, which must not be taken for a lid. Pure functions of numpy
-arrays.
+pupil, a band of lashes run into the pupil's top, which must not move it, glare from
+glasses, which must not be taken for a lid, and light falling off towards the frame's edges,
+which must not move the lower lid. Pure functions of numpy arrays.
 """
 
 from __future__ import annotations
@@ -44,6 +44,16 @@ def darker_iris(grey: np.ndarray, iris: np.ndarray, target: float = 50.0) -> np.
     weight = cv2.GaussianBlur(iris.astype(np.float32), (0, 0), 1.0)
     gain = 1.0 - (1.0 - factor) * weight
     return np.clip(grey.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
+def vignetted(grey: np.ndarray, corner: float = 0.5) -> np.ndarray:
+    """Light falling off from the frame's centre towards its edges, as a camera's lens and an
+    illuminator aimed at the middle make it: the corners get `corner` of the centre's light,
+    the edges' middles halfway between, quadratically in the distance."""
+    h, w = grey.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    falloff = 1.0 - 2.0 * (1.0 - corner) * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)
+    return np.clip(grey.astype(np.float32) * falloff, 0, 255).astype(np.uint8)
 
 
 def noisy(grey: np.ndarray, sigma: float = 40.0, seed: int = 0) -> np.ndarray:

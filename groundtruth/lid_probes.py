@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from groundtruth.degraded_eyes import lash_clumps, lash_curtain
+from groundtruth.degraded_eyes import lash_clumps, lash_curtain, vignetted
 from groundtruth.iris_agreement import IITD_DIR, LID_TOLERANCE_PX, agreement, iitd_halves, subject
 from groundtruth.iris_marks import IITD_MARKS, EyeMarks, lid_curve, load_marks, marks_through, scaled_marks
 from kitd.capture.iris_quality import assess_iris
@@ -55,10 +55,7 @@ def camera_like(grey: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
     streak = np.zeros((9, 9), np.float32)
     streak[2:7, 4] = 1.0 / 5.0  # 5 px of vertical motion
     yield "vertical_motion", cv2.filter2D(grey, -1, streak)
-    h, w = grey.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    falloff = 1.0 - (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)
-    yield "vignetting", np.clip(g * falloff, 0, 255).astype(np.uint8)
+    yield "vignetting", vignetted(grey, 0.5)
     yield "low_contrast", np.clip(128.0 + 0.6 * (g - 128.0), 0, 255).astype(np.uint8)
     for gamma in (0.7, 1.4):
         table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)

@@ -29,7 +29,7 @@ from kitd.capture.iris_quality import (
     IrisReport,
     assess_iris,
 )
-from kitd.capture.iris_segmentation import LID_TONE_RANGE, lid_tone_table
+from kitd.capture.iris_segmentation import LID_TONE_RANGE, lid_reference_above, lid_tone_table
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
@@ -500,3 +500,15 @@ def test_overlay_draws_the_circles_and_no_words() -> None:
         ]
         assert np.mean(on_circle) > 0.8
     assert not changed[:60, :240].any() and not changed[-30:, :80].any()
+
+
+def test_the_lower_lid_s_reference_is_the_iris_a_run_s_length_above() -> None:
+    """Each row's reference is the mean of the rows of its column that end `gap` rows above it,
+    so that a run of skin starting at a row never sets its own reference."""
+    column = np.array([[10.0], [20.0], [30.0], [40.0], [200.0], [200.0], [200.0]])
+    reference = lid_reference_above(column, rows=2, gap=2)[:, 0]
+    assert np.isneginf(reference[:2]).all()
+    assert reference[2] == 10.0  # only row 0 lies far enough above
+    assert reference[4] == 25.0  # rows 1 and 2
+    assert reference[5] == 35.0  # rows 2 and 3: the skin from row 4 on is not in it
+    assert reference[6] == 120.0

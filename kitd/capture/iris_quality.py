@@ -34,10 +34,11 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   band the lashes' roots make (where lash-dark pixels are densest along a lid-shaped
   curve); where the lid still runs along strands hanging down the eye (a curtain), the
   margin is the row of their roots, the lid-shaped curve above along which no iris shows
-  between the strands (the darkest). A lower walk that stops on skin
-  moves up into the margin's dark band, and only the points one flat lid shape agrees with
-  are fitted (where the walk meets the limbus, the points curve as it does). A lid down
-  over the pupil is read down the pupil's middle column. Glare over the iris (the
+  between the strands (the darkest). A lower walk stops on skin brighter than both the
+  iris's middle and the iris just above it (a lighter lower iris, light falling off towards
+  the frame's edges), then moves up into the margin's dark band, and only the points one
+  flat lid shape agrees with are fitted (where the walk meets the limbus, the points curve as
+  it does). A lid down over the pupil is read down the pupil's middle column. Glare over the iris (the
   illuminator's image in glasses: a saturated patch) is neither iris nor lid: an upper walk
   that crossed it, or a lower walk that stops just past it, gives no point, and along the
   curves the margin is searched on, the glare is filled in from round it. Whatever the lids
