@@ -94,11 +94,13 @@ def probe_counts(eyes: Iterable[tuple[str, np.ndarray, EyeMarks]]) -> dict[tuple
         for kind, image, moved, scale in copies(grey, marks):
             row = agreement(name, moved, assess_iris(image))
             for part in PARTS:
-                error = getattr(row, part)
-                if error is None or (kind in LASH_KINDS and part != "upper_lid"):
+                # A marked lid counts whether or not the eye was found: a copy that loses the eye
+                # is a miss, not one fewer to count.
+                if moved.lid_heights(part) is None or (kind in LASH_KINDS and part != "upper_lid"):
                     continue
+                error = getattr(row, part)
                 cell = counts.setdefault((kind, part, half), [0, 0])
-                cell[0] += int(row.found and error / scale <= LID_TOLERANCE_PX)
+                cell[0] += int(row.found and error is not None and error / scale <= LID_TOLERANCE_PX)
                 cell[1] += 1
     return counts
 

@@ -80,6 +80,18 @@ def test_counts_are_the_agreement_s_verdicts_on_each_copy() -> None:
     assert all(0 <= hit <= total for hit, total in counts.values())
 
 
+def test_a_copy_that_loses_the_eye_counts_as_a_miss() -> None:
+    """A blank frame under a development eye's marks: no eye is found in any copy, and every
+    marked lid of every copy counts, none of them within 8 px."""
+    name = "001_03_L.png"
+    marks = load_marks(IITD_MARKS)[name]
+    counts = probe_counts([(name, np.full((240, 320), 128, np.uint8), marks)])
+    assert counts["as_is", "upper_lid", "odd"] == [0, 1]
+    assert counts["as_is", "lower_lid", "odd"] == [0, 1]
+    assert counts["curtain", "upper_lid", "odd"] == [0, 6]
+    assert all(hit == 0 for hit, _ in counts.values())
+
+
 def test_without_the_eyes_the_command_says_where_they_should_be(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
