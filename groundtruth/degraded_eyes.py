@@ -7,8 +7,8 @@ illuminator) and noisy (a sensor at high gain). Each comes with the feedback a p
 would give. Also a curtain of lashes hung from a marked upper lid, which must not move the
 lid found, a clump of lashes about the pupil's size, which must not be taken for the
 pupil, a band of lashes run into the pupil's top, which must not move it, glare from
-glasses, which must not be taken for a lid, and light falling off towards the frame's edges,
-which must not move the lower lid. Pure functions of numpy arrays.
+glasses, which must not be taken for a lid, and another camera's tone curve and light
+falling off towards the frame's edges, which must not move the lids. Pure functions of numpy arrays.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def darker_iris(grey: np.ndarray, iris: np.ndarray, target: float = 50.0) -> np.
     weight = cv2.GaussianBlur(iris.astype(np.float32), (0, 0), 1.0)
     gain = 1.0 - (1.0 - factor) * weight
     return np.clip(grey.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
+def toned(grey: np.ndarray, gamma: float) -> np.ndarray:
+    """Another camera's tone curve: grey (as a share of 255) raised to `gamma`."""
+    table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
+    return cv2.LUT(grey, table)
 
 
 def vignetted(grey: np.ndarray, corner: float = 0.5) -> np.ndarray:

@@ -24,7 +24,7 @@ import functools
 import json
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -191,16 +191,22 @@ def summarise(rows: list[Agreement]) -> dict[str, float | int]:
     }
 
 
+def marked_eyes(
+    marks: Mapping[str, EyeMarks], images: Iterable[Path]
+) -> Iterator[tuple[str, np.ndarray, EyeMarks]]:
+    """(name, grey image, its marks) for each of `images` that is marked, read once."""
+    for path in images:
+        if path.name in marks:
+            yield path.name, cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), marks[path.name]
+
+
 def measure(
     marks: Mapping[str, EyeMarks], images: list[Path], thresholds: Mapping[str, float] | None = None
 ) -> list[Agreement]:
-    rows = []
-    for path in images:
-        if path.name not in marks:
-            continue
-        grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        rows.append(agreement(path.name, marks[path.name], assess_iris(grey, thresholds)))
-    return rows
+    return [
+        agreement(name, eye_marks, assess_iris(grey, thresholds))
+        for name, grey, eye_marks in marked_eyes(marks, images)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,8 +23,15 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from groundtruth.degraded_eyes import lash_clumps, lash_curtain, vignetted
-from groundtruth.iris_agreement import IITD_DIR, LID_TOLERANCE_PX, agreement, iitd_halves, subject
+from groundtruth.degraded_eyes import lash_clumps, lash_curtain, toned, vignetted
+from groundtruth.iris_agreement import (
+    IITD_DIR,
+    LID_TOLERANCE_PX,
+    agreement,
+    iitd_halves,
+    marked_eyes,
+    subject,
+)
 from groundtruth.iris_marks import IITD_MARKS, EyeMarks, lid_curve, load_marks, marks_through, scaled_marks
 from kitd.capture.iris_quality import assess_iris
 
@@ -58,8 +65,7 @@ def camera_like(grey: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
     yield "vignetting", vignetted(grey, 0.5)
     yield "low_contrast", np.clip(128.0 + 0.6 * (g - 128.0), 0, 255).astype(np.uint8)
     for gamma in (0.7, 1.4):
-        table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
-        yield "tone_curve", cv2.LUT(grey, table)
+        yield "tone_curve", toned(grey, gamma)
     grain = np.random.default_rng(1).normal(0.0, 6.0, grey.shape)
     yield "grain", np.clip(g + grain, 0, 255).astype(np.uint8)
 
@@ -106,10 +112,7 @@ def probe_counts(eyes: Iterable[tuple[str, np.ndarray, EyeMarks]]) -> dict[tuple
 
 
 def development_eyes() -> Iterator[tuple[str, np.ndarray, EyeMarks]]:
-    marks = load_marks(IITD_MARKS)
-    for path in iitd_halves()[0]:
-        if path.name in marks:
-            yield path.name, cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), marks[path.name]
+    return marked_eyes(load_marks(IITD_MARKS), iitd_halves()[0])
 
 
 def table(counts: dict[tuple[str, str, str], list[int]]) -> list[str]:
@@ -120,7 +123,11 @@ def table(counts: dict[tuple[str, str, str], list[int]]) -> list[str]:
     for kind in [*kinds, "all"]:
         cells = []
         for part, half in columns:
-            chosen = [v for (k, p, h), v in counts.items() if p == part and h == half and kind in (k, "all")]
+            chosen = [
+                v
+                for (k, p, h), v in counts.items()
+                if p == part and h == half and (kind == "all" or k == kind)
+            ]
             hit, total = sum(v[0] for v in chosen), sum(v[1] for v in chosen)
             cells.append(f"{hit:>8d}/{total:<6d}" if total else f"{'':15s}")
         lines.append(f"{kind:16s}" + "".join(cells))

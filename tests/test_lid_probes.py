@@ -5,38 +5,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from groundtruth.iris_agreement import IITD_DIR, agreement, iitd_halves, subject
-from groundtruth.iris_marks import IITD_MARKS, EyeMarks, load_marks
+from groundtruth.iris_agreement import IITD_DIR, agreement, iitd_halves, marked_eyes, subject
+from groundtruth.iris_marks import IITD_MARKS, load_marks
 from groundtruth.lid_probes import PARTS, copies, main, probe_counts, table, turned
 from kitd.capture.iris_quality import assess_iris
+from tests.test_iris_marks import eye_marks
 
 needs_iitd = pytest.mark.skipif(not IITD_DIR.is_dir(), reason=f"the IITD eyes are not at {IITD_DIR}")
-
-
-def ring_marks(cx: float, cy: float) -> EyeMarks:
-    angles = np.radians(np.arange(0, 360, 30))
-
-    def circle(r: float) -> list[tuple[float, float]]:
-        return [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in angles]
-
-    return EyeMarks(
-        {"pupil": circle(10.0), "limbus": circle(40.0), "upper_lid": [(cx - 30, cy - 20), (cx, cy - 25)]}
-    )
 
 
 def test_a_turned_eye_s_marks_turn_with_its_image() -> None:
     """A bright dot on the marked upper lid, turned a quarter turn about the limbus's centre,
     lands where the turned marks put that point; the circles keep their centre and size."""
-    image = np.zeros((120, 160), np.uint8)
-    marks = ring_marks(80.0, 60.0)
-    x, y = marks.points["upper_lid"][1]
+    image = np.zeros((240, 320), np.uint8)
+    marks = eye_marks()
+    x, y = marks.points["upper_lid"][2]
     image[round(y), round(x)] = 255
     moved, moved_marks = turned(image, marks, 90.0)
-    mx, my = moved_marks.points["upper_lid"][1]
+    mx, my = moved_marks.points["upper_lid"][2]
     assert moved[round(my), round(mx)] == 255
     assert (round(mx), round(my)) != (round(x), round(y))
     assert np.allclose(moved_marks.limbus, marks.limbus, atol=1e-6)
@@ -64,18 +53,18 @@ def test_counts_are_the_agreement_s_verdicts_on_each_copy() -> None:
     development = [p for p in iitd_halves()[0] if p.name in marks]
     odd = next(p for p in development if subject(p.name) % 2)
     even = next(p for p in development if subject(p.name) % 2 == 0)
-    eyes = [(p.name, cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), marks[p.name]) for p in (odd, even)]
+    eyes = list(marked_eyes(marks, [odd, even]))
     counts = probe_counts(eyes)
-    for name, grey, eye_marks in eyes:
+    for name, grey, its_marks in eyes:
         half = "odd" if name == odd.name else "even"
-        row = agreement(name, eye_marks, assess_iris(grey))
+        row = agreement(name, its_marks, assess_iris(grey))
         for part in PARTS:
             if getattr(row, part) is None:
                 continue
             assert counts["as_is", part, half] == [int(row.lid_ok(part)), 1]
             assert counts["turned_12", part, half][1] == 2
             assert ("curtain", part, half) in counts or part == "lower_lid"
-        kinds = [kind for kind, *_ in copies(grey, eye_marks)]
+        kinds = [kind for kind, *_ in copies(grey, its_marks)]
         assert kinds.count("curtain") == 6 and kinds.count("tone_curve") == 2
     assert all(0 <= hit <= total for hit, total in counts.values())
 
