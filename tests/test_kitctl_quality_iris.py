@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from hil.rig import venv_script
 from hil.synthetic_eye import EyeParams, render
@@ -58,7 +59,9 @@ def test_one_report_per_input_in_order_with_circles(tmp_path: Path) -> None:
 def test_unreadable_inputs_are_reported_and_exit_1(tmp_path: Path) -> None:
     paths = write_eyes(tmp_path)
     (tmp_path / "notes.png").write_text("not an image")
+    assert cv2.imwrite(str(tmp_path / "crumb.png"), np.zeros((3, 5), np.uint8))
     inputs = [paths["eye.png"], str(tmp_path / "missing.png"), str(tmp_path / "notes.png"), str(tmp_path)]
+    inputs.append(str(tmp_path / "crumb.png"))
     result = kitctl("quality", "iris", *inputs, "--json")
     assert result.returncode == 1
     reports = [json.loads(line) for line in result.stdout.splitlines()]
@@ -67,8 +70,9 @@ def test_unreadable_inputs_are_reported_and_exit_1(tmp_path: Path) -> None:
         "no such file",
         "not a readable image (PNG, TIFF, BMP or JPEG)",
         "is a directory",
+        "5 x 3 px is too small for an eye image (at least 16 x 16)",
     ]
-    assert result.stderr.strip() == "kitctl: 3 of 4 inputs could not be read"
+    assert result.stderr.strip() == "kitctl: 4 of 5 inputs could not be read"
 
 
 def test_config_thresholds_apply_and_a_wrong_name_is_exit_2(tmp_path: Path) -> None:

@@ -118,6 +118,7 @@ BURNT_OUT_SCLERA = 240
 # A frame without an eye found, more than half of it at 250 or more: burnt out (too_bright).
 # A real eye lit 1.9 times too strongly is 73 % so.
 BURNT_OUT_FRAME = 0.5
+MIN_FRAME_SIDE = 16  # px: a smaller frame is refused (an error, not a report): it cannot hold an eye
 
 FEEDBACK_CODES: tuple[str, ...] = (
     "no_eye",
@@ -622,8 +623,11 @@ def assess_iris(image: np.ndarray, thresholds: Mapping[str, float] | None = None
     """
     t = merged_thresholds(thresholds)
     arr = np.asarray(image)
-    if arr.ndim not in (2, 3) or arr.size == 0 or min(arr.shape[:2]) < 16:
-        raise ValueError(f"expected a grey image of at least 16 x 16 pixels, got shape {arr.shape}")
+    if arr.ndim not in (2, 3) or arr.size == 0 or min(arr.shape[:2]) < MIN_FRAME_SIDE:
+        raise ValueError(
+            f"expected a grey image of at least {MIN_FRAME_SIDE} x {MIN_FRAME_SIDE} pixels, "
+            f"got shape {arr.shape}"
+        )
     grey = to_grey8(arr)
     raw = _measure(grey)
     metrics = {k: round(float(v), 4) for k, v in raw.items() if math.isfinite(v)}

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from kitd.capture.fingerprint_quality import assess_fingerprint
-from kitd.capture.iris_quality import assess_iris
+from kitd.capture.iris_quality import MIN_FRAME_SIDE, assess_iris
 from kitd.capture.signature_quality import assess_signature
 from kitd.cli.options import add_config_option, config_from_args
 from kitd.cli.quality_inputs import InputUnreadable, read_grey_image
@@ -79,6 +79,15 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
     pass
 
 
+def _read_eye_image(path: Path) -> np.ndarray:
+    image = read_grey_image(path)
+    if min(image.shape) < MIN_FRAME_SIDE:
+        height, width = image.shape
+        least = f"{MIN_FRAME_SIDE} x {MIN_FRAME_SIDE}"
+        raise InputUnreadable(f"{width} x {height} px is too small for an eye image (at least {least})")
+    return image
+
+
 def _assess_iris(image: np.ndarray, settings: dict[str, Any], thresholds: dict[str, float]) -> Any:
     return assess_iris(image, thresholds or None)
 
@@ -97,7 +106,7 @@ QUALITY_COMMANDS: dict[str, QualityCommand] = {
     ),
     "iris": QualityCommand(
         help="near-infrared eye images: ISO/IEC 29794-6-style metrics and circles, with feedback",
-        load=read_grey_image,
+        load=_read_eye_image,
         assess=_assess_iris,
         add_arguments=_no_arguments,
     ),
