@@ -8,6 +8,7 @@ from it).
 
 from __future__ import annotations
 
+import math
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -393,6 +394,24 @@ POSITIVE_KEYS = (
     "signature.pen_lift_stop_s",
     "firmware.reset_timeout_s",
     "firmware.self_test_timeout_s",
+    "devices.reconnect_min_s",
+    "devices.reconnect_max_s",
+    "devices.health_interval_s",
+    "fingerprint.poll_interval_s",
+    "fingerprint.capture_timeout_s",
+    "fingerprint.consecutive_passes",
+    "fingerprint.keep_best",
+    "iris.consecutive_passes",
+    "iris.keep_best",
+    *(key for key, _, _, _ in CONFIG_REFERENCE if key.startswith("categories.")),
+)
+# Keys that may be 0 (what 0 means is in each key's description) but not below it.
+NON_NEGATIVE_KEYS = (
+    "iris.judge_fps",
+    "outbox.retention_days",
+    "outbox.reserve_visits",
+    "fingerprint.max_attempts",
+    "iris.max_attempts",
 )
 
 # Per-device keys of a [[device]] entry.
@@ -528,6 +547,7 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         if key not in reference:
             raise ConfigError(f"{where}unknown config key '{key}'")
         _check_type(key, value, reference[key])
+        _check_finite(f"{where}", key, value)
         values[key] = value
     if values["log.level"] not in LOG_LEVELS:
         raise ConfigError(f"{where}config key 'log.level': expected one of {', '.join(LOG_LEVELS)}")
@@ -554,9 +574,17 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
     for key in POSITIVE_KEYS:
         if not values[key] > 0:
             raise ConfigError(f"{where}config key '{key}': must be above 0, got {values[key]!r}")
-    for key in ("iris.judge_fps", "outbox.retention_days", "outbox.reserve_visits"):
+    for key in NON_NEGATIVE_KEYS:
         if not values[key] >= 0:
             raise ConfigError(f"{where}config key '{key}': must be 0 or more, got {values[key]!r}")
+    if values["devices.reconnect_max_s"] < values["devices.reconnect_min_s"]:
+        raise ConfigError(f"{where}config key 'devices.reconnect_max_s': below devices.reconnect_min_s")
+    low, high = fingerprint_quality.PLAUSIBLE_PPI
+    if not low <= values["fingerprint.ppi"] <= high:
+        raise ConfigError(
+            f"{where}config key 'fingerprint.ppi': expected a sensor resolution of {low:g}-{high:g}, "
+            f"got {values['fingerprint.ppi']!r}"
+        )
     if values["keys.backend"] not in KEY_BACKENDS:
         raise ConfigError(
             f"{where}config key 'keys.backend': expected file or pkcs11, got {values['keys.backend']!r}"
@@ -627,6 +655,15 @@ def _check_threshold(where: str, key: str, value: Any) -> None:
     if name not in known:
         raise ConfigError(f"{where}unknown config key '{key}' (thresholds: {', '.join(known)})")
     _check_type(key, value, (int, float))
+    # Every threshold is a size, a share, a grey, a count or a score: none is below 0.
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{where}config key '{key}': expected a number 0 or more, got {value!r}")
+
+
+def _check_finite(where: str, key: str, value: Any) -> None:
+    """nan and inf are floats TOML allows; no setting of the kit means either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}config key '{key}': expected a finite number, got {value!r}")
 
 
 def _parse_devices(tables: list[Any], where: str) -> list[DeviceConfig]:

@@ -196,6 +196,16 @@ def test_thresholds_override_and_unknown_names_are_refused() -> None:
         assess_iris(np.zeros((8, 8), np.uint8))
 
 
+def test_any_threshold_at_0_still_gives_a_report() -> None:
+    """0 is what a technician sets to turn a size or noise check off: the score's knees that
+    scale with a threshold must not divide by it."""
+    frame = simulated(13)
+    for name in DEFAULT_THRESHOLDS:
+        report = assess_iris(frame, {name: 0})
+        assert 0.0 <= report.score <= 100.0, name
+    assert assess_iris(frame, {"min_iris_diameter": 0}).passed
+
+
 def test_defaults_hold_the_issue_s_210_px_gate() -> None:
     assert DEFAULT_THRESHOLDS["min_iris_diameter"] == 210.0
 

@@ -223,6 +223,11 @@ def _thin(binary: np.ndarray, max_passes: int = 6) -> np.ndarray:
 # --- measurement ---------------------------------------------------------------
 
 
+# Sensor resolutions a fingerprint image is assessed at: outside them the number is a slip
+# (a 0, a dpi in thousands), not a sensor; the config and kitctl's --ppi both refuse it.
+PLAUSIBLE_PPI = (50.0, 5000.0)
+
+
 def _working_image(image: np.ndarray, ppi: float) -> np.ndarray:
     g = to_grey8(image)
     scale = WORK_PPI / float(ppi)

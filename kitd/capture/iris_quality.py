@@ -479,7 +479,8 @@ def _score(m: Mapping[str, float], t: Mapping[str, float]) -> float:
         return 0.0
     # Size and place are the camera's (its thresholds): the knees sit where the kit camera's
     # defaults put them (210 px: 185, 350 px: 380; margins 0.15 and 0.12 under their minimum).
-    d, low, high = m["iris_diameter"], t["min_iris_diameter"], t["max_iris_diameter"]
+    # A threshold of 0 (a size check turned off) still gives each knee a width.
+    d, low, high = m["iris_diameter"], max(t["min_iris_diameter"], 1.0), max(t["max_iris_diameter"], 1.0)
     f_size = _sigmoid((d - 0.88 * low) / (0.029 * low)) * _sigmoid((1.086 * high - d) / (0.017 * high))
     usable = m["usable_iris_area"]
     f_usable = usable * _sigmoid((usable - 0.6) / 0.05)
@@ -505,7 +506,8 @@ def _score(m: Mapping[str, float], t: Mapping[str, float]) -> float:
     # through must not sink the score on its own (and have the gate name some other cause).
     limit = max(t["max_reflection_on_iris"], 1e-6)
     f_reflection = 1.0 - 0.5 * _sigmoid((m["reflection_on_iris"] - 1.25 * limit) / (0.15 * limit))
-    f_noise = _sigmoid((1.25 * t["max_noise_grey"] - m["noise_grey"]) / (0.2 * t["max_noise_grey"]))
+    noise = max(t["max_noise_grey"], 0.1)
+    f_noise = _sigmoid((1.25 * noise - m["noise_grey"]) / (0.2 * noise))
     q = f_size * f_usable * f_focus * f_motion * f_gaze * f_exposure * f_margin * f_contrast * f_reflection
     q *= f_noise
     return float(round(100.0 * q, 1))

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kitd.capture.fingerprint_quality import assess_fingerprint
+from kitd.capture.fingerprint_quality import PLAUSIBLE_PPI, assess_fingerprint
 from kitd.capture.iris_quality import MIN_FRAME_SIDE, assess_iris
 from kitd.capture.signature_quality import assess_signature
 from kitd.cli.options import add_config_option, config_from_args
@@ -55,7 +55,7 @@ def _ppi(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 50 <= value <= 5000:
+    if not PLAUSIBLE_PPI[0] <= value <= PLAUSIBLE_PPI[1]:
         raise argparse.ArgumentTypeError(f"{text} ppi is not a plausible sensor resolution")
     return value
 
