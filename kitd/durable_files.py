@@ -99,7 +99,11 @@ def write_atomically(path: Path, data: bytes, mode: int | None = None, ops: File
     temporary file behind, as far as the file system lets it be removed."""
     directory = path.parent if str(path.parent) else Path(".")
     temporary = temporary_name(path)
-    fd = ops.create(temporary, 0o600 if mode is None else mode)
+    try:
+        fd = ops.create(temporary, 0o600 if mode is None else mode)
+    except OSError as exc:
+        # Named by the file asked for: the temporary name means nothing to whoever asked.
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         try:
             ops.write(fd, data)

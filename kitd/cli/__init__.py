@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseError as exc:
         sys.stderr.write(f"kitctl: {exc}\n")
         return 1
+    except OSError as exc:
+        # The file system said no (a folder not writable, a disk full): its word, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"kitctl: {where}{exc.strerror or exc}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("kitctl: interrupted\n")
         return 130

@@ -1,0 +1,33 @@
+"""kitctl capture's user errors, straight from a device file: one line, the right exit code."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import cv2
+
+from hil.rig import venv_script
+from hil.synthetic_eye import EyeParams, render
+
+
+def kitctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([venv_script("kitctl"), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_an_output_folder_it_may_not_write_in_is_named_in_one_line(tmp_path: Path) -> None:
+    eye = tmp_path / "eye.png"
+    assert cv2.imwrite(str(eye), render(EyeParams(seed=3))[0])
+    # /proc takes no new files, whoever asks (root included).
+    out = "/proc/kitd-eye.png"
+    result = kitctl("capture", "iris", "--device", f"camera:file:{eye}", "--raw", "--out", out)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"kitctl: {out}: No such file or directory"]
+    assert not list(Path("/proc").glob(".kitd-eye.png*"))
+
+
+def test_endless_seconds_are_refused_as_an_argument(tmp_path: Path) -> None:
+    for command in (("iris", "--timeout"), ("fingerprint", "--timeout"), ("signature", "--seconds")):
+        result = kitctl("capture", *command, "inf", "--out", str(tmp_path / "x"))
+        assert result.returncode == 2, command
+        assert "'inf' is not a number of seconds" in result.stderr and "Traceback" not in result.stderr
