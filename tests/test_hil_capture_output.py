@@ -94,6 +94,16 @@ def test_iris_says_what_it_wrote(start_simulator, start_kitd, tmp_path: Path) ->
 
     refused_with_the_api(kitd, "iris", uri, tmp_path / "refused.png")
 
+    # The camera named to another kind's command: refused, nothing written under its name.
+    other = tmp_path / "other.png"
+    commands = (("fingerprint", "fingerprint reader"), ("signature", "--seconds", "1", "signature pad"))
+    for *modality, noun in commands:
+        wrong = kitd.kitctl("capture", *modality, "--daemon", "iris", "--api", kitd.url, "--out", str(other))
+        assert wrong.returncode == 1 and not other.exists(), wrong.stdout
+        assert wrong.stderr.strip().splitlines()[-1] == (
+            f"kitctl: the daemon's device 'iris' is not a {noun} (its kind: iris_camera)"
+        )
+
     assert kitd.stop() == 0
     direct = tmp_path / "direct.png"
     line = the_line(

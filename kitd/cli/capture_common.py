@@ -137,9 +137,13 @@ def pick_device(client: DaemonClient, wanted: str, kind: str, noun: str) -> str:
     """The daemon's device to use: `wanted` if it has it, else its only device of `kind`."""
     devices = client.devices()
     if wanted:
-        if not any(d["id"] == wanted for d in devices):
+        named = next((d for d in devices if d["id"] == wanted), None)
+        if named is None:
             known = ", ".join(d["id"] for d in devices) or "none"
             raise KitError(f"the daemon has no device '{wanted}' (it has: {known})")
+        if named["kind"] != kind:
+            # Another kind's capture would be written under this command's name, and pass.
+            raise KitError(f"the daemon's device '{wanted}' is not a {noun} (its kind: {named['kind']})")
         return wanted
     found = [d["id"] for d in devices if d["kind"] == kind]
     if not found:
