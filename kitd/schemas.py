@@ -64,6 +64,8 @@ _RAW_AND_FORCE = {
     "properties": {"raw": {"const": True}, "force": {"const": True}},
 }
 _PAD_FIELDS = ("max_x", "max_y", "max_pressure", "firmware", "points_per_mm")
+# A pad's coordinates, pressure and firmware come in at most 16 bits (ISDV4: 7 + 7 + 2).
+_PAD_WORD = 65535
 
 
 def _image_capture_request(description: str) -> dict[str, Any]:
@@ -113,11 +115,11 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "required": list(_PAD_FIELDS),
                 "properties": {
-                    "max_x": {"type": "integer", "exclusiveMinimum": 0},
-                    "max_y": {"type": "integer", "exclusiveMinimum": 0},
-                    "max_pressure": {"type": "integer", "minimum": 0},
-                    "firmware": {"type": "integer"},
-                    "points_per_mm": {"type": "integer", "exclusiveMinimum": 0},
+                    "max_x": {"type": "integer", "exclusiveMinimum": 0, "maximum": _PAD_WORD},
+                    "max_y": {"type": "integer", "exclusiveMinimum": 0, "maximum": _PAD_WORD},
+                    "max_pressure": {"type": "integer", "minimum": 0, "maximum": _PAD_WORD},
+                    "firmware": {"type": "integer", "minimum": 0, "maximum": _PAD_WORD},
+                    "points_per_mm": {"type": "integer", "exclusiveMinimum": 0, "maximum": 1000},
                 },
             },
             "points": {
@@ -126,7 +128,12 @@ SCHEMAS: dict[str, Any] = {
                     "type": "object",
                     "required": ["t_ms", "x", "y", "pressure", "tip", "proximity"],
                     "properties": {
-                        "t_ms": {"type": "number", "description": "From the first packet"},
+                        "t_ms": {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": MAX_RECORDING_S * 1000,
+                            "description": "From the first packet",
+                        },
                         "x": {"type": "integer"},
                         "y": {"type": "integer"},
                         "pressure": {"type": "integer"},
@@ -1509,6 +1516,13 @@ def _where(path: list[Any]) -> str:
     return f"'{text}'" if len(path) == 1 else text
 
 
+def _shown(value: Any) -> str:
+    """A refused value as the message quotes it: a number of hundreds of digits or a long
+    string is cut (the message is one line for a person)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
+
+
 def _plain(path: list[Any]) -> str:
     text = _where(path)
     return text.strip("'")
@@ -1538,17 +1552,16 @@ def describe(error: ValidationError) -> ShapeError:
             return ShapeError(f"{_where(path)} is {_json_type(value)}, not {container}", field)
         words = {"integer": "an integer", "number": "a number", "boolean": "true/false", "string": "a string"}
         wanted = " or ".join(words.get(t, t) for t in expected)
-        return ShapeError(f"{_plain(path)} is not {wanted}: {value!r}", field)
+        return ShapeError(f"{_plain(path)} is not {wanted}: {_shown(value)}", field)
     if kind == "exclusiveMinimum":
-        return ShapeError(f"{_plain(path)} must be above {error.validator_value}, not {value!r}", field)
-    if kind == "maximum":
-        return ShapeError(f"{_plain(path)} must be {error.validator_value} or less, not {value!r}", field)
-    if kind == "minimum":
-        return ShapeError(f"{_plain(path)} must be {error.validator_value} or more, not {value!r}", field)
+        return ShapeError(f"{_plain(path)} must be above {error.validator_value}, not {_shown(value)}", field)
+    if kind in ("maximum", "minimum"):
+        bound = f"{error.validator_value} or {'less' if kind == 'maximum' else 'more'}"
+        return ShapeError(f"{_plain(path)} must be {bound}, not {_shown(value)}", field)
     if kind in ("enum", "const"):
         allowed = error.validator_value if kind == "enum" else [error.validator_value]
         return ShapeError(
-            f"{_plain(path)} must be one of {', '.join(map(str, allowed))}, not {value!r}", field
+            f"{_plain(path)} must be one of {', '.join(map(str, allowed))}, not {_shown(value)}", field
         )
     if kind == "not" and error.validator_value == _RAW_AND_FORCE:
         return ShapeError(

@@ -72,6 +72,12 @@ def _broken(doc: dict[str, Any], change: str) -> Any:
         bad["points"][5]["t_ms"] = bad["points"][4]["t_ms"] - 1.0
     elif change == "strokes wrong":
         bad["strokes"] += 1
+    elif change == "points_per_mm past a float":
+        bad["device"]["points_per_mm"] = 10**400
+    elif change == "time past the longest recording":
+        bad["points"][5]["t_ms"] = 1e300
+    elif change == "time before the first packet":
+        bad["points"][0]["t_ms"] = -5.0
     return bad
 
 
@@ -87,6 +93,14 @@ BROKEN = {
     "tip a number": "not a signature recording: points[5].tip is not true/false: 1",
     "time backwards": "not a signature recording: points[5].t_ms",
     "strokes wrong": "not a signature recording: 'strokes' is 6 but the points hold 5",
+    "points_per_mm past a float": (
+        "not a signature recording: device.points_per_mm must be 1000 or less, "
+        "not 100000000000000000000000000000... (401 characters)"
+    ),
+    "time past the longest recording": (
+        "not a signature recording: points[5].t_ms must be 300000 or less, not 1e+300"
+    ),
+    "time before the first packet": "not a signature recording: points[0].t_ms must be 0 or more, not -5.0",
 }
 
 
