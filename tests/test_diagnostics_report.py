@@ -223,6 +223,9 @@ def test_a_signed_report_verifies_with_the_kits_certificate_alone(tmp_path: Path
     flipped.write_bytes(bytes(data))
     assert kitctl(["diag", "--verify", str(flipped), "--kit-cert", str(cert)]) == 1
     assert kitctl(["diag", "--verify", str(flipped)]) == 2  # no certificate: bad usage
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert kitctl(["diag", "--verify", str(deep), "--kit-cert", str(cert)]) == 1
 
 
 def test_a_key_that_cannot_sign_still_gives_the_report_saying_so() -> None:

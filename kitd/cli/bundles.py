@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kitformats.bundle_statements import SEALED_SUFFIX, STATEMENT_SUFFIX, BundleRejected, check_statement
 from kitformats.signing import KeyProblem, common_name, read_certificate
 
+from kitd.cli.quality_inputs import InputUnreadable, json_document
 from kitd.crypto.bundle import OpenedBundle, open_bundle
 from kitd.crypto.transaction import transaction_files
 from kitd.durable_files import write_atomically
@@ -113,9 +114,9 @@ def read_trusted(path: Path) -> list[x509.Certificate]:
 
 def _read_statement(path: Path) -> Any:
     try:
-        return json.loads(_read(path, "statement"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BundleRejected(f"statement {path}: not JSON") from None
+        return json_document(_read(path, "statement"))
+    except InputUnreadable as exc:
+        raise BundleRejected(f"statement {path}: {exc}") from None
 
 
 def _statement(args: argparse.Namespace) -> Any:

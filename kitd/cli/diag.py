@@ -27,6 +27,7 @@ from kitformats.signing import read_certificate
 from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
 from kitd.cli.diag_report import verify_lines, write_report
 from kitd.cli.options import add_api_option, add_config_option, client_from_args
+from kitd.cli.quality_inputs import InputUnreadable, json_document
 from kitd.errors import KitError
 
 ORDER = {"failed": 0, "warning": 1, "not_available": 2, "ok": 3}
@@ -115,15 +116,15 @@ def verify(args: argparse.Namespace) -> int:
         return 2
     try:
         kit = read_certificate(args.kit_cert)
-        document = json.loads(args.verify.read_bytes())
+        document = json_document(args.verify.read_bytes())
     except KitError as exc:
         print(f"kitctl diag: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"kitctl diag: {args.verify}: cannot read: {exc.strerror}", file=sys.stderr)
         return 2
-    except ValueError:
-        print(f"kitctl diag: {args.verify}: rejected: not JSON", file=sys.stderr)
+    except InputUnreadable as exc:
+        print(f"kitctl diag: {args.verify}: rejected: {exc}", file=sys.stderr)
         return 1
     try:
         lines = verify_lines(document, kit)

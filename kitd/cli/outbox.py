@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kitd.cli.options import add_config_option, config_from_args
+from kitd.cli.quality_inputs import InputUnreadable, json_document
 from kitd.clock import clock_of
 from kitd.services.outbox import BundleNotFound, Outbox, OutboxError, kit_outbox
 from kitd.services.sealing import kit_keys
@@ -125,11 +126,11 @@ def run_outbox(args: argparse.Namespace) -> int:
 
 def _read_receipts(path: Path) -> list[Any]:
     try:
-        document = json.loads(path.read_bytes())
+        document = json_document(path.read_bytes())
     except OSError as exc:
         raise LaptopError(f"{path}: cannot read: {exc.strerror}") from None
-    except ValueError as exc:
-        raise LaptopError(f"{path}: not JSON: {exc}") from None
+    except InputUnreadable as exc:
+        raise LaptopError(f"{path}: {exc}") from None
     return document if isinstance(document, list) else [document]
 
 

@@ -1,8 +1,11 @@
-"""Reading kitctl's inputs from disk: bytes, or an image as 8-bit grey; one-line reasons when not."""
+"""Reading kitctl's inputs from disk: bytes, a JSON document, or an image as 8-bit grey; one-line
+reasons when not."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -33,3 +36,21 @@ def read_grey_image(path: Path) -> np.ndarray:
     if image is None:
         raise InputUnreadable("not a readable image (PNG, TIFF, BMP or JPEG)")
     return to_grey8(image)
+
+
+def json_document(data: bytes) -> Any:
+    """`data` as a JSON document, or InputUnreadable saying in one line why it is not one:
+    not UTF-8, not JSON (where), nested past what the parser recurses into, or a number of
+    thousands of digits. (NaN is read as Python reads it: the document's checks name it.)"""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputUnreadable(f"not JSON: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputUnreadable(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InputUnreadable("not JSON: nested too deeply") from None
+    except ValueError:  # an integer past Python's limit on digits
+        raise InputUnreadable("not JSON: a number of thousands of digits") from None

@@ -10,13 +10,12 @@ backwards), so the technician can tell a truncated copy from a file of another k
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from kitd.capture.signature import Signature, signature_from_json, strokes
-from kitd.cli.quality_inputs import InputUnreadable, read_input
+from kitd.cli.quality_inputs import InputUnreadable, json_document, read_input
 from kitd.schemas import ShapeError, check
 
 
@@ -54,16 +53,6 @@ def check_recording(doc: Any) -> None:
 
 def read_signature(path: Path) -> Signature:
     """A signature recording file as a Signature (InputUnreadable says what is wrong)."""
-    data = read_input(path)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputUnreadable(f"not JSON: not UTF-8 text (byte {exc.start})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputUnreadable(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise InputUnreadable("not JSON: nested too deeply") from None
+    doc = json_document(read_input(path))
     check_recording(doc)
     return signature_from_json(doc)
