@@ -25,4 +25,6 @@ def text_problem(text: str, line_breaks: bool = False) -> str | None:
             return f"contains the ANSI/NIST separator {SEPARATORS[code]} (0x{code:02X})"
         if (code < 0x20 or code == 0x7F) and not (line_breaks and ch in "\n\r\t"):
             return f"contains the control character 0x{code:02X}"
+        if 0xD800 <= code <= 0xDFFF:  # from a JSON "\udXXX" escape with no partner: no UTF-8 for it
+            return f"contains U+{code:04X}, half of a UTF-16 pair, not a character"
     return None

@@ -1516,7 +1516,7 @@ def _where(path: list[Any]) -> str:
     return f"'{text}'" if len(path) == 1 else text
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
     """A refused value as the message quotes it: a number of hundreds of digits or a long
     string is cut (the message is one line for a person)."""
     text = repr(value)
@@ -1552,16 +1552,20 @@ def describe(error: ValidationError) -> ShapeError:
             return ShapeError(f"{_where(path)} is {_json_type(value)}, not {container}", field)
         words = {"integer": "an integer", "number": "a number", "boolean": "true/false", "string": "a string"}
         wanted = " or ".join(words.get(t, t) for t in expected)
-        return ShapeError(f"{_plain(path)} is not {wanted}: {_shown(value)}", field)
-    if kind == "exclusiveMinimum":
-        return ShapeError(f"{_plain(path)} must be above {error.validator_value}, not {_shown(value)}", field)
-    if kind in ("maximum", "minimum"):
-        bound = f"{error.validator_value} or {'less' if kind == 'maximum' else 'more'}"
-        return ShapeError(f"{_plain(path)} must be {bound}, not {_shown(value)}", field)
+        return ShapeError(f"{_plain(path)} is not {wanted}: {shown_value(value)}", field)
+    if kind in ("exclusiveMinimum", "maximum", "minimum"):
+        limit = error.validator_value
+        bounds = {
+            "exclusiveMinimum": f"above {limit}",
+            "maximum": f"{limit} or less",
+            "minimum": f"{limit} or more",
+        }
+        bound = bounds[kind]
+        return ShapeError(f"{_plain(path)} must be {bound}, not {shown_value(value)}", field)
     if kind in ("enum", "const"):
         allowed = error.validator_value if kind == "enum" else [error.validator_value]
         return ShapeError(
-            f"{_plain(path)} must be one of {', '.join(map(str, allowed))}, not {_shown(value)}", field
+            f"{_plain(path)} must be one of {', '.join(map(str, allowed))}, not {shown_value(value)}", field
         )
     if kind == "not" and error.validator_value == _RAW_AND_FORCE:
         return ShapeError(

@@ -304,6 +304,38 @@ def test_text_a_sealed_bundle_cannot_carry_is_refused_at_import(db: sqlite3.Conn
     assert reasons["SEP"][0]["field"] == "name" and "separator GS (0x1D)" in reasons["SEP"][0]["message"]
 
 
+def test_half_a_utf16_pair_is_refused_and_reported_escaped(db: sqlite3.Connection) -> None:
+    """JSON's "\\ud800" escape alone is no character: it has no UTF-8, so neither the store
+    nor a report printed or sent as UTF-8 can hold it."""
+    rows = json.loads('[{"order_id": "MJK-\\ud800"}, {"order_id": "MJK-2", "name": "Sumi\\udc80ti"}]')
+    named = [sample_order(rows[0]["order_id"]), sample_order("MJK-2", name=rows[1]["name"])]
+    report = import_orders(db, named, "", TODAY)
+    assert report.imported == 0
+    reasons = {r["order_id"]: r["errors"] for r in report.rejected}
+    assert set(reasons) == {"MJK-\\ud800", "MJK-2"}
+    json.dumps(report.to_json(), ensure_ascii=False).encode("utf-8")  # what kitctl and the API send
+    assert reasons["MJK-2"] == [
+        {
+            "field": "name",
+            "message": "contains U+DC80, half of a UTF-16 pair, not a character: "
+            "a sealed bundle cannot carry it",
+        }
+    ]
+
+
+def test_a_csv_column_nested_past_any_field_is_refused() -> None:
+    with pytest.raises(OrdersRefused, match=r"CSV column 'a\.a\.a\.a\.a\.a.*': no order field is nested"):
+        parse_orders(("order_id," + ".".join(["a"] * 2000) + "\nMJK-1,x\n").encode())
+    assert parse_orders(b"order_id,address.rt\nMJK-1,002\n") == [
+        {"order_id": "MJK-1", "address": {"rt": "002"}}
+    ]
+
+
+def test_a_text_too_long_is_counted_not_quoted() -> None:
+    errors, _ = check_order(sample_order(name="S" * 5000), "", TODAY)
+    assert {"field": "name", "message": "5000 characters, at most 200"} in errors, errors
+
+
 def test_garbage_rows_are_rejected_not_crashed(db: sqlite3.Connection) -> None:
     report = import_orders(db, [42, None, "x", [], {"order_id": 7}], "", TODAY)
     assert report.imported == 0 and len(report.rejected) == 5

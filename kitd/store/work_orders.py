@@ -31,6 +31,7 @@ from kitd.ansi_nist_text import text_problem
 from kitd.clock import clock_of
 from kitd.errors import KitError
 from kitd.identity_numbers import kk_problems, nik_problems
+from kitd.schemas import shown_value
 from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import transaction
 from kitd.store.visits import ACTIVE_STATES, save_visit
@@ -123,6 +124,11 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# A CSV column names a field by its dotted path (address.rt): no order field is deeper than
+# two, and a column of thousands of parts would nest a row past what the checks recurse into.
+MAX_COLUMN_PARTS = 4
+
+
 def _csv_rows(text: str, label: str) -> list[dict[str, Any]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -132,6 +138,10 @@ def _csv_rows(text: str, label: str) -> list[dict[str, Any]]:
     except csv.Error as exc:
         raise OrdersRefused(f"{label}not valid CSV: {exc}") from None
     names = [h.strip() for h in header]
+    deep = next((n for n in names if n.count(".") >= MAX_COLUMN_PARTS), None)
+    if deep is not None:
+        shown = deep if len(deep) <= 40 else f"{deep[:30]}..."
+        raise OrdersRefused(f"{label}CSV column '{shown}': no order field is nested that deep")
     if "order_id" not in names:
         raise OrdersRefused(f"{label}CSV header has no order_id column (got: {', '.join(names)})")
     rows = []
@@ -214,7 +224,11 @@ def check_order(
         elif error.validator == "additionalProperties":
             errors.append({"field": where, "message": error.message})
         elif error.validator == "pattern":
-            errors.append({"field": where, "message": f"{error.instance!r} does not have the expected form"})
+            shown = shown_value(error.instance)
+            errors.append({"field": where, "message": f"{shown} does not have the expected form"})
+        elif error.validator == "maxLength":
+            longest = error.validator_value
+            errors.append({"field": where, "message": f"{len(error.instance)} characters, at most {longest}"})
         else:
             errors.append({"field": where, "message": error.message})
     bad = {e["field"] for e in errors}
@@ -324,6 +338,9 @@ def check_rows(rows: list[Any], region_code: str = "", today: dt.date | None = N
     for number, order in enumerate(rows, start=1):
         order_id = order.get("order_id") if isinstance(order, Mapping) else None
         errors, warnings = check_order(order, region_code, today)
+        if isinstance(order_id, str):
+            # Half a UTF-16 pair (refused among the errors) has no UTF-8: the report shows it escaped.
+            order_id = order_id.encode("utf-8", "backslashreplace").decode("utf-8")
         checked.append(
             CheckedRow(number, order, order_id if isinstance(order_id, str) else None, errors, warnings)
         )
