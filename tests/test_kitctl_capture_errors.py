@@ -31,3 +31,24 @@ def test_endless_seconds_are_refused_as_an_argument(tmp_path: Path) -> None:
         result = kitctl("capture", *command, "inf", "--out", str(tmp_path / "x"))
         assert result.returncode == 2, command
         assert "'inf' is not a number of seconds" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_daemon_address_or_token_that_cannot_be_sent_is_one_line(tmp_path: Path) -> None:
+    out = str(tmp_path / "eye.png")
+    for address, says in (
+        (
+            "http://127.0.0.1:99999",
+            "kitctl: daemon address 'http://127.0.0.1:99999': Port out of range 0-65535",
+        ),
+        ("http://[::1", "kitctl: daemon address 'http://[::1': Invalid IPv6 URL"),
+    ):
+        result = kitctl("capture", "iris", "--daemon", "--api", address, "--out", out)
+        assert result.returncode == 1 and result.stderr.strip().splitlines() == [says]
+    for token in ("a\nb", "kunci rahasia", "ユニ"):
+        result = kitctl(
+            "capture", "iris", "--daemon", "--api", "http://127.0.0.1:9", "--token", token, "--out", out
+        )
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            "kitctl: --token (or $KITD_TOKEN): a sign-in token is printable ASCII, no spaces"
+        ]

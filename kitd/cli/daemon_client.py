@@ -84,12 +84,20 @@ class DaemonClient:
     def _connection(self, timeout_s: float) -> http.client.HTTPConnection:
         if self.base_url.startswith("unix:"):
             return _UnixConnection(self.base_url.removeprefix("unix:"), timeout_s)
-        parts = urllib.parse.urlsplit(self.base_url)
+        parts, port = self._address()
+        return http.client.HTTPConnection(parts.hostname, port or 80, timeout=timeout_s)
+
+    def _address(self) -> tuple[urllib.parse.SplitResult, int | None]:
+        try:
+            parts = urllib.parse.urlsplit(self.base_url)
+            port = parts.port  # raises on a port out of range or not a number
+        except ValueError as exc:
+            raise DaemonUnreachable(f"daemon address {self.base_url!r}: {exc}") from None
         if parts.scheme != "http" or not parts.hostname:
             raise DaemonUnreachable(
                 f"daemon address {self.base_url!r}: expected http://HOST:PORT or unix:PATH"
             )
-        return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
+        return parts, port
 
     def request(
         self,
@@ -107,7 +115,7 @@ class DaemonClient:
         headers = {"Content-Type": content_type} if data is not None else {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        prefix = urllib.parse.urlsplit(self.base_url).path if self.base_url.startswith("http") else ""
+        prefix = self._address()[0].path if self.base_url.startswith("http") else ""
         try:
             connection = self._connection(timeout_s)
             try:

@@ -7,6 +7,7 @@ import os
 
 from kitd.cli.daemon_client import DaemonClient, api_url_from_config
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, builtin_config, load_config
+from kitd.errors import ConfigError
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,9 @@ def config_from_args(args: argparse.Namespace) -> KitConfig:
 
 def client_from_args(args: argparse.Namespace) -> DaemonClient:
     token = getattr(args, "token", None) or os.environ.get("KITD_TOKEN")
+    # It travels in an HTTP header: visible ASCII only (a pasted line break would split it).
+    if token is not None and not all("!" <= ch <= "~" for ch in token):
+        raise ConfigError("--token (or $KITD_TOKEN): a sign-in token is printable ASCII, no spaces")
     if getattr(args, "api", None):
         return DaemonClient(args.api, token)
     url = api_url_from_config(config_from_args(args))
