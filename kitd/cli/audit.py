@@ -19,10 +19,9 @@ import json
 import sys
 from pathlib import Path
 
-from kitd.cli.options import add_config_option, config_from_args
+from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.services.audit import AuditLog, AuditProblem, CheckpointRefused
 from kitd.store.audit import find_entries
-from kitd.store.database import database_path, open_database
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +58,7 @@ def _since(text: str | None) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    conn = open_database(database_path(config.data_dir))
+    conn = kit_database(config)
     audit = AuditLog(config.data_dir / "keys", config.kit_id)
     try:
         if args.action == "verify":

@@ -19,9 +19,14 @@ import time
 from typing import Any
 
 from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
-from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
+from kitd.cli.options import (
+    add_api_option,
+    add_config_option,
+    client_from_args,
+    config_from_args,
+    kit_database,
+)
 from kitd.clock import clock_of
-from kitd.store.database import database_path, open_database
 from kitd.store.outbox import LaptopError, laptops, revoke_laptop
 
 # How often `pair` asks the daemon how the window stands.
@@ -53,7 +58,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
 
 def _list(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    conn = open_database(database_path(config.data_dir))
+    conn = kit_database(config)
     try:
         known = [_row(r) for r in laptops(conn)]
     finally:
@@ -79,7 +84,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    conn = open_database(database_path(config.data_dir))
+    conn = kit_database(config)
     try:
         revoke_laptop(conn, args.name, clock_of(conn).now())
     except LaptopError as exc:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 
 from kitd.cli.daemon_client import DaemonClient, api_url_from_config
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, builtin_config, load_config
 from kitd.errors import ConfigError
+from kitd.store.database import DatabaseError, database_path, open_database
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -47,3 +49,16 @@ def client_from_args(args: argparse.Namespace) -> DaemonClient:
         return DaemonClient(args.api, token)
     url = api_url_from_config(config_from_args(args))
     return DaemonClient(url, None if url.startswith("unix:") else token)
+
+
+def kit_database(config: KitConfig) -> sqlite3.Connection:
+    """The kit's database, for a command that reads or changes what a kit already holds: a
+    data_dir with no database is a wrong path (a typo, another config), not an empty kit,
+    and is said so rather than made (kitd makes the database on its first start)."""
+    path = database_path(config.data_dir)
+    if not path.is_file():
+        where = f" (data_dir of {config.source})" if config.source else " (data_dir, built-in default)"
+        raise DatabaseError(
+            f"no kit database at {path}{where}: is data_dir right? kitd makes it on its first start"
+        )
+    return open_database(path)

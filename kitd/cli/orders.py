@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from kitd.cli.options import add_config_option, config_from_args
+from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.clock import KitClock
 from kitd.store.database import database_path, open_database
 from kitd.store.work_orders import OrdersRefused, import_orders, parse_orders, pending_orders
@@ -81,7 +81,7 @@ def _list(args: argparse.Namespace) -> int:
             return 2
     else:
         day = KitClock.for_config(config).now().astimezone(ZoneInfo(zone)).date()
-    conn = open_database(database_path(config.data_dir))
+    conn = kit_database(config)
     try:
         orders = pending_orders(conn, day, zone)
     finally:

@@ -19,12 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kitd.cli.options import add_config_option, config_from_args
+from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.cli.quality_inputs import InputUnreadable, json_document
 from kitd.clock import clock_of
 from kitd.services.outbox import BundleNotFound, Outbox, OutboxError, kit_outbox
 from kitd.services.sealing import kit_keys
-from kitd.store.database import database_path, open_database
 from kitd.store.outbox import STATES, LaptopError
 
 
@@ -79,7 +78,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def _kit_outbox(args: argparse.Namespace) -> Iterator[tuple[sqlite3.Connection, Outbox]]:
     """The kit's database and outbox, as configured; the database and the keys closed after."""
     config = config_from_args(args)
-    conn = open_database(database_path(config.data_dir))
+    conn = kit_database(config)
     try:
         keys = kit_keys(config)
         try:

@@ -1,4 +1,5 @@
-"""kitctl capture's user errors, straight from a device file: one line, the right exit code."""
+"""kitctl on a technician's slips (an output it may not write, endless seconds, a bad daemon
+address or token, a data_dir with no kit): one line naming what was wrong, the right exit code."""
 
 from __future__ import annotations
 
@@ -52,3 +53,19 @@ def test_a_daemon_address_or_token_that_cannot_be_sent_is_one_line(tmp_path: Pat
         assert result.stderr.strip().splitlines() == [
             "kitctl: --token (or $KITD_TOKEN): a sign-in token is printable ASCII, no spaces"
         ]
+
+
+def test_a_data_dir_with_no_kit_is_named_not_made(tmp_path: Path) -> None:
+    """A typo in data_dir must not read as an empty kit (nor sign a checkpoint of one with a
+    new key): commands on what a kit holds say where they looked and make nothing there."""
+    config = tmp_path / "kitd.toml"
+    config.write_text(f'data_dir = "{tmp_path / "kitd-typo"}"\n')
+    for command in (("audit", "checkpoint"), ("audit", "verify"), ("outbox", "list"), ("orders", "list")):
+        result = kitctl(*command, "--config", str(config))
+        assert result.returncode == 1, command
+        assert result.stderr.strip().splitlines() == [
+            f"kitctl: no kit database at {tmp_path / 'kitd-typo' / 'kitd.sqlite3'} (data_dir of {config}): "
+            "is data_dir right? kitd makes it on its first start"
+        ]
+    assert kitctl("laptops", "list", "--config", str(config)).returncode == 1
+    assert not (tmp_path / "kitd-typo").exists()
