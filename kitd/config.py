@@ -9,6 +9,7 @@ from it).
 from __future__ import annotations
 
 import math
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -420,6 +421,8 @@ DEVICE_KEYS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "uri": (str, None, "Where the device is: usb:298d:1010[?serial=...], serial:PATH[?baud=38400]."),
 }
 
+DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 CATEGORIES = ("lansia", "disabilitas", "odgj", "lainnya")
 
@@ -515,7 +518,7 @@ def dotted_keys(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _check_type(key: str, value: Any, expected: type | tuple[type, ...]) -> None:
+def _check_type(key: str, value: Any, expected: type | tuple[type, ...], where: str = "") -> None:
     types = expected if isinstance(expected, tuple) else (expected,)
     # bool is an int in Python; a config that says `port = true` is still wrong.
     if isinstance(value, bool) and bool not in types:
@@ -524,7 +527,7 @@ def _check_type(key: str, value: Any, expected: type | tuple[type, ...]) -> None
         ok = isinstance(value, types)
     if not ok:
         names = " or ".join("number" if t is float else t.__name__ for t in types)
-        raise ConfigError(f"config key '{key}': expected {names}, got {value!r}")
+        raise ConfigError(f"{where}config key '{key}': expected {names}, got {value!r}")
 
 
 def parse_config(text: str, source: Path | None = None) -> KitConfig:
@@ -546,7 +549,7 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
             continue
         if key not in reference:
             raise ConfigError(f"{where}unknown config key '{key}'")
-        _check_type(key, value, reference[key])
+        _check_type(key, value, reference[key], where)
         _check_finite(f"{where}", key, value)
         values[key] = value
     if values["log.level"] not in LOG_LEVELS:
@@ -654,7 +657,7 @@ def _check_threshold(where: str, key: str, value: Any) -> None:
     known = threshold_defaults(modality)
     if name not in known:
         raise ConfigError(f"{where}unknown config key '{key}' (thresholds: {', '.join(known)})")
-    _check_type(key, value, (int, float))
+    _check_type(key, value, (int, float), where)
     # Every threshold is a size, a share, a grey, a count or a score: none is below 0.
     if not (math.isfinite(value) and value >= 0):
         raise ConfigError(f"{where}config key '{key}': expected a number 0 or more, got {value!r}")
@@ -676,7 +679,7 @@ def _parse_devices(tables: list[Any], where: str) -> list[DeviceConfig]:
         for key, value in table.items():
             if key not in DEVICE_KEYS:
                 raise ConfigError(f"{where}unknown config key '{label}.{key}'")
-            _check_type(f"{label}.{key}", value, DEVICE_KEYS[key][0])
+            _check_type(f"{label}.{key}", value, DEVICE_KEYS[key][0], where)
         if "uri" not in table:
             raise ConfigError(f"{where}config key '{label}.uri' is required")
         uri = table["uri"]
@@ -690,6 +693,16 @@ def _parse_devices(tables: list[Any], where: str) -> list[DeviceConfig]:
             device_id = kind if counts[kind] == 1 else f"{kind}{counts[kind]}"
         if any(d.id == device_id for d in devices):
             raise ConfigError(f"{where}config key '{label}.id': duplicate id '{device_id}'")
+        # The id is a path segment of the API (/api/v1/devices/ID) and a word on the screen.
+        if not DEVICE_ID.fullmatch(device_id):
+            raise ConfigError(
+                f"{where}config key '{label}.id': {device_id!r} is not a device id "
+                "(1-32 letters, digits, _ or -)"
+            )
+        twin = next((d for d in devices if d.uri == uri), None)
+        if twin is not None:
+            # Two entries would fight over one device: the second one always 'held by kitd'.
+            raise ConfigError(f"{where}config key '{label}.uri': the same device as '{twin.id}' ({uri})")
         devices.append(DeviceConfig(id=device_id, uri=uri))
     return devices
 

@@ -239,6 +239,15 @@ def test_devices_get_ids_by_kind() -> None:
             "[quality.signature]\nmin_points = inf",
             "config key 'quality.signature.min_points': expected a number 0",
         ),
+        (
+            "[[device]]\nid = 'a/b'\nuri = 'usb:298d:1010'",
+            "config key 'device[0].id': 'a/b' is not a device id",
+        ),
+        ("[[device]]\nid = ''\nuri = 'usb:298d:1010'", "config key 'device[0].id': '' is not a device id"),
+        (
+            "[[device]]\nuri = 'usb:298d:1010'\n[[device]]\nid = 'spare'\nuri = 'usb:298d:1010'",
+            "config key 'device[1].uri': the same device as 'fingerprint' (usb:298d:1010)",
+        ),
         ("[[device]]\nuri = 'ftp:x'", "device URI 'ftp:x': unknown scheme 'ftp'"),
         ("[[device]]\nuri = 'usb:1234:5678'", "no driver for USB device 1234:5678"),
         ("[[device]]\nuri = 'usb:298d'", "expected usb:VVVV:PPPP"),
@@ -254,6 +263,13 @@ def test_devices_get_ids_by_kind() -> None:
 def test_bad_config_names_what_is_wrong(text: str, names: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(names)):
         parse_config(text)
+
+
+def test_a_bad_value_names_the_file_it_is_in() -> None:
+    source = Path("/etc/kitd/kitd.toml")
+    for text in ("data_dir = 5", "[quality.iris]\nmin_score = 'high'", "[[device]]\nuri = 7"):
+        with pytest.raises(ConfigError, match=re.escape(f"{source}: config key '")):
+            parse_config(text, source)
 
 
 @pytest.mark.parametrize(
