@@ -10,6 +10,8 @@ import cv2
 
 from hil.rig import venv_script
 from hil.synthetic_eye import EyeParams, render
+from kitd.cli.daemon_client import DaemonClient, api_url_from_config
+from kitd.config import parse_config
 
 
 def kitctl(*args: str) -> subprocess.CompletedProcess:
@@ -69,3 +71,25 @@ def test_a_data_dir_with_no_kit_is_named_not_made(tmp_path: Path) -> None:
         ]
     assert kitctl("laptops", "list", "--config", str(config)).returncode == 1
     assert not (tmp_path / "kitd-typo").exists()
+
+
+def test_an_ipv6_or_any_address_api_host_is_reached_by_a_url_that_works(tmp_path: Path) -> None:
+    for host, url in (
+        ("::1", "http://[::1]:8080"),
+        ("::", "http://[::1]:8080"),
+        ("", "http://127.0.0.1:8080"),
+    ):
+        config = parse_config(f'data_dir = "{tmp_path}"\n[api]\nhost = "{host}"\nport = 8080\n')
+        assert api_url_from_config(config) == url
+        DaemonClient(url)._address()  # raises DaemonUnreachable on a URL it cannot use
+
+
+def test_the_ink_is_not_written_over_the_recording(tmp_path: Path) -> None:
+    out = tmp_path / "sig.json"
+    result = kitctl(
+        "capture", "signature", "--daemon", "--seconds", "1", "--out", str(out), "--png", str(out)
+    )
+    assert result.returncode == 2 and not out.exists()
+    assert result.stderr.strip().splitlines() == [
+        f"kitctl: --png {out}: the same file as --out (the ink would replace the recording)"
+    ]

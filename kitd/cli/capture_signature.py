@@ -32,7 +32,7 @@ from kitd.cli.options import client_from_args
 from kitd.config import KitConfig
 from kitd.drivers.registry import make_driver
 from kitd.durable_files import write_atomically
-from kitd.errors import DeviceBusy, KitError
+from kitd.errors import ConfigError, DeviceBusy, KitError
 
 # How much longer than the recording kitctl waits for the daemon's answer.
 DAEMON_MARGIN_S = 15.0
@@ -52,6 +52,8 @@ def add_modality(kinds: argparse._SubParsersAction) -> None:
 def run_signature(args: argparse.Namespace) -> int:
     out = output_path("--out", args.out)
     png = output_path("--png", args.png) if args.png else None
+    if png is not None and png.resolve() == out.resolve():
+        raise ConfigError(f"--png {png}: the same file as --out (the ink would replace the recording)")
     if args.device is not None:
         signature = _record_direct(args, direct_config(args))
     else:

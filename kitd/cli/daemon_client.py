@@ -71,7 +71,10 @@ def api_url_from_config(config: KitConfig) -> str:
         port = int(port_file.read_text().strip())
     except (OSError, ValueError):
         pass
-    return f"http://{host}:{port}"
+    # An IPv6 address is bracketed in a URL (http://[::1]:8080); "" and "::" listen everywhere,
+    # and this machine is where kitctl reaches them.
+    host = {"": "127.0.0.1", "::": "::1", "0.0.0.0": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class DaemonClient:
