@@ -126,6 +126,10 @@ def test_bad_officers_are_refused(db: sqlite3.Connection) -> None:
         roll.add(OFFICER_NIP, "X", "officer", "12345a")
     with pytest.raises(OfficerError, match="name"):
         roll.add(OFFICER_NIP, "  ", "officer", "123456")
+    with pytest.raises(OfficerError, match="name contains the control character 0x0A"):
+        roll.add(OFFICER_NIP, "Budi\nSantoso", "officer", "482913")
+    with pytest.raises(OfficerError, match="name: 100000 characters, at most 200"):
+        roll.add(OFFICER_NIP, "B" * 100_000, "officer", "482913")
 
 
 def test_wrong_pins_lock_until_unlocked(db: sqlite3.Connection) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from kitd.ansi_nist_text import text_problem
 from kitd.clock import clock_of
 from kitd.errors import KitError
 from kitd.identity_numbers import nip_problems
@@ -25,6 +26,7 @@ from kitd.store.database import transaction
 ROLES: tuple[str, ...] = ("officer", "supervisor", "technician")
 LANGUAGES: tuple[str, ...] = ("id", "en")  # the touch screen's: Bahasa Indonesia first
 PIN_LENGTH = 6
+MAX_NAME = 200  # characters, as a work order's applicant name
 # Argon2id, 64 MiB, 2 passes, 1 lane: a guess costs ~170 ms on this machine and more
 # on the kit, so a stolen database does not give up a 6-digit PIN in minutes per core
 # (10^6 guesses take ~2 CPU-days), while a sign-in still feels immediate.
@@ -108,6 +110,12 @@ class OfficerRoll:
             raise OfficerError(problems[0])
         if not isinstance(name, str) or not name.strip():
             raise OfficerError("name must not be empty")
+        if len(name.strip()) > MAX_NAME:
+            raise OfficerError(f"name: {len(name.strip())} characters, at most {MAX_NAME}")
+        # The name is signed into bundles and shown on one line of the screen and the audit log.
+        problem = text_problem(name.strip())
+        if problem:
+            raise OfficerError(f"name {problem}")
         if role not in ROLES:
             raise OfficerError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         if self.conn.execute("SELECT 1 FROM officers WHERE nip = ?", (nip,)).fetchone():
