@@ -3,7 +3,9 @@ address or token, a data_dir with no kit): one line naming what was wrong, the r
 
 from __future__ import annotations
 
+import http.server
 import subprocess
+import threading
 from pathlib import Path
 
 import cv2
@@ -93,3 +95,39 @@ def test_the_ink_is_not_written_over_the_recording(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"kitctl: --png {out}: the same file as --out (the ink would replace the recording)"
     ]
+
+
+class _NotKitd(http.server.BaseHTTPRequestHandler):
+    """A web server that is not a kit's (a router's login page at the address typed)."""
+
+    def _page(self) -> None:
+        body = b"<html>router login</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _page
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_address_where_something_else_answers_is_said_so(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotKitd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for command in (
+            ("diag",),
+            ("diag", "--history"),
+            ("capture", "iris", "--daemon", "--out", str(tmp_path / "eye.png")),
+        ):
+            result = kitctl(*command, "--api", url)
+            assert result.returncode == 1, command
+            (line,) = result.stderr.strip().splitlines()
+            assert "the answer is not JSON: is this the address of a kitd?" in line, line
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -40,7 +40,13 @@ class Reply:
     body: bytes
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body as JSON; DaemonError when it is not (something other than kitd answered)."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError):
+            raise DaemonError(
+                self.status, "not_json", "the answer is not JSON: is this the address of a kitd?"
+            ) from None
 
 
 SOCKET_FILE = "kitd.sock"
@@ -144,7 +150,7 @@ class DaemonClient:
             try:
                 payload = reply.json()
                 code, message = payload["error"], payload["message"]
-            except (ValueError, KeyError, TypeError):
+            except (DaemonError, KeyError, TypeError):
                 code, message = "http_error", f"HTTP {reply.status} from the daemon"
             raise DaemonError(reply.status, code, message)
         return reply
