@@ -552,6 +552,8 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         _check_type(key, value, reference[key], where)
         _check_finite(f"{where}", key, value)
         values[key] = value
+    if not values["data_dir"]:
+        raise ConfigError(f"{where}config key 'data_dir': empty (the data would land wherever kitd started)")
     if values["log.level"] not in LOG_LEVELS:
         raise ConfigError(f"{where}config key 'log.level': expected one of {', '.join(LOG_LEVELS)}")
     region = values["kit.region_code"]
@@ -709,6 +711,8 @@ def _parse_devices(tables: list[Any], where: str) -> list[DeviceConfig]:
 
 def load_config(path: Path | str | None = None) -> KitConfig:
     """Read the config file (default /etc/kitd/kitd.toml); ConfigError on any problem."""
+    if path is not None and not str(path):
+        raise ConfigError("config file: an empty path (was a variable meant to hold it unset?)")
     source = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     try:
         text = source.read_text(encoding="utf-8")

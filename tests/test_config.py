@@ -248,6 +248,7 @@ def test_devices_get_ids_by_kind() -> None:
             "[[device]]\nuri = 'usb:298d:1010'\n[[device]]\nid = 'spare'\nuri = 'usb:298d:1010'",
             "config key 'device[1].uri': the same device as 'fingerprint' (usb:298d:1010)",
         ),
+        ("data_dir = ''", "config key 'data_dir': empty"),
         ("[[device]]\nuri = 'ftp:x'", "device URI 'ftp:x': unknown scheme 'ftp'"),
         ("[[device]]\nuri = 'usb:1234:5678'", "no driver for USB device 1234:5678"),
         ("[[device]]\nuri = 'usb:298d'", "expected usb:VVVV:PPPP"),
@@ -263,6 +264,11 @@ def test_devices_get_ids_by_kind() -> None:
 def test_bad_config_names_what_is_wrong(text: str, names: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(names)):
         parse_config(text)
+
+
+def test_an_empty_config_path_is_refused_not_taken_for_the_defaults() -> None:
+    with pytest.raises(ConfigError, match="config file: an empty path"):
+        load_config("")
 
 
 def test_a_bad_value_names_the_file_it_is_in() -> None:

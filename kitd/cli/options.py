@@ -33,7 +33,7 @@ def add_api_option(where: argparse._ActionsContainer, parser: argparse.ArgumentP
 
 def config_from_args(args: argparse.Namespace) -> KitConfig:
     """The config named by --config (must exist), else the default file if any, else built-ins."""
-    if getattr(args, "config", None):
+    if getattr(args, "config", None) is not None:
         return load_config(args.config)
     if DEFAULT_CONFIG_PATH.exists():
         return load_config(DEFAULT_CONFIG_PATH)
