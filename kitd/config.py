@@ -421,6 +421,7 @@ DEVICE_KEYS: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "uri": (str, None, "Where the device is: usb:298d:1010[?serial=...], serial:PATH[?baud=38400]."),
 }
 
+SIGNED_THRESHOLD_PREFIX = "min_margin_"
 DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -550,7 +551,7 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         if key not in reference:
             raise ConfigError(f"{where}unknown config key '{key}'")
         _check_type(key, value, reference[key], where)
-        _check_finite(f"{where}", key, value)
+        _check_finite(where, key, value)
         values[key] = value
     if not values["data_dir"]:
         raise ConfigError(f"{where}config key 'data_dir': empty (the data would land wherever kitd started)")
@@ -660,8 +661,10 @@ def _check_threshold(where: str, key: str, value: Any) -> None:
     if name not in known:
         raise ConfigError(f"{where}unknown config key '{key}' (thresholds: {', '.join(known)})")
     _check_type(key, value, (int, float), where)
-    # Every threshold is a size, a share, a grey, a count or a score: none is below 0.
-    if not (math.isfinite(value) and value >= 0):
+    # Every threshold is a size, a share, a grey, a count or a score, none below 0, except the
+    # margins: a camera whose frames may cut the iris sets them negative.
+    _check_finite(where, key, value)
+    if value < 0 and not name.startswith(SIGNED_THRESHOLD_PREFIX):
         raise ConfigError(f"{where}config key '{key}': expected a number 0 or more, got {value!r}")
 
 

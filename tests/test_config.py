@@ -229,7 +229,7 @@ def test_devices_get_ids_by_kind() -> None:
         ),
         (
             "[quality.fingerprint]\nmin_score = nan",
-            "config key 'quality.fingerprint.min_score': expected a number 0",
+            "config key 'quality.fingerprint.min_score': expected a finite number, got nan",
         ),
         (
             "[quality.iris]\nmin_iris_diameter = -1",
@@ -237,7 +237,7 @@ def test_devices_get_ids_by_kind() -> None:
         ),
         (
             "[quality.signature]\nmin_points = inf",
-            "config key 'quality.signature.min_points': expected a number 0",
+            "config key 'quality.signature.min_points': expected a finite number, got inf",
         ),
         (
             "[[device]]\nid = 'a/b'\nuri = 'usb:298d:1010'",
@@ -264,6 +264,19 @@ def test_devices_get_ids_by_kind() -> None:
 def test_bad_config_names_what_is_wrong(text: str, names: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(names)):
         parse_config(text)
+
+
+def test_every_config_the_project_ships_loads() -> None:
+    shipped = sorted((Path(__file__).resolve().parent.parent / "etc").glob("*.toml"))
+    assert len(shipped) >= 2
+    for path in shipped:
+        load_config(path)  # raises ConfigError naming the key
+
+
+def test_only_the_margins_may_be_below_0() -> None:
+    parse_config("[quality.iris]\nmin_margin_left_right = -0.1\nmin_margin_top_bottom = -0.4\n")
+    with pytest.raises(ConfigError, match="'quality.iris.min_margin_top_bottom': expected a finite"):
+        parse_config("[quality.iris]\nmin_margin_top_bottom = -inf\n")
 
 
 def test_an_empty_config_path_is_refused_not_taken_for_the_defaults() -> None:
