@@ -712,6 +712,13 @@ def _parse_devices(tables: list[Any], where: str) -> list[DeviceConfig]:
     return devices
 
 
+def api_url(host: str, port: int) -> str:
+    """The URL that reaches an API listening on `host`:`port` from this machine: an IPv6
+    address bracketed (http://[::1]:8080); "", "::" and 0.0.0.0 (every address) on loopback."""
+    host = {"": "127.0.0.1", "::": "::1", "0.0.0.0": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def load_config(path: Path | str | None = None) -> KitConfig:
     """Read the config file (default /etc/kitd/kitd.toml); ConfigError on any problem."""
     if path is not None and not str(path):

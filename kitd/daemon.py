@@ -27,7 +27,7 @@ from aiohttp import web
 from kitd import __version__, sdnotify
 from kitd.api import make_app
 from kitd.api.network import make_network_app
-from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, load_config
+from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, api_url, load_config
 from kitd.errors import ConfigError, KitError
 from kitd.kit import Kit
 from kitd.logs import setup_logging
@@ -147,7 +147,7 @@ async def serve(config: KitConfig) -> int:
         log.error("cannot listen on %s:%s (api.host/api.port): %s", host, port, reason)
         return 1
     bound = runner.addresses[0][1]  # the real port, when port 0 asked for any free one
-    kit.set_api_url(f"http://{host}:{bound}")
+    kit.set_api_url(api_url(host, bound))
     socket_path = data_dir / SOCKET_FILE
     try:
         await open_socket(runner, socket_path, config["api.socket_group"])

@@ -4,16 +4,19 @@ address or token, a data_dir with no kit): one line naming what was wrong, the r
 from __future__ import annotations
 
 import http.server
+import json
 import subprocess
 import threading
 from pathlib import Path
 
 import cv2
+import pytest
 
 from hil.rig import venv_script
 from hil.synthetic_eye import EyeParams, render
 from kitd.cli.daemon_client import DaemonClient, api_url_from_config
-from kitd.config import parse_config
+from kitd.config import api_url, parse_config
+from kitd.errors import ConfigError
 
 
 def kitctl(*args: str) -> subprocess.CompletedProcess:
@@ -82,7 +85,7 @@ def test_an_ipv6_or_any_address_api_host_is_reached_by_a_url_that_works(tmp_path
         ("", "http://127.0.0.1:8080"),
     ):
         config = parse_config(f'data_dir = "{tmp_path}"\n[api]\nhost = "{host}"\nport = 8080\n')
-        assert api_url_from_config(config) == url
+        assert api_url_from_config(config) == url == api_url(host, 8080)  # kitctl's and kitd's
         DaemonClient(url)._address()  # raises DaemonUnreachable on a URL it cannot use
 
 
@@ -128,6 +131,45 @@ def test_an_address_where_something_else_answers_is_said_so(tmp_path: Path) -> N
             assert result.returncode == 1, command
             (line,) = result.stderr.strip().splitlines()
             assert "the answer is not JSON: is this the address of a kitd?" in line, line
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_token_is_checked_only_where_it_is_sent() -> None:
+    assert DaemonClient("unix:/run/kitd/kitd.sock", "a\nb").token is None  # the socket needs none
+    with pytest.raises(ConfigError, match="printable ASCII"):
+        DaemonClient("http://127.0.0.1:8080", "a\nb")
+
+
+class _PadThenPage(_NotKitd):
+    """A server that lists one signature pad as kitd does, then answers its capture with a page."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = json.dumps([{"id": "pad", "kind": "signature", "uri": "serial:/dev/ttyS1"}]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_capture_answered_with_a_page_is_one_line(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PadThenPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        out = str(tmp_path / "sig.json")
+        result = kitctl("capture", "signature", "--daemon", "--seconds", "1", "--api", url, "--out", out)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1] == (
+            "kitctl: daemon: the answer is not JSON: is this the address of a kitd?"
+        )
+        result = kitctl("capture", "iris", "--daemon", "pad", "--api", url, "--out", str(tmp_path / "e.png"))
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            "kitctl: the daemon's device 'pad' is not an iris camera (its kind: signature)"
+        ]
     finally:
         server.shutdown()
         server.server_close()

@@ -49,10 +49,10 @@ def seconds_argument(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be above 0")
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds")
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be above 0")
     return value
 
 
@@ -143,7 +143,8 @@ def pick_device(client: DaemonClient, wanted: str, kind: str, noun: str) -> str:
             raise KitError(f"the daemon has no device '{wanted}' (it has: {known})")
         if named["kind"] != kind:
             # Another kind's capture would be written under this command's name, and pass.
-            raise KitError(f"the daemon's device '{wanted}' is not a {noun} (its kind: {named['kind']})")
+            a_noun = f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+            raise KitError(f"the daemon's device '{wanted}' is not {a_noun} (its kind: {named['kind']})")
         return wanted
     found = [d["id"] for d in devices if d["kind"] == kind]
     if not found:

@@ -111,5 +111,7 @@ def _record_through_daemon(args: argparse.Namespace, client: DaemonClient) -> Si
         return fail(str(exc))
     try:
         return signature_from_json(reply.json())
+    except DaemonError as exc:
+        return fail(f"daemon: {exc}")
     except ValueError as exc:
         return fail(f"daemon: the reply is {exc}")

@@ -16,8 +16,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from kitd.config import KitConfig
-from kitd.errors import KitError
+from kitd.config import KitConfig, api_url
+from kitd.errors import ConfigError, KitError
 
 
 class DaemonUnreachable(KitError):
@@ -77,10 +77,7 @@ def api_url_from_config(config: KitConfig) -> str:
         port = int(port_file.read_text().strip())
     except (OSError, ValueError):
         pass
-    # An IPv6 address is bracketed in a URL (http://[::1]:8080); "" and "::" listen everywhere,
-    # and this machine is where kitctl reaches them.
-    host = {"": "127.0.0.1", "::": "::1", "0.0.0.0": "127.0.0.1"}.get(host, host)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return api_url(host, port)
 
 
 class DaemonClient:
@@ -88,7 +85,11 @@ class DaemonClient:
 
     def __init__(self, base_url: str, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.token = token or None
+        # Over the socket no token is asked for, so none is sent; over TCP it travels in a
+        # header: visible ASCII only (a pasted line break would split the header).
+        self.token = None if self.base_url.startswith("unix:") else token or None
+        if self.token is not None and not all("!" <= ch <= "~" for ch in self.token):
+            raise ConfigError("--token (or $KITD_TOKEN): a sign-in token is printable ASCII, no spaces")
 
     def _connection(self, timeout_s: float) -> http.client.HTTPConnection:
         if self.base_url.startswith("unix:"):
