@@ -103,7 +103,8 @@ def write_atomically(path: Path, data: bytes, mode: int | None = None, ops: File
         fd = ops.create(temporary, 0o600 if mode is None else mode)
     except OSError as exc:
         # Named by the file asked for: the temporary name means nothing to whoever asked.
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+        exc.filename = str(path)
+        raise
     try:
         try:
             ops.write(fd, data)
@@ -111,11 +112,13 @@ def write_atomically(path: Path, data: bytes, mode: int | None = None, ops: File
         finally:
             ops.close(fd)
         ops.rename(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             ops.unlink(temporary)
         except OSError:
             pass  # gone already, or the disk refuses even this: start-up removes it
+        if isinstance(exc, OSError):
+            exc.filename = str(path)  # a full disk says which file it could not take
         raise
     ops.fsync_directory(directory)
 

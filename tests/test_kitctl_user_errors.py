@@ -26,12 +26,12 @@ def kitctl(*args: str) -> subprocess.CompletedProcess:
 def test_an_output_folder_it_may_not_write_in_is_named_in_one_line(tmp_path: Path) -> None:
     eye = tmp_path / "eye.png"
     assert cv2.imwrite(str(eye), render(EyeParams(seed=3))[0])
-    # /proc takes no new files, whoever asks (root included).
+    # /proc takes no new files, whoever asks (root included; it says ENOENT where a folder of
+    # another owner says EACCES): the message is the system's reason, named by the file asked for.
     out = "/proc/kitd-eye.png"
     result = kitctl("capture", "iris", "--device", f"camera:file:{eye}", "--raw", "--out", out)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"kitctl: {out}: No such file or directory"]
-    assert not list(Path("/proc").glob(".kitd-eye.png*"))
 
 
 def test_endless_seconds_are_refused_as_an_argument(tmp_path: Path) -> None:
@@ -69,12 +69,12 @@ def test_a_data_dir_with_no_kit_is_named_not_made(tmp_path: Path) -> None:
     config.write_text(f'data_dir = "{tmp_path / "kitd-typo"}"\n')
     for command in (("audit", "checkpoint"), ("audit", "verify"), ("outbox", "list"), ("orders", "list")):
         result = kitctl(*command, "--config", str(config))
-        assert result.returncode == 1, command
+        assert result.returncode == 2, command
         assert result.stderr.strip().splitlines() == [
             f"kitctl: no kit database at {tmp_path / 'kitd-typo' / 'kitd.sqlite3'} (data_dir of {config}): "
-            "is data_dir right? kitd makes it on its first start"
+            "is data_dir right? kitd's first start, kitctl officers add or orders import make it"
         ]
-    assert kitctl("laptops", "list", "--config", str(config)).returncode == 1
+    assert kitctl("laptops", "list", "--config", str(config)).returncode == 2
     assert not (tmp_path / "kitd-typo").exists()
 
 

@@ -8,7 +8,8 @@ import sqlite3
 
 from kitd.cli.daemon_client import DaemonClient, api_url_from_config
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, builtin_config, load_config
-from kitd.store.database import DatabaseError, database_path, open_database
+from kitd.errors import ConfigError
+from kitd.store.database import database_path, open_database
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -50,11 +51,16 @@ def client_from_args(args: argparse.Namespace) -> DaemonClient:
 def kit_database(config: KitConfig) -> sqlite3.Connection:
     """The kit's database, for a command that reads or changes what a kit already holds: a
     data_dir with no database is a wrong path (a typo, another config), not an empty kit,
-    and is said so rather than made (kitd makes the database on its first start)."""
+    and is said so (a config error) rather than made."""
     path = database_path(config.data_dir)
-    if not path.is_file():
+    try:
+        path.stat()
+    except FileNotFoundError:
         where = f" (data_dir of {config.source})" if config.source else " (data_dir, built-in default)"
-        raise DatabaseError(
-            f"no kit database at {path}{where}: is data_dir right? kitd makes it on its first start"
-        )
+        raise ConfigError(
+            f"no kit database at {path}{where}: is data_dir right? kitd's first start, "
+            "kitctl officers add or orders import make it"
+        ) from None
+    except OSError:
+        pass  # not ours to judge: opening it says why (permission denied, ...)
     return open_database(path)
