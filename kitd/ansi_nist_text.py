@@ -1,10 +1,11 @@
 """What a text field of an ANSI/NIST-ITL transaction can carry.
 
 Its one job: :func:`text_problem` says why a text cannot go into a sealed bundle's
-transaction — its separators (FS, GS, RS, US) and other control characters, and ``999:``,
-the tag of an image field, at which nistitl's reader cuts a record short without an error.
-Checked where such text first enters the kit (work orders at import, names at a visit's
-identity step) as well as when the transaction is built, so that a visit never fails at
+transaction — its separators (FS, GS, RS, US) and other control characters, half a UTF-16
+pair (no UTF-8 for it), and ``999:``, the tag of an image field, at which nistitl's reader
+cuts a record short without an error. Checked where such text first enters the kit (work
+orders at import, officers' names, names at a visit's identity step) as well as when the
+transaction is built, so that a visit never fails at
 its very end because of a name typed at its start.
 """
 

@@ -1,10 +1,13 @@
-"""The kit's own error types: what drivers raise and what the daemon and CLI report.
+"""The kit's own error types: what drivers raise and what the daemon and CLI report, and how a
+refused value is quoted in their one-line messages.
 
 Callers never see a pyusb, pyserial or termios exception; a driver's transport maps
 them onto these at the edge.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 # The one root, shared with the field laptop's formats (a bad signature is a KitError too).
 from kitformats.errors import KitError as KitError
@@ -71,3 +74,10 @@ class NotSteady(QualityGateFailed):
         super().__init__(message, score=score, failed_checks=[], feedback=feedback)
         self.passes = passes
         self.consecutive_passes = consecutive_passes
+
+
+def shown_value(value: Any) -> str:
+    """A refused value as the message quotes it: a number of hundreds of digits or a long
+    string is cut (the message is one line for a person)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"

@@ -18,6 +18,8 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from kitd.errors import shown_value
+
 COMPONENTS_URI = "urn:kitd:components"
 
 SESSION_STATES = ["running", "captured", "confirmed", "forced", "cancelled", "failed"]
@@ -131,7 +133,8 @@ SCHEMAS: dict[str, Any] = {
                         "t_ms": {
                             "type": "number",
                             "minimum": 0,
-                            "maximum": MAX_RECORDING_S * 1000,
+                            # The recorder reads its last batch after the deadline: 5 s to spare.
+                            "maximum": (MAX_RECORDING_S + 5) * 1000,
                             "description": "From the first packet",
                         },
                         "x": {"type": "integer"},
@@ -957,7 +960,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["nip", "name", "role", "pin"],
         "properties": {
             "nip": _NIP,
-            "name": {"type": "string", "minLength": 1},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},  # officers.MAX_NAME
             "role": {"enum": ROLES},
             "pin": _PIN,
         },
@@ -1514,13 +1517,6 @@ def _where(path: list[Any]) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return f"'{text}'" if len(path) == 1 else text
-
-
-def shown_value(value: Any) -> str:
-    """A refused value as the message quotes it: a number of hundreds of digits or a long
-    string is cut (the message is one line for a person)."""
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
 
 
 def _plain(path: list[Any]) -> str:

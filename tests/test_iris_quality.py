@@ -197,8 +197,8 @@ def test_thresholds_override_and_unknown_names_are_refused() -> None:
 
 
 def test_any_threshold_at_0_still_gives_a_report() -> None:
-    """0 is what a technician sets to turn a size or noise check off: the score's knees that
-    scale with a threshold must not divide by it."""
+    """A threshold of 0 (a minimum size turned off, or a maximum no eye meets) still gives a
+    report: the score's knees that scale with a threshold must not divide by it."""
     frame = simulated(13)
     for name in DEFAULT_THRESHOLDS:
         report = assess_iris(frame, {name: 0})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kitd.cli.quality_inputs import InputUnreadable, json_document
+from kitd.cli.inputs import InputUnreadable, json_document
 
 
 def test_a_json_document_is_read() -> None:

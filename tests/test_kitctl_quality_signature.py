@@ -98,7 +98,7 @@ BROKEN = {
         "not 100000000000000000000000000000... (401 characters)"
     ),
     "time past the longest recording": (
-        "not a signature recording: points[5].t_ms must be 300000 or less, not 1e+300"
+        "not a signature recording: points[5].t_ms must be 305000 or less, not 1e+300"
     ),
     "time before the first packet": "not a signature recording: points[0].t_ms must be 0 or more, not -5.0",
 }

@@ -26,8 +26,8 @@ from kitformats.signing import read_certificate
 
 from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
 from kitd.cli.diag_report import verify_lines, write_report
+from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.cli.options import add_api_option, add_config_option, client_from_args
-from kitd.cli.quality_inputs import InputUnreadable, json_document
 from kitd.errors import KitError
 
 ORDER = {"failed": 0, "warning": 1, "not_available": 2, "ok": 3}

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.cli.options import add_config_option, config_from_args, kit_database
-from kitd.cli.quality_inputs import InputUnreadable, json_document
 from kitd.clock import clock_of
 from kitd.services.outbox import BundleNotFound, Outbox, OutboxError, kit_outbox
 from kitd.services.sealing import kit_keys

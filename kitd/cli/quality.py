@@ -28,8 +28,8 @@ import numpy as np
 from kitd.capture.fingerprint_quality import PLAUSIBLE_PPI, assess_fingerprint
 from kitd.capture.iris_quality import MIN_FRAME_SIDE, assess_iris
 from kitd.capture.signature_quality import assess_signature
+from kitd.cli.inputs import InputUnreadable, read_grey_image
 from kitd.cli.options import add_config_option, config_from_args
-from kitd.cli.quality_inputs import InputUnreadable, read_grey_image
 from kitd.cli.quality_signature import read_signature
 from kitd.config import KitConfig
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kitd.capture.signature import Signature, signature_from_json, strokes
-from kitd.cli.quality_inputs import InputUnreadable, json_document, read_input
+from kitd.cli.inputs import InputUnreadable, json_document, read_input
 from kitd.schemas import ShapeError, check
 
 

@@ -29,9 +29,8 @@ from kitformats.work_orders import work_order_schema
 
 from kitd.ansi_nist_text import text_problem
 from kitd.clock import clock_of
-from kitd.errors import KitError
+from kitd.errors import KitError, shown_value
 from kitd.identity_numbers import kk_problems, nik_problems
-from kitd.schemas import shown_value
 from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import transaction
 from kitd.store.visits import ACTIVE_STATES, save_visit
@@ -140,8 +139,7 @@ def _csv_rows(text: str, label: str) -> list[dict[str, Any]]:
     names = [h.strip() for h in header]
     deep = next((n for n in names if n.count(".") >= MAX_COLUMN_PARTS), None)
     if deep is not None:
-        shown = deep if len(deep) <= 40 else f"{deep[:30]}..."
-        raise OrdersRefused(f"{label}CSV column '{shown}': no order field is nested that deep")
+        raise OrdersRefused(f"{label}CSV column {shown_value(deep)}: no order field is nested that deep")
     if "order_id" not in names:
         raise OrdersRefused(f"{label}CSV header has no order_id column (got: {', '.join(names)})")
     rows = []

@@ -1,5 +1,5 @@
-"""Reading kitctl's inputs from disk: bytes, a JSON document, or an image as 8-bit grey; one-line
-reasons when not."""
+"""kitctl's inputs: a file's bytes, a JSON document (a statement, a report, receipts, a
+recording), an image as 8-bit grey; each with a one-line reason when it is not one."""
 
 from __future__ import annotations
 
