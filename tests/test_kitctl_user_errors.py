@@ -86,7 +86,7 @@ def test_an_ipv6_or_any_address_api_host_is_reached_by_a_url_that_works(tmp_path
     ):
         config = parse_config(f'data_dir = "{tmp_path}"\n[api]\nhost = "{host}"\nport = 8080\n')
         assert api_url_from_config(config) == url == api_url(host, 8080)  # kitctl's and kitd's
-        DaemonClient(url)._address()  # raises DaemonUnreachable on a URL it cannot use
+        DaemonClient(url)._connection(1.0)[0].close()  # raises DaemonUnreachable on a URL it cannot use
 
 
 def test_the_ink_is_not_written_over_the_recording(tmp_path: Path) -> None:

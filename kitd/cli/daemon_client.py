@@ -91,13 +91,10 @@ class DaemonClient:
         if self.token is not None and not all("!" <= ch <= "~" for ch in self.token):
             raise ConfigError("--token (or $KITD_TOKEN): a sign-in token is printable ASCII, no spaces")
 
-    def _connection(self, timeout_s: float) -> http.client.HTTPConnection:
+    def _connection(self, timeout_s: float) -> tuple[http.client.HTTPConnection, str]:
+        """A connection to the daemon and the path prefix its URL names (none over the socket)."""
         if self.base_url.startswith("unix:"):
-            return _UnixConnection(self.base_url.removeprefix("unix:"), timeout_s)
-        parts, port = self._address()
-        return http.client.HTTPConnection(parts.hostname, port or 80, timeout=timeout_s)
-
-    def _address(self) -> tuple[urllib.parse.SplitResult, int | None]:
+            return _UnixConnection(self.base_url.removeprefix("unix:"), timeout_s), ""
         try:
             parts = urllib.parse.urlsplit(self.base_url)
             port = parts.port  # raises on a port out of range or not a number
@@ -107,7 +104,7 @@ class DaemonClient:
             raise DaemonUnreachable(
                 f"daemon address {self.base_url!r}: expected http://HOST:PORT or unix:PATH"
             )
-        return parts, port
+        return http.client.HTTPConnection(parts.hostname, port or 80, timeout=timeout_s), parts.path
 
     def request(
         self,
@@ -125,9 +122,8 @@ class DaemonClient:
         headers = {"Content-Type": content_type} if data is not None else {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        prefix = self._address()[0].path if self.base_url.startswith("http") else ""
         try:
-            connection = self._connection(timeout_s)
+            connection, prefix = self._connection(timeout_s)
             try:
                 connection.request(method, prefix + path, body=data, headers=headers)
                 response = connection.getresponse()
