@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from hil.outbox_rig import central_signer, laptop_signer, open_rig, receipt, sample_captures, seal_injected
-from hil.rig import KitdProcess, venv_script
+from hil.rig import SIMULATION_KIT_ID, KitdProcess, venv_script
 from hil.sample_orders import sample_order
 from hil.sample_visit import SampleVisit
 from kitd.cli.daemon_client import DaemonClient
@@ -133,6 +133,59 @@ def test_the_daemon_shows_the_outbox_and_takes_receipts(start_kitd, tmp_path, sa
     assert empty.status == 400 and "empty" in empty.json()["message"], empty.body
     text = supervisor.request("POST", "/api/v1/outbox/receipts", "thanks, got it")
     assert text.status == 422 and "a receipt is a signed statement" in text.json()["results"][0]["reason"]
+
+
+def test_kitctl_takes_receipts_brought_on_a_stick_and_names_each_by_its_file(tmp_path, sample) -> None:  # noqa: ANN001
+    """No daemon: kitctl takes receipt files on the kit's database, one line per receipt on
+    stdout naming its file (and its place in an array), nothing said twice on stderr."""
+    workdir, _ = sealed_kit(tmp_path, sample, 2)
+    with open_rig(workdir / "data", workdir / "office") as rig:
+        laptop = laptop_signer(rig, "laptop-7")
+        rows = {r["visit_id"]: r for r in rig.outbox.bundles(rig.conn)}
+    config = workdir / "kitd.toml"
+    config.write_text(f'data_dir = "{workdir / "data"}"\n[kit]\nid = "{SIMULATION_KIT_ID}"\n')
+
+    def take(*files: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [venv_script("kitctl"), "receipts", "take", *map(str, files), "--config", str(config)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    first, second = rows["V-000"], rows["V-001"]
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(receipt(laptop, "laptop_receipt", first, "laptop-7")))
+    several = tmp_path / "several.json"
+    several.write_text(
+        json.dumps(
+            [
+                receipt(laptop, "laptop_receipt", first, "laptop-7"),
+                {"statement": "not one"},
+                receipt(laptop, "laptop_receipt", second, "laptop-7"),
+            ]
+        )
+    )
+    done = take(one, several)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.splitlines() == [
+        f"{one} (bundle {first['bundle_id']}): accepted (now acknowledged)",
+        f"{several} [0] (bundle {first['bundle_id']}): duplicate (now acknowledged)",
+        f"{several} [1]: refused: a receipt is a signed statement: "
+        '{"statement": {...}, "signature": "..."}',
+        f"{several} [2] (bundle {second['bundle_id']}): accepted (now acknowledged)",
+    ]
+    # Every receipt refused: exit 1, each still named once.
+    refused = tmp_path / "refused.json"
+    refused.write_text(json.dumps({"statement": {"type": "laptop_receipt"}, "signature": "x"}))
+    done = take(refused)
+    assert done.returncode == 1 and done.stderr == "" and done.stdout.count(str(refused)) == 1, done
+    # A file holding an empty array: said, exit 1, and the files with it not taken.
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    third = tmp_path / "third.json"
+    third.write_text(json.dumps(receipt(laptop, "laptop_receipt", first, "laptop-7")))
+    done = take(third, empty)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"kitctl receipts take: {empty}: holds no receipt (an empty JSON array)\n"
 
 
 def test_a_restart_reports_a_lost_file_removes_leftovers_and_erases_what_was_delivered_long_ago(

@@ -9,12 +9,16 @@ The field laptops' network API (kitd.api.network) takes receipts the same way.
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, error_response, json_body
 from kitd.api.sign_in import CALLER
 from kitd.services.outbox import BundleNotFound, OutboxError
 from kitd.store.outbox import STATES
+
+log = logging.getLogger("kitd.outbox")
 
 # At most this many receipts in one request (about 1.5 KB each).
 MAX_RECEIPTS = 500
@@ -73,6 +77,12 @@ async def take_receipts(
         )
     except OutboxError as exc:
         return error_response(503, "cannot_record", str(exc))
+    # Logged here, at the daemon's edge: kitctl receipts take prints its own results.
+    for result in results:
+        if result["result"] == "refused":
+            log.warning("receipt %d refused: %s", result["index"], result["reason"])
+        else:
+            log.info("receipt for bundle %s: %s", result["bundle_id"], result["result"])
     counts = {
         name: sum(r["result"] == name for r in results) for name in ("accepted", "duplicate", "refused")
     }

@@ -130,20 +130,36 @@ def _read_receipts(path: Path) -> list[Any]:
         raise LaptopError(f"{path}: cannot read: {exc.strerror}") from None
     except InputUnreadable as exc:
         raise LaptopError(f"{path}: {exc}") from None
+    if document == []:
+        raise LaptopError(f"{path}: holds no receipt (an empty JSON array)")
     return document if isinstance(document, list) else [document]
+
+
+def _receipt_line(result: dict[str, Any], source: str) -> str:
+    bundle = result.get("bundle_id")
+    named = f" (bundle {bundle})" if isinstance(bundle, str) else ""
+    if result["result"] == "refused":
+        return f"{source}{named}: refused: {result['reason']}"
+    return f"{source}{named}: {result['result']} (now {result['state']})"
 
 
 def run_receipts(args: argparse.Namespace) -> int:
     with _kit_outbox(args) as (conn, outbox):
         try:
-            documents = [d for path in args.files for d in _read_receipts(path)]
-            results = outbox.take_receipts(conn, documents)
+            read = [(path, _read_receipts(path)) for path in args.files]
+            # Where each receipt came from, as a technician would find it again: the file, and
+            # its place in the file's array when the file holds more than one.
+            sources = [
+                f"{path}" if len(documents) == 1 else f"{path} [{n}]"
+                for path, documents in read
+                for n in range(len(documents))
+            ]
+            results = outbox.take_receipts(conn, [d for _, documents in read for d in documents])
             if args.json:
                 print(json.dumps(results, indent=2))
             for r in [] if args.json else results:
-                why = f": {r['reason']}" if r["result"] == "refused" else f" (now {r['state']})"
-                print(f"receipt {r['index']} for bundle {r.get('bundle_id')}: {r['result']}{why}")
-            if documents and all(r["result"] == "refused" for r in results):
+                print(_receipt_line(r, sources[r["index"]]))
+            if all(r["result"] == "refused" for r in results):
                 return 1
         except (LaptopError, OutboxError) as exc:
             print(f"kitctl receipts {args.action}: {exc}", file=sys.stderr)

@@ -425,11 +425,6 @@ class Outbox:
                 f"the kit's database could not record the {len(documents)} receipts (bundle {bundles}): "
                 f"{exc}; none of them is taken, send them again"
             ) from None
-        for result in results:
-            if result["result"] == "refused":
-                log.warning("receipt %d refused: %s", result["index"], result["reason"])
-            else:
-                log.info("receipt for bundle %s: %s", result["bundle_id"], result["result"])
         if failed is not None:
             raise failed
         return results
