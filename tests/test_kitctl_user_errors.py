@@ -173,3 +173,19 @@ def test_a_capture_answered_with_a_page_is_one_line(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_one_frame_replay_says_why_its_passing_frame_is_not_enough(tmp_path: Path) -> None:
+    """One frame that passes its checks, replayed where the gate wants 3 in a row: the
+    message says the replay ended (not that no frame passed), and --force says what held it."""
+    eye = tmp_path / "eye.png"
+    assert cv2.imwrite(str(eye), render(EyeParams(seed=3))[0])
+    uri = f"camera:file:{eye}"
+    gated = kitctl("capture", "iris", "--device", uri, "--out", str(tmp_path / "gated.png"))
+    assert gated.returncode == 1 and not (tmp_path / "gated.png").exists()
+    said = gated.stderr.strip().splitlines()[-1]
+    assert f"{uri}: 1 frame passed but never 3 in a row before the replay ended (best score" in said, said
+    forced = kitctl("capture", "iris", "--device", uri, "--force", "--out", str(tmp_path / "forced.png"))
+    assert forced.returncode == 0 and (tmp_path / "forced.png").exists()
+    held = "its checks pass, but 1 capture passed but never 3 in a row before the replay ended)"
+    assert held in forced.stderr and "failing: )" not in forced.stderr

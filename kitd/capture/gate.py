@@ -19,8 +19,6 @@ from typing import Any
 from kitd.capture.session import FAILED, FORCED, CaptureSession, SessionPolicy
 from kitd.errors import EndOfStream, KitError, NoFinger, NotSteady, QualityGateFailed
 
-REPLAY_ENDED = "the replay ended before a frame passed"
-
 
 def run_gate(
     policy: SessionPolicy | CaptureSession,
@@ -53,7 +51,7 @@ def run_gate(
             with guard:
                 if not session.best:
                     raise
-                session.give_up(REPLAY_ENDED)
+                session.give_up(session.why_not("before the replay ended"))
             return session
         if candidate is None:
             with guard:
@@ -90,8 +88,9 @@ def gate_outcome(
     if session.state == FORCED and not force and session.not_steady:
         needed, why = session.policy.consecutive_passes, session.reasons[0]
         limit = why.partition(" in a row ")[2] or f"({why})"
+        units = unit if session.passes == 1 else f"{unit}{'es' if unit.endswith('s') else 's'}"
         raise NotSteady(
-            f"{session.passes} {unit}{'es' if unit.endswith('s') else 's'} passed but never {needed} "
+            f"{session.passes} {units} passed but never {needed} "
             f"in a row {limit} (best score {best.score:.0f})",
             score=best.score,
             feedback=list(best.report.feedback),

@@ -99,7 +99,7 @@ class CaptureSession:
         if self.passes_in_a_row >= self.policy.consecutive_passes and not self.policy.needs_confirm:
             self._end(CAPTURED, self._best_passing(candidate))
         elif self.policy.max_attempts is not None and self.attempts >= self.policy.max_attempts:
-            self.give_up(self._why_not(f"in {self.attempts} attempts"))
+            self.give_up(self.why_not(f"in {self.attempts} attempts"))
         else:
             self.tick(now)
         return self.state
@@ -107,7 +107,7 @@ class CaptureSession:
     def tick(self, now: float) -> str:
         """Let time pass: the session is forced once its timeout has run out."""
         if not self.ended and now - self.started_at >= self.policy.timeout_s:
-            self.give_up(self._why_not(f"within {self.policy.timeout_s:g} s"))
+            self.give_up(self.why_not(f"within {self.policy.timeout_s:g} s"))
         return self.state
 
     @property
@@ -115,13 +115,14 @@ class CaptureSession:
         """Frames passed, but never as many in a row as the gate needs."""
         return self.passes > 0 and not self.policy.needs_confirm
 
-    def _why_not(self, limit: str) -> str:
+    def why_not(self, limit: str) -> str:
         """Why nothing was captured within `limit` ("within 20 s", "in 6 attempts"), truthfully."""
         if self.policy.needs_confirm and self.best and self.best[0].report.passed:
             return f"not confirmed by the officer {limit}"
         if self.not_steady:
             needed = self.policy.consecutive_passes
-            return f"{self.passes} captures passed but never {needed} in a row {limit}"
+            captures = "capture" if self.passes == 1 else "captures"
+            return f"{self.passes} {captures} passed but never {needed} in a row {limit}"
         return f"no capture passed {limit}"
 
     def confirm(self) -> str:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from kitd.capture.gate import GatedCapture
 from kitd.cli.daemon_client import DaemonClient, DaemonError
 from kitd.cli.options import add_api_option, add_config_option, client_from_args, config_from_args
 from kitd.config import KitConfig
@@ -131,6 +132,16 @@ def describe_image(
 
 def say_forced(detail: str) -> None:
     sys.stderr.write(f"kitctl: forced: the capture did not pass the quality gate ({detail})\n")
+
+
+def forced_detail(capture: GatedCapture) -> str:
+    """Why a forced capture is forced: its failing checks, or (when its checks pass) why the
+    gate still did not take it, e.g. never enough passes in a row."""
+    score = f"score {capture.report.score:.0f}"
+    if capture.report.failed_checks:
+        return f"{score}; failing: {', '.join(capture.report.failed_checks)}"
+    why = capture.reasons[0] if capture.reasons else "it was not confirmed"
+    return f"{score}; its checks pass, but {why}"
 
 
 def pick_device(client: DaemonClient, wanted: str, kind: str, noun: str) -> str:

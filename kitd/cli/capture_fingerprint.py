@@ -11,6 +11,7 @@ from kitd.cli.capture_common import (
     claim_for_kitctl,
     describe_image,
     fail,
+    forced_detail,
     progress,
     run_image_capture,
     say_forced,
@@ -69,7 +70,7 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
         claim.release()
     write_atomically(out, encode_png(result.frame))
     if result.forced:
-        say_forced(f"score {result.report.score:.0f}; failing: {', '.join(result.report.failed_checks)}")
+        say_forced(forced_detail(result))
     height, width = result.frame.shape[:2]
     score = result.report.score if result.report is not None else None
     print(describe_image("fingerprint", out, (width, height), score, args.raw, result.forced), flush=True)

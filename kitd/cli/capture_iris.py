@@ -10,6 +10,7 @@ from kitd.cli.capture_common import (
     claim_for_kitctl,
     describe_image,
     fail,
+    forced_detail,
     progress,
     run_image_capture,
     say_forced,
@@ -86,7 +87,7 @@ def _capture_direct(args: argparse.Namespace, config: KitConfig, out: Path) -> i
         frame = result.frame
         score = result.report.score if result.report is not None else None
         if result.forced:
-            forced = f"score {result.report.score:.0f}; failing: {', '.join(result.report.failed_checks)}"
+            forced = forced_detail(result)
     except QualityGateFailed as exc:
         return fail(
             f"iris camera {uri}: {exc}; feedback: {', '.join(exc.feedback) or 'none'} (--force keeps it)"
