@@ -18,6 +18,17 @@ from pathlib import Path
 TEMPORARY_SUFFIX = ".part"
 
 
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file, if any, at `folder` or at one of its parents: no folder can be made there."""
+    for place in (folder, *folder.parents):
+        try:
+            if place.exists():
+                return None if place.is_dir() else place
+        except OSError:
+            return None  # not ours to judge here: using the folder says why
+    return None
+
+
 class FileOps:
     """The operations of a durable write, on the real file system."""
 

@@ -284,6 +284,17 @@ def test_an_empty_config_path_is_refused_not_taken_for_the_defaults() -> None:
         load_config("")
 
 
+def test_a_data_dir_that_is_a_file_or_inside_one_is_refused(tmp_path: Path) -> None:
+    afile = tmp_path / "kitd-data"
+    afile.write_text("not a folder")
+    for data_dir in (afile, afile / "inside"):
+        with pytest.raises(
+            ConfigError, match=re.escape(f"config key 'data_dir': {afile} is a file, not a folder")
+        ):
+            parse_config(f'data_dir = "{data_dir}"')
+    parse_config(f'data_dir = "{tmp_path / "not-yet" / "made"}"')  # a folder kitd will make
+
+
 def test_a_bad_value_names_the_file_it_is_in() -> None:
     source = Path("/etc/kitd/kitd.toml")
     for text in ("data_dir = 5", "[quality.iris]\nmin_score = 'high'", "[[device]]\nuri = 7"):
