@@ -189,3 +189,21 @@ def test_a_one_frame_replay_says_why_its_passing_frame_is_not_enough(tmp_path: P
     assert forced.returncode == 0 and (tmp_path / "forced.png").exists()
     held = "its checks pass, but 1 capture passed but never 3 in a row before the replay ended)"
     assert held in forced.stderr and "failing: )" not in forced.stderr
+
+
+def test_bad_arguments_of_diag_and_audit_exit_2_before_anything_runs(tmp_path: Path) -> None:
+    """Port 9 answers nothing: a command that got as far as the daemon would exit 1."""
+    daemon = ("--api", "http://127.0.0.1:9")
+    for limit in ("0", "501", "ten", "-3"):
+        result = kitctl("diag", "--history", "--limit", limit, *daemon)
+        assert result.returncode == 2, limit
+        assert f"argument --limit: '{limit}' is not a whole number from 1 to 500" in result.stderr
+    result = kitctl("audit", "show", "--since", "yesterday", "--config", str(tmp_path / "none.toml"))
+    assert result.returncode == 2
+    assert "argument --since: 'yesterday' is not an ISO 8601 date or time" in result.stderr
+    afile = tmp_path / "reports"
+    afile.write_text("")
+    for out in (afile, afile / "today"):
+        result = kitctl("diag", "--out", str(out), *daemon)
+        assert result.returncode == 2
+        assert result.stderr == f"kitctl diag: --out {out}: {afile} is a file, not a folder\n"

@@ -25,12 +25,16 @@ from kitd.services.diagnostics_report import report_statement, signed_report
 from kitd.services.guided_desk import guided_check_ids
 from kitd.services.kit_checks import kit_checks
 from kitd.store.audit import append_entry
-from kitd.store.diagnostics import check_history, recent_runs, stored_run
+from kitd.store.diagnostics import (
+    DEFAULT_HISTORY,
+    MAX_HISTORY,
+    check_history,
+    history_limit,
+    recent_runs,
+    stored_run,
+)
 
 log = logging.getLogger("kitd.diagnostics")
-
-MAX_HISTORY = 500
-DEFAULT_HISTORY = 20
 
 
 def _flag(request: web.Request, name: str) -> bool | None:
@@ -51,9 +55,9 @@ async def get_diagnostics(request: web.Request) -> web.Response:
 async def get_history(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
     text = request.query.get("limit", str(DEFAULT_HISTORY))
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text[:6]) <= MAX_HISTORY:
+    limit = history_limit(text)
+    if limit is None:
         return error_response(400, "bad_request", f"limit: a whole number from 1 to {MAX_HISTORY}", "limit")
-    limit = int(text)
     check_id = request.query.get("check")
     if check_id is None:
         runs = await kit.in_database(recent_runs, kit.database, limit)

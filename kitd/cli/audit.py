@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--json", action="store_true")
     show = sub.add_parser("show", help="entries, oldest first")
     show.add_argument(
-        "--since", help="from this time on (ISO 8601, e.g. 2026-11-30 or 2026-11-30T08:00+07:00)"
+        "--since", type=_since, help="from this time on (ISO 8601, e.g. 2026-11-30 or 2026-11-30T08:00+07:00)"
     )
     show.add_argument("--actor", help="only this officer's NIP (or system)")
     show.add_argument("--action", dest="what", help="only this action (e.g. sign_in, visit_started)")
@@ -44,13 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _since(text: str | None) -> str | None:
-    if text is None:
-        return None
+def _since(text: str) -> str:
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise AuditProblem(f"--since {text!r} is not an ISO 8601 date or time") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
@@ -71,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"kitctl audit verify: FAILED: {check.problem}", file=sys.stderr)
             return 0 if check.ok else 1
         if args.action == "show":
-            found = find_entries(conn, _since(args.since), args.actor, args.what)
+            found = find_entries(conn, args.since, args.actor, args.what)
             if args.json:
                 print(json.dumps(found, indent=1, ensure_ascii=False))
             for entry in [] if args.json else found:

@@ -28,7 +28,9 @@ from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
 from kitd.cli.diag_report import verify_lines, write_report
 from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.cli.options import add_api_option, add_config_option, client_from_args
+from kitd.durable_files import file_in_the_way
 from kitd.errors import KitError
+from kitd.store.diagnostics import DEFAULT_HISTORY, MAX_HISTORY, history_limit
 
 ORDER = {"failed": 0, "warning": 1, "not_available": 2, "ok": 3}
 MARK = {"failed": "FAILED", "warning": "warning", "not_available": "n/a", "ok": "ok"}
@@ -46,7 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="the run (or the history) as the API answers it")
     parser.add_argument("--history", action="store_true", help="the stored runs instead of a new one")
     parser.add_argument("--check", metavar="ID", help="with --history: one check's findings over time")
-    parser.add_argument("--limit", type=int, default=20, metavar="N", help="with --history: how many runs")
+    parser.add_argument(
+        "--limit",
+        type=_history_limit,
+        metavar="N",
+        help=f"with --history: how many runs (1-{MAX_HISTORY}, default {DEFAULT_HISTORY})",
+    )
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help="write the signed report for the vendor (JSON and HTML) here"
     )
@@ -55,6 +62,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_api_option(parser, parser)
     add_config_option(parser)
     parser.set_defaults(func=run)
+
+
+def _history_limit(text: str) -> int:
+    limit = history_limit(text)
+    if limit is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number from 1 to {MAX_HISTORY}")
+    return limit
 
 
 def _values(values: dict[str, Any]) -> str:
@@ -137,14 +151,18 @@ def verify(args: argparse.Namespace) -> int:
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
     if args.verify is not None:
-        others = args.out or args.history or args.quick or args.json or args.check or args.limit != 20
+        others = args.out or args.history or args.quick or args.json or args.check or args.limit is not None
         return "--verify checks a report: it takes --kit-cert only" if others else None
     if args.kit_cert is not None:
         return "--kit-cert goes with --verify"
-    if (args.check is not None or args.limit != 20) and not args.history:
+    if (args.check is not None or args.limit is not None) and not args.history:
         return "--check and --limit go with --history"
     if args.history and (args.quick or args.out):
         return "--quick and --out run checks; --history shows stored runs: not both"
+    # Said before the checks run (a minute with the devices'), not after.
+    in_the_way = None if args.out is None else file_in_the_way(args.out)
+    if in_the_way is not None:
+        return f"--out {args.out}: {in_the_way} is a file, not a folder"
     return None
 
 
@@ -179,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         if args.out is not None:
             return report(args, client)
         if args.history:
-            query = {"limit": args.limit, **({"check": args.check} if args.check else {})}
+            query = {"limit": args.limit or DEFAULT_HISTORY, **({"check": args.check} if args.check else {})}
             answer = _ask(client, f"/api/v1/diagnostics/history?{urlencode(query)}")
             print(
                 json.dumps(answer, indent=2, ensure_ascii=False)

@@ -14,6 +14,17 @@ from typing import Any
 from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import transaction
 
+# How many runs one read of the history gives at most, and when not told.
+MAX_HISTORY = 500
+DEFAULT_HISTORY = 20
+
+
+def history_limit(text: str) -> int | None:
+    """How many runs `text` asks for (a whole number from 1 to MAX_HISTORY); None if it is not one."""
+    if text.isascii() and text.isdigit() and 1 <= int(text[:6]) <= MAX_HISTORY:
+        return int(text)
+    return None
+
 
 def record_run(conn: sqlite3.Connection, run: dict[str, Any], actor: str = SYSTEM) -> None:
     """Keep ``run`` and audit its summary (``diagnostics_run``)."""
