@@ -373,6 +373,30 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "DiagnosticsHistory": {
+        "description": "The last runs, newest first, or one check's findings across them, oldest first.",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["runs"],
+                "properties": {"runs": {"type": "array", "items": _ref("DiagnosticsRun")}},
+            },
+            {
+                "type": "object",
+                "required": ["check", "findings"],
+                "properties": {
+                    "check": {"type": "string"},
+                    "findings": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["run_id", "started_at", "quick", "status", "values"],
+                        },
+                    },
+                },
+            },
+        ],
+    },
     "DiagnosticsReport": {
         "type": "object",
         "description": "A signed statement (kitformats.statements): a detached CMS signature, base64, "
@@ -787,6 +811,7 @@ SCHEMAS: dict[str, Any] = {
             "message": {"type": "string"},
         },
     },
+    "DeviceList": {"type": "array", "items": _ref("Device"), "description": "The configured devices."},
     "Device": {
         "type": "object",
         "required": ["id", "uri", "kind", "model", "serial", "firmware", "status", "detail"],
@@ -1563,6 +1588,9 @@ def describe(error: ValidationError) -> ShapeError:
         return ShapeError(
             f"{_plain(path)} must be one of {', '.join(map(str, allowed))}, not {shown_value(value)}", field
         )
+    if kind in ("oneOf", "anyOf"):
+        # jsonschema's own words quote the whole value, however long.
+        return ShapeError(f"{_where(path)} has none of the shapes it may take", field)
     if kind == "not" and error.validator_value == _RAW_AND_FORCE:
         return ShapeError(
             f"{_plain(path + ['raw'])} and force cannot both be true: raw takes one frame without the "

@@ -136,6 +136,59 @@ def test_an_address_where_something_else_answers_is_said_so(tmp_path: Path) -> N
         server.server_close()
 
 
+class _OtherJson(_NotKitd):
+    """A server that answers JSON, but not kitd's: an empty object or array (self.server.body)."""
+
+    def _page(self) -> None:
+        body = self.server.body  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _page
+
+
+def test_json_of_another_shape_is_said_so_naming_what_kitd_would_answer(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtherJson)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for body, commands in (
+            (
+                b"{}",
+                (
+                    (("diag",), "DiagnosticsRun (no 'run_id')"),
+                    (
+                        ("diag", "--history"),
+                        "DiagnosticsHistory (the JSON has none of the shapes it may take)",
+                    ),
+                    (("diag", "--out", str(tmp_path / "report")), "DiagnosticsReport (no 'statement')"),
+                    (("laptops", "pair"), "PairingWindow (no 'open')"),
+                    (
+                        ("capture", "iris", "--daemon", "--out", str(tmp_path / "eye.png")),
+                        "DeviceList (the JSON is an object, not an array)",
+                    ),
+                ),
+            ),
+            (b"[]", ((("diag",), "DiagnosticsRun (the JSON is an array, not an object)"),)),
+            (
+                b'[{"id": 5}]',
+                ((("capture", "iris", "--daemon", "--out", str(tmp_path / "e.png")), "DeviceList"),),
+            ),
+        ):
+            server.body = body  # type: ignore[attr-defined]
+            for command, says in commands:
+                result = kitctl(*command, "--api", url)
+                assert result.returncode == 1, (body, command, result.stderr)
+                (line,) = result.stderr.strip().splitlines()
+                assert f"the answer is not kitd's {says}" in line and "a kitd?" in line, line
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_token_is_checked_only_where_it_is_sent() -> None:
     assert DaemonClient("unix:/run/kitd/kitd.sock", "a\nb").token is None  # the socket needs none
     with pytest.raises(ConfigError, match="printable ASCII"):
@@ -146,7 +199,8 @@ class _PadThenPage(_NotKitd):
     """A server that lists one signature pad as kitd does, then answers its capture with a page."""
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        body = json.dumps([{"id": "pad", "kind": "signature", "uri": "serial:/dev/ttyS1"}]).encode()
+        pad = {"id": "pad", "kind": "signature", "uri": "serial:/dev/ttyS1", "status": "ready", "detail": {}}
+        body = json.dumps([{**pad, "model": None, "serial": None, "firmware": None}]).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -737,32 +737,7 @@ DIAGNOSTICS_PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {
-                "200": json_answer(
-                    {
-                        "oneOf": [
-                            {
-                                "type": "object",
-                                "required": ["runs"],
-                                "properties": {"runs": {"type": "array", "items": ref("DiagnosticsRun")}},
-                            },
-                            {
-                                "type": "object",
-                                "required": ["check", "findings"],
-                                "properties": {
-                                    "check": {"type": "string"},
-                                    "findings": {
-                                        "type": "array",
-                                        "items": {
-                                            "type": "object",
-                                            "required": ["run_id", "started_at", "quick", "status", "values"],
-                                        },
-                                    },
-                                },
-                            },
-                        ]
-                    },
-                    "The runs, or one check's findings",
-                ),
+                "200": json_answer(ref("DiagnosticsHistory"), "The runs, or one check's findings"),
                 "400": error_answer("limit out of range, or no such check (the parameter named)"),
             },
         }
@@ -961,12 +936,7 @@ def _base_document() -> dict[str, Any]:
                         "200": {
                             "description": "Devices",
                             "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "array",
-                                        "items": {"$ref": "#/components/schemas/Device"},
-                                    }
-                                }
+                                "application/json": {"schema": {"$ref": "#/components/schemas/DeviceList"}}
                             },
                         }
                     },

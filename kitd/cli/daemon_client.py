@@ -18,6 +18,7 @@ from typing import Any
 
 from kitd.config import KitConfig, api_url
 from kitd.errors import ConfigError, KitError
+from kitd.schemas import VALIDATORS, first_problem
 
 
 class DaemonUnreachable(KitError):
@@ -152,5 +153,19 @@ class DaemonClient:
             raise DaemonError(reply.status, code, message)
         return reply
 
+    def answer(self, method: str, path: str, shape: str, body: Any = None, timeout_s: float = 10.0) -> Any:
+        """The JSON of `checked`'s reply, of the API's documented `shape` (a kitd.schemas name);
+        DaemonError when it is not (a server other than kitd answered, or another version)."""
+        reply = self.checked(method, path, body, timeout_s)
+        payload = reply.json()
+        problem = first_problem(VALIDATORS[shape], payload)
+        if problem is not None:
+            raise DaemonError(
+                reply.status,
+                "unexpected_answer",
+                f"the answer is not kitd's {shape} ({problem}): is this the address of a kitd?",
+            )
+        return payload
+
     def devices(self) -> list[dict[str, Any]]:
-        return self.checked("GET", "/api/v1/devices").json()
+        return self.answer("GET", "/api/v1/devices", "DeviceList")

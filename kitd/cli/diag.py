@@ -119,8 +119,8 @@ def history_lines(answer: dict[str, Any]) -> list[str]:
     ]
 
 
-def _ask(client: DaemonClient, path: str) -> dict[str, Any]:
-    return client.checked("GET", path, timeout_s=RUN_TIMEOUT_S).json()
+def _ask(client: DaemonClient, path: str, shape: str) -> dict[str, Any]:
+    return client.answer("GET", path, shape, timeout_s=RUN_TIMEOUT_S)
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -168,9 +168,13 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
 
 def report(args: argparse.Namespace, client: DaemonClient) -> int:
     """Run the checks in the daemon, have it make and sign the report, and write both files."""
-    answer = client.checked(
-        "POST", "/api/v1/diagnostics/report", {"quick": args.quick}, timeout_s=RUN_TIMEOUT_S
-    ).json()
+    answer = client.answer(
+        "POST",
+        "/api/v1/diagnostics/report",
+        "DiagnosticsReport",
+        {"quick": args.quick},
+        timeout_s=RUN_TIMEOUT_S,
+    )
     result = answer["statement"]["run"]
     print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else "\n".join(run_lines(result)))
     try:
@@ -198,14 +202,14 @@ def run(args: argparse.Namespace) -> int:
             return report(args, client)
         if args.history:
             query = {"limit": args.limit or DEFAULT_HISTORY, **({"check": args.check} if args.check else {})}
-            answer = _ask(client, f"/api/v1/diagnostics/history?{urlencode(query)}")
+            answer = _ask(client, f"/api/v1/diagnostics/history?{urlencode(query)}", "DiagnosticsHistory")
             print(
                 json.dumps(answer, indent=2, ensure_ascii=False)
                 if args.json
                 else "\n".join(history_lines(answer))
             )
             return 0
-        result = _ask(client, f"/api/v1/diagnostics?quick={int(args.quick)}")
+        result = _ask(client, f"/api/v1/diagnostics?quick={int(args.quick)}", "DiagnosticsRun")
     except (DaemonError, DaemonUnreachable) as exc:
         print(f"kitctl diag: {exc}", file=sys.stderr)
         return 1

@@ -106,7 +106,7 @@ def _pair(args: argparse.Namespace) -> int:
     # the window all the same, so that no code is left open for anyone in reach.
     try:
         try:
-            window = client.checked("POST", "/api/v1/pairing", body).json()
+            window = client.answer("POST", "/api/v1/pairing", "PairingWindow", body)
         except (DaemonError, DaemonUnreachable) as exc:
             print(f"kitctl laptops pair: {exc}", file=sys.stderr)
             return 1
@@ -129,7 +129,7 @@ def _wait(client: DaemonClient, window: dict[str, Any]) -> int:
     live = sys.stdout.isatty()
     while True:
         try:
-            window = client.checked("GET", "/api/v1/pairing").json()
+            window = client.answer("GET", "/api/v1/pairing", "PairingWindow")
         except (DaemonError, DaemonUnreachable) as exc:
             print(f"\nkitctl laptops pair: {exc}", file=sys.stderr)
             return 1
