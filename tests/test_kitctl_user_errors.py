@@ -103,13 +103,20 @@ def test_the_ink_is_not_written_over_the_recording(tmp_path: Path) -> None:
 class _NotKitd(http.server.BaseHTTPRequestHandler):
     """A web server that is not a kit's (a router's login page at the address typed)."""
 
-    def _page(self) -> None:
-        body = b"<html>router login</html>"
+    content_type = "text/html"
+
+    def _body(self) -> bytes:
+        return b"<html>router login</html>"
+
+    def _send(self, body: bytes, content_type: str) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _page(self) -> None:
+        self._send(self._body(), self.content_type)
 
     do_GET = do_POST = _page
 
@@ -139,15 +146,10 @@ def test_an_address_where_something_else_answers_is_said_so(tmp_path: Path) -> N
 class _OtherJson(_NotKitd):
     """A server that answers JSON, but not kitd's: an empty object or array (self.server.body)."""
 
-    def _page(self) -> None:
-        body = self.server.body  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    content_type = "application/json"
 
-    do_GET = do_POST = _page
+    def _body(self) -> bytes:
+        return self.server.body  # type: ignore[attr-defined]
 
 
 def test_json_of_another_shape_is_said_so_naming_what_kitd_would_answer(tmp_path: Path) -> None:
@@ -201,11 +203,7 @@ class _PadThenPage(_NotKitd):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         pad = {"id": "pad", "kind": "signature", "uri": "serial:/dev/ttyS1", "status": "ready", "detail": {}}
         body = json.dumps([{**pad, "model": None, "serial": None, "firmware": None}]).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._send(body, "application/json")
 
 
 def test_a_capture_answered_with_a_page_is_one_line(tmp_path: Path) -> None:
