@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from hil.credentials import (
     foreign_ca_signer,
     provision_simulation_credentials,
     recipient_certificate,
     sign_request,
+    signing_credential,
 )
 from hil.rig import render_config, venv_script
 
@@ -131,6 +132,46 @@ def test_wrong_certificates_are_refused_with_their_reason(kit: dict[str, Path], 
     done = kitctl(kit, "install", tmp_path / "nothing.crt")
     assert done.returncode == 1 and "nothing.crt: cannot read" in done.stderr
     assert kitctl(kit, "install", good).returncode == 0  # the right one still goes in
+
+
+def test_the_key_ceremony_refuses_one_key_in_two_roles(kit: dict[str, Path], tmp_path: Path) -> None:
+    """The escrow is a second key, and the office's receipts are never signed by the kit's own
+    key or by a key from another CA: each refused with its reason, the right ones taken."""
+    assert kitctl(kit, "init").returncode == 0
+    assert kitctl(kit, "trust", "ca", kit["ca"] / "ca.crt").returncode == 0
+    own = write(
+        tmp_path / "kit.crt", sign_request((kit["keys"] / "kit.csr").read_bytes(), kit["office"], kit["ca"])
+    )
+    assert kitctl(kit, "install", own).returncode == 0
+    central = kit["ca"] / "recipients" / "central.crt"
+    done = kitctl(kit, "recipients", central, central)
+    assert done.returncode == 1 and "certify one key: the escrow must be a second key" in done.stderr
+    assert not (kit["keys"] / "recipients").exists()
+    # The central key under a second certificate, named escrow, is still one key.
+    central_key = serialization.load_pem_private_key((kit["office"] / "central.key").read_bytes(), None)
+    request = x509.CertificateSigningRequestBuilder().subject_name(x509.Name.from_rfc4514_string("CN=escrow"))
+    pem = request.sign(central_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)  # type: ignore[arg-type]
+    renamed = write(tmp_path / "escrow.crt", sign_request(pem, kit["office"], kit["ca"], encipherment=True))
+    done = kitctl(kit, "recipients", central, renamed)
+    assert done.returncode == 1 and "certify one key" in done.stderr, done.stderr
+    done = kitctl(kit, "recipients", central, kit["ca"] / "recipients" / "escrow.crt")
+    assert done.returncode == 0, done.stderr
+
+    what = "the central office's signing certificate"
+    done = kitctl(kit, "trust", "central-signing", own)
+    assert done.returncode == 1 and f"{what}: it certifies this kit's own key" in done.stderr, done.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    stranger = foreign_ca_signer(other, "central signing")
+    done = kitctl(kit, "trust", "central-signing", write(tmp_path / "foreign.crt", stranger.certificate))
+    assert done.returncode == 1 and "does not chain to the CA" in done.stderr, done.stderr
+    assert not (kit["keys"] / "central-signing.crt").exists()
+    signer = signing_credential(kit["office"], kit["ca"], "central signing")
+    done = kitctl(
+        kit, "trust", "central-signing", write(tmp_path / "central-signing.crt", signer.certificate)
+    )
+    assert done.returncode == 0, done.stderr
+    assert (kit["keys"] / "central-signing.crt").exists()
 
 
 def test_status_warns_30_days_before_expiry(kit: dict[str, Path], tmp_path: Path) -> None:

@@ -170,6 +170,12 @@ def check_signing_certificate(certificate: x509.Certificate, what: str) -> None:
         raise KeyProblem(f"{what}: its key usage does not allow signing")
 
 
+def same_key(one: x509.Certificate, other: x509.Certificate) -> bool:
+    """Whether two certificates certify one key (whatever else differs between them)."""
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return one.public_key().public_bytes(*spki) == other.public_key().public_bytes(*spki)
+
+
 def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         certificate.verify_directly_issued_by(issuer)
@@ -459,8 +465,14 @@ class KitKeys:
 
     def install_recipients(self, central: x509.Certificate, escrow: x509.Certificate) -> None:
         """The central office's and the escrow's encryption certificates, each RSA (2048 bits or
-        more) with keyEncipherment, valid now and issued by the kit's CA."""
+        more) with keyEncipherment, valid now and issued by the kit's CA; two keys, or the escrow
+        is no second way in."""
         given = dict(zip(RECIPIENTS, (central, escrow), strict=True))
+        if same_key(central, escrow):
+            raise KeyProblem(
+                "the central and the escrow certificates certify one key: the escrow must be a "
+                "second key, kept apart, that opens bundles if the central key is lost"
+            )
         for name, certificate in given.items():
             what = f"the {name} certificate"
             check_recipient(certificate, what)
@@ -500,7 +512,16 @@ class KitKeys:
             return None
 
     def trust_central_signing(self, certificate: x509.Certificate) -> None:
-        check_signing_certificate(certificate, "the central office's signing certificate")
+        """The key whose receipts say the office has a bundle (after which the kit may erase
+        it): ECDSA P-256, valid now, issued by the kit's CA, and never the kit's own key, or
+        a receipt the kit signed itself would count as the office's."""
+        what = "the central office's signing certificate"
+        check_signing_certificate(certificate, what)
+        require_valid_now(certificate, what, self.clock())
+        self._issued_by_the_kits_ca(certificate, what)
+        own = self._certificate_if_any(self.kit_certificate_path)
+        if own is not None and same_key(own, certificate):
+            raise KeyProblem(f"{what}: it certifies this kit's own key, not the office's")
         path = self.dir / "central-signing.crt"
         write_atomically(path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
 
