@@ -67,7 +67,14 @@ def test_a_data_dir_with_no_kit_is_named_not_made(tmp_path: Path) -> None:
     new key): commands on what a kit holds say where they looked and make nothing there."""
     config = tmp_path / "kitd.toml"
     config.write_text(f'data_dir = "{tmp_path / "kitd-typo"}"\n')
-    for command in (("audit", "checkpoint"), ("audit", "verify"), ("outbox", "list"), ("orders", "list")):
+    for command in (
+        ("audit", "checkpoint"),
+        ("audit", "verify"),
+        ("outbox", "list"),
+        ("orders", "list"),
+        ("officers", "list"),
+        ("officers", "unlock", "198501012010011001"),
+    ):
         result = kitctl(*command, "--config", str(config))
         assert result.returncode == 2, command
         assert result.stderr.strip().splitlines() == [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kitformats.signing import KeyProblem
 
-from kitd.cli.options import add_config_option, config_from_args
+from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.config import KitConfig
 from kitd.services.sealing import kit_keys
 from kitd.store.audit import SYSTEM, append_entry
@@ -85,7 +85,9 @@ def read_pin(from_stdin: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    conn = open_database(database_path(config.data_dir))
+    # Adding an officer may be a kit's first command (it makes the database); the rest work on
+    # officers a kit already holds, so a data_dir with no kit is a mistake said as one.
+    conn = open_database(database_path(config.data_dir)) if args.action == "add" else kit_database(config)
     roll = OfficerRoll(conn, config["auth.max_pin_failures"])
     try:
         if args.action == "add":
