@@ -115,8 +115,8 @@ class _NotKitd(http.server.BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         return b"<html>router login</html>"
 
-    def _send(self, body: bytes, content_type: str) -> None:
-        self.send_response(200)
+    def _send(self, body: bytes, content_type: str, status: int = 200) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -193,6 +193,30 @@ def test_json_of_another_shape_is_said_so_naming_what_kitd_would_answer(tmp_path
                 assert result.returncode == 1, (body, command, result.stderr)
                 (line,) = result.stderr.strip().splitlines()
                 assert f"the answer is not kitd's {says}" in line and "a kitd?" in line, line
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _NotFound(_NotKitd):
+    """A web server with nothing at kitd's paths: its own 404 page."""
+
+    def _page(self) -> None:
+        self._send(b"<html>404 Not Found</html>", "text/html", 404)
+
+    do_GET = do_POST = _page
+
+
+def test_an_error_page_of_another_server_is_said_to_be_one(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for command in (("diag",), ("laptops", "pair")):
+            result = kitctl(*command, "--api", url)
+            assert result.returncode == 1, command
+            (line,) = result.stderr.strip().splitlines()
+            assert line.endswith("HTTP 404, not a kitd error: is this the address of a kitd?"), line
     finally:
         server.shutdown()
         server.server_close()

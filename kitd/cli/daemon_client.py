@@ -149,7 +149,9 @@ class DaemonClient:
                 payload = reply.json()
                 code, message = payload["error"], payload["message"]
             except (DaemonError, KeyError, TypeError):
-                code, message = "http_error", f"HTTP {reply.status} from the daemon"
+                # kitd answers every error with its JSON: this is something else at the address.
+                code = "http_error"
+                message = f"HTTP {reply.status}, not a kitd error: is this the address of a kitd?"
             raise DaemonError(reply.status, code, message)
         return reply
 
