@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from hil.credentials import (
     foreign_ca_signer,
@@ -142,6 +143,16 @@ def test_the_key_ceremony_refuses_one_key_in_two_roles(kit: dict[str, Path], tmp
     own = write(
         tmp_path / "kit.crt", sign_request((kit["keys"] / "kit.csr").read_bytes(), kit["office"], kit["ca"])
     )
+    # The kit's key is refused as the office's before its certificate is installed too ...
+    what = "the central office's signing certificate"
+    done = kitctl(kit, "trust", "central-signing", own)
+    assert done.returncode == 1 and f"{what}: it certifies this kit's own key" in done.stderr, done.stderr
+    # ... and a kit that trusts its own key as the office's (put there by hand, or by an
+    # older kitctl) cannot install a certificate for it.
+    (kit["keys"] / "central-signing.crt").write_bytes(own.read_bytes())
+    done = kitctl(kit, "install", own)
+    assert done.returncode == 1 and "trusted as the central office's signing key" in done.stderr, done.stderr
+    (kit["keys"] / "central-signing.crt").unlink()
     assert kitctl(kit, "install", own).returncode == 0
     central = kit["ca"] / "recipients" / "central.crt"
     done = kitctl(kit, "recipients", central, central)
@@ -157,7 +168,6 @@ def test_the_key_ceremony_refuses_one_key_in_two_roles(kit: dict[str, Path], tmp
     done = kitctl(kit, "recipients", central, kit["ca"] / "recipients" / "escrow.crt")
     assert done.returncode == 0, done.stderr
 
-    what = "the central office's signing certificate"
     done = kitctl(kit, "trust", "central-signing", own)
     assert done.returncode == 1 and f"{what}: it certifies this kit's own key" in done.stderr, done.stderr
     other = tmp_path / "other"
@@ -165,6 +175,19 @@ def test_the_key_ceremony_refuses_one_key_in_two_roles(kit: dict[str, Path], tmp
     stranger = foreign_ca_signer(other, "central signing")
     done = kitctl(kit, "trust", "central-signing", write(tmp_path / "foreign.crt", stranger.certificate))
     assert done.returncode == 1 and "does not chain to the CA" in done.stderr, done.stderr
+    # The office's signing certificate from the CA, but no longer valid.
+    office_key = ec.generate_private_key(ec.SECP256R1())
+    central_name = x509.Name.from_rfc4514_string("CN=central")
+    request = x509.CertificateSigningRequestBuilder().subject_name(central_name)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    expired = sign_request(
+        request.sign(office_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM),
+        kit["office"],
+        kit["ca"],
+        valid=(past, past + dt.timedelta(days=365)),
+    )
+    done = kitctl(kit, "trust", "central-signing", write(tmp_path / "expired-signing.crt", expired))
+    assert done.returncode == 1 and "is not valid now" in done.stderr, done.stderr
     assert not (kit["keys"] / "central-signing.crt").exists()
     signer = signing_credential(kit["office"], kit["ca"], "central signing")
     done = kitctl(

@@ -439,6 +439,13 @@ class KitKeys:
         if common_name(certificate) != expected:
             raise KeyProblem(f"{what} names '{common_name(certificate)}', not '{expected}' (kit.id)")
         require_valid_now(certificate, what, self.clock())
+        central = self.central_signing_certificate()
+        if central is not None and same_key(central, certificate):
+            raise KeyProblem(
+                f"{what}'s key is the one trusted as the central office's signing key: a receipt "
+                "this kit signed would count as the office's (kitctl keys trust central-signing "
+                "with the office's own certificate first)"
+            )
         ca = self._trusted_ca()
         if ca is None:
             raise KeyProblem(
@@ -519,8 +526,11 @@ class KitKeys:
         check_signing_certificate(certificate, what)
         require_valid_now(certificate, what, self.clock())
         self._issued_by_the_kits_ca(certificate, what)
-        own = self._certificate_if_any(self.kit_certificate_path)
-        if own is not None and same_key(own, certificate):
+        try:
+            own = self.kit_public_key()  # there from kitctl keys init on, certified or not
+        except KeyProblem:
+            own = None  # no kit key yet: the one init makes will be new
+        if own is not None and certificate.public_key() == own:
             raise KeyProblem(f"{what}: it certifies this kit's own key, not the office's")
         path = self.dir / "central-signing.crt"
         write_atomically(path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
