@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socketserver
 import subprocess
 import threading
 from pathlib import Path
@@ -198,25 +199,55 @@ def test_json_of_another_shape_is_said_so_naming_what_kitd_would_answer(tmp_path
         server.server_close()
 
 
-class _NotFound(_NotKitd):
-    """A web server with nothing at kitd's paths: its own 404 page."""
+class _ErrorPage(_NotKitd):
+    """A web server answering every request with an error page of status self.server.status."""
 
     def _page(self) -> None:
-        self._send(b"<html>404 Not Found</html>", "text/html", 404)
+        status = self.server.status  # type: ignore[attr-defined]
+        self._send(f"<html>{status}</html>".encode(), "text/html", status)
 
     do_GET = do_POST = _page
 
 
-def test_an_error_page_of_another_server_is_said_to_be_one(tmp_path: Path) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+def test_an_error_without_kitd_s_message_is_said_for_what_it_is(tmp_path: Path) -> None:
+    """Another server's 404 page: the wrong address; a 500 without kitd's JSON: a failure in
+    kitd, whose log says more."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ErrorPage)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        for command in (("diag",), ("laptops", "pair")):
-            result = kitctl(*command, "--api", url)
-            assert result.returncode == 1, command
-            (line,) = result.stderr.strip().splitlines()
-            assert line.endswith("HTTP 404, not a kitd error: is this the address of a kitd?"), line
+        for status, says in (
+            (404, "HTTP 404, not a kitd error: is this the address of a kitd?"),
+            (500, "HTTP 500 without kitd's error message: see kitd's log (journalctl -u kitd)"),
+        ):
+            server.status = status  # type: ignore[attr-defined]
+            for command in (("diag",), ("laptops", "pair")):
+                result = kitctl(*command, "--api", url)
+                assert result.returncode == 1, command
+                (line,) = result.stderr.strip().splitlines()
+                assert line.endswith(says), line
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def test_over_the_kit_s_socket_an_answer_unlike_kitd_s_asks_for_its_version(tmp_path: Path) -> None:
+    """Only kitd makes the kit's socket: an answer of another shape there is another kitd
+    version's, not another server's."""
+    path = tmp_path / "kitd.sock"
+    server = _UnixServer(str(path), _OtherJson)
+    server.body = b"{}"  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = kitctl("diag", "--api", f"unix:{path}")
+        assert result.returncode == 1
+        (line,) = result.stderr.strip().splitlines()
+        assert line.endswith("the answer is not kitd's DiagnosticsRun (no 'run_id'): "
+                             "is kitd of the same version as kitctl?"), line  # fmt: skip
     finally:
         server.shutdown()
         server.server_close()

@@ -34,20 +34,26 @@ class DaemonError(KitError):
         self.code = code
 
 
+# What an answer unlike kitd's suggests: over TCP another server at the address typed; over
+# the kit's own socket (only kitd makes it) a kitd of another version than kitctl's.
+AT_ANOTHER_ADDRESS = "is this the address of a kitd?"
+OF_ANOTHER_VERSION = "is kitd of the same version as kitctl?"
+
+
 @dataclass
 class Reply:
     status: int
     headers: dict[str, str]
     body: bytes
+    unlike_kitd: str = AT_ANOTHER_ADDRESS  # the question an answer unlike kitd's raises
 
     def json(self) -> Any:
         """The body as JSON; DaemonError when it is not (something other than kitd answered)."""
         try:
             return json.loads(self.body)
         except (ValueError, RecursionError):
-            raise DaemonError(
-                self.status, "not_json", "the answer is not JSON: is this the address of a kitd?"
-            ) from None
+            message = f"the answer is not JSON: {self.unlike_kitd}"
+            raise DaemonError(self.status, "not_json", message) from None
 
 
 SOCKET_FILE = "kitd.sock"
@@ -128,7 +134,8 @@ class DaemonClient:
             try:
                 connection.request(method, prefix + path, body=data, headers=headers)
                 response = connection.getresponse()
-                return Reply(response.status, dict(response.headers), response.read())
+                unlike = OF_ANOTHER_VERSION if self.base_url.startswith("unix:") else AT_ANOTHER_ADDRESS
+                return Reply(response.status, dict(response.headers), response.read(), unlike)
             finally:
                 connection.close()
         except (OSError, http.client.HTTPException) as exc:
@@ -149,9 +156,14 @@ class DaemonClient:
                 payload = reply.json()
                 code, message = payload["error"], payload["message"]
             except (DaemonError, KeyError, TypeError):
-                # kitd answers every error with its JSON: this is something else at the address.
+                # kitd answers every error it means with its JSON; a 5xx without it is a failure
+                # in kitd (its log says which), anything else an answer unlike kitd's.
                 code = "http_error"
-                message = f"HTTP {reply.status}, not a kitd error: is this the address of a kitd?"
+                message = (
+                    f"HTTP {reply.status} without kitd's error message: see kitd's log (journalctl -u kitd)"
+                    if reply.status >= 500
+                    else f"HTTP {reply.status}, not a kitd error: {reply.unlike_kitd}"
+                )
             raise DaemonError(reply.status, code, message)
         return reply
 
@@ -165,7 +177,7 @@ class DaemonClient:
             raise DaemonError(
                 reply.status,
                 "unexpected_answer",
-                f"the answer is not kitd's {shape} ({problem}): is this the address of a kitd?",
+                f"the answer is not kitd's {shape} ({problem}): {reply.unlike_kitd}",
             )
         return payload
 
