@@ -374,28 +374,35 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "DiagnosticsHistory": {
-        "description": "The last runs, newest first, or one check's findings across them, oldest first.",
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["runs"],
-                "properties": {"runs": {"type": "array", "items": _ref("DiagnosticsRun")}},
-            },
-            {
-                "type": "object",
-                "required": ["check", "findings"],
-                "properties": {
-                    "check": {"type": "string"},
-                    "findings": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["run_id", "started_at", "quick", "status", "values"],
-                        },
+        "description": "The last runs, newest first (without check), or one check's findings across them, "
+        "oldest first (with check).",
+        "oneOf": [_ref("DiagnosticsRuns"), _ref("CheckHistory")],
+    },
+    "DiagnosticsRuns": {
+        "type": "object",
+        "required": ["runs"],
+        "properties": {"runs": {"type": "array", "items": _ref("DiagnosticsRun")}},
+    },
+    "CheckHistory": {
+        "type": "object",
+        "required": ["check", "findings"],
+        "properties": {
+            "check": {"type": "string"},
+            "findings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["run_id", "started_at", "quick", "status", "values"],
+                    "properties": {
+                        "run_id": {"type": "string"},
+                        "started_at": {"type": "string"},
+                        "quick": {"type": "boolean"},
+                        "status": {"type": "string"},
+                        "values": {"type": "object"},
                     },
                 },
             },
-        ],
+        },
     },
     "DiagnosticsReport": {
         "type": "object",
@@ -1467,6 +1474,10 @@ SCHEMAS: dict[str, Any] = {
         "description": "The pairing window: while open, its code, time and attempts left; the laptop "
         "the latest window paired (null until one did).",
         "required": ["open", "paired"],
+        "if": {"properties": {"open": {"const": True}}},
+        "then": {
+            "required": ["code", "expires_at", "seconds_left", "attempts_left", "port", "kit_tls_fingerprint"]
+        },
         "properties": {
             "open": {"type": "boolean"},
             "code": {"type": "string", "pattern": "^[0-9]{6}$", "description": "What the laptop types."},
@@ -1589,8 +1600,10 @@ def describe(error: ValidationError) -> ShapeError:
             f"{_plain(path)} must be one of {', '.join(map(str, allowed))}, not {shown_value(value)}", field
         )
     if kind in ("oneOf", "anyOf"):
-        # jsonschema's own words quote the whole value, however long.
-        return ShapeError(f"{_where(path)} has none of the shapes it may take", field)
+        # jsonschema's own words quote the whole value, however long. With no sub-error the
+        # value fits several of oneOf's shapes, not none.
+        fits = "fits more than one" if not error.context else "has none"
+        return ShapeError(f"{_where(path)} {fits} of the shapes it may take", field)
     if kind == "not" and error.validator_value == _RAW_AND_FORCE:
         return ShapeError(
             f"{_plain(path + ['raw'])} and force cannot both be true: raw takes one frame without the "

@@ -129,3 +129,13 @@ def test_a_wrong_body_is_refused_naming_the_field(
 )
 def test_a_good_body_passes(schema: str, body: object) -> None:
     check(schema, body)
+
+
+def test_a_value_of_no_shape_or_of_two_shapes_is_told_apart() -> None:
+    """oneOf in the kit's words: never jsonschema's, which quotes the whole value."""
+    with pytest.raises(ShapeError, match="^the JSON has none of the shapes it may take$"):
+        check("DiagnosticsHistory", {"runs": 5})
+    both = {"runs": [], "check": "unit.disk", "findings": []}
+    with pytest.raises(ShapeError, match="^the JSON fits more than one of the shapes it may take$"):
+        check("DiagnosticsHistory", both)
+    check("DiagnosticsHistory", {"runs": []})

@@ -155,6 +155,12 @@ def test_the_diagnostics_answers_have_their_documented_shapes(kit) -> None:  # n
     done = kitd.kitctl("diag", "--quick", "--json", "--config", str(kitd.config_path), timeout_s=120)
     assert done.returncode in (0, 1), done.stderr
     check("DiagnosticsRun", json.loads(done.stdout))
+    # kitctl reads the daemon's history as the shapes it checks against (DaemonClient.answer).
+    stored = kitd.kitctl("diag", "--history", "--limit", "1", "--config", str(kitd.config_path))
+    assert stored.returncode == 0 and len(stored.stdout.splitlines()) == 1, stored.stderr
+    assert json.loads(done.stdout)["run_id"] in stored.stdout
+    trend = kitd.kitctl("diag", "--history", "--check", "unit.disk", "--config", str(kitd.config_path))
+    assert trend.returncode == 0 and trend.stdout.startswith("check unit.disk, oldest first:"), trend.stderr
     client = DaemonClient(kitd.url, kitd.token)
     run = client.request("GET", "/api/v1/diagnostics?quick=1", timeout_s=120)
     assert_documented("GET", "/api/v1/diagnostics", run)

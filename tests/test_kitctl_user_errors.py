@@ -170,10 +170,8 @@ def test_json_of_another_shape_is_said_so_naming_what_kitd_would_answer(tmp_path
                 b"{}",
                 (
                     (("diag",), "DiagnosticsRun (no 'run_id')"),
-                    (
-                        ("diag", "--history"),
-                        "DiagnosticsHistory (the JSON has none of the shapes it may take)",
-                    ),
+                    (("diag", "--history"), "DiagnosticsRuns (no 'runs')"),
+                    (("diag", "--history", "--check", "unit.disk"), "CheckHistory (no 'check')"),
                     (("diag", "--out", str(tmp_path / "report")), "DiagnosticsReport (no 'statement')"),
                     (("laptops", "pair"), "PairingWindow (no 'open')"),
                     (
@@ -183,6 +181,11 @@ def test_json_of_another_shape_is_said_so_naming_what_kitd_would_answer(tmp_path
                 ),
             ),
             (b"[]", ((("diag",), "DiagnosticsRun (the JSON is an array, not an object)"),)),
+            (b'{"open": true, "paired": null}', ((("laptops", "pair"), "PairingWindow (no 'code')"),)),
+            (
+                b'{"runs": [{}], "check": "x", "findings": []}',
+                ((("diag", "--history"), "DiagnosticsRuns (runs[0].run_id is missing)"),),
+            ),
             (
                 b'[{"id": 5}]',
                 ((("capture", "iris", "--daemon", "--out", str(tmp_path / "e.png")), "DeviceList"),),

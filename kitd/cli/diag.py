@@ -202,7 +202,11 @@ def run(args: argparse.Namespace) -> int:
             return report(args, client)
         if args.history:
             query = {"limit": args.limit or DEFAULT_HISTORY, **({"check": args.check} if args.check else {})}
-            answer = _ask(client, f"/api/v1/diagnostics/history?{urlencode(query)}", "DiagnosticsHistory")
+            answer = _ask(
+                client,
+                f"/api/v1/diagnostics/history?{urlencode(query)}",
+                "CheckHistory" if args.check else "DiagnosticsRuns",
+            )
             print(
                 json.dumps(answer, indent=2, ensure_ascii=False)
                 if args.json
