@@ -104,6 +104,10 @@ def test_the_daemon_shows_the_outbox_and_takes_receipts(start_kitd, tmp_path, sa
     ]
     assert (answer["accepted"], answer["duplicate"], answer["refused"]) == (2, 1, 2)
     assert "names another file" in answer["results"][2]["reason"]
+    # The daemon's log has each receipt (kitctl receipts take prints its own instead).
+    logged = kitd.logs()
+    assert f"receipt for bundle {first['bundle_id']}: accepted" in logged
+    assert "receipt 2 refused: " in logged and "receipt 3 refused: " in logged
     status = supervisor.checked("GET", "/api/v1/status").json()["outbox"]
     assert status["bundles"] == {"sealed": 1, "offered": 0, "acknowledged": 1, "delivered": 1, "erased": 0}
 

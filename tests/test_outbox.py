@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ from hil.outbox_rig import (
 from hil.sample_visit import SampleVisit
 from kitd.crypto.bundle import SealedBundle, bundle_paths, statement_bytes, write_bundle
 from kitd.durable_files import temporary_name, write_atomically
-from kitd.services.outbox import QUARANTINE, BundleNotFound, DiskReserve, OutboxError
+from kitd.services.outbox import QUARANTINE, BundleNotFound, DiskReserve, OutboxError, ReceiptsPartlyTaken
 from kitd.store import audit as audit_store
 from kitd.store import outbox as rows
 from kitd.store.visits import load_visit, save_visit
@@ -263,6 +264,35 @@ def test_each_receipt_of_a_batch_is_answered_on_its_own(
     assert [r["index"] for r in results] == [0, 1, 2, 3]
     assert [r["result"] for r in results] == ["accepted", "refused", "accepted", "duplicate"]
     assert state_of(rig, first["bundle_id"]) == state_of(rig, second["bundle_id"]) == "acknowledged"
+
+
+def test_a_batch_the_database_stops_partway_says_what_it_took(
+    rig: OutboxRig, sample: Captures, laptop: FileSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receipts before the one the database refused stand, and the error carries their
+    results (the daemon logs them, kitctl prints them)."""
+    first, second = sealed_row(rig, sample, "V1"), sealed_row(rig, sample, "V2")
+    apply = rig.outbox._apply
+    calls = []
+
+    def refused_the_second_time(*args: Any) -> dict[str, Any]:
+        calls.append(args)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        return apply(*args)
+
+    monkeypatch.setattr(rig.outbox, "_apply", refused_the_second_time)
+    with pytest.raises(ReceiptsPartlyTaken, match="could not record receipt 1 .*disk I/O error") as raised:
+        take(
+            rig,
+            receipt(laptop, "laptop_receipt", first, LAPTOP),
+            receipt(laptop, "laptop_receipt", second, LAPTOP),
+        )
+    assert [(r["index"], r["result"]) for r in raised.value.taken] == [(0, "accepted")]
+    assert (state_of(rig, first["bundle_id"]), state_of(rig, second["bundle_id"])) == (
+        "acknowledged",
+        "sealed",
+    )
 
 
 # --- receipts: forged ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ The field laptops' network API (kitd.api.network) takes receipts the same way.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
@@ -52,6 +53,15 @@ async def post_receipts(request: web.Request) -> web.Response:
     return await take_receipts(request)
 
 
+def _log_receipts(results: list[dict[str, Any]]) -> None:
+    # Logged here, at the daemon's edge: kitctl receipts take prints its own results.
+    for result in results:
+        if result["result"] == "refused":
+            log.warning("receipt %d refused: %s", result["index"], result["reason"])
+        else:
+            log.info("receipt for bundle %s: %s", result["bundle_id"], result["result"])
+
+
 async def take_receipts(
     request: web.Request, kind: str | None = None, laptop: str | None = None
 ) -> web.Response:
@@ -76,13 +86,9 @@ async def take_receipts(
             kit.outbox.take_receipts, kit.database, documents, None, request[CALLER].actor, kind, laptop
         )
     except OutboxError as exc:
+        _log_receipts(getattr(exc, "taken", []))
         return error_response(503, "cannot_record", str(exc))
-    # Logged here, at the daemon's edge: kitctl receipts take prints its own results.
-    for result in results:
-        if result["result"] == "refused":
-            log.warning("receipt %d refused: %s", result["index"], result["reason"])
-        else:
-            log.info("receipt for bundle %s: %s", result["bundle_id"], result["result"])
+    _log_receipts(results)
     counts = {
         name: sum(r["result"] == name for r in results) for name in ("accepted", "duplicate", "refused")
     }

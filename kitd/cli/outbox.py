@@ -162,6 +162,8 @@ def run_receipts(args: argparse.Namespace) -> int:
             if all(r["result"] == "refused" for r in results):
                 return 1
         except (LaptopError, OutboxError) as exc:
+            for r in getattr(exc, "taken", []):  # the receipts before the one refused stand
+                print(_receipt_line(r, sources[r["index"]]))
             print(f"kitctl receipts {args.action}: {exc}", file=sys.stderr)
             return 1
     return 0

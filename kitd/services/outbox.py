@@ -57,6 +57,15 @@ class OutboxError(KitError):
     """A bundle could not be written to or registered in the outbox (says which and why)."""
 
 
+class ReceiptsPartlyTaken(OutboxError):
+    """The database refused one receipt of several: ``taken`` are the results of those before
+    it, which stand."""
+
+    def __init__(self, message: str, taken: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.taken = taken
+
+
 class DiskReserve(KitError):
     """Free space does not cover the reserve of full visits: no visit starts (409)."""
 
@@ -384,7 +393,7 @@ class Outbox:
         laptops = self.known_laptops(conn)
         central = self.central_certificate()
         results: list[dict[str, Any]] = []
-        failed: OutboxError | None = None
+        failed: ReceiptsPartlyTaken | None = None
 
         def take(index: int, document: Any) -> dict[str, Any]:
             result: dict[str, Any] = {"index": index}
@@ -412,10 +421,11 @@ class Outbox:
                     try:
                         results.append(take(index, document))
                     except sqlite3.Error as exc:
-                        failed = OutboxError(
+                        failed = ReceiptsPartlyTaken(
                             f"the kit's database could not record receipt {index} (bundle "
                             f"{_bundle_named(document)}): {exc}; the receipts before it are taken, "
-                            "send it again"
+                            "send it again",
+                            results,
                         )
                         break
         except sqlite3.Error as exc:
