@@ -22,7 +22,7 @@ from kitd.capture import fingerprint_quality, iris_quality, signature_quality
 from kitd.drivers.panel import PanelWiring, check_target
 from kitd.drivers.registry import BAUD_RATES, DriverSettings, device_kind
 from kitd.drivers.usbip_address import parse_backend_setting
-from kitd.durable_files import file_in_the_way
+from kitd.durable_files import why_no_folder
 from kitd.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/kitd/kitd.toml")
@@ -556,9 +556,9 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
         values[key] = value
     if not values["data_dir"]:
         raise ConfigError(f"{where}config key 'data_dir': empty (the data would land wherever kitd started)")
-    in_the_way = file_in_the_way(Path(values["data_dir"]))
-    if in_the_way is not None:
-        raise ConfigError(f"{where}config key 'data_dir': {in_the_way} is a file, not a folder")
+    blocked = why_no_folder(Path(values["data_dir"]))
+    if blocked is not None:
+        raise ConfigError(f"{where}config key 'data_dir': {blocked}")
     if values["log.level"] not in LOG_LEVELS:
         raise ConfigError(f"{where}config key 'log.level': expected one of {', '.join(LOG_LEVELS)}")
     region = values["kit.region_code"]

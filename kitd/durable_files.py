@@ -7,6 +7,7 @@ leave) or make one fail (EIO, ENOSPC); :func:`write_atomically` writes to a temp
 in the same folder, fsyncs it, renames it over the final name and fsyncs the folder, so
 that a reader (or the kit after the battery ran flat) finds either the old file or the
 whole new one, never half. Temporary names end in :data:`TEMPORARY_SUFFIX`.
+:func:`why_no_folder` says, before a long job, why a folder cannot be made where asked.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from pathlib import Path
 TEMPORARY_SUFFIX = ".part"
 
 
-def file_in_the_way(folder: Path) -> Path | None:
-    """The file, if any, at `folder` or at one of its parents: no folder can be made there."""
+def why_no_folder(folder: Path) -> str | None:
+    """Why no folder can be made at `folder`, said before anything is written: a file (or a
+    link to nowhere) there or at one of its parents. None when nothing is in the way."""
     for place in (folder, *folder.parents):
         try:
+            if place.is_symlink() and not place.exists():
+                return f"{place} is a link to nowhere ({os.readlink(place)})"
             if place.exists():
-                return None if place.is_dir() else place
+                return None if place.is_dir() else f"{place} is a file, not a folder"
         except OSError:
             return None  # not ours to judge here: using the folder says why
     return None

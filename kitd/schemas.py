@@ -1,6 +1,7 @@
 """The JSON shapes the kit exchanges — requests to the API, the signature recording, sessions,
-events — written once: the OpenAPI document publishes them (kitd.api.openapi) and the API and
-kitctl check what they are given against them (`check`), so the two cannot disagree.
+events, the daemon's answers — written once: the OpenAPI document publishes them
+(kitd.api.openapi) and the API and kitctl check what they are given against them (`check`;
+kitctl the daemon's answers too), so the two cannot disagree.
 
 `check(name, value)` validates with jsonschema (draft 2020-12, the dialect of OpenAPI 3.1) and
 raises ShapeError for the first thing wrong, in the kit's own words and naming the field:

@@ -293,6 +293,12 @@ def test_a_data_dir_that_is_a_file_or_inside_one_is_refused(tmp_path: Path) -> N
         ):
             parse_config(f'data_dir = "{data_dir}"')
     parse_config(f'data_dir = "{tmp_path / "not-yet" / "made"}"')  # a folder kitd will make
+    nowhere = tmp_path / "kitd-link"
+    nowhere.symlink_to(tmp_path / "gone")
+    with pytest.raises(
+        ConfigError, match=re.escape(f"'data_dir': {nowhere} is a link to nowhere ({tmp_path}/gone)")
+    ):
+        parse_config(f'data_dir = "{nowhere}"')
 
 
 def test_a_bad_value_names_the_file_it_is_in() -> None:

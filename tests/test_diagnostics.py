@@ -17,6 +17,7 @@ from kitd.clock import KitClock
 from kitd.services import unit_checks
 from kitd.services.diagnostics import Check, Words, finding, run_checks
 from kitd.services.unit_checks import card_wear, cpu_temperature_c, throttling_flags
+from kitd.store.diagnostics import history_limit
 
 KIT = SimpleNamespace(config=SimpleNamespace(kit_id="K-1"), clock=KitClock(None))
 FIX = Words("Perbaiki.", "Fix it.")
@@ -192,3 +193,12 @@ def test_a_check_whose_device_holds_on_does_not_hold_the_run() -> None:
 
     run, still_held = asyncio.run(scenario())
     assert run["checks"][0]["values"]["timed_out"] is True and still_held and released == [True]
+
+
+@pytest.mark.parametrize(
+    ("text", "runs"),
+    [("20", 20), ("0000005", 5), ("500", 500), ("501", None), ("0", None), ("1" + "0" * 1000, None),
+     ("-1", None), ("", None), ("٣", None), ("5 ", None)],
+)  # fmt: skip
+def test_the_history_limit_is_a_whole_number_from_1_to_500(text: str, runs: int | None) -> None:
+    assert history_limit(text) == runs

@@ -65,6 +65,8 @@ def test_fingerprint_says_what_it_wrote(start_simulator, start_kitd, tmp_path: P
     line = the_line(result, forced, "fingerprint")
     assert re.search(r", score \d+, forced \(did not pass the quality gate\)$", line), line
     assert "forced" in result.stderr  # the warning stays on stderr
+    # Why, as the daemon says it (X-Kit-Forced-Because): the checks a light press fails.
+    assert re.search(r"\(score [\d.]+; failing: [a-z_, ]+; feedback: ", result.stderr), result.stderr
 
     assert kitd.stop() == 0
     sim.control("condition good")

@@ -149,9 +149,9 @@ def test_kitctl_takes_receipts_brought_on_a_stick_and_names_each_by_its_file(tmp
     config = workdir / "kitd.toml"
     config.write_text(f'data_dir = "{workdir / "data"}"\n[kit]\nid = "{SIMULATION_KIT_ID}"\n')
 
-    def take(*files: Path) -> subprocess.CompletedProcess[str]:
+    def take(*args: Path | str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [venv_script("kitctl"), "receipts", "take", *map(str, files), "--config", str(config)],
+            [venv_script("kitctl"), "receipts", "take", *map(str, args), "--config", str(config)],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
 
@@ -176,6 +176,12 @@ def test_kitctl_takes_receipts_brought_on_a_stick_and_names_each_by_its_file(tmp
         f"{several} [1]: refused: a receipt is a signed statement: "
         '{"statement": {...}, "signature": "..."}',
         f"{several} [2] (bundle {second['bundle_id']}): accepted (now acknowledged)",
+    ]
+    again = json.loads(take(several, "--json").stdout)
+    assert [(r["file"], r["result"]) for r in again] == [
+        (f"{several} [0]", "duplicate"),
+        (f"{several} [1]", "refused"),
+        (f"{several} [2]", "duplicate"),
     ]
     # Every receipt refused: exit 1, each still named once.
     refused = tmp_path / "refused.json"

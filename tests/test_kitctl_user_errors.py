@@ -304,7 +304,7 @@ def test_a_one_frame_replay_says_why_its_passing_frame_is_not_enough(tmp_path: P
     assert f"{uri}: 1 frame passed but never 3 in a row before the replay ended (best score" in said, said
     forced = kitctl("capture", "iris", "--device", uri, "--force", "--out", str(tmp_path / "forced.png"))
     assert forced.returncode == 0 and (tmp_path / "forced.png").exists()
-    held = "its checks pass, but 1 capture passed but never 3 in a row before the replay ended)"
+    held = "its checks pass, but 1 frame passed but never 3 in a row before the replay ended)"
     assert held in forced.stderr and "failing: )" not in forced.stderr
 
 

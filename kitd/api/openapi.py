@@ -976,6 +976,11 @@ def _base_document() -> dict[str, Any]:
                                     "description": "true when the capture did not pass the gate",
                                     "schema": {"type": "string"},
                                 },
+                                "X-Kit-Forced-Because": {
+                                    "description": "With X-Kit-Forced: why, e.g. 'failing: focus' or "
+                                    "'its checks pass, but 1 frame passed but never 3 in a row within 20 s'",
+                                    "schema": {"type": "string"},
+                                },
                             },
                             "content": {
                                 "image/png": {"schema": {"type": "string", "format": "binary"}},

@@ -73,6 +73,13 @@ class GatedCapture:
     forced: bool
     reasons: list[str]
 
+    def why_forced(self) -> str:
+        """Why a forced capture is forced: its failing checks, or (when its checks pass) why
+        the gate still did not take it, e.g. never enough passes in a row."""
+        if self.report.failed_checks:
+            return f"failing: {', '.join(self.report.failed_checks)}"
+        return f"its checks pass, but {self.reasons[0]}"
+
 
 def gate_outcome(
     session: CaptureSession, force: bool, unit: str = "press", nothing: type[KitError] = NoFinger
@@ -85,18 +92,21 @@ def gate_outcome(
     if session.state == FAILED or session.result is None:
         raise nothing(session.reasons[0] if session.reasons else "capture cancelled")
     best = session.result
-    if session.state == FORCED and not force and session.not_steady:
-        needed, why = session.policy.consecutive_passes, session.reasons[0]
+    reasons = list(session.reasons)
+    if session.state == FORCED and session.not_steady:
+        # The session counts "captures"; the caller's words name what they were.
+        needed, why = session.policy.consecutive_passes, reasons[0]
         limit = why.partition(" in a row ")[2] or f"({why})"
         units = unit if session.passes == 1 else f"{unit}{'es' if unit.endswith('s') else 's'}"
-        raise NotSteady(
-            f"{session.passes} {units} passed but never {needed} "
-            f"in a row {limit} (best score {best.score:.0f})",
-            score=best.score,
-            feedback=list(best.report.feedback),
-            passes=session.passes,
-            consecutive_passes=needed,
-        )
+        reasons[0] = f"{session.passes} {units} passed but never {needed} in a row {limit}"
+        if not force:
+            raise NotSteady(
+                f"{reasons[0]} (best score {best.score:.0f})",
+                score=best.score,
+                feedback=list(best.report.feedback),
+                passes=session.passes,
+                consecutive_passes=needed,
+            )
     if session.state == FORCED and not force:
         checks = ", ".join(best.report.failed_checks) or "score"
         raise QualityGateFailed(
@@ -105,4 +115,4 @@ def gate_outcome(
             failed_checks=list(best.report.failed_checks),
             feedback=list(best.report.feedback),
         )
-    return GatedCapture(best.payload, best.report, session.state == FORCED, list(session.reasons))
+    return GatedCapture(best.payload, best.report, session.state == FORCED, reasons)

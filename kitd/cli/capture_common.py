@@ -135,13 +135,7 @@ def say_forced(detail: str) -> None:
 
 
 def forced_detail(capture: GatedCapture) -> str:
-    """Why a forced capture is forced: its failing checks, or (when its checks pass) why the
-    gate still did not take it, e.g. never enough passes in a row."""
-    score = f"score {capture.report.score:.0f}"
-    if capture.report.failed_checks:
-        return f"{score}; failing: {', '.join(capture.report.failed_checks)}"
-    why = capture.reasons[0] if capture.reasons else "it was not confirmed"
-    return f"{score}; its checks pass, but {why}"
+    return f"score {capture.report.score:.0f}; {capture.why_forced()}"
 
 
 def pick_device(client: DaemonClient, wanted: str, kind: str, noun: str) -> str:
@@ -185,7 +179,9 @@ def capture_image_through_daemon(
     forced = reply.headers.get("X-Kit-Forced") == "true"
     if forced:
         feedback = reply.headers.get("X-Kit-Feedback") or "none"
-        say_forced(f"score {reply.headers.get('X-Kit-Quality', '?')}; feedback: {feedback}")
+        why = reply.headers.get("X-Kit-Forced-Because")
+        because = f"{why}; " if why else ""
+        say_forced(f"score {reply.headers.get('X-Kit-Quality', '?')}; {because}feedback: {feedback}")
     try:
         score: float | None = float(reply.headers["X-Kit-Quality"])
     except (KeyError, ValueError):

@@ -4,7 +4,9 @@ Reaches the API over TCP (`--api URL`, with the sign-in token from `--token` or
 KITD_TOKEN) or, on the kit, over the daemon's Unix socket in data_dir (`unix:PATH`:
 no token, the caller is a technician). Without `--api` the socket is used when it is
 there, else the port file the daemon writes in data_dir (which wins over `api.port`,
-so port 0 works). Transport failures become one-line `DaemonUnreachable` errors.
+so port 0 works). Transport failures become one-line `DaemonUnreachable` errors; an answer
+unlike kitd's (not JSON, an error without kitd's message, or JSON of another shape than the
+API documents, checked by `checked_json` against kitd.schemas) a one-line `DaemonError`.
 """
 
 from __future__ import annotations
@@ -167,7 +169,9 @@ class DaemonClient:
             raise DaemonError(reply.status, code, message)
         return reply
 
-    def answer(self, method: str, path: str, shape: str, body: Any = None, timeout_s: float = 10.0) -> Any:
+    def checked_json(
+        self, method: str, path: str, body: Any = None, timeout_s: float = 10.0, *, shape: str
+    ) -> Any:
         """The JSON of `checked`'s reply, of the API's documented `shape` (a kitd.schemas name);
         DaemonError when it is not (a server other than kitd answered, or another version)."""
         reply = self.checked(method, path, body, timeout_s)
@@ -182,4 +186,4 @@ class DaemonClient:
         return payload
 
     def devices(self) -> list[dict[str, Any]]:
-        return self.answer("GET", "/api/v1/devices", "DeviceList")
+        return self.checked_json("GET", "/api/v1/devices", shape="DeviceList")

@@ -28,7 +28,7 @@ from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
 from kitd.cli.diag_report import verify_lines, write_report
 from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.cli.options import add_api_option, add_config_option, client_from_args
-from kitd.durable_files import file_in_the_way
+from kitd.durable_files import why_no_folder
 from kitd.errors import KitError
 from kitd.store.diagnostics import DEFAULT_HISTORY, MAX_HISTORY, history_limit
 
@@ -120,7 +120,7 @@ def history_lines(answer: dict[str, Any]) -> list[str]:
 
 
 def _ask(client: DaemonClient, path: str, shape: str) -> dict[str, Any]:
-    return client.answer("GET", path, shape, timeout_s=RUN_TIMEOUT_S)
+    return client.checked_json("GET", path, timeout_s=RUN_TIMEOUT_S, shape=shape)
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -160,20 +160,20 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     if args.history and (args.quick or args.out):
         return "--quick and --out run checks; --history shows stored runs: not both"
     # Said before the checks run (a minute with the devices'), not after.
-    in_the_way = None if args.out is None else file_in_the_way(args.out)
-    if in_the_way is not None:
-        return f"--out {args.out}: {in_the_way} is a file, not a folder"
+    blocked = None if args.out is None else why_no_folder(args.out)
+    if blocked is not None:
+        return f"--out {args.out}: {blocked}"
     return None
 
 
 def report(args: argparse.Namespace, client: DaemonClient) -> int:
     """Run the checks in the daemon, have it make and sign the report, and write both files."""
-    answer = client.answer(
+    answer = client.checked_json(
         "POST",
         "/api/v1/diagnostics/report",
-        "DiagnosticsReport",
         {"quick": args.quick},
         timeout_s=RUN_TIMEOUT_S,
+        shape="DiagnosticsReport",
     )
     result = answer["statement"]["run"]
     print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else "\n".join(run_lines(result)))

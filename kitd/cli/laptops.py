@@ -106,7 +106,7 @@ def _pair(args: argparse.Namespace) -> int:
     # the window all the same, so that no code is left open for anyone in reach.
     try:
         try:
-            window = client.answer("POST", "/api/v1/pairing", "PairingWindow", body)
+            window = client.checked_json("POST", "/api/v1/pairing", body, shape="PairingWindow")
         except (DaemonError, DaemonUnreachable) as exc:
             print(f"kitctl laptops pair: {exc}", file=sys.stderr)
             return 1
@@ -129,7 +129,7 @@ def _wait(client: DaemonClient, window: dict[str, Any]) -> int:
     live = sys.stdout.isatty()
     while True:
         try:
-            window = client.answer("GET", "/api/v1/pairing", "PairingWindow")
+            window = client.checked_json("GET", "/api/v1/pairing", shape="PairingWindow")
         except (DaemonError, DaemonUnreachable) as exc:
             print(f"\nkitctl laptops pair: {exc}", file=sys.stderr)
             return 1

@@ -2,7 +2,8 @@
 
 ``kitctl outbox list [--state S] [--json]`` and ``kitctl outbox show ID [--json]`` read the
 outbox's rows and summary; ``kitctl receipts take FILE...`` applies receipts brought on a
-stick (each file one receipt or a JSON array), reporting each as the API does. Works on the
+stick (each file one receipt or a non-empty JSON array), one line for each naming its file
+(``--json``: the API's results, each with its ``file``). Works on the
 database in data_dir directly, whether or not the daemon runs (SQLite takes turns). Whose
 receipts the kit takes is pairing's (kitctl laptops).
 """
@@ -156,7 +157,7 @@ def run_receipts(args: argparse.Namespace) -> int:
             ]
             results = outbox.take_receipts(conn, [d for _, documents in read for d in documents])
             if args.json:
-                print(json.dumps(results, indent=2))
+                print(json.dumps([{**r, "file": sources[r["index"]]} for r in results], indent=2))
             for r in [] if args.json else results:
                 print(_receipt_line(r, sources[r["index"]]))
             if all(r["result"] == "refused" for r in results):

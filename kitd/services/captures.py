@@ -54,13 +54,15 @@ class CaptureKind:
     run: Callable[[CaptureContext, DeviceSlot, dict[str, Any]], Awaitable[Capture]]
 
 
-def quality_headers(report: Any, forced: bool = False) -> dict[str, str]:
+def quality_headers(report: Any, forced: GatedCapture | None = None) -> dict[str, str]:
+    """The report's score and feedback; for a `forced` capture, that it is and why."""
     headers = {
         "X-Kit-Quality": f"{report.score:.1f}",
         "X-Kit-Feedback": ",".join(report.feedback),
     }
-    if forced:
+    if forced is not None:
         headers["X-Kit-Forced"] = "true"
+        headers["X-Kit-Forced-Because"] = forced.why_forced()
     return headers
 
 
@@ -119,7 +121,7 @@ async def capture_fingerprint(kit: CaptureContext, slot: DeviceSlot, options: di
     return Capture(
         body=encode_png(result.frame),
         content_type="image/png",
-        headers=quality_headers(result.report, result.forced),
+        headers=quality_headers(result.report, result if result.forced else None),
     )
 
 
@@ -156,7 +158,7 @@ async def capture_iris(kit: CaptureContext, slot: DeviceSlot, options: dict[str,
     _log_capture(slot, options, result, seq=result.frame.seq)
     headers = frame_headers(result.frame)
     if result.report is not None:
-        headers.update(quality_headers(result.report, result.forced))
+        headers.update(quality_headers(result.report, result if result.forced else None))
     return Capture(body=png, content_type="image/png", headers=headers)
 
 

@@ -2,7 +2,8 @@
 
 Its one job: store a run (kitd.services.diagnostics) with an audit entry naming its status,
 its counts and the checks not ok, in one transaction; read runs back, newest first, or one by
-its id; and one check's values across runs, oldest first, for a trend.
+its id; and one check's values across runs, oldest first, for a trend. How many runs one
+read may give (history_limit) is here for the API and kitctl both.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ DEFAULT_HISTORY = 20
 
 def history_limit(text: str) -> int | None:
     """How many runs `text` asks for (a whole number from 1 to MAX_HISTORY); None if it is not one."""
-    if text.isascii() and text.isdigit() and 1 <= int(text[:6]) <= MAX_HISTORY:
-        return int(text)
-    return None
+    if not (text.isascii() and text.isdigit()):
+        return None
+    # Six digits tell any number over MAX_HISTORY, without reading a million of them.
+    value = int(text.lstrip("0")[:6] or "0")
+    return value if 1 <= value <= MAX_HISTORY else None
 
 
 def record_run(conn: sqlite3.Connection, run: dict[str, Any], actor: str = SYSTEM) -> None:
