@@ -1290,7 +1290,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["code"],
         "properties": {
             "code": {"enum": ["not_home", "refused", "unable", "rescheduled", "cancelled"]},
-            "note": {"type": "string", "description": "Required for unable and cancelled"},
+            "note": {"type": "string", "maxLength": 1000, "description": "Required for unable and cancelled"},
             "reschedule": {
                 "type": "object",
                 "required": ["start", "end"],

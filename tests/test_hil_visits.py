@@ -433,6 +433,21 @@ def test_cancel_then_each_outcome_erases_the_order(kit, code: str) -> None:  # n
     )
     visit = act(officer, visit, "cancel")
     assert visit["state"] == "ending"
+    # A note the kit cannot keep, and a date no appointment has: 400 naming the field, and the
+    # visit still open for its outcome (it once ended in memory only, stuck until a restart).
+    for wrong, field in (
+        ({"code": "not_home", "note": "tidak ada \ud800"}, "note"),
+        (
+            {
+                "code": "rescheduled",
+                "reschedule": {"start": "0001-01-01T00:00:00+01:00", "end": "0001-01-01T01:00:00+01:00"},
+            },
+            "reschedule.start",
+        ),
+    ):
+        refused = officer.request("POST", f"/api/v1/visits/{visit['id']}/outcome", wrong)
+        assert refused.status == 400 and refused.json()["field"] == field, refused.body
+    assert officer.checked("GET", f"/api/v1/visits/{visit['id']}").json()["state"] == "ending"
     refused = officer.request("POST", f"/api/v1/visits/{visit['id']}/items/finger:1/start")
     assert refused.status == 409 and refused.json()["state"] == "ending"
     body: dict[str, Any] = {"code": code, "note": "catatan petugas"}

@@ -241,6 +241,22 @@ def test_outcomes_and_what_they_need() -> None:
             "reschedule.end",
         ),
         ("not_home", None, {"start": "x"}, "reschedule"),
+        # Notes the bundle and the database cannot carry, and appointments no order may have
+        # (0001 also overflows when moved to UTC).
+        ("not_home", "tidak ada \ud800", None, "note"),
+        ("not_home", "x" * 1001, None, "note"),
+        (
+            "rescheduled",
+            None,
+            {"start": "0001-01-01T00:00:00+01:00", "end": "0001-01-01T01:00:00+01:00"},
+            "reschedule.start",
+        ),
+        (
+            "rescheduled",
+            None,
+            {"start": "1900-12-02T09:00:00+07:00", "end": "1900-12-02T10:00:00+07:00"},
+            "reschedule.start",
+        ),
     ):
         visit = identified()
         with pytest.raises(BadVisitRequest) as refused:

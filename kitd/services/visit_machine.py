@@ -25,10 +25,12 @@ from typing import Any
 from kitd.ansi_nist_text import text_problem
 from kitd.clock import system_now
 from kitd.errors import KitError
+from kitd.store.work_orders import APPOINTMENT_YEARS
 
 STATES: tuple[str, ...] = ("identity", "capturing", "review", "ending", "finished", "ended")
 ITEM_STATUSES: tuple[str, ...] = ("pending", "capturing", "captured", "forced", "excepted", "to_retake")
 OUTCOMES: tuple[str, ...] = ("not_home", "refused", "unable", "rescheduled", "cancelled")
+MAX_OUTCOME_NOTE = 1000  # characters: a few sentences for the office, why the visit ended so
 # FGP finger positions (ANSI/NIST-ITL): 1 right thumb .. 5 right little, 6 left thumb .. 10.
 DEFAULT_FINGER_ORDER: tuple[int, ...] = tuple(range(1, 11))
 THUMBS: tuple[int, ...] = (1, 6)
@@ -409,6 +411,11 @@ class Visit:
             raise BadVisitRequest(f"code must be one of {', '.join(OUTCOMES)}", "code")
         if note is not None and not isinstance(note, str):
             raise BadVisitRequest("note must be text", "note")
+        if note is not None and len(note) > MAX_OUTCOME_NOTE:
+            raise BadVisitRequest(f"note: {len(note)} characters, at most {MAX_OUTCOME_NOTE}", "note")
+        problem = None if note is None else text_problem(note, line_breaks=True)
+        if problem:
+            raise BadVisitRequest(f"note {problem}", "note")
         if code in ("unable", "cancelled") and not (note or "").strip():
             raise BadVisitRequest(f"outcome '{code}' needs a note saying why", "note")
         slot = None
@@ -422,7 +429,8 @@ class Visit:
 
 
 def _appointment(value: Any) -> dict[str, str]:
-    """A new appointment ``{"start", "end"}``: ISO 8601 with offsets, end after start."""
+    """A new appointment ``{"start", "end"}``: ISO 8601 with offsets, in APPOINTMENT_YEARS (as
+    an imported order's), end after start."""
     if not isinstance(value, dict):
         raise BadVisitRequest("rescheduled needs reschedule {start, end}", "reschedule")
     moments = {}
@@ -434,6 +442,9 @@ def _appointment(value: Any) -> dict[str, str]:
             moment = None
         if moment is None or moment.tzinfo is None:
             raise BadVisitRequest(f"reschedule.{key} must be ISO 8601 with a UTC offset", f"reschedule.{key}")
+        first, last = APPOINTMENT_YEARS
+        if not first <= moment.year <= last:
+            raise BadVisitRequest(f"reschedule.{key} must be in {first}-{last}", f"reschedule.{key}")
         moments[key] = moment
     if moments["end"] <= moments["start"]:
         raise BadVisitRequest("reschedule.end must be after reschedule.start", "reschedule.end")

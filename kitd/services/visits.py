@@ -400,8 +400,14 @@ class VisitDesk:
         async with self._lock:
             active = self._require_active(visit_id)
             visit = active.visit
+            before = self._from_json(visit.to_json())
             visit.set_outcome(code, note, reschedule)
-            await self._close(active, code, visit.outcome["reschedule"] if visit.outcome else None, actor)
+            try:
+                await self._close(active, code, visit.outcome["reschedule"] if visit.outcome else None, actor)
+            except BaseException:
+                # Not saved: the visit stays as it was, open, so that the outcome can be given again.
+                active.visit = before
+                raise
             return visit
 
     async def cancel(self, visit_id: str, actor: str = SYSTEM) -> Visit:
