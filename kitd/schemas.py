@@ -1464,9 +1464,10 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "seconds": {
-                **_SECONDS,
-                "description": "How long the window stays open; at most network.pairing_window_s "
-                "(longer asks are cut to it).",
+                "type": "number",
+                "minimum": 1,  # a shorter window could not be used; 1e-300 opened a closed one
+                "description": "How long the window stays open, 1 s or more; at most "
+                "network.pairing_window_s (longer asks are cut to it).",
             }
         },
     },

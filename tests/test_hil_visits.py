@@ -467,6 +467,32 @@ def test_cancel_then_each_outcome_erases_the_order(kit, code: str) -> None:  # n
         assert (status, content) == ("done", None)
 
 
+def test_bodies_no_file_or_number_can_hold_are_400s_naming_where(kit) -> None:  # noqa: ANN001
+    """Text with half of a UTF-16 pair (no UTF-8 for it), nesting past what any body needs, and
+    numbers past any the kit takes: each a 400 naming where, never a 500 from deep inside."""
+    kitd, _, officer = kit
+    technician = DaemonClient(kitd.url, kitd.sign_in("technician"))
+    deep = b'{"order_id": ' + b'{"a": ' * 975 + b"1" + b"}" * 975 + b"}"
+    for client, path, body, says in (
+        (
+            officer,
+            "/api/v1/visits",
+            b'{"order_id": "\\ud800"}',
+            "order_id contains U+D800, half of a UTF-16 pair",
+        ),
+        (officer, "/api/v1/visits", b'{"\\udc00": 1}', "a field name contains U+DC00"),
+        (officer, "/api/v1/visits", deep, "nested more than 64 deep"),
+        (officer, "/api/v1/visits", b'{"order_id": 1' + b"0" * 400 + b"}", "a whole number of 401 digits"),
+        (officer, "/api/v1/visits", b'{"order_id": 1e309}', "the number 1e309 is too large"),
+        (technician, "/api/v1/diagnostics/report", b'{"run_id": "\\ud800"}', "run_id contains U+D800"),
+        (technician, "/api/v1/pairing", b'{"seconds": 1e-300}', "seconds must be 1 or more"),
+    ):
+        refused = client.request("POST", path, body, content_type="application/json")
+        assert refused.status == 400, (path, body[:40], refused.status, refused.body[:200])
+        assert says in refused.json()["message"], refused.json()
+    assert "Traceback" not in kitd.logs() and "Error handling request" not in kitd.logs()
+
+
 @pytest.fixture
 def softhsm(tmp_path: Path) -> dict[str, str]:
     """A SoftHSM2 token 'kit' of this test's own, and a 0600 file with its user PIN."""

@@ -9,6 +9,7 @@ kit's errors as HTTP (:func:`kit_error_response`) and a capture's answer.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from aiohttp import web
@@ -68,6 +69,52 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _whole_number(text: str) -> int:
+    # Python's own limit (4300 digits) speaks of sys.set_int_max_str_digits; no number the kit
+    # takes has more than a few digits.
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ValueError(f"a whole number of {len(text.lstrip('-'))} digits (at most {MAX_INTEGER_DIGITS})")
+    return int(text)
+
+
+def _finite_number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e309 reads as infinity
+        raise ValueError(f"the number {text[:30]} is too large")
+    return value
+
+
+# A body nested deeper than this is refused before any schema reads it (jsonschema's own
+# messages recurse through the value and ran out of stack near 1000 levels).
+MAX_BODY_DEPTH = 64
+MAX_INTEGER_DIGITS = 30
+
+
+def _refused_text(document: Any) -> str | None:
+    """Why a parsed body cannot be taken as it is: nested too deep, or a string (key or value)
+    with half of a UTF-16 pair (a lone \\udXXX escape: no UTF-8 for it, no file or database
+    takes it). None when it can; the path named as a schema names a field."""
+    stack: list[tuple[Any, str, int]] = [(document, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_BODY_DEPTH:
+            return f"nested more than {MAX_BODY_DEPTH} deep"
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                named = where or "a string"
+                half = ord(value[exc.start])
+                return f"{named} contains U+{half:04X}, half of a UTF-16 pair, not a character"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                stack.append((key, f"{where}.{key}" if where else "a field name", depth + 1))
+                stack.append((item, f"{where}.{key}" if where else str(key), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{n}]", depth + 1) for n, item in enumerate(value))
+    return None
+
+
 NO_BODY = object()  # what json_body returns for an empty body (not the JSON `null`)
 
 
@@ -85,11 +132,17 @@ async def json_body(request: web.Request) -> Any:
     if "Content-Type" in request.headers and not _is_json(request.content_type):
         raise UnsupportedMediaType(f"a body of {request.content_type}: this endpoint reads application/json")
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        document = json.loads(
+            raw, parse_constant=_no_constant, parse_int=_whole_number, parse_float=_finite_number
+        )
     except RecursionError:
         raise ValueError("body is not JSON this kit reads: nested too deeply") from None
     except ValueError as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
+    refused = _refused_text(document)
+    if refused is not None:
+        raise ValueError(f"body is not JSON this kit reads: {refused}")
+    return document
 
 
 class RequestRefused(Exception):
