@@ -53,10 +53,16 @@ def iso(moment: dt.datetime) -> str:
 
 def parse_time(text: str) -> dt.datetime:
     """An ISO 8601 time with its zone (``Z`` or ``+07:00``), as UTC; ValueError otherwise."""
+    # fromisoformat takes a trailing NUL and more; an ISO 8601 time is printable ASCII.
+    if not (text.isascii() and text.isprintable()):
+        raise ValueError("not an ISO 8601 time (a character no time has)")
     moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError("the time has no zone (add Z or an offset such as +07:00)")
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        raise ValueError("the time is out of range") from None
 
 
 # No time a laptop sends can be right before this software existed, or in the next century:

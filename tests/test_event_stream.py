@@ -83,6 +83,11 @@ def test_a_reconnecting_client_first_gets_what_it_missed_then_live_events() -> N
             live_only = await client.get("/events")
             replayed = await client.get("/events", headers={"Last-Event-ID": "2"})
             caught_up = await client.get("/events", headers={"Last-Event-ID": "5"})
+            # An id of thousands of digits is no id of this run: every kept event follows.
+            huge = await client.get("/events", headers={"Last-Event-ID": "9" * 5000})
+            gap, *kept = events_of(await read_stream(huge, lambda items: len(events_of(items)) == 6))
+            assert gap["type"] == "gap" and gap["data"]["last_event_id"].endswith("... (5000 characters)")
+            assert [e["id"] for e in kept] == [1, 2, 3, 4, 5]
             await asyncio.sleep(0.1)
             publish(hub, 1)
             got = events_of(await read_stream(replayed, lambda items: len(events_of(items)) == 4))

@@ -350,6 +350,10 @@ def test_a_busy_network_port_is_a_one_line_error(tmp_path: Path) -> None:
         ("bytes=0-1,5-6", None),
         ("items=0-1", None),
         ("bytes=-", None),
+        # Thousands of digits are just a large number (Python refuses int() of 4300 and more).
+        ("bytes=0-" + "9" * 5000, (0, 999)),
+        ("bytes=" + "9" * 5000 + "-", None),
+        ("bytes=-" + "9" * 5000, (0, 999)),
     ],
 )
 def test_a_byte_range_is_one_range_inside_the_file(header: str, span: tuple[int, int] | None) -> None:
@@ -750,6 +754,9 @@ def test_outcomes_follow_a_cursor(kit: NetworkKit) -> None:
     assert everything["next"] == cursors[-1]
     nothing_new = laptop.checked("GET", f"/api/v1/outcomes?after={everything['next']}")
     assert nothing_new == {"outcomes": [], "next": everything["next"]}
+    for wrong in ("after=" + "9" * 5000, "limit=" + "1" * 5000):
+        refused = laptop.request("GET", f"/api/v1/outcomes?{wrong}")
+        assert refused.status == 400 and "characters) is not a whole number" in refused.json()["message"]
     first = laptop.checked("GET", "/api/v1/outcomes?limit=1")
     assert first["outcomes"] == everything["outcomes"][:1] and first["next"] == cursors[0]
 
@@ -899,6 +906,9 @@ def test_a_laptops_time_corrects_the_kits_clock_beyond_the_skew_and_confirms_it(
         ({"laptop_time": "1970-01-01T00:00:00Z"}, "not a plausible time"),
         ({"laptop_time": "2026-11-30T12:00:00Z", "extra": 1}, "extra"),
         ({"laptop_time": 1764504000}, "laptop_time"),
+        ({"laptop_time": "2026-11-30T12:00:00Z\u0000"}, "a character no time has"),
+        ({"laptop_time": "0001-01-01T00:00:00+14:00"}, "out of range"),
+        ({"laptop_time": "9999-12-31T22:00:00-05:00"}, "out of range"),
     ],
 )
 def test_a_laptop_time_that_is_no_time_is_refused_naming_it(kit: NetworkKit, body: Any, says: str) -> None:

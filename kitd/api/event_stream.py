@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from kitd.api.requests import digits_value
 from kitd.events import EventHub
 
 KEEPALIVE_S = 15.0
@@ -30,10 +31,11 @@ def _replay(request: web.Request, events: EventHub) -> tuple[int | None, dict | 
     text = request.headers.get("Last-Event-ID", "").strip()
     if not text:
         return None, None
+    shown = text if len(text) <= 30 else f"{text[:30]}... ({len(text)} characters)"
     if not text.isascii() or not text.isdigit():
-        return None, _gap(text, events.next_id, "not an event id of this kit: only live events follow")
-    replay = events.replay(int(text))
-    return replay.after, None if replay.gap is None else _gap(text, replay.first, replay.gap)
+        return None, _gap(shown, events.next_id, "not an event id of this kit: only live events follow")
+    replay = events.replay(digits_value(text))
+    return replay.after, None if replay.gap is None else _gap(shown, replay.first, replay.gap)
 
 
 def _gap(last_event_id: str, first_id: int, reason: str) -> dict:

@@ -43,6 +43,7 @@ from kitd.api.requests import (
     RequestRefused,
     bad_request,
     checked_body,
+    digits_value,
     error_response,
     json_body,
 )
@@ -50,6 +51,7 @@ from kitd.api.routes import get_devices, get_status, json_errors
 from kitd.api.sign_in import CALLER, Caller
 from kitd.clock import KitClock, plausible_time
 from kitd.crypto.bundle import bundle_paths
+from kitd.errors import shown_value
 from kitd.kit import Kit
 from kitd.store.database import database_path, open_database
 from kitd.store.outbox import KEPT, bundle_row, laptop_by_tls_fingerprint, touch_laptop
@@ -237,10 +239,10 @@ def _whole_number(request: web.Request, name: str, default: int, lowest: int, hi
     text = request.query.get(name)
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or not lowest <= int(text) <= highest:
-        message = f"{name} {text!r} is not a whole number from {lowest} to {highest}"
+    if not (text.isascii() and text.isdigit()) or not lowest <= digits_value(text) <= highest:
+        message = f"{name} {shown_value(text)} is not a whole number from {lowest} to {highest}"
         raise RequestRefused(error_response(400, "bad_request", message, name))
-    return int(text)
+    return digits_value(text)
 
 
 async def get_outcomes(request: web.Request) -> web.Response:
@@ -294,10 +296,10 @@ def byte_range(header: str, size: int) -> tuple[int, int] | None:
         return None
     first_text, last_text = match.groups()
     if not first_text:
-        suffix = int(last_text)
+        suffix = digits_value(last_text)
         return (max(0, size - suffix), size - 1) if suffix and size else None
-    first = int(first_text)
-    last = min(int(last_text), size - 1) if last_text else size - 1
+    first = digits_value(first_text)
+    last = min(digits_value(last_text), size - 1) if last_text else size - 1
     return (first, last) if first <= last else None
 
 
