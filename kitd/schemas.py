@@ -11,6 +11,7 @@ raises ShapeError for the first thing wrong, in the kit's own words and naming t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -1562,6 +1563,14 @@ def _plain(path: list[Any]) -> str:
     return text.strip("'")
 
 
+def _json_word(value: Any) -> str:
+    """A value as the caller wrote it: true and null as JSON has them (not Python's True and
+    None), others quoted and cut as a refused value is (kitd.errors.shown_value)."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return shown_value(value)
+
+
 def describe(error: ValidationError) -> ShapeError:
     """One ValidationError in the kit's words, naming the field."""
     path = list(error.absolute_path)
@@ -1598,9 +1607,19 @@ def describe(error: ValidationError) -> ShapeError:
         return ShapeError(f"{_plain(path)} must be {bound}, not {shown_value(value)}", field)
     if kind in ("enum", "const"):
         allowed = error.validator_value if kind == "enum" else [error.validator_value]
-        return ShapeError(
-            f"{_plain(path)} must be one of {', '.join(map(str, allowed))}, not {shown_value(value)}", field
-        )
+        named = ", ".join(a if isinstance(a, str) else _json_word(a) for a in allowed)
+        if kind == "const":
+            return ShapeError(f"{_plain(path)} must be {named}, not {_json_word(value)}", field)
+        return ShapeError(f"{_plain(path)} must be one of {named}, not {_json_word(value)}", field)
+    if kind == "pattern":
+        pattern = error.validator_value
+        return ShapeError(f"{_plain(path)} {shown_value(value)} does not match {pattern}", field)
+    if kind in ("maxLength", "minLength"):
+        bound = "at most" if kind == "maxLength" else "at least"
+        return ShapeError(f"{_plain(path)}: {len(value)} characters, {bound} {error.validator_value}", field)
+    if kind in ("maxItems", "minItems"):
+        bound = "at most" if kind == "maxItems" else "at least"
+        return ShapeError(f"{_plain(path)}: {len(value)} items, {bound} {error.validator_value}", field)
     if kind in ("oneOf", "anyOf"):
         # jsonschema's own words quote the whole value, however long. With no sub-error the
         # value fits several of oneOf's shapes, not none.

@@ -105,6 +105,21 @@ def test_each_capture_request_is_in_the_document() -> None:
             "raw and force cannot both be true",
         ),
         ("IrisCaptureRequest", {"raw": True, "force": True}, "force", "raw and force cannot both be true"),
+        # A refused value is quoted cut (a 300,000-character NIP once came back whole) and
+        # JSON's words are JSON's (not Python's True and None).
+        ("SignInRequest", {"nip": "9" * 300_000, "pin": "1234"}, "nip", "(300002 characters) does not match"),
+        (
+            "NewOfficer",
+            {"nip": "1" * 18, "name": "x" * 300, "role": "officer", "pin": "482615"},
+            "name",
+            "name: 300 characters, at most 200",
+        ),
+        (
+            "VisitException",
+            {"reason": "amputated", "confirm": False},
+            "confirm",
+            "confirm must be true, not false",
+        ),
     ],
 )
 def test_a_wrong_body_is_refused_naming_the_field(
