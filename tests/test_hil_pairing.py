@@ -600,6 +600,13 @@ def test_the_pairing_port_serves_its_document_and_answers_as_it_says(kit: Pairin
             (START_PATH, b'{"laptop_name": "no spaces"}', "application/json", "laptop_name"),
             (CONFIRM_PATH, b'{"exchange": "x", "confirmation": "zz"}', "application/json", "confirmation"),
         ]
+        # One key in both jobs, or a receipts certificate to connect with: refused, no attempt used.
+        for tls, receipts, field in (
+            (laptop.tls.pem, laptop.tls.pem, "receipt_certificate"),
+            (laptop.receipts.pem, laptop.receipts.pem, "tls_certificate"),
+        ):
+            body = start_body("lap-6", tls, receipts, LaptopExchange(window["code"]))
+            malformed.append((START_PATH, json.dumps(body).encode(), "application/json", field))
         for path, data, content_type, field_named in malformed:
             status, answer = connection.send("POST", path, data, content_type)
             assert status == 400 and answer["error"] == "bad_request", (path, data, answer)

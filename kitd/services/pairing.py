@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from kitformats.pairing import (
     ATTEMPTS,
     ConfirmationFailed,
@@ -37,7 +39,7 @@ from kitformats.signing import KeyProblem
 
 from kitd.clock import KitClock
 from kitd.config import KitConfig
-from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
+from kitd.crypto.kit_keys import KitKeys, check_signing_certificate, same_key
 from kitd.errors import KitError
 from kitd.events import EventHub
 from kitd.services.audit import AuditLog
@@ -222,6 +224,19 @@ class Pairing:
             check_signing_certificate(request.receipt_certificate, "receipt_certificate")
         except KeyProblem as exc:
             raise BadPairingRequest(str(exc), "receipt_certificate") from None
+        # Two keys with two jobs (kit-sync makes them so): the one the laptop connects with and
+        # the one its receipts, which let the kit erase bundles, are signed with.
+        if not _for_tls_clients(request.tls_certificate):
+            raise BadPairingRequest(
+                "tls_certificate: not a TLS client certificate (its extendedKeyUsage lacks clientAuth)",
+                "tls_certificate",
+            )
+        if same_key(request.tls_certificate, request.receipt_certificate):
+            raise BadPairingRequest(
+                "receipt_certificate: the same key as tls_certificate: a laptop's receipts are signed "
+                "with a key of their own",
+                "receipt_certificate",
+            )
         async with self._lock:
             window = self._usable_window()
             if window.attempts_left <= 0:
@@ -428,6 +443,14 @@ class Pairing:
     def _kit_signing_certificate(self) -> str | None:
         certificate = self.kit.keys.kit_certificate()
         return None if certificate is None else _pem(certificate)
+
+
+def _for_tls_clients(certificate: x509.Certificate) -> bool:
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return ExtendedKeyUsageOID.CLIENT_AUTH in usage
 
 
 def _pem(certificate: Any) -> str:
