@@ -846,7 +846,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "device_id": {"type": "string"},
             "modality": {"enum": ["fingerprint", "iris", "signature"]},
-            "label": {"type": "string", "description": "Finger position or eye"},
+            "label": {
+                "type": "string",
+                "maxLength": 64,
+                "pattern": "^[ -~]*$",
+                "description": "Finger position or eye (e.g. finger:1, iris:right); printable ASCII",
+            },
             "category": {"enum": CATEGORIES},
         },
     },
@@ -1252,12 +1257,20 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["present", "consent_by"],
         "properties": {
-            "present": {"type": "array", "items": {"type": "string"}, "description": "Who is there, by name"},
+            "present": {
+                "type": "array",
+                "maxItems": 20,
+                "items": {"type": "string", "maxLength": 200},
+                "description": "Who is there, by name (a household's worth: at most 20)",
+            },
             "consent_by": {"enum": ["applicant", "guardian"]},
             "guardian": {
                 "type": "object",
                 "required": ["name", "relation"],
-                "properties": {"name": {"type": "string"}, "relation": {"type": "string"}},
+                "properties": {
+                    "name": {"type": "string", "maxLength": 200},
+                    "relation": {"type": "string", "maxLength": 100},
+                },
                 "description": "Required when consent_by is guardian, and for an odgj applicant",
             },
         },

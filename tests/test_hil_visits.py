@@ -490,6 +490,42 @@ def test_bodies_no_file_or_number_can_hold_are_400s_naming_where(kit) -> None:  
         refused = client.request("POST", path, body, content_type="application/json")
         assert refused.status == 400, (path, body[:40], refused.status, refused.body[:200])
         assert says in refused.json()["message"], refused.json()
+    # Lists and texts past what a living room holds, and parameters in the one documented form.
+    supervisor = DaemonClient(kitd.url, kitd.sign_in("supervisor"))
+    visit = start_visit(officer, "MJK-001")
+    crowd = {"present": ["Budi"] * 21, "consent_by": "applicant"}
+    for client, method, path, body, status, says in (
+        (
+            officer,
+            "POST",
+            f"/api/v1/visits/{visit['id']}/identity",
+            crowd,
+            400,
+            "present: 21 items, at most 20",
+        ),
+        (
+            technician,
+            "POST",
+            "/api/v1/sessions",
+            {"device_id": "iris", "modality": "iris", "category": "lansia", "label": "x" * 65},
+            400,
+            "label: 65 characters, at most 64",
+        ),
+        (supervisor, "GET", "/api/v1/orders?day=20261201", None, 400, "day '20261201' is not one YYYY-MM-DD"),
+        (
+            supervisor,
+            "GET",
+            "/api/v1/orders?day=2026-12-01&day=2026-12-02",
+            None,
+            400,
+            "is not one YYYY-MM-DD",
+        ),
+    ):
+        refused = client.request(method, path, body)
+        assert refused.status == status and says in refused.json()["message"], (path, refused.body[:300])
+    wide = b"order_id,name\nMJK-900," + b"x" * 140_000 + b"\n"
+    refused = supervisor.request("POST", "/api/v1/orders", wide, content_type="text/csv")
+    assert refused.status == 400 and refused.json()["error"] == "bad_request", refused.body[:300]
     assert "Traceback" not in kitd.logs() and "Error handling request" not in kitd.logs()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -19,9 +20,11 @@ from kitformats.work_orders import work_order_schema
 
 from kitd.api.requests import KIT_KEY, error_response
 from kitd.api.sign_in import CALLER
+from kitd.errors import shown_value
 from kitd.store.work_orders import (
     MAX_FILE_BYTES,
     OrdersRefused,
+    OrdersTooLarge,
     check_rows,
     parse_orders,
     pending_orders,
@@ -56,7 +59,7 @@ async def post_orders(request: web.Request) -> web.Response:
             data, media_type=request.content_type if "Content-Type" in request.headers else None
         )
     except OrdersRefused as exc:
-        status, code = (413, "too_large") if "limit" in str(exc) else (400, "bad_request")
+        status, code = (413, "too_large") if isinstance(exc, OrdersTooLarge) else (400, "bad_request")
         return error_response(status, code, f"orders refused whole: {exc}")
     # Checking takes seconds for a big file: off the database's thread, which signs people in.
     checked = await asyncio.get_running_loop().run_in_executor(
@@ -66,6 +69,9 @@ async def post_orders(request: web.Request) -> web.Response:
     return web.json_response(report.to_json())
 
 
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
 async def get_orders(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
     zone = kit.config["kit.timezone"]
@@ -73,10 +79,14 @@ async def get_orders(request: web.Request) -> web.Response:
     if day_text is None:
         day = kit.clock.now().astimezone(ZoneInfo(zone)).date()
     else:
+        # fromisoformat also reads 20261201 and 2026-W49-4; the parameter is documented as one form.
         try:
+            if not DAY.fullmatch(day_text) or len(request.query.getall("day")) > 1:
+                raise ValueError
             day = dt.date.fromisoformat(day_text)
         except ValueError:
-            return error_response(400, "bad_request", f"day {day_text!r} is not YYYY-MM-DD", "day")
+            said = f"day {shown_value(day_text)} is not one YYYY-MM-DD"
+            return error_response(400, "bad_request", said, "day")
     orders = await kit.in_database(pending_orders, kit.database, day, zone)
     return web.json_response(orders, headers={"Cache-Control": "no-store"})
 

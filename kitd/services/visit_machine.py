@@ -24,7 +24,7 @@ from typing import Any
 
 from kitd.ansi_nist_text import text_problem
 from kitd.clock import system_now
-from kitd.errors import KitError
+from kitd.errors import KitError, shown_value
 from kitd.store.work_orders import APPOINTMENT_YEARS
 
 STATES: tuple[str, ...] = ("identity", "capturing", "review", "ending", "finished", "ended")
@@ -261,7 +261,7 @@ class Visit:
         for field_name, text in named:
             problem = text_problem(text)
             if problem is not None:
-                raise BadVisitRequest(f"{field_name}: {text!r} {problem}", field_name)
+                raise BadVisitRequest(f"{field_name}: {shown_value(text)} {problem}", field_name)
         self.identity = {
             "present": [p.strip() for p in present],
             "consent_by": consent_by,

@@ -43,6 +43,10 @@ class OrdersRefused(KitError):
     """A whole file refused (too big, too many rows, not JSON or CSV): says why."""
 
 
+class OrdersTooLarge(OrdersRefused):
+    """A whole file refused for its size: over MAX_FILE_BYTES or MAX_ROWS (413)."""
+
+
 class UnknownOrder(KitError):
     """No work order with that id (404)."""
 
@@ -95,7 +99,7 @@ def parse_orders(data: bytes, name: str = "", media_type: str | None = None) -> 
     application/json or text/csv), else by content (a file); ``name`` only for messages."""
     label = f"{name}: " if name else ""
     if len(data) > MAX_FILE_BYTES:
-        raise OrdersRefused(f"{label}{len(data)} bytes is over the {MAX_FILE_BYTES} byte limit (10 MB)")
+        raise OrdersTooLarge(f"{label}{len(data)} bytes is over the {MAX_FILE_BYTES} byte limit (10 MB)")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -115,7 +119,7 @@ def parse_orders(data: bytes, name: str = "", media_type: str | None = None) -> 
     else:
         rows = _csv_rows(text, label)
     if len(rows) > MAX_ROWS:
-        raise OrdersRefused(f"{label}{len(rows)} rows is over the {MAX_ROWS} row limit")
+        raise OrdersTooLarge(f"{label}{len(rows)} rows is over the {MAX_ROWS} row limit")
     return rows
 
 
