@@ -813,6 +813,11 @@ def test_receipts_are_taken_only_as_the_connections_laptops_own(kit: NetworkKit)
     assert replay["results"][0]["result"] == "duplicate"
     only_theirs = laptop.request("POST", "/api/v1/receipts", theirs)
     assert only_theirs.status == 422 and only_theirs.json()["error"] == "receipts_refused"
+    # A statement that names no type or no laptop says so (not "of type 'None'").
+    for missing, says in (("type", "names no type: only laptop_receipt"), ("by", "names no laptop ('by')")):
+        bare = {"statement": {k: v for k, v in mine["statement"].items() if k != missing}, "signature": "x"}
+        answer = laptop.request("POST", "/api/v1/receipts", bare).json()
+        assert says in answer["results"][0]["reason"], answer
 
     wrong_door = laptop.checked(
         "POST", "/api/v1/central-receipts", [mine, _receipt(kit.central, "central_receipt", first, "central")]

@@ -131,11 +131,12 @@ def _bundle_named(document: Any) -> Any:
 def _refuse_unexpected(statement: dict[str, Any], kind: str | None, laptop: str | None) -> None:
     """ReceiptRefused for a receipt of another type than ``kind``, or by another than ``laptop``."""
     if kind is not None and statement.get("type") != kind:
-        raise ReceiptRefused(f"is of type {_short(statement.get('type'))!r}: only {kind} is taken here")
+        named = "names no type" if "type" not in statement else f"is of type {_short(statement['type'])!r}"
+        raise ReceiptRefused(f"{named}: only {kind} is taken here")
     if laptop is not None and statement.get("by") != laptop:
-        raise ReceiptRefused(
-            f"says it is by {_short(statement.get('by'))!r}, but it came from laptop '{laptop}'"
-        )
+        said = f"says it is by {_short(statement.get('by'))!r}"
+        named = "names no laptop ('by')" if "by" not in statement else said
+        raise ReceiptRefused(f"{named}, but it came from laptop '{laptop}'")
 
 
 def public_row(row: dict[str, Any]) -> dict[str, Any]:
