@@ -14,6 +14,8 @@ import logging
 import sys
 import time
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -68,6 +70,25 @@ def recent_lines() -> list[str] | None:
     return None
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a request its HTTP parser refuses (a line over 8190 bytes, a broken header)
+    as an error with a traceback, after answering it 400 itself: the client's mistake, not the
+    daemon's. One warning line instead, the parser's words cut."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500:
+            said = str(exc.message)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "refused a malformed HTTP request from %s: %s"
+            record.args = (
+                record.args[0] if record.args else "?",
+                said if len(said) <= 120 else f"{said[:120]}...",
+            )
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def setup_logging(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
@@ -76,3 +97,6 @@ def setup_logging(level: str = "info") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log would repeat every poll of the status page.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequests) for f in server.filters):
+        server.addFilter(MalformedRequests())
