@@ -8,6 +8,7 @@ kit's errors as HTTP (:func:`kit_error_response`) and a capture's answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import Any
@@ -50,7 +51,8 @@ def http_refusal(exc: web.HTTPException) -> web.Response:
     15.5.6)."""
     if exc.status == 413:  # the kit's own word for it, and aiohttp's limit in bytes
         return error_response(413, "too_large", f"the body is refused unread: {exc.text}")
-    response = error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    said = exc.text if exc.status == 408 and exc.text else exc.reason  # the kit's own 408 says why
+    response = error_response(exc.status, exc.reason.lower().replace(" ", "_"), said)
     if "Allow" in exc.headers:
         response.headers["Allow"] = exc.headers["Allow"]
     return response
@@ -92,6 +94,9 @@ def _finite_number(text: str) -> float:
     return value
 
 
+# A JSON body (receipts, a visit's step, a signature) is a few hundred KB at most: one that
+# stops coming (a Content-Length larger than what is sent) is answered 408, not waited for.
+BODY_WAIT_S = 60.0
 # A body nested deeper than this is refused before any schema reads it (jsonschema's own
 # messages recurse through the value and ran out of stack near 1000 levels).
 MAX_BODY_DEPTH = 64
@@ -133,7 +138,12 @@ def _is_json(content_type: str) -> bool:
 async def json_body(request: web.Request) -> Any:
     """The request's JSON body, NO_BODY when it is empty; ValueError when it is not JSON this kit
     reads, UnsupportedMediaType when its Content-Type says it is something else."""
-    raw = await request.read()
+    try:
+        raw = await asyncio.wait_for(request.read(), BODY_WAIT_S)
+    except TimeoutError:
+        length = request.content_length
+        said = f"the body did not come whole within {BODY_WAIT_S:g} s (Content-Length {length})"
+        raise web.HTTPRequestTimeout(text=said) from None
     if not raw.strip():
         return NO_BODY
     # A body with no Content-Type at all is read as JSON; one labelled otherwise is refused.
