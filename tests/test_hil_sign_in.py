@@ -229,6 +229,12 @@ def test_supervisors_manage_officers_and_their_tokens_end(start_kitd) -> None:  
     assert supervisor.request("POST", "/api/v1/officers", new).status == 409
     bad_nip = supervisor.request("POST", "/api/v1/officers", {**new, "nip": "199213022018012004"})
     assert bad_nip.status == 400 and "birth date" in bad_nip.json()["message"]
+    assert bad_nip.json()["field"] == "nip"
+    for name in ("Rina\u0000", "   "):  # refused by the roll, named as the schema's refusals are
+        bad_name = supervisor.request(
+            "POST", "/api/v1/officers", {**new, "nip": "199202022018012005", "name": name}
+        )
+        assert bad_name.status == 400 and bad_name.json()["field"] == "name", bad_name.body
     rina = DaemonClient(kitd.url)
     token = rina.checked("POST", "/api/v1/auth/signin", {"nip": new["nip"], "pin": "445566"}).json()["token"]
     rina.token = token

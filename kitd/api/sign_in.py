@@ -332,7 +332,7 @@ def _officer_error(exc: OfficerError) -> web.Response:
         return error_response(404, "unknown_officer", str(exc))
     if isinstance(exc, LastSupervisor):
         return error_response(409, "last_supervisor", str(exc))
-    return error_response(400, "bad_request", str(exc))
+    return error_response(400, "bad_request", str(exc), exc.field)
 
 
 async def get_officers(request: web.Request) -> web.Response:

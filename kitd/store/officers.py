@@ -34,7 +34,12 @@ PIN_HASHING = {"time_cost": 2, "memory_cost": 65536, "parallelism": 1}
 
 
 class OfficerError(KitError):
-    """A request about an officer that cannot be done (names the NIP and why)."""
+    """A request about an officer that cannot be done (names the NIP and why); `field`, the
+    request's field at fault, when one is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class UnknownOfficer(OfficerError):
@@ -107,17 +112,17 @@ class OfficerRoll:
         """OfficerError when an officer with these details cannot be added."""
         problems = nip_problems(nip)
         if problems:
-            raise OfficerError(problems[0])
+            raise OfficerError(problems[0], "nip")
         if not isinstance(name, str) or not name.strip():
-            raise OfficerError("name must not be empty")
+            raise OfficerError("name must not be empty", "name")
         if len(name.strip()) > MAX_NAME:
-            raise OfficerError(f"name: {len(name.strip())} characters, at most {MAX_NAME}")
+            raise OfficerError(f"name: {len(name.strip())} characters, at most {MAX_NAME}", "name")
         # The name is signed into bundles and shown on one line of the screen and the audit log.
         problem = text_problem(name.strip())
         if problem:
-            raise OfficerError(f"name {problem}")
+            raise OfficerError(f"name {problem}", "name")
         if role not in ROLES:
-            raise OfficerError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+            raise OfficerError(f"role must be one of {', '.join(ROLES)}, not {role!r}", "role")
         if self.conn.execute("SELECT 1 FROM officers WHERE nip = ?", (nip,)).fetchone():
             raise OfficerError(f"officer {nip} already exists")
 
@@ -125,7 +130,7 @@ class OfficerRoll:
         self.check_new(nip, name, role)
         problem = pin_problem(pin)
         if problem:
-            raise OfficerError(problem)
+            raise OfficerError(problem, "pin")
         now = clock_of(self.conn).now().isoformat(timespec="seconds")
         pin_hash = self.hasher.hash(pin)
         try:
