@@ -121,8 +121,10 @@ def _refused_text(document: Any) -> str | None:
                 return f"{named} contains U+{half:04X}, half of a UTF-16 pair, not a character"
         elif isinstance(value, dict):
             for key, item in value.items():
-                stack.append((key, f"{where}.{key}" if where else "a field name", depth + 1))
-                stack.append((item, f"{where}.{key}" if where else str(key), depth + 1))
+                # A key with half a pair names the field as \udXXX: the message stays UTF-8.
+                name = key.encode("utf-8", "backslashreplace").decode("utf-8")
+                stack.append((key, f"{where}.{name}" if where else "a field name", depth + 1))
+                stack.append((item, f"{where}.{name}" if where else name, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{where}[{n}]", depth + 1) for n, item in enumerate(value))
     return None
