@@ -28,7 +28,7 @@ from kitd.errors import (
     QualityGateFailed,
 )
 from kitd.kit import Kit
-from kitd.schemas import check
+from kitd.schemas import ShapeError, check
 from kitd.services.captures import Capture
 
 KIT_KEY = web.AppKey("kit", Kit)
@@ -103,30 +103,31 @@ MAX_BODY_DEPTH = 64
 MAX_INTEGER_DIGITS = 30
 
 
-def _refused_text(document: Any) -> str | None:
+def _refusal(document: Any) -> ShapeError | None:
     """Why a parsed body cannot be taken as it is: nested too deep, or a string (key or value)
     with half of a UTF-16 pair (a lone \\udXXX escape: no UTF-8 for it, no file or database
-    takes it). None when it can; the path named as a schema names a field."""
-    stack: list[tuple[Any, str, int]] = [(document, "", 0)]
+    takes it), naming where as a schema does (the top-level field, if any). None when it can."""
+    stack: list[tuple[Any, str, str | None, int]] = [(document, "", None, 0)]
     while stack:
-        value, where, depth = stack.pop()
+        value, where, field, depth = stack.pop()
         if depth > MAX_BODY_DEPTH:
-            return f"nested more than {MAX_BODY_DEPTH} deep"
+            return ShapeError(f"nested more than {MAX_BODY_DEPTH} deep", field)
         if isinstance(value, str) and not value.isascii():
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
-                named = where or "a string"
                 half = ord(value[exc.start])
-                return f"{named} contains U+{half:04X}, half of a UTF-16 pair, not a character"
+                said = f"{where or 'a string'} contains U+{half:04X}, half of a UTF-16 pair, not a character"
+                return ShapeError(said, field)
         elif isinstance(value, dict):
             for key, item in value.items():
                 # A key with half a pair names the field as \udXXX: the message stays UTF-8.
                 name = key.encode("utf-8", "backslashreplace").decode("utf-8")
-                stack.append((key, f"{where}.{name}" if where else "a field name", depth + 1))
-                stack.append((item, f"{where}.{name}" if where else name, depth + 1))
+                top = field if field is not None else name
+                stack.append((key, f"{where}.{name}" if where else "a field name", field, depth + 1))
+                stack.append((item, f"{where}.{name}" if where else name, top, depth + 1))
         elif isinstance(value, list):
-            stack.extend((item, f"{where}[{n}]", depth + 1) for n, item in enumerate(value))
+            stack.extend((item, f"{where}[{n}]", field, depth + 1) for n, item in enumerate(value))
     return None
 
 
@@ -159,9 +160,9 @@ async def json_body(request: web.Request) -> Any:
         raise ValueError("body is not JSON this kit reads: nested too deeply") from None
     except ValueError as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
-    refused = _refused_text(document)
+    refused = _refusal(document)
     if refused is not None:
-        raise ValueError(f"body is not JSON this kit reads: {refused}")
+        raise ShapeError(f"body is not JSON this kit reads: {refused}", refused.field)
     return document
 
 
