@@ -71,7 +71,7 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _whole_number(text: str) -> int:
+def _json_integer(text: str) -> int:
     # Python's own limit (4300 digits) speaks of sys.set_int_max_str_digits; no number the kit
     # takes has more than a few digits.
     if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
@@ -87,7 +87,7 @@ def digits_value(text: str) -> int:
     return int(significant) if len(significant) <= 20 else 2**64
 
 
-def _finite_number(text: str) -> float:
+def _json_real(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # 1e309 reads as infinity
         raise ValueError(f"the number {text[:30]} is too large")
@@ -140,7 +140,9 @@ def _is_json(content_type: str) -> bool:
 
 async def json_body(request: web.Request) -> Any:
     """The request's JSON body, NO_BODY when it is empty; ValueError when it is not JSON this kit
-    reads, UnsupportedMediaType when its Content-Type says it is something else."""
+    reads (ShapeError naming the field for text no file takes or nesting past MAX_BODY_DEPTH),
+    UnsupportedMediaType when its Content-Type says it is something else; HTTPRequestTimeout
+    (408) when the body stops coming."""
     try:
         raw = await asyncio.wait_for(request.read(), BODY_WAIT_S)
     except TimeoutError:
@@ -154,7 +156,7 @@ async def json_body(request: web.Request) -> Any:
         raise UnsupportedMediaType(f"a body of {request.content_type}: this endpoint reads application/json")
     try:
         document = json.loads(
-            raw, parse_constant=_no_constant, parse_int=_whole_number, parse_float=_finite_number
+            raw, parse_constant=_no_constant, parse_int=_json_integer, parse_float=_json_real
         )
     except RecursionError:
         raise ValueError("body is not JSON this kit reads: nested too deeply") from None
