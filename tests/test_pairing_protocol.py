@@ -210,10 +210,14 @@ def test_a_relay_running_spake2_with_each_side_learns_nothing_without_the_code(
 def test_messages_from_the_wrong_side_or_not_spake2_are_refused(certificates: dict[str, str]) -> None:
     kit_fp, tls_fp, receipt_fp = (fp(certificates[n]) for n in ("kit", "laptop tls", "laptop receipts"))
     kit = KitExchange(CODE, LaptopExchange(CODE).message, kit_fp, tls_fp, receipt_fp, NAME)
-    for bad in (kit.message, b"A" + b"\xff" * 32, b"C" + b"\x00" * 32):  # a reflection; garbage
+    for bad in (kit.message, b"A" + b"\xff" * 32, b"C" + b"\x00" * 32, b"A"):  # a reflection; garbage
         with pytest.raises(PairingError) as refused:
             KitExchange(CODE, bad, kit_fp, tls_fp, receipt_fp, NAME)
         assert refused.value.field == "message"
+        assert (
+            str(refused.value)
+            == f"the SPAKE2 message ({len(bad)} bytes) is not one for this side of kitd-pairing/1"
+        )
 
 
 def test_the_wire_messages_round_trip(certificates: dict[str, str]) -> None:

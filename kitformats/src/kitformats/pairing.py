@@ -143,8 +143,12 @@ def _spake2_key(side: SPAKE2_A | SPAKE2_B, inbound: bytes) -> bytes:
 
     try:
         return side.finish(inbound)
-    except (SPAKEError, ValueError) as exc:
-        raise PairingError(f"the SPAKE2 message is not one for this side: {exc}", "message") from None
+    except (SPAKEError, ValueError):
+        # The library's own words ("invalid literal for int() with base 16") say nothing to a
+        # person; what went wrong is the message.
+        raise PairingError(
+            f"the SPAKE2 message ({len(inbound)} bytes) is not one for this side of kitd-pairing/1", "message"
+        ) from None
 
 
 class LaptopExchange:
