@@ -6,6 +6,7 @@ hil.frame_code, so each test knows exactly which frames arrived and which were l
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -21,6 +22,7 @@ import pytest
 from hil import frame_code
 from hil.rig import FIXTURES, wait_until
 from kitd.config import builtin_config
+from kitd.drivers import camera_sources
 from kitd.drivers.camera_frames import FrameClock, decode_frame, exposure_flags, jpeg_problem
 from kitd.drivers.registry import device_kind, make_driver
 from kitd.drivers.uvc_camera import FrameCursor, make_camera, parse_camera_target
@@ -384,3 +386,26 @@ def test_http_camera_that_never_answers_is_gone() -> None:
         DeviceGone, match=re.escape(f"MJPEG stream http://127.0.0.1:{port}/eye.mjpg: cannot open")
     ):
         camera.open()
+
+
+def test_a_file_reads_whole_after_a_stream_set_ffmpeg_s_live_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenCV reads FFmpeg's options from the environment at each open: a stream's (probe 32
+    bytes) once stayed set for the process and its children, and a video file opened after it
+    read as no frames at all (kitctl capture on a PNG, in CI). Now set only around a stream's
+    open, and a file opens with FFmpeg's defaults whatever the environment holds."""
+    monkeypatch.setenv(camera_sources.FFMPEG_OPTIONS_VARIABLE, camera_sources.FFMPEG_LIVE_OPTIONS)
+    cv2.imwrite(str(tmp_path / "eye.png"), numbered_frame(3))
+    camera = make_camera(parse_camera_target("", f"file:{tmp_path}/eye.png", {}), fps=30)
+    frames = [frame for frame in camera.frames() if frame.intact]
+    assert len(frames) == 1, [frame.flags for frame in camera.frames()]
+    # The environment is left as it was found, by a file's open and by a stream's.
+    assert os.environ[camera_sources.FFMPEG_OPTIONS_VARIABLE] == camera_sources.FFMPEG_LIVE_OPTIONS
+    monkeypatch.delenv(camera_sources.FFMPEG_OPTIONS_VARIABLE)
+    camera_sources.ffmpeg_capture(
+        "http://127.0.0.1:9/none.mjpg",
+        camera_sources.FFMPEG_LIVE_OPTIONS,
+        [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 500],
+    ).release()
+    assert camera_sources.FFMPEG_OPTIONS_VARIABLE not in os.environ

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +35,29 @@ log = logging.getLogger("kitd.camera")
 # FFmpeg would otherwise read ahead a few frames while opening and hand them over in a burst,
 # which reads as frames missed and then frames early; one packet is enough to learn the size.
 FFMPEG_LIVE_OPTIONS = "fflags;nobuffer|probesize;32|analyzeduration;0"
+# OpenCV takes FFmpeg's options from the process's environment when a capture opens, so they
+# are set only around a stream's open: left set, a video file opened later in the daemon (or
+# in a kitctl it starts) is probed with 32 bytes and read as no frames at all.
+FFMPEG_OPTIONS_VARIABLE = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_FFMPEG_OPTIONS_LOCK = threading.Lock()
+
+
+def ffmpeg_capture(target: str, options: str | None, params: list[int] | None = None) -> Any:
+    """cv2.VideoCapture of `target` through FFmpeg with `options` (none: FFmpeg's defaults),
+    the process's environment as it was afterwards."""
+    with _FFMPEG_OPTIONS_LOCK:
+        before = os.environ.pop(FFMPEG_OPTIONS_VARIABLE, None)
+        if options is not None:
+            os.environ[FFMPEG_OPTIONS_VARIABLE] = options
+        try:
+            if params is None:
+                return cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+            return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        finally:
+            os.environ.pop(FFMPEG_OPTIONS_VARIABLE, None)
+            if before is not None:
+                os.environ[FFMPEG_OPTIONS_VARIABLE] = before
+
 
 SEQUENCE_FIELD = re.compile(r"%(0?\d*)d")
 
@@ -170,10 +194,9 @@ class CaptureSource:
         if self.mode == "file":
             if not os.path.exists(self.target):
                 raise DeviceGone(f"{self.label}: no such file")
-            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG)
+            capture = ffmpeg_capture(self.target, None)
         elif self.mode == "http":
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = FFMPEG_LIVE_OPTIONS
-            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, self._timeouts())
+            capture = ffmpeg_capture(self.target, FFMPEG_LIVE_OPTIONS, self._timeouts())
         else:
             if not os.path.exists(self.target):
                 raise DeviceGone(f"{self.label}: no such device")
