@@ -153,11 +153,16 @@ def state_problems(tree: ast.Module, where: str) -> list[str]:
     return problems
 
 
-# The one exception, and why: a PKCS#11 module's state is the process's (C_Initialize once,
+# The exceptions, and why: a PKCS#11 module's state is the process's (C_Initialize once,
 # one login per token for all sessions, no locking of its own when python-pkcs11 starts it),
 # so the registry of logins and the lock around the module's calls mirror state that exists
-# per process whatever kitd does; two kits in one process share that token state anyway.
-PROCESS_WIDE_STATE = {"kitd/crypto/pkcs11_keys.py": ("_CALLS", "_logins")}
+# per process whatever kitd does; two kits in one process share that token state anyway. And
+# the process's environment, where OpenCV reads FFmpeg's options at each open: the lock around
+# setting them for one open is as process-wide as the environment it guards.
+PROCESS_WIDE_STATE = {
+    "kitd/crypto/pkcs11_keys.py": ("_CALLS", "_logins"),
+    "kitd/drivers/camera_sources.py": ("_FFMPEG_OPTIONS_LOCK",),
+}
 
 
 def _allowed(problem: str) -> bool:
@@ -171,12 +176,12 @@ def _allowed(problem: str) -> bool:
 def test_no_module_level_mutable_state_in_kitd() -> None:
     """Tables of constants may be dicts, but no code writes to a module-level name, no module
     keeps a lock, queue or weak map of its own, and nothing says `global` (but for the
-    process's own PKCS#11 state, above)."""
+    process's own PKCS#11 state and environment, above)."""
     problems = []
     for path in kitd_modules():
         problems += state_problems(ast.parse(path.read_text()), str(path.relative_to(REPO)))
     assert not [p for p in problems if not _allowed(p)], "\n".join(problems)
-    assert len([p for p in problems if _allowed(p)]) <= 4  # the exception does not grow unseen
+    assert len([p for p in problems if _allowed(p)]) <= 5  # the exceptions do not grow unseen
 
 
 def test_the_state_check_sees_a_registry_that_running_code_writes() -> None:
