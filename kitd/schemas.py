@@ -1551,7 +1551,7 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator({"$ref": f"{COMPONENTS_URI}#/components/schemas/{name}"}, registry=registry)
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     """The JSON name of a parsed value's type (what the document holds, not Python's word for it)."""
     if isinstance(value, bool):
         return "a boolean"
@@ -1605,7 +1605,7 @@ def describe(error: ValidationError) -> ShapeError:
         expected = expected if isinstance(expected, list) else [expected]
         if expected in (["object"], ["array"]):
             container = "an object" if expected == ["object"] else "an array"
-            return ShapeError(f"{_where(path)} is {_json_type(value)}, not {container}", field)
+            return ShapeError(f"{_where(path)} is {json_type(value)}, not {container}", field)
         words = {"integer": "an integer", "number": "a number", "boolean": "true/false", "string": "a string"}
         wanted = " or ".join(words.get(t, t) for t in expected)
         return ShapeError(f"{_plain(path)} is not {wanted}: {shown_value(value)}", field)

@@ -135,7 +135,15 @@ def test_the_daemon_shows_the_outbox_and_takes_receipts(start_kitd, tmp_path, sa
     assert late.status == 422 and "revoked" in late.json()["results"][0]["reason"]
     empty = supervisor.request("POST", "/api/v1/outbox/receipts", [])
     assert empty.status == 400 and "empty" in empty.json()["message"], empty.body
-    text = supervisor.request("POST", "/api/v1/outbox/receipts", "thanks, got it")
+    # A body that is no receipt at all is a bad request, not a batch whose receipts were refused;
+    # in an array, each is judged on its own.
+    for body, kind in ((b'"thanks, got it"', "a string"), (b"null", "null"), (b"1", "a number")):
+        text = supervisor.request("POST", "/api/v1/outbox/receipts", body)
+        assert text.status == 400, text.body
+        assert text.json()["message"] == (
+            f"receipts: the body is {kind}, not a receipt (an object) or an array of them"
+        )
+    text = supervisor.request("POST", "/api/v1/outbox/receipts", ["thanks, got it"])
     assert text.status == 422 and "a receipt is a signed statement" in text.json()["results"][0]["reason"]
 
 
@@ -195,7 +203,14 @@ def test_kitctl_takes_receipts_brought_on_a_stick_and_names_each_by_its_file(tmp
     third.write_text(json.dumps(receipt(laptop, "laptop_receipt", first, "laptop-7")))
     done = take(third, empty)
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr == f"kitctl receipts take: {empty}: holds no receipt (an empty JSON array)\n"
+    assert done.stderr == f"kitctl receipts take: {empty}: holds an empty JSON array: no receipt\n"
+    number = tmp_path / "number.json"
+    number.write_text("1")
+    done = take(third, number)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (
+        f"kitctl receipts take: {number}: holds a number, not a receipt (an object) or an array of them\n"
+    )
 
 
 def test_a_restart_reports_a_lost_file_removes_leftovers_and_erases_what_was_delivered_long_ago(

@@ -522,7 +522,9 @@ OUTBOX_PATHS: dict[str, Any] = {
                     "with its reason (a signature that does not verify, another file, an unknown or "
                     "revoked key)",
                 ),
-                "400": error_answer("Not JSON, or an empty array"),
+                "400": error_answer(
+                    "Not JSON, neither a receipt (an object) nor an array, or an empty array"
+                ),
                 "413": error_answer(
                     "More than 500 receipts in one request, or a body over 1 MiB (too_large)"
                 ),

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from kitd.api.requests import KIT_KEY, NO_BODY, bad_request, error_response, json_body
 from kitd.api.sign_in import CALLER
-from kitd.services.outbox import BundleNotFound, OutboxError
+from kitd.services.outbox import BundleNotFound, NotReceipts, OutboxError, receipt_batch
 from kitd.store.outbox import STATES
 
 log = logging.getLogger("kitd.outbox")
@@ -74,9 +74,10 @@ async def take_receipts(
         return bad_request("receipts", exc)
     if body is NO_BODY:
         return error_response(400, "bad_request", "receipts: no body: a receipt or a JSON array of them")
-    documents = body if isinstance(body, list) else [body]
-    if not documents:
-        return error_response(400, "bad_request", "receipts: the array is empty")
+    try:
+        documents = receipt_batch(body)
+    except NotReceipts as exc:
+        return error_response(400, "bad_request", f"receipts: the body is {exc}")
     if len(documents) > MAX_RECEIPTS:
         return error_response(
             413, "too_large", f"receipts: {len(documents)} in one request, at most {MAX_RECEIPTS}"

@@ -23,9 +23,10 @@ from typing import Any
 from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.clock import clock_of
-from kitd.services.outbox import BundleNotFound, Outbox, OutboxError, kit_outbox
+from kitd.errors import KitError
+from kitd.services.outbox import BundleNotFound, NotReceipts, Outbox, OutboxError, kit_outbox, receipt_batch
 from kitd.services.sealing import kit_keys
-from kitd.store.outbox import STATES, LaptopError
+from kitd.store.outbox import STATES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -124,16 +125,21 @@ def run_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+class ReceiptFileError(KitError):
+    """A receipt file that cannot be read or holds no receipts (names the file)."""
+
+
 def _read_receipts(path: Path) -> list[Any]:
     try:
         document = json_document(path.read_bytes())
     except OSError as exc:
-        raise LaptopError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ReceiptFileError(f"{path}: cannot read: {exc.strerror}") from None
     except InputUnreadable as exc:
-        raise LaptopError(f"{path}: {exc}") from None
-    if document == []:
-        raise LaptopError(f"{path}: holds no receipt (an empty JSON array)")
-    return document if isinstance(document, list) else [document]
+        raise ReceiptFileError(f"{path}: {exc}") from None
+    try:
+        return receipt_batch(document)
+    except NotReceipts as exc:
+        raise ReceiptFileError(f"{path}: holds {exc}") from None
 
 
 def _receipt_line(result: dict[str, Any], source: str) -> str:
@@ -162,7 +168,7 @@ def run_receipts(args: argparse.Namespace) -> int:
                 print(_receipt_line(r, sources[r["index"]]))
             if all(r["result"] == "refused" for r in results):
                 return 1
-        except (LaptopError, OutboxError) as exc:
+        except (ReceiptFileError, OutboxError) as exc:
             for r in getattr(exc, "taken", []):  # the receipts before the one refused stand
                 print(_receipt_line(r, sources[r["index"]]))
             print(f"kitctl receipts {args.action}: {exc}", file=sys.stderr)

@@ -38,6 +38,7 @@ from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
 from kitd.crypto.receipts import KnownLaptop, check_receipt
 from kitd.durable_files import DISK, FileOps, is_temporary, make_directory, remove_durably
 from kitd.errors import KitError
+from kitd.schemas import json_type
 from kitd.store import outbox as rows
 from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import transaction
@@ -64,6 +65,23 @@ class ReceiptsPartlyTaken(OutboxError):
     def __init__(self, message: str, taken: list[dict[str, Any]]) -> None:
         super().__init__(message)
         self.taken = taken
+
+
+class NotReceipts(ValueError):
+    """A body or file that holds nothing to judge as receipts (400; says what it holds)."""
+
+
+def receipt_batch(document: Any) -> list[Any]:
+    """The receipts a parsed body or file holds: one (an object) or a non-empty array of them.
+    Each receipt in an array is judged on its own (refused with its reason); a document of
+    another shape is not a batch at all."""
+    if isinstance(document, dict):
+        return [document]
+    if not isinstance(document, list):
+        raise NotReceipts(f"{json_type(document)}, not a receipt (an object) or an array of them")
+    if not document:
+        raise NotReceipts("an empty JSON array: no receipt")
+    return document
 
 
 class DiskReserve(KitError):
