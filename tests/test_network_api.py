@@ -48,7 +48,7 @@ from hil.events import EventRecorder
 from hil.outbox_rig import central_signer, laptop_signer, open_rig, sample_captures, seal_injected
 from hil.rig import KitdProcess, venv_script, wait_until
 from hil.sample_orders import orders_csv, sample_order
-from kitd.api.network import byte_range, make_network_app
+from kitd.api.network import RangeRefused, byte_range, make_network_app
 from kitd.api.network_openapi import NETWORK_SCHEMAS, network_openapi_document
 from kitd.cli.daemon_client import DaemonClient
 from kitd.config import parse_config
@@ -344,20 +344,25 @@ def test_a_busy_network_port_is_a_one_line_error(tmp_path: Path) -> None:
         ("bytes=-5000", (0, 999)),
         ("bytes=990-5000", (990, 999)),
         ("BYTES=1-1", (1, 1)),
-        ("bytes=1000-", None),
-        ("bytes=5-4", None),
-        ("bytes=-0", None),
-        ("bytes=0-1,5-6", None),
-        ("items=0-1", None),
-        ("bytes=-", None),
+        ("bytes=1000-", "starts past the end of the 1000-byte file"),
+        ("bytes=5-4", "ends before it starts"),
+        ("bytes=-0", "asks for no byte of the 1000-byte file"),
+        ("bytes=0-1,5-6", "is not one range of bytes: bytes=FIRST-LAST"),
+        ("items=0-1", "is not one range of bytes"),
+        ("bytes=-", "is not one range of bytes"),
         # Thousands of digits are just a large number (Python refuses int() of 4300 and more).
         ("bytes=0-" + "9" * 5000, (0, 999)),
-        ("bytes=" + "9" * 5000 + "-", None),
+        ("bytes=" + "9" * 5000 + "-", "(5009 characters) starts past the end"),
         ("bytes=-" + "9" * 5000, (0, 999)),
     ],
 )
-def test_a_byte_range_is_one_range_inside_the_file(header: str, span: tuple[int, int] | None) -> None:
-    assert byte_range(header, 1000) == span
+def test_a_byte_range_is_one_range_inside_the_file(header: str, span: tuple[int, int] | str) -> None:
+    if isinstance(span, tuple):
+        assert byte_range(header, 1000) == span
+    else:
+        with pytest.raises(RangeRefused) as refused:
+            byte_range(header, 1000)
+        assert span in str(refused.value)
 
 
 # --- the store: withdrawn orders and outcomes ------------------------------------------------
@@ -444,12 +449,17 @@ def template(path: str) -> str:
 
 
 def assert_documented(method: str, path: str, answer: Answer) -> None:
-    """The answer's status is documented for the operation, and a JSON body has its shape."""
+    """The answer's status is documented for the operation, and a JSON body has its shape (a
+    HEAD is answered as its GET, without the body)."""
     document = network_openapi_document()
+    head = method == "HEAD"
+    if head:
+        method = "GET"
+        assert answer.body == b"", (path, "a HEAD answer with a body")
     responses = document["paths"][path][method.lower()]["responses"]
     assert str(answer.status) in responses, (method, path, answer.status, "undocumented status")
     content = responses[str(answer.status)].get("content", {})
-    if "application/json" not in content:
+    if "application/json" not in content or head:
         return
     pointer = "/".join(p.replace("~", "~0").replace("/", "~1") for p in ("paths", path, method.lower()))
     shape = {**document, "$ref": f"#/{pointer}/responses/{answer.status}/content/application~1json/schema"}
@@ -553,6 +563,16 @@ def test_bundles_are_listed_with_their_statements_and_come_down_whole_and_by_ran
     assert tail.status == 206 and tail.body == on_disk[-10:]
     beyond = laptop.request("GET", path, headers={"Range": f"bytes={size}-"})
     assert beyond.status == 416 and beyond.headers["Content-Range"] == f"bytes */{size}"
+    assert beyond.json() == {
+        "error": "range_not_satisfiable",
+        "message": f"Range 'bytes={size}-' starts past the end of the {size}-byte file",
+    }
+    several = laptop.request("GET", path, headers={"Range": "bytes=0-1,5-6"})
+    assert several.status == 416 and "is not one range of bytes" in several.json()["message"]
+    assert several.headers["ETag"] == etag and several.headers["Content-Range"] == f"bytes */{size}"
+    # HEAD: the same status and headers, no body.
+    bare = laptop.request("HEAD", path, headers={"Range": "items=0-1"})
+    assert bare.status == 416 and bare.body == b"" and bare.headers["Content-Range"] == f"bytes */{size}"
     # A part of another file (another ETag): the whole file, not a range of this one.
     other = laptop.request("GET", path, headers={"Range": "bytes=1000-", "If-Range": '"' + "0" * 64 + '"'})
     assert other.status == 200 and other.body == on_disk

@@ -288,19 +288,32 @@ async def get_bundles(request: web.Request) -> web.Response:
     return web.json_response({"bundles": bundles}, headers={"Cache-Control": "no-store"})
 
 
-def byte_range(header: str, size: int) -> tuple[int, int] | None:
+class RangeRefused(ValueError):
+    """A Range header the kit does not serve (416): says why."""
+
+
+ONE_RANGE = "one range of bytes: bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX"
+
+
+def byte_range(header: str, size: int) -> tuple[int, int]:
     """The one range of bytes ``header`` asks of a ``size``-byte file, (first, last) inclusive;
-    None when it is malformed, several, or outside the file (416)."""
+    RangeRefused when it is malformed, several, or outside the file."""
     match = BYTE_RANGE.fullmatch(header.strip())
     if match is None or match.group(1) == match.group(2) == "":
-        return None
+        raise RangeRefused(f"Range {shown_value(header)} is not {ONE_RANGE}")
     first_text, last_text = match.groups()
     if not first_text:
         suffix = digits_value(last_text)
-        return (max(0, size - suffix), size - 1) if suffix and size else None
+        if not suffix or not size:
+            raise RangeRefused(f"Range {shown_value(header)} asks for no byte of the {size}-byte file")
+        return (max(0, size - suffix), size - 1)
     first = digits_value(first_text)
+    if first >= size:
+        raise RangeRefused(f"Range {shown_value(header)} starts past the end of the {size}-byte file")
     last = min(digits_value(last_text), size - 1) if last_text else size - 1
-    return (first, last) if first <= last else None
+    if first > last:
+        raise RangeRefused(f"Range {shown_value(header)} ends before it starts")
+    return (first, last)
 
 
 def _open_sealed(path: Path, size: int, first: int, count: int) -> tuple[BinaryIO, bytes]:
@@ -334,6 +347,7 @@ class _Answer:
     length: int = 0
     source: BinaryIO | None = None
     chunk: bytes = b""
+    refused: str = ""  # why a range is not served (416)
 
 
 def _download_answer(
@@ -351,11 +365,11 @@ def _download_answer(
     first, last, status = 0, size - 1, 200
     # If-Range names the file the client has part of: another one gets the whole file.
     if asked is not None and if_range in (None, etag):
-        span = byte_range(asked, size)
-        if span is None:
+        try:
+            (first, last), status = byte_range(asked, size), 206
+        except RangeRefused as exc:
             headers["Content-Range"] = f"bytes */{size}"
-            return _Answer(416, headers)
-        (first, last), status = span, 206
+            return _Answer(416, headers, refused=str(exc))
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     length = last - first + 1
     source, chunk = _open_sealed(path, size, first, 0 if head else min(DOWNLOAD_CHUNK, length))
@@ -384,8 +398,10 @@ async def get_bundle_file(request: web.Request) -> web.StreamResponse:
         )
     if answer is None:
         return error_response(404, "unknown_bundle", f"no bundle '{bundle_id}' the kit still keeps")
-    if answer.source is None:
-        return web.Response(status=answer.status, headers=answer.headers)
+    if answer.source is None:  # a range not served
+        refusal = error_response(answer.status, "range_not_satisfiable", answer.refused)
+        refusal.headers.update(answer.headers)
+        return refusal
     source, chunk = answer.source, answer.chunk
     try:
         response = web.StreamResponse(status=answer.status, headers=answer.headers)

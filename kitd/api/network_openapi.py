@@ -320,10 +320,10 @@ PATHS: dict[str, Any] = {
                     },
                 },
                 "404": error_answer("No such bundle, or erased (unknown_bundle)"),
-                "416": {
-                    "description": "The range is outside the file, or not one range "
-                    "(Content-Range: bytes */SIZE)"
-                },
+                "416": error_answer(
+                    "The range is outside the file, or not one range of bytes (range_not_satisfiable, "
+                    "saying which; Content-Range: bytes */SIZE)"
+                ),
                 "503": error_answer("The bundle's file cannot be read on the kit (bundle_unavailable)"),
             },
         }
