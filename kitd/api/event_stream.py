@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from kitd.api.requests import digits_value
 from kitd.events import EventHub
+from kitd.whole_numbers import digits_value
 
 KEEPALIVE_S = 15.0
 KEEPALIVE = b": keepalive\n\n"

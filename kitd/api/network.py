@@ -43,7 +43,6 @@ from kitd.api.requests import (
     RequestRefused,
     bad_request,
     checked_body,
-    digits_value,
     error_response,
     json_body,
 )
@@ -64,6 +63,7 @@ from kitd.store.work_orders import (
     check_rows,
     replace_order,
 )
+from kitd.whole_numbers import digits_value, whole_number_in
 
 log = logging.getLogger("kitd.network")
 
@@ -239,10 +239,11 @@ def _whole_number(request: web.Request, name: str, default: int, lowest: int, hi
     text = request.query.get(name)
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or not lowest <= digits_value(text) <= highest:
+    value = whole_number_in(text, lowest, highest)
+    if value is None:
         message = f"{name} {shown_value(text)} is not a whole number from {lowest} to {highest}"
         raise RequestRefused(error_response(400, "bad_request", message, name))
-    return digits_value(text)
+    return value
 
 
 async def get_outcomes(request: web.Request) -> web.Response:

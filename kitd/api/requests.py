@@ -79,14 +79,6 @@ def _json_integer(text: str) -> int:
     return int(text)
 
 
-def digits_value(text: str) -> int:
-    """The whole number ASCII digits `text` write, saturated at 2**64 (past any id, count or
-    byte offset SQLite or a file holds): a header or parameter of thousands of digits is just
-    too large, never Python's 4300-digit ValueError."""
-    significant = text.lstrip("0") or "0"
-    return int(significant) if len(significant) <= 20 else 2**64
-
-
 def _json_real(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # 1e309 reads as infinity

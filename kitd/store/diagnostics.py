@@ -14,6 +14,7 @@ from typing import Any
 
 from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import transaction
+from kitd.whole_numbers import whole_number_in
 
 # How many runs one read of the history gives at most, and when not told.
 MAX_HISTORY = 500
@@ -22,11 +23,7 @@ DEFAULT_HISTORY = 20
 
 def history_limit(text: str) -> int | None:
     """How many runs `text` asks for (a whole number from 1 to MAX_HISTORY); None if it is not one."""
-    if not (text.isascii() and text.isdigit()):
-        return None
-    # Six digits tell any number over MAX_HISTORY, without reading a million of them.
-    value = int(text.lstrip("0")[:6] or "0")
-    return value if 1 <= value <= MAX_HISTORY else None
+    return whole_number_in(text, 1, MAX_HISTORY)
 
 
 def record_run(conn: sqlite3.Connection, run: dict[str, Any], actor: str = SYSTEM) -> None:
