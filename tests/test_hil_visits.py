@@ -613,3 +613,35 @@ def test_a_whole_visit_sealed_with_a_token_key_and_the_officers_installed_creden
         assert len(opened.transaction.fingers) == 10 and len(opened.transaction.irises) == 2
     finally:
         stop_rig(kitd, simulated)
+
+
+def test_a_retake_tapped_while_a_capture_runs_starts_a_fresh_one(kit) -> None:  # noqa: ANN001
+    """Ulangi while the reader's session is still judging presses: the old session ends and a
+    new one starts on the same reader (not 409 busy, leaving the item on a dead session). Then
+    the reader goes away mid-capture: accepting an item with no capture is refused and the
+    item stays as it was (not 'forced' in memory with nothing behind it)."""
+    kitd, sims, officer = kit
+    visit = start_visit(officer)
+    visit = act(officer, visit, "identity", {"present": ["Sumiati"], "consent_by": "applicant"})
+    vid = visit["id"]
+
+    def current() -> dict[str, Any]:
+        return items(officer.checked("GET", f"/api/v1/visits/{vid}").json())["finger:1"]
+
+    sims["fingerprint"].control("condition light")
+    sessions = {act(officer, visit, "items/finger:1/start")["items"][0]["session_id"]}
+    for attempt in range(4):
+        wait_until(lambda: "press_harder" in current()["feedback"], "finger:1 says press_harder", 60)
+        retried = officer.request("POST", f"/api/v1/visits/{vid}/items/finger:1/retry", timeout_s=30)
+        assert retried.status == 200, (attempt, retried.status, retried.body)
+        item = items(retried.json())["finger:1"]
+        assert item["status"] == "capturing" and item["session_id"] not in sessions
+        sessions.add(item["session_id"])
+    wait_until(lambda: current()["score"] is not None, "finger:1 has a score", 60)
+    sims["fingerprint"].stop()
+    kitd.wait_for_status("fingerprint", "disconnected")
+    refused = officer.request("POST", f"/api/v1/visits/{vid}/items/finger:1/accept", timeout_s=30)
+    assert refused.status == 409 and refused.json()["error"] == "wrong_state", refused.body
+    assert "no capture" in refused.json()["message"]
+    after = officer.checked("GET", f"/api/v1/visits/{vid}").json()
+    assert items(after)["finger:1"]["status"] == "capturing" and after["current"] == "finger:1"

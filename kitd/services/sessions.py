@@ -69,6 +69,7 @@ class LiveSession:
     # Set on the event loop once the session's job has returned and its device is free again:
     # the core says "ended" from the device's thread a moment before that.
     device_freed: bool = False
+    freed: asyncio.Event = field(default_factory=asyncio.Event)  # device_freed, to wait on
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
@@ -444,6 +445,7 @@ class LiveSessions:
             log.exception("session %s failed", live.id)
             live.error = f"unexpected error: {exc}"
         live.device_freed = True
+        live.freed.set()
         summary = live.summary()
         if summary["result"] is not None and not live.error:
             self.events.publish(
@@ -485,6 +487,18 @@ class LiveSessions:
                 raise SessionConflict(f"session {session_id} has already ended ({state})")
             live.cancel.set()
         return live
+
+    async def freed(self, session_id: str, timeout_s: float) -> bool:
+        """Whether session ``session_id`` has ended and freed its device, waiting up to
+        ``timeout_s`` for it (a cancelled session ends at its device's next frame or press)."""
+        live = self._sessions.get(session_id)
+        if live is None or live.device_freed:
+            return True
+        try:
+            await asyncio.wait_for(live.freed.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def result(self, session_id: str) -> Capture:
         live = self.get(session_id)

@@ -65,6 +65,8 @@ ITEM_DEVICES: dict[str, tuple[str, str]] = {
 FOLLOW_INTERVAL_S = 0.25
 # How long accept waits for a running session to hand over its best once confirmed.
 CONFIRM_WAIT_S = 10.0
+# How long a retake or an exception waits for the item's cancelled session to free its device.
+SESSION_STOP_WAIT_S = 10.0
 
 
 class VisitNotFound(KitError):
@@ -270,7 +272,7 @@ class VisitDesk:
             # The machine must allow it before a device is claimed for a session.
             self._would_allow(visit, lambda v: (v.retry_item if retry else v.start_item)(item, "check"))
             if retry:
-                self._stop_session(active, item)
+                await self._stop_session_and_wait(active, item)
             live = self._open_session(visit, item)
             (visit.retry_item if retry else visit.start_item)(item, live.id)
             active.captures.pop(item, None)
@@ -290,9 +292,10 @@ class VisitDesk:
                 if record.status == "captured":  # the session handed over a passing capture
                     await self._saved(visit, "item_accepted", item, actor)
                     return visit
-            visit.accept_item(item)
-            if item not in active.captures:
+            self._would_allow(visit, lambda v: v.accept_item(item))
+            if item not in active.captures:  # checked before the visit changes, not after
                 raise WrongState(f"item '{item}' has no capture to accept", visit.state)
+            visit.accept_item(item)
             await self._saved(visit, "item_accepted", item, actor)
             return visit
 
@@ -304,7 +307,7 @@ class VisitDesk:
             visit = active.visit
             # The machine must allow it before the running session is stopped.
             self._would_allow(visit, lambda v: v.except_item(item, reason, confirm, officer))
-            self._stop_session(active, item)
+            await self._stop_session_and_wait(active, item)
             visit.except_item(item, reason, confirm, officer)
             active.captures.pop(item, None)
             await self._saved(visit, "item_excepted", item, actor or officer)
@@ -475,6 +478,14 @@ class VisitDesk:
                 self.kit.sessions.cancel(session_id)
             except (SessionNotFound, SessionConflict):
                 pass  # it had ended already
+
+    async def _stop_session_and_wait(self, active: _Active, item: str) -> None:
+        """:meth:`_stop_session`, then its device freed (up to SESSION_STOP_WAIT_S): a retake or
+        the next item on the same device starts on a free device, not into "busy"."""
+        session_id = active.visit.item(item).session_id
+        self._stop_session(active, item)
+        if session_id and not await self.kit.sessions.freed(session_id, SESSION_STOP_WAIT_S):
+            log.warning("session %s did not end within %.0f s of its cancel", session_id, SESSION_STOP_WAIT_S)
 
     async def _follow(self, active: _Active, item: str, live: LiveSession) -> None:
         """Feed the visit the session's best as it improves; keep its capture when it ends."""
