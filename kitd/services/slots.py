@@ -233,6 +233,10 @@ class DeviceSlot:
             except asyncio.CancelledError:
                 cancel.set()
                 await asyncio.wait([future])
+                if not future.cancelled():
+                    # The job's own end (a cancelled capture raises) is read here, or asyncio
+                    # logs it with a traceback as never retrieved.
+                    future.exception()
                 if self.status == "busy":
                     self._set_status("ready", "capture abandoned by its client")
                 log.warning(
