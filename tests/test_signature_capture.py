@@ -122,11 +122,14 @@ def test_stop_reasons() -> None:
 class ScriptedPad:
     """A pad whose packets arrive at scripted times on its own clock (no I/O, no sleeping)."""
 
-    def __init__(self, arrivals: list[tuple[float, PenPacket]], gone_at: float | None = None) -> None:
+    def __init__(
+        self, arrivals: list[tuple[float, PenPacket]], gone_at: float | None = None, noise_per_read: int = 0
+    ) -> None:
         self.query = PenQuery(9600, 6000, 1023, 7)
         self.now = 0.0
         self.arrivals = arrivals
         self.gone_at = gone_at
+        self.noise_per_read = noise_per_read
         self.calls: list[str] = []
         self.counts = LineCounts()
 
@@ -145,6 +148,7 @@ class ScriptedPad:
         self.now += timeout_s
         if self.gone_at is not None and self.now >= self.gone_at:
             raise DeviceGone("pad unplugged")
+        self.counts.noise_bytes += self.noise_per_read
         due = [PenSample(t, p) for t, p in self.arrivals if self.now - timeout_s < t <= self.now]
         return due
 
@@ -171,11 +175,16 @@ def test_hovering_alone_records_until_the_time_is_up() -> None:
 
 
 def test_no_pen_packet_at_all_is_no_pen_input() -> None:
-    pad = ScriptedPad([])
-    pad.counts.noise_bytes = 12
-    with pytest.raises(NoPenInput, match=r"no pen input within 3 s; 12 bytes of line noise"):
+    pad = ScriptedPad([], noise_per_read=2)
+    pad.counts.noise_bytes = 3142  # heard by earlier recordings on the same open pad: not this one's
+    with pytest.raises(NoPenInput, match=r"no pen input within 3 s; 12[02] bytes of line noise"):
         record_signature(pad, seconds=3, clock=pad.clock)
     assert pad.calls == ["start", "stop"]
+    # A silent line: no noise to speak of, whatever earlier recordings heard.
+    quiet = ScriptedPad([])
+    quiet.counts.noise_bytes = 3142
+    with pytest.raises(NoPenInput, match=r"^no pen input within 3 s$"):
+        record_signature(quiet, seconds=3, clock=quiet.clock)
 
 
 def test_an_unplugged_pad_ends_the_recording_with_device_gone() -> None:

@@ -228,6 +228,8 @@ def record_signature(
     samples: list[PenSample] = []
     first_tip_at: float | None = None
     pad.start()
+    # The pad's counts run for as long as it is open: this recording's noise is what it adds.
+    noise_before = pad.counts.noise_bytes
     started = clock()
     try:
         while not (cancel is not None and cancel.is_set()):
@@ -248,7 +250,7 @@ def record_signature(
         raise
     pad.stop()
     if not samples:
-        noise = pad.counts.noise_bytes
+        noise = pad.counts.noise_bytes - noise_before
         heard = f"; {noise} bytes of line noise (wrong baud rate?)" if noise else ""
         raise NoPenInput(f"no pen input within {seconds:g} s{heard}")
     return signature_from_samples(query, samples)
