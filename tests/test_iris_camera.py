@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,7 +27,7 @@ from kitd.drivers import camera_sources
 from kitd.drivers.camera_frames import FrameClock, decode_frame, exposure_flags, jpeg_problem
 from kitd.drivers.registry import device_kind, make_driver
 from kitd.drivers.uvc_camera import FrameCursor, make_camera, parse_camera_target
-from kitd.errors import ConfigError, DeviceGone, EndOfStream
+from kitd.errors import ConfigError, DeviceGone, DeviceTimeout, EndOfStream
 
 REAL_EYE = FIXTURES / "open-iris" / "anonymized.png"
 
@@ -409,3 +410,24 @@ def test_a_file_reads_whole_after_a_stream_set_ffmpeg_s_live_options(
         [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 500],
     ).release()
     assert camera_sources.FFMPEG_OPTIONS_VARIABLE not in os.environ
+
+
+def test_no_intact_frame_names_the_whole_wait_and_what_the_frames_were(mjpeg_server: MjpegTestServer) -> None:
+    camera = make_camera(parse_camera_target("", mjpeg_server.url, {}), read_timeout_s=2.0)
+    frames: list[Any] = []
+    camera.subscribe(frames.append)
+    camera.open()
+    try:
+        wait_until(lambda: len(frames) >= 5, "5 frames")
+        mjpeg_server.corrupt = 10**9  # every frame truncated from now on
+        wait_until(lambda: not frames[-1].intact, "a truncated frame")
+        with pytest.raises(DeviceTimeout) as timed_out:
+            camera.next_intact(0.7)
+    finally:
+        camera.close()
+    # The wait asked for, not what was left of it when the last frame came.
+    assert re.fullmatch(
+        rf"no frame from MJPEG stream {re.escape(mjpeg_server.url)} within 0\.7 s; "
+        r"frames seen but not intact: \d+ truncated",
+        str(timed_out.value),
+    ), str(timed_out.value)

@@ -176,8 +176,15 @@ class IrisCamera:
         """Why a replay ended (None while it runs, and always for a live source)."""
         return self._ended
 
-    def wait_frame(self, after_seq: int, timeout_s: float, cancel: threading.Event | None = None) -> Frame:
-        """The newest frame numbered above `after_seq`; DeviceTimeout or EndOfStream if none comes."""
+    def wait_frame(
+        self,
+        after_seq: int,
+        timeout_s: float,
+        cancel: threading.Event | None = None,
+        waited_s: float | None = None,
+    ) -> Frame:
+        """The newest frame numbered above `after_seq`; DeviceTimeout or EndOfStream if none comes.
+        `waited_s`: the wait the timeout's message names, when this is the rest of a longer one."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while True:
@@ -190,7 +197,8 @@ class IrisCamera:
                 if remaining <= 0 or (cancel is not None and cancel.is_set()):
                     status, reason, _ = self._state
                     state = "" if status == "ready" else f" (stream {status}: {reason})"
-                    raise DeviceTimeout(f"no frame from {self.source.label} within {timeout_s:g} s{state}")
+                    said = timeout_s if waited_s is None else waited_s
+                    raise DeviceTimeout(f"no frame from {self.source.label} within {said:g} s{state}")
                 self._cond.wait(min(remaining, 0.25))
 
     def next_intact(self, timeout_s: float, cancel: threading.Event | None = None) -> Frame:
@@ -202,7 +210,7 @@ class IrisCamera:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                frame = self.wait_frame(after, max(remaining, 0.0), cancel)
+                frame = self.wait_frame(after, max(remaining, 0.0), cancel, waited_s=timeout_s)
             except DeviceTimeout as exc:
                 if seen:
                     raise DeviceTimeout(
