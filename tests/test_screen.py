@@ -442,6 +442,10 @@ def test_an_unplugged_reader_shows_in_the_status_bar_and_stops_a_visit_start(
 ) -> None:
     page = screen.page
     kit.sign_in_browser(page)
+    # Every device the kit has is named in both languages on its chip, not by its id.
+    kinds = {d["kind"] for d in kit.api("officer", "GET", "/api/v1/summary")["devices"]}
+    assert {"fingerprint", "iris_camera", "signature", "peripheral", "panel"} <= kinds
+    assert [k for k in sorted(kinds) if f"dev.{k}" not in ID or f"dev.{k}" not in EN] == []
     on(page, "orders").locator('[data-order-id="SCR-DISAB"]').click()
     detail = on(page, "order")
     start = detail.get_by_role("button", name=ID["order.start"], exact=True)

@@ -36,6 +36,7 @@ from hil.rig import simulation_officer
 from hil.sample_orders import sample_order
 from kitd.capture.fingerprint_quality import FEEDBACK_MESSAGES
 from kitd.capture.iris_quality import FEEDBACK_MESSAGES as IRIS_FEEDBACK
+from kitd.services.visit_machine import MAX_OUTCOME_NOTE
 
 KIT_ZONE = "Asia/Makassar"
 ID = catalogue("id")
@@ -311,6 +312,20 @@ def test_not_at_home_then_a_guardian_visit_rescheduled(screen: Screen, kit: Scre
     dialog = page.get_by_test_id("outcome-dialog")
     submit = dialog.get_by_test_id("outcome-submit")
     expect(submit).to_be_disabled()
+    # A note the kit refuses (a control character pasted in): the dialog stays, the note and
+    # the choice with it, and says why, in Bahasa Indonesia and then the kit's own words.
+    dialog.get_by_role("radio", name=ID["outcome.unable"]).click()
+    note = dialog.get_by_label(ID["outcome.note_needed"])
+    assert note.get_attribute("maxlength") == str(MAX_OUTCOME_NOTE)
+    note.fill("Pemohon sakit\u0007")
+    submit.click()
+    refusal = dialog.get_by_test_id("outcome-error")
+    expect(refusal).to_contain_text(ID["error.bad_request"])
+    expect(refusal.locator("[lang=en]")).to_contain_text("note")
+    expect(note).to_have_value("Pemohon sakit\u0007")
+    expect(dialog.get_by_role("radio", name=ID["outcome.unable"])).to_have_attribute("aria-checked", "true")
+    screen.look("visit-outcome-refused")
+    dialog.get_by_label(ID["outcome.note_needed"]).fill("")
     dialog.get_by_role("radio", name=ID["outcome.not_home"]).click()
     screen.look("visit-outcome")
     submit.click()
@@ -328,6 +343,13 @@ def test_not_at_home_then_a_guardian_visit_rescheduled(screen: Screen, kit: Scre
     expect(page.get_by_label(ID["identity.guardian_name"])).to_have_value("Sri Wahyuni")
     expect(page.get_by_label(ID["identity.guardian_relation"])).to_have_value("kakak")
     screen.look("visit-identity-guardian")
+    # The button follows what is typed: no guardian's name, no consent; typed again, it goes.
+    go = visit.get_by_test_id("identity-submit")
+    expect(go).to_be_enabled()
+    page.get_by_label(ID["identity.guardian_name"]).fill("")
+    expect(go).to_be_disabled()
+    page.get_by_label(ID["identity.guardian_name"]).fill("Sri Wahyuni")
+    expect(go).to_be_enabled()
     identity(page, ID)
     (active,) = kit.api("officer", "GET", "/api/v1/visits")
     kit.api("officer", "POST", f"/api/v1/visits/{active['id']}/cancel")  # the panel's Cancel

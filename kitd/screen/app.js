@@ -860,6 +860,7 @@ const EXCEPTION_REASONS = {
 };
 const OUTCOMES = ['not_home', 'refused', 'unable', 'rescheduled', 'cancelled'];
 const NEEDS_NOTE = ['unable', 'cancelled'];
+const NOTE_MAX = 1000; // characters: the daemon's limit (visit_machine.MAX_OUTCOME_NOTE)
 const OPEN = ['identity', 'capturing', 'review', 'ending'];
 const ITEM_DEVICE = { finger: 'fingerprint', thumbprint: 'fingerprint', iris: 'iris_camera', signature: 'signature' };
 const MODALITY = { finger: 'fingerprint', thumbprint: 'fingerprint', iris: 'iris', signature: 'signature' };
@@ -1195,7 +1196,28 @@ function fillLive() {
 
 // --- actions ---------------------------------------------------------------------------
 
-async function visitAct(path, body) {
+// What the daemon said of a refused visit action, in the officer's words first and, when it
+// says more than the code (which field, which item), in its own English words second.
+function visitRefusal(data) {
+  const text = apiText(data?.error, null);
+  const said = typeof data?.message === 'string' && data.error !== 'network' ? data.message : null;
+  return { text, said };
+}
+
+function refusalNote(testid) {
+  const e = S.visitError;
+  return (
+    e &&
+    el(
+      'p',
+      { class: 'msg warn', role: 'alert', 'data-testid': testid },
+      e.text,
+      e.said && el('span', { class: 'said', lang: 'en' }, e.said),
+    )
+  );
+}
+
+async function visitAct(path, body, onDone) {
   if (S.visitBusy) return null;
   S.visitBusy = true;
   S.visitError = null;
@@ -1208,6 +1230,7 @@ async function visitAct(path, body) {
   if (!S.officer || S.visit?.id !== v.id) return null;
   if (r.ok) {
     if (/\/(start|retry)$/.test(path)) S.live.session = null; // a new session: start afresh
+    if (onDone) onDone(r.data);
     S.visitShown = seq;
     setVisit(r.data);
     show('visit');
@@ -1215,7 +1238,7 @@ async function visitAct(path, body) {
     if (S.visitStale) reloadVisit();
     return r.data;
   }
-  S.visitError = apiText(r.data.error, null);
+  S.visitError = visitRefusal(r.data);
   await reloadVisit();
   show('visit');
   return null;
@@ -1297,7 +1320,7 @@ function visitScreen() {
     { class: 'visit', 'data-visit-id': v.id, 'data-state': v.state },
     head,
     el('div', { id: 'vdev' }),
-    S.visitError && el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'visit-error' }, S.visitError),
+    !S.dialog && refusalNote('visit-error'),
     withdrawnNote(v),
     precheckNote(v),
     resumedNote(v),
@@ -1428,9 +1451,14 @@ function identityView(v) {
         type: 'text',
         value: f[key],
         autocomplete: 'off',
-        oninput: (e) => (f[key] = e.target.value),
+        oninput: (e) => {
+          f[key] = e.target.value;
+          // Typing does not rebuild the form (it would lose the caret): the button follows here.
+          if (go) go.disabled = !ready();
+        },
       }),
     );
+  let go = null;
   const present = el(
     'fieldset',
     {},
@@ -1464,8 +1492,13 @@ function identityView(v) {
     if (f.consent === 'guardian') body.guardian = { name: f.gname.trim(), relation: f.grel.trim() };
     visitAct('identity', body).then((r) => r && (S.identity = null));
   };
-  const ready =
-    (f.applicant || f.companion) && (f.consent !== 'guardian' || (f.gname.trim() && f.grel.trim()));
+  const ready = () =>
+    !!((f.applicant || f.companion) && (f.consent !== 'guardian' || (f.gname.trim() && f.grel.trim())));
+  go = el(
+    'button',
+    { type: 'button', class: 'big go act', 'data-testid': 'identity-submit', disabled: !ready(), onclick: submit },
+    t('identity.submit'),
+  );
   // The button stays in sight below the form, which scrolls on a small screen.
   return el(
     'div',
@@ -1478,11 +1511,7 @@ function identityView(v) {
       who,
       guardian,
     ),
-    el(
-      'button',
-      { type: 'button', class: 'big go act', 'data-testid': 'identity-submit', disabled: !ready, onclick: submit },
-      t('identity.submit'),
-    ),
+    go,
   );
 }
 
@@ -1754,6 +1783,7 @@ function outcomeDialog(v) {
       'textarea',
       {
         id: 'outcome-note',
+        maxlength: String(NOTE_MAX),
         oninput: (e) => {
           d.note = e.target.value;
           const b = document.querySelector('[data-testid="outcome-submit"]');
@@ -1805,8 +1835,8 @@ function outcomeDialog(v) {
         start: `${d.date}T${d.from}:00${zoneOffset(d.date, d.from)}`,
         end: `${d.date}T${d.to}:00${zoneOffset(d.date, d.to)}`,
       };
-    S.dialog = null;
-    visitAct('outcome', body);
+    // The dialog stays, with what was chosen and typed, until the kit takes the outcome.
+    visitAct('outcome', body, () => (S.dialog = null));
   };
   return dialog(
     'outcome-dialog',
@@ -1849,6 +1879,7 @@ function outcomeDialog(v) {
         ),
       note,
     ),
+    refusalNote('outcome-error'),
     el(
       'div',
       { class: 'actions' },
