@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hil.rig import KitdProcess, SimulatorProcess
+from hil.rig import KitdProcess, SimulatorProcess, wait_until
 
 READER = [{"id": "fingerprint", "uri": "usb:298d:1010"}]
 
@@ -107,6 +107,24 @@ def test_unplug_while_idle_is_noticed(rig) -> None:
     sim.control("replug")
     kitd.wait_for_status("fingerprint", "ready")
     assert capture(kitd, timeout_s=5).status == 200
+
+
+def test_a_quick_unplug_and_replug_between_two_looks_is_noticed(rig) -> None:
+    """A connector that bounces: the reader is gone and back before the daemon looks again.
+    The handle open on the old device is dead; the reader is opened again at its new address,
+    and the next capture works (it failed, 'device unplugged', with the reader shown ready)."""
+    sim, kitd = rig
+    before = kitd.devices()["fingerprint"]["detail"]["usb_address"]
+    sim.control("unplug")
+    sim.control("replug")
+
+    def reopened() -> bool:
+        device = kitd.devices()["fingerprint"]
+        return device["status"] == "ready" and device["detail"]["usb_address"] != before
+
+    wait_until(reopened, "the reader opened again at its new address", 30)
+    reply = capture(kitd, timeout_s=5)
+    assert reply.status == 200, reply.body
 
 
 @pytest.mark.parametrize(

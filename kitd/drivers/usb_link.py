@@ -106,12 +106,15 @@ class UsbBulkLink:
         self._device: usb.core.Device | None = None
         self._lock = threading.Lock()
 
-    def _find(self) -> usb.core.Device | None:
+    def _find(self, at: tuple[int, int] | None = None) -> usb.core.Device | None:
+        """The device of this vendor, product (and serial); only the one at (bus, address) `at`."""
         match = None
-        if self.serial is not None:
+        if self.serial is not None or at is not None:
 
             def match(dev: usb.core.Device) -> bool:
-                return _optional_string(dev, "serial_number") == self.serial
+                if at is not None and (dev.bus, dev.address) != at:
+                    return False
+                return self.serial is None or _optional_string(dev, "serial_number") == self.serial
 
         try:
             return usb.core.find(
@@ -126,8 +129,13 @@ class UsbBulkLink:
             raise map_usb_error(exc, "USB enumeration") from None
 
     def is_present(self) -> bool:
-        """Whether the device is on the bus, by enumeration only (no transfer)."""
-        return self._find() is not None
+        """Whether the device is on the bus, by enumeration only (no transfer). Once opened, the
+        one opened: unplugged and plugged back in between two looks (a loose connector), it
+        comes back at a new address, and the handle open on the old one is dead."""
+        opened = self._device
+        if opened is None:
+            return self._find() is not None
+        return self._find(at=(opened.bus, opened.address)) is not None
 
     def open(self) -> UsbFacts:
         """Find the device, make sure it is configured, claim the interface."""
