@@ -7,6 +7,7 @@ simulator sent is accounted for.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -167,3 +168,29 @@ def test_simulator_restart_and_stall_resume_by_themselves(start_simulator, start
     finally:
         viewer.stop()
     assert viewer.error is None
+
+
+def test_a_camera_that_stops_streaming_mid_capture_is_said_gone_not_blamed_on_the_eye(
+    start_simulator, start_kitd
+) -> None:
+    """A gated capture of a closed eye; the camera stalls a moment in: the capture ends saying
+    the camera stopped streaming (503), not, at its time limit, that the eye should open wider."""
+    sim, kitd = start_eye_kit(start_simulator, start_kitd)
+    sim.control("set eyelid=0")
+    answers: list = []
+    asking = threading.Thread(
+        target=lambda: answers.append(
+            kitd.client.request("POST", "/api/v1/devices/iris/capture", {"timeout_s": 60}, timeout_s=90)
+        )
+    )
+    asking.start()
+    try:
+        kitd.wait_for_status("iris", "busy")
+        sim.control("fault stall")
+    finally:
+        asking.join(timeout=120)
+    (reply,) = answers
+    assert reply.status == 503 and reply.json()["error"] == "disconnected", reply.body
+    assert "stopped streaming during the capture" in reply.json()["message"]
+    sim.control("fault clear")
+    kitd.wait_for_status("iris", "ready")

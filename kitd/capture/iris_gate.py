@@ -23,10 +23,13 @@ from kitd.capture.gate import GatedCapture, gate_outcome, run_gate
 from kitd.capture.session import CaptureSession, SessionPolicy
 from kitd.drivers.camera_frames import Frame, describe_flags
 from kitd.drivers.uvc_camera import IrisCamera
-from kitd.errors import DeviceTimeout, EndOfStream
+from kitd.errors import DeviceGone, DeviceTimeout, EndOfStream
 
 Assess = Callable[[Frame], Any]  # assess(frame) -> report
 NEWEST_WAIT_S = 0.5  # a gate with no new frame this long looks at its clock again
+# A camera not streaming this long ends a gate's wait as gone: a stall of a second or two
+# (the driver reopens the stream) is ridden out, a camera that died is not blamed on the eye.
+CAMERA_LOST_S = 3.0
 
 
 class Judge(Protocol):
@@ -54,9 +57,22 @@ def newest_frames(
     after = latest.seq if latest is not None else 0  # the newest frame first
     offered: Frame | None = None
     started_after = after
+    lost_since: float | None = None
+
+    def not_streaming() -> None:
+        """DeviceGone once the camera has been other than ready for CAMERA_LOST_S."""
+        nonlocal lost_since
+        status, reason, _ = camera.live_status()
+        if status == "ready":
+            lost_since = None
+            return
+        now = time.monotonic()
+        lost_since = now if lost_since is None else lost_since
+        if now - lost_since >= CAMERA_LOST_S:
+            raise DeviceGone(f"the iris camera stopped streaming during the capture ({status}: {reason})")
 
     def next_frame() -> Frame | None:
-        nonlocal after, offered
+        nonlocal after, offered, lost_since
         if judge is not None:
             # Nothing will be judged before then: do not wake for the frames in between.
             pause = min(judge.due_in(), max(0.0, deadline()))
@@ -69,7 +85,9 @@ def newest_frames(
         try:
             frame = camera.wait_frame(after, wait, cancel)
         except DeviceTimeout:
+            not_streaming()
             return None
+        lost_since = None
         after = frame.seq
         if judge is None:
             return frame if frame.intact else None
