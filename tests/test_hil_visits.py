@@ -433,6 +433,13 @@ def test_cancel_then_each_outcome_erases_the_order(kit, code: str) -> None:  # n
     )
     visit = act(officer, visit, "cancel")
     assert visit["state"] == "ending"
+    # A Cancel by mistake: carried on, the visit is back at its first item; cancelled again.
+    visit = act(officer, visit, "carry-on")
+    assert (visit["state"], visit["current"]) == ("capturing", "finger:1")
+    again = officer.request("POST", f"/api/v1/visits/{visit['id']}/carry-on")
+    assert again.status == 409 and again.json()["state"] == "capturing", again.body
+    visit = act(officer, visit, "cancel")
+    assert visit["state"] == "ending"
     # A note the kit cannot keep, and a date no appointment has: 400 naming the field, and the
     # visit still open for its outcome (it once ended in memory only, stuck until a restart).
     for wrong, field in (

@@ -82,6 +82,7 @@ ACTIONS: dict[str, Callable[[Visit], object]] = {
     "except": lambda v: v.except_item("finger:2", "bandaged", True, BUDI),
     "finish": lambda v: v.finish(),
     "cancel": lambda v: v.cancel(),
+    "carry_on": lambda v: v.carry_on(),
     "outcome": lambda v: v.set_outcome("not_home"),
 }
 ALLOWED: dict[str, set[str]] = {
@@ -92,6 +93,7 @@ ALLOWED: dict[str, set[str]] = {
     "except": {"capturing", "review"},
     "finish": {"review"},
     "cancel": {"identity", "capturing", "review", "ending"},
+    "carry_on": {"ending"},
     "outcome": {"identity", "capturing", "review", "ending"},
 }
 
@@ -271,6 +273,32 @@ def test_outcomes_and_what_they_need() -> None:
     visit.set_outcome("rescheduled", "keluarga minta besok", tomorrow)
     assert visit.state == "ended"
     assert visit.outcome == {"code": "rescheduled", "note": "keluarga minta besok", "reschedule": tomorrow}
+
+
+def test_carry_on_after_a_cancel_goes_back_to_the_work_it_left() -> None:
+    """A Cancel held by mistake: back to the review with every capture, to the item reached,
+    or to the identity when none was recorded."""
+    visit = in_review()
+    visit.cancel()
+    visit.carry_on()
+    assert (visit.state, visit.current) == ("review", None)
+    assert all(i.status == "captured" for i in visit.items)
+    visit = identified()
+    capture(visit, "finger:1")
+    visit.start_item("finger:2", "s-2")
+    visit.session_best("finger:2", "s-2", 30.0, False, ["press_harder"], ["min_score"])
+    visit.cancel()
+    visit.carry_on()
+    # The stopped session's item is current again, its best kept; a retry starts it afresh.
+    assert (visit.state, visit.current) == ("capturing", "finger:2")
+    assert visit.item("finger:2").status == "capturing" and visit.item("finger:2").session_id is None
+    visit.retry_item("finger:2", "s-3")
+    visit = new_visit()
+    visit.cancel()
+    visit.carry_on()
+    assert (visit.state, visit.current) == ("identity", None)
+    visit.record_identity(["Sumiati"], "applicant")
+    assert visit.state == "capturing"
 
 
 def test_a_restart_resumes_with_captures_to_retake() -> None:

@@ -459,6 +459,9 @@ VISIT_PATHS: dict[str, Any] = {
         "VisitOutcome",
     ),
     "/api/v1/visits/{id}/cancel": _visit_action("Stop capturing until an outcome is given (state ending)"),
+    "/api/v1/visits/{id}/carry-on": _visit_action(
+        "Back from ending to the work (a Cancel by mistake): the identity, the next item or the review"
+    ),
 }
 
 

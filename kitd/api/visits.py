@@ -158,6 +158,10 @@ async def post_cancel(request: web.Request) -> web.Response:
     return await _answer(request.app[KIT_KEY].visits.cancel(request.match_info["id"], _actor(request)))
 
 
+async def post_carry_on(request: web.Request) -> web.Response:
+    return await _answer(request.app[KIT_KEY].visits.carry_on(request.match_info["id"], _actor(request)))
+
+
 async def get_item_capture(request: web.Request) -> web.Response:
     try:
         capture = request.app[KIT_KEY].visits.capture(request.match_info["id"], request.match_info["item"])
@@ -180,3 +184,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(base + "/{id}/finish", post_finish)
     app.router.add_post(base + "/{id}/outcome", post_outcome)
     app.router.add_post(base + "/{id}/cancel", post_cancel)
+    app.router.add_post(base + "/{id}/carry-on", post_carry_on)

@@ -236,7 +236,8 @@ class Panel:
 
     def _visit_changed(self, data: dict[str, Any]) -> None:
         change, status = data.get("change"), data.get("status")
-        if change in ("item_started", "item_retried", "started", "resumed", "identity", "ending"):
+        fresh = ("item_started", "item_retried", "started", "resumed", "identity", "ending", "carried_on")
+        if change in fresh:
             self._failed = False
         if change in ("item_started", "item_retried"):
             self._last_done = None

@@ -10,8 +10,9 @@ captures lived only in memory marked ``to_retake``. The clock is injectable.
 
 States: ``identity`` (who is present, who consents) -> ``capturing`` (ten fingers, two
 irises, the signature or a thumbprint in its place) -> ``review`` (every item done) ->
-``finished``. ``cancel`` puts a visit in ``ending``; an outcome (not at home, refused,
-unable, rescheduled, cancelled) ends it from any state before ``finished``: ``ended``.
+``finished``. ``cancel`` puts a visit in ``ending``, from which ``carry_on`` goes back to the
+work; an outcome (not at home, refused, unable, rescheduled, cancelled) ends it from any state
+before ``finished``: ``ended``.
 """
 
 from __future__ import annotations
@@ -403,6 +404,18 @@ class Visit:
             if item.status == "capturing":
                 item.session_id = None  # the running session is abandoned; its best stays
         self.state, self.current = "ending", None
+
+    def carry_on(self) -> None:
+        """Back from ``ending`` to the work (a Cancel held by mistake): the identity when none
+        was recorded, else the next item needing work, or the review when every item is done.
+        A session the cancel stopped is not running: its item is retaken."""
+        self._require(("ending",), "carry on with")
+        self._touch()
+        if self.identity is None:
+            self.state, self.current = "identity", None
+            return
+        self.state = "capturing"
+        self._advance()
 
     def set_outcome(self, code: Any, note: Any = None, reschedule: Any = None) -> None:
         """End a visit that cannot finish: not at home, refused, unable, rescheduled, cancelled."""

@@ -423,6 +423,14 @@ class VisitDesk:
             await self._saved(visit, "ending", actor=actor)
             return visit
 
+    async def carry_on(self, visit_id: str, actor: str = SYSTEM) -> Visit:
+        """Back from ``ending`` to the work, nothing captured lost (Visit.carry_on)."""
+        async with self._lock:
+            active = self._require_active(visit_id)
+            active.visit.carry_on()
+            await self._saved(active.visit, "carried_on", actor=actor)
+            return active.visit
+
     async def withdraw_order(self, order_id: str, actor: str = SYSTEM) -> dict[str, Any]:
         """The office takes order ``order_id`` back (kitd.store.work_orders.withdraw_order). If
         its visit is running, the visit is flagged ``order_withdrawn`` (saved with the order's
