@@ -276,7 +276,22 @@ def test_amputated_fingers_a_blind_eye_and_a_thumbprint_in_english(screen: Scree
             expect(mark(page, item)).to_contain_text("✕")
         for item in FINGERS[2:]:
             take(page, item, EN)
-        take(page, "iris:right", EN)
+        # An eye that stays shut until the time limit: the screen stops coaching and says
+        # what is left to do; opened, a retry captures it.
+        eye = kit.sims["iris_camera"]
+        eye.control("set eyelid=0")
+        try:
+            expect(page.get_by_test_id("item-title")).to_have_text(item_words("iris:right", EN))
+            action(page, EN, "action.start").click()
+            feedback = page.get_by_test_id("feedback")
+            expect(feedback).to_have_attribute("data-code", "timed_out", timeout=CAPTURE_S)
+            expect(feedback).to_have_text(
+                fill(EN["capture.timed_out"], retry=EN["action.retry"], accept=EN["action.accept"])
+            )
+            screen.look("visit-iris-timed-out")
+        finally:
+            eye.control("set eyelid=1")
+        take(page, "iris:right", EN, start="action.retry")
         action(page, EN, "action.except").click()
         dialog = page.get_by_test_id("except-dialog")
         # An eye's reasons, not a finger's.
@@ -354,6 +369,14 @@ def test_not_at_home_then_a_guardian_visit_rescheduled(screen: Screen, kit: Scre
     (active,) = kit.api("officer", "GET", "/api/v1/visits")
     kit.api("officer", "POST", f"/api/v1/visits/{active['id']}/cancel")  # the panel's Cancel
     dialog = page.get_by_test_id("outcome-dialog")
+    expect(dialog).to_be_visible(timeout=10_000)
+    expect(visit).to_have_attribute("data-state", "ending")
+    # Held by mistake: back to the visit, at its first item; then the Cancel meant.
+    dialog.get_by_test_id("outcome-carry-on").click()
+    expect(visit).to_have_attribute("data-state", "capturing")
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id("item-title")).to_have_text(ID["finger.1"])
+    kit.api("officer", "POST", f"/api/v1/visits/{active['id']}/cancel")
     expect(dialog).to_be_visible(timeout=10_000)
     expect(visit).to_have_attribute("data-state", "ending")
     dialog.get_by_role("radio", name=ID["outcome.rescheduled"]).click()

@@ -1026,6 +1026,10 @@ function onLiveEvent(type, e) {
       S.live.failed = true;
       fillLive();
       updateDynamic();
+    } else if (d.outcome === 'forced') {
+      // The time limit came with nothing passing: coaching on would be for nothing.
+      S.live.timedOut = true;
+      fillLive();
     }
     reloadVisit();
   }
@@ -1168,6 +1172,10 @@ function fillLive() {
     text = t('capture.failed');
     tone = 'warn';
     code = 'failed';
+  } else if (L.timedOut) {
+    text = t('capture.timed_out', { retry: t('action.retry'), accept: t('action.accept') });
+    tone = 'warn';
+    code = 'timed_out';
   } else if (!L.session) text = t(cur?.status === 'to_retake' ? 'capture.retake' : 'capture.ready');
   else if (L.feedback?.length) {
     code = L.feedback[0];
@@ -1888,6 +1896,18 @@ function outcomeDialog(v) {
         { type: 'button', 'data-testid': 'outcome-close', onclick: closeDialog },
         t(v.state === 'ending' ? 'outcome.later' : 'dialog.cancel'),
       ),
+      // The kit's Cancel held by mistake: back to the work, nothing captured lost.
+      v.state === 'ending' &&
+        el(
+          'button',
+          {
+            type: 'button',
+            class: 'act',
+            'data-testid': 'outcome-carry-on',
+            onclick: () => visitAct('carry-on', undefined, () => (S.dialog = null)),
+          },
+          t('outcome.carry_on'),
+        ),
       el(
         'button',
         { type: 'button', class: 'primary act', 'data-testid': 'outcome-submit', disabled: !ok, onclick: submit },
