@@ -247,6 +247,7 @@ class MjpegTestServer:
         self.fps, self.port = fps, port
         self.stall = threading.Event()
         self.drop = self.corrupt = 0
+        self.cut_after: int | None = None  # frames a connection gets before it is closed
         self.t0 = time.monotonic()
         self.server: ThreadingHTTPServer | None = None
         self.start()
@@ -259,7 +260,11 @@ class MjpegTestServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
                 self.end_headers()
+                sent = 0
                 while owner.server is not None:
+                    if owner.cut_after is not None and sent >= owner.cut_after:
+                        return
+                    sent += 1
                     number = owner.wait_tick()
                     jpeg = owner.frame(number)
                     if jpeg is None:
@@ -431,3 +436,25 @@ def test_no_intact_frame_names_the_whole_wait_and_what_the_frames_were(mjpeg_ser
         r"frames seen but not intact: \d+ truncated",
         str(timed_out.value),
     ), str(timed_out.value)
+
+
+def test_a_stream_that_opens_and_dies_at_once_is_reopened_ever_later(mjpeg_server: MjpegTestServer) -> None:
+    """Each connection gives a frame and closes: the driver waits longer before each reopen,
+    up to reconnect_max_s (it reopened at once, several times a second, logging each)."""
+    camera = make_camera(
+        parse_camera_target("", mjpeg_server.url, {}),
+        read_timeout_s=0.5,
+        reconnect_min_s=0.1,
+        reconnect_max_s=0.4,
+    )
+    frames: list[Any] = []
+    camera.subscribe(frames.append)
+    camera.open()
+    try:
+        wait_until(lambda: len(frames) >= 5, "5 frames")
+        mjpeg_server.cut_after = 1
+        wait_until(lambda: "reopening in 0.4 s" in camera.live_status()[1], "a reopen after 0.4 s")
+        mjpeg_server.cut_after = None
+        wait_until(lambda: camera.live_status()[0] == "ready", "ready again")
+    finally:
+        camera.close()

@@ -43,6 +43,9 @@ from kitd.errors import ConfigError, DeviceGone, DeviceTimeout, EndOfStream
 
 log = logging.getLogger("kitd.camera")
 
+# Seconds a reopened stream must keep delivering before its next loss reopens at once again.
+STEADY_S = 5.0
+
 
 # ---- the driver ------------------------------------------------------------------------
 class IrisCamera:
@@ -246,6 +249,7 @@ class IrisCamera:
         pace = 1.0 / source.nominal_fps()
         next_due = time.monotonic()
         repeated_since: float | None = None
+        opened_at: float | None = None  # until the stream has held STEADY_S: then backoff resets
         while not self._stop.is_set():
             if not self._opened:
                 try:
@@ -257,7 +261,7 @@ class IrisCamera:
                     continue
                 self._opened = True
                 self.stats.reopens += 1
-                backoff.reset()
+                opened_at = time.monotonic()
                 self._set_state("ready", "streaming again")
             try:
                 raw = source.read()
@@ -268,8 +272,15 @@ class IrisCamera:
                     self._cond.notify_all()
                 return
             except (DeviceGone, DeviceTimeout) as exc:
-                self._release(f"stalled, reopening: {exc}")
+                # A stream that opens and dies again at once waits longer each time (else it
+                # reopens several times a second, two log lines each).
+                delay = backoff.next_delay()
+                self._release(f"stalled, reopening in {delay:g} s: {exc}")
+                self._stop.wait(delay)
                 continue
+            if opened_at is not None and time.monotonic() - opened_at >= STEADY_S:
+                backoff.reset()
+                opened_at = None
             frame = self._inspector.inspect(raw, source.expected_size(), source.live)
             if frame.image is not None and source.live:
                 if "repeated" in frame.flags:
