@@ -36,8 +36,17 @@ class FakeCamera:
     """A FrameStream whose thread hands `image` to subscribers at `fps`, skipping every
     `drop_every`th frame (its successor then says one missed)."""
 
-    def __init__(self, image: np.ndarray, detail: dict[str, Any], fps: float = 30.0, drop_every: int = 0):
+    def __init__(
+        self,
+        image: np.ndarray,
+        detail: dict[str, Any],
+        fps: float = 30.0,
+        drop_every: int = 0,
+        flags: frozenset[str] = frozenset(),
+        reopen_every: int = 0,
+    ):
         self.image, self.detail, self.fps, self.drop_every = image, detail, fps, drop_every
+        self.flags, self.reopen_every = flags, reopen_every
         self.subscribers: list[Callable[[Frame], None]] = []
         self._latest: Frame | None = None
         self.stop = threading.Event()
@@ -52,7 +61,9 @@ class FakeCamera:
                 missed += 1
                 continue
             seq += 1
-            frame = Frame(seq, self.image, time.monotonic(), time.time(), missed=missed)
+            if self.reopen_every and seq % self.reopen_every == 0:
+                self.detail["reopens"] = self.detail.get("reopens", 0) + 1
+            frame = Frame(seq, self.image, time.monotonic(), time.time(), missed=missed, flags=self.flags)
             missed = 0
             self._latest = frame
             for callback in list(self.subscribers):
@@ -169,6 +180,25 @@ def test_a_lower_mode_a_dropping_stream_and_a_capped_lens_are_told() -> None:
     assert "illuminator" in found["exposure"]["message"]["en"]
     assert "uncover the lens" in found["exposure"]["message"]["en"]
     assert found["focus"]["status"] == "not_available"  # not judged on a black frame
+
+
+def test_a_frozen_camera_fails_and_one_that_keeps_reopening_is_told() -> None:
+    """The same picture over and over (the driver flags each 'repeated' and reopens the
+    stream, which sends it again): failed. A stream reopened during the check: a warning."""
+    frozen = FakeCamera(lit_scene(), dict(HTTP_DETAIL), flags=frozenset({"repeated"}), reopen_every=30)
+    try:
+        found = asyncio.run(camera_checks.frame_rate_check(slot_of(frozen)).run(KIT))
+    finally:
+        frozen.stop.set()
+    assert found["status"] == "failed" and "frozen" in found["message"]["en"], found
+    assert "macet" in found["message"]["id"] and found["values"]["repeated"] == found["values"]["frames"]
+    breaking = FakeCamera(lit_scene(), dict(HTTP_DETAIL), reopen_every=10)
+    try:
+        found = asyncio.run(camera_checks.frame_rate_check(slot_of(breaking)).run(KIT))
+    finally:
+        breaking.stop.set()
+    assert found["status"] == "warning" and found["values"]["reopens"] >= 1, found
+    assert "reopened" in found["message"]["en"] and "dibuka lagi" in found["message"]["id"]
 
 
 def test_a_featureless_well_lit_scene_asks_to_clean_the_lens() -> None:

@@ -56,6 +56,8 @@ SAMPLES = 3
 SAMPLE_SPACING_S = 0.1
 SAMPLES_WAIT_S = FRAME_WAIT_S + SAMPLES * SAMPLE_SPACING_S
 DAMAGE_FLAGS = frozenset({"undecodable", "truncated"})
+# Over this share of a window's frames identical to the one before: the camera is frozen.
+FROZEN_SHARE = 0.5
 
 
 # --- reading the stream without taking it ------------------------------------------------------
@@ -275,17 +277,36 @@ def frame_rate_check(slot: Any) -> Check:
         camera, not_streaming = _stream(slot)
         if not_streaming is not None:
             return not_streaming
-        nominal = float(camera.live_detail().get("nominal_fps") or _configured(kit)[2])
+        detail = camera.live_detail()
+        nominal = float(detail.get("nominal_fps") or _configured(kit)[2])
+        reopens_before = int(detail.get("reopens") or 0)
         arrivals, stalled_at = await _arrivals(camera, RATE_WINDOW_S)
         counted = tally(arrivals)
+        repeated = sum("repeated" in a.flags for a in arrivals)
         values = {
             **counted.to_json(),
+            "repeated": repeated,
+            "reopens": int(camera.live_detail().get("reopens") or 0) - reopens_before,
             "window_s": RATE_WINDOW_S,
             "nominal_fps": round(nominal, 3),
             "configured_fps": _configured(kit)[2],
         }
         if not arrivals:
             return _no_frame(slot, FRAME_WAIT_S)
+        if repeated > FROZEN_SHARE * counted.frames:
+            # A live camera's sensor noise never sends one picture twice: the camera is frozen
+            # (its stream is reopened each time, and the same picture comes back).
+            return finding(
+                FAILED,
+                values,
+                Words(
+                    f"Kamera iris mengirim gambar yang sama berulang-ulang ({repeated} dari "
+                    f"{counted.frames}): kamera macet; cabut lalu colokkan lagi, dan bila tetap, ganti "
+                    "kameranya.",
+                    f"The iris camera sends the same picture over and over ({repeated} of {counted.frames} "
+                    "frames): it is frozen; unplug it and plug it in again, and if it stays, replace it.",
+                ),
+            )
         if stalled_at is not None:
             values["stalled_after_s"] = round(stalled_at, 2)
             return finding(
@@ -310,6 +331,17 @@ def frame_rate_check(slot: Any) -> Check:
                     f"The iris camera delivers only {fps:.1f} of {nominal:g} frames a second "
                     f"({counted.dropped_share:.0%} dropped): check its USB cable and plug it straight into "
                     "the kit (no hub); if the CPU is hot, let the kit cool.",
+                ),
+            )
+        if values["reopens"] > 0:
+            return finding(
+                WARNING,
+                values,
+                Words(
+                    f"Aliran gambar kamera iris putus dan dibuka lagi {values['reopens']} kali selama "
+                    "pemeriksaan: periksa kabel USB-nya, cabut lalu colokkan lagi.",
+                    f"The iris camera's stream broke off and was reopened {values['reopens']} times during "
+                    "the check: check its USB cable, unplug it and plug it in again.",
                 ),
             )
         if counted.damaged_share > DAMAGED_WARN_SHARE:
