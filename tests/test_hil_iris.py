@@ -7,6 +7,7 @@ simulator sent is accounted for.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -194,3 +195,16 @@ def test_a_camera_that_stops_streaming_mid_capture_is_said_gone_not_blamed_on_th
     assert "stopped streaming during the capture" in reply.json()["message"]
     sim.control("fault clear")
     kitd.wait_for_status("iris", "ready")
+
+
+def test_a_gated_capture_of_only_damaged_frames_says_what_they_were(start_simulator, start_kitd) -> None:
+    """Every frame truncated: the gate judged none, and its 504 says what came instead (a raw
+    capture did; the gate said only 'no capture passed within 2 s')."""
+    sim, kitd = start_eye_kit(start_simulator, start_kitd)
+    sim.control("fault corrupt 100000 truncate")
+    try:
+        reply = kitd.client.request("POST", "/api/v1/devices/iris/capture", {"timeout_s": 2}, timeout_s=60)
+    finally:
+        sim.control("fault clear")
+    assert reply.status == 504 and reply.json()["error"] == "timeout", reply.body
+    assert re.search(r"frames seen but not intact: \d+ truncated", reply.json()["message"]), reply.body

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from kitd.capture.gate import GatedCapture, gate_outcome, run_gate
-from kitd.capture.session import CaptureSession, SessionPolicy
+from kitd.capture.session import FAILED, CaptureSession, SessionPolicy
 from kitd.drivers.camera_frames import Frame, describe_flags
 from kitd.drivers.uvc_camera import IrisCamera
 from kitd.errors import DeviceGone, DeviceTimeout, EndOfStream
@@ -175,7 +175,14 @@ def take_iris(
         else:
             frame = camera.next_intact(policy.timeout_s, cancel)
         return GatedCapture(frame, None, forced=False, reasons=[])
+    flagged_before = None if replay_directly else Counter(camera.stats.flagged)
     session = run_iris_session(
         camera, policy, assess, replay_directly=replay_directly, cancel=cancel, judge=judge
     )
+    if session.state == FAILED and flagged_before is not None:
+        # Nothing judged: say what the frames that did come were, as a raw capture does.
+        seen = camera.stats.flagged - flagged_before
+        if seen:
+            why = session.reasons[0] if session.reasons else "no capture passed"
+            raise DeviceTimeout(f"{why}; frames seen but not intact: {describe_flags(seen)}")
     return gate_outcome(session, force, unit="frame", nothing=DeviceTimeout)
