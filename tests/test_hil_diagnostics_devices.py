@@ -7,6 +7,8 @@ check, and the run still completes. One kitd for every case, faults cleared in b
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,17 @@ def test_the_readers_and_the_pads_checks_catch_the_simulators_faults(tmp_path: P
         assert {"unit.disk", "data.audit_log"} <= set(found)
         reader.control("replug")
         kitd.wait_for_status("fingerprint", "ready")
+
+        # A hung pad: its port stays open, it answers nothing. Silence from it is not ok.
+        assert pad.process is not None
+        os.kill(pad.process.pid, signal.SIGSTOP)
+        try:
+            found = diagnose(technician)
+        finally:
+            os.kill(pad.process.pid, signal.SIGCONT)
+        hung = found["signature.line"]
+        assert hung["status"] == "failed" and "no answer to the pen query" in hung["message"]["en"], hung
+        assert diagnose(technician)["signature.line"]["status"] == "ok"
     finally:
         kitd.stop()
         for device in simulated:

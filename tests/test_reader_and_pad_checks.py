@@ -14,7 +14,7 @@ import numpy as np
 from hil.finger_frames import empty_glass, with_dead_rows, with_dirt, with_stuck_columns
 from hil.synthetic_finger import render_finger
 from kitd.drivers.isdv4 import PenPacket, PenQuery, encode_pen_packet
-from kitd.errors import DeviceGone, KitError
+from kitd.errors import DeviceGone, DeviceTimeout, KitError
 from kitd.services.diagnostics import FAILED, NOT_AVAILABLE, OK, WARNING, run_check
 from kitd.services.fingerprint_checks import fingerprint_checks
 from kitd.services.pad_checks import pad_checks
@@ -64,11 +64,16 @@ class FakeLink:
 class FakePad:
     where = "signature pad /dev/fake"
 
-    def __init__(self, link: FakeLink) -> None:
-        self.link = link
+    def __init__(self, link: FakeLink, answers: bool = True) -> None:
+        self.link, self.answers = link, answers
         self.query = PenQuery(max_x=9600, max_y=6000, max_pressure=1023, firmware=4660)
         self.parser = type("Parser", (), {"touch_length": 5})()
         self.started = self.stopped = 0
+
+    def answer_to_query(self) -> PenQuery:
+        if not self.answers:
+            raise DeviceTimeout(f"{self.where}: no answer to the pen query within 1 s")
+        return self.query
 
     def start(self) -> None:
         self.started += 1
@@ -166,6 +171,19 @@ def test_the_pad_is_started_listened_to_and_stopped() -> None:
     assert found["identity"]["status"] == OK and found["identity"]["values"]["firmware"] == "0.01"
     assert found["line"]["status"] == OK, found["line"]
     assert found["line"]["values"]["pen_packets"] == 60 and pad.started == pad.stopped == 1
+
+
+def test_a_hung_pad_fails_the_line_test_before_it_is_listened_to() -> None:
+    """Port open, nothing answering (a hung or unpowered pad): not the silence of a pad with no
+    pen near, which is ok."""
+    pad = FakePad(FakeLink([]), answers=False)
+    slot = FakeSlot("signature", pad, PAD_DETAIL)
+    line = run(slot, pad_checks(slot))["line"]
+    assert line["status"] == FAILED and "no answer to the pen query" in line["message"]["en"], line
+    assert pad.started == 0
+    quiet = FakePad(FakeLink([]))
+    slot = FakeSlot("signature", quiet, PAD_DETAIL)
+    assert run(slot, pad_checks(slot))["line"]["status"] == OK
 
 
 def test_a_pad_unplugged_mid_test_fails_with_the_reads_error() -> None:

@@ -407,16 +407,8 @@ class ISDV4Pad:
         self.touch = None
         self.link.write(STOP, f"{self.where}: stop")
         self._drain_until_quiet()
-        self.link.discard_input()
-        reply, heard = self._ask(QUERY, QUERY_TIMEOUT_S, _is_query_reply)
-        if reply is None:
-            if heard:
-                raise ProtocolError(
-                    f"{self.where}: {heard} bytes but no reply to the pen query within {QUERY_TIMEOUT_S:g} s "
-                    f"(wrong baud rate? configured {self.link.baud})"
-                )
-            raise DeviceTimeout(f"{self.where}: no answer to the pen query within {QUERY_TIMEOUT_S:g} s")
-        self.query = decode_query_reply(reply)
+        self.link.discard_input(f"{self.where}: flush")
+        self.query = self.answer_to_query()
         # A pen-only pad does not answer `%`: that is not an error.
         touch_reply, _ = self._ask(TOUCH_QUERY, TOUCH_QUERY_TIMEOUT_S, _is_touch_reply)
         self.touch = decode_touch_query_reply(touch_reply) if touch_reply is not None else None
@@ -425,6 +417,19 @@ class ISDV4Pad:
             touch_length=touch_packet_length(self.touch.sensor_id if self.touch else None),
         )
         return self.facts()
+
+    def answer_to_query(self) -> PenQuery:
+        """The stopped pad's answer to the pen query, asked now: a pad whose port is open but
+        which answers nothing (hung, unpowered) says so here, not only at its next open."""
+        reply, heard = self._ask(QUERY, QUERY_TIMEOUT_S, _is_query_reply)
+        if reply is None:
+            if heard:
+                raise ProtocolError(
+                    f"{self.where}: {heard} bytes but no reply to the pen query within {QUERY_TIMEOUT_S:g} s "
+                    f"(wrong baud rate? configured {self.link.baud})"
+                )
+            raise DeviceTimeout(f"{self.where}: no answer to the pen query within {QUERY_TIMEOUT_S:g} s")
+        return decode_query_reply(reply)
 
     def facts(self) -> DeviceFacts:
         query = self.query
@@ -488,7 +493,7 @@ class ISDV4Pad:
 
     def start(self) -> None:
         """Flush what came before and start sampling; packets before `1` are not the signature."""
-        self.link.discard_input()
+        self.link.discard_input(f"{self.where}: start")
         self.parser.reset()
         self.link.write(START, f"{self.where}: start")
 

@@ -40,6 +40,11 @@ def map_serial_error(exc: BaseException, what: str) -> KitError:
 
 
 def _reason(exc: BaseException) -> str:
+    # termios says (5, 'Input/output error'), OSError [Errno 5] ...: the words alone.
+    if isinstance(exc, termios.error) and len(exc.args) == 2 and isinstance(exc.args[1], str):
+        return exc.args[1]
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

@@ -5,7 +5,8 @@ Its one job: the deep checks of one signature slot, after its presence check:
 * ``<slot>.identity``: the pad's answer to the pen query when it was opened (maxima of x, y and
   pressure, tilt, firmware), its size in mm, the line's baud rate and touch sensor. Reported,
   not judged: the kit keeps no list of pads it expects.
-* ``<slot>.line``: the pad started for two seconds and every byte kept (kitd.capture.pad_line):
+* ``<slot>.line``: the pad asked its pen query again (a hung pad, its port open, fails here),
+  then started for two seconds and every byte kept (kitd.capture.pad_line):
   garbage on the line (a bad cable, a wrong baud rate) warns or fails, a pen packet beyond the
   pad's own maxima fails, a packet rate well below the nominal one warns. A pad with no pen
   near sends nothing, and that is fine: silence is not a fault unless a guided test asked for
@@ -62,6 +63,8 @@ def listen(pad: Any, cancel: threading.Event, seconds: float = LINE_TEST_S) -> L
     it, and report. Runs on the pad's thread."""
     if pad.query is None:
         raise ProtocolError(f"{pad.where}: not opened")
+    # Silence is fine only from a pad that is there: it must answer its pen query first.
+    pad.answer_to_query()
     reads: list[tuple[float, bytes]] = []
     pad.start()
     started = time.monotonic()
