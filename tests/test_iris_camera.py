@@ -389,9 +389,50 @@ def test_http_camera_that_never_answers_is_gone() -> None:
         port = unused.getsockname()[1]
     camera = make_camera(parse_camera_target("", f"http://127.0.0.1:{port}/eye.mjpg", {}))
     with pytest.raises(
-        DeviceGone, match=re.escape(f"MJPEG stream http://127.0.0.1:{port}/eye.mjpg: cannot open")
+        DeviceGone,
+        match=re.escape(
+            f"MJPEG stream http://127.0.0.1:{port}/eye.mjpg: cannot open: "
+            "nothing answers there (connection refused)"
+        ),
     ):
         camera.open()
+
+
+class AnswersWith(BaseHTTPRequestHandler):
+    """A web server at the camera's address that is not the camera: a 404, a 500 or a page."""
+
+    status, kind = 404, "text/plain"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(self.status)
+        self.send_header("Content-Type", self.kind)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"no")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "said"),
+    [
+        (404, "text/plain", "the server answers HTTP 404 Not Found: check the camera's URL"),
+        (500, "text/plain", "the server answers HTTP 500 Internal Server Error: check the camera's URL"),
+        (200, "text/html", "the server answers text/html, not an MJPEG stream: check the camera's URL"),
+    ],
+)
+def test_a_web_server_that_is_not_the_camera_is_told_apart(status: int, kind: str, said: str) -> None:
+    handler = type("Handler", (AnswersWith,), {"status": status, "kind": kind})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/eye.mjpg"
+    try:
+        with pytest.raises(DeviceGone, match=re.escape(f"MJPEG stream {url}: cannot open: {said}")):
+            make_camera(parse_camera_target("", url, {})).open()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_file_reads_whole_after_a_stream_set_ffmpeg_s_live_options(

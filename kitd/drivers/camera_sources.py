@@ -16,7 +16,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,6 +85,29 @@ def check_sequence_pattern(path: str) -> None:
 
 
 # ---- sources (I/O) -----------------------------------------------------------------------
+
+
+def http_stream_problem(url: str, timeout_s: float) -> str:
+    """Why an MJPEG stream at `url` does not open, as its server answers a plain GET: nothing
+    listening, an HTTP error status, a page that is not a stream, or no answer in time."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as answer:
+            kind = answer.headers.get_content_type()
+            if kind.startswith("multipart/"):
+                return f"the server sends {kind}, which FFmpeg could not read as MJPEG"
+            return f"the server answers {kind}, not an MJPEG stream: check the camera's URL"
+    except urllib.error.HTTPError as exc:
+        return f"the server answers HTTP {exc.code} {exc.reason}: check the camera's URL"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError | socket.timeout):
+            return f"the server did not answer within {timeout_s:g} s"
+        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+        return f"nothing answers there ({text.lower()})"
+    except (TimeoutError, OSError) as exc:
+        return f"the server did not answer properly within {timeout_s:g} s ({exc})"
+
+
 class CameraSource(Protocol):
     """Where frames come from. `read` raises DeviceTimeout on a stall, DeviceGone when the
     source vanished, EndOfStream at the end of a file."""
@@ -203,7 +229,9 @@ class CaptureSource:
             capture = cv2.VideoCapture(self.target, cv2.CAP_V4L2, self._timeouts())
         if not capture.isOpened():
             capture.release()
-            raise DeviceGone(f"{self.label}: cannot open")
+            # FFmpeg says only that it failed: asked over HTTP, the server says why.
+            why = f": {http_stream_problem(self.target, self.open_timeout_s)}" if self.mode == "http" else ""
+            raise DeviceGone(f"{self.label}: cannot open{why}")
         self.capture = capture
         if self.mode == "http":
             # Undecoded packets, so that a corrupt JPEG is found here rather than concealed.
