@@ -32,7 +32,7 @@ from hil.browser import (
     start_screen_kit,
     type_on_keypad,
 )
-from hil.rig import simulation_officer
+from hil.rig import simulation_officer, wait_until
 from hil.sample_orders import sample_order
 from kitd.capture.fingerprint_quality import FEEDBACK_MESSAGES
 from kitd.capture.iris_quality import FEEDBACK_MESSAGES as IRIS_FEEDBACK
@@ -238,10 +238,30 @@ def test_a_complete_lansia_enrollment_with_light_presses_first(screen: Screen, k
         expect(rows.nth(i)).to_have_attribute("data-status", "captured")
         expect(rows.nth(i).get_by_test_id("item-score")).to_have_text(re.compile(r"\d"))
     # Review offers each item again and the finish, and no capture action.
-    expect(
-        review.get_by_role("button", name=fill(ID["review.reopen_item"], item=ID["finger.1"]))
-    ).to_be_visible()
+    redo = review.get_by_role("button", name=fill(ID["review.reopen_item"], item=ID["finger.1"]))
+    expect(redo).to_be_visible()
     expect(visit.locator(".actions [data-action]")).to_have_count(0)
+    # Redo asks first, since the capture it replaces goes at once; kept, nothing changed.
+    redo.click()
+    asked = page.get_by_test_id("redo-dialog")
+    expect(asked).to_contain_text(fill(ID["redo.text"], item=ID["finger.1"]))
+    screen.look("visit-review-redo")
+    asked.get_by_test_id("redo-keep").click()
+    expect(asked).to_be_hidden()
+    expect(rows.first).to_have_attribute("data-status", "captured")
+    vid = visit.get_attribute("data-visit-id")
+    kept = kit.api("officer", "GET", f"/api/v1/visits/{vid}")
+    assert kept["state"] == "review" and all(i["status"] == "captured" for i in kept["items"])
+    redo.click()
+    asked.get_by_test_id("redo-confirm").click()
+
+    def taken_again() -> bool:
+        now = kit.api("officer", "GET", f"/api/v1/visits/{vid}")
+        first = next(i for i in now["items"] if i["item"] == "finger:1")
+        return now["state"] == "review" and first["status"] == "captured" and first["attempts"] == 2
+
+    wait_until(taken_again, "finger:1 taken again", CAPTURE_S / 1000)
+    expect(rows).to_have_count(13)
     bundle = finish(page, ID, screen, "")
     (done,) = [
         v for v in [kit.api("officer", "GET", f"/api/v1/visits/{visit.get_attribute('data-visit-id')}")]

@@ -37,7 +37,7 @@ const S = {
   polling: false,
   again: false,
   live: {}, // the running capture: session, last assessment, press image, ink
-  dialog: null, // {kind: 'except'|'outcome', ...}
+  dialog: null, // {kind: 'except'|'outcome'|'redo', ...}
   visitBusy: false,
   visitError: null,
   diag: null, // the technician's page: its tab, the last run, the history, a guided test
@@ -1334,7 +1334,7 @@ function visitScreen() {
     resumedNote(v),
     body(v),
   );
-  if (S.dialog) main.append(S.dialog.kind === 'except' ? exceptDialog(v) : outcomeDialog(v));
+  if (S.dialog) main.append({ except: exceptDialog, redo: redoDialog }[S.dialog.kind]?.(v) || outcomeDialog(v));
   queueMicrotask(() => {
     fillLive();
     if (S.live.ink?.length) {
@@ -1688,6 +1688,33 @@ function dialog(id, title, ...kids) {
   );
 }
 
+function redoDialog(v) {
+  const item = S.dialog.item;
+  return dialog(
+    'redo-dialog',
+    t('redo.title', { item: itemName(v, item) }),
+    el('p', { class: 'msg warn' }, t('redo.text', { item: itemName(v, item) })),
+    el(
+      'div',
+      { class: 'actions' },
+      el('button', { type: 'button', 'data-testid': 'redo-keep', onclick: closeDialog }, t('redo.keep')),
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'primary act',
+          'data-testid': 'redo-confirm',
+          onclick: () => {
+            S.dialog = null;
+            visitAct(`items/${item}/start`);
+          },
+        },
+        t('redo.confirm'),
+      ),
+    ),
+  );
+}
+
 function exceptDialog(v) {
   const d = S.dialog;
   const name = itemName(v, d.item);
@@ -1940,7 +1967,11 @@ function reviewView(v) {
             class: 'act',
             'data-action': 'reopen',
             'aria-label': t('review.reopen_item', { item: itemName(v, i.item) }),
-            onclick: () => visitAct(`items/${i.item}/start`),
+            // A kept capture is dropped when its item starts again: asked first.
+            onclick: () =>
+              i.status === 'captured' || i.status === 'forced'
+                ? openDialog({ kind: 'redo', item: i.item })
+                : visitAct(`items/${i.item}/start`),
           },
           t('review.reopen'),
         ),
