@@ -25,7 +25,7 @@ from kitd.errors import DeviceGone, DeviceTimeout
 from kitd.grey_image import encode_png
 from kitd.services.gates import fingerprint_assessor, gate_policy
 from kitd.services.iris_feed import IrisFeed
-from kitd.services.slots import DeviceSlot
+from kitd.services.slots import DeviceSlot, not_ready_text
 
 log = logging.getLogger("kitd.capture")
 
@@ -150,7 +150,7 @@ async def capture_iris(kit: CaptureContext, slot: DeviceSlot, options: dict[str,
             # No frame because the stream went away is the camera being gone, not a slow eye.
             status, reason, _ = camera.live_status()
             if status != "ready":
-                raise DeviceGone(f"device {slot.id} is {status}: {reason}") from exc
+                raise DeviceGone(not_ready_text(slot.id, status, reason)) from exc
             raise
         return result, encode_png(result.frame.image)
 

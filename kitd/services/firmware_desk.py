@@ -45,7 +45,7 @@ from kitd.services.firmware import (
     running_slot,
     slot_json,
 )
-from kitd.services.slots import peripheral_slot
+from kitd.services.slots import not_ready_text, peripheral_slot
 from kitd.services.visits import VisitDesk
 from kitd.store.audit import append_entry, find_entries
 
@@ -282,7 +282,7 @@ class FirmwareDesk:
                 409, "device_busy", f"device {slot.id} is busy ({reason}): try again once it is free"
             )
         if status not in ("ready", "busy"):
-            raise FirmwareRefused(503, "device_not_ready", f"device {slot.id} is {status}: {reason}")
+            raise FirmwareRefused(503, "device_not_ready", not_ready_text(slot.id, status, reason))
         return slot
 
     def _new(self, kind: str, slot: Any, actor: str) -> FirmwareOperation:

@@ -47,6 +47,7 @@ from kitd.services.guided import FAILED as TEST_FAILED
 from kitd.services.guided_pad import PadTest
 from kitd.services.guided_panel import PanelTest
 from kitd.services.panel import Panel
+from kitd.services.slots import not_ready_text
 from kitd.services.visits import VisitDesk
 from kitd.store.diagnostics import record_run
 
@@ -346,4 +347,4 @@ def _require_ready(slot: Any) -> None:
             409, "device_busy", f"device {slot.id} is busy ({reason}): try again once it is free"
         )
     if status != "ready":
-        raise GuidedRefused(503, "device_not_ready", f"device {slot.id} is {status}: {reason}")
+        raise GuidedRefused(503, "device_not_ready", not_ready_text(slot.id, status, reason))

@@ -32,7 +32,7 @@ from kitd.events import EventHub
 from kitd.grey_image import encode_png
 from kitd.services.captures import Capture, CaptureContext, quality_headers
 from kitd.services.gates import fingerprint_assessor, gate_policy
-from kitd.services.slots import DeviceSlot
+from kitd.services.slots import DeviceSlot, not_ready_text
 
 log = logging.getLogger("kitd.sessions")
 
@@ -416,7 +416,7 @@ class LiveSessions:
         if status == "busy" or running:
             raise DeviceBusy(f"device {slot.id} is busy")
         if status != "ready":
-            raise DeviceGone(f"device {slot.id} is {status}: {reason}")
+            raise DeviceGone(not_ready_text(slot.id, status, reason))
         policy = category_policy(spec.policy(self.config), self.config, category)
         live = LiveSession(
             id=uuid.uuid4().hex[:12],

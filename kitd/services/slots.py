@@ -31,6 +31,12 @@ STATUSES = ("ready", "busy", "disconnected", "error")
 NOT_OPENED = "not opened yet"
 
 
+def not_ready_text(device_id: str, status: str, reason: str) -> str:
+    """A device that is not ready, in one line: 'device signature is disconnected: ...'."""
+    state = "in error" if status == "error" else status
+    return f"device {device_id} is {state}: {reason}"
+
+
 class DeviceSlot:
     """One configured device as the daemon sees it."""
 
@@ -221,7 +227,7 @@ class DeviceSlot:
         async with self._job_lock:
             status, reason, _ = self.current()
             if status != "ready":
-                raise DeviceGone(f"device {self.id} is {status}: {reason}")
+                raise DeviceGone(not_ready_text(self.id, status, reason))
             cancel = self._job_cancel = threading.Event()
             self._brief_job = brief
             if self.cancel.is_set():
