@@ -433,9 +433,27 @@ def test_cancel_then_each_outcome_erases_the_order(kit, code: str) -> None:  # n
     )
     visit = act(officer, visit, "cancel")
     assert visit["state"] == "ending"
-    # A Cancel by mistake: carried on, the visit is back at its first item; cancelled again.
+    # A Cancel by mistake, with finger:1's session running: carried on, the visit is back at
+    # finger:1, to retake, and its reader is free at once; cancelled again.
     visit = act(officer, visit, "carry-on")
     assert (visit["state"], visit["current"]) == ("capturing", "finger:1")
+    sims["fingerprint"].control("condition light")
+    act(officer, visit, "items/finger:1/start")
+    wait_until(
+        lambda: (
+            "press_harder"
+            in items(officer.checked("GET", f"/api/v1/visits/{visit['id']}").json())["finger:1"]["feedback"]
+        ),
+        "finger:1 says press_harder",
+        60,
+    )
+    visit = act(officer, visit, "cancel")
+    visit = act(officer, visit, "carry-on")
+    assert (visit["state"], visit["current"]) == ("capturing", "finger:1")
+    assert items(visit)["finger:1"]["status"] == "to_retake"
+    visit = act(officer, visit, "items/finger:1/start")  # not 409 busy: the reader was freed
+    assert items(visit)["finger:1"]["status"] == "capturing"
+    sims["fingerprint"].control("condition good")
     again = officer.request("POST", f"/api/v1/visits/{visit['id']}/carry-on")
     assert again.status == 409 and again.json()["state"] == "capturing", again.body
     visit = act(officer, visit, "cancel")

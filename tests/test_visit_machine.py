@@ -289,10 +289,14 @@ def test_carry_on_after_a_cancel_goes_back_to_the_work_it_left() -> None:
     visit.session_best("finger:2", "s-2", 30.0, False, ["press_harder"], ["min_score"])
     visit.cancel()
     visit.carry_on()
-    # The stopped session's item is current again, its best kept; a retry starts it afresh.
+    # The item the cancel interrupted comes first, to retake (its session was stopped; its
+    # best so far is in its history), before the items never taken.
     assert (visit.state, visit.current) == ("capturing", "finger:2")
-    assert visit.item("finger:2").status == "capturing" and visit.item("finger:2").session_id is None
-    visit.retry_item("finger:2", "s-3")
+    interrupted = visit.item("finger:2")
+    assert (interrupted.status, interrupted.score, interrupted.session_id) == ("to_retake", None, None)
+    assert interrupted.history[-1]["ended"] == "cancelled" and interrupted.history[-1]["score"] == 30.0
+    visit.start_item("finger:2", "s-3")
+    assert visit.item("finger:2").status == "capturing"
     visit = new_visit()
     visit.cancel()
     visit.carry_on()

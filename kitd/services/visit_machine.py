@@ -407,15 +407,24 @@ class Visit:
 
     def carry_on(self) -> None:
         """Back from ``ending`` to the work (a Cancel held by mistake): the identity when none
-        was recorded, else the next item needing work, or the review when every item is done.
-        A session the cancel stopped is not running: its item is retaken."""
+        was recorded, else the item the cancel interrupted (to retake: its session was stopped),
+        the next item needing work, or the review when every item is done."""
         self._require(("ending",), "carry on with")
-        self._touch()
+        now = self._touch()
         if self.identity is None:
             self.state, self.current = "identity", None
             return
+        # An item the cancel interrupted has no session and no capture: it is taken again,
+        # first (its best so far is kept in its history).
+        interrupted = next((i for i in self.items if i.status == "capturing"), None)
+        if interrupted is not None:
+            interrupted._archive("cancelled", now)
+            interrupted.status, interrupted.score, interrupted.passed = "to_retake", None, None
+            interrupted.feedback, interrupted.failed_checks = [], []
         self.state = "capturing"
         self._advance()
+        if interrupted is not None:
+            self.current = interrupted.item
 
     def set_outcome(self, code: Any, note: Any = None, reschedule: Any = None) -> None:
         """End a visit that cannot finish: not at home, refused, unable, rescheduled, cancelled."""

@@ -417,9 +417,12 @@ class VisitDesk:
         async with self._lock:
             active = self._require_active(visit_id)
             visit = active.visit
-            visit.cancel()
+            self._would_allow(visit, lambda v: v.cancel())
+            # Before the visit forgets its sessions' ids: the running one is stopped and its
+            # device freed, so that carrying on can start the item again at once.
             for item in list(active.followers):
-                self._stop_session(active, item)
+                await self._stop_session_and_wait(active, item)
+            visit.cancel()
             await self._saved(visit, "ending", actor=actor)
             return visit
 
