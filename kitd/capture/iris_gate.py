@@ -6,7 +6,9 @@ assessed as it arrives, the capture ends once `iris.consecutive_passes` frames i
 have passed, the best `iris.keep_best` are kept, and on the timeout (or attempt limit) the
 best frame comes back flagged forced with its failing checks — or, without force,
 QualityGateFailed naming them. Frames that are not intact (torn, black, repeated) are not
-judged at all. `take_iris` is the one way an iris is taken, by the daemon (from the
+judged at all; when none came intact, the capture says what they were; a camera that sends
+no frame for CAMERA_LOST_S ends it as gone (DeviceGone), not blamed on the eye at the time
+limit. `take_iris` is the one way an iris is taken, by the daemon (from the
 camera's reader thread) and by `kitctl capture iris --device` (which replays a file frame
 by frame, without pacing) alike.
 """
@@ -60,16 +62,18 @@ def newest_frames(
     lost_since: float | None = None
 
     def not_streaming() -> None:
-        """DeviceGone once the camera has been other than ready for CAMERA_LOST_S."""
+        """DeviceGone once no frame has come for CAMERA_LOST_S: the clock starts at the first
+        wait in vain and only a frame stops it (a camera that reopens, says ready, and sends
+        nothing again is not streaming either)."""
         nonlocal lost_since
-        status, reason, _ = camera.live_status()
-        if status == "ready":
-            lost_since = None
-            return
         now = time.monotonic()
-        lost_since = now if lost_since is None else lost_since
+        lost_since = now - NEWEST_WAIT_S if lost_since is None else lost_since
         if now - lost_since >= CAMERA_LOST_S:
-            raise DeviceGone(f"the iris camera stopped streaming during the capture ({status}: {reason})")
+            status, reason, _ = camera.live_status()
+            raise DeviceGone(
+                f"the iris camera stopped streaming during the capture: no frame for "
+                f"{CAMERA_LOST_S:g} s ({status}: {reason})"
+            )
 
     def next_frame() -> Frame | None:
         nonlocal after, offered, lost_since
