@@ -420,6 +420,11 @@ class AnswersWith(BaseHTTPRequestHandler):
         (404, "text/plain", "the server answers HTTP 404 Not Found: check the camera's URL"),
         (500, "text/plain", "the server answers HTTP 500 Internal Server Error: check the camera's URL"),
         (200, "text/html", "the server answers text/html, not an MJPEG stream: check the camera's URL"),
+        (
+            200,
+            "multipart/x-mixed-replace",
+            "the server answers multipart/x-mixed-replace but sent no frame FFmpeg could read within 2 s",
+        ),
     ],
 )
 def test_a_web_server_that_is_not_the_camera_is_told_apart(status: int, kind: str, said: str) -> None:

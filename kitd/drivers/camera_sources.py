@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -37,6 +38,8 @@ log = logging.getLogger("kitd.camera")
 
 # FFmpeg would otherwise read ahead a few frames while opening and hand them over in a burst,
 # which reads as frames missed and then frames early; one packet is enough to learn the size.
+# A stream that keeps failing to open is asked why over HTTP at most this often.
+PROBE_EVERY_S = 30.0
 FFMPEG_LIVE_OPTIONS = "fflags;nobuffer|probesize;32|analyzeduration;0"
 # OpenCV takes FFmpeg's options from the process's environment when a capture opens, so they
 # are set only around a stream's open: left set, a video file opened later in the daemon (or
@@ -90,11 +93,13 @@ def check_sequence_pattern(path: str) -> None:
 def http_stream_problem(url: str, timeout_s: float) -> str:
     """Why an MJPEG stream at `url` does not open, as its server answers a plain GET: nothing
     listening, an HTTP error status, a page that is not a stream, or no answer in time."""
+    # Straight to the camera: a proxy in the environment is for the internet, not the kit's camera.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as answer:
+        with opener.open(url, timeout=timeout_s) as answer:
             kind = answer.headers.get_content_type()
             if kind.startswith("multipart/"):
-                return f"the server sends {kind}, which FFmpeg could not read as MJPEG"
+                return f"the server answers {kind} but sent no frame FFmpeg could read within {timeout_s:g} s"
             return f"the server answers {kind}, not an MJPEG stream: check the camera's URL"
     except urllib.error.HTTPError as exc:
         return f"the server answers HTTP {exc.code} {exc.reason}: check the camera's URL"
@@ -205,6 +210,15 @@ class CaptureSource:
         self.raw_packets = False
         self.negotiated: tuple[int, int] | None = None
         self.position = 0
+        self._probed: tuple[float, str] | None = None  # when the server was last asked, and what it said
+
+    def _why_not_open(self) -> str:
+        """http_stream_problem, asked at most once per PROBE_EVERY_S: a reopen loop's each
+        failure would wait for the server again."""
+        now = time.monotonic()
+        if self._probed is None or now - self._probed[0] >= PROBE_EVERY_S:
+            self._probed = (now, http_stream_problem(self.target, self.open_timeout_s))
+        return self._probed[1]
 
     def _timeouts(self) -> list[int]:
         return [
@@ -230,7 +244,7 @@ class CaptureSource:
         if not capture.isOpened():
             capture.release()
             # FFmpeg says only that it failed: asked over HTTP, the server says why.
-            why = f": {http_stream_problem(self.target, self.open_timeout_s)}" if self.mode == "http" else ""
+            why = f": {self._why_not_open()}" if self.mode == "http" else ""
             raise DeviceGone(f"{self.label}: cannot open{why}")
         self.capture = capture
         if self.mode == "http":
