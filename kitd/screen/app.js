@@ -912,7 +912,10 @@ async function reloadVisit() {
 function setVisit(v) {
   const before = S.visit;
   S.visit = v;
-  if (v.state === 'ending' && !S.dialog) S.dialog = { kind: 'outcome' };
+  if (v.state === 'ending' && !S.dialog) {
+    S.dialog = { kind: 'outcome' };
+    S.visitError = null; // opened by the kit's Cancel: no earlier refusal is the outcome's
+  }
   const cur = v.current && itemOf(v, v.current);
   const sid = cur?.status === 'capturing' ? cur.session_id : null;
   if (sid !== S.live.session) startLive(v, sid);
@@ -1026,8 +1029,9 @@ function onLiveEvent(type, e) {
       S.live.failed = true;
       fillLive();
       updateDynamic();
-    } else if (d.outcome === 'forced') {
-      // The time limit came with nothing passing: coaching on would be for nothing.
+    } else if (d.outcome === 'forced' && S.live.kind !== 'signature' && /^no capture passed within /.test(d.reasons?.[0] || '')) {
+      // The time limit came with nothing passing (not the officer's own Terima, not a count
+      // of attempts): coaching on would be for nothing.
       S.live.timedOut = true;
       fillLive();
     }
@@ -1666,6 +1670,7 @@ function captureView(v) {
 
 function openDialog(d) {
   S.dialog = d;
+  S.visitError = null; // a refusal shown in a dialog is the dialog's own, not an earlier action's
   show('visit');
 }
 
