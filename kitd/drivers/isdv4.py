@@ -405,9 +405,6 @@ class ISDV4Pad:
         self.link.open()
         self.query = None
         self.touch = None
-        self.link.write(STOP, f"{self.where}: stop")
-        self._drain_until_quiet()
-        self.link.discard_input(f"{self.where}: flush")
         self.query = self.answer_to_query()
         # A pen-only pad does not answer `%`: that is not an error.
         touch_reply, _ = self._ask(TOUCH_QUERY, TOUCH_QUERY_TIMEOUT_S, _is_touch_reply)
@@ -419,8 +416,13 @@ class ISDV4Pad:
         return self.facts()
 
     def answer_to_query(self) -> PenQuery:
-        """The stopped pad's answer to the pen query, asked now: a pad whose port is open but
-        which answers nothing (hung, unpowered) says so here, not only at its next open."""
+        """The pad's answer to the pen query, asked now: a pad whose port is open but
+        which answers nothing (hung, unpowered) says so here, not only at its next open. The pad
+        is stopped and the line drained first: a pad that restarted sampling by itself (it lost
+        power) would otherwise bury the reply in pen packets."""
+        self.link.write(STOP, f"{self.where}: stop")
+        self._drain_until_quiet()
+        self.link.discard_input(f"{self.where}: flush")
         reply, heard = self._ask(QUERY, QUERY_TIMEOUT_S, _is_query_reply)
         if reply is None:
             if heard:
