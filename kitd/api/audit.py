@@ -15,7 +15,12 @@ import base64
 from aiohttp import web
 
 from kitd.api.requests import KIT_KEY, error_response
+from kitd.errors import shown_value
 from kitd.services.audit import AuditProblem, proof_json
+from kitd.whole_numbers import whole_number_in
+
+# The largest row number SQLite keeps (a signed 64-bit integer).
+LARGEST_ROW = 2**63 - 1
 
 
 class BadParameter(ValueError):
@@ -32,10 +37,10 @@ def _whole(request: web.Request, name: str, default: int | None = None) -> int:
         if default is None:
             raise BadParameter(name, f"{name}: required (a whole number)")
         return default
-    # str.isdigit takes "²", which int() refuses: ASCII digits only.
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise BadParameter(name, f"{name} {text!r} is not a whole number of 0 or more")
-    return int(text)
+    value = whole_number_in(text, 0, LARGEST_ROW)
+    if value is None:
+        raise BadParameter(name, f"{name} {shown_value(text)} is not a whole number from 0 to {LARGEST_ROW}")
+    return value
 
 
 def _refused(exc: BadParameter | AuditProblem) -> web.Response:
