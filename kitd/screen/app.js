@@ -860,6 +860,7 @@ const EXCEPTION_REASONS = {
 };
 const OUTCOMES = ['not_home', 'refused', 'unable', 'rescheduled', 'cancelled'];
 const NEEDS_NOTE = ['unable', 'cancelled'];
+const WAITING_NOTE_MS = 2000; // an action's answer slower than this is said to be awaited
 const NOTE_MAX = 1000; // characters: the daemon's limit (visit_machine.MAX_OUTCOME_NOTE)
 const OPEN = ['identity', 'capturing', 'review', 'ending'];
 const ITEM_DEVICE = { finger: 'fingerprint', thumbprint: 'fingerprint', iris: 'iris_camera', signature: 'signature' };
@@ -907,6 +908,10 @@ async function reloadVisit() {
   if (S.visitBusy) return void (S.visitStale = true);
   S.visitShown = seq;
   setVisit(r.data);
+  if (S.visitError?.network) {
+    S.visitError = null; // the kit answers again
+    show('visit');
+  }
 }
 
 function setVisit(v) {
@@ -1213,7 +1218,7 @@ function fillLive() {
 function visitRefusal(data) {
   const text = apiText(data?.error, null);
   const said = typeof data?.message === 'string' && data.error !== 'network' ? data.message : null;
-  return { text, said };
+  return { text, said, network: data?.error === 'network' };
 }
 
 function refusalNote(testid) {
@@ -1237,7 +1242,16 @@ async function visitAct(path, body, onDone) {
   const v = S.visit;
   S.visitStale = false;
   const seq = (S.visitSeq = (S.visitSeq || 0) + 1);
+  // An answer that is slow to come (a kit that hangs) is said at once, not after the timeout.
+  const slow = setTimeout(() => {
+    const main = document.querySelector('main.visit');
+    if (!main || !S.visitBusy || S.visitSeq !== seq || main.querySelector('[data-testid="visit-waiting"]')) return;
+    const note = el('p', { class: 'msg info', role: 'status', 'data-testid': 'visit-waiting' }, t('visit.waiting'));
+    main.querySelector('#vdev')?.after(note);
+  }, WAITING_NOTE_MS);
   const r = await api(`/visits/${encodeURIComponent(v.id)}/${path}`, { method: 'POST', body });
+  clearTimeout(slow);
+  document.querySelector('[data-testid="visit-waiting"]')?.remove();
   S.visitBusy = false;
   if (!S.officer || S.visit?.id !== v.id) return null;
   if (r.ok) {
@@ -1251,7 +1265,8 @@ async function visitAct(path, body, onDone) {
     return r.data;
   }
   S.visitError = visitRefusal(r.data);
-  await reloadVisit();
+  // A kit that did not answer would keep the officer waiting again for the reload's own timeout.
+  if (!S.visitError.network) await reloadVisit();
   show('visit');
   return null;
 }
