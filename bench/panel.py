@@ -27,6 +27,7 @@ from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
 
 TARGET_MS = 50.0
+PRESS_GAP_S = 0.2  # between one round's release and the next press: over the bounce time
 
 
 def _item(officer: DaemonClient, visit_id: str, item: str) -> dict[str, Any]:
@@ -64,6 +65,10 @@ def _rounds(
             officer.checked("POST", f"/api/v1/visits/{visit_id}/items/{item}/start")
             times["reference"].append(time.perf_counter() - started)
         else:
+            # No finger presses again within the panel's bounce time (0.05 s) of a release: a
+            # press that soon is dropped as contact bounce. The rounds come faster than that
+            # since an exception returns once its session has let go of the reader.
+            time.sleep(PRESS_GAP_S)
             since = json.loads(panel.control("history 0"))["next"] - 1
             started = time.perf_counter()
             panel.control("press capture")
