@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from kitd.events import EventHub
-from kitd.whole_numbers import digits_value
+from kitd.whole_numbers import SATURATED, whole_number_in
 
 KEEPALIVE_S = 15.0
 KEEPALIVE = b": keepalive\n\n"
@@ -32,9 +32,10 @@ def _replay(request: web.Request, events: EventHub) -> tuple[int | None, dict | 
     if not text:
         return None, None
     shown = text if len(text) <= 30 else f"{text[:30]}... ({len(text)} characters)"
-    if not text.isascii() or not text.isdigit():
+    after = whole_number_in(text, 0, SATURATED)
+    if after is None:
         return None, _gap(shown, events.next_id, "not an event id of this kit: only live events follow")
-    replay = events.replay(digits_value(text))
+    replay = events.replay(after)
     return replay.after, None if replay.gap is None else _gap(shown, replay.first, replay.gap)
 
 

@@ -68,8 +68,11 @@ class LiveSession:
     latest: tuple[int, Any, float] | None = None
     # Set on the event loop once the session's job has returned and its device is free again:
     # the core says "ended" from the device's thread a moment before that.
-    device_freed: bool = False
-    freed: asyncio.Event = field(default_factory=asyncio.Event)  # device_freed, to wait on
+    freed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def device_freed(self) -> bool:
+        return self.freed.is_set()
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
@@ -444,7 +447,6 @@ class LiveSessions:
         except Exception as exc:  # noqa: BLE001 - a session must end with a reason, whatever happened
             log.exception("session %s failed", live.id)
             live.error = f"unexpected error: {exc}"
-        live.device_freed = True
         live.freed.set()
         summary = live.summary()
         if summary["result"] is not None and not live.error:

@@ -114,6 +114,12 @@ class Item:
     finger: int | None = None  # a thumbprint's FGP position
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    def to_retake(self, why: str, at: str) -> None:
+        """Taken again: what it had reached goes to its history (`why`), its capture is gone."""
+        self._archive(why, at)
+        self.status, self.score, self.passed, self.session_id = "to_retake", None, None, None
+        self.feedback, self.failed_checks = [], []
+
     def _archive(self, why: str, at: str) -> None:
         """Keep what this item had reached before it starts again."""
         if self.attempts or self.exception:
@@ -193,9 +199,7 @@ class Visit:
         reached = self.current
         for item in self.items:
             if item.status in ("captured", "forced", "capturing"):
-                item._archive("restart", now)
-                item.status, item.score, item.passed, item.session_id = "to_retake", None, None, None
-                item.feedback, item.failed_checks = [], []
+                item.to_retake("restart", now)
         self.resumed = True
         if self.state in CAPTURE_STATES:
             self.state = "capturing"
@@ -418,9 +422,7 @@ class Visit:
         # first (its best so far is kept in its history).
         interrupted = next((i for i in self.items if i.status == "capturing"), None)
         if interrupted is not None:
-            interrupted._archive("cancelled", now)
-            interrupted.status, interrupted.score, interrupted.passed = "to_retake", None, None
-            interrupted.feedback, interrupted.failed_checks = [], []
+            interrupted.to_retake("cancelled", now)
         self.state = "capturing"
         self._advance()
         if interrupted is not None:
