@@ -483,6 +483,53 @@ def test_an_unplugged_reader_shows_in_the_status_bar_and_stops_a_visit_start(
     expect(detail.get_by_role("button", name=EN["order.start"], exact=True)).to_be_enabled(timeout=20_000)
 
 
+def test_nobody_at_home_is_said_with_the_reader_unplugged(
+    screen: Screen, kit: ScreenKit, orders: dict
+) -> None:
+    page = screen.page
+    kit.post_orders(
+        [sample_order("SCR-DOOR", name="Suparno", nik="3576010101450008", birth_date="1945-01-01", sex="L")]
+    )
+    kit.sign_in_browser(page)
+    reader = kit.sims["fingerprint"]
+    try:
+        reader.control("unplug")
+        on(page, "orders").locator('[data-order-id="SCR-DOOR"]').click()
+        detail = on(page, "order")
+        start = detail.get_by_role("button", name=ID["order.start"], exact=True)
+        expect(start).to_be_disabled(timeout=20_000)
+        # No visit can start, yet the officer at a closed door can still say so.
+        detail.get_by_test_id("door-outcome").click()
+        dialog = page.get_by_test_id("outcome-dialog")
+        expect(dialog).to_contain_text(ID["outcome.door_title"])
+        dialog.get_by_test_id("outcome-close").click()  # changed mind: back to the order
+        expect(dialog).to_be_hidden()
+        expect(start).to_be_disabled()
+        detail.get_by_test_id("door-outcome").click()
+        submit = dialog.get_by_test_id("outcome-submit")
+        expect(submit).to_be_disabled()
+        dialog.get_by_role("radio", name=ID["outcome.not_home"]).click()
+        dialog.get_by_label(ID["outcome.note"]).fill("Rumah kosong, tetangga bilang ke pasar")
+        screen.look("order-door-outcome")
+        submit.click()
+        visit = on(page, "visit")
+        expect(visit).to_have_attribute("data-state", "ended")
+        expect(visit.get_by_test_id("ended")).to_have_text(
+            fill(ID["ended.text"], outcome=ID["outcome.not_home"])
+        )
+        ended = kit.api("officer", "GET", f"/api/v1/visits/{visit.get_attribute('data-visit-id')}")
+        assert ended["order_id"] == "SCR-DOOR" and ended["outcome"] == {
+            "code": "not_home",
+            "note": "Rumah kosong, tetangga bilang ke pasar",
+            "reschedule": None,
+        }
+        visit.get_by_test_id("back").click()
+        expect(on(page, "orders").locator('[data-order-id="SCR-DOOR"]')).to_have_count(0)
+    finally:
+        reader.control("replug")
+        kit.wait_ready("fingerprint")
+
+
 def test_the_status_bar_clock_shows_the_kits_time_and_follows_it(screen: Screen, kit: ScreenKit) -> None:
     page = screen.page
     page.clock.install()  # the page's own clock, moved on below without waiting

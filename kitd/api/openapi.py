@@ -459,6 +459,27 @@ VISIT_PATHS: dict[str, Any] = {
         "VisitOutcome",
     ),
     "/api/v1/visits/{id}/cancel": _visit_action("Stop capturing until an outcome is given (state ending)"),
+    "/api/v1/orders/{id}/outcome": {
+        "post": {
+            "summary": "The order's visit ends at the door with an outcome, before any capture",
+            "description": "Not at home, refused, unable, rescheduled (new time) or cancelled, said "
+            "without starting a visit: no device, pre-visit check or sealing key is needed, so a kit "
+            "with a device missing can still close or reschedule the order. Saved and sent to the "
+            "office as a visit that started and ended at once (audit: visit_ended, at_door).",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("VisitOutcome")}},
+            },
+            "responses": {
+                "201": json_answer(ref("Visit"), "Ended (state ended), with the outcome"),
+                "400": error_answer("Malformed request (the field named)"),
+                "404": error_answer("No pending order with that id (unknown_order)"),
+                "409": json_answer(ref("WrongStateError"), "A visit is active: give its outcome there"),
+                "415": UNSUPPORTED_MEDIA_TYPE,
+            },
+        }
+    },
     "/api/v1/visits/{id}/carry-on": _visit_action(
         "Back from ending to the work (a Cancel by mistake): the identity, the next item or the review"
     ),

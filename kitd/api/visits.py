@@ -1,4 +1,5 @@
-"""The visit endpoints: start a visit from an order and drive it item by item.
+"""The visit endpoints: start a visit from an order and drive it item by item, or end an
+order's visit at the door with an outcome (``POST /api/v1/orders/{id}/outcome``).
 
 Its one job: turn HTTP into kitd.services.visits calls and the visit's errors into
 answers: 400 ``bad_request`` naming the field, 409 ``wrong_state`` naming the state,
@@ -154,6 +155,24 @@ async def post_outcome(request: web.Request) -> web.Response:
     )
 
 
+async def post_order_outcome(request: web.Request) -> web.Response:
+    body = await checked_body(request, "VisitOutcome", "outcome")
+    desk = request.app[KIT_KEY].visits
+    try:
+        visit = await desk.outcome_at_door(
+            request.match_info["id"],
+            _who(request),
+            body["code"],
+            body.get("note"),
+            body.get("reschedule"),
+            _actor(request),
+        )
+    except KitError as exc:
+        return visit_error(exc)
+    headers = {"Location": f"/api/v1/visits/{visit.id}", "Cache-Control": "no-store"}
+    return web.json_response(visit.to_json(), status=201, headers=headers)
+
+
 async def post_cancel(request: web.Request) -> web.Response:
     return await _answer(request.app[KIT_KEY].visits.cancel(request.match_info["id"], _actor(request)))
 
@@ -185,3 +204,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(base + "/{id}/outcome", post_outcome)
     app.router.add_post(base + "/{id}/cancel", post_cancel)
     app.router.add_post(base + "/{id}/carry-on", post_carry_on)
+    # The order's visit ended at the door (not at home, ...): no device asked.
+    app.router.add_post("/api/v1/orders/{id}/outcome", post_order_outcome)

@@ -701,6 +701,8 @@ function activeBanner() {
 function openOrder(order) {
   S.order = order;
   S.start = { busy: false, error: null };
+  S.dialog = null;
+  S.visitError = null;
   show('order');
 }
 
@@ -763,6 +765,7 @@ function orderScreen() {
       el('div', { class: 'scroll', tabindex: '0', 'aria-label': t('order.details') }, dl),
       el('div', { id: 'dyn', class: 'side' }),
     ),
+    S.dialog?.kind === 'door' && outcomeDialog({ state: 'door', order_id: o.order_id }),
   );
 }
 
@@ -812,6 +815,21 @@ function startPanel() {
         ),
       );
     box.append(why);
+    // Nobody at home, or the family asks for another day: said without a visit, so without
+    // the devices a visit needs (a reader unplugged must not keep the order open).
+    box.append(
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'quiet',
+          'data-testid': 'door-outcome',
+          disabled: S.start.busy,
+          onclick: () => openDialog({ kind: 'door' }),
+        },
+        t('order.door_outcome'),
+      ),
+    );
   }
   if (S.start.error)
     box.append(el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'start-error' }, S.start.error));
@@ -1686,13 +1704,37 @@ function captureView(v) {
 function openDialog(d) {
   S.dialog = d;
   S.visitError = null; // a refusal shown in a dialog is the dialog's own, not an earlier action's
-  show('visit');
+  show(d.kind === 'door' ? 'order' : 'visit');
 }
 
 function closeDialog() {
+  const door = S.dialog?.kind === 'door';
   S.dialog = null;
+  if (door) return show('order');
   if (S.visit?.state === 'ending') return openOrders();
   show('visit');
+}
+
+// An outcome said at the door (the order's own action, no visit started): the ended visit
+// the kit answers is shown as any ended visit.
+async function doorOutcome(body) {
+  if (S.visitBusy) return;
+  const order = S.order;
+  S.visitBusy = true;
+  S.visitError = null;
+  document.querySelectorAll('[data-testid="outcome-dialog"] button.act').forEach((b) => (b.disabled = true));
+  const r = await api(`/orders/${encodeURIComponent(order.order_id)}/outcome`, { method: 'POST', body });
+  S.visitBusy = false;
+  if (!S.officer || S.screen !== 'order' || S.order !== order) return;
+  if (r.ok) {
+    S.dialog = null;
+    S.visit = r.data;
+    show('visit');
+    refresh();
+    return;
+  }
+  S.visitError = visitRefusal(r.data);
+  show('order');
 }
 
 function dialog(id, title, ...kids) {
@@ -1891,14 +1933,16 @@ function outcomeDialog(v) {
         end: `${d.date}T${d.to}:00${zoneOffset(d.date, d.to)}`,
       };
     // The dialog stays, with what was chosen and typed, until the kit takes the outcome.
-    visitAct('outcome', body, () => (S.dialog = null));
+    if (v.state === 'door') doorOutcome(body);
+    else visitAct('outcome', body, () => (S.dialog = null));
   };
   return dialog(
     'outcome-dialog',
-    t('outcome.title'),
+    t(v.state === 'door' ? 'outcome.door_title' : 'outcome.title'),
     el(
       'div',
       { class: 'dscroll' },
+      v.state === 'door' && el('p', { class: 'msg info' }, t('outcome.door_text')),
       el(
         'div',
         { class: 'choices', role: 'radiogroup', 'aria-label': t('outcome.title') },

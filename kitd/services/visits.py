@@ -236,13 +236,37 @@ class VisitDesk:
                 raise PrecheckFailed(
                     f"the pre-visit check failed: {first['id']}: {said}", precheck["critical"]
                 )
-            kwargs = {"clock": self._clock} if self._clock else {}
-            visit = Visit.start(
-                uuid.uuid4().hex[:12], order_id, officer, order["category"], self.finger_order, **kwargs
-            )
+            visit = self._new_visit(order_id, officer, order["category"])
             self._active = _Active(visit, precheck)
             await self._saved(visit, "started", actor=actor or officer, category=visit.category)
             return visit
+
+    async def outcome_at_door(
+        self, order_id: str, officer: str, code: Any, note: Any, reschedule: Any, actor: str | None = None
+    ) -> Visit:
+        """The visit of order ``order_id`` ends at the door with an outcome (not at home, refused,
+        rescheduled, ...) before any capture: no device is needed, so neither the pre-visit check
+        nor the sealer is asked (a reader unplugged must not keep the officer from saying that
+        nobody was home). Saved as a visit started and ended at once, like any other outcome."""
+        return await _to_the_end(self._outcome_at_door(order_id, officer, code, note, reschedule, actor))
+
+    async def _outcome_at_door(
+        self, order_id: str, officer: str, code: Any, note: Any, reschedule: Any, actor: str | None
+    ) -> Visit:
+        async with self._lock:
+            if self._active is not None:
+                visit = self._active.visit
+                raise WrongState(f"visit {visit.id} is active: give its outcome there", visit.state)
+            order = await self.kit.in_database(pending_order, self.kit.database, order_id)
+            visit = self._new_visit(order_id, officer, order["category"])
+            visit.set_outcome(code, note, reschedule)  # a refusal here leaves nothing behind
+            slot = visit.outcome["reschedule"] if visit.outcome else None
+            await self._close(_Active(visit), code, slot, actor or officer, at_door=True)
+            return visit
+
+    def _new_visit(self, order_id: str, officer: str, category: str) -> Visit:
+        kwargs = {"clock": self._clock} if self._clock else {}
+        return Visit.start(uuid.uuid4().hex[:12], order_id, officer, category, self.finger_order, **kwargs)
 
     def precheck_of(self, visit_id: str) -> dict[str, Any] | None:
         """The pre-visit check that let the active visit ``visit_id`` start (None: none ran)."""
@@ -601,12 +625,19 @@ class VisitDesk:
         end_visit(self.kit.database, record, entry, outcome, reschedule)
 
     async def _close(
-        self, active: _Active, outcome: str, reschedule: dict[str, str] | None, actor: str = SYSTEM
+        self,
+        active: _Active,
+        outcome: str,
+        reschedule: dict[str, str] | None,
+        actor: str = SYSTEM,
+        at_door: bool = False,
     ) -> None:
         for item in list(active.followers):
             self._stop_session(active, item)
         visit = active.visit
         facts = {**visit_facts(visit), "outcome": outcome, "reschedule": reschedule}
+        if at_door:
+            facts["at_door"] = True
         entry = AuditEntry(actor, f"visit_{visit.state}", facts)
         await self.kit.in_database(self._end, visit.to_json(), entry, outcome, reschedule)
         self._announce(visit, visit.state)
