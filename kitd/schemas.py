@@ -25,6 +25,14 @@ from kitd.errors import shown_value
 COMPONENTS_URI = "urn:kitd:components"
 
 SESSION_STATES = ["running", "captured", "confirmed", "forced", "cancelled", "failed"]
+# What ended a session (kitd.capture.session.ENDED_BY, and "device": its device failed); null
+# while it runs.
+SESSION_ENDED_BY = ["passes", "officer", "time_limit", "attempt_limit", "end_of_input", "cancel", "device"]
+_ENDED_BY = {
+    "enum": [*SESSION_ENDED_BY, None],
+    "description": "What ended the session: enough passes in a row, the officer's accept, the time "
+    "or attempt limit, the end of a replayed input, a cancel, or its device's failure (null: running)",
+}
 DEVICE_STATUSES = ["ready", "busy", "disconnected", "error"]
 # A bundle's states as the API shows them (kitd.store.outbox.STATES but the internal "sealing").
 OUTBOX_STATES = ("sealed", "offered", "acknowledged", "delivered", "erased")
@@ -871,6 +879,7 @@ SCHEMAS: dict[str, Any] = {
             **_PROGRESS,
             "forced": {"type": "boolean"},
             "reasons": {"type": "array", "items": {"type": "string"}},
+            "ended_by": _ENDED_BY,
             "result": {
                 "type": ["object", "null"],
                 "properties": {
@@ -930,11 +939,12 @@ SCHEMAS: dict[str, Any] = {
     },
     "EndEvent": {
         "type": "object",
-        "required": ["session", "outcome", "reasons"],
+        "required": ["session", "outcome", "reasons", "ended_by"],
         "properties": {
             "session": {"type": "string"},
             "outcome": {"enum": SESSION_STATES[1:]},
             "reasons": {"type": "array", "items": {"type": "string"}},
+            "ended_by": _ENDED_BY,
         },
     },
     "GapEvent": {

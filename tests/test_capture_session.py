@@ -36,7 +36,7 @@ def test_auto_capture_exactly_at_the_kth_consecutive_pass() -> None:
     assert session.state == "captured"
     assert session.attempts == 6  # passes at 4, 5, 6 (the pass streak at 1-2 was broken by 3)
     assert session.result is not None and session.result.payload == "frame2"  # best passing kept
-    assert not session.forced
+    assert not session.forced and session.ended_by == "passes"
 
 
 def test_first_pass_ends_with_k_of_one() -> None:
@@ -60,13 +60,13 @@ def test_forced_on_timeout_with_reasons() -> None:
     assert session.attempts == 4  # the frame at t=4 s found the time run out
     assert session.result.payload == "frame2"
     assert session.reasons[0] == "no capture passed within 3.5 s"
-    assert "contrast" in session.reasons
+    assert "contrast" in session.reasons and session.ended_by == "time_limit"
 
 
 def test_timeout_without_frames_fails_and_tick_ends_it() -> None:
     session = CaptureSession(SessionPolicy(timeout_s=2), started_at=10.0)
-    assert session.tick(11.0) == "running"
-    assert session.tick(12.0) == "failed"
+    assert session.tick(11.0) == "running" and session.ended_by is None
+    assert session.tick(12.0) == "failed" and session.ended_by == "time_limit"
     assert session.result is None and session.reasons == ["no capture passed within 2 s"]
 
 
@@ -76,7 +76,7 @@ def test_forced_on_attempt_limit() -> None:
     )
     assert session.state == "forced" and session.attempts == 3
     assert session.result.payload == "frame2"
-    assert session.reasons[0] == "no capture passed in 3 attempts"
+    assert session.reasons[0] == "no capture passed in 3 attempts" and session.ended_by == "attempt_limit"
 
 
 def test_confirm_takes_the_best_and_is_honest_when_it_fails() -> None:
@@ -84,6 +84,7 @@ def test_confirm_takes_the_best_and_is_honest_when_it_fails() -> None:
     assert passing.confirm() == "confirmed" and passing.result.payload == "frame1"
     failing = run(SessionPolicy(consecutive_passes=5, timeout_s=100), scripted([30, 20]))
     assert failing.confirm() == "forced" and failing.result.payload == "frame1"
+    assert passing.ended_by == failing.ended_by == "officer"
     assert failing.reasons == ["accepted by the officer without passing", "contrast"]
     with pytest.raises(ValueError):
         CaptureSession(SessionPolicy(), started_at=0).confirm()
@@ -94,7 +95,7 @@ def test_cancel_ends_without_result_and_later_frames_are_ignored() -> None:
     session.offer(Report(20, False), "frame1", now=1)
     assert session.cancel() == "cancelled"
     assert session.offer(Report(99, True), "frame2", now=2) == "cancelled"
-    assert session.result is None and session.attempts == 1
+    assert session.result is None and session.attempts == 1 and session.ended_by == "cancel"
 
 
 def test_policy_rejects_nonsense() -> None:
@@ -135,6 +136,7 @@ def test_passes_never_k_in_a_row_say_so_and_the_gate_answers_not_steady() -> Non
     session = run(policy, scripted([60, 10, 70, 20, 65]))
     assert session.state == "forced" and session.passes == 3
     assert session.reasons[0] == "3 captures passed but never 2 in a row within 4.5 s"
+    assert session.ended_by == "time_limit"  # the words differ; what ended it does not
     with pytest.raises(NotSteady, match=r"^3 presses passed but never 2 in a row within 4\.5 s") as raised:
         gate_outcome(session, force=False)
     assert raised.value.passes == 3 and raised.value.consecutive_passes == 2
@@ -148,3 +150,30 @@ def test_a_session_that_needs_a_confirm_says_it_was_not_confirmed() -> None:
     assert session.reasons == ["not confirmed by the officer within 2.5 s"]
     failing = run(policy, scripted([10, 20, 30]))
     assert failing.reasons[0] == "no capture passed within 2.5 s"
+
+
+def test_the_api_documents_every_cause_a_session_can_end_by() -> None:
+    from kitd.capture.session import ENDED_BY
+    from kitd.schemas import SESSION_ENDED_BY
+
+    # The live session adds "device": its device failed under it.
+    assert SESSION_ENDED_BY == [*ENDED_BY, "device"]
+
+
+def test_a_replay_that_runs_out_ends_the_session_by_its_end() -> None:
+    from kitd.capture.gate import run_gate
+    from kitd.errors import EndOfStream
+
+    frames = iter(scripted([20, 30]))
+
+    def next_report() -> Report:
+        report = next(frames, None)
+        if report is None:
+            raise EndOfStream("the replay ended")
+        return report
+
+    session = run_gate(
+        SessionPolicy(consecutive_passes=2, timeout_s=100), next_report, lambda r: r, clock=lambda: 0
+    )
+    assert session.state == "forced" and session.ended_by == "end_of_input"
+    assert session.reasons[0] == "no capture passed before the replay ended"

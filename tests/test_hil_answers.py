@@ -75,7 +75,7 @@ def test_a_passing_signature_not_confirmed_says_so(start_simulator, start_kitd, 
         sid = kitd.client.checked("POST", "/api/v1/sessions", body).json()["id"]
         end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid, timeout_s=60)
         assert events.of("assessment", sid)[-1]["passed"], events.of("assessment", sid)[-1]
-        assert end["data"]["outcome"] == "forced"
+        assert (end["data"]["outcome"], end["data"]["ended_by"]) == ("forced", "time_limit"), end
         assert end["data"]["reasons"][0] == "not confirmed by the officer within 12 s", end
     finally:
         events.close()

@@ -44,9 +44,9 @@ def test_session_goes_from_press_harder_to_a_good_press(rig) -> None:
     events.wait_for(lambda e: e["type"] == "assessment" and "press_harder" in e["data"]["feedback"])
     sim.control("condition good 4")
     end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid)
-    assert end["data"]["outcome"] == "captured"
+    assert (end["data"]["outcome"], end["data"]["ended_by"]) == ("captured", "passes")
     summary = kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()
-    assert summary["state"] == "captured" and not summary["forced"]
+    assert summary["state"] == "captured" and not summary["forced"] and summary["ended_by"] == "passes"
     capture = kitd.client.checked("GET", f"/api/v1/sessions/{sid}/capture")
     assert capture.headers["Cache-Control"] == "no-store"
     frame = cv2.imdecode(np.frombuffer(capture.body, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -74,7 +74,7 @@ def test_applicant_who_never_passes_ends_forced_with_reasons(rig, start_kitd) ->
     summary = kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()
     assert summary["max_attempts"] == 6  # lansia: twice the attempts, same thresholds
     end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid)
-    assert end["data"]["outcome"] == "forced"
+    assert (end["data"]["outcome"], end["data"]["ended_by"]) == ("forced", "attempt_limit")
     assert end["data"]["reasons"][0] == "no capture passed in 6 attempts"
     assert len(end["data"]["reasons"]) > 1  # the failing checks are named
     assert len(events.of("assessment", sid)) == 6
@@ -95,7 +95,7 @@ def test_cancel_and_busy_and_bad_requests(rig) -> None:
     assert kitd.client.request("GET", f"/api/v1/sessions/{sid}/capture").status == 409
     assert kitd.client.request("DELETE", f"/api/v1/sessions/{sid}").status == 202
     end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid)
-    assert end["data"]["outcome"] == "cancelled"
+    assert (end["data"]["outcome"], end["data"]["ended_by"]) == ("cancelled", "cancel")
     kitd.wait_for_status("fingerprint", "ready")
     device_events = events.of("device")
     assert {"device": "fingerprint", "status": "busy", "reason": "capturing"} in device_events
@@ -111,6 +111,18 @@ def test_cancel_and_busy_and_bad_requests(rig) -> None:
         assert reply.status == status, (bad, reply.body)
         assert words in reply.json()["message"]
     assert kitd.client.request("GET", "/api/v1/sessions/nope").status == 404
+
+
+def test_a_reader_unplugged_mid_session_ends_it_by_its_device(rig) -> None:
+    sim, kitd, events = rig
+    sid = start_session(kitd)
+    events.wait_for(lambda e: e["type"] == "assessment" and e["data"]["session"] == sid)
+    sim.control("unplug")
+    end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid, timeout_s=60)
+    assert (end["data"]["outcome"], end["data"]["ended_by"]) == ("failed", "device"), end
+    summary = kitd.client.checked("GET", f"/api/v1/sessions/{sid}").json()
+    assert summary["ended_by"] == "device" and summary["reasons"] == end["data"]["reasons"]
+    sim.control("replug")
 
 
 def test_iris_session_from_no_eye_through_open_wider_to_auto_capture(start_simulator, start_kitd) -> None:
@@ -193,7 +205,7 @@ def test_signature_session_ended_by_the_officers_confirm(start_simulator, start_
         confirmed = kitd.client.checked("POST", f"/api/v1/sessions/{sid}/confirm").json()
         assert confirmed["state"] == "confirmed", confirmed
         end = events.wait_for(lambda e: e["type"] == "end" and e["data"]["session"] == sid)
-        assert end["data"]["outcome"] == "confirmed"
+        assert (end["data"]["outcome"], end["data"]["ended_by"]) == ("confirmed", "officer")
         capture = kitd.client.checked("GET", f"/api/v1/sessions/{sid}/capture")
         recording = json.loads(capture.body)
         sent = json.loads(sim.control("sent"))["pen"]

@@ -51,7 +51,7 @@ def run_gate(
             with guard:
                 if not session.best:
                     raise
-                session.give_up(session.why_not("before the replay ended"))
+                session.give_up(session.why_not("before the replay ended"), "end_of_input")
             return session
         if candidate is None:
             with guard:

@@ -63,6 +63,9 @@ CONFIRMED = "confirmed"  # the officer accepted the best candidate
 FORCED = "forced"  # limit reached: the best candidate, flagged, with its failing checks
 CANCELLED = "cancelled"
 FAILED = "failed"  # limit reached with nothing assessed at all
+# What ended a session, for a screen that must not guess it from the reason's words: enough
+# passes, the officer's accept, the time or attempt limit, the end of a replayed input, a cancel.
+ENDED_BY: tuple[str, ...] = ("passes", "officer", "time_limit", "attempt_limit", "end_of_input", "cancel")
 
 
 @dataclass
@@ -78,6 +81,7 @@ class CaptureSession:
     best: list[Candidate] = field(default_factory=list)  # best first
     result: Candidate | None = None
     reasons: list[str] = field(default_factory=list)
+    ended_by: str | None = None  # one of ENDED_BY once ended
 
     @property
     def ended(self) -> bool:
@@ -97,9 +101,9 @@ class CaptureSession:
         self.passes_in_a_row = self.passes_in_a_row + 1 if report.passed else 0
         self.passes += bool(report.passed)
         if self.passes_in_a_row >= self.policy.consecutive_passes and not self.policy.needs_confirm:
-            self._end(CAPTURED, self._best_passing(candidate))
+            self._end(CAPTURED, self._best_passing(candidate), "passes")
         elif self.policy.max_attempts is not None and self.attempts >= self.policy.max_attempts:
-            self.give_up(self.why_not(f"in {self.attempts} attempts"))
+            self.give_up(self.why_not(f"in {self.attempts} attempts"), "attempt_limit")
         else:
             self.tick(now)
         return self.state
@@ -107,7 +111,7 @@ class CaptureSession:
     def tick(self, now: float) -> str:
         """Let time pass: the session is forced once its timeout has run out."""
         if not self.ended and now - self.started_at >= self.policy.timeout_s:
-            self.give_up(self.why_not(f"within {self.policy.timeout_s:g} s"))
+            self.give_up(self.why_not(f"within {self.policy.timeout_s:g} s"), "time_limit")
         return self.state
 
     @property
@@ -133,14 +137,14 @@ class CaptureSession:
             raise ValueError("nothing to confirm yet")
         top = self.best[0]
         if top.report.passed:
-            self._end(CONFIRMED, top)
+            self._end(CONFIRMED, top, "officer")
         else:
-            self.give_up("accepted by the officer without passing")
+            self.give_up("accepted by the officer without passing", "officer")
         return self.state
 
     def cancel(self) -> str:
         if not self.ended:
-            self._end(CANCELLED, None)
+            self._end(CANCELLED, None, "cancel")
         return self.state
 
     def _keep(self, candidate: Candidate) -> None:
@@ -156,16 +160,18 @@ class CaptureSession:
         # A failing frame can outscore a passing one; only a passing frame is captured.
         return next((c for c in self.best if c.report.passed), latest)
 
-    def give_up(self, why: str) -> None:
-        """End now with the best candidate flagged forced (failed when there is none), saying why."""
+    def give_up(self, why: str, by: str) -> None:
+        """End now with the best candidate flagged forced (failed when there is none), saying
+        why; ``by`` is what ended it (ENDED_BY)."""
         if not self.best:
-            self._end(FAILED, None)
+            self._end(FAILED, None, by)
             self.reasons = [why]
             return
         top = self.best[0]
-        self._end(FORCED, top)
+        self._end(FORCED, top, by)
         self.reasons = [why, *top.report.failed_checks]
 
-    def _end(self, state: str, result: Candidate | None) -> None:
+    def _end(self, state: str, result: Candidate | None, by: str) -> None:
         self.state = state
         self.result = result
+        self.ended_by = by

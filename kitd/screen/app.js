@@ -878,6 +878,8 @@ const EXCEPTION_REASONS = {
 };
 const OUTCOMES = ['not_home', 'refused', 'unable', 'rescheduled', 'cancelled'];
 const NEEDS_NOTE = ['unable', 'cancelled'];
+// A session ended by one of its limits with nothing kept: what the screen says instead of coaching.
+const LIMITS = { time_limit: 'timed_out', attempt_limit: 'attempts_out' };
 const WAITING_NOTE_MS = 2000; // an action's answer slower than this is said to be awaited
 const NOTE_MAX = 1000; // characters: the daemon's limit (visit_machine.MAX_OUTCOME_NOTE)
 const OPEN = ['identity', 'capturing', 'review', 'ending'];
@@ -1052,10 +1054,10 @@ function onLiveEvent(type, e) {
       S.live.failed = true;
       fillLive();
       updateDynamic();
-    } else if (d.outcome === 'forced' && S.live.kind !== 'signature' && /^no capture passed within /.test(d.reasons?.[0] || '')) {
-      // The time limit came with nothing passing (not the officer's own Terima, not a count
-      // of attempts): coaching on would be for nothing.
-      S.live.timedOut = true;
+    } else if (d.outcome === 'forced' && LIMITS[d.ended_by] && S.live.kind !== 'signature') {
+      // The time or attempt limit came before the kit kept a capture (not the officer's own
+      // Terima): coaching on would be for nothing.
+      S.live.limit = LIMITS[d.ended_by];
       fillLive();
     }
     reloadVisit();
@@ -1199,10 +1201,10 @@ function fillLive() {
     text = t('capture.failed');
     tone = 'warn';
     code = 'failed';
-  } else if (L.timedOut) {
-    text = t('capture.timed_out', { retry: t('action.retry'), accept: t('action.accept') });
+  } else if (L.limit) {
+    text = t('capture.' + L.limit, { retry: t('action.retry'), accept: t('action.accept') });
     tone = 'warn';
-    code = 'timed_out';
+    code = L.limit;
   } else if (!L.session) text = t(cur?.status === 'to_retake' ? 'capture.retake' : 'capture.ready');
   else if (L.feedback?.length) {
     code = L.feedback[0];

@@ -93,6 +93,7 @@ class LiveSession:
                 **session_progress(core),
                 "forced": core.forced,
                 "reasons": [self.error] if self.error else list(core.reasons),
+                "ended_by": "device" if self.error else core.ended_by,
                 "result": None
                 if result is None
                 else {
@@ -455,7 +456,13 @@ class LiveSessions:
                 {"session": live.id, "score": summary["result"]["score"], "forced": summary["forced"]},
             )
         self.events.publish(
-            "end", {"session": live.id, "outcome": summary["state"], "reasons": summary["reasons"]}
+            "end",
+            {
+                "session": live.id,
+                "outcome": summary["state"],
+                "reasons": summary["reasons"],
+                "ended_by": summary["ended_by"],
+            },
         )
         failed = summary["state"] == "failed"
         log.log(
