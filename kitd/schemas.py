@@ -101,6 +101,19 @@ SCHEMAS: dict[str, Any] = {
             "field": {"type": "string", "description": "The request field that was wrong, when one was."},
         },
     },
+    "SignInRefusedError": {
+        "type": "object",
+        "required": ["error", "message", "max_pin_failures"],
+        "properties": {
+            "error": {"const": "unauthenticated"},
+            "message": {"type": "string"},
+            "max_pin_failures": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Wrong PINs in a row that lock an officer (auth.max_pin_failures)",
+            },
+        },
+    },
     "FingerprintCaptureRequest": _image_capture_request("A capture from a fingerprint reader."),
     "IrisCaptureRequest": _image_capture_request("A capture from an iris camera."),
     "SignatureCaptureRequest": {

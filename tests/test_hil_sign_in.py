@@ -189,8 +189,13 @@ def test_wrong_pins_lock_until_a_supervisor_unlocks(start_kitd) -> None:  # noqa
     officer = simulation_officer("officer")
     anonymous = DaemonClient(kitd.url)
     wrong = {"nip": officer["nip"], "pin": "000000"}
-    statuses = [anonymous.request("POST", "/api/v1/auth/signin", wrong).status for _ in range(3)]
-    assert statuses == [401, 401, 423]
+    replies = [anonymous.request("POST", "/api/v1/auth/signin", wrong) for _ in range(3)]
+    assert [r.status for r in replies] == [401, 401, 423]
+    # Each refusal says how many wrong PINs lock an officer; an unknown NIP hears the same
+    # answer, word for word, so that it tells nothing of which NIPs exist.
+    assert [r.json().get("max_pin_failures") for r in replies] == [3, 3, None]
+    unknown = anonymous.request("POST", "/api/v1/auth/signin", {"nip": "1" * 18, "pin": "000000"})
+    assert unknown.status == 401 and unknown.json() == replies[0].json()
     right = {"nip": officer["nip"], "pin": officer["pin"]}
     locked = anonymous.request("POST", "/api/v1/auth/signin", right)
     assert locked.status == 423 and locked.json()["error"] == "locked"

@@ -262,7 +262,9 @@ def test_a_wrong_pin_is_refused_and_an_incomplete_one_never_sent(screen: Screen)
     with page.expect_response("**/api/v1/auth/signin") as answer:
         submit.click()
     assert answer.value.status == 401
-    expect(form.get_by_role("alert")).to_have_text(ID["signin.wrong"])
+    expect(form.get_by_role("alert")).to_contain_text(ID["signin.wrong"])
+    tries = fill(ID["signin.tries"], n=1, max=MAX_PIN_FAILURES)
+    expect(form.get_by_test_id("signin-tries")).to_have_text(tries)
     expect(page.get_by_label(ID["signin.pin"], exact=True)).to_have_value("")
     expect(page.get_by_label(ID["signin.nip"], exact=True)).to_have_value(OFFICER["nip"])
     screen.look("signin-wrong-pin")
@@ -283,9 +285,13 @@ def test_too_many_wrong_pins_lock_the_officer_out(screen: Screen, kit: ScreenKit
             with page.expect_response("**/api/v1/auth/signin") as answer:
                 submit.click()
             statuses.append(answer.value.status)
-            # The wrong PINs before the last are "wrong", the last one locks (423).
-            said = ID["signin.locked"] if attempt == MAX_PIN_FAILURES else ID["signin.wrong"]
-            expect(form.get_by_role("alert")).to_have_text(said)
+            # The wrong PINs before the last are "wrong", each saying how many so far and how
+            # many lock; the last one locks (423).
+            if attempt == MAX_PIN_FAILURES:
+                expect(form.get_by_role("alert")).to_have_text(ID["signin.locked"])
+            else:
+                tries = fill(ID["signin.tries"], n=attempt, max=MAX_PIN_FAILURES)
+                expect(form.get_by_role("alert")).to_have_text(ID["signin.wrong"] + tries)
         assert statuses == [401] * (MAX_PIN_FAILURES - 1) + [423], statuses
         # The right PIN no longer opens it.
         type_on_keypad(page, "pin", OFFICER["pin"])

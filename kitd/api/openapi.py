@@ -193,7 +193,11 @@ SIGN_IN_PATHS: dict[str, Any] = {
                     ref("SignIn"), "Signed in (Set-Cookie: kitd_token, HttpOnly, SameSite=Strict)"
                 ),
                 "400": error_answer("Malformed request (the field named)"),
-                "401": error_answer("NIP or PIN wrong, or the officer deactivated (unauthenticated)"),
+                "401": json_answer(
+                    ref("SignInRefusedError"),
+                    "NIP or PIN wrong, or the officer deactivated (unauthenticated), with how many wrong "
+                    "PINs in a row lock an officer (the same for every NIP)",
+                ),
                 "415": UNSUPPORTED_MEDIA_TYPE,
                 "423": error_answer("Locked after too many wrong PINs: a supervisor must unlock (locked)"),
             },

@@ -227,7 +227,14 @@ async def post_sign_in(request: web.Request) -> web.Response:
         kit.signed_in.forget_officer(body["nip"])
         return error_response(423, "locked", str(exc))
     except (UnknownOfficer, WrongPin, OfficerInactive) as exc:
-        return error_response(401, "unauthenticated", str(exc))
+        # How many wrong PINs in a row lock an officer: the same for every NIP, known or not
+        # (a count of this NIP's failures would tell which NIPs exist).
+        refused = {
+            "error": "unauthenticated",
+            "message": str(exc),
+            "max_pin_failures": kit.officers.max_pin_failures,
+        }
+        return web.json_response(refused, status=401)
     standing = await kit.in_database(kit.officers.standing, officer.nip)
     credential, state = await asyncio.get_running_loop().run_in_executor(
         None, open_credential, kit.keys, officer.nip, body["pin"]

@@ -506,6 +506,11 @@ function fillSignin() {
   }
   const msg = $('#signin-msg');
   msg.textContent = f.msg ? t(f.msg) : '';
+  // Wrong PINs typed here for this NIP, and how many lock it: said before the lock comes.
+  if (f.msg === 'signin.wrong' && f.lockAfter)
+    msg.append(
+      el('span', { class: 'said', 'data-testid': 'signin-tries' }, t('signin.tries', { n: f.tries, max: f.lockAfter })),
+    );
   msg.className = 'msg ' + (f.msg === 'signin.idle' || f.msg === 'signin.signed_out' ? 'info' : 'warn');
   if (f.msg) msg.dataset.msg = f.msg;
   else delete msg.dataset.msg;
@@ -546,6 +551,11 @@ async function submit() {
   if (r.ok) return signedIn(r.data.officer);
   const msgs = { 401: 'signin.wrong', 423: 'signin.locked', 400: 'signin.incomplete', 0: 'error.network' };
   f.msg = msgs[r.status] || 'error.network';
+  if (r.status === 401) {
+    f.tries = (f.triesNip === f.nip ? f.tries || 0 : 0) + 1;
+    f.triesNip = f.nip;
+    f.lockAfter = r.data?.max_pin_failures || null;
+  }
   f.pin = '';
   f.field = 'pin';
   fillSignin();
