@@ -296,7 +296,24 @@ def test_amputated_fingers_a_blind_eye_and_a_thumbprint_in_english(screen: Scree
             dialog.get_by_test_id("except-confirm").click()
             expect(mark(page, item)).to_have_attribute("data-status", "excepted")
             expect(mark(page, item)).to_contain_text("✕")
-        for item in FINGERS[2:]:
+        # A finger that never presses hard enough: Accept asks first, then keeps it flagged.
+        reader = kit.sims["fingerprint"]
+        reader.control("condition light")
+        try:
+            action(page, EN, "action.start").click()
+            expect(page.get_by_test_id("feedback")).to_have_attribute(
+                "data-code", "press_harder", timeout=CAPTURE_S
+            )
+            action(page, EN, "action.accept").click()
+            dialog = page.get_by_test_id("force-dialog")
+            expect(dialog).to_contain_text(fill(EN["force.title"], item=item_words("finger:3", EN)))
+            screen.look("visit-force-confirm")
+            dialog.get_by_test_id("force-confirm").click()
+            expect(mark(page, "finger:3")).to_have_attribute("data-status", "forced")
+            expect(mark(page, "finger:3")).to_contain_text("!")
+        finally:
+            reader.control("condition good")
+        for item in FINGERS[3:]:
             take(page, item, EN)
         # An eye that stays shut until the time limit: the screen stops coaching and says
         # what is left to do; opened, a retry captures it.
@@ -311,6 +328,13 @@ def test_amputated_fingers_a_blind_eye_and_a_thumbprint_in_english(screen: Scree
                 fill(EN["capture.timed_out"], retry=EN["action.retry"], accept=EN["action.accept"])
             )
             screen.look("visit-iris-timed-out")
+            # Accept of a best that did not pass is asked first; kept trying, nothing changed.
+            action(page, EN, "action.accept").click()
+            dialog = page.get_by_test_id("force-dialog")
+            expect(dialog).to_contain_text(fill(EN["force.title"], item=item_words("iris:right", EN)))
+            dialog.get_by_test_id("force-keep").click()
+            expect(dialog).to_be_hidden()
+            expect(mark(page, "iris:right")).to_have_attribute("data-status", "capturing")
         finally:
             eye.control("set eyelid=1")
         take(page, "iris:right", EN, start="action.retry")

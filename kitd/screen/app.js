@@ -1383,7 +1383,8 @@ function visitScreen() {
     resumedNote(v),
     body(v),
   );
-  if (S.dialog) main.append({ except: exceptDialog, redo: redoDialog }[S.dialog.kind]?.(v) || outcomeDialog(v));
+  if (S.dialog)
+    main.append({ except: exceptDialog, redo: redoDialog, force: forceDialog }[S.dialog.kind]?.(v) || outcomeDialog(v));
   queueMicrotask(() => {
     fillLive();
     if (S.live.ink?.length) {
@@ -1671,8 +1672,16 @@ function captureView(v) {
         visitAct(`items/${cur.item}/retry`),
         !deviceOk,
       ),
-      btn('accept', 'go', t(kind === 'signature' ? 'action.accept_signature' : 'action.accept'), () =>
-        visitAct(`items/${cur.item}/accept`),
+      btn(
+        'accept',
+        'go',
+        t(kind === 'signature' ? 'action.accept_signature' : 'action.accept'),
+        () => {
+          // The item as the kit has it now: its best may have passed since the screen drew it.
+          const now = itemOf(S.visit, cur.item);
+          if (now?.passed === false) openDialog({ kind: 'force', item: cur.item });
+          else visitAct(`items/${cur.item}/accept`);
+        },
         cur.score == null,
       ),
     );
@@ -1762,32 +1771,38 @@ function dialog(id, title, ...kids) {
   );
 }
 
-function redoDialog(v) {
-  const item = S.dialog.item;
+// A question before an action that loses or flags a capture: `key` names its words
+// (key.title, key.text, key.keep, key.confirm), `path` the visit action the confirm takes.
+function askFirst(v, key, path) {
+  const item = itemName(v, S.dialog.item);
   return dialog(
-    'redo-dialog',
-    t('redo.title', { item: itemName(v, item) }),
-    el('p', { class: 'msg warn' }, t('redo.text', { item: itemName(v, item) })),
+    key + '-dialog',
+    t(key + '.title', { item }),
+    el('p', { class: 'msg warn' }, t(key + '.text', { item })),
     el(
       'div',
       { class: 'actions' },
-      el('button', { type: 'button', 'data-testid': 'redo-keep', onclick: closeDialog }, t('redo.keep')),
+      el('button', { type: 'button', 'data-testid': key + '-keep', onclick: closeDialog }, t(key + '.keep')),
       el(
         'button',
         {
           type: 'button',
           class: 'primary act',
-          'data-testid': 'redo-confirm',
+          'data-testid': key + '-confirm',
           onclick: () => {
             S.dialog = null;
-            visitAct(`items/${item}/start`);
+            visitAct(path);
           },
         },
-        t('redo.confirm'),
+        t(key + '.confirm'),
       ),
     ),
   );
 }
+
+const redoDialog = (v) => askFirst(v, 'redo', `items/${S.dialog.item}/start`);
+// A best that did not pass is kept only when the officer says so (flagged forced for the office).
+const forceDialog = (v) => askFirst(v, 'force', `items/${S.dialog.item}/accept`);
 
 function exceptDialog(v) {
   const d = S.dialog;
