@@ -1081,6 +1081,7 @@ SCHEMAS: dict[str, Any] = {
             "battery",
             "clock",
             "visit",
+            "others_visit",
             "visit_start",
         ],
         "properties": {
@@ -1174,6 +1175,30 @@ SCHEMAS: dict[str, Any] = {
                     {"type": "null"},
                 ],
             },
+            "others_visit": {
+                "description": "Another officer's active visit (the caller cannot start one until "
+                "it ends: that officer continues it, or it is ended with an outcome), or null",
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["id", "state", "order_id", "officer"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "state": {"type": "string"},
+                            "order_id": {"type": "string"},
+                            "officer": {
+                                "type": "object",
+                                "required": ["nip", "name"],
+                                "properties": {
+                                    "nip": {"type": "string"},
+                                    "name": {"type": ["string", "null"]},
+                                },
+                            },
+                        },
+                    },
+                    {"type": "null"},
+                ],
+            },
             "visit_start": {
                 "type": "object",
                 "required": ["possible", "reasons"],
@@ -1191,6 +1216,7 @@ SCHEMAS: dict[str, Any] = {
                                         "disk_reserve",
                                         "sealing_not_ready",
                                         "visit_active",
+                                        "visit_of_another",
                                         "device_missing",
                                     ]
                                 },

@@ -103,10 +103,20 @@ def test_an_active_visit_is_the_callers_and_blocks_another(start_kitd) -> None: 
     visit = officer.checked("POST", "/api/v1/visits", {"order_id": "SCR-1"}).json()
     mine = officer.checked("GET", "/api/v1/summary").json()
     assert mine["visit"] == {"id": visit["id"], "state": visit["state"], "order_id": "SCR-1"}
+    assert mine["others_visit"] is None
     assert "visit_active" in {r["code"] for r in mine["visit_start"]["reasons"]}
     theirs = client(kitd, "supervisor").checked("GET", "/api/v1/summary").json()
     assert theirs["visit"] is None
-    assert "visit_active" in {r["code"] for r in theirs["visit_start"]["reasons"]}
+    # Whose visit blocks the supervisor's, so that they know whom to call (or end it).
+    officer_nip = simulation_officer("officer")["nip"]
+    assert theirs["others_visit"] == {
+        "id": visit["id"],
+        "state": visit["state"],
+        "order_id": "SCR-1",
+        "officer": {"nip": officer_nip, "name": simulation_officer("officer")["name"]},
+    }
+    codes = {r["code"] for r in theirs["visit_start"]["reasons"]}
+    assert "visit_of_another" in codes and "visit_active" not in codes
 
 
 def test_watching_does_not_keep_a_sign_in_alive_and_using_does(start_kitd) -> None:  # noqa: ANN001

@@ -489,6 +489,46 @@ def test_an_unplugged_reader_shows_in_the_status_bar_and_stops_a_visit_start(
     expect(detail.get_by_role("button", name=EN["order.start"], exact=True)).to_be_enabled(timeout=20_000)
 
 
+def test_another_officers_open_visit_is_named_and_can_be_ended(
+    screen: Screen, kit: ScreenKit, orders: dict
+) -> None:
+    page = screen.page
+    kit.post_orders([sample_order("SCR-OTHER", name="Sukarti")])
+    opened = kit.api("officer", "POST", "/api/v1/visits", {"order_id": "SCR-OTHER"})
+    try:
+        kit.sign_in_browser(page, "supervisor")
+        listing = on(page, "orders")
+        banner = listing.get_by_test_id("others-visit")
+        officer = simulation_officer("officer")["name"]
+        expect(banner).to_contain_text(fill(ID["orders.others_visit"], name="Sukarti", officer=officer))
+        screen.look("orders-others-visit")
+        # An order opened meanwhile says why no visit starts, and offers the same way out.
+        listing.locator('[data-order-id="SCR-LANSIA"]').click()
+        detail = on(page, "order")
+        expect(detail.get_by_role("button", name=ID["order.start"], exact=True)).to_be_disabled()
+        summary = kit.api("supervisor", "GET", "/api/v1/summary")
+        (reason,) = [r for r in summary["visit_start"]["reasons"] if r["code"] == "visit_of_another"]
+        expect(detail.get_by_test_id("start-reasons")).to_contain_text(reason["message"]["id"])
+        assert summary["others_visit"]["officer"] == {"nip": opened["officer"], "name": officer}
+        assert summary["visit"] is None
+        detail.get_by_test_id("end-others-visit").click()
+        dialog = page.get_by_test_id("outcome-dialog")
+        expect(dialog.get_by_test_id("outcome-others")).to_have_text(ID["outcome.others_text"])
+        dialog.get_by_test_id("outcome-close").click()  # not now: back to the list, nothing changed
+        banner = on(page, "orders").get_by_test_id("others-visit")
+        banner.get_by_test_id("end-others-visit").click()
+        dialog.get_by_role("radio", name=ID["outcome.cancelled"]).click()
+        dialog.get_by_label(ID["outcome.note_needed"]).fill("Petugas pulang sakit; dijadwalkan petugas lain")
+        dialog.get_by_test_id("outcome-submit").click()
+        expect(on(page, "visit")).to_have_attribute("data-state", "ended")
+        ended = kit.api("supervisor", "GET", f"/api/v1/visits/{opened['id']}")
+        assert (ended["state"], ended["outcome"]["code"]) == ("ended", "cancelled")
+        page.get_by_test_id("back").click()
+        expect(on(page, "orders").get_by_test_id("others-visit")).to_have_count(0)
+    finally:
+        kit.end_visits()
+
+
 def test_nobody_at_home_is_said_with_the_reader_unplugged(
     screen: Screen, kit: ScreenKit, orders: dict
 ) -> None:

@@ -18,6 +18,7 @@ from aiohttp import web
 from kitd.api.requests import KIT_KEY, error_response
 from kitd.api.sign_in import CALLER
 from kitd.services.kit_summary import can_sign, device_readiness, message_catalogue, start_reasons
+from kitd.store.officers import UnknownOfficer
 
 SCREEN_DIR = Path(__file__).resolve().parent.parent / "screen"
 # The app loads nothing from elsewhere, runs no inline script, and is framed by nobody.
@@ -78,6 +79,15 @@ async def get_messages(request: web.Request) -> web.Response:
     return web.json_response(message_catalogue())
 
 
+def _officer_name(kit: Any, nip: str) -> str | None:
+    """On the database's thread: the officer's name (None: a visit started on the kit's socket
+    has no officer of the roll)."""
+    try:
+        return kit.officers.get(nip).name
+    except UnknownOfficer:
+        return None
+
+
 async def get_summary(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
     caller = request[CALLER]
@@ -89,10 +99,14 @@ async def get_summary(request: web.Request) -> web.Response:
         # Off the event loop: the credentials' checks read files and may ask the token.
         devices = device_readiness(kit)
         signs = caller.nip is not None and can_sign(kit, caller.nip, credential)
-        return devices, start_reasons(kit, devices, signs, bool(outbox["reserve_ok"]))
+        return devices, start_reasons(kit, devices, signs, bool(outbox["reserve_ok"]), caller.nip)
 
     devices, reasons = await asyncio.get_running_loop().run_in_executor(None, ask_devices_and_keys)
-    own = [v for v in kit.visits.active() if v.officer == caller.nip]
+    active = kit.visits.active()
+    own = [v for v in active if v.officer == caller.nip]
+    # Another officer's open visit: who, so that the caller knows whom to call, or ends it.
+    others = [v for v in active if v.officer != caller.nip]
+    other_name = await kit.in_database(_officer_name, kit, others[0].officer) if others else None
     summary = {
         "kit": {"id": kit.config.kit_id, "timezone": kit.config["kit.timezone"]},
         "officer": None if officer is None else officer.to_json(),
@@ -115,6 +129,17 @@ async def get_summary(request: web.Request) -> web.Response:
             "went_back": kit.clock.state.went_back is not None,
         },
         "visit": None if not own else {"id": own[0].id, "state": own[0].state, "order_id": own[0].order_id},
+        "others_visit": None
+        if not others
+        else {
+            "id": others[0].id,
+            "state": others[0].state,
+            "order_id": others[0].order_id,
+            "officer": {
+                "nip": others[0].officer,
+                "name": other_name,
+            },
+        },
         "visit_start": {"possible": not reasons, "reasons": reasons},
     }
     return web.json_response(summary, headers={"Cache-Control": "no-store"})

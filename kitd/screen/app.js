@@ -332,8 +332,8 @@ function updateDynamic() {
     clockChip(S.summary),
   );
   const reasons = S.msgs ? 1 : 0;
-  if (S.screen === 'order') part('dyn', [s.visit, s.visit_start, S.start, reasons], startPanel);
-  if (S.screen === 'orders') part('dyn', [s.visit?.id, S.orders.length, S.start], activeBanner);
+  if (S.screen === 'order') part('dyn', [s.visit, s.others_visit, s.visit_start, S.start, reasons], startPanel);
+  if (S.screen === 'orders') part('dyn', [s.visit?.id, s.others_visit, S.orders.length, S.start], activeBanner);
   if (S.screen === 'visit') part('vdev', [s.devices, S.visit?.current, S.live.failed], deviceTrouble);
   if (S.screen === 'tech') part('tech-body', techKey(), techBody);
 }
@@ -690,7 +690,7 @@ function orderCard(o) {
 
 function activeBanner() {
   const v = S.summary?.visit;
-  if (!v) return '';
+  if (!v) return othersBanner();
   const o = S.orders.find((x) => x.order_id === v.order_id);
   return el(
     'div',
@@ -703,6 +703,29 @@ function activeBanner() {
     ),
     S.start.error &&
       el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'start-error' }, S.start.error),
+  );
+}
+
+// Another officer's visit is open: whose, and a way to end it (that officer could also sign
+// in and continue it; only they can seal it).
+function othersBanner() {
+  const v = S.summary?.others_visit;
+  if (!v) return '';
+  const o = S.orders.find((x) => x.order_id === v.order_id);
+  return el(
+    'div',
+    { class: 'banner', 'data-testid': 'others-visit' },
+    el(
+      'span',
+      {},
+      icon('⚠'),
+      t('orders.others_visit', { name: o ? o.name : v.order_id, officer: v.officer.name || v.officer.nip }),
+    ),
+    el(
+      'button',
+      { type: 'button', 'data-testid': 'end-others-visit', onclick: () => openVisit(v.id, true) },
+      t('orders.end_others_visit'),
+    ),
   );
 }
 
@@ -825,6 +848,14 @@ function startPanel() {
         ),
       );
     box.append(why);
+    if (s?.others_visit)
+      box.append(
+        el(
+          'button',
+          { type: 'button', 'data-testid': 'end-others-visit', onclick: () => openVisit(s.others_visit.id, true) },
+          t('orders.end_others_visit'),
+        ),
+      );
     // Nobody at home, or the family asks for another day: said without a visit, so without
     // the devices a visit needs (a reader unplugged must not keep the order open).
     box.append(
@@ -912,12 +943,13 @@ function itemName(v, name) {
 const scoreText = (n) =>
   n == null ? '–' : new Intl.NumberFormat(LOCALES[S.lang], { maximumFractionDigits: 1 }).format(n);
 
-async function openVisit(id) {
+// `ending`: opened to give its outcome (another officer's visit, ended from this sign-in).
+async function openVisit(id, ending = false) {
   const r = await api('/visits/' + encodeURIComponent(id));
   if (!S.officer) return;
   if (r.ok) {
     S.visit = r.data;
-    S.dialog = S.visit.state === 'ending' ? { kind: 'outcome' } : null;
+    S.dialog = ending || S.visit.state === 'ending' ? { kind: 'outcome' } : null;
     S.visitError = null;
     return show('visit');
   }
@@ -1732,9 +1764,11 @@ function closeDialog() {
   const door = S.dialog?.kind === 'door';
   S.dialog = null;
   if (door) return show('order');
-  if (S.visit?.state === 'ending') return openOrders();
+  if (S.visit?.state === 'ending' || !ownVisit(S.visit)) return openOrders();
   show('visit');
 }
+
+const ownVisit = (v) => !!v && v.officer === S.officer?.nip;
 
 // An outcome said at the door (the order's own action, no visit started): the ended visit
 // the kit answers is shown as any ended visit.
@@ -1970,6 +2004,9 @@ function outcomeDialog(v) {
       'div',
       { class: 'dscroll' },
       v.state === 'door' && el('p', { class: 'msg info' }, t('outcome.door_text')),
+      v.state !== 'door' &&
+        !ownVisit(v) &&
+        el('p', { class: 'msg warn', 'data-testid': 'outcome-others' }, t('outcome.others_text')),
       el(
         'div',
         { class: 'choices', role: 'radiogroup', 'aria-label': t('outcome.title') },

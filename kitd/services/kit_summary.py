@@ -41,6 +41,12 @@ START_REASONS: dict[str, tuple[str, str]] = {
         "Ada kunjungan yang sedang berjalan di kit ini: lanjutkan atau akhiri dulu.",
         "A visit is in progress on this kit: continue or end it first.",
     ),
+    "visit_of_another": (
+        "Kunjungan petugas lain masih terbuka di kit ini: petugas itu masuk untuk melanjutkannya, "
+        "atau akhiri kunjungan itu dengan hasilnya.",
+        "Another officer's visit is open on this kit: that officer signs in to continue it, or end "
+        "it with its outcome.",
+    ),
     "device_missing:fingerprint": (
         "Pemindai sidik jari tidak tersambung.",
         "The fingerprint reader is not connected.",
@@ -112,12 +118,14 @@ def device_readiness(kit: Any) -> list[dict[str, Any]]:
 
 
 def start_reasons(
-    kit: Any, devices: list[dict[str, Any]], signs: bool, reserve_ok: bool
+    kit: Any, devices: list[dict[str, Any]], signs: bool, reserve_ok: bool, nip: str | None = None
 ) -> list[dict[str, Any]]:
-    """Every reason a visit cannot start now for a caller who can sign or not (none: it can)."""
+    """Every reason a visit cannot start now for caller ``nip``, who can sign or not (none: it
+    can)."""
     reasons = []
-    if kit.visits.active():  # the kit runs one visit at a time
-        reasons.append(_reason("visit_active"))
+    active = kit.visits.active()
+    if active:  # the kit runs one visit at a time: the caller's own, or another officer's
+        reasons.append(_reason("visit_active" if active[0].officer == nip else "visit_of_another"))
     if not signs and kit.visits.require_officer_signature:
         reasons.append(_reason("no_credential"))
     if not reserve_ok:
