@@ -43,6 +43,8 @@ from hil.sample_orders import sample_order
 
 KIT_ZONE = "Asia/Makassar"  # WITA, +08:00: neither the orders' +07:00 nor the browser's
 BROWSER_ZONE = "America/Sao_Paulo"
+# A visit's finger waits this long for a press (the kit's default is 20 s).
+NO_FINGER_S = 6.0
 MAX_PIN_FAILURES = 3
 OFFICER = simulation_officer("officer")
 ID = catalogue("id")
@@ -143,7 +145,11 @@ def make_orders(kit: ScreenKit) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenKit]:
     need_browser()
-    settings = {"kit.timezone": KIT_ZONE, "auth.max_pin_failures": MAX_PIN_FAILURES}
+    settings = {
+        "kit.timezone": KIT_ZONE,
+        "auth.max_pin_failures": MAX_PIN_FAILURES,
+        "fingerprint.capture_timeout_s": NO_FINGER_S,
+    }
     kit = start_screen_kit(tmp_path_factory.mktemp("screen"), settings)
     try:
         yield kit
@@ -526,6 +532,29 @@ def test_another_officers_open_visit_is_named_and_can_be_ended(
         page.get_by_test_id("back").click()
         expect(on(page, "orders").get_by_test_id("others-visit")).to_have_count(0)
     finally:
+        kit.end_visits()
+
+
+def test_no_finger_until_the_time_limit_is_not_called_a_device_fault(screen: Screen, kit: ScreenKit) -> None:
+    page = screen.page
+    kit.post_orders([sample_order("SCR-NOFINGER", name="Sumarni")])
+    visit = kit.api("officer", "POST", "/api/v1/visits", {"order_id": "SCR-NOFINGER"})
+    identity = {"present": ["Sumarni"], "consent_by": "applicant"}
+    kit.api("officer", "POST", f"/api/v1/visits/{visit['id']}/identity", identity)
+    reader = kit.sims["fingerprint"]
+    reader.control("finger off")
+    try:
+        kit.sign_in_browser(page)  # back at the open visit, its first finger
+        on(page, "visit")
+        page.locator("main.visit .actions").get_by_role("button", name=ID["action.start"], exact=True).click()
+        feedback = page.get_by_test_id("feedback")
+        # Nobody pressed: the session ends failed by its time limit, which is no device fault.
+        expect(feedback).to_have_attribute("data-code", "nothing_in_time", timeout=(NO_FINGER_S + 20) * 1000)
+        expect(feedback).to_have_text(fill(ID["capture.nothing_in_time"], retry=ID["action.retry"]))
+        expect(page.get_by_test_id("device-trouble")).to_have_count(0)
+        screen.look("visit-nothing-in-time")
+    finally:
+        reader.control("finger on")
         kit.end_visits()
 
 

@@ -507,7 +507,7 @@ function fillSignin() {
   const msg = $('#signin-msg');
   msg.textContent = f.msg ? t(f.msg) : '';
   // Wrong PINs typed here for this NIP, and how many lock it: said before the lock comes.
-  if (f.msg === 'signin.wrong' && f.lockAfter)
+  if (f.msg === 'signin.wrong' && f.lockAfter && f.triesNip === f.nip)
     msg.append(
       el('span', { class: 'said', 'data-testid': 'signin-tries' }, t('signin.tries', { n: f.tries, max: f.lockAfter })),
     );
@@ -1092,14 +1092,20 @@ function onLiveEvent(type, e) {
     S.live.ink.push(...d.points);
     drawInk();
   } else if (type === 'end') {
-    if (d.outcome === 'failed') {
+    const limit = LIMITS[d.ended_by];
+    if (d.outcome === 'failed' && !limit) {
+      // The device failed under the session (ended_by device).
       S.live.failed = true;
       fillLive();
       updateDynamic();
-    } else if (d.outcome === 'forced' && LIMITS[d.ended_by] && S.live.kind !== 'signature') {
+    } else if (d.outcome === 'failed') {
+      // The time ran out with nothing at all to judge (no finger, no pen): not a device fault.
+      S.live.limit = 'nothing_in_time';
+      fillLive();
+    } else if (d.outcome === 'forced' && limit && S.live.kind !== 'signature') {
       // The time or attempt limit came before the kit kept a capture (not the officer's own
       // Terima): coaching on would be for nothing.
-      S.live.limit = LIMITS[d.ended_by];
+      S.live.limit = limit;
       fillLive();
     }
     reloadVisit();
@@ -1777,7 +1783,8 @@ async function doorOutcome(body) {
   const order = S.order;
   S.visitBusy = true;
   S.visitError = null;
-  document.querySelectorAll('[data-testid="outcome-dialog"] button.act').forEach((b) => (b.disabled = true));
+  // Every button, its Cancel too: a tap meanwhile would hide what the kit answers.
+  document.querySelectorAll('[data-testid="outcome-dialog"] button').forEach((b) => (b.disabled = true));
   const r = await api(`/orders/${encodeURIComponent(order.order_id)}/outcome`, { method: 'POST', body });
   S.visitBusy = false;
   if (!S.officer || S.screen !== 'order' || S.order !== order) return;
@@ -1790,6 +1797,7 @@ async function doorOutcome(body) {
   }
   S.visitError = visitRefusal(r.data);
   show('order');
+  refresh(); // a visit begun meanwhile, an order withdrawn: the panel says it
 }
 
 function dialog(id, title, ...kids) {
