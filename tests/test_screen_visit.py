@@ -438,6 +438,14 @@ def test_not_at_home_then_a_guardian_visit_rescheduled(screen: Screen, kit: Scre
     dialog.get_by_role("button", name=later).click()
     expect(dialog.get_by_test_id("resched-from")).to_have_text("10.00")
     expect(dialog.get_by_test_id("resched-to")).to_have_text("11.00")  # kept an hour after
+    # The end never steps to or before the start: Simpan stays available.
+    sooner = fill(ID["outcome.earlier"], what=ID["outcome.to"])
+    for _ in range(3):
+        dialog.get_by_role("button", name=sooner).click()
+    expect(dialog.get_by_test_id("resched-to")).to_have_text("10.30")
+    expect(dialog.get_by_test_id("outcome-submit")).to_be_enabled()
+    dialog.get_by_role("button", name=fill(ID["outcome.later_step"], what=ID["outcome.to"])).click()
+    expect(dialog.get_by_test_id("resched-to")).to_have_text("11.00")
     expect(dialog).to_contain_text(fill(ID["outcome.when"], zone=KIT_ZONE))
     screen.look("visit-outcome-rescheduled")
     dialog.get_by_test_id("outcome-submit").click()

@@ -1988,6 +1988,8 @@ function outcomeDialog(v) {
   const moveTime = (key, n) => {
     const m = minutes(d[key]) + n * 30;
     if (m < 0 || m > 23 * 60 + 30) return;
+    // The end never goes to or before the start (Simpan would grey out with no word why).
+    if (key === 'to' && m <= minutes(d.from)) return;
     const next = { ...d, [key]: hhmm(m) };
     if (key === 'from' && minutes(next.to) <= m) next.to = hhmm(Math.min(m + 60, 23 * 60 + 59));
     openDialog(next);
