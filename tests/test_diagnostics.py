@@ -46,6 +46,35 @@ async def warns(_kit: Any) -> dict[str, Any]:
     return finding("warning", {"celsius": 72.5}, FIX)
 
 
+def test_a_device_lost_during_the_run_fails_it() -> None:
+    answers = {"cam": ["ok", "failed"], "pad": ["ok", "ok"]}
+
+    def presence(device: str):  # noqa: ANN202
+        async def run(_kit: Any) -> dict[str, Any]:
+            status = answers[device].pop(0)
+            return finding(status, {"asked": True}, None if status == "ok" else FIX)
+
+        return Check(f"{device}.present", device, run, quick=True)
+
+    async def gone(_kit: Any) -> dict[str, Any]:
+        return finding("not_available", {"status": "disconnected"}, FIX)
+
+    checks = [
+        presence("cam"),
+        Check("cam.frame_rate", "cam", gone),
+        presence("pad"),
+        Check("pad.line", "pad", gone),
+    ]
+    run = asyncio.run(run_checks(KIT, checks, quick=False))
+    by_id = {f["id"]: f for f in run["checks"]}
+    # The camera is gone when asked again: its presence fails the run, saying when it went.
+    assert by_id["cam.present"]["status"] == "failed" and by_id["cam.present"]["values"]["lost_during_run"]
+    assert run["status"] == "failed" and [f["id"] for f in run["checks"]][0] == "cam.present"
+    # The pad, asked again, answers: its first finding stands (and nothing is added).
+    assert by_id["pad.present"]["status"] == "ok" and "lost_during_run" not in by_id["pad.present"]["values"]
+    assert answers == {"cam": [], "pad": []} and len(run["checks"]) == 4
+
+
 def test_a_run_completes_whatever_its_checks_do() -> None:
     checks = [
         Check("a.fine", "a", fine, quick=True),

@@ -148,7 +148,25 @@ async def run_checks(kit: Any, checks: Sequence[Check], quick: bool) -> dict[str
     chosen = [c for c in checks if c.quick or not quick]
     started_at, started = kit.clock.now(), time.monotonic()
     findings = [await run_check(check, kit) for check in chosen]
+    await _asked_again_if_gone(kit, chosen, findings)
     return diagnostics_run(kit, findings, quick, iso(started_at), time.monotonic() - started)
+
+
+async def _asked_again_if_gone(kit: Any, chosen: Sequence[Check], findings: list[dict[str, Any]]) -> None:
+    """A device present at the start of the run whose later checks could not read it (it went
+    away meanwhile: a camera that stalled, a reader unplugged) has its presence asked again at
+    the end; if it is gone now, that finding replaces the first, so that the run fails instead
+    of passing on a device that no longer answers."""
+    for index, check in enumerate(chosen):
+        if check.id != f"{check.device}.present" or findings[index]["status"] != OK:
+            continue
+        later = findings[index + 1 :]
+        if not any(f["device"] == check.device and f["status"] == NOT_AVAILABLE for f in later):
+            continue
+        again = await run_check(check, kit)
+        if again["status"] != OK:
+            again["values"] = {**again.get("values", {}), "lost_during_run": True}
+            findings[index] = again
 
 
 def diagnostics_run(
