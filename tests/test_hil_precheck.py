@@ -78,7 +78,7 @@ def test_a_visit_without_its_fingerprint_reader_is_refused_before_it_starts(read
 
 def test_nobody_at_home_is_said_with_the_reader_unplugged(reader_kit: Any) -> None:
     kitd, reader = reader_kit
-    orders = [sample_order(f"MJK-31{n}") for n in range(1, 4)]
+    orders = [sample_order(f"MJK-31{n}") for n in range(1, 5)]
     DaemonClient(kitd.url, kitd.sign_in("supervisor")).checked("POST", "/api/v1/orders", orders)
     officer = DaemonClient(kitd.url, kitd.sign_in("officer"))
     reader.control("unplug")
@@ -113,7 +113,7 @@ def test_nobody_at_home_is_said_with_the_reader_unplugged(reader_kit: Any) -> No
         assert said in (answer.json().get("field"), answer.json()["error"]), answer.body
     pending = officer.checked("GET", "/api/v1/orders?day=2026-12-02").json()
     assert [(o["order_id"], o["appointment"]) for o in pending][:1] == [("MJK-312", tomorrow)]
-    assert {o["order_id"] for o in pending} == {"MJK-312", "MJK-313"}
+    assert {o["order_id"] for o in pending} == {"MJK-312", "MJK-313", "MJK-314"}
     with closing(sqlite3.connect(kitd.data_dir / "kitd.sqlite3")) as db:
         rows = db.execute("SELECT order_id, status, content FROM work_orders ORDER BY order_id")
         assert [(o, s, c is None) for o, s, c in rows][:1] == [("MJK-311", "done", True)]
@@ -124,13 +124,23 @@ def test_nobody_at_home_is_said_with_the_reader_unplugged(reader_kit: Any) -> No
         ("MJK-312", "rescheduled", True),
     ]
 
-    # A visit that did start gives its outcome itself, not at the door.
+    # A visit that did start gives its outcome itself, not at the door; another order's door
+    # outcome meanwhile leaves it running.
     reader.control("replug")
     kitd.wait_for_status("fingerprint", "ready")
     started = officer.checked("POST", "/api/v1/visits", {"order_id": "MJK-313"}, timeout_s=30).json()
     answer = officer.request("POST", "/api/v1/orders/MJK-313/outcome", {"code": "not_home"})
     assert answer.status == 409 and answer.json()["state"] == "identity", answer.body
     assert started["id"] in answer.json()["message"]
+    next_door = officer.request("POST", "/api/v1/orders/MJK-314/outcome", {"code": "not_home"})
+    assert next_door.status == 201, next_door.body
+    assert [v["id"] for v in officer.checked("GET", "/api/v1/visits").json()] == [started["id"]]
+    assert (
+        officer.checked("POST", f"/api/v1/visits/{started['id']}/outcome", {"code": "refused"}).json()[
+            "state"
+        ]
+        == "ended"
+    )
 
 
 def audited_runs(kitd: Any) -> list[dict[str, Any]]:

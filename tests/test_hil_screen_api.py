@@ -117,6 +117,24 @@ def test_an_active_visit_is_the_callers_and_blocks_another(start_kitd) -> None: 
     }
     codes = {r["code"] for r in theirs["visit_start"]["reasons"]}
     assert "visit_of_another" in codes and "visit_active" not in codes
+    # The visit is its officer's to work on (its bundle carries their signature): another
+    # signed-in officer is refused, saying whose it is, and may only end it.
+    supervisor = client(kitd, "supervisor")
+    base = f"/api/v1/visits/{visit['id']}"
+    for path, body in (
+        ("identity", {"present": ["Sumiati"], "consent_by": "applicant"}),
+        ("items/finger:1/start", None),
+        ("items/finger:1/except", {"reason": "bandaged", "confirm": True}),
+        ("finish", None),
+    ):
+        refused = supervisor.request("POST", f"{base}/{path}", body)
+        assert refused.status == 403 and refused.json()["error"] == "not_visits_officer", (path, refused.body)
+        assert officer_nip in refused.json()["message"]
+    assert supervisor.checked("POST", f"{base}/cancel").json()["state"] == "ending"
+    assert supervisor.request("POST", f"{base}/carry-on").status == 403
+    assert officer.checked("POST", f"{base}/carry-on").json()["state"] == "identity"
+    ended = supervisor.checked("POST", f"{base}/outcome", {"code": "cancelled", "note": "petugas sakit"})
+    assert ended.json()["state"] == "ended"
 
 
 def test_watching_does_not_keep_a_sign_in_alive_and_using_does(start_kitd) -> None:  # noqa: ANN001

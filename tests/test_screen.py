@@ -269,7 +269,7 @@ def test_a_wrong_pin_is_refused_and_an_incomplete_one_never_sent(screen: Screen)
         submit.click()
     assert answer.value.status == 401
     expect(form.get_by_role("alert")).to_contain_text(ID["signin.wrong"])
-    tries = fill(ID["signin.tries"], n=1, max=MAX_PIN_FAILURES)
+    tries = fill(ID["signin.tries"], max=MAX_PIN_FAILURES)
     expect(form.get_by_test_id("signin-tries")).to_have_text(tries)
     expect(page.get_by_label(ID["signin.pin"], exact=True)).to_have_value("")
     expect(page.get_by_label(ID["signin.nip"], exact=True)).to_have_value(OFFICER["nip"])
@@ -296,7 +296,7 @@ def test_too_many_wrong_pins_lock_the_officer_out(screen: Screen, kit: ScreenKit
             if attempt == MAX_PIN_FAILURES:
                 expect(form.get_by_role("alert")).to_have_text(ID["signin.locked"])
             else:
-                tries = fill(ID["signin.tries"], n=attempt, max=MAX_PIN_FAILURES)
+                tries = fill(ID["signin.tries"], max=MAX_PIN_FAILURES)
                 expect(form.get_by_role("alert")).to_have_text(ID["signin.wrong"] + tries)
         assert statuses == [401] * (MAX_PIN_FAILURES - 1) + [423], statuses
         # The right PIN no longer opens it.

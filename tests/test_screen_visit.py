@@ -472,7 +472,8 @@ def test_an_unplugged_reader_mid_capture_and_a_killed_daemon_at_the_iris(
         reader.control("unplug")
         trouble = page.get_by_test_id("device-trouble")
         expect(trouble).to_contain_text(
-            fill(ID["capture.device_gone"], device=ID["dev.fingerprint"]), timeout=20_000
+            fill(ID["capture.device_gone"], device=ID["dev.fingerprint"], action=ID["action.retry"]),
+            timeout=20_000,
         )
         expect(action(page, ID, "action.retry")).to_be_disabled()
         screen.look("visit-reader-unplugged")

@@ -333,13 +333,17 @@ WRONG_STATE = json_answer(
 
 
 def _visit_action(
-    summary: str, body: str | None = None, item: bool = False, devices: bool = False
+    summary: str, body: str | None = None, item: bool = False, devices: bool = False, anyone: bool = False
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": VISIT_ANSWER,
         "404": error_answer("Unknown visit" + (" or item" if item else "")),
         "409": WRONG_STATE,
     }
+    if not anyone:  # work on a visit is its own officer's; ending it (anyone) is not
+        responses["403"] = error_answer(
+            "Signed in as another officer than the visit's (not_visits_officer): only they work on it"
+        )
     operation: dict[str, Any] = {"summary": summary, "parameters": [VISIT_ID, *([ITEM] if item else [])]}
     if body:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
@@ -459,16 +463,21 @@ VISIT_PATHS: dict[str, Any] = {
         )
     ),
     "/api/v1/visits/{id}/outcome": _visit_action(
-        "End a visit that cannot finish: not_home, refused, unable, rescheduled (new time), cancelled",
+        "End a visit that cannot finish: not_home, refused, unable, rescheduled (new time), cancelled "
+        "(also by another officer than the visit's, for a visit left open)",
         "VisitOutcome",
+        anyone=True,
     ),
-    "/api/v1/visits/{id}/cancel": _visit_action("Stop capturing until an outcome is given (state ending)"),
+    "/api/v1/visits/{id}/cancel": _visit_action(
+        "Stop capturing until an outcome is given (state ending)", anyone=True
+    ),
     "/api/v1/orders/{id}/outcome": {
         "post": {
             "summary": "The order's visit ends at the door with an outcome, before any capture",
             "description": "Not at home, refused, unable, rescheduled (new time) or cancelled, said "
             "without starting a visit: no device, pre-visit check or sealing key is needed, so a kit "
-            "with a device missing can still close or reschedule the order. Saved and sent to the "
+            "with a device missing can still close or reschedule the order, while another order's visit is "
+            "open too. Saved and sent to the "
             "office as a visit that started and ended at once (audit: visit_ended, at_door).",
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "requestBody": {
@@ -479,7 +488,9 @@ VISIT_PATHS: dict[str, Any] = {
                 "201": json_answer(ref("Visit"), "Ended (state ended), with the outcome"),
                 "400": error_answer("Malformed request (the field named)"),
                 "404": error_answer("No pending order with that id (unknown_order)"),
-                "409": json_answer(ref("WrongStateError"), "A visit is active: give its outcome there"),
+                "409": json_answer(
+                    ref("WrongStateError"), "This order's visit is active: give its outcome there"
+                ),
                 "415": UNSUPPORTED_MEDIA_TYPE,
             },
         }

@@ -25,7 +25,13 @@ from kitd.errors import KitError
 from kitd.services.outbox import DiskReserve
 from kitd.services.sealing import SealingFailed, SealingNotReady
 from kitd.services.visit_machine import BadVisitRequest, UnknownItem, WrongState
-from kitd.services.visits import NoCapture, OfficerCannotSign, PrecheckFailed, VisitNotFound
+from kitd.services.visits import (
+    NoCapture,
+    NotVisitsOfficer,
+    OfficerCannotSign,
+    PrecheckFailed,
+    VisitNotFound,
+)
 from kitd.store.audit import SYSTEM
 from kitd.store.visits import OrderNotPending
 
@@ -35,6 +41,7 @@ VISIT_ERRORS: tuple[tuple[type[KitError], int, str], ...] = (
     (UnknownItem, 404, "unknown_item"),
     (OrderNotPending, 404, "unknown_order"),
     (NoCapture, 404, "no_capture"),
+    (NotVisitsOfficer, 403, "not_visits_officer"),
     (OfficerCannotSign, 409, "officer_cannot_sign"),
     (SealingNotReady, 409, "sealing_not_ready"),
     (SealingFailed, 503, "cannot_seal"),

@@ -182,7 +182,8 @@ async function signedIn(officer) {
   await refresh();
   // Back to the visit left open (an auto-lock, a restart of the daemon): the work goes on
   // where it was, with what must be taken again marked.
-  if (S.summary?.visit) return openVisit(S.summary.visit.id);
+  // (The orders first: the visit's heading is its applicant's name.)
+  if (S.summary?.visit) return (await fetchOrders()) && openVisit(S.summary.visit.id);
   // A technician comes to the kit to look at it: their page first (the orders are one tap away).
   if (isTechnician()) return openTech();
   await openOrders();
@@ -507,10 +508,10 @@ function fillSignin() {
   const msg = $('#signin-msg');
   msg.textContent = f.msg ? t(f.msg) : '';
   // Wrong PINs typed here for this NIP, and how many lock it: said before the lock comes.
-  if (f.msg === 'signin.wrong' && f.lockAfter && f.triesNip === f.nip)
-    msg.append(
-      el('span', { class: 'said', 'data-testid': 'signin-tries' }, t('signin.tries', { n: f.tries, max: f.lockAfter })),
-    );
+  // How many wrong PINs in a row lock an account (the kit's count per NIP is not shown: the
+  // answer is the same for every NIP, so that it tells nothing of which exist).
+  if (f.msg === 'signin.wrong' && f.lockAfter)
+    msg.append(el('span', { class: 'said', 'data-testid': 'signin-tries' }, t('signin.tries', { max: f.lockAfter })));
   msg.className = 'msg ' + (f.msg === 'signin.idle' || f.msg === 'signin.signed_out' ? 'info' : 'warn');
   if (f.msg) msg.dataset.msg = f.msg;
   else delete msg.dataset.msg;
@@ -551,11 +552,7 @@ async function submit() {
   if (r.ok) return signedIn(r.data.officer);
   const msgs = { 401: 'signin.wrong', 423: 'signin.locked', 400: 'signin.incomplete', 0: 'error.network' };
   f.msg = msgs[r.status] || 'error.network';
-  if (r.status === 401) {
-    f.tries = (f.triesNip === f.nip ? f.tries || 0 : 0) + 1;
-    f.triesNip = f.nip;
-    f.lockAfter = r.data?.max_pin_failures || null;
-  }
+  if (r.status === 401) f.lockAfter = r.data?.max_pin_failures || null;
   f.pin = '';
   f.field = 'pin';
   fillSignin();
@@ -572,12 +569,18 @@ function onKey(e) {
 
 // --- orders ------------------------------------------------------------------------------
 
-async function openOrders() {
+// The day's orders into S.orders; false when the sign-in ended meanwhile.
+async function fetchOrders() {
   const day = kitZone() ? '?day=' + today() : '';
   const r = await api('/orders' + day);
-  if (!S.officer) return;
+  if (!S.officer) return false;
   S.orders = r.ok ? (Array.isArray(r.data) ? r.data : r.data.orders || []) : S.orders;
   S.ordersError = r.ok ? null : apiText(r.data.error, null);
+  return true;
+}
+
+async function openOrders() {
+  if (!(await fetchOrders())) return;
   S.start = { busy: false, error: null };
   show('orders');
 }
@@ -856,8 +859,12 @@ function startPanel() {
           t('orders.end_others_visit'),
         ),
       );
-    // Nobody at home, or the family asks for another day: said without a visit, so without
-    // the devices a visit needs (a reader unplugged must not keep the order open).
+  }
+  // Nobody at home, or the family asks for another day: said without a visit, so without the
+  // devices a visit needs (a reader unplugged must not keep the order open), and while another
+  // order's visit waits. This order's own running visit gives its outcome itself.
+  const id = S.order.order_id;
+  if (s && s.visit?.order_id !== id && s.others_visit?.order_id !== id)
     box.append(
       el(
         'button',
@@ -871,7 +878,6 @@ function startPanel() {
         t('order.door_outcome'),
       ),
     );
-  }
   if (S.start.error)
     box.append(el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'start-error' }, S.start.error));
   // The pre-visit check refused the visit: what failed, each with what to do.
@@ -983,6 +989,11 @@ function setVisit(v) {
     S.dialog = { kind: 'outcome' };
     S.visitError = null; // opened by the kit's Cancel: no earlier refusal is the outcome's
   }
+  // "Keep it without a pass?" asked of a best that has since passed, or of an item done
+  // meanwhile, asks nothing any more.
+  const asked = S.dialog?.kind === 'force' && itemOf(v, S.dialog.item);
+  const moot = S.dialog?.kind === 'force' && (!asked || asked.status !== 'capturing' || asked.passed);
+  if (moot) S.dialog = null;
   const cur = v.current && itemOf(v, v.current);
   const sid = cur?.status === 'capturing' ? cur.session_id : null;
   if (sid !== S.live.session) startLive(v, sid);
@@ -992,7 +1003,7 @@ function setVisit(v) {
     (x?.items || []).map((i) => [i.item, i.status, i.exception?.reason, i.status === 'capturing' ? null : i.score]);
   const key = (x) =>
     JSON.stringify([x?.state, x?.current, items(x), x?.bundle, x?.outcome, x?.resumed, x?.order_withdrawn]);
-  if (key(before) !== key(v) || S.screen !== 'visit') show('visit');
+  if (moot || key(before) !== key(v) || S.screen !== 'visit') show('visit');
   else fillLive();
 }
 
@@ -1361,7 +1372,10 @@ function deviceTrouble() {
     'p',
     { class: 'msg warn', role: 'alert', 'data-testid': 'device-trouble', 'data-device': d?.id },
     icon('⚠'),
-    t(gone ? 'capture.device_gone' : 'capture.device_failed', { device: name }),
+    t(gone ? 'capture.device_gone' : 'capture.device_failed', {
+      device: name,
+      action: t(itemOf(v, v.current)?.status === 'capturing' ? 'action.retry' : 'action.start'),
+    }),
   );
 }
 
@@ -2061,8 +2075,10 @@ function outcomeDialog(v) {
         { type: 'button', 'data-testid': 'outcome-close', onclick: closeDialog },
         t(v.state === 'ending' ? 'outcome.later' : 'dialog.cancel'),
       ),
-      // The kit's Cancel held by mistake: back to the work, nothing captured lost.
+      // The kit's Cancel held by mistake: back to the work, nothing captured lost (the visit's
+      // own officer only: its bundle carries their signature).
       v.state === 'ending' &&
+        ownVisit(v) &&
         el(
           'button',
           {

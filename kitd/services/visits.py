@@ -77,6 +77,11 @@ class OfficerCannotSign(KitError):
     """The visit's officer has no usable signing credential open (409)."""
 
 
+class NotVisitsOfficer(KitError):
+    """The caller is signed in as another officer than the visit's (403): only its own officer
+    works on a visit (its bundle carries their signature); anyone may end it with an outcome."""
+
+
 class NoCapture(KitError):
     """The item has no capture kept in memory (404)."""
 
@@ -216,6 +221,18 @@ class VisitDesk:
             raise VisitNotFound(f"no active visit '{visit_id}'")
         return self._active
 
+    def _require_own(self, visit_id: str, actor: str | None) -> _Active:
+        """The active visit ``visit_id``, for work by ``actor``: its own officer, or the kit
+        itself (the socket, SYSTEM; None). Another officer may only end it (an outcome)."""
+        active = self._require_active(visit_id)
+        visit = active.visit
+        if actor not in (None, SYSTEM, visit.officer):
+            raise NotVisitsOfficer(
+                f"visit {visit.id} is officer {visit.officer}'s: only they work on it (its bundle "
+                "carries their signature); another may end it with an outcome"
+            )
+        return active
+
     # --- actions ---------------------------------------------------------------------------
 
     async def start(self, order_id: str, officer: str, actor: str | None = None) -> Visit:
@@ -254,9 +271,13 @@ class VisitDesk:
         self, order_id: str, officer: str, code: Any, note: Any, reschedule: Any, actor: str | None
     ) -> Visit:
         async with self._lock:
-            if self._active is not None:
+            # Another order's open visit is no matter (a family next door asked to wait); this
+            # order's own is ended where it runs.
+            if self._active is not None and self._active.visit.order_id == order_id:
                 visit = self._active.visit
-                raise WrongState(f"visit {visit.id} is active: give its outcome there", visit.state)
+                raise WrongState(
+                    f"visit {visit.id} of this order is active: give its outcome there", visit.state
+                )
             order = await self.kit.in_database(pending_order, self.kit.database, order_id)
             visit = self._new_visit(order_id, officer, order["category"])
             visit.set_outcome(code, note, reschedule)  # a refusal here leaves nothing behind
@@ -275,7 +296,7 @@ class VisitDesk:
 
     async def record_identity(self, visit_id: str, body: dict[str, Any], actor: str = SYSTEM) -> Visit:
         async with self._lock:
-            visit = self._require_active(visit_id).visit
+            visit = self._require_own(visit_id, actor).visit
             visit.record_identity(body.get("present"), body.get("consent_by"), body.get("guardian"))
             identity = visit.identity or {}
             guardian = identity.get("guardian") or {}
@@ -291,7 +312,7 @@ class VisitDesk:
 
     async def start_item(self, visit_id: str, item: str, retry: bool = False, actor: str = SYSTEM) -> Visit:
         async with self._lock:
-            active = self._require_active(visit_id)
+            active = self._require_own(visit_id, actor)
             visit = active.visit
             # The machine must allow it before a device is claimed for a session.
             self._would_allow(visit, lambda v: (v.retry_item if retry else v.start_item)(item, "check"))
@@ -308,7 +329,7 @@ class VisitDesk:
 
     async def accept_item(self, visit_id: str, item: str, actor: str = SYSTEM) -> Visit:
         async with self._lock:
-            active = self._require_active(visit_id)
+            active = self._require_own(visit_id, actor)
             visit = active.visit
             record = visit.item(item)
             if record.status == "capturing" and record.session_id and item not in active.captures:
@@ -327,7 +348,7 @@ class VisitDesk:
         self, visit_id: str, item: str, reason: Any, confirm: Any, officer: str, actor: str | None = None
     ) -> Visit:
         async with self._lock:
-            active = self._require_active(visit_id)
+            active = self._require_own(visit_id, actor)
             visit = active.visit
             # The machine must allow it before the running session is stopped.
             self._would_allow(visit, lambda v: v.except_item(item, reason, confirm, officer))
@@ -349,7 +370,7 @@ class VisitDesk:
         The officer's signature is theirs alone: only the visit's officer, signed in, finishes
         it with ``credential`` (what their sign-in opened) or their plain development key."""
         async with self._lock:
-            active = self._require_active(visit_id)
+            active = self._require_own(visit_id, caller_nip)
             finished = self._from_json(active.visit.to_json())
             finished.finish()
             officer_signer, officer_signs = None, True
@@ -453,7 +474,7 @@ class VisitDesk:
     async def carry_on(self, visit_id: str, actor: str = SYSTEM) -> Visit:
         """Back from ``ending`` to the work, nothing captured lost (Visit.carry_on)."""
         async with self._lock:
-            active = self._require_active(visit_id)
+            active = self._require_own(visit_id, actor)
             active.visit.carry_on()
             await self._saved(active.visit, "carried_on", actor=actor)
             return active.visit
@@ -641,5 +662,6 @@ class VisitDesk:
         entry = AuditEntry(actor, f"visit_{visit.state}", facts)
         await self.kit.in_database(self._end, visit.to_json(), entry, outcome, reschedule)
         self._announce(visit, visit.state)
-        self._active = None
+        if self._active is active:  # not a visit ended at the door while another runs
+            self._active = None
         log.info("visit %s ended: %s", visit.id, outcome, extra={"visit": visit.id, "outcome": outcome})
