@@ -474,8 +474,33 @@ def test_a_revoked_laptops_receipt_is_refused_with_the_revocation_date(
     rig.outbox.revoke_laptop(rig.conn, LAPTOP, revoked_on)
     reason = refusal(rig, receipt(laptop, "laptop_receipt", later, LAPTOP))
     assert f"laptop '{LAPTOP}', revoked on {rows.stamp(revoked_on)}" in reason, reason
-    assert state_of(rig, taken["bundle_id"]) == "acknowledged"  # taken before the revocation: stands
     assert state_of(rig, later["bundle_id"]) == "sealed"
+
+
+def test_a_revoked_laptops_bundles_not_yet_delivered_are_offered_again(
+    rig: OutboxRig, sample: Captures, laptop: FileSigner, central: FileSigner
+) -> None:
+    lost, delivered = sealed_row(rig, sample, "V1"), sealed_row(rig, sample, "V2")
+    take(
+        rig,
+        receipt(laptop, "laptop_receipt", lost, LAPTOP),
+        receipt(laptop, "laptop_receipt", delivered, LAPTOP),
+    )
+    take(rig, receipt(central, "central_receipt", delivered, "central office"))
+    assert rig.outbox.revoke_laptop(rig.conn, LAPTOP) == [lost["bundle_id"]]
+    # The laptop is lost, its copy with it: the bundle the office never confirmed goes to the
+    # next laptop (its receipt stays in the audit log); the delivered one stays delivered.
+    assert (state_of(rig, lost["bundle_id"]), state_of(rig, delivered["bundle_id"])) == (
+        "sealed",
+        "delivered",
+    )
+    other = laptop_signer(rig, "lap-2")
+    assert [b["bundle_id"] for b in rig.outbox.offer(rig.conn, "lap-2", now())] == [lost["bundle_id"]]
+    (again,) = take(rig, receipt(other, "laptop_receipt", lost, "lap-2"))
+    assert (again["result"], again["state"]) == ("accepted", "acknowledged")
+    entries = audit_store.find_entries(rig.conn, action="bundles_offered_again")
+    assert [e["details"] for e in entries] == [{"laptop": LAPTOP, "bundles": [lost["bundle_id"]]}]
+    assert rig.outbox.revoke_laptop(rig.conn, LAPTOP) == []  # once only
 
 
 def test_a_laptop_receipt_in_another_laptops_name_is_refused(

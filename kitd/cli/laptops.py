@@ -86,13 +86,18 @@ def _revoke(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     conn = kit_database(config)
     try:
-        revoke_laptop(conn, args.name, clock_of(conn).now())
+        again = revoke_laptop(conn, args.name, clock_of(conn).now())
     except LaptopError as exc:
         print(f"kitctl laptops revoke: {exc}", file=sys.stderr)
         return 1
     finally:
         conn.close()
     print(f"revoked laptop {args.name}: the kit refuses its connections and its receipts from now on")
+    if again:
+        print(
+            f"{len(again)} bundle(s) it had taken that the office has not confirmed will be offered "
+            "to the next laptop that syncs"
+        )
     return 0
 
 

@@ -381,9 +381,10 @@ class Outbox:
         rows.trust_laptop(conn, name, pem, fingerprint, now)
         return {"name": name, "fingerprint": fingerprint, "subject": certificate.subject.rfc4514_string()}
 
-    def revoke_laptop(self, conn: sqlite3.Connection, name: str, now: dt.datetime | None = None) -> None:
-        """Refuse ``name``'s receipts from now on (the receipts taken before stand)."""
-        rows.revoke_laptop(conn, name, now or clock_of(conn).now())
+    def revoke_laptop(self, conn: sqlite3.Connection, name: str, now: dt.datetime | None = None) -> list[str]:
+        """Refuse ``name``'s receipts from now on; the bundles it acknowledged that the office
+        has not confirmed are offered again (kitd.store.outbox.revoke_laptop): their ids."""
+        return rows.revoke_laptop(conn, name, now or clock_of(conn).now())
 
     def laptop_rows(self, conn: sqlite3.Connection) -> list[dict[str, Any]]:
         """The laptops the kit knows (trusted or revoked), as stored."""

@@ -330,14 +330,37 @@ def touch_laptop(conn: sqlite3.Connection, name: str, now: dt.datetime) -> None:
     conn.execute("UPDATE laptops SET last_sync_at = ? WHERE name = ?", (stamp(now), name))
 
 
-def revoke_laptop(conn: sqlite3.Connection, name: str, now: dt.datetime, actor: str = SYSTEM) -> None:
+def revoke_laptop(conn: sqlite3.Connection, name: str, now: dt.datetime, actor: str = SYSTEM) -> list[str]:
+    """Refuse laptop ``name`` from now on. The bundles it acknowledged that the office has not
+    confirmed go back to ``sealed``, to be offered to the other laptops: a laptop is revoked
+    because it is lost, stolen or broken, and its copies with it (the office takes a bundle
+    twice as once). Returns their ids (none when it was revoked before)."""
     with transaction(conn):
         row = conn.execute("SELECT revoked_at FROM laptops WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise LaptopError(f"no laptop '{name}' is trusted")
-        if row["revoked_at"] is None:
-            conn.execute("UPDATE laptops SET revoked_at = ? WHERE name = ?", (stamp(now), name))
-            append_entry(conn, actor, "laptop_revoked", {"laptop": name})
+        if row["revoked_at"] is not None:
+            return []
+        conn.execute("UPDATE laptops SET revoked_at = ? WHERE name = ?", (stamp(now), name))
+        append_entry(conn, actor, "laptop_revoked", {"laptop": name})
+        again = [
+            r["bundle_id"]
+            for r in conn.execute(
+                "SELECT bundle_id FROM outbox WHERE state = 'acknowledged' AND acknowledged_by = ? "
+                "ORDER BY sealed_at",
+                (name,),
+            )
+        ]
+        if again:
+            conn.execute(
+                # Its receipt stands in the audit log (bundle_acknowledged); the row is sealed again.
+                "UPDATE outbox SET state = 'sealed', offered_at = NULL, offered_to = NULL, "
+                "acknowledged_at = NULL, acknowledged_by = NULL, laptop_receipt = NULL "
+                "WHERE state = 'acknowledged' AND acknowledged_by = ?",
+                (name,),
+            )
+            append_entry(conn, actor, "bundles_offered_again", {"laptop": name, "bundles": again})
+        return again
 
 
 def laptops(conn: sqlite3.Connection) -> list[dict[str, Any]]:
