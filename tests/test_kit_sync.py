@@ -51,6 +51,7 @@ from kitformats.receipts import receipt_fields, receipt_statement
 from kitformats.signing import FileSigner, KeyProblem, read_file_signer
 from kitformats.statements import sign_statement, verify_statement
 from kitsync.audit import HistoryRewritten, extend_trust
+from kitsync.central_receipts import batches
 from kitsync.cli import main
 from kitsync.download import ContentRange, parse_content_range, range_headers, resume_start
 from kitsync.laptop_keys import make_credentials, self_signed
@@ -1201,6 +1202,19 @@ def test_push_receipts_reports_each_file(
     assert "duplicate" in capsys.readouterr().out
     with Ledger(laptop.files.ledger) as ledger:
         assert ledger.bundle(bundle_id).state == "delivered"  # type: ignore[union-attr]
+
+
+def test_receipts_go_in_batches_the_kit_reads_whole() -> None:
+    # Each batch's JSON array stays within the byte limit and the count; a receipt larger than
+    # the limit is a batch of its own (never sent: the laptop refuses it).
+    sizes = [300, 300, 300, 1000, 10, 10, 10]
+    runs = batches(sizes, max_count=2, max_bytes=700)
+    assert [list(r) for r in runs] == [[0, 1], [2], [3], [4, 5], [6]]
+    for run in runs:
+        if len(run) > 1:
+            assert 2 + sum(sizes[i] for i in run) + 2 * (len(run) - 1) <= 700
+    assert [list(r) for r in batches([1] * 5, max_count=500, max_bytes=10)] == [[0, 1, 2], [3, 4]]
+    assert batches([]) == []
 
 
 def test_several_kits_need_a_name(laptop: Laptop, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,6 +22,9 @@ from kitsync.ledger import Ledger
 from kitsync.link import KitLink
 
 BATCH = 500  # the kit's limit per request
+# The kit's network API reads a body of at most 1 MiB: a batch stays well under it (a receipt
+# signed with a long certificate chain is a few kB, and 500 of them are over a megabyte).
+BATCH_BYTES = 900 * 1024
 
 
 @dataclass
@@ -79,12 +82,37 @@ def read_receipts(path: Path) -> list[ReceiptFile]:
     return receipts
 
 
+def batches(sizes: list[int], max_count: int = BATCH, max_bytes: int = BATCH_BYTES) -> list[range]:
+    """The documents of ``sizes`` (each one's JSON in bytes) in runs the kit takes in one
+    request: at most ``max_count`` of them and ``max_bytes`` of body (a JSON array: brackets
+    and a separator between each two). One larger than ``max_bytes`` alone is a run of its own."""
+    runs: list[range] = []
+    start, body = 0, 2
+    for index, size in enumerate(sizes):
+        grown = body + size + (2 if index > start else 0)
+        if index > start and (index - start >= max_count or grown > max_bytes):
+            runs.append(range(start, index))
+            start, grown = index, 2 + size
+        body = grown
+    if start < len(sizes):
+        runs.append(range(start, len(sizes)))
+    return runs
+
+
 def push_receipts(link: KitLink, directory: Path, ledger: Ledger | None = None) -> list[ReceiptFile]:
     """Every central receipt in DIR sent; each with the kit's result (or the laptop's refusal)."""
     receipts = [r for path in receipt_files(directory) for r in read_receipts(path)]
     to_send = [r for r in receipts if r.result is None]
-    for start in range(0, len(to_send), BATCH):
-        batch = to_send[start : start + BATCH]
+    sizes = [len(json.dumps(r.document).encode()) for r in to_send]
+    for run in batches(sizes):
+        batch = to_send[run.start : run.stop]
+        if sizes[run.start] > BATCH_BYTES:  # never sent: the kit reads no body that large
+            receipt = batch[0]
+            receipt.result = "refused"
+            receipt.reason = (
+                f"{sizes[run.start]} bytes: over the {BATCH_BYTES} a request to the kit may carry"
+            )
+            continue
         status, answer = link.call("POST", "/api/v1/central-receipts", [r.document for r in batch])
         results = answer.get("results") if isinstance(answer, dict) else None
         if status not in (200, 422) or not isinstance(results, list) or len(results) != len(batch):
