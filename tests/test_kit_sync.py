@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import http.server
 import json
@@ -1007,6 +1008,49 @@ def test_a_cut_download_resumes_and_ends_byte_identical(
         for h in kit.downloads(bundle_id)[1:]
     )
     assert bundle_id in kit.acknowledged
+
+
+def test_a_full_laptop_disk_is_said_at_once_and_what_was_stored_is_acknowledged(
+    laptop: Laptop, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kit = laptop.kit
+    first, second = kit.add_bundle(1000), kit.add_bundle(300_000)
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        """The part file of ``second``: every write meets a full disk."""
+
+        def __init__(self, file: Any) -> None:
+            self.file = file
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            self.file.close()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.file, name)
+
+        def write(self, _data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
+        file = real_fdopen(fd, *args, **kwargs)
+        return FullDisk(file) if second in os.readlink(f"/proc/self/fd/{fd}") else file
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    out_dir = tmp_path / "bundles"
+    assert laptop.run("pull", str(out_dir)) == errors.EXIT_FAILED
+    said = capsys.readouterr().err
+    assert f"bundle {second}: this laptop's disk is full ({out_dir})" in said, said
+    assert "broke off" not in said
+    assert len(kit.downloads(second)) == 1  # not tried again and again as if the network failed
+    assert list(kit.acknowledged) == [first]  # what was stored is still acknowledged
+    monkeypatch.undo()
+    assert laptop.run("pull", str(out_dir)) == 0, capsys.readouterr().err
+    assert (out_dir / f"{second}.p7m").read_bytes() == kit.bundles[second]
+    assert sorted(kit.acknowledged) == sorted([first, second])
 
 
 def test_a_part_left_by_a_killed_run_is_resumed(laptop: Laptop, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from kitformats.signing import read_certificate, read_file_signer
 
 from kitsync.audit import INCONSISTENT, AuditCheck, check_audit_log
 from kitsync.central_receipts import push_receipts, summary
-from kitsync.errors import EXIT_AUDIT_INCONSISTENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SyncError
+from kitsync.errors import DISK_FULL, EXIT_AUDIT_INCONSISTENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SyncError
 from kitsync.kit_clock import clock_warning, send_laptop_time
 from kitsync.ledger import Ledger, one_at_a_time
 from kitsync.link import TIMEOUT_S, KitLink, client_context
@@ -265,7 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except OSError as exc:  # the laptop's own disk: full, read-only, a folder in the way
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"{PROG} {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        said = exc.strerror or str(exc)
+        if exc.errno in DISK_FULL:
+            said = "this laptop's disk is full: free some space and run it again (nothing is lost)"
+        print(f"{PROG} {args.command}: {where}{said}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted (a pull resumes where it stopped)", file=sys.stderr)

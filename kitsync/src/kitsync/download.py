@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from kitsync.errors import ConnectionLost, TransferFailed
+from kitsync.errors import DISK_FULL, ConnectionLost, LaptopDiskFull, TransferFailed
 from kitsync.link import KitLink, describe
 
 CHUNK = 1024 * 1024
@@ -183,6 +183,12 @@ class Download:
             self._receive(response, start, expected, digest)
         except (OSError, http.client.HTTPException) as exc:
             self.link.close()
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+                # The laptop's own disk, not the network: trying again at once would not help.
+                raise LaptopDiskFull(
+                    f"bundle {self.bundle_id}: this laptop's disk is full ({self.part.parent}): free "
+                    f"at least {self.size // 1_000_000 + 1} MB and pull again (what came is kept, to resume)"
+                ) from None
             raise _Cut(f"the download broke off: {describe(exc)}") from None
         return digest
 

@@ -10,6 +10,8 @@ person.
 
 from __future__ import annotations
 
+import errno
+
 from kitformats.errors import KitError
 
 EXIT_OK = 0
@@ -20,6 +22,8 @@ EXIT_KIT_CERTIFICATE = 4
 # The kit's audit log was rewritten (found by this sync, or shown by status): above 1, since a
 # failed transfer is retried next time and a rewritten history is not.
 EXIT_AUDIT_INCONSISTENT = 5
+# The laptop's own disk refusing a write: full, or over the user's quota.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class SyncError(KitError):
@@ -50,6 +54,12 @@ class KitCertificateChanged(SyncError):
     """The kit's TLS certificate is not the one pinned at pairing: maybe not the kit at all."""
 
     exit_code = EXIT_KIT_CERTIFICATE
+
+
+class LaptopDiskFull(SyncError):
+    """The laptop's own disk is full: not the network, and trying again at once would not help."""
+
+    exit_code = EXIT_FAILED
 
 
 class ConnectionLost(TransferFailed):

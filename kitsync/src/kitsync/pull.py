@@ -38,7 +38,7 @@ from kitformats.statements import sign_statement, signature_der
 
 from kitsync.download import Download, part_path
 from kitsync.durable_files import fsync_directory, make_directory, write_atomically
-from kitsync.errors import ConnectionLost, TransferFailed
+from kitsync.errors import ConnectionLost, LaptopDiskFull, TransferFailed
 from kitsync.ledger import Ledger
 from kitsync.link import KitLink
 from kitsync.places import KitFiles, KitRecord
@@ -238,6 +238,7 @@ class Pull:
             else None
         )
         self.report = PullReport(record.kit_id, record.address)
+        self.disk_full = False  # a download met the laptop's full disk: no more are begun
 
     def run(self, ledger: Ledger, progress: bool | None = None) -> PullReport:
         make_directory(self.directory)
@@ -267,7 +268,7 @@ class Pull:
 
             try:
                 for offer in offers:
-                    if lost:
+                    if lost or self.disk_full:
                         break
                     try:
                         held = self._held(offer, ledger)
@@ -421,6 +422,10 @@ class Pull:
             except ConnectionLost as exc:
                 self._failed(bars, str(exc))
                 lost = True
+            except LaptopDiskFull as exc:
+                # No further bundle is begun; those stored are still acknowledged.
+                self._failed(bars, str(exc))
+                self.disk_full = True
             except (TransferFailed, BundleRejected) as exc:
                 self._failed(bars, str(exc))
         if not fetched:
