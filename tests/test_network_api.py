@@ -922,6 +922,19 @@ def test_a_laptops_time_corrects_the_kits_clock_beyond_the_skew_and_confirms_it(
         assert back["corrected"] is True
 
 
+def test_a_laptop_time_past_the_kits_certificate_is_refused(kit: NetworkKit) -> None:
+    # Years ahead (a laptop's battery-dead clock, a mistyped year): taken, it would expire the
+    # kit's own certificate and no visit could be sealed until another laptop set it back.
+    certificate = x509.load_pem_x509_certificate((kit.kitd.data_dir / "keys/kit.crt").read_bytes())
+    later = certificate.not_valid_after_utc + dt.timedelta(days=1)
+    before = kit.laptop("lap-1").checked("GET", "/api/v1/status")["clock"]
+    refused = kit.laptop("lap-1").request("POST", "/api/v1/clock", {"laptop_time": later.isoformat()})
+    assert refused.status == 400 and refused.json()["field"] == "laptop_time", refused.body
+    assert "after the kit's certificate expires" in refused.json()["message"]
+    after = kit.laptop("lap-1").checked("GET", "/api/v1/status")["clock"]
+    assert (after["offset_s"], after["confirmed_at"]) == (before["offset_s"], before["confirmed_at"])
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [

@@ -48,7 +48,7 @@ from kitd.api.requests import (
 )
 from kitd.api.routes import get_devices, get_status, json_errors
 from kitd.api.sign_in import CALLER, Caller
-from kitd.clock import KitClock, plausible_time
+from kitd.clock import KitClock, iso, plausible_time
 from kitd.crypto.bundle import bundle_paths
 from kitd.errors import shown_value
 from kitd.kit import Kit
@@ -450,6 +450,16 @@ async def post_clock(request: web.Request) -> web.Response:
     except ValueError as exc:
         return error_response(400, "bad_request", f"laptop_time: {exc}", "laptop_time")
     kit = request.app[KIT_KEY]
+    # A laptop's clock years ahead would put the kit past its own certificate: no visit could be
+    # sealed until another laptop set it back. Refused, saying which is wrong.
+    certificate = await asyncio.get_running_loop().run_in_executor(None, kit.keys.kit_certificate)
+    if certificate is not None and laptop_time >= certificate.not_valid_after_utc:
+        said = (
+            f"laptop_time: {iso(laptop_time)} is after the kit's certificate expires "
+            f"({iso(certificate.not_valid_after_utc)}): the laptop's clock is wrong (or, if it is "
+            "right, the kit needs a new certificate)"
+        )
+        return error_response(400, "bad_request", said, "laptop_time")
     answer = await kit.confirm_clock(laptop_time, _laptop(request), request[CALLER].actor)
     return web.json_response(answer, headers={"Cache-Control": "no-store"})
 

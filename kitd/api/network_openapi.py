@@ -351,7 +351,10 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "200": json_answer(ref("ClockConfirmation"), "What the laptop's time did to the kit's clock"),
-                "400": error_answer("No laptop_time, not an ISO 8601 time with its zone, or implausible"),
+                "400": error_answer(
+                    "No laptop_time, not an ISO 8601 time with its zone, or implausible (before 2026, "
+                    "from 2100, or after the kit's own certificate expires)"
+                ),
                 "415": UNSUPPORTED_MEDIA_TYPE,
             },
         }
