@@ -571,8 +571,11 @@ def test_bundles_are_listed_with_their_statements_and_come_down_whole_and_by_ran
     assert several.status == 416 and "is not one range of bytes" in several.json()["message"]
     assert several.headers["ETag"] == etag and several.headers["Content-Range"] == f"bytes */{size}"
     # HEAD: the same status and headers, no body.
-    bare = laptop.request("HEAD", path, headers={"Range": "items=0-1"})
+    bare = laptop.request("HEAD", path, headers={"Range": "bytes=0-1,5-6"})
     assert bare.status == 416 and bare.body == b"" and bare.headers["Content-Range"] == f"bytes */{size}"
+    # A unit the kit does not serve is ignored (RFC 9110, 14.2): the whole file.
+    items = laptop.request("GET", path, headers={"Range": "items=0-1"})
+    assert items.status == 200 and items.body == on_disk and "Content-Range" not in items.headers
     # A part of another file (another ETag): the whole file, not a range of this one.
     other = laptop.request("GET", path, headers={"Range": "bytes=1000-", "If-Range": '"' + "0" * 64 + '"'})
     assert other.status == 200 and other.body == on_disk

@@ -364,8 +364,9 @@ def _download_answer(
     etag = f'"{row["sha256"]}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "no-store"}
     first, last, status = 0, size - 1, 200
-    # If-Range names the file the client has part of: another one gets the whole file.
-    if asked is not None and if_range in (None, etag):
+    # If-Range names the file the client has part of: another one gets the whole file. A
+    # range in a unit other than bytes is ignored (RFC 9110, 14.2): the whole file too.
+    if asked is not None and if_range in (None, etag) and asked.strip()[:6].lower() == "bytes=":
         try:
             (first, last), status = byte_range(asked, size), 206
         except RangeRefused as exc:
