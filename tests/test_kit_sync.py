@@ -936,12 +936,16 @@ def test_pairing_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
             main(wrong)
         assert exited.value.code == errors.EXIT_USAGE
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
-    # Unreachable while pairing: the kit has no id yet, the message names its address.
+    # Refused while pairing (the kit's pairing port listens only while a window is open): not
+    # paired (exit 3), naming the address and what to do.
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    assert main(["pair", f"127.0.0.1:{port}", "123456", "--data-dir", str(tmp_path)]) == errors.EXIT_FAILED
-    assert capsys.readouterr().err.startswith(f"kit-sync pair: cannot reach the kit at 127.0.0.1:{port}: ")
+    closed = ["pair", f"127.0.0.1:{port}", "123456", "--data-dir", str(tmp_path)]
+    assert main(closed) == errors.EXIT_NOT_PAIRED
+    said = capsys.readouterr().err
+    assert said.startswith(f"kit-sync pair: cannot reach the kit at 127.0.0.1:{port}: "), said
+    assert "no pairing window is open there" in said
 
 
 def _outcome(cursor: int) -> dict[str, Any]:

@@ -144,7 +144,13 @@ def _exchange(
         try:
             link.connect()
         except TransferFailed as exc:
-            # The pairing port listens only while the kit's pairing window is open.
+            # The pairing port listens only while the kit's pairing window is open: a machine
+            # that refuses the connection is most likely the kit with its window closed.
+            if isinstance(exc.__context__, ConnectionRefusedError):
+                raise NotPaired(
+                    f"{exc}: no pairing window is open there; ask a supervisor to open one "
+                    "(kitctl laptops pair) and pair again with its new code"
+                ) from None
             raise TransferFailed(f"{exc} (is a pairing window open on the kit?)") from None
         status, answer = link.call("POST", START_PATH, body)
         kit_der = link.peer_certificate
