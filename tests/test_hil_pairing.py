@@ -638,6 +638,7 @@ def test_the_pairing_port_serves_its_document_and_answers_as_it_says(kit: Pairin
         taken = start_body("lap-6", laptop.tls.pem, laptop.receipts.pem, LaptopExchange(window["code"]))
         status, answer = connection.post(START_PATH, taken)
         assert status == 409 and answer["error"] == "laptop_name_taken", answer
+        assert "pair under another name (--name)" in answer["message"]  # what the laptop can do
         answers.append(("post", START_PATH, status, answer))
         other = new_laptop(kit.laptops_dir, "lap-7")
         for _ in range(6):

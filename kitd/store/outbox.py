@@ -272,7 +272,12 @@ def pairing_problem(conn: sqlite3.Connection, name: str, tls_fp: str, receipt_fp
     if row is not None:
         if row["revoked_at"] is not None:
             return f"laptop name '{name}' was revoked on {row['revoked_at']}: pair it under a new name"
-        return f"laptop name '{name}' is taken: revoke it first, or pair under another name"
+        # (A pairing cut off after the kit recorded it leaves the name taken: the laptop kept
+        # nothing, and a name is never given again, so another name is the way on.)
+        return (
+            f"laptop name '{name}' is taken (a laptop paired under it, perhaps a pairing cut off "
+            "before this laptop kept it): pair under another name (--name)"
+        )
     for column, fingerprint in (("tls_fingerprint", tls_fp), ("fingerprint", receipt_fp)):
         other = conn.execute(f"SELECT name FROM laptops WHERE {column} = ?", (fingerprint,)).fetchone()
         if other is not None:
