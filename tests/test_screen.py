@@ -15,7 +15,9 @@ copied out of an order's ISO text, is caught. The auto-lock has its own daemon
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import signal
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -586,7 +588,15 @@ def test_nobody_at_home_is_said_with_the_reader_unplugged(
         dialog.get_by_role("radio", name=ID["outcome.not_home"]).click()
         dialog.get_by_label(ID["outcome.note"]).fill("Rumah kosong, tetangga bilang ke pasar")
         screen.look("order-door-outcome")
-        submit.click()
+        # The kit hangs a moment as Simpan is tapped: the dialog says it waits for the answer.
+        assert kit.kitd.process is not None
+        os.kill(kit.kitd.process.pid, signal.SIGSTOP)
+        try:
+            submit.click()
+            expect(dialog.get_by_test_id("visit-waiting")).to_have_text(ID["visit.waiting"], timeout=10_000)
+            expect(dialog.get_by_test_id("outcome-close")).to_be_disabled()
+        finally:
+            os.kill(kit.kitd.process.pid, signal.SIGCONT)
         visit = on(page, "visit")
         expect(visit).to_have_attribute("data-state", "ended")
         expect(visit.get_by_test_id("ended")).to_have_text(

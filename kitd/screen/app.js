@@ -1313,6 +1313,22 @@ function refusalNote(testid) {
   );
 }
 
+// An answer that is slow to come (a kit that hangs) is said at once, not after the timeout:
+// after WAITING_NOTE_MS, while `still()`, a note goes after the element `at()` finds.
+function waitingNote(at, still) {
+  const timer = setTimeout(() => {
+    const place = at();
+    if (!place || !still() || document.querySelector('[data-testid="visit-waiting"]')) return;
+    place.after(el('p', { class: 'msg info', role: 'status', 'data-testid': 'visit-waiting' }, t('visit.waiting')));
+  }, WAITING_NOTE_MS);
+  return {
+    done: () => {
+      clearTimeout(timer);
+      document.querySelector('[data-testid="visit-waiting"]')?.remove();
+    },
+  };
+}
+
 async function visitAct(path, body, onDone) {
   if (S.visitBusy) return null;
   S.visitBusy = true;
@@ -1321,16 +1337,12 @@ async function visitAct(path, body, onDone) {
   const v = S.visit;
   S.visitStale = false;
   const seq = (S.visitSeq = (S.visitSeq || 0) + 1);
-  // An answer that is slow to come (a kit that hangs) is said at once, not after the timeout.
-  const slow = setTimeout(() => {
-    const main = document.querySelector('main.visit');
-    if (!main || !S.visitBusy || S.visitSeq !== seq || main.querySelector('[data-testid="visit-waiting"]')) return;
-    const note = el('p', { class: 'msg info', role: 'status', 'data-testid': 'visit-waiting' }, t('visit.waiting'));
-    main.querySelector('#vdev')?.after(note);
-  }, WAITING_NOTE_MS);
+  const slow = waitingNote(
+    () => document.querySelector('main.visit #vdev'),
+    () => S.visitBusy && S.visitSeq === seq,
+  );
   const r = await api(`/visits/${encodeURIComponent(v.id)}/${path}`, { method: 'POST', body });
-  clearTimeout(slow);
-  document.querySelector('[data-testid="visit-waiting"]')?.remove();
+  slow.done();
   S.visitBusy = false;
   if (!S.officer || S.visit?.id !== v.id) return null;
   if (r.ok) {
@@ -1799,7 +1811,12 @@ async function doorOutcome(body) {
   S.visitError = null;
   // Every button, its Cancel too: a tap meanwhile would hide what the kit answers.
   document.querySelectorAll('[data-testid="outcome-dialog"] button').forEach((b) => (b.disabled = true));
+  const slow = waitingNote(
+    () => document.querySelector('[data-testid="outcome-dialog"] h2'),
+    () => S.visitBusy,
+  );
   const r = await api(`/orders/${encodeURIComponent(order.order_id)}/outcome`, { method: 'POST', body });
+  slow.done();
   S.visitBusy = false;
   if (!S.officer || S.screen !== 'order' || S.order !== order) return;
   if (r.ok) {
