@@ -1214,7 +1214,13 @@ def test_push_orders_prints_the_kits_report(
     assert laptop.run("push-orders", str(_orders_file(tmp_path, rows))) == errors.EXIT_FAILED
     out = capsys.readouterr().out
     assert "imported 1, unchanged 0, rejected 1" in out and "row 2 (A2) rejected: nik: bad" in out
+    # A missing file or folder is a usage error said before the kit is asked anything (its
+    # clock is not touched by a command that cannot run).
+    laptop.kit.requests.clear()
     assert laptop.run("push-orders", str(tmp_path / "missing.csv")) == errors.EXIT_USAGE
+    assert laptop.run("push-receipts", str(tmp_path / "no-such-folder")) == errors.EXIT_USAGE
+    assert laptop.kit.requests == []
+    assert "no such folder" in capsys.readouterr().err
 
 
 def test_push_receipts_reports_each_file(

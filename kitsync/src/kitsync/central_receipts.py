@@ -99,9 +99,17 @@ def batches(sizes: list[int], max_count: int = BATCH, max_bytes: int = BATCH_BYT
     return runs
 
 
-def push_receipts(link: KitLink, directory: Path, ledger: Ledger | None = None) -> list[ReceiptFile]:
-    """Every central receipt in DIR sent; each with the kit's result (or the laptop's refusal)."""
-    receipts = [r for path in receipt_files(directory) for r in read_receipts(path)]
+def gathered_receipts(directory: Path) -> list[ReceiptFile]:
+    """Every receipt of DIR's files, read before the kit is asked anything (UsageProblem when
+    DIR is no folder)."""
+    return [r for path in receipt_files(directory) for r in read_receipts(path)]
+
+
+def push_receipts(
+    link: KitLink, receipts: list[ReceiptFile], ledger: Ledger | None = None
+) -> list[ReceiptFile]:
+    """Every central receipt of ``receipts`` sent; each with the kit's result (or the laptop's
+    refusal)."""
     to_send = [r for r in receipts if r.result is None]
     sizes = [len(json.dumps(r.document).encode()) for r in to_send]
     for run in batches(sizes):

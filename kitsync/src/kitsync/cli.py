@@ -21,12 +21,12 @@ from kitformats.pairing import fingerprint
 from kitformats.signing import read_certificate, read_file_signer
 
 from kitsync.audit import INCONSISTENT, AuditCheck, check_audit_log
-from kitsync.central_receipts import push_receipts, summary
+from kitsync.central_receipts import gathered_receipts, push_receipts, summary
 from kitsync.errors import DISK_FULL, EXIT_AUDIT_INCONSISTENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SyncError
 from kitsync.kit_clock import clock_warning, send_laptop_time
 from kitsync.ledger import Ledger, one_at_a_time
 from kitsync.link import TIMEOUT_S, KitLink, client_context
-from kitsync.orders import push_orders, report_lines
+from kitsync.orders import push_orders, read_orders_file, report_lines
 from kitsync.places import KitFiles, KitRecord, choose_kit, default_data_dir, read_kit_record
 from kitsync.pull import Pull
 from kitsync.status import all_status, is_inconsistent, status_lines
@@ -184,9 +184,10 @@ def _pair(args: argparse.Namespace, home: Path) -> int:
 def _push_orders(args: argparse.Namespace, home: Path) -> int:
     files = choose_kit(home, args.kit)
     record = read_kit_record(files)
+    data = read_orders_file(args.file)  # a missing or oversized file: said before the kit is asked
     with kit_link(files, record, args.timeout) as link, Ledger(files.ledger) as ledger:
         audit = start_sync(link, files, ledger, "push-orders")
-        report = push_orders(link, args.file)
+        report = push_orders(link, args.file, data)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
@@ -212,9 +213,10 @@ def _pull(args: argparse.Namespace, home: Path) -> int:
 def _push_receipts(args: argparse.Namespace, home: Path) -> int:
     files = choose_kit(home, args.kit)
     record = read_kit_record(files)
+    receipts = gathered_receipts(args.dir)  # no such folder: said before the kit is asked
     with kit_link(files, record, args.timeout) as link, Ledger(files.ledger) as ledger:
         audit = start_sync(link, files, ledger, "push-receipts")
-        receipts = push_receipts(link, args.dir, ledger)
+        receipts = push_receipts(link, receipts, ledger)
     for receipt in receipts:
         print(receipt.line())
     if not receipts:

@@ -42,9 +42,9 @@ def read_orders_file(path: Path) -> bytes:
     return data
 
 
-def push_orders(link: KitLink, path: Path) -> dict[str, Any]:
-    """The kit's import report for the orders in ``path``."""
-    data = read_orders_file(path)
+def push_orders(link: KitLink, path: Path, data: bytes) -> dict[str, Any]:
+    """The kit's import report for the orders ``data`` read from ``path`` (read_orders_file,
+    before the kit is asked anything: a missing file is a usage error, not a sync)."""
     status, answer = link.call("POST", "/api/v1/orders", body=data, content_type=media_type(path.name, data))
     if status != 200 or not isinstance(answer, dict) or not isinstance(answer.get("rejected"), list):
         if status in (400, 413):
