@@ -124,12 +124,17 @@ def test_an_active_visit_is_the_callers_and_blocks_another(start_kitd) -> None: 
     for path, body in (
         ("identity", {"present": ["Sumiati"], "consent_by": "applicant"}),
         ("items/finger:1/start", None),
+        ("items/finger:1/retry", None),
+        ("items/finger:1/accept", None),
         ("items/finger:1/except", {"reason": "bandaged", "confirm": True}),
         ("finish", None),
     ):
         refused = supervisor.request("POST", f"{base}/{path}", body)
         assert refused.status == 403 and refused.json()["error"] == "not_visits_officer", (path, refused.body)
         assert officer_nip in refused.json()["message"]
+    shown = supervisor.request("GET", f"{base}/items/finger:1/capture")  # the applicant's images
+    assert shown.status == 403 and shown.json()["error"] == "not_visits_officer", shown.body
+    assert officer.request("GET", f"{base}/items/finger:1/capture").status == 404  # none yet
     assert supervisor.checked("POST", f"{base}/cancel").json()["state"] == "ending"
     assert supervisor.request("POST", f"{base}/carry-on").status == 403
     assert officer.checked("POST", f"{base}/carry-on").json()["state"] == "identity"

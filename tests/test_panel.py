@@ -271,6 +271,23 @@ def test_panel_drives_a_visit_from_button_presses() -> None:
     asyncio.run(run_panel(scenario))
 
 
+def test_another_orders_visit_ended_at_the_door_leaves_the_running_ones_state() -> None:
+    async def scenario(kit: FakeKit, panel: Panel, factory: MockFactory) -> None:
+        led = {name: factory.pin(pin) for name, pin in WIRING.leds.items()}
+        await settle(lambda: led["ready"].state, "ready LED")
+        await kit.start_item("v1", "finger:1")
+        kit.visit.session_best("finger:1", "s1", 30.0, False, ["press_harder"], ["coverage"], final=False)
+        await kit.accept_item("v1", "finger:1")
+        await settle(lambda: panel._last_done == "finger:1", "finger:1 the item just done")
+        # Nobody home next door, said on the screen meanwhile: that visit starts and ends at once.
+        kit.events.publish("visit", {"visit": "v2", "change": "ended", "state": "ended", "current": None})
+        await asyncio.sleep(0.2)
+        tap(factory, 6)  # Retry between items: still the item just taken here
+        await settle(lambda: kit.calls[-1] == ("retry", "finger:1"), "finger:1 retried")
+
+    asyncio.run(run_panel(scenario))
+
+
 def test_a_capture_over_before_the_panel_follows_still_shows_amber() -> None:
     # A CI run on a busy machine: the panel read the item's start after its session had
     # ended, and amber never lit. It is shown CAPTURING_SHOWN_S all the same, then green.

@@ -322,7 +322,8 @@ PATHS: dict[str, Any] = {
                 "404": error_answer("No such bundle, or erased (unknown_bundle)"),
                 "416": error_answer(
                     "The range is outside the file, or not one range of bytes (range_not_satisfiable, "
-                    "saying which; Content-Range: bytes */SIZE)"
+                    "saying which; Content-Range: bytes */SIZE); a range in another unit than bytes "
+                    "is ignored (200, the whole file)"
                 ),
                 "503": error_answer("The bundle's file cannot be read on the kit (bundle_unavailable)"),
             },

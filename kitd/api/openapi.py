@@ -452,6 +452,10 @@ VISIT_PATHS: dict[str, Any] = {
                         "application/json": {"schema": ref("Signature")},
                     },
                 },
+                "403": error_answer(
+                    "Signed in as another officer than the visit's (not_visits_officer): its captures "
+                    "are shown to its own officer only"
+                ),
                 "404": error_answer("Unknown visit or item, or no capture kept for it (no_capture)"),
             },
         }

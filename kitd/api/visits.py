@@ -190,7 +190,8 @@ async def post_carry_on(request: web.Request) -> web.Response:
 
 async def get_item_capture(request: web.Request) -> web.Response:
     try:
-        capture = request.app[KIT_KEY].visits.capture(request.match_info["id"], request.match_info["item"])
+        visits = request.app[KIT_KEY].visits
+        capture = visits.capture(request.match_info["id"], request.match_info["item"], _actor(request))
     except KitError as exc:
         return visit_error(exc)
     return capture_response(capture)

@@ -1384,10 +1384,7 @@ function deviceTrouble() {
     'p',
     { class: 'msg warn', role: 'alert', 'data-testid': 'device-trouble', 'data-device': d?.id },
     icon('⚠'),
-    t(gone ? 'capture.device_gone' : 'capture.device_failed', {
-      device: name,
-      action: t(itemOf(v, v.current)?.status === 'capturing' ? 'action.retry' : 'action.start'),
-    }),
+    t(gone ? 'capture.device_gone' : 'capture.device_failed', { device: name, action: itemAction(itemOf(v, v.current)) }),
   );
 }
 
@@ -1695,6 +1692,13 @@ function diagrams(v) {
   return el('div', { class: 'diagrams' }, hands, eyes, rest);
 }
 
+// The words of the button that starts the item again: Retry (Clear for a signature) while it
+// runs, Start (Retake for one to take again) otherwise; the device banner names the same.
+function itemAction(cur) {
+  if (cur?.status === 'capturing') return t(kindOf(cur.item) === 'signature' ? 'action.clear' : 'action.retry');
+  return t(cur?.status === 'to_retake' ? 'action.retake' : 'action.start');
+}
+
 function captureView(v) {
   const cur = v.current && itemOf(v, v.current);
   if (!cur) return el('div', {}, diagrams(v));
@@ -1725,14 +1729,14 @@ function captureView(v) {
     el('button', { type: 'button', class: 'act ' + cls, id: 'act-' + id, 'data-action': id, onclick, disabled }, label);
   if (!running)
     buttons.push(
-      btn('start', 'go', t(cur.status === 'to_retake' ? 'action.retake' : 'action.start'), () =>
+      btn('start', 'go', itemAction(cur), () =>
         visitAct(`items/${cur.item}/start`),
         !deviceOk,
       ),
     );
   else {
     buttons.push(
-      btn('retry', '', t(kind === 'signature' ? 'action.clear' : 'action.retry'), () =>
+      btn('retry', '', itemAction(cur), () =>
         visitAct(`items/${cur.item}/retry`),
         !deviceOk,
       ),

@@ -235,6 +235,9 @@ class Panel:
         return {session_id} if session_id else set()
 
     def _visit_changed(self, data: dict[str, Any]) -> None:
+        active = self.kit.visits.active()
+        if active and data.get("visit") != active[0].id:
+            return  # another order's visit ended at the door: the running one's state stands
         change, status = data.get("change"), data.get("status")
         fresh = ("item_started", "item_retried", "started", "resumed", "identity", "ending", "carried_on")
         if change in fresh:

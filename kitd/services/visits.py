@@ -208,8 +208,9 @@ class VisitDesk:
     def active(self) -> list[Visit]:
         return [] if self._active is None else [self._active.visit]
 
-    def capture(self, visit_id: str, item: str) -> Capture:
-        active = self._require_active(visit_id)
+    def capture(self, visit_id: str, item: str, actor: str | None = None) -> Capture:
+        """The item's kept capture, shown to the visit's own officer (or the kit itself) only."""
+        active = self._require_own(visit_id, actor)
         active.visit.item(item)  # UnknownItem for a made-up one
         capture = active.captures.get(item)
         if capture is None:

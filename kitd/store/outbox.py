@@ -1,8 +1,9 @@
 """The outbox's rows and the laptops the kit knows (paired or trusted) in the kit's database.
 
 Its one job: the SQL of a bundle's life — ``sealing`` (registered before its files are
-written) -> ``sealed`` -> ``offered`` -> ``acknowledged`` -> ``delivered`` -> ``erased`` —
-each change one committed transaction, and of the laptops: paired with the kit's code (their
+written) -> ``sealed`` -> ``offered`` -> ``acknowledged`` -> ``delivered`` -> ``erased`` (and
+``acknowledged`` back to ``sealed`` when its laptop is revoked) — each change one committed
+transaction, and of the laptops: paired with the kit's code (their
 TLS client certificate and receipts certificate), trusted for receipts only, revoked.
 Nothing here touches a file (kitd.services.outbox does, through the kit's I/O layer).
 """
@@ -348,24 +349,29 @@ def revoke_laptop(conn: sqlite3.Connection, name: str, now: dt.datetime, actor: 
             return []
         conn.execute("UPDATE laptops SET revoked_at = ? WHERE name = ?", (stamp(now), name))
         append_entry(conn, actor, "laptop_revoked", {"laptop": name})
-        again = [
-            r["bundle_id"]
-            for r in conn.execute(
-                "SELECT bundle_id FROM outbox WHERE state = 'acknowledged' AND acknowledged_by = ? "
-                "ORDER BY sealed_at",
-                (name,),
-            )
-        ]
-        if again:
-            conn.execute(
-                # Its receipt stands in the audit log (bundle_acknowledged); the row is sealed again.
-                "UPDATE outbox SET state = 'sealed', offered_at = NULL, offered_to = NULL, "
-                "acknowledged_at = NULL, acknowledged_by = NULL, laptop_receipt = NULL "
-                "WHERE state = 'acknowledged' AND acknowledged_by = ?",
-                (name,),
-            )
-            append_entry(conn, actor, "bundles_offered_again", {"laptop": name, "bundles": again})
-        return again
+        taken = conn.execute(
+            "SELECT bundle_id, acknowledged_at, laptop_receipt FROM outbox "
+            "WHERE state = 'acknowledged' AND acknowledged_by = ? ORDER BY sealed_at",
+            (name,),
+        ).fetchall()
+        for row in taken:
+            # The laptop's signed receipt moves to the audit log (the evidence that it took the
+            # bundle, for whoever asks where a lost laptop's copies went); the row is sealed again.
+            receipt = json.loads(row["laptop_receipt"]) if row["laptop_receipt"] else None
+            details = {
+                "bundle": row["bundle_id"],
+                "laptop": name,
+                "acknowledged_at": row["acknowledged_at"],
+                "laptop_receipt": receipt,
+            }
+            append_entry(conn, actor, "bundle_offered_again", details)
+        conn.execute(
+            "UPDATE outbox SET state = 'sealed', offered_at = NULL, offered_to = NULL, "
+            "acknowledged_at = NULL, acknowledged_by = NULL, laptop_receipt = NULL "
+            "WHERE state = 'acknowledged' AND acknowledged_by = ?",
+            (name,),
+        )
+        return [row["bundle_id"] for row in taken]
 
 
 def laptops(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -268,7 +268,7 @@ class Pull:
 
             try:
                 for offer in offers:
-                    if lost or self.disk_full:
+                    if lost:
                         break
                     try:
                         held = self._held(offer, ledger)
@@ -279,6 +279,8 @@ class Pull:
                         bars.bundle(offer.bundle_id, offer.size)
                         bars.finished(offer.bundle_id)
                         waiting.append(held)
+                    elif self.disk_full:
+                        continue  # no download is begun on a full disk; those held still go on
                     else:
                         # Checked here, while the fetchers download the bundles before it: they
                         # go from one download to the next without waiting for a check.
