@@ -105,7 +105,7 @@ def test_every_documented_operation_is_served_by_the_running_daemon(start_kitd) 
         for method, operation in item.items()
         if method in HTTP_METHODS
     ]
-    assert len(operations) == 65
+    assert len(operations) == 66
     answers = {}
     for method, path, operation in operations:
         if path == "/api/v1/auth/signout":

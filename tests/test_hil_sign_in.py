@@ -63,7 +63,7 @@ def test_every_documented_path_is_refused_without_a_token(kitd) -> None:  # noqa
     # api.socket_group "kitd" does not exist on this machine: the socket is the daemon's user's alone.
     assert stat.S_IMODE(os.stat(kitd.socket_path).st_mode) == 0o600
     operations = documented_operations()
-    assert len(operations) == 65
+    assert len(operations) == 66
     for method, path in operations:
         status = status_of(kitd, method, path, {})
         if (method, path) in PUBLIC_ROUTES:

@@ -86,6 +86,21 @@ def test_a_data_dir_with_no_kit_is_named_not_made(tmp_path: Path) -> None:
     assert not (tmp_path / "kitd-typo").exists()
 
 
+def test_a_stopped_daemon_is_said_to_be_not_running_not_an_address(tmp_path: Path) -> None:
+    # kitd stopped cleanly leaves no socket and no port file: its config's port 0 is no address.
+    config = tmp_path / "kitd.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[api]\nport = 0\n')
+    for command in (("diag", "--quick"), ("diag", "--history")):
+        result = kitctl(*command, "--config", str(config))
+        said = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and len(said) == 1, (command, result.stderr)
+        assert f"kitd is not running for data_dir {tmp_path}" in said[0] and ":0" not in said[0], said
+    result = subprocess.run(
+        [venv_script("kitfw"), "list", "--config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert "kitd is not running" in result.stderr and result.returncode != 0, result.stderr
+
+
 def test_an_ipv6_or_any_address_api_host_is_reached_by_a_url_that_works(tmp_path: Path) -> None:
     for host, url in (
         ("::1", "http://[::1]:8080"),

@@ -2,7 +2,8 @@
 
 Its one job: turn HTTP into kitd.services.guided_desk calls. ``POST /api/v1/diagnostics/guided``
 (``{"test": "panel" | "pad"}``, ``device`` to name one of several pads) starts a test: 201 with
-its state; ``GET /api/v1/diagnostics/guided/{id}`` its state now; ``POST
+its state; ``GET /api/v1/diagnostics/guided`` the one running (``{"running": ... | null}``);
+``GET /api/v1/diagnostics/guided/{id}`` its state now; ``POST
 /api/v1/diagnostics/guided/{id}/confirm`` (``{"step", "seen"}``) the technician's answer to the
 confirm step waiting; ``DELETE /api/v1/diagnostics/guided/{id}`` cancels it. Every answer is the
 test's state (the GuidedTest schema); a refusal is ``{"error", "message"}``: 409 a test already
@@ -37,6 +38,13 @@ async def post_guided(request: web.Request) -> web.Response:
     return _answer(test, 201)
 
 
+async def get_running(request: web.Request) -> web.Response:
+    test = request.app[KIT_KEY].guided.running()
+    return web.json_response(
+        {"running": None if test is None else test.to_json()}, headers={"Cache-Control": "no-store"}
+    )
+
+
 async def get_guided(request: web.Request) -> web.Response:
     try:
         return _answer(request.app[KIT_KEY].guided.get(request.match_info["id"]))
@@ -65,6 +73,7 @@ async def delete_guided(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/diagnostics/guided", post_guided)
+    app.router.add_get("/api/v1/diagnostics/guided", get_running)
     app.router.add_get("/api/v1/diagnostics/guided/{id}", get_guided)
     app.router.add_post("/api/v1/diagnostics/guided/{id}/confirm", post_confirm)
     app.router.add_delete("/api/v1/diagnostics/guided/{id}", delete_guided)

@@ -835,7 +835,21 @@ GUIDED_PATHS: dict[str, Any] = {
                 "415": UNSUPPORTED_MEDIA_TYPE,
                 "503": error_answer("The device is not ready, the reason named (device_not_ready)"),
             },
-        }
+        },
+        "get": {
+            "summary": "The guided test running now, if any (a technician's page reloaded finds it "
+            "again, to carry on or cancel it)",
+            "responses": {
+                "200": json_answer(
+                    {
+                        "type": "object",
+                        "required": ["running"],
+                        "properties": {"running": {"oneOf": [ref("GuidedTest"), {"type": "null"}]}},
+                    },
+                    "The running test, or null (Cache-Control: no-store)",
+                ),
+            },
+        },
     },
     "/api/v1/diagnostics/guided/{id}": {
         "get": {

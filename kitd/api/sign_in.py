@@ -85,6 +85,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/diagnostics/report"): frozenset({"technician"}),
     # Guided tests take the panel or the pad over and drive its LEDs and buzzer: technicians.
     ("POST", "/api/v1/diagnostics/guided"): frozenset({"technician"}),
+    ("GET", "/api/v1/diagnostics/guided"): frozenset({"technician"}),
     ("GET", "/api/v1/diagnostics/guided/{id}"): frozenset({"technician"}),
     ("POST", "/api/v1/diagnostics/guided/{id}/confirm"): frozenset({"technician"}),
     ("DELETE", "/api/v1/diagnostics/guided/{id}"): frozenset({"technician"}),

@@ -89,11 +89,24 @@ def api_url_from_config(config: KitConfig) -> str:
     return api_url(host, port)
 
 
+def daemon_absent(config: KitConfig) -> str | None:
+    """What to tell a technician when this config's daemon leaves no trace of running (no
+    socket, no port file: stopped, or never started with this data_dir), else None."""
+    socket_path = config.data_dir / SOCKET_FILE
+    if socket_path.is_socket() or (config.data_dir / "api.port").exists():
+        return None
+    return (
+        f"kitd is not running for data_dir {config.data_dir} (no socket {socket_path}): start it "
+        "(systemctl start kitd) and see its log (journalctl -u kitd) if it stops again"
+    )
+
+
 class DaemonClient:
     """Requests to one running kitd, at ``http://HOST:PORT`` (with a token) or ``unix:PATH``."""
 
-    def __init__(self, base_url: str, token: str | None = None) -> None:
+    def __init__(self, base_url: str, token: str | None = None, absent: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.absent = absent  # said instead of the address when nothing answers (daemon_absent)
         # Over the socket no token is asked for, so none is sent; over TCP it travels in a
         # header: visible ASCII only (a pasted line break would split the header).
         self.token = None if self.base_url.startswith("unix:") else token or None
@@ -141,7 +154,7 @@ class DaemonClient:
             finally:
                 connection.close()
         except (OSError, http.client.HTTPException) as exc:
-            raise DaemonUnreachable(f"daemon unreachable at {self.base_url}: {exc}") from None
+            raise DaemonUnreachable(self.absent or f"daemon unreachable at {self.base_url}: {exc}") from None
 
     def checked(
         self,

@@ -6,7 +6,7 @@ import argparse
 import os
 import sqlite3
 
-from kitd.cli.daemon_client import DaemonClient, api_url_from_config
+from kitd.cli.daemon_client import DaemonClient, api_url_from_config, daemon_absent
 from kitd.config import DEFAULT_CONFIG_PATH, KitConfig, builtin_config, load_config
 from kitd.errors import ConfigError
 from kitd.store.database import database_path, open_database
@@ -44,8 +44,9 @@ def client_from_args(args: argparse.Namespace) -> DaemonClient:
     token = getattr(args, "token", None) or os.environ.get("KITD_TOKEN")
     if getattr(args, "api", None):
         return DaemonClient(args.api, token)
-    url = api_url_from_config(config_from_args(args))
-    return DaemonClient(url, None if url.startswith("unix:") else token)
+    config = config_from_args(args)
+    url = api_url_from_config(config)
+    return DaemonClient(url, None if url.startswith("unix:") else token, daemon_absent(config))
 
 
 def kit_database(config: KitConfig) -> sqlite3.Connection:

@@ -323,7 +323,8 @@ function part(id, inputs, build) {
   const key = JSON.stringify([S.lang, inputs]);
   if (!node || shown.get(node) === key) return;
   shown.set(node, key);
-  node.replaceChildren(...[].concat(build()));
+  // (A part built of several pieces may leave one out: null or false, never shown as text.)
+  node.replaceChildren(...[].concat(build()).filter((kid) => kid != null && kid !== false));
 }
 
 function updateDynamic() {
@@ -2245,6 +2246,7 @@ function openTech(tab) {
   if (tab) S.diag.tab = tab;
   show('tech');
   if (S.diag.tab === 'history' && !S.diag.trend) loadRuns();
+  if (S.diag.tab === 'guided' && !S.diag.guided) findRunningGuided();
 }
 
 function techTab(tab) {
@@ -2703,6 +2705,15 @@ function setGuided(g, fresh = false) {
     techSay(cur ? words(cur.prompt) : t('guided.state.' + g.state));
   updateDynamic();
   drawPad();
+}
+
+// A test left running (the page reloaded, the kiosk restarted) is found again, to carry on
+// or cancel: it holds its device until it ends.
+async function findRunningGuided() {
+  const D = S.diag;
+  const r = await api('/diagnostics/guided');
+  if (S.diag !== D || D.guided || D.gBusy || !r.ok || !r.data?.running) return;
+  setGuided(r.data.running, true);
 }
 
 async function startGuided(test) {
