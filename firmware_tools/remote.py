@@ -188,7 +188,11 @@ def _follow(client: DaemonClient, operation_id: str, success: str, show_progress
         shown = len(operation["steps"])
         if operation["state"] != "running":
             bar.clear()
-            print(f"{operation['state']}: {operation['outcome']}")
+            outcome = str(operation["outcome"])
+            # An outcome that already begins with its state ("refused, nothing was sent: ...")
+            # is said once.
+            said = outcome if outcome.startswith(operation["state"]) else f"{operation['state']}: {outcome}"
+            print(said)
             return OK if operation["state"] == success else FAILED
         if time.monotonic() > deadline:
             raise _Stop(

@@ -12,6 +12,7 @@ kitd.daemon; it reaches a running daemon only over HTTP (kitd.cli.daemon_client)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from kitd import __version__
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseError as exc:
         sys.stderr.write(f"kitctl: {exc}\n")
         return 1
+    except BrokenPipeError:
+        # The reader went away (kitctl diag --history | head): nothing more to say to it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE
     except OSError as exc:
         # The file system said no (a folder not writable, a disk full): its word, not a traceback.
         where = f"{exc.filename}: " if exc.filename else ""
