@@ -201,6 +201,21 @@ def test_a_frozen_camera_fails_and_one_that_keeps_reopening_is_told() -> None:
     assert "reopened" in found["message"]["en"] and "dibuka lagi" in found["message"]["id"]
 
 
+def test_a_camera_whose_every_frame_is_damaged_fails_saying_so() -> None:
+    # A cable that garbles every frame: frames come, none can be read. Not "no frame".
+    camera = FakeCamera(lit_scene(), dict(HTTP_DETAIL), flags=frozenset({"truncated"}))
+    try:
+        found = asyncio.run(run_all(slot_of(camera)))
+    finally:
+        camera.stop.set()
+    assert found["frame_rate"]["status"] == "failed", found["frame_rate"]
+    assert "arrived damaged" in found["frame_rate"]["message"]["en"]
+    for check in ("format", "exposure", "focus"):
+        assert found[check]["status"] == "failed", (check, found[check])
+        assert "every one damaged" in found[check]["message"]["en"], (check, found[check])
+        assert found[check]["values"]["damaged"] > 0
+
+
 def test_a_featureless_well_lit_scene_asks_to_clean_the_lens() -> None:
     plain = np.clip(170 + np.random.default_rng(1).normal(0, 2, (480, 640)), 0, 255).astype(np.uint8)
     camera = FakeCamera(plain, HTTP_DETAIL)

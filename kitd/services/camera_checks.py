@@ -49,6 +49,8 @@ RATE_LOW_SHARE = 0.8
 # frames; the simulator's healthy stream drops under 1 %, a UVC camera on its own port none.
 DROPPED_WARN_SHARE = 0.05
 DAMAGED_WARN_SHARE = 0.05
+# Most frames damaged: hardly a picture gets through (a capture would wait in vain), a failure.
+DAMAGED_FAIL_SHARE = 0.5
 # The camera's rate may be reported as 29.97 for 30: lower by more than this is lower.
 FPS_TOLERANCE = 0.02
 # Exposure and focus judge a few frames a little apart, so a blink or a glance is not the verdict.
@@ -114,21 +116,27 @@ async def _arrivals(camera: Any, window_s: float) -> tuple[list[Arrival], float 
     return arrivals, None
 
 
-async def _frames(camera: Any, count: int, spacing_s: float, timeout_s: float) -> list[Frame]:
+async def _frames(camera: Any, count: int, spacing_s: float, timeout_s: float) -> tuple[list[Frame], int]:
     """The next ``count`` decoded frames at least ``spacing_s`` apart (fewer if they stop coming);
-    a fresh newest frame counts as the first."""
+    a fresh newest frame counts as the first. Also how many frames came that could not be decoded
+    (damaged: not "no frame")."""
     kept: list[Frame] = []
+    damaged = [0]
     latest = camera.latest()
-    if latest is not None and latest.image is not None and time.monotonic() - latest.monotonic < 0.5:
+    fresh = latest is not None and time.monotonic() - latest.monotonic < 0.5
+    if fresh and latest.image is not None and not latest.flags & DAMAGE_FLAGS:
         kept.append(latest)
 
     def arrived(frame: Frame) -> None:
-        if frame.image is not None and len(kept) < count:
+        if frame.image is None or frame.flags & DAMAGE_FLAGS:
+            damaged[0] += 1  # a truncated frame's half picture measures nothing
+            return
+        if len(kept) < count:
             if not kept or frame.monotonic - kept[-1].monotonic >= spacing_s:
                 kept.append(frame)
 
     if len(kept) >= count:
-        return kept
+        return kept, 0
     unsubscribe = camera.subscribe(arrived)
     deadline = time.monotonic() + timeout_s
     try:
@@ -136,14 +144,26 @@ async def _frames(camera: Any, count: int, spacing_s: float, timeout_s: float) -
             await asyncio.sleep(0.02)
     finally:
         unsubscribe()
-    return kept[:count]
+    return kept[:count], damaged[0]
 
 
-def _no_frame(slot: Any, waited_s: float) -> dict[str, Any]:
-    """No frame came: not_available if the camera meanwhile stopped streaming, else failed."""
+def _no_frame(slot: Any, waited_s: float, damaged: int = 0) -> dict[str, Any]:
+    """No frame came: not_available if the camera meanwhile stopped streaming, else failed;
+    frames that came damaged, every one, are said as such."""
     _camera, not_streaming = _stream(slot)
     if not_streaming is not None:
         return not_streaming
+    if damaged:
+        return finding(
+            FAILED,
+            {"waited_s": waited_s, "damaged": damaged},
+            Words(
+                f"Kamera iris mengirim {damaged} gambar dalam {waited_s:g} detik, semuanya rusak: "
+                "periksa kabel USB-nya, cabut lalu colokkan lagi; jika tetap, ganti kameranya.",
+                f"The iris camera sent {damaged} frames in {waited_s:g} s, every one damaged: check its "
+                "USB cable, unplug it and plug it in again; if it stays, replace the camera.",
+            ),
+        )
     return finding(
         FAILED,
         {"waited_s": waited_s},
@@ -219,9 +239,9 @@ def format_check(slot: Any) -> Check:
         if not_streaming is not None:
             return not_streaming
         detail = camera.live_detail()
-        frames = await _frames(camera, 1, 0.0, FRAME_WAIT_S)
+        frames, damaged = await _frames(camera, 1, 0.0, FRAME_WAIT_S)
         if not frames:
-            return _no_frame(slot, FRAME_WAIT_S)
+            return _no_frame(slot, FRAME_WAIT_S, damaged)
         frame = frames[0]
         assert frame.image is not None
         frame_w, frame_h = int(frame.image.shape[1]), int(frame.image.shape[0])
@@ -346,7 +366,7 @@ def frame_rate_check(slot: Any) -> Check:
             )
         if counted.damaged_share > DAMAGED_WARN_SHARE:
             return finding(
-                WARNING,
+                FAILED if counted.damaged_share >= DAMAGED_FAIL_SHARE else WARNING,
                 values,
                 Words(
                     f"{counted.damaged} dari {counted.frames} gambar kamera iris rusak: periksa kabel "
@@ -445,9 +465,9 @@ def exposure_check(slot: Any) -> Check:
         if not_streaming is not None:
             return not_streaming
         async with _illuminated(kit):
-            frames = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, SAMPLES_WAIT_S)
+            frames, damaged = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, SAMPLES_WAIT_S)
         if not frames:
-            return _no_frame(slot, FRAME_WAIT_S)
+            return _no_frame(slot, FRAME_WAIT_S, damaged)
         found = await _measured(frames, _exposure)
         middle = sorted(found, key=lambda e: e.mean)[len(found) // 2]
         verdict = scene_stats.exposure_verdict(middle)
@@ -474,9 +494,9 @@ def focus_check(slot: Any) -> Check:
         if not_streaming is not None:
             return not_streaming
         async with _illuminated(kit):
-            frames = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, SAMPLES_WAIT_S)
+            frames, damaged = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, SAMPLES_WAIT_S)
         if not frames:
-            return _no_frame(slot, FRAME_WAIT_S)
+            return _no_frame(slot, FRAME_WAIT_S, damaged)
 
         def measure(frame: Frame) -> tuple[float, str]:
             assert frame.image is not None
