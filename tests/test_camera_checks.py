@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from kitd.drivers.camera_frames import Frame
-from kitd.services import camera_checks
+from kitd.services import camera_checks, diagnostics
 from kitd.services.camera_checks import Arrival, tally
 from kitd.services.device_checks import device_checks
 
@@ -199,6 +199,35 @@ def test_a_frozen_camera_fails_and_one_that_keeps_reopening_is_told() -> None:
         breaking.stop.set()
     assert found["status"] == "warning" and found["values"]["reopens"] >= 1, found
     assert "reopened" in found["message"]["en"] and "dibuka lagi" in found["message"]["id"]
+
+
+def test_a_peripheral_that_never_answers_leaves_the_camera_checks_to_look_unlit() -> None:
+    # The illuminator's switch goes to the peripheral controller; silent, it must not run the
+    # camera's checks past their time limit (they were failed as the camera's cable).
+    switched: list[bool] = []
+
+    async def never(job: Any) -> None:
+        switched.append(True)
+        await asyncio.sleep(60)
+
+    peripheral = SimpleNamespace(kind="peripheral", run_when_free=never)
+    kit = SimpleNamespace(config=CONFIG, slots={"peripheral": peripheral})
+    camera = FakeCamera(lit_scene(), dict(HTTP_DETAIL))
+
+    async def exposure_and_focus() -> list[dict[str, Any]]:
+        found = []
+        for check in camera_checks.camera_checks(slot_of(camera)):
+            if check.id.endswith((".exposure", ".focus")):
+                found.append(await diagnostics.run_check(check, kit))
+        return found
+
+    try:
+        found = asyncio.run(exposure_and_focus())
+    finally:
+        camera.stop.set()
+    assert switched == [True, True]
+    assert [f["status"] for f in found] == ["ok", "ok"], found
+    assert not any(f["values"].get("timed_out") for f in found)
 
 
 def test_a_camera_whose_every_frame_is_damaged_fails_saying_so() -> None:

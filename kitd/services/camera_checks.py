@@ -51,6 +51,8 @@ DROPPED_WARN_SHARE = 0.05
 DAMAGED_WARN_SHARE = 0.05
 # Most frames damaged: hardly a picture gets through (a capture would wait in vain), a failure.
 DAMAGED_FAIL_SHARE = 0.5
+# How long a check waits for the peripheral to switch the illuminator on (it answers in ms).
+ILLUMINATOR_WAIT_S = 1.0
 # The camera's rate may be reported as 29.97 for 30: lower by more than this is lower.
 FPS_TOLERANCE = 0.02
 # Exposure and focus judge a few frames a little apart, so a blink or a glance is not the verdict.
@@ -441,11 +443,16 @@ async def _illuminated(kit: Any) -> AsyncIterator[bool]:
     slot = peripheral_slot(kit)
     lit = False
     if slot is not None:
-        try:
-            await slot.run_when_free(lambda driver, _cancel: driver.set_illuminator(True, 100))
-            lit = True
-        except KitError:
-            pass
+        switching = asyncio.ensure_future(
+            slot.run_when_free(lambda driver, _cancel: driver.set_illuminator(True, 100))
+        )
+        # A peripheral that does not answer must not take the camera's check past its time
+        # limit (it was then failed as the camera's cable): the check looks without the light.
+        done, _ = await asyncio.wait({switching}, timeout=ILLUMINATOR_WAIT_S)
+        if done:
+            lit = not switching.cancelled() and switching.exception() is None
+        else:
+            switching.add_done_callback(lambda job: _switched_late(slot, job))
     try:
         yield lit
     finally:
@@ -454,6 +461,13 @@ async def _illuminated(kit: Any) -> AsyncIterator[bool]:
                 await slot.run_when_free(lambda driver, _cancel: driver.set_illuminator(False, 0))
             except KitError:
                 pass
+
+
+def _switched_late(slot: Any, job: asyncio.Future[Any]) -> None:
+    """The illuminator switched on after the check had given up waiting: off again."""
+    if not job.cancelled() and job.exception() is None:
+        off = slot.run_when_free(lambda driver, _cancel: driver.set_illuminator(False, 0))
+        asyncio.ensure_future(off).add_done_callback(lambda task: task.cancelled() or task.exception())
 
 
 def exposure_check(slot: Any) -> Check:
@@ -482,7 +496,7 @@ def exposure_check(slot: Any) -> Check:
         status, words = EXPOSURE_WORDS[verdict]
         return finding(status, values, words)
 
-    return Check(f"{slot.id}.exposure", slot.id, run, time_limit_s=FRAME_WAIT_S + 2.0)
+    return Check(f"{slot.id}.exposure", slot.id, run, time_limit_s=ILLUMINATOR_WAIT_S + FRAME_WAIT_S + 2.0)
 
 
 def focus_check(slot: Any) -> Check:
@@ -535,7 +549,7 @@ def focus_check(slot: Any) -> Check:
             )
         return finding(OK, values)
 
-    return Check(f"{slot.id}.focus", slot.id, run, time_limit_s=FRAME_WAIT_S + 2.0)
+    return Check(f"{slot.id}.focus", slot.id, run, time_limit_s=ILLUMINATOR_WAIT_S + FRAME_WAIT_S + 2.0)
 
 
 def camera_checks(slot: Any) -> list[Check]:
