@@ -231,3 +231,20 @@ def test_a_check_whose_device_holds_on_does_not_hold_the_run() -> None:
 )  # fmt: skip
 def test_the_history_limit_is_a_whole_number_from_1_to_500(text: str, runs: int | None) -> None:
     assert history_limit(text) == runs
+
+
+def test_a_peripheral_held_by_its_firmware_update_is_not_said_present() -> None:
+    # Unplugged mid-update, the update holds the device and waits for it: the slot says busy.
+    from kitd.services.device_checks import presence_check
+
+    slot = SimpleNamespace(id="peripheral", kind="peripheral", uri="serial:/dev/ttyACM0")
+    slot.current = lambda: ("busy", "firmware update", 0.0)
+    held = {"device": "peripheral", "values": {"operation_id": "op1", "kind": "upload"}}
+    kit = SimpleNamespace(firmware=SimpleNamespace(holding=lambda: held))
+    found = asyncio.run(presence_check(slot).run(kit))
+    assert found["status"] == "warning" and found["values"]["operation_id"] == "op1", found
+    assert "firmware is being updated" in found["message"]["en"]
+    # Busy with anything else (a capture), or with no update running: present.
+    kit.firmware.holding = lambda: None
+    assert asyncio.run(presence_check(slot).run(kit))["status"] == "ok"
+    assert asyncio.run(presence_check(slot).run(SimpleNamespace()))["status"] == "ok"

@@ -23,9 +23,24 @@ def presence_check(slot: Any) -> Check:
     """The device is there and answering (the slot's own status: its supervisor keeps it)."""
     name = DEVICE_NAMES.get(slot.kind, Words(slot.kind, slot.kind))
 
-    async def run(_kit: Any) -> dict[str, Any]:
+    async def run(kit: Any) -> dict[str, Any]:
         status, reason, _since = slot.current()
         values = {"status": status, "reason": reason, "uri": slot.uri}
+        firmware = getattr(kit, "firmware", None)
+        held = firmware.holding() if status == "busy" and firmware is not None else None
+        if held is not None and held["device"] == slot.id:
+            # Its firmware is being updated: the update holds it (and, if it was unplugged,
+            # waits for it to come back), so whether it is there is the update's to say.
+            return finding(
+                WARNING,
+                {**values, **held["values"]},
+                Words(
+                    f"Firmware {name.id} sedang diperbarui: keadaannya diketahui setelah pembaruan "
+                    "selesai (kitfw list menunjukkan kemajuannya).",
+                    f"The {name.en}'s firmware is being updated: its state is known once the update "
+                    "ends (kitfw list shows how it goes).",
+                ),
+            )
         if status in ("ready", "busy"):
             return finding(OK, values)
         if status == "disconnected":

@@ -330,7 +330,7 @@ class FirmwareDesk:
             run(flow)
 
         try:
-            await slot.run_when_free(job, wait_s=READ_TIMEOUT_S, brief=False)
+            await slot.run_when_free(job, wait_s=READ_TIMEOUT_S, brief=False, doing="firmware update")
         except DeviceBusy as exc:
             await self._ended_early(operation, f"the peripheral is busy: {exc}")
         except DeviceError as exc:

@@ -214,13 +214,16 @@ class DeviceSlot:
         except TimeoutError:
             pass
 
-    async def run_job(self, job: Callable[[Any, threading.Event], T], brief: bool = False) -> T:
+    async def run_job(
+        self, job: Callable[[Any, threading.Event], T], brief: bool = False, doing: str = "capturing"
+    ) -> T:
         """Run `job(driver, cancel)` on the device's thread, exclusively; DeviceBusy if taken,
         DeviceGone if the device is not ready (for a camera: its stream is not flowing).
 
         `cancel` is set when the caller goes away (its coroutine is cancelled: the HTTP client
         disconnected) or the daemon stops; the job should then end soon. The device stays the
-        job's until it has, so that no second job talks to it meanwhile.
+        job's until it has, so that no second job talks to it meanwhile. ``doing`` is the busy
+        status's reason (what the device is doing: a capture, a firmware update).
         """
         if self._job_lock.locked():
             raise DeviceBusy(f"device {self.id} is busy with another capture")
@@ -232,7 +235,7 @@ class DeviceSlot:
             self._brief_job = brief
             if self.cancel.is_set():
                 cancel.set()
-            self._set_status("busy", "capturing")
+            self._set_status("busy", doing)
             future = asyncio.get_running_loop().run_in_executor(self._executor, job, self._driver, cancel)
             try:
                 result = await asyncio.shield(future)
@@ -266,7 +269,11 @@ class DeviceSlot:
             return result
 
     async def run_when_free(
-        self, job: Callable[[Any, threading.Event], T], wait_s: float = 2.0, brief: bool = True
+        self,
+        job: Callable[[Any, threading.Event], T],
+        wait_s: float = 2.0,
+        brief: bool = True,
+        doing: str = "capturing",
     ) -> T:
         """`run_job` after waiting up to `wait_s` for the job holding the device to end, for jobs
         that may meet a brief one (a gauge read, a light switched) instead of failing DeviceBusy at
@@ -275,7 +282,7 @@ class DeviceSlot:
         deadline = time.monotonic() + wait_s
         while self._job_lock.locked() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        return await self.run_job(job, brief)
+        return await self.run_job(job, brief, doing)
 
     def holds_brief_job(self) -> bool:
         """Busy only with a brief job, which a job started with `run_when_free` waits out."""
