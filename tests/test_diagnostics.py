@@ -248,3 +248,18 @@ def test_a_peripheral_held_by_its_firmware_update_is_not_said_present() -> None:
     kit.firmware.holding = lambda: None
     assert asyncio.run(presence_check(slot).run(kit))["status"] == "ok"
     assert asyncio.run(presence_check(slot).run(SimpleNamespace()))["status"] == "ok"
+
+
+def test_a_device_busy_with_a_guided_test_or_an_update_is_said_so_not_a_capture() -> None:
+    from kitd.services.check_jobs import on_device
+
+    name = Words("bantalan tanda tangan", "signature pad")
+    for reason, said in (
+        ("guided test", "in use by a guided test"),
+        ("firmware update", "in use by a firmware update"),
+        ("capturing", "in use by a capture"),
+    ):
+        slot = SimpleNamespace(current=lambda reason=reason: ("busy", reason, 0.0))
+        result, found = asyncio.run(on_device(slot, lambda driver, cancel: None, name))
+        assert result is None and found is not None and found["status"] == "not_available"
+        assert said in found["message"]["en"], (reason, found)

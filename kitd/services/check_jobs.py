@@ -34,15 +34,15 @@ async def on_device(
     slot: Any, job: Callable[[Any, threading.Event], T], name: Words
 ) -> tuple[T | None, dict[str, Any] | None]:
     """``(result, None)`` when the job ran, else ``(None, finding)`` saying why it did not."""
-    status, _reason, _since = slot.current()
+    status, reason, _since = slot.current()
     if status == "busy":
-        return None, _busy(name)
+        return None, _busy(name, reason)
     if status != "ready":
         return None, not_ready(name, status)
     try:
         return await slot.run_job(job), None
     except DeviceBusy:
-        return None, _busy(name)
+        return None, _busy(name, slot.current()[1])
     except DeviceGone as exc:
         return None, finding(
             FAILED,
@@ -67,12 +67,20 @@ async def on_device(
         )
 
 
-def _busy(name: Words) -> dict[str, Any]:
+# What a busy device is doing (the slot's busy reason), in both languages.
+BUSY_WITH = {
+    "guided test": ("uji terpandu", "a guided test"),
+    "firmware update": ("pembaruan firmware", "a firmware update"),
+}
+
+
+def _busy(name: Words, reason: str = "capturing") -> dict[str, Any]:
+    busy_id, busy_en = BUSY_WITH.get(reason, ("pengambilan", "a capture"))
     return finding(
         NOT_AVAILABLE,
-        {"device_status": "busy"},
+        {"device_status": "busy", "reason": reason},
         Words(
-            f"{name.id.capitalize()} sedang dipakai untuk pengambilan: ulangi setelah selesai.",
-            f"The {name.en} is in use by a capture: run the check again when it is done.",
+            f"{name.id.capitalize()} sedang dipakai untuk {busy_id}: ulangi setelah selesai.",
+            f"The {name.en} is in use by {busy_en}: run the check again when it is done.",
         ),
     )

@@ -180,7 +180,9 @@ class PadTest:
                 raise
             pad.stop()
 
-        self._job = asyncio.create_task(self.slot.run_job(listen), name=f"guided-pad-{self.device}")
+        self._job = asyncio.create_task(
+            self.slot.run_job(listen, doing="guided test"), name=f"guided-pad-{self.device}"
+        )
 
     async def release(self) -> None:
         self._stop.set()
