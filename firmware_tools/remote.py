@@ -215,6 +215,8 @@ def describe_step(step: dict[str, Any]) -> str:
         ),
         "firmware_upload_started": lambda: (
             f"upload attempt {d.get('attempt')} from byte {d.get('offset')} of {d.get('size')}"
+            if d.get("offset") is not None
+            else f"upload attempt {d.get('attempt')}: the peripheral did not answer"
         ),
         "firmware_upload_interrupted": lambda: (
             f"upload attempt {d.get('attempt')} cut at byte {d.get('offset')}: {d.get('reason')}"

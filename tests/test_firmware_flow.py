@@ -104,6 +104,8 @@ class FakePeripheral:
             self.receiving, self.received = digest, b""
         offset = len(self.received)
         self.upload_offsets.append(offset)
+        if progress is not None:
+            progress(offset, len(image))  # as the driver: where the device takes it up, first
         while offset < len(image):
             if self.cut_at and offset >= self.cut_at[0]:
                 self.cut_at.pop(0)
@@ -301,7 +303,7 @@ def test_a_cut_link_resumes_from_where_the_device_has_it() -> None:
     operation, audit = run_update(peripheral, make_image("1.1.0"))
     assert operation.state == CONFIRMED, operation.outcome
     starts = [d for a, d in audit.entries if a == "firmware_upload_started"]
-    assert [(d["attempt"], d["offset"]) for d in starts] == [(1, CHUNK), (2, 4096 + CHUNK)]
+    assert [(d["attempt"], d["offset"]) for d in starts] == [(1, 0), (2, 4096)]
     assert peripheral.upload_offsets == [0, 4096]
     assert "firmware_upload_interrupted" in audit.actions
     assert_safe(peripheral, operation, "1.0.0", "1.1.0")
@@ -554,14 +556,19 @@ class ChunkDevice:
     """img_mgmt's upload as far as the driver's loop sees it: chunks at the offset it expects,
     `match` on the last, the upload forgotten once complete; ``corrupt`` flips a byte written."""
 
-    def __init__(self, corrupt: int) -> None:
+    def __init__(self, corrupt: int = 0, held: int = 0) -> None:
         self.corrupt = corrupt  # uploads still to corrupt
+        self.held = held  # bytes of an earlier, cut upload it holds
         self.flash = bytearray()
         self.sent: list[int] = []
         self.erased = 0
 
-    def send_chunk(self, image: bytes, start: int, sha: bytes) -> tuple[bool | None, int]:
+    def send_chunk(self, image: bytes, start: int, sha: bytes) -> tuple[bool | None, int, int]:
         self.sent.append(start)
+        if start == 0 and self.held:
+            # It holds the part of an earlier upload: it answers where it has got to.
+            self.flash, self.held = bytearray(image[: self.held]), 0
+            return None, len(self.flash), min(CHUNK, len(image))
         if start == 0:
             self.flash = bytearray()
         data = bytearray(image[start : start + CHUNK])
@@ -569,9 +576,10 @@ class ChunkDevice:
             self.corrupt -= 1
             data[0] ^= 0xFF
         self.flash += data
+        sent_to = start + len(data)
         if len(self.flash) < len(image):
-            return None, len(self.flash)
-        return hashlib.sha256(self.flash).digest() == sha, len(self.flash)
+            return None, len(self.flash), sent_to
+        return hashlib.sha256(self.flash).digest() == sha, len(self.flash), sent_to
 
     def erase(self) -> None:
         self.erased += 1
@@ -593,7 +601,17 @@ def test_a_corrupted_upload_is_erased_and_sent_again_from_0() -> None:
     assert bytes(device.flash) == image
     assert device.erased == 1
     assert device.sent == [0, 512, 1024, 1536, 0, 512, 1024, 1536]
-    assert progress == [512, 1024, 1536, 2048, 0, 512, 1024, 1536, 2048]
+    # First where the device takes it up (0: a fresh upload), then each answer.
+    assert progress == [0, 512, 1024, 1536, 2048, 0, 512, 1024, 1536, 2048]
+
+
+def test_an_upload_the_device_holds_part_of_says_where_it_takes_it_up() -> None:
+    device = ChunkDevice(held=3 * CHUNK)
+    image = make_image("1.1.0", 4 * CHUNK)
+    progress: list[int] = []
+    driver_on(device).upload(image, lambda done, total: progress.append(done))
+    assert bytes(device.flash) == image and device.sent == [0, 1536]
+    assert progress == [1536, 1536, 2048]
 
 
 def test_an_upload_that_never_matches_fails_after_one_resend() -> None:

@@ -375,11 +375,16 @@ class PeripheralController:
             raise ValueError("an empty image cannot be uploaded")
         sha = hashlib.sha256(image).digest()
         with self._lock:
-            off, resends = 0, 0
+            off, resends, first = 0, 0, True
             while True:
-                match, off = self._send_chunk(image, off, sha)
+                match, off, sent_to = self._send_chunk(image, off, sha)
                 if progress is not None:
+                    if first:
+                        # Where the device takes it up: 0, or the part of an earlier upload it
+                        # holds (it answers past the first chunk sent).
+                        progress(off if off > sent_to else 0, total)
                     progress(off, total)
+                first = False
                 if off < total:
                     continue
                 if match is not False:
@@ -394,12 +399,15 @@ class PeripheralController:
                 if progress is not None:
                     progress(0, total)
 
-    def _send_chunk(self, image: bytes, start: int, sha: bytes) -> tuple[bool | None, int]:
+    def _send_chunk(self, image: bytes, start: int, sha: bytes) -> tuple[bool | None, int, int]:
         """One upload request at `start`: the device's `match` (None until it has it all, or
-        when it does not check) and the offset it has."""
+        when it does not check), the offset it has, and where the chunk sent ended."""
+        sent: list[int] = []
 
         def chunk() -> ImageUploadWrite:
-            return self._chunk(image, start, sha)
+            request = self._chunk(image, start, sha)
+            sent[:] = [start + len(request.data)]
+            return request
 
         total = len(image)
         # The first chunk may wait for the device to erase the slot.
@@ -407,7 +415,7 @@ class PeripheralController:
         response = self._call(chunk, f"upload at offset {start}", timeout)
         if response.off is None or not 0 <= response.off <= total:
             raise ProtocolError(f"{self.where}: upload answered offset {response.off} of {total}")
-        return response.match, response.off
+        return response.match, response.off, sent[0] if sent else start
 
     def erase(self) -> None:
         """Erase slot 1: its image, and with MCUboot's flags in its trailer a mark for test too.
