@@ -151,10 +151,11 @@ def test_a_visit_is_signed_with_the_credential_its_officer_unlocked(start_kitd) 
     for item in [*(f"finger:{n}" for n in range(1, 11)), "iris:right", "iris:left", "signature"]:
         reason = {"iris": "missing", "signature": "cannot_sign"}.get(item.split(":")[0], "unable_to_print")
         officer.checked("POST", f"{base}/items/{item}/except", {"reason": reason, "confirm": True})
-    # While the officer is signed in, a supervisor cannot finish the visit in the officer's name.
+    # While the officer is signed in, a supervisor cannot finish the visit in the officer's name:
+    # it is the officer's visit to work on.
     refused = supervisor.request("POST", f"{base}/finish")
-    assert refused.status == 409 and refused.json()["error"] == "officer_cannot_sign", refused.body
-    assert f"only officer {NIP}, signed in, finishes this visit" in refused.json()["message"]
+    assert refused.status == 403 and refused.json()["error"] == "not_visits_officer", refused.body
+    assert f"is officer {NIP}'s: only they work on it" in refused.json()["message"]
     officer.checked("POST", "/api/v1/auth/signout")
     # Signed out, the credential is closed: the officer's old token finishes nothing.
     assert officer.request("POST", f"{base}/finish").status == 401
