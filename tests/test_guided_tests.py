@@ -44,7 +44,7 @@ class FakeSlot:
     def current(self) -> tuple[str, str, float]:
         return self.status, "opened" if self.status == "ready" else "gone", 0.0
 
-    async def run_job(self, job: Callable[[Any, threading.Event], Any]) -> Any:
+    async def run_job(self, job: Callable[[Any, threading.Event], Any], **_how: Any) -> Any:
         self.jobs += 1
         self.status = "busy"
         cancel = threading.Event()
