@@ -161,6 +161,9 @@ def test_the_diagnostics_answers_have_their_documented_shapes(kit) -> None:  # n
     assert json.loads(done.stdout)["run_id"] in stored.stdout
     trend = kitd.kitctl("diag", "--history", "--check", "unit.disk", "--config", str(kitd.config_path))
     assert trend.returncode == 0 and trend.stdout.startswith("check unit.disk, oldest first:"), trend.stderr
+    # A check the kit has no such thing as: the daemon refuses it (400), a usage error (2).
+    unknown = kitd.kitctl("diag", "--history", "--check", "no.such_check", "--config", str(kitd.config_path))
+    assert unknown.returncode == 2 and len(unknown.stderr.splitlines()) == 1, unknown.stderr
     client = DaemonClient(kitd.url, kitd.token)
     run = client.request("GET", "/api/v1/diagnostics?quick=1", timeout_s=120)
     assert_documented("GET", "/api/v1/diagnostics", run)

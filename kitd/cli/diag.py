@@ -216,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
         result = _ask(client, f"/api/v1/diagnostics?quick={int(args.quick)}", "DiagnosticsRun")
     except (DaemonError, DaemonUnreachable) as exc:
         print(f"kitctl diag: {exc}", file=sys.stderr)
-        return 1
+        # The daemon refused what was asked (an unknown check, a limit out of range): a usage
+        # error (2), not a check that failed or a daemon away (1).
+        return 2 if isinstance(exc, DaemonError) and exc.status == 400 else 1
     print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else "\n".join(run_lines(result)))
     return 1 if result["status"] == "failed" else 0
