@@ -422,6 +422,10 @@ SCHEMAS: dict[str, Any] = {
                         "quick": {"type": "boolean"},
                         "status": {"type": "string"},
                         "values": {"type": "object"},
+                        "message": {
+                            "oneOf": [_ref("Words"), {"type": "null"}],
+                            "description": "What to do, when it was not ok",
+                        },
                     },
                 },
             },

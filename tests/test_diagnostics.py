@@ -124,6 +124,17 @@ def test_the_technicians_lines_put_failures_first_with_what_to_do() -> None:
         "findings": [{"started_at": "T1", "status": "warning", "values": {"celsius": 72.5}}],
     }
     assert history_lines(trend) == ["check unit.warm, oldest first:", "  T1  warning        celsius=72.5"]
+    # A failed run says why (its message) and its short lists (dead rows); a long one is in --json.
+    dead = {
+        "started_at": "T2",
+        "status": "failed",
+        "values": {"background": 229.6, "dead_rows": [35], "profile": list(range(100))},
+        "message": {"id": "Sensor rusak.", "en": "The sensor is damaged: replace the reader."},
+    }
+    assert history_lines({"check": "fp.blank_frame", "findings": [dead]})[1:] == [
+        "  T2  failed         background=229.6, dead_rows=[35]",
+        "      The sensor is damaged: replace the reader.",
+    ]
     assert history_lines({"runs": []}) == ["no diagnostics run is stored yet: kitctl diag"]
 
 

@@ -71,12 +71,17 @@ def _history_limit(text: str) -> int:
     return limit
 
 
+# A list or object value shown on a line when its JSON is at most this long (dead rows, steps);
+# longer ones are in --json.
+SHOWN_JSON = 80
+
+
 def _values(values: dict[str, Any]) -> str:
-    shown = [
-        f"{k}={json.dumps(v, ensure_ascii=False)}"
-        for k, v in values.items()
-        if not isinstance(v, list | dict)
-    ]
+    shown = []
+    for k, v in values.items():
+        text = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+        if not isinstance(v, list | dict) or len(text) <= SHOWN_JSON:
+            shown.append(f"{k}={text}")
     return ", ".join(shown)
 
 
@@ -114,9 +119,12 @@ def history_lines(answer: dict[str, Any]) -> list[str]:
         ]
     if not answer["findings"]:
         return [f"check {answer['check']}: no stored run ran it yet"]
-    return [f"check {answer['check']}, oldest first:"] + [
-        f"  {f['started_at']}  {f['status']:<13}  {_values(f['values'])}" for f in answer["findings"]
-    ]
+    lines = [f"check {answer['check']}, oldest first:"]
+    for f in answer["findings"]:
+        lines.append(f"  {f['started_at']}  {f['status']:<13}  {_values(f['values'])}")
+        if f.get("message"):  # why it was not ok, and what was to be done
+            lines.append(f"      {f['message']['en']}")
+    return lines
 
 
 def _ask(client: DaemonClient, path: str, shape: str) -> dict[str, Any]:

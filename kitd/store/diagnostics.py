@@ -59,7 +59,8 @@ def stored_run(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
 
 def check_history(conn: sqlite3.Connection, check_id: str, limit: int) -> list[dict[str, Any]]:
     """One check's findings across the last ``limit`` runs that ran it, oldest first:
-    ``{"run_id", "started_at", "quick", "status", "values"}``."""
+    ``{"run_id", "started_at", "quick", "status", "values", "message"}`` (the message: what
+    to do, when it was not ok)."""
     rows = conn.execute(
         "SELECT run FROM diagnostic_runs ORDER BY started_at DESC, rowid DESC",
     )
@@ -75,6 +76,7 @@ def check_history(conn: sqlite3.Connection, check_id: str, limit: int) -> list[d
                         "quick": run["quick"],
                         "status": check["status"],
                         "values": check["values"],
+                        "message": check.get("message"),
                     }
                 )
                 break
