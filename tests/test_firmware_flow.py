@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kitd.drivers.peripheral import PeripheralController
+from kitd.drivers.peripheral import PeripheralController, UploadForgotten
 from kitd.errors import DeviceBusy, DeviceGone, ProtocolError
 from kitd.services.firmware import (
     CONFIRMED,
@@ -556,15 +556,19 @@ class ChunkDevice:
     """img_mgmt's upload as far as the driver's loop sees it: chunks at the offset it expects,
     `match` on the last, the upload forgotten once complete; ``corrupt`` flips a byte written."""
 
-    def __init__(self, corrupt: int = 0, held: int = 0) -> None:
+    def __init__(self, corrupt: int = 0, held: int = 0, forget_at: int = 0) -> None:
         self.corrupt = corrupt  # uploads still to corrupt
         self.held = held  # bytes of an earlier, cut upload it holds
+        self.forget_at = forget_at  # it restarts (forgetting the upload) when sent this offset
         self.flash = bytearray()
         self.sent: list[int] = []
         self.erased = 0
 
     def send_chunk(self, image: bytes, start: int, sha: bytes) -> tuple[bool | None, int, int]:
         self.sent.append(start)
+        if self.forget_at and start == self.forget_at:
+            self.forget_at, self.flash = 0, bytearray()
+            return None, 0, start  # a chunk at an offset it does not expect: it says 0
         if start == 0 and self.held:
             # It holds the part of an earlier upload: it answers where it has got to.
             self.flash, self.held = bytearray(image[: self.held]), 0
@@ -603,6 +607,18 @@ def test_a_corrupted_upload_is_erased_and_sent_again_from_0() -> None:
     assert device.sent == [0, 512, 1024, 1536, 0, 512, 1024, 1536]
     # First where the device takes it up (0: a fresh upload), then each answer.
     assert progress == [0, 512, 1024, 1536, 2048, 0, 512, 1024, 1536, 2048]
+
+
+def test_a_peripheral_that_restarted_mid_upload_ends_the_attempt_saying_so() -> None:
+    # A power loss mid-upload: the board comes back having forgotten it. Not started over in
+    # silence: the attempt ends, to be counted (one of the bounded attempts) and audited.
+    device = ChunkDevice(forget_at=2 * CHUNK)
+    image = make_image("1.1.0", 4 * CHUNK)
+    with pytest.raises(UploadForgotten, match=f"forgot the upload at byte {2 * CHUNK} of {4 * CHUNK}"):
+        driver_on(device).upload(image)
+    assert device.sent == [0, CHUNK, 2 * CHUNK]
+    driver_on(device).upload(image)  # the next attempt, from 0
+    assert bytes(device.flash) == image
 
 
 def test_an_upload_the_device_holds_part_of_says_where_it_takes_it_up() -> None:

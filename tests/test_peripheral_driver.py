@@ -17,7 +17,7 @@ import pytest
 from firmware_tools.mcuboot_image import parse_image
 from hil.firmware_images import build_image, firmware_body
 from hil.rig import SimulatorProcess
-from kitd.drivers.peripheral import BatteryReading, PeripheralController, kit_version
+from kitd.drivers.peripheral import BatteryReading, PeripheralController, UploadForgotten, kit_version
 from kitd.drivers.registry import DriverSettings, make_driver
 from kitd.errors import DeviceBusy, DeviceGone, ProtocolError
 from kitd.services.unit_checks import check_battery
@@ -171,10 +171,13 @@ def test_power_lost_mid_upload_leaves_the_old_image_running(board: SimulatorProc
             board.control("power-loss")
 
     # The board comes back within reconnect_s, having forgotten the upload (RAM): it answers
-    # offset 0 and the driver starts again from the start.
-    controller.upload(image, cut_power)
-    assert seen[-1] == len(image)
-    assert any(later < earlier for earlier, later in zip(seen, seen[1:], strict=False))
+    # offset 0, and the attempt ends saying so (the firmware service counts and audits it);
+    # the next one starts from the start.
+    with pytest.raises(UploadForgotten, match=r"forgot the upload at byte \d+ of 12\d\d\d \(it answered 0"):
+        controller.upload(image, cut_power)
+    again: list[int] = []
+    controller.upload(image, lambda done, total: again.append(done))
+    assert again[0] == 0 and again[-1] == len(image)
     current = state(board)
     assert current["running"] == "1.0.0" and current["boot"]["confirmed"]
     assert json.loads(board.control("counts"))["resets"] == 1

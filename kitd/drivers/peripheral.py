@@ -254,6 +254,14 @@ TRIES = 4
 FIRST_CHUNK_FACTOR = 2
 # Times a completed upload whose bytes did not match its SHA-256 is erased and sent again.
 MISMATCH_RESENDS = 1
+
+
+class UploadForgotten(ProtocolError):
+    """The peripheral answered an earlier offset than the chunk it was sent: it restarted (a
+    power loss, a reset) and forgot the upload. The attempt ends here, so that it is counted
+    and audited as cut; the next one starts from 0."""
+
+
 # After a commanded reset the old port should vanish within this long (Zephyr answers, then
 # reboots after CONFIG_MCUMGR_GRP_OS_RESET_MS, 250 ms by default).
 VANISH_WAIT_S = 2.0
@@ -363,9 +371,9 @@ class PeripheralController:
     def upload(self, image: bytes, progress: Callable[[int, int], None] | None = None) -> None:
         """Write `image` to the secondary slot; an upload the device holds part of resumes there.
 
-        Every chunk is retried on its own; when the device answers with another offset than
-        the one sent (it has more, or forgot the upload in a reset), the next chunk starts
-        there, and an offset of 0 starts over with the length and SHA-256 again. A completed
+        Every chunk is retried on its own; when the device answers a later offset than the one
+        sent (it has more), the next chunk starts there; an earlier one (it forgot the upload in
+        a reset) ends the attempt with UploadForgotten, the caller's to count and start over. A completed
         upload the device finds not matching its SHA-256 (`match: false`: a byte changed on the
         way or in flash) is erased and sent again from 0, :data:`MISMATCH_RESENDS` times; then
         a ProtocolError. Zephyr forgets a completed upload, so the same sha at 0 starts afresh.
@@ -377,7 +385,13 @@ class PeripheralController:
         with self._lock:
             off, resends, first = 0, 0, True
             while True:
+                start = off
                 match, off, sent_to = self._send_chunk(image, off, sha)
+                if 0 < start and off < start:
+                    raise UploadForgotten(
+                        f"{self.where}: the peripheral forgot the upload at byte {start} of {total} "
+                        f"(it answered {off}: it restarted)"
+                    )
                 if progress is not None:
                     if first:
                         # Where the device takes it up: 0, or the part of an earlier upload it
