@@ -191,7 +191,8 @@ def _follow(client: DaemonClient, operation_id: str, success: str, show_progress
             outcome = str(operation["outcome"])
             # An outcome that already begins with its state ("refused, nothing was sent: ...")
             # is said once.
-            said = outcome if outcome.startswith(operation["state"]) else f"{operation['state']}: {outcome}"
+            state = str(operation["state"]).replace("_", " ")  # rolled_back: "rolled back: ..."
+            said = outcome if outcome.startswith(state) else f"{operation['state']}: {outcome}"
             print(said)
             return OK if operation["state"] == success else FAILED
         if time.monotonic() > deadline:
@@ -216,7 +217,7 @@ def describe_step(step: dict[str, Any]) -> str:
         "firmware_upload_started": lambda: (
             f"upload attempt {d.get('attempt')} from byte {d.get('offset')} of {d.get('size')}"
             if d.get("offset") is not None
-            else f"upload attempt {d.get('attempt')}: the peripheral did not answer"
+            else f"upload attempt {d.get('attempt')}: the peripheral did not take its first chunk"
         ),
         "firmware_upload_interrupted": lambda: (
             f"upload attempt {d.get('attempt')} cut at byte {d.get('offset')}: {d.get('reason')}"

@@ -322,7 +322,8 @@ def start_guided(page: Any, kit: ScreenKit, test: str) -> dict[str, Any]:
     tab(page, ID, "guided").click()
     expect(page.locator(".gintro")).to_have_text(ID["guided.intro"])
     assert "null" not in page.locator("#tech-body").inner_text()  # no piece left out shown as text
-    with page.expect_response(re.compile(r"/api/v1/diagnostics/guided$")) as answer:
+    started = re.compile(r"/api/v1/diagnostics/guided$")
+    with page.expect_response(lambda r: bool(started.search(r.url)) and r.request.method == "POST") as answer:
         page.get_by_role("button", name=ID[f"guided.test.{test}"], exact=True).click()
     assert answer.value.status == 201, answer.value.text()
     return answer.value.json()

@@ -5,10 +5,11 @@ Its one job: turn HTTP into kitd.services.guided_desk calls. ``POST /api/v1/diag
 its state; ``GET /api/v1/diagnostics/guided`` the one running (``{"running": ... | null}``);
 ``GET /api/v1/diagnostics/guided/{id}`` its state now; ``POST
 /api/v1/diagnostics/guided/{id}/confirm`` (``{"step", "seen"}``) the technician's answer to the
-confirm step waiting; ``DELETE /api/v1/diagnostics/guided/{id}`` cancels it. Every answer is the
-test's state (the GuidedTest schema); a refusal is ``{"error", "message"}``: 409 a test already
-running, a visit active, the device busy, a step not waiting; 503 the device not ready; 404 an
-unknown test or device. Changes between calls come as ``guided`` events on the event stream.
+confirm step waiting; ``DELETE /api/v1/diagnostics/guided/{id}`` cancels it. Every answer but the
+running test's look-up is the test's state (the GuidedTest schema); a refusal is
+``{"error", "message"}``: 409 a test already running, a visit active, the device busy, a step
+not waiting; 503 the device not ready; 404 an unknown test or device. Changes between calls come
+as ``guided`` events on the event stream.
 """
 
 from __future__ import annotations

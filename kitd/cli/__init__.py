@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # inside: a reader gone away is met here, not at the interpreter's exit
+        return code
     except ConfigError as exc:
         sys.stderr.write(f"kitctl: {exc}\n")
         return 2

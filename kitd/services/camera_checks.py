@@ -292,6 +292,19 @@ def format_check(slot: Any) -> Check:
     return Check(f"{slot.id}.format", slot.id, run, quick=True, time_limit_s=FRAME_WAIT_S + 1.5)
 
 
+def _mostly_damaged(counted: StreamTally, values: dict[str, Any], status: str) -> dict[str, Any]:
+    return finding(
+        status,
+        values,
+        Words(
+            f"{counted.damaged} dari {counted.frames} gambar kamera iris rusak: periksa kabel "
+            "USB-nya, cabut lalu colokkan lagi.",
+            f"{counted.damaged} of {counted.frames} frames from the iris camera arrived damaged: "
+            "check its USB cable, unplug it and plug it in again.",
+        ),
+    )
+
+
 def frame_rate_check(slot: Any) -> Check:
     """Frames delivered, dropped (gaps in their arrival at the nominal rate) and damaged."""
 
@@ -341,6 +354,8 @@ def frame_rate_check(slot: Any) -> Check:
                     "in): check its USB cable, unplug it and plug it in again, then run the check again.",
                 ),
             )
+        if counted.damaged_share >= DAMAGED_FAIL_SHARE:
+            return _mostly_damaged(counted, values, FAILED)
         fps = counted.measured_fps or 0.0
         if fps < RATE_LOW_SHARE * nominal or counted.dropped_share > DROPPED_WARN_SHARE:
             return finding(
@@ -367,16 +382,7 @@ def frame_rate_check(slot: Any) -> Check:
                 ),
             )
         if counted.damaged_share > DAMAGED_WARN_SHARE:
-            return finding(
-                FAILED if counted.damaged_share >= DAMAGED_FAIL_SHARE else WARNING,
-                values,
-                Words(
-                    f"{counted.damaged} dari {counted.frames} gambar kamera iris rusak: periksa kabel "
-                    "USB-nya, cabut lalu colokkan lagi.",
-                    f"{counted.damaged} of {counted.frames} frames from the iris camera arrived damaged: "
-                    "check its USB cable, unplug it and plug it in again.",
-                ),
-            )
+            return _mostly_damaged(counted, values, WARNING)
         return finding(OK, values)
 
     return Check(
@@ -448,7 +454,11 @@ async def _illuminated(kit: Any) -> AsyncIterator[bool]:
         )
         # A peripheral that does not answer must not take the camera's check past its time
         # limit (it was then failed as the camera's cable): the check looks without the light.
-        done, _ = await asyncio.wait({switching}, timeout=ILLUMINATOR_WAIT_S)
+        try:
+            done, _ = await asyncio.wait({switching}, timeout=ILLUMINATOR_WAIT_S)
+        except asyncio.CancelledError:  # the run was cancelled (its client went away)
+            switching.add_done_callback(lambda job: _switched_late(slot, job))
+            raise
         if done:
             lit = not switching.cancelled() and switching.exception() is None
         else:
@@ -481,7 +491,7 @@ def exposure_check(slot: Any) -> Check:
         async with _illuminated(kit):
             frames, damaged = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, SAMPLES_WAIT_S)
         if not frames:
-            return _no_frame(slot, FRAME_WAIT_S, damaged)
+            return _no_frame(slot, SAMPLES_WAIT_S, damaged)
         found = await _measured(frames, _exposure)
         middle = sorted(found, key=lambda e: e.mean)[len(found) // 2]
         verdict = scene_stats.exposure_verdict(middle)
@@ -510,7 +520,7 @@ def focus_check(slot: Any) -> Check:
         async with _illuminated(kit):
             frames, damaged = await _frames(camera, SAMPLES, SAMPLE_SPACING_S, SAMPLES_WAIT_S)
         if not frames:
-            return _no_frame(slot, FRAME_WAIT_S, damaged)
+            return _no_frame(slot, SAMPLES_WAIT_S, damaged)
 
         def measure(frame: Frame) -> tuple[float, str]:
             assert frame.image is not None

@@ -226,7 +226,8 @@ class DeviceSlot:
         status's reason (what the device is doing: a capture, a firmware update).
         """
         if self._job_lock.locked():
-            raise DeviceBusy(f"device {self.id} is busy with another capture")
+            doing = self.reason if self.status == "busy" else "another job"
+            raise DeviceBusy(f"device {self.id} is busy ({doing}): try again when it is done")
         async with self._job_lock:
             status, reason, _ = self.current()
             if status != "ready":
