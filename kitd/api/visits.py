@@ -76,12 +76,16 @@ def _actor(request: web.Request) -> str:
     return request[CALLER].nip or SYSTEM
 
 
-async def _answer(action: Any) -> web.Response:
+async def _answer(action: Any, created: bool = False) -> web.Response:
+    """The visit ``action`` answers (201 with its Location when it ``created`` one), or the error."""
     try:
         visit = await action
     except KitError as exc:
         return visit_error(exc)
-    return web.json_response(visit.to_json(), headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if created:
+        headers["Location"] = f"/api/v1/visits/{visit.id}"
+    return web.json_response(visit.to_json(), status=201 if created else 200, headers=headers)
 
 
 async def post_visit(request: web.Request) -> web.Response:
@@ -152,32 +156,23 @@ async def post_finish(request: web.Request) -> web.Response:
     return await _answer(kit.visits.finish(request.match_info["id"], caller.nip, credential))
 
 
-async def post_outcome(request: web.Request) -> web.Response:
+async def _outcome(request: web.Request) -> tuple[str, Any, Any]:
+    """An outcome's body, checked: (code, note, reschedule)."""
     body = await checked_body(request, "VisitOutcome", "outcome")
+    return body["code"], body.get("note"), body.get("reschedule")
+
+
+async def post_outcome(request: web.Request) -> web.Response:
+    outcome = await _outcome(request)
     desk = request.app[KIT_KEY].visits
-    return await _answer(
-        desk.set_outcome(
-            request.match_info["id"], body["code"], body.get("note"), body.get("reschedule"), _actor(request)
-        )
-    )
+    return await _answer(desk.set_outcome(request.match_info["id"], *outcome, _actor(request)))
 
 
 async def post_order_outcome(request: web.Request) -> web.Response:
-    body = await checked_body(request, "VisitOutcome", "outcome")
+    outcome = await _outcome(request)
     desk = request.app[KIT_KEY].visits
-    try:
-        visit = await desk.outcome_at_door(
-            request.match_info["id"],
-            _who(request),
-            body["code"],
-            body.get("note"),
-            body.get("reschedule"),
-            _actor(request),
-        )
-    except KitError as exc:
-        return visit_error(exc)
-    headers = {"Location": f"/api/v1/visits/{visit.id}", "Cache-Control": "no-store"}
-    return web.json_response(visit.to_json(), status=201, headers=headers)
+    action = desk.outcome_at_door(request.match_info["id"], _who(request), *outcome, _actor(request))
+    return await _answer(action, created=True)
 
 
 async def post_cancel(request: web.Request) -> web.Response:

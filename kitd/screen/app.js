@@ -1330,21 +1330,31 @@ function waitingNote(at, still) {
   };
 }
 
-async function visitAct(path, body, onDone) {
-  if (S.visitBusy) return null;
+// One action the officer waits on: S.visitBusy while the kit answers, the `buttons` greyed,
+// the waiting note after `noteAt()` if the answer is slow (while `still()`); the answer.
+async function busyPost(url, body, buttons, noteAt, still) {
   S.visitBusy = true;
   S.visitError = null;
-  document.querySelectorAll('main.visit button.act').forEach((b) => (b.disabled = true));
+  document.querySelectorAll(buttons).forEach((b) => (b.disabled = true));
+  const slow = waitingNote(noteAt, () => S.visitBusy && still());
+  const r = await api(url, { method: 'POST', body });
+  slow.done();
+  S.visitBusy = false;
+  return r;
+}
+
+async function visitAct(path, body, onDone) {
+  if (S.visitBusy) return null;
   const v = S.visit;
   S.visitStale = false;
   const seq = (S.visitSeq = (S.visitSeq || 0) + 1);
-  const slow = waitingNote(
+  const r = await busyPost(
+    `/visits/${encodeURIComponent(v.id)}/${path}`,
+    body,
+    'main.visit button.act',
     () => document.querySelector('main.visit #vdev'),
-    () => S.visitBusy && S.visitSeq === seq,
+    () => S.visitSeq === seq,
   );
-  const r = await api(`/visits/${encodeURIComponent(v.id)}/${path}`, { method: 'POST', body });
-  slow.done();
-  S.visitBusy = false;
   if (!S.officer || S.visit?.id !== v.id) return null;
   if (r.ok) {
     if (/\/(start|retry)$/.test(path)) S.live.session = null; // a new session: start afresh
@@ -1812,17 +1822,14 @@ const ownVisit = (v) => !!v && v.officer === S.officer?.nip;
 async function doorOutcome(body) {
   if (S.visitBusy) return;
   const order = S.order;
-  S.visitBusy = true;
-  S.visitError = null;
   // Every button, its Cancel too: a tap meanwhile would hide what the kit answers.
-  document.querySelectorAll('[data-testid="outcome-dialog"] button').forEach((b) => (b.disabled = true));
-  const slow = waitingNote(
+  const r = await busyPost(
+    `/orders/${encodeURIComponent(order.order_id)}/outcome`,
+    body,
+    '[data-testid="outcome-dialog"] button',
     () => document.querySelector('[data-testid="outcome-dialog"] h2'),
-    () => S.visitBusy,
+    () => true,
   );
-  const r = await api(`/orders/${encodeURIComponent(order.order_id)}/outcome`, { method: 'POST', body });
-  slow.done();
-  S.visitBusy = false;
   if (!S.officer || S.screen !== 'order' || S.order !== order) return;
   if (r.ok) {
     S.dialog = null;

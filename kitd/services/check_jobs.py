@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from kitd.errors import DeviceBusy, DeviceError, DeviceGone
 from kitd.services.diagnostics import FAILED, NOT_AVAILABLE, Words, finding
+from kitd.services.slots import CAPTURING, FIRMWARE_UPDATE, GUIDED_TEST
 
 T = TypeVar("T")
 
@@ -69,12 +70,12 @@ async def on_device(
 
 # What a busy device is doing (the slot's busy reason), in both languages.
 BUSY_WITH = {
-    "guided test": ("uji terpandu", "a guided test"),
-    "firmware update": ("pembaruan firmware", "a firmware update"),
+    GUIDED_TEST: ("uji terpandu", "a guided test"),
+    FIRMWARE_UPDATE: ("pembaruan firmware", "a firmware update"),
 }
 
 
-def _busy(name: Words, reason: str = "capturing") -> dict[str, Any]:
+def _busy(name: Words, reason: str = CAPTURING) -> dict[str, Any]:
     busy_id, busy_en = BUSY_WITH.get(reason, ("pengambilan", "a capture"))
     return finding(
         NOT_AVAILABLE,

@@ -45,7 +45,7 @@ from kitd.services.firmware import (
     running_slot,
     slot_json,
 )
-from kitd.services.slots import not_ready_text, peripheral_slot
+from kitd.services.slots import FIRMWARE_UPDATE, not_ready_text, peripheral_slot
 from kitd.services.visits import VisitDesk
 from kitd.store.audit import append_entry, find_entries
 
@@ -330,7 +330,7 @@ class FirmwareDesk:
             run(flow)
 
         try:
-            await slot.run_when_free(job, wait_s=READ_TIMEOUT_S, brief=False, doing="firmware update")
+            await slot.run_when_free(job, wait_s=READ_TIMEOUT_S, brief=False, doing=FIRMWARE_UPDATE)
         except DeviceBusy as exc:
             await self._ended_early(operation, f"the peripheral is busy: {exc}")
         except DeviceError as exc:

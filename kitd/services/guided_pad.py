@@ -42,6 +42,7 @@ from kitd.drivers.isdv4 import POINTS_PER_MM, PenSample
 from kitd.errors import KitError
 from kitd.services.diagnostics import DEVICE_NAMES, FAILED, OK, WARNING, Words
 from kitd.services.guided import Guide, Step
+from kitd.services.slots import GUIDED_TEST
 
 PAD = DEVICE_NAMES["signature"]
 CORNER_NAMES = {
@@ -181,7 +182,7 @@ class PadTest:
             pad.stop()
 
         self._job = asyncio.create_task(
-            self.slot.run_job(listen, doing="guided test"), name=f"guided-pad-{self.device}"
+            self.slot.run_job(listen, doing=GUIDED_TEST), name=f"guided-pad-{self.device}"
         )
 
     async def release(self) -> None:

@@ -37,6 +37,12 @@ def not_ready_text(device_id: str, status: str, reason: str) -> str:
     return f"device {device_id} is {state}: {reason}"
 
 
+# What a busy device is doing (its busy status's reason): a capture, unless its job says else.
+CAPTURING = "capturing"
+GUIDED_TEST = "guided test"
+FIRMWARE_UPDATE = "firmware update"
+
+
 class DeviceSlot:
     """One configured device as the daemon sees it."""
 
@@ -215,7 +221,7 @@ class DeviceSlot:
             pass
 
     async def run_job(
-        self, job: Callable[[Any, threading.Event], T], brief: bool = False, doing: str = "capturing"
+        self, job: Callable[[Any, threading.Event], T], brief: bool = False, doing: str = CAPTURING
     ) -> T:
         """Run `job(driver, cancel)` on the device's thread, exclusively; DeviceBusy if taken,
         DeviceGone if the device is not ready (for a camera: its stream is not flowing).
@@ -274,7 +280,7 @@ class DeviceSlot:
         job: Callable[[Any, threading.Event], T],
         wait_s: float = 2.0,
         brief: bool = True,
-        doing: str = "capturing",
+        doing: str = CAPTURING,
     ) -> T:
         """`run_job` after waiting up to `wait_s` for the job holding the device to end, for jobs
         that may meet a brief one (a gauge read, a light switched) instead of failing DeviceBusy at
