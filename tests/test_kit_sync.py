@@ -995,6 +995,29 @@ def test_pull_stores_acknowledges_and_a_second_pull_is_a_no_op(
     assert status["pending_at_last_sync"] == 0 and status["outcomes_cursor"] == 3
 
 
+def test_a_bundle_gets_its_name_only_once_its_statement_is_beside_it(
+    laptop: Laptop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A laptop killed between the two names must not leave a sealed file without its
+    # statement (seen in CI: KILL_SEED=433910606 of the HIL kill loop).
+    kit = laptop.kit
+    ids = [kit.add_bundle(size) for size in (1000, 200_000)]
+    out_dir = tmp_path / "bundles"
+    real_replace = os.replace
+    statement_there: dict[str, bool] = {}
+
+    def replace_checked(src: Any, dst: Any) -> None:
+        name = Path(dst).name
+        if name.endswith(".p7m"):
+            bundle_id = name.removesuffix(".p7m")
+            statement_there[bundle_id] = (out_dir / f"{bundle_id}.statement.json").exists()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_checked)
+    assert laptop.run("pull", str(out_dir)) == 0
+    assert statement_there == {bundle_id: True for bundle_id in ids}
+
+
 def test_a_cut_download_resumes_and_ends_byte_identical(
     laptop: Laptop, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,8 +2,8 @@
 
 Its one job: the order that makes a pull safe to kill at any point. For each bundle the kit
 offers: check its kit-signed statement, download it (resumed, kitsync.download), check size
-and SHA-256 against the statement, fsync, rename to ``DIR/<id>.p7m`` beside its statement
-``DIR/<id>.statement.json`` (written atomically), fsync DIR, record it ``stored`` in the
+and SHA-256 against the statement, fsync, write its statement ``DIR/<id>.statement.json``
+(atomically) and only then rename it to ``DIR/<id>.p7m``, fsync DIR, record it ``stored`` in the
 ledger — and only then sign the laptop's receipt and send it (a batch of stored bundles' receipts
 in one request), and record it ``acknowledged``. Bundles download two at a time and receipts
 go out while later bundles download (:class:`Pull`), each bundle still through these steps;
@@ -393,11 +393,13 @@ class Pull:
                 functools.partial(bars.update, offer.bundle_id),
             )
             download.run()
-            os.replace(part_path(sealed), sealed)
             # Here, not in the pull's thread: the fetchers write statements side by side, and
             # the pull's thread makes all names that came meanwhile durable with one fsync of DIR.
+            # The statement before the sealed file's name: a laptop killed between the two
+            # leaves a statement to be written again, never a bundle without its statement.
             statement_bytes = json.dumps(offer.statement, indent=1).encode() + b"\n"
             write_atomically(statement_path, statement_bytes, sync_directory=False)
+            os.replace(part_path(sealed), sealed)
         finally:
             links.put(link)
             bars.finished(offer.bundle_id)
