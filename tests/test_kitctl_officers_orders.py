@@ -73,7 +73,7 @@ def test_first_supervisor_and_the_officer_commands(tmp_path: Path) -> None:
     assert kitctl(config, "officers", "deactivate", SUPERVISOR_NIP).returncode == 0
     assert "inactive" in kitctl(config, "officers", "list").stdout
     unknown = kitctl(config, "officers", "unlock", "199001012015011003")
-    assert unknown.returncode == 1 and "no officer with NIP 199001012015011003" in unknown.stderr
+    assert unknown.returncode == 1 and "no officer with NIP '199001012015011003'" in unknown.stderr
 
 
 def test_pin_is_asked_twice_on_a_terminal(tmp_path: Path) -> None:

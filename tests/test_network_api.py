@@ -643,6 +643,32 @@ def test_orders_are_pushed_listed_replaced_and_withdrawn(kit: NetworkKit) -> Non
     assert laptop.request("DELETE", "/api/v1/orders/NET-404").status == 404
 
 
+def test_a_404_quotes_a_long_id_cut_short(kit: NetworkKit) -> None:
+    """An id from the path that names nothing is quoted in the 404's one-line message, a very
+    long one cut (it would otherwise come back whole, 5000 characters in one line)."""
+    long_id = "x" * 5000
+    officer, supervisor = kit.local("officer"), kit.local("supervisor")
+    technician = kit.local("technician")
+    asked = [
+        (kit.laptop("lap-1"), "GET", f"/api/v1/bundles/{long_id}", None, "unknown_bundle"),
+        (kit.laptop("lap-1"), "DELETE", f"/api/v1/orders/{long_id}", None, "unknown_order"),
+        (supervisor, "GET", f"/api/v1/outbox/bundles/{long_id}", None, "unknown_bundle"),
+        (supervisor, "POST", f"/api/v1/officers/{long_id}/unlock", None, "unknown_officer"),
+        (officer, "GET", f"/api/v1/visits/{long_id}", None, "unknown_visit"),
+        (technician, "GET", f"/api/v1/sessions/{long_id}", None, "unknown_session"),
+        (technician, "POST", f"/api/v1/devices/{long_id}/capture", {}, "unknown_device"),
+    ]
+    for client, method, path, body, code in asked:
+        answer = client.request(method, path, body)
+        said = answer.json()
+        assert (answer.status, said["error"]) == (404, code), (path[:40], answer.status, said)
+        assert "'xxxxxxxx" in said["message"] and "(5002 characters)" in said["message"], said
+        assert len(said["message"]) < 120, (path[:40], said["message"][:200])
+    # An ordinary id is quoted whole, as before.
+    short = supervisor.request("GET", "/api/v1/outbox/bundles/no-such-bundle").json()["message"]
+    assert short == "no bundle 'no-such-bundle' in the outbox"
+
+
 def test_pushed_orders_are_read_as_their_content_type_says(kit: NetworkKit) -> None:
     """Found by schemathesis (tests/test_schemathesis.py): a JSON array labelled text/csv was
     read as JSON (200, each row refused). The label is what the body is: CSV here, whose header

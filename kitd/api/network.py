@@ -399,7 +399,9 @@ async def get_bundle_file(request: web.Request) -> web.StreamResponse:
             503, "bundle_unavailable", f"bundle {bundle_id} cannot be read on the kit: {exc.strerror or exc}"
         )
     if answer is None:
-        return error_response(404, "unknown_bundle", f"no bundle '{bundle_id}' the kit still keeps")
+        return error_response(
+            404, "unknown_bundle", f"no bundle {shown_value(bundle_id)} the kit still keeps"
+        )
     if answer.source is None:  # a range not served
         refusal = error_response(answer.status, "range_not_satisfiable", answer.refused)
         refusal.headers.update(answer.headers)

@@ -37,6 +37,7 @@ from kitd.errors import (
     ConfigError,
     KitError,
     QualityGateFailed,
+    shown_value,
 )
 from kitd.kit import Kit
 from kitd.schemas import CAPTURE_REQUESTS, check
@@ -71,10 +72,10 @@ async def post_capture(request: web.Request) -> web.Response:
     device_id = request.match_info["id"]
     slot = kit.slot(device_id)
     if slot is None:
-        return error_response(404, "unknown_device", f"no device '{device_id}'")
+        return error_response(404, "unknown_device", f"no device {shown_value(device_id)}")
     if slot.kind not in CAPTURE_REQUESTS:  # the panel: buttons and lights, nothing to capture
         return error_response(
-            400, "not_capturable", f"device '{device_id}' is a {slot.kind}: it takes no captures"
+            400, "not_capturable", f"device {shown_value(device_id)} is a {slot.kind}: it takes no captures"
         )
     try:
         body = await json_body(request)
@@ -114,7 +115,7 @@ async def get_iris_stream(request: web.Request) -> web.StreamResponse:
     if wanted:
         slot = kit.slot(wanted)
         if slot is None or slot.kind != "iris_camera":
-            return error_response(404, "unknown_device", f"no iris camera '{wanted}'")
+            return error_response(404, "unknown_device", f"no iris camera {shown_value(wanted)}")
     elif not cameras:
         return error_response(404, "unknown_device", "no iris camera configured")
     elif len(cameras) > 1:
@@ -144,7 +145,7 @@ async def post_session(request: web.Request) -> web.Response:
     fields = await checked_body(request, "SessionRequest", "session request")
     slot = kit.slot(fields["device_id"])
     if slot is None:
-        return error_response(404, "unknown_device", f"no device '{fields['device_id']}'")
+        return error_response(404, "unknown_device", f"no device {shown_value(fields['device_id'])}")
     try:
         live = kit.sessions.start(slot, fields["modality"], fields.get("label", ""), fields["category"])
     except KitError as exc:

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from kitd.api.requests import KIT_KEY, error_response
 from kitd.api.sign_in import CALLER
+from kitd.errors import shown_value
 from kitd.services.kit_summary import can_sign, device_readiness, message_catalogue, start_reasons
 from kitd.store.officers import UnknownOfficer
 
@@ -71,7 +72,7 @@ async def get_screen_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info["path"]
     path = screen_file(name)
     if path is None:
-        return error_response(404, "unknown_file", f"the touch-screen app has no file '{name}'")
+        return error_response(404, "unknown_file", f"the touch-screen app has no file {shown_value(name)}")
     return _file_response(path)
 
 

@@ -37,7 +37,7 @@ from kitd.crypto.bundle import SealedBundle, bundle_paths, write_bundle
 from kitd.crypto.kit_keys import KitKeys, check_signing_certificate
 from kitd.crypto.receipts import KnownLaptop, check_receipt
 from kitd.durable_files import DISK, FileOps, is_temporary, make_directory, remove_durably
-from kitd.errors import KitError
+from kitd.errors import KitError, shown_value
 from kitd.schemas import json_type
 from kitd.store import outbox as rows
 from kitd.store.audit import SYSTEM, append_entry
@@ -282,7 +282,7 @@ class Outbox:
     def bundle(self, conn: sqlite3.Connection, bundle_id: str) -> dict[str, Any]:
         row = rows.bundle_row(conn, bundle_id)
         if row is None or row["state"] == "sealing":
-            raise BundleNotFound(f"no bundle '{bundle_id}' in the outbox")
+            raise BundleNotFound(f"no bundle {shown_value(bundle_id)} in the outbox")
         return public_row(row)
 
     def sealed_file(self, bundle_id: str) -> Path:

@@ -27,7 +27,7 @@ from kitd.capture.session import CaptureSession, SessionPolicy
 from kitd.capture.signature import record_signature, signature_from_samples
 from kitd.capture.signature_quality import assess_signature
 from kitd.config import CATEGORIES, KitConfig
-from kitd.errors import ConfigError, DeviceBusy, DeviceGone, KitError, NoPenInput
+from kitd.errors import ConfigError, DeviceBusy, DeviceGone, KitError, NoPenInput, shown_value
 from kitd.events import EventHub
 from kitd.grey_image import encode_png
 from kitd.services.captures import Capture, CaptureContext, quality_headers
@@ -400,7 +400,7 @@ class LiveSessions:
     def get(self, session_id: str) -> LiveSession:
         live = self._sessions.get(session_id)
         if live is None:
-            raise SessionNotFound(f"no session '{session_id}'")
+            raise SessionNotFound(f"no session {shown_value(session_id)}")
         return live
 
     def start(self, slot: DeviceSlot, modality: str, label: str, category: str) -> LiveSession:

@@ -213,7 +213,7 @@ class Visit:
         for item in self.items:
             if item.item == name:
                 return item
-        raise UnknownItem(f"visit {self.id} has no item '{name}'")
+        raise UnknownItem(f"visit {self.id} has no item {shown_value(name)}")
 
     def _touch(self) -> str:
         self.updated_at = _stamp(self.clock())

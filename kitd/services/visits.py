@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 from kitformats.signing import KeyProblem
 
 from kitd.clock import KitClock
-from kitd.errors import DeviceGone, KitError
+from kitd.errors import DeviceGone, KitError, shown_value
 from kitd.events import EventHub
 from kitd.services.captures import Capture
 from kitd.services.outbox import Outbox, OutboxError
@@ -202,7 +202,7 @@ class VisitDesk:
             return self._active.visit
         record = await self.kit.in_database(load_visit, self.kit.database, visit_id)
         if record is None:
-            raise VisitNotFound(f"no visit '{visit_id}'")
+            raise VisitNotFound(f"no visit {shown_value(visit_id)}")
         return self._from_json(record)
 
     def active(self) -> list[Visit]:
@@ -219,7 +219,7 @@ class VisitDesk:
 
     def _require_active(self, visit_id: str) -> _Active:
         if self._active is None or self._active.visit.id != visit_id:
-            raise VisitNotFound(f"no active visit '{visit_id}'")
+            raise VisitNotFound(f"no active visit {shown_value(visit_id)}")
         return self._active
 
     def _require_own(self, visit_id: str, actor: str | None) -> _Active:

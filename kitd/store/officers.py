@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from kitd.ansi_nist_text import text_problem
 from kitd.clock import clock_of
-from kitd.errors import KitError
+from kitd.errors import KitError, shown_value
 from kitd.identity_numbers import nip_problems
 from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import transaction
@@ -156,13 +156,13 @@ class OfficerRoll:
                 self.conn.execute("UPDATE officers SET language = ? WHERE nip = ?", (language, nip)).rowcount
                 == 0
             ):
-                raise UnknownOfficer(f"no officer with NIP {nip}")
+                raise UnknownOfficer(f"no officer with NIP {shown_value(nip)}")
         return self.get(nip)
 
     def get(self, nip: str) -> Officer:
         row = self.conn.execute("SELECT * FROM officers WHERE nip = ?", (nip,)).fetchone()
         if row is None:
-            raise UnknownOfficer(f"no officer with NIP {nip}")
+            raise UnknownOfficer(f"no officer with NIP {shown_value(nip)}")
         return _officer(row)
 
     def standing(self, nip: str) -> str | None:

@@ -492,7 +492,7 @@ def _order_row(conn: sqlite3.Connection, order_id: str) -> sqlite3.Row:
         "SELECT status, content, outcome, withdrawn_at FROM work_orders WHERE order_id = ?", (order_id,)
     ).fetchone()
     if row is None:
-        raise UnknownOrder(f"no work order '{order_id}'")
+        raise UnknownOrder(f"no work order {shown_value(order_id)}")
     return row
 
 
