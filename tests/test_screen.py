@@ -615,6 +615,72 @@ def test_nobody_at_home_is_said_with_the_reader_unplugged(
         kit.wait_ready("fingerprint")
 
 
+def test_a_visit_may_be_rescheduled_for_later_the_same_day(screen: Screen, kit: ScreenKit) -> None:
+    """The family asks the officer to come back this afternoon: today is offered from the next
+    half hour on the kit's clock; the end steps in half hours up to 23.59 and back to 23.30;
+    late in the evening today is no longer offered."""
+    page = screen.page
+    day = kit.today()
+    page.clock.install(time=kit.at(day, 14, 10))  # the page's clock: 14.10 on the kit's day
+    kit.post_orders(
+        [
+            sample_order("SCR-SOON", name="Painem", nik="3576014101400002", birth_date="1940-01-01", sex="P"),
+            sample_order("SCR-LATE", name="Karto", nik="3576010101410003", birth_date="1941-01-01", sex="L"),
+        ]
+    )
+    kit.sign_in_browser(page)
+
+    def reschedule_dialog(order_id: str) -> Any:
+        on(page, "orders").locator(f'[data-order-id="{order_id}"]').click()
+        on(page, "order").get_by_test_id("door-outcome").click()
+        dialog = page.get_by_test_id("outcome-dialog")
+        dialog.get_by_role("radio", name=ID["outcome.rescheduled"]).click()
+        return dialog
+
+    def press(dialog: Any, step: str, what: str, times: int = 1) -> None:
+        button = dialog.get_by_role("button", name=fill(ID[step], what=ID[what]))
+        for _ in range(times):
+            button.click()
+
+    dialog = reschedule_dialog("SCR-SOON")
+    shown = {key: dialog.get_by_test_id(f"resched-{key}") for key in ("date", "from", "to")}
+    expect(shown["from"]).to_have_text(hm(9, 0, "id"))  # tomorrow, to begin with
+    tomorrow = shown["date"].inner_text()
+    press(dialog, "outcome.earlier", "outcome.date")
+    expect(shown["date"]).not_to_have_text(tomorrow)
+    expect(shown["from"]).to_have_text(hm(14, 30, "id"))  # not 09.00: that is past
+    expect(shown["to"]).to_have_text(hm(15, 30, "id"))
+    today = shown["date"].inner_text()
+    press(dialog, "outcome.earlier", "outcome.from")
+    press(dialog, "outcome.earlier", "outcome.date")  # yesterday is never offered
+    expect(shown["from"]).to_have_text(hm(14, 30, "id"))
+    expect(shown["date"]).to_have_text(today)
+    press(dialog, "outcome.later_step", "outcome.to", times=20)
+    expect(shown["to"]).to_have_text(hm(23, 59, "id"))
+    press(dialog, "outcome.earlier", "outcome.to")
+    expect(shown["to"]).to_have_text(hm(23, 30, "id"))
+    press(dialog, "outcome.later_step", "outcome.to")
+    dialog.get_by_test_id("outcome-submit").click()
+    visit = on(page, "visit")
+    expect(visit).to_have_attribute("data-state", "ended")
+    ended = kit.api("officer", "GET", f"/api/v1/visits/{visit.get_attribute('data-visit-id')}")
+    assert ended["outcome"]["reschedule"] == {
+        "start": f"{day.isoformat()}T14:30:00+08:00",
+        "end": f"{day.isoformat()}T23:59:00+08:00",
+    }
+    visit.get_by_test_id("back").click()
+
+    page.clock.set_system_time(kit.at(day, 23, 40))  # no half hour left to start in today
+    dialog = reschedule_dialog("SCR-LATE")
+    shown = {key: dialog.get_by_test_id(f"resched-{key}") for key in ("date", "from")}
+    expect(shown["from"]).to_have_text(hm(9, 0, "id"))
+    tomorrow = shown["date"].inner_text()
+    press(dialog, "outcome.earlier", "outcome.date")
+    expect(shown["date"]).to_have_text(tomorrow)
+    expect(shown["from"]).to_have_text(hm(9, 0, "id"))
+    dialog.get_by_test_id("outcome-close").click()
+
+
 def test_the_status_bar_clock_shows_the_kits_time_and_follows_it(screen: Screen, kit: ScreenKit) -> None:
     page = screen.page
     page.clock.install()  # the page's own clock, moved on below without waiting

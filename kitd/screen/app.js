@@ -145,6 +145,20 @@ function ymd(when) {
 
 const today = () => ymd(new Date());
 
+// Minutes past midnight now, on the kit's clock in its zone.
+function minutesNow() {
+  const [date, timeZone] = zoned(new Date());
+  let parts;
+  try {
+    parts = new Intl.DateTimeFormat('en', { ...HM, timeZone }).formatToParts(date);
+  } catch {
+    parts = new Intl.DateTimeFormat('en', HM).formatToParts(date);
+  }
+  const p = {};
+  for (const x of parts) p[x.type] = x.value;
+  return +p.hour * 60 + +p.minute;
+}
+
 function dayText(yyyymmdd, opts = { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }) {
   const d = new Date(yyyymmdd + 'T00:00:00Z');
   if (isNaN(d)) return yyyymmdd;
@@ -1973,6 +1987,9 @@ function zoneOffset(day, hm) {
   return m ? `${m[1]}:${m[2] || '00'}` : '+00:00';
 }
 
+const LAST_START = 23 * 60 + 30; // the day's last half hour an appointment may start at
+const LAST_END = 23 * 60 + 59;
+
 function outcomeDialog(v) {
   const d = S.dialog;
   if (!d.date) {
@@ -2021,20 +2038,31 @@ function outcomeDialog(v) {
         '+',
       ),
     );
+  const minutes = (hm) => +hm.slice(0, 2) * 60 + +hm.slice(3);
+  const hhmm = (m) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+  // A family may ask for later the same day: today offers the half hours still to come.
+  const firstStart = (day) => (day === today() ? Math.floor(minutesNow() / 30) * 30 + 30 : 0);
   const moveDay = (n) => {
     const [y, mo, da] = d.date.split('-').map(Number);
     const next = new Date(Date.UTC(y, mo - 1, da + n)).toISOString().slice(0, 10);
-    if (next > today()) openDialog({ ...d, date: next });
+    const first = firstStart(next);
+    if (next < today() || first > LAST_START) return;
+    const moved = { ...d, date: next };
+    if (minutes(d.from) < first) {
+      Object.assign(moved, { from: hhmm(first), to: hhmm(Math.min(first + 60, LAST_END)) });
+    }
+    openDialog(moved);
   };
-  const minutes = (hm) => +hm.slice(0, 2) * 60 + +hm.slice(3);
-  const hhmm = (m) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
   const moveTime = (key, n) => {
-    const m = minutes(d[key]) + n * 30;
-    if (m < 0 || m > 23 * 60 + 30) return;
+    const was = minutes(d[key]);
+    // Half-hour steps; the day's last end is 23.59, and a step down from it is 23.30.
+    let m = n > 0 ? Math.floor(was / 30) * 30 + 30 : Math.ceil(was / 30) * 30 - 30;
+    if (key === 'to' && m > LAST_START && was < LAST_END) m = LAST_END;
+    if (m < (key === 'from' ? firstStart(d.date) : 0) || m > (key === 'to' ? LAST_END : LAST_START)) return;
     // The end never goes to or before the start (Simpan would grey out with no word why).
     if (key === 'to' && m <= minutes(d.from)) return;
     const next = { ...d, [key]: hhmm(m) };
-    if (key === 'from' && minutes(next.to) <= m) next.to = hhmm(Math.min(m + 60, 23 * 60 + 59));
+    if (key === 'from' && minutes(next.to) <= m) next.to = hhmm(Math.min(m + 60, LAST_END));
     openDialog(next);
   };
   const wall = (hm) => (S.lang === 'id' ? hm.replace(':', '.') : hm);
