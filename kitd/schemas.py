@@ -1087,6 +1087,7 @@ SCHEMAS: dict[str, Any] = {
             "visit",
             "others_visit",
             "visit_start",
+            "ended_by_others",
         ],
         "properties": {
             "kit": {
@@ -1227,6 +1228,28 @@ SCHEMAS: dict[str, Any] = {
                                 "device": {"type": "string", "description": "For device_missing: the kind"},
                                 "message": _ref("Words"),
                             },
+                        },
+                    },
+                },
+            },
+            "ended_by_others": {
+                "description": "The caller's visits ended today (the kit's day) with an outcome someone "
+                "else gave (a supervisor, another officer), oldest first; empty for most sign-ins",
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "order_id", "code", "note", "reschedule", "ended_at", "by"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "order_id": {"type": "string"},
+                        "code": {"type": "string", "description": "The outcome"},
+                        "note": {"type": ["string", "null"]},
+                        "reschedule": {"type": ["object", "null"]},
+                        "ended_at": {"type": "string"},
+                        "by": {
+                            "type": "object",
+                            "required": ["nip", "name"],
+                            "properties": {"nip": {"type": "string"}, "name": {"type": ["string", "null"]}},
                         },
                     },
                 },
@@ -1428,6 +1451,10 @@ SCHEMAS: dict[str, Any] = {
                     "code": {"type": "string"},
                     "note": {"type": ["string", "null"]},
                     "reschedule": {"type": ["object", "null"]},
+                    "by": {
+                        "type": ["string", "null"],
+                        "description": "Who gave the outcome: an officer's NIP, or system",
+                    },
                 },
             },
             "identity": {"type": ["object", "null"]},

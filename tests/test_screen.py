@@ -533,6 +533,32 @@ def test_another_officers_open_visit_is_named_and_can_be_ended(
         assert (ended["state"], ended["outcome"]["code"]) == ("ended", "cancelled")
         page.get_by_test_id("back").click()
         expect(on(page, "orders").get_by_test_id("others-visit")).to_have_count(0)
+        expect(page.get_by_test_id("ended-by-other")).to_have_count(0)  # the supervisor's own doing
+        # The officer signs in again and finds the visit gone: the list says who ended it, when
+        # and how (the supervisor's name, the outcome, the note).
+        summary = kit.api("officer", "GET", "/api/v1/summary")
+        (told,) = [e for e in summary["ended_by_others"] if e["id"] == opened["id"]]
+        supervisor = simulation_officer("supervisor")
+        assert told["by"] == {"nip": supervisor["nip"], "name": supervisor["name"]}
+        assert (told["order_id"], told["code"], told["reschedule"]) == ("SCR-OTHER", "cancelled", None)
+        assert told["note"] == "Petugas pulang sakit; dijadwalkan petugas lain"
+        assert opened["id"] not in [
+            e["id"] for e in kit.api("supervisor", "GET", "/api/v1/summary")["ended_by_others"]
+        ]
+        ended = dt.datetime.fromisoformat(told["ended_at"]).astimezone(ZoneInfo(KIT_ZONE))
+        kit.sign_in_browser(page, "officer")
+        notice = on(page, "orders").locator(f'[data-testid="ended-by-other"][data-visit-id="{opened["id"]}"]')
+        expect(notice).to_contain_text(
+            fill(
+                ID["orders.ended_by_other"],
+                name=fill(ID["orders.order_ref"], id="SCR-OTHER"),
+                by=supervisor["name"],
+                time=hm(ended.hour, ended.minute, "id"),
+                outcome=ID["outcome.cancelled"],
+            )
+        )
+        expect(notice).to_contain_text("Petugas pulang sakit; dijadwalkan petugas lain")
+        screen.look("orders-ended-by-other")
     finally:
         kit.end_visits()
 
@@ -607,6 +633,7 @@ def test_nobody_at_home_is_said_with_the_reader_unplugged(
             "code": "not_home",
             "note": "Rumah kosong, tetangga bilang ke pasar",
             "reschedule": None,
+            "by": simulation_officer("officer")["nip"],
         }
         visit.get_by_test_id("back").click()
         expect(on(page, "orders").locator('[data-order-id="SCR-DOOR"]')).to_have_count(0)

@@ -270,9 +270,14 @@ def test_outcomes_and_what_they_need() -> None:
     with pytest.raises(WrongState):
         visit.start_item("finger:1", "s")
     tomorrow = {"start": "2026-12-02T09:00:00+07:00", "end": "2026-12-02T10:00:00+07:00"}
-    visit.set_outcome("rescheduled", "keluarga minta besok", tomorrow)
+    visit.set_outcome("rescheduled", "keluarga minta besok", tomorrow, by="199001012015011002")
     assert visit.state == "ended"
-    assert visit.outcome == {"code": "rescheduled", "note": "keluarga minta besok", "reschedule": tomorrow}
+    assert visit.outcome == {
+        "code": "rescheduled",
+        "note": "keluarga minta besok",
+        "reschedule": tomorrow,
+        "by": "199001012015011002",
+    }
 
 
 def test_carry_on_after_a_cancel_goes_back_to_the_work_it_left() -> None:

@@ -10,8 +10,10 @@ app is a client of the API like any other: it has no way in that the buttons or 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -20,6 +22,7 @@ from kitd.api.sign_in import CALLER
 from kitd.errors import shown_value
 from kitd.services.kit_summary import can_sign, device_readiness, message_catalogue, start_reasons
 from kitd.store.officers import UnknownOfficer
+from kitd.store.visits import visits_ended_since
 
 SCREEN_DIR = Path(__file__).resolve().parent.parent / "screen"
 # The app loads nothing from elsewhere, runs no inline script, and is framed by nobody.
@@ -89,6 +92,35 @@ def _officer_name(kit: Any, nip: str) -> str | None:
         return None
 
 
+def _ended_by_others(kit: Any, nip: str | None) -> list[dict[str, Any]]:
+    """On the database's thread: the officer's visits ended today (the kit's day) with an
+    outcome someone else gave (a supervisor at the kit's screen, another officer), oldest
+    first: the officer signing in finds their visit gone and is told by whom and how."""
+    if nip is None:
+        return []
+    zone = ZoneInfo(kit.config["kit.timezone"])
+    midnight = dt.datetime.combine(kit.clock.now().astimezone(zone).date(), dt.time(), zone)
+    since = midnight.astimezone(dt.UTC).isoformat(timespec="seconds")
+    ended = []
+    for record in visits_ended_since(kit.database, since):
+        outcome = record.get("outcome") or {}
+        by = outcome.get("by")
+        if record["officer"] != nip or by in (None, nip):
+            continue
+        ended.append(
+            {
+                "id": record["id"],
+                "order_id": record["order_id"],
+                "code": outcome["code"],
+                "note": outcome.get("note"),
+                "reschedule": outcome.get("reschedule"),
+                "ended_at": record["updated_at"],
+                "by": {"nip": by, "name": _officer_name(kit, by)},
+            }
+        )
+    return ended
+
+
 async def get_summary(request: web.Request) -> web.Response:
     kit = request.app[KIT_KEY]
     caller = request[CALLER]
@@ -108,6 +140,7 @@ async def get_summary(request: web.Request) -> web.Response:
     # Another officer's open visit: who, so that the caller knows whom to call, or ends it.
     others = [v for v in active if v.officer != caller.nip]
     other_name = await kit.in_database(_officer_name, kit, others[0].officer) if others else None
+    ended_by_others = await kit.in_database(_ended_by_others, kit, caller.nip)
     summary = {
         "kit": {"id": kit.config.kit_id, "timezone": kit.config["kit.timezone"]},
         "officer": None if officer is None else officer.to_json(),
@@ -142,6 +175,7 @@ async def get_summary(request: web.Request) -> web.Response:
             },
         },
         "visit_start": {"possible": not reasons, "reasons": reasons},
+        "ended_by_others": ended_by_others,
     }
     return web.json_response(summary, headers={"Cache-Control": "no-store"})
 

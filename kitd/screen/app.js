@@ -349,7 +349,12 @@ function updateDynamic() {
   );
   const reasons = S.msgs ? 1 : 0;
   if (S.screen === 'order') part('dyn', [s.visit, s.others_visit, s.visit_start, S.start, reasons], startPanel);
-  if (S.screen === 'orders') part('dyn', [s.visit?.id, s.others_visit, S.orders.length, S.start], activeBanner);
+  if (S.screen === 'orders') {
+    part('dyn', [s.visit?.id, s.others_visit, s.ended_by_others, S.orders.length, S.start], () => [
+      ...endedByOthers(),
+      activeBanner(),
+    ]);
+  }
   if (S.screen === 'visit') part('vdev', [s.devices, S.visit?.current, S.live.failed], deviceTrouble);
   if (S.screen === 'tech') part('tech-body', techKey(), techBody);
 }
@@ -722,6 +727,34 @@ function activeBanner() {
     S.start.error &&
       el('p', { class: 'msg warn', role: 'alert', 'data-testid': 'start-error' }, S.start.error),
   );
+}
+
+// The officer's own visits that someone else ended today (a supervisor at this screen, say):
+// signing in, the officer finds the visit gone, and is told by whom, when and how.
+function endedByOthers() {
+  return (S.summary?.ended_by_others || []).map((e) => {
+    const o = S.orders.find((x) => x.order_id === e.order_id);
+    const r = e.reschedule;
+    const when = r && `${dayText(ymd(r.start), { day: 'numeric', month: 'long' })}, ${time(r.start)}–${time(r.end)}`;
+    return el(
+      'div',
+      { class: 'banner', role: 'status', 'data-testid': 'ended-by-other', 'data-visit-id': e.id },
+      el(
+        'span',
+        {},
+        icon('⚠'),
+        t('orders.ended_by_other', {
+          // The order's personal fields are erased as its visit ends: its id, unless rescheduled.
+          name: o ? o.name : t('orders.order_ref', { id: e.order_id }),
+          by: e.by.name || e.by.nip,
+          time: time(e.ended_at),
+          outcome: t('outcome.' + e.code),
+        }),
+        when ? ` ${t('ended.rescheduled', { when })}` : '',
+        e.note ? ` ${t('outcome.note')}: ${e.note}` : '',
+      ),
+    );
+  });
 }
 
 // Another officer's visit is open: whose, and a way to end it (that officer could also sign

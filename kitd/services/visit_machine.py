@@ -428,8 +428,10 @@ class Visit:
         if interrupted is not None:
             self.current = interrupted.item
 
-    def set_outcome(self, code: Any, note: Any = None, reschedule: Any = None) -> None:
-        """End a visit that cannot finish: not at home, refused, unable, rescheduled, cancelled."""
+    def set_outcome(self, code: Any, note: Any = None, reschedule: Any = None, by: str | None = None) -> None:
+        """End a visit that cannot finish: not at home, refused, unable, rescheduled, cancelled;
+        `by`: whoever gave the outcome (a NIP, or the system), kept so that the visit's own
+        officer can be told when someone else ended it."""
         self._require(OPEN_STATES, "give an outcome to")
         if code not in OUTCOMES:
             raise BadVisitRequest(f"code must be one of {', '.join(OUTCOMES)}", "code")
@@ -448,7 +450,7 @@ class Visit:
         elif reschedule is not None:
             raise BadVisitRequest("only a rescheduled visit takes a reschedule", "reschedule")
         self._touch()
-        self.outcome = {"code": code, "note": (note or "").strip() or None, "reschedule": slot}
+        self.outcome = {"code": code, "note": (note or "").strip() or None, "reschedule": slot, "by": by}
         self.state, self.current = "ended", None
 
 

@@ -281,7 +281,7 @@ class VisitDesk:
                 )
             order = await self.kit.in_database(pending_order, self.kit.database, order_id)
             visit = self._new_visit(order_id, officer, order["category"])
-            visit.set_outcome(code, note, reschedule)  # a refusal here leaves nothing behind
+            visit.set_outcome(code, note, reschedule, actor or officer)  # a refusal leaves nothing behind
             slot = visit.outcome["reschedule"] if visit.outcome else None
             await self._close(_Active(visit), code, slot, actor or officer, at_door=True)
             return visit
@@ -450,7 +450,7 @@ class VisitDesk:
             active = self._require_active(visit_id)
             visit = active.visit
             before = self._from_json(visit.to_json())
-            visit.set_outcome(code, note, reschedule)
+            visit.set_outcome(code, note, reschedule, actor)
             try:
                 await self._close(active, code, visit.outcome["reschedule"] if visit.outcome else None, actor)
             except BaseException:

@@ -79,6 +79,15 @@ def active_visits(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [json.loads(r["record"]) for r in rows]
 
 
+def visits_ended_since(conn: sqlite3.Connection, since: str) -> list[dict[str, Any]]:
+    """Visits ended with an outcome (not finished) at or after the stamp `since`, oldest first."""
+    rows = conn.execute(
+        "SELECT record FROM visits WHERE state = 'ended' AND updated_at >= ? ORDER BY updated_at, id",
+        (since,),
+    ).fetchall()
+    return [json.loads(r["record"]) for r in rows]
+
+
 def end_visit(
     conn: sqlite3.Connection,
     record: dict[str, Any],
