@@ -451,6 +451,32 @@ def test_switching_language_is_remembered_for_the_officer(
         kit.set_language("officer", "id")
 
 
+def test_a_language_tapped_at_sign_in_is_the_officers_choice(screen: Screen, kit: ScreenKit) -> None:
+    """English tapped on the sign-in screen stays once the officer (saved: Indonesian) signs
+    in, and is kept for them; signing out and in again without a tap keeps it too."""
+    page = screen.page
+    page.goto(kit.url + "/")
+    on(page, "signin")
+    expect(page.locator("html")).to_have_attribute("lang", "id")
+    assert kit.api("supervisor", "GET", "/api/v1/auth/me")["officer"]["language"] == "id"
+    try:
+        page.get_by_role("button", name=ID["lang.en"], exact=True).click()
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        sign_in(page, "supervisor")
+        expect(on(page, "orders").get_by_role("heading", level=1)).to_have_text(EN["orders.title"])
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        assert kit.api("supervisor", "GET", "/api/v1/auth/me")["officer"]["language"] == "en"
+        # Signed out, the next officer (saved: Indonesian) taps nothing: their own language.
+        status_bar(page).get_by_role("button", name=EN["bar.signout"]).click()
+        signin = on(page, "signin")
+        expect(signin.get_by_role("alert")).to_have_text(EN["signin.signed_out"])
+        sign_in(page, "officer")
+        expect(on(page, "orders").get_by_role("heading", level=1)).to_have_text(ID["orders.title"])
+        assert kit.api("officer", "GET", "/api/v1/auth/me")["officer"]["language"] == "id"
+    finally:
+        kit.set_language("supervisor", "id")
+
+
 def test_an_unplugged_reader_shows_in_the_status_bar_and_stops_a_visit_start(
     screen: Screen, kit: ScreenKit, orders: dict
 ) -> None:

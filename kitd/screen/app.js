@@ -21,6 +21,7 @@ const S = {
   cat: {}, // the catalogues, by language
   msgs: null, // GET /messages
   officer: null, // signed in when set
+  pickedLang: null, // a language tapped on the sign-in screen, for the officer signing in next
   gen: 0, // sign-in generation: a late 401 of an ended sign-in is ignored
   summary: null,
   orders: [],
@@ -185,10 +186,18 @@ const phoneText = (p) => String(p || '').replace(/(\d{4})(?=\d{3})/g, '$1 ');
 
 // --- signing in and out; watching the kit ------------------------------------------------
 
-async function signedIn(officer) {
+// `picked`: a language tapped on the sign-in screen before this sign-in, which is the
+// officer's choice now (kept by the kit), not undone by the one saved for them before.
+async function signedIn(officer, picked = null) {
   S.officer = officer;
   S.gen += 1;
-  if (LANGS.includes(officer.language)) S.lang = officer.language;
+  S.pickedLang = null;
+  if (picked && picked !== officer.language) {
+    const r = await api('/auth/language', { method: 'POST', body: { language: picked } });
+    if (r.ok) S.officer = officer = { ...officer, ...(r.data.officer || r.data) };
+  }
+  const lang = picked || officer.language;
+  if (LANGS.includes(lang)) S.lang = lang;
   S.signin = { nip: '', pin: '', field: 'nip', msg: null, busy: false };
   S.lastUse = Date.now();
   if (!S.msgs) loadMessages();
@@ -216,6 +225,7 @@ function locked(msg, keepNip = true) {
   S.diag = null;
   S.order = null;
   S.signin = { nip, pin: '', field: nip ? 'pin' : 'nip', msg, busy: false };
+  S.pickedLang = null;
   show('signin');
 }
 
@@ -295,7 +305,7 @@ async function setLang(lang) {
     const r = await api('/auth/language', { method: 'POST', body: { language: lang } });
     if (!r.ok) return;
     S.officer = { ...S.officer, ...(r.data.officer || r.data) };
-  }
+  } else S.pickedLang = lang;
   S.lang = lang;
   render();
 }
@@ -569,7 +579,7 @@ async function submit() {
   fillSignin();
   const r = await api('/auth/signin', { method: 'POST', body: { nip: f.nip, pin: f.pin }, signin: true });
   f.busy = false;
-  if (r.ok) return signedIn(r.data.officer);
+  if (r.ok) return signedIn(r.data.officer, S.pickedLang);
   const msgs = { 401: 'signin.wrong', 423: 'signin.locked', 400: 'signin.incomplete', 0: 'error.network' };
   f.msg = msgs[r.status] || 'error.network';
   if (r.status === 401) f.lockAfter = r.data?.max_pin_failures || null;
