@@ -1018,6 +1018,25 @@ def test_a_bundle_gets_its_name_only_once_its_statement_is_beside_it(
     assert statement_there == {bundle_id: True for bundle_id in ids}
 
 
+def test_a_statement_write_cut_by_a_kill_leaves_nothing_after_the_next_pull(
+    laptop: Laptop, tmp_path: Path
+) -> None:
+    # A laptop killed while a statement was being written left its hidden temporary file,
+    # which no later pull removed (seen in the HIL kill loop: KILL_SEED=306882611).
+    kit = laptop.kit
+    bundle_id = kit.add_bundle(5000)
+    out_dir = tmp_path / "bundles"
+    out_dir.mkdir()
+    leftover = out_dir / f".{bundle_id}.statement.json.0badf00d.part"
+    leftover.write_bytes(b'{"half": ')
+    other = out_dir / ".someone-else.json.0badf00d.part"  # not this bundle's: left alone
+    other.write_bytes(b"")
+    assert laptop.run("pull", str(out_dir)) == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        [f"{bundle_id}.p7m", f"{bundle_id}.statement.json", other.name]
+    )
+
+
 def test_a_cut_download_resumes_and_ends_byte_identical(
     laptop: Laptop, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

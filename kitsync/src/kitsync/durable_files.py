@@ -9,6 +9,7 @@ rename itself). kitd.durable_files does the same on the kit; kit-sync imports no
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 from pathlib import Path
@@ -51,6 +52,17 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o600, sync_directory:
         raise
     if sync_directory:
         fsync_directory(path.parent)
+
+
+def drop_unfinished_writes(path: Path) -> None:
+    """Remove what :func:`write_atomically` left of earlier writes of ``path`` that were cut
+    (the process killed, the power lost): its hidden temporary files. Only for a path no one
+    else writes at the same time."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{PART_SUFFIX}"):
+        try:
+            leftover.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def make_directory(path: Path, mode: int = 0o700) -> None:

@@ -8,8 +8,10 @@ ledger — and only then sign the laptop's receipt and send it (a batch of store
 in one request), and record it ``acknowledged``. Bundles download two at a time and receipts
 go out while later bundles download (:class:`Pull`), each bundle still through these steps;
 bundles that came meanwhile share one fsync of DIR and one commit of the ledger.
-A killed run leaves a ``.part`` (resumed next time) or a stored bundle (acknowledged next
-time without downloading it again); a repeated pull finds nothing new and changes nothing.
+A killed run leaves a ``.part`` (resumed next time), a statement or its hidden temporary file
+without the sealed file (written again, the leftover cleared, when the bundle is fetched next
+time) or a stored bundle (acknowledged next time without downloading it again); a repeated
+pull finds nothing new and changes nothing.
 Then the outcomes the kit recorded since the ledger's cursor go to ``DIR/outcomes.jsonl``.
 """
 
@@ -37,7 +39,7 @@ from kitformats.signing import KIT_CN_PREFIX, Signer, common_name, read_certific
 from kitformats.statements import sign_statement, signature_der
 
 from kitsync.download import Download, part_path
-from kitsync.durable_files import fsync_directory, make_directory, write_atomically
+from kitsync.durable_files import drop_unfinished_writes, fsync_directory, make_directory, write_atomically
 from kitsync.errors import ConnectionLost, LaptopDiskFull, TransferFailed
 from kitsync.ledger import Ledger
 from kitsync.link import KitLink
@@ -397,7 +399,10 @@ class Pull:
             # the pull's thread makes all names that came meanwhile durable with one fsync of DIR.
             # The statement before the sealed file's name: a laptop killed between the two
             # leaves a statement to be written again, never a bundle without its statement.
+            # A run killed while writing it left a hidden temporary file: this bundle's fetch
+            # (one at a time, under the ledger's lock) is the one to clear it.
             statement_bytes = json.dumps(offer.statement, indent=1).encode() + b"\n"
+            drop_unfinished_writes(statement_path)
             write_atomically(statement_path, statement_bytes, sync_directory=False)
             os.replace(part_path(sealed), sealed)
         finally:
