@@ -22,7 +22,7 @@ from kitd import __version__
 from kitd.clock import NOTE_INTERVAL_S, KitClock
 from kitd.config import KitConfig
 from kitd.crypto.kit_tls import NetworkTrust
-from kitd.drivers.panel import PanelDriver
+from kitd.drivers.panel import PANEL_ID, PanelDriver, panel_uri
 from kitd.drivers.registry import device_kind, make_driver
 from kitd.errors import KitError
 from kitd.events import EventHub
@@ -51,8 +51,6 @@ from kitd.store.outbox import paired_tls_certificates
 
 T = TypeVar("T")
 log = logging.getLogger("kitd.outbox")
-# The panel's device id (in /api/v1/devices, kind `panel`).
-PANEL_ID = "panel"
 # How often delivered bundles past outbox.retention_days are looked for (and at start-up).
 ERASE_INTERVAL_S = 3600.0
 
@@ -130,7 +128,7 @@ class Kit:
             driver = PanelDriver.at(target, config.panel_wiring())
             self.slots[PANEL_ID] = DeviceSlot(
                 PANEL_ID,
-                f"gpio:{target}",
+                panel_uri(target),
                 "panel",
                 lambda: driver,
                 holder={"program": "kitd", "api": api_url},

@@ -163,3 +163,31 @@ def test_the_panel_vanishing_leaves_the_daemon_up_and_reports_it(rig) -> None:  
     assert kitd.process is not None and kitd.process.poll() is None
     reply = kitd.client.request("POST", "/api/v1/devices/panel/capture", {})  # a technician
     assert (reply.status, reply.json()["error"]) == (400, "not_capturable")
+
+
+def test_kitctl_devices_lists_the_panel_held_by_kitd_and_opened_when_free(rig) -> None:  # noqa: ANN001
+    """A technician's `kitctl devices` lists the panel as the other devices: as the running
+    daemon sees it, and, the daemon stopped, opened briefly on its pins."""
+    kitd, sims, _ = rig
+    env = {k: v for k, v in kitd.env.items() if k != "KITD_TOKEN"}  # on the kit: its socket
+
+    def listed_panel() -> dict[str, Any]:
+        listed = kitd.kitctl("devices", "--json", "--config", str(kitd.config_path), env=env)
+        assert listed.returncode == 0, listed.stderr
+        (panel,) = [e for e in json.loads(listed.stdout) if e["kind"] == "panel"]
+        return panel
+
+    held = listed_panel()
+    assert (held["id"], held["status"], held["detail"]["held_by"]) == ("panel", "ready", "kitd")
+    assert held["uri"] == f"gpio:socket:{sims['panel'].addresses['pins']}"
+    table = kitd.kitctl("devices", "--config", str(kitd.config_path), env=env)
+    assert table.returncode == 0 and any(
+        line.split()[:3] == ["panel", "panel", "ready"] for line in table.stdout.splitlines()
+    )
+    kitd.stop()
+    free = listed_panel()
+    assert (free["id"], free["status"], free["uri"]) == ("panel", "ready", held["uri"])
+    assert "held_by" not in free["detail"] and free["detail"]["pin_factory"] == held["detail"]["pin_factory"]
+    sims["panel"].stop()
+    gone = listed_panel()
+    assert gone["status"] == "disconnected" and "panel" in gone["detail"]["reason"], gone

@@ -2,7 +2,8 @@
 
 A device the running daemon holds is reported as the daemon sees it (asked over
 its API); any other is opened briefly to read its identity. Known devices found on
-the bus but not in the config are listed too, with `detail.configured = false`.
+the bus but not in the config are listed too, with `detail.configured = false`; the
+panel (its buttons, LEDs and buzzer) is listed when `panel.enabled`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from kitd.cli.daemon_client import DaemonClient, api_url_from_config
 from kitd.cli.options import add_config_option, config_from_args
 from kitd.config import KitConfig
+from kitd.drivers.base import Driver
+from kitd.drivers.panel import PANEL_ID, PanelDriver, panel_uri
 from kitd.drivers.registry import USB_DRIVERS, device_kind, make_driver
 from kitd.errors import DeviceGone, KitError
 from kitd.services.claims import ClaimHeld, DeviceClaim, claim_scope
@@ -41,9 +45,16 @@ def _entry(device_id: str, uri: str, kind: str, status: str, **facts: Any) -> di
     }
 
 
-def probe_device(device_id: str, uri: str, config: KitConfig) -> dict[str, Any]:
-    """One device's entry: from the daemon if it holds it, else by opening it."""
-    kind = device_kind(uri)
+def probe_device(
+    device_id: str,
+    uri: str,
+    config: KitConfig,
+    kind: str | None = None,
+    make: Callable[[], Driver] | None = None,
+) -> dict[str, Any]:
+    """One device's entry: from the daemon if it holds it, else by opening it (its driver
+    from `make`, by default the one its URI names)."""
+    kind = kind or device_kind(uri)
     backend = claim_scope(uri, config)
     try:
         claim = DeviceClaim(uri, backend, {"program": "kitctl"})
@@ -61,7 +72,7 @@ def probe_device(device_id: str, uri: str, config: KitConfig) -> dict[str, Any]:
             except KitError:
                 pass
         return _entry(device_id, uri, kind, "busy", detail={"held_by": held.holder})
-    driver = make_driver(uri, config.driver_settings())
+    driver = make() if make is not None else make_driver(uri, config.driver_settings())
     try:
         facts = driver.open()
     except DeviceGone as exc:
@@ -94,6 +105,12 @@ def list_devices(config: KitConfig) -> list[dict[str, Any]]:
         if entry["status"] != "disconnected":
             entry["detail"]["configured"] = False
             entries.append(entry)
+    if config["panel.enabled"]:
+        target = str(config["panel.pin_factory"])
+        wiring = config.panel_wiring()
+        entries.append(
+            probe_device(PANEL_ID, panel_uri(target), config, "panel", lambda: PanelDriver.at(target, wiring))
+        )
     return entries
 
 

@@ -87,6 +87,14 @@ class PanelWiring:
         }
 
 
+PANEL_ID = "panel"  # the panel's device id (in /api/v1/devices and kitctl devices, kind `panel`)
+
+
+def panel_uri(target: str) -> str:
+    """The URI the panel on the pins `target` names is listed and claimed by."""
+    return f"gpio:{target}"
+
+
 class PanelDriver:
     """The panel as a device: its gpiozero devices on a factory of its own, made at open()."""
 
