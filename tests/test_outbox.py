@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ from kitd.durable_files import temporary_name, write_atomically
 from kitd.services.outbox import QUARANTINE, BundleNotFound, DiskReserve, OutboxError, ReceiptsPartlyTaken
 from kitd.store import audit as audit_store
 from kitd.store import outbox as rows
+from kitd.store.database import database_path, open_database
 from kitd.store.visits import load_visit, save_visit
 
 LAPTOP = "lap-1"
@@ -504,6 +506,41 @@ def test_a_revoked_laptops_bundles_not_yet_delivered_are_offered_again(
     assert (entry["details"]["bundle"], entry["details"]["laptop"]) == (lost["bundle_id"], LAPTOP)
     assert receipt_fields(entry["details"]["laptop_receipt"])["bundle_id"] == lost["bundle_id"]
     assert rig.outbox.revoke_laptop(rig.conn, LAPTOP) == []  # once only
+
+
+def test_a_revocation_by_another_process_never_leaves_the_laptop_a_bundle(
+    rig: OutboxRig, sample: Captures, laptop: FileSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kitctl laptops revoke commits in its own process while the daemon takes that laptop's
+    # receipt. The laptops were read before the receipts' transaction began: a revocation
+    # committed between the two left the bundle acknowledged by a revoked laptop.
+    row = sealed_row(rig, sample)
+    revoker = threading.Thread(target=lambda: revoke_in_another_process(rig))
+    read_laptops = rig.outbox.known_laptops
+
+    def read_then_revoke(conn: sqlite3.Connection) -> list[Any]:
+        known = read_laptops(conn)
+        if revoker.ident is None:  # the first read only
+            revoker.start()
+            revoker.join(2.0)  # done at once unless this read holds the write lock
+        return known
+
+    monkeypatch.setattr(rig.outbox, "known_laptops", read_then_revoke)
+    take(rig, receipt(laptop, "laptop_receipt", row, LAPTOP))
+    revoker.join(10.0)
+    assert not revoker.is_alive()
+    (revoked,) = [r for r in rig.outbox.laptop_rows(rig.conn) if r["name"] == LAPTOP]
+    assert revoked["revoked_at"] is not None
+    # Taken before the revocation (then offered again) or refused after it: never kept.
+    assert state_of(rig, row["bundle_id"]) == "sealed"
+
+
+def revoke_in_another_process(rig: OutboxRig) -> None:
+    conn = open_database(database_path(rig.data_dir))  # as kitctl opens it
+    try:
+        rows.revoke_laptop(conn, LAPTOP, now())
+    finally:
+        conn.close()
 
 
 def test_a_laptop_receipt_in_another_laptops_name_is_refused(

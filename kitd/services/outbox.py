@@ -410,12 +410,11 @@ class Outbox:
         ``kind``, and by ``laptop``, when given (what a laptop's connection may bring).
         OutboxError: the database could not record one (the ones before it stand)."""
         now = now or clock_of(conn).now()
-        laptops = self.known_laptops(conn)
         central = self.central_certificate()
         results: list[dict[str, Any]] = []
         failed: ReceiptsPartlyTaken | None = None
 
-        def take(index: int, document: Any) -> dict[str, Any]:
+        def take(index: int, document: Any, laptops: list[KnownLaptop]) -> dict[str, Any]:
             result: dict[str, Any] = {"index": index}
             statement = _statement_of(document)
             if statement is not None:
@@ -437,9 +436,13 @@ class Outbox:
             # each receipt in a savepoint of its own, so that one the disk refuses leaves the
             # ones before it to be committed.
             with transaction(conn):
+                # Read under the transaction's write lock: a revocation (kitctl laptops revoke, in
+                # its own process) commits before this or after it, never between the read and
+                # the receipts it judges, which would leave a revoked laptop's bundle acknowledged.
+                laptops = self.known_laptops(conn)
                 for index, document in enumerate(documents):
                     try:
-                        results.append(take(index, document))
+                        results.append(take(index, document, laptops))
                     except sqlite3.Error as exc:
                         failed = ReceiptsPartlyTaken(
                             f"the kit's database could not record receipt {index} (bundle "
