@@ -94,12 +94,34 @@ def real_eyes() -> list[Path]:
 @pytest.mark.skipif(not real_eyes(), reason=f"no real NIR eyes at {FIXTURES} (../shared/fixtures)")
 def test_ordinary_real_near_infrared_eyes_pass_exposure_and_focus() -> None:
     """156 IITD eyes (320 x 240) and the open-iris one (640 x 480): measured means 95-181,
-    dark shares 2-21 %, bright 0.1-18 %, focus 1591-9350 (see scene_stats)."""
+    dark shares 2-21 %, bright 0.1-18 %, focus 658-5379 (see scene_stats)."""
     for path in real_eyes():
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         found = exposure(image)
         assert exposure_verdict(found) == scene_stats.NORMAL, (path.name, found)
         value = focus(image)
         assert value > 20 * scene_stats.FOCUS_LOW, (path.name, value)
-        # A strongly smeared lens over the same eye is caught.
-        assert focus_is_low(focus(blurred(image, 8))), path.name
+        # A strongly smeared lens over the same eye is caught, also with a sharp timestamp
+        # the camera burns into its frames; a lens blurring as much as sigma 4 is not.
+        smeared = blurred(image, 8)
+        assert focus_is_low(focus(smeared)) and focus_is_low(focus(timestamped(smeared))), path.name
+        assert not focus_is_low(focus(blurred(image, 4))), path.name
+
+
+def timestamped(image: np.ndarray) -> np.ndarray:
+    """A camera's burned-in date and time along the bottom: white text, sharp whatever the lens."""
+    out = image.copy()
+    scale = image.shape[1] / 640
+    cv2.putText(
+        out, "2026-12-04 14:05:33 CAM1", (5, image.shape[0] - 10), 0, scale, 255, max(1, round(2 * scale))
+    )
+    return out
+
+
+def test_a_smeared_lens_is_low_whatever_sharp_spots_lie_over_it() -> None:
+    """The glint of the illuminator and a timestamp over a smeared lens: still low (the whole
+    frame's Laplacian variance read them as focus)."""
+    smeared = noisy(blurred(scene(), 16))
+    cv2.circle(smeared, (400, 260), 6, 255, -1)  # the illuminator's glint, sharp on the cornea
+    assert focus_is_low(focus(timestamped(smeared)))
+    assert not focus_is_low(focus(timestamped(noisy(scene()))))
