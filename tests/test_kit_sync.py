@@ -62,7 +62,7 @@ from kitsync.pair import default_laptop_name
 from kitsync.pull import Offer, append_lines, check_offer, laptop_receipt, last_cursor
 from kitsync.status import status_lines
 
-from kitsync import download, errors, places
+from kitsync import download, durable_files, errors, places
 
 KIT_ID = "KIT-0042"
 LAPTOP = "lap-1"
@@ -1004,16 +1004,28 @@ def test_a_bundle_gets_its_name_only_once_its_statement_is_beside_it(
     ids = [kit.add_bundle(size) for size in (1000, 200_000)]
     out_dir = tmp_path / "bundles"
     real_replace = os.replace
+    real_fsync_directory = durable_files.fsync_directory
     statement_there: dict[str, bool] = {}
+    durable: set[str] = set()  # the names in DIR as of its last fsync
+    named: set[str] = set()
 
     def replace_checked(src: Any, dst: Any) -> None:
         name = Path(dst).name
         if name.endswith(".p7m"):
             bundle_id = name.removesuffix(".p7m")
-            statement_there[bundle_id] = (out_dir / f"{bundle_id}.statement.json").exists()
+            statement = f"{bundle_id}.statement.json"
+            # There, and its name durable: a power loss now keeps it.
+            statement_there[bundle_id] = (out_dir / statement).exists() and statement in durable
         real_replace(src, dst)
+        named.add(name)
+
+    def fsync_noted(directory: Path) -> None:
+        if Path(directory) == out_dir:
+            durable.update(named)
+        real_fsync_directory(directory)
 
     monkeypatch.setattr(os, "replace", replace_checked)
+    monkeypatch.setattr(durable_files, "fsync_directory", fsync_noted)
     assert laptop.run("pull", str(out_dir)) == 0
     assert statement_there == {bundle_id: True for bundle_id in ids}
 

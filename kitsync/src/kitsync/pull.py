@@ -395,15 +395,16 @@ class Pull:
                 functools.partial(bars.update, offer.bundle_id),
             )
             download.run()
-            # Here, not in the pull's thread: the fetchers write statements side by side, and
-            # the pull's thread makes all names that came meanwhile durable with one fsync of DIR.
-            # The statement before the sealed file's name: a laptop killed between the two
-            # leaves a statement to be written again, never a bundle without its statement.
+            # Here, not in the pull's thread: the fetchers write statements side by side.
+            # The statement's name is durable (DIR fsynced) before the sealed file gets its own:
+            # a laptop killed, or losing power, between the two leaves a statement to be written
+            # again, never a bundle without its statement. The pull's thread makes the sealed
+            # files' names that came meanwhile durable with one fsync of DIR.
             # A run killed while writing it left a hidden temporary file: this bundle's fetch
             # (one at a time, under the ledger's lock) is the one to clear it.
             statement_bytes = json.dumps(offer.statement, indent=1).encode() + b"\n"
             drop_unfinished_writes(statement_path)
-            write_atomically(statement_path, statement_bytes, sync_directory=False)
+            write_atomically(statement_path, statement_bytes)
             os.replace(part_path(sealed), sealed)
         finally:
             links.put(link)
