@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 from hil.kit_sim import SIMULATORS, SimulatedDevice, simulated_kitd, start_simulators, stop_simulators
 from hil.rig import REPO, KitdProcess, SimulatorProcess, simulation_officer
 from kitd.cli.daemon_client import DaemonClient
+from kitd.clock import STATE_FILE
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright
@@ -177,7 +178,7 @@ class ScreenKit:
         return reply.json()
 
     def today(self) -> dt.date:
-        """The kit's day (kit.timezone)."""
+        """The kit's day (kit.timezone), on the machine's clock (not an offset kill_and_restart set)."""
         return dt.datetime.now(ZoneInfo(self.timezone)).date()
 
     def at(self, day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
@@ -223,15 +224,20 @@ class ScreenKit:
         for each in [device_id] if device_id else DEVICE_IDS:
             self.kitd.wait_for_status(each, "ready")
 
-    def kill_and_restart(self) -> None:
+    def kill_and_restart(self, clock_at: dt.datetime | None = None) -> None:
         """The power fails: kitd is killed (SIGKILL) and started again on the same port, so
-        that a page already open finds it at its own origin; every device ready again."""
+        that a page already open finds it at its own origin; every device ready again.
+        ``clock_at``: the kit's clock then reads this moment (its clock.json's offset, as a
+        laptop's correction leaves it where the system's clock is not set)."""
         import signal
 
         assert self.kitd.process is not None
         port = self.kitd.url.rsplit(":", 1)[1]
         os.killpg(self.kitd.process.pid, signal.SIGKILL)
         self.kitd.process.wait(10)
+        if clock_at is not None:
+            offset = clock_at.timestamp() - dt.datetime.now(dt.UTC).timestamp()
+            (self.kitd.data_dir / STATE_FILE).write_text(json.dumps({"offset_s": offset}))
         config = self.kitd.config_path.read_text()
         self.kitd.config_path.write_text(re.sub(r"(?m)^port = 0$", f"port = {port}", config, count=1))
         self.kitd.start()

@@ -1152,8 +1152,9 @@ SCHEMAS: dict[str, Any] = {
             },
             "clock": {
                 "type": "object",
-                "required": ["confirmed", "confirmed_at", "went_back"],
+                "required": ["now", "confirmed", "confirmed_at", "went_back"],
                 "properties": {
+                    "now": {"type": "string", "description": "The kit's time, UTC (its corrected clock)"},
                     "confirmed": {
                         "type": "boolean",
                         "description": "Whether a laptop has confirmed the clock since the kit started",

@@ -103,6 +103,9 @@ def test_a_kit_a_year_behind_is_corrected_at_sync_and_a_clock_set_back_is_flagge
         )
         assert abs((new - old).total_seconds() - YEAR_S) < 600, corrected
         screen = officer.checked("GET", "/api/v1/summary").json()["clock"]
+        assert (
+            abs((_time(screen.pop("now")) - _time(status["now"])).total_seconds()) < 60
+        )  # the corrected one
         assert screen == {"confirmed": True, "confirmed_at": status["confirmed_at"], "went_back": False}
         assert status["went_back"] is None  # the confirmation cleared the flag of the start
 

@@ -4,6 +4,7 @@ that does not keep an idle sign-in alive, the officer's language, and the messag
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -75,6 +76,8 @@ def test_the_summary_names_every_reason_a_visit_cannot_start(start_kitd) -> None
     summary = officer.checked("GET", "/api/v1/summary").json()
     assert summary["officer"]["nip"] == simulation_officer("officer")["nip"]
     assert summary["kit"]["timezone"] and summary["battery"] is None
+    kit_now = dt.datetime.fromisoformat(summary["clock"].pop("now"))  # the kit's time, for the page
+    assert abs((kit_now - dt.datetime.now(dt.UTC)).total_seconds()) < 60
     assert summary["clock"] == {"confirmed": False, "confirmed_at": None, "went_back": False}
     assert [(d["id"], d["status"], d["ready"]) for d in summary["devices"]] == [
         ("fingerprint", "disconnected", False)

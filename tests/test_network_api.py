@@ -655,6 +655,7 @@ def test_a_404_quotes_a_long_id_cut_short(kit: NetworkKit) -> None:
         (supervisor, "GET", f"/api/v1/outbox/bundles/{long_id}", None, "unknown_bundle"),
         (supervisor, "POST", f"/api/v1/officers/{long_id}/unlock", None, "unknown_officer"),
         (officer, "GET", f"/api/v1/visits/{long_id}", None, "unknown_visit"),
+        (officer, "POST", f"/api/v1/orders/{long_id}/outcome", {"code": "not_home"}, "unknown_order"),
         (technician, "GET", f"/api/v1/sessions/{long_id}", None, "unknown_session"),
         (technician, "POST", f"/api/v1/devices/{long_id}/capture", {}, "unknown_device"),
     ]
@@ -936,6 +937,8 @@ def test_a_laptops_time_corrects_the_kits_clock_beyond_the_skew_and_confirms_it(
         assert corrected["details"]["kit_time"] == answer["kit_time"]
         # The kit's screen says so too, in the officer's summary.
         summary = kit.local("officer").checked("GET", "/api/v1/summary").json()["clock"]
+        on_screen = dt.datetime.fromisoformat(summary.pop("now"))  # the corrected clock, for the page
+        assert abs((on_screen - hour_ahead).total_seconds()) < 60
         assert summary == {"confirmed": True, "confirmed_at": status["confirmed_at"], "went_back": False}
         # Within the skew: confirmed again, not corrected, nothing new in the audit log.
         count = len(_clock_entries(kit))

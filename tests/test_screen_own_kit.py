@@ -1,10 +1,11 @@
-"""The touch screen when a capture's attempts run out (fingerprint.max_attempts), in a real
-browser against kitd and the simulators: the screen stops coaching and says what is left to
-do, and a retry with a firm press captures the finger. A kit of its own: the other screen
-tests' kit has no attempt limit (their captures end by time or by the officer)."""
+"""The touch screen on a kit of its own, in a real browser against kitd and the simulators:
+a capture's attempts running out (fingerprint.max_attempts, which the other screen tests' kit
+does not set: their captures end by time or by the officer), and the kit's clock set apart
+from the machine's (a laptop's correction), which the page schedules by."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +22,9 @@ from hil.browser import (
     start_screen_kit,
 )
 from hil.sample_orders import sample_order
-from tests.test_screen_visit import CAPTURE_S, ID, KIT_ZONE, action, identity, mark, open_visit, take
+from kitd.cli.daemon_client import DaemonClient
+from tests.test_screen import hm
+from tests.test_screen_visit import CAPTURE_S, ID, KIT_ZONE, action, identity, mark, on, open_visit, take
 
 ATTEMPTS = 3  # presses before a gated capture gives up with its best (category lainnya: x1)
 
@@ -48,8 +51,11 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenKit]:
 def screen(kit: ScreenKit, rig_logs: Any) -> Iterator[Screen]:
     for name, source in kit.logs().items():
         rig_logs.add(name, source)
-    with open_browser() as browser, screen_on(kit, browser, "800x480", "Asia/Jakarta") as screen:
-        yield screen
+    try:
+        with open_browser() as browser, screen_on(kit, browser, "800x480", "Asia/Jakarta") as screen:
+            yield screen
+    finally:
+        kit.end_visits()
 
 
 def test_attempts_used_up_say_so_and_a_retry_captures(screen: Screen, kit: ScreenKit) -> None:
@@ -70,3 +76,93 @@ def test_attempts_used_up_say_so_and_a_retry_captures(screen: Screen, kit: Scree
     finally:
         reader.control("condition good")
     take(page, "finger:1", ID, start="action.retry")
+
+
+def test_a_visit_may_be_rescheduled_for_later_the_same_day(screen: Screen, kit: ScreenKit) -> None:
+    """The family asks the officer to come back this afternoon: today is offered from the next
+    half hour on the kit's clock; the end steps in half hours up to 23.59 and back to 23.30;
+    late in the evening today is no longer offered."""
+    page = screen.page
+    day = kit.today()
+    # The kit's clock (a laptop's correction) reads 14.10; the page's own clock, the machine's
+    # time, does not matter: the page counts on the kit's.
+    page.goto("about:blank")  # nothing of the page's left to fail while kitd restarts
+    kit.kill_and_restart(clock_at=kit.at(day, 14, 10))
+    kit.post_orders(
+        [
+            sample_order("SCR-SOON", name="Painem", nik="3576014101400002", birth_date="1940-01-01", sex="P"),
+            sample_order("SCR-LATE", name="Karto", nik="3576010101410003", birth_date="1941-01-01", sex="L"),
+        ]
+    )
+    kit.sign_in_browser(page)
+    clock = page.get_by_test_id("clock")
+    expect(clock).to_contain_text(re.compile(f"{hm(14, 10, 'id')}|{hm(14, 11, 'id')}"))
+
+    def reschedule_dialog(order_id: str) -> Any:
+        on(page, "orders").locator(f'[data-order-id="{order_id}"]').click()
+        on(page, "order").get_by_test_id("door-outcome").click()
+        dialog = page.get_by_test_id("outcome-dialog")
+        dialog.get_by_role("radio", name=ID["outcome.rescheduled"]).click()
+        return dialog
+
+    def press(dialog: Any, step: str, what: str, times: int = 1) -> None:
+        button = dialog.get_by_role("button", name=fill(ID[step], what=ID[what]))
+        for _ in range(times):
+            button.click()
+
+    dialog = reschedule_dialog("SCR-SOON")
+    shown = {key: dialog.get_by_test_id(f"resched-{key}") for key in ("date", "from", "to")}
+    expect(shown["from"]).to_have_text(hm(9, 0, "id"))  # tomorrow, to begin with
+    tomorrow = shown["date"].inner_text()
+    press(dialog, "outcome.earlier", "outcome.date")
+    expect(shown["date"]).not_to_have_text(tomorrow)
+    expect(shown["from"]).to_have_text(hm(14, 30, "id"))  # not 09.00: that is past
+    expect(shown["to"]).to_have_text(hm(15, 30, "id"))
+    today = shown["date"].inner_text()
+    press(dialog, "outcome.earlier", "outcome.from")
+    press(dialog, "outcome.earlier", "outcome.date")  # yesterday is never offered
+    expect(shown["from"]).to_have_text(hm(14, 30, "id"))
+    expect(shown["date"]).to_have_text(today)
+    press(dialog, "outcome.later_step", "outcome.to", times=20)
+    expect(shown["to"]).to_have_text(hm(23, 59, "id"))
+    press(dialog, "outcome.earlier", "outcome.to")
+    expect(shown["to"]).to_have_text(hm(23, 30, "id"))
+    press(dialog, "outcome.later_step", "outcome.to")
+    dialog.get_by_test_id("outcome-submit").click()
+    visit = on(page, "visit")
+    expect(visit).to_have_attribute("data-state", "ended")
+    ended = kit.api("officer", "GET", f"/api/v1/visits/{visit.get_attribute('data-visit-id')}")
+    assert ended["outcome"]["reschedule"] == {
+        "start": f"{day.isoformat()}T14:30:00+08:00",
+        "end": f"{day.isoformat()}T23:59:00+08:00",
+    }
+    visit.get_by_test_id("back").click()
+
+    page.goto("about:blank")
+    kit.kill_and_restart(clock_at=kit.at(day, 23, 40))  # no half hour left to start in today
+    kit.sign_in_browser(page)
+    dialog = reschedule_dialog("SCR-LATE")
+    shown = {key: dialog.get_by_test_id(f"resched-{key}") for key in ("date", "from")}
+    expect(shown["from"]).to_have_text(hm(9, 0, "id"))
+    tomorrow = shown["date"].inner_text()
+    press(dialog, "outcome.earlier", "outcome.date")
+    expect(shown["date"]).to_have_text(tomorrow)
+    expect(shown["from"]).to_have_text(hm(9, 0, "id"))
+    dialog.get_by_test_id("outcome-close").click()
+
+
+def test_a_visit_ended_on_the_kits_socket_is_said_to_be_a_technicians(screen: Screen, kit: ScreenKit) -> None:
+    """An outcome given with no sign-in (kitctl on the kit's socket) is said to be a technician's
+    on the kit, not "system"."""
+    page = screen.page
+    kit.post_orders(
+        [sample_order("ATT-SOCKET", name="Tukiyem", nik="3576014101400007", birth_date="1940-01-01")]
+    )
+    opened = kit.api("officer", "POST", "/api/v1/visits", {"order_id": "ATT-SOCKET"})
+    on_the_kit = DaemonClient(f"unix:{kit.kitd.socket_path}", None)
+    on_the_kit.checked("POST", f"/api/v1/visits/{opened['id']}/cancel")
+    on_the_kit.checked("POST", f"/api/v1/visits/{opened['id']}/outcome", {"code": "not_home"})
+    kit.sign_in_browser(page, "officer")
+    notice = on(page, "orders").locator(f'[data-testid="ended-by-other"][data-visit-id="{opened["id"]}"]')
+    expect(notice).to_contain_text(ID["orders.by_system"])
+    expect(notice).to_contain_text(ID["outcome.not_home"])

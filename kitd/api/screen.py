@@ -158,6 +158,9 @@ async def get_summary(request: web.Request) -> web.Response:
         },
         "battery": kit.battery.describe(),
         "clock": {
+            # The page's own clock may differ from the kit's (corrected by a laptop, the system's
+            # clock left as it was): the page shows and schedules on this one.
+            "now": kit.clock.now().isoformat(timespec="milliseconds"),
             "confirmed": kit.clock.confirmed,
             "confirmed_at": kit.clock.describe()["confirmed_at"],
             "went_back": kit.clock.state.went_back is not None,

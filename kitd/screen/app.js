@@ -144,11 +144,11 @@ function ymd(when) {
   return `${p.year}-${p.month}-${p.day}`;
 }
 
-const today = () => ymd(new Date());
+const today = () => ymd(kitDate());
 
 // Minutes past midnight now, on the kit's clock in its zone.
 function minutesNow() {
-  const [date, timeZone] = zoned(new Date());
+  const [date, timeZone] = zoned(kitDate());
   let parts;
   try {
     parts = new Intl.DateTimeFormat('en', { ...HM, timeZone }).formatToParts(date);
@@ -300,12 +300,15 @@ function used() {
 }
 
 async function setLang(lang) {
-  if (lang === S.lang || !LANGS.includes(lang)) return;
+  if (!LANGS.includes(lang)) return;
+  // Signed out, a tap is the next officer's choice even on the language already shown.
+  if (!S.officer) S.pickedLang = lang;
+  if (lang === S.lang) return;
   if (S.officer) {
     const r = await api('/auth/language', { method: 'POST', body: { language: lang } });
     if (!r.ok) return;
     S.officer = { ...S.officer, ...(r.data.officer || r.data) };
-  } else S.pickedLang = lang;
+  }
   S.lang = lang;
   render();
 }
@@ -756,7 +759,8 @@ function endedByOthers() {
         t('orders.ended_by_other', {
           // The order's personal fields are erased as its visit ends: its id, unless rescheduled.
           name: o ? o.name : t('orders.order_ref', { id: e.order_id }),
-          by: e.by.name || e.by.nip,
+          // No officer: given on the kit's own socket (kitctl), with no sign-in behind it.
+          by: e.by.nip === 'system' ? t('orders.by_system') : e.by.name || e.by.nip,
           time: time(e.ended_at),
           outcome: t('outcome.' + e.code),
         }),

@@ -15,7 +15,7 @@ import sqlite3
 from typing import Any
 
 from kitd.clock import clock_of
-from kitd.errors import KitError
+from kitd.errors import KitError, shown_value
 from kitd.store.audit import AuditEntry, append_entry
 from kitd.store.database import transaction
 
@@ -33,7 +33,7 @@ def pending_order(conn: sqlite3.Connection, order_id: str, withdrawn_too: bool =
         "SELECT status, content, withdrawn_at FROM work_orders WHERE order_id = ?", (order_id,)
     ).fetchone()
     if row is None:
-        raise OrderNotPending(f"no work order '{order_id}'")
+        raise OrderNotPending(f"no work order {shown_value(order_id)}")
     if row["withdrawn_at"] is not None and not withdrawn_too:
         raise OrderNotPending(f"work order '{order_id}' was withdrawn by the office on {row['withdrawn_at']}")
     if row["status"] != "pending" or row["content"] is None:
