@@ -31,8 +31,13 @@ def start_eye_kit(start_simulator, start_kitd, sim_args=None, settings=None):  #
     return sim, kitd
 
 
-# Frames a busy machine may read late (about 130 ms at 30 fps) and so count missed early.
+# Frames a busy machine may read late (about 130 ms at 30 fps) and so count missed early; the
+# credit they leave is taken off the next real loss, which brings the totals back together.
 MAX_DRIFT = 4
+# Before that loss comes: a reader held up for half a second (15 frames at 30 fps), as a
+# loaded CI machine with a browser and several daemons on 2 cores may do (seen: 8 frames, two
+# late reads in a row before the stall's gap took the credit back).
+MAX_LATE = 15
 
 
 def accounting(frames: list) -> tuple[list[tuple[int, int]], int]:  # type: ignore[type-arg]
@@ -128,12 +133,14 @@ def test_thirty_seconds_of_frames_are_accounted_for(start_simulator, start_kitd)
     # The driver estimates missed frames from arrival times: a frame read late on a busy machine
     # counts as missed, and the early frames after it are a credit taken off the next real loss
     # (kitd.drivers.camera_frames). A gap's count may so be off by frames read late before it,
-    # and lost and reported are compared as running totals: never more than MAX_DRIFT apart.
+    # and lost and reported are compared as running totals: never more than MAX_LATE apart, and
+    # MAX_DRIFT at the end.
     running, drift = 0, []
     for lost, reported in gaps:
         running += lost - reported
         drift.append(running)
-    assert max(abs(d) for d in drift) <= MAX_DRIFT, gaps
+    assert max(abs(d) for d in drift) <= MAX_LATE, gaps
+    assert abs(drift[-1]) <= MAX_DRIFT, gaps  # in the end, every frame accounted for
     assert any(lost == 5 and abs(reported - 5) <= MAX_DRIFT for lost, reported in gaps), gaps
     assert any(lost == 12 and abs(reported - 12) <= MAX_DRIFT for lost, reported in gaps), gaps
     assert any(lost >= 45 for lost, _ in gaps), gaps  # the stall
