@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from kitd.config import KitConfig
 from kitd.durable_files import write_atomically
@@ -188,6 +189,11 @@ class KitClock:
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.timestamp(), dt.UTC)
+
+    def day_start(self, timezone: str) -> dt.datetime:
+        """Midnight starting the kit's day now, in ``timezone`` (kit.timezone)."""
+        zone = ZoneInfo(timezone)
+        return dt.datetime.combine(self.now().astimezone(zone).date(), dt.time(), zone)
 
     @property
     def confirmed(self) -> bool:

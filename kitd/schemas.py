@@ -40,6 +40,13 @@ CATEGORIES = ["lansia", "disabilitas", "odgj", "lainnya"]
 ROLES = ["officer", "supervisor", "technician"]
 _NIP = {"type": "string", "pattern": "^[0-9]{18}$", "description": "18-digit NIP (civil servant number)."}
 _PIN = {"type": "string", "pattern": "^[0-9]{6}$", "description": "6-digit PIN."}
+# An officer named on the screen: the NIP, and the name (null for no officer of the roll:
+# a visit started, or an outcome given, on the kit's socket).
+_OFFICER_NAMED = {
+    "type": "object",
+    "required": ["nip", "name"],
+    "properties": {"nip": {"type": "string"}, "name": {"type": ["string", "null"]}},
+}
 
 
 # A capture session's progress, in its JSON and in each of its assessment events.
@@ -1192,14 +1199,7 @@ SCHEMAS: dict[str, Any] = {
                             "id": {"type": "string"},
                             "state": {"type": "string"},
                             "order_id": {"type": "string"},
-                            "officer": {
-                                "type": "object",
-                                "required": ["nip", "name"],
-                                "properties": {
-                                    "nip": {"type": "string"},
-                                    "name": {"type": ["string", "null"]},
-                                },
-                            },
+                            "officer": _OFFICER_NAMED,
                         },
                     },
                     {"type": "null"},
@@ -1247,11 +1247,7 @@ SCHEMAS: dict[str, Any] = {
                         "note": {"type": ["string", "null"]},
                         "reschedule": {"type": ["object", "null"]},
                         "ended_at": {"type": "string"},
-                        "by": {
-                            "type": "object",
-                            "required": ["nip", "name"],
-                            "properties": {"nip": {"type": "string"}, "name": {"type": ["string", "null"]}},
-                        },
+                        "by": _OFFICER_NAMED,
                     },
                 },
             },

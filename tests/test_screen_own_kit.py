@@ -47,12 +47,18 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenKit]:
         kit.stop()
 
 
+@pytest.fixture(scope="module")
+def browser(kit: ScreenKit) -> Iterator[Any]:
+    with open_browser() as browser:
+        yield browser
+
+
 @pytest.fixture
-def screen(kit: ScreenKit, rig_logs: Any) -> Iterator[Screen]:
+def screen(kit: ScreenKit, browser: Any, rig_logs: Any) -> Iterator[Screen]:
     for name, source in kit.logs().items():
         rig_logs.add(name, source)
     try:
-        with open_browser() as browser, screen_on(kit, browser, "800x480", "Asia/Jakarta") as screen:
+        with screen_on(kit, browser, "800x480", "Asia/Jakarta") as screen:
             yield screen
     finally:
         kit.end_visits()

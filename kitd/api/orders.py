@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from kitformats.work_orders import work_order_schema
@@ -77,7 +76,7 @@ async def get_orders(request: web.Request) -> web.Response:
     zone = kit.config["kit.timezone"]
     day_text = request.query.get("day")
     if day_text is None:
-        day = kit.clock.now().astimezone(ZoneInfo(zone)).date()
+        day = kit.clock.day_start(zone).date()
     else:
         # fromisoformat also reads 20261201 and 2026-W49-4; the parameter is documented as one form.
         try:

@@ -13,7 +13,6 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -22,7 +21,7 @@ from kitd.api.sign_in import CALLER
 from kitd.errors import shown_value
 from kitd.services.kit_summary import can_sign, device_readiness, message_catalogue, start_reasons
 from kitd.store.officers import UnknownOfficer
-from kitd.store.visits import visits_ended_since
+from kitd.store.visits import visits_ended_by_others
 
 SCREEN_DIR = Path(__file__).resolve().parent.parent / "screen"
 # The app loads nothing from elsewhere, runs no inline script, and is framed by nobody.
@@ -98,24 +97,19 @@ def _ended_by_others(kit: Any, nip: str | None) -> list[dict[str, Any]]:
     first: the officer signing in finds their visit gone and is told by whom and how."""
     if nip is None:
         return []
-    zone = ZoneInfo(kit.config["kit.timezone"])
-    midnight = dt.datetime.combine(kit.clock.now().astimezone(zone).date(), dt.time(), zone)
-    since = midnight.astimezone(dt.UTC).isoformat(timespec="seconds")
+    since = kit.clock.day_start(kit.config["kit.timezone"]).astimezone(dt.UTC).isoformat(timespec="seconds")
     ended = []
-    for record in visits_ended_since(kit.database, since):
-        outcome = record.get("outcome") or {}
-        by = outcome.get("by")
-        if record["officer"] != nip or by in (None, nip):
-            continue
+    for record in visits_ended_by_others(kit.database, nip, since):
+        outcome = record["outcome"]
         ended.append(
             {
                 "id": record["id"],
                 "order_id": record["order_id"],
                 "code": outcome["code"],
-                "note": outcome.get("note"),
-                "reschedule": outcome.get("reschedule"),
+                "note": outcome["note"],
+                "reschedule": outcome["reschedule"],
                 "ended_at": record["updated_at"],
-                "by": {"nip": by, "name": _officer_name(kit, by)},
+                "by": {"nip": outcome["by"], "name": _officer_name(kit, outcome["by"])},
             }
         )
     return ended

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.clock import KitClock
@@ -80,7 +79,7 @@ def _list(args: argparse.Namespace) -> int:
             print(f"kitctl orders list: --day {args.day!r} is not YYYY-MM-DD", file=sys.stderr)
             return 2
     else:
-        day = KitClock.for_config(config).now().astimezone(ZoneInfo(zone)).date()
+        day = KitClock.for_config(config).day_start(zone).date()
     conn = kit_database(config)
     try:
         orders = pending_orders(conn, day, zone)

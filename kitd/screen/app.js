@@ -131,16 +131,22 @@ function fmt(when, opts) {
 const HM = { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
 const time = (when) => fmt(when, HM);
 
-function ymd(when) {
+// A moment's calendar and clock fields (`opts`) in the zone it is shown in, by type.
+function partsOf(when, opts) {
   const [date, timeZone] = zoned(when);
-  const p = {};
-  let parts;
+  let format;
   try {
-    parts = new Intl.DateTimeFormat('en', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    format = new Intl.DateTimeFormat('en', { ...opts, timeZone });
   } catch {
-    parts = new Intl.DateTimeFormat('en', { year: 'numeric', month: '2-digit', day: '2-digit' });
+    format = new Intl.DateTimeFormat('en', opts);
   }
-  for (const x of parts.formatToParts(date)) p[x.type] = x.value;
+  const p = {};
+  for (const x of format.formatToParts(date)) p[x.type] = x.value;
+  return p;
+}
+
+function ymd(when) {
+  const p = partsOf(when, { year: 'numeric', month: '2-digit', day: '2-digit' });
   return `${p.year}-${p.month}-${p.day}`;
 }
 
@@ -148,17 +154,12 @@ const today = () => ymd(kitDate());
 
 // Minutes past midnight now, on the kit's clock in its zone.
 function minutesNow() {
-  const [date, timeZone] = zoned(kitDate());
-  let parts;
-  try {
-    parts = new Intl.DateTimeFormat('en', { ...HM, timeZone }).formatToParts(date);
-  } catch {
-    parts = new Intl.DateTimeFormat('en', HM).formatToParts(date);
-  }
-  const p = {};
-  for (const x of parts) p[x.type] = x.value;
+  const p = partsOf(kitDate(), HM);
   return +p.hour * 60 + +p.minute;
 }
+
+// A new appointment as the officer reads it: its day (`opts`), then its hours.
+const appointmentText = (r, opts) => `${dayText(ymd(r.start), opts)}, ${time(r.start)}–${time(r.end)}`;
 
 function dayText(yyyymmdd, opts = { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }) {
   const d = new Date(yyyymmdd + 'T00:00:00Z');
@@ -192,10 +193,7 @@ async function signedIn(officer, picked = null) {
   S.officer = officer;
   S.gen += 1;
   S.pickedLang = null;
-  if (picked && picked !== officer.language) {
-    const r = await api('/auth/language', { method: 'POST', body: { language: picked } });
-    if (r.ok) S.officer = officer = { ...officer, ...(r.data.officer || r.data) };
-  }
+  if (picked && picked !== officer.language) await keepLanguage(picked);
   const lang = picked || officer.language;
   if (LANGS.includes(lang)) S.lang = lang;
   S.signin = { nip: '', pin: '', field: 'nip', msg: null, busy: false };
@@ -304,13 +302,16 @@ async function setLang(lang) {
   // Signed out, a tap is the next officer's choice even on the language already shown.
   if (!S.officer) S.pickedLang = lang;
   if (lang === S.lang) return;
-  if (S.officer) {
-    const r = await api('/auth/language', { method: 'POST', body: { language: lang } });
-    if (!r.ok) return;
-    S.officer = { ...S.officer, ...(r.data.officer || r.data) };
-  }
+  if (S.officer && !(await keepLanguage(lang))) return;
   S.lang = lang;
   render();
+}
+
+// The signed-in officer's language from now on, kept by the kit; whether it took it.
+async function keepLanguage(lang) {
+  const r = await api('/auth/language', { method: 'POST', body: { language: lang } });
+  if (r.ok) S.officer = { ...S.officer, ...(r.data.officer || r.data) };
+  return r.ok;
 }
 
 async function signOut() {
@@ -748,7 +749,7 @@ function endedByOthers() {
   return (S.summary?.ended_by_others || []).map((e) => {
     const o = S.orders.find((x) => x.order_id === e.order_id);
     const r = e.reschedule;
-    const when = r && `${dayText(ymd(r.start), { day: 'numeric', month: 'long' })}, ${time(r.start)}–${time(r.end)}`;
+    const when = r && appointmentText(r, { day: 'numeric', month: 'long' });
     return el(
       'div',
       { class: 'banner', role: 'status', 'data-testid': 'ended-by-other', 'data-visit-id': e.id },
@@ -2285,9 +2286,7 @@ function endedView(v) {
         'p',
         { 'data-testid': 'rescheduled' },
         t('ended.rescheduled', {
-          when: `${dayText(ymd(r.start), { weekday: 'long', day: 'numeric', month: 'long' })}, ${time(
-            r.start,
-          )}–${time(r.end)}`,
+          when: appointmentText(r, { weekday: 'long', day: 'numeric', month: 'long' }),
         }),
       ),
     o.note && el('p', {}, `${t('outcome.note')}: ${o.note}`),

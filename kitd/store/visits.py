@@ -79,11 +79,14 @@ def active_visits(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [json.loads(r["record"]) for r in rows]
 
 
-def visits_ended_since(conn: sqlite3.Connection, since: str) -> list[dict[str, Any]]:
-    """Visits ended with an outcome (not finished) at or after the stamp `since`, oldest first."""
+def visits_ended_by_others(conn: sqlite3.Connection, officer: str, since: str) -> list[dict[str, Any]]:
+    """`officer`'s visits ended with an outcome (not finished) that someone else gave, at or
+    after the stamp `since`, oldest first."""
     rows = conn.execute(
-        "SELECT record FROM visits WHERE state = 'ended' AND updated_at >= ? ORDER BY updated_at, id",
-        (since,),
+        "SELECT record FROM visits WHERE state = 'ended' AND updated_at >= ? "
+        "AND json_extract(record, '$.officer') = ? AND json_extract(record, '$.outcome.by') <> ? "
+        "ORDER BY updated_at, id",
+        (since, officer, officer),
     ).fetchall()
     return [json.loads(r["record"]) for r in rows]
 
