@@ -141,8 +141,13 @@ def test_thirty_seconds_of_frames_are_accounted_for(start_simulator, start_kitd)
         drift.append(running)
     assert max(abs(d) for d in drift) <= MAX_LATE, gaps
     assert abs(drift[-1]) <= MAX_DRIFT, gaps  # in the end, every frame accounted for
-    assert any(lost == 5 and abs(reported - 5) <= MAX_DRIFT for lost, reported in gaps), gaps
-    assert any(lost == 12 and abs(reported - 12) <= MAX_DRIFT for lost, reported in gaps), gaps
+    # The dropped 5 and 12 each show as a gap of their size, after which the totals agree again
+    # (the gap's own count is the loss less the credit that late reads left before it).
+    for size in (5, 12):
+        assert any(lost == size and abs(d) <= MAX_DRIFT for (lost, _), d in zip(gaps, drift, strict=True)), (
+            size,
+            gaps,
+        )
     assert any(lost >= 45 for lost, _ in gaps), gaps  # the stall
     flagged = {
         k: after["frames_flagged"].get(k, 0) - before["frames_flagged"].get(k, 0)
