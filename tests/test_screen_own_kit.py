@@ -26,7 +26,7 @@ from kitd.cli.daemon_client import DaemonClient
 from tests.test_screen import hm
 from tests.test_screen_visit import CAPTURE_S, ID, KIT_ZONE, action, identity, mark, on, open_visit, take
 
-ATTEMPTS = 3  # presses before a gated capture gives up with its best (category lainnya: x1)
+ATTEMPTS = 6  # presses before a gated capture gives up with its best (category lainnya: x1)
 
 
 @pytest.fixture(scope="module")
