@@ -1,14 +1,17 @@
 """Made-up work orders for the simulation rig and the tests, as an office would send them.
 
 Its one job: :func:`sample_order` builds a well-formed order (a woman of Kota
-Mojokerto born in 1948, her daughter as companion), with any field changed, and
+Mojokerto born in 1948, her daughter as companion), with any field changed,
 :func:`orders_csv` writes orders as the office's CSV (dotted header names for
-nested fields). The people are invented; the numbers follow the NIK and KK rules.
+nested fields), and :func:`appointment_in_days` gives a new appointment that is
+still to come (the kit refuses one already past). The people are invented; the
+numbers follow the NIK and KK rules.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from typing import Any
 
@@ -39,6 +42,14 @@ def sample_order(order_id: str = "MJK-001", **changes: Any) -> dict[str, Any]:
     }
     order.update(changes)
     return order
+
+
+def appointment_in_days(days: int = 1, offset_hours: int = 7) -> dict[str, str]:
+    """A new appointment ``{"start", "end"}``, 09.00-10.00 `days` from today (UTC+`offset_hours`)."""
+    zone = dt.timezone(dt.timedelta(hours=offset_hours))
+    day = dt.datetime.now(zone).date() + dt.timedelta(days=days)
+    start = dt.datetime.combine(day, dt.time(9, 0), zone)
+    return {"start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat()}
 
 
 def orders_csv(orders: list[dict[str, Any]]) -> bytes:

@@ -1382,7 +1382,8 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "required": ["start", "end"],
                 "properties": {"start": {"type": "string"}, "end": {"type": "string"}},
-                "description": "The new appointment (ISO 8601 with offsets), for rescheduled only",
+                "description": "The new appointment (ISO 8601 with offsets), for rescheduled only; it may "
+                "not start before the kit's clock says now",
             },
         },
     },

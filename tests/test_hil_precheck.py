@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hil.kit_sim import simulated_kitd, start_fingerprint_reader
-from hil.sample_orders import sample_order
+from hil.sample_orders import appointment_in_days, sample_order
 from kitd.cli.daemon_client import DaemonClient
 from kitd.store.audit import find_entries
 
@@ -97,7 +97,7 @@ def test_nobody_at_home_is_said_with_the_reader_unplugged(reader_kit: Any) -> No
     )
     assert visit["officer"] == officer.checked("GET", "/api/v1/auth/me").json()["officer"]["nip"]
     assert officer.checked("GET", f"/api/v1/visits/{visit['id']}").json()["state"] == "ended"
-    tomorrow = {"start": "2026-12-02T09:00:00+07:00", "end": "2026-12-02T10:00:00+07:00"}
+    tomorrow = appointment_in_days(1)
     body = {"code": "rescheduled", "note": "keluarga minta besok", "reschedule": tomorrow}
     assert officer.request("POST", "/api/v1/orders/MJK-312/outcome", body).status == 201
     # Refused whole, nothing saved: the field or the order named.
@@ -111,7 +111,7 @@ def test_nobody_at_home_is_said_with_the_reader_unplugged(reader_kit: Any) -> No
         answer = officer.request("POST", f"/api/v1/orders/{path}/outcome", wrong)
         assert answer.status == status, (wrong, answer.body)
         assert said in (answer.json().get("field"), answer.json()["error"]), answer.body
-    pending = officer.checked("GET", "/api/v1/orders?day=2026-12-02").json()
+    pending = officer.checked("GET", f"/api/v1/orders?day={tomorrow['start'][:10]}").json()
     assert [(o["order_id"], o["appointment"]) for o in pending][:1] == [("MJK-312", tomorrow)]
     assert {o["order_id"] for o in pending} == {"MJK-312", "MJK-313", "MJK-314"}
     with closing(sqlite3.connect(kitd.data_dir / "kitd.sqlite3")) as db:

@@ -30,7 +30,7 @@ from kitformats.signing import common_name, read_certificate
 from hil.credentials import officer_pkcs12, sign_request
 from hil.kit_sim import SIMULATORS, simulated_kitd, start_simulators
 from hil.rig import KitdProcess, simulation_officer, venv_script, wait_until
-from hil.sample_orders import sample_order
+from hil.sample_orders import appointment_in_days, sample_order
 from kitd.cli.daemon_client import DaemonClient
 from kitd.crypto.bundle import OpenedBundle, open_bundle
 from kitd.crypto.transaction import scale_to_500_ppi
@@ -373,12 +373,12 @@ def test_not_home_and_rescheduled_for_tomorrow(kit) -> None:  # noqa: ANN001
     assert "kit.crt: no such certificate" in refused.json()["message"]
     certificate.with_suffix(".away").rename(certificate)
     visit = start_visit(officer)
-    tomorrow = {"start": "2026-12-02T09:00:00+07:00", "end": "2026-12-02T10:00:00+07:00"}
+    tomorrow = appointment_in_days(1)
     visit = act(
         officer, visit, "outcome", {"code": "rescheduled", "note": "tidak di rumah", "reschedule": tomorrow}
     )
     assert visit["state"] == "ended" and visit["outcome"]["reschedule"] == tomorrow
-    listed = officer.checked("GET", "/api/v1/orders?day=2026-12-02").json()
+    listed = officer.checked("GET", f"/api/v1/orders?day={tomorrow['start'][:10]}").json()
     assert listed[0]["order_id"] == "MJK-001" and listed[0]["appointment"] == tomorrow
     after = officer.request("POST", f"/api/v1/visits/{visit['id']}/finish")
     assert after.status == 404  # no longer active
@@ -458,26 +458,34 @@ def test_cancel_then_each_outcome_erases_the_order(kit, code: str) -> None:  # n
     assert again.status == 409 and again.json()["state"] == "capturing", again.body
     visit = act(officer, visit, "cancel")
     assert visit["state"] == "ending"
-    # A note the kit cannot keep, and a date no appointment has: 400 naming the field, and the
-    # visit still open for its outcome (it once ended in memory only, stuck until a restart).
-    for wrong, field in (
-        ({"code": "not_home", "note": "tidak ada \ud800"}, "note"),
+    # A note the kit cannot keep, a date no appointment has, and one already past (a dialog
+    # left open): 400 naming the field, and the visit still open for its outcome (it once
+    # ended in memory only, stuck until a restart).
+    for wrong, field, error in (
+        ({"code": "not_home", "note": "tidak ada \ud800"}, "note", "bad_request"),
         (
             {
                 "code": "rescheduled",
                 "reschedule": {"start": "0001-01-01T00:00:00+01:00", "end": "0001-01-01T01:00:00+01:00"},
             },
             "reschedule.start",
+            "bad_request",
+        ),
+        (
+            {"code": "rescheduled", "reschedule": appointment_in_days(-1)},
+            "reschedule.start",
+            "appointment_past",
         ),
     ):
         refused = officer.request("POST", f"/api/v1/visits/{visit['id']}/outcome", wrong)
         assert refused.status == 400 and refused.json()["field"] == field, refused.body
+        assert refused.json()["error"] == error, refused.body
     assert officer.checked("GET", f"/api/v1/visits/{visit['id']}").json()["state"] == "ending"
     refused = officer.request("POST", f"/api/v1/visits/{visit['id']}/items/finger:1/start")
     assert refused.status == 409 and refused.json()["state"] == "ending"
     body: dict[str, Any] = {"code": code, "note": "catatan petugas"}
     if code == "rescheduled":
-        body["reschedule"] = {"start": "2026-12-03T09:00:00+07:00", "end": "2026-12-03T10:00:00+07:00"}
+        body["reschedule"] = appointment_in_days(2)
     visit = act(officer, visit, "outcome", body)
     assert visit["state"] == "ended" and visit["outcome"]["code"] == code and visit["bundle"] is None
     assert not (kitd.data_dir / "outbox").exists() or not any((kitd.data_dir / "outbox").iterdir())
@@ -487,7 +495,7 @@ def test_cancel_then_each_outcome_erases_the_order(kit, code: str) -> None:  # n
         ).fetchone()
     assert outcome == code
     if code == "rescheduled":
-        assert status == "pending" and "2026-12-03T09:00:00+07:00" in content
+        assert status == "pending" and body["reschedule"]["start"] in content
     else:
         assert (status, content) == ("done", None)
 

@@ -47,7 +47,7 @@ from hil.credentials import self_signed_tls
 from hil.events import EventRecorder
 from hil.outbox_rig import central_signer, laptop_signer, open_rig, sample_captures, seal_injected
 from hil.rig import KitdProcess, venv_script, wait_until
-from hil.sample_orders import orders_csv, sample_order
+from hil.sample_orders import appointment_in_days, orders_csv, sample_order
 from kitd.api.network import RangeRefused, byte_range, make_network_app
 from kitd.api.network_openapi import NETWORK_SCHEMAS, network_openapi_document
 from kitd.cli.daemon_client import DaemonClient
@@ -814,7 +814,7 @@ def test_outcomes_follow_a_cursor(kit: NetworkKit) -> None:
     assert laptop.checked("POST", "/api/v1/orders", [sample_order("NET-020")])["imported"] == 1
     officer = kit.local("officer")
     visit = _start_visit(officer, "NET-020")
-    slot = {"start": "2026-12-02T09:00:00+07:00", "end": "2026-12-02T10:00:00+07:00"}
+    slot = appointment_in_days(1)
     officer.checked(
         "POST", f"/api/v1/visits/{visit['id']}/outcome", {"code": "rescheduled", "reschedule": slot}
     )

@@ -42,6 +42,7 @@ from hil.browser import (
 )
 from hil.rig import simulation_officer
 from hil.sample_orders import sample_order
+from kitd.api.visits import VISIT_ERRORS
 
 KIT_ZONE = "Asia/Makassar"  # WITA, +08:00: neither the orders' +07:00 nor the browser's
 BROWSER_ZONE = "America/Sao_Paulo"
@@ -224,6 +225,14 @@ def test_the_catalogues_have_the_same_keys_and_no_empty_string() -> None:
         assert set(re.findall(r"\{\w+\}", ID[key])) == set(re.findall(r"\{\w+\}", EN[key])), key
     # Both languages say something different for most of the app (a copied catalogue).
     assert sum(ID[key] != EN[key] for key in ID) > len(ID) // 2
+
+
+def test_every_refusal_of_a_visit_action_has_words_in_both_languages() -> None:
+    """A code the catalogues lack shows as "Gagal (kode: ...)": the officer learns nothing."""
+    codes = {code for _, _, code in VISIT_ERRORS} | {"bad_request", "appointment_past", "wrong_state"}
+    for language, words in (("id", ID), ("en", EN)):
+        missing = sorted(code for code in codes if f"error.{code}" not in words)
+        assert not missing, (language, missing)
 
 
 @pytest.mark.parametrize("screen", list(SCREEN_SIZES), indirect=True)

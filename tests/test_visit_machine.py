@@ -12,6 +12,7 @@ import pytest
 from kitd.services.visit_machine import (
     STATES,
     BadVisitRequest,
+    PastAppointment,
     UnknownItem,
     Visit,
     WrongState,
@@ -278,6 +279,30 @@ def test_outcomes_and_what_they_need() -> None:
         "reschedule": tomorrow,
         "by": "199001012015011002",
     }
+
+
+def test_a_new_appointment_may_not_start_before_the_kits_clock() -> None:
+    """A dialog left open past the half hour it offered (or a clock behind the kit's) sends a
+    start already gone: refused, naming the field and what the kit's clock says, in the
+    appointment's own offset; the next half hour is taken."""
+    for start, end in (
+        ("2026-12-01T09:00:00+07:00", "2026-12-01T10:00:00+07:00"),  # the clock is a second past it
+        ("2026-12-01T01:59:00+00:00", "2026-12-01T03:00:00+00:00"),  # the same minute, in UTC
+        ("2026-11-30T09:00:00+07:00", "2026-11-30T10:00:00+07:00"),  # yesterday
+    ):
+        visit = identified()
+        with pytest.raises(PastAppointment) as refused:
+            visit.set_outcome("rescheduled", None, {"start": start, "end": end})
+        assert refused.value.field == "reschedule.start"
+        offset = start[-6:]
+        assert f"the kit's clock says 2026-12-01T{'09' if offset == '+07:00' else '02'}:00{offset}" in str(
+            refused.value
+        ), str(refused.value)
+        assert visit.state == "capturing"
+    visit = identified()
+    later = {"start": "2026-12-01T09:30:00+07:00", "end": "2026-12-01T10:30:00+07:00"}
+    visit.set_outcome("rescheduled", None, later)
+    assert visit.state == "ended" and visit.outcome["reschedule"] == later
 
 
 def test_carry_on_after_a_cancel_goes_back_to_the_work_it_left() -> None:

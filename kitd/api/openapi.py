@@ -355,6 +355,17 @@ def _visit_action(
     return {"post": operation}
 
 
+OUTCOME_REFUSED = error_answer(
+    "Malformed request (the field named), or a new appointment that starts before the kit's clock "
+    "says now (appointment_past, field reschedule.start)"
+)
+
+
+def _outcome(path: dict[str, Any]) -> dict[str, Any]:
+    path["post"]["responses"]["400"] = OUTCOME_REFUSED
+    return path
+
+
 def _sealing(path: dict[str, Any]) -> dict[str, Any]:
     path["post"]["responses"]["409"] = json_answer(
         {"oneOf": [ref("WrongStateError"), ref("Error")]},
@@ -390,7 +401,7 @@ VISIT_PATHS: dict[str, Any] = {
                     },
                     "Started, in state identity, with the pre-visit check's warnings to show",
                 ),
-                "400": error_answer("Malformed request (the field named)"),
+                "400": OUTCOME_REFUSED,
                 "404": error_answer("No pending order with that id (unknown_order)"),
                 "409": json_answer(
                     {"oneOf": [ref("WrongStateError"), ref("PrecheckFailedError"), ref("Error")]},
@@ -466,11 +477,13 @@ VISIT_PATHS: dict[str, Any] = {
             "visit's bundle), then its captures are dropped"
         )
     ),
-    "/api/v1/visits/{id}/outcome": _visit_action(
-        "End a visit that cannot finish: not_home, refused, unable, rescheduled (new time), cancelled "
-        "(also by another officer than the visit's, for a visit left open)",
-        "VisitOutcome",
-        anyone=True,
+    "/api/v1/visits/{id}/outcome": _outcome(
+        _visit_action(
+            "End a visit that cannot finish: not_home, refused, unable, rescheduled (new time), cancelled "
+            "(also by another officer than the visit's, for a visit left open)",
+            "VisitOutcome",
+            anyone=True,
+        )
     ),
     "/api/v1/visits/{id}/cancel": _visit_action(
         "Stop capturing until an outcome is given (state ending)", anyone=True
@@ -490,7 +503,7 @@ VISIT_PATHS: dict[str, Any] = {
             },
             "responses": {
                 "201": json_answer(ref("Visit"), "Ended (state ended), with the outcome"),
-                "400": error_answer("Malformed request (the field named)"),
+                "400": OUTCOME_REFUSED,
                 "404": error_answer("No pending order with that id (unknown_order)"),
                 "409": json_answer(
                     ref("WrongStateError"), "This order's visit is active: give its outcome there"

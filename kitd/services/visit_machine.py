@@ -70,6 +70,10 @@ class BadVisitRequest(VisitError):
         self.field = field
 
 
+class PastAppointment(BadVisitRequest):
+    """A new appointment that starts before the kit's clock says now (400, appointment_past)."""
+
+
 class UnknownItem(VisitError):
     """No such item in this visit (404)."""
 
@@ -446,7 +450,7 @@ class Visit:
             raise BadVisitRequest(f"outcome '{code}' needs a note saying why", "note")
         slot = None
         if code == "rescheduled":
-            slot = _appointment(reschedule)
+            slot = _appointment(reschedule, self.clock())
         elif reschedule is not None:
             raise BadVisitRequest("only a rescheduled visit takes a reschedule", "reschedule")
         self._touch()
@@ -454,9 +458,10 @@ class Visit:
         self.state, self.current = "ended", None
 
 
-def _appointment(value: Any) -> dict[str, str]:
+def _appointment(value: Any, now: dt.datetime) -> dict[str, str]:
     """A new appointment ``{"start", "end"}``: ISO 8601 with offsets, in APPOINTMENT_YEARS (as
-    an imported order's), end after start."""
+    an imported order's), end after start, and not starting before `now` (a screen's dialog
+    left open past the half hour it offered, a laptop's clock behind the kit's)."""
     if not isinstance(value, dict):
         raise BadVisitRequest("rescheduled needs reschedule {start, end}", "reschedule")
     moments = {}
@@ -474,4 +479,10 @@ def _appointment(value: Any) -> dict[str, str]:
         moments[key] = moment
     if moments["end"] <= moments["start"]:
         raise BadVisitRequest("reschedule.end must be after reschedule.start", "reschedule.end")
+    if moments["start"] < now:
+        at = now.astimezone(moments["start"].tzinfo).isoformat(timespec="minutes")
+        raise PastAppointment(
+            f"reschedule.start {value['start']} has already passed (the kit's clock says {at})",
+            "reschedule.start",
+        )
     return {"start": value["start"], "end": value["end"]}
