@@ -21,6 +21,7 @@ from hil.browser import (
     screen_on,
     start_screen_kit,
 )
+from hil.rig import wait_until
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
 from tests.test_screen import hm
@@ -81,6 +82,52 @@ def test_attempts_used_up_say_so_and_a_retry_captures(screen: Screen, kit: Scree
         screen.look("visit-attempts-out")
     finally:
         reader.control("condition good")
+    take(page, "finger:1", ID, start="action.retry")
+
+
+def test_a_session_over_before_the_page_followed_it_is_said(screen: Screen, kit: ScreenKit) -> None:
+    """The item's session used its attempts up while no page followed it (the page closed, or
+    a few quick presses over before the visit naming the session reached it): its end event
+    is gone by. The page opened after says the attempts are used up, not "Menunggu..." until
+    the officer taps again."""
+    page = screen.page
+    page.goto("about:blank")
+    kit.post_orders(
+        [
+            sample_order(
+                "ATT-GONE",
+                category="lainnya",
+                name="Tukinah",
+                nik="3576014101400008",
+                birth_date="1940-01-01",
+            )
+        ]
+    )
+    visit = kit.api("officer", "POST", "/api/v1/visits", {"order_id": "ATT-GONE"})
+    kit.api(
+        "officer",
+        "POST",
+        f"/api/v1/visits/{visit['id']}/identity",
+        {"present": ["Tukinah"], "consent_by": "applicant"},
+    )
+    reader = kit.sims["fingerprint"]
+    reader.control("condition light")  # every press too light: none passes
+    try:
+        visit = kit.api("officer", "POST", f"/api/v1/visits/{visit['id']}/items/finger:1/start")
+        (running,) = [i for i in visit["items"] if i["item"] == "finger:1"]
+        session = f"/api/v1/sessions/{running['session_id']}"
+        ended = wait_until(
+            lambda: (s := kit.api("officer", "GET", session))["state"] != "running" and s,
+            "finger:1's session ends",
+            CAPTURE_S / 1000,
+        )
+    finally:
+        reader.control("condition good")
+    assert (ended["state"], ended["ended_by"]) == ("forced", "attempt_limit"), ended
+    kit.sign_in_browser(page)  # back at the open visit, its first finger
+    feedback = on(page, "visit").get_by_test_id("feedback")
+    expect(feedback).to_have_attribute("data-code", "attempts_out")
+    expect(mark(page, "finger:1")).not_to_have_attribute("data-status", "captured")
     take(page, "finger:1", ID, start="action.retry")
 
 

@@ -54,13 +54,15 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
 )
 # Routes that watch rather than use: asking them does not restart a sign-in's idle time, so
 # that a status bar polling, or an event stream held open, never keeps an idle kit unlocked.
-# The screen reads the visit on every visit event and a running session's latest press on
-# every assessment: a capture going on by itself is not the officer using the kit.
+# The screen reads the visit on every visit event, a running session's latest press on every
+# assessment and the session itself once (an end it missed): a capture going on by itself is
+# not the officer using the kit.
 WATCHING_ROUTES: frozenset[tuple[str, str]] = frozenset(
     {
         ("GET", "/api/v1/summary"),
         ("GET", "/api/v1/events"),
         ("GET", "/api/v1/visits/{id}"),
+        ("GET", "/api/v1/sessions/{id}"),
         ("GET", "/api/v1/sessions/{id}/press"),
     }
 )

@@ -1020,6 +1020,7 @@ async function openVisit(id, ending = false) {
     S.visit = r.data;
     S.dialog = ending || S.visit.state === 'ending' ? { kind: 'outcome' } : null;
     S.visitError = null;
+    followSession(r.data); // a session running (or over) before the page came back to it
     return show('visit');
   }
   S.start = { busy: false, error: apiText(r.data.error, null) };
@@ -1057,9 +1058,7 @@ function setVisit(v) {
   const asked = S.dialog?.kind === 'force' && itemOf(v, S.dialog.item);
   const moot = S.dialog?.kind === 'force' && (!asked || asked.status !== 'capturing' || asked.passed);
   if (moot) S.dialog = null;
-  const cur = v.current && itemOf(v, v.current);
-  const sid = cur?.status === 'capturing' ? cur.session_id : null;
-  if (sid !== S.live.session) startLive(v, sid);
+  followSession(v);
   // Rebuilt only when what the screen is made of changes: the running item's score and
   // feedback are patched in place (they change with every frame).
   const items = (x) =>
@@ -1125,11 +1124,53 @@ function panelNote(d) {
 
 // --- the running capture: events, the press image, the iris preview, the ink --------------
 
+// The current item's session, while it is capturing: its events, its press, its preview.
+function followSession(v) {
+  const cur = v.current && itemOf(v, v.current);
+  const sid = cur?.status === 'capturing' ? cur.session_id : null;
+  if (sid !== S.live.session) startLive(v, sid);
+}
+
 function startLive(v, sid) {
   stopLive();
   const cur = sid && itemOf(v, v.current);
   S.live = { session: sid, item: cur?.item, kind: cur ? kindOf(cur.item) : null, ink: [], drawn: 0 };
   if (cur && S.live.kind === 'iris') irisStream();
+  if (cur) catchUp(sid);
+}
+
+// The session may have ended before the page followed it: over in a few quick presses before
+// the visit naming it reached the page, or while the page was closed or reloading. Its end
+// event is then gone by; the session's own state says it, asked once.
+async function catchUp(sid) {
+  const r = await api(`/sessions/${encodeURIComponent(sid)}`);
+  if (!r.ok || S.live.session !== sid || r.data.state === 'running') return;
+  const best = r.data.result;
+  if (S.live.score == null && best) Object.assign(S.live, { score: best.score, feedback: best.feedback, frame: best.frame });
+  liveEnded({ outcome: r.data.state, ended_by: r.data.ended_by });
+}
+
+// A session's end, said by its event or found by catchUp (whichever comes first; once).
+function liveEnded(d) {
+  if (S.live.ended) return;
+  S.live.ended = true;
+  const limit = LIMITS[d.ended_by];
+  if (d.outcome === 'failed' && !limit) {
+    // The device failed under the session (ended_by device).
+    S.live.failed = true;
+    fillLive();
+    updateDynamic();
+  } else if (d.outcome === 'failed') {
+    // The time ran out with nothing at all to judge (no finger, no pen): not a device fault.
+    S.live.limit = 'nothing_in_time';
+    fillLive();
+  } else if (d.outcome === 'forced' && limit && S.live.kind !== 'signature') {
+    // The time or attempt limit came before the kit kept a capture (not the officer's own
+    // Terima): coaching on would be for nothing.
+    S.live.limit = limit;
+    fillLive();
+  }
+  reloadVisit();
 }
 
 function stopLive() {
@@ -1165,25 +1206,7 @@ function onLiveEvent(type, e) {
     S.live.ink.length = d.from;
     S.live.ink.push(...d.points);
     drawInk();
-  } else if (type === 'end') {
-    const limit = LIMITS[d.ended_by];
-    if (d.outcome === 'failed' && !limit) {
-      // The device failed under the session (ended_by device).
-      S.live.failed = true;
-      fillLive();
-      updateDynamic();
-    } else if (d.outcome === 'failed') {
-      // The time ran out with nothing at all to judge (no finger, no pen): not a device fault.
-      S.live.limit = 'nothing_in_time';
-      fillLive();
-    } else if (d.outcome === 'forced' && limit && S.live.kind !== 'signature') {
-      // The time or attempt limit came before the kit kept a capture (not the officer's own
-      // Terima): coaching on would be for nothing.
-      S.live.limit = limit;
-      fillLive();
-    }
-    reloadVisit();
-  }
+  } else if (type === 'end') liveEnded(d);
 }
 
 // The latest press, fetched when its assessment arrives; kept in memory only (a blob URL).
