@@ -29,10 +29,17 @@ def camera_findings(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["id"].split(".", 1)[1]: f for f in run["checks"] if f["device"] == CAMERA}
 
 
-def diagnose(kitd: KitdProcess, technician: DaemonClient) -> dict[str, dict[str, Any]]:
-    run = technician.checked("GET", "/api/v1/diagnostics", timeout_s=30.0).json()
-    found = camera_findings(run)
-    assert tuple(found) == CHECKS, run
+def diagnose(kitd: KitdProcess, technician: DaemonClient, steady: bool = False) -> dict[str, dict[str, Any]]:
+    """The camera's findings. `steady`: the camera is healthy and its frame rate should be
+    ok; a run whose rate a loaded machine held back (two cores, browsers and daemons alongside
+    in CI: frames read late count as lost) is run again, at most twice more, and the last
+    run's findings are returned whatever they say."""
+    for _ in range(3 if steady else 1):
+        run = technician.checked("GET", "/api/v1/diagnostics", timeout_s=30.0).json()
+        found = camera_findings(run)
+        assert tuple(found) == CHECKS, run
+        if found["frame_rate"]["status"] != "warning":
+            break
     return found
 
 
@@ -54,7 +61,7 @@ def test_the_camera_checks_catch_dropped_frames_a_dark_scene_and_a_stall(
         technician = DaemonClient(kitd.url, kitd.sign_in("technician"))
 
         # Healthy: every check ok, with its measures.
-        healthy = diagnose(kitd, technician)
+        healthy = diagnose(kitd, technician, steady=True)
         assert set(statuses(healthy).values()) == {"ok"}, healthy
         rate = healthy["frame_rate"]["values"]
         assert rate["measured_fps"] > 0.9 * 30 and rate["dropped_share"] < 0.05, rate
@@ -75,7 +82,7 @@ def test_the_camera_checks_catch_dropped_frames_a_dark_scene_and_a_stall(
         # A dark scene: the illuminator off or the lens covered.
         eye.control("set exposure=0.05")
         time.sleep(0.3)  # frames already in flight show the old scene
-        dark = diagnose(kitd, technician)
+        dark = diagnose(kitd, technician, steady=True)
         eye.control("set exposure=1")
         exposure = dark["exposure"]
         assert exposure["status"] == "failed" and exposure["values"]["verdict"] == "black", exposure
