@@ -5,6 +5,7 @@ from the machine's (a laptop's correction), which the page schedules by."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -202,6 +203,42 @@ def test_a_visit_may_be_rescheduled_for_later_the_same_day(screen: Screen, kit: 
     expect(shown["date"]).to_have_text(tomorrow)
     expect(shown["from"]).to_have_text(hm(9, 0, "id"))
     dialog.get_by_test_id("outcome-close").click()
+
+
+def test_a_reschedule_dialog_left_open_past_its_time_moves_on(screen: Screen, kit: ScreenKit) -> None:
+    """The officer picks today's first half hour, 14.30, and is called away; back after it has
+    begun, they tap Save: the kit refuses a start already past, the dialog says so and moves on
+    to 15.00 (the steppers offer nothing earlier), and a second tap saves that."""
+    page = screen.page
+    day = kit.today()
+    page.goto("about:blank")
+    # 30 s before 14.30 on the kit's clock: time to sign in and open the dialog before it.
+    kit.kill_and_restart(clock_at=kit.at(day, 14, 29) + dt.timedelta(seconds=30))
+    kit.post_orders(
+        [sample_order("SCR-PAST", name="Tumini", nik="3576014101400009", birth_date="1940-01-01", sex="P")]
+    )
+    kit.sign_in_browser(page)
+    on(page, "orders").locator('[data-order-id="SCR-PAST"]').click()
+    on(page, "order").get_by_test_id("door-outcome").click()
+    dialog = page.get_by_test_id("outcome-dialog")
+    dialog.get_by_role("radio", name=ID["outcome.rescheduled"]).click()
+    dialog.get_by_role("button", name=fill(ID["outcome.earlier"], what=ID["outcome.date"])).click()
+    shown = {key: dialog.get_by_test_id(f"resched-{key}") for key in ("from", "to")}
+    expect(shown["from"]).to_have_text(hm(14, 30, "id"))
+    expect(page.get_by_test_id("clock")).to_contain_text(hm(14, 30, "id"), timeout=90_000)
+    dialog.get_by_test_id("outcome-submit").click()
+    expect(dialog.get_by_test_id("outcome-error")).to_contain_text(ID["error.appointment_past"])
+    expect(shown["from"]).to_have_text(hm(15, 0, "id"))
+    expect(shown["to"]).to_have_text(hm(16, 0, "id"))
+    dialog.get_by_test_id("outcome-submit").click()
+    visit = on(page, "visit")
+    expect(visit).to_have_attribute("data-state", "ended")
+    ended = kit.api("officer", "GET", f"/api/v1/visits/{visit.get_attribute('data-visit-id')}")
+    assert ended["outcome"]["reschedule"] == {
+        "start": f"{day.isoformat()}T15:00:00+08:00",
+        "end": f"{day.isoformat()}T16:00:00+08:00",
+    }
+    visit.get_by_test_id("back").click()
 
 
 def test_a_visit_ended_on_the_kits_socket_is_said_to_be_a_technicians(screen: Screen, kit: ScreenKit) -> None:

@@ -39,6 +39,7 @@ SESSION_PATHS: dict[str, Any] = {
     "/api/v1/sessions/{id}": {
         "get": {
             "summary": "State, best score so far and result summary",
+            "description": "A watching route: asking does not restart the sign-in's idle time.",
             "parameters": [SESSION_ID],
             "responses": {
                 "200": json_answer(ref("Session"), "The session"),
@@ -401,7 +402,7 @@ VISIT_PATHS: dict[str, Any] = {
                     },
                     "Started, in state identity, with the pre-visit check's warnings to show",
                 ),
-                "400": OUTCOME_REFUSED,
+                "400": error_answer("Malformed request (the field named)"),
                 "404": error_answer("No pending order with that id (unknown_order)"),
                 "409": json_answer(
                     {"oneOf": [ref("WrongStateError"), ref("PrecheckFailedError"), ref("Error")]},

@@ -2058,15 +2058,20 @@ function zoneOffset(day, hm) {
   return m ? `${m[1]}:${m[2] || '00'}` : '+00:00';
 }
 
+// The day `n` days after `day` (both YYYY-MM-DD).
+function dayAfter(day, n) {
+  const [y, mo, da] = day.split('-').map(Number);
+  return new Date(Date.UTC(y, mo - 1, da + n)).toISOString().slice(0, 10);
+}
+
 const LAST_START = 23 * 60 + 30; // the day's last half hour an appointment may start at
 const LAST_END = 23 * 60 + 59;
 
 function outcomeDialog(v) {
   const d = S.dialog;
   if (!d.date) {
-    const [y, mo, da] = today().split('-').map(Number);
-    const next = new Date(Date.UTC(y, mo - 1, da + 1)).toISOString().slice(0, 10);
-    Object.assign(d, { code: d.code || null, note: d.note || '', date: next, from: '09:00', to: '10:00' });
+    const tomorrow = dayAfter(today(), 1);
+    Object.assign(d, { code: d.code || null, note: d.note || '', date: tomorrow, from: '09:00', to: '10:00' });
   }
   const needsNote = NEEDS_NOTE.includes(d.code);
   const resched = d.code === 'rescheduled';
@@ -2113,9 +2118,20 @@ function outcomeDialog(v) {
   const hhmm = (m) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
   // A family may ask for later the same day: today offers the half hours still to come.
   const firstStart = (day) => (day === today() ? Math.floor(minutesNow() / 30) * 30 + 30 : 0);
+  // A dialog left open past the time it offered (the kit refuses a start already past, and
+  // the steppers offer nothing before it) moves on to the first time still to come.
+  const ahead = (() => {
+    const now = firstStart(today());
+    if (d.date > today() || (d.date === today() && minutes(d.from) >= now)) return null;
+    return now <= LAST_START ? { date: today(), from: now } : { date: dayAfter(today(), 1), from: 9 * 60 };
+  })();
+  if (ahead) {
+    // As long as the officer made it, on the same day; an hour on another.
+    const length = ahead.date === d.date ? minutes(d.to) - minutes(d.from) : 60;
+    Object.assign(d, { date: ahead.date, from: hhmm(ahead.from), to: hhmm(Math.min(ahead.from + length, LAST_END)) });
+  }
   const moveDay = (n) => {
-    const [y, mo, da] = d.date.split('-').map(Number);
-    const next = new Date(Date.UTC(y, mo - 1, da + n)).toISOString().slice(0, 10);
+    const next = dayAfter(d.date, n);
     const first = firstStart(next);
     if (next < today() || first > LAST_START) return;
     const moved = { ...d, date: next };

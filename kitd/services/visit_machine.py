@@ -480,7 +480,7 @@ def _appointment(value: Any, now: dt.datetime) -> dict[str, str]:
     if moments["end"] <= moments["start"]:
         raise BadVisitRequest("reschedule.end must be after reschedule.start", "reschedule.end")
     if moments["start"] < now:
-        at = now.astimezone(moments["start"].tzinfo).isoformat(timespec="minutes")
+        at = now.astimezone(moments["start"].tzinfo).isoformat(timespec="seconds")
         raise PastAppointment(
             f"reschedule.start {value['start']} has already passed (the kit's clock says {at})",
             "reschedule.start",
