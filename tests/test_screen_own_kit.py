@@ -66,6 +66,25 @@ def screen(kit: ScreenKit, browser: Any, rig_logs: Any) -> Iterator[Screen]:
         kit.end_visits()
 
 
+def reschedule_dialog(page: Any, order_id: str) -> Any:
+    """The order's outcome dialog, opened at the door, with Rescheduled chosen."""
+    on(page, "orders").locator(f'[data-order-id="{order_id}"]').click()
+    on(page, "order").get_by_test_id("door-outcome").click()
+    dialog = page.get_by_test_id("outcome-dialog")
+    dialog.get_by_role("radio", name=ID["outcome.rescheduled"]).click()
+    return dialog
+
+
+def saved_as(page: Any, kit: ScreenKit, dialog: Any, start: str, end: str) -> None:
+    """Save the dialog's outcome; the visit ended, rescheduled from `start` to `end`."""
+    dialog.get_by_test_id("outcome-submit").click()
+    visit = on(page, "visit")
+    expect(visit).to_have_attribute("data-state", "ended")
+    ended = kit.api("officer", "GET", f"/api/v1/visits/{visit.get_attribute('data-visit-id')}")
+    assert ended["outcome"]["reschedule"] == {"start": start, "end": end}
+    visit.get_by_test_id("back").click()
+
+
 def test_attempts_used_up_say_so_and_a_retry_captures(screen: Screen, kit: ScreenKit) -> None:
     page = screen.page
     open_visit(page, kit, "ATT-001", ID)
@@ -152,19 +171,12 @@ def test_a_visit_may_be_rescheduled_for_later_the_same_day(screen: Screen, kit: 
     clock = page.get_by_test_id("clock")
     expect(clock).to_contain_text(re.compile(f"{hm(14, 10, 'id')}|{hm(14, 11, 'id')}"))
 
-    def reschedule_dialog(order_id: str) -> Any:
-        on(page, "orders").locator(f'[data-order-id="{order_id}"]').click()
-        on(page, "order").get_by_test_id("door-outcome").click()
-        dialog = page.get_by_test_id("outcome-dialog")
-        dialog.get_by_role("radio", name=ID["outcome.rescheduled"]).click()
-        return dialog
-
     def press(dialog: Any, step: str, what: str, times: int = 1) -> None:
         button = dialog.get_by_role("button", name=fill(ID[step], what=ID[what]))
         for _ in range(times):
             button.click()
 
-    dialog = reschedule_dialog("SCR-SOON")
+    dialog = reschedule_dialog(page, "SCR-SOON")
     shown = {key: dialog.get_by_test_id(f"resched-{key}") for key in ("date", "from", "to")}
     expect(shown["from"]).to_have_text(hm(9, 0, "id"))  # tomorrow, to begin with
     tomorrow = shown["date"].inner_text()
@@ -182,20 +194,12 @@ def test_a_visit_may_be_rescheduled_for_later_the_same_day(screen: Screen, kit: 
     press(dialog, "outcome.earlier", "outcome.to")
     expect(shown["to"]).to_have_text(hm(23, 30, "id"))
     press(dialog, "outcome.later_step", "outcome.to")
-    dialog.get_by_test_id("outcome-submit").click()
-    visit = on(page, "visit")
-    expect(visit).to_have_attribute("data-state", "ended")
-    ended = kit.api("officer", "GET", f"/api/v1/visits/{visit.get_attribute('data-visit-id')}")
-    assert ended["outcome"]["reschedule"] == {
-        "start": f"{day.isoformat()}T14:30:00+08:00",
-        "end": f"{day.isoformat()}T23:59:00+08:00",
-    }
-    visit.get_by_test_id("back").click()
+    saved_as(page, kit, dialog, f"{day.isoformat()}T14:30:00+08:00", f"{day.isoformat()}T23:59:00+08:00")
 
     page.goto("about:blank")
     kit.kill_and_restart(clock_at=kit.at(day, 23, 40))  # no half hour left to start in today
     kit.sign_in_browser(page)
-    dialog = reschedule_dialog("SCR-LATE")
+    dialog = reschedule_dialog(page, "SCR-LATE")
     shown = {key: dialog.get_by_test_id(f"resched-{key}") for key in ("date", "from")}
     expect(shown["from"]).to_have_text(hm(9, 0, "id"))
     tomorrow = shown["date"].inner_text()
@@ -218,10 +222,7 @@ def test_a_reschedule_dialog_left_open_past_its_time_moves_on(screen: Screen, ki
         [sample_order("SCR-PAST", name="Tumini", nik="3576014101400009", birth_date="1940-01-01", sex="P")]
     )
     kit.sign_in_browser(page)
-    on(page, "orders").locator('[data-order-id="SCR-PAST"]').click()
-    on(page, "order").get_by_test_id("door-outcome").click()
-    dialog = page.get_by_test_id("outcome-dialog")
-    dialog.get_by_role("radio", name=ID["outcome.rescheduled"]).click()
+    dialog = reschedule_dialog(page, "SCR-PAST")
     dialog.get_by_role("button", name=fill(ID["outcome.earlier"], what=ID["outcome.date"])).click()
     shown = {key: dialog.get_by_test_id(f"resched-{key}") for key in ("from", "to")}
     expect(shown["from"]).to_have_text(hm(14, 30, "id"))
@@ -230,15 +231,7 @@ def test_a_reschedule_dialog_left_open_past_its_time_moves_on(screen: Screen, ki
     expect(dialog.get_by_test_id("outcome-error")).to_contain_text(ID["error.appointment_past"])
     expect(shown["from"]).to_have_text(hm(15, 0, "id"))
     expect(shown["to"]).to_have_text(hm(16, 0, "id"))
-    dialog.get_by_test_id("outcome-submit").click()
-    visit = on(page, "visit")
-    expect(visit).to_have_attribute("data-state", "ended")
-    ended = kit.api("officer", "GET", f"/api/v1/visits/{visit.get_attribute('data-visit-id')}")
-    assert ended["outcome"]["reschedule"] == {
-        "start": f"{day.isoformat()}T15:00:00+08:00",
-        "end": f"{day.isoformat()}T16:00:00+08:00",
-    }
-    visit.get_by_test_id("back").click()
+    saved_as(page, kit, dialog, f"{day.isoformat()}T15:00:00+08:00", f"{day.isoformat()}T16:00:00+08:00")
 
 
 def test_a_visit_ended_on_the_kits_socket_is_said_to_be_a_technicians(screen: Screen, kit: ScreenKit) -> None:
