@@ -356,8 +356,13 @@ def test_a_wobbly_line_fails_the_pad_test_on_its_linearity() -> None:
         message = done.finding["message"]["en"]
         assert message.startswith("The line is not straight: it strays") and "(at most 3%)" in message
         assert "replace the signature pad" in message
-        assert done.finding["message"]["id"].startswith("Garis tidak lurus: menyimpang")
-        assert done.finding["values"]["line"]["linearity"] > LINEARITY_LIMIT
+        said = done.finding["message"]["id"]
+        assert said.startswith("Garis tidak lurus: menyimpang")
+        linearity = done.finding["values"]["line"]["linearity"]
+        assert linearity > LINEARITY_LIMIT
+        # A decimal comma, as the screen beside it writes its own numbers (id-ID): 12.5 would
+        # read as twelve thousand five hundred.
+        assert f"menyimpang {100 * linearity:.1f}%".replace(".", ",") in said, said
 
     asyncio.run(with_pad(scenario))
 

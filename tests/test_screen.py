@@ -229,7 +229,9 @@ def test_the_catalogues_have_the_same_keys_and_no_empty_string() -> None:
 
 def test_every_refusal_of_a_visit_action_has_words_in_both_languages() -> None:
     """A code the catalogues lack shows as "Gagal (kode: ...)": the officer learns nothing."""
-    codes = {code for _, _, code in VISIT_ERRORS} | {"bad_request", "appointment_past", "wrong_state"}
+    # The visit's own, the routes' malformed body and busy database (any route), the state's.
+    shared = {"bad_request", "appointment_past", "wrong_state", "database_busy"}
+    codes = {code for _, _, code in VISIT_ERRORS} | shared
     for language, words in (("id", ID), ("en", EN)):
         missing = sorted(code for code in codes if f"error.{code}" not in words)
         assert not missing, (language, missing)

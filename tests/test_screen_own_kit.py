@@ -151,6 +151,48 @@ def test_a_session_over_before_the_page_followed_it_is_said(screen: Screen, kit:
     take(page, "finger:1", ID, start="action.retry")
 
 
+def test_the_restart_note_names_only_what_the_restart_took(screen: Screen, kit: ScreenKit) -> None:
+    """The power fails with finger 1 captured: after the restart finger 1 is to retake and the
+    visit says the restart took it. Once it is taken again, finger 2's capture is interrupted by
+    a Cancel the officer then carries on from: finger 2 is to retake for that, and the visit
+    does not say the restart took it."""
+    page = screen.page
+    page.goto("about:blank")
+    kit.post_orders(
+        [sample_order("ATT-POWER", name="Sarni", nik="3576014101400010", birth_date="1940-01-01")]
+    )
+    visit = kit.api("officer", "POST", "/api/v1/visits", {"order_id": "ATT-POWER"})
+    path = f"/api/v1/visits/{visit['id']}"
+    kit.api("officer", "POST", f"{path}/identity", {"present": ["Sarni"], "consent_by": "applicant"})
+
+    def item(name: str) -> dict[str, Any]:
+        return next(i for i in kit.api("officer", "GET", path)["items"] if i["item"] == name)
+
+    def captured(name: str) -> None:
+        kit.api("officer", "POST", f"{path}/items/{name}/start")
+        wait_until(lambda: item(name)["status"] == "captured", f"{name} captured", CAPTURE_S / 1000)
+
+    captured("finger:1")
+    kit.kill_and_restart()
+    kit.sign_in_browser(page)
+    expect(on(page, "visit").get_by_test_id("resumed")).to_contain_text(ID["finger.1"])
+    page.goto("about:blank")
+    captured("finger:1")
+    reader = kit.sims["fingerprint"]
+    reader.control("condition light")  # finger 2 never passes: its session runs on
+    try:
+        kit.api("officer", "POST", f"{path}/items/finger:2/start")
+        wait_until(lambda: item("finger:2")["attempts"], "finger:2 pressed", CAPTURE_S / 1000)
+        kit.api("officer", "POST", f"{path}/cancel")
+        kit.api("officer", "POST", f"{path}/carry-on")
+    finally:
+        reader.control("condition good")
+    kit.sign_in_browser(page)
+    expect(mark(page, "finger:2")).to_have_attribute("data-status", "to_retake")
+    expect(mark(page, "finger:1")).to_have_attribute("data-status", "captured")
+    expect(on(page, "visit").get_by_test_id("resumed")).to_have_count(0)
+
+
 def test_a_visit_may_be_rescheduled_for_later_the_same_day(screen: Screen, kit: ScreenKit) -> None:
     """The family asks the officer to come back this afternoon: today is offered from the next
     half hour on the kit's clock; the end steps in half hours up to 23.59 and back to 23.30;

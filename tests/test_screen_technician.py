@@ -39,6 +39,7 @@ from hil.browser import (
     start_screen_kit,
 )
 from hil.rig import simulation_officer, wait_until
+from hil.sample_orders import sample_order
 
 KIT_ZONE = "Asia/Makassar"
 ID = catalogue("id")
@@ -518,3 +519,23 @@ def test_the_pad_guided_on_the_screen_with_the_pen_drawn_live(screen: Screen, ki
     expect(result).to_contain_text(ID["guided.state.cancelled"])
     assert kit.kitd.devices()["signature"]["status"] == "ready"
     screen.look("tech-guided-pad-cancelled", sizes=(screen.size,))
+
+
+def test_a_guided_test_refused_for_an_open_visit_is_said_to_the_technician(
+    screen: Screen, kit: ScreenKit
+) -> None:
+    """An officer's visit is open (it holds the panel and the pad): the pad's guided test is
+    refused (visit_active), and the technician reads the catalogue's words for it (the visit
+    holds the devices until it ends), not the officer's reason a new visit cannot start."""
+    page = screen.page
+    kit.post_orders([sample_order("TECH-BUSY", name="Sukinah")])
+    visit = kit.api("officer", "POST", "/api/v1/visits", {"order_id": "TECH-BUSY"})
+    try:
+        kit.sign_in_browser(page, "technician")
+        on(page, "tech")
+        tab(page, ID, "guided").click()
+        page.get_by_role("button", name=ID["guided.test.pad"], exact=True).click()
+        expect(page.get_by_test_id("guided-error")).to_have_text(ID["error.visit_active"])
+    finally:
+        kit.end_visits()
+    assert kit.api("officer", "GET", f"/api/v1/visits/{visit['id']}")["state"] == "ended"

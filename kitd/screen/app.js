@@ -77,6 +77,13 @@ function apiText(code, message) {
   return has('error.' + code) ? t('error.' + code) : t('error.other', { code });
 }
 
+// A refusal said to a technician: the catalogue's words for its code first. The daemon's
+// reasons a visit cannot start (GET /api/v1/messages) share some codes (visit_active) but
+// speak to the officer who would start one.
+function techText(code) {
+  return has('error.' + code) ? t('error.' + code) : apiText(code, null);
+}
+
 async function api(path, { method = 'GET', body, signin = false, timeout = 15000 } = {}) {
   const init = {
     method,
@@ -1347,7 +1354,9 @@ function fillLive() {
     tone = 'warn';
     code = 'failed';
   } else if (L.limit) {
-    text = t('capture.' + L.limit, { retry: t('action.retry'), accept: t('action.accept') });
+    // The buttons' own names: a signature's are "Clear, sign again" and "Accept signature".
+    const accept = t(L.kind === 'signature' ? 'action.accept_signature' : 'action.accept');
+    text = t('capture.' + L.limit, { retry: itemAction(cur), accept });
     tone = 'warn';
     code = L.limit;
   } else if (!L.session) text = t(cur?.status === 'to_retake' ? 'capture.retake' : 'capture.ready');
@@ -1596,7 +1605,9 @@ function precheckNote(v) {
 // After a restart: which items must be taken again, and why.
 function resumedNote(v) {
   if (!v.resumed || !OPEN.includes(v.state)) return null;
-  const again = v.items.filter((i) => i.status === 'to_retake');
+  // Only what the restart took: an item a Cancel interrupted is to retake too, for that reason.
+  const lost = (i) => (i.history?.at(-1)?.ended ?? 'restart') === 'restart';
+  const again = v.items.filter((i) => i.status === 'to_retake' && lost(i));
   if (!again.length) return null;
   return el(
     'p',
@@ -2847,7 +2858,7 @@ async function startGuided(test) {
   if (r.ok) {
     setGuided(r.data, true);
     replayEarlyGuided(D, r.data.guided_id);
-  } else D.gError = apiText(r.data.error, null);
+  } else D.gError = techText(r.data.error);
   updateDynamic();
 }
 
@@ -2862,7 +2873,7 @@ async function guidedAct(path, init) {
   if (S.diag !== D) return;
   D.gBusy = false;
   if (r.ok) setGuided(r.data);
-  else D.gError = apiText(r.data.error, null);
+  else D.gError = techText(r.data.error);
   updateDynamic();
 }
 

@@ -31,7 +31,7 @@ from kitd.capture import scene_stats
 from kitd.drivers.base import FrameStream
 from kitd.drivers.camera_frames import Frame
 from kitd.errors import KitError
-from kitd.services.diagnostics import FAILED, NOT_AVAILABLE, OK, WARNING, Check, Words, finding
+from kitd.services.diagnostics import FAILED, NOT_AVAILABLE, OK, WARNING, Check, Words, decimal_id, finding
 from kitd.services.slots import peripheral_slot
 
 # How long a check waits for a frame before saying none comes: 45 periods at 30 fps, longer
@@ -160,7 +160,7 @@ def _no_frame(slot: Any, waited_s: float, damaged: int = 0) -> dict[str, Any]:
             FAILED,
             {"waited_s": waited_s, "damaged": damaged},
             Words(
-                f"Kamera iris mengirim {damaged} gambar dalam {waited_s:g} detik, semuanya rusak: "
+                f"Kamera iris mengirim {damaged} gambar dalam {decimal_id(waited_s)} detik, semuanya rusak: "
                 "periksa kabel USB-nya, cabut lalu colokkan lagi; jika tetap, ganti kameranya.",
                 f"The iris camera sent {damaged} frames in {waited_s:g} s, every one damaged: check its "
                 "USB cable, unplug it and plug it in again; if it stays, replace the camera.",
@@ -170,7 +170,7 @@ def _no_frame(slot: Any, waited_s: float, damaged: int = 0) -> dict[str, Any]:
         FAILED,
         {"waited_s": waited_s},
         Words(
-            f"Kamera iris tidak mengirim gambar dalam {waited_s:g} detik: periksa kabelnya, "
+            f"Kamera iris tidak mengirim gambar dalam {decimal_id(waited_s)} detik: periksa kabelnya, "
             "cabut lalu colokkan lagi.",
             f"The iris camera sent no frame within {waited_s:g} s: check its cable, unplug it "
             "and plug it in again.",
@@ -279,9 +279,9 @@ def format_check(slot: Any) -> Check:
                 WARNING,
                 values,
                 Words(
-                    f"Kamera iris memberi {got_w}x{got_h} pada {got_fps:g} fps, di bawah yang diatur "
-                    f"({want_w}x{want_h} pada {want_fps:g} fps): colokkan langsung ke port USB kit tanpa "
-                    "hub; jika tetap, pilih mode yang dimiliki kamera.",
+                    f"Kamera iris memberi {got_w}x{got_h} pada {decimal_id(got_fps)} fps, di bawah yang "
+                    f"diatur ({want_w}x{want_h} pada {decimal_id(want_fps)} fps): colokkan langsung ke port "
+                    "USB kit tanpa hub; jika tetap, pilih mode yang dimiliki kamera.",
                     f"The iris camera gave {got_w}x{got_h} at {got_fps:g} fps, below the configured "
                     f"{want_w}x{want_h} at {want_fps:g} fps: plug it straight into the kit's USB port (no "
                     "hub); if it stays, configure a mode the camera has.",
@@ -348,8 +348,9 @@ def frame_rate_check(slot: Any) -> Check:
                 FAILED,
                 values,
                 Words(
-                    f"Kamera iris berhenti mengirim gambar di tengah pemeriksaan ({stalled_at:.1f} detik "
-                    "setelah mulai): periksa kabel USB-nya, cabut lalu colokkan lagi, lalu ulangi.",
+                    "Kamera iris berhenti mengirim gambar di tengah pemeriksaan "
+                    f"({decimal_id(stalled_at, 1)} detik setelah mulai): periksa kabel USB-nya, cabut lalu "
+                    "colokkan lagi, lalu ulangi.",
                     f"The iris camera stopped sending frames in the middle of the check ({stalled_at:.1f} s "
                     "in): check its USB cable, unplug it and plug it in again, then run the check again.",
                 ),
@@ -362,9 +363,9 @@ def frame_rate_check(slot: Any) -> Check:
                 WARNING,
                 values,
                 Words(
-                    f"Kamera iris hanya mengirim {fps:.1f} dari {nominal:g} gambar per detik "
-                    f"({counted.dropped_share:.0%} hilang): periksa kabel USB-nya dan colokkan langsung ke "
-                    "kit tanpa hub; jika CPU panas, dinginkan kit.",
+                    f"Kamera iris hanya mengirim {decimal_id(fps, 1)} dari {decimal_id(nominal)} gambar "
+                    f"per detik ({counted.dropped_share:.0%} hilang): periksa kabel USB-nya dan colokkan "
+                    "langsung ke kit tanpa hub; jika CPU panas, dinginkan kit.",
                     f"The iris camera delivers only {fps:.1f} of {nominal:g} frames a second "
                     f"({counted.dropped_share:.0%} dropped): check its USB cable and plug it straight into "
                     "the kit (no hub); if the CPU is hot, let the kit cool.",

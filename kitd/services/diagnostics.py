@@ -47,6 +47,14 @@ class Words:
         return {"id": self.id, "en": self.en}
 
 
+def decimal_id(value: float, digits: int | None = None) -> str:
+    """A number as Bahasa Indonesia writes it: a decimal comma (1,5 detik; 12,5 %), for the
+    sentences beside the touch screen's own numbers, which are id-ID; `digits` after the comma,
+    or as few as needed (None)."""
+    text = f"{value:g}" if digits is None else f"{value:.{digits}f}"
+    return text.replace(".", ",")
+
+
 def finding(
     status: str, values: dict[str, Any] | None = None, message: Words | None = None
 ) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from kitd.capture.pad_geometry import (
 )
 from kitd.drivers.isdv4 import POINTS_PER_MM, PenSample
 from kitd.errors import KitError
-from kitd.services.diagnostics import DEVICE_NAMES, FAILED, OK, WARNING, Words
+from kitd.services.diagnostics import DEVICE_NAMES, FAILED, OK, WARNING, Words, decimal_id
 from kitd.services.guided import Guide, Step
 from kitd.services.slots import GUIDED_TEST
 
@@ -96,9 +96,9 @@ def unreachable(corner: str, nearest_mm: float) -> Words:
 def not_straight(linearity: float) -> Words:
     share, limit = 100 * linearity, 100 * LINEARITY_LIMIT
     return Words(
-        f"Garis tidak lurus: menyimpang {share:.1f}% dari panjangnya (batas {limit:.0f}%). Ulangi uji "
-        "dengan menggaris memakai penggaris; jika tetap, digitizer tidak linear: ganti bantalan tanda "
-        "tangan.",
+        f"Garis tidak lurus: menyimpang {decimal_id(share, 1)}% dari panjangnya (batas {limit:.0f}%). "
+        "Ulangi uji dengan menggaris memakai penggaris; jika tetap, digitizer tidak linear: ganti "
+        "bantalan tanda tangan.",
         f"The line is not straight: it strays {share:.1f}% of its length (at most {limit:.0f}%). Run "
         "the test again drawing along a ruler; if it stays, the digitiser is not linear: replace the "
         "signature pad.",

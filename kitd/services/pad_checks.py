@@ -26,7 +26,7 @@ from typing import Any
 from kitd.capture.pad_line import LineLimits, LineReport, line_report
 from kitd.errors import KitError, ProtocolError
 from kitd.services.check_jobs import not_ready, on_device
-from kitd.services.diagnostics import DEVICE_NAMES, FAILED, OK, WARNING, Check, Words, finding
+from kitd.services.diagnostics import DEVICE_NAMES, FAILED, OK, WARNING, Check, Words, decimal_id, finding
 
 PAD = DEVICE_NAMES["signature"]
 LINE_TEST_S = 2.0
@@ -89,8 +89,8 @@ def judge_line(report: LineReport, baud: Any, limits: LineLimits | None = None) 
     values = report.to_json()
     share = report.noise_share
     noisy = Words(
-        f"Jalur data bantalan berisik ({share:.1%} sampah, {report.noise_bytes} bita): periksa kabel "
-        f"dan kecepatan baud (diatur {baud}).",
+        f"Jalur data bantalan berisik ({decimal_id(100 * share, 1)}% sampah, {report.noise_bytes} bita): "
+        f"periksa kabel dan kecepatan baud (diatur {baud}).",
         f"The pad's line is noisy ({share:.1%} garbage, {report.noise_bytes} bytes): check the cable "
         f"and the baud rate (set to {baud}).",
     )
