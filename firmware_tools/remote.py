@@ -63,7 +63,10 @@ def _run(command: Any, args: argparse.Namespace) -> int:
         sys.stderr.write(f"kitfw: {exc}\n")
         return UNREACHABLE
     except DaemonError as exc:
-        sys.stderr.write(f"kitfw: the daemon refused ({exc.status} {exc.code}): {exc}\n")
+        if exc.code == "unexpected_answer":  # not kitd's answer at all: nothing was refused
+            sys.stderr.write(f"kitfw: {exc}\n")
+        else:
+            sys.stderr.write(f"kitfw: the daemon refused ({exc.status} {exc.code}): {exc}\n")
         return FAILED
     except ConfigError as exc:
         sys.stderr.write(f"kitfw: {exc}\n")
@@ -83,7 +86,7 @@ def list_slots(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    state = _client(args).checked("GET", FIRMWARE).json()
+    state = _client(args).checked_json("GET", FIRMWARE, shape="Firmware")
     if getattr(args, "json", False):
         print(json.dumps(state, indent=2))
         return OK if state["device"] is not None else FAILED
@@ -121,15 +124,21 @@ def _upload(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise _Stop(USAGE, f"cannot read image {args.image}: {exc.strerror or exc}") from None
     client = _client(args)
-    state = client.checked("GET", FIRMWARE).json()
+    state = client.checked_json("GET", FIRMWARE, shape="Firmware")
     if state["device"] is None:
         raise _Stop(FAILED, "this kit has no peripheral configured (an smp: device)")
     _check_here(args, data, state["running_version"])
     query = "?allow_downgrade=1" if args.allow_downgrade else ""
-    reply = client.checked(
-        "POST", f"{FIRMWARE}/upload{query}", data, UPLOAD_TIMEOUT_S, "application/octet-stream"
-    ).json()
-    print(f"upload {reply['operation_id']}: {reply['version']} ({len(data)} bytes) to {reply['device']}")
+    reply = client.checked_json(
+        "POST",
+        f"{FIRMWARE}/upload{query}",
+        data,
+        UPLOAD_TIMEOUT_S,
+        "application/octet-stream",
+        shape="FirmwareOperation",
+    )
+    version = reply.get("version") or "version not given"
+    print(f"upload {reply['operation_id']}: {version} ({len(data)} bytes) to {reply['device']}")
     return _follow(client, reply["operation_id"], "confirmed", not args.no_progress)
 
 
@@ -166,7 +175,7 @@ def rollback(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     client = _client(args)
-    reply = client.checked("POST", f"{FIRMWARE}/rollback").json()
+    reply = client.checked_json("POST", f"{FIRMWARE}/rollback", shape="FirmwareOperation")
     print(f"rollback {reply['operation_id']} on {reply['device']}")
     return _follow(client, reply["operation_id"], "rolled_back", False)
 
@@ -180,7 +189,9 @@ def _follow(client: DaemonClient, operation_id: str, success: str, show_progress
     shown = 0
     deadline = time.monotonic() + FOLLOW_LIMIT_S
     while True:
-        operation = client.checked("GET", f"{FIRMWARE}/operations/{operation_id}").json()
+        operation = client.checked_json(
+            "GET", f"{FIRMWARE}/operations/{operation_id}", shape="FirmwareOperation"
+        )
         bar.show(operation["bytes_done"], operation["bytes_total"])
         for step in operation["steps"][shown:]:
             bar.clear()

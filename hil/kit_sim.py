@@ -168,9 +168,19 @@ def start_kit(
     return kitd, started
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535; 0: any free port)")
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kit-sim", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8080, help="kitd API port (0: any free port)")
+    parser.add_argument("--port", type=_port, default=8080, help="kitd API port (0: any free port)")
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -182,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            said = "not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
+            print(f"kit-sim: --workdir {args.workdir}: {said}", file=sys.stderr)
+            return 2
         return run_kit(args, args.workdir)
     workdir = Path(tempfile.mkdtemp(prefix="kit-sim-"))
     try:
@@ -199,7 +214,10 @@ def run_kit(args: argparse.Namespace, workdir: Path) -> int:
     try:
         kitd, simulated = start_kit(workdir, args.port, args.log_level, args.network)
     except (RuntimeError, OSError) as exc:
-        print(f"kit-sim: could not start the kit: {str(exc).splitlines()[0]}", file=sys.stderr)
+        # The first line says what failed; kitd's own last line, when it exited, says why.
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        why = f" ({lines[-1].strip()})" if len(lines) > 1 else ""
+        print(f"kit-sim: could not start the kit: {lines[0] if lines else exc}{why}", file=sys.stderr)
         return 1
     assert kitd.process is not None
     print(f"kit-sim: kitd serving on {kitd.url}  (pid {kitd.process.pid}, logs: {kitd.log_path})")

@@ -530,6 +530,10 @@ def _check_type(key: str, value: Any, expected: type | tuple[type, ...], where: 
     if not ok:
         names = " or ".join("number" if t is float else t.__name__ for t in types)
         raise ConfigError(f"{where}config key '{key}': expected {names}, got {value!r}")
+    # A path, a URI or a name with a NUL in it reaches no file or device: the OS refuses it
+    # wherever it is first used, far from the config.
+    if isinstance(value, str) and "\x00" in value:
+        raise ConfigError(f"{where}config key '{key}': contains a NUL character (\\u0000)")
 
 
 def parse_config(text: str, source: Path | None = None) -> KitConfig:

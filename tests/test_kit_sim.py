@@ -136,3 +136,18 @@ def test_kit_sim_leaves_no_temporary_directory_behind() -> None:
     left = list(tmp.iterdir())
     shutil.rmtree(tmp)
     assert left == [], kit.output
+
+
+def test_kit_sim_refuses_a_port_or_workdir_it_cannot_use_in_one_line(tmp_path: Path) -> None:
+    """Before any simulator starts: a port out of range (kitd's own refusal was cut to its first
+    line, "kitd exited with 2:", with the reason lost), a file for --workdir (a traceback)."""
+    afile = tmp_path / "kit.toml"
+    afile.write_text("")
+    for args, says in (
+        (("--port", "99999"), "argument --port: 99999 is not a port (0-65535; 0: any free port)"),
+        (("--workdir", str(afile)), f"kit-sim: --workdir {afile}: not a folder"),
+        (("--workdir", str(afile / "sub")), f"kit-sim: --workdir {afile / 'sub'}: Not a directory"),
+    ):
+        done = subprocess.run([venv_script("kit-sim"), *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert says in done.stderr.strip().splitlines()[-1], done.stderr

@@ -630,7 +630,22 @@ def test_addresses(text: str, expected: tuple[str, int]) -> None:
     assert places.split_address(text, 8444) == expected
 
 
-@pytest.mark.parametrize("text", ["kit:0", "kit:http", "kit:", ":8444", "[::1", "kit:70000"])
+@pytest.mark.parametrize(
+    "text",
+    # A space, a DNS label over 63 characters, no IPv6 address: refused here, not by http.client
+    # or the idna codec in a traceback.
+    [
+        "kit:0",
+        "kit:http",
+        "kit:",
+        ":8444",
+        "[::1",
+        "kit:70000",
+        "kit.local :8444",
+        "a" * 64 + ".lan",
+        "[::g]:8444",
+    ],
+)
 def test_bad_addresses_are_usage_errors(text: str) -> None:
     with pytest.raises(errors.UsageProblem):
         places.split_address(text, 8444)
@@ -1361,6 +1376,25 @@ def test_the_installed_command_exits_with_one_line(laptop: Laptop, tmp_path: Pat
     assert done.returncode == errors.EXIT_KIT_CERTIFICATE
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("kit-sync pull: kit KIT-0042 at 127.0.0.1:")
+
+
+def test_a_damaged_ledger_or_laptop_certificate_is_named_in_one_line(
+    laptop: Laptop, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The laptop's own files, damaged (a disk error, a copy gone wrong): each named, not a
+    traceback, and not another file blamed."""
+    certificate = laptop.files.laptop_tls_certificate
+    kept = certificate.read_bytes()
+    certificate.write_bytes(b"not a certificate")
+    assert laptop.run("pull", str(tmp_path / "bundles")) == errors.EXIT_FAILED
+    assert capsys.readouterr().err.strip() == f"kit-sync pull: {certificate}: not an X.509 certificate"
+    certificate.write_bytes(kept)
+    ledger = laptop.files.ledger
+    ledger.write_bytes(b"\x00garbage" * 500)
+    for command in (("status",), ("pull", str(tmp_path / "bundles"))):
+        assert laptop.run(*command) == errors.EXIT_FAILED, command
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert f"{ledger}: this laptop's ledger of the kit cannot be read (file is not a database)" in line
 
 
 def test_a_probe_tells_a_refused_certificate_from_an_accepted_one(laptop: Laptop, kit_keys: KitKeys) -> None:

@@ -3,8 +3,10 @@ address or token, a data_dir with no kit): one line naming what was wrong, the r
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import socket
 import socketserver
 import subprocess
 import threading
@@ -212,6 +214,18 @@ def test_json_of_another_shape_is_said_so_naming_what_kitd_would_answer(tmp_path
                 assert result.returncode == 1, (body, command, result.stderr)
                 (line,) = result.stderr.strip().splitlines()
                 assert f"the answer is not kitd's {says}" in line and "a kitd?" in line, line
+        # kitfw, the same client: its list and rollback (a KeyError's traceback before).
+        server.body = b"{}"  # type: ignore[attr-defined]
+        for command, says in ((("list",), "Firmware (no 'device')"), (("rollback",), "FirmwareOperation")):
+            result = subprocess.run(
+                [venv_script("kitfw"), *command, "--api", url, "--token", "t"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 1, (command, result.stderr)
+            (line,) = result.stderr.strip().splitlines()
+            assert line.startswith(f"kitfw: the answer is not kitd's {says}") and "a kitd?" in line, line
     finally:
         server.shutdown()
         server.server_close()
@@ -333,9 +347,37 @@ def test_bad_arguments_of_diag_and_audit_exit_2_before_anything_runs(tmp_path: P
     result = kitctl("audit", "show", "--since", "yesterday", "--config", str(tmp_path / "none.toml"))
     assert result.returncode == 2
     assert "argument --since: 'yesterday' is not an ISO 8601 date or time" in result.stderr
+    # A date that is one, but no UTC time can be (it was an OverflowError's traceback).
+    for edge in ("0001-01-01T00:00+01:00", "9999-12-31T23:59-14:00"):
+        result = kitctl("audit", "show", "--since", edge, "--config", str(tmp_path / "none.toml"))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"argument --since: '{edge}' is outside the years a UTC time can have" in result.stderr
     afile = tmp_path / "reports"
     afile.write_text("")
     for out in (afile, afile / "today"):
         result = kitctl("diag", "--out", str(out), *daemon)
         assert result.returncode == 2
         assert result.stderr == f"kitctl diag: --out {out}: {afile} is a file, not a folder\n"
+
+
+def test_bytes_that_are_no_http_answer_are_quoted_on_one_line() -> None:
+    """Something listening that answers bytes, not HTTP: its reply is quoted escaped, never as it
+    came (a NUL and a line break split the one line the technician reads)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                peer, _ = listener.accept()
+                with peer:
+                    peer.recv(4096)
+                    peer.sendall(b"\x00\xff garbage\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        result = kitctl("diag", "--api", f"http://127.0.0.1:{listener.getsockname()[1]}")
+        assert result.returncode == 1, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert "daemon unreachable at http://127.0.0.1:" in line and "\\x00" in line, line
+    finally:
+        listener.close()

@@ -135,6 +135,30 @@ def test_kitctl_officers_credential_checks_the_officers_pin(tmp_path: Path) -> N
     assert done.returncode == 1 and "locked" in done.stderr
 
 
+def test_a_credential_password_that_is_not_utf8_is_named_in_one_line(tmp_path: Path) -> None:
+    """Bytes that are no UTF-8 on stdin (a terminal set to Latin-1): one line saying so, before
+    the PIN is tried (it was a UnicodeEncodeError's traceback)."""
+    data = tmp_path / "data"
+    install_simulation_credentials(data, tmp_path / "office")
+    config = tmp_path / "kitd.toml"
+    config.write_text(render_config({"data_dir": str(data), "kit.id": "kit-sim"}))
+    add_simulation_officers(data)
+    p12 = tmp_path / "officer.p12"
+    p12.write_bytes(officer_pkcs12(tmp_path / "office", data / "keys", NIP, b"rahasia"))
+    done = subprocess.run(
+        [venv_script("kitctl"), "officers", "credential", NIP, str(p12), "--stdin", "--config", str(config)],
+        input=b"r\xe4hasia\n" + PIN.encode() + b"\n",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.decode() == (
+        "kitctl officers credential: the password of officer.p12 is not UTF-8 text: type it where the "
+        "terminal is UTF-8\n"
+    )
+
+
 def test_a_visit_is_signed_with_the_credential_its_officer_unlocked(start_kitd) -> None:  # noqa: ANN001
     kitd = start_kitd()  # stopped by the fixture, whatever happens
     keys = KitKeys(KeySettings(kitd.data_dir / "keys"))

@@ -51,7 +51,10 @@ def _since(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    try:
+        return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        raise argparse.ArgumentTypeError(f"{text!r} is outside the years a UTC time can have") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kitd.config import KitConfig, api_url
-from kitd.errors import ConfigError, KitError
+from kitd.errors import ConfigError, KitError, shown_value
 from kitd.schemas import VALIDATORS, first_problem
 
 
@@ -154,7 +154,9 @@ class DaemonClient:
             finally:
                 connection.close()
         except (OSError, http.client.HTTPException) as exc:
-            raise DaemonUnreachable(self.absent or f"daemon unreachable at {self.base_url}: {exc}") from None
+            # Something else listening there answers bytes, which http.client quotes as they came.
+            said = str(exc) if str(exc).isprintable() else shown_value(str(exc))
+            raise DaemonUnreachable(self.absent or f"daemon unreachable at {self.base_url}: {said}") from None
 
     def checked(
         self,
@@ -183,11 +185,18 @@ class DaemonClient:
         return reply
 
     def checked_json(
-        self, method: str, path: str, body: Any = None, timeout_s: float = 10.0, *, shape: str
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout_s: float = 10.0,
+        content_type: str = "application/json",
+        *,
+        shape: str,
     ) -> Any:
         """The JSON of `checked`'s reply, of the API's documented `shape` (a kitd.schemas name);
         DaemonError when it is not (a server other than kitd answered, or another version)."""
-        reply = self.checked(method, path, body, timeout_s)
+        reply = self.checked(method, path, body, timeout_s, content_type)
         payload = reply.json()
         problem = first_problem(VALIDATORS[shape], payload)
         if problem is not None:

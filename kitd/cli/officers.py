@@ -122,6 +122,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def install_credential(args: argparse.Namespace, config: KitConfig, roll: OfficerRoll) -> int:
     """The officer is there: their PIN (checked, and counted like a sign-in) wraps the key."""
     officer = roll.get(args.nip)
@@ -138,6 +146,12 @@ def install_credential(args: argparse.Namespace, config: KitConfig, roll: Office
             raise OfficerError("stdin is not a terminal: type on one, or pass --stdin")
         password = getpass.getpass(f"password of {args.file.name}: ")
         pin = getpass.getpass(f"PIN of officer {args.nip} (the officer types it): ")
+    # Bytes that are not UTF-8 on stdin (a terminal set to Latin-1) read as surrogates: a
+    # PKCS#12 password is UTF-8 text, and no such file opens with them.
+    if not _is_utf8(password):
+        raise OfficerError(
+            f"the password of {args.file.name} is not UTF-8 text: type it where the terminal is UTF-8"
+        )
     problem = pin_problem(pin)
     if problem:
         raise OfficerError(f"PIN: {problem}")  # never counted against the officer

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -337,6 +338,23 @@ class CameraTarget:
     loop: bool = False
 
 
+def _url_problem(url: str) -> str | None:
+    """What keeps `url` from being one an HTTP client can open, or None: a space or a control
+    character, an unclosed [IPv6], no host, a port that is none."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return "the URL has a space or a control character in it"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if not parts.hostname:
+        return "the URL names no host"
+    if port == 0:
+        return "the URL's port 0 is not a port"
+    return None
+
+
 def parse_camera_target(text: str, target: str, params: dict[str, str]) -> CameraTarget:
     """Classify a camera URI's target (taken literally); ConfigError naming the URI when wrong."""
     if target.startswith("file:"):
@@ -353,6 +371,9 @@ def parse_camera_target(text: str, target: str, params: dict[str, str]) -> Camer
             check_sequence_pattern(path)
         return CameraTarget("file", path, loop == "1")
     if target.startswith(("http://", "https://")):
+        problem = _url_problem(target)
+        if problem:
+            raise ConfigError(f"device URI '{text}': {problem}")
         # The URL's own query belongs to the server; hand it back unchanged.
         query = "&".join(f"{k}={v}" for k, v in params.items())
         return CameraTarget("http", f"{target}?{query}" if query else target)

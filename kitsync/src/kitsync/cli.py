@@ -143,6 +143,7 @@ def _parser() -> Parser:
 def kit_link(files: KitFiles, record: KitRecord, timeout: float) -> KitLink:
     """The pinned, mutually authenticated link to a paired kit."""
     pinned = fingerprint(read_certificate(files.kit_tls_certificate))
+    read_certificate(files.laptop_tls_certificate)  # a damaged one names itself, not the key
     try:
         context = client_context(files.laptop_tls_certificate, files.laptop_tls_key)
     except (OSError, ValueError) as exc:

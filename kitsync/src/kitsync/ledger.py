@@ -88,13 +88,23 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            self.conn = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise SyncError(f"{path}: this laptop's ledger of the kit cannot be opened ({exc})") from None
         self.conn.row_factory = sqlite3.Row
-        # A stored bundle recorded must survive a power cut: the receipt follows it. WAL: one
-        # fsync a commit (the rollback journal takes several), and a reader never waits.
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(SCHEMA)
+        try:
+            # A stored bundle recorded must survive a power cut: the receipt follows it. WAL: one
+            # fsync a commit (the rollback journal takes several), and a reader never waits.
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise SyncError(
+                f"{path}: this laptop's ledger of the kit cannot be read ({exc}): it is damaged or not "
+                "a ledger; move it aside (keep it for a technician) and pull again"
+            ) from None
 
     def close(self) -> None:
         self.conn.close()

@@ -8,6 +8,7 @@ a kit when the command line names none.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -121,6 +122,23 @@ def join_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _host_problem(host: str) -> str | None:
+    """Why `host` is no host name or IP address a connection can be made to, or None."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in host):
+        return "the host has a space or a control character in it"
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv6 address"
+        return None
+    try:
+        host.encode("idna")  # each name's part 1-63 characters, as DNS has them
+    except UnicodeError:
+        return f"{host!r} is not a host name (each part between dots is 1-63 characters)"
+    return None
+
+
 def split_address(text: str, default_port: int) -> tuple[str, int]:
     """HOST, HOST:PORT, [IPv6] or [IPv6]:PORT as (host, port); UsageProblem names what is wrong."""
     text = text.strip()
@@ -136,6 +154,9 @@ def split_address(text: str, default_port: int) -> tuple[str, int]:
         host = text  # a bare IPv6 address has several colons and no port
     if not host:
         raise UsageProblem(f"address {text!r} has no host")
+    problem = _host_problem(host)
+    if problem:
+        raise UsageProblem(f"address {text!r}: {problem}")
     if port_text == "" and (text.endswith(":")):
         raise UsageProblem(f"address {text!r}: the port after ':' is missing")
     if not port_text:
