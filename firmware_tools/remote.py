@@ -63,7 +63,7 @@ def _run(command: Any, args: argparse.Namespace) -> int:
         sys.stderr.write(f"kitfw: {exc}\n")
         return UNREACHABLE
     except DaemonError as exc:
-        if exc.code == "unexpected_answer":  # not kitd's answer at all: nothing was refused
+        if exc.status < 400:  # an answer unlike kitd's (not JSON, another shape): nothing was refused
             sys.stderr.write(f"kitfw: {exc}\n")
         else:
             sys.stderr.write(f"kitfw: the daemon refused ({exc.status} {exc.code}): {exc}\n")

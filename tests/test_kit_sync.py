@@ -1394,7 +1394,7 @@ def test_a_damaged_ledger_or_laptop_certificate_is_named_in_one_line(
     for command in (("status",), ("pull", str(tmp_path / "bundles"))):
         assert laptop.run(*command) == errors.EXIT_FAILED, command
         (line,) = capsys.readouterr().err.strip().splitlines()
-        assert f"{ledger}: this laptop's ledger of the kit cannot be read (file is not a database)" in line
+        assert f"{ledger}: this laptop's ledger of the kit is damaged (file is not a database)" in line
 
 
 def test_a_probe_tells_a_refused_certificate_from_an_accepted_one(laptop: Laptop, kit_keys: KitKeys) -> None:

@@ -139,6 +139,8 @@ def test_dirt_warns_and_broken_lines_fail() -> None:
     assert dirty["message"]["en"].endswith("clean the sensor's surface with a soft cloth, then run again.")
     assert dirty["message"]["id"].endswith("bersihkan permukaan sensor dengan kain lembut, lalu ulangi.")
     assert dirty["values"]["blotch_mm2"] > 1
+    area = dirty["values"]["blotch_mm2"]
+    assert f"noda, {area:g} mm²".replace(".", ",") in dirty["message"]["id"]  # a decimal comma
     dead = reader_findings(FakeReader(0, with_dead_rows(empty_glass(), 2)))["blank_frame"]
     assert dead["status"] == FAILED and dead["values"]["dead_rows"] == [60, 120]
     assert dead["message"]["en"] == "The sensor is damaged (2 dead rows (60, 120)): replace the reader."

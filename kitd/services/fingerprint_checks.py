@@ -26,7 +26,7 @@ import numpy as np
 from kitd.capture.blank_frame import BlankFrameReport, blank_frame_report, dark_share
 from kitd.drivers.nb1010 import FINGER_PRESENT_ABOVE
 from kitd.services.check_jobs import not_ready, on_device
-from kitd.services.diagnostics import DEVICE_NAMES, FAILED, OK, WARNING, Check, Words, finding
+from kitd.services.diagnostics import DEVICE_NAMES, FAILED, OK, WARNING, Check, Words, decimal_id, finding
 
 READER = DEVICE_NAMES["fingerprint"]
 MM_PER_INCH = 25.4
@@ -167,7 +167,7 @@ def judge_blank_frame(report: BlankFrameReport, ppi: float) -> dict[str, Any]:
         return finding(WARNING, values, LIFT_FINGER)
     found_id, found_en = [], []
     if report.dirty:
-        found_id.append(f"{len(report.blotches)} noda, {values['blotch_mm2']} mm²")
+        found_id.append(f"{len(report.blotches)} noda, {decimal_id(values['blotch_mm2'])} mm²")
         found_en.append(f"{len(report.blotches)} blotches, {values['blotch_mm2']} mm²")
     if report.uneven:
         found_id.append(f"kecerahan tidak rata {report.unevenness:.0%}")

@@ -101,9 +101,14 @@ class Ledger:
             self.conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             self.conn.close()
+            if exc.sqlite_errorcode not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                # Locked, read-only (files left by a sudo), a disk error: nothing is damaged.
+                raise SyncError(f"{path}: this laptop's ledger of the kit cannot be read ({exc})") from None
+            # Not "move it aside": the ledger also holds the kit's trusted audit checkpoint and the
+            # inconsistencies found, which a new one would forget; its -wal file holds the latest.
             raise SyncError(
-                f"{path}: this laptop's ledger of the kit cannot be read ({exc}): it is damaged or not "
-                "a ledger; move it aside (keep it for a technician) and pull again"
+                f"{path}: this laptop's ledger of the kit is damaged ({exc}); it holds the kit's trusted "
+                "audit checkpoint: leave ledger.sqlite* as they are and call a technician"
             ) from None
 
     def close(self) -> None:
