@@ -34,6 +34,7 @@ from kitformats.audit.note import generate_signer_key, parse_signer_key
 from hil.outbox_rig import OFFICER, laptop_signer, open_rig, sample_captures, seal_injected
 from hil.rig import SIMULATION_KIT_ID, add_simulation_officers, render_config, simulation_officer, venv_script
 from hil.sample_orders import sample_order
+from kitd.cli.audit import _since, since_utc
 from kitd.services.audit import AuditLog, AuditProblem, audit_origin
 from kitd.services.visit_machine import Visit
 from kitd.services.visits import visit_facts
@@ -495,3 +496,11 @@ def test_an_entry_edited_into_garbage_is_named_not_crashed_on(
     assert verified.returncode == 1 and "entry 3 (" in _one_line(verified), verified.stderr
     assert "content was changed" in verified.stderr
     assert proved.returncode == 1 and "does not extend" in _one_line(proved), proved.stderr
+
+
+def test_audit_show_since_a_time_without_a_zone_is_the_kits() -> None:
+    """As `kitctl orders list --day` takes its day: a technician in WITA asking from 30 November
+    means from midnight WITA, 16.00 UTC the day before, not from midnight UTC."""
+    assert since_utc(_since("2026-11-30"), "Asia/Makassar") == "2026-11-29T16:00:00.000+00:00"
+    assert since_utc(_since("2026-11-30T08:00+07:00"), "Asia/Makassar") == "2026-11-30T01:00:00.000+00:00"
+    assert since_utc(_since("2026-11-30T08:00"), "UTC") == "2026-11-30T08:00:00.000+00:00"

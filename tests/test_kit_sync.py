@@ -1395,6 +1395,14 @@ def test_a_damaged_ledger_or_laptop_certificate_is_named_in_one_line(
         assert laptop.run(*command) == errors.EXIT_FAILED, command
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert f"{ledger}: this laptop's ledger of the kit is damaged (file is not a database)" in line
+    # status said a damaged kit.json on stdout and exited 0, as if all were well.
+    ledger.unlink()
+    laptop.files.kit_json.write_text("{")
+    assert laptop.run("status") == errors.EXIT_FAILED
+    said = capsys.readouterr()
+    (line,) = said.err.strip().splitlines()
+    assert line.startswith(f"kit-sync status: kit {KIT_ID}: ") and "kit.json" in line, line
+    assert said.out == ""
 
 
 def test_a_probe_tells_a_refused_certificate_from_an_accepted_one(laptop: Laptop, kit_keys: KitKeys) -> None:

@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.services.audit import AuditLog, AuditProblem, CheckpointRefused
@@ -31,7 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--json", action="store_true")
     show = sub.add_parser("show", help="entries, oldest first")
     show.add_argument(
-        "--since", type=_since, help="from this time on (ISO 8601, e.g. 2026-11-30 or 2026-11-30T08:00+07:00)"
+        "--since",
+        type=_since,
+        help="from this time on (ISO 8601, e.g. 2026-11-30 or 2026-11-30T08:00+07:00; a time "
+        "without a zone is kit.timezone's)",
     )
     show.add_argument("--actor", help="only this officer's NIP (or system)")
     show.add_argument("--action", dest="what", help="only this action (e.g. sign_in, visit_started)")
@@ -44,17 +48,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _since(text: str) -> str:
+def _since(text: str) -> dt.datetime:
+    """The moment --since names; one without a zone stays so until the kit's zone is known."""
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time") from None
+    # 0001-01-01 east of UTC, 9999-12-31 west of it: no UTC time (a zone is at most 14 h off).
+    if not dt.datetime(1, 1, 2) <= moment.replace(tzinfo=None) <= dt.datetime(9999, 12, 30):
+        raise argparse.ArgumentTypeError(f"{text!r} is outside the years a UTC time can have")
+    return moment
+
+
+def since_utc(moment: dt.datetime, timezone: str) -> str:
+    """`moment` as the audit log's UTC times are written; one without a zone is the kit's, as
+    `kitctl orders --day` takes its day (a technician in WITA means 08.00 WITA)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    try:
-        return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
-    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
-        raise argparse.ArgumentTypeError(f"{text!r} is outside the years a UTC time can have") from None
+        moment = moment.replace(tzinfo=ZoneInfo(timezone))
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"kitctl audit verify: FAILED: {check.problem}", file=sys.stderr)
             return 0 if check.ok else 1
         if args.action == "show":
-            found = find_entries(conn, args.since, args.actor, args.what)
+            since = None if args.since is None else since_utc(args.since, config["kit.timezone"])
+            found = find_entries(conn, since, args.actor, args.what)
             if args.json:
                 print(json.dumps(found, indent=1, ensure_ascii=False))
             for entry in [] if args.json else found:

@@ -235,7 +235,12 @@ def _status(args: argparse.Namespace, home: Path) -> int:
         print(f"no kit is paired with this laptop (data in {home}): kit-sync pair HOST CODE")
     else:
         for status in statuses:
-            print("\n".join(status_lines(status)))
+            if "problem" not in status:
+                print("\n".join(status_lines(status)))
+    # A kit whose files cannot be read is an error, said on stderr, not a status line.
+    unreadable = [status for status in statuses if "problem" in status]
+    for status in unreadable:
+        print(f"{PROG} status: {status_lines(status)[0]}", file=sys.stderr)
     rewritten = [status for status in statuses if is_inconsistent(status)]
     for status in rewritten:
         print(
@@ -243,7 +248,9 @@ def _status(args: argparse.Namespace, home: Path) -> int:
             f"{status['audit']['reason']}",
             file=sys.stderr,
         )
-    return EXIT_AUDIT_INCONSISTENT if rewritten else EXIT_OK
+    if rewritten:
+        return EXIT_AUDIT_INCONSISTENT
+    return EXIT_FAILED if unreadable else EXIT_OK
 
 
 COMMANDS = {

@@ -44,7 +44,11 @@ def kit_status(files: KitFiles) -> dict[str, Any]:
         "clock": None,
     }
     if files.ledger.exists():
-        with Ledger(files.ledger) as ledger:
+        try:
+            ledger = Ledger(files.ledger)
+        except KitError as exc:  # damaged: said for this kit, the others still listed
+            return {"kit_id": record.kit_id, "problem": str(exc)}
+        with ledger:
             sync = ledger.last_sync or {}
             status.update(
                 last_sync_at=sync.get("at"),
