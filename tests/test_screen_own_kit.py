@@ -273,6 +273,7 @@ def test_a_reschedule_dialog_left_open_past_its_time_moves_on(screen: Screen, ki
     expect(dialog.get_by_test_id("outcome-error")).to_contain_text(ID["error.appointment_past"])
     expect(shown["from"]).to_have_text(hm(15, 0, "id"))
     expect(shown["to"]).to_have_text(hm(16, 0, "id"))
+    screen.look("outcome-appointment-past")
     saved_as(page, kit, dialog, f"{day.isoformat()}T15:00:00+08:00", f"{day.isoformat()}T16:00:00+08:00")
 
 

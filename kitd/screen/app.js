@@ -1392,7 +1392,7 @@ function fillLive() {
 function visitRefusal(data) {
   const text = apiText(data?.error, null);
   const said = typeof data?.message === 'string' && data.error !== 'network' ? data.message : null;
-  return { text, said, network: data?.error === 'network' };
+  return { text, said, code: data?.error, network: data?.error === 'network' };
 }
 
 function refusalNote(testid) {
@@ -2176,6 +2176,14 @@ function outcomeDialog(v) {
     if (v.state === 'door') doorOutcome(body);
     else visitAct('outcome', body, () => (S.dialog = null));
   };
+  // A start already past is said beside the times it moved, scrolled into view: below the
+  // dialog's body it left the times out of sight on an 800 x 480 screen.
+  const past = resched && S.visitError?.code === 'appointment_past';
+  if (past) {
+    requestAnimationFrame(() =>
+      document.querySelector('[data-testid="outcome-dialog"] fieldset.when')?.scrollIntoView({ block: 'start' }),
+    );
+  }
   return dialog(
     'outcome-dialog',
     t(v.state === 'door' ? 'outcome.door_title' : 'outcome.title'),
@@ -2210,6 +2218,7 @@ function outcomeDialog(v) {
           'fieldset',
           { class: 'when' },
           el('legend', {}, t('outcome.when', { zone: kitZone() || 'UTC' })),
+          past && refusalNote('outcome-error'),
           step(
             'date',
             t('outcome.date'),
@@ -2221,7 +2230,7 @@ function outcomeDialog(v) {
         ),
       note,
     ),
-    refusalNote('outcome-error'),
+    !past && refusalNote('outcome-error'),
     el(
       'div',
       { class: 'actions' },
