@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from kitformats.signing import write_private_key
 
 from hil.rig import SIMULATION_OFFICERS, KitdProcess, SimulatorProcess
+from kitd.whole_numbers import whole_number_in
 
 
 @dataclass
@@ -169,12 +170,9 @@ def start_kit(
 
 
 def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535; 0: any free port)")
+    port = whole_number_in(text, 0, 65535)
+    if port is None:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (0-65535; 0: any free port)")
     return port
 
 

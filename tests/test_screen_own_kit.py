@@ -25,6 +25,8 @@ from hil.browser import (
 from hil.rig import wait_until
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
+from tests.test_hil_visits import items
+from tests.test_hil_visits import take as take_by_api
 from tests.test_screen import hm
 from tests.test_screen_visit import CAPTURE_S, ID, KIT_ZONE, action, identity, mark, on, open_visit, take
 
@@ -165,24 +167,22 @@ def test_the_restart_note_names_only_what_the_restart_took(screen: Screen, kit: 
     path = f"/api/v1/visits/{visit['id']}"
     kit.api("officer", "POST", f"{path}/identity", {"present": ["Sarni"], "consent_by": "applicant"})
 
-    def item(name: str) -> dict[str, Any]:
-        return next(i for i in kit.api("officer", "GET", path)["items"] if i["item"] == name)
-
-    def captured(name: str) -> None:
-        kit.api("officer", "POST", f"{path}/items/{name}/start")
-        wait_until(lambda: item(name)["status"] == "captured", f"{name} captured", CAPTURE_S / 1000)
-
-    captured("finger:1")
+    take_by_api(DaemonClient(kit.kitd.url, kit.kitd.sign_in("officer")), visit, "finger:1")
     kit.kill_and_restart()
     kit.sign_in_browser(page)
     expect(on(page, "visit").get_by_test_id("resumed")).to_contain_text(ID["finger.1"])
     page.goto("about:blank")
-    captured("finger:1")
+    officer = DaemonClient(kit.kitd.url, kit.kitd.sign_in("officer"))  # the restart signed all out
+    take_by_api(officer, visit, "finger:1")
     reader = kit.sims["fingerprint"]
     reader.control("condition light")  # finger 2 never passes: its session runs on
     try:
         kit.api("officer", "POST", f"{path}/items/finger:2/start")
-        wait_until(lambda: item("finger:2")["attempts"], "finger:2 pressed", CAPTURE_S / 1000)
+        wait_until(
+            lambda: items(officer.checked("GET", path).json())["finger:2"]["attempts"],
+            "finger:2 pressed",
+            CAPTURE_S / 1000,
+        )
         kit.api("officer", "POST", f"{path}/cancel")
         kit.api("officer", "POST", f"{path}/carry-on")
     finally:

@@ -24,7 +24,7 @@ from kitd.api.sign_in import CALLER
 from kitd.errors import KitError
 from kitd.services.outbox import DiskReserve
 from kitd.services.sealing import SealingFailed, SealingNotReady
-from kitd.services.visit_machine import BadVisitRequest, PastAppointment, UnknownItem, WrongState
+from kitd.services.visit_machine import BadVisitRequest, UnknownItem, WrongState
 from kitd.services.visits import (
     NoCapture,
     NotVisitsOfficer,
@@ -59,8 +59,7 @@ def visit_error(exc: KitError) -> web.Response:
             {"error": "precheck_failed", "message": str(exc), "checks": exc.checks}, status=409
         )
     if isinstance(exc, BadVisitRequest):
-        code = "appointment_past" if isinstance(exc, PastAppointment) else "bad_request"
-        return error_response(400, code, str(exc), exc.field)
+        return error_response(400, exc.code, str(exc), exc.field)
     for error_type, status, code in VISIT_ERRORS:
         if isinstance(exc, error_type):
             return error_response(status, code, str(exc))

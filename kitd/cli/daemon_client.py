@@ -155,7 +155,8 @@ class DaemonClient:
                 connection.close()
         except (OSError, http.client.HTTPException) as exc:
             # Something else listening there answers bytes, which http.client quotes as they came.
-            said = str(exc) if str(exc).isprintable() else shown_value(str(exc))
+            said = str(exc)
+            said = said if said.isprintable() else shown_value(said)
             raise DaemonUnreachable(self.absent or f"daemon unreachable at {self.base_url}: {said}") from None
 
     def checked(

@@ -63,7 +63,9 @@ class WrongState(VisitError):
 
 
 class BadVisitRequest(VisitError):
-    """The action's request is wrong (400); ``field`` names what."""
+    """The action's request is wrong (400, ``code``); ``field`` names what."""
+
+    code = "bad_request"
 
     def __init__(self, message: str, field: str) -> None:
         super().__init__(message)
@@ -71,7 +73,9 @@ class BadVisitRequest(VisitError):
 
 
 class PastAppointment(BadVisitRequest):
-    """A new appointment that starts before the kit's clock says now (400, appointment_past)."""
+    """A new appointment that starts before the kit's clock says now."""
+
+    code = "appointment_past"
 
 
 class UnknownItem(VisitError):

@@ -83,33 +83,38 @@ class LedgerBundle:
         return "acknowledged" if self.acknowledged_at else "stored"
 
 
+def _unreadable(path: Path, exc: sqlite3.DatabaseError) -> SyncError:
+    """Why the ledger at `path` cannot be used, and what to do."""
+    if exc.sqlite_errorcode not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        # Locked, read-only (files left by a sudo), not a file, a disk error: nothing is damaged.
+        return SyncError(f"{path}: this laptop's ledger of the kit cannot be read ({exc})")
+    # Not "move it aside": the ledger also holds the kit's trusted audit checkpoint and the
+    # inconsistencies found, which a new one would forget; its -wal file holds the latest.
+    return SyncError(
+        f"{path}: this laptop's ledger of the kit is damaged ({exc}); it holds the kit's trusted "
+        "audit checkpoint: leave ledger.sqlite* as they are and call a technician"
+    )
+
+
 class Ledger:
     """One kit's ledger; every change is committed (and synced) before the method returns."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        conn = None
         try:
-            self.conn = sqlite3.connect(path, isolation_level=None)
-        except sqlite3.DatabaseError as exc:
-            raise SyncError(f"{path}: this laptop's ledger of the kit cannot be opened ({exc})") from None
-        self.conn.row_factory = sqlite3.Row
-        try:
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.row_factory = sqlite3.Row
             # A stored bundle recorded must survive a power cut: the receipt follows it. WAL: one
             # fsync a commit (the rollback journal takes several), and a reader never waits.
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.executescript(SCHEMA)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            if exc.sqlite_errorcode not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-                # Locked, read-only (files left by a sudo), a disk error: nothing is damaged.
-                raise SyncError(f"{path}: this laptop's ledger of the kit cannot be read ({exc})") from None
-            # Not "move it aside": the ledger also holds the kit's trusted audit checkpoint and the
-            # inconsistencies found, which a new one would forget; its -wal file holds the latest.
-            raise SyncError(
-                f"{path}: this laptop's ledger of the kit is damaged ({exc}); it holds the kit's trusted "
-                "audit checkpoint: leave ledger.sqlite* as they are and call a technician"
-            ) from None
+            if conn is not None:
+                conn.close()
+            raise _unreadable(path, exc) from None
+        self.conn = conn
 
     def close(self) -> None:
         self.conn.close()
