@@ -210,15 +210,17 @@ class ScreenKit:
             ended.append(visit["id"])
         return ended
 
-    def sign_in_browser(self, page: Page, role: str = "officer") -> None:
+    def sign_in_browser(self, page: Page, role: str = "officer", url: str | None = None) -> None:
         """Sign ``page``'s browser in through the API (its cookie, as the app's own sign-in
-        sets it) and load the app: for tests whose subject is not the sign-in screen."""
+        sets it) and load the app: for tests whose subject is not the sign-in screen.
+        ``url``: the app loaded from there instead (the kit's own port behind a link; a
+        cookie is the host's, whatever the port)."""
         officer = simulation_officer(role)
         reply = page.context.request.post(
             self.kitd.url + "/api/v1/auth/signin", data={"nip": officer["nip"], "pin": officer["pin"]}
         )
         assert reply.ok, (reply.status, reply.text())
-        page.goto(self.kitd.url + "/")
+        page.goto((url or self.kitd.url) + "/")
 
     def wait_ready(self, device_id: str | None = None) -> None:
         for each in [device_id] if device_id else DEVICE_IDS:

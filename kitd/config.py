@@ -24,6 +24,7 @@ from kitd.drivers.registry import BAUD_RATES, DriverSettings, device_kind
 from kitd.drivers.usbip_address import parse_backend_setting
 from kitd.durable_files import why_no_folder
 from kitd.errors import ConfigError
+from kitd.events import REPLAY_EVENTS, SUBSCRIBER_QUEUE
 
 DEFAULT_CONFIG_PATH = Path("/etc/kitd/kitd.toml")
 
@@ -107,6 +108,14 @@ CONFIG_REFERENCE: list[tuple[str, type | tuple[type, ...], Any, str]] = [
         "Group of data_dir/kitd.sock (mode 0660), kitctl's way in on the kit without a token, as a "
         "technician: membership is shell access to the kit. If it does not exist, the socket is the "
         "daemon's user's only (0600).",
+    ),
+    (
+        "api.replay_events",
+        int,
+        REPLAY_EVENTS,
+        "Events kept for a client of /api/v1/events that reconnects (the touch screen): it first "
+        "gets the ones it missed; one that missed more is told so (a `gap` event) and asks the kit "
+        f"for its state again. 1-{SUBSCRIBER_QUEUE - 1}.",
     ),
     # The network API for paired field laptops (kitd.api.network), off unless asked for.
     (
@@ -612,6 +621,11 @@ def parse_config(text: str, source: Path | None = None) -> KitConfig:
             f"{where}config key 'signature.capture_seconds': at most {MAX_SEALED_SIGNATURE_S:g} "
             "(a sealed bundle's pen time series holds 65.5 s), got "
             f"{values['signature.capture_seconds']!r}"
+        )
+    if not 1 <= values["api.replay_events"] < SUBSCRIBER_QUEUE:
+        raise ConfigError(
+            f"{where}config key 'api.replay_events': expected 1-{SUBSCRIBER_QUEUE - 1}, "
+            f"got {values['api.replay_events']!r}"
         )
     if not 1 <= values["iris.preview_quality"] <= 100:
         raise ConfigError(f"{where}config key 'iris.preview_quality': expected 1-100")

@@ -84,7 +84,7 @@ class Kit:
         }
         # The kit's "now" (kitd.clock): handed to everything that writes or judges a time.
         self.clock = KitClock.for_config(config)
-        self.events = EventHub()
+        self.events = EventHub(int(config["api.replay_events"]))
         self.sessions = LiveSessions(self, self.events)
         self.signed_in = SignedInOfficers(float(config["auth.idle_lock_s"]))
         # The kit's credentials: sealing, sign-in (officers' credentials) and the status use them.

@@ -18,10 +18,12 @@ from hil.browser import (
     expect,
     fill,
     need_browser,
+    new_screen,
     open_browser,
     screen_on,
     start_screen_kit,
 )
+from hil.link_cut import CuttableLink
 from hil.rig import wait_until
 from hil.sample_orders import sample_order
 from kitd.cli.daemon_client import DaemonClient
@@ -31,6 +33,7 @@ from tests.test_screen import hm
 from tests.test_screen_visit import CAPTURE_S, ID, KIT_ZONE, action, identity, mark, on, open_visit, take
 
 ATTEMPTS = 6  # presses before a gated capture gives up with its best (category lainnya: x1)
+REPLAY_EVENTS = 2
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,8 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScreenKit]:
             "kit.timezone": KIT_ZONE,
             "fingerprint.max_attempts": ATTEMPTS,
             "fingerprint.capture_timeout_s": 60.0,
+            # Few events kept for a reconnecting page: a capture's few presses are more.
+            "api.replay_events": REPLAY_EVENTS,
         },
     )
     try:
@@ -151,6 +156,69 @@ def test_a_session_over_before_the_page_followed_it_is_said(screen: Screen, kit:
     expect(feedback).to_have_attribute("data-code", "attempts_out")
     expect(mark(page, "finger:1")).not_to_have_attribute("data-status", "captured")
     take(page, "finger:1", ID, start="action.retry")
+
+
+def test_a_page_back_too_late_for_a_capture_s_end_is_told_it(
+    kit: ScreenKit, browser: Any, rig_logs: Any
+) -> None:
+    """The link between the page and the kit goes down while a capture waits for a finger, and
+    comes back only after the finger's presses used the attempts up: more events than the kit
+    keeps for a page that reconnects (api.replay_events). Its stream says `gap`; the page asks
+    the kit and says the attempts are used up, not "Menunggu..." until the officer taps."""
+    for name, source in kit.logs().items():
+        rig_logs.add(name, source)
+    kit.post_orders(
+        [
+            sample_order(
+                "ATT-GAP", category="lainnya", name="Sumini", nik="3576014101400016", birth_date="1940-01-01"
+            )
+        ]
+    )
+    visit = kit.api("officer", "POST", "/api/v1/visits", {"order_id": "ATT-GAP"})
+    body = {"present": ["Sumini"], "consent_by": "applicant"}
+    kit.api("officer", "POST", f"/api/v1/visits/{visit['id']}/identity", body)
+    reader = kit.sims["fingerprint"]
+    link = CuttableLink(("127.0.0.1", int(kit.url.rsplit(":", 1)[1])))
+    screen = new_screen(browser, "800x480", timezone_id="Asia/Jakarta")
+    page = screen.page
+    try:
+        kit.sign_in_browser(page, url=link.url)  # the page's every request goes through the link
+        reader.control("condition light")  # every press too light: none passes
+        reader.control("finger off")
+        action(page, ID, "action.start").click()
+        feedback = on(page, "visit").get_by_test_id("feedback")
+        expect(feedback).to_have_text(ID["capture.waiting"])  # the page follows the session
+        link.cut()
+        reader.control("finger on")
+        running = items(kit.api("officer", "GET", f"/api/v1/visits/{visit['id']}"))["finger:1"]
+        session = f"/api/v1/sessions/{running['session_id']}"
+        ended = wait_until(
+            lambda: (s := kit.api("officer", "GET", session))["state"] != "running" and s,
+            "finger:1's session ends",
+            CAPTURE_S / 1000,
+        )
+        assert (ended["state"], ended["ended_by"]) == ("forced", "attempt_limit"), ended
+        # Meanwhile the reader is unplugged and plugged in again: its events come after the
+        # session's end, which the kit no longer keeps when the page is back.
+        reader.control("unplug")
+        kit.kitd.wait_for_status("fingerprint", "disconnected")
+        reader.control("replug")
+        kit.wait_ready("fingerprint")
+        link.mend()
+        # The page's stream comes back on its own (EventSource tries again every few seconds).
+        expect(feedback).to_have_attribute("data-code", "attempts_out", timeout=30_000)
+        assert "event stream: a client came back after event" in kit.kitd.logs()
+        reader.control("condition good")
+        take(page, "finger:1", ID, start="action.retry")
+    finally:
+        reader.control("condition good")
+        screen.close()
+        link.close()
+        kit.end_visits()
+    # What the cut did to the page's requests is this test's doing; nothing else may go wrong.
+    cut = f"request failed: {link.url}/api/v1/"
+    faults = [fault for fault in screen.faults() if not fault.startswith(cut)]
+    assert not faults, "the screen had faults:\n" + "\n".join(faults)
 
 
 def test_the_restart_note_names_only_what_the_restart_took(screen: Screen, kit: ScreenKit) -> None:

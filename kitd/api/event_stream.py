@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from kitd.events import EventHub
 from kitd.whole_numbers import SATURATED, whole_number_in
+
+log = logging.getLogger("kitd.api")
 
 KEEPALIVE_S = 15.0
 KEEPALIVE = b": keepalive\n\n"
@@ -61,6 +64,8 @@ async def stream_events(
         await response.prepare(request)
         await response.write(b": kitd events\n\n")
         if gap is not None:
+            # A screen that often comes back too late to be given what it missed says so here.
+            log.info("event stream: a client came back after event %(last_event_id)s: %(reason)s", gap)
             await response.write(f"event: gap\ndata: {json.dumps(gap, separators=(',', ':'))}\n\n".encode())
         wait_s = keepalive_s if allowed is None else min(keepalive_s, STREAM_RECHECK_S)
         idle_s = 0.0

@@ -120,7 +120,8 @@ SESSION_PATHS: dict[str, Any] = {
             "idle a comment line "
             "`: keepalive` comes "
             f"every {KEEPALIVE_S:g} s. A client reconnecting with `Last-Event-ID: N` first gets "
-            f"the events after N that the daemon still keeps (the last {REPLAY_EVENTS}), then live "
+            "the events after N that the daemon still keeps (the last `api.replay_events`, "
+            f"{REPLAY_EVENTS} by default), then live "
             "ones; when some after N are no longer kept, or N is not an id of this run, a `gap` "
             "event (GapEvent, no id) comes first and the kept events follow (none for an N that "
             "is not a number).",

@@ -240,10 +240,14 @@ function watch() {
   openEvents();
 }
 
-function openEvents() {
+// `afresh`: the page's earlier stream ended (a restart, a refusal) and this one starts with
+// the live events; what came between is asked of the kit once it is open.
+function openEvents(afresh = false) {
   S.eventsAt = Date.now();
   try {
     S.events = new EventSource(API + '/events');
+    if (afresh) S.events.addEventListener('open', missedEvents, { once: true });
+    S.events.addEventListener('gap', missedEvents);
     S.events.addEventListener('device', refresh);
     S.events.addEventListener('visit', (e) => {
       refresh();
@@ -257,6 +261,16 @@ function openEvents() {
   } catch {
     S.events = null;
   }
+}
+
+// Events the page never got: the stream came back after the kit had stopped keeping them (it
+// says `gap`), or was opened afresh. A capture's end among them would leave "Menunggu..." up
+// until the officer tapped: the running session, the visit and the list are asked again.
+async function missedEvents() {
+  refresh();
+  if (S.screen === 'orders' && !S.start?.busy) openOrders();
+  if (S.live.session) await catchUp(S.live.session);
+  reloadVisit();
 }
 
 function unwatch() {
@@ -283,7 +297,7 @@ async function refresh() {
   const kitNow = Date.parse(r.data?.clock?.now || '');
   S.clockOffset = Number.isNaN(kitNow) ? 0 : kitNow - Date.now();
   // A stream the server ended (restart) comes back; one refused is tried again now and then.
-  if (S.events?.readyState === 2 && Date.now() - S.eventsAt > 30000) openEvents();
+  if (S.events?.readyState === 2 && Date.now() - S.eventsAt > 30000) openEvents(true);
   updateDynamic();
   recheckGuided();
 }
