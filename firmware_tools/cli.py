@@ -12,7 +12,6 @@ import argparse
 import json
 import struct
 import sys
-from pathlib import Path
 from typing import Any
 
 from firmware_tools.image_checks import (
@@ -34,6 +33,7 @@ from firmware_tools.mcuboot_image import (
     parse_image,
     parse_version,
 )
+from kitd.named_files import read_named_file
 
 
 class UsageError(Exception):
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def read_image_file(path: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        return read_named_file(path)
     except OSError as exc:
         raise UsageError(f"cannot read image {path}: {exc.strerror or exc}") from None
 

@@ -36,6 +36,7 @@ from firmware_tools.mcuboot_image import (
     McubootImage,
     parse_image,
 )
+from kitd.named_files import read_named_file
 
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
@@ -125,7 +126,7 @@ def read_public_keys(paths: Iterable[str | Path]) -> list[PinnedKey]:
     keys = []
     for path in paths:
         try:
-            pem = Path(path).read_bytes()
+            pem = read_named_file(path)
         except OSError as error:
             raise KeyFileError(f"cannot read key file {path}: {error.strerror or error}") from None
         keys.append(load_public_key(pem, str(path)))
@@ -152,7 +153,7 @@ def parse_allow_list(text: str, source: str = "allow-list") -> frozenset[bytes]:
 def read_allow_list(path: str | Path) -> frozenset[bytes]:
     """Read and parse an allow-list file; AllowListError when it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_named_file(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise AllowListError(
             f"cannot read allow-list {path}: {getattr(error, 'strerror', None) or error}"

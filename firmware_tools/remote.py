@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from firmware_tools.image_checks import (
@@ -30,6 +29,7 @@ from firmware_tools.image_checks import (
 from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
 from kitd.cli.options import client_from_args, config_from_args
 from kitd.errors import ConfigError
+from kitd.named_files import read_named_file
 from kitd.services.firmware import parse_kit_version
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
@@ -120,7 +120,7 @@ def upload(args: argparse.Namespace) -> int:
 
 def _upload(args: argparse.Namespace) -> int:
     try:
-        data = Path(args.image).read_bytes()
+        data = read_named_file(args.image)
     except OSError as exc:
         raise _Stop(USAGE, f"cannot read image {args.image}: {exc.strerror or exc}") from None
     client = _client(args)

@@ -25,6 +25,7 @@ from kitd.drivers.usbip_address import parse_backend_setting
 from kitd.durable_files import why_no_folder
 from kitd.errors import ConfigError
 from kitd.events import REPLAY_EVENTS, SUBSCRIBER_QUEUE
+from kitd.named_files import MAX_CONFIG_FILE, read_named_file
 
 DEFAULT_CONFIG_PATH = Path("/etc/kitd/kitd.toml")
 
@@ -747,11 +748,13 @@ def load_config(path: Path | str | None = None) -> KitConfig:
         raise ConfigError("config file: an empty path (was a variable meant to hold it unset?)")
     source = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     try:
-        text = source.read_text(encoding="utf-8")
+        text = read_named_file(source, MAX_CONFIG_FILE).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {source} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {source} cannot be read: {exc}") from None
+        raise ConfigError(
+            f"config file {source} cannot be read: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     return parse_config(text, source)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from kitd.cli.options import add_config_option, config_from_args, kit_database
+from kitd.named_files import read_named_file
 from kitd.services.audit import AuditLog, AuditProblem, CheckpointRefused
 from kitd.store.audit import find_entries
 
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(audit.latest(conn)["note"])
             return 0
         try:
-            old = args.old.read_bytes()  # the note's own check says if it is not UTF-8
+            old = read_named_file(args.old)  # the note's own check says if it is not UTF-8
         except OSError as exc:
             raise AuditProblem(f"{args.old}: cannot read: {exc.strerror}") from None
         proved = audit.prove_extends(conn, old)

@@ -36,6 +36,7 @@ from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.crypto.bundle import OpenedBundle, open_bundle
 from kitd.crypto.transaction import transaction_files
 from kitd.durable_files import write_atomically
+from kitd.named_files import read_named_file
 
 
 class UsageProblem(Exception):
@@ -85,7 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        return read_named_file(path)
     except FileNotFoundError:
         raise UsageProblem(f"{path}: no such {what}") from None
     except OSError as exc:

@@ -30,6 +30,7 @@ from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.cli.options import add_api_option, add_config_option, client_from_args
 from kitd.durable_files import why_no_folder
 from kitd.errors import KitError
+from kitd.named_files import read_named_file
 from kitd.store.diagnostics import DEFAULT_HISTORY, MAX_HISTORY, history_limit
 
 ORDER = {"failed": 0, "warning": 1, "not_available": 2, "ok": 3}
@@ -138,7 +139,7 @@ def verify(args: argparse.Namespace) -> int:
         return 2
     try:
         kit = read_certificate(args.kit_cert)
-        document = json_document(args.verify.read_bytes())
+        document = json_document(read_named_file(args.verify))
     except KitError as exc:
         print(f"kitctl diag: {exc}", file=sys.stderr)
         return 2

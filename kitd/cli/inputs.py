@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from kitd.grey_image import to_grey8
+from kitd.named_files import read_named_file
 
 
 class InputUnreadable(Exception):
@@ -20,7 +21,7 @@ class InputUnreadable(Exception):
 def read_input(path: Path) -> bytes:
     """The bytes of an input file, or InputUnreadable saying in a few words why not."""
     try:
-        return path.read_bytes()
+        return read_named_file(path)
     except FileNotFoundError:
         raise InputUnreadable("no such file") from None
     except IsADirectoryError:

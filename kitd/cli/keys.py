@@ -28,6 +28,7 @@ from kitformats.signing import KeyProblem
 
 from kitd.cli.options import add_config_option, config_from_args
 from kitd.config import KitConfig
+from kitd.named_files import read_named_file
 from kitd.services.audit import AuditLog
 from kitd.services.sealing import kit_keys
 from kitd.store.audit import SYSTEM, append_entry
@@ -60,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _certificates(path: Path) -> list[x509.Certificate]:
     try:
-        data = path.read_bytes()
+        data = read_named_file(path)
     except OSError as exc:
         raise KeyProblem(f"{path}: cannot read: {exc.strerror}") from None
     try:

@@ -19,6 +19,7 @@ from kitformats.signing import KeyProblem
 
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.config import KitConfig
+from kitd.named_files import read_named_file
 from kitd.services.sealing import kit_keys
 from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import database_path, open_database
@@ -136,7 +137,7 @@ def install_credential(args: argparse.Namespace, config: KitConfig, roll: Office
     if not officer.active:
         raise OfficerError(f"officer {args.nip} is deactivated")
     try:
-        data = args.file.read_bytes()
+        data = read_named_file(args.file)
     except OSError as exc:
         raise OfficerError(f"{args.file}: cannot read: {exc.strerror}") from None
     if args.stdin:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.clock import KitClock
+from kitd.named_files import read_named_file
 from kitd.store.database import database_path, open_database
 from kitd.store.work_orders import OrdersRefused, import_orders, parse_orders, pending_orders
 
@@ -38,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _import(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     try:
-        data = args.file.read_bytes()
+        data = read_named_file(args.file)
     except OSError as exc:
         print(f"kitctl orders import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.clock import clock_of
 from kitd.errors import KitError
+from kitd.named_files import read_named_file
 from kitd.services.outbox import BundleNotFound, NotReceipts, Outbox, OutboxError, kit_outbox, receipt_batch
 from kitd.services.sealing import kit_keys
 from kitd.store.outbox import STATES
@@ -131,7 +132,7 @@ class ReceiptFileError(KitError):
 
 def _read_receipts(path: Path) -> list[Any]:
     try:
-        document = json_document(path.read_bytes())
+        document = json_document(read_named_file(path))
     except OSError as exc:
         raise ReceiptFileError(f"{path}: cannot read: {exc.strerror}") from None
     except InputUnreadable as exc:
