@@ -79,6 +79,9 @@ class EventHub:
             raise ValueError(f"replay_events must be between 1 and {SUBSCRIBER_QUEUE - 1}")
         self._subscribers: set[asyncio.Queue[Event | None]] = set()
         self._recent: deque[Event] = deque(maxlen=replay_events)
+        # The newest kept event let go to make room: a subscriber that saw it (or later) missed
+        # nothing kept, whatever live-only events lie between it and the oldest still kept.
+        self._forgotten = 0
         self._next_id = 1
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -93,6 +96,8 @@ class EventHub:
         event = Event(self._next_id, event_type, data)
         self._next_id += 1
         if event_type not in LIVE_ONLY and not live_only:
+            if len(self._recent) == self._recent.maxlen:
+                self._forgotten = self._recent[0].id
             self._recent.append(event)
         for queue in list(self._subscribers):
             try:
@@ -128,7 +133,7 @@ class EventHub:
         if last_seen >= self._next_id:
             gap = "not an id of this run of the daemon (it has restarted since): every kept event follows"
             return Replay(0, oldest, gap)
-        if last_seen + 1 < oldest:
+        if last_seen < self._forgotten:
             return Replay(
                 last_seen, oldest, "older events than the daemon keeps were missed: the kept ones follow"
             )

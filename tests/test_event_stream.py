@@ -146,3 +146,17 @@ def test_the_hub_keeps_a_bounded_number_of_events() -> None:
     assert hub.replay(9).gap is not None and hub.replay(10).gap is None  # 10 seen, 11 is kept
     with pytest.raises(ValueError):
         EventHub(replay_events=SUBSCRIBER_QUEUE)
+
+
+def test_live_only_events_missed_are_no_gap() -> None:
+    """A pen's ink is never kept for a replay: a subscriber back after a signature whose kept
+    events are all still there is told of no gap, however far the kept ones have moved on."""
+    hub = EventHub(replay_events=3)
+    publish(hub, 2)  # 1, 2: seen by the subscriber
+    for _ in range(5):
+        hub.publish("ink", {"points": []})  # 3-7: live only
+    publish(hub, 3)  # 8, 9, 10: 1 and 2 are let go to keep them
+    assert hub.replay(2).gap is None  # the oldest kept is 8, and 3-7 were never kept
+    assert hub.replay(1).gap is not None  # 2 was missed
+    publish(hub, 1)  # 11 lets 8 go
+    assert hub.replay(2).gap is not None and hub.replay(8).gap is None
