@@ -14,6 +14,8 @@ import struct
 import sys
 from typing import Any
 
+from kitformats.named_files import read_named_file
+
 from firmware_tools.image_checks import (
     AllowListError,
     Finding,
@@ -33,7 +35,6 @@ from firmware_tools.mcuboot_image import (
     parse_image,
     parse_version,
 )
-from kitd.named_files import read_named_file
 
 
 class UsageError(Exception):

@@ -27,6 +27,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
+from kitformats.named_files import read_named_file
 
 from firmware_tools.mcuboot_image import (
     HEADER_FLAGS,
@@ -36,7 +37,6 @@ from firmware_tools.mcuboot_image import (
     McubootImage,
     parse_image,
 )
-from kitd.named_files import read_named_file
 
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 

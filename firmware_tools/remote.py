@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any
 
+from kitformats.named_files import read_named_file
+
 from firmware_tools.image_checks import (
     AllowListError,
     KeyFileError,
@@ -29,7 +31,6 @@ from firmware_tools.image_checks import (
 from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
 from kitd.cli.options import client_from_args, config_from_args
 from kitd.errors import ConfigError
-from kitd.named_files import read_named_file
 from kitd.services.firmware import parse_kit_version
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3

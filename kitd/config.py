@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kitformats.named_files import MAX_CONFIG_FILE, read_named_file
+
 from kitd.capture import fingerprint_quality, iris_quality, signature_quality
 from kitd.drivers.panel import PanelWiring, check_target
 from kitd.drivers.registry import BAUD_RATES, DriverSettings, device_kind
@@ -25,7 +27,6 @@ from kitd.drivers.usbip_address import parse_backend_setting
 from kitd.durable_files import why_no_folder
 from kitd.errors import ConfigError
 from kitd.events import REPLAY_EVENTS, SUBSCRIBER_QUEUE
-from kitd.named_files import MAX_CONFIG_FILE, read_named_file
 
 DEFAULT_CONFIG_PATH = Path("/etc/kitd/kitd.toml")
 

@@ -11,11 +11,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from kitformats.named_files import MAX_NAMED_FILE, MiB, read_named_file
 from kitsync.errors import UsageProblem
 from kitsync.orders import read_orders_file
 
 from hil.rig import venv_script
-from kitd.named_files import MAX_NAMED_FILE, MiB, read_named_file
 
 
 def test_a_file_is_read_whole_up_to_its_limit_and_refused_past_it(tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from kitformats.named_files import read_named_file
+
 from kitd.cli.options import add_config_option, config_from_args, kit_database
-from kitd.named_files import read_named_file
 from kitd.services.audit import AuditLog, AuditProblem, CheckpointRefused
 from kitd.store.audit import find_entries
 

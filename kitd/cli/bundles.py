@@ -30,13 +30,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from kitformats.bundle_statements import SEALED_SUFFIX, STATEMENT_SUFFIX, BundleRejected, check_statement
+from kitformats.named_files import read_named_file
 from kitformats.signing import KeyProblem, common_name, read_certificate
 
 from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.crypto.bundle import OpenedBundle, open_bundle
 from kitd.crypto.transaction import transaction_files
 from kitd.durable_files import write_atomically
-from kitd.named_files import read_named_file
 
 
 class UsageProblem(Exception):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from kitformats.named_files import read_named_file
 from kitformats.signing import read_certificate
 
 from kitd.cli.daemon_client import DaemonClient, DaemonError, DaemonUnreachable
@@ -30,7 +31,6 @@ from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.cli.options import add_api_option, add_config_option, client_from_args
 from kitd.durable_files import why_no_folder
 from kitd.errors import KitError
-from kitd.named_files import read_named_file
 from kitd.store.diagnostics import DEFAULT_HISTORY, MAX_HISTORY, history_limit
 
 ORDER = {"failed": 0, "warning": 1, "not_available": 2, "ok": 3}

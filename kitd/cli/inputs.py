@@ -9,9 +9,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+from kitformats.named_files import read_named_file
 
 from kitd.grey_image import to_grey8
-from kitd.named_files import read_named_file
 
 
 class InputUnreadable(Exception):

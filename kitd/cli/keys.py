@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from kitformats.named_files import read_named_file
 from kitformats.signing import KeyProblem
 
 from kitd.cli.options import add_config_option, config_from_args
 from kitd.config import KitConfig
-from kitd.named_files import read_named_file
 from kitd.services.audit import AuditLog
 from kitd.services.sealing import kit_keys
 from kitd.store.audit import SYSTEM, append_entry

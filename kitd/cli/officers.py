@@ -15,11 +15,11 @@ import json
 import sys
 from pathlib import Path
 
+from kitformats.named_files import read_named_file
 from kitformats.signing import KeyProblem
 
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.config import KitConfig
-from kitd.named_files import read_named_file
 from kitd.services.sealing import kit_keys
 from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import database_path, open_database

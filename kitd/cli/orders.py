@@ -15,9 +15,10 @@ import json
 import sys
 from pathlib import Path
 
+from kitformats.named_files import read_named_file
+
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.clock import KitClock
-from kitd.named_files import read_named_file
 from kitd.store.database import database_path, open_database
 from kitd.store.work_orders import OrdersRefused, import_orders, parse_orders, pending_orders
 

@@ -20,11 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kitformats.named_files import read_named_file
+
 from kitd.cli.inputs import InputUnreadable, json_document
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.clock import clock_of
 from kitd.errors import KitError
-from kitd.named_files import read_named_file
 from kitd.services.outbox import BundleNotFound, NotReceipts, Outbox, OutboxError, kit_outbox, receipt_batch
 from kitd.services.sealing import kit_keys
 from kitd.store.outbox import STATES

@@ -11,6 +11,7 @@
     link_certificates  the self-signed certificates of the laptop link (the kit's TLS, a laptop's)
     audit              the audit log's formats: RFC 6962 Merkle trees and proofs, C2SP signed notes
                        (Ed25519) and tlog checkpoints (the kit signs, the laptop checks)
+    named_files        files a person names, read to a limit (the kit's CLIs, kitfw's image checks)
 
 It depends on cryptography, asn1crypto, rfc8785 and spake2 only: a field laptop installs it
 without the kit's device libraries.
