@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 from kitformats.named_files import MAX_NAMED_FILE, MiB, read_named_file
+from kitformats.signing import KeyProblem, read_certificate
 from kitsync.errors import UsageProblem
 from kitsync.orders import read_orders_file
 
 from hil.rig import venv_script
+from kitd.drivers.camera_sources import SequenceSource
+from kitd.errors import DeviceGone
 
 
 def test_a_file_is_read_whole_up_to_its_limit_and_refused_past_it(tmp_path: Path) -> None:
@@ -67,7 +70,11 @@ BEYOND = f"more than {MAX_NAMED_FILE // MiB} MiB: not a file of this kind"
             "config file /dev/zero cannot be read: more than 1",
         ),
         (("kitctl", "quality", "iris", "/dev/zero"), 1, f"/dev/zero: cannot read: {BEYOND}"),
-        (("kitctl", "orders", "import", "/dev/zero"), 1, f"cannot read /dev/zero: {BEYOND}"),
+        (
+            ("kitctl", "orders", "import", "/dev/zero"),
+            1,
+            "kitctl orders import: refused: /dev/zero: more than the kit's 10 MB limit: split it",
+        ),
         (("kitfw", "info", "/dev/zero"), 2, BEYOND),
     ],
 )
@@ -78,6 +85,20 @@ def test_an_endless_file_on_the_command_line_is_one_line(
         [venv_script(command[0]), *command[1:]], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == status, (result.returncode, result.stderr)
+    # One line on stderr; kitctl quality iris says each input's fate on stdout, its sum on stderr.
     said = (result.stdout + result.stderr).splitlines()
     assert any(line in each for each in said), said
-    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_a_certificate_and_a_camera_s_image_sequence_without_end_are_refused(tmp_path: Path) -> None:
+    """A certificate named with --kit-cert, and a camera:file: pattern whose images are
+    /dev/zero: each its own one-line refusal, not the whole memory read."""
+    with pytest.raises(KeyProblem, match=f"^/dev/zero: cannot read: {BEYOND}$"):
+        read_certificate(Path("/dev/zero"))
+    for index in (0, 1):
+        (tmp_path / f"eye_{index}.png").symlink_to("/dev/zero")
+    source = SequenceSource(str(tmp_path / "eye_%d.png"), loop=False, fps=10.0)
+    source.open()
+    with pytest.raises(DeviceGone, match=f"cannot read .*eye_0.png: {BEYOND}$"):
+        source.read()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import json
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from kitformats.named_files import read_named_file
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.clock import KitClock
 from kitd.store.database import database_path, open_database
-from kitd.store.work_orders import OrdersRefused, import_orders, parse_orders, pending_orders
+from kitd.store.work_orders import MAX_FILE_BYTES, OrdersRefused, import_orders, parse_orders, pending_orders
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,9 +41,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _import(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     try:
-        data = read_named_file(args.file)
+        data = read_named_file(args.file, MAX_FILE_BYTES)
     except OSError as exc:
-        print(f"kitctl orders import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        if exc.errno == errno.EFBIG:  # the kit's own limit, as kit-sync push-orders words it
+            print(
+                f"kitctl orders import: refused: {args.file}: more than the kit's 10 MB limit: split it",
+                file=sys.stderr,
+            )
+        else:
+            print(f"kitctl orders import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
     try:
         rows = parse_orders(data, str(args.file))

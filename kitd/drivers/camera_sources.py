@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
+from kitformats.named_files import read_named_file
 
 from kitd.drivers.camera_frames import RawFrame
 from kitd.errors import ConfigError, DeviceGone, DeviceTimeout, EndOfStream
@@ -159,7 +160,7 @@ class SequenceSource:
     def read(self) -> RawFrame:
         path = sequence_path(self.pattern, self.index)
         try:
-            data = Path(path).read_bytes()
+            data = read_named_file(path)
         except FileNotFoundError:
             if self.loop and self.index > self.first:
                 self.index = self.first

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import NameOID
 
 from kitformats.errors import KitError
+from kitformats.named_files import read_named_file
 
 # How certificates name who signs a bundle: the kit by its kit.id, an officer by NIP.
 KIT_CN_PREFIX = "kit "
@@ -60,7 +61,7 @@ class FileSigner:
 def read_certificate(path: Path) -> x509.Certificate:
     """A PEM or DER certificate; a missing or garbled file names itself."""
     try:
-        data = path.read_bytes()
+        data = read_named_file(path)
     except FileNotFoundError:
         raise KeyProblem(f"{path}: no such certificate") from None
     except OSError as exc:
@@ -80,7 +81,7 @@ def read_file_signer(key_path: Path, certificate_path: Path) -> FileSigner:
     folder's ACL guards the key, and it is not checked here."""
     try:
         mode = key_path.stat().st_mode
-        data = key_path.read_bytes()
+        data = read_named_file(key_path)
     except FileNotFoundError:
         raise KeyProblem(f"{key_path}: no such key") from None
     except OSError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kitformats.bundle_statements import STATEMENT_SUFFIX
+from kitformats.named_files import read_named_file
 from kitformats.receipts import ReceiptRefused, receipt_fields
 
 from kitsync.errors import UsageProblem
@@ -63,7 +64,7 @@ def receipt_files(directory: Path) -> list[Path]:
 def read_receipts(path: Path) -> list[ReceiptFile]:
     """Each receipt of one file, those that cannot be a central receipt already refused."""
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_named_file(path))
     except (OSError, ValueError) as exc:
         return [ReceiptFile(path.name, None, result="refused", reason=f"not a JSON file: {exc}")]
     documents = data if isinstance(data, list) else [data]
