@@ -137,11 +137,15 @@ def test_a_smeared_lens_is_low_whatever_sharp_spots_lie_over_it() -> None:
     assert not focus_is_low(focus(timestamped(noisy(scene()))))
 
 
-@pytest.mark.parametrize(("at", "lines"), [(0.5, 1), (0.5, 2), (0.25, 4), (0.9, 2)])
+# One line across a boundary between two rows of tiles, two lines, three, four: each reads as
+# focus (21-72) over the smeared scene to the measure that only left out the sharpest tiles.
+@pytest.mark.parametrize(("at", "lines"), [(0.52, 1), (0.5, 2), (0.2, 3), (0.25, 4)])
 def test_a_smeared_lens_is_low_under_a_timestamp_of_any_size_anywhere(at: float, lines: int) -> None:
     """A burned-in timestamp across a row of tiles, or of two lines or more, covers more than
     the fifth of the tiles left out as the sharpest; sent as a JPEG, its strokes ring round
-    them. Over a smeared lens it is still no focus; over a sharp scene it takes none away."""
+    them. Over a smeared lens it is still no focus; over a sharp scene it hides at most a
+    third of the focus (the tiles under its lines are left out)."""
     smeared = noisy(blurred(scene(), 16))
     assert focus_is_low(focus(as_jpeg(timestamped(smeared, at, lines))))
-    assert not focus_is_low(focus(as_jpeg(timestamped(noisy(scene()), at, lines))))
+    sharp = noisy(scene())
+    assert focus(as_jpeg(timestamped(sharp, at, lines))) > 0.6 * focus(as_jpeg(sharp))
