@@ -40,7 +40,8 @@ async def read_stream(response: Any, until: Any, timeout_s: float = 10.0) -> lis
 
 
 def events_of(items: list[Any]) -> list[dict[str, Any]]:
-    return [item for item in items if isinstance(item, dict)]
+    """The events among `items`: an id with no data is none (EventSource only takes its id)."""
+    return [item for item in items if isinstance(item, dict) and "data" in item]
 
 
 def serve(hub: EventHub, keepalive_s: float = event_stream.KEEPALIVE_S) -> TestClient:
@@ -100,6 +101,28 @@ def test_a_reconnecting_client_first_gets_what_it_missed_then_live_events() -> N
             for response in (live_only, caught_up):
                 got = events_of(await read_stream(response, lambda items: len(events_of(items)) == 1))
                 assert [e["id"] for e in got] == [6]
+            hub.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_dropped_before_its_first_event_comes_back_with_an_id_and_misses_nothing() -> None:
+    """A client that opens without Last-Event-ID is given the last event's id before its
+    stream: if the link drops before the first event, EventSource comes back with that id and
+    gets every event published meanwhile, instead of the live ones only."""
+
+    async def scenario() -> None:
+        hub = EventHub()
+        publish(hub, 3)
+        async with serve(hub) as client:
+            first = await client.get("/events")
+            given = await read_stream(first, lambda items: any(isinstance(i, dict) for i in items))
+            assert given == [": kitd events", {"id": 3}]
+            first.close()  # the link drops; meanwhile, two events
+            publish(hub, 2)
+            again = await client.get("/events", headers={"Last-Event-ID": str(given[-1]["id"])})
+            got = events_of(await read_stream(again, lambda items: len(events_of(items)) == 2))
+            assert [e["id"] for e in got] == [4, 5]
             hub.close()
 
     asyncio.run(scenario())

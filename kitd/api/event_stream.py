@@ -5,7 +5,10 @@ While nothing happens a comment line (`: keepalive`) goes out every KEEPALIVE_S,
 proxy or a client's own timeout does not take a quiet stream for a dead one. A client that
 reconnects with `Last-Event-ID: N` first gets the events after N that the hub still keeps,
 then the live ones; when some of them are no longer kept (or N is not an id of this run of
-the daemon, whose ids start at 1) a `gap` event (no id) says so before anything else.
+the daemon, whose ids start at 1) a `gap` event (no id) says so before anything else. A
+client that comes without one is first given the id of the last event before its stream (an
+`id:` line and no event), so that even a stream that drops before its first event comes back
+with `Last-Event-ID`.
 """
 
 from __future__ import annotations
@@ -57,6 +60,11 @@ async def stream_events(
     sign-in ended); a keepalive comment when idle."""
     after, gap = _replay(request, events)
     subscription = events.open(after)  # before any await: no event slips between replay and live
+    # A client given no event id yet (live only) is given one now: a stream that drops before
+    # its first event then comes back with Last-Event-ID, and is given what it missed (or told
+    # of the gap) instead of the live events only. (An SSE block with an id and no data sets
+    # the client's last event id and dispatches nothing.)
+    seen_up_to = events.next_id - 1 if after is None else None
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
@@ -67,6 +75,8 @@ async def stream_events(
             # A screen that often comes back too late to be given what it missed says so here.
             log.info("event stream: a client came back after event %(last_event_id)s: %(reason)s", gap)
             await response.write(f"event: gap\ndata: {json.dumps(gap, separators=(',', ':'))}\n\n".encode())
+        if seen_up_to is not None:
+            await response.write(f"id: {seen_up_to}\n\n".encode())
         wait_s = keepalive_s if allowed is None else min(keepalive_s, STREAM_RECHECK_S)
         idle_s = 0.0
         while True:

@@ -124,7 +124,9 @@ SESSION_PATHS: dict[str, Any] = {
             f"{REPLAY_EVENTS} by default), then live "
             "ones; when some after N are no longer kept, or N is not an id of this run, a `gap` "
             "event (GapEvent, no id) comes first and the kept events follow (none for an N that "
-            "is not a number).",
+            "is not a number). A client without `Last-Event-ID` is first sent `id: N` alone "
+            "(no event): the last event before its stream, for EventSource to send back if the "
+            "stream drops before its first event.",
             "parameters": [
                 {
                     "name": "Last-Event-ID",
