@@ -5,9 +5,9 @@ delivered to each subscriber's queue with a running id, which the API sends as
 server-sent events. A subscriber that falls hopelessly behind is dropped with a
 final `overflow` event rather than slowing the kit down.
 
-The hub keeps the last REPLAY_EVENTS events, so that a client that reconnects (SSE's
-`Last-Event-ID`) first gets what it missed, if the hub still has it, and then the live ones.
-Ids start at 1 each time the daemon starts.
+The hub keeps the last events (api.replay_events, REPLAY_EVENTS by default; live-only ones
+never), so that a client that reconnects (SSE's `Last-Event-ID`) first gets what it missed,
+if the hub still has it, and then the live ones. Ids start at 1 each time the daemon starts.
 """
 
 from __future__ import annotations
