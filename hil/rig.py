@@ -146,15 +146,16 @@ TEST_SETTINGS: dict[str, Any] = {
 }
 
 
-def wait_until(condition: Callable[[], T], what: str, timeout_s: float = 30.0) -> T:
-    """Poll `condition` (generously) until it returns something true; AssertionError naming `what`."""
+def wait_until(condition: Callable[[], T], what: str | Callable[[], str], timeout_s: float = 30.0) -> T:
+    """Poll `condition` (generously) until it returns something true; AssertionError naming `what`
+    (a callable: asked at the timeout, to say what was seen then)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout_s} s")
+    raise AssertionError(f"{what() if callable(what) else what}: not within {timeout_s} s")
 
 
 class SimulatorProcess:

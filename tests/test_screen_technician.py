@@ -312,14 +312,6 @@ def leds_lit(kit: ScreenKit) -> set[str]:
     return {name for name, value in state["leds"].items() if value}
 
 
-def lit_alone(kit: ScreenKit, led: str, timeout_s: float = 10.0) -> None:
-    """Waits for `led` to be the panel's only LED lit; AssertionError naming those lit last."""
-    deadline = time.monotonic() + timeout_s
-    while (lit := leds_lit(kit)) != {led}:
-        assert time.monotonic() < deadline, f"asked about the {led} LED, the panel lit {lit} ({timeout_s} s)"
-        time.sleep(0.05)
-
-
 def step(page: Any, step_id: str) -> Any:
     return page.get_by_test_id("guided-steps").locator(f'li[data-step="{step_id}"]')
 
@@ -366,7 +358,11 @@ def test_the_panel_guided_on_the_screen(screen: Screen, kit: ScreenKit) -> None:
         expect(prompt).to_have_text(prompts[f"led_{led}"]["id"])
         # The LED asked about is lit alone (the kit's panel thread writes it a moment after
         # the step is announced: the page may be first).
-        lit_alone(kit, led)
+        wait_until(
+            lambda led=led: leds_lit(kit) == {led},
+            lambda led=led: f"asked about the {led} LED, the panel lit {leds_lit(kit)}",
+            10.0,
+        )
         if led == "ready":
             screen.look("tech-guided-panel-led")
         page.get_by_role("button", name=ID["guided.yes_lit"], exact=True).click()

@@ -17,11 +17,12 @@ import sys
 from pathlib import Path
 
 from kitformats.named_files import read_named_file
+from kitformats.work_orders import MAX_FILE_BYTES, file_too_large
 
 from kitd.cli.options import add_config_option, config_from_args, kit_database
 from kitd.clock import KitClock
 from kitd.store.database import database_path, open_database
-from kitd.store.work_orders import MAX_FILE_BYTES, OrdersRefused, import_orders, parse_orders, pending_orders
+from kitd.store.work_orders import OrdersRefused, import_orders, parse_orders, pending_orders
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,11 +44,8 @@ def _import(args: argparse.Namespace) -> int:
     try:
         data = read_named_file(args.file, MAX_FILE_BYTES)
     except OSError as exc:
-        if exc.errno == errno.EFBIG:  # the kit's own limit, as kit-sync push-orders words it
-            print(
-                f"kitctl orders import: refused: {args.file}: more than the kit's 10 MB limit: split it",
-                file=sys.stderr,
-            )
+        if exc.errno == errno.EFBIG:
+            print(f"kitctl orders import: refused: {file_too_large(args.file)}", file=sys.stderr)
         else:
             print(f"kitctl orders import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jsonschema import Draft202012Validator
-from kitformats.work_orders import work_order_schema
+from kitformats.work_orders import MAX_FILE_BYTES, work_order_schema
 
 from kitd.ansi_nist_text import text_problem
 from kitd.clock import clock_of
@@ -35,7 +35,6 @@ from kitd.store.audit import SYSTEM, append_entry
 from kitd.store.database import transaction
 from kitd.store.visits import ACTIVE_STATES, save_visit
 
-MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 10_000
 
 

@@ -8,13 +8,15 @@ of kitformats and its own rules): the laptop does not second-guess it.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
+from kitformats.named_files import read_named_file
+from kitformats.work_orders import MAX_FILE_BYTES, file_too_large
+
 from kitsync.errors import TransferFailed, UsageProblem
 from kitsync.link import KitLink
-
-MAX_FILE_BYTES = 10 * 1024 * 1024  # the kit's limit: a bigger file is refused whole
 
 
 def media_type(name: str, data: bytes) -> str:
@@ -30,17 +32,15 @@ def media_type(name: str, data: bytes) -> str:
 
 def read_orders_file(path: Path) -> bytes:
     try:
-        with open(path, "rb") as source:
-            data = source.read(MAX_FILE_BYTES + 1)  # /dev/zero or a FIFO fed for ever ends here
+        return read_named_file(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise UsageProblem(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UsageProblem(f"{path}: a folder, not a file of orders") from None
     except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            raise UsageProblem(file_too_large(path)) from None
         raise UsageProblem(f"{path}: cannot read it: {exc.strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise UsageProblem(f"{path}: more than the kit's 10 MB limit: split it")
-    return data
 
 
 def push_orders(link: KitLink, path: Path, data: bytes) -> dict[str, Any]:
