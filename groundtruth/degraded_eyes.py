@@ -150,6 +150,45 @@ DEGRADATIONS: dict[str, tuple[str | None, Callable[[np.ndarray, Circle, Circle],
 }
 
 
+def _strands(
+    grey: np.ndarray,
+    iris: Circle,
+    margin: Callable[[np.ndarray], np.ndarray],
+    reach: float,
+    seed: int,
+    down: bool,
+    root_above: float,
+    fan: float,
+    wander: float,
+) -> np.ndarray:
+    """Dense near-black strands rooted along the upper lid's margin (`margin`: its y for an
+    array of x), `root_above` iris radii above it: one about every 1.7 px, each 0.1-`reach`
+    iris radii long, down over the iris (`down`) or up over the skin, leaning towards the eye's
+    corners by `fan` of their length per iris radius out, give or take `wander`, 1-1.5 px thick."""
+    rng = np.random.default_rng(seed)
+    ix, _, ir = iris
+    h, w = grey.shape
+    scale = 4  # drawn at four times the size, then shrunk: strands a pixel thick, smooth
+    ink = np.zeros((h * scale, w * scale), np.uint8)
+    way = 1.0 if down else -1.0
+    x = ix - 1.1 * ir
+    while x < ix + 1.1 * ir:
+        root = float(margin(np.array([x]))[0]) - root_above * ir
+        length = rng.uniform(0.1, reach) * ir
+        lean = length * (fan * (x - ix) / ir + rng.normal(0.0, wander))
+        t = np.linspace(0.0, 1.0, 8)
+        points = np.stack([x + lean * t * t, root - 1.0 + way * length * t], axis=1)
+        # polylines' shift=2 takes coordinates in quarter pixels of the drawn canvas
+        cv2.polylines(
+            ink, [np.rint(points * scale * 4).astype(np.int32)], False, 255,
+            int(rng.choice([3, 4, 6])), cv2.LINE_AA, shift=2,
+        )  # fmt: skip
+        x += rng.exponential(1.0 / 0.6)
+    cover = cv2.resize(ink, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    out = grey.astype(np.float32) * (1.0 - cover) + 30.0 * cover
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def lash_curtain(
     grey: np.ndarray,
     iris: Circle,
@@ -162,27 +201,22 @@ def lash_curtain(
     down to 0.1-`reach` iris radii, 1-1.5 px thick, fanning out towards the eye's corners, in
     near-black. The margin, at the roots, stays where it was: a lid finder must find it there,
     not at the strands' tips."""
-    rng = np.random.default_rng(seed)
-    ix, _, ir = iris
-    h, w = grey.shape
-    scale = 4  # drawn at four times the size, then shrunk: strands a pixel thick, smooth
-    ink = np.zeros((h * scale, w * scale), np.uint8)
-    x = ix - 1.1 * ir
-    while x < ix + 1.1 * ir:
-        root = float(margin(np.array([x]))[0])
-        length = rng.uniform(0.1, reach) * ir
-        lean = length * (0.25 * (x - ix) / ir + rng.normal(0.0, 0.1))
-        t = np.linspace(0.0, 1.0, 8)
-        points = np.stack([x + lean * t * t, root - 1.0 + length * t], axis=1)
-        # polylines' shift=2 takes coordinates in quarter pixels of the drawn canvas
-        cv2.polylines(
-            ink, [np.rint(points * scale * 4).astype(np.int32)], False, 255,
-            int(rng.choice([3, 4, 6])), cv2.LINE_AA, shift=2,
-        )  # fmt: skip
-        x += rng.exponential(1.0 / 0.6)
-    cover = cv2.resize(ink, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    out = grey.astype(np.float32) * (1.0 - cover) + 30.0 * cover
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return _strands(grey, iris, margin, reach, seed, down=True, root_above=0.0, fan=0.25, wander=0.1)
+
+
+def lashes_on_skin(
+    grey: np.ndarray,
+    iris: Circle,
+    margin: Callable[[np.ndarray], np.ndarray],
+    reach: float = 0.5,
+    seed: int = 0,
+) -> np.ndarray:
+    """Dense dark lashes curling up from the upper lid's margin over the lid's skin, as a
+    frontal camera sees upper lashes that turn upwards (`margin`: the lid's y for an array of
+    x): strands as in :func:`lash_curtain`, rooted 0.03 iris radii above the margin, going up
+    0.1-`reach` iris radii and fanning out more. The iris below the margin is untouched: a lid
+    finder must not climb into them."""
+    return _strands(grey, iris, margin, reach, seed, down=False, root_above=0.03, fan=0.4, wander=0.15)
 
 
 def lash_clumps(
@@ -193,6 +227,7 @@ def lash_clumps(
     seed: int = 0,
     lash_grey: float | None = None,
     above: float = 0.0,
+    soft: float = 0.0,
 ) -> np.ndarray:
     """A curtain of lashes as real ones hang over an iris seen close up: clumps, not single
     hairs. Measured on the development eyes whose upper iris is behind lashes (sizes in iris
@@ -201,7 +236,9 @@ def lash_clumps(
     apart, near black in their cores (the pupil's grey), soft-edged (out of focus, nearer the
     camera than the iris), bent rather than straight, their tips at scattered heights down to
     `reach` (about 0.5 at most), iris seen between them. The margin, at the roots, stays where
-    it was. `lash_grey`: the clumps' core grey (default: the image's dark end, the pupil's)."""
+    it was. `lash_grey`: the clumps' core grey (default: the image's dark end, the pupil's).
+    `soft`: more blur, in iris radii, for lashes further out of focus than the iris: lashes
+    drooping from a heavy lid hang nearer the lens, and merge into a soft dark band."""
     rng = np.random.default_rng(seed)
     ix, _, ir = iris
     h, w = grey.shape
@@ -231,7 +268,7 @@ def lash_clumps(
         ink = np.maximum(ink, layer)
         x += rng.uniform(0.08, 0.15) * ir
     cover = cv2.resize(ink, (w, h), interpolation=cv2.INTER_AREA)
-    cover = cv2.GaussianBlur(cover, (0, 0), max(0.5, 0.012 * ir))  # out of focus
+    cover = cv2.GaussianBlur(cover, (0, 0), max(0.5, 0.012 * ir) + soft * ir)  # out of focus
     # Fading towards the tips is in the taper; the roots above the margin are not touched.
     out = grey.astype(np.float32) * (1.0 - cover) + core * cover
     return np.clip(out, 0, 255).astype(np.uint8)

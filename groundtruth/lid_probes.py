@@ -1,12 +1,13 @@
 """How the lids found hold on altered copies of the marked development eyes.
 
-Its one job: alter each marked development eye as heads, lashes and cameras do (turned 6, 12
-and 15 degrees either way; curtains and clumps of lashes hung from its marked upper lid;
-blurred, moved vertically, vignetted, flattened, through tone curves, grainy, half size),
-move the marks with it, and count, per kind of copy and per half of the development
-subjects (odd and even numbers), the lids found within 8 px of the marks at their three
-columns (a half-size copy's error counted at full size). A change to the lid finder is worth
-keeping when both halves gain and no kind of copy loses; a gain on one half only is noise.
+Its one job: alter each marked development eye as heads, lashes and cameras do (turned 6, 12 and
+15 degrees either way; curtains and clumps of lashes hung from its marked upper lid, sharp and
+out of focus, and lashes curled up over the skin above it; blurred, moved vertically, vignetted,
+flattened, through tone curves, grainy, half size), move the marks with it, and count, per kind
+of copy and per half of the development subjects (odd and even numbers), the lids found within 8
+px of the marks at their three columns (a half-size copy's error counted at full size). A change
+to the lid finder is worth keeping when both halves gain and no kind of copy loses; a gain on
+one half only is noise.
 The held-out half is never read.
 
     python -m groundtruth.lid_probes [--json]
@@ -23,7 +24,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from groundtruth.degraded_eyes import lash_clumps, lash_curtain, toned, vignetted
+from groundtruth.degraded_eyes import lash_clumps, lash_curtain, lashes_on_skin, toned, vignetted
 from groundtruth.iris_agreement import (
     IITD_DIR,
     LID_TOLERANCE_PX,
@@ -38,9 +39,15 @@ from kitd.capture.iris_quality import assess_iris
 TURNS = (6.0, 12.0, 15.0)  # degrees, each either way
 CURTAIN_REACHES = (0.25, 0.4, 0.55)  # iris radii the lashes hang down to
 CLUMP_REACHES = (0.3, 0.5)
+SOFT_CLUMPS = (0.02, 0.03)  # iris radii of blur: drooping lashes out of focus
 SEEDS = (0, 1)
 PARTS = ("upper_lid", "lower_lid")
-LASH_KINDS = ("curtain", "clumps")  # only the upper lid is counted: the lashes hang from it
+LASH_KINDS = (
+    "curtain",
+    "clumps",
+    "soft_clumps",
+    "lashes_on_skin",
+)  # only the upper lid is counted: the lashes hang from it
 
 Copy = tuple[str, np.ndarray, EyeMarks, float]  # kind, image, its marks, its scale
 
@@ -86,6 +93,10 @@ def copies(grey: np.ndarray, marks: EyeMarks) -> Iterator[Copy]:
             yield "curtain", lash_curtain(grey, marks.limbus, margin, reach, seed), marks, 1.0
         for reach, seed in itertools.product(CLUMP_REACHES, SEEDS):
             yield "clumps", lash_clumps(grey, marks.limbus, margin, reach, seed), marks, 1.0
+        for soft, seed in itertools.product(SOFT_CLUMPS, SEEDS):
+            yield "soft_clumps", lash_clumps(grey, marks.limbus, margin, 0.4, seed, soft=soft), marks, 1.0
+        for reach, seed in itertools.product(CLUMP_REACHES, SEEDS):
+            yield "lashes_on_skin", lashes_on_skin(grey, marks.limbus, margin, reach, seed), marks, 1.0
     for kind, image in camera_like(grey):
         yield kind, image, marks, 1.0
     half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
