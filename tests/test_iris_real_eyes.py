@@ -32,6 +32,7 @@ from groundtruth.degraded_eyes import (
     lash_band,
     lash_clumps,
     lash_curtain,
+    lashes_on_skin,
     stuck_lashes,
     toned,
     vignetted,
@@ -39,6 +40,7 @@ from groundtruth.degraded_eyes import (
 from groundtruth.draw_iris import contact_sheet, draw_eye
 from groundtruth.iris_agreement import (
     IITD_DIR,
+    LID_TOLERANCE_PX,
     agreement,
     iitd_halves,
     marked_eyes,
@@ -152,7 +154,10 @@ def test_held_out_circles_and_lids_lie_on_the_hand_marks(held_out: list[Path]) -
     # when one pupil was; 0.80 and 0.66 before the side arcs reached 57 deg below horizontal
     # and a curtain's margin was its darkest row of roots: the limbus fell on these subjects
     # while it rose on the development ones, 0.66 to 0.72, its height resting mostly on a
-    # prior). Held a little under those figures until they are met.
+    # prior); 0.77 and 0.71 since a curtain out of focus is looked for (0.77 and 0.75 before:
+    # two upper lids moved 6 and 26 px towards the marks, and two of one subject, whose low
+    # margin has a dense dark fringe of lashes above it, 17 px away from them, up into it).
+    # Held a little under those figures until they are met.
     assert summary["limbus_within_5px"] >= 0.66
     assert summary["lids_within_8px"] >= 0.65
 
@@ -161,9 +166,10 @@ def test_held_out_eyes_are_usable_with_the_320x240_camera_s_checks(
     held_out_reports: dict[str, IrisReport],
 ) -> None:
     refused = {name: report.feedback for name, report in held_out_reports.items() if not report.passed}
-    # Issue 18 asks 0.90; measured 0.8875 (71 of 80; 0.70 at the first pass, then 0.7875, 0.85
-    # and 0.875): the others are told open_wider, or hold_still on a wrong pupil circle (the closing
-    # notes name each with its reason). Held a little under that.
+    # Issue 18 asks 0.90; measured 0.95 (76 of 80; 0.70 at the first pass, then 0.7875, 0.85,
+    # 0.875, 0.8875 and 0.9125, before a curtain out of focus was looked for): the others are
+    # told open_wider, or hold_still on a wrong pupil circle (the closing notes name each with
+    # its reason). Held a little under that.
     assert 1 - len(refused) / len(held_out_reports) >= 0.84, refused
 
 
@@ -359,6 +365,55 @@ def test_clumped_lashes_do_not_hide_an_open_iris(marked_development: list[Marked
                 hidden.append((eye.name, reach, seed))
     # Measured: 1 of the copies (6 before the curtain check also looked just above the lid).
     assert n >= 120 and len(hidden) <= 2, (n, hidden)
+
+
+def test_lashes_out_of_focus_are_hung_from_the_margin(marked_development: list[MarkedEye]) -> None:
+    """Lashes drooping from a heavy lid hang nearer the lens than the iris and blur into a soft
+    dark band (clumps as above, down to 0.4 iris radii, blurred 0.02 and 0.03 iris radii more,
+    two curtains each) from the marked upper lid of each marked development eye: the lid is
+    found at the margin they hang from, not at their tips, and an eye the marks leave at least
+    80 % of is not taken for less than 70 % usable."""
+    checks, near, n, hidden, wide = camera_checks(), 0, 0, [], 0
+    for eye in marked_development:
+        margin = eye.upper_margin()
+        if margin is None:
+            continue
+        open_eye = marked_usable_area(eye.marks, eye.image.shape) >= 0.8
+        for soft, seed in [(s, d) for s in (0.02, 0.03) for d in (0, 1)]:
+            copy = lash_clumps(eye.image, eye.marks.limbus, margin, 0.4, seed, soft=soft)
+            report = assess_iris(copy, checks)
+            error = agreement(eye.name, eye.marks, report).upper_lid
+            n += 1
+            near += int(error is not None and error <= LID_TOLERANCE_PX)
+            if open_eye:
+                wide += 1
+                if report.metrics["usable_iris_area"] < 0.7:
+                    hidden.append((eye.name, soft, seed))
+    # Measured: 164 of 200 within 8 px (84 while only a lid along strands, 0.15 and over, was
+    # taken to lie in a curtain), and 3 of 128 open eyes hidden (5).
+    assert n >= 190 and near >= 150, (near, n)
+    assert wide >= 120 and len(hidden) <= 4, hidden
+
+
+def test_lashes_on_the_skin_do_not_lift_the_lid(marked_development: list[MarkedEye]) -> None:
+    """Dense dark lashes curled up over the skin above the marked upper lid of each marked
+    development eye (groundtruth.degraded_eyes.lashes_on_skin, up to 0.3 and 0.5 iris radii,
+    two each): the lid stays at the margin below them, although it is a little along strands
+    where they begin; a curtain out of focus is told from them by its darkness between the
+    strands."""
+    near, n = 0, 0
+    for eye in marked_development:
+        margin = eye.upper_margin()
+        if margin is None:
+            continue
+        for reach, seed in [(r, s) for r in (0.3, 0.5) for s in (0, 1)]:
+            report = assess_iris(lashes_on_skin(eye.image, eye.marks.limbus, margin, reach, seed))
+            error = agreement(eye.name, eye.marks, report).upper_lid
+            n += 1
+            near += int(error is not None and error <= LID_TOLERANCE_PX)
+    # Measured: 161 of 200 within 8 px, as before curtains out of focus were looked for; 154
+    # when any lid over -0.1 along strands was taken to lie in a curtain.
+    assert n >= 190 and near >= 158, (near, n)
 
 
 def test_a_dark_iris_in_good_light_is_not_too_dark(
