@@ -164,7 +164,8 @@ def _strands(
     """Dense near-black strands rooted along the upper lid's margin (`margin`: its y for an
     array of x), `root_above` iris radii above it: one about every 1.7 px, each 0.1-`reach`
     iris radii long, down over the iris (`down`) or up over the skin, leaning towards the eye's
-    corners by `fan` of their length per iris radius out, give or take `wander`, 1-1.5 px thick."""
+    corners by `fan` of their length per iris radius out, give or take `wander`, 0.75-1.5 px
+    thick."""
     rng = np.random.default_rng(seed)
     ix, _, ir = iris
     h, w = grey.shape
@@ -197,9 +198,9 @@ def lash_curtain(
     seed: int = 0,
 ) -> np.ndarray:
     """Dense dark lashes hanging from the upper lid's margin over the iris (`margin`: the lid's
-    y for an array of x): one strand about every pixel along the margin, each from its root
-    down to 0.1-`reach` iris radii, 1-1.5 px thick, fanning out towards the eye's corners, in
-    near-black. The margin, at the roots, stays where it was: a lid finder must find it there,
+    y for an array of x): one strand about every 1.7 px along the margin, each from its root
+    down to 0.1-`reach` iris radii, 0.75-1.5 px thick, fanning out towards the eye's corners,
+    in near-black. The margin, at the roots, stays where it was: a lid finder must find it there,
     not at the strands' tips."""
     return _strands(grey, iris, margin, reach, seed, down=True, root_above=0.0, fan=0.25, wander=0.1)
 

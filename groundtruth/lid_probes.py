@@ -40,6 +40,7 @@ TURNS = (6.0, 12.0, 15.0)  # degrees, each either way
 CURTAIN_REACHES = (0.25, 0.4, 0.55)  # iris radii the lashes hang down to
 CLUMP_REACHES = (0.3, 0.5)
 SOFT_CLUMPS = (0.02, 0.03)  # iris radii of blur: drooping lashes out of focus
+SKIN_LASH_REACHES = (0.3, 0.5)  # iris radii lashes curled up over the skin reach
 SEEDS = (0, 1)
 PARTS = ("upper_lid", "lower_lid")
 LASH_KINDS = (
@@ -95,7 +96,7 @@ def copies(grey: np.ndarray, marks: EyeMarks) -> Iterator[Copy]:
             yield "clumps", lash_clumps(grey, marks.limbus, margin, reach, seed), marks, 1.0
         for soft, seed in itertools.product(SOFT_CLUMPS, SEEDS):
             yield "soft_clumps", lash_clumps(grey, marks.limbus, margin, 0.4, seed, soft=soft), marks, 1.0
-        for reach, seed in itertools.product(CLUMP_REACHES, SEEDS):
+        for reach, seed in itertools.product(SKIN_LASH_REACHES, SEEDS):
             yield "lashes_on_skin", lashes_on_skin(grey, marks.limbus, margin, reach, seed), marks, 1.0
     for kind, image in camera_like(grey):
         yield kind, image, marks, 1.0

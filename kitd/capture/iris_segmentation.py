@@ -576,17 +576,19 @@ LID_CURTAIN_STRANDS = 0.15
 # A curtain out of focus reads less along the lid: lashes drooping from a heavy lid hang nearer
 # the lens than the iris, blur, and merge into a soft dark band that reads -0.5..0.45 along the
 # walk's lid, half of it under LID_CURTAIN_STRANDS (groundtruth.degraded_eyes.lash_clumps with
-# `soft` 0.02 and 0.03 iris radii), where a bare margin of the development eyes reads
-# -0.83..-0.11. A lid over LID_CURTAIN_ALONG is also taken to lie in a curtain where that band is
-# dark all through just above it: the brightest grey over LID_CURTAIN_GAPS along the rows, up to
-# LID_STRAND_ABOVE iris radii above the lid, is darker than the iris by over LID_SOFT_DARK of the
-# iris's grey over the pupil's (soft curtains -0.63..-0.28 of it; dense lashes curled up over the
-# skin above a margin, groundtruth.degraded_eyes.lashes_on_skin, -0.34..0.25, skin or iris between
-# them). Upper lids within 8 px under soft clumps, odd / even development subjects: 39 / 45 of 96
-# / 104 before, 78 / 86 with it; without the darkness test lashes on the skin lost 7 of 96 odd
-# copies, with it none (0.2 and 0.3 tried: one lashes-on-skin or three soft copies less). Of every
-# other kind of copy in groundtruth.lid_probes only one clump copy moved out of 8 px (4.3 -> 9.3);
-# the development eyes as they are give the same metrics.
+# `soft` 0.02 and 0.03 iris radii), where the lid found on a development eye as it is (the walk's,
+# moved to its root band: not the marked lid of the measure above) reads -0.83..-0.11. So a lid
+# over LID_CURTAIN_ALONG, in the gap, is also taken to lie in a curtain where the band just above
+# it is dark even between its strands: the brightest grey over LID_CURTAIN_GAPS along the rows,
+# averaged over the heights up to LID_STRAND_ABOVE iris radii above the lid, is darker than the
+# iris by over LID_SOFT_DARK of the iris's grey over the pupil's (soft curtains -0.63..-0.28 of
+# it; dense lashes curled up over the skin above a margin,
+# groundtruth.degraded_eyes.lashes_on_skin, -0.34..0.25, skin or iris between them). Upper lids
+# within 8 px under soft clumps, odd / even development subjects: 39 / 45 of 96 / 104 before, 78 /
+# 86 with it; without the darkness test lashes on the skin lost 7 of 96 odd copies, with it none
+# (0.2 and 0.3 tried: one lashes-on-skin or three soft copies less). Of every other kind of copy
+# in groundtruth.lid_probes only one clump copy moved out of 8 px (4.3 -> 9.3); the development
+# eyes as they are give the same metrics.
 LID_CURTAIN_ALONG = -0.1
 LID_SOFT_DARK = 0.25
 # Lashes grow from the margin in one row and fan out down a curtain, so between the roots there
@@ -968,8 +970,8 @@ def _above_curtain(
     Along the lid over the iris (columns within 0.85 iris radii of its centre, rows below the
     limbus) the mean :func:`_strandness` of the unblurred work copy says whether the lid runs
     along strands (a curtain, iris seen between its lashes) or across the eye (a margin); a lid
-    only a little along strands is in a curtain out of focus where the grey between its strands
-    just above it is dark all through (`greys`: the iris's and the pupil's). In a
+    not clearly across the eye is in a curtain out of focus where even the brightest grey
+    between its strands just above it is dark (`greys`: the iris's and the pupil's). In a
     curtain the margin is the lash roots' row: of the curves of the lid's shape from it up to
     LID_CURTAIN_REACH iris radii above it, while over the iris, the one along which the grey
     between the strands (the rows closed over LID_CURTAIN_GAPS) is darkest; each column's point
@@ -1011,14 +1013,15 @@ def _above_curtain(
     along_lid, above = strands[0], float(np.mean(strands))
 
     def dark_all_through() -> bool:
-        """Whether the brightest grey between strands just above the lid is well below the
-        iris's (a curtain out of focus, not lashes with skin or iris between them)."""
+        """Whether the brightest grey between strands just above the lid (the mean over the
+        heights of the grey dilated along the rows) is well below the iris's: a curtain out of
+        focus, not lashes with skin or iris between them."""
         gaps = np.ones((1, max(3, int(LID_CURTAIN_GAPS * radius)) | 1), np.uint8)
         between = along(cv2.dilate(sharp[first:last], gaps).astype(np.float32), first, heights)
         if not np.isfinite(between).any():
             return False
         iris_grey, pupil_grey = greys
-        return float(np.nanmean(between)) < iris_grey - LID_SOFT_DARK * (iris_grey - pupil_grey)
+        return float(np.nanmean(between)) < iris_grey - LID_SOFT_DARK * max(iris_grey - pupil_grey, 8.0)
 
     if not (  # NaN (off the iris) too
         along_lid > LID_CURTAIN_STRANDS
