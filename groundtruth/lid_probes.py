@@ -43,12 +43,8 @@ SOFT_CLUMPS = (0.02, 0.03)  # iris radii of blur: drooping lashes out of focus
 SKIN_LASH_REACHES = (0.3, 0.5)  # iris radii lashes curled up over the skin reach
 SEEDS = (0, 1)
 PARTS = ("upper_lid", "lower_lid")
-LASH_KINDS = (
-    "curtain",
-    "clumps",
-    "soft_clumps",
-    "lashes_on_skin",
-)  # only the upper lid is counted: the lashes hang from it
+# Only the upper lid is counted in these: the lashes hang from it or lie on the skin above it.
+LASH_KINDS = ("curtain", "clumps", "soft_clumps", "lashes_on_skin")
 
 Copy = tuple[str, np.ndarray, EyeMarks, float]  # kind, image, its marks, its scale
 

@@ -1011,15 +1011,14 @@ def _above_curtain(
     heights = np.arange(int(LID_STRAND_ABOVE * ir * sy) + 1) / sy
     strands = along(_strandness(sharp[first:last], radius), first, heights)
     along_lid, above = strands[0], float(np.mean(strands))
+    across_gaps = np.ones((1, max(3, int(LID_CURTAIN_GAPS * radius)) | 1), np.uint8)
 
     def dark_all_through() -> bool:
         """Whether the brightest grey between strands just above the lid (the mean over the
         heights of the grey dilated along the rows) is well below the iris's: a curtain out of
-        focus, not lashes with skin or iris between them."""
-        gaps = np.ones((1, max(3, int(LID_CURTAIN_GAPS * radius)) | 1), np.uint8)
-        between = along(cv2.dilate(sharp[first:last], gaps).astype(np.float32), first, heights)
-        if not np.isfinite(between).any():
-            return False
+        focus, not lashes with skin or iris between them. (Asked only where the lid is over the
+        iris: the heights off it are NaN, as for the strands, and the lid's own is not.)"""
+        between = along(cv2.dilate(sharp[first:last], across_gaps).astype(np.float32), first, heights)
         iris_grey, pupil_grey = greys
         return float(np.nanmean(between)) < iris_grey - LID_SOFT_DARK * max(iris_grey - pupil_grey, 8.0)
 
@@ -1030,9 +1029,7 @@ def _above_curtain(
     ):
         return lid
     first = max(0, int((float(np.min(lid_y)) - LID_CURTAIN_REACH * ir - y0) * sy) - pad)
-    gaps = cv2.morphologyEx(
-        sharp[first:last], cv2.MORPH_CLOSE, np.ones((1, max(3, int(LID_CURTAIN_GAPS * radius)) | 1), np.uint8)
-    )
+    gaps = cv2.morphologyEx(sharp[first:last], cv2.MORPH_CLOSE, across_gaps)
     gaps = cv2.blur(gaps, (max(3, int(LID_BLUR_ALONG * radius)) | 1, 1)).astype(np.float32)
     step = 1.0 / sy
     means = along(gaps, first, np.arange(int(LID_CURTAIN_REACH * ir * sy) + 1) * step)
