@@ -89,9 +89,9 @@ from kitd.capture.iris_segmentation import (
     clearer_edge,
     coarse_pupils,
     edge_widths,
-    eyelids,
     fine_pupil,
     glare_at_pupil_edge,
+    levelled_eyelids,
     lid_tone_table,
     limbus,
     noise_grey,
@@ -361,7 +361,9 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     table = lid_tone_table(pupil_grey, iris_ref, sclera_grey)
     if table is not None:
         skin_cut = float(np.interp(skin_cut, np.arange(256), table))
-    upper_lid, lower_lid = eyelids(g if table is None else cv2.LUT(g, table), pupil, iris, skin_cut, spec_cut)
+    upper_lid, lower_lid = levelled_eyelids(
+        g if table is None else cv2.LUT(g, table), pupil, iris, skin_cut, spec_cut
+    )
     beyond = np.zeros(grey.shape, bool)
     if upper_lid is not None:
         beyond |= ys < upper_lid.y_at(xs)
