@@ -75,6 +75,7 @@ for another camera).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ from kitd.capture.iris_segmentation import (
     clearer_edge,
     coarse_pupils,
     edge_widths,
+    eyelids,
     fine_pupil,
     glare_at_pupil_edge,
     levelled_eyelids,
@@ -362,7 +364,10 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     if table is not None:
         skin_cut = float(np.interp(skin_cut, np.arange(256), table))
     upper_lid, lower_lid = levelled_eyelids(
-        g if table is None else cv2.LUT(g, table), pupil, iris, skin_cut, spec_cut
+        functools.partial(eyelids, skin_cut=skin_cut, spec_cut=spec_cut),
+        g if table is None else cv2.LUT(g, table),
+        pupil,
+        iris,
     )
     beyond = np.zeros(grey.shape, bool)
     if upper_lid is not None:
