@@ -160,12 +160,15 @@ def _strands(
     root_above: float,
     fan: float,
     wander: float,
+    shortest: float = 0.1,
+    per_px: float = 0.6,
+    widths: tuple[int, ...] = (3, 4, 6),
 ) -> np.ndarray:
     """Dense near-black strands rooted along the upper lid's margin (`margin`: its y for an
-    array of x), `root_above` iris radii above it: one about every 1.7 px, each 0.1-`reach`
-    iris radii long, down over the iris (`down`) or up over the skin, leaning towards the eye's
-    corners by `fan` of their length per iris radius out, give or take `wander`, 0.75-1.5 px
-    thick."""
+    array of x), `root_above` iris radii above it: `per_px` a pixel along it (one about every
+    1.7 px), each `shortest`-`reach` iris radii long, down over the iris (`down`) or up over
+    the skin, leaning towards the eye's corners by `fan` of their length per iris radius out,
+    give or take `wander`, `widths` quarter pixels thick (0.75-1.5 px)."""
     rng = np.random.default_rng(seed)
     ix, _, ir = iris
     h, w = grey.shape
@@ -175,16 +178,16 @@ def _strands(
     x = ix - 1.1 * ir
     while x < ix + 1.1 * ir:
         root = float(margin(np.array([x]))[0]) - root_above * ir
-        length = rng.uniform(0.1, reach) * ir
+        length = rng.uniform(shortest, reach) * ir
         lean = length * (fan * (x - ix) / ir + rng.normal(0.0, wander))
         t = np.linspace(0.0, 1.0, 8)
         points = np.stack([x + lean * t * t, root - 1.0 + way * length * t], axis=1)
         # polylines' shift=2 takes coordinates in quarter pixels of the drawn canvas
         cv2.polylines(
             ink, [np.rint(points * scale * 4).astype(np.int32)], False, 255,
-            int(rng.choice([3, 4, 6])), cv2.LINE_AA, shift=2,
+            int(rng.choice(widths)), cv2.LINE_AA, shift=2,
         )  # fmt: skip
-        x += rng.exponential(1.0 / 0.6)
+        x += rng.exponential(1.0 / per_px)
     cover = cv2.resize(ink, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     out = grey.astype(np.float32) * (1.0 - cover) + 30.0 * cover
     return np.clip(out, 0, 255).astype(np.uint8)
@@ -273,6 +276,26 @@ def lash_clumps(
     # Fading towards the tips is in the taper; the roots above the margin are not touched.
     out = grey.astype(np.float32) * (1.0 - cover) + core * cover
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def lash_mass(
+    grey: np.ndarray,
+    iris: Circle,
+    margin: Callable[[np.ndarray], np.ndarray],
+    depth: float = 0.25,
+    seed: int = 0,
+) -> np.ndarray:
+    """Lashes so many and so close over the top of the iris that nothing of it is seen
+    between them near the lid: about three strands a pixel along the upper lid's margin
+    (`margin`: its y for an array of x), each 1-2 px thick, near-black, hanging from the
+    margin down to 0.7-1.15 times `depth` iris radii, fanning out a little towards the eye's
+    corners. The mass hides the iris down to about `depth` below the margin, where the tips
+    thin out and the iris shows between them: that is where a person puts the lid (the iris
+    seen ends there), and where a lid finder must find it, not at the roots."""
+    return _strands(
+        grey, iris, margin, 1.15 * depth, seed, down=True, root_above=0.0, fan=0.2, wander=0.1,
+        shortest=0.7 * depth, per_px=3.0, widths=(4, 6, 8),
+    )  # fmt: skip
 
 
 def stuck_lashes(

@@ -2,12 +2,12 @@
 
 Its one job: alter each marked development eye as heads, lashes and cameras do (turned 6, 12 and
 15 degrees either way; curtains and clumps of lashes hung from its marked upper lid, sharp and
-out of focus, and lashes curled up over the skin above it; blurred, moved vertically, vignetted,
-flattened, through tone curves, grainy, half size), move the marks with it, and count, per kind
-of copy and per half of the development subjects (odd and even numbers), the lids found within 8
-px of the marks at their three columns (a half-size copy's error counted at full size). A change
-to the lid finder is worth keeping when both halves gain and no kind of copy loses; a gain on
-one half only is noise.
+out of focus, masses of lashes that hide the top of the iris, and lashes curled up over the skin
+above it; blurred, moved vertically, vignetted, flattened, through tone curves, grainy, half
+size), move the marks with it, and count, per kind of copy and per half of the development
+subjects (odd and even numbers), the lids found within 8 px of the marks at their three columns
+(a half-size copy's error counted at full size). A change to the lid finder is worth keeping
+when both halves gain and no kind of copy loses; a gain on one half only is noise.
 The held-out half is never read.
 
     python -m groundtruth.lid_probes [--json]
@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from groundtruth.degraded_eyes import lash_clumps, lash_curtain, lashes_on_skin, toned, vignetted
+from groundtruth.degraded_eyes import lash_clumps, lash_curtain, lash_mass, lashes_on_skin, toned, vignetted
 from groundtruth.iris_agreement import (
     IITD_DIR,
     LID_TOLERANCE_PX,
@@ -41,10 +41,11 @@ CURTAIN_REACHES = (0.25, 0.4, 0.55)  # iris radii the lashes hang down to
 CLUMP_REACHES = (0.3, 0.5)
 SOFT_CLUMPS = (0.02, 0.03)  # iris radii of blur: drooping lashes out of focus
 SKIN_LASH_REACHES = (0.3, 0.5)  # iris radii lashes curled up over the skin reach
+MASS_DEPTHS = (0.15, 0.3)  # iris radii below the margin a mass of lashes hides the iris down to
 SEEDS = (0, 1)
 PARTS = ("upper_lid", "lower_lid")
 # Only the upper lid is counted in these: the lashes hang from it or lie on the skin above it.
-LASH_KINDS = ("curtain", "clumps", "soft_clumps", "lashes_on_skin")
+LASH_KINDS = ("curtain", "clumps", "soft_clumps", "lashes_on_skin", "lash_mass")
 
 Copy = tuple[str, np.ndarray, EyeMarks, float]  # kind, image, its marks, its scale
 
@@ -57,6 +58,13 @@ def turned(image: np.ndarray, marks: EyeMarks, degrees: float) -> tuple[np.ndarr
     h, w = image.shape
     moved = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     return moved, marks_through(marks, matrix)
+
+
+def upper_lid_lowered(marks: EyeMarks, depth: float) -> EyeMarks:
+    """The marks with the upper lid's `depth` iris radii lower: where the iris seen ends under
+    lashes that hide it down to there (groundtruth.degraded_eyes.lash_mass)."""
+    down = marks_through(marks, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, depth * marks.limbus[2]]]))
+    return EyeMarks({**marks.points, "upper_lid": down.points["upper_lid"]})
 
 
 def camera_like(grey: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
@@ -94,6 +102,9 @@ def copies(grey: np.ndarray, marks: EyeMarks) -> Iterator[Copy]:
             yield "soft_clumps", lash_clumps(grey, marks.limbus, margin, 0.4, seed, soft=soft), marks, 1.0
         for reach, seed in itertools.product(SKIN_LASH_REACHES, SEEDS):
             yield "lashes_on_skin", lashes_on_skin(grey, marks.limbus, margin, reach, seed), marks, 1.0
+        for depth, seed in itertools.product(MASS_DEPTHS, SEEDS):
+            image = lash_mass(grey, marks.limbus, margin, depth, seed)
+            yield "lash_mass", image, upper_lid_lowered(marks, depth), 1.0
     for kind, image in camera_like(grey):
         yield kind, image, marks, 1.0
     half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)

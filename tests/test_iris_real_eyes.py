@@ -32,6 +32,7 @@ from groundtruth.degraded_eyes import (
     lash_band,
     lash_clumps,
     lash_curtain,
+    lash_mass,
     lashes_on_skin,
     stuck_lashes,
     toned,
@@ -50,7 +51,7 @@ from groundtruth.iris_agreement import (
     summarise,
 )
 from groundtruth.iris_marks import IITD_MARKS, EyeMarks, lid_curve, load_marks, scaled_marks
-from groundtruth.lid_probes import turned
+from groundtruth.lid_probes import turned, upper_lid_lowered
 from hil.rig import REPO, venv_script
 from kitd.capture import iris_quality
 from kitd.capture.iris_quality import IrisReport, assess_iris
@@ -163,7 +164,9 @@ def test_held_out_circles_and_lids_lie_on_the_hand_marks(held_out: list[Path]) -
     # two upper lids moved 6 and 26 px towards the marks, and two of one subject, whose low
     # margin has a dense dark fringe of lashes above it, 17 px away from them, up into it);
     # 0.77 and 0.70 since lids found tilted are looked for again on a turned copy (one lower
-    # lid 8.0 -> 8.1 px). Held a little under those figures until they are met.
+    # lid 8.0 -> 8.1 px); 0.77 and 0.71 since lashes so dark that no iris is seen between them
+    # are no curtain out of focus (one of the two lids lifted into a dense fringe comes back,
+    # 22.2 -> 7.5 px). Held a little under those figures until they are met.
     assert summary["limbus_within_5px"] >= 0.66
     assert summary["lids_within_8px"] >= 0.65
 
@@ -172,10 +175,12 @@ def test_held_out_eyes_are_usable_with_the_320x240_camera_s_checks(
     held_out_reports: dict[str, IrisReport],
 ) -> None:
     refused = {name: report.feedback for name, report in held_out_reports.items() if not report.passed}
-    # Issue 18 asks 0.90; measured 0.925 (74 of 80; 0.70 at the first pass, then 0.7875, 0.85,
+    # Issue 18 asks 0.90; measured 0.90 (72 of 80; 0.70 at the first pass, then 0.7875, 0.85,
     # 0.875, 0.8875, 0.9125 and, once a curtain out of focus was looked for, 0.95; two upright
     # eyes whose lids were found slanted, looked at again on a turned copy, have since fallen
-    # just under 0.7 usable): the others are
+    # just under 0.7 usable, 0.925; since lashes that hide the iris are no curtain, two eyes of
+    # one subject with a dark fringe of lashes over the top of the iris have too, at 0.691 and
+    # 0.664, one of them 0.74 by the marks): the others are
     # told open_wider, or hold_still on a wrong pupil circle (the closing notes name each with
     # its reason). Held a little under that.
     assert 1 - len(refused) / len(held_out_reports) >= 0.84, refused
@@ -396,10 +401,32 @@ def test_lashes_out_of_focus_are_hung_from_the_margin(marked_development: list[M
                 wide += 1
                 if report.metrics["usable_iris_area"] < 0.7:
                     hidden.append((eye.name, soft, seed))
-    # Measured: 164 of 200 within 8 px (84 while only a lid along strands, 0.15 and over, was
-    # taken to lie in a curtain), and 3 of 128 open eyes hidden (5).
+    # Measured: 163 of 200 within 8 px (84 while only a lid along strands, 0.15 and over, was
+    # taken to lie in a curtain; 168 before a band too dark to see iris through was left out of
+    # these curtains), and 2 of 128 open eyes hidden (5).
     assert n >= 190 and near >= 150, (near, n)
     assert wide >= 120 and len(hidden) <= 4, hidden
+
+
+def test_lashes_that_hide_the_iris_end_the_iris_seen(marked_development: list[MarkedEye]) -> None:
+    """Lashes so dense over the top of the iris that nothing of it is seen between them
+    (groundtruth.degraded_eyes.lash_mass, hiding it down to 0.15 and 0.3 iris radii below the
+    marked upper lid of each marked development eye, two masses each): the lid is found at
+    their lower edge, where the iris seen ends, not up at the roots as under a curtain the
+    iris shows through."""
+    near, n = 0, 0
+    for eye in marked_development:
+        margin = eye.upper_margin()
+        if margin is None:
+            continue
+        for depth, seed in [(d, s) for d in (0.15, 0.3) for s in (0, 1)]:
+            copy = lash_mass(eye.image, eye.marks.limbus, margin, depth, seed)
+            lowered = MarkedEye(eye.name, copy, upper_lid_lowered(eye.marks, depth))
+            n += 1
+            near += lowered.upper_lid_found(assess_iris(copy))
+    # Measured: 144 of 200 within 8 px; 107 while a soft dark band was always taken for a
+    # curtain out of focus, however dark between its strands.
+    assert n >= 190 and near >= 135, (near, n)
 
 
 def test_lashes_on_the_skin_do_not_lift_the_lid(marked_development: list[MarkedEye]) -> None:
