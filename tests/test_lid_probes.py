@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from groundtruth.degraded_eyes import lash_mass
 from groundtruth.iris_agreement import IITD_DIR, agreement, iitd_halves, marked_eyes, subject
-from groundtruth.iris_marks import IITD_MARKS, load_marks
-from groundtruth.lid_probes import PARTS, copies, main, probe_counts, table, turned
+from groundtruth.iris_marks import IITD_MARKS, lid_curve, load_marks
+from groundtruth.lid_probes import PARTS, copies, main, probe_counts, table, turned, upper_lid_lowered
 from kitd.capture.iris_quality import assess_iris
 from tests.test_iris_marks import eye_marks
 
@@ -30,6 +31,28 @@ def test_a_turned_eye_s_marks_turn_with_its_image() -> None:
     assert (round(mx), round(my)) != (round(x), round(y))
     assert np.allclose(moved_marks.limbus, marks.limbus, atol=1e-6)
     assert np.allclose(moved_marks.pupil, marks.pupil, atol=1e-6)
+
+
+def test_a_lash_mass_hides_the_iris_down_to_the_lowered_upper_lid() -> None:
+    """Under a mass of lashes 0.3 iris radii deep, the iris is hidden just above the upper lid
+    the lowered marks give (dark along it) and seen a few pixels below it; only the upper lid's
+    marks move, by that depth."""
+    marks = eye_marks()
+    image = np.full((240, 320), 120, np.uint8)
+    curve = lid_curve(marks.points["upper_lid"])
+    assert curve is not None
+    ix, _, ir = marks.limbus
+    masked = lash_mass(image, marks.limbus, lambda x: np.polyval(curve, x), 0.3, 0)
+    lowered = upper_lid_lowered(marks, 0.3)
+    assert {k: v for k, v in lowered.points.items() if k != "upper_lid"} == {
+        k: v for k, v in marks.points.items() if k != "upper_lid"
+    }
+    xs = np.arange(round(ix - 0.5 * ir), round(ix + 0.5 * ir))
+    lid_y = np.polyval(lid_curve(lowered.points["upper_lid"]), xs)
+    assert np.allclose(lid_y - np.polyval(curve, xs), 0.3 * ir)
+    hidden = masked[np.rint(lid_y - 0.1 * ir).astype(int), xs]
+    seen = masked[np.rint(lid_y + 0.1 * ir).astype(int), xs]
+    assert hidden.mean() < 50 and seen.mean() > 100, (hidden.mean(), seen.mean())
 
 
 def test_the_table_sums_each_lid_and_half_over_the_copies() -> None:
