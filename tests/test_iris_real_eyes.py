@@ -401,9 +401,10 @@ def test_lashes_out_of_focus_are_hung_from_the_margin(marked_development: list[M
                 wide += 1
                 if report.metrics["usable_iris_area"] < 0.7:
                     hidden.append((eye.name, soft, seed))
-    # Measured: 163 of 200 within 8 px (84 while only a lid along strands, 0.15 and over, was
+    # Measured: 167 of 200 within 8 px (84 while only a lid along strands, 0.15 and over, was
     # taken to lie in a curtain; 168 before a band too dark to see iris through was left out of
-    # these curtains), and 2 of 128 open eyes hidden (5).
+    # these curtains, 163 while that darkness was read just above the lid rather than 0.15-0.25
+    # iris radii up), and 2 of 128 open eyes hidden (5).
     assert n >= 190 and near >= 150, (near, n)
     assert wide >= 120 and len(hidden) <= 4, hidden
 
@@ -424,9 +425,11 @@ def test_lashes_that_hide_the_iris_end_the_iris_seen(marked_development: list[Ma
             lowered = MarkedEye(eye.name, copy, upper_lid_lowered(eye.marks, depth))
             n += 1
             near += lowered.upper_lid_found(assess_iris(copy))
-    # Measured: 144 of 200 within 8 px; 107 while a soft dark band was always taken for a
-    # curtain out of focus, however dark between its strands.
-    assert n >= 190 and near >= 135, (near, n)
+    # Measured: 179 of 200 within 8 px; 144 while the iris was looked for between the strands
+    # just above the lid (up to 0.1 iris radii, among the ragged tips) rather than 0.15-0.25
+    # iris radii up, and only for a soft dark band; 107 while a soft dark band was always taken
+    # for a curtain out of focus, however dark between its strands.
+    assert n >= 190 and near >= 165, (near, n)
 
 
 def test_lashes_on_the_skin_do_not_lift_the_lid(marked_development: list[MarkedEye]) -> None:
