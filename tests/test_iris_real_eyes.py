@@ -166,7 +166,10 @@ def test_held_out_circles_and_lids_lie_on_the_hand_marks(held_out: list[Path]) -
     # 0.77 and 0.70 since lids found tilted are looked for again on a turned copy (one lower
     # lid 8.0 -> 8.1 px); 0.77 and 0.71 since lashes so dark that no iris is seen between them
     # are no curtain out of focus (one of the two lids lifted into a dense fringe comes back,
-    # 22.2 -> 7.5 px). Held a little under those figures until they are met.
+    # 22.2 -> 7.5 px); 0.77 and 0.71 since that darkness is read 0.15-0.25 iris radii above the
+    # lid, for every curtain rule (the other of the two comes back, 22.7 -> 4.9 px, and the
+    # first goes again, 7.5 -> 22.2: its fringe ends lower). Held a little under those figures
+    # until they are met.
     assert summary["limbus_within_5px"] >= 0.66
     assert summary["lids_within_8px"] >= 0.65
 
@@ -175,12 +178,13 @@ def test_held_out_eyes_are_usable_with_the_320x240_camera_s_checks(
     held_out_reports: dict[str, IrisReport],
 ) -> None:
     refused = {name: report.feedback for name, report in held_out_reports.items() if not report.passed}
-    # Issue 18 asks 0.90; measured 0.90 (72 of 80; 0.70 at the first pass, then 0.7875, 0.85,
+    # Issue 18 asks 0.90; measured 0.925 (74 of 80; 0.70 at the first pass, then 0.7875, 0.85,
     # 0.875, 0.8875, 0.9125 and, once a curtain out of focus was looked for, 0.95; two upright
     # eyes whose lids were found slanted, looked at again on a turned copy, have since fallen
     # just under 0.7 usable, 0.925; since lashes that hide the iris are no curtain, two eyes of
     # one subject with a dark fringe of lashes over the top of the iris have too, at 0.691 and
-    # 0.664, one of them 0.74 by the marks): the others are
+    # 0.664, one of them 0.74 by the marks; 0.925, 74 of 80, since lashes that hide the iris are
+    # told 0.15-0.25 iris radii above the lid, and these two pass again): the others are
     # told open_wider, or hold_still on a wrong pupil circle (the closing notes name each with
     # its reason). Held a little under that.
     assert 1 - len(refused) / len(held_out_reports) >= 0.84, refused
