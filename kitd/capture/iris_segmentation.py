@@ -1097,9 +1097,24 @@ def _above_curtain(
         means = picked.sum(axis=1) / np.maximum(counts, 1)
         return np.where(counts >= LID_MIN_COLUMNS * xs.size, means, np.nan)
 
-    first = max(0, int((float(np.min(lid_y)) - LID_HIDDEN_TO * ir - y0) * sy) - pad)
-    if last - first < 8:
+    def rows_up_to(height: float) -> int:
+        """The first work row measured for heights up to `height` iris radii above the lid
+        (with the window's pad)."""
+        return max(0, int((float(np.min(lid_y)) - height * ir - y0) * sy) - pad)
+
+    near = rows_up_to(LID_STRAND_ABOVE)
+    if last - near < 8:
         return lid
+    heights = np.arange(int(LID_STRAND_ABOVE * ir * sy) + 1) / sy
+    strands = along(_strandness(sharp[near:last], radius), near, heights)
+    along_lid, above = strands[0], float(np.mean(strands))
+    along_strands = along_lid > LID_CURTAIN_STRANDS or (
+        above > LID_CURTAIN_STRANDS and along_lid > -LID_STRAND_ACROSS
+    )
+    # No rule can say curtain (NaN, off the iris, too): the grey between strands is not needed.
+    if not (along_strands or along_lid > LID_CURTAIN_ALONG):
+        return lid
+    first = rows_up_to(LID_HIDDEN_TO)
     across_gaps = np.ones((1, max(3, int(LID_CURTAIN_GAPS * radius)) | 1), np.uint8)
     between = cv2.dilate(sharp[first:last], across_gaps).astype(np.float32)
     iris_grey, pupil_grey = greys
@@ -1114,22 +1129,12 @@ def _above_curtain(
         return (iris_grey - float(np.nanmean(greys_between))) / max(iris_grey - pupil_grey, 8.0)
 
     hidden = np.arange(int(LID_HIDDEN_FROM * ir * sy), int(LID_HIDDEN_TO * ir * sy) + 1) / sy
-    if darkness(hidden) > LID_OPAQUE:
+    # Lashes that hide the iris are no curtain, whichever rule says so; a curtain out of focus
+    # is dark even between its strands just above the lid (not lashes with skin or iris
+    # between them).
+    if darkness(hidden) > LID_OPAQUE or not (along_strands or darkness(heights) > LID_SOFT_DARK):
         return lid
-    heights = np.arange(int(LID_STRAND_ABOVE * ir * sy) + 1) / sy
-    near = max(0, int((float(np.min(lid_y)) - LID_STRAND_ABOVE * ir - y0) * sy) - pad)
-    strands = along(_strandness(sharp[near:last], radius), near, heights)
-    along_lid, above = strands[0], float(np.mean(strands))
-
-    if not (  # NaN (off the iris) too
-        along_lid > LID_CURTAIN_STRANDS
-        or (above > LID_CURTAIN_STRANDS and along_lid > -LID_STRAND_ACROSS)
-        # A curtain out of focus: the brightest grey between strands just above the lid is
-        # well below the iris's (not lashes with skin or iris between them), yet not hidden.
-        or (along_lid > LID_CURTAIN_ALONG and darkness(heights) > LID_SOFT_DARK)
-    ):
-        return lid
-    first = max(0, int((float(np.min(lid_y)) - LID_CURTAIN_REACH * ir - y0) * sy) - pad)
+    first = rows_up_to(LID_CURTAIN_REACH)
     gaps = cv2.morphologyEx(sharp[first:last], cv2.MORPH_CLOSE, across_gaps)
     gaps = cv2.blur(gaps, (max(3, int(LID_BLUR_ALONG * radius)) | 1, 1)).astype(np.float32)
     step = 1.0 / sy
