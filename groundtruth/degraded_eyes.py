@@ -8,7 +8,8 @@ would give. Also a curtain of lashes hung from a marked upper lid, which must no
 lid found, a clump of lashes about the pupil's size, which must not be taken for the
 pupil, a band of lashes run into the pupil's top, which must not move it, glare from
 glasses, which must not be taken for a lid, and another camera's tone curve and light
-falling off towards the frame's edges, which must not move the lids. Pure functions of numpy arrays.
+falling off towards the frame's edges or its top, which must not move the lids. Pure
+functions of numpy arrays.
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ def vignetted(grey: np.ndarray, corner: float = 0.5) -> np.ndarray:
     h, w = grey.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     falloff = 1.0 - 2.0 * (1.0 - corner) * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)
+    return np.clip(grey.astype(np.float32) * falloff, 0, 255).astype(np.uint8)
+
+
+def lit_from_below(grey: np.ndarray, top: float = 0.85) -> np.ndarray:
+    """Light falling off from the frame's bottom to its top, as an illuminator below the lens
+    or a brow's shadow makes it: the top row gets `top` of the bottom row's light, linearly
+    in between."""
+    h = grey.shape[0]
+    falloff = np.linspace(top, 1.0, h, dtype=np.float32)[:, None]
     return np.clip(grey.astype(np.float32) * falloff, 0, 255).astype(np.uint8)
 
 

@@ -3,8 +3,8 @@
 Its one job: alter each marked development eye as heads, lashes and cameras do (turned 6, 12 and
 15 degrees either way; curtains and clumps of lashes hung from its marked upper lid, sharp and
 out of focus, masses of lashes that hide the top of the iris, and lashes curled up over the skin
-above it; blurred, moved vertically, vignetted, flattened, through tone curves, grainy, half
-size), move the marks with it, and count, per kind of copy and per half of the development
+above it; blurred, moved vertically, vignetted, lit from below, flattened, through tone curves,
+grainy, half size), move the marks with it, and count, per kind of copy and per half of the development
 subjects (odd and even numbers), the lids found within 8 px of the marks at their three columns
 (a half-size copy's error counted at full size). A change to the lid finder is worth keeping
 when both halves gain and no kind of copy loses; a gain on one half only is noise.
@@ -24,7 +24,15 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from groundtruth.degraded_eyes import lash_clumps, lash_curtain, lash_mass, lashes_on_skin, toned, vignetted
+from groundtruth.degraded_eyes import (
+    lash_clumps,
+    lash_curtain,
+    lash_mass,
+    lashes_on_skin,
+    lit_from_below,
+    toned,
+    vignetted,
+)
 from groundtruth.iris_agreement import (
     IITD_DIR,
     LID_TOLERANCE_PX,
@@ -43,6 +51,7 @@ SOFT_CLUMPS = (0.02, 0.03)  # iris radii of blur: drooping lashes out of focus
 SKIN_LASH_REACHES = (0.3, 0.5)  # iris radii lashes curled up over the skin reach
 MASS_DEPTHS = (0.15, 0.3)  # iris radii below the margin a mass of lashes hides the iris down to
 SEEDS = (0, 1)
+LIT_FROM_BELOW = (0.92, 0.85)  # the top row's share of the bottom row's light
 PARTS = ("upper_lid", "lower_lid")
 # Only the upper lid is counted in these: the lashes hang from it or lie on the skin above it.
 LASH_KINDS = ("curtain", "clumps", "soft_clumps", "lashes_on_skin", "lash_mass")
@@ -75,6 +84,8 @@ def camera_like(grey: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
     streak[2:7, 4] = 1.0 / 5.0  # 5 px of vertical motion
     yield "vertical_motion", cv2.filter2D(grey, -1, streak)
     yield "vignetting", vignetted(grey, 0.5)
+    for top in LIT_FROM_BELOW:
+        yield "lit_from_below", lit_from_below(grey, top)
     yield "low_contrast", np.clip(128.0 + 0.6 * (g - 128.0), 0, 255).astype(np.uint8)
     for gamma in (0.7, 1.4):
         yield "tone_curve", toned(grey, gamma)
