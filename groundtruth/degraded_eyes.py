@@ -6,8 +6,9 @@ iris (flat skin grey, or skin texture taken from the image's own skin), darkened
 illuminator) and noisy (a sensor at high gain). Each comes with the feedback a person
 would give. Also a curtain of lashes hung from a marked upper lid, which must not move the
 lid found, a clump of lashes about the pupil's size, which must not be taken for the
-pupil, a band of lashes run into the pupil's top, which must not move it, glare from
-glasses, which must not be taken for a lid, and another camera's tone curve and light
+pupil, a band of lashes run into the pupil's top, which must not move it, a ring of lamps'
+reflections in the pupil, which must not move it either, glare from glasses, which must not
+be taken for a lid, and another camera's tone curve and light
 falling off towards the frame's edges or its top, which must not move the lids. Pure
 functions of numpy arrays.
 """
@@ -102,6 +103,23 @@ def glasses_glare(
     )  # fmt: skip
     cover = cv2.resize(patch, grey.shape[::-1], interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     cover = cv2.GaussianBlur(cover, (0, 0), 1.0)
+    return np.clip(grey.astype(np.float32) * (1.0 - cover) + 255.0 * cover, 0, 255).astype(np.uint8)
+
+
+def lamp_ring(grey: np.ndarray, pupil: Circle, share: float, radius: float, lamps: int = 8) -> np.ndarray:
+    """The reflections of an illuminator made of a ring of lamps, as some iris cameras have
+    (the CASIA Interval set's: eight near-infrared LEDs round the lens): `lamps` saturated
+    spots of `radius` px, evenly round a circle of `share` of the pupil's radius about its
+    centre, their edges soft over about a pixel."""
+    px, py, pr = pupil
+    scale = 4  # drawn at four times the size for smooth outlines
+    spots = np.zeros((grey.shape[0] * scale, grey.shape[1] * scale), np.uint8)
+    for k in range(lamps):
+        angle = 2.0 * math.pi * k / lamps
+        x, y = px + share * pr * math.cos(angle), py + share * pr * math.sin(angle)
+        centre = (round(into_copy(x, scale)), round(into_copy(y, scale)))
+        cv2.circle(spots, centre, round(radius * scale), 255, -1, cv2.LINE_AA)
+    cover = cv2.resize(spots, grey.shape[::-1], interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     return np.clip(grey.astype(np.float32) * (1.0 - cover) + 255.0 * cover, 0, 255).astype(np.uint8)
 
 

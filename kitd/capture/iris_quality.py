@@ -98,6 +98,7 @@ from kitd.capture.iris_segmentation import (
     limbus,
     noise_grey,
     reflection_on_iris,
+    specular_spots,
 )
 from kitd.capture.quality_report import QualityReport, judge, merge_thresholds
 from kitd.grey_image import to_grey8
@@ -317,7 +318,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     # A dark blob that is not a disk (the pupil run into lashes) comes with a second reading:
     # the pupil is the one whose edge the rays find more clearly at full resolution.
     fine = None
-    for coarse in coarse_pupils(small, w, h):
+    for coarse in coarse_pupils(small, w, h, specular_spots(g, small.shape)):
         edge = fine_pupil(g, coarse)
         if fine is None or (edge is not None and clearer_edge(edge, fine)):
             fine = edge

@@ -93,16 +93,34 @@ LID_GLINT_REACH = 0.15
 # on the cornea or in glasses) to the lid walks, not a lash's glint.
 GLARE_MIN_AREA = 0.005
 MIN_SPOT_PX = 12  # smallest specular spot taken for the illuminator's reflection (the simulated one: ~40)
+# From this grey up a pixel is specular: the illuminator's image, saturated or nearly.
+SPECULAR_GREY = 250
 
 
 # --- the pupil --------------------------------------------------------------------------------
 
 
-def coarse_pupils(small: np.ndarray, frame_width: int, frame_height: int) -> list[tuple[float, float, float]]:
+def specular_spots(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Where the frame `g` is specular (from SPECULAR_GREY up, with the pixel round each spot
+    that its blur spreads over), as a 0/1 mask of a shrunk copy's `shape`; None where nothing
+    is."""
+    spots = (g >= SPECULAR_GREY).astype(np.uint8)
+    if not spots.any():
+        return None
+    spots = cv2.dilate(spots, np.ones((3, 3), np.uint8)).astype(np.float32)
+    return (cv2.resize(spots, (shape[1], shape[0]), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
+
+
+def coarse_pupils(
+    small: np.ndarray, frame_width: int, frame_height: int, spots: np.ndarray | None = None
+) -> list[tuple[float, float, float]]:
     """(x, y, r) in frame pixels of the best dark round blob, found on a shrunk copy; empty when
     there is none. When the blob is the pupil run into the lashes or the lid's dark margin, the
     other reading of it follows (its largest inscribed disk, or its outline's circle): which one
-    is the pupil, only the pupil's edge at full resolution tells."""
+    is the pupil, only the pupil's edge at full resolution tells. Specular `spots`
+    (:func:`specular_spots`) that a dark blob encloses are part of it: an illuminator made of
+    several lamps leaves a spot of each in the pupil, often a ring of them, which would cut
+    its blob into a disk and a ring, neither of them the pupil."""
     sy, sx = small.shape
     fx, fy = frame_width / sx, frame_height / sy
     hist = np.bincount(small.ravel(), minlength=256)
@@ -127,6 +145,8 @@ def coarse_pupils(small: np.ndarray, frame_width: int, frame_height: int) -> lis
     for level in (0.2, 0.35, 0.5):
         threshold = lo + level * (med - lo)
         dark = (small <= threshold).astype(np.uint8)
+        if spots is not None:
+            dark |= _holes_filled(dark) & spots
         dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, kernel)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, 8, cv2.CV_16U)
         inscribed = None
