@@ -170,8 +170,10 @@ def test_held_out_circles_and_lids_lie_on_the_hand_marks(held_out: list[Path]) -
     # are no curtain out of focus (one of the two lids lifted into a dense fringe comes back,
     # 22.2 -> 7.5 px); 0.77 and 0.71 since that darkness is read 0.15-0.25 iris radii above the
     # lid, for every curtain rule (the other of the two comes back, 22.7 -> 4.9 px, and the
-    # first goes again, 7.5 -> 22.2: its fringe ends lower). Held a little under those figures
-    # until they are met.
+    # first goes again, 7.5 -> 22.2: its fringe ends lower); 0.80 and 0.71 since specular spots
+    # that a dark blob encloses are part of it when the pupil is first looked for (113_01_L's
+    # limbus 5.1 -> 4.9 px off: over the line by chance, not by design). Held a little under
+    # those figures until they are met.
     assert summary["limbus_within_5px"] >= 0.66
     assert summary["lids_within_8px"] >= 0.65
 
