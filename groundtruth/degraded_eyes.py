@@ -8,9 +8,8 @@ would give. Also a curtain of lashes hung from a marked upper lid, which must no
 lid found, a clump of lashes about the pupil's size, which must not be taken for the
 pupil, a band of lashes run into the pupil's top, which must not move it, a ring of lamps'
 reflections in the pupil, which must not move it either, glare from glasses, which must not
-be taken for a lid, and another camera's tone curve and light
-falling off towards the frame's edges or its top, which must not move the lids. Pure
-functions of numpy arrays.
+be taken for a lid, and another camera's tone curve and light falling off towards the
+frame's edges or its top, which must not move the lids. Pure functions of numpy arrays.
 """
 
 from __future__ import annotations
@@ -30,8 +29,29 @@ def blurred(grey: np.ndarray, sigma: float = 4.0) -> np.ndarray:
     return cv2.GaussianBlur(grey, (0, 0), sigma)
 
 
+def _lit(grey: np.ndarray, light: np.ndarray | float) -> np.ndarray:
+    """The eye under `light` times the light it had (a number, or an array that broadcasts)."""
+    return np.clip(grey.astype(np.float32) * light, 0, 255).astype(np.uint8)
+
+
+def _saturated_shape(
+    grey: np.ndarray, draw: Callable[[np.ndarray, int], None], soften: float = 0.0
+) -> np.ndarray:
+    """The eye with a saturated shape laid over it: `draw(canvas, scale)` draws it in 255 on
+    a blank canvas `scale` times the frame's size (for a smooth outline), which is brought back
+    to the frame's size and blurred by `soften` px (an edge out of focus). Whatever it covers is
+    lost."""
+    scale = 4
+    canvas = np.zeros((grey.shape[0] * scale, grey.shape[1] * scale), np.uint8)
+    draw(canvas, scale)
+    cover = cv2.resize(canvas, grey.shape[::-1], interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    if soften:
+        cover = cv2.GaussianBlur(cover, (0, 0), soften)
+    return np.clip(grey.astype(np.float32) * (1.0 - cover) + 255.0 * cover, 0, 255).astype(np.uint8)
+
+
 def darkened(grey: np.ndarray, factor: float = 0.25) -> np.ndarray:
-    return np.clip(grey.astype(np.float32) * factor, 0, 255).astype(np.uint8)
+    return _lit(grey, factor)
 
 
 def darker_iris(grey: np.ndarray, iris: np.ndarray, target: float = 50.0) -> np.ndarray:
@@ -61,16 +81,14 @@ def vignetted(grey: np.ndarray, corner: float = 0.5) -> np.ndarray:
     h, w = grey.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     falloff = 1.0 - 2.0 * (1.0 - corner) * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)
-    return np.clip(grey.astype(np.float32) * falloff, 0, 255).astype(np.uint8)
+    return _lit(grey, falloff)
 
 
 def lit_from_below(grey: np.ndarray, top: float = 0.85) -> np.ndarray:
     """Light falling off from the frame's bottom to its top, as an illuminator below the lens
     or a brow's shadow makes it: the top row gets `top` of the bottom row's light, linearly
     in between."""
-    h = grey.shape[0]
-    falloff = np.linspace(top, 1.0, h, dtype=np.float32)[:, None]
-    return np.clip(grey.astype(np.float32) * falloff, 0, 255).astype(np.uint8)
+    return _lit(grey, np.linspace(top, 1.0, grey.shape[0], dtype=np.float32)[:, None])
 
 
 def noisy(grey: np.ndarray, sigma: float = 40.0, seed: int = 0) -> np.ndarray:
@@ -93,17 +111,16 @@ def glasses_glare(
     ix, iy, ir = iris
     angle, reach = math.radians(where[0]), where[1] * ir
     centre = (ix + reach * math.cos(angle), iy + reach * math.sin(angle))
-    scale = 4  # drawn at four times the size for a smooth outline
-    patch = np.zeros((grey.shape[0] * scale, grey.shape[1] * scale), np.uint8)
-    cv2.ellipse(
-        patch,
-        (round(into_copy(centre[0], scale)), round(into_copy(centre[1], scale))),
-        (round(size[0] * ir * scale), round(size[1] * ir * scale)),
-        tilt, 0, 360, 255, -1, cv2.LINE_AA,
-    )  # fmt: skip
-    cover = cv2.resize(patch, grey.shape[::-1], interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    cover = cv2.GaussianBlur(cover, (0, 0), 1.0)
-    return np.clip(grey.astype(np.float32) * (1.0 - cover) + 255.0 * cover, 0, 255).astype(np.uint8)
+
+    def draw(canvas: np.ndarray, scale: int) -> None:
+        cv2.ellipse(
+            canvas,
+            (round(into_copy(centre[0], scale)), round(into_copy(centre[1], scale))),
+            (round(size[0] * ir * scale), round(size[1] * ir * scale)),
+            tilt, 0, 360, 255, -1, cv2.LINE_AA,
+        )  # fmt: skip
+
+    return _saturated_shape(grey, draw, soften=1.0)
 
 
 def lamp_ring(grey: np.ndarray, pupil: Circle, share: float, radius: float, lamps: int = 8) -> np.ndarray:
@@ -112,15 +129,15 @@ def lamp_ring(grey: np.ndarray, pupil: Circle, share: float, radius: float, lamp
     spots of `radius` px, evenly round a circle of `share` of the pupil's radius about its
     centre, their edges soft over about a pixel."""
     px, py, pr = pupil
-    scale = 4  # drawn at four times the size for smooth outlines
-    spots = np.zeros((grey.shape[0] * scale, grey.shape[1] * scale), np.uint8)
-    for k in range(lamps):
-        angle = 2.0 * math.pi * k / lamps
-        x, y = px + share * pr * math.cos(angle), py + share * pr * math.sin(angle)
-        centre = (round(into_copy(x, scale)), round(into_copy(y, scale)))
-        cv2.circle(spots, centre, round(radius * scale), 255, -1, cv2.LINE_AA)
-    cover = cv2.resize(spots, grey.shape[::-1], interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    return np.clip(grey.astype(np.float32) * (1.0 - cover) + 255.0 * cover, 0, 255).astype(np.uint8)
+
+    def draw(canvas: np.ndarray, scale: int) -> None:
+        for k in range(lamps):
+            angle = 2.0 * math.pi * k / lamps
+            x, y = px + share * pr * math.cos(angle), py + share * pr * math.sin(angle)
+            centre = (round(into_copy(x, scale)), round(into_copy(y, scale)))
+            cv2.circle(canvas, centre, round(radius * scale), 255, -1, cv2.LINE_AA)
+
+    return _saturated_shape(grey, draw)
 
 
 def _lid_mask(shape: tuple[int, ...], iris: Circle, pupil: Circle) -> np.ndarray:

@@ -4,9 +4,9 @@ Its one job: alter each marked development eye as heads, lashes and cameras do (
 15 degrees either way; curtains and clumps of lashes hung from its marked upper lid, sharp and
 out of focus, masses of lashes that hide the top of the iris, and lashes curled up over the skin
 above it; blurred, moved vertically, vignetted, lit from below, flattened, through tone curves,
-grainy, half size), move the marks with it, and count, per kind of copy and per half of the development
-subjects (odd and even numbers), the lids found within 8 px of the marks at their three columns
-(a half-size copy's error counted at full size). A change to the lid finder is worth keeping
+grainy, half size), move the marks with it, and count, per kind of copy and per half of the
+development subjects (odd and even numbers), the lids found within 8 px of the marks at their
+three columns (a half-size copy's error counted at full size). A change to the lid finder is worth keeping
 when both halves gain and no kind of copy loses; a gain on one half only is noise.
 The held-out half is never read.
 

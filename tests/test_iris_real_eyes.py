@@ -56,6 +56,7 @@ from groundtruth.iris_marks import IITD_MARKS, EyeMarks, lid_curve, load_marks, 
 from groundtruth.lid_probes import LIT_FROM_BELOW, turned, upper_lid_lowered
 from hil.rig import REPO, venv_script
 from kitd.capture import iris_quality
+from kitd.capture.iris_geometry import out_of_copy
 from kitd.capture.iris_quality import IrisReport, assess_iris
 
 ARTIFACTS = REPO / "artifacts"
@@ -692,7 +693,7 @@ def test_a_frame_a_little_smaller_finds_the_same_limbus(scale: float) -> None:
         image = grey(path)
         seen = assess_iris(image).metrics
         small = assess_iris(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)).metrics
-        x, y = ((small[f"iris_{axis}"] + 0.5) / scale - 0.5 for axis in "xy")
+        x, y = (out_of_copy(small[f"iris_{axis}"], scale) for axis in "xy")
         distance = max(
             math.hypot(x - seen["iris_x"], y - seen["iris_y"]), abs(small["iris_r"] / scale - seen["iris_r"])
         )

@@ -87,6 +87,7 @@ from kitd.capture.iris_geometry import annulus, aspect, entropy, median, percent
 from kitd.capture.iris_segmentation import (
     COARSE_WIDTH,
     PUPIL_RAYS,
+    SATURATED_GREY,
     clearer_edge,
     coarse_pupils,
     edge_widths,
@@ -418,7 +419,7 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     reflection = reflection_on_iris(g, pupil, iris, spec_cut, (dark_cut, bright_cut), (upper_lid, lower_lid))
 
     # Saturation where it costs texture: over the iris annulus (sclera and skin may clip).
-    saturated = float((weight * (grey >= 250)).sum() / max(weight.sum(), 1e-6))
+    saturated = float((weight * (grey >= SATURATED_GREY)).sum() / max(weight.sum(), 1e-6))
 
     # With the top of the pupil's edge under the lid, or the lid's dark margin touching it
     # (the two merge, and the edge found runs along the margin), its ellipse says more about
@@ -661,6 +662,6 @@ def assess_iris(image: np.ndarray, thresholds: Mapping[str, float] | None = None
     ):
         # Circles found on something that is not an eye (skin texture, a shadow) are not
         # reported: the officer is told there is no eye, the overlay draws nothing.
-        metrics = {"eye_found": 0.0, "saturated_fraction": round(float((grey >= 250).mean()), 4)}
+        metrics = {"eye_found": 0.0, "saturated_fraction": round(float((grey >= SATURATED_GREY).mean()), 4)}
     score = _score(metrics, t) if metrics.get("eye_found") else 0.0
     return judge(IrisReport, score, metrics, _checks(metrics, t), t, _closest_to_failing)

@@ -93,32 +93,36 @@ LID_GLINT_REACH = 0.15
 # on the cornea or in glasses) to the lid walks, not a lash's glint.
 GLARE_MIN_AREA = 0.005
 MIN_SPOT_PX = 12  # smallest specular spot taken for the illuminator's reflection (the simulated one: ~40)
-# From this grey up a pixel is specular: the illuminator's image, saturated or nearly.
-SPECULAR_GREY = 250
+# From this grey up a pixel is saturated, or nearly: the illuminator's image (specular), or
+# light the sensor clips.
+SATURATED_GREY = 250
 
 
 # --- the pupil --------------------------------------------------------------------------------
 
 
 def specular_spots(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
-    """Where the frame `g` is specular (from SPECULAR_GREY up, with the pixel round each spot
+    """Where the frame `g` is specular (from SATURATED_GREY up, with the pixel round each spot
     that its blur spreads over), as a 0/1 mask of a shrunk copy's `shape`; None where nothing
     is."""
     # Only the (few) specular pixels are moved into the copy: resizing a mask of the whole frame
     # cost 0.2 ms of a 640 x 480 frame's 4, this 0.05.
-    _, hot = cv2.threshold(g, SPECULAR_GREY - 1, 1, cv2.THRESH_BINARY)
+    _, hot = cv2.threshold(g, SATURATED_GREY - 1, 1, cv2.THRESH_BINARY)
     points = cv2.findNonZero(hot)
     if points is None:
         return None
     h, w = g.shape
     points = points.reshape(-1, 2)  # a single point comes as (1, 2), more as (n, 1, 2)
-    # Each point and the frame's pixels round it, into the copy's pixels they fall in.
+    # Each point and the frame's pixels round it, into the copy's pixels they fall in (the pixel
+    # a point's copy coordinate rounds to).
     near = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)])
-    xs, ys = (
-        np.clip(points[:, None, i] + near[None, :, i], 0, size - 1).ravel() for i, size in ((0, w), (1, h))
-    )
+    around = points[:, None, :] + near[None, :, :]
+    xs, ys = np.clip(around[..., 0], 0, w - 1), np.clip(around[..., 1], 0, h - 1)
     spots = np.zeros(shape[:2], np.uint8)
-    spots[((ys + 0.5) * (shape[0] / h)).astype(np.int64), ((xs + 0.5) * (shape[1] / w)).astype(np.int64)] = 1
+    spots[
+        (into_copy(ys, shape[0] / h) + 0.5).astype(np.int64),
+        (into_copy(xs, shape[1] / w) + 0.5).astype(np.int64),
+    ] = 1
     return spots
 
 
