@@ -55,6 +55,7 @@ from groundtruth.iris_agreement import (
 from groundtruth.iris_marks import IITD_MARKS, EyeMarks, lid_curve, load_marks, scaled_marks
 from groundtruth.lid_probes import LIT_FROM_BELOW, turned, upper_lid_lowered
 from hil.rig import REPO, venv_script
+from hil.synthetic_eye import motion_kernel
 from kitd.capture import iris_quality
 from kitd.capture.iris_geometry import out_of_copy
 from kitd.capture.iris_quality import IrisReport, assess_iris
@@ -680,6 +681,29 @@ def test_light_falling_off_towards_the_top_keeps_the_upper_lid(marked_developmen
     assert summary["upper_lid_within_8px"] >= 0.95, [
         (r.image, r.upper_lid) for r in rows if not r.lid_ok("upper_lid")
     ]
+
+
+def test_an_eye_smeared_by_a_motion_is_told_to_hold_still() -> None:
+    """Each development eye (all 76) smeared by a motion of 9 px, in four directions, is told
+    hold_still first; as it is and smeared by 3 px, it is not. (The iris is about 200 px
+    across: 9 px blurs its texture past what the focus check lets through.)"""
+    checks = camera_checks()
+    still, short, long = [], [], []
+    for path in iitd_halves()[0]:
+        image = grey(path)
+        still.append("hold_still" in assess_iris(image, checks).feedback)
+        for angle in (0.0, 45.0, 90.0, 135.0):
+            smeared = (
+                assess_iris(cv2.filter2D(image, -1, motion_kernel(length, angle)), checks)
+                for length in (3, 9)
+            )
+            short.append("hold_still" in next(smeared).feedback)
+            long.append(next(smeared).feedback[:1] == ["hold_still"])
+    # Measured: 289 of 304 smears told hold_still first (10 pass, 5 open_wider); 0 of 76 as
+    # they are and 0 of 304 smears of 3 px. Before the spread between orientations was taken
+    # in quadrature, from the widest but one, 198 of 304 smears of 9 px were told so (92 passed).
+    assert sum(long) >= 0.9 * len(long), f"{sum(long)} of {len(long)}"
+    assert not any(still) and sum(short) <= 0.01 * len(short), (sum(still), sum(short))
 
 
 @pytest.mark.parametrize("scale", [0.99, 0.9])
