@@ -50,10 +50,11 @@ How, within one frame's time (open-iris needs 200-400 ms; a live gate gets ~5 ms
   per edge orientation, across the pupil's ellipse. Defocus widens every orientation
   alike; motion widens the edges across the motion and leaves those along it sharp, so the
   narrowest orientation measures focus and the spread between orientations measures motion.
-  The spread is taken in quadrature (the widest width's square less the narrowest's): blurs
-  add so, not width to width. A 9 px smear read as widest minus narrowest came to about 5 px
-  on the development eyes (their pupils' own edges are 3-5 px wide), and 92 of 304 such
-  smears passed; in quadrature it reads about 7.4 px and none passes.
+  The spread is taken in quadrature (the square of the widest orientation but one less the
+  narrowest's: blurs add so, not width to width; one orientation wide alone is that part of
+  the edge, a motion widens two neighbours). A 9 px smear read as widest minus narrowest came
+  to about 5 px on the development eyes (their pupils' own edges are 3-5 px wide), and 92 of
+  304 such smears passed; so it reads about 6.5 px and 10 pass.
 * **Reflections**: bright spots (well above the sclera) whose surroundings are iris, not
   pupil, lid or sclera, away from both lids' lines and with iris between them and the
   nearer lid (the tear film glints along the lid margin). Glare (a lamp's image in glasses:
@@ -232,8 +233,8 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "sclera_sides": "sides of the limbus, left and right, whose sclera is in the frame [0-2]",
     "saturated_fraction": "share of the iris annulus (without an eye: of the frame) at 250 or more [0-1]",
     "edge_width_px": "width of the pupil edge in its sharpest orientation (defocus) [px]",
-    "motion_blur_px": "blur along a motion: the widest pupil-edge orientation's width beyond the sharpest's, "
-    "in quadrature [px]",
+    "motion_blur_px": "blur along a motion: the widest pupil-edge orientation but one's width beyond "
+    "the sharpest's, in quadrature [px]",
     "sharpness": "2 px over the edge width, at most 1 [0-1]",
     "gaze_deg": "how far the eye looks away: arccos of the pupil ellipse's aspect (0: pupil partly hidden)",
     "reflection_on_iris": "share of the iris annulus covered by specular reflections [0-1]",
@@ -262,8 +263,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # step to about 2.5 s; 4 px is sigma 1.6 (out_of_focus above). Synthetic eyes in focus:
     # 1.6-2.2 px.
     "max_edge_width_px": 5.0,
-    # The widest orientation's width beyond the sharpest's, in quadrature: a smear of L px reads
-    # about 0.8 L on real eyes (hold_still above).
+    # The widest orientation but one's width beyond the sharpest's, in quadrature: a smear of
+    # L px reads about 0.7 L on real eyes (hold_still above).
     "max_motion_blur_px": 5.0,
     # Exposure from the usable iris's median grey: NIR irises sit at 90-130 when lit well.
     # too_dark below, too_bright above; and too_bright when this share of the iris annulus
