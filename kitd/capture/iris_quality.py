@@ -141,6 +141,17 @@ MIN_FRAME_SIDE = 16  # px: a smaller frame is refused (an error, not a report): 
 # limbi within 5 px 318 -> 312 of 500: the full size's finer steps place a limbus it does find
 # a little better.
 HALF_SIZE_FROM = 160
+# px: the largest iris radius the limbus is searched for at in the half-size copy. A frame's
+# size does not say the iris's: on the development eyes enlarged 1.75 and 2 times (frames 560 x
+# 420 and 640 x 480, an iris 350-400 px across, the kit camera close up) the limbus search took
+# the texture again in 5 and 8 of 50 (092_01_L: radius 118 px for 185). So the limbus is first
+# looked for on the pupil's coarse copy (160 px wide), and an iris larger than this in the
+# half-size copy is searched again on a copy that brings it to LIMBUS_COPY_RADIUS, about the
+# development eyes' own in theirs (45-52 px). At 1.4-2 times, limbi more than 10 px off 34 -> 20
+# of 350, within 5 px 228 -> 237, lids within 8 px 628 -> 639 of 672; 75 and 90 gave the same
+# within 2, a target of 44 and 52 within 9.
+LIMBUS_LARGEST_IN_COPY = 80.0
+LIMBUS_COPY_RADIUS = 48.0
 
 FEEDBACK_CODES: tuple[str, ...] = (
     "no_eye",
@@ -336,7 +347,18 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     px, py, pr = pupil
     if pr < 3:
         return metrics
-    iris = limbus(half, factor, pupil, bright)
+    iris = None
+    if small.shape != half.shape:
+        # An iris too large for the half-size copy is searched for on a smaller one.
+        first = limbus(small, w / small.shape[1], pupil, bright)
+        if first is not None and first[2] / factor > LIMBUS_LARGEST_IN_COPY:
+            size = LIMBUS_COPY_RADIUS / first[2]
+            copy = cv2.resize(
+                g, (max(8, round(w * size)), max(8, round(h * size))), interpolation=cv2.INTER_AREA
+            )
+            iris = limbus(copy, w / copy.shape[1], pupil, bright)
+    if iris is None:
+        iris = limbus(half, factor, pupil, bright)
     if iris is None:
         return metrics
     ix, iy, ir = iris
