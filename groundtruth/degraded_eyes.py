@@ -140,6 +140,23 @@ def lamp_ring(grey: np.ndarray, pupil: Circle, share: float, radius: float, lamp
     return _saturated_shape(grey, draw)
 
 
+def clouded_pupil(grey: np.ndarray, pupil: Circle, iris: Circle, share: float) -> np.ndarray:
+    """The eye of a person with a cataract (many of the elderly the kit records): the lens
+    behind the pupil clouded, so the pupil is greyer in the near infrared. Each pixel of the
+    pupil moves `share` of the way to the iris's median grey (between 1.3 pupil radii and
+    halfway to the limbus); the pupil's edge keeps its softness and the specular spots (from
+    200) stay."""
+    h, w = grey.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    from_pupil = np.hypot(xx - pupil[0], yy - pupil[1])
+    inside = cv2.GaussianBlur((from_pupil <= pupil[2]).astype(np.float32), (0, 0), 1.0)
+    ring = (from_pupil >= 1.3 * pupil[2]) & (from_pupil <= 0.5 * (pupil[2] + iris[2]))
+    iris_grey = float(np.median(grey[ring])) if ring.any() else float(np.median(grey))
+    g = grey.astype(np.float32)
+    clouded = g + share * inside * (iris_grey - g)
+    return np.where(g < 200, clouded, g).clip(0, 255).astype(np.uint8)
+
+
 def _lid_mask(shape: tuple[int, ...], iris: Circle, pupil: Circle) -> np.ndarray:
     """Above a lid margin lowered to just above the pupil's centre over the iris centre and
     falling by a quarter of the iris radius at its sides (a drowsy lid: it hides the upper

@@ -93,6 +93,7 @@ from kitd.capture.iris_segmentation import (
     COARSE_WIDTH,
     PUPIL_RAYS,
     SATURATED_GREY,
+    clear_enough,
     clearer_edge,
     coarse_pupils,
     edge_widths,
@@ -336,11 +337,19 @@ def _measure(g: np.ndarray) -> dict[str, float]:
     bright = max(percentile(np.bincount(small.ravel(), minlength=256), 0.98), 40.0)
     # A dark blob that is not a disk (the pupil run into lashes) comes with a second reading:
     # the pupil is the one whose edge the rays find more clearly at full resolution.
+    # Where that edge is not as clear as a pupil's, a greyer blob (a clouded pupil) takes its
+    # place if its own edge is (a nearly closed eye's dark shapes stay as they were read).
     fine = None
-    for coarse in coarse_pupils(small, w, h, specular_spots(g, small.shape)):
+    spots = specular_spots(g, small.shape)
+    for coarse in coarse_pupils(small, w, h, spots):
         edge = fine_pupil(g, coarse)
         if fine is None or (edge is not None and clearer_edge(edge, fine)):
             fine = edge
+    if fine is None or not clear_enough(fine):
+        for coarse in coarse_pupils(small, w, h, spots, greyer=True):
+            edge = fine_pupil(g, coarse)
+            if edge is not None and clear_enough(edge) and (fine is None or clearer_edge(edge, fine)):
+                fine = edge
     if fine is None:
         return metrics
     pupil, pupil_rms = fine.circle, fine.rms

@@ -40,7 +40,9 @@ from kitd.capture.iris_geometry import (
 )
 
 COARSE_WIDTH = 160  # px: the shrunk copy the pupil is first looked for in
+PUPIL_LEVELS = (0.2, 0.35, 0.5)  # of the way from the darkest grey to the median: the dark blobs' cuts
 PUPIL_RAYS = 48
+PUPIL_CLEAR = 0.6  # the share of the rays a pupil's edge is found on at least (clarity)
 # The pupil's edge on a ray is the first step out of the pupil's grey, not the strongest: past
 # it lie the dark crypts of the collarette and, at the top, the lash margin against the skin,
 # whose steps can be stronger. A step counts from half the ray's strongest in its window (any
@@ -127,7 +129,11 @@ def specular_spots(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 def coarse_pupils(
-    small: np.ndarray, frame_width: int, frame_height: int, spots: np.ndarray | None = None
+    small: np.ndarray,
+    frame_width: int,
+    frame_height: int,
+    spots: np.ndarray | None = None,
+    greyer: bool = False,
 ) -> list[tuple[float, float, float]]:
     """(x, y, r) in frame pixels of the best dark round blob, found on a shrunk copy; empty when
     there is none. When the blob is the pupil run into the lashes or the lid's dark margin, the
@@ -135,7 +141,12 @@ def coarse_pupils(
     is the pupil, only the pupil's edge at full resolution tells. Specular `spots`
     (:func:`specular_spots`) that a dark blob encloses are part of it: an illuminator made of
     several lamps leaves a spot of each in the pupil, often a ring of them, which would cut
-    its blob into a disk and a ring, neither of them the pupil."""
+    its blob into a disk and a ring, neither of them the pupil.
+
+    `greyer`: instead, the best blob of a higher level (a greyer cut) that scores higher than
+    the darkest's and lies apart from it, or nothing: a pupil clouded by a cataract, or lit
+    by another camera's illuminator, is greyer than the lashes, whose darkest round clump is
+    then found first (:func:`clear_enough` tells when to ask)."""
     sy, sx = small.shape
     fx, fy = frame_width / sx, frame_height / sy
     hist = np.bincount(small.ravel(), minlength=256)
@@ -155,9 +166,14 @@ def coarse_pupils(
             integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
         )
 
-    best, best_score, best_other = None, 0.0, None
     min_r = max(2.0, 0.012 * sx)  # pupils smaller than ~8 px of a 640 px frame are not looked for
-    for level in (0.2, 0.35, 0.5):
+
+    def best_at(
+        level: float,
+    ) -> tuple[tuple[float, float, float], float, tuple[float, float, float] | None] | None:
+        """The best blob darker than `level` of the way from the darkest grey to the median
+        (frame pixels), its score and its other reading; None where there is none."""
+        best, best_score, best_other = None, 0.0, None
         threshold = lo + level * (med - lo)
         dark = (small <= threshold).astype(np.uint8)
         if spots is not None:
@@ -247,13 +263,27 @@ def coarse_pupils(
                     or max(math.hypot(other[0] - ccx, other[1] - ccy), abs(other[2] - r)) <= 1.0
                     else (other[0] * fx, other[1] * fy, other[2] * fx)
                 )
-        if best is not None:
-            # The pupil is the darkest round thing: the lowest level that finds one wins.
-            # Higher levels would take in a dark iris with its pupil as one blob.
-            break
-    if best is None:
+        return None if best is None else (best, best_score, best_other)
+
+    # The pupil is the darkest round thing: the lowest level that finds one wins (higher
+    # levels would take in a dark iris with its pupil as one blob).
+    levels = iter(PUPIL_LEVELS)
+    found = next((f for f in map(best_at, levels) if f is not None), None)
+    if found is None:
         return []
-    return [best] if best_other is None else [best, best_other]
+    best, best_score, best_other = found
+    if not greyer:
+        return [best] if best_other is None else [best, best_other]
+    for level in levels:  # the levels above the one that found it
+        above = best_at(level)
+        if above is not None and above[1] > best_score and apart(above[0], best):
+            return [above[0]]
+    return []
+
+
+def apart(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:
+    """Whether two circles (x, y, r) do not overlap."""
+    return math.hypot(a[0] - b[0], a[1] - b[1]) > a[2] + b[2]
 
 
 def _ring_contrast(small: np.ndarray, x: float, y: float, r: float) -> float:
@@ -360,10 +390,20 @@ def clearer_edge(edge: PupilEdge, than: PupilEdge) -> bool:
     if max(math.hypot(x - tx, y - ty), abs(r - tr)) <= max(1.5, 0.05 * tr):
         return False
 
-    def clarity(e: PupilEdge) -> float:
-        return e.xs.size / (1.0 + EDGE_SCATTER_WEIGHT * e.rms / max(e.circle[2], 1.0))
-
     return clarity(edge) > CLEARER_EDGE * clarity(than)
+
+
+def clarity(edge: PupilEdge) -> float:
+    """The rays on the edge, discounted by how far they scatter about its circle as a share
+    of its radius (EDGE_SCATTER_WEIGHT)."""
+    return edge.xs.size / (1.0 + EDGE_SCATTER_WEIGHT * edge.rms / max(edge.circle[2], 1.0))
+
+
+def clear_enough(edge: PupilEdge) -> bool:
+    """Whether the rays found `edge` as clearly as a pupil's: a clarity of at least
+    PUPIL_CLEAR of the rays. (The 76 development eyes' pupils: 32.7 and more of 48; clumps
+    of lashes taken for pupils clouded by a cataract: 24 and less.)"""
+    return clarity(edge) >= PUPIL_CLEAR * PUPIL_RAYS
 
 
 # --- the limbus -------------------------------------------------------------------------------
