@@ -157,6 +157,30 @@ def clouded_pupil(grey: np.ndarray, pupil: Circle, iris: Circle, share: float) -
     return np.where(g < 200, clouded, g).clip(0, 255).astype(np.uint8)
 
 
+def constricted_pupil(grey: np.ndarray, pupil: Circle, iris: Circle, share: float) -> np.ndarray:
+    """The eye with its pupil shrunk to `share` of the iris's radius, as an old person's is
+    (senile miosis): along each ray from the pupil's centre, the pupil is squeezed into the
+    new radius and the iris stretched from there to the limbus (a rubber sheet), the rest of
+    the frame as it was."""
+    px, py, pr = pupil
+    lx, ly, lr = iris
+    h, w = grey.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = xx - px, yy - py
+    rho = np.hypot(dx, dy) + 1e-6
+    cos, sin = dx / rho, dy / rho
+    # The limbus along each ray: where the ray from the pupil's centre meets the iris circle.
+    ox, oy = px - lx, py - ly
+    b = ox * cos + oy * sin
+    limbus = -b + np.sqrt(np.maximum(b * b - (ox * ox + oy * oy - lr * lr), 0.0))
+    small = share * lr
+    source = np.where(
+        rho < small, rho * pr / small, pr + (rho - small) * (limbus - pr) / np.maximum(limbus - small, 1e-3)
+    )
+    source = np.where(rho >= limbus, rho, source)
+    return cv2.remap(grey, px + cos * source, py + sin * source, cv2.INTER_LINEAR)
+
+
 def _lid_mask(shape: tuple[int, ...], iris: Circle, pupil: Circle) -> np.ndarray:
     """Above a lid margin lowered to just above the pupil's centre over the iris centre and
     falling by a quarter of the iris radius at its sides (a drowsy lid: it hides the upper
