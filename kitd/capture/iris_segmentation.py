@@ -143,8 +143,8 @@ def coarse_pupils(
     several lamps leaves a spot of each in the pupil, often a ring of them, which would cut
     its blob into a disk and a ring, neither of them the pupil.
 
-    `greyer`: instead, the best blob of a higher level (a greyer cut) that scores higher than
-    the darkest's and lies apart from it, or nothing: a pupil clouded by a cataract, or lit
+    `greyer`: instead, the best blobs of the higher levels (greyer cuts) that score higher than
+    the darkest's and lie apart from it, if any: a pupil clouded by a cataract, or lit
     by another camera's illuminator, is greyer than the lashes, whose darkest round clump is
     then found first (:func:`clear_enough` tells when to ask)."""
     sy, sx = small.shape
@@ -274,11 +274,8 @@ def coarse_pupils(
     best, best_score, best_other = found
     if not greyer:
         return [best] if best_other is None else [best, best_other]
-    for level in levels:  # the levels above the one that found it
-        above = best_at(level)
-        if above is not None and above[1] > best_score and apart(above[0], best):
-            return [above[0]]
-    return []
+    above = (best_at(level) for level in levels)  # the levels above the one that found it
+    return [a[0] for a in above if a is not None and a[1] > best_score and apart(a[0], best)]
 
 
 def apart(a: tuple[float, float, float], b: tuple[float, float, float]) -> bool:
