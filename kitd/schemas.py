@@ -602,14 +602,7 @@ SCHEMAS: dict[str, Any] = {
     "FirmwareOperation": {
         "type": "object",
         "required": [
-            "operation_id",
-            "kind",
-            "device",
-            "state",
-            "bytes_done",
-            "bytes_total",
-            "steps",
-            "outcome",
+            "operation_id", "kind", "device", "state", "bytes_done", "bytes_total", "steps", "outcome",
         ],
         "properties": {
             "operation_id": {"type": "string"},
