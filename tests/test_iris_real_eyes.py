@@ -306,7 +306,7 @@ def test_a_ring_of_lamps_reflected_in_the_pupil_does_not_move_it(marked_developm
     assert found / (found + len(missed)) >= 0.99, missed
 
 
-@pytest.mark.parametrize(("share", "floor"), [(0.3, 0.95), (0.5, 0.9)])
+@pytest.mark.parametrize(("share", "floor"), [(0.3, 0.95), (0.5, 0.9), (0.7, 0.8)])
 def test_a_pupil_clouded_by_a_cataract_is_still_found(
     share: float, floor: float, marked_development: list[MarkedEye]
 ) -> None:
@@ -317,9 +317,9 @@ def test_a_pupil_clouded_by_a_cataract_is_still_found(
         (eye, (share,), clouded_pupil(eye.image, eye.marks.pupil, eye.marks.limbus, share))
         for eye in marked_development
     )
-    # Measured: 50 and 49 of 50; 19 and 4 of 50 while only the darkest level's blob was
-    # refined (lash clumps, no_eye for 7 and 11), 50 and 35 while only the first greyer level's
-    # was tried besides.
+    # Measured: 50, 50 and 44 of 50; 19, 4 and 0 of 50 while only the darkest level's blob was
+    # refined (lash clumps; no_eye for 7, 11 and 14); 50, 35 and 7 while only the first greyer
+    # level's was tried besides; 50, 49 and 11 without PUPIL_GREYER_LEVELS.
     assert found >= floor * len(marked_development), missed
 
 

@@ -41,6 +41,10 @@ from kitd.capture.iris_geometry import (
 
 COARSE_WIDTH = 160  # px: the shrunk copy the pupil is first looked for in
 PUPIL_LEVELS = (0.2, 0.35, 0.5)  # of the way from the darkest grey to the median: the dark blobs' cuts
+# Greyer cuts still, looked at only for a greyer pupil (coarse_pupils' greyer): development eyes
+# with their pupils greyed 0.6 and 0.7 of the way to the iris, pupils within 3 px 29 -> 48 and
+# 11 -> 44 of 50 with these.
+PUPIL_GREYER_LEVELS = (0.65, 0.8)
 PUPIL_RAYS = 48
 PUPIL_CLEAR = 0.6  # the share of the rays a pupil's edge is found on at least (clarity)
 # The pupil's edge on a ray is the first step out of the pupil's grey, not the strongest: past
@@ -274,7 +278,9 @@ def coarse_pupils(
     best, best_score, best_other = found
     if not greyer:
         return [best] if best_other is None else [best, best_other]
-    above = (best_at(level) for level in levels)  # the levels above the one that found it
+    above = (
+        best_at(level) for level in (*levels, *PUPIL_GREYER_LEVELS)
+    )  # the levels above the one that found it
     return [a[0] for a in above if a is not None and a[1] > best_score and apart(a[0], best)]
 
 
