@@ -20,7 +20,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from kitd.capture.iris_geometry import into_copy
+from kitd.capture.iris_geometry import into_copy, ray_to_ellipse
 
 Circle = tuple[float, float, float]
 
@@ -169,10 +169,7 @@ def constricted_pupil(grey: np.ndarray, pupil: Circle, iris: Circle, share: floa
     dx, dy = xx - px, yy - py
     rho = np.hypot(dx, dy) + 1e-6
     cos, sin = dx / rho, dy / rho
-    # The limbus along each ray: where the ray from the pupil's centre meets the iris circle.
-    ox, oy = px - lx, py - ly
-    b = ox * cos + oy * sin
-    limbus = -b + np.sqrt(np.maximum(b * b - (ox * ox + oy * oy - lr * lr), 0.0))
+    limbus = ray_to_ellipse(px, py, cos, sin, (lx, ly, lr, lr))  # along each ray from the pupil's centre
     small = share * lr
     source = np.where(
         rho < small, rho * pr / small, pr + (rho - small) * (limbus - pr) / np.maximum(limbus - small, 1e-3)
