@@ -95,6 +95,7 @@ from kitd.capture.iris_segmentation import (
     SATURATED_GREY,
     clear_enough,
     clearer_edge,
+    clouded_pupil_black,
     coarse_pupils,
     edge_widths,
     eyelids,
@@ -407,24 +408,28 @@ def _measure(g: np.ndarray) -> dict[str, float]:
         if sclera_samples.size
         else float(grey.max())
     )
-    # The iris's own grey: the middle of what lies between pupil and sclera. (The annulus's
-    # median would be lid skin when the lid hides most of it.)
-    gap = max(sclera_grey - pupil_grey, 8.0)
-    middle = inside & (grey > pupil_grey + 0.2 * gap) & (grey < sclera_grey - 0.2 * gap)
-    iris_ref = median(grey[middle]) if middle.any() else pupil_grey + 0.5 * gap
+    # What the lids are told apart from the iris by starts from the eye's black: the pupil's,
+    # or the lashes' where the pupil is clouded (EYE_CLOUDED_PUPIL).
+    clouded = clouded_pupil_black(g, pupil, iris, pupil_grey, sclera_grey)
+    black = pupil_grey if clouded is None else clouded
+    # The iris's own grey: the middle of what lies between that black and the sclera. (The
+    # annulus's median would be lid skin when the lid hides most of it.)
+    gap = max(sclera_grey - black, 8.0)
+    middle = inside & (grey > black + 0.2 * gap) & (grey < sclera_grey - 0.2 * gap)
+    iris_ref = median(grey[middle]) if middle.any() else black + 0.5 * gap
 
     # Specular reflections: far above the sclera's grey (the illuminator's image saturates).
     spec_cut = sclera_grey + 0.4 * max(255.0 - sclera_grey, 0.0)
     bright_cut = iris_ref + 0.5 * max(sclera_grey - iris_ref, 12.0)
-    dark_cut = iris_ref - 0.5 * max(iris_ref - pupil_grey, 12.0)
+    dark_cut = iris_ref - 0.5 * max(iris_ref - black, 12.0)
     # The lids on the eye's greys brought into the development eyes' tone (another camera's
     # tone curve): everything else is measured on the frame as it is.
-    skin_cut = pupil_grey + 0.5 * (bright_cut - pupil_grey)
-    table = lid_tone_table(pupil_grey, iris_ref, sclera_grey)
+    skin_cut = black + 0.5 * (bright_cut - black)
+    table = lid_tone_table(black, iris_ref, sclera_grey)
     if table is not None:
         skin_cut = float(np.interp(skin_cut, np.arange(256), table))
     upper_lid, lower_lid = levelled_eyelids(
-        functools.partial(eyelids, skin_cut=skin_cut, spec_cut=spec_cut),
+        functools.partial(eyelids, skin_cut=skin_cut, spec_cut=spec_cut, black=clouded),
         g if table is None else cv2.LUT(g, table),
         pupil,
         iris,

@@ -766,6 +766,42 @@ def lid_tone_table(pupil_grey: float, iris_grey: float, sclera_grey: float) -> n
     return np.clip(np.rint(np.where(between, curved, levels)), 0, 255).astype(np.uint8)
 
 
+# A cataract greys the pupil (many of the elderly the kit records): the lids' cuts, shares of
+# the iris's grey less the pupil's, then shrink until iris texture reads as lashes (development
+# eyes with their pupils greyed half-way to the iris: 5 upper or lower lids of 50 moved 30-80
+# px). The eye's black is then taken from round the iris, where the lashes and the lid's margin
+# are as black as a clear pupil: the darkest EYE_BLACK_SHARE of the lids' search box. A pupil
+# is clouded when it is greyer than that by EYE_CLOUDED_PUPIL of the way to the sclera (clear
+# development pupils: by 4 grey levels at most, 0.02 of the way).
+EYE_BLACK_SHARE = 0.005
+EYE_CLOUDED_PUPIL = 0.1
+
+
+def clouded_pupil_black(
+    g: np.ndarray,
+    pupil: tuple[float, float, float],
+    iris: tuple[float, float, float],
+    pupil_grey: float,
+    sclera_grey: float,
+) -> float | None:
+    """The eye's black where the pupil (of grey `pupil_grey`) is clouded, else None: the
+    darkest EYE_BLACK_SHARE of the grey round the iris (the lids' search box, every other
+    pixel, the pupil left out), the lashes' and the lid margin's."""
+    h, w = g.shape
+    px, py, pr = pupil
+    ix, iy, ir = iris
+    x0, x1 = max(0, int(ix - ir)), min(w, int(ix + ir) + 2)
+    y0, y1 = max(0, int(iy - 1.1 * ir)), min(h, int(iy + 1.1 * ir) + 2)
+    box = g[y0:y1:2, x0:x1:2]
+    ys, xs = np.mgrid[y0:y1:2, x0:x1:2]
+    greys = box[np.hypot(xs - px, ys - py) > 1.2 * pr]
+    if greys.size == 0:
+        return None
+    k = int(EYE_BLACK_SHARE * (greys.size - 1))
+    black = float(np.partition(greys, k)[k])
+    return black if pupil_grey - black > EYE_CLOUDED_PUPIL * (sclera_grey - black) else None
+
+
 @functools.lru_cache(maxsize=1)
 def _lid_grey_points() -> tuple[np.ndarray, ...]:
     """Where the iris's grey is read (rays 5-55 degrees below the horizontal, either side, at
@@ -825,6 +861,7 @@ def eyelids(
     iris: tuple[float, float, float],
     skin_cut: float,
     spec_cut: float = 256.0,
+    black: float | None = None,
 ) -> tuple[Lid | None, Lid | None]:
     """The upper and lower lids' margins across the iris, or None for a lid not over it.
 
@@ -847,7 +884,9 @@ def eyelids(
     a walk that starts in lashes instead (a margin low over the iris, lashes over the pupil)
     takes its start for the lid and looks for the margin above it as on dark. Greys from
     `spec_cut` up are reflections (:func:`_glare_over_iris`; the default, above any grey,
-    takes none).
+    takes none). The cuts are shares of the iris's grey less the eye's `black`: by default
+    the pupil's middle's grey; a caller that found the pupil clouded passes the lashes' black
+    (:func:`clouded_pupil_black`).
     """
     h, w = g.shape
     px, py, pr = pupil
@@ -873,7 +912,7 @@ def eyelids(
     if not on.any():
         return None, None
     iris_grey = median(sample(g, ax[on], ay[on]))
-    pupil_grey = median(sample(g, px + grid_x * pr, py + grid_y * pr))
+    pupil_grey = median(sample(g, px + grid_x * pr, py + grid_y * pr)) if black is None else black
     dark_cut = LID_NOT_IRIS * max(iris_grey - pupil_grey, 8.0)
     run = max(2, round(LID_RUN * radius))
     # Frame coordinates of the work image's columns and rows.
