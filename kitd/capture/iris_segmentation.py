@@ -777,6 +777,20 @@ EYE_BLACK_SHARE = 0.005
 EYE_CLOUDED_PUPIL = 0.1
 
 
+def lid_box(shape: tuple[int, ...], iris: tuple[float, float, float]) -> tuple[int, int, int, int]:
+    """The part of a frame of `shape` the lids are looked for in (x0, x1, y0, y1, ends
+    excluded): an iris radius either side of the iris's centre, 1.1 above and below, cut at
+    the frame's edges."""
+    h, w = shape[:2]
+    ix, iy, ir = iris
+    return (
+        max(0, int(ix - ir)),
+        min(w, int(ix + ir) + 2),
+        max(0, int(iy - 1.1 * ir)),
+        min(h, int(iy + 1.1 * ir) + 2),
+    )
+
+
 def clouded_pupil_black(
     g: np.ndarray,
     pupil: tuple[float, float, float],
@@ -787,11 +801,12 @@ def clouded_pupil_black(
     """The eye's black where the pupil (of grey `pupil_grey`) is clouded, else None: the
     darkest EYE_BLACK_SHARE of the grey round the iris (the lids' search box, every other
     pixel, the pupil left out), the lashes' and the lid margin's."""
-    h, w = g.shape
+    # The black is never below 0: a pupil no greyer than EYE_CLOUDED_PUPIL of the sclera's
+    # grey is clear whatever the lashes' (every frame of a clear eye stops here).
+    if pupil_grey <= EYE_CLOUDED_PUPIL * sclera_grey:
+        return None
     px, py, pr = pupil
-    ix, iy, ir = iris
-    x0, x1 = max(0, int(ix - ir)), min(w, int(ix + ir) + 2)
-    y0, y1 = max(0, int(iy - 1.1 * ir)), min(h, int(iy + 1.1 * ir) + 2)
+    x0, x1, y0, y1 = lid_box(g.shape, iris)
     box = g[y0:y1:2, x0:x1:2]
     ys, xs = np.mgrid[y0:y1:2, x0:x1:2]
     greys = box[np.hypot(xs - px, ys - py) > 1.2 * pr]
@@ -891,8 +906,7 @@ def eyelids(
     h, w = g.shape
     px, py, pr = pupil
     ix, iy, ir = iris
-    x0, x1 = max(0, int(ix - 1.0 * ir)), min(w, int(ix + 1.0 * ir) + 2)
-    y0, y1 = max(0, int(iy - 1.1 * ir)), min(h, int(iy + 1.1 * ir) + 2)
+    x0, x1, y0, y1 = lid_box(g.shape, iris)
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None, None
     scale = LID_WORK_RADIUS / ir
