@@ -1,13 +1,14 @@
 """How the lids found hold on altered copies of the marked development eyes.
 
-Its one job: alter each marked development eye as heads, lashes and cameras do (turned 6, 12 and
-15 degrees either way; curtains and clumps of lashes hung from its marked upper lid, sharp and
-out of focus, masses of lashes that hide the top of the iris, and lashes curled up over the skin
-above it; blurred, moved vertically, vignetted, lit from below, flattened, through tone curves,
-grainy, half size), move the marks with it, and count, per kind of copy and per half of the
-development subjects (odd and even numbers), the lids found within 8 px of the marks at their
-three columns (a half-size copy's error counted at full size). A change to the lid finder is worth keeping
-when both halves gain and no kind of copy loses; a gain on one half only is noise.
+Its one job: alter each marked development eye as heads, lashes, lids and cameras do (turned 6,
+12 and 15 degrees either way; curtains and clumps of lashes hung from its marked upper lid, sharp
+and out of focus, masses of lashes that hide the top of the iris, and lashes curled up over the
+skin above it; its real upper lid drooping lower over the iris, evenly or slanted; blurred,
+moved vertically, vignetted, lit from below, flattened, through tone curves, grainy, half size),
+move the marks with it, and count, per kind of copy and per half of the development subjects
+(odd and even numbers), the lids found within 8 px of the marks at their three columns (a
+half-size copy's error counted at full size). A change to the lid finder is worth keeping when
+both halves gain and no kind of copy loses; a gain on one half only is noise.
 The held-out half is never read.
 
     python -m groundtruth.lid_probes [--json]
@@ -52,6 +53,9 @@ SKIN_LASH_REACHES = (0.3, 0.5)  # iris radii lashes curled up over the skin reac
 MASS_DEPTHS = (0.15, 0.3)  # iris radii below the margin a mass of lashes hides the iris down to
 SEEDS = (0, 1)
 LIT_FROM_BELOW = (0.92, 0.85)  # the top row's share of the bottom row's light
+DROOPS = (0.2, 0.4)  # iris radii a drooping upper lid comes down, evenly
+DROOP_SLANT = 0.3  # iris radii a slanted one comes down at one side of the iris (none at the other)
+DROOP_EDGE = 0.02  # iris radii below the marked margin that move with the lid: the margin's own edge
 PARTS = ("upper_lid", "lower_lid")
 # Only the upper lid is counted in these: the lashes hang from it or lie on the skin above it.
 LASH_KINDS = ("curtain", "clumps", "soft_clumps", "lashes_on_skin", "lash_mass")
@@ -74,6 +78,42 @@ def upper_lid_lowered(marks: EyeMarks, depth: float) -> EyeMarks:
     lashes that hide it down to there (groundtruth.degraded_eyes.lash_mass)."""
     down = marks_through(marks, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, depth * marks.limbus[2]]]))
     return EyeMarks({**marks.points, "upper_lid": down.points["upper_lid"]})
+
+
+def drooping(
+    image: np.ndarray, marks: EyeMarks, depth: float, slant: int = 0
+) -> tuple[np.ndarray, EyeMarks] | None:
+    """The eye with its real upper lid (skin, margin, lashes) come down `depth` iris radii over
+    the iris, as a lid droops (ptosis, common among the elderly): evenly, or, with `slant` 1
+    (-1), from nothing at the iris's left (right) edge to `depth` at its other edge. Each
+    column above the marked margin, and DROOP_EDGE below it, moves down by its own shift; the
+    rows left at the frame's top are the frame mirrored. Under the lid the eye stays where it
+    is: the lid covers what it comes down over, the pupil's top as the iris's. The marked upper
+    lid moves with it. None when the upper lid is not marked."""
+    curve = lid_curve(marks.points.get("upper_lid", []))
+    if curve is None:
+        return None
+    ix, _, ir = marks.limbus
+
+    def shift(x: np.ndarray) -> np.ndarray:
+        if not slant:
+            return np.full_like(x, depth * ir)
+        rising = np.clip((x - (ix - ir)) / (2.0 * ir), 0.0, 1.0)
+        return depth * ir * (rising if slant > 0 else 1.0 - rising)
+
+    h, w = image.shape
+    xs = np.arange(w, dtype=np.float64)
+    down = shift(xs)
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    moved_edge = np.polyval(curve, xs) + down + DROOP_EDGE * ir
+    # All of a column's shift above the moved margin's edge, none 3 px under it.
+    lid = np.clip((moved_edge[None, :] - ys) / 3.0, 0.0, 1.0)
+    map_y = (ys - down[None, :] * lid).astype(np.float32)
+    map_x = np.broadcast_to(xs[None, :], (h, w)).astype(np.float32)
+    lowered = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    points = marks.points["upper_lid"]
+    upper = [(x, y + float(shift(np.array([x]))[0])) for x, y in points]
+    return lowered, EyeMarks({**marks.points, "upper_lid": upper})
 
 
 def camera_like(grey: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
@@ -116,6 +156,10 @@ def copies(grey: np.ndarray, marks: EyeMarks) -> Iterator[Copy]:
         for depth, seed in itertools.product(MASS_DEPTHS, SEEDS):
             image = lash_mass(grey, marks.limbus, margin, depth, seed)
             yield "lash_mass", image, upper_lid_lowered(marks, depth), 1.0
+    for depth, slant in [(d, 0) for d in DROOPS] + [(DROOP_SLANT, -1), (DROOP_SLANT, 1)]:
+        lowered = drooping(grey, marks, depth, slant)
+        if lowered is not None:
+            yield ("drooping", *lowered, 1.0)
     for kind, image in camera_like(grey):
         yield kind, image, marks, 1.0
     half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)

@@ -11,7 +11,16 @@ import pytest
 from groundtruth.degraded_eyes import lash_mass
 from groundtruth.iris_agreement import IITD_DIR, agreement, iitd_halves, marked_eyes, subject
 from groundtruth.iris_marks import IITD_MARKS, lid_curve, load_marks
-from groundtruth.lid_probes import PARTS, copies, main, probe_counts, table, turned, upper_lid_lowered
+from groundtruth.lid_probes import (
+    PARTS,
+    copies,
+    drooping,
+    main,
+    probe_counts,
+    table,
+    turned,
+    upper_lid_lowered,
+)
 from kitd.capture.iris_quality import assess_iris
 from tests.test_iris_marks import eye_marks
 
@@ -31,6 +40,31 @@ def test_a_turned_eye_s_marks_turn_with_its_image() -> None:
     assert (round(mx), round(my)) != (round(x), round(y))
     assert np.allclose(moved_marks.limbus, marks.limbus, atol=1e-6)
     assert np.allclose(moved_marks.pupil, marks.pupil, atol=1e-6)
+
+
+@pytest.mark.parametrize(("slant", "shift"), [(0, 40.0), (1, 28.0), (-1, 12.0)])
+def test_a_drooping_lid_comes_down_with_its_marks_over_what_was_under_it(slant: int, shift: float) -> None:
+    """A bright patch on the lid just above its marked margin comes down 0.4 iris radii (all of
+    it evenly; slanted, in proportion to how far across the iris it lies) to where the moved
+    marks put the margin; the eye under the lid (the pupil's middle) stays as it was, and only
+    the upper lid's marks move."""
+    marks = eye_marks()  # iris radius 100 about (160, 120); margin at y = 40 + 0.002 (x - 160)^2
+    image = np.full((240, 320), 120, np.uint8)
+    x = 200
+    margin = 40 + 0.002 * (x - 160) ** 2
+    image[round(margin) - 6 : round(margin) - 1, x - 2 : x + 3] = 255
+    image[118:123, 158:163] = 7
+    lowered = drooping(image, marks, 0.4, slant)
+    assert lowered is not None
+    moved, moved_marks = lowered
+    new_margin = float(np.polyval(lid_curve(moved_marks.points["upper_lid"]), x))
+    assert new_margin - margin == pytest.approx(shift, abs=0.01)
+    assert moved[round(new_margin) - 4, x] == 255
+    assert (moved[118:123, 158:163] == 7).all()
+    assert {k: v for k, v in moved_marks.points.items() if k != "upper_lid"} == {
+        k: v for k, v in marks.points.items() if k != "upper_lid"
+    }
+    assert drooping(image, eye_marks(lid=None), 0.4) is None
 
 
 def test_a_lash_mass_hides_the_iris_down_to_the_lowered_upper_lid() -> None:
