@@ -55,7 +55,7 @@ from groundtruth.iris_agreement import (
     summarise,
 )
 from groundtruth.iris_marks import IITD_MARKS, EyeMarks, lid_curve, load_marks, scaled_marks
-from groundtruth.lid_probes import LIT_FROM_BELOW, turned, upper_lid_lowered
+from groundtruth.lid_probes import LIT_FROM_BELOW, drooping, turned, upper_lid_lowered
 from hil.rig import REPO, venv_script
 from hil.synthetic_eye import motion_kernel
 from kitd.capture import iris_quality
@@ -343,6 +343,34 @@ def test_a_pupil_clouded_by_a_cataract_leaves_the_lids_where_they_are(
     # Measured: 0, 1 and 6 of 50 lids moved past 8 px; 4, 10 and 33 while the lids' cuts were
     # shares of the iris's grey less the clouded pupil's.
     assert len(moved) <= most_moved, moved
+
+
+def test_a_drooping_upper_lid_is_found_where_it_has_come_down(marked_development: list[MarkedEye]) -> None:
+    """The marked development eyes with their real upper lid (skin, margin, lashes) come down
+    0.2 and 0.4 iris radii over the iris (ptosis, common among the elderly the kit records):
+    the upper lid is found within 8 px of the moved marks, not up in the lashes on the skin
+    above its margin; and where the lid leaves less of the iris than the camera's checks ask,
+    the applicant is told to open wider rather than the capture passing."""
+    checks = camera_checks()
+    least_usable = {**iris_quality.DEFAULT_THRESHOLDS, **checks}["min_usable_iris_area"]
+    within = {0.2: 0, 0.4: 0}
+    due, told = 0, 0
+    for eye in marked_development:
+        for depth in within:
+            lowered = drooping(eye.image, eye.marks, depth)
+            if lowered is None:
+                continue
+            image, marks = lowered
+            report = assess_iris(image, checks)
+            row = agreement(eye.name, marks, report)
+            within[depth] += bool(row.found and row.lid_ok("upper_lid"))
+            if depth == 0.4 and marked_usable_area(marks, image.shape) < least_usable:
+                due += 1
+                told += "open_wider" in report.feedback
+    # Measured: 32 and 25 of 50 upper lids within 8 px; open_wider for 32 of the 45 eyes whose
+    # moved marks leave under 0.7 of the iris at 0.4. Before the margin was looked for under
+    # the lid found (iris_segmentation.LID_LINE_GAP): 27, 14, and 21 of 45.
+    assert within[0.2] >= 30 and within[0.4] >= 22 and told >= 30, (within, told, due)
 
 
 def test_a_small_pupil_is_not_taken_for_a_turned_eye(marked_development: list[MarkedEye]) -> None:

@@ -736,6 +736,34 @@ LID_CURTAIN_SNAP = 0.08
 # flipping with a 2 px limbus error.)
 LID_STRAND_ABOVE = 0.1
 LID_STRAND_ACROSS = 0.25
+# A lid low over the iris (a drooping lid, common among the elderly) is often missed upwards:
+# the walk climbs past its margin, a dark line two or three pixels thick, into the skin just
+# above it, which is little brighter than the iris; or the margin search takes the lashes on
+# the skin above it for a curtain's roots. Neither happens where the lid lies at the iris's
+# top, as on most eyes, since the search ends at the limbus. So, below the upper lid found,
+# from LID_LINE_GAP iris radii under it down to LID_LINE_LOWEST pupil radii above the pupil's
+# centre, the margin is looked for as a line: a lid-shaped curve along which at least
+# LID_LINE_DARK of the columns (those in the iris and off the pupil, at least LID_LINE_COLUMNS
+# of them) are darker than the dark side's cut within a row, which runs across the eye
+# (strandness at most -LID_STRAND_ACROSS: no curtain's tips), and which is apart from the lid
+# found: in at least LID_LINE_SEPARATE of those columns, a run of LID_LINE_APART iris radii of
+# rows no darker than the cut lies between them (a lid's own margin has lighter strips, its
+# glint and its grey line, up to about half that wide; the shadow a lid casts runs on from
+# it). The lowest such curve is the margin. (The marked development eyes with their real
+# upper lid, skin, margin and lashes, moved down over the iris, groundtruth.lid_probes'
+# "drooping" copies: upper lids within 8 px of the moved marks, lowered 0.2 and 0.4 iris
+# radii, 27 and 14 of 50 -> 32 and 25; slanted from 0 to 0.3 either way 27 and 33 -> 30 and
+# 33; and where the marks leave under 0.7 of the iris, at 0.4, open_wider said for 21 of 45
+# -> 33. Every other kind of copy in groundtruth.lid_probes gains or holds but one curtain
+# copy of the odd subjects, 7.9 -> 8.0 px; the 157 real eyes' metrics are unchanged. Shares
+# 0.6-0.8 and gaps 0.05-0.07 give the same within a few eyes; a gap of 0.03 let the dark
+# line under a development eye's lid glint pass for a margin.)
+LID_LINE_GAP = 0.05
+LID_LINE_LOWEST = 0.5
+LID_LINE_DARK = 0.7
+LID_LINE_COLUMNS = 0.4
+LID_LINE_SEPARATE = 0.7
+LID_LINE_APART = 0.07
 # Where the iris's grey lies between the pupil's and the sclera's (the share of the way up),
 # 5th to 95th percentile of the development eyes (median 0.59). The lids' cuts are shares of
 # these greys' differences, and a camera's tone curve moves the share: grey raised to a gamma
@@ -1061,6 +1089,13 @@ def eyelids(
                 radius,
                 (ix, iy, ir),
                 (iris_grey, pupil_grey),
+            )
+        if sign > 0 and lid is not None:
+            lid = (
+                _margin_below(
+                    sharp, lid, columns, cols_x, fy, (sy, y0), (ix, iy, ir), pupil, iris_grey - dark_cut
+                )
+                or lid
             )
         lids.append(lid)
     return lids[0], lids[1]
@@ -1417,6 +1452,73 @@ def _band_above(
     curve = np.clip(at[which[k], k], 0, ch - 1)
     ys = fy[curve] + 0.5 / sy  # the bottom of the curve's rows
     return _robust_lid(cols_x.astype(np.float64), ys.astype(np.float64), ix, ir, 1.0, tilt=lid.tilt)
+
+
+def _margin_below(
+    sharp: np.ndarray,
+    lid: Lid,
+    columns: np.ndarray,
+    cols_x: np.ndarray,
+    fy: np.ndarray,
+    copy: tuple[float, int],
+    iris: tuple[float, float, float],
+    pupil: tuple[float, float, float],
+    dark_cut: float,
+) -> Lid | None:
+    """A lid's margin below the upper lid found (`lid`), or None: the lowest lid-shaped curve
+    (LID_LOWER_TILTS x LID_MARGIN_BENDS) from LID_LINE_GAP iris radii under it to
+    LID_LINE_LOWEST pupil radii above the pupil's centre that runs as a dark line across the
+    iris (greys under `dark_cut`, on the unblurred work copy `sharp`, whose rows `fy` are
+    the frame's at `copy`'s scale and offset), apart from the lid above it: see LID_LINE_GAP."""
+    sy, y0 = copy
+    ix, iy, ir = iris
+    px, py, pr = pupil
+    ch = sharp.shape[0]
+    top = math.ceil(into_copy(float(lid.y_at(ix)) + LID_LINE_GAP * ir - y0, sy))
+    bottom = math.floor(into_copy(py - LID_LINE_LOWEST * pr - y0, sy))
+    levels = np.arange(max(1, top), min(ch - 2, bottom) + 1)
+    if levels.size == 0:
+        return None
+    tilts, bends = _lid_shapes(LID_LOWER_TILTS, LID_MARGIN_BENDS)
+    u = (cols_x - ix) / ir
+    offsets = (tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)
+    at = np.rint(levels[None, :, None] + offsets[:, None, :]).astype(np.int64)  # shapes x levels x columns
+    rows = np.clip(at, 1, ch - 2)
+    seen = sharp[:, columns].astype(np.float32)
+    # The darkest of each row and its two neighbours: a line a pixel off the curve still counts.
+    darkest = np.vstack([seen[:1], np.minimum(np.minimum(seen[:-2], seen[1:-1]), seen[2:]), seen[-1:]])
+    along = np.arange(columns.size)
+    dark = darkest[rows, along] < dark_cut
+    y = fy[rows]
+    # Columns in the iris (short of the limbus's own dark ring) and off the pupil, which is dark too.
+    counted = (
+        (at == rows)
+        & (np.hypot(cols_x - px, y - py) > pr + 2.0)
+        & (np.hypot(cols_x - ix, y - iy) < 0.97 * ir)
+    )
+    n = counted.sum(axis=2)
+    share = (dark & counted).sum(axis=2) / np.maximum(n, 1)
+    # Apart from the lid: the first run of LID_LINE_APART iris radii of not-dark rows under
+    # the lid's row, in each column, ends above the curve.
+    apart = max(3, round(LID_LINE_APART * ir * sy))
+    gaps = cv2.erode(
+        (seen >= dark_cut).astype(np.uint8), np.ones((apart, 1), np.uint8), anchor=(0, 0), borderValue=0
+    ).astype(bool)
+    lid_rows = np.rint(into_copy(np.asarray(lid.y_at(cols_x)) - y0, sy)).astype(np.int64)
+    below = gaps & (np.arange(ch)[:, None] > lid_rows[None, :])
+    first_gap = np.where(below.any(axis=0), below.argmax(axis=0), ch)
+    separate = ((first_gap + apart < at) & counted).sum(axis=2) / np.maximum(n, 1)
+    ok = (n >= LID_LINE_COLUMNS * columns.size) & (share >= LID_LINE_DARK) & (separate >= LID_LINE_SEPARATE)
+    if not ok.any():
+        return None
+    strands = _strandness(sharp, ir * sy)[:, columns]
+    across = np.where(counted, strands[rows, along], 0.0).sum(axis=2) / np.maximum(n, 1)
+    ok &= across <= -LID_STRAND_ACROSS
+    if not ok.any():
+        return None
+    level = int(np.flatnonzero(ok.any(axis=0)).max())  # the lowest: nearest the pupil
+    shape = int(np.argmax(np.where(ok[:, level], share[:, level], -1.0)))
+    return Lid(ix, float(fy[levels[level]]) + 0.5 / sy, float(tilts[shape]), float(bends[shape]) / ir)
 
 
 def _robust_lid(
