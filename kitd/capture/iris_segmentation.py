@@ -1481,23 +1481,35 @@ def _margin_below(
         return None
     tilts, bends = _lid_shapes(LID_LOWER_TILTS, LID_MARGIN_BENDS)
     u = (cols_x - ix) / ir
-    offsets = (tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)
-    at = np.rint(levels[None, :, None] + offsets[:, None, :]).astype(np.int64)  # shapes x levels x columns
-    rows = np.clip(at, 1, ch - 2)
-    seen = sharp[:, columns].astype(np.float32)
-    # The darkest of each row and its two neighbours: a line a pixel off the curve still counts.
-    darkest = np.vstack([seen[:1], np.minimum(np.minimum(seen[:-2], seen[1:-1]), seen[2:]), seen[-1:]])
-    along = np.arange(columns.size)
-    dark = darkest[rows, along] < dark_cut
-    y = fy[rows]
-    # Columns in the iris (short of the limbus's own dark ring) and off the pupil, which is dark too.
+    offsets = np.rint((tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)).astype(np.int32)
+    at = levels.astype(np.int32)[None, :, None] + offsets[:, None, :]  # shapes x levels x columns
+
+    # Each column's work rows in the iris (short of the limbus's own dark ring) and off the
+    # pupil, which is dark too: bounds, so that every curve is not measured against circles.
+    def rows_within(cx: float, cy: float, r: float) -> tuple[np.ndarray, np.ndarray]:
+        half = np.sqrt(np.maximum(r * r - (cols_x - cx) ** 2, 0.0))
+        half = np.where(np.abs(cols_x - cx) < r, half, -1.0)  # -1: the column misses the circle
+        return into_copy(cy - half - y0, sy), into_copy(cy + half - y0, sy)
+
+    iris_top, iris_bottom = rows_within(ix, iy, 0.97 * ir)
+    pupil_top, pupil_bottom = rows_within(px, py, pr + 2.0)
     counted = (
-        (at == rows)
-        & (np.hypot(cols_x - px, y - py) > pr + 2.0)
-        & (np.hypot(cols_x - ix, y - iy) < 0.97 * ir)
+        (at >= 1)
+        & (at <= ch - 2)
+        & (at > iris_top)
+        & (at < iris_bottom)
+        & ((at < pupil_top) | (at > pupil_bottom))
     )
     n = counted.sum(axis=2)
-    share = (dark & counted).sum(axis=2) / np.maximum(n, 1)
+    seen = sharp[:, columns]
+    # The darkest of each row and its two neighbours: a line a pixel off the curve still counts.
+    darkest = np.vstack([seen[:1], np.minimum(np.minimum(seen[:-2], seen[1:-1]), seen[2:]), seen[-1:]])
+    flat = at * columns.size + np.arange(columns.size, dtype=np.int32)
+    dark = np.take((darkest < dark_cut).ravel(), flat, mode="clip") & counted
+    share = dark.sum(axis=2) / np.maximum(n, 1)
+    ok = (n >= LID_LINE_COLUMNS * columns.size) & (share >= LID_LINE_DARK)
+    if not ok.any():
+        return None
     # Apart from the lid: the first run of LID_LINE_APART iris radii of not-dark rows under
     # the lid's row, in each column, ends above the curve.
     apart = max(3, round(LID_LINE_APART * ir * sy))
@@ -1507,13 +1519,14 @@ def _margin_below(
     lid_rows = np.rint(into_copy(np.asarray(lid.y_at(cols_x)) - y0, sy)).astype(np.int64)
     below = gaps & (np.arange(ch)[:, None] > lid_rows[None, :])
     first_gap = np.where(below.any(axis=0), below.argmax(axis=0), ch)
-    separate = ((first_gap + apart < at) & counted).sum(axis=2) / np.maximum(n, 1)
-    ok = (n >= LID_LINE_COLUMNS * columns.size) & (share >= LID_LINE_DARK) & (separate >= LID_LINE_SEPARATE)
-    if not ok.any():
+    which = np.nonzero(ok)
+    separate = ((first_gap + apart < at[which]) & counted[which]).sum(axis=1) >= LID_LINE_SEPARATE * n[which]
+    which = tuple(index[separate] for index in which)
+    ok[:] = False
+    if not which[0].size:
         return None
-    strands = _strandness(sharp, ir * sy)[:, columns]
-    across = np.where(counted, strands[rows, along], 0.0).sum(axis=2) / np.maximum(n, 1)
-    ok &= across <= -LID_STRAND_ACROSS
+    strands = np.take(_strandness(sharp, ir * sy)[:, columns].ravel(), flat[which], mode="clip")
+    ok[which] = np.where(counted[which], strands, 0.0).sum(axis=1) <= -LID_STRAND_ACROSS * n[which]
     if not ok.any():
         return None
     level = int(np.flatnonzero(ok.any(axis=0)).max())  # the lowest: nearest the pupil
