@@ -754,10 +754,11 @@ LID_STRAND_ACROSS = 0.25
 # "drooping" copies: upper lids within 8 px of the moved marks, lowered 0.2 and 0.4 iris
 # radii, 27 and 14 of 50 -> 32 and 25; slanted from 0 to 0.3 either way 27 and 33 -> 30 and
 # 33; and where the marks leave under 0.7 of the iris, at 0.4, open_wider said for 21 of 45
-# -> 33. Every other kind of copy in groundtruth.lid_probes gains or holds but one curtain
-# copy of the odd subjects, 7.9 -> 8.0 px; the 157 real eyes' metrics are unchanged. Shares
-# 0.6-0.8 and gaps 0.05-0.07 give the same within a few eyes; a gap of 0.03 let the dark
-# line under a development eye's lid glint pass for a margin.)
+# -> 32. Every other kind of copy in groundtruth.lid_probes gains or holds but one curtain
+# copy of the odd subjects, 7.9 -> 8.0 px; the 157 real eyes' metrics are unchanged. Dark
+# and separate shares of 0.6-0.8 and runs apart of 0.05-0.07 gave the same within 5 of 50;
+# apart 0.03, the dark line under one development eye's lid glint passed for its margin in 8
+# of its copies, 5-12 px low.)
 LID_LINE_GAP = 0.05
 LID_LINE_LOWEST = 0.5
 LID_LINE_DARK = 0.7
