@@ -1483,32 +1483,25 @@ def _margin_below(
     tilts, bends = _lid_shapes(LID_LOWER_TILTS, LID_MARGIN_BENDS)
     u = (cols_x - ix) / ir
     offsets = np.rint((tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)).astype(np.int32)
-    at = levels.astype(np.int32)[None, :, None] + offsets[:, None, :]  # shapes x levels x columns
-
-    # Each column's work rows in the iris (short of the limbus's own dark ring) and off the
-    # pupil, which is dark too: bounds, so that every curve is not measured against circles.
-    def rows_within(cx: float, cy: float, r: float) -> tuple[np.ndarray, np.ndarray]:
-        half = np.sqrt(np.maximum(r * r - (cols_x - cx) ** 2, 0.0))
-        half = np.where(np.abs(cols_x - cx) < r, half, -1.0)  # -1: the column misses the circle
-        return into_copy(cy - half - y0, sy), into_copy(cy + half - y0, sy)
-
-    iris_top, iris_bottom = rows_within(ix, iy, 0.97 * ir)
-    pupil_top, pupil_bottom = rows_within(px, py, pr + 2.0)
-    counted = (
-        (at >= 1)
-        & (at <= ch - 2)
-        & (at > iris_top)
-        & (at < iris_bottom)
-        & ((at < pupil_top) | (at > pupil_bottom))
-    )
-    n = counted.sum(axis=2)
+    width = columns.size
+    # Each curve's points as indices into (work rows x the lid's columns), shapes x levels x
+    # columns: read from per-pixel masks, not measured point by point.
+    flat = (levels.astype(np.int32) * width)[None, :, None] + (
+        offsets * width + np.arange(width, dtype=np.int32)
+    )[:, None, :]
+    # Counted: in the iris (short of the limbus's own dark ring) and off the pupil, which is
+    # dark too; never the first or last row, where an index out of the copy lands.
+    ys = fy[:, None]
+    countable = (np.hypot(cols_x - ix, ys - iy) < 0.97 * ir) & (np.hypot(cols_x - px, ys - py) > pr + 2.0)
+    countable[[0, -1]] = False
     seen = sharp[:, columns]
     # The darkest of each row and its two neighbours: a line a pixel off the curve still counts.
     darkest = np.vstack([seen[:1], np.minimum(np.minimum(seen[:-2], seen[1:-1]), seen[2:]), seen[-1:]])
-    flat = at * columns.size + np.arange(columns.size, dtype=np.int32)
-    dark = np.take((darkest < dark_cut).ravel(), flat, mode="clip") & counted
+    counted = np.take(countable.ravel(), flat, mode="clip")
+    n = counted.sum(axis=2)
+    dark = np.take((countable & (darkest < dark_cut)).ravel(), flat, mode="clip")
     share = dark.sum(axis=2) / np.maximum(n, 1)
-    ok = (n >= LID_LINE_COLUMNS * columns.size) & (share >= LID_LINE_DARK)
+    ok = (n >= LID_LINE_COLUMNS * width) & (share >= LID_LINE_DARK)
     if not ok.any():
         return None
     # Apart from the lid: the first run of LID_LINE_APART iris radii of not-dark rows under
@@ -1521,7 +1514,8 @@ def _margin_below(
     below = gaps & (np.arange(ch)[:, None] > lid_rows[None, :])
     first_gap = np.where(below.any(axis=0), below.argmax(axis=0), ch)
     which = np.nonzero(ok)
-    separate = ((first_gap + apart < at[which]) & counted[which]).sum(axis=1) >= LID_LINE_SEPARATE * n[which]
+    rows = flat[which] // width
+    separate = ((first_gap + apart < rows) & counted[which]).sum(axis=1) >= LID_LINE_SEPARATE * n[which]
     which = tuple(index[separate] for index in which)
     ok[:] = False
     if not which[0].size:
