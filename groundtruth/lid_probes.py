@@ -112,7 +112,8 @@ def drooping(
     map_x = np.broadcast_to(xs[None, :], (h, w)).astype(np.float32)
     lowered = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     points = marks.points["upper_lid"]
-    upper = [(x, y + float(shift(np.array([x]))[0])) for x, y in points]
+    lowered_by = shift(np.array([x for x, _ in points]))
+    upper = [(x, y + float(d)) for (x, y), d in zip(points, lowered_by, strict=True)]
     return lowered, EyeMarks({**marks.points, "upper_lid": upper})
 
 

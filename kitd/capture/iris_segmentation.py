@@ -1093,9 +1093,7 @@ def eyelids(
             )
         if sign > 0 and lid is not None:
             lid = (
-                _margin_below(
-                    sharp, lid, columns, cols_x, fy, (sy, y0), (ix, iy, ir), pupil, iris_grey - dark_cut
-                )
+                _margin_below(sharp, lid, columns, cols_x, fy, (sy, y0), iris, pupil, iris_grey - dark_cut)
                 or lid
             )
         lids.append(lid)
@@ -1349,6 +1347,18 @@ def _lid_shapes(
     return tilts, bends
 
 
+def _shape_offsets(
+    shapes: tuple[np.ndarray, np.ndarray], cols_x: np.ndarray, iris: tuple[float, float], sy: float
+) -> np.ndarray:
+    """How far below its height at the iris's centre column each lid shape (tilts, bends in
+    1 / iris radius: :func:`_lid_shapes`) runs at the columns `cols_x`, in work rows of scale
+    `sy` (shapes x columns)."""
+    ix, ir = iris
+    tilts, bends = shapes
+    u = (cols_x - ix) / ir
+    return (tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)
+
+
 def _curves_above(
     lid: Lid, cols_x: np.ndarray, iris: tuple[float, float], y0: int, sy: float, rows: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1361,9 +1371,7 @@ def _curves_above(
     lo = int(into_copy(centre - LID_MARGIN_REACH * ir - y0, sy))
     hi = int(into_copy(centre + LID_MARGIN_BELOW * ir - y0, sy))
     levels = np.arange(max(0, lo), min(rows - 1, hi) + 1)
-    tilts, bends = _lid_shapes()
-    u = (cols_x - ix) / ir
-    offsets = (tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)
+    offsets = _shape_offsets(_lid_shapes(), cols_x, iris, sy)
     at = np.rint(levels[None, :, None] + offsets[:, None, :]).astype(np.int64)
     return levels, offsets, at
 
@@ -1481,8 +1489,7 @@ def _margin_below(
     if levels.size == 0:
         return None
     tilts, bends = _lid_shapes(LID_LOWER_TILTS, LID_MARGIN_BENDS)
-    u = (cols_x - ix) / ir
-    offsets = np.rint((tilts[:, None] * u + bends[:, None] * u * u) * (ir * sy)).astype(np.int32)
+    offsets = np.rint(_shape_offsets((tilts, bends), cols_x, (ix, ir), sy)).astype(np.int32)
     width = columns.size
     # Each curve's points as indices into (work rows x the lid's columns), shapes x levels x
     # columns: read from per-pixel masks, not measured point by point.
@@ -1496,7 +1503,7 @@ def _margin_below(
     countable[[0, -1]] = False
     seen = sharp[:, columns]
     # The darkest of each row and its two neighbours: a line a pixel off the curve still counts.
-    darkest = np.vstack([seen[:1], np.minimum(np.minimum(seen[:-2], seen[1:-1]), seen[2:]), seen[-1:]])
+    darkest = cv2.erode(seen, np.ones((3, 1), np.uint8))
     counted = np.take(countable.ravel(), flat, mode="clip")
     n = counted.sum(axis=2)
     dark = np.take((countable & (darkest < dark_cut)).ravel(), flat, mode="clip")
