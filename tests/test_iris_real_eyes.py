@@ -743,19 +743,25 @@ def test_a_head_tilted_to_one_side_keeps_the_lids(
     assert summary["upper_lid_within_8px"] >= upper, summary
 
 
+@pytest.mark.parametrize("corner", [0.35, 0.5])
 def test_light_falling_off_towards_the_frame_s_edges_keeps_the_lower_lid(
-    marked_development: list[MarkedEye],
+    marked_development: list[MarkedEye], corner: float
 ) -> None:
-    """The marked development eyes, which fill their frames, with the corners at half the
-    centre's light (groundtruth.degraded_eyes.vignetted): the skin below the lower lid darkens
-    more than the lighter lower iris above it, and the lid must not be found up in the iris."""
+    """The marked development eyes, which fill their frames, with the corners at 0.35 and half
+    the centre's light (groundtruth.degraded_eyes.vignetted): the skin below the lower lid
+    darkens more than the lighter lower iris above it, and the lid must not be found up in the
+    iris."""
     rows = [
-        agreement(eye.name, eye.marks, assess_iris(vignetted(eye.image, 0.5))) for eye in marked_development
+        agreement(eye.name, eye.marks, assess_iris(vignetted(eye.image, corner)))
+        for eye in marked_development
     ]
     summary = summarise(rows)
-    # Measured: 38 of 46 (34, some lids 15-60 px up in the iris, while the bright side's cut was
-    # taken from the iris's middle alone); the eyes as they are, 44.
-    assert summary["lower_lid_within_8px"] >= 0.8, [(r.image, r.lower_lid) for r in rows]
+    # Measured: 40 of 46 at both. 37 and 38 (001_03_L's lid 48 px up, at the pupil) while the
+    # bright side's cut going down had no floor (LID_SKIN_FLOOR); 34 at 0.5 while it was taken
+    # from the iris's middle alone; the eyes as they are, 44.
+    assert summary["lower_lid_within_8px"] >= 0.86, [
+        (r.image, r.lower_lid) for r in rows if r.lid_ok("lower_lid") is False
+    ]
 
 
 def test_light_falling_off_towards_the_top_keeps_the_upper_lid(marked_development: list[MarkedEye]) -> None:
