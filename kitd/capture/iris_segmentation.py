@@ -1007,10 +1007,15 @@ def eyelids(
         max(2, round(LID_LOWER_REFERENCE * radius)),
         run + 1,
     )
-    # Going down, the skin's cut has a floor (see LID_SKIN_FLOOR).
-    whitest = int(LID_WHITE_SHARE * (work.size - 1))
-    white = float(np.partition(work.ravel(), whitest)[whitest])
-    skin_cut_down = max(bright_cut, min(LID_SKIN_FLOOR * dark_cut, LID_SKIN_HEADROOM * (white - iris_grey)))
+    # Going down, the skin's cut has a floor (see LID_SKIN_FLOOR); the white is read only where
+    # the cut may be under it.
+    skin_cut_down = bright_cut
+    if bright_cut < LID_SKIN_FLOOR * dark_cut:
+        whitest = int(LID_WHITE_SHARE * (work.size - 1))
+        white = float(np.partition(work.ravel(), whitest)[whitest])
+        skin_cut_down = max(
+            bright_cut, min(LID_SKIN_FLOOR * dark_cut, LID_SKIN_HEADROOM * (white - iris_grey))
+        )
     not_iris_down = darker | (along > np.maximum(above, iris_grey) + skin_cut_down)
     glare = _glare_over_iris(sharp, spec_cut, radius, (into_copy(ix - x0, sx), into_copy(iy - y0, sy)))
     if glare is not None:
