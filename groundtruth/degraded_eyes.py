@@ -91,6 +91,13 @@ def lit_from_below(grey: np.ndarray, top: float = 0.85) -> np.ndarray:
     return _lit(grey, np.linspace(top, 1.0, grey.shape[0], dtype=np.float32)[:, None])
 
 
+def lit_from_above(grey: np.ndarray, bottom: float = 0.85) -> np.ndarray:
+    """Light falling off from the frame's top to its bottom, as an illuminator above the lens
+    or a lamp overhead makes it: the bottom row gets `bottom` of the top row's light (the
+    frame lit from below, upside down)."""
+    return lit_from_below(grey[::-1], bottom)[::-1]
+
+
 def noisy(grey: np.ndarray, sigma: float = 40.0, seed: int = 0) -> np.ndarray:
     noise = np.random.default_rng(seed).normal(0.0, sigma, grey.shape)
     return np.clip(grey.astype(np.float32) + noise, 0, 255).astype(np.uint8)

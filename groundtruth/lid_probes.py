@@ -4,12 +4,12 @@ Its one job: alter each marked development eye as heads, lashes, lids and camera
 12 and 15 degrees either way; curtains and clumps of lashes hung from its marked upper lid, sharp
 and out of focus, masses of lashes that hide the top of the iris, and lashes curled up over the
 skin above it; its real upper lid drooping lower over the iris, evenly or slanted; blurred,
-moved vertically, vignetted, lit from below, flattened, through tone curves, grainy, half size),
-move the marks with it, and count, per kind of copy and per half of the development subjects
-(odd and even numbers), the lids found within 8 px of the marks at their three columns (a
-half-size copy's error counted at full size). A change to the lid finder is worth keeping when
-both halves gain and no kind of copy loses; a gain on one half only is noise.
-The held-out half is never read.
+moved vertically, vignetted, lit from below and from above, flattened, through tone curves,
+grainy, half size), move the marks with it, and count, per kind of copy and per half of the
+development subjects (odd and even numbers), the lids found within 8 px of the marks at their
+three columns (a half-size copy's error counted at full size). A change to the lid finder is
+worth keeping when both halves gain and no kind of copy loses; a gain on one half only is
+noise. The held-out half is never read.
 
     python -m groundtruth.lid_probes [--json]
 """
@@ -30,6 +30,7 @@ from groundtruth.degraded_eyes import (
     lash_curtain,
     lash_mass,
     lashes_on_skin,
+    lit_from_above,
     lit_from_below,
     toned,
     vignetted,
@@ -53,6 +54,7 @@ SKIN_LASH_REACHES = (0.3, 0.5)  # iris radii lashes curled up over the skin reac
 MASS_DEPTHS = (0.15, 0.3)  # iris radii below the margin a mass of lashes hides the iris down to
 SEEDS = (0, 1)
 LIT_FROM_BELOW = (0.92, 0.85)  # the top row's share of the bottom row's light
+LIT_FROM_ABOVE = (0.85, 0.7)  # the bottom row's share of the top row's light
 DROOPS = (0.2, 0.4)  # iris radii a drooping upper lid comes down, evenly
 DROOP_SLANT = 0.3  # iris radii a slanted one comes down at one side of the iris (none at the other)
 DROOP_EDGE = 0.02  # iris radii below the marked margin that move with the lid: the margin's own edge
@@ -127,6 +129,8 @@ def camera_like(grey: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
     yield "vignetting", vignetted(grey, 0.5)
     for top in LIT_FROM_BELOW:
         yield "lit_from_below", lit_from_below(grey, top)
+    for bottom in LIT_FROM_ABOVE:
+        yield "lit_from_above", lit_from_above(grey, bottom)
     yield "low_contrast", np.clip(128.0 + 0.6 * (g - 128.0), 0, 255).astype(np.uint8)
     for gamma in (0.7, 1.4):
         yield "tone_curve", toned(grey, gamma)
