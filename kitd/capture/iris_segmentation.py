@@ -563,6 +563,8 @@ LID_BRIGHT_BELOW = 0.5
 # 3.85 -> 3.34 px; with the corners at half the centre's light 34 -> 38; through a gamma of 0.45,
 # 0.7, 1.4 and 2.2: 41, 42, 43, 41 -> 43, 44, 45, 40. Capped at the whole cut: 355 / 271, but
 # 39 at 2.2; uncapped at 0.05, 0.1 and 0.125: +11 / +1, +5 / +6, +6 / +6.)
+LID_LOWER_REFERENCE = 0.075
+LID_LOWER_REFERENCE_CAP = 0.5
 # Going down, the bright side's cut is at least the smaller of LID_SKIN_FLOOR of the dark
 # side's and LID_SKIN_HEADROOM of the way from the iris's grey up to the lid box's white (its
 # LID_WHITE_SHARE quantile). The bright level is read far from the iris's middle, in the rows
@@ -582,8 +584,6 @@ LID_BRIGHT_BELOW = 0.5
 LID_SKIN_FLOOR = 0.5
 LID_SKIN_HEADROOM = 0.3
 LID_WHITE_SHARE = 0.99
-LID_LOWER_REFERENCE = 0.075
-LID_LOWER_REFERENCE_CAP = 0.5
 LID_RUN = 0.03  # iris radii of not-iris in a row that make the lid (a lash is thinner)
 LID_MIN_COLUMNS = 0.15  # share of the columns that must see a lid for there to be one
 LID_MAX_BEND = 1.0  # a lid's margin bends less than the limbus: at most this, in 1 / iris radius
@@ -1558,19 +1558,24 @@ def _margin_below(
     lid_rows = np.rint(into_copy(np.asarray(lid.y_at(cols_x)) - y0, sy)).astype(np.int64)
     below = gaps & (np.arange(ch)[:, None] > lid_rows[None, :])
     first_gap = np.where(below.any(axis=0), below.argmax(axis=0), ch)
-    which = np.nonzero(ok)
-    rows = flat[which] // width
-    separate = ((first_gap + apart < rows) & counted[which]).sum(axis=1) >= LID_LINE_SEPARATE * n[which]
-    which = tuple(index[separate] for index in which)
-    ok[:] = False
-    if not which[0].size:
+    dark_enough = np.nonzero(ok)
+    rows = flat[dark_enough] // width
+    separate = ((first_gap + apart < rows) & counted[dark_enough]).sum(axis=1) >= LID_LINE_SEPARATE * n[
+        dark_enough
+    ]
+    apart_enough = tuple(index[separate] for index in dark_enough)
+    if not apart_enough[0].size:
         return None
-    strands = np.take(_strandness(sharp, ir * sy)[:, columns].ravel(), flat[which], mode="clip")
-    ok[which] = np.where(counted[which], strands, 0.0).sum(axis=1) <= -LID_STRAND_ACROSS * n[which]
-    if not ok.any():
+    # Across the eye: the strandness, costly, only along the curves left.
+    strands = np.take(_strandness(sharp, ir * sy)[:, columns].ravel(), flat[apart_enough], mode="clip")
+    lines = np.zeros_like(ok)
+    lines[apart_enough] = (
+        np.where(counted[apart_enough], strands, 0.0).sum(axis=1) <= -LID_STRAND_ACROSS * n[apart_enough]
+    )
+    if not lines.any():
         return None
-    level = int(np.flatnonzero(ok.any(axis=0)).max())  # the lowest: nearest the pupil
-    shape = int(np.argmax(np.where(ok[:, level], share[:, level], -1.0)))
+    level = int(np.flatnonzero(lines.any(axis=0)).max())  # the lowest: nearest the pupil
+    shape = int(np.argmax(np.where(lines[:, level], share[:, level], -1.0)))
     return Lid(ix, float(fy[levels[level]]) + 0.5 / sy, float(tilts[shape]), float(bends[shape]) / ir)
 
 
